@@ -1,0 +1,403 @@
+"""The one wire protocol shared by the server (`broadcast`) and the receiver agent (`devices`).
+
+Everything that crosses MQTT is defined here: topic names, message shapes, Ed25519 signing of
+commands and their validation. Server and agent import this module, so they cannot drift apart.
+
+Commands (server → receivers) are signed JSON envelopes::
+
+    {"v": 1, "kind": "play", "id": "…", "issued_at": 1700000000.0, "expires_at": …,
+     "body": {…}, "sig": "<base64 Ed25519 signature of the canonical JSON without 'sig'>"}
+
+Audio never travels over MQTT: a play command carries the media URL and its sha256; the agent
+downloads, verifies and caches it. Events and states (receivers → server) are plain JSON; the
+broker's per-device credentials and topic ACL stop a device from writing as another one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+_LOGGER = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+TOPIC_ROOT = "loa/v1"
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+MAX_MESSAGE_BYTES = 64 * 1024
+DEFAULT_COMMAND_TTL_S = 15 * 60
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Priority(StrEnum):
+    """The three levels of Thông tư 39/2020/TT-BTTTT."""
+
+    EMERGENCY = "emergency"  # khẩn cấp
+    PRIORITY = "priority"  # ưu tiên
+    NORMAL = "normal"  # thông thường
+
+
+class CommandKind(StrEnum):
+    PLAY = "play"
+    STOP = "stop"
+
+
+class EventKind(StrEnum):
+    """The answer-back steps a receiver reports for every command."""
+
+    RECEIVED = "received"
+    FETCHED = "fetched"
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class ReceiverState(StrEnum):
+    IDLE = "idle"
+    FETCHING = "fetching"
+    PLAYING = "playing"
+    OFFLINE = "offline"
+
+
+class ProtocolError(ValueError):
+    """A message that must be rejected; `reason` is a short machine-readable word."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# --- topics -----------------------------------------------------------------------------------
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """Ids appear in topics, so they are restricted to lowercase slugs."""
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise ProtocolError("bad_id", f"{what} {value!r} must match {ID_PATTERN.pattern}")
+    return value
+
+
+def device_command_topic(device_id: str) -> str:
+    return f"{TOPIC_ROOT}/device/{check_id(device_id, 'device id')}/cmd"
+
+
+def zone_command_topic(zone_id: str) -> str:
+    return f"{TOPIC_ROOT}/zone/{check_id(zone_id, 'zone id')}/cmd"
+
+
+def device_state_topic(device_id: str) -> str:
+    return f"{TOPIC_ROOT}/device/{check_id(device_id, 'device id')}/state"
+
+
+def device_event_topic(device_id: str) -> str:
+    return f"{TOPIC_ROOT}/device/{check_id(device_id, 'device id')}/event"
+
+
+STATE_TOPIC_FILTER = f"{TOPIC_ROOT}/device/+/state"
+EVENT_TOPIC_FILTER = f"{TOPIC_ROOT}/device/+/event"
+
+
+def device_id_from_topic(topic: str) -> str:
+    """`loa/v1/device/<id>/state` → `<id>`; raises ProtocolError for any other topic."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT or parts[2] != "device":
+        raise ProtocolError("bad_topic", topic)
+    return check_id(parts[3], "device id")
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def generate_private_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def private_key_to_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def private_key_from_pem(data: bytes) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(data, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ProtocolError("bad_key", "not an Ed25519 private key")
+    return key
+
+
+def public_key_to_text(key: Ed25519PublicKey) -> str:
+    """Raw 32-byte public key as base64: short enough for a config file or a QR code."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def public_key_from_text(text: str) -> Ed25519PublicKey:
+    try:
+        raw = base64.b64decode(text, validate=True)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise ProtocolError("bad_key", "server public key must be 32 bytes of base64") from exc
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlayBody:
+    """What to play: the server has already assembled chime + speech into one MP3."""
+
+    broadcast_id: int
+    media_url: str
+    media_sha256: str
+    priority: Priority = Priority.NORMAL
+    repeat: int = 1
+    title: str = ""
+    play_at: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlayBody:
+        try:
+            body = cls(
+                broadcast_id=int(data["broadcast_id"]),
+                media_url=str(data["media_url"]),
+                media_sha256=str(data["media_sha256"]),
+                priority=Priority(data.get("priority", Priority.NORMAL)),
+                repeat=int(data.get("repeat", 1)),
+                title=str(data.get("title", "")),
+                play_at=None if data.get("play_at") is None else float(data["play_at"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError("malformed", f"play body: {exc}") from exc
+        if not SHA256_PATTERN.match(body.media_sha256):
+            raise ProtocolError("malformed", "media_sha256 must be 64 lowercase hex digits")
+        if not body.media_url.startswith(("http://", "https://")):
+            raise ProtocolError("malformed", "media_url must be http(s)")
+        if not 1 <= body.repeat <= 10:
+            raise ProtocolError("malformed", "repeat must be 1..10")
+        return body
+
+
+@dataclass(frozen=True)
+class StopBody:
+    broadcast_id: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StopBody:
+        value = data.get("broadcast_id")
+        try:
+            return cls(broadcast_id=None if value is None else int(value))
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError("malformed", f"stop body: {exc}") from exc
+
+
+_BODY_TYPES: dict[CommandKind, type[PlayBody] | type[StopBody]] = {
+    CommandKind.PLAY: PlayBody,
+    CommandKind.STOP: StopBody,
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: CommandKind
+    id: str
+    issued_at: float
+    expires_at: float
+    body: PlayBody | StopBody
+
+    def to_unsigned(self) -> dict[str, Any]:
+        body = {k: (v.value if isinstance(v, StrEnum) else v) for k, v in asdict(self.body).items()}
+        return {
+            "v": PROTOCOL_VERSION,
+            "kind": self.kind.value,
+            "id": self.id,
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+            "body": body,
+        }
+
+
+def canonical_json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def new_command(
+    body: PlayBody | StopBody, ttl_s: float = DEFAULT_COMMAND_TTL_S, now: float | None = None
+) -> Command:
+    issued = time.time() if now is None else now
+    kind = CommandKind.PLAY if isinstance(body, PlayBody) else CommandKind.STOP
+    return Command(kind, uuid.uuid4().hex, issued, issued + ttl_s, body)
+
+
+def sign_command(command: Command, key: Ed25519PrivateKey) -> bytes:
+    unsigned = command.to_unsigned()
+    signature = key.sign(canonical_json(unsigned))
+    return canonical_json({**unsigned, "sig": base64.b64encode(signature).decode("ascii")})
+
+
+def verify_command(
+    payload: bytes, key: Ed25519PublicKey, now: float | None = None, clock_skew_s: float = 120.0
+) -> Command:
+    """Parse and verify a signed command; raise ProtocolError naming why it is rejected."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("malformed", f"message of {len(payload)} bytes is too large")
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError("malformed", f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("malformed", "not a JSON object")
+    signature_text = data.pop("sig", None)
+    if not isinstance(signature_text, str):
+        raise ProtocolError("unsigned", "no signature")
+    try:
+        signature = base64.b64decode(signature_text, validate=True)
+        key.verify(signature, canonical_json(data))
+    except (binascii.Error, InvalidSignature) as exc:
+        raise ProtocolError("bad_signature", "signature does not verify") from exc
+    if data.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError("malformed", f"unsupported protocol version {data.get('v')!r}")
+    try:
+        kind = CommandKind(data["kind"])
+        command_id = str(data["id"])
+        issued_at = float(data["issued_at"])
+        expires_at = float(data["expires_at"])
+        raw_body = data["body"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError("malformed", f"envelope: {exc}") from exc
+    if not isinstance(raw_body, dict):
+        raise ProtocolError("malformed", "body must be an object")
+    current = time.time() if now is None else now
+    if expires_at < current:
+        raise ProtocolError("expired", f"expired {current - expires_at:.0f} s ago")
+    if issued_at > current + clock_skew_s:
+        raise ProtocolError("expired", "issued in the future")
+    body = _BODY_TYPES[kind].from_dict(raw_body)
+    return Command(kind, command_id, issued_at, expires_at, body)
+
+
+class ReplayGuard:
+    """Remembers ids of accepted commands until they expire, so a replayed copy is rejected.
+
+    The agent persists `to_dict()` so a replay is still caught after a restart.
+    """
+
+    def __init__(self, seen: dict[str, float] | None = None, limit: int = 10_000) -> None:
+        self._seen: dict[str, float] = dict(seen or {})
+        self._limit = limit
+
+    def check_and_remember(self, command: Command, now: float | None = None) -> None:
+        current = time.time() if now is None else now
+        self._seen = {cid: exp for cid, exp in self._seen.items() if exp >= current}
+        if command.id in self._seen:
+            raise ProtocolError("replayed", f"command {command.id} was already accepted")
+        if len(self._seen) >= self._limit:
+            oldest = min(self._seen, key=self._seen.__getitem__)
+            del self._seen[oldest]
+        self._seen[command.id] = command.expires_at
+
+    def to_dict(self) -> dict[str, float]:
+        return dict(self._seen)
+
+
+# --- answer-back ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceEvent:
+    device_id: str
+    command_id: str
+    broadcast_id: int | None
+    kind: EventKind
+    at: float
+    detail: str = ""
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        return canonical_json(data)
+
+    @classmethod
+    def from_json(cls, payload: bytes) -> DeviceEvent:
+        data = _load_object(payload)
+        try:
+            return cls(
+                device_id=check_id(str(data["device_id"]), "device id"),
+                command_id=str(data["command_id"]),
+                broadcast_id=None if data.get("broadcast_id") is None else int(data["broadcast_id"]),
+                kind=EventKind(data["kind"]),
+                at=float(data["at"]),
+                detail=str(data.get("detail", ""))[:500],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError("malformed", f"event: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """Retained on the device's state topic; also its last will with state `offline`.
+
+    The boot id lets the server ignore a late last-will from an older session.
+    """
+
+    device_id: str
+    state: ReceiverState
+    boot_id: str
+    at: float
+    current_broadcast: int | None = None
+    version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def online(self) -> bool:
+        return self.state is not ReceiverState.OFFLINE
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return canonical_json(data)
+
+    @classmethod
+    def from_json(cls, payload: bytes) -> DeviceStatus:
+        data = _load_object(payload)
+        try:
+            extra = data.get("extra") or {}
+            if not isinstance(extra, dict):
+                raise TypeError("extra must be an object")
+            current = data.get("current_broadcast")
+            return cls(
+                device_id=check_id(str(data["device_id"]), "device id"),
+                state=ReceiverState(data["state"]),
+                boot_id=str(data["boot_id"]),
+                at=float(data["at"]),
+                current_broadcast=None if current is None else int(current),
+                version=str(data.get("version", "")),
+                extra=extra,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError("malformed", f"state: {exc}") from exc
+
+
+def _load_object(payload: bytes) -> dict[str, Any]:
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("malformed", "message too large")
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError("malformed", f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("malformed", "not a JSON object")
+    return data

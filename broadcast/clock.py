@@ -1,0 +1,57 @@
+"""Time conversions: stored in UTC (naive), entered and shown in Asia/Ho_Chi_Minh."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from broadcast.const import LOCAL_TZ
+from broadcast.errors import ValidationError
+
+
+def to_local(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(LOCAL_TZ)
+
+
+def format_local(value: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
+    local = to_local(value)
+    return "" if local is None else local.strftime(fmt)
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """API form: ISO 8601 with an explicit UTC offset."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC).isoformat()
+
+
+def from_timestamp(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+
+
+def parse_local(text: str, field: str) -> datetime:
+    """'2026-11-26T17:00' or '2026-11-26 17:00' in local time (or with an offset) → naive UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except (AttributeError, ValueError) as exc:
+        raise ValidationError(
+            field, f"{text!r} is not a date and time like 2026-11-26T17:00"
+        ) from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=LOCAL_TZ)
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def parse_time_of_day(text: str, field: str) -> str:
+    """'6:00' / '17:00' → 'HH:MM'."""
+    try:
+        hour_text, minute_text = text.strip().split(":")
+        hour, minute = int(hour_text), int(minute_text)
+    except (AttributeError, ValueError) as exc:
+        raise ValidationError(field, f"{text!r} is not a time like 17:00") from exc
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        raise ValidationError(field, f"{text!r} is not a time of day")
+    return f"{hour:02d}:{minute:02d}"

@@ -1,0 +1,28 @@
+"""Errors the domain raises for a person to act on; the web and CLI layers render them."""
+
+from __future__ import annotations
+
+
+class LoaError(Exception):
+    """Base of every error that is the user's or the operator's to fix (no traceback shown)."""
+
+
+class ValidationError(LoaError):
+    """Bad input: `field` names the form/JSON field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class PermissionDenied(LoaError):
+    pass
+
+
+class NotFound(LoaError):
+    pass
+
+
+class ServiceUnavailable(LoaError):
+    """A part the server needs (the broker, the database) cannot be reached."""

@@ -1,0 +1,138 @@
+"""Running the server: web + service (+ embedded broker, + simulated receivers for the demo).
+
+Everything runs in one process tree and stops cleanly on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from broadcast import registry
+from broadcast.brokers import BrokerError, port_is_free
+from broadcast.brokers.embedded import EmbeddedBroker
+from broadcast.errors import LoaError, ServiceUnavailable
+from broadcast.service import BroadcastService
+from broadcast.settings import Settings
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class WebServer:
+    """The Flask app on a threaded WSGI server in a background thread."""
+
+    def __init__(self, service: BroadcastService) -> None:
+        from web import create_app
+
+        settings = service.settings
+        if not port_is_free(settings.host, settings.port):
+            raise ServiceUnavailable(f"web port {settings.host}:{settings.port} is already in use")
+        self._server = make_server(settings.host, settings.port, create_app(service), threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="loa-web")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+
+
+class Fleet:
+    """Simulated receivers as one child process (`python -m devices.fleet`)."""
+
+    def __init__(self, config_dir: Path, count: int) -> None:
+        self._argv = [
+            sys.executable,
+            "-m",
+            "devices.fleet",
+            "--config-dir",
+            str(config_dir),
+            "--count",
+            str(count),
+        ]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(self._argv)
+
+    def stop(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=5)
+
+
+def wait_for_stop_signal(should_stop: Callable[[], bool] | None = None) -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+
+    def _handle(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            if should_stop is not None and should_stop():
+                break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def start_embedded_broker(service: BroadcastService, stack: ExitStack) -> None:
+    settings: Settings = service.settings
+    if not port_is_free(settings.mqtt_host, settings.mqtt_port):
+        raise ServiceUnavailable(
+            f"MQTT port {settings.mqtt_host}:{settings.mqtt_port} is already in use"
+        )
+    with service.db.session() as session:
+        access = registry.broker_access(session, service.secrets.mqtt_password)
+    access.save(settings.broker_access_path)
+    broker = EmbeddedBroker(settings.mqtt_host, settings.mqtt_port, access)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        raise ServiceUnavailable(str(exc)) from exc
+    stack.callback(broker.stop)
+
+
+def run(
+    service: BroadcastService,
+    embedded_broker: bool,
+    fleet: Fleet | None = None,
+    banner: Callable[[], None] | None = None,
+) -> int:
+    """Start every part, print the banner, wait for Ctrl-C, stop in reverse order."""
+    with ExitStack() as stack:
+        stack.callback(service.stop)
+        try:
+            web = WebServer(service)
+            if embedded_broker:
+                start_embedded_broker(service, stack)
+            service.start()
+            web.start()
+            stack.callback(web.stop)
+            if fleet is not None:
+                fleet.start()
+                stack.callback(fleet.stop)
+        except LoaError as exc:
+            print(f"loa: {exc}", file=sys.stderr)
+            return 2
+        if banner is not None:
+            banner()
+        wait_for_stop_signal()
+        print("\nloa: stopping…", file=sys.stderr)
+    return 0

@@ -1,0 +1,108 @@
+"""Server settings and the secrets kept in the data directory.
+
+Everything the server writes lives under one data directory (`./var` by default): the SQLite
+database, the media store, the TTS cache, the signing key, generated receiver configs and broker
+files. Secrets are generated on first use and kept in files with mode 0600: there are no default
+passwords anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from broadcast import const
+from devices import protocol
+from devices.config import write_private_file
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    host: str = const.DEFAULT_HOST
+    port: int = const.DEFAULT_WEB_PORT
+    mqtt_host: str = const.DEFAULT_HOST
+    mqtt_port: int = const.DEFAULT_MQTT_PORT
+    database_url: str = ""
+    public_url: str = ""
+    tts_engine: str = "espeak"
+    tts_options: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+        if not self.database_url:
+            self.database_url = os.environ.get("LOA_DATABASE_URL", "") or (
+                f"sqlite:///{self.data_dir / 'loa.db'}"
+            )
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.port}"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def tts_cache_dir(self) -> Path:
+        return self.data_dir / "tts-cache"
+
+    @property
+    def devices_dir(self) -> Path:
+        """Receiver config files generated at registration (they hold device passwords)."""
+        return self.data_dir / "devices"
+
+    @property
+    def receivers_dir(self) -> Path:
+        """Where simulated receivers keep their cache and write what they play."""
+        return self.data_dir / "receivers"
+
+    @property
+    def broker_access_path(self) -> Path:
+        return self.data_dir / "broker" / "access.json"
+
+    def media_url(self, sha256: str) -> str:
+        return f"{self.public_url.rstrip('/')}/media/{sha256}.mp3"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.media_dir, self.tts_cache_dir, self.devices_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+class Secrets:
+    """Generated secrets of one installation: Flask key, broker password, signing key."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._path = data_dir / "secrets.json"
+        self._key_path = data_dir / "keys" / "server_ed25519.pem"
+        self._values: dict[str, str] = {}
+        if self._path.exists():
+            self._values = json.loads(self._path.read_text(encoding="utf-8"))
+
+    def _get(self, name: str) -> str:
+        if name not in self._values:
+            self._values[name] = secrets.token_urlsafe(32)
+            write_private_file(self._path, json.dumps(self._values, indent=2) + "\n")
+        return self._values[name]
+
+    @property
+    def flask_secret_key(self) -> str:
+        return self._get("flask_secret_key")
+
+    @property
+    def mqtt_password(self) -> str:
+        return self._get("mqtt_server_password")
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        if self._key_path.exists():
+            return protocol.private_key_from_pem(self._key_path.read_bytes())
+        key = protocol.generate_private_key()
+        write_private_file(self._key_path, protocol.private_key_to_pem(key).decode("ascii"))
+        _LOGGER.info("generated the command signing key %s", self._key_path)
+        return key

@@ -1,0 +1,107 @@
+"""Zones: a commune (xã) and its villages (thôn, xóm, tổ dân phố), and who may reach which."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcast.const import Role, ZoneKind
+from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.models import Device, User, Zone
+from devices.protocol import ID_PATTERN
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def create_zone(
+    session: Session, zone_id: str, name: str, kind: ZoneKind, parent_id: str | None = None
+) -> Zone:
+    if not ID_PATTERN.match(zone_id):
+        raise ValidationError("id", f"zone id {zone_id!r} must be a lowercase slug (a-z, 0-9, -)")
+    if session.get(Zone, zone_id) is not None:
+        raise ValidationError("id", f"zone {zone_id!r} already exists")
+    if parent_id is not None and session.get(Zone, parent_id) is None:
+        raise ValidationError("parent", f"unknown parent zone {parent_id!r}")
+    zone = Zone(id=zone_id, name=name, kind=kind.value, parent_id=parent_id)
+    session.add(zone)
+    session.flush()
+    return zone
+
+
+def ancestors_and_self(zone: Zone) -> list[Zone]:
+    """The zone, then its parent, up to the commune: the command topics a receiver listens on."""
+    chain: list[Zone] = []
+    current: Zone | None = zone
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.parent
+    return chain
+
+
+def subtree(zone: Zone) -> list[Zone]:
+    result: list[Zone] = []
+    stack = [zone]
+    while stack:
+        current = stack.pop()
+        if current in result:
+            continue
+        result.append(current)
+        stack.extend(current.children)
+    return result
+
+
+def resolve_zones(session: Session, zone_ids: Iterable[str]) -> list[Zone]:
+    """Zones by id, in the given order; an unknown id is a ValidationError naming it."""
+    zones: list[Zone] = []
+    for zone_id in zone_ids:
+        zone = session.get(Zone, zone_id) if isinstance(zone_id, str) else None
+        if zone is None:
+            raise ValidationError("zones", f"unknown zone {zone_id!r}")
+        if zone not in zones:
+            zones.append(zone)
+    if not zones:
+        raise ValidationError("zones", "choose at least one zone")
+    return zones
+
+
+def target_devices(zones: Iterable[Zone]) -> list[Device]:
+    """Every receiver in the given zones and their sub-zones, each once."""
+    devices: dict[str, Device] = {}
+    for zone in zones:
+        for member in subtree(zone):
+            for device in member.devices:
+                devices[device.id] = device
+    return [devices[key] for key in sorted(devices)]
+
+
+def reachable_zones(session: Session, user: User) -> list[Zone]:
+    """The zones a user may broadcast to: a village head only their own village (and below)."""
+    if user.role in (Role.ADMIN, Role.OFFICER):
+        return list(session.scalars(select(Zone).order_by(Zone.kind, Zone.name)))
+    if user.role == Role.VILLAGE_HEAD and user.zone is not None:
+        return subtree(user.zone)
+    return []
+
+
+def visible_zones(session: Session, user: User) -> list[Zone]:
+    """The zones a user may see: everyone sees the commune, except a village head (own village)."""
+    if user.role == Role.VILLAGE_HEAD:
+        return subtree(user.zone) if user.zone is not None else []
+    return list(session.scalars(select(Zone).order_by(Zone.kind, Zone.name)))
+
+
+def check_can_target(session: Session, user: User, zones: Iterable[Zone]) -> None:
+    allowed = {zone.id for zone in reachable_zones(session, user)}
+    for zone in zones:
+        if zone.id not in allowed:
+            raise PermissionDenied(f"user {user.username!r} may not broadcast to zone {zone.id!r}")
+
+
+def get_zone(session: Session, zone_id: str) -> Zone:
+    zone = session.get(Zone, zone_id)
+    if zone is None:
+        raise NotFound(f"zone {zone_id!r}")
+    return zone

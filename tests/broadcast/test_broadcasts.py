@@ -1,0 +1,130 @@
+"""Broadcast records and answer-back bookkeeping, driven by protocol events."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from service_support import Users
+
+from broadcast import broadcasts, registry, zones
+from broadcast.const import BroadcastStatus
+from broadcast.errors import PermissionDenied, ValidationError
+from broadcast.models import Device
+from broadcast.service import BroadcastService
+from devices.protocol import DeviceEvent, DeviceStatus, EventKind, Priority, ReceiverState
+
+
+@pytest.fixture
+def fleet(service: BroadcastService, users: Users) -> list[str]:
+    with service.db.session() as session:
+        for device_id, zone in (
+            ("loa-a-01", "thon-a"),
+            ("loa-a-02", "thon-a"),
+            ("loa-b-01", "thon-b"),
+        ):
+            registry.register_device(
+                session, service.settings, service.public_key_text, device_id, zone
+            )
+    return ["loa-a-01", "loa-a-02", "loa-b-01"]
+
+
+def _event(device: str, broadcast_id: int, kind: EventKind) -> DeviceEvent:
+    return DeviceEvent(device, "cmd", broadcast_id, kind, time.time())
+
+
+def test_deliveries_follow_events(service: BroadcastService, fleet: list[str]) -> None:
+    with service.db.session() as session:
+        targets = zones.resolve_zones(session, ["thon-a"])
+        broadcast = broadcasts.create_broadcast(
+            session,
+            text="Họp thôn",
+            zone_list=targets,
+            priority=Priority.EMERGENCY,
+            repeat=1,
+            source="announcement",
+        )
+        assert [d.device_id for d in broadcast.deliveries] == ["loa-a-01", "loa-a-02"]
+        broadcasts.mark_dispatched(broadcast, "0" * 64, "espeak", "cmd")
+        broadcast_id = broadcast.id
+    with service.db.session() as session:
+        for kind in (EventKind.RECEIVED, EventKind.STARTED, EventKind.FINISHED):
+            broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, kind))
+        # a late 'received' never moves a finished delivery backwards
+        broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, EventKind.RECEIVED))
+        # a device that was not targeted is ignored
+        assert (
+            broadcasts.apply_event(session, _event("loa-b-01", broadcast_id, EventKind.STARTED))
+            is None
+        )
+    with service.db.session() as session:
+        broadcast = broadcasts.get_broadcast(session, broadcast_id)
+        assert broadcast.deliveries[0].state == "finished"
+        assert broadcast.deliveries[0].started_at is not None
+        assert broadcast.status == BroadcastStatus.DISPATCHED
+        broadcasts.apply_event(session, _event("loa-a-02", broadcast_id, EventKind.FAILED))
+    with service.db.session() as session:
+        assert broadcasts.get_broadcast(session, broadcast_id).status == BroadcastStatus.PARTIAL
+
+
+def test_commune_and_village_together_dispatch_once(
+    service: BroadcastService, fleet: list[str]
+) -> None:
+    with service.db.session() as session:
+        targets = zones.resolve_zones(session, ["thon-a", "xa-test"])
+        broadcast = broadcasts.create_broadcast(
+            session,
+            text="Bão số 3",
+            zone_list=targets,
+            priority=Priority.EMERGENCY,
+            repeat=3,
+            source="announcement",
+        )
+        assert broadcast.zone_ids == ["xa-test"]
+        assert len(broadcast.deliveries) == 3
+
+
+def test_stale_last_will_is_ignored(service: BroadcastService, fleet: list[str]) -> None:
+    now = time.time()
+    with service.db.session() as session:
+        broadcasts.apply_status(
+            session, DeviceStatus("loa-a-01", ReceiverState.IDLE, "boot-2", now)
+        )
+        broadcasts.apply_status(
+            session, DeviceStatus("loa-a-01", ReceiverState.OFFLINE, "boot-1", now)
+        )
+    with service.db.session() as session:
+        device = session.get(Device, "loa-a-01")
+        assert device.online and device.boot_id == "boot-2"
+        broadcasts.apply_status(
+            session, DeviceStatus("loa-a-01", ReceiverState.OFFLINE, "boot-2", now)
+        )
+    with service.db.session() as session:
+        assert not session.get(Device, "loa-a-01").online
+
+
+@pytest.mark.parametrize(
+    ("text", "zone_ids", "priority", "repeat", "field"),
+    [
+        ("   ", ["thon-a"], "emergency", 1, "text"),
+        ("Có bão", ["thon-x"], "emergency", 1, "zones"),
+        ("Có bão", [], "emergency", 1, "zones"),
+        ("Có bão", "thon-a", "emergency", 1, "zones"),
+        ("Có bão", ["thon-a"], "urgent", 1, "priority"),
+        ("Có bão", ["thon-a"], "emergency", 0, "repeat"),
+        ("Có bão", ["thon-a"], "emergency", "ba", "repeat"),
+    ],
+)
+def test_announce_rejects_bad_input(
+    service: BroadcastService, users: Users, text, zone_ids, priority, repeat, field
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        service.announce(users.officer, text, zone_ids, priority, repeat)
+    assert info.value.field == field
+
+
+def test_announce_denied_outside_role(service: BroadcastService, users: Users) -> None:
+    with pytest.raises(PermissionDenied):
+        service.announce(users.head_1, "Mất điện", ["thon-b"])
+    with pytest.raises(PermissionDenied):
+        service.announce(users.viewer, "Mất điện", ["thon-a"])

@@ -1,0 +1,52 @@
+"""The Flask app over a service without MQTT, with tokens for each role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from service_support import Users, make_service, seed_commune
+
+from broadcast import accounts, registry
+from broadcast.service import BroadcastService
+from web import create_app
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[BroadcastService]:
+    svc = make_service(tmp_path / "data")
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def users(service: BroadcastService) -> Users:
+    seeded = seed_commune(service)
+    with service.db.session() as session:
+        for device_id, zone in (("loa-a-01", "thon-a"), ("loa-b-01", "thon-b")):
+            registry.register_device(
+                session, service.settings, service.public_key_text, device_id, zone
+            )
+    return seeded
+
+
+@pytest.fixture
+def app(service: BroadcastService, users: Users) -> Flask:
+    return create_app(service, {"TESTING": True})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def tokens(service: BroadcastService, users: Users) -> dict[str, str]:
+    with service.db.session() as session:
+        return {
+            name: accounts.create_token(session, accounts.get_user(session, name))
+            for name in ("admin", "officer", "head-a", "viewer")
+        }

@@ -1,0 +1,121 @@
+"""Undo the hard line wrapping of text pasted from office documents.
+
+Text extracted from .doc/.pdf files keeps the page's line breaks: a sentence is cut mid-phrase,
+often with a blank line after every wrapped line, while real paragraphs are separated by one
+more blank line. A speech engine pauses at each break, so the lines are joined back into
+blocks (paragraphs, headings, list items) before anything is read aloud.
+"""
+
+import logging
+import re
+from collections.abc import Container
+from dataclasses import dataclass, field
+
+from .numbers import roman_value
+
+_LOGGER = logging.getLogger(__name__)
+
+# A line ending with one of these ends its sentence: the next line is never glued onto it.
+SENTENCE_END = ".!?…;:"
+
+_BULLET = re.compile(r"[-–—•+*●▪◦·](?:\s+|(?=[^\W\d_]))")
+_ROMAN_HEAD = re.compile(r"([IVXL]+)[.)]\s+")
+_NUMBERED = re.compile(
+    r"([0-9]{1,2}(?:\.[0-9]{1,2})*)[.)]\s+|([0-9]{1,2}(?:\.[0-9]{1,2})+)\s+(?=[^\W\d_])"
+)
+_LETTERED = re.compile(r"([a-zđA-ZĐ])\)\s+|([A-ZĐa-zđ])\.\s+(?=[^\W\d_])")
+_WORD = re.compile(r"[^\W\d_]+")
+_SPACES = re.compile(r"\s+")
+_HYPHEN_END = re.compile(r"\w-$")
+
+
+@dataclass
+class Block:
+    """One spoken unit: a paragraph, a heading or a list item, with its marker kept apart."""
+
+    kind: str  # "text", "bullet", "numbered", "roman", "lettered"
+    marker: str  # the marker as written ("I", "1.2", "a"), empty for text and bullets
+    heading: bool  # all in capitals: read in lower case, never letter by letter
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The block's lines joined; a word split by a trailing hyphen ("KH-" + "UBND") rejoins."""
+        out = ""
+        for line in self.lines:
+            if not out:
+                out = line
+            elif _HYPHEN_END.search(out) and line[:1].isalnum():
+                out += line
+            else:
+                out += " " + line
+        return out
+
+
+def _split_marker(line: str) -> tuple[str, str, str]:
+    """(kind, marker, rest) for a line starting a list item or a head, else ("", "", line)."""
+    match = _ROMAN_HEAD.match(line)
+    if match and roman_value(match.group(1)) is not None:
+        return "roman", match.group(1), line[match.end() :]
+    match = _NUMBERED.match(line)
+    if match:
+        return "numbered", match.group(1) or match.group(2), line[match.end() :]
+    match = _LETTERED.match(line)
+    if match:
+        return "lettered", match.group(1) or match.group(2), line[match.end() :]
+    match = _BULLET.match(line)
+    if match:
+        return "bullet", "", line[match.end() :]
+    return "", "", line
+
+
+def _is_heading(line: str, abbreviations: Container[str]) -> bool:
+    """All letters in capitals and at least one word that is not a known abbreviation."""
+    letters = [c for c in line if c.isalpha()]
+    if len(letters) < 2 or any(not c.isupper() for c in letters):
+        return False
+    return any(len(w) > 1 and w not in abbreviations for w in _WORD.findall(line))
+
+
+def _double_spaced(gaps: list[int]) -> bool:
+    """True when most lines are followed by one blank line, as in text extracted from .doc."""
+    return sum(1 for g in gaps if g == 1) > sum(1 for g in gaps if g == 0)
+
+
+def reflow(text: str, abbreviations: Container[str]) -> list[Block]:
+    """Split raw text into blocks, joining hard-wrapped lines.
+
+    A line that does not end a sentence continues into the next non-empty line unless that
+    line starts a new block (bullet, numbered or lettered item, roman-numeral head, all-caps
+    heading after ordinary text) or a paragraph gap separates them: two blank lines in
+    double-spaced text, one blank line otherwise.
+    """
+    entries: list[tuple[str, int]] = []
+    blank = 0
+    for raw in text.splitlines():
+        line = _SPACES.sub(" ", raw).strip()
+        if not line:
+            blank += 1
+            continue
+        entries.append((line, blank))
+        blank = 0
+    paragraph_gap = 2 if _double_spaced([gap for _, gap in entries[1:]]) else 1
+
+    blocks: list[Block] = []
+    for line, gap in entries:
+        kind, marker, rest = _split_marker(line)
+        heading = _is_heading(rest, abbreviations)
+        current = blocks[-1] if blocks else None
+        if current is not None and not kind and gap < paragraph_gap:
+            if not current.lines:  # a marker alone on its line ("1."): its text follows
+                current.lines.append(line)
+                current.heading = heading
+                continue
+            if current.lines[-1][-1] not in SENTENCE_END and heading == current.heading:
+                current.lines.append(line)
+                continue
+        blocks.append(
+            Block(kind=kind or "text", marker=marker, heading=heading, lines=[rest] if rest else [])
+        )
+    _LOGGER.debug("reflowed %d lines into %d blocks", len(entries), len(blocks))
+    return blocks

@@ -1,0 +1,160 @@
+"""Content-addressed media store: every MP3 lives under its own sha256.
+
+Why: a play command carries ``media_sha256`` and receivers verify the download against it, so the
+hash is the name; identical renders are stored once; a file can never be half-written because it
+is written to a temporary file, fsynced and renamed into place (readers see nothing or all of it).
+Layout: ``<root>/<sha[:2]>/<sha>.mp3`` (two-character fan-out keeps directories small).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from audio.errors import AudioError, MediaNotFoundError
+
+_LOGGER = logging.getLogger(__name__)
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+SUFFIX = ".mp3"
+TMP_PREFIX = ".incoming-"
+TMP_SUFFIX = ".tmp"
+FILE_MODE = 0o644  # the web server (or a reverse proxy) must be able to read media
+_CHUNK = 1 << 20
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename durable: the directory entry itself must reach the disk."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _new_temp(directory: Path) -> tuple[int, Path]:
+    fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=directory)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, FILE_MODE)
+    return fd, Path(name)
+
+
+class MediaStore:
+    """Media files named by the sha256 of their bytes, under one root directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"MediaStore({str(self.root)!r})"
+
+    @staticmethod
+    def is_valid_sha(sha: object) -> bool:
+        """True for exactly 64 lowercase hex characters (what put_* return)."""
+        return isinstance(sha, str) and _SHA256_HEX.fullmatch(sha) is not None
+
+    def path(self, sha: str) -> Path:
+        """Where the media with this sha256 is (or would be) stored.
+
+        Raises AudioError for anything but 64 lowercase hex characters, so that a name taken
+        from a URL can never point outside the store.
+        """
+        if not self.is_valid_sha(sha):
+            raise AudioError(f"not a sha256 hex digest: {sha!r}")
+        return self.root / sha[:2] / f"{sha}{SUFFIX}"
+
+    def exists(self, sha: str) -> bool:
+        """True if the store holds this media (AudioError for a malformed sha)."""
+        return self.path(sha).is_file()
+
+    def open(self, sha: str) -> BinaryIO:
+        """Open stored media for reading; MediaNotFoundError (also FileNotFoundError) if absent."""
+        path = self.path(sha)
+        try:
+            return path.open("rb")
+        except FileNotFoundError as exc:
+            raise MediaNotFoundError(f"no media {sha} in {self.root}") from exc
+
+    def put_bytes(self, data: bytes | bytearray | memoryview) -> str:
+        """Store data atomically under its sha256 and return the hash; storing twice is a no-op."""
+        data = bytes(data)
+        if not data:
+            raise AudioError("refusing to store empty media")
+        sha = hashlib.sha256(data).hexdigest()
+        dest = self.path(sha)
+        if self._holds(dest, len(data)):
+            _LOGGER.debug("media %s already stored", sha)
+            return sha
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = _new_temp(dest.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, dest)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                raise
+            _fsync_directory(dest.parent)
+        except OSError as exc:
+            raise AudioError(f"cannot store media {sha} in {self.root}: {exc}") from exc
+        _LOGGER.info("stored media %s (%d bytes)", sha, len(data))
+        return sha
+
+    def put_file(self, path: str | os.PathLike[str]) -> str:
+        """Copy a file into the store, hashing while copying (one read, constant memory)."""
+        source = Path(path)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with source.open("rb") as reader:
+                fd, tmp = _new_temp(self.root)
+                try:
+                    with os.fdopen(fd, "wb") as writer:
+                        while chunk := reader.read(_CHUNK):
+                            digest.update(chunk)
+                            writer.write(chunk)
+                            size += len(chunk)
+                        writer.flush()
+                        os.fsync(writer.fileno())
+                    if size == 0:
+                        raise AudioError(f"refusing to store empty media file {source}")
+                    sha = digest.hexdigest()
+                    dest = self.path(sha)
+                    if self._holds(dest, size):
+                        tmp.unlink()
+                        _LOGGER.debug("media %s already stored", sha)
+                        return sha
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, dest)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
+                    raise
+            _fsync_directory(dest.parent)
+        except FileNotFoundError as exc:
+            raise AudioError(f"media file not found: {source}") from exc
+        except OSError as exc:
+            raise AudioError(f"cannot store media file {source} in {self.root}: {exc}") from exc
+        _LOGGER.info("stored media %s (%d bytes) from %s", sha, size, source)
+        return sha
+
+    @staticmethod
+    def _holds(dest: Path, size: int) -> bool:
+        """An existing file of the right size is the same content (its name is its hash)."""
+        try:
+            return dest.stat().st_size == size
+        except FileNotFoundError:
+            return False

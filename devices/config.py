@@ -38,11 +38,15 @@ class MqttSettings:
 
 @dataclass(frozen=True)
 class PlayerSettings:
-    """`file` writes what would play (demo, tests); `command` runs e.g. mpg123 on the Pi."""
+    """`file` writes what would play (demo, tests); `command` runs e.g. mpg123 on the Pi.
+
+    `realtime` makes the file sink take as long as the MP3 would sound (demo); off for tests.
+    """
 
     kind: str = "file"
     dir: str = ""
     argv: list[str] = field(default_factory=lambda: ["mpg123", "-q", "{file}"])
+    realtime: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class ReceiverConfig:
             player = data.get("player", {})
             if not isinstance(player, dict):
                 raise ConfigError(f"{source}: field 'player' must be an object")
+            realtime = player.get("realtime", False)
+            if not isinstance(realtime, bool):
+                raise ConfigError(f"{source}: field 'player.realtime' must be true or false")
             zones = need(data, "zones", "")
             if not isinstance(zones, list):
                 raise ConfigError(f"{source}: field 'zones' must be a list of zone ids")
@@ -95,10 +102,13 @@ class ReceiverConfig:
                     kind=str(player.get("kind", "file")),
                     dir=str(player.get("dir", "")),
                     argv=[str(a) for a in player.get("argv", ["mpg123", "-q", "{file}"])],
+                    realtime=realtime,
                 ),
                 cache_limit_mb=int(data.get("cache_limit_mb", 200)),
                 http_timeout_s=float(data.get("http_timeout_s", 30.0)),
             )
+        except ConfigError:
+            raise  # already names the file and field (ConfigError is a ValueError)
         except ProtocolError as exc:
             raise ConfigError(f"{source}: {exc.detail}") from exc
         except (TypeError, ValueError) as exc:

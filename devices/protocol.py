@@ -337,7 +337,9 @@ class DeviceEvent:
             return cls(
                 device_id=check_id(str(data["device_id"]), "device id"),
                 command_id=str(data["command_id"]),
-                broadcast_id=None if data.get("broadcast_id") is None else int(data["broadcast_id"]),
+                broadcast_id=(
+                    None if data.get("broadcast_id") is None else int(data["broadcast_id"])
+                ),
                 kind=EventKind(data["kind"]),
                 at=float(data["at"]),
                 detail=str(data.get("detail", ""))[:500],

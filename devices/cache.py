@@ -1,0 +1,184 @@
+"""The receiver's media cache: downloaded announcements, verified by sha256, bounded in size.
+
+A receiver on a 3G link must never play a half-downloaded or tampered file, and an SD card must
+not fill up. So a download goes into a temporary file in the cache folder, its sha256 is checked
+BEFORE the atomic rename, and the least recently used files are evicted when the folder grows
+beyond its limit. A cached file is re-hashed before every use: SD cards do corrupt data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from devices.protocol import SHA256_PATTERN
+
+_LOGGER = logging.getLogger(__name__)
+
+_CHUNK = 64 * 1024
+_SUFFIX = ".mp3"
+_TMP_PREFIX = ".part-"
+
+
+class CacheError(Exception):
+    """A fetch that failed; `detail` is short enough for a DeviceEvent."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class FetchCancelledError(CacheError):
+    """The download was abandoned because the agent is stopping or the broadcast was stopped."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class MediaCache:
+    """Files named `<sha256>.mp3` under `root`, at most `limit_bytes` in total (LRU eviction).
+
+    Recency is the file's mtime, touched on every use: atime is unreliable on `noatime` mounts.
+    """
+
+    def __init__(self, root: Path, limit_bytes: int) -> None:
+        self.root = Path(root)
+        self.limit_bytes = max(0, int(limit_bytes))
+        self._lock = threading.Lock()
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(f"{_TMP_PREFIX}*"):
+            stale.unlink(missing_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        if not SHA256_PATTERN.match(sha256):
+            raise CacheError("bad sha256")
+        return self.root / f"{sha256}{_SUFFIX}"
+
+    def get(self, sha256: str) -> Path | None:
+        """The cached file if present and intact (a corrupt copy is deleted), else None."""
+        path = self.path(sha256)
+        with self._lock:
+            if not path.is_file():
+                return None
+            if file_sha256(path) != sha256:
+                _LOGGER.warning("cached %s is corrupt; deleting it", path.name)
+                path.unlink(missing_ok=True)
+                return None
+            os.utime(path)
+        return path
+
+    def put_chunks(
+        self, sha256: str, chunks: Iterable[bytes], cancel: threading.Event | None = None
+    ) -> Path:
+        """Write `chunks` to the cache if and only if they hash to `sha256`; return the path."""
+        target = self.path(sha256)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=_TMP_PREFIX)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in chunks:
+                    if cancel is not None and cancel.is_set():
+                        raise FetchCancelledError()
+                    size += len(chunk)
+                    if self.limit_bytes and size > self.limit_bytes:
+                        raise CacheError(f"media exceeds the cache limit of {self.limit_bytes} B")
+                    digest.update(chunk)
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if digest.hexdigest() != sha256:
+                raise CacheError("sha256 mismatch")
+            with self._lock:
+                os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.evict(keep={sha256})
+        return target
+
+    def fetch(
+        self,
+        url: str,
+        sha256: str,
+        timeout_s: float,
+        cancel: threading.Event | None = None,
+        session: requests.Session | None = None,
+    ) -> tuple[Path, bool]:
+        """Return (path, downloaded): the cached copy, or a fresh verified download of `url`."""
+        cached = self.get(sha256)
+        if cached is not None:
+            return cached, False
+        http = session or requests
+        try:
+            with http.get(url, stream=True, timeout=timeout_s) as response:
+                if response.status_code != 200:
+                    raise CacheError(f"download failed: HTTP {response.status_code}")
+                path = self.put_chunks(sha256, response.iter_content(_CHUNK), cancel)
+        except requests.RequestException as exc:
+            host = urlsplit(url).netloc
+            raise CacheError(f"download failed: {host}: {_short(exc)}"[:200]) from exc
+        return path, True
+
+    def evict(self, keep: Iterable[str] = ()) -> list[Path]:
+        """Delete least recently used files until the total fits the limit; return them."""
+        keep_names = {f"{sha}{_SUFFIX}" for sha in keep}
+        removed: list[Path] = []
+        with self._lock:
+            entries = []
+            for path in self.root.glob(f"*{_SUFFIX}"):
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                entries.append((stat.st_mtime_ns, stat.st_size, path))
+            total = sum(size for _, size, _ in entries)
+            for _, size, path in sorted(entries, key=lambda entry: entry[0]):
+                if total <= self.limit_bytes:
+                    break
+                if path.name in keep_names:
+                    continue
+                path.unlink(missing_ok=True)
+                total -= size
+                removed.append(path)
+        for path in removed:
+            _LOGGER.info("evicted %s from the media cache", path.name)
+        return removed
+
+    def total_bytes(self) -> int:
+        return sum(path.stat().st_size for path in self.root.glob(f"*{_SUFFIX}"))
+
+
+def _short(exc: BaseException) -> str:
+    """requests nests the real cause (refused, reset, DNS) deep inside urllib3; dig it out."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    stack: list[object] = [exc]
+    seen: set[int] = set()
+    while stack:
+        current = stack.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        stack.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
+        stack.extend(current.args)
+    return exc.__class__.__name__

@@ -1,0 +1,260 @@
+"""Player back-ends: what the receiver does with a verified MP3.
+
+`CommandPlayer` runs an external program (mpg123, aplay, ffplay) on the Pi. `FileSinkPlayer`
+plays nothing: it copies the file into a folder and appends a JSON line to `played.jsonl`, so the
+demo and the tests can see exactly what a loudspeaker would have played, and when.
+
+`play()` blocks until the sound is done or stopped. Stopping is cooperative and race-free: the
+agent sets `PlayContext.cancel` before calling `stop()`, and a player checks `cancel` after it
+has registered its playback, so a stop that arrives a moment before playback starts still wins.
+A stopped play returns normally; the caller looks at `context.cancel` to tell it apart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from devices.config import ConfigError, PlayerSettings
+
+_LOGGER = logging.getLogger(__name__)
+
+PLAYED_LOG = "played.jsonl"
+DEFAULT_BITRATE_BPS = 32_000  # what audio.render_announcement produces
+_TERMINATE_GRACE_S = 3.0
+# One lock per process for appends: several simulated receivers may share a sink folder.
+_APPEND_LOCK = threading.Lock()
+
+
+class PlayerError(Exception):
+    """Playback failed; the message is short enough for a DeviceEvent detail."""
+
+
+@dataclass(frozen=True)
+class PlayContext:
+    """Who and what a play is for; `cancel` is set when the play must stop."""
+
+    device_id: str
+    command_id: str
+    broadcast_id: int | None
+    sha256: str
+    priority: str = "normal"
+    repeat_index: int = 0
+    title: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+
+
+class Player(Protocol):
+    def play(self, path: Path, context: PlayContext) -> None:
+        """Block until `path` has been played or the play was stopped; raise PlayerError."""
+
+    def stop(self) -> None:
+        """Stop the current play (if any) from another thread."""
+
+
+class _Stoppable:
+    """Tracks the cancel event of the play in progress so `stop()` can reach it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancel: threading.Event | None = None
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._cancel is not None:
+                self._cancel.set()
+
+
+class FileSinkPlayer(_Stoppable):
+    """Writes what it would play: a copy of the file plus one JSON line per play.
+
+    With `realtime`, a play lasts as long as the MP3 would sound, so `playing` states and stop
+    commands behave as on a real loudspeaker; without it a play is instantaneous (tests).
+    """
+
+    def __init__(self, directory: Path, device_id: str = "", realtime: bool = False) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.device_id = device_id
+        self.realtime = realtime
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / PLAYED_LOG
+
+    def play(self, path: Path, context: PlayContext) -> None:
+        with self._lock:
+            if context.cancel.is_set():
+                return
+            self._cancel = context.cancel
+        try:
+            started = datetime.now(UTC)
+            name = (
+                f"{started.strftime('%Y%m%dT%H%M%S.%fZ')}-b{context.broadcast_id}"
+                f"-{context.sha256[:12]}.mp3"
+            )
+            target = self.directory / name
+            _atomic_copy(Path(path), target)
+            if self.realtime:
+                context.cancel.wait(mp3_duration_s(Path(path)))
+            finished = datetime.now(UTC)
+            line = {
+                "device_id": context.device_id or self.device_id,
+                "broadcast_id": context.broadcast_id,
+                "command_id": context.command_id,
+                "sha256": context.sha256,
+                "file": name,
+                "priority": str(context.priority),
+                "repeat_index": context.repeat_index,
+                "started_at": started.isoformat(),
+                "finished_at": finished.isoformat(),
+                "stopped": context.cancel.is_set(),
+            }
+            _append_line(self.log_path, json.dumps(line, ensure_ascii=False))
+        except OSError as exc:
+            raise PlayerError(f"file sink: {exc.strerror or exc}") from exc
+        finally:
+            with self._lock:
+                self._cancel = None
+
+
+class CommandPlayer(_Stoppable):
+    """Runs `argv` with `{file}` replaced by the MP3's path; no shell, so no quoting surprises."""
+
+    def __init__(self, argv: list[str]) -> None:
+        super().__init__()
+        if not argv:
+            raise ValueError("player command is empty")
+        self.argv = list(argv)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def play(self, path: Path, context: PlayContext) -> None:
+        argv = [arg.replace("{file}", str(path)) for arg in self.argv]
+        with tempfile.TemporaryFile() as errors:
+            with self._lock:
+                if context.cancel.is_set():
+                    return
+                try:
+                    process = subprocess.Popen(
+                        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors
+                    )
+                except FileNotFoundError as exc:
+                    raise PlayerError(f"player command not found: {argv[0]}") from exc
+                except OSError as exc:
+                    raise PlayerError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+                self._process = process
+                self._cancel = context.cancel
+            try:
+                returncode = process.wait()
+            finally:
+                with self._lock:
+                    self._process = None
+                    self._cancel = None
+            if context.cancel.is_set() or returncode == 0:
+                return
+            errors.seek(0)
+            tail = errors.read()[-2000:].decode("utf-8", "replace").strip().splitlines()
+            reason = f": {tail[-1][:160]}" if tail else ""
+            raise PlayerError(f"{Path(argv[0]).name} exited with status {returncode}{reason}")
+
+    def stop(self) -> None:
+        with self._lock:
+            process = self._process
+            if self._cancel is not None:
+                self._cancel.set()
+            if process is None or process.poll() is not None:
+                return
+            process.terminate()
+        try:
+            process.wait(timeout=_TERMINATE_GRACE_S)
+        except subprocess.TimeoutExpired:
+            _LOGGER.warning("player pid %s ignored SIGTERM; killing it", process.pid)
+            process.kill()
+
+
+def make_player(
+    settings: PlayerSettings, device_id: str, default_dir: Path | None = None
+) -> Player:
+    """Build the configured player; a file sink without `dir` writes under `default_dir`."""
+    if settings.kind == "file":
+        directory = Path(settings.dir) if settings.dir else default_dir
+        if directory is None:
+            raise ConfigError("field 'player.dir' is required for the file player")
+        return FileSinkPlayer(directory, device_id, realtime=settings.realtime)
+    if settings.kind == "command":
+        if not settings.argv:
+            raise ConfigError("field 'player.argv' must not be empty for the command player")
+        return CommandPlayer(settings.argv)
+    raise ConfigError(f"field 'player.kind' must be 'file' or 'command', not {settings.kind!r}")
+
+
+# --- MP3 duration -------------------------------------------------------------------------------
+
+# Bitrates in kbps for Layer III: MPEG-1, and MPEG-2/2.5 (index 0 = free, 15 = bad).
+_BITRATES_V1 = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0)
+_BITRATES_V2 = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 0)
+
+
+def mp3_duration_s(path: Path) -> float:
+    """Duration from the first frame's bitrate (constant bitrate assumed); 32 kbps fallback.
+
+    Good enough for a file sink that only needs to take about as long as the loudspeaker would.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    offset = 0
+    if head[:3] == b"ID3" and len(head) >= 10:
+        tag_size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+        offset = 10 + tag_size
+    bitrate = _first_frame_bitrate(head, offset) or DEFAULT_BITRATE_BPS
+    return max(0, size - offset) * 8 / bitrate
+
+
+def _first_frame_bitrate(data: bytes, start: int) -> int | None:
+    for index in range(start, len(data) - 2):
+        if data[index] != 0xFF or (data[index + 1] & 0xE0) != 0xE0:
+            continue
+        version = (data[index + 1] >> 3) & 0x03  # 3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5
+        layer = (data[index + 1] >> 1) & 0x03  # 1 = Layer III
+        bitrate_index = data[index + 2] >> 4
+        if version == 1 or layer != 1 or bitrate_index in (0, 15):
+            continue
+        table = _BITRATES_V1 if version == 3 else _BITRATES_V2
+        return table[bitrate_index] * 1000
+    return None
+
+
+# --- file helpers ------------------------------------------------------------------------------
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    """Copy via a temporary name so a watcher never sees a half-written file."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp_name)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _append_line(path: Path, line: str) -> None:
+    data = (line + "\n").encode("utf-8")
+    with _APPEND_LOCK:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)

@@ -1,0 +1,306 @@
+"""The receiver as it runs in the field: real broker (amqtt and mosquitto), real agent processes.
+
+The server side is a paho client logged in as the server user; media comes from a tiny HTTP
+server on loopback. Each test is one scenario on its own broker, so tests stay independent while
+one agent process serves several checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broadcast.brokers import BrokerAccess, device_user, server_user
+from devices import protocol
+from devices.protocol import EventKind, ReceiverState
+
+pytestmark = pytest.mark.integration
+
+SERVER, SERVER_PW = "loa-server", "server-secret-1"
+DEVICE, DEVICE_PW = "loa-thon-1-01", "device-secret-1"
+ZONES = ["thon-1", "xa-hoang-hop"]
+STEPS = [EventKind.RECEIVED, EventKind.FETCHED, EventKind.STARTED, EventKind.FINISHED]
+
+
+def start_broker(broker_kind: str, broker_factory, devices: dict[str, list[str]]) -> Any:
+    users = [server_user(SERVER, SERVER_PW)]
+    users += [device_user(device, f"{device}-pw", zones) for device, zones in devices.items()]
+    return broker_factory(broker_kind, BrokerAccess(users=tuple(users)))
+
+
+def watch(kit, broker, name: str = "server") -> Any:
+    return kit.connect_watcher(
+        broker.host,
+        broker.port,
+        SERVER,
+        SERVER_PW,
+        [protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER],
+        f"{name}-{time.monotonic_ns()}",
+    )
+
+
+def steps(watcher, device: str, command_id: str) -> list[EventKind]:
+    return [event.kind for event in watcher.events(device, command_id)]
+
+
+def is_subsequence(wanted: list[Any], seen: list[Any]) -> bool:
+    iterator = iter(seen)
+    return all(item in iterator for item in wanted)
+
+
+@pytest.fixture
+def receiver(tmp_path: Path, kit, server_key, spawn) -> Callable[..., Any]:
+    """Write a config for DEVICE on `broker` and start `python -m devices.agent` with it."""
+
+    def start(broker: Any, password: str = f"{DEVICE}-pw", name: str = "agent") -> Any:
+        config = kit.receiver_config(tmp_path, DEVICE, ZONES, broker.port, password, server_key)
+        path = kit.write_json(tmp_path / f"{DEVICE}.json", config)
+        return spawn("devices.agent", ["--config", str(path)], tmp_path / f"{name}.log")
+
+    return start
+
+
+def test_plays_a_signed_command_and_rejects_bad_ones(
+    broker_kind: str, broker_factory, receiver, kit, media_server, server_key, tmp_path: Path
+) -> None:
+    broker = start_broker(broker_kind, broker_factory, {DEVICE: ZONES})
+    watcher = watch(kit, broker)
+    try:
+        agent = receiver(broker)
+        boot = watcher.wait_state(DEVICE, lambda s: s.state is ReceiverState.IDLE).boot_id
+
+        data = kit.fake_mp3(0.3, b"mqtt-genuine")
+        url = media_server.add(f"genuine-{broker_kind}.mp3", data)
+        command, payload = kit.play_command(server_key, url, data, broadcast_id=11)
+        watcher.publish(protocol.zone_command_topic("thon-1"), payload)
+        watcher.wait_event(DEVICE, command.id, EventKind.FINISHED)
+        assert steps(watcher, DEVICE, command.id) == STEPS
+        states = [(s.state, s.current_broadcast) for s in watcher.states(DEVICE)]
+        assert is_subsequence(
+            [(ReceiverState.IDLE, None), (ReceiverState.PLAYING, 11), (ReceiverState.IDLE, None)],
+            states,
+        ), states
+        assert {s.boot_id for s in watcher.states(DEVICE)} == {boot}
+
+        played_dir = tmp_path / DEVICE / "played"
+        [line] = kit.played_lines(played_dir)
+        assert (line["device_id"], line["broadcast_id"], line["command_id"]) == (
+            DEVICE,
+            11,
+            command.id,
+        )
+        copy = (played_dir / line["file"]).read_bytes()
+        expected_sha = hashlib.sha256(data).hexdigest()
+        assert hashlib.sha256(copy).hexdigest() == expected_sha == line["sha256"]
+
+        # Each of these must be dropped: nothing played, no event, process alive.
+        other_key = protocol.generate_private_key()
+        forged = kit.play_command(other_key, url, data, broadcast_id=12)[1]
+        unsigned = json.dumps(kit.play_command(server_key, url, data, 13)[0].to_unsigned())
+        expired_command = protocol.new_command(
+            protocol.PlayBody(
+                broadcast_id=14, media_url=url, media_sha256=hashlib.sha256(data).hexdigest()
+            ),
+            ttl_s=60,
+            now=time.time() - 600,
+        )
+        bad_sha = protocol.new_command(
+            protocol.PlayBody(broadcast_id=15, media_url=url, media_sha256="not-a-sha")
+        )
+        bad = [
+            forged,
+            unsigned.encode(),
+            protocol.sign_command(expired_command, server_key),
+            payload,  # replayed
+            b"not json at all",
+            b'{"kind": "play", "sig": "' + b"A" * 80_000 + b'"}',  # huge
+            protocol.sign_command(bad_sha, server_key),
+        ]
+        for message in bad:
+            watcher.publish(protocol.device_command_topic(DEVICE), message)
+        rejected = f"rejected command on {protocol.device_command_topic(DEVICE)}"
+        kit.wait_until(lambda: agent.log.count(rejected) == len(bad))
+        log = agent.log
+        for reason in (
+            "bad_signature",
+            "unsigned",
+            "expired",
+            "replayed",
+            "malformed: not JSON",
+            "too large",
+            "media_sha256",
+        ):
+            assert reason in log, reason
+        assert agent.alive()
+
+        again, again_payload = kit.play_command(server_key, url, data, broadcast_id=16)
+        watcher.publish(protocol.device_command_topic(DEVICE), again_payload)
+        watcher.wait_event(DEVICE, again.id, EventKind.FINISHED)
+        assert [line["broadcast_id"] for line in kit.played_lines(played_dir)] == [11, 16]
+        assert {e.command_id for e in watcher.events(DEVICE)} == {command.id, again.id}
+        assert "Traceback" not in agent.log
+        assert agent.terminate() == 0
+    finally:
+        watcher.close()
+
+
+def test_offline_queue_replay_after_restart_and_last_will(
+    broker_kind: str, broker_factory, receiver, kit, media_server, server_key, tmp_path: Path
+) -> None:
+    broker = start_broker(broker_kind, broker_factory, {DEVICE: ZONES})
+    watcher = watch(kit, broker)
+    try:
+        first = receiver(broker, name="first")
+        boot_first = watcher.wait_state(DEVICE, lambda s: s.state is ReceiverState.IDLE).boot_id
+        data = kit.fake_mp3(0.2, b"mqtt-restart")
+        url = media_server.add(f"restart-{broker_kind}.mp3", data)
+        played, played_payload = kit.play_command(server_key, url, data, broadcast_id=21)
+        watcher.publish(protocol.device_command_topic(DEVICE), played_payload)
+        watcher.wait_event(DEVICE, played.id, EventKind.FINISHED)
+
+        assert first.terminate() == 0  # clean stop: retained offline, same boot id
+        watcher.wait_state(
+            DEVICE, lambda s: s.state is ReceiverState.OFFLINE and s.boot_id == boot_first
+        )
+
+        queued, queued_payload = kit.play_command(server_key, url, data, broadcast_id=22)
+        watcher.publish(protocol.zone_command_topic("xa-hoang-hop"), queued_payload)
+        second = receiver(broker, name="second")
+        watcher.wait_event(DEVICE, queued.id, EventKind.FINISHED)  # delivered from the session
+        assert steps(watcher, DEVICE, queued.id) == STEPS
+        boot_second = watcher.wait_state(
+            DEVICE, lambda s: s.state is ReceiverState.IDLE and s.boot_id != boot_first
+        ).boot_id
+
+        watcher.publish(protocol.device_command_topic(DEVICE), played_payload)  # replay
+        second.wait_log("replayed")
+        assert [
+            line["broadcast_id"] for line in kit.played_lines(tmp_path / DEVICE / "played")
+        ] == [21, 22]
+
+        second.kill9()
+        offline = watcher.wait_state(
+            DEVICE, lambda s: s.state is ReceiverState.OFFLINE and s.boot_id == boot_second
+        )
+        assert offline.device_id == DEVICE
+        late = watch(kit, broker, "late")  # a server started now sees the retained will
+        try:
+            retained = late.wait_state(DEVICE, lambda s: True)
+            assert (retained.state, retained.boot_id) == (ReceiverState.OFFLINE, boot_second)
+        finally:
+            late.close()
+    finally:
+        watcher.close()
+
+
+def test_fleet_plays_zone_commands_and_refuses_tampered_media(
+    broker_kind: str, broker_factory, kit, media_server, server_key, spawn, tmp_path: Path
+) -> None:
+    devices = {f"loa-fleet-{i}": ["thon-2", "xa-hoang-hop"] for i in range(4)}
+    broker = start_broker(broker_kind, broker_factory, devices)
+    config_dir = tmp_path / "devices"
+    for device, zones in devices.items():
+        kit.write_json(
+            config_dir / f"{device}.json",
+            kit.receiver_config(tmp_path, device, zones, broker.port, f"{device}-pw", server_key),
+        )
+    watcher = watch(kit, broker)
+    try:
+        fleet = spawn(
+            "devices.fleet",
+            ["--config-dir", str(config_dir), "--count", "3"],
+            tmp_path / "fleet.log",
+        )
+        running = sorted(devices)[:3]
+        boots = {
+            d: watcher.wait_state(d, lambda s: s.state is ReceiverState.IDLE).boot_id
+            for d in running
+        }
+        assert len(set(boots.values())) == 3
+
+        data = kit.fake_mp3(0.2, b"mqtt-fleet")
+        url = media_server.add(f"fleet-{broker_kind}.mp3", data)
+        command, payload = kit.play_command(server_key, url, data, broadcast_id=31, repeat=2)
+        watcher.publish(protocol.zone_command_topic("thon-2"), payload)
+        for device in running:
+            watcher.wait_event(device, command.id, EventKind.FINISHED)
+            assert steps(watcher, device, command.id) == STEPS
+            lines = kit.played_lines(tmp_path / device / "played")
+            assert [(ln["broadcast_id"], ln["repeat_index"]) for ln in lines] == [(31, 0), (31, 1)]
+        assert watcher.events(sorted(devices)[3]) == []
+
+        # The server signed `signed` but the web server hands out other bytes (not cached yet:
+        # the cache is content-addressed, so a known sha256 would never be downloaded).
+        signed = kit.fake_mp3(0.2, b"mqtt-fleet-signed")
+        swapped_url = media_server.add(f"swapped-{broker_kind}.mp3", b"not what was signed")
+        tampered, tampered_payload = kit.play_command(server_key, swapped_url, signed, 32)
+        watcher.publish(protocol.zone_command_topic("xa-hoang-hop"), tampered_payload)
+        for device in running:
+            failed = watcher.wait_event(device, tampered.id, EventKind.FAILED)
+            assert failed.detail == "sha256 mismatch"
+            assert steps(watcher, device, tampered.id) == [EventKind.RECEIVED, EventKind.FAILED]
+            assert len(kit.played_lines(tmp_path / device / "played")) == 2
+        assert fleet.terminate() == 0
+        for device in running:
+            watcher.wait_state(
+                device,
+                lambda s, d=device: s.state is ReceiverState.OFFLINE and s.boot_id == boots[d],
+            )
+    finally:
+        watcher.close()
+
+
+def test_wrong_password_exits_with_one_clear_line(
+    broker_kind: str, broker_factory, receiver
+) -> None:
+    broker = start_broker(broker_kind, broker_factory, {DEVICE: ZONES})
+    agent = receiver(broker, password="not-the-password")
+    code = agent.wait_exit(15)
+    assert code != 0
+    refusals = [line for line in agent.log.splitlines() if "refused the connection" in line]
+    assert len(refusals) == 1, agent.log
+    assert f"broker 127.0.0.1:{broker.port}" in refusals[0]
+    assert "mqtt.password" in refusals[0]
+    assert "Traceback" not in agent.log
+
+
+def test_unreachable_broker_is_retried_and_logged_once(
+    tmp_path: Path, kit, server_key, spawn
+) -> None:
+    port = kit.unused_port()
+    config = kit.receiver_config(tmp_path, DEVICE, ZONES, port, "pw", server_key)
+    path = kit.write_json(tmp_path / "r.json", config)
+    agent = spawn(
+        "devices.agent", ["--config", str(path), "--log-level", "DEBUG"], tmp_path / "agent.log"
+    )
+    line = f"broker 127.0.0.1:{port} unreachable: Connection refused; retrying"
+    agent.wait_log(f"WARNING devices.agent: {DEVICE}: {line}")
+    # The retry after 1 s fails the same way: logged at DEBUG only, so a dead 3G link for a
+    # week is one warning, not 20 000.
+    agent.wait_log(f"DEBUG devices.agent: {DEVICE}: {line}")
+    assert agent.alive()
+    assert agent.log.count(f"WARNING devices.agent: {DEVICE}: {line}") == 1
+    assert agent.terminate() == 0
+    assert "Traceback" not in agent.log
+
+
+def test_bad_config_exits_with_one_line(tmp_path: Path, kit, server_key, spawn) -> None:
+    config = kit.receiver_config(tmp_path, DEVICE, ZONES, 1883, "pw", server_key)
+    del config["mqtt"]["username"]
+    path = kit.write_json(tmp_path / "broken.json", config)
+    agent = spawn("devices.agent", ["--config", str(path)], tmp_path / "agent.log")
+    assert agent.wait_exit() != 0
+    assert agent.log.strip().splitlines() == [
+        f"loa receiver: {path}: missing field 'mqtt.username'"
+    ]
+    fleet = spawn(
+        "devices.fleet", ["--config-dir", str(tmp_path), "--count", "1"], tmp_path / "fleet.log"
+    )
+    assert fleet.wait_exit() != 0
+    assert fleet.log.strip().splitlines() == [f"loa fleet: {path}: missing field 'mqtt.username'"]

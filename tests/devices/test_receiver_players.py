@@ -1,0 +1,183 @@
+"""Player back-ends with real files and real processes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from devices.config import ConfigError, PlayerSettings
+from devices.players import (
+    CommandPlayer,
+    FileSinkPlayer,
+    PlayContext,
+    PlayerError,
+    make_player,
+    mp3_duration_s,
+)
+
+SHA = "ab" * 32
+
+
+def context(**overrides: object) -> PlayContext:
+    values: dict[str, object] = {
+        "device_id": "loa-1",
+        "command_id": "c1",
+        "broadcast_id": 42,
+        "sha256": SHA,
+    }
+    values.update(overrides)
+    return PlayContext(**values)  # type: ignore[arg-type]
+
+
+def test_file_sink_copies_and_logs(tmp_path: Path, kit) -> None:
+    source = tmp_path / "in.mp3"
+    source.write_bytes(kit.fake_mp3(0.2))
+    player = FileSinkPlayer(tmp_path / "played", "loa-1")
+    player.play(source, context(priority="emergency", repeat_index=1))
+
+    lines = kit.played_lines(tmp_path / "played")
+    assert len(lines) == 1
+    line = lines[0]
+    assert {
+        k: line[k]
+        for k in ("device_id", "broadcast_id", "command_id", "sha256", "priority", "repeat_index")
+    } == {
+        "device_id": "loa-1",
+        "broadcast_id": 42,
+        "command_id": "c1",
+        "sha256": SHA,
+        "priority": "emergency",
+        "repeat_index": 1,
+    }
+    assert line["started_at"] <= line["finished_at"]
+    assert line["file"].endswith(f"-b42-{SHA[:12]}.mp3")
+    assert (tmp_path / "played" / line["file"]).read_bytes() == source.read_bytes()
+    assert not [p for p in (tmp_path / "played").iterdir() if p.name.startswith(".")]
+
+
+def test_file_sink_realtime_takes_the_duration_and_stops(tmp_path: Path, kit) -> None:
+    source = tmp_path / "in.mp3"
+    source.write_bytes(kit.fake_mp3(0.4))
+    player = FileSinkPlayer(tmp_path / "played", "loa-1", realtime=True)
+    began = time.monotonic()
+    player.play(source, context())
+    assert 0.3 < time.monotonic() - began < 3.0
+
+    long_source = tmp_path / "long.mp3"
+    long_source.write_bytes(kit.fake_mp3(30))
+    thread = threading.Thread(target=player.play, args=(long_source, context(command_id="c2")))
+    thread.start()
+    kit.wait_until(lambda: len(list((tmp_path / "played").glob("*.mp3"))) == 2)
+    player.stop()
+    thread.join(5)
+    assert not thread.is_alive()
+    lines = kit.played_lines(tmp_path / "played")
+    assert [line["stopped"] for line in lines] == [False, True]
+
+
+def test_cancelled_context_plays_nothing(tmp_path: Path, kit) -> None:
+    source = tmp_path / "in.mp3"
+    source.write_bytes(kit.fake_mp3(0.1))
+    player = FileSinkPlayer(tmp_path / "played")
+    ctx = context()
+    ctx.cancel.set()
+    player.play(source, ctx)
+    assert kit.played_lines(tmp_path / "played") == []
+
+
+def test_mp3_duration_from_frame_header_and_fallback(tmp_path: Path) -> None:
+    mpeg1_128k = tmp_path / "a.mp3"
+    mpeg1_128k.write_bytes(
+        b"ID3\x03\x00\x00\x00\x00\x00\x0a"
+        + b"\0" * 10
+        + bytes([0xFF, 0xFB, 0x90, 0x64])
+        + b"\0" * 15996
+    )
+    assert mp3_duration_s(mpeg1_128k) == pytest.approx(16000 * 8 / 128_000)
+    mpeg2_32k = tmp_path / "b.mp3"
+    mpeg2_32k.write_bytes(bytes([0xFF, 0xF3, 0x40, 0xC4]) + b"\0" * 3996)  # 22.05 kHz, 32 kbps
+    assert mp3_duration_s(mpeg2_32k) == pytest.approx(1.0)
+    noise = tmp_path / "c.mp3"
+    noise.write_bytes(b"\x01" * 4000)
+    assert mp3_duration_s(noise) == pytest.approx(1.0)
+
+
+def test_command_player_substitutes_file(tmp_path: Path) -> None:
+    source = tmp_path / "in put.mp3"
+    source.write_bytes(b"x")
+    marker = tmp_path / "marker"
+    script = "import sys, pathlib; pathlib.Path(sys.argv[2]).write_text(sys.argv[1])"
+    player = CommandPlayer([sys.executable, "-c", script, "{file}", str(marker)])
+    player.play(source, context())
+    assert marker.read_text() == str(source)
+
+
+def test_command_player_stop_terminates(tmp_path: Path, kit) -> None:
+    marker = tmp_path / "running"
+    player = CommandPlayer(["sh", "-c", 'touch "$1"; exec sleep 30', "sh", str(marker)])
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            player.play(tmp_path / "x.mp3", context())
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    began = time.monotonic()
+    thread.start()
+    kit.wait_until(marker.exists)  # the player really runs `sleep` now
+    player.stop()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert time.monotonic() - began < 5
+    assert errors == []  # a stopped play is not a failure
+
+
+def test_command_player_missing_binary(tmp_path: Path) -> None:
+    player = CommandPlayer(["loa-no-such-player-binary", "{file}"])
+    with pytest.raises(PlayerError, match="player command not found: loa-no-such-player-binary"):
+        player.play(tmp_path / "x.mp3", context())
+
+
+def test_command_player_failure_reports_stderr(tmp_path: Path) -> None:
+    script = "import sys; print('cannot open audio device', file=sys.stderr); sys.exit(3)"
+    player = CommandPlayer([sys.executable, "-c", script, "{file}"])
+    with pytest.raises(PlayerError, match="status 3: cannot open audio device"):
+        player.play(tmp_path / "x.mp3", context())
+
+
+def test_make_player(tmp_path: Path) -> None:
+    sink = make_player(PlayerSettings(kind="file", realtime=True), "loa-1", tmp_path / "d")
+    assert isinstance(sink, FileSinkPlayer)
+    assert sink.directory == tmp_path / "d"
+    assert sink.realtime
+    command = make_player(PlayerSettings(kind="command", argv=["aplay", "{file}"]), "loa-1")
+    assert isinstance(command, CommandPlayer)
+    with pytest.raises(ConfigError, match=r"player\.dir"):
+        make_player(PlayerSettings(kind="file"), "loa-1")
+    with pytest.raises(ConfigError, match=r"player\.kind"):
+        make_player(PlayerSettings(kind="radio"), "loa-1")
+
+
+def test_shared_sink_lines_do_not_interleave(tmp_path: Path, kit) -> None:
+    source = tmp_path / "in.mp3"
+    source.write_bytes(kit.fake_mp3(0.05))
+    players = [FileSinkPlayer(tmp_path / "shared", f"loa-{i}") for i in range(4)]
+    threads = [
+        threading.Thread(
+            target=lambda p=p: [p.play(source, context(device_id=p.device_id)) for _ in range(10)]
+        )
+        for p in players
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    text = (tmp_path / "shared" / "played.jsonl").read_text()
+    assert len([json.loads(line) for line in text.splitlines()]) == 40

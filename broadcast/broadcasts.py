@@ -175,13 +175,21 @@ def apply_status(session: Session, status: DeviceStatus) -> Device | None:
     if not status.online and device.online and status.boot_id != device.boot_id:
         _LOGGER.info("ignored stale offline of %s (boot %s)", device.id, status.boot_id)
         return device
+    reported_at = clock.from_timestamp(status.at)
+    if (
+        status.online
+        and status.boot_id == device.boot_id
+        and device.last_seen is not None
+        and reported_at < device.last_seen
+    ):
+        return device  # an older state re-sent after a reconnect
     device.online = status.online
     device.state = status.state.value
     device.boot_id = status.boot_id
     device.current_broadcast_id = (
         status.current_broadcast if status.state is ReceiverState.PLAYING else None
     )
-    device.last_seen = clock.from_timestamp(status.at) if status.online else device.last_seen
+    device.last_seen = reported_at if status.online else device.last_seen
     return device
 
 

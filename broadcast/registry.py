@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -32,7 +31,7 @@ def register_device(
     player: PlayerSettings | None = None,
 ) -> tuple[Device, Path]:
     """Create the device and write its receiver config (with a fresh password) under devices/."""
-    if not protocol.ID_PATTERN.match(device_id):
+    if not protocol.ID_PATTERN.fullmatch(device_id):
         raise ValidationError("id", f"device id {device_id!r} must be a lowercase slug")
     if session.get(Device, device_id) is not None:
         raise ValidationError("id", f"device {device_id!r} already exists")
@@ -82,6 +81,5 @@ def broker_access(session: Session, server_password: str) -> BrokerAccess:
     users = [server_user(SERVER_MQTT_USERNAME, server_password)]
     for device in session.scalars(select(Device).order_by(Device.id)):
         zone_ids = [zone.id for zone in ancestors_and_self(device.zone)]
-        template = device_user(device.id, "", zone_ids)
-        users.append(replace(template, password_hash=device.mqtt_password_hash))
+        users.append(device_user(device.id, "", zone_ids, password_hash=device.mqtt_password_hash))
     return BrokerAccess(users=tuple(users))

@@ -16,6 +16,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import Engine
 
 from broadcast.const import LOCAL_TZ, ScheduleKind
 from broadcast.models import Schedule
@@ -39,10 +40,10 @@ def job_id(schedule_id: int) -> str:
 
 
 class Scheduler:
-    def __init__(self, database_url: str, fire: Callable[[int], None]) -> None:
+    def __init__(self, engine: Engine, fire: Callable[[int], None]) -> None:
         self._fire = fire
         self._scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=database_url)},
+            jobstores={"default": SQLAlchemyJobStore(engine=engine)},
             job_defaults={
                 "coalesce": True,
                 "misfire_grace_time": MISFIRE_GRACE_S,

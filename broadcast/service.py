@@ -56,7 +56,7 @@ class BroadcastService:
             settings.tts_cache_dir, engine=settings.tts_engine, **settings.tts_options
         )
         self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loa-render")
-        self.scheduler = Scheduler(settings.database_url, self._fire_schedule)
+        self.scheduler = Scheduler(self.db.engine, self._fire_schedule)
         self.dispatcher: Dispatcher | None = None
         if connect_mqtt:
             self.dispatcher = Dispatcher(
@@ -203,10 +203,10 @@ class BroadcastService:
             else:
                 schedule.time_of_day = clock.parse_time_of_day(request.time_of_day, "time_of_day")
             session.add(schedule)
-            session.flush()
-            self.scheduler.add(schedule)
-            _LOGGER.info("schedule %s added (%s)", schedule.id, schedule.kind)
-            return schedule.id
+        # the job store writes through its own connection: add the job once the row is committed
+        self.scheduler.add(schedule)
+        _LOGGER.info("schedule %s added (%s)", schedule.id, schedule.kind)
+        return schedule.id
 
     def cancel_schedule(self, user_id: int, schedule_id: int) -> None:
         with self.db.session() as session:
@@ -215,7 +215,7 @@ class BroadcastService:
             if schedule is None:
                 raise NotFound(f"schedule {schedule_id}")
             schedule.active = False
-            self.scheduler.remove(schedule_id)
+        self.scheduler.remove(schedule_id)
 
     def _fire_schedule(self, schedule_id: int) -> None:
         with self.db.session() as session:

@@ -19,7 +19,7 @@ _LOGGER = logging.getLogger(__name__)
 def create_zone(
     session: Session, zone_id: str, name: str, kind: ZoneKind, parent_id: str | None = None
 ) -> Zone:
-    if not ID_PATTERN.match(zone_id):
+    if not ID_PATTERN.fullmatch(zone_id):
         raise ValidationError("id", f"zone id {zone_id!r} must be a lowercase slug (a-z, 0-9, -)")
     if session.get(Zone, zone_id) is not None:
         raise ValidationError("id", f"zone {zone_id!r} already exists")

@@ -84,7 +84,7 @@ class ProtocolError(ValueError):
 
 def check_id(value: str, what: str = "id") -> str:
     """Ids appear in topics, so they are restricted to lowercase slugs."""
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise ProtocolError("bad_id", f"{what} {value!r} must match {ID_PATTERN.pattern}")
     return value
 

@@ -15,8 +15,9 @@ def run_migrations() -> None:
     if connection is None:
         url = context.config.get_main_option("sqlalchemy.url")
         with create_engine(url).connect() as own_connection:
-            context.configure(connection=own_connection, target_metadata=target_metadata,
-                              render_as_batch=True)
+            context.configure(
+                connection=own_connection, target_metadata=target_metadata, render_as_batch=True
+            )
             with context.begin_transaction():
                 context.run_migrations()
         return

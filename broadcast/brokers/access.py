@@ -1,0 +1,380 @@
+"""Who may talk to the MQTT broker, and about what: one description for every broker back-end.
+
+The same `BrokerAccess` is rendered as a mosquitto password file + ACL file and loaded by the
+embedded amqtt broker's plugins, so the two back-ends cannot disagree. Password hashes use
+mosquitto 2's PBKDF2-SHA512 `$7$` format so one hash serves both.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devices import protocol
+
+_LOGGER = logging.getLogger(__name__)
+
+ACCESS_FORMAT_VERSION = 1
+HASH_PREFIX = "$7$"
+# mosquitto_passwd 2.0 uses 101 iterations; broker passwords are random machine secrets, so a
+# moderate count keeps logins cheap (one PBKDF2 per CONNECT) while costing a brute force more.
+DEFAULT_ITERATIONS = 10_000
+_MAX_ITERATIONS = 10_000_000
+_SALT_BYTES = 12  # what mosquitto_passwd uses
+_HASH_BYTES = 64  # SHA-512 output, what mosquitto compares
+# Usernames end up in mosquitto's passwd ("user:hash") and ACL ("user <name>") files: no ':' and
+# no whitespace or control characters, so a name can never inject a line into either file.
+_USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+_MAX_TOPIC_BYTES = 512
+
+
+class BrokerError(RuntimeError):
+    """A broker problem a person can act on; the message is one line naming host:port or file."""
+
+
+# --- passwords --------------------------------------------------------------------------------
+
+
+def hash_password(password: str, *, iterations: int = DEFAULT_ITERATIONS) -> str:
+    """Hash in mosquitto 2's `$7$<iterations>$<b64 salt>$<b64 sha512-pbkdf2>` format."""
+    if not isinstance(password, str) or not password:
+        raise ValueError("a broker password must be a non-empty string")
+    if not 1 <= iterations <= _MAX_ITERATIONS:
+        raise ValueError(f"iterations must be 1..{_MAX_ITERATIONS}")
+    salt = secrets.token_bytes(_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations, _HASH_BYTES)
+    salt_text = base64.b64encode(salt).decode("ascii")
+    digest_text = base64.b64encode(digest).decode("ascii")
+    return f"{HASH_PREFIX}{iterations}${salt_text}${digest_text}"
+
+
+def _parse_hash(password_hash: str) -> tuple[int, bytes, bytes]:
+    """Split a `$7$` hash; raises ValueError for anything mosquitto would not accept either."""
+    if not isinstance(password_hash, str) or not password_hash.startswith(HASH_PREFIX):
+        raise ValueError("not a mosquitto $7$ (PBKDF2-SHA512) hash")
+    parts = password_hash[len(HASH_PREFIX) :].split("$")
+    if len(parts) != 3 or not parts[0].isdigit():
+        raise ValueError("a $7$ hash has the form $7$<iterations>$<salt>$<hash>")
+    iterations = int(parts[0])
+    if not 1 <= iterations <= _MAX_ITERATIONS:
+        raise ValueError(f"iterations must be 1..{_MAX_ITERATIONS}")
+    try:
+        salt = base64.b64decode(parts[1], validate=True)
+        digest = base64.b64decode(parts[2], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("salt and hash must be base64") from exc
+    if not salt or len(digest) != _HASH_BYTES:
+        raise ValueError(f"a $7$ hash needs a salt and a {_HASH_BYTES}-byte digest")
+    return iterations, salt, digest
+
+
+def check_password_hash(password_hash: str) -> str:
+    """Return the hash unchanged if well-formed; raise ValueError saying what is wrong."""
+    _parse_hash(password_hash)
+    return password_hash
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    """True if `password` matches; malformed hashes simply fail. Constant-time comparison."""
+    try:
+        iterations, salt, expected = _parse_hash(password_hash)
+    except ValueError:
+        return False
+    if not isinstance(password, str):
+        return False
+    actual = hashlib.pbkdf2_hmac(
+        "sha512", password.encode("utf-8"), salt, iterations, len(expected)
+    )
+    return hmac.compare_digest(actual, expected)
+
+
+# --- topics -----------------------------------------------------------------------------------
+
+
+def check_topic_filter(topic_filter: str) -> str:
+    """Validate an MQTT topic filter that will be written into an ACL (one line, well-formed)."""
+    if not isinstance(topic_filter, str) or not topic_filter:
+        raise ValueError("a topic filter must be a non-empty string")
+    if len(topic_filter.encode("utf-8")) > _MAX_TOPIC_BYTES:
+        raise ValueError(f"topic filter longer than {_MAX_TOPIC_BYTES} bytes")
+    if (
+        any(ord(ch) < 0x20 or ch == "\x7f" for ch in topic_filter)
+        or topic_filter != topic_filter.strip()
+    ):
+        raise ValueError(f"topic filter {topic_filter!r} has control characters or outer spaces")
+    levels = topic_filter.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            raise ValueError(f"'#' must be the whole last level in {topic_filter!r}")
+        if "+" in level and level != "+":
+            raise ValueError(f"'+' must be a whole level in {topic_filter!r}")
+    return topic_filter
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT matching of a concrete topic name against a filter (as a broker delivers)."""
+    if topic.startswith("$") and topic_filter.startswith(("+", "#")):
+        return False
+    filter_levels = topic_filter.split("/")
+    topic_levels = topic.split("/")
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if index >= len(topic_levels):
+            return False
+        if level != "+" and level != topic_levels[index]:
+            return False
+    return len(filter_levels) == len(topic_levels)
+
+
+def filter_covers(allowed: str, requested: str) -> bool:
+    """True if every topic `requested` can match is also matched by `allowed`.
+
+    Used for SUBSCRIBE checks, the way mosquitto checks a subscription against a `topic read`
+    ACL line: `loa/v1/device/+/state` covers `loa/v1/device/a/state` but not `loa/v1/#`.
+    """
+    allowed_levels = allowed.split("/")
+    requested_levels = requested.split("/")
+    for index, level in enumerate(allowed_levels):
+        if level == "#":
+            return True
+        if index >= len(requested_levels):
+            return False
+        wanted = requested_levels[index]
+        if wanted == "#":
+            return False
+        if level == "+":
+            continue
+        if wanted == "+" or wanted != level:
+            return False
+    return len(allowed_levels) == len(requested_levels)
+
+
+# --- users and access -------------------------------------------------------------------------
+
+
+def check_username(username: str) -> str:
+    if not isinstance(username, str) or not _USERNAME_PATTERN.fullmatch(username):
+        raise ValueError(f"broker username {username!r} must match {_USERNAME_PATTERN.pattern}")
+    return username
+
+
+@dataclass(frozen=True)
+class BrokerUser:
+    """One broker login and the topic filters it may publish to and subscribe to (read)."""
+
+    username: str
+    password_hash: str
+    publish: tuple[str, ...] = ()
+    subscribe: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_username(self.username)
+        try:
+            check_password_hash(self.password_hash)
+        except ValueError as exc:
+            raise ValueError(f"user {self.username!r}: {exc}") from exc
+        object.__setattr__(self, "publish", tuple(check_topic_filter(t) for t in self.publish))
+        object.__setattr__(self, "subscribe", tuple(check_topic_filter(t) for t in self.subscribe))
+
+    def may_publish(self, topic: str) -> bool:
+        return any(topic_matches(allowed, topic) for allowed in self.publish)
+
+    def may_subscribe(self, topic_filter: str) -> bool:
+        return any(filter_covers(allowed, topic_filter) for allowed in self.subscribe)
+
+    def may_receive(self, topic: str) -> bool:
+        return any(topic_matches(allowed, topic) for allowed in self.subscribe)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "password_hash": self.password_hash,
+            "publish": list(self.publish),
+            "subscribe": list(self.subscribe),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> BrokerUser:
+        if not isinstance(data, dict):
+            raise ValueError("each user must be a JSON object")
+        unknown = set(data) - {"username", "password_hash", "publish", "subscribe"}
+        if unknown:
+            raise ValueError(f"unknown user field(s) {sorted(unknown)}")
+        for key in ("publish", "subscribe"):
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                raise ValueError(f"user {data.get('username')!r}: {key} must be a list of strings")
+        return cls(
+            username=data.get("username"),  # type: ignore[arg-type]  # checked in __post_init__
+            password_hash=data.get("password_hash"),  # type: ignore[arg-type]
+            publish=tuple(data.get("publish", [])),
+            subscribe=tuple(data.get("subscribe", [])),
+        )
+
+
+@dataclass(frozen=True)
+class BrokerAccess:
+    """Every broker user; no user means nobody can connect (there is no anonymous access)."""
+
+    users: tuple[BrokerUser, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "users", tuple(self.users))
+        names = [user.username for user in self.users]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate broker user(s): {', '.join(duplicates)}")
+
+    def user(self, username: str | None) -> BrokerUser | None:
+        for candidate in self.users:
+            if candidate.username == username:
+                return candidate
+        return None
+
+    def with_user(self, user: BrokerUser) -> BrokerAccess:
+        """A copy with `user` added, or replacing the user of the same name."""
+        others = tuple(u for u in self.users if u.username != user.username)
+        return BrokerAccess((*others, user))
+
+    def without_user(self, username: str) -> BrokerAccess:
+        return BrokerAccess(tuple(u for u in self.users if u.username != username))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": ACCESS_FORMAT_VERSION, "users": [u.to_dict() for u in self.users]}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> BrokerAccess:
+        if not isinstance(data, dict):
+            raise ValueError("the top level must be a JSON object")
+        if data.get("version") != ACCESS_FORMAT_VERSION:
+            raise ValueError(f"'version' must be {ACCESS_FORMAT_VERSION}")
+        users = data.get("users")
+        if not isinstance(users, list):
+            raise ValueError("'users' must be a list")
+        return cls(tuple(BrokerUser.from_dict(item) for item in users))
+
+    def save(self, path: Path) -> None:
+        """Write atomically with mode 0600: the hashes are secrets worth protecting."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        write_private_file(path, text)
+
+    @classmethod
+    def load(cls, path: Path) -> BrokerAccess:
+        """Read an access file; every problem becomes one BrokerError line naming the file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise BrokerError(f"broker access file {path} does not exist") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BrokerError(f"cannot read broker access file {path}: {_reason(exc)}") from exc
+        try:
+            access = cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise BrokerError(
+                f"broker access file {path} is not valid JSON (line {exc.lineno}: {exc.msg})"
+            ) from exc
+        except (ValueError, TypeError) as exc:
+            raise BrokerError(f"bad broker access file {path}: {exc}") from exc
+        _warn_if_readable_by_others(path)
+        return access
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Create/replace `path` with mode 0600 via a temporary file and rename (never half-written)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _warn_if_readable_by_others(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        _LOGGER.warning("broker access file %s is readable by others: chmod 600 %s", path, path)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+# --- the Loa roles ----------------------------------------------------------------------------
+
+# devices.protocol has the state/event filters; the command filters follow its topic layout.
+DEVICE_COMMAND_FILTER = f"{protocol.TOPIC_ROOT}/device/+/cmd"
+ZONE_COMMAND_FILTER = f"{protocol.TOPIC_ROOT}/zone/+/cmd"
+
+
+def locked_hash() -> str:
+    """A well-formed `$7$` hash no password matches (random digest): a user who cannot log in."""
+    salt = base64.b64encode(secrets.token_bytes(_SALT_BYTES)).decode("ascii")
+    digest = base64.b64encode(secrets.token_bytes(_HASH_BYTES)).decode("ascii")
+    return f"{HASH_PREFIX}{DEFAULT_ITERATIONS}${salt}${digest}"
+
+
+def _role_hash(password: str, password_hash: str | None) -> str:
+    """Hash `password`, or take a stored hash; an empty password never becomes a login."""
+    if password_hash is not None:
+        return check_password_hash(password_hash)
+    return hash_password(password) if password else locked_hash()
+
+
+def server_user(username: str, password: str, *, password_hash: str | None = None) -> BrokerUser:
+    """The Loa server: sends commands to any device or zone, reads every state and event.
+
+    Pass the stored `password_hash` instead of a password to rebuild the user from a database;
+    an empty password gives a locked user (no password verifies), never a password-less one.
+    """
+    return BrokerUser(
+        username=username,
+        password_hash=_role_hash(password, password_hash),
+        publish=(DEVICE_COMMAND_FILTER, ZONE_COMMAND_FILTER),
+        subscribe=(protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER),
+    )
+
+
+def device_user(
+    device_id: str, password: str, zone_ids: Iterable[str], *, password_hash: str | None = None
+) -> BrokerUser:
+    """One receiver (username = device id): reads its own and its zones' commands, writes only
+    its own state and events, so a stolen receiver cannot speak for another.
+
+    `password_hash` and an empty password work as for `server_user`.
+    """
+    zones = tuple(dict.fromkeys(zone_ids))  # keep order, drop repeats
+    return BrokerUser(
+        username=protocol.check_id(device_id, "device id"),
+        password_hash=_role_hash(password, password_hash),
+        publish=(protocol.device_state_topic(device_id), protocol.device_event_topic(device_id)),
+        subscribe=(
+            protocol.device_command_topic(device_id),
+            *(protocol.zone_command_topic(zone) for zone in zones),
+        ),
+    )

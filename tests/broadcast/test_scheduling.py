@@ -1,0 +1,120 @@
+"""Schedules fire from the persistent job store, also after a server restart."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from service_support import Users, make_service, seed_commune
+from support import LOOPBACK, free_port
+
+from broadcast import registry
+from broadcast.brokers.embedded import EmbeddedBroker
+from broadcast.const import LOCAL_TZ, ScheduleKind
+from broadcast.models import Broadcast
+from broadcast.service import BroadcastService, ScheduleRequest
+from devices.protocol import Priority
+
+
+@pytest.fixture
+def broker_port(tmp_path: Path) -> Iterator[int]:
+    """An embedded broker that knows the server user of the service under tmp_path/data."""
+    port = free_port()
+    service = make_service(tmp_path / "data", mqtt_port=port)
+    with service.db.session() as session:
+        access = registry.broker_access(session, service.secrets.mqtt_password)
+    service.stop()
+    broker = EmbeddedBroker(LOOPBACK, port, access)
+    broker.start()
+    yield port
+    broker.stop()
+
+
+def _local_in(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).astimezone(LOCAL_TZ).isoformat()
+
+
+def test_once_schedule_survives_restart(tmp_path: Path, broker_port: int) -> None:
+    first = make_service(tmp_path / "data", mqtt_port=broker_port, connect_mqtt=True)
+    users: Users = seed_commune(first)
+    first.start()
+    bulletin = first.create_bulletin(users.officer, "Lịch tiêm chủng", "Tiêm chủng lúc 7h30.")
+    schedule_id = first.schedule(
+        users.officer,
+        ScheduleRequest(
+            bulletin_id=bulletin,
+            kind=ScheduleKind.ONCE,
+            zone_ids=["thon-a"],
+            priority=Priority.NORMAL,
+            run_at=_local_in(3),
+        ),
+    )
+    assert first.scheduler.next_run(schedule_id) is not None
+    first.stop()  # the server goes down before the schedule is due
+
+    second = make_service(tmp_path / "data", mqtt_port=broker_port, connect_mqtt=True)
+    second.start()
+    try:
+        deadline = time.monotonic() + 30
+        fired: list[Broadcast] = []
+        while time.monotonic() < deadline and not fired:
+            with second.db.session() as session:
+                fired = list(session.query(Broadcast).filter(Broadcast.schedule_id == schedule_id))
+            time.sleep(0.2)
+        assert len(fired) == 1
+        while time.monotonic() < deadline and fired[0].status == "pending":
+            with second.db.session() as session:
+                fired[0] = session.get(Broadcast, fired[0].id)
+            time.sleep(0.2)
+        assert fired[0].status == "dispatched", fired[0].error
+        assert fired[0].source == "schedule"
+        assert second.scheduler.next_run(schedule_id) is None
+    finally:
+        second.stop()
+
+
+def test_daily_schedule_runs_at_local_time(service: BroadcastService, users: Users) -> None:
+    bulletin = service.create_bulletin(users.officer, "Bản tin chiều", "Bản tin chiều nay.")
+    schedule_id = service.schedule(
+        users.officer,
+        ScheduleRequest(
+            bulletin_id=bulletin,
+            kind=ScheduleKind.DAILY,
+            zone_ids=["xa-test"],
+            priority=Priority.NORMAL,
+            time_of_day="17:00",
+        ),
+    )
+    service.scheduler.start()
+    next_run = service.scheduler.next_run(schedule_id)
+    assert next_run is not None
+    assert next_run.replace(tzinfo=UTC).astimezone(LOCAL_TZ).strftime("%H:%M") == "17:00"
+    assert next_run.strftime("%H:%M") == "10:00"  # stored and computed in UTC
+
+
+def test_schedule_in_the_past_is_rejected(service: BroadcastService, users: Users) -> None:
+    from broadcast.errors import ValidationError
+
+    bulletin = service.create_bulletin(users.officer, "", "Nội dung.")
+    with pytest.raises(ValidationError) as info:
+        service.schedule(
+            users.officer,
+            ScheduleRequest(
+                bulletin_id=bulletin,
+                kind=ScheduleKind.ONCE,
+                zone_ids=["thon-a"],
+                priority=Priority.NORMAL,
+                run_at=_local_in(-60),
+            ),
+        )
+    assert info.value.field == "run_at"
+
+
+def test_village_head_cannot_schedule(service: BroadcastService, users: Users) -> None:
+    from broadcast.errors import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        service.create_bulletin(users.head_1, "", "Nội dung.")

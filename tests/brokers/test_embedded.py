@@ -1,0 +1,99 @@
+"""The embedded broker in-process and as `serve`: start/stop, taken port, bad access file, logs."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import LOOPBACK, AmqttProcess, RunningBroker, connected, free_port
+
+from broadcast.brokers import BrokerAccess, BrokerError, port_is_free, server_user
+from broadcast.brokers.embedded import EmbeddedBroker, serve
+
+_LOGGER = logging.getLogger(__name__)
+
+ACCESS = BrokerAccess((server_user("loa-server", "pw"),))
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another program is listening on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_embedded_broker_in_a_thread_starts_serves_and_stops() -> None:
+    port = free_port()
+    broker = EmbeddedBroker(LOOPBACK, port, ACCESS)
+    broker.start()
+    try:
+        assert not port_is_free(LOOPBACK, port)
+        connected(RunningBroker("amqtt", LOOPBACK, port), "loa-server", "pw").close()
+    finally:
+        broker.stop()
+    broker.stop()  # idempotent
+    assert port_is_free(LOOPBACK, port)
+    assert not any(t.name == f"mqtt-broker-{port}" for t in threading.enumerate())
+
+
+def test_embedded_broker_reports_a_taken_port(taken_port: int) -> None:
+    broker = EmbeddedBroker(LOOPBACK, taken_port, ACCESS)
+    with pytest.raises(BrokerError) as caught:
+        broker.start()
+    assert str(caught.value) == f"MQTT port {LOOPBACK}:{taken_port} is already in use"
+    broker.stop()
+
+
+def test_embedded_broker_reports_an_address_it_cannot_use() -> None:
+    broker = EmbeddedBroker("192.0.2.1", free_port(), ACCESS)  # TEST-NET: not on this host
+    with pytest.raises(BrokerError, match=r"cannot listen on MQTT 192\.0\.2\.1:\d+"):
+        broker.start()
+
+
+def test_serve_reports_a_taken_port_in_one_line(
+    tmp_path: Path, taken_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    access_path = tmp_path / "broker-access.json"
+    ACCESS.save(access_path)
+    assert serve(LOOPBACK, taken_port, access_path) == 1
+    err = capsys.readouterr().err
+    assert err == f"loa broker: MQTT port {LOOPBACK}:{taken_port} is already in use\n"
+
+
+@pytest.mark.parametrize("content", [None, "{", '{"version": 1, "users": [{}]}'])
+def test_serve_reports_a_bad_access_file_in_one_line(
+    tmp_path: Path, content: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    access_path = tmp_path / "broker-access.json"
+    if content is not None:
+        access_path.write_text(content)
+    assert serve(LOOPBACK, free_port(), access_path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("loa broker: ") and str(access_path) in err
+    assert err.count("\n") == 1
+
+
+def test_broker_process_stops_cleanly_on_sigterm_and_keeps_amqtt_quiet(tmp_path: Path) -> None:
+    port = free_port()
+    process = AmqttProcess(tmp_path, LOOPBACK, port, ACCESS)
+    process.start()
+    try:
+        broker = RunningBroker("amqtt", LOOPBACK, port)
+        for _ in range(3):
+            probe = connected(broker, "loa-server", "pw")
+            probe.subscribe_ok("loa/v1/device/+/state")
+            probe.close()
+    finally:
+        process.stop()
+    assert process.returncode == 0
+    log = process.log_path.read_text()
+    assert "listening on 127.0.0.1" in log and "received SIGTERM" in log
+    assert "Traceback" not in log
+    assert " INFO amqtt" not in log and " INFO transitions" not in log, log
+    assert "Failed to initialize client session" not in log, log

@@ -1,0 +1,63 @@
+"""Shared fixtures. Broker fixtures: every MQTT test can run against both real brokers.
+
+`broker_kind` parametrizes a test over the embedded amqtt broker and mosquitto (the production
+broker); `broker_factory` starts one on a free loopback port and stops it at teardown. A missing
+mosquitto FAILS the test (never skips): CI must prove the product on the broker it ships with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from support import BROKER_KINDS, LOOPBACK, AmqttProcess, RunningBroker, free_port
+
+from broadcast.brokers import BrokerAccess, BrokerError
+from broadcast.brokers.mosquitto import MosquittoBroker
+
+_LOGGER = logging.getLogger(__name__)
+
+__all__ = ["BROKER_KINDS", "RunningBroker", "broker_factory", "broker_kind", "free_port"]
+
+BrokerFactory = Callable[[str, BrokerAccess], RunningBroker]
+
+
+@pytest.fixture(params=BROKER_KINDS)
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """'amqtt' or 'mosquitto': run the test once per broker back-end."""
+    return str(request.param)
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
+    """Start a broker of a kind with an access description; all are stopped at teardown."""
+    started: list[AmqttProcess | MosquittoBroker] = []
+
+    def start(kind: str, access: BrokerAccess) -> RunningBroker:
+        if kind not in BROKER_KINDS:
+            raise ValueError(f"unknown broker kind {kind!r}; expected one of {BROKER_KINDS}")
+        last_error: BrokerError | None = None
+        for attempt in range(3):  # another process may grab the free port before we bind it
+            port = free_port()
+            directory = tmp_path / f"{kind}-{len(started)}-{attempt}"
+            broker: AmqttProcess | MosquittoBroker
+            if kind == "amqtt":
+                broker = AmqttProcess(directory, LOOPBACK, port, access)
+            else:
+                broker = MosquittoBroker(directory, LOOPBACK, port, access)
+            started.append(broker)
+            try:
+                broker.start()
+            except BrokerError as exc:
+                last_error = exc
+            else:
+                return RunningBroker(kind, LOOPBACK, port)
+            if "already in use" not in str(last_error):
+                break
+        pytest.fail(f"{kind} broker did not start: {last_error}", pytrace=False)
+
+    yield start
+    for broker in reversed(started):
+        broker.stop()

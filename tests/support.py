@@ -1,0 +1,276 @@
+"""Test helpers for real MQTT brokers: free ports, broker processes, and a bounded paho client.
+
+Shared by tests/conftest.py (broker fixtures) and any test that talks MQTT. Every wait here is
+bounded in time so a broken broker fails a test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+import broadcast
+from broadcast.brokers import BrokerAccess, BrokerError, wait_for_port
+
+_LOGGER = logging.getLogger(__name__)
+
+BROKER_KINDS = ("amqtt", "mosquitto")
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT_S = 10.0
+WAIT_S = 5.0  # how long to wait for something that must happen
+QUIET_S = 0.5  # how long to watch for something that must NOT happen
+REPO_ROOT = Path(broadcast.__file__).resolve().parent.parent
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port nothing listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningBroker:
+    """Where a test broker listens; `kind` is one of BROKER_KINDS."""
+
+    kind: str
+    host: str
+    port: int
+
+
+class AmqttProcess:
+    """The embedded broker as the `loa broker` command runs it, in its own process."""
+
+    def __init__(self, directory: Path, host: str, port: int, access: BrokerAccess) -> None:
+        self.directory = directory
+        self.host = host
+        self.port = port
+        self.access = access
+        self.log_path = directory / "amqtt.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        access_path = self.directory / "access.json"
+        self.access.save(access_path)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "broadcast.brokers.embedded",
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.port),
+                    "--access",
+                    str(access_path),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                cwd=self.directory,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BrokerError(f"amqtt broker exited: {self.log_tail()}")
+            if wait_for_port(self.host, self.port, 0.1):
+                return
+        self.stop()
+        raise BrokerError(f"amqtt broker did not listen within {timeout_s:g} s: {self.log_tail()}")
+
+    def stop(self, timeout_s: float = 10) -> None:
+        """SIGTERM our own process (as `loa broker` gets on shutdown), kill it if it hangs."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout_s)
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+@dataclass
+class MqttProbe:
+    """A paho 2.x client driven synchronously with bounded waits; collects what it receives.
+
+    Automatic reconnects are off so that a refused login stays refused.
+    """
+
+    broker: RunningBroker
+    client_id: str = ""
+    username: str | None = None
+    password: str | None = None
+    clean_session: bool = True
+    keepalive: int = 30
+    messages: queue.Queue[Received] = field(default_factory=queue.Queue)
+    seen: list[Received] = field(default_factory=list)  # skipped over by expect()
+
+    def __post_init__(self) -> None:
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=self.clean_session,
+            protocol=mqtt.MQTTv311,
+            reconnect_on_failure=False,
+        )
+        if self.username is not None:
+            self.client.username_pw_set(self.username, self.password)
+        self._connack: queue.Queue[tuple[ReasonCode, bool]] = queue.Queue()
+        self._subacks: dict[int, list[ReasonCode]] = {}
+        self._suback_event = threading.Condition()
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self._looping = False
+
+    def _on_connect(self, _c: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, rc: ReasonCode,
+                    _p: object) -> None:  # fmt: skip
+        self._connack.put((rc, bool(flags.session_present)))
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, codes: list[ReasonCode],
+                      _p: object) -> None:  # fmt: skip
+        with self._suback_event:
+            self._subacks[mid] = list(codes)
+            self._suback_event.notify_all()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        self.messages.put(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain)))
+
+    def will(self, topic: str, payload: bytes, qos: int = 1, retain: bool = True) -> MqttProbe:
+        self.client.will_set(topic, payload, qos=qos, retain=retain)
+        return self
+
+    def connect(self, timeout_s: float = WAIT_S) -> tuple[ReasonCode, bool]:
+        """Connect and wait for CONNACK; returns (reason code, session present)."""
+        self.client.connect(self.broker.host, self.broker.port, keepalive=self.keepalive)
+        self.client.loop_start()
+        self._looping = True
+        try:
+            return self._connack.get(timeout=timeout_s)
+        except queue.Empty:
+            raise AssertionError(f"no CONNACK within {timeout_s:g} s") from None
+
+    def connect_ok(self) -> MqttProbe:
+        code, _present = self.connect()
+        assert not code.is_failure, f"{self.username} could not connect: {code}"
+        return self
+
+    def subscribe(self, topic: str, qos: int = 1, timeout_s: float = WAIT_S) -> ReasonCode:
+        """Subscribe and wait for SUBACK; returns the granted QoS or failure reason code."""
+        result, mid = self.client.subscribe(topic, qos=qos)
+        assert result == mqtt.MQTT_ERR_SUCCESS, f"subscribe not sent: {result}"
+        deadline = time.monotonic() + timeout_s
+        with self._suback_event:
+            while mid not in self._subacks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no SUBACK for {topic} within {timeout_s:g} s")
+                self._suback_event.wait(left)
+            return self._subacks.pop(mid)[0]
+
+    def subscribe_ok(self, topic: str, qos: int = 1) -> MqttProbe:
+        code = self.subscribe(topic, qos)
+        assert not code.is_failure, f"{self.username} could not subscribe to {topic}: {code}"
+        return self
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
+                timeout_s: float = WAIT_S) -> None:  # fmt: skip
+        """Publish and, for QoS > 0, wait until the broker acknowledged it."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(timeout=timeout_s)
+        assert info.is_published(), f"{topic} not acknowledged within {timeout_s:g} s"
+
+    def expect(self, topic: str, timeout_s: float = WAIT_S) -> Received:
+        """The next message on `topic` (others received meanwhile are kept in `self.seen`)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"nothing on {topic} within {timeout_s:g} s; saw {self.seen}")
+            try:
+                message = self.messages.get(timeout=left)
+            except queue.Empty:
+                continue
+            if message.topic == topic:
+                return message
+            self.seen.append(message)
+
+    def drain(self, quiet_s: float = QUIET_S) -> list[Received]:
+        """Everything received so far plus whatever arrives within `quiet_s`."""
+        got = list(self.seen)
+        self.seen.clear()
+        deadline = time.monotonic() + quiet_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                got.append(self.messages.get(timeout=left))
+            except queue.Empty:
+                break
+        while not self.messages.empty():
+            got.append(self.messages.get_nowait())
+        return got
+
+    def close(self) -> None:
+        """Clean DISCONNECT (no last will) and stop the network thread."""
+        if self._looping:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self._looping = False
+
+    def freeze(self) -> None:
+        """Stop all traffic (no PINGREQ, no PUBACK) but keep the TCP connection open: what the
+        broker sees of a receiver whose 3G link died without a FIN (a half-open connection)."""
+        if self._looping:
+            self.client.loop_stop()
+            self._looping = False
+
+    def drop(self) -> None:
+        """Vanish without DISCONNECT, like a receiver losing power: the broker sends the will."""
+        if self._looping:
+            self.client.loop_stop()
+            self._looping = False
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()
+
+
+def connected(broker: RunningBroker, username: str, password: str, client_id: str = "",
+              clean_session: bool = True) -> MqttProbe:  # fmt: skip
+    """A probe logged in as `username`, or an AssertionError naming why not."""
+    return MqttProbe(broker, client_id, username, password, clean_session).connect_ok()

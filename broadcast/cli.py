@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for noisy in ("alembic", "apscheduler.scheduler", "werkzeug"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     from broadcast.errors import LoaError
 
     func: Callable[[argparse.Namespace], int] = args.func

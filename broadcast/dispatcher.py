@@ -41,6 +41,7 @@ class Dispatcher:
         self._on_event = on_event
         self._connected = threading.Event()
         self._refused: str | None = None
+        self._stopping = False
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -76,6 +77,7 @@ class Dispatcher:
             raise ServiceUnavailable(f"MQTT broker {self.address} refused the server: {reason}")
 
     def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
@@ -118,7 +120,7 @@ class Dispatcher:
         reason: mqtt.ReasonCode,
         _properties: mqtt.Properties | None,
     ) -> None:
-        if self._connected.is_set() and not self._refused:
+        if self._connected.is_set() and not self._refused and not self._stopping:
             _LOGGER.warning("lost MQTT broker %s (%s); reconnecting", self.address, reason)
         self._connected.clear()
 

@@ -117,11 +117,11 @@ def run(
 ) -> int:
     """Start every part, print the banner, wait for Ctrl-C, stop in reverse order."""
     with ExitStack() as stack:
-        stack.callback(service.stop)
         try:
             web = WebServer(service)
             if embedded_broker:
                 start_embedded_broker(service, stack)
+            stack.callback(service.stop)
             service.start()
             web.start()
             stack.callback(web.stop)

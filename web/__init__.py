@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask
+from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 from broadcast import clock
 from broadcast.service import BroadcastService
@@ -61,6 +63,13 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
 
     app.jinja_env.filters["local_time"] = clock.format_local
     app.jinja_env.globals.update(PRIORITY_LABELS=PRIORITY_LABELS, STATE_LABELS=STATE_LABELS)
+
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def api_errors_as_json(error: HTTPException) -> ResponseReturnValue:
+        if request.path.startswith("/api/"):
+            return jsonify({"error": {"message": error.description}}), error.code
+        return error
 
     @app.after_request
     def security_headers(response):  # type: ignore[no-untyped-def]

@@ -84,3 +84,10 @@ def test_unknown_announcement_is_404_json(client: FlaskClient, tokens: dict[str,
     response = client.get("/api/v1/announcements/999", headers=_auth(tokens["officer"]))
     assert response.status_code == 404
     assert "error" in response.get_json()
+
+
+def test_unknown_api_route_is_json(client: FlaskClient) -> None:
+    response = client.get("/api/v1/nope")
+    assert response.status_code == 404
+    assert "error" in response.get_json()
+    assert client.delete("/api/v1/health").get_json()["error"]

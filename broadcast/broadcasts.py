@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -209,12 +208,6 @@ def mark_failed(broadcast: Broadcast, error: str) -> None:
         if delivery.state not in _TERMINAL:
             delivery.state = DeliveryState.FAILED.value
             delivery.detail = "not dispatched"
-
-
-def is_today_local(value: datetime | None) -> bool:
-    local = clock.to_local(value)
-    now = clock.to_local(utcnow())
-    return local is not None and now is not None and local.date() == now.date()
 
 
 def can_view(session: Session, user: User, broadcast: Broadcast) -> bool:

@@ -8,8 +8,9 @@ within a grace period instead of dropping them silently.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -25,6 +26,36 @@ _LOGGER = logging.getLogger(__name__)
 
 MISFIRE_GRACE_S = 15 * 60
 _fire_callback: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True)
+class ProgrammeSlot:
+    """One run of a schedule on a given day: when (UTC, naive) and whether it is past."""
+
+    at: datetime
+    schedule: Schedule
+    done: bool
+
+
+def todays_programme(schedules: Iterable[Schedule], now: datetime) -> list[ProgrammeSlot]:
+    """The active schedules' runs on the local calendar day of `now` (UTC, naive), in order."""
+    today = now.replace(tzinfo=UTC).astimezone(LOCAL_TZ).date()
+    slots = []
+    for schedule in schedules:
+        if not schedule.active:
+            continue
+        if schedule.kind == ScheduleKind.DAILY and schedule.time_of_day:
+            hour, minute = (int(part) for part in schedule.time_of_day.split(":"))
+            local = datetime.combine(today, time(hour, minute), tzinfo=LOCAL_TZ)
+            at = local.astimezone(UTC).replace(tzinfo=None)
+        elif schedule.kind == ScheduleKind.ONCE and schedule.run_at is not None:
+            at = schedule.run_at
+            if at.replace(tzinfo=UTC).astimezone(LOCAL_TZ).date() != today:
+                continue
+        else:
+            continue
+        slots.append(ProgrammeSlot(at=at, schedule=schedule, done=at <= now))
+    return sorted(slots, key=lambda slot: slot.at)
 
 
 def fire_schedule(schedule_id: int) -> None:

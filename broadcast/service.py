@@ -238,16 +238,6 @@ class BroadcastService:
         _LOGGER.info("schedule %s fired: broadcast %s", schedule_id, broadcast_id)
         self._render_and_dispatch(broadcast_id)
 
-    def upcoming_today(self, session: Session) -> list[tuple[Schedule, object]]:
-        """Active schedules with their next run when that falls today (local time)."""
-        result = []
-        for schedule in session.scalars(select(Schedule).where(Schedule.active.is_(True))):
-            next_run = self.scheduler.next_run(schedule.id)
-            if next_run is not None and broadcasts.is_today_local(next_run):
-                result.append((schedule, next_run))
-        result.sort(key=lambda item: item[1])
-        return result
-
     # --- answer-back --------------------------------------------------------------------------
 
     def _on_status(self, status: protocol.DeviceStatus) -> None:

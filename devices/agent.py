@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -41,7 +39,7 @@ import paho.mqtt.client as mqtt
 import requests
 
 from devices.cache import CacheError, MediaCache
-from devices.config import ConfigError, ReceiverConfig
+from devices.config import ConfigError, ReceiverConfig, write_private_file
 from devices.players import PlayContext, Player, PlayerError, make_player
 from devices.protocol import (
     Command,
@@ -586,16 +584,7 @@ class ReceiverAgent:
     def _save_replay(self) -> None:
         """Atomic rewrite; a failed write is logged, the in-memory guard still protects us."""
         try:
-            fd, tmp = tempfile.mkstemp(dir=self._data_dir, prefix=f".{REPLAY_FILE}.")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(self._guard.to_dict(), handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self._replay_path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_private_file(self._replay_path, json.dumps(self._guard.to_dict()))
         except OSError as exc:
             _LOGGER.error("%s: cannot save %s: %s", self.device_id, self._replay_path, exc)
 

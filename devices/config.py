@@ -135,13 +135,15 @@ class ReceiverConfig:
 
 
 def write_private_file(path: Path, text: str) -> None:
-    """Write atomically with mode 0600: config files hold passwords."""
+    """Write atomically (temporary file, fsync, rename) with mode 0600: these files hold secrets."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.chmod(tmp, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, 0o600)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""Shared fixtures. Broker fixtures: every MQTT test can run against both real brokers.
+"""Shared fixtures: a broadcast service on a fresh data directory, and real MQTT brokers.
 
 `broker_kind` parametrizes a test over the embedded amqtt broker and mosquitto (the production
 broker); `broker_factory` starts one on a free loopback port and stops it at teardown. A missing
@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from service_support import make_service
 from support import BROKER_KINDS, LOOPBACK, AmqttProcess, RunningBroker, free_port
 
 from broadcast.brokers import BrokerAccess, BrokerError
 from broadcast.brokers.mosquitto import MosquittoBroker
+from broadcast.service import BroadcastService
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,3 +63,11 @@ def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
     yield start
     for broker in reversed(started):
         broker.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[BroadcastService]:
+    """A service with storage, speech and audio but no MQTT link, on tmp_path/data."""
+    svc = make_service(tmp_path / "data")
+    yield svc
+    svc.stop()

@@ -62,6 +62,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     csrf.exempt(api.bp)
 
     app.jinja_env.filters["local_time"] = clock.format_local
+    app.jinja_env.filters["zone_name"] = lambda zone_id, names: names.get(zone_id, zone_id)
     app.jinja_env.globals.update(PRIORITY_LABELS=PRIORITY_LABELS, STATE_LABELS=STATE_LABELS)
 
     @app.errorhandler(404)

@@ -59,7 +59,8 @@ def new() -> str | Response:
 def detail(broadcast_id: int) -> str:
     with get_service().db.session() as session:
         broadcast = _visible(session, broadcast_id)
-        return render_template("announce/detail.html", broadcast=broadcast)
+        names = {zone.id: zone.name for zone in zones.visible_zones(session, user_row(session))}
+        return render_template("announce/detail.html", broadcast=broadcast, zone_names=names)
 
 
 @bp.route("/<int:broadcast_id>/status.json")

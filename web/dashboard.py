@@ -6,8 +6,11 @@ import logging
 
 from flask import Blueprint, render_template
 from flask_login import login_required
+from sqlalchemy import select
 
 from broadcast import broadcasts, zones
+from broadcast.models import Schedule, utcnow
+from broadcast.scheduling import todays_programme
 from web import get_service
 from web.views import user_row
 
@@ -25,9 +28,9 @@ def index() -> str:
         visible_ids = {zone.id for zone in visible}
         devices = zones.target_devices(visible)
         today = [
-            (schedule, next_run)
-            for schedule, next_run in service.upcoming_today(session)
-            if any(zone_id in visible_ids for zone_id in schedule.zone_ids)
+            slot
+            for slot in todays_programme(session.scalars(select(Schedule)), utcnow())
+            if any(zone_id in visible_ids for zone_id in slot.schedule.zone_ids)
         ]
         return render_template(
             "dashboard/index.html",

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import stat
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from devices import protocol
+from devices.config import write_private_file
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -293,21 +293,6 @@ class BrokerAccess:
             raise BrokerError(f"bad broker access file {path}: {exc}") from exc
         _warn_if_readable_by_others(path)
         return access
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Create/replace `path` with mode 0600 via a temporary file and rename (never half-written)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _warn_if_readable_by_others(path: Path) -> None:

@@ -19,7 +19,10 @@ tests/brokers):
 * a client reconnecting while its old connection is half-open takes the session over like
   on mosquitto: the old connection's will is not sent, the session stays online, and QoS 1
   messages the old connection never acknowledged are re-sent (amqtt drops them after 5 s);
-* messages queued for an offline session are delivered without the retain flag.
+* messages queued for an offline session are delivered without the retain flag;
+* a message is fanned out over a snapshot of the subscriptions, so a client subscribing while
+  a command is being delivered cannot abort that delivery (amqtt iterates the live dict and
+  loses the message with "dictionary changed size during iteration").
 """
 
 from __future__ import annotations
@@ -258,8 +261,19 @@ def _mark_taken_over(handler: BrokerProtocolHandler | None) -> None:
         handler.taken_over = True
 
 
+class _SnapshotSubscriptions(dict[str, list[tuple[Session, int]]]):
+    """Iterating `items()` walks a copy, so subscribe/unsubscribe during a fan-out is safe."""
+
+    def items(self) -> list[tuple[str, list[tuple[Session, int]]]]:  # type: ignore[override]
+        return [(key, list(value)) for key, value in super().items()]
+
+
 class _LoaBroker(Broker):
     """amqtt's Broker with the corrections listed in the module docstring."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._subscriptions = _SnapshotSubscriptions(self._subscriptions)
 
     async def _initialize_client_session(
         self,

@@ -1,21 +1,11 @@
-"""A broadcast service on a fresh data directory, with a test commune and users of every role."""
+"""The test commune (a commune, two villages) and users of every role."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from service_support import Users, make_service, seed_commune
+from service_support import Users, seed_commune
 
 from broadcast.service import BroadcastService
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[BroadcastService]:
-    svc = make_service(tmp_path / "data")
-    yield svc
-    svc.stop()
 
 
 @pytest.fixture

@@ -118,3 +118,25 @@ def test_village_head_cannot_schedule(service: BroadcastService, users: Users) -
 
     with pytest.raises(PermissionDenied):
         service.create_bulletin(users.head_1, "", "Nội dung.")
+
+
+def test_todays_programme_in_local_days() -> None:
+    from broadcast.models import Schedule
+    from broadcast.scheduling import todays_programme
+
+    morning = Schedule(id=1, kind="daily", time_of_day="06:00", zone_ids=["x"], active=True)
+    evening = Schedule(id=2, kind="daily", time_of_day="17:00", zone_ids=["x"], active=True)
+    cancelled = Schedule(id=3, kind="daily", time_of_day="12:00", zone_ids=["x"], active=False)
+    tomorrow = Schedule(
+        id=4, kind="once", run_at=datetime(2026, 11, 27, 1, 0), zone_ids=["x"], active=True
+    )
+    # 16:30 UTC on 26/11 is 23:30 on 26/11 in Hà Nội: still the 26th there
+    now = datetime(2026, 11, 26, 16, 30)
+    slots = todays_programme([evening, cancelled, tomorrow, morning], now)
+    assert [(slot.schedule.id, slot.at, slot.done) for slot in slots] == [
+        (1, datetime(2026, 11, 25, 23, 0), True),
+        (2, datetime(2026, 11, 26, 10, 0), True),
+    ]
+    # 17:30 UTC is already the 27th locally: the once-schedule at 08:00 local is today
+    slots = todays_programme([morning, tomorrow], datetime(2026, 11, 26, 17, 30))
+    assert [(slot.schedule.id, slot.done) for slot in slots] == [(1, False), (4, False)]

@@ -97,3 +97,16 @@ def test_broker_process_stops_cleanly_on_sigterm_and_keeps_amqtt_quiet(tmp_path:
     assert "Traceback" not in log
     assert " INFO amqtt" not in log and " INFO transitions" not in log, log
     assert "Failed to initialize client session" not in log, log
+
+
+def test_fan_out_survives_subscriptions_changing_underneath() -> None:
+    """amqtt iterates its live subscription dict while awaiting; ours walks a snapshot."""
+    from broadcast.brokers.embedded import _SnapshotSubscriptions
+
+    subscriptions = _SnapshotSubscriptions({"loa/v1/zone/a/cmd": [("session-1", 1)]})
+    seen = []
+    for topic_filter, subscribers in subscriptions.items():
+        subscriptions[f"{topic_filter}/new"] = []  # a client subscribes mid fan-out
+        subscriptions["loa/v1/zone/a/cmd"].clear()  # another unsubscribes
+        seen.extend(subscribers)
+    assert seen == [("session-1", 1)]

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from service_support import Users, make_service, seed_commune
+from service_support import Users, seed_commune
 
 from broadcast import accounts, registry
 from broadcast.service import BroadcastService
 from web import create_app
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[BroadcastService]:
-    svc = make_service(tmp_path / "data")
-    yield svc
-    svc.stop()
 
 
 @pytest.fixture

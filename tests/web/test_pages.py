@@ -51,6 +51,7 @@ def test_dashboard_lists_devices(client: FlaskClient) -> None:
     page = client.get("/").get_data(as_text=True)
     assert "loa-a-01" in page and "loa-b-01" in page
     assert "Mất kết nối" in page
+    assert "Hôm nay không có chương trình nào" in page
 
 
 def test_village_head_form_offers_only_own_village(client: FlaskClient) -> None:

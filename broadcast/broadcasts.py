@@ -86,9 +86,11 @@ def create_broadcast(
     created_by: User | None = None,
     title: str = "",
     schedule_id: int | None = None,
+    recording_sha256: str | None = None,
 ) -> Broadcast:
     """A pending broadcast with one queued delivery per target receiver."""
     broadcast = Broadcast(
+        recording_sha256=recording_sha256,
         title=title.strip() or default_title(text),
         text=text,
         priority=priority.value,

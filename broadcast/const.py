@@ -51,3 +51,11 @@ class DeliveryState(StrEnum):
 class ScheduleKind(StrEnum):
     ONCE = "once"
     DAILY = "daily"
+
+
+class ContentKind(StrEnum):
+    TTS = "tts"  # a text, synthesized
+    RECORDING = "recording"  # an uploaded recording, played as it is
+
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024

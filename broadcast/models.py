@@ -80,13 +80,16 @@ class ApiToken(Base):
 
 
 class Bulletin(Base):
-    """A text (bản tin) that schedules turn into broadcasts."""
+    """Content (bản tin) that schedules turn into broadcasts: a text to synthesize, or a recording
+    (for ethnic-minority languages and voices no engine speaks)."""
 
     __tablename__ = "bulletins"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(300))
     text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20), default="tts", server_default="tts")
+    recording_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -127,6 +130,7 @@ class Broadcast(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     status: Mapped[str] = mapped_column(String(20))
     error: Mapped[str] = mapped_column(Text, default="")
+    recording_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     media_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     tts_engine: Mapped[str] = mapped_column(String(20), default="")
     command_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,11 +17,20 @@ from sqlalchemy.orm import Session
 import audio
 import tts
 from broadcast import broadcasts, clock, zones
-from broadcast.const import SERVER_MQTT_USERNAME, BroadcastStatus, Role, ScheduleKind
+from broadcast.const import (
+    MAX_UPLOAD_BYTES,
+    SERVER_MQTT_USERNAME,
+    BroadcastStatus,
+    ContentKind,
+    Role,
+    ScheduleKind,
+    ZoneKind,
+)
 from broadcast.db import Database
 from broadcast.dispatcher import Dispatcher
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
-from broadcast.models import Broadcast, Bulletin, Schedule, User, utcnow
+from broadcast.models import Broadcast, Bulletin, Schedule, User, Zone, utcnow
+from broadcast.rendering import MediaRenderer
 from broadcast.scheduling import Scheduler
 from broadcast.settings import Secrets, Settings
 from devices import protocol
@@ -55,7 +65,8 @@ class BroadcastService:
         self.synthesizer = tts.Synthesizer(
             settings.tts_cache_dir, engine=settings.tts_engine, **settings.tts_options
         )
-        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loa-render")
+        self.renderer = MediaRenderer(self.synthesizer, self.media, settings.data_dir / "renders")
+        self._render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loa-render")
         self.scheduler = Scheduler(self.db.engine, self._fire_schedule)
         self.dispatcher: Dispatcher | None = None
         if connect_mqtt:
@@ -79,7 +90,7 @@ class BroadcastService:
 
     def stop(self) -> None:
         self.scheduler.stop()
-        self._renderer.shutdown(wait=True, cancel_futures=True)
+        self._render_pool.shutdown(wait=True, cancel_futures=True)
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.db.dispose()
@@ -91,7 +102,7 @@ class BroadcastService:
                 select(Broadcast.id).where(Broadcast.status == BroadcastStatus.PENDING.value)
             ).all()
         for broadcast_id in pending:
-            self._renderer.submit(self._render_and_dispatch, broadcast_id)
+            self._render_pool.submit(self._render_and_dispatch, broadcast_id)
 
     # --- announcements ------------------------------------------------------------------------
 
@@ -126,7 +137,7 @@ class BroadcastService:
             )
             broadcast_id = broadcast.id
         _LOGGER.info("announcement %s queued for %s", broadcast_id, zone_ids)
-        self._renderer.submit(self._render_and_dispatch, broadcast_id)
+        self._render_pool.submit(self._render_and_dispatch, broadcast_id)
         return broadcast_id
 
     def _render_and_dispatch(self, broadcast_id: int) -> None:
@@ -134,9 +145,10 @@ class BroadcastService:
             broadcast = broadcasts.get_broadcast(session, broadcast_id)
             text, zone_ids = broadcast.text, list(broadcast.zone_ids)
             priority, repeat, title = broadcast.priority, broadcast.repeat, broadcast.title
+            recording = broadcast.recording_sha256
         try:
-            speech = self.synthesizer.synthesize(text)
-            sha256 = self.media.put_bytes(audio.render_announcement([speech.path]))
+            rendered = self.renderer.render(text, recording)
+            sha256, engine = rendered.sha256, rendered.engine
             body = protocol.PlayBody(
                 broadcast_id=broadcast_id,
                 media_url=self.settings.media_url(sha256),
@@ -157,14 +169,22 @@ class BroadcastService:
             return
         with self.db.session() as session:
             broadcast = broadcasts.get_broadcast(session, broadcast_id)
-            broadcasts.mark_dispatched(broadcast, sha256, speech.engine, command.id)
+            broadcasts.mark_dispatched(broadcast, sha256, engine, command.id)
         _LOGGER.info(
             "broadcast %s dispatched to %s (media %s, %s)",
             broadcast_id,
             ", ".join(zone_ids),
             sha256[:12],
-            speech.engine,
+            engine,
         )
+
+    def preview(self, user_id: int, bulletin_id: int) -> str:
+        """Render a bulletin as it would play (without sending it) and return its media sha256."""
+        with self.db.session() as session:
+            self._user(session, user_id, CONTENT_ROLES)
+            bulletin = self.get_bulletin(session, bulletin_id)
+            text, recording = bulletin.text, bulletin.recording_sha256
+        return self._render_pool.submit(self.renderer.render, text, recording).result().sha256
 
     # --- bulletins and schedules --------------------------------------------------------------
 
@@ -175,11 +195,90 @@ class BroadcastService:
             bulletin = Bulletin(
                 title=title.strip() or broadcasts.default_title(clean),
                 text=clean,
+                kind=ContentKind.TTS.value,
                 created_by_id=user.id,
             )
             session.add(bulletin)
             session.flush()
             return bulletin.id
+
+    def create_recording_bulletin(
+        self, user_id: int, title: str, upload: Path, original_name: str
+    ) -> int:
+        """A recording as content: validated, loudness-normalized, transcoded, then stored."""
+        with self.db.session() as session:
+            self._user(session, user_id, CONTENT_ROLES)
+        if not title.strip():
+            raise ValidationError("title", "a recording needs a title")
+        try:
+            info = audio.import_recording(
+                upload, original_name=original_name, max_bytes=MAX_UPLOAD_BYTES
+            )
+        except audio.AudioError as exc:
+            raise ValidationError("recording", str(exc)) from exc
+        sha256 = self.media.put_bytes(info.mp3)
+        with self.db.session() as session:
+            bulletin = Bulletin(
+                title=title.strip()[:300],
+                text=title.strip(),
+                kind=ContentKind.RECORDING.value,
+                recording_sha256=sha256,
+                created_by_id=user_id,
+            )
+            session.add(bulletin)
+            session.flush()
+            return bulletin.id
+
+    @staticmethod
+    def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
+        bulletin = session.get(Bulletin, bulletin_id)
+        if bulletin is None:
+            raise NotFound(f"bulletin {bulletin_id}")
+        return bulletin
+
+    def prepare_script(self, document: object, with_opening: bool = True) -> tts.BroadcastScript:
+        """What an official document becomes when read aloud; the officer edits it before saving."""
+        text = broadcasts.clean_text(document)
+        opening = None
+        if with_opening:
+            with self.db.session() as session:
+                commune = session.scalar(
+                    select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value).order_by(Zone.id)
+                )
+                if commune is not None:
+                    opening = commune.name
+        return tts.make_script(text, opening=opening)
+
+    def broadcast_bulletin(
+        self,
+        user_id: int,
+        bulletin_id: int,
+        zone_ids: object,
+        priority: object = protocol.Priority.NORMAL.value,
+        repeat: object = 1,
+    ) -> int:
+        """Send a prepared bulletin now (phát ngay)."""
+        with self.db.session() as session:
+            user = self._user(session, user_id, CONTENT_ROLES)
+            bulletin = self.get_bulletin(session, bulletin_id)
+            if not isinstance(zone_ids, list):
+                raise ValidationError("zones", "must be a list of zone ids")
+            targets = zones.resolve_zones(session, zone_ids)
+            zones.check_can_target(session, user, targets)
+            broadcast = broadcasts.create_broadcast(
+                session,
+                text=bulletin.text,
+                zone_list=targets,
+                priority=broadcasts.clean_priority(priority),
+                repeat=broadcasts.clean_repeat(repeat),
+                source="bulletin",
+                created_by=user,
+                title=bulletin.title,
+                recording_sha256=bulletin.recording_sha256,
+            )
+            broadcast_id = broadcast.id
+        self._render_pool.submit(self._render_and_dispatch, broadcast_id)
+        return broadcast_id
 
     def schedule(self, user_id: int, request: ScheduleRequest) -> int:
         with self.db.session() as session:
@@ -233,6 +332,7 @@ class BroadcastService:
                 source="schedule",
                 title=schedule.bulletin.title,
                 schedule_id=schedule.id,
+                recording_sha256=schedule.bulletin.recording_sha256,
             )
             broadcast_id = broadcast.id
         _LOGGER.info("schedule %s fired: broadcast %s", schedule_id, broadcast_id)
@@ -249,6 +349,11 @@ class BroadcastService:
             broadcasts.apply_event(session, event)
 
     # --- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def can_manage_content(user: User) -> bool:
+        """Bulletins and schedules are the culture officer's (and the admin's) work."""
+        return user.role in CONTENT_ROLES
 
     @staticmethod
     def _user(session: Session, user_id: int, roles: tuple[Role, ...]) -> User:

@@ -51,12 +51,13 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.extensions["loa_service"] = service
     csrf.init_app(app)
 
-    from web import announce, api, auth, dashboard, media
+    from web import announce, api, auth, bulletins, dashboard, media
 
     auth.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(announce.bp)
+    app.register_blueprint(bulletins.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)

@@ -1,0 +1,66 @@
+"""Run every benchmark and write `bench/results/*.json` and the table in `bench/RESULTS.md`.
+
+make bench            # or: python bench/run.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import tts_pipeline  # noqa: E402
+
+
+def tts_table(result: dict) -> list[str]:
+    lines = [
+        "## Text to sound (offline, espeak-ng)",
+        "",
+        f"Goal: ≤ {result['goal_per_1000_chars_s']} s per 1,000 characters end to end; a repeat "
+        f"of the same text from cache ≤ {result['goal_cached_repeat_ms']:.0f} ms. Floor: the "
+        "espeak-ng engine alone on the already-normalized text, measured in the same run.",
+        "",
+        "| scale | chars | audio | runs | end to end (median) | per 1,000 chars | floor per "
+        "1,000 chars | ratio to floor | cached repeat |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['scale']}× | {row['characters']:,} | {row['audio_seconds']:.0f} s | "
+            f"{row['runs']} | {row['end_to_end_s']:.2f} s | {row['per_1000_chars_s']:.3f} s | "
+            f"{row['floor_per_1000_chars_s']:.3f} s | {row['ratio_to_floor']:.1f} | "
+            f"{row['cached_repeat_ms']:.1f} ms |"
+        )
+    lines += ["", f"Goals met: **{'yes' if result['goals_met'] else 'no'}**", ""]
+    return lines
+
+
+def main() -> int:
+    results_dir = BENCH_DIR / "results"
+    results_dir.mkdir(exist_ok=True)
+    tts_json = results_dir / "tts_pipeline.json"
+    tts_pipeline.main(["--json", str(tts_json)])
+    tts_result = json.loads(tts_json.read_text(encoding="utf-8"))
+    header = [
+        "# Benchmark results",
+        "",
+        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}. Medians; the machine is "
+        "shared and noisy, so read ratios rather than absolute times.",
+        "",
+    ]
+    (BENCH_DIR / "RESULTS.md").write_text(
+        "\n".join(header + tts_table(tts_result)), encoding="utf-8"
+    )
+    print(f"wrote {BENCH_DIR / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

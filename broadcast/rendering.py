@@ -1,0 +1,69 @@
+"""From content to stored media: speech (or a recording) assembled into what receivers play.
+
+The daily bulletin is the same text every day, so both steps are cached: the speech by the
+synthesizer, and the assembled programme by a recipe index (recipe → media sha256) kept beside
+the media store. A repeat of the same content costs two file lookups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import audio
+import tts
+from broadcast.const import ContentKind
+from devices.config import write_private_file
+
+_LOGGER = logging.getLogger(__name__)
+
+RECIPE_VERSION = 1  # bump when the programme layout changes, so old renders are not reused
+
+
+@dataclass(frozen=True)
+class RenderedMedia:
+    sha256: str
+    engine: str  # the speech engine that spoke, or "recording"
+    cached: bool
+
+
+class MediaRenderer:
+    def __init__(
+        self, synthesizer: tts.Synthesizer, store: audio.MediaStore, index_dir: Path
+    ) -> None:
+        self.synthesizer = synthesizer
+        self.store = store
+        self.index_dir = index_dir
+        index_dir.mkdir(parents=True, exist_ok=True)
+
+    def render(self, text: str, recording_sha256: str | None = None) -> RenderedMedia:
+        if recording_sha256 is not None:
+            source, engine = self.store.path(recording_sha256), ContentKind.RECORDING.value
+            speech_cached = True
+        else:
+            speech = self.synthesizer.synthesize(text)
+            source, engine, speech_cached = speech.path, speech.engine, speech.cached
+        recipe = self._recipe_key(source)
+        known = self._lookup(recipe)
+        if known is not None:
+            return RenderedMedia(known, engine, cached=speech_cached)
+        sha256 = self.store.put_bytes(audio.render_announcement([source]))
+        write_private_file(self.index_dir / recipe, json.dumps({"sha256": sha256}))
+        return RenderedMedia(sha256, engine, cached=False)
+
+    @staticmethod
+    def _recipe_key(source: Path) -> str:
+        """Sources are content-addressed files (speech cache, media store): the name is the key."""
+        recipe = {"v": RECIPE_VERSION, "source": source.name, "chime": True}
+        return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+    def _lookup(self, recipe: str) -> str | None:
+        path = self.index_dir / recipe
+        try:
+            sha256 = json.loads(path.read_text(encoding="utf-8"))["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return sha256 if self.store.exists(sha256) else None

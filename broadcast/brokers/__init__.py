@@ -10,7 +10,7 @@ one-line `BrokerError` naming the host:port or the file.
     EmbeddedBroker("127.0.0.1", 1883, access).start()  # or MosquittoBroker(dir, host, ...)
 
 Both brokers behave the same for Loa's clients (tests/brokers proves it on each); see
-`broadcast.brokers.embedded` for the amqtt 0.12 behaviour corrected to match mosquitto.
+`broadcast.brokers.amqtt_broker` for the amqtt 0.12 behaviour corrected to match mosquitto.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def test_broker_process_stops_cleanly_on_sigterm_and_keeps_amqtt_quiet(tmp_path:
 
 def test_fan_out_survives_subscriptions_changing_underneath() -> None:
     """amqtt iterates its live subscription dict while awaiting; ours walks a snapshot."""
-    from broadcast.brokers.embedded import _SnapshotSubscriptions
+    from broadcast.brokers.amqtt_broker import _SnapshotSubscriptions
 
     subscriptions = _SnapshotSubscriptions({"loa/v1/zone/a/cmd": [("session-1", 1)]})
     seen = []

@@ -1,0 +1,223 @@
+"""A receiver's MQTT link: one persistent session to the broker, kept up over a poor 3G link.
+
+Everything paho-specific of the receiver agent lives here, so `devices.agent` only deals with
+"a command arrived", "(re)connected", "publish this state or event":
+
+* a persistent session (`clean_session=False`, client id = device id) lets the broker queue
+  QoS 1 commands while the receiver is offline; paho reconnects with backoff (1 → 30 s);
+* on every (re)connect the command topics (the device's own and its zones') are subscribed;
+* a retained last will (the agent's `offline` state, carrying its boot id) is left with the
+  broker; states are published retained, events as QoS 1 (paho queues them while offline);
+* connection problems are logged once per distinct problem, then retried forever; only a
+  CONNACK refusal a retry cannot fix (bad credentials) is fatal.
+
+paho's callbacks run in its network thread: nothing here blocks, and a failing command handler
+is logged, never allowed to kill that thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from devices.config import MqttSettings
+from devices.protocol import (
+    DeviceEvent,
+    DeviceStatus,
+    device_command_topic,
+    device_event_topic,
+    device_state_topic,
+    zone_command_topic,
+)
+
+# The receiver logs as one component: lines keep saying `devices.agent` (operators grep for it).
+_LOGGER = logging.getLogger("devices.agent")
+
+# CONNACK refusals that a retry cannot fix (MQTT 3.1.1 codes 2, 4, 5 as paho's v5 reason codes).
+_FATAL_CONNACK = {
+    133: "client identifier rejected (check device_id in the config)",
+    134: "bad username or password (check mqtt.username and mqtt.password in the config)",
+    135: "not authorized (check mqtt.username and mqtt.password in the config)",
+}
+
+
+class MqttLink:
+    """The paho client of one receiver, its subscriptions and its connection-health reporting."""
+
+    def __init__(
+        self,
+        device_id: str,
+        settings: MqttSettings,
+        zones: Sequence[str],
+        on_command: Callable[[str, bytes], None],
+        on_connected: Callable[[], None],
+    ) -> None:
+        """`on_command(topic, payload)` and `on_connected()` are called in paho's thread."""
+        self.device_id = device_id
+        self.broker = f"{settings.host}:{settings.port}"
+        self._settings = settings
+        self._zones = zones
+        self._on_command = on_command
+        self._on_connected = on_connected
+        self._client: mqtt.Client | None = None
+        self._connected = threading.Event()
+        self._last_failure = ""
+        self._fatal: str | None = None
+        self._fatal_event = threading.Event()
+        self._closing = False
+
+    @property
+    def opened(self) -> bool:
+        return self._client is not None
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def fatal_error(self) -> str | None:
+        """Set when the broker refused our credentials: the process should exit non-zero."""
+        return self._fatal
+
+    def wait_fatal(self, timeout: float | None = None) -> bool:
+        return self._fatal_event.wait(timeout)
+
+    def open(self, will: DeviceStatus) -> None:
+        """Create the client with `will` as its retained last will; `connect` starts it."""
+        settings = self._settings
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.device_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        client.username_pw_set(settings.username, settings.password)
+        client.will_set(device_state_topic(self.device_id), will.to_json(), qos=1, retain=True)
+        client.reconnect_delay_set(1, 30)
+        client.suppress_exceptions = True  # an exception must never kill the network thread
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        self._client = client
+
+    def connect(self) -> None:
+        """Connect in the background; paho retries with backoff until `close`."""
+        if self._client is None:
+            return
+        settings = self._settings
+        self._client.connect_async(settings.host, settings.port, settings.keepalive)
+        self._client.loop_start()
+
+    def publish_state(self, status: DeviceStatus) -> mqtt.MQTTMessageInfo | None:
+        """Publish the retained state (QoS 1); callers check `connected` first."""
+        if self._client is None:
+            return None
+        return self._client.publish(
+            device_state_topic(self.device_id), status.to_json(), qos=1, retain=True
+        )
+
+    def publish_event(self, event: DeviceEvent) -> None:
+        """QoS 1 events are queued by paho while offline and delivered after reconnecting."""
+        if self._client is None:
+            return
+        self._client.publish(device_event_topic(self.device_id), event.to_json(), qos=1)
+
+    def expect_close(self) -> None:
+        """The agent is stopping: losing the connection from now on is not worth a warning."""
+        self._closing = True
+
+    def close(self) -> None:
+        if self._client is None:
+            return
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # --- paho callbacks (network thread: no blocking work here) --------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            fatal = _FATAL_CONNACK.get(reason.value)
+            if fatal is not None:
+                self._fail(f"broker {self.broker} refused the connection: {fatal}")
+                client.disconnect()
+            else:
+                self._warn_once(f"broker {self.broker} refused the connection: {reason}")
+            return
+        self._last_failure = ""
+        self._connected.set()
+        _LOGGER.info(
+            "%s: connected to broker %s (session present: %s)",
+            self.device_id,
+            self.broker,
+            bool(getattr(flags, "session_present", False)),
+        )
+        topics = [device_command_topic(self.device_id)]
+        topics += [zone_command_topic(zone) for zone in self._zones]
+        client.subscribe([(topic, 1) for topic in topics])
+        self._on_connected()
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho calls this from inside its `except OSError`, so the cause is still at hand.
+        exc = sys.exc_info()[1]
+        self._warn_once(f"broker {self.broker} unreachable: {_describe(exc)}")
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if was_connected and not self._closing and self._fatal is None:
+            self._warn_once(f"lost connection to broker {self.broker} ({reason})")
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        for reason in reasons:
+            if reason.is_failure:
+                _LOGGER.error(
+                    "%s: broker %s refused a subscription (%s): check its topic ACL",
+                    self.device_id,
+                    self.broker,
+                    reason,
+                )
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._on_command(message.topic, bytes(message.payload))
+        except Exception:
+            _LOGGER.exception(
+                "%s: unexpected error handling a message on %s", self.device_id, message.topic
+            )
+
+    # --- failures -------------------------------------------------------------------------------
+
+    def _warn_once(self, message: str) -> None:
+        """One line per distinct connection problem: a flapping 3G link must not flood logs."""
+        if message != self._last_failure:
+            _LOGGER.warning("%s: %s; retrying", self.device_id, message)
+        else:
+            _LOGGER.debug("%s: %s; retrying", self.device_id, message)
+        self._last_failure = message
+
+    def _fail(self, message: str) -> None:
+        if self._fatal is None:
+            self._fatal = message
+            _LOGGER.error("%s: %s", self.device_id, message)
+        self._fatal_event.set()
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "connection failed"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or exc.__class__.__name__

@@ -1,106 +1,134 @@
-"""Assemble one announcement: chime, speech (read `repeat` times), optional closing chime → MP3.
+"""Assemble a programme: chime, station ident, speech read N times, closing chime → MP3 or Opus.
 
-Why: the commune loudspeaker convention is an attention signal, then the notice, and urgent
-notices are read several times. Speech from different engines (espeak WAV, gTTS MP3) arrives at
-different levels, so each part is brought to one loudness before mixing; the result is encoded
-once in the broadcast format (MP3 mono 32 kbps 22.05 kHz) that cheap receivers play everywhere.
+Why: the commune loudspeaker convention is an attention signal, then who is speaking ("Đây là
+Đài truyền thanh xã …"), then the notice; urgent notices are read several times. Speech from
+different sources (espeak WAV, gTTS MP3, a phone recording) arrives at levels far apart, so each
+part is brought to −16 LUFS on its own (BS.1770 measurement, limiter, exact trim: see
+``audio.level``, and ``audio.loudness`` for why this is not ffmpeg's ``loudnorm``) before the parts
+are joined; the programme is then encoded once, in the broadcast format.
 The whole render happens in memory and returns bytes, so a failure never leaves a partial file.
+
+ffmpeg runs per render: one per distinct 16-bit 22.05 kHz WAV input (espeak's output: read and
+estimated in Python, then limit + measure) and two per other input (decode + measure, then
+limit + measure), in parallel when there are several files; one to encode; the chimes are
+measured once per process. ~69 s of espeak speech renders in ~0.29 s on two cores, two thirds
+of it LAME.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from audio import chime as chimes
-from audio import mp3
 from audio.errors import AudioError
-from audio.ffmpeg import BITRATE_KBPS, CHANNELS, SAMPLE_RATE, AudioSegment, decode_file, encode_mp3
+from audio.ffmpeg import (
+    CHANNELS,
+    SAMPLE_RATE,
+    SAMPLE_WIDTH,
+    AudioSegment,
+    encode_pcm,
+    encoders,
+    measure_segment,
+)
+from audio.formats import OutputFormat, verify_output
+from audio.level import level_speech_file
+from audio.loudness import LIMITER_CEILING_DBFS, TARGET_LUFS
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Loudness of speech in the MP3: the gated RMS of 50 ms windows (dBFS, see active_dbfs).
-SPEECH_TARGET_DBFS = -16.0
+#: Integrated loudness of the speech (and so of the programme) in the output.
+SPEECH_TARGET_LUFS = TARGET_LUFS
 #: The chime sits a little below the speech so it calls attention without startling.
-CHIME_TARGET_DBFS = -20.0
-#: No sample of the MP3 goes above this (a look-ahead limiter at encoding enforces it).
-PEAK_CEILING_DBFS = -1.0
-#: The 16-bit mix is built this much below the targets and raised in floating point while
-#: encoding, so speech whose peaks would clip at the target is limited instead of turned down.
-#: TTS speech has 15-20 dB between its peaks and its active level; -16 dBFS alone would leave
-#: only 15 dB.
-MIX_HEADROOM_DB = 6.0
-#: Loudness gates (see active_dbfs).
-ABSOLUTE_GATE_DBFS = -70.0
-RELATIVE_GATE_DB = 20.0
-LOUDNESS_WINDOW_MS = 50
-#: After levelling, what is this quiet at either end of a speech file is trimmed away.
-SILENCE_GATE_DBFS = -50.0
+CHIME_TARGET_LUFS = -20.0
+#: After levelling, what is this far below the speech loudness at either end of a part is cut.
+SILENCE_GATE_DB = 30.0
 
 LEAD_IN_MS = 200  # lets the amplifier settle before the first note
-CHIME_TO_SPEECH_MS = 600
+CHIME_TO_SPEECH_MS = 600  # after the opening chime, before the ident or the speech
+IDENT_TO_SPEECH_MS = 800
 BETWEEN_PARTS_MS = 400  # between the speech files of one reading
 SPEECH_TO_CLOSING_MS = 600
 TAIL_MS = 300
 EDGE_FADE_MS = 10  # de-click the edges of trimmed speech
 TRIM_KEEP_MS = 80  # silence kept at each end of a speech file after trimming
 
+DEFAULT_GAP_MS = 1500  # between two readings of the speech
 MAX_REPEAT = 10
+MAX_GAP_MS = 60_000
+
+__all__ = [
+    "ProgrammeSpec",
+    "compose_programme",
+    "render_announcement",
+    "render_programme",
+]
 
 
-def active_dbfs(segment: AudioSegment) -> float | None:
-    """Loudness as the RMS of the speaking windows only; None if the segment is silent.
+def _as_path(item: object, what: str) -> Path:
+    if not isinstance(item, str | os.PathLike):
+        raise AudioError(f"{what} must be a path, got {item!r}")
+    return Path(item)
 
-    Why not ``segment.dBFS``: it averages pauses in, so a slow reader would be boosted more than a
-    fast one. Windows are gated twice, as in EBU R128: below an absolute floor (digital silence,
-    hiss) and then more than RELATIVE_GATE_DB below the level of what is left (pauses between
-    words), so the measure does not depend on the input level.
+
+def _speech_paths(speech_files: object) -> tuple[Path, ...]:
+    if isinstance(speech_files, str | bytes | os.PathLike):
+        raise AudioError("speech_files must be a sequence of paths, not a single path")
+    try:
+        items = list(speech_files)  # type: ignore[call-overload]
+    except TypeError as exc:
+        raise AudioError(f"speech_files must be a sequence of paths, got {speech_files!r}") from exc
+    if not items:
+        raise AudioError("no speech files to render")
+    return tuple(_as_path(item, "speech file") for item in items)
+
+
+def _bounded_int(value: object, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise AudioError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ProgrammeSpec:
+    """What to put on the air, in order: [chime] [ident] speech × repeat (gap_ms apart) [chime].
+
+    ``speech_files`` are read in order as one reading (WAV, MP3 or anything ffmpeg decodes);
+    ``ident`` is a recorded station ident played once after the opening chime. Invalid values
+    raise AudioError when the spec is made. Paths may be given as str; they are kept as Path.
     """
-    full_scale = segment.max_possible_amplitude
-    floor = full_scale * 10 ** (ABSOLUTE_GATE_DBFS / 20)
-    powers = []
-    for start in range(0, len(segment), LOUDNESS_WINDOW_MS):
-        rms = float(segment[start : start + LOUDNESS_WINDOW_MS].rms)
-        if rms > floor:
-            powers.append(rms * rms)
-    if not powers:
-        return None
-    relative_gate = (sum(powers) / len(powers)) * 10 ** (-RELATIVE_GATE_DB / 10)
-    speaking = [power for power in powers if power >= relative_gate]
-    return 10 * math.log10(sum(speaking) / len(speaking) / full_scale**2)
+
+    speech_files: Sequence[Path]
+    repeat: int = 1
+    gap_ms: int = DEFAULT_GAP_MS
+    intro_chime: bool = True
+    ident: Path | None = None
+    outro_chime: bool = False
+    format: OutputFormat = OutputFormat.MP3
+
+    def __post_init__(self) -> None:
+        """Check every field and normalize paths and the format, so a bad spec fails early."""
+        object.__setattr__(self, "speech_files", _speech_paths(self.speech_files))
+        _bounded_int(self.repeat, "repeat", 1, MAX_REPEAT)
+        _bounded_int(self.gap_ms, "gap_ms", 0, MAX_GAP_MS)
+        object.__setattr__(self, "intro_chime", bool(self.intro_chime))
+        object.__setattr__(self, "outro_chime", bool(self.outro_chime))
+        if self.ident is not None:
+            object.__setattr__(self, "ident", _as_path(self.ident, "ident"))
+        try:
+            object.__setattr__(self, "format", OutputFormat(self.format))
+        except ValueError as exc:
+            choices = ", ".join(f.value for f in OutputFormat)
+            raise AudioError(f"format must be one of {choices}, got {self.format!r}") from exc
 
 
-def match_loudness(segment: AudioSegment, target_dbfs: float) -> AudioSegment:
-    """Apply the gain that brings the active loudness to target, never beyond the peak ceiling.
-
-    The ceiling keeps the 16-bit mix from clipping; the encoder's limiter does the rest.
-    """
-    level = active_dbfs(segment)
-    if level is None:
-        return segment
-    gain = target_dbfs - level
-    headroom = PEAK_CEILING_DBFS - segment.max_dBFS
-    if gain > headroom:
-        _LOGGER.debug("gain %.1f dB capped to %.1f dB by the peak ceiling", gain, headroom)
-        gain = headroom
-    return segment.apply_gain(gain)
-
-
-def _trim_silence(segment: AudioSegment) -> AudioSegment:
-    """Drop leading and trailing silence (engines pad differently) so gaps are what we set."""
-    threshold = SILENCE_GATE_DBFS
-    lead = _silent_prefix_ms(segment, threshold)
-    if lead >= len(segment):
-        return segment
-    tail = _silent_prefix_ms(segment.reverse(), threshold)
-    start = max(lead - TRIM_KEEP_MS, 0)
-    end = min(len(segment) - tail + TRIM_KEEP_MS, len(segment))
-    return segment[start:end]
+# --- parts -------------------------------------------------------------------------------------
 
 
 def _silent_prefix_ms(segment: AudioSegment, threshold_dbfs: float, step_ms: int = 10) -> int:
@@ -110,80 +138,118 @@ def _silent_prefix_ms(segment: AudioSegment, threshold_dbfs: float, step_ms: int
     return min(position, len(segment))
 
 
-def _prepare_speech(path: Path) -> AudioSegment:
-    """Decode, trim, loudness-match and de-click one speech file."""
-    segment = decode_file(path)
-    if active_dbfs(segment) is None:
-        _LOGGER.warning("speech file %s is silent; using it as is", path)
+def _trim_silence(segment: AudioSegment, threshold_dbfs: float) -> AudioSegment:
+    """Drop leading and trailing silence (engines pad differently) so gaps are what we set."""
+    lead = _silent_prefix_ms(segment, threshold_dbfs)
+    if lead >= len(segment):
         return segment
-    segment = _trim_silence(match_loudness(segment, SPEECH_TARGET_DBFS - MIX_HEADROOM_DB))
+    tail = _silent_prefix_ms(segment.reverse(), threshold_dbfs)
+    start = max(lead - TRIM_KEEP_MS, 0)
+    end = min(len(segment) - tail + TRIM_KEEP_MS, len(segment))
+    return segment[start:end]
+
+
+def _prepare_part(path: Path) -> AudioSegment:
+    """Level (decode, measure, limit, trim: see audio.level), cut silence, de-click one file."""
+    segment = level_speech_file(path, SPEECH_TARGET_LUFS)
+    segment = _trim_silence(segment, SPEECH_TARGET_LUFS - SILENCE_GATE_DB)
     fade = min(EDGE_FADE_MS, len(segment) // 2)
     return segment.fade_in(fade).fade_out(fade)
 
 
-@functools.cache
-def _levelled_opening_chime() -> AudioSegment:
-    return match_loudness(chimes.opening_chime(), CHIME_TARGET_DBFS - MIX_HEADROOM_DB)
+def _prepare_parts(paths: Sequence[Path]) -> dict[Path, AudioSegment]:
+    """Every distinct file once; several files are decoded in parallel (ffmpeg does the work)."""
+    unique = list(dict.fromkeys(paths))
+    workers = min(len(unique), os.cpu_count() or 1)
+    if workers <= 1:
+        return {path: _prepare_part(path) for path in unique}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audio-decode") as pool:
+        return dict(zip(unique, pool.map(_prepare_part, unique), strict=True))
 
 
 @functools.cache
-def _levelled_closing_chime() -> AudioSegment:
-    return match_loudness(chimes.closing_chime(), CHIME_TARGET_DBFS - MIX_HEADROOM_DB)
+def _levelled_chime(closing: bool) -> AudioSegment:
+    """A chime at its level (measured once per process; it never changes), peaks under ceiling."""
+    segment = chimes.closing_chime() if closing else chimes.opening_chime()
+    name = "closing chime" if closing else "opening chime"
+    loudness = measure_segment(segment, what=f"measuring the {name}")
+    gain = CHIME_TARGET_LUFS - loudness.integrated_lufs
+    headroom = LIMITER_CEILING_DBFS - segment.max_dBFS
+    if gain > headroom:
+        _LOGGER.warning("%s: gain %.1f dB capped to %.1f dB by its peaks", name, gain, headroom)
+        gain = headroom
+    return segment.apply_gain(gain)
 
 
 def _silence(ms: int) -> AudioSegment:
     return AudioSegment.silent(duration=ms, frame_rate=SAMPLE_RATE)
 
 
-def _check_arguments(speech_files: Iterable[object], repeat: int, gap_ms: int) -> list[Path]:
-    if isinstance(speech_files, str | bytes | os.PathLike):
-        raise AudioError("speech_files must be a sequence of paths, not a single path")
-    try:
-        items = list(speech_files)
-    except TypeError as exc:
-        raise AudioError(f"speech_files must be a sequence of paths, got {speech_files!r}") from exc
-    if not items:
-        raise AudioError("no speech files to render")
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
-        raise AudioError(f"repeat must be an integer from 1 to {MAX_REPEAT}, got {repeat!r}")
-    if isinstance(gap_ms, bool) or not isinstance(gap_ms, int) or not 0 <= gap_ms <= 60_000:
-        raise AudioError(f"gap_ms must be an integer from 0 to 60000, got {gap_ms!r}")
-    paths = []
-    for item in items:
-        if not isinstance(item, str | os.PathLike):
-            raise AudioError(f"speech file must be a path, got {item!r}")
-        paths.append(Path(item))
-    return paths
+def _join(segments: Sequence[AudioSegment]) -> AudioSegment:
+    """Concatenate same-format segments in one copy (``a + b + …`` would copy at every step)."""
+    return AudioSegment(
+        data=b"".join(segment.raw_data for segment in segments),
+        sample_width=SAMPLE_WIDTH, frame_rate=SAMPLE_RATE, channels=CHANNELS,
+    )  # fmt: skip
 
 
-def compose_announcement(
-    speech_files: Sequence[str | os.PathLike[str]],
-    repeat: int = 1,
-    chime: bool = True,
-    gap_ms: int = 1000,
-    *,
-    closing_chime: bool = False,
-) -> AudioSegment:
-    """The announcement as PCM (mono 16-bit 22.05 kHz), before encoding; see render_announcement.
-
-    The mix is MIX_HEADROOM_DB below the final level; render_announcement adds it back.
-    """
-    paths = _check_arguments(speech_files, repeat, gap_ms)
-    parts = [_prepare_speech(path) for path in paths]
-    reading = parts[0]
-    for part in parts[1:]:
-        reading = reading + _silence(BETWEEN_PARTS_MS) + part
-
-    programme = _silence(LEAD_IN_MS)
-    if chime:
-        programme = programme + _levelled_opening_chime() + _silence(CHIME_TO_SPEECH_MS)
-    for index in range(repeat):
+def compose_programme(spec: ProgrammeSpec) -> AudioSegment:
+    """The programme as PCM (mono 16-bit 22.05 kHz) at its final level, ready to encode."""
+    inputs = [*spec.speech_files, *([spec.ident] if spec.ident is not None else [])]
+    parts = _prepare_parts(inputs)
+    reading: list[AudioSegment] = []
+    for index, path in enumerate(spec.speech_files):
         if index:
-            programme = programme + _silence(gap_ms)
-        programme = programme + reading
-    if closing_chime:
-        programme = programme + _silence(SPEECH_TO_CLOSING_MS) + _levelled_closing_chime()
-    return programme + _silence(TAIL_MS)
+            reading.append(_silence(BETWEEN_PARTS_MS))
+        reading.append(parts[path])
+
+    pieces = [_silence(LEAD_IN_MS)]
+    if spec.intro_chime:
+        pieces += [_levelled_chime(closing=False), _silence(CHIME_TO_SPEECH_MS)]
+    if spec.ident is not None:
+        pieces += [parts[spec.ident], _silence(IDENT_TO_SPEECH_MS)]
+    for index in range(spec.repeat):
+        if index:
+            pieces.append(_silence(spec.gap_ms))
+        pieces += reading
+    if spec.outro_chime:
+        pieces += [_silence(SPEECH_TO_CLOSING_MS), _levelled_chime(closing=True)]
+    pieces.append(_silence(TAIL_MS))
+    return _join(pieces)
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+
+def check_encoder(fmt: OutputFormat) -> None:
+    """AudioError, saying what to do instead, if the bundled ffmpeg cannot encode fmt."""
+    if fmt.encoder not in encoders():
+        raise AudioError(
+            f"{fmt.value} output needs ffmpeg's {fmt.encoder} encoder, which the bundled ffmpeg "
+            f"does not have; render MP3 instead"
+        )
+
+
+def render_programme(spec: ProgrammeSpec) -> bytes:
+    """Render a programme to bytes in spec.format at −16 LUFS (see ProgrammeSpec for layout).
+
+    MP3: MPEG-2 Layer III, mono, 22.05 kHz, 32 kbps CBR, bare frames, checked from its own frame
+    headers. Opus: Ogg Opus, mono, 24 kbps VBR (24 kHz input). Raises AudioError (naming the
+    file when one is at fault) on any bad input, or for Opus when ffmpeg lacks libopus.
+    """
+    started = time.perf_counter()
+    if spec.format is not OutputFormat.MP3:
+        check_encoder(spec.format)
+    programme = compose_programme(spec)
+    data = encode_pcm(programme.raw_data, spec.format, what=f"encoding {spec.format.value}")
+    duration_s = verify_output(data, spec.format)
+    _LOGGER.info(
+        "rendered programme: %d file(s) x%d%s, %s %.1f s, %d bytes in %.2f s",
+        len(spec.speech_files), spec.repeat, " + ident" if spec.ident else "", spec.format.value,
+        duration_s if duration_s is not None else len(programme) / 1000, len(data),
+        time.perf_counter() - started,
+    )  # fmt: skip
+    return data
 
 
 def render_announcement(
@@ -196,27 +262,13 @@ def render_announcement(
 ) -> bytes:
     """Render chime + speech (read `repeat` times, `gap_ms` apart) to broadcast MP3 bytes.
 
-    The speech files (WAV, MP3 or anything ffmpeg decodes) are read in order with short pauses
-    between them, each brought to the same loudness. The result is MPEG-2 Layer III, mono,
-    22.05 kHz, 32 kbps CBR; it is checked from its own frame headers before being returned.
-    Raises AudioError (naming the file when one is at fault) on any bad input.
+    The broadcast core's entry point, kept for it: a ProgrammeSpec without ident, in MP3.
     """
-    started = time.perf_counter()
-    paths = _check_arguments(speech_files, repeat, gap_ms)
-    programme = compose_announcement(
-        paths, repeat=repeat, chime=chime, gap_ms=gap_ms, closing_chime=closing_chime
+    spec = ProgrammeSpec(
+        speech_files=speech_files,  # type: ignore[arg-type]  # str paths are accepted too
+        repeat=repeat,
+        gap_ms=gap_ms,
+        intro_chime=chime,
+        outro_chime=closing_chime,
     )
-    data = encode_mp3(programme, gain_db=MIX_HEADROOM_DB, limit_dbfs=PEAK_CEILING_DBFS)
-    info = mp3.probe(data)
-    if (
-        info.layer != 3
-        or info.sample_rate != SAMPLE_RATE
-        or info.channels != CHANNELS
-        or info.bitrates_kbps != frozenset({BITRATE_KBPS})
-    ):
-        raise AudioError(f"encoder produced an unexpected stream: {info}")
-    _LOGGER.info(
-        "rendered announcement: %d file(s) x%d, %.1f s, %d bytes in %.2f s",
-        len(paths), repeat, info.duration_s, len(data), time.perf_counter() - started,
-    )  # fmt: skip
-    return data
+    return render_programme(spec)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +30,7 @@ def _settings(args: argparse.Namespace):
         mqtt_port=getattr(args, "mqtt_port", DEFAULT_MQTT_PORT),
         public_url=getattr(args, "public_url", "") or "",
         tts_engine=getattr(args, "tts", "espeak"),
+        tts_options={"model": args.tts_model} if getattr(args, "tts_model", "") else {},
     )
 
 
@@ -146,6 +149,159 @@ def cmd_normalize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_text(path: str | None) -> str:
+    """A document from a file (or standard input); a file that cannot be read is one clear
+    error naming it. A UTF-8 byte-order mark (Windows Notepad) is dropped."""
+    from broadcast.errors import LoaError
+
+    if path is None or path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LoaError(f"cannot read {path}: no such file") from None
+    except IsADirectoryError:
+        raise LoaError(f"cannot read {path}: it is a directory") from None
+    except UnicodeDecodeError as exc:
+        raise LoaError(
+            f"cannot read {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise LoaError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _make_script(document: str, args: argparse.Namespace):
+    """`tts.make_script` with the opening options of `loa script` and `loa say --script`."""
+    import tts
+    from broadcast.errors import LoaError
+
+    template = args.opening or tts.DEFAULT_OPENING
+    try:
+        if args.commune is not None:
+            return tts.make_script(document, commune=args.commune, template=template)
+        if args.opening is None:
+            return tts.make_script(document)
+        title = tts.make_script(document).title
+        return tts.make_script(document, opening=tts.render_opening(template, title=title))
+    except tts.TtsError as exc:
+        hint = " (give --commune NAME)" if "{commune}" in str(exc) else ""
+        raise LoaError(f"{exc}{hint}") from None
+
+
+def cmd_script(args: argparse.Namespace) -> int:
+    script = _make_script(_read_text(args.file), args)
+    print(script.text)
+    if args.dropped:
+        print(f"cut from the document ({len(script.dropped)} lines):", file=sys.stderr)
+        for line in script.dropped:
+            print(f"  {line}", file=sys.stderr)
+    return 0
+
+
+class _ProgressBar:
+    """`[#####.....] 3/32` redrawn in place on a terminal, so a long document shows it is
+    moving; nothing is drawn when stderr is a file or a pipe (logs and tests stay clean)."""
+
+    def __init__(self, stream, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = self.width * done // max(total, 1)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {done}/{total}")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _check_output(path: Path) -> None:
+    """Fail before minutes of synthesis if the MP3 could not be written anyway."""
+    from broadcast.errors import LoaError
+
+    parent = path.parent
+    if path.is_dir():
+        raise LoaError(f"cannot write {path}: it is a directory")
+    if not parent.is_dir():
+        raise LoaError(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LoaError(f"cannot write {path}: directory {parent} is not writable")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write next to `path`, then rename: a failure never leaves a half-written MP3."""
+    from broadcast.errors import LoaError
+
+    tmp: Path | None = None
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise LoaError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    import audio
+    import tts
+    from broadcast.errors import LoaError
+
+    if args.text is not None and args.file is not None:
+        raise LoaError("give the text or -f FILE, not both")
+    if args.text is None and args.file is None and sys.stdin.isatty():
+        raise LoaError('nothing to say: give the text ("...") or -f FILE')
+    if args.repeat < 1:
+        raise LoaError(f"--repeat must be at least 1, got {args.repeat}")
+    text = args.text if args.text is not None else _read_text(args.file)
+    output = Path(args.output)
+    _check_output(output)
+    if args.script:
+        text = _make_script(text, args).text
+    options: dict[str, object] = {}
+    if args.model is not None:
+        if args.tts != "piper":
+            raise LoaError("--model is the voice file of --tts piper")
+        options["model"] = args.model
+    if args.gtts_url is not None:
+        if args.tts != "gtts":
+            raise LoaError("--gtts-url is for --tts gtts")
+        options["base_url"] = args.gtts_url
+    try:
+        synth = tts.Synthesizer(Path(args.data) / "tts-cache", engine=args.tts, **options)
+        progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        parts = synth.synthesize_parts(text, progress)
+    except tts.TtsError as exc:
+        if str(exc) == "text is empty":
+            raise LoaError("nothing to say: the text is empty") from None
+        raise LoaError(str(exc)) from None
+    try:
+        data = audio.render_announcement(
+            [part.path for part in parts], repeat=args.repeat, chime=not args.no_chime
+        )
+        seconds = audio.probe(data).duration_s
+    except audio.AudioError as exc:
+        raise LoaError(str(exc)) from None
+    _write_atomically(output, data)
+    cached = sum(part.cached for part in parts)
+    voices = ", ".join(sorted({part.engine for part in parts}))
+    minutes, rest = divmod(round(seconds), 60)
+    count = f"{len(parts)} part" + ("s" if len(parts) != 1 else "")
+    print(
+        f"{output}: {minutes}:{rest:02d}, {len(data) // 1024} KiB, {count} "
+        f"({cached} from cache), voice {voices}"
+    )
+    return 0
+
+
 def _add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=DEFAULT_DATA_DIR, help="data directory (default ./var)")
 
@@ -157,12 +313,22 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt-host", default=DEFAULT_HOST, help="MQTT broker address")
     parser.add_argument("--mqtt-port", type=int, default=DEFAULT_MQTT_PORT, help="MQTT port (1883)")
     parser.add_argument("--public-url", default="", help="base URL receivers fetch media from")
-    parser.add_argument("--tts", default="espeak", choices=["espeak", "gtts"], help="TTS engine")
+    parser.add_argument(
+        "--tts", default="espeak", choices=["espeak", "gtts", "piper"], help="TTS engine"
+    )
+    parser.add_argument("--tts-model", default="", help="voice model file, for --tts piper")
+
+
+def _add_opening(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--commune", default=None, help="open with 'Đài truyền thanh xã NAME …'")
+    parser.add_argument(
+        "--opening", default=None, help="opening template, fields {commune} and {title}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loa", description="Loa: commune loudspeaker network")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the whole system on embedded defaults")
@@ -207,6 +373,28 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument("username")
     token_create.set_defaults(func=cmd_token_create)
 
+    script = sub.add_parser(
+        "script", help="print what an official document reads as on the loudspeakers"
+    )
+    script.add_argument("-f", "--file", default=None, help="the document (UTF-8; default stdin)")
+    _add_opening(script)
+    script.add_argument("--dropped", action="store_true", help="also print what was cut (stderr)")
+    script.set_defaults(func=cmd_script, log_level_default="WARNING")
+
+    say = sub.add_parser("say", help="read a text or document into a broadcast MP3")
+    say.add_argument("text", nargs="?", default=None, help="the text to read")
+    say.add_argument("-f", "--file", default=None, help="read this file (UTF-8) instead")
+    say.add_argument("-o", "--output", required=True, help="the MP3 to write")
+    say.add_argument("--tts", default="espeak", help="engine: espeak (default), gtts or piper")
+    say.add_argument("--model", default=None, help="Piper voice file (.onnx, .onnx.json beside)")
+    say.add_argument("--gtts-url", default=None, help="another host for gtts (a relay)")
+    say.add_argument("--repeat", type=int, default=1, help="read it N times (1)")
+    say.add_argument("--no-chime", action="store_true", help="no chime before the reading")
+    say.add_argument("--script", action="store_true", help="an official document: read its script")
+    _add_opening(say)
+    _add_data(say)
+    say.set_defaults(func=cmd_say, log_level_default="WARNING")
+
     normalize = sub.add_parser("normalize", help="print the spoken form of a text")
     normalize.add_argument("-f", "--file", default=None)
     normalize.add_argument("--lines", action="store_true", help="one output line per input line")
@@ -216,8 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # `say` and `script` print results, not a running log: they default to WARNING.
+    log_level = args.log_level = args.log_level or getattr(args, "log_level_default", "INFO")
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, str(log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("alembic", "apscheduler.scheduler", "werkzeug"):

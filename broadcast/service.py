@@ -239,15 +239,17 @@ class BroadcastService:
     def prepare_script(self, document: object, with_opening: bool = True) -> tts.BroadcastScript:
         """What an official document becomes when read aloud; the officer edits it before saving."""
         text = broadcasts.clean_text(document)
-        opening = None
+        commune_name = None
         if with_opening:
             with self.db.session() as session:
                 commune = session.scalar(
                     select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value).order_by(Zone.id)
                 )
-                if commune is not None:
-                    opening = commune.name
-        return tts.make_script(text, opening=opening)
+                commune_name = commune.name if commune is not None else None
+        try:
+            return tts.make_script(text, commune=commune_name)
+        except tts.TtsError as exc:
+            raise ValidationError("document", str(exc)) from exc
 
     def broadcast_bulletin(
         self,

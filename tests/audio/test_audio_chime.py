@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from audio import chime
 from audio.ffmpeg import SAMPLE_RATE
-from audio.programme import active_dbfs
+from audio.loudness import estimate_lufs
 
 
 def test_opening_chime_is_deterministic() -> None:
@@ -24,7 +24,7 @@ def test_opening_chime_format_and_duration() -> None:
 
 def test_opening_chime_is_audible_and_ends_quietly() -> None:
     segment = chime.opening_chime()
-    level = active_dbfs(segment)
+    level = estimate_lufs(segment)
     assert level is not None and level > -25
     assert -4.0 < segment.max_dBFS < -2.0
     assert segment[-20:].dBFS < segment.dBFS - 25  # fades out: no click at the end
@@ -36,5 +36,5 @@ def test_closing_chime_is_shorter_and_deterministic() -> None:
     rebuilt = chime._synthesize(chime.CLOSING_NOTES, chime.CLOSING_LENGTH_S)
     assert rebuilt.raw_data == closing.raw_data
     assert 1000 <= len(closing) < len(chime.opening_chime())
-    assert active_dbfs(closing) is not None
+    assert estimate_lufs(closing) is not None
     assert closing.raw_data != chime.opening_chime().raw_data[: len(closing.raw_data)]

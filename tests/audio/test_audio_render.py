@@ -6,17 +6,18 @@ import re
 import subprocess
 import sys
 import tempfile
+import wave
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from audio import AudioError, probe, probe_duration_s, render_announcement
 from audio import chime as chimes
 from audio import programme as prog
-from audio.ffmpeg import AudioSegment, decode_file, ffmpeg_exe
+from audio.ffmpeg import AudioSegment, ffmpeg_exe
 from audio.mp3 import iter_frames
-from audio.programme import active_dbfs
 
 SPEECH_S = 3.0
 # MP3 adds encoder priming and padding (about two frames); decoding an MP3 input adds its own.
@@ -97,26 +98,27 @@ def test_several_speech_files_are_read_in_order_with_short_gaps(
     assert probe_duration_s(data) == pytest.approx(expected_s(reading, 2, 800), abs=TOLERANCE_S)
 
 
-def test_loudness_is_normalized(make_wav: Callable[..., Path]) -> None:
-    """A whisper and a shout come out at the same level, near the target, without clipping."""
+def test_loudness_is_normalized(make_wav: Callable[..., Path], measure: Callable[..., Any]) -> None:
+    """A whisper and a shout come out at −16 LUFS (ebur128 on the MP3), peaks under control."""
     levels = []
     for name, peak in (("quiet.wav", 0.01), ("loud.wav", 1.0)):
         data = render_announcement([make_wav(name, SPEECH_S, peak=peak)], chime=False)
-        decoded = decode_file_bytes(data)
-        speech = decoded[prog.LEAD_IN_MS + 100 : prog.LEAD_IN_MS + int(SPEECH_S * 1000) - 100]
-        level = active_dbfs(speech)
-        assert level is not None
-        assert level == pytest.approx(prog.SPEECH_TARGET_DBFS, abs=1.5)
-        assert decoded.max_dBFS < -0.2
-        levels.append(level)
+        measured = measure(data)
+        assert measured.lufs == pytest.approx(prog.SPEECH_TARGET_LUFS, abs=1.5)
+        assert measured.true_peak_dbtp <= -1.0
+        levels.append(measured.lufs)
     assert abs(levels[0] - levels[1]) < 0.5
 
 
-def test_chime_is_quieter_than_speech_but_audible(speech_wav: Path) -> None:
-    decoded = decode_file_bytes(render_announcement([speech_wav]))
-    chime_part = decoded[prog.LEAD_IN_MS : prog.LEAD_IN_MS + len(chimes.opening_chime())]
-    chime_level = active_dbfs(chime_part)
-    assert chime_level == pytest.approx(prog.CHIME_TARGET_DBFS, abs=1.5)
+def test_chime_is_quieter_than_speech_but_audible(
+    speech_wav: Path, measure: Callable[..., Any]
+) -> None:
+    raw = decode_raw(render_announcement([speech_wav]))
+    start = prog.LEAD_IN_MS * 22050 // 1000
+    chime_samples = len(chimes.opening_chime().raw_data) // 2
+    chime_part = raw[2 * start : 2 * (start + chime_samples)]
+    chime_level = measure(wav_bytes(chime_part)).lufs
+    assert chime_level == pytest.approx(prog.CHIME_TARGET_LUFS, abs=1.5)
 
 
 def test_leading_and_trailing_silence_is_trimmed(make_wav: Callable[..., Path]) -> None:
@@ -254,9 +256,23 @@ def test_encoder_failure_is_an_audio_error(
         render_announcement([speech_wav])
 
 
-def decode_file_bytes(data: bytes) -> AudioSegment:
-    """Decode rendered MP3 bytes back to PCM through a temporary file."""
-    with tempfile.NamedTemporaryFile(suffix=".mp3") as handle:
-        handle.write(data)
-        handle.flush()
-        return decode_file(handle.name)
+def decode_raw(data: bytes) -> bytes:
+    """Rendered MP3 bytes back to raw 22.05 kHz mono PCM, by the bundled ffmpeg directly."""
+    return subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", "pipe:0", "-f", "s16le", "-ac", "1", "pipe:1"],
+        input=data,
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+def wav_bytes(pcm: bytes) -> bytes:
+    """Raw 22.05 kHz mono PCM as a WAV file in memory."""
+    with tempfile.SpooledTemporaryFile() as handle:
+        with wave.open(handle, "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(22050)
+            out.writeframes(pcm)
+        handle.seek(0)
+        return handle.read()

@@ -38,7 +38,7 @@ def test_document_becomes_an_editable_script(client: FlaskClient) -> None:
     assert script is not None, page
     text = script.group(1)
     assert "Đài truyền thanh" in text
-    assert "Triển khai thực hiện Chỉ thị" in text
+    assert "triển khai thực hiện Chỉ thị số 07/CT-TTg" in text
     assert "Nơi nhận" not in text
     assert "Nơi nhận" in page  # shown among what will not be read
 

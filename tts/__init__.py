@@ -5,14 +5,26 @@ The broadcast core uses only this surface::
     text = normalize(raw)
     synth = Synthesizer(cache_dir, engine="espeak", **engine_options)
     result = synth.synthesize(raw)  # SpeechResult(path, format, engine, cached, normalized_text)
+    parts = synth.synthesize_parts(raw, progress)  # one SpeechResult per paragraph
+    script = make_script(document, commune="Hoằng Hợp")  # BroadcastScript(title, body, text, …)
 """
 
 import logging
 
 from .errors import TtsError
 from .normalize import normalize
+from .script import DEFAULT_OPENING, BroadcastScript, make_script, render_opening
 from .synth import SpeechResult, Synthesizer
 
-__all__ = ["SpeechResult", "Synthesizer", "TtsError", "normalize"]
+__all__ = [
+    "DEFAULT_OPENING",
+    "BroadcastScript",
+    "SpeechResult",
+    "Synthesizer",
+    "TtsError",
+    "make_script",
+    "normalize",
+    "render_opening",
+]
 
 _LOGGER = logging.getLogger(__name__)

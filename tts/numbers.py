@@ -76,10 +76,27 @@ def read_int(n: int) -> str:
 
 
 def read_integer_string(digits: str) -> str:
-    """Read an integer as written: a leading zero or a very long number is read digit by digit."""
-    if (len(digits) > 1 and digits.startswith("0")) or len(digits) > _MAX_CARDINAL_DIGITS:
+    """Read an integer as written.
+
+    Documents pad counts with a zero ("05 hộ", "03 ngày"): up to three digits that is still
+    the number ("năm hộ"). Four digits or more with a leading zero is a code or an identifier
+    ("0912", "001203004567"), and a very long number an account: those are read digit by digit.
+    """
+    if (len(digits) > 3 and digits.startswith("0")) or len(digits) > _MAX_CARDINAL_DIGITS:
         return read_digits(digits)
     return read_int(int(digits))
+
+
+def read_code_number(digits: str) -> str:
+    """A document's or a house's number as written: "07" -> "không bảy", "182" unchanged."""
+    if len(digits) > 1 and digits.startswith("0"):
+        return read_digits(digits)
+    return read_integer_string(digits)
+
+
+def read_fraction(numerator: int, denominator: int) -> str:
+    """A fraction: 1/2 -> "một phần hai", 3/4 -> "ba phần tư"."""
+    return f"{read_int(numerator)} phần {read_month(denominator)}"
 
 
 def read_number(token: str) -> str:
@@ -127,3 +144,14 @@ def roman_value(numeral: str) -> int | None:
         following = _ROMAN_VALUES[numeral[i + 1]] if i + 1 < len(numeral) else 0
         total += -value if value < following else value
     return total
+
+
+# Every number read by the normalizer is wrapped in these marks until the end, so that a dash
+# between two readings ("7h - 11h", "100-200mm", "15/9 - 20/9") can be said "đến".
+QUANTITY_START = "\x01"
+QUANTITY_END = "\x02"
+
+
+def quantity(spoken: str) -> str:
+    """`spoken` marked as one quantity (see QUANTITY_START)."""
+    return f"{QUANTITY_START}{spoken}{QUANTITY_END}"

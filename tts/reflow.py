@@ -25,6 +25,18 @@ _NUMBERED = re.compile(
 )
 _LETTERED = re.compile(r"([a-zđA-ZĐ])\)\s+|([A-ZĐa-zđ])\.\s+(?=[^\W\d_])")
 _WORD = re.compile(r"[^\W\d_]+")
+# All-caps lines run on only when they are one name or title cut in two: the next line names a
+# place ("ỦY BAN NHÂN DÂN / XÃ HOẰNG HỢP"), one of them joins words ("... CÔNG TÁC PHÒNG CHỐNG /
+# VÀ TÌM KIẾM CỨU NẠN"), or the first is long enough to have been wrapped. Short all-caps lines
+# are separate units otherwise, as in a signature ("TM. ỦY BAN NHÂN DÂN / CHỦ TỊCH").
+_HEADING_GOES_ON = re.compile(
+    r"(?:XÃ|HUYỆN|TỈNH|THÔN|XÓM|BẢN|PHƯỜNG|THỊ TRẤN|THỊ XÃ|THÀNH PHỐ|QUẬN|VÀ|CỦA|VỀ|NĂM|"
+    r"GIAI ĐOẠN|TẠI|ĐẾN|TRÊN|TRONG|CHO|VỚI|THEO|NHẰM|ĐỐI VỚI)(?!\w)"
+)
+_HEADING_CUT = re.compile(r"(?<!\w)(?:VÀ|CỦA|VỀ|CHO|TẠI|VỚI|TRONG|THEO|NHẰM|CÁC|NHỮNG|[-–])$")
+_WRAPPED_HEADING = 40  # characters: a longer all-caps line was probably wrapped
+# "CHƯƠNG II", "Phần 3", "MỤC 1": a section head alone on its line is a sentence of its own.
+_SECTION_HEAD = re.compile(r"(?i:chương|phần|mục|điều|tiết)\s+(?:[IVXL]+|[0-9]+)[.:]?")
 _SPACES = re.compile(r"\s+")
 _HYPHEN_END = re.compile(r"\w-$")
 
@@ -82,13 +94,21 @@ def _double_spaced(gaps: list[int]) -> bool:
     return sum(1 for g in gaps if g == 1) > sum(1 for g in gaps if g == 0)
 
 
+def _heading_goes_on(last: str, line: str) -> bool:
+    """True when all-caps `line` continues the all-caps `last` (see _HEADING_GOES_ON)."""
+    return bool(
+        _HEADING_GOES_ON.match(line) or _HEADING_CUT.search(last) or len(last) >= _WRAPPED_HEADING
+    )
+
+
 def reflow(text: str, abbreviations: Container[str]) -> list[Block]:
     """Split raw text into blocks, joining hard-wrapped lines.
 
     A line that does not end a sentence continues into the next non-empty line unless that
     line starts a new block (bullet, numbered or lettered item, roman-numeral head, all-caps
-    heading after ordinary text) or a paragraph gap separates them: two blank lines in
-    double-spaced text, one blank line otherwise.
+    heading after ordinary text), the line is a section head alone ("CHƯƠNG II"), two all-caps
+    lines are separate units (see _HEADING_GOES_ON) or a paragraph gap separates them: two
+    blank lines in double-spaced text, one blank line otherwise.
     """
     entries: list[tuple[str, int]] = []
     blank = 0
@@ -111,7 +131,13 @@ def reflow(text: str, abbreviations: Container[str]) -> list[Block]:
                 current.lines.append(line)
                 current.heading = heading
                 continue
-            if current.lines[-1][-1] not in SENTENCE_END and heading == current.heading:
+            last = current.lines[-1]
+            if (
+                last[-1] not in SENTENCE_END
+                and heading == current.heading
+                and not _SECTION_HEAD.fullmatch(last)
+                and (not heading or _heading_goes_on(last, line))
+            ):
                 current.lines.append(line)
                 continue
         blocks.append(

@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,11 +64,56 @@ class Synthesizer:
 
     def synthesize(self, text: str) -> SpeechResult:
         """Return the speech for `text`, from the cache when it was synthesized before."""
+        return self._synthesize_spoken(self._spoken(text))
+
+    def synthesize_parts(
+        self, text: str, progress: Callable[[int, int], None] | None = None
+    ) -> list[SpeechResult]:
+        """Speech for a long text as one file per block (paragraph, heading, list item).
+
+        A document of thirty paragraphs takes minutes with an online engine; in parts, each one
+        is cached on its own (editing one paragraph re-synthesizes only that one) and
+        `progress(done, total)` is called after each. The text is normalized as a whole first,
+        so it reads exactly as `synthesize(text)` would. Once the chosen engine fails, the rest
+        goes straight to espeak and the parts it had already spoken are redone by espeak too, so
+        the voice does not change in the middle of an announcement.
+        """
+        parts = self._spoken(text).splitlines()
+        results: list[SpeechResult] = []
+        fallback: Engine | None = None
+        for done, part in enumerate(parts, start=1):
+            if fallback is not None:
+                results.append(self._synthesize_with(fallback, part))
+            else:
+                results.append(self._synthesize_spoken(part))
+                if results[-1].engine != self.engine.name:
+                    fallback = self._fallback_engine()
+            if progress is not None:
+                progress(done, len(parts))
+        if fallback is not None:
+            redo = sum(result.engine != fallback.name for result in results)
+            if redo:
+                _LOGGER.warning(
+                    "tts engine %s failed part-way; %d part(s) it had spoken are read by %s too, "
+                    "so the whole text has one voice", self.engine.name, redo, fallback.name,
+                )  # fmt: skip
+            results = [
+                result if result.engine == fallback.name else self._synthesize_with(fallback, part)
+                for result, part in zip(results, parts, strict=True)
+            ]
+        return results
+
+    def _spoken(self, text: str) -> str:
+        """The normalized text, refused when there is nothing to say."""
         if not text or not text.strip():
             raise TtsError("text is empty")
         spoken = normalize(text, self.extra_abbreviations)
         if not spoken.strip():
             raise TtsError("text is empty")
+        return spoken
+
+    def _synthesize_spoken(self, spoken: str) -> SpeechResult:
+        """Synthesize normalized text with the chosen engine, or with espeak if it fails."""
         if self.engine.name == FALLBACK_ENGINE:
             return self._synthesize_with(self.engine, spoken)
         try:

@@ -5,6 +5,7 @@ import base64
 import json
 import subprocess
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,7 +44,12 @@ def mp3_audio() -> bytes:
 
 @dataclass
 class FakeBatchExecute:
-    """What the fake endpoint answers ("ok", "error", "slow", "garbage") and what it received."""
+    """What the fake endpoint answers ("ok", "error", "slow", "garbage") and what it received.
+
+    `statuses` are answered first, one per request and without audio (429 for rate limiting,
+    with `retry_after` as its Retry-After header when set; None answers as `mode` says), before
+    `mode` applies again.
+    """
 
     audio: bytes
     mode: str = "ok"
@@ -51,6 +57,9 @@ class FakeBatchExecute:
     url: str = ""
     texts: list[str] = field(default_factory=list)
     langs: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    statuses: list[int | None] = field(default_factory=list)
+    retry_after: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -62,6 +71,15 @@ def _make_handler(state: FakeBatchExecute) -> type[BaseHTTPRequestHandler]:
             text, lang, *_ = json.loads(rpc[0][0][1])
             state.texts.append(text)
             state.langs.append(lang)
+            state.times.append(time.monotonic())
+            status = state.statuses.pop(0) if state.statuses else None
+            if status is not None:
+                self.send_response(status)
+                if state.retry_after:
+                    self.send_header("Retry-After", state.retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if state.mode == "slow":
                 state.stop.wait(state.slow_seconds)  # bounded; set at teardown
             if state.mode == "error":

@@ -2,7 +2,16 @@
 
 import pytest
 
-from tts.numbers import read_digits, read_int, read_month, read_number, read_ordinal, roman_value
+from tts.numbers import (
+    read_code_number,
+    read_digits,
+    read_fraction,
+    read_int,
+    read_month,
+    read_number,
+    read_ordinal,
+    roman_value,
+)
 
 
 @pytest.mark.parametrize(
@@ -32,7 +41,8 @@ from tts.numbers import read_digits, read_int, read_month, read_number, read_ord
         ("3,5", "ba phẩy năm"),
         ("0,25", "không phẩy hai mươi lăm"),
         ("3,05", "ba phẩy không năm"),
-        ("07", "không bảy"),
+        ("07", "bảy"),  # a count padded with a zero: "07 ngày"
+        ("0912", "không chín một hai"),  # four digits or more after a zero: a code
         ("1.2", "một chấm hai"),
     ],
 )
@@ -56,3 +66,11 @@ def test_month_ordinal_roman() -> None:
     assert [roman_value(r) for r in ("I", "II", "IV", "IX", "XIII", "XIV")] == [1, 2, 4, 9, 13, 14]
     assert roman_value("IIII") is None
     assert roman_value("") is None
+
+
+def test_code_numbers_and_fractions() -> None:
+    assert read_code_number("07") == "không bảy"  # "Chỉ thị số 07/CT-TTg" keeps its zero
+    assert read_code_number("182") == "một trăm tám mươi hai"
+    assert read_fraction(1, 2) == "một phần hai"
+    assert read_fraction(3, 4) == "ba phần tư"
+    assert read_fraction(2, 3) == "hai phần ba"

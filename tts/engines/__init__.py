@@ -1,7 +1,7 @@
 """Registry of speech engines, looked up by name.
 
-The broadcast core and the settings only know engine names ("espeak", "gtts"); a new engine is
-a subclass of `Engine` passed to `register_engine`, with no change to the synthesizer.
+The broadcast core and the settings only know engine names ("espeak", "gtts", "piper"); a new
+engine is a subclass of `Engine` passed to `register_engine`, with no change to the synthesizer.
 """
 
 import inspect
@@ -11,8 +11,17 @@ from ..errors import TtsError
 from .base import Engine
 from .espeak import EspeakEngine
 from .gtts_engine import GttsEngine
+from .piper import PiperEngine
 
-__all__ = ["Engine", "EspeakEngine", "GttsEngine", "engine_names", "get_engine", "register_engine"]
+__all__ = [
+    "Engine",
+    "EspeakEngine",
+    "GttsEngine",
+    "PiperEngine",
+    "engine_names",
+    "get_engine",
+    "register_engine",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,3 +60,4 @@ def get_engine(name: str, **options: object) -> Engine:
 
 register_engine(EspeakEngine)
 register_engine(GttsEngine)
+register_engine(PiperEngine)

@@ -6,6 +6,7 @@ global state (one voice, one callback, one output buffer), so every call goes th
 process-wide lock.
 """
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -13,7 +14,7 @@ import sys
 import threading
 import wave
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -70,6 +71,7 @@ class _Library:
         if sample_rate <= 0:
             raise TtsError(f"libespeak-ng failed to initialise with data from {data_path}")
         self._lib = lib
+        self.lib = lib  # the raw CDLL, for calls beyond synthesis (tts.phonemes)
         self.sample_rate = sample_rate
         self._chunks: list[bytes] = []
         # Kept on the instance: ctypes does not hold a reference, and a collected callback
@@ -111,11 +113,18 @@ _library: _Library | None = None
 
 def _synthesize_pcm(text: str, voice: str, rate: int) -> tuple[bytes, int]:
     """Serialise every use of the global library; initialise it on first use."""
+    with locked_library() as library:
+        return library.synthesize(text, voice, rate), library.sample_rate
+
+
+@contextlib.contextmanager
+def locked_library() -> Iterator[_Library]:
+    """The initialised library under the process-wide lock, for other users (tts.phonemes)."""
     global _library
     with _LOCK:
         if _library is None:
             _library = _Library()
-        return _library.synthesize(text, voice, rate), _library.sample_rate
+        yield _library
 
 
 class EspeakEngine(Engine):

@@ -1,0 +1,123 @@
+"""Document numbers ("07/CT-TTg", "09/2017/NĐ-CP", "104/2016/QH13", "18-NQ/TW") read aloud.
+
+Generic normalizers read "07/CT-TTg" as a fraction or as letters and slashes. An official
+reading it aloud names the document and who issued it: "chỉ thị số không bảy của Thủ tướng
+Chính phủ". The kind ("CT") is not repeated when the text just named it ("Chỉ thị số 07/CT-TTg"
+-> "Chỉ thị số không bảy của ..."), and the issuer is not repeated when the clause goes on with
+"của Thủ tướng Chính phủ" anyway. A number's leading zero is kept, as officials read it.
+"""
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+
+from .letters import spell
+from .numbers import read_code_number, read_int
+
+_LOGGER = logging.getLogger(__name__)
+
+_CODE_PART = r"[A-ZĐ][A-Za-zĐđƯư&]*[0-9]*"
+_CODE = rf"{_CODE_PART}(?:\s?[-–]\s?{_CODE_PART})*"
+# "07/CT-TTg", "09/2017/NĐ-CP", "/KH-UBND" (number left blank); the code has two letters or more.
+DOC_NUMBER = re.compile(
+    rf"(?<![\w/])(?:([0-9]+)(?:/([0-9]{{4}}))?)?/(?=[A-ZĐ][A-Za-zĐđƯư&])({_CODE})(?!\w)"
+)
+# Party documents: "18-NQ/TW", "05-CT/TU".
+PARTY_DOC_NUMBER = re.compile(rf"(?<![\w/])([0-9]+)-({_CODE_PART})/({_CODE})(?!\w)")
+_PART = re.compile(r"([^0-9]+)([0-9]*)")
+_SPLIT = re.compile(r"\s?[-–]\s?")
+_NUMBER_WORD = re.compile(r"(?i:số)\s*:?\s*$")
+_CLAUSE_END = re.compile(r"[.;:!?\n]")
+_LOOK_AHEAD = 100  # characters of the clause searched for "của <issuer>"
+
+
+class DocumentNumbers:
+    """Reads document numbers with one set of dictionaries (kinds, issuers, abbreviations)."""
+
+    def __init__(
+        self,
+        types: Mapping[str, str],
+        codes: Mapping[str, str],
+        abbreviations: Mapping[str, str],
+    ) -> None:
+        self._types = types
+        self._codes = codes
+        self._abbreviations = abbreviations
+
+    def part(self, part: str) -> str:
+        """Spoken form of one issuer part: "TTg", "UBND", "QH13", "GD&ĐT"."""
+        match = _PART.fullmatch(part)
+        letters, digits = (match.group(1), match.group(2)) if match else (part, "")
+        spoken = self._codes.get(letters) or self._abbreviations.get(letters)
+        if spoken is None:
+            pieces = letters.split("&")
+            spoken = " và ".join(
+                self._codes.get(p) or self._abbreviations.get(p) or spell(p) for p in pieces if p
+            )
+        if not digits:
+            return spoken
+        if letters.endswith("QH"):  # "QH13": the 13th legislature
+            return f"{spoken} khóa {read_int(int(digits))}"
+        return f"{spoken} {read_int(int(digits))}"
+
+    def _spoken_parts(self, parts: list[str]) -> tuple[str, str]:
+        """(kind name or "", issuers) of a code split at its hyphens."""
+        kind = self._types.get(parts[0], "") if len(parts) > 1 else ""
+        issuers = parts[1:] if kind else parts
+        return kind, ", ".join(self.part(p) for p in issuers)
+
+    def _issuer_repeated(self, text: str, end: int, issuer_code: str, issuer: str) -> bool:
+        """True when the clause after the number says "của <issuer>" itself."""
+        tail = text[end : end + _LOOK_AHEAD]
+        stop = _CLAUSE_END.search(tail)
+        tail = tail[: stop.start()] if stop else tail
+        names = [re.escape(issuer_code)]
+        if issuer:
+            names.append(re.escape(issuer))
+        # "của UBND huyện", "của Ban Thường vụ Tỉnh ủy": up to three words may come between.
+        repeat = rf"\bcủa\s+(?:[^\W\d_]+\s+){{0,3}}?(?:{'|'.join(names)})(?!\w)"
+        return re.search(repeat, tail, re.IGNORECASE) is not None
+
+    def speak(
+        self, text: str, start: int, end: int, number: str | None, year: str | None, code: str
+    ) -> str:
+        """The spoken document number found at text[start:end]."""
+        parts = [p for p in _SPLIT.split(code) if p]
+        kind, issuer = self._spoken_parts(parts)
+        issuer_code = parts[1] if kind and len(parts) > 1 else parts[0]
+        if self._issuer_repeated(text, end, issuer_code, issuer.split(", ")[0]):
+            issuer = ""
+        before = text[max(0, start - 40) : start]
+        said_number = _NUMBER_WORD.search(before) is not None
+        before_words = _NUMBER_WORD.sub("", before).rstrip().lower()
+        # "Chỉ thị số 07/CT-TTg", "Thông báo kết luận số 45-TB/HU": the kind was just said.
+        kind_named = bool(kind) and kind in " ".join(before_words.split()[-5:])
+        of_issuer = f"của {issuer}" if issuer else ""
+        if number is None:  # "Số: /KH-UBND": the number is filled in by hand later
+            return " ".join(w for w in (kind, of_issuer) if w) or issuer
+        spoken = read_code_number(number)
+        if year:
+            spoken += f" năm {read_int(int(year))}"
+        if kind and said_number and not kind_named:  # "Số: 182/KH-UBND"
+            return f"{spoken}, {kind} {of_issuer}".strip()
+        words = [] if kind_named or not kind else [kind]
+        if not said_number:
+            words.append("số")
+        words += [spoken, of_issuer]
+        return " ".join(w for w in words if w)
+
+    def substitute(self, text: str) -> str:
+        """Replace every document number of `text` by its spoken form."""
+        text = DOC_NUMBER.sub(self._replacer(lambda m: (m.group(1), m.group(2), m.group(3))), text)
+        return PARTY_DOC_NUMBER.sub(
+            self._replacer(lambda m: (m.group(1), None, f"{m.group(2)}-{m.group(3)}")), text
+        )
+
+    def _replacer(
+        self, fields: Callable[[re.Match[str]], tuple[str | None, str | None, str]]
+    ) -> Callable[[re.Match[str]], str]:
+        def replace(match: re.Match[str]) -> str:
+            number, year, code = fields(match)
+            return self.speak(match.string, match.start(), match.end(), number, year, code)
+
+        return replace

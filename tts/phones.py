@@ -1,0 +1,93 @@
+"""Phone numbers, emergency numbers and identifiers, read digit by digit in their groups.
+
+"0912 345 678" is "không chín một hai, ba bốn năm, sáu bảy tám": a listener writes it down group
+by group. "113", "114", "115" (police, fire, ambulance) are said "một một ba" when the text
+calls them ("gọi 113", "113/114/115"), but "113 hộ" stays a hundred and thirteen households.
+An account or identity card number is read digit by digit too.
+"""
+
+import logging
+import re
+
+from .numbers import read_digits
+
+_LOGGER = logging.getLogger(__name__)
+
+_GROUP = r"[0-9]{2,}"
+_DIGITS = rf"[0-9]{{3,}}(?:[ .-]{_GROUP})*"
+# Words after which a number is one to dial or to copy, not a quantity.
+_CALL_WORDS = (
+    r"gọi|gọi điện|liên hệ|liên lạc|điện thoại|đt|sđt|tel|hotline|đường dây nóng|tổng đài|"
+    r"số máy|di động|zalo|fax|quay số|bấm số|nhắn tin|nhắn|stk|số tài khoản|tài khoản|cccd|cmnd|"
+    r"căn cước|căn cước công dân|chứng minh nhân dân|mã số thuế|mst|mã số|mã hồ sơ|số hiệu"
+)
+_BRIDGE = r"(?:\s*:|\s+(?:số|ngay|đến|tới|qua|theo|là|máy|cho))*\s*"
+_NEXT = rf"(?:\s*(?:,|/|hoặc|hay|và|-)\s*{_DIGITS}(?![\d/]|[.,]\d))*"
+CALLED = re.compile(
+    rf"(?<!\w)((?i:{_CALL_WORDS}){_BRIDGE})({_DIGITS}(?![\d/]|[.,]\d){_NEXT})(?![^\W_])"
+)
+EMERGENCY = re.compile(r"(?<![\d.,/])(11[1-5](?:\s*[/,;]\s*11[1-5])+)(?![\d/])")
+_SERVICE = r"cứu hỏa|cứu hoả|cấp cứu|công an|cảnh sát|cứu nạn|cứu hộ|phòng cháy|báo cháy"
+EMERGENCY_AFTER_SERVICE = re.compile(rf"((?i:{_SERVICE})\s*:?\s*)(11[1-5])(?![\d/]|[.,]\d)")
+# A number that can only be a phone: a leading 0 and 9 to 11 digits, or a 1800/1900 line.
+MOBILE = re.compile(
+    r"(?<![\w.,/-])"
+    r"(?:0[0-9]{1,3}(?:[-. ][0-9]{2,8}){1,3}|0[0-9]{9,10}|1[89]00(?:[ .]?[0-9]{2,4}){1,2})"
+    r"(?![\w-]|[.,][0-9])"
+)
+_SEPARATORS = re.compile(r"[ .-]+")
+
+
+def _grouped(number: str) -> str:
+    """Digits in the groups written, or 4-3-3 when written as one run: "không chín một hai, ..."."""
+    groups = [g for g in _SEPARATORS.split(number) if g]
+    if len(groups) == 1 and len(groups[0]) in (10, 11) and groups[0].startswith("0"):
+        run = groups[0]
+        groups = [run[:4], run[4:7], run[7:]]
+    return ", ".join(read_digits(g) for group in groups for g in _chunks(group))
+
+
+def _chunks(group: str) -> list[str]:
+    """A long run of digits ("3851234", "038095001234") in threes and fours, to note easily."""
+    chunks: list[str] = []
+    while len(group) > 5:
+        size = 4 if len(group) == 8 else 3
+        chunks.append(group[:size])
+        group = group[size:]
+    return [*chunks, group]
+
+
+def _several(numbers: str) -> str:
+    """Several numbers joined by "/", ",", "hoặc": each read in groups, the joins kept."""
+    parts = re.split(r"(\s*(?:,|/|hoặc|hay|và)\s*|\s+-\s+)", numbers)
+    spoken: list[str] = []
+    for part in parts:
+        stripped = part.strip()
+        if not stripped:
+            continue
+        if stripped in (",", "/", "-"):
+            spoken.append(",")
+        elif stripped[0].isdigit():
+            spoken.append(_grouped(stripped))
+        else:
+            spoken.append(stripped)
+    return " ".join(spoken).replace(" ,", ",")
+
+
+def _called(match: re.Match[str]) -> str:
+    return match.group(1) + _several(match.group(2))
+
+
+def _mobile(match: re.Match[str]) -> str:
+    digits = sum(c.isdigit() for c in match.group(0))
+    if match.group(0).startswith("0") and not 9 <= digits <= 11:
+        return match.group(0)
+    return _grouped(match.group(0))
+
+
+def substitute(text: str) -> str:
+    """Read phone numbers, emergency numbers and identifiers in `text` digit by digit."""
+    text = CALLED.sub(_called, text)
+    text = EMERGENCY.sub(lambda m: _several(m.group(1)), text)
+    text = EMERGENCY_AFTER_SERVICE.sub(lambda m: m.group(1) + read_digits(m.group(2)), text)
+    return MOBILE.sub(_mobile, text)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+import tts
 from broadcast import accounts, registry, zones
 from broadcast.const import Role, ScheduleKind, ZoneKind
 from broadcast.models import Device, Schedule, User, Zone
@@ -92,7 +93,8 @@ def seed_demo(service: BroadcastService, receivers: int, realtime: bool = True) 
         has_schedule = session.scalar(select(Schedule.id).limit(1)) is not None
 
     if not has_schedule:
-        bulletin_id = service.create_bulletin(admin_id, SAMPLE_TITLE, sample_plan_text())
+        script = tts.make_script(sample_plan_text(), commune=COMMUNE[1])
+        bulletin_id = service.create_bulletin(admin_id, SAMPLE_TITLE, script.text)
         for time_of_day in DAILY_TIMES:
             service.schedule(
                 admin_id,

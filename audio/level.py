@@ -37,6 +37,7 @@ ESTIMATE_MARGIN_DB = 1.0
 OVERSHOOT_PER_LIMITED_DB = 0.5
 MAX_OVERSHOOT_DB = 8.0
 #: A result this close under target is kept as it is (raising it would need another run).
+AUDIBLE_SHORTFALL_LU = 1.0  # EBU R128's tolerance: less than this is not worth a warning
 SHORTFALL_TOLERANCE_LU = 0.2
 #: When a run falls short, the next adds this many times the shortfall (the limiter eats part).
 RETRY_GAIN_FACTOR = 1.6
@@ -98,13 +99,13 @@ def level_pcm(
             "%s: %.1f LU short of target after gain %.1f dB; another pass", name, shortfall, gain
         )
         gain += RETRY_GAIN_FACTOR * shortfall
-    if shortfall > SHORTFALL_TOLERANCE_LU:
-        _LOGGER.warning(
-            "%s: ends %.1f LU under target (peaks %.0f dB above its loudness)",
-            name, shortfall, peak_dbfs - loudness_lufs,
-        )  # fmt: skip
     room = ceiling - (measured.sample_peak_dbfs if measured.sample_peak_dbfs is not None else 0.0)
     trim = min(shortfall, max(room, 0.0))
+    if shortfall - trim > AUDIBLE_SHORTFALL_LU:
+        _LOGGER.warning(
+            "%s: ends %.1f LU under target (peaks %.0f dB above its loudness)",
+            name, shortfall - trim, peak_dbfs - loudness_lufs,
+        )  # fmt: skip
     _LOGGER.debug(
         "%s: gain %.1f dB, limited to %.1f LUFS, trim %.2f dB (%d pass(es))",
         name, gain, measured.integrated_lufs, trim, passes,

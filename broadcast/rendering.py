@@ -1,8 +1,9 @@
 """From content to stored media: speech (or a recording) assembled into what receivers play.
 
-The daily bulletin is the same text every day, so both steps are cached: the speech by the
-synthesizer, and the assembled programme by a recipe index (recipe → media sha256) kept beside
-the media store. A repeat of the same content costs two file lookups.
+The daily bulletin is the same text every day, so every step is cached: the speech by the
+synthesizer, the assembled programme by a recipe index (speech file → media sha256), and the raw
+text by a text index (text, normalizer, engine → media sha256), so a repeat costs one hash and
+one file lookup whatever the length of the text.
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ class MediaRenderer:
         index_dir.mkdir(parents=True, exist_ok=True)
 
     def render(self, text: str, recording_sha256: str | None = None) -> RenderedMedia:
+        text_key = None if recording_sha256 is not None else self._text_key(text)
+        if text_key is not None:
+            known = self._lookup(text_key)
+            if known is not None:
+                return RenderedMedia(known, self.synthesizer.engine.name, cached=True)
+        rendered = self._render(text, recording_sha256)
+        if text_key is not None and rendered.engine == self.synthesizer.engine.name:
+            write_private_file(self.index_dir / text_key, json.dumps({"sha256": rendered.sha256}))
+        return rendered
+
+    def _render(self, text: str, recording_sha256: str | None) -> RenderedMedia:
         if recording_sha256 is not None:
             source, engine = self.store.path(recording_sha256), ContentKind.RECORDING.value
             speech_cached = True
@@ -53,6 +65,21 @@ class MediaRenderer:
         sha256 = self.store.put_bytes(audio.render_announcement([source]))
         write_private_file(self.index_dir / recipe, json.dumps({"sha256": sha256}))
         return RenderedMedia(sha256, engine, cached=False)
+
+    def _text_key(self, text: str) -> str:
+        """Raw text → media without normalizing again: the key covers the normalizer's code and
+        dictionaries, the engine and its options. A fallback voice is never indexed this way, so
+        the chosen engine is tried again next time."""
+        engine = self.synthesizer.engine
+        recipe = {
+            "v": RECIPE_VERSION,
+            "normalizer": tts.normalizer_fingerprint(),
+            "abbreviations": sorted(self.synthesizer.extra_abbreviations.items()),
+            "engine": engine.name,
+            "options": {k: str(v) for k, v in engine.cache_options().items()},
+            "text": text,
+        }
+        return "text-" + hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
     @staticmethod
     def _recipe_key(source: Path) -> str:

@@ -12,6 +12,7 @@ The broadcast core uses only this surface::
 import logging
 
 from .errors import TtsError
+from .lexicon import fingerprint as normalizer_fingerprint
 from .normalize import normalize
 from .script import DEFAULT_OPENING, BroadcastScript, make_script, render_opening
 from .synth import SpeechResult, Synthesizer
@@ -24,6 +25,7 @@ __all__ = [
     "TtsError",
     "make_script",
     "normalize",
+    "normalizer_fingerprint",
     "render_opening",
 ]
 

@@ -6,6 +6,7 @@ document_codes.tsv, units.tsv and loanwords.tsv. Each is KEY<TAB>spoken form, "#
 """
 
 import functools
+import hashlib
 import logging
 import unicodedata
 from collections.abc import Mapping
@@ -63,3 +64,19 @@ def units() -> Mapping[str, str]:
 def loanwords() -> Mapping[str, str]:
     """loanwords.tsv: foreign words respelled the Vietnamese way, keyed in lower case."""
     return MappingProxyType({k.lower(): v for k, v in load_tsv("loanwords.tsv").items()})
+
+
+@functools.cache
+def fingerprint() -> str:
+    """A hash of the normalizer's code and dictionaries: caches keyed on raw text include it, so
+    any change to how text is read invalidates them."""
+    digest = hashlib.sha256()
+    package = resources.files("tts")
+    sources = [package.joinpath(name) for name in sorted(p.name for p in package.iterdir())]
+    data = package.joinpath("data")
+    sources += [data.joinpath(name) for name in sorted(p.name for p in data.iterdir())]
+    for source in sources:
+        if source.is_file() and source.name.endswith((".py", ".tsv")):
+            digest.update(source.name.encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()

@@ -8,12 +8,14 @@ class LoaError(Exception):
 
 
 class ValidationError(LoaError):
-    """Bad input: `field` names the form/JSON field at fault."""
+    """Bad input: `field` names the form/JSON field at fault; `code` is a stable reason the UI
+    can translate (e.g. a refused recording's "too_long")."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, code: str = "") -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.code = code
 
 
 class PermissionDenied(LoaError):

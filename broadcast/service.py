@@ -214,6 +214,8 @@ class BroadcastService:
             info = audio.import_recording(
                 upload, original_name=original_name, max_bytes=MAX_UPLOAD_BYTES
             )
+        except audio.RecordingError as exc:
+            raise ValidationError("recording", str(exc), code=exc.problem.value) from exc
         except audio.AudioError as exc:
             raise ValidationError("recording", str(exc)) from exc
         sha256 = self.media.put_bytes(info.mp3)

@@ -25,6 +25,19 @@ from web.views import user_row
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("bulletins", __name__, url_prefix="/bulletins")
 TEXT_UPLOAD_LIMIT = 1024 * 1024
+ACCEPTED = "mp3, m4a, ogg, wav, webm, flac, amr"
+RECORDING_PROBLEMS = {
+    "missing": "không tìm thấy tệp",
+    "empty": "tệp rỗng",
+    "too_large": "tệp quá lớn (tối đa 20 MB)",
+    "not_audio": "không phải tệp âm thanh",
+    "no_sound_track": "tệp không có tiếng",
+    "unsupported": "định dạng âm thanh chưa hỗ trợ",
+    "damaged": "tệp bị hỏng, không đọc hết được",
+    "too_short": "bản ghi quá ngắn (ít nhất nửa giây)",
+    "too_long": "bản ghi quá dài (tối đa 30 phút)",
+    "silent": "bản ghi im lặng, không nghe thấy tiếng",
+}
 
 
 def _user_id() -> int:
@@ -37,7 +50,14 @@ def _report(exc: LoaError) -> None:
         abort(403)
     if isinstance(exc, NotFound):
         abort(404)
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, ValidationError) and exc.code in RECORDING_PROBLEMS:
+        name = request.files["recording"].filename if "recording" in request.files else ""
+        flash(
+            f"Không nhận tệp “{name}”: {RECORDING_PROBLEMS[exc.code]}. Nhận các tệp: {ACCEPTED}."
+            f" ({exc.field})",
+            "error",
+        )
+    elif isinstance(exc, ValidationError):
         flash(f"{exc.message} ({exc.field})", "error")
     else:
         flash(str(exc), "error")

@@ -122,7 +122,44 @@ def test_bad_recording_is_refused_clearly(client: FlaskClient, tmp_path: Path) -
         follow_redirects=True,
     )
     page = response.get_data(as_text=True)
-    assert "thong-bao.mp3" in page and "recording" in page
+    assert "thong-bao.mp3" in page and "tệp rỗng" in page
+
+
+def test_recording_becomes_playable_content(client: FlaskClient, tmp_path: Path) -> None:
+    import math
+    import wave
+
+    path = tmp_path / "ghi-am.wav"
+    with wave.open(str(path), "wb") as recording:
+        recording.setnchannels(1)
+        recording.setsampwidth(2)
+        recording.setframerate(16000)
+        recording.writeframes(
+            b"".join(
+                int(6000 * math.sin(2 * math.pi * 300 * i / 16000)).to_bytes(
+                    2, "little", signed=True
+                )
+                for i in range(16000 * 2)
+            )
+        )
+    _login(client, "officer")
+    token = _csrf(client, "/bulletins/new")
+    with path.open("rb") as upload:
+        response = client.post(
+            "/bulletins/recording",
+            data={
+                "title": "Thông báo tiếng Thái",
+                "csrf_token": token,
+                "recording": (upload, "ghi-am.wav"),
+            },
+            content_type="multipart/form-data",
+        )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    detail_url = response.headers["Location"]
+    assert "Bản ghi âm" in client.get(detail_url).get_data(as_text=True)
+    preview = client.post(f"{detail_url}/preview", data={"csrf_token": token})
+    sha = preview.headers["Location"].rsplit("preview=", 1)[1]
+    assert client.get(f"/media/{sha}.mp3").status_code == 200
 
 
 def test_village_head_has_no_bulletins(client: FlaskClient) -> None:

@@ -35,8 +35,11 @@ _LOGGER = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 TOPIC_ROOT = "loa/v1"
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-MAX_MESSAGE_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = 256 * 1024
 DEFAULT_COMMAND_TTL_S = 15 * 60
+MANIFEST_HORIZON_S = 48 * 3600
+MAX_MANIFEST_ITEMS = 500
+MAX_RELAY_S = 6 * 3600
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -49,24 +52,32 @@ class Priority(StrEnum):
 
 
 class CommandKind(StrEnum):
-    PLAY = "play"
-    STOP = "stop"
+    PLAY = "play"  # play one item now or at `play_at`
+    STOP = "stop"  # stop (and forget) a broadcast's items, or everything
+    MANIFEST = "manifest"  # the device's programme for the next hours (retained, replaces older)
+
+
+class ContentType(StrEnum):
+    MEDIA = "media"  # a file from the media store, verified by sha256
+    RELAY = "relay"  # a live stream (tiếp sóng) played for `duration_s`
 
 
 class EventKind(StrEnum):
-    """The answer-back steps a receiver reports for every command."""
+    """The answer-back steps a receiver reports for every item."""
 
     RECEIVED = "received"
     FETCHED = "fetched"
     STARTED = "started"
     FINISHED = "finished"
     FAILED = "failed"
+    PREEMPTED = "preempted"  # cut by a higher priority; may start again later (resume policy)
 
 
 class ReceiverState(StrEnum):
     IDLE = "idle"
-    FETCHING = "fetching"
+    FETCHING = "fetching"  # prefetching media for what comes next
     PLAYING = "playing"
+    PREEMPTED = "preempted"  # an item was cut and waits to resume
     OFFLINE = "offline"
 
 
@@ -103,6 +114,11 @@ def device_state_topic(device_id: str) -> str:
 
 def device_event_topic(device_id: str) -> str:
     return f"{TOPIC_ROOT}/device/{check_id(device_id, 'device id')}/event"
+
+
+def device_manifest_topic(device_id: str) -> str:
+    """Retained: the device's signed programme for the next hours (server → device)."""
+    return f"{TOPIC_ROOT}/device/{check_id(device_id, 'device id')}/manifest"
 
 
 STATE_TOPIC_FILTER = f"{TOPIC_ROOT}/device/+/state"
@@ -158,37 +174,65 @@ def public_key_from_text(text: str) -> Ed25519PublicKey:
 
 @dataclass(frozen=True)
 class PlayBody:
-    """What to play: the server has already assembled chime + speech into one MP3."""
+    """One item to play: a media file the server assembled (chime + speech, or a recording), or a
+    live relay. `item_id` names this occurrence (a daily bulletin has one per day); `play_at`
+    (epoch seconds) makes every receiver of a zone start together; `valid_until` is the last
+    moment it may still start (a preempted or late item is dropped after it)."""
 
     broadcast_id: int
-    media_url: str
-    media_sha256: str
+    item_id: str = ""
+    media_url: str = ""
+    media_sha256: str = ""
     priority: Priority = Priority.NORMAL
     repeat: int = 1
     title: str = ""
     play_at: float | None = None
+    valid_until: float | None = None
+    content: ContentType = ContentType.MEDIA
+    relay_url: str = ""
+    duration_s: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """The item's identity on the receiver: its occurrence id, or the broadcast's."""
+        return self.item_id or f"b{self.broadcast_id}"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PlayBody:
         try:
             body = cls(
                 broadcast_id=int(data["broadcast_id"]),
-                media_url=str(data["media_url"]),
-                media_sha256=str(data["media_sha256"]),
+                item_id=str(data.get("item_id", ""))[:100],
+                media_url=str(data.get("media_url", "")),
+                media_sha256=str(data.get("media_sha256", "")),
                 priority=Priority(data.get("priority", Priority.NORMAL)),
                 repeat=int(data.get("repeat", 1)),
-                title=str(data.get("title", "")),
-                play_at=None if data.get("play_at") is None else float(data["play_at"]),
+                title=str(data.get("title", ""))[:300],
+                play_at=_optional_float(data.get("play_at")),
+                valid_until=_optional_float(data.get("valid_until")),
+                content=ContentType(data.get("content", ContentType.MEDIA)),
+                relay_url=str(data.get("relay_url", "")),
+                duration_s=float(data.get("duration_s", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError("malformed", f"play body: {exc}") from exc
-        if not SHA256_PATTERN.match(body.media_sha256):
-            raise ProtocolError("malformed", "media_sha256 must be 64 lowercase hex digits")
-        if not body.media_url.startswith(("http://", "https://")):
-            raise ProtocolError("malformed", "media_url must be http(s)")
+        if body.content is ContentType.MEDIA:
+            if not SHA256_PATTERN.match(body.media_sha256):
+                raise ProtocolError("malformed", "media_sha256 must be 64 lowercase hex digits")
+            if not body.media_url.startswith(("http://", "https://")):
+                raise ProtocolError("malformed", "media_url must be http(s)")
+        else:
+            if not body.relay_url.startswith(("http://", "https://")):
+                raise ProtocolError("malformed", "relay_url must be http(s)")
+            if not 0 < body.duration_s <= MAX_RELAY_S:
+                raise ProtocolError("malformed", f"relay duration must be 0..{MAX_RELAY_S} s")
         if not 1 <= body.repeat <= 10:
             raise ProtocolError("malformed", "repeat must be 1..10")
         return body
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -204,28 +248,84 @@ class StopBody:
             raise ProtocolError("malformed", f"stop body: {exc}") from exc
 
 
-_BODY_TYPES: dict[CommandKind, type[PlayBody] | type[StopBody]] = {
+@dataclass(frozen=True)
+class ManifestBody:
+    """A device's programme from `generated_at` to `horizon_until`: every item has a `play_at`.
+    A newer manifest replaces the older one whole; the receiver keeps it on disk and plays it
+    from its own clock when the server or the broker cannot be reached."""
+
+    device_id: str
+    generated_at: float
+    horizon_until: float
+    items: tuple[PlayBody, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ManifestBody:
+        try:
+            raw_items = data.get("items", [])
+            if not isinstance(raw_items, list) or len(raw_items) > MAX_MANIFEST_ITEMS:
+                raise ValueError(f"items must be a list of at most {MAX_MANIFEST_ITEMS}")
+            items = tuple(PlayBody.from_dict(item) for item in raw_items)
+            body = cls(
+                device_id=check_id(str(data["device_id"]), "device id"),
+                generated_at=float(data["generated_at"]),
+                horizon_until=float(data["horizon_until"]),
+                items=items,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError("malformed", f"manifest body: {exc}") from exc
+        if any(item.play_at is None or not item.item_id for item in items):
+            raise ProtocolError("malformed", "every manifest item needs item_id and play_at")
+        return body
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "generated_at": self.generated_at,
+            "horizon_until": self.horizon_until,
+            "items": [_plain(asdict(item)) for item in self.items],
+        }
+
+
+Body = PlayBody | StopBody | ManifestBody
+_BODY_TYPES: dict[CommandKind, type[PlayBody] | type[StopBody] | type[ManifestBody]] = {
     CommandKind.PLAY: PlayBody,
     CommandKind.STOP: StopBody,
+    CommandKind.MANIFEST: ManifestBody,
 }
+_KINDS: dict[type, CommandKind] = {body: kind for kind, body in _BODY_TYPES.items()}
+
+
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in data.items()}
 
 
 @dataclass(frozen=True)
 class Command:
+    """A signed message to receivers. `stream` is the topic it is published on and `seq` rises by
+    one on every message of that stream, so a receiver can tell a replayed copy from a new one."""
+
     kind: CommandKind
     id: str
     issued_at: float
     expires_at: float
-    body: PlayBody | StopBody
+    stream: str
+    seq: int
+    body: Body
 
     def to_unsigned(self) -> dict[str, Any]:
-        body = {k: (v.value if isinstance(v, StrEnum) else v) for k, v in asdict(self.body).items()}
+        if isinstance(self.body, ManifestBody):
+            body = self.body.to_dict()
+        else:
+            body = _plain(asdict(self.body))
         return {
             "v": PROTOCOL_VERSION,
             "kind": self.kind.value,
             "id": self.id,
             "issued_at": self.issued_at,
             "expires_at": self.expires_at,
+            "stream": self.stream,
+            "seq": self.seq,
             "body": body,
         }
 
@@ -235,11 +335,15 @@ def canonical_json(data: dict[str, Any]) -> bytes:
 
 
 def new_command(
-    body: PlayBody | StopBody, ttl_s: float = DEFAULT_COMMAND_TTL_S, now: float | None = None
+    body: Body,
+    *,
+    stream: str,
+    seq: int,
+    ttl_s: float = DEFAULT_COMMAND_TTL_S,
+    now: float | None = None,
 ) -> Command:
     issued = time.time() if now is None else now
-    kind = CommandKind.PLAY if isinstance(body, PlayBody) else CommandKind.STOP
-    return Command(kind, uuid.uuid4().hex, issued, issued + ttl_s, body)
+    return Command(_KINDS[type(body)], uuid.uuid4().hex, issued, issued + ttl_s, stream, seq, body)
 
 
 def sign_command(command: Command, key: Ed25519PrivateKey) -> bytes:
@@ -275,6 +379,8 @@ def verify_command(
         command_id = str(data["id"])
         issued_at = float(data["issued_at"])
         expires_at = float(data["expires_at"])
+        stream = str(data["stream"])
+        seq = int(data["seq"])
         raw_body = data["body"]
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError("malformed", f"envelope: {exc}") from exc
@@ -286,7 +392,7 @@ def verify_command(
     if issued_at > current + clock_skew_s:
         raise ProtocolError("expired", "issued in the future")
     body = _BODY_TYPES[kind].from_dict(raw_body)
-    return Command(kind, command_id, issued_at, expires_at, body)
+    return Command(kind, command_id, issued_at, expires_at, stream, seq, body)
 
 
 class ReplayGuard:
@@ -313,6 +419,37 @@ class ReplayGuard:
         return dict(self._seen)
 
 
+class SequenceGuard:
+    """Per stream (topic), the highest sequence number accepted and its command id.
+
+    A message must come on the stream it was signed for and carry a higher sequence than the last
+    one accepted there. The same message again (QoS 1 redelivery, a retained manifest after a
+    reconnect) is a harmless duplicate; a lower sequence is a replay. The agent persists
+    `to_dict()` so the check holds across restarts.
+    """
+
+    def __init__(self, state: dict[str, tuple[int, str]] | None = None) -> None:
+        self._last: dict[str, tuple[int, str]] = dict(state or {})
+
+    def check(self, command: Command, topic: str) -> bool:
+        """True: new, accept it. False: a duplicate of the last one, ignore it quietly.
+        Raises ProtocolError for a message from another stream or an older sequence."""
+        if command.stream != topic:
+            raise ProtocolError("wrong_stream", f"signed for {command.stream}, came on {topic}")
+        last_seq, last_id = self._last.get(topic, (-1, ""))
+        if command.seq == last_seq and command.id == last_id:
+            return False
+        if command.seq <= last_seq:
+            raise ProtocolError("replayed", f"sequence {command.seq} on {topic} after {last_seq}")
+        return True
+
+    def remember(self, command: Command) -> None:
+        self._last[command.stream] = (command.seq, command.id)
+
+    def to_dict(self) -> dict[str, tuple[int, str]]:
+        return dict(self._last)
+
+
 # --- answer-back ------------------------------------------------------------------------------
 
 
@@ -324,6 +461,7 @@ class DeviceEvent:
     kind: EventKind
     at: float
     detail: str = ""
+    item_id: str = ""
 
     def to_json(self) -> bytes:
         data = asdict(self)
@@ -343,6 +481,7 @@ class DeviceEvent:
                 kind=EventKind(data["kind"]),
                 at=float(data["at"]),
                 detail=str(data.get("detail", ""))[:500],
+                item_id=str(data.get("item_id", ""))[:100],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError("malformed", f"event: {exc}") from exc

@@ -8,23 +8,37 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from broadcast import clock, zones
-from broadcast.const import MAX_REPEAT, MAX_TEXT_CHARS, BroadcastStatus, DeliveryState
+from broadcast.const import (
+    MAX_RELAY_MINUTES,
+    MAX_REPEAT,
+    MAX_TEXT_CHARS,
+    MAX_URL_CHARS,
+    BroadcastStatus,
+    DeliveryState,
+)
 from broadcast.errors import NotFound, ValidationError
 from broadcast.models import Broadcast, Delivery, Device, User, Zone, utcnow
+from broadcast.targets import Targets
 from devices.protocol import DeviceEvent, DeviceStatus, EventKind, Priority, ReceiverState
 
 _LOGGER = logging.getLogger(__name__)
 
+# A delivery only moves forward: a late `received` never undoes `finished`. Playing and
+# preempted share a rank, so a cut item may start again (resume) and still finish.
 _STATE_RANK = {
     DeliveryState.QUEUED: 0,
     DeliveryState.RECEIVED: 1,
     DeliveryState.FETCHED: 2,
     DeliveryState.PLAYING: 3,
+    DeliveryState.PREEMPTED: 3,
     DeliveryState.FINISHED: 4,
     DeliveryState.FAILED: 4,
 }
@@ -34,8 +48,19 @@ _EVENT_STATE = {
     EventKind.STARTED: DeliveryState.PLAYING,
     EventKind.FINISHED: DeliveryState.FINISHED,
     EventKind.FAILED: DeliveryState.FAILED,
+    EventKind.PREEMPTED: DeliveryState.PREEMPTED,
+}
+_STAMP_FIELD = {
+    EventKind.RECEIVED: "received_at",
+    EventKind.FETCHED: "fetched_at",
+    EventKind.STARTED: "started_at",
+    EventKind.PREEMPTED: "preempted_at",
+    EventKind.FINISHED: "finished_at",
+    EventKind.FAILED: "finished_at",
 }
 _TERMINAL = {DeliveryState.FINISHED.value, DeliveryState.FAILED.value}
+# statuses that settle to finished/partial once every receiver has answered
+_SETTLING = {BroadcastStatus.DISPATCHED.value, BroadcastStatus.MISSED.value}
 
 
 def clean_text(text: object) -> str:
@@ -64,15 +89,35 @@ def clean_repeat(value: object) -> int:
     return repeat
 
 
+def clean_relay_url(value: object) -> str:
+    """A stream to relay (tiếp sóng): an http(s) URL receivers can open, nothing else."""
+    text = str(value or "").strip()
+    parts = urlsplit(text)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or len(text) > MAX_URL_CHARS
+        or any(ch.isspace() or ord(ch) < 0x20 for ch in text)
+    ):
+        raise ValidationError(
+            "relay_url", "địa chỉ luồng phát phải là một URL http:// hoặc https:// hợp lệ"
+        )
+    return text
+
+
+def clean_relay_minutes(value: object) -> int:
+    try:
+        minutes = int(str(value).strip())
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("minutes", "số phút tiếp sóng phải là số nguyên") from exc
+    if not 1 <= minutes <= MAX_RELAY_MINUTES:
+        raise ValidationError("minutes", f"tiếp sóng từ 1 đến {MAX_RELAY_MINUTES} phút")
+    return minutes
+
+
 def default_title(text: str) -> str:
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return first_line if len(first_line) <= 80 else first_line[:79].rstrip() + "…"
-
-
-def minimal_zones(targets: Sequence[Zone]) -> list[Zone]:
-    """Drop zones already covered by a targeted ancestor, so no receiver gets a command twice."""
-    chosen = set(targets)
-    return [z for z in targets if not any(a in chosen for a in zones.ancestors_and_self(z)[1:])]
 
 
 def create_broadcast(
@@ -83,29 +128,45 @@ def create_broadcast(
     priority: Priority,
     repeat: int,
     source: str,
+    devices: Sequence[Device] = (),
     created_by: User | None = None,
     title: str = "",
     schedule_id: int | None = None,
     recording_sha256: str | None = None,
+    status: BroadcastStatus = BroadcastStatus.PENDING,
+    delivery_state: DeliveryState = DeliveryState.QUEUED,
+    delivery_detail: str = "",
+    **fields: Any,
 ) -> Broadcast:
-    """A pending broadcast with one queued delivery per target receiver."""
+    """A broadcast (pending unless told) with one delivery per target receiver.
+
+    `fields` are further `Broadcast` columns (a planned run's `occurrence_at`, `item_id`, …).
+    """
+    chosen = Targets(tuple(zone_list), tuple(devices))
     broadcast = Broadcast(
         recording_sha256=recording_sha256,
         title=title.strip() or default_title(text),
         text=text,
         priority=priority.value,
         repeat=repeat,
-        zone_ids=[zone.id for zone in minimal_zones(zone_list)],
+        zone_ids=chosen.zone_ids,
+        device_ids=chosen.device_ids,
         source=source,
         schedule_id=schedule_id,
         created_by_id=created_by.id if created_by else None,
-        status=BroadcastStatus.PENDING.value,
+        status=status.value,
+        **fields,
     )
     session.add(broadcast)
     session.flush()
-    for device in zones.target_devices(zone_list):
+    for device in chosen.receivers():
         session.add(
-            Delivery(broadcast_id=broadcast.id, device_id=device.id, state=DeliveryState.QUEUED)
+            Delivery(
+                broadcast_id=broadcast.id,
+                device_id=device.id,
+                state=delivery_state.value,
+                detail=delivery_detail,
+            )
         )
     session.flush()
     return broadcast
@@ -119,7 +180,30 @@ def get_broadcast(session: Session, broadcast_id: int) -> Broadcast:
 
 
 def recent_broadcasts(session: Session, limit: int = 20) -> list[Broadcast]:
-    return list(session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(limit)))
+    """The log, newest first; planned runs appear once they are due (or cancelled)."""
+    now = utcnow()
+    when = func.coalesce(Broadcast.occurrence_at, Broadcast.created_at)
+    query = (
+        select(Broadcast)
+        .where(
+            or_(
+                Broadcast.occurrence_at.is_(None),
+                Broadcast.occurrence_at <= now,
+                Broadcast.status != BroadcastStatus.SCHEDULED.value,
+            )
+        )
+        .order_by(when.desc(), Broadcast.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def corrections_of(session: Session, broadcast_id: int) -> list[Broadcast]:
+    return list(
+        session.scalars(
+            select(Broadcast).where(Broadcast.corrects_id == broadcast_id).order_by(Broadcast.id)
+        )
+    )
 
 
 def apply_event(session: Session, event: DeviceEvent) -> Delivery | None:
@@ -138,13 +222,7 @@ def apply_event(session: Session, event: DeviceEvent) -> Delivery | None:
         return None
     at = clock.from_timestamp(event.at)
     new_state = _EVENT_STATE[event.kind]
-    stamp_field = {
-        EventKind.RECEIVED: "received_at",
-        EventKind.FETCHED: "fetched_at",
-        EventKind.STARTED: "started_at",
-        EventKind.FINISHED: "finished_at",
-        EventKind.FAILED: "finished_at",
-    }[event.kind]
+    stamp_field = _STAMP_FIELD[event.kind]
     if getattr(delivery, stamp_field) is None:
         setattr(delivery, stamp_field, at)
     current = DeliveryState(delivery.state)
@@ -158,8 +236,10 @@ def apply_event(session: Session, event: DeviceEvent) -> Delivery | None:
 
 
 def _settle(broadcast: Broadcast) -> None:
-    """Once every receiver has answered, the broadcast is finished (or partial)."""
-    if broadcast.status != BroadcastStatus.DISPATCHED.value or not broadcast.deliveries:
+    """Once every receiver has answered, the broadcast is finished (or partial). A missed run
+    settles too (receivers play their manifests without the server); a cancelled one is final.
+    """
+    if broadcast.status not in _SETTLING or not broadcast.deliveries:
         return
     states = [d.state for d in broadcast.deliveries]
     if all(state in _TERMINAL for state in states):
@@ -191,16 +271,56 @@ def apply_status(session: Session, status: DeviceStatus) -> Device | None:
         status.current_broadcast if status.state is ReceiverState.PLAYING else None
     )
     device.last_seen = reported_at if status.online else device.last_seen
+    if status.online:
+        device.status_extra = dict(status.extra)
     return device
 
 
-def mark_dispatched(broadcast: Broadcast, media_sha256: str, engine: str, command_id: str) -> None:
+def mark_dispatched(
+    broadcast: Broadcast,
+    media_sha256: str | None,
+    engine: str,
+    command_id: str,
+    *,
+    play_at: datetime | None = None,
+    valid_until: datetime | None = None,
+) -> None:
     broadcast.media_sha256 = media_sha256
     broadcast.tts_engine = engine
     broadcast.command_id = command_id
     broadcast.status = BroadcastStatus.DISPATCHED.value
     broadcast.dispatched_at = utcnow()
+    broadcast.play_at = play_at
+    broadcast.valid_until = valid_until
+    broadcast.item_id = broadcast.item_id or f"b{broadcast.id}"
     _settle(broadcast)
+
+
+def mark_due(broadcast: Broadcast) -> bool:
+    """A planned run came due: the receivers play it from their manifests; the log says so.
+    False if it is no longer waiting (cancelled, already fired)."""
+    if broadcast.status != BroadcastStatus.SCHEDULED.value:
+        return False
+    broadcast.status = BroadcastStatus.DISPATCHED.value
+    broadcast.dispatched_at = utcnow()
+    _settle(broadcast)
+    return True
+
+
+def mark_missed(broadcast: Broadcast, reason: str) -> bool:
+    """A planned run the server did not fire in time. Receivers may still have played it from
+    their manifests: their answer-back fills its deliveries and can settle it."""
+    if broadcast.status != BroadcastStatus.SCHEDULED.value:
+        return False
+    broadcast.status = BroadcastStatus.MISSED.value
+    broadcast.error = reason[:2000]
+    _settle(broadcast)
+    return True
+
+
+def mark_cancelled(broadcast: Broadcast) -> None:
+    broadcast.status = BroadcastStatus.CANCELLED.value
+    broadcast.cancelled_at = utcnow()
 
 
 def mark_failed(broadcast: Broadcast, error: str) -> None:
@@ -214,16 +334,17 @@ def mark_failed(broadcast: Broadcast, error: str) -> None:
 
 def can_view(session: Session, user: User, broadcast: Broadcast) -> bool:
     """A village head sees only broadcasts that reached their village; others see all."""
-    visible = {zone.id for zone in zones.visible_zones(session, user)}
     if broadcast.created_by_id == user.id:
         return True
-    if all(zone_id in visible for zone_id in broadcast.zone_ids):
+    visible_zones = zones.visible_zones(session, user)
+    visible = {zone.id for zone in visible_zones}
+    own_devices = {device.id for device in zones.target_devices(visible_zones)}
+    named_devices = broadcast.device_ids or []
+    if all(zone_id in visible for zone_id in broadcast.zone_ids) and all(
+        device_id in own_devices for device_id in named_devices
+    ):
         return True
     targeted = {delivery.device_id for delivery in broadcast.deliveries}
-    own_devices = {
-        device.id
-        for device in zones.target_devices([zone for zone in zones.visible_zones(session, user)])
-    }
     return bool(targeted & own_devices)
 
 

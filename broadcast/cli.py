@@ -31,6 +31,7 @@ def _settings(args: argparse.Namespace):
         public_url=getattr(args, "public_url", "") or "",
         tts_engine=getattr(args, "tts", "espeak"),
         tts_options={"model": args.tts_model} if getattr(args, "tts_model", "") else {},
+        play_lead_s=getattr(args, "play_lead", 3.0),
     )
 
 
@@ -134,6 +135,48 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     finally:
         service.db.dispose()
     print(token)
+    return 0
+
+
+def cmd_device_add(args: argparse.Namespace) -> int:
+    """Register a receiver: broker credentials, keys and the config file to copy to the Pi."""
+    from broadcast.service import BroadcastService
+
+    service = BroadcastService(_settings(args), connect_mqtt=False)
+    try:
+        path = service.register_device(args.id, args.zone, name=args.name)
+    finally:
+        service.stop()
+    print(path)
+    print(
+        "loa: regenerate the broker's access list (loa mqtt-config, then reload mosquitto)"
+        " so the new receiver can log in",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_mqtt_config(args: argparse.Namespace) -> int:
+    """mosquitto.conf, passwd and acl for the server and every registered receiver."""
+    from broadcast import registry
+    from broadcast.brokers import BrokerError
+    from broadcast.brokers.mosquitto import write_config
+    from broadcast.errors import LoaError
+    from broadcast.service import BroadcastService
+
+    service = BroadcastService(_settings(args), connect_mqtt=False)
+    try:
+        with service.db.session() as session:
+            access = registry.broker_access(session, service.secrets.mqtt_password)
+    finally:
+        service.stop()
+    try:
+        config = write_config(Path(args.out), access, args.host, args.port)
+    except BrokerError as exc:
+        raise LoaError(str(exc)) from None
+    except OSError as exc:
+        raise LoaError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(config)
     return 0
 
 
@@ -317,6 +360,12 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         "--tts", default="espeak", choices=["espeak", "gtts", "piper"], help="TTS engine"
     )
     parser.add_argument("--tts-model", default="", help="voice model file, for --tts piper")
+    parser.add_argument(
+        "--play-lead",
+        type=float,
+        default=3.0,
+        help="seconds between sending an emergency and its synchronized start (3)",
+    )
 
 
 def _add_opening(parser: argparse.ArgumentParser) -> None:
@@ -366,6 +415,27 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--zone", default=None, help="village id, for a village head")
     user_add.add_argument("--password", default=None, help="(prompted when omitted)")
     user_add.set_defaults(func=cmd_user_add)
+
+    device = sub.add_parser("device", help="receivers").add_subparsers(dest="action", required=True)
+    device_add = device.add_parser(
+        "add", help="register a receiver and print its config file (copy it to the Pi)"
+    )
+    _add_data(device_add)
+    device_add.add_argument("id", help="device id, a lowercase slug (loa-thon-1-01)")
+    device_add.add_argument("--zone", required=True, help="the village (or commune) it serves")
+    device_add.add_argument("--name", default="", help="a readable name (Cụm loa chợ)")
+    device_add.add_argument("--mqtt-host", default=DEFAULT_HOST, help="broker address for the Pi")
+    device_add.add_argument("--mqtt-port", type=int, default=DEFAULT_MQTT_PORT, help="broker port")
+    device_add.set_defaults(func=cmd_device_add)
+
+    mqtt_config = sub.add_parser(
+        "mqtt-config", help="write mosquitto.conf, passwd and acl for the server and receivers"
+    )
+    _add_data(mqtt_config)
+    mqtt_config.add_argument("--out", required=True, help="directory to write them into")
+    mqtt_config.add_argument("--host", default=DEFAULT_HOST, help="listen address (127.0.0.1)")
+    mqtt_config.add_argument("--port", type=int, default=DEFAULT_MQTT_PORT, help="port (1883)")
+    mqtt_config.set_defaults(func=cmd_mqtt_config)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     token_create = token.add_parser("create", help="print a new API token for a user")

@@ -32,6 +32,11 @@ def from_timestamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
 
 
+def to_timestamp(value: datetime) -> float:
+    """Stored (naive UTC) → epoch seconds, as the wire protocol carries times."""
+    return value.replace(tzinfo=UTC).timestamp()
+
+
 def parse_local(text: str, field: str) -> datetime:
     """'2026-11-26T17:00' or '2026-11-26 17:00' in local time (or with an offset) → naive UTC."""
     try:

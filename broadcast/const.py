@@ -33,10 +33,13 @@ class Role(StrEnum):
 
 class BroadcastStatus(StrEnum):
     PENDING = "pending"  # waiting for speech synthesis
-    DISPATCHED = "dispatched"  # command published to the receivers
+    SCHEDULED = "scheduled"  # a planned run, in the receivers' manifests, not yet due
+    DISPATCHED = "dispatched"  # command published (or a planned run came due)
     FINISHED = "finished"  # every target receiver reported finished
     PARTIAL = "partial"  # every receiver answered, some failed
     FAILED = "failed"  # could not be rendered or dispatched
+    CANCELLED = "cancelled"  # stopped by a person (dừng / đính chính); final
+    MISSED = "missed"  # a planned run the server was not running for (past the grace period)
 
 
 class DeliveryState(StrEnum):
@@ -44,18 +47,25 @@ class DeliveryState(StrEnum):
     RECEIVED = "received"
     FETCHED = "fetched"
     PLAYING = "playing"
+    PREEMPTED = "preempted"  # cut by a higher priority; may play again (resume)
     FINISHED = "finished"
     FAILED = "failed"
 
 
 class ScheduleKind(StrEnum):
-    ONCE = "once"
-    DAILY = "daily"
+    ONCE = "once"  # one run at a local date and time
+    DAILY = "daily"  # every day at a local time
+    WEEKDAYS = "weekdays"  # chosen weekdays at a local time
+    CRON = "cron"  # a standard 5-field cron expression, in local time
+    SERIES = "series"  # every N hours until a newer series of the same key replaces it
 
 
 class ContentKind(StrEnum):
     TTS = "tts"  # a text, synthesized
     RECORDING = "recording"  # an uploaded recording, played as it is
+    RELAY = "relay"  # a live stream relayed for a set time (tiếp sóng)
 
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_RELAY_MINUTES = 360  # devices.protocol.MAX_RELAY_S
+MAX_URL_CHARS = 1000

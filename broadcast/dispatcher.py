@@ -1,14 +1,32 @@
-"""The server's MQTT link: publishes signed commands, receives receivers' states and events.
+"""The server's MQTT link: publishes signed commands and manifests, hears receivers' answer-back.
 
 It owns the connection state (Home Assistant's coordinator pattern); the rest of the server calls
-`publish()` and gets answer-back through the two callbacks it registers.
+`send()` and gets answer-back through the two callbacks it registers.
+
+Two connections, because several server processes may share one data directory:
+
+* every process publishes on its own connection (a unique client id, clean session);
+* only the process that runs the scheduler (`broadcast.scheduler_lock`) calls `listen()`: a
+  connection with the fixed client id `loa-server` and a persistent session subscribes to
+  states and events, so the broker queues answer-back while no server listens and no event is
+  handled twice.
+
+`send()` stamps each message with its stream (the topic) and the stream's next sequence number
+(`broadcast.sequences`), signs it, and publishes it while holding the publish lock
+(`Settings.publish_lock_path`), so each stream's messages reach the broker in sequence order
+whichever process sends them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,6 +38,7 @@ _LOGGER = logging.getLogger(__name__)
 
 StatusHandler = Callable[[protocol.DeviceStatus], None]
 EventHandler = Callable[[protocol.DeviceEvent], None]
+SequenceSource = Callable[[str], int]
 
 
 class Dispatcher:
@@ -30,29 +49,30 @@ class Dispatcher:
         username: str,
         password: str,
         signing_key: Ed25519PrivateKey,
+        next_seq: SequenceSource,
+        lock_path: Path,
         on_status: StatusHandler,
         on_event: EventHandler,
         client_id: str = "loa-server",
     ) -> None:
         self.host = host
         self.port = port
+        self._username = username
+        self._password = password
         self._signing_key = signing_key
+        self._next_seq = next_seq
+        self._lock_path = lock_path
         self._on_status = on_status
         self._on_event = on_event
+        self._client_id = client_id
         self._connected = threading.Event()
         self._refused: str | None = None
         self._stopping = False
-        self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
-        self._client.username_pw_set(username, password)
-        self._client.reconnect_delay_set(1, 15)
-        self._client.on_connect = self._handle_connect
-        self._client.on_disconnect = self._handle_disconnect
-        self._client.on_message = self._handle_message
+        self._client: mqtt.Client | None = None
+        self._listener: mqtt.Client | None = None
+        self._lock = threading.RLock()
+        self._lock_depth = 0
+        self._lock_fd: int | None = None
 
     @property
     def address(self) -> str:
@@ -62,37 +82,108 @@ class Dispatcher:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    def _new_client(self, client_id: str, clean_session: bool) -> mqtt.Client:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=clean_session,
+            protocol=mqtt.MQTTv311,
+        )
+        client.username_pw_set(self._username, self._password)
+        client.reconnect_delay_set(1, 15)
+        return client
+
     def start(self, timeout_s: float = 10.0) -> None:
-        """Connect, or raise ServiceUnavailable naming host:port and why."""
+        """Connect the publishing link, or raise ServiceUnavailable naming host:port and why."""
+        client = self._new_client(f"{self._client_id}-{uuid.uuid4().hex[:12]}", True)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        self._client = client
         try:
-            self._client.connect(self.host, self.port, keepalive=30)
+            client.connect(self.host, self.port, keepalive=30)
         except OSError as exc:
             raise ServiceUnavailable(
                 f"MQTT broker {self.address} unreachable: {exc.strerror or exc}"
             ) from exc
-        self._client.loop_start()
+        client.loop_start()
         if not self._connected.wait(timeout_s) or self._refused:
-            self._client.loop_stop()
+            client.loop_stop()
             reason = self._refused or f"no answer within {timeout_s:.0f} s"
             raise ServiceUnavailable(f"MQTT broker {self.address} refused the server: {reason}")
 
+    def listen(self) -> None:
+        """Subscribe to every receiver's state and events (the scheduler-holding process)."""
+        if self._listener is not None:
+            return
+        listener = self._new_client(self._client_id, False)
+        listener.on_connect = self._handle_listener_connect
+        listener.on_message = self._handle_message
+        self._listener = listener
+        listener.connect_async(self.host, self.port, keepalive=30)
+        listener.loop_start()
+
     def stop(self) -> None:
         self._stopping = True
-        self._client.disconnect()
-        self._client.loop_stop()
+        for client in (self._listener, self._client):
+            if client is not None:
+                client.disconnect()
+                client.loop_stop()
+        self._listener = None
         self._connected.clear()
 
-    def publish(self, topic: str, command: protocol.Command, timeout_s: float = 10.0) -> None:
-        payload = protocol.sign_command(command, self._signing_key)
-        info = self._client.publish(topic, payload, qos=1)
+    # --- sending ------------------------------------------------------------------------------
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the publish lock (re-entrant in this process, exclusive across processes)."""
+        with self._lock:
+            if self._lock_depth == 0:
+                self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._lock_fd = fd
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+                if self._lock_depth == 0 and self._lock_fd is not None:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+
+    def send(
+        self,
+        topic: str,
+        body: protocol.Body,
+        *,
+        ttl_s: float = protocol.DEFAULT_COMMAND_TTL_S,
+        retain: bool = False,
+    ) -> protocol.Command:
+        """Sign and publish one message on `topic` (its stream) with the stream's next number."""
+        with self.exclusive():
+            command = protocol.new_command(
+                body, stream=topic, seq=self._next_seq(topic), ttl_s=ttl_s
+            )
+            self._publish_payload(topic, protocol.sign_command(command, self._signing_key), retain)
+        return command
+
+    def _publish_payload(
+        self, topic: str, payload: bytes, retain: bool, timeout_s: float = 10.0
+    ) -> None:
+        if self._client is None:
+            raise ServiceUnavailable("the MQTT link is not started")
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
             raise ServiceUnavailable(
                 f"MQTT publish to {topic} failed: {mqtt.error_string(info.rc)}"
             )
         if not self.connected:
-            _LOGGER.warning("broker %s is down: command %s queued", self.address, command.id)
+            _LOGGER.warning("broker %s is down: message on %s queued", self.address, topic)
             return
         info.wait_for_publish(timeout_s)
+
+    # --- callbacks ----------------------------------------------------------------------------
 
     def _handle_connect(
         self,
@@ -108,9 +199,22 @@ class Dispatcher:
             client.disconnect()
             self._connected.set()
             return
-        client.subscribe([(protocol.STATE_TOPIC_FILTER, 1), (protocol.EVENT_TOPIC_FILTER, 1)])
         _LOGGER.info("connected to MQTT broker %s", self.address)
         self._connected.set()
+
+    def _handle_listener_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.ConnectFlags,
+        reason: mqtt.ReasonCode,
+        _properties: mqtt.Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            _LOGGER.error("MQTT broker %s refused the answer-back link: %s", self.address, reason)
+            return
+        client.subscribe([(protocol.STATE_TOPIC_FILTER, 1), (protocol.EVENT_TOPIC_FILTER, 1)])
+        _LOGGER.info("listening for receivers' answer-back on %s", self.address)
 
     def _handle_disconnect(
         self,

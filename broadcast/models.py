@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -46,6 +56,11 @@ class Device(Base):
     boot_id: Mapped[str] = mapped_column(String(64), default="")
     last_seen: Mapped[datetime | None] = mapped_column(nullable=True)
     current_broadcast_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # what the receiver's heartbeat reports beyond its state (cache, clock offset, …)
+    status_extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # the item list last published on its manifest topic, to publish only what changed
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    manifest_published_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     zone: Mapped[Zone] = relationship(back_populates="devices")
 
@@ -80,8 +95,8 @@ class ApiToken(Base):
 
 
 class Bulletin(Base):
-    """Content (bản tin) that schedules turn into broadcasts: a text to synthesize, or a recording
-    (for ethnic-minority languages and voices no engine speaks)."""
+    """Content (bản tin) that schedules turn into broadcasts: a text to synthesize, a recording
+    (for ethnic-minority languages and voices no engine speaks) or a stream relay (tiếp sóng)."""
 
     __tablename__ = "bulletins"
 
@@ -90,12 +105,21 @@ class Bulletin(Base):
     text: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(20), default="tts", server_default="tts")
     recording_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    relay_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # of a relay
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Schedule(Base):
-    """When a bulletin plays: once at `run_at` (UTC) or daily at `time_of_day` (local HH:MM)."""
+    """When a bulletin plays (`broadcast.programmes.Rule` reads the timing columns).
+
+    `run_at` (UTC) is the run of a one-off and the first run of a series; `time_of_day` (local
+    HH:MM) with `weekdays` (0 = Monday) or `cron` (local) the others; `valid_from`/`valid_to` are
+    local dates. The media is rendered when the schedule is made (`media_sha256`, `airtime_s`
+    = duration × repeat), so overlaps are checked on real durations and receivers can fetch it
+    ahead. `planned_until`: runs before it already have their broadcast row.
+    """
 
     __tablename__ = "schedules"
 
@@ -104,10 +128,23 @@ class Schedule(Base):
     kind: Mapped[str] = mapped_column(String(20))
     run_at: Mapped[datetime | None] = mapped_column(nullable=True)
     time_of_day: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    weekdays: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    cron: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    interval_h: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    series_key: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    valid_from: Mapped[date | None] = mapped_column(nullable=True)
+    valid_to: Mapped[date | None] = mapped_column(nullable=True)
     zone_ids: Mapped[list[str]] = mapped_column(JSON)
+    device_ids: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     priority: Mapped[str] = mapped_column(String(20))
     repeat: Mapped[int] = mapped_column(default=1)
     active: Mapped[bool] = mapped_column(default=True)
+    media_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tts_engine: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    airtime_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    planned_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"), nullable=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -115,9 +152,17 @@ class Schedule(Base):
 
 
 class Broadcast(Base):
-    """One dispatch of content to a set of zones: the broadcast log."""
+    """One item played on a set of zones and devices: the broadcast log.
+
+    An announcement is sent at once (`play_at` = dispatch + lead). Every run of a schedule has
+    its own row, made ahead when it enters the manifest horizon (`occurrence_at`, unique per
+    schedule; `item_id` is its id in the receivers' manifests).
+    """
 
     __tablename__ = "broadcasts"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "occurrence_at", name="uq_broadcasts_occurrence"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(300))
@@ -125,8 +170,18 @@ class Broadcast(Base):
     priority: Mapped[str] = mapped_column(String(20))
     repeat: Mapped[int] = mapped_column(default=1)
     zone_ids: Mapped[list[str]] = mapped_column(JSON)
+    device_ids: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     source: Mapped[str] = mapped_column(String(20))
     schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"), nullable=True)
+    occurrence_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    item_id: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    play_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    valid_until: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    content: Mapped[str] = mapped_column(String(20), default="media", server_default="media")
+    relay_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # of a relay
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     status: Mapped[str] = mapped_column(String(20))
     error: Mapped[str] = mapped_column(Text, default="")
@@ -157,7 +212,18 @@ class Delivery(Base):
     received_at: Mapped[datetime | None] = mapped_column(nullable=True)
     fetched_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    preempted_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     broadcast: Mapped[Broadcast] = relationship(back_populates="deliveries")
+
+
+class Sequence(Base):
+    """The last sequence number of each message stream (an MQTT topic): persisted, so a
+    restarted server goes on upward and receivers never take its messages for replays."""
+
+    __tablename__ = "sequences"
+
+    stream: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -77,7 +77,10 @@ def issue_credentials(
 
 
 def broker_access(session: Session, server_password: str) -> BrokerAccess:
-    """Who may connect to the broker and which topics each may use: the server and every device."""
+    """Who may connect to the broker and which topics each may use: the server and every device
+    (`broadcast.brokers.access`: the server publishes commands and every manifest; a device
+    reads its own and its zones' commands and its own manifest, writes its own state and events).
+    """
     users = [server_user(SERVER_MQTT_USERNAME, server_password)]
     for device in session.scalars(select(Device).order_by(Device.id)):
         zone_ids = [zone.id for zone in ancestors_and_self(device.zone)]

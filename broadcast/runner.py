@@ -10,16 +10,20 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from broadcast import registry
 from broadcast.brokers import BrokerError, port_is_free
 from broadcast.brokers.embedded import EmbeddedBroker
 from broadcast.errors import LoaError, ServiceUnavailable
+from broadcast.models import Device, utcnow
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 
@@ -50,6 +54,7 @@ class Fleet:
     """Simulated receivers as one child process (`python -m devices.fleet`)."""
 
     def __init__(self, config_dir: Path, count: int) -> None:
+        self.count = count
         self._argv = [
             sys.executable,
             "-m",
@@ -73,6 +78,23 @@ class Fleet:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait(timeout=5)
+
+
+def wait_for_receivers(service: BroadcastService, count: int, timeout_s: float = 20.0) -> None:
+    """Until `count` receivers report online: a receiver's first connection creates its broker
+    session, and a command sent before that has nowhere to wait for it. The demo prints its
+    banner (and invites the first announcement) only then."""
+    deadline = time.monotonic() + timeout_s
+    since = utcnow() - timedelta(seconds=1)  # a state left from an earlier run does not count
+    online = 0
+    while time.monotonic() < deadline:
+        with service.db.session() as session:
+            query = select(func.count()).where(Device.online.is_(True), Device.last_seen >= since)
+            online = session.scalar(query) or 0
+        if online >= count:
+            return
+        time.sleep(0.1)
+    _LOGGER.warning("only %d of %d receivers online after %.0f s", online, count, timeout_s)
 
 
 def wait_for_stop_signal(should_stop: Callable[[], bool] | None = None) -> None:
@@ -128,6 +150,7 @@ def run(
             if fleet is not None:
                 fleet.start()
                 stack.callback(fleet.stop)
+                wait_for_receivers(service, fleet.count)
         except LoaError as exc:
             print(f"loa: {exc}", file=sys.stderr)
             return 2

@@ -1,135 +1,101 @@
-"""Schedules (lịch phát): bulletins fired by APScheduler 3.11 from a job store in the database.
+"""The scheduler (APScheduler 3.11): fires each planned run at its time, and periodic jobs.
 
-Jobs are stored by reference to `fire_schedule(schedule_id)`, so they survive a restart: the
-scheduler reloads them from the database and runs what is due, coalescing missed runs into one
-within a grace period instead of dropping them silently.
+Runs are planned into the database first (`broadcast.planning`): the database is the truth and
+the scheduler holds one date job per waiting run (`run-<broadcast id>`), rebuilt from it by
+`sync_runs()` whenever the leader plans. Its job store therefore lives in memory: a restarted
+leader re-plans, and a run whose time passed is fired once if within the grace period
+(`misfire_grace_time`) and reported missed if older (`on_missed`, logged), never dropped.
+
+Only the process holding the scheduler lock (`broadcast.scheduler_lock`) starts it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import Engine
-
-from broadcast.const import LOCAL_TZ, ScheduleKind
-from broadcast.models import Schedule
+from apscheduler.triggers.interval import IntervalTrigger
 
 _LOGGER = logging.getLogger(__name__)
 
-MISFIRE_GRACE_S = 15 * 60
-_fire_callback: Callable[[int], None] | None = None
+RUN_PREFIX = "run-"
 
 
-@dataclass(frozen=True)
-class ProgrammeSlot:
-    """One run of a schedule on a given day: when (UTC, naive) and whether it is past."""
-
-    at: datetime
-    schedule: Schedule
-    done: bool
-
-
-def todays_programme(schedules: Iterable[Schedule], now: datetime) -> list[ProgrammeSlot]:
-    """The active schedules' runs on the local calendar day of `now` (UTC, naive), in order."""
-    today = now.replace(tzinfo=UTC).astimezone(LOCAL_TZ).date()
-    slots = []
-    for schedule in schedules:
-        if not schedule.active:
-            continue
-        if schedule.kind == ScheduleKind.DAILY and schedule.time_of_day:
-            hour, minute = (int(part) for part in schedule.time_of_day.split(":"))
-            local = datetime.combine(today, time(hour, minute), tzinfo=LOCAL_TZ)
-            at = local.astimezone(UTC).replace(tzinfo=None)
-        elif schedule.kind == ScheduleKind.ONCE and schedule.run_at is not None:
-            at = schedule.run_at
-            if at.replace(tzinfo=UTC).astimezone(LOCAL_TZ).date() != today:
-                continue
-        else:
-            continue
-        slots.append(ProgrammeSlot(at=at, schedule=schedule, done=at <= now))
-    return sorted(slots, key=lambda slot: slot.at)
-
-
-def fire_schedule(schedule_id: int) -> None:
-    """Entry point of every stored job: hands the schedule to the running service."""
-    if _fire_callback is None:
-        _LOGGER.error("schedule %s fired with no running service", schedule_id)
-        return
-    _fire_callback(schedule_id)
-
-
-def job_id(schedule_id: int) -> str:
-    return f"schedule-{schedule_id}"
+def run_job_id(broadcast_id: int) -> str:
+    return f"{RUN_PREFIX}{broadcast_id}"
 
 
 class Scheduler:
-    def __init__(self, engine: Engine, fire: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        fire: Callable[[int], None],
+        on_missed: Callable[[int, datetime], None],
+        grace_s: float,
+    ) -> None:
         self._fire = fire
+        self._on_missed = on_missed
         self._scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=engine)},
-            job_defaults={
-                "coalesce": True,
-                "misfire_grace_time": MISFIRE_GRACE_S,
-                "max_instances": 1,
-            },
+            jobstores={"default": MemoryJobStore()},
+            job_defaults={"coalesce": True, "misfire_grace_time": int(grace_s), "max_instances": 1},
             timezone=UTC,
         )
         self._scheduler.add_listener(self._log_problem, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
 
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
     def start(self) -> None:
-        global _fire_callback
-        _fire_callback = self._fire
         self._scheduler.start()
-        _LOGGER.info("scheduler started with %d stored jobs", len(self._scheduler.get_jobs()))
+        _LOGGER.info("scheduler started")
 
     def stop(self) -> None:
-        global _fire_callback
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
-        _fire_callback = None
 
-    def add(self, schedule: Schedule) -> None:
-        if schedule.kind == ScheduleKind.ONCE:
-            assert schedule.run_at is not None
-            trigger: DateTrigger | CronTrigger = DateTrigger(
-                run_date=schedule.run_at.replace(tzinfo=UTC)
-            )
-        else:
-            assert schedule.time_of_day is not None
-            hour, minute = schedule.time_of_day.split(":")
-            trigger = CronTrigger(hour=int(hour), minute=int(minute), timezone=LOCAL_TZ)
+    def every(self, job_id: str, seconds: float, func: Callable[[], None]) -> None:
+        """A periodic job (the manifest refresh)."""
         self._scheduler.add_job(
-            "broadcast.scheduling:fire_schedule",
-            trigger=trigger,
-            args=[schedule.id],
-            id=job_id(schedule.id),
-            name=f"schedule {schedule.id}",
-            replace_existing=True,
+            func, IntervalTrigger(seconds=seconds), id=job_id, name=job_id, replace_existing=True
         )
 
-    def remove(self, schedule_id: int) -> None:
-        job = self._scheduler.get_job(job_id(schedule_id))
-        if job is not None:
-            job.remove()
+    def sync_runs(self, due: Iterable[tuple[int, datetime]]) -> None:
+        """One date job per waiting run (ids and UTC times); jobs of other runs are removed."""
+        wanted = {run_job_id(broadcast_id): at for broadcast_id, at in due}
+        for job in self._scheduler.get_jobs():
+            if job.id.startswith(RUN_PREFIX) and job.id not in wanted:
+                job.remove()
+        for job_id, at in wanted.items():
+            if self._scheduler.get_job(job_id) is not None:
+                continue
+            broadcast_id = int(job_id.removeprefix(RUN_PREFIX))
+            self._scheduler.add_job(
+                self._fire,
+                DateTrigger(run_date=at.replace(tzinfo=UTC)),
+                args=[broadcast_id],
+                id=job_id,
+                name=f"broadcast {broadcast_id}",
+            )
 
-    def next_run(self, schedule_id: int) -> datetime | None:
-        """Next fire time in UTC (naive), or None when the job is done or unknown."""
-        job = self._scheduler.get_job(job_id(schedule_id))
-        if job is None or job.next_run_time is None:
-            return None
-        return job.next_run_time.astimezone(UTC).replace(tzinfo=None)
+    def run_times(self) -> dict[int, datetime]:
+        """Waiting runs by broadcast id → UTC time (naive), for tests and the dashboard."""
+        result = {}
+        for job in self._scheduler.get_jobs():
+            if job.id.startswith(RUN_PREFIX) and job.next_run_time is not None:
+                at = job.next_run_time.astimezone(UTC).replace(tzinfo=None)
+                result[int(job.id.removeprefix(RUN_PREFIX))] = at
+        return result
 
-    @staticmethod
-    def _log_problem(event: JobExecutionEvent) -> None:
+    def _log_problem(self, event: JobExecutionEvent) -> None:
         if event.exception is not None:
             _LOGGER.error("job %s failed: %s", event.job_id, event.exception)
-        else:
-            _LOGGER.warning("job %s missed its run time %s", event.job_id, event.scheduled_run_time)
+            return
+        _LOGGER.warning("job %s missed its run time %s", event.job_id, event.scheduled_run_time)
+        if event.job_id.startswith(RUN_PREFIX):
+            at = event.scheduled_run_time.astimezone(UTC).replace(tzinfo=None)
+            self._on_missed(int(event.job_id.removeprefix(RUN_PREFIX)), at)

@@ -2,13 +2,24 @@
 
 The web layer and the CLI call its methods; it owns the background parts (renderer thread,
 scheduler, dispatcher) and starts and stops them together.
+
+Several processes may run a service on one data directory (web workers, the dev reloader). Each
+serves the web and API and publishes what its users send; only the one holding the scheduler
+lock (`broadcast.scheduler_lock`) plans runs, fires them, publishes manifests and hears the
+receivers' answer-back. The others learn nothing by themselves: a change they make bumps the
+programme revision (`broadcast.sequences`) and the leader, watching it every few seconds,
+re-plans and republishes.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -16,7 +27,17 @@ from sqlalchemy.orm import Session
 
 import audio
 import tts
-from broadcast import broadcasts, clock, zones
+from broadcast import (
+    broadcasts,
+    clock,
+    manifests,
+    planning,
+    programmes,
+    registry,
+    schedules,
+    sequences,
+    targets,
+)
 from broadcast.const import (
     MAX_UPLOAD_BYTES,
     SERVER_MQTT_USERNAME,
@@ -28,9 +49,16 @@ from broadcast.const import (
 )
 from broadcast.db import Database
 from broadcast.dispatcher import Dispatcher
-from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.errors import (
+    LoaError,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    ValidationError,
+)
 from broadcast.models import Broadcast, Bulletin, Schedule, User, Zone, utcnow
 from broadcast.rendering import MediaRenderer
+from broadcast.scheduler_lock import Leadership, SchedulerLock
 from broadcast.scheduling import Scheduler
 from broadcast.settings import Secrets, Settings
 from devices import protocol
@@ -39,21 +67,43 @@ _LOGGER = logging.getLogger(__name__)
 
 CONTENT_ROLES = (Role.ADMIN, Role.OFFICER)
 ANNOUNCE_ROLES = (Role.ADMIN, Role.OFFICER, Role.VILLAGE_HEAD)
+MANIFEST_JOB = "manifests"
 
 
 @dataclass(frozen=True)
 class ScheduleRequest:
+    """What a person asks for; `broadcast.programmes.make_rule` says which fields each kind
+    needs. Times are local (Asia/Ho_Chi_Minh)."""
+
     bulletin_id: int
-    kind: ScheduleKind
+    kind: ScheduleKind | str
     zone_ids: list[str]
-    priority: protocol.Priority
-    repeat: int = 1
-    run_at: str = ""  # local date and time, for ONCE
-    time_of_day: str = ""  # local HH:MM, for DAILY
+    priority: protocol.Priority | str
+    repeat: int | str = 1
+    run_at: str = ""  # local date and time: ONCE, and the first run of a SERIES
+    time_of_day: str = ""  # local HH:MM: DAILY, WEEKDAYS
+    weekdays: Sequence[int | str] = ()  # WEEKDAYS: 0 = Monday … 6 = Sunday
+    cron: str = ""  # CRON: "minute hour day month weekday" (Sunday = 0)
+    interval_h: int | str | None = None  # SERIES
+    series_key: str = ""  # SERIES: a newer series with the same key replaces this one
+    valid_from: str = ""  # local dates, inclusive
+    valid_to: str = ""
+    device_ids: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    cancelled_id: int
+    correction_id: int | None
 
 
 class BroadcastService:
-    def __init__(self, settings: Settings, connect_mqtt: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        connect_mqtt: bool = True,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
         self.settings = settings
         settings.ensure_dirs()
         self.secrets = Secrets(settings.data_dir)
@@ -67,15 +117,26 @@ class BroadcastService:
         )
         self.renderer = MediaRenderer(self.synthesizer, self.media, settings.data_dir / "renders")
         self._render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loa-render")
-        self.scheduler = Scheduler(self.db.engine, self._fire_schedule)
-        self.dispatcher: Dispatcher | None = None
-        if connect_mqtt:
+        self.scheduler = Scheduler(self._fire_run, self._run_missed, settings.misfire_grace_s)
+        self.leadership = Leadership(
+            SchedulerLock(settings.scheduler_lock_path),
+            settings.lock_retry_s,
+            on_elected=self._on_elected,
+            on_tick=self._leader_tick,
+        )
+        self._refresh_lock = threading.Lock()
+        self._seen_revision = -1
+        self._started = False
+        self.dispatcher = dispatcher
+        if dispatcher is None and connect_mqtt:
             self.dispatcher = Dispatcher(
                 settings.mqtt_host,
                 settings.mqtt_port,
                 SERVER_MQTT_USERNAME,
                 self.secrets.mqtt_password,
                 self.signing_key,
+                next_seq=self._next_seq,
+                lock_path=settings.publish_lock_path,
                 on_status=self._on_status,
                 on_event=self._on_event,
             )
@@ -85,15 +146,43 @@ class BroadcastService:
     def start(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.start()
-        self.scheduler.start()
-        self._resume_pending()
+        self._started = True
+        self.leadership.start()
 
     def stop(self) -> None:
+        if self._started:
+            self.leadership.stop_watching()
         self.scheduler.stop()
         self._render_pool.shutdown(wait=True, cancel_futures=True)
+        self.leadership.release()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.db.dispose()
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process runs the scheduler (and publishes manifests)."""
+        return self.leadership.leading
+
+    def _on_elected(self) -> None:
+        self.scheduler.start()
+        if self.dispatcher is not None:
+            self.dispatcher.listen()
+        self.scheduler.every(MANIFEST_JOB, self.settings.manifest_refresh_s, self._refresh_quietly)
+        self.refresh_programme(force_manifests=True)
+        self._resume_pending()
+
+    def _leader_tick(self) -> None:
+        """Another process changed the programme: plan and publish again."""
+        revision = sequences.current_value(self.db.engine, sequences.PROGRAMME_REVISION)
+        if revision != self._seen_revision:
+            self.refresh_programme()
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self.refresh_programme()
+        except Exception:
+            _LOGGER.exception("periodic planning and manifest publishing failed")
 
     def _resume_pending(self) -> None:
         """Broadcasts left pending by a stop are rendered and dispatched now."""
@@ -103,6 +192,121 @@ class BroadcastService:
             ).all()
         for broadcast_id in pending:
             self._render_pool.submit(self._render_and_dispatch, broadcast_id)
+
+    def _next_seq(self, stream: str) -> int:
+        return sequences.next_value(self.db.engine, stream)
+
+    # --- the programme: planning, firing, manifests -------------------------------------------
+
+    def refresh_programme(self, force_manifests: bool = False) -> None:
+        """Plan every run up to the horizon, give the scheduler its jobs, publish the manifests
+        that changed (all of them when `force_manifests`). The leader's job."""
+        with self._refresh_lock:
+            self._seen_revision = sequences.current_value(
+                self.db.engine, sequences.PROGRAMME_REVISION
+            )
+            self._render_unrendered()
+            with self.db.session() as session:
+                result = planning.plan(
+                    session,
+                    now=utcnow(),
+                    horizon_s=self.settings.manifest_horizon_s,
+                    grace_s=self.settings.misfire_grace_s,
+                    item_valid_s=self.settings.item_valid_s,
+                )
+            if result.created:
+                _LOGGER.info("planned %d runs", len(result.created))
+            self.scheduler.sync_runs(result.due)
+            self._publish_manifests(force_manifests)
+
+    def _programme_changed(self) -> None:
+        """Tell the leader (this process or another) to plan and publish again."""
+        sequences.next_value(self.db.engine, sequences.PROGRAMME_REVISION)
+        if self.leading:
+            self.refresh_programme()
+
+    def _render_unrendered(self) -> None:
+        """Schedules made before media was rendered at scheduling time get it now."""
+        with self.db.session() as session:
+            waiting = [
+                (s.id, s.bulletin.text, s.bulletin.recording_sha256, s.repeat)
+                for s in planning.plannable(session)
+                if s.media_sha256 is None and s.bulletin.kind != ContentKind.RELAY
+            ]
+        for schedule_id, text, recording, repeat in waiting:
+            try:
+                sha256, engine, airtime = self._render_for_schedule(text, recording, repeat)
+            except Exception:
+                _LOGGER.exception("could not render the media of schedule %s", schedule_id)
+                continue
+            with self.db.session() as session:
+                schedule = session.get(Schedule, schedule_id)
+                if schedule is not None:
+                    schedule.media_sha256, schedule.tts_engine = sha256, engine
+                    schedule.airtime_s = airtime
+
+    def _publish_manifests(self, force: bool) -> None:
+        if self.dispatcher is None:
+            return
+        now = utcnow()
+        with self.db.session() as session:
+            waiting = manifests.pending(
+                session,
+                now=now,
+                horizon_s=self.settings.manifest_horizon_s,
+                media_url=self.settings.media_url,
+                force=force,
+            )
+        for manifest in waiting:
+            topic = protocol.device_manifest_topic(manifest.device_id)
+            try:
+                self.dispatcher.send(
+                    topic, manifest.body, ttl_s=self.settings.manifest_horizon_s, retain=True
+                )
+            except LoaError as exc:
+                _LOGGER.error("manifest of %s not published: %s", manifest.device_id, exc)
+                continue
+            with self.db.session() as session:
+                manifests.mark_published(session, manifest.device_id, manifest.sha256, now)
+        if waiting:
+            _LOGGER.info(
+                "published %d manifests (%s)",
+                len(waiting),
+                ", ".join(f"{m.device_id}: {len(m.body.items)} items" for m in waiting),
+            )
+
+    def _fire_run(self, broadcast_id: int) -> None:
+        """A planned run is due: receivers play it from their manifests; the log records it."""
+        with self.db.session() as session:
+            row = session.get(Broadcast, broadcast_id)
+            if row is None:
+                return
+            fired = broadcasts.mark_due(row)
+            status, schedule_id = row.status, row.schedule_id
+        if fired:
+            _LOGGER.info("schedule %s fired: broadcast %s", schedule_id, broadcast_id)
+        else:
+            _LOGGER.info("broadcast %s not fired: it is %s", broadcast_id, status)
+
+    def _run_missed(self, broadcast_id: int, at: datetime) -> None:
+        with self.db.session() as session:
+            row = session.get(Broadcast, broadcast_id)
+            if row is not None and broadcasts.mark_missed(row, planning.NOT_RUNNING):
+                _LOGGER.warning(
+                    "missed run: broadcast %s of schedule %s at %s (local)",
+                    broadcast_id,
+                    row.schedule_id,
+                    clock.format_local(at),
+                )
+
+    def next_run(self, schedule_id: int) -> datetime | None:
+        """The schedule's next run from now (UTC, naive), or None when it has no more."""
+        with self.db.session() as session:
+            schedule = session.get(Schedule, schedule_id)
+            if schedule is None or not schedule.active or schedule.ended_at is not None:
+                return None
+            rule = planning.rule_of(schedule)
+        return programmes.next_occurrence(rule, utcnow())
 
     # --- announcements ------------------------------------------------------------------------
 
@@ -114,6 +318,8 @@ class BroadcastService:
         priority: object = protocol.Priority.EMERGENCY.value,
         repeat: object = 1,
         title: str = "",
+        device_ids: object = None,
+        corrects_id: int | None = None,
     ) -> int:
         """Validate, authorize and queue an announcement for synthesis and dispatch at once."""
         with self.db.session() as session:
@@ -121,72 +327,168 @@ class BroadcastService:
             clean = broadcasts.clean_text(text)
             level = broadcasts.clean_priority(priority)
             count = broadcasts.clean_repeat(repeat)
-            if not isinstance(zone_ids, list):
-                raise ValidationError("zones", "must be a list of zone ids")
-            targets = zones.resolve_zones(session, zone_ids)
-            zones.check_can_target(session, user, targets)
+            chosen = targets.resolve(session, zone_ids, device_ids)
+            targets.check_can_target(session, user, chosen)
             broadcast = broadcasts.create_broadcast(
                 session,
                 text=clean,
-                zone_list=targets,
+                zone_list=chosen.zones,
+                devices=chosen.devices,
                 priority=level,
                 repeat=count,
-                source="announcement",
+                source="correction" if corrects_id else "announcement",
                 created_by=user,
                 title=title,
+                corrects_id=corrects_id,
             )
             broadcast_id = broadcast.id
-        _LOGGER.info("announcement %s queued for %s", broadcast_id, zone_ids)
+        _LOGGER.info("announcement %s queued for %s %s", broadcast_id, zone_ids, device_ids or "")
         self._render_pool.submit(self._render_and_dispatch, broadcast_id)
         return broadcast_id
+
+    def _play_lead_s(self, priority: str) -> float:
+        if priority == protocol.Priority.EMERGENCY:
+            return self.settings.play_lead_s
+        return self.settings.routine_play_lead_s
+
+    def _status(self, broadcast_id: int) -> str:
+        with self.db.session() as session:
+            return broadcasts.get_broadcast(session, broadcast_id).status
 
     def _render_and_dispatch(self, broadcast_id: int) -> None:
         with self.db.session() as session:
             broadcast = broadcasts.get_broadcast(session, broadcast_id)
-            text, zone_ids = broadcast.text, list(broadcast.zone_ids)
+            if broadcast.status != BroadcastStatus.PENDING.value:
+                return
+            text, recording = broadcast.text, broadcast.recording_sha256
             priority, repeat, title = broadcast.priority, broadcast.repeat, broadcast.title
-            recording = broadcast.recording_sha256
+            relay = broadcast.content == ContentKind.RELAY.value
+            relay_url, duration_s = broadcast.relay_url or "", broadcast.duration_s or 0.0
+            topics = targets.command_topics(broadcast.zone_ids, broadcast.device_ids or [])
         try:
-            rendered = self.renderer.render(text, recording)
-            sha256, engine = rendered.sha256, rendered.engine
-            body = protocol.PlayBody(
-                broadcast_id=broadcast_id,
-                media_url=self.settings.media_url(sha256),
-                media_sha256=sha256,
-                priority=protocol.Priority(priority),
-                repeat=repeat,
-                title=title[:200],
-            )
-            command = protocol.new_command(body)
+            sha256, engine = None, ContentKind.RELAY.value
+            if not relay:
+                rendered = self.renderer.render(text, recording)
+                sha256, engine = rendered.sha256, rendered.engine
             if self.dispatcher is None:
                 raise RuntimeError("this server runs without an MQTT connection")
-            for zone_id in zone_ids:
-                self.dispatcher.publish(protocol.zone_command_topic(zone_id), command)
+            with self.dispatcher.exclusive():  # a cancel cannot slip in between check and send
+                if self._status(broadcast_id) != BroadcastStatus.PENDING.value:
+                    _LOGGER.info("broadcast %s was cancelled before it was sent", broadcast_id)
+                    return
+                now = time.time()
+                play_at = now + self._play_lead_s(priority)
+                valid_until = play_at + self.settings.item_valid_s
+                body = protocol.PlayBody(
+                    broadcast_id=broadcast_id,
+                    item_id=f"b{broadcast_id}",
+                    media_url=self.settings.media_url(sha256) if sha256 else "",
+                    media_sha256=sha256 or "",
+                    priority=protocol.Priority(priority),
+                    repeat=1 if relay else repeat,
+                    title=title[:200],
+                    play_at=play_at,
+                    valid_until=valid_until,
+                    content=protocol.ContentType.RELAY if relay else protocol.ContentType.MEDIA,
+                    relay_url=relay_url,
+                    duration_s=duration_s if relay else 0.0,
+                )
+                ttl_s = max(protocol.DEFAULT_COMMAND_TTL_S, valid_until - now + 60)
+                sent = [self.dispatcher.send(topic, body, ttl_s=ttl_s) for topic in topics]
+                with self.db.session() as session:
+                    broadcasts.mark_dispatched(
+                        broadcasts.get_broadcast(session, broadcast_id),
+                        sha256,
+                        engine,
+                        sent[0].id if sent else "",
+                        play_at=clock.from_timestamp(play_at),
+                        valid_until=clock.from_timestamp(valid_until),
+                    )
         except Exception as exc:
             _LOGGER.exception("broadcast %s failed", broadcast_id)
             with self.db.session() as session:
-                broadcasts.mark_failed(broadcasts.get_broadcast(session, broadcast_id), str(exc))
+                broadcast = broadcasts.get_broadcast(session, broadcast_id)
+                if broadcast.status == BroadcastStatus.PENDING.value:
+                    broadcasts.mark_failed(broadcast, str(exc))
             return
-        with self.db.session() as session:
-            broadcast = broadcasts.get_broadcast(session, broadcast_id)
-            broadcasts.mark_dispatched(broadcast, sha256, engine, command.id)
         _LOGGER.info(
-            "broadcast %s dispatched to %s (media %s, %s)",
+            "broadcast %s dispatched to %s (%s, %s)",
             broadcast_id,
-            ", ".join(zone_ids),
-            sha256[:12],
+            ", ".join(topics),
+            sha256[:12] if sha256 else relay_url,
             engine,
         )
+
+    def cancel_broadcast(
+        self, user_id: int, broadcast_id: int, correction_text: object = None
+    ) -> CancelResult:
+        """Dừng / đính chính: STOP the broadcast on every target at once, mark it cancelled
+        (a series ends with it and leaves the manifests) and, given a text, announce the
+        correction as an emergency to the same targets."""
+        correction = None
+        if isinstance(correction_text, str) and correction_text.strip():
+            correction = broadcasts.clean_text(correction_text)
+        elif correction_text not in (None, ""):
+            raise ValidationError("correction", "the correction must be a text")
+        if self.dispatcher is None:
+            raise ServiceUnavailable("this server runs without an MQTT connection")
+        with self.db.session() as session:
+            user = self._user(session, user_id, ANNOUNCE_ROLES)
+            broadcast = broadcasts.get_broadcast(session, broadcast_id)
+            if not broadcasts.can_view(session, user, broadcast):
+                raise NotFound(f"broadcast {broadcast_id}")
+            chosen = targets.stored(session, broadcast.zone_ids, broadcast.device_ids or [])
+            targets.check_can_target(session, user, chosen)
+            if broadcast.status == BroadcastStatus.CANCELLED.value:
+                raise ValidationError("broadcast", "lượt phát này đã được dừng trước đó")
+            zone_ids, device_ids = list(broadcast.zone_ids), list(broadcast.device_ids or [])
+            title, repeat = broadcast.title, broadcast.repeat
+            planned = broadcast.schedule_id is not None
+        # Under the publish lock no PLAY of it can slip in between (the render thread checks
+        # the status under the same lock); the STOPs go first so a failed send leaves the
+        # broadcast as it was, to be cancelled again.
+        with self.dispatcher.exclusive():
+            for topic in targets.command_topics(zone_ids, device_ids):
+                self.dispatcher.send(topic, protocol.StopBody(broadcast_id=broadcast_id))
+            with self.db.session() as session:
+                broadcast = broadcasts.get_broadcast(session, broadcast_id)
+                broadcasts.mark_cancelled(broadcast)
+                schedule = session.get(Schedule, broadcast.schedule_id or 0)
+                if (
+                    schedule is not None
+                    and schedule.kind == ScheduleKind.SERIES
+                    and schedule.ended_at is None
+                ):
+                    planning.end_schedule(session, schedule, utcnow())
+                    _LOGGER.info("series %s ended by cancelling %s", schedule.id, broadcast_id)
+        _LOGGER.warning("broadcast %s cancelled by user %s", broadcast_id, user_id)
+        if planned:
+            self._programme_changed()
+        correction_id = None
+        if correction is not None:
+            correction_id = self.announce(
+                user_id,
+                correction,
+                zone_ids,
+                protocol.Priority.EMERGENCY.value,
+                repeat,
+                title=f"Đính chính: {title}"[:300],
+                device_ids=device_ids,
+                corrects_id=broadcast_id,
+            )
+        return CancelResult(broadcast_id, correction_id)
 
     def preview(self, user_id: int, bulletin_id: int) -> str:
         """Render a bulletin as it would play (without sending it) and return its media sha256."""
         with self.db.session() as session:
             self._user(session, user_id, CONTENT_ROLES)
             bulletin = self.get_bulletin(session, bulletin_id)
+            if bulletin.kind == ContentKind.RELAY:
+                raise ValidationError("bulletin", "tiếp sóng không có bản nghe thử")
             text, recording = bulletin.text, bulletin.recording_sha256
         return self._render_pool.submit(self.renderer.render, text, recording).result().sha256
 
-    # --- bulletins and schedules --------------------------------------------------------------
+    # --- bulletins ----------------------------------------------------------------------------
 
     def create_bulletin(self, user_id: int, title: str, text: object) -> int:
         with self.db.session() as session:
@@ -231,6 +533,27 @@ class BroadcastService:
             session.flush()
             return bulletin.id
 
+    def create_relay_bulletin(
+        self, user_id: int, title: str, relay_url: object, minutes: object
+    ) -> int:
+        """Tiếp sóng: the provincial or national radio stream, relayed for a set time."""
+        with self.db.session() as session:
+            user = self._user(session, user_id, CONTENT_ROLES)
+            url = broadcasts.clean_relay_url(relay_url)
+            length = broadcasts.clean_relay_minutes(minutes)
+            name = title.strip()[:300] or f"Tiếp sóng {url}"[:300]
+            bulletin = Bulletin(
+                title=name,
+                text=name,
+                kind=ContentKind.RELAY.value,
+                relay_url=url,
+                duration_s=float(length * 60),
+                created_by_id=user.id,
+            )
+            session.add(bulletin)
+            session.flush()
+            return bulletin.id
+
     @staticmethod
     def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
         bulletin = session.get(Bulletin, bulletin_id)
@@ -260,87 +583,150 @@ class BroadcastService:
         zone_ids: object,
         priority: object = protocol.Priority.NORMAL.value,
         repeat: object = 1,
+        device_ids: object = None,
     ) -> int:
         """Send a prepared bulletin now (phát ngay)."""
         with self.db.session() as session:
             user = self._user(session, user_id, CONTENT_ROLES)
             bulletin = self.get_bulletin(session, bulletin_id)
-            if not isinstance(zone_ids, list):
-                raise ValidationError("zones", "must be a list of zone ids")
-            targets = zones.resolve_zones(session, zone_ids)
-            zones.check_can_target(session, user, targets)
+            chosen = targets.resolve(session, zone_ids, device_ids)
+            targets.check_can_target(session, user, chosen)
+            relay = bulletin.kind == ContentKind.RELAY
             broadcast = broadcasts.create_broadcast(
                 session,
                 text=bulletin.text,
-                zone_list=targets,
+                zone_list=chosen.zones,
+                devices=chosen.devices,
                 priority=broadcasts.clean_priority(priority),
-                repeat=broadcasts.clean_repeat(repeat),
+                repeat=1 if relay else broadcasts.clean_repeat(repeat),
                 source="bulletin",
                 created_by=user,
                 title=bulletin.title,
                 recording_sha256=bulletin.recording_sha256,
+                content=ContentKind.RELAY.value if relay else "media",
+                relay_url=bulletin.relay_url if relay else None,
+                duration_s=bulletin.duration_s if relay else None,
             )
             broadcast_id = broadcast.id
         self._render_pool.submit(self._render_and_dispatch, broadcast_id)
         return broadcast_id
 
+    # --- schedules ----------------------------------------------------------------------------
+
+    def _render_for_schedule(
+        self, text: str, recording: str | None, repeat: int
+    ) -> tuple[str, str, float]:
+        """Media of a schedule, rendered now (cached): its sha256, engine and airtime."""
+        rendered = self._render_pool.submit(self.renderer.render, text, recording).result()
+        seconds = audio.probe_duration_s(self.media.path(rendered.sha256))
+        return rendered.sha256, rendered.engine, seconds * repeat
+
     def schedule(self, user_id: int, request: ScheduleRequest) -> int:
+        """Validate, render, check for overlaps, save; a series replaces the older one of its
+        key. Receivers get the runs through their manifests."""
+        now = utcnow()
         with self.db.session() as session:
             user = self._user(session, user_id, CONTENT_ROLES)
-            if session.get(Bulletin, request.bulletin_id) is None:
+            bulletin = session.get(Bulletin, request.bulletin_id)
+            if bulletin is None:
                 raise ValidationError("bulletin", f"unknown bulletin {request.bulletin_id}")
-            targets = zones.resolve_zones(session, request.zone_ids)
-            zones.check_can_target(session, user, targets)
+            chosen = targets.resolve(session, request.zone_ids, list(request.device_ids))
+            targets.check_can_target(session, user, chosen)
+            priority = broadcasts.clean_priority(request.priority)
+            relay = bulletin.kind == ContentKind.RELAY
+            repeat = 1 if relay else broadcasts.clean_repeat(request.repeat)
+            rule = programmes.make_rule(
+                request.kind,
+                now=now,
+                run_at=request.run_at,
+                time_of_day=request.time_of_day,
+                weekdays=request.weekdays,
+                cron=request.cron,
+                interval_h=request.interval_h,
+                valid_from=request.valid_from,
+                valid_to=request.valid_to,
+            )
+            series_key = (
+                programmes.clean_series_key(request.series_key)
+                if rule.kind is ScheduleKind.SERIES
+                else None
+            )
+            text, recording = bulletin.text, bulletin.recording_sha256
+            relay_seconds = bulletin.duration_s or 0.0
+        if relay:
+            sha256, engine, airtime = None, ContentKind.RELAY.value, relay_seconds
+        else:
+            sha256, engine, airtime = self._render_for_schedule(text, recording, repeat)
+        with self.db.session() as session:
+            chosen = targets.resolve(session, request.zone_ids, list(request.device_ids))
+            span = schedules.check_span(rule, now, self.settings.overlap_window_days)
+            runs = programmes.occurrences(rule, *span)
+            schedules.check_spacing(runs, airtime)
+            clash = schedules.find_clash(
+                session,
+                runs=runs,
+                airtime_s=airtime,
+                chosen=chosen,
+                span=span,
+                replacing_series=series_key,
+            )
+            if clash is not None:
+                raise ValidationError("time", schedules.clash_message(clash), code="overlap")
             schedule = Schedule(
                 bulletin_id=request.bulletin_id,
-                kind=request.kind.value,
-                zone_ids=[zone.id for zone in targets],
-                priority=broadcasts.clean_priority(request.priority).value,
-                repeat=broadcasts.clean_repeat(request.repeat),
-                created_by_id=user.id,
+                kind=rule.kind.value,
+                run_at=rule.run_at,
+                time_of_day=rule.time_of_day or None,
+                weekdays=list(rule.weekdays) or None,
+                cron=rule.cron or None,
+                interval_h=rule.interval_h or None,
+                series_key=series_key,
+                valid_from=rule.valid_from,
+                valid_to=rule.valid_to,
+                zone_ids=chosen.zone_ids,
+                device_ids=chosen.device_ids,
+                priority=priority.value,
+                repeat=repeat,
+                media_sha256=sha256,
+                tts_engine=engine,
+                airtime_s=airtime,
+                created_by_id=user_id,
+                created_at=now,
             )
-            if request.kind == ScheduleKind.ONCE:
-                schedule.run_at = clock.parse_local(request.run_at, "run_at")
-                if schedule.run_at <= utcnow():
-                    raise ValidationError("run_at", "must be in the future")
-            else:
-                schedule.time_of_day = clock.parse_time_of_day(request.time_of_day, "time_of_day")
             session.add(schedule)
-        # the job store writes through its own connection: add the job once the row is committed
-        self.scheduler.add(schedule)
-        _LOGGER.info("schedule %s added (%s)", schedule.id, schedule.kind)
-        return schedule.id
+            session.flush()
+            schedule_id = schedule.id
+            if series_key is not None:
+                for older in schedules.series_to_replace(session, series_key):
+                    if older.id != schedule_id:
+                        planning.end_schedule(session, older, now, replaced_by=schedule_id)
+                        _LOGGER.info("series %r: schedule %s replaces %s", series_key,
+                                     schedule_id, older.id)  # fmt: skip
+        _LOGGER.info("schedule %s added (%s)", schedule_id, rule.kind.value)
+        self._programme_changed()
+        return schedule_id
 
     def cancel_schedule(self, user_id: int, schedule_id: int) -> None:
+        """No more runs: waiting ones are cancelled and leave the receivers' manifests."""
         with self.db.session() as session:
             self._user(session, user_id, CONTENT_ROLES)
             schedule = session.get(Schedule, schedule_id)
             if schedule is None:
                 raise NotFound(f"schedule {schedule_id}")
-            schedule.active = False
-        self.scheduler.remove(schedule_id)
+            planning.end_schedule(session, schedule, utcnow())
+        _LOGGER.info("schedule %s cancelled", schedule_id)
+        self._programme_changed()
 
-    def _fire_schedule(self, schedule_id: int) -> None:
+    # --- devices ------------------------------------------------------------------------------
+
+    def register_device(self, device_id: str, zone_id: str, name: str = "") -> Path:
+        """A new receiver: broker credentials, its config file, and a manifest of its own."""
         with self.db.session() as session:
-            schedule = session.get(Schedule, schedule_id)
-            if schedule is None or not schedule.active:
-                _LOGGER.warning("schedule %s fired but is gone or cancelled", schedule_id)
-                return
-            targets = zones.resolve_zones(session, schedule.zone_ids)
-            broadcast = broadcasts.create_broadcast(
-                session,
-                text=schedule.bulletin.text,
-                zone_list=targets,
-                priority=protocol.Priority(schedule.priority),
-                repeat=schedule.repeat,
-                source="schedule",
-                title=schedule.bulletin.title,
-                schedule_id=schedule.id,
-                recording_sha256=schedule.bulletin.recording_sha256,
+            _device, path = registry.register_device(
+                session, self.settings, self.public_key_text, device_id, zone_id, name=name
             )
-            broadcast_id = broadcast.id
-        _LOGGER.info("schedule %s fired: broadcast %s", schedule_id, broadcast_id)
-        self._render_and_dispatch(broadcast_id)
+        self._programme_changed()
+        return path
 
     # --- answer-back --------------------------------------------------------------------------
 
@@ -358,6 +744,10 @@ class BroadcastService:
     def can_manage_content(user: User) -> bool:
         """Bulletins and schedules are the culture officer's (and the admin's) work."""
         return user.role in CONTENT_ROLES
+
+    @staticmethod
+    def can_announce(user: User) -> bool:
+        return user.role in ANNOUNCE_ROLES
 
     @staticmethod
     def _user(session: Session, user_id: int, roles: tuple[Role, ...]) -> User:

@@ -35,6 +35,19 @@ class Settings:
     public_url: str = ""
     tts_engine: str = "espeak"
     tts_options: dict[str, object] = field(default_factory=dict)
+    # Synchronized start: a PLAY sent now carries play_at = now + lead, so every receiver of a
+    # zone starts together once it has fetched the media (3G: seconds). Emergencies get the
+    # shortest lead; routine items sent at once can afford a longer one.
+    play_lead_s: float = 3.0
+    routine_play_lead_s: float = 10.0
+    # How long after its play_at an item may still start (a late or preempted one is dropped
+    # after it); a series item stays valid for its whole interval instead.
+    item_valid_s: float = 15 * 60
+    manifest_horizon_s: float = protocol.MANIFEST_HORIZON_S
+    manifest_refresh_s: float = 3600.0  # the periodic manifest job (and planning pass)
+    misfire_grace_s: float = 15 * 60  # a planned run found late by less than this still fires
+    lock_retry_s: float = 3.0  # how often a standby process retries the scheduler lock
+    overlap_window_days: int = 14  # how far ahead an open-ended schedule is checked for overlaps
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -66,6 +79,17 @@ class Settings:
     @property
     def broker_access_path(self) -> Path:
         return self.data_dir / "broker" / "access.json"
+
+    @property
+    def scheduler_lock_path(self) -> Path:
+        """Held (flock) by the one process that runs the scheduler and publishes manifests."""
+        return self.data_dir / "scheduler.lock"
+
+    @property
+    def publish_lock_path(self) -> Path:
+        """Held while a sequence number is taken and its message published, so the broker gets
+        every stream's messages in sequence order even from several processes."""
+        return self.data_dir / "publish.lock"
 
     def media_url(self, sha256: str) -> str:
         return f"{self.public_url.rstrip('/')}/media/{sha256}.mp3"

@@ -1,27 +1,32 @@
-"""The receiver agent: MQTT in, verified audio out, answer-back to the server.
+"""The receiver agent: MQTT in, verified audio out at the right time, answer-back to the server.
 
 It runs as a daemon on a Raspberry Pi behind a poor 3G link, so it is built to keep going:
 
 * a persistent MQTT session (`clean_session=False`, client id = device id) lets the broker queue
-  QoS 1 commands while the receiver is offline; paho reconnects with backoff (1 → 30 s);
-* every command is verified (Ed25519 signature, expiry, replay) before anything happens; a bad
-  one is logged and counted, never fatal; accepted ids are persisted so a replay after a restart
-  is still caught;
-* the paho network thread only verifies and hands work over: downloads and playback run in one
-  worker thread fed by a bounded queue, so keepalives never stall behind a 3G download;
-* a retained state message (and a retained last will `offline` carrying this process's boot id)
-  tells the server what the receiver is doing, and an event is published for every step of every
-  accepted play command: `received`, `fetched`, `started`, then exactly one of `finished` or
-  `failed`.
+  QoS 1 commands while the receiver is offline; paho reconnects with backoff (1 s doubling to
+  `mqtt.reconnect_max_s`, 30 s by default);
+* every message is verified (Ed25519 signature, expiry, topic, per-topic sequence, replay)
+  before anything happens; a bad one is logged and counted (`rejected_commands` in the state),
+  never fatal; the guards are persisted so a replay after a restart is still caught;
+* the device's manifest (its programme for the next 48 h, retained on its manifest topic) is
+  kept on disk as signed, verified again at start, and played from the device's own clock, so
+  the receiver keeps its schedule with the server or the broker gone, and after a reboot;
+* the paho network thread only verifies and hands over: prefetching, timing and playback run in
+  threads of their own (`devices.scheduler`), so keepalives never stall behind a 3G download;
+* a retained state message (and a retained last will `offline` carrying this process's boot
+  id) tells the server what the receiver is doing; it is republished every `heartbeat_s` with
+  the receiver's health (`devices.heartbeat`), and an event is published for every step of every
+  item (see `devices.scheduler`).
 
-Only faults a person must fix end the process: a bad config file, or credentials the broker
-refuses (retrying cannot help). An unreachable broker is logged once and retried forever.
+Only faults a person must fix end the process: a bad config file (including an amplifier pin
+that cannot be driven), or credentials the broker refuses (retrying cannot help). An unreachable
+broker is logged once and retried forever.
 
-`ReceiverAgent` wires the parts together and owns what they share (the state, the job being
-played, start and stop): `devices.mqtt_link` is the MQTT session, `devices.intake` the
-verification and replay memory, `devices.playback` the job queue and the fetch-and-play steps.
-This module is also the process entry point (`python -m devices.agent`, `loa receiver`), and
-`devices.fleet` runs many agents with the same helpers.
+`ReceiverAgent` wires the parts together: `devices.mqtt_link` is the MQTT session,
+`devices.intake` the verification and replay memory, `devices.store` what is kept on disk,
+`devices.scheduler` the programme and its threads. This module is also the process entry point
+(`python -m devices.agent`, `loa receiver`), and `devices.fleet` runs many agents with the same
+helpers.
 """
 
 from __future__ import annotations
@@ -40,31 +45,33 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from devices.amplifier import Amplifier, AmplifierError
 from devices.cache import MediaCache
 from devices.config import ConfigError, ReceiverConfig
+from devices.heartbeat import Snapshot, status_extra
 from devices.intake import CommandIntake
+from devices.mixer import Mixer
 from devices.mqtt_link import MqttLink
-from devices.playback import SHUTTING_DOWN, STOPPED, Job, JobQueue, Playback
 from devices.players import Player, make_player
 from devices.protocol import (
-    Command,
     DeviceEvent,
     DeviceStatus,
     EventKind,
+    ManifestBody,
     PlayBody,
-    Priority,
     ProtocolError,
     ReceiverState,
     StopBody,
+    device_manifest_topic,
     public_key_from_text,
 )
+from devices.scheduler import Scheduler
+from devices.store import ReceiverStore
 
 _LOGGER = logging.getLogger(__name__)
 
-QUEUE_LIMIT = 64
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 REPLAY_FILE = "replay.json"
-_JOIN_TIMEOUT_S = 5.0
 _PUBLISH_WAIT_S = 2.0
 
 
@@ -92,7 +99,7 @@ def load_config(path: Path) -> ReceiverConfig:
 
 
 class ReceiverAgent:
-    """One receiver: an MQTT link, a command intake, a media cache, a player and a worker thread."""
+    """One receiver: an MQTT link, a command intake, its stored programme and its scheduler."""
 
     def __init__(self, config: ReceiverConfig, player: Player | None = None) -> None:
         self.config = config
@@ -102,16 +109,33 @@ class ReceiverAgent:
         except ProtocolError as exc:
             raise ConfigError(f"field 'server_public_key': {exc.detail}") from exc
         self.boot_id = uuid.uuid4().hex
+        self._started_at = time.time()
         self._data_dir = Path(config.data_dir)
         self._data_dir.mkdir(parents=True, exist_ok=True)
         cache = MediaCache(self._data_dir / "cache", config.cache_limit_mb * 1024 * 1024)
         self._player = player or make_player(
             config.player, config.device_id, default_dir=self._data_dir / "played"
         )
+        try:
+            self.amplifier = Amplifier(config.amplifier)
+        except AmplifierError as exc:
+            raise ConfigError(str(exc)) from exc
+        self._store = ReceiverStore(self._data_dir, self.device_id)
         self._intake = CommandIntake(self.device_id, public_key, self._data_dir / REPLAY_FILE)
-        self._queue = JobQueue(QUEUE_LIMIT)
-        self._playback = Playback(self.device_id, cache, self._player, config.http_timeout_s)
         self._version = _version()
+        self._scheduler = Scheduler(
+            self.device_id,
+            cache=cache,
+            player=self._player,
+            amplifier=self.amplifier,
+            mixer=Mixer(config.mixer, enabled=config.player.kind == "command"),
+            store=self._store,
+            report=self._event,
+            publish_status=self._publish_status,
+            preempt_policy=config.preempt_policy,
+            heartbeat_s=config.heartbeat_s,
+            http_timeout_s=config.http_timeout_s,
+        )
         self._link = MqttLink(
             self.device_id,
             config.mqtt,
@@ -120,24 +144,22 @@ class ReceiverAgent:
             on_connected=self._on_connected,
         )
 
-        self._lock = threading.RLock()  # state, current job, publishing the state
-        self._state = ReceiverState.IDLE
-        self._current_broadcast: int | None = None
-        self._current: Job | None = None
+        self._lock = threading.RLock()  # the last snapshot, and publishing the state in order
+        self._snapshot = Snapshot(ReceiverState.IDLE)
+        self._offline = False
         self._started = False
         self._stopped = False
-        self._worker: threading.Thread | None = None
 
     # --- public surface -------------------------------------------------------------------------
 
     @property
     def state(self) -> ReceiverState:
         with self._lock:
-            return self._state
+            return ReceiverState.OFFLINE if self._offline else self._snapshot.state
 
     @property
     def rejected_count(self) -> int:
-        """Commands dropped as unsigned, forged, expired, replayed or malformed."""
+        """Messages dropped as unsigned, forged, expired, replayed, misplaced or malformed."""
         return self._intake.rejected
 
     @property
@@ -149,173 +171,155 @@ class ReceiverAgent:
         return self._link.wait_fatal(timeout)
 
     def start(self) -> None:
-        """Connect in the background (paho retries with backoff) and start the worker."""
+        """Resume the stored programme, start playing it, connect in the background (paho
+        retries with backoff)."""
         with self._lock:
             if self._started:
                 return
             self._started = True
         self._link.open(will=self._status(ReceiverState.OFFLINE))
-        self._worker = threading.Thread(
-            target=self._work, name=f"loa-worker-{self.device_id}", daemon=True
-        )
-        self._worker.start()
+        self._restore()
+        self._scheduler.start()
         self._link.connect()
         _LOGGER.info(
             "%s: started (boot %s), broker %s", self.device_id, self.boot_id, self._link.broker
         )
 
     def stop(self) -> None:
-        """Finish cleanly: abandon work, publish a retained `offline`, disconnect, join."""
+        """Finish cleanly: cut what plays (kept for the restart), publish a retained `offline`,
+        disconnect."""
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
             self._link.expect_close()
-            current = self._current
-            if current is not None:
-                current.stop(SHUTTING_DOWN)
-        for job in self._queue.close():
-            self._event(job.command, job.body.broadcast_id, EventKind.FAILED, SHUTTING_DOWN)
-        if current is not None:
-            self._player.stop()
-        if self._worker is not None:
-            self._worker.join(_JOIN_TIMEOUT_S)
-            if self._worker.is_alive():
-                _LOGGER.warning(
-                    "%s: worker did not stop within %.0f s", self.device_id, _JOIN_TIMEOUT_S
-                )
+        if self._started:
+            self._scheduler.close()
+        else:
+            self.amplifier.close()
+        with self._lock:
+            self._offline = True
+            info = self._publish_state() if self._link.opened else None
+        if info is not None:
+            try:
+                info.wait_for_publish(_PUBLISH_WAIT_S)
+            except (RuntimeError, ValueError) as exc:
+                _LOGGER.debug("%s: offline state not confirmed: %s", self.device_id, exc)
         if self._link.opened:
-            info = self._set_state(ReceiverState.OFFLINE, None)
-            if info is not None:
-                try:
-                    info.wait_for_publish(_PUBLISH_WAIT_S)
-                except (RuntimeError, ValueError) as exc:
-                    _LOGGER.debug("%s: offline state not confirmed: %s", self.device_id, exc)
             self._link.close()
-        self._playback.close()
         _LOGGER.info("%s: stopped", self.device_id)
 
-    # --- commands (paho network thread: no blocking work here) ----------------------------------
+    # --- messages (paho network thread: no blocking work here) ----------------------------------
 
-    def _accept(self, topic: str, payload: bytes) -> None:
-        command = self._intake.accept(topic, payload)
+    def _accept(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        command = self._intake.verify(topic, payload, retained)
         if command is None:
             return
-        if isinstance(command.body, PlayBody):
-            self._enqueue(command, command.body)
-        elif isinstance(command.body, StopBody):
-            self._stop_broadcast(command, command.body)
+        body = command.body
+        if isinstance(body, ManifestBody):
+            self._store.save_manifest(payload)  # before the sequence is remembered
+            self._scheduler.manifest(command, body)
+        elif isinstance(body, PlayBody):
+            _LOGGER.info(
+                "%s: accepted play %s (broadcast %s, %s)",
+                self.device_id,
+                command.id,
+                body.broadcast_id,
+                body.priority,
+            )
+            self._scheduler.play(
+                command, body, payload=payload.decode("utf-8", "replace"), topic=topic
+            )
+        elif isinstance(body, StopBody):
+            _LOGGER.info(
+                "%s: accepted stop %s (broadcast %s)",
+                self.device_id,
+                command.id,
+                "all" if body.broadcast_id is None else body.broadcast_id,
+            )
+            self._scheduler.stop_broadcast(command, body)
+        self._intake.remember(command)
 
-    def _enqueue(self, command: Command, body: PlayBody) -> None:
-        _LOGGER.info(
-            "%s: accepted play %s (broadcast %s, %s)",
-            self.device_id,
-            command.id,
-            body.broadcast_id,
-            body.priority,
-        )
-        self._event(command, body.broadcast_id, EventKind.RECEIVED)
-        job = Job(command, body)
-        if not self._queue.put(job, front=body.priority is Priority.EMERGENCY):
-            _LOGGER.warning("%s: queue full, dropping play %s", self.device_id, command.id)
-            self._event(command, body.broadcast_id, EventKind.FAILED, "queue full")
-
-    def _stop_broadcast(self, command: Command, body: StopBody) -> None:
-        """Drop matching queued plays and interrupt a matching current one."""
-        target = body.broadcast_id
-        _LOGGER.info(
-            "%s: accepted stop %s (broadcast %s)",
-            self.device_id,
-            command.id,
-            "all" if target is None else target,
-        )
-        self._event(command, target, EventKind.RECEIVED, "stop")
-
-        def matches(job: Job) -> bool:
-            return target is None or job.body.broadcast_id == target
-
-        for job in self._queue.remove(matches):
-            self._event(job.command, job.body.broadcast_id, EventKind.FAILED, STOPPED)
-        with self._lock:
-            current = self._current
-            if current is None or not matches(current):
-                return
-            current.stop(STOPPED)
-        # Terminating a player may take a moment: not in the network thread.
-        threading.Thread(
-            target=self._stop_player, args=(current,), name="loa-stop", daemon=True
-        ).start()
-
-    def _stop_player(self, job: Job) -> None:
-        with self._lock:
-            if self._current is job:
-                self._player.stop()
-
-    # --- worker ---------------------------------------------------------------------------------
-
-    def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            with self._lock:
-                self._current = job
-                if self._stopped:  # popped just before `stop()` closed the queue
-                    job.stop(SHUTTING_DOWN)
-            try:
-                self._playback.run(job, self._set_state, self._event)
-            except Exception as exc:
-                _LOGGER.exception("%s: play %s failed unexpectedly", self.device_id, job.command.id)
-                self._event(
-                    job.command,
-                    job.body.broadcast_id,
-                    EventKind.FAILED,
-                    f"internal error: {exc}"[:200],
+    def _restore(self) -> None:
+        """The manifest and the play commands kept on disk, verified again (a tampered file is
+        refused); the scheduler reports what expired meanwhile."""
+        payload = self._store.load_manifest()
+        if payload is not None:
+            command = self._intake.reload(device_manifest_topic(self.device_id), payload)
+            if command is not None and isinstance(command.body, ManifestBody):
+                self._scheduler.manifest(command, command.body, restored=True)
+        for entry in self._store.load_commands().values():
+            command = self._intake.reload(entry["topic"], entry["payload"].encode("utf-8"))
+            if command is not None and isinstance(command.body, PlayBody):
+                self._scheduler.play(
+                    command,
+                    command.body,
+                    payload=entry["payload"],
+                    topic=entry["topic"],
+                    restored=True,
                 )
-            finally:
-                with self._lock:
-                    self._current = None
-                    if not self._stopped:
-                        self._set_state(ReceiverState.IDLE, None)
 
     # --- publishing -----------------------------------------------------------------------------
 
-    def _status(self, state: ReceiverState, broadcast: int | None = None) -> DeviceStatus:
+    def _status(self, state: ReceiverState) -> DeviceStatus:
+        snapshot = self._snapshot
         return DeviceStatus(
             device_id=self.device_id,
             state=state,
             boot_id=self.boot_id,
             at=time.time(),
-            current_broadcast=broadcast,
+            current_broadcast=None if state is ReceiverState.OFFLINE else snapshot.broadcast_id,
             version=self._version,
-            extra={"rejected_commands": self._intake.rejected, "queued": len(self._queue)},
+            extra=status_extra(
+                snapshot,
+                version=self._version,
+                started_at=self._started_at,
+                data_dir=self._data_dir,
+                rejected_commands=self._intake.rejected,
+                clock_offset_s=self._intake.clock_offset_s,
+            ),
         )
 
-    def _set_state(
-        self, state: ReceiverState, broadcast: int | None
-    ) -> mqtt.MQTTMessageInfo | None:
+    def _publish_status(self, snapshot: Snapshot) -> None:
+        """The scheduler's state changed, or a heartbeat is due."""
         with self._lock:
-            self._state = state
-            self._current_broadcast = broadcast
-            return self._publish_state()
+            self._snapshot = snapshot
+            if not self._offline:
+                self._publish_state()
 
     def _on_connected(self) -> None:
         with self._lock:
-            self._publish_state()
+            if not self._offline:
+                self._publish_state()
 
     def _publish_state(self) -> mqtt.MQTTMessageInfo | None:
         """Publish the retained state; callers hold the lock so states leave in order."""
         if not self._link.connected:
             return None  # `_on_connected` publishes the current state on (re)connect
-        return self._link.publish_state(self._status(self._state, self._current_broadcast))
+        state = ReceiverState.OFFLINE if self._offline else self._snapshot.state
+        return self._link.publish_state(self._status(state))
 
     def _event(
-        self, command: Command, broadcast_id: int | None, kind: EventKind, detail: str = ""
+        self,
+        command_id: str,
+        broadcast_id: int | None,
+        item_id: str,
+        kind: EventKind,
+        detail: str = "",
+        at: float | None = None,
     ) -> None:
         """QoS 1 events are queued by paho while offline and delivered after reconnecting."""
         if not self._link.opened:
             return
-        event = DeviceEvent(self.device_id, command.id, broadcast_id, kind, time.time(), detail)
+        event = DeviceEvent(
+            self.device_id,
+            command_id,
+            broadcast_id,
+            kind,
+            time.time() if at is None else at,
+            detail,
+            item_id,
+        )
         self._link.publish_event(event)
 
 

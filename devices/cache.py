@@ -4,6 +4,8 @@ A receiver on a 3G link must never play a half-downloaded or tampered file, and 
 not fill up. So a download goes into a temporary file in the cache folder, its sha256 is checked
 BEFORE the atomic rename, and the least recently used files are evicted when the folder grows
 beyond its limit. A cached file is re-hashed before every use: SD cards do corrupt data.
+Files the receiver still has to play (its manifest, its queue) are pinned: eviction never takes
+them, so the limit only bounds what is merely kept for later.
 """
 
 from __future__ import annotations
@@ -23,17 +25,22 @@ from devices.protocol import SHA256_PATTERN
 
 _LOGGER = logging.getLogger(__name__)
 
-_CHUNK = 64 * 1024
+_CHUNK = 16 * 1024  # written as it arrives: a cut download leaves its part behind
 _SUFFIX = ".mp3"
 _TMP_PREFIX = ".part-"
 
 
 class CacheError(Exception):
-    """A fetch that failed; `detail` is short enough for a DeviceEvent."""
+    """A fetch that failed; `detail` is short enough for a DeviceEvent.
 
-    def __init__(self, detail: str) -> None:
+    `permanent`: retrying the same URL cannot help (wrong bytes, missing file, too large);
+    otherwise (refused, timed out, HTTP 5xx) a retry later may succeed.
+    """
+
+    def __init__(self, detail: str, permanent: bool = False) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.permanent = permanent
 
 
 class FetchCancelledError(CacheError):
@@ -61,14 +68,19 @@ class MediaCache:
         self.root = Path(root)
         self.limit_bytes = max(0, int(limit_bytes))
         self._lock = threading.Lock()
+        self._pinned: frozenset[str] = frozenset()
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(f"{_TMP_PREFIX}*"):
             stale.unlink(missing_ok=True)
 
     def path(self, sha256: str) -> Path:
         if not SHA256_PATTERN.match(sha256):
-            raise CacheError("bad sha256")
+            raise CacheError("bad sha256", permanent=True)
         return self.root / f"{sha256}{_SUFFIX}"
+
+    def pin(self, shas: Iterable[str]) -> None:
+        """Replace the set of files eviction must keep (what is still to be played)."""
+        self._pinned = frozenset(shas)
 
     def get(self, sha256: str) -> Path | None:
         """The cached file if present and intact (a corrupt copy is deleted), else None."""
@@ -99,13 +111,16 @@ class MediaCache:
                         raise FetchCancelledError()
                     size += len(chunk)
                     if self.limit_bytes and size > self.limit_bytes:
-                        raise CacheError(f"media exceeds the cache limit of {self.limit_bytes} B")
+                        raise CacheError(
+                            f"media exceeds the cache limit of {self.limit_bytes} B",
+                            permanent=True,
+                        )
                     digest.update(chunk)
                     handle.write(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
             if digest.hexdigest() != sha256:
-                raise CacheError("sha256 mismatch")
+                raise CacheError("sha256 mismatch", permanent=True)
             with self._lock:
                 os.replace(tmp, target)
         except BaseException:
@@ -130,16 +145,21 @@ class MediaCache:
         try:
             with http.get(url, stream=True, timeout=timeout_s) as response:
                 if response.status_code != 200:
-                    raise CacheError(f"download failed: HTTP {response.status_code}")
+                    raise CacheError(
+                        f"download failed: HTTP {response.status_code}",
+                        permanent=400 <= response.status_code < 500,
+                    )
                 path = self.put_chunks(sha256, response.iter_content(_CHUNK), cancel)
         except requests.RequestException as exc:
             host = urlsplit(url).netloc
-            raise CacheError(f"download failed: {host}: {_short(exc)}"[:200]) from exc
+            raise CacheError(f"download failed: {host}: {describe_error(exc)}"[:200]) from exc
         return path, True
 
     def evict(self, keep: Iterable[str] = ()) -> list[Path]:
-        """Delete least recently used files until the total fits the limit; return them."""
-        keep_names = {f"{sha}{_SUFFIX}" for sha in keep}
+        """Delete least recently used files until the total fits the limit; return them.
+
+        Pinned files and `keep` are never deleted, even if they alone exceed the limit."""
+        keep_names = {f"{sha}{_SUFFIX}" for sha in (*keep, *self._pinned)}
         removed: list[Path] = []
         with self._lock:
             entries = []
@@ -166,7 +186,7 @@ class MediaCache:
         return sum(path.stat().st_size for path in self.root.glob(f"*{_SUFFIX}"))
 
 
-def _short(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """requests nests the real cause (refused, reset, DNS) deep inside urllib3; dig it out."""
     if isinstance(exc, requests.Timeout):
         return "timed out"

@@ -6,6 +6,12 @@ It is JSON so the Pi needs nothing beyond the standard library to read it. Examp
      "mqtt": {"host": "127.0.0.1", "port": 1883, "username": "loa-thon-1-01", "password": "…"},
      "server_public_key": "<base64 Ed25519>", "data_dir": "/var/lib/loa",
      "player": {"kind": "file", "dir": "/var/lib/loa/played"}}
+
+Optional, with defaults that suit a Pi: `amplifier` (the relay that powers the loudspeaker
+amplifier: `pin` null = not controlled), `mixer` (ALSA volume, applied with the command player
+only, so a demo never touches a laptop's volume), `heartbeat_s`, `preempt_policy` (what happens
+to an item an emergency cuts: `resume` restarts it afterwards while still valid, `drop` ends it),
+`cache_limit_mb`, `http_timeout_s`. Every field is checked here and a mistake names its field.
 """
 
 from __future__ import annotations
@@ -29,11 +35,21 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class MqttSettings:
+    """The broker login; reconnects back off from 1 s to `reconnect_max_s`."""
+
     host: str
     port: int
     username: str
     password: str
     keepalive: int = 30
+    reconnect_max_s: float = 30.0
+
+
+DEFAULT_PLAYER_ARGV = ("mpg123", "-q", "{file}")
+DEFAULT_RELAY_ARGV = ("mpg123", "-q", "{url}")
+DEFAULT_MIXER_COMMAND = ("amixer", "-q", "sset", "{control}", "{volume}%")
+PIN_FACTORIES = ("native", "mock")
+PREEMPT_POLICIES = ("resume", "drop")
 
 
 @dataclass(frozen=True)
@@ -41,12 +57,39 @@ class PlayerSettings:
     """`file` writes what would play (demo, tests); `command` runs e.g. mpg123 on the Pi.
 
     `realtime` makes the file sink take as long as the MP3 would sound (demo); off for tests.
+    `relay_argv` plays a live stream (`{url}`) with the command player; it is stopped after the
+    relay's duration.
     """
 
     kind: str = "file"
     dir: str = ""
-    argv: list[str] = field(default_factory=lambda: ["mpg123", "-q", "{file}"])
+    argv: list[str] = field(default_factory=lambda: list(DEFAULT_PLAYER_ARGV))
     realtime: bool = False
+    relay_argv: list[str] = field(default_factory=lambda: list(DEFAULT_RELAY_ARGV))
+
+
+@dataclass(frozen=True)
+class AmplifierSettings:
+    """The GPIO pin (BCM number) of the relay that powers the amplifier; None = not controlled.
+
+    The amplifier is switched on `warmup_s` before audio and off after `idle_off_s` without
+    playing. `pin_factory` is `native` (the board's real GPIO, gpiozero's own choice of driver)
+    or `mock` (gpiozero's MockFactory: tests and machines without GPIO).
+    """
+
+    pin: int | None = None
+    warmup_s: float = 1.0
+    idle_off_s: float = 120.0
+    pin_factory: str = "native"
+
+
+@dataclass(frozen=True)
+class MixerSettings:
+    """The ALSA volume set at start and whenever the amplifier switches on; None = leave it."""
+
+    control: str = "Master"
+    volume: int | None = 85
+    command: list[str] = field(default_factory=lambda: list(DEFAULT_MIXER_COMMAND))
 
 
 @dataclass(frozen=True)
@@ -59,6 +102,10 @@ class ReceiverConfig:
     player: PlayerSettings = field(default_factory=PlayerSettings)
     cache_limit_mb: int = 200
     http_timeout_s: float = 30.0
+    amplifier: AmplifierSettings = field(default_factory=AmplifierSettings)
+    mixer: MixerSettings = field(default_factory=MixerSettings)
+    heartbeat_s: float = 30.0
+    preempt_policy: str = "resume"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +133,7 @@ class ReceiverConfig:
             zones = need(data, "zones", "")
             if not isinstance(zones, list):
                 raise ConfigError(f"{source}: field 'zones' must be a list of zone ids")
+            fields = _Fields(source)
             config = cls(
                 device_id=check_id(str(need(data, "device_id", "")), "device_id"),
                 zones=[check_id(str(z), "zone id") for z in zones],
@@ -95,17 +143,23 @@ class ReceiverConfig:
                     username=str(need(mqtt, "username", "mqtt.")),
                     password=str(need(mqtt, "password", "mqtt.")),
                     keepalive=int(mqtt.get("keepalive", 30)),
+                    reconnect_max_s=fields.number(mqtt, "reconnect_max_s", "mqtt.", 30.0, 1.0),
                 ),
                 server_public_key=str(need(data, "server_public_key", "")),
                 data_dir=str(need(data, "data_dir", "")),
                 player=PlayerSettings(
                     kind=str(player.get("kind", "file")),
                     dir=str(player.get("dir", "")),
-                    argv=[str(a) for a in player.get("argv", ["mpg123", "-q", "{file}"])],
+                    argv=fields.words(player, "argv", "player.", DEFAULT_PLAYER_ARGV),
                     realtime=realtime,
+                    relay_argv=fields.words(player, "relay_argv", "player.", DEFAULT_RELAY_ARGV),
                 ),
                 cache_limit_mb=int(data.get("cache_limit_mb", 200)),
                 http_timeout_s=float(data.get("http_timeout_s", 30.0)),
+                amplifier=fields.amplifier(data.get("amplifier", {})),
+                mixer=fields.mixer(data.get("mixer", {})),
+                heartbeat_s=fields.number(data, "heartbeat_s", "", 30.0, minimum=1.0),
+                preempt_policy=fields.choice(data, "preempt_policy", "", PREEMPT_POLICIES),
             )
         except ConfigError:
             raise  # already names the file and field (ConfigError is a ValueError)
@@ -132,6 +186,81 @@ class ReceiverConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: must hold a JSON object")
         return cls.from_dict(data, source=str(path))
+
+
+class _Fields:
+    """Typed reads of optional fields; every ConfigError names the file and the field."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, name: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: field '{name}' {message}")
+
+    def section(self, value: Any, name: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(name, "must be an object")
+        return value
+
+    def number(
+        self,
+        mapping: dict[str, Any],
+        key: str,
+        where: str,
+        default: float,
+        minimum: float = 0.0,
+    ) -> float:
+        value = mapping.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(f"{where}{key}", "must be a number")
+        if value < minimum:
+            raise self.fail(f"{where}{key}", f"must be at least {minimum:g}")
+        return float(value)
+
+    def choice(
+        self, mapping: dict[str, Any], key: str, where: str, allowed: tuple[str, ...]
+    ) -> str:
+        value = mapping.get(key, allowed[0])
+        if value not in allowed:
+            options = " or ".join(repr(a) for a in allowed)
+            raise self.fail(f"{where}{key}", f"must be {options}, not {value!r}")
+        return str(value)
+
+    def words(
+        self, mapping: dict[str, Any], key: str, where: str, default: tuple[str, ...]
+    ) -> list[str]:
+        value = mapping.get(key, list(default))
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise self.fail(f"{where}{key}", "must be a non-empty list of strings")
+        return list(value)
+
+    def amplifier(self, value: Any) -> AmplifierSettings:
+        section = self.section(value, "amplifier")
+        pin = section.get("pin")
+        if pin is not None and (isinstance(pin, bool) or not isinstance(pin, int) or pin < 0):
+            raise self.fail("amplifier.pin", "must be a GPIO number (BCM) or null")
+        return AmplifierSettings(
+            pin=pin,
+            warmup_s=self.number(section, "warmup_s", "amplifier.", 1.0),
+            idle_off_s=self.number(section, "idle_off_s", "amplifier.", 120.0),
+            pin_factory=self.choice(section, "pin_factory", "amplifier.", PIN_FACTORIES),
+        )
+
+    def mixer(self, value: Any) -> MixerSettings:
+        section = self.section(value, "mixer")
+        control = section.get("control", "Master")
+        if not isinstance(control, str) or not control.strip():
+            raise self.fail("mixer.control", "must be an ALSA control name")
+        volume = section.get("volume", 85)
+        if volume is not None and (
+            isinstance(volume, bool) or not isinstance(volume, int) or not 0 <= volume <= 100
+        ):
+            raise self.fail("mixer.volume", "must be 0..100 (percent) or null")
+        return MixerSettings(
+            control=control,
+            volume=volume,
+            command=self.words(section, "command", "mixer.", DEFAULT_MIXER_COMMAND),
+        )
 
 
 def write_private_file(path: Path, text: str) -> None:

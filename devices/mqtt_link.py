@@ -4,8 +4,10 @@ Everything paho-specific of the receiver agent lives here, so `devices.agent` on
 "a command arrived", "(re)connected", "publish this state or event":
 
 * a persistent session (`clean_session=False`, client id = device id) lets the broker queue
-  QoS 1 commands while the receiver is offline; paho reconnects with backoff (1 → 30 s);
-* on every (re)connect the command topics (the device's own and its zones') are subscribed;
+  QoS 1 commands while the receiver is offline; paho reconnects with backoff (1 s doubling
+  to `mqtt.reconnect_max_s`, 30 s by default);
+* on every (re)connect the command topics (the device's own and its zones') and the device's
+  manifest topic (retained: the broker hands over the latest manifest at once) are subscribed;
 * a retained last will (the agent's `offline` state, carrying its boot id) is left with the
   broker; states are published retained, events as QoS 1 (paho queues them while offline);
 * connection problems are logged once per distinct problem, then retried forever; only a
@@ -31,6 +33,7 @@ from devices.protocol import (
     DeviceStatus,
     device_command_topic,
     device_event_topic,
+    device_manifest_topic,
     device_state_topic,
     zone_command_topic,
 )
@@ -54,10 +57,11 @@ class MqttLink:
         device_id: str,
         settings: MqttSettings,
         zones: Sequence[str],
-        on_command: Callable[[str, bytes], None],
+        on_command: Callable[[str, bytes, bool], None],
         on_connected: Callable[[], None],
     ) -> None:
-        """`on_command(topic, payload)` and `on_connected()` are called in paho's thread."""
+        """`on_command(topic, payload, retained)` and `on_connected()` are called in paho's
+        thread."""
         self.device_id = device_id
         self.broker = f"{settings.host}:{settings.port}"
         self._settings = settings
@@ -98,7 +102,7 @@ class MqttLink:
         )
         client.username_pw_set(settings.username, settings.password)
         client.will_set(device_state_topic(self.device_id), will.to_json(), qos=1, retain=True)
-        client.reconnect_delay_set(1, 30)
+        client.reconnect_delay_set(1, max(1, round(settings.reconnect_max_s)))
         client.suppress_exceptions = True  # an exception must never kill the network thread
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -160,7 +164,7 @@ class MqttLink:
             self.broker,
             bool(getattr(flags, "session_present", False)),
         )
-        topics = [device_command_topic(self.device_id)]
+        topics = [device_command_topic(self.device_id), device_manifest_topic(self.device_id)]
         topics += [zone_command_topic(zone) for zone in self._zones]
         client.subscribe([(topic, 1) for topic in topics])
         self._on_connected()
@@ -192,7 +196,7 @@ class MqttLink:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            self._on_command(message.topic, bytes(message.payload))
+            self._on_command(message.topic, bytes(message.payload), bool(message.retain))
         except Exception:
             _LOGGER.exception(
                 "%s: unexpected error handling a message on %s", self.device_id, message.topic

@@ -1,10 +1,14 @@
-"""The play worker's side of a receiver: the job queue, and fetching then playing one job.
+"""One play of one item, in its own thread: wait for the exact start, play, say how it ended.
 
-Downloads over 3G and playback take seconds to minutes, so they never run in paho's network
-thread: accepted play commands become `Job`s in a bounded `JobQueue` (emergencies go to the
-head, a stop command withdraws queued jobs) that the agent's worker thread drains one at a time
-through `Playback.run`. Each accepted play is answered with `received` (by the agent), then
-`fetched`, `started` and exactly one of `finished` or `failed` from here.
+All receivers of a zone must start together, so the scheduler launches a `Run` a moment before
+the item's start and the run waits coarsely, then fine-waits the last `FINE_WAIT_S` in short
+sleeps: the start lands within about a millisecond of the target on an idle Pi. The moment audio
+really starts is recorded (`started_at`) for the `started` event.
+
+A run never touches the programme: it sets `outcome` and wakes the scheduler, which decides what
+the outcome means. Cutting a run (preemption, stop, shutdown) is setting its `cancel`, which
+every player watches; `lock` makes "has it started?" and "cut it" one atomic step, so a run cut
+a moment before its start never starts.
 """
 
 from __future__ import annotations
@@ -12,184 +16,144 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from enum import StrEnum
+from pathlib import Path
 
-import requests
-
-from devices.cache import CacheError, MediaCache
+from devices.cache import MediaCache
 from devices.players import PlayContext, Player, PlayerError
-from devices.protocol import Command, EventKind, PlayBody, ReceiverState
+from devices.protocol import ContentType
+from devices.timeline import Item
 
 # The receiver logs as one component: lines keep saying `devices.agent` (operators grep for it).
 _LOGGER = logging.getLogger("devices.agent")
 
-STOPPED = "stopped"
-SHUTTING_DOWN = "receiver shutting down"
-
-SetState = Callable[[ReceiverState, int | None], Any]
-"""Records and publishes the receiver's state (and the broadcast it is busy with)."""
+FINE_WAIT_S = 0.02
+_COARSE_MAX_S = 1.0  # re-read the clock at least every second (NTP may step it)
+_FINE_SLEEP_S = 0.0002
 
 
-class Report(Protocol):
-    """Publishes one answer-back event for a command."""
+class Outcome(StrEnum):
+    FINISHED = "finished"
+    FAILED = "failed"  # `detail` says why
+    CUT = "cut"  # `cancel` was set: `reason` says by whom
+    MISSING = "missing"  # the cached media vanished or rotted: fetch it again
 
-    def __call__(
-        self, command: Command, broadcast_id: int | None, kind: EventKind, detail: str = ""
-    ) -> None: ...
+
+class CutReason(StrEnum):
+    DEFERRED = "deferred"  # not started yet; something more urgent goes first
+    PREEMPTED = "preempted"
+    STOPPED = "stopped"
+    SHUTDOWN = "receiver shutting down"
 
 
-@dataclass
-class Job:
-    """One accepted play command on its way through the worker."""
+@dataclass(eq=False)
+class Run:
+    """The play of `item` starting at `start_at` (epoch seconds)."""
 
-    command: Command
-    body: PlayBody
+    item: Item
+    start_at: float
     cancel: threading.Event = field(default_factory=threading.Event)
-    reason: str = STOPPED
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    reason: CutReason | None = None
+    started_at: float | None = None
+    outcome: Outcome | None = None
+    detail: str = ""
+    announced: bool = False  # `started` reported
+    thread: threading.Thread | None = None
 
-    def stop(self, reason: str = STOPPED) -> None:
-        if not self.cancel.is_set():
-            self.reason = reason
-        self.cancel.set()
-
-
-class JobQueue:
-    """A bounded FIFO whose head is reserved for emergencies and whose items can be withdrawn."""
-
-    def __init__(self, limit: int) -> None:
-        self._items: deque[Job] = deque()
-        self._limit = limit
-        self._closed = False
-        self._cond = threading.Condition()
-
-    def put(self, job: Job, front: bool = False) -> bool:
-        with self._cond:
-            if self._closed or len(self._items) >= self._limit:
+    def cut(self, reason: CutReason) -> bool:
+        """Ask the run to stop; True if this cut audio that had started. No effect on a run
+        that already ended or was already cut."""
+        with self.lock:
+            if self.outcome is not None or self.cancel.is_set():
                 return False
-            if front:
-                self._items.appendleft(job)
+            self.reason = reason
+            self.cancel.set()
+            return self.started_at is not None
+
+    @property
+    def started(self) -> bool:
+        with self.lock:
+            return self.started_at is not None
+
+    def _end(self, outcome: Outcome, detail: str = "") -> None:
+        with self.lock:
+            self.outcome, self.detail = outcome, detail
+
+
+def wait_until(moment: float, cancel: threading.Event) -> bool:
+    """Sleep until the epoch time `moment`; False if `cancel` was set meanwhile."""
+    while True:
+        left = moment - time.time()
+        if left <= FINE_WAIT_S:
+            break
+        if cancel.wait(min(left - FINE_WAIT_S, _COARSE_MAX_S)):
+            return False
+    while time.time() < moment:
+        if cancel.is_set():
+            return False
+        time.sleep(_FINE_SLEEP_S)
+    return not cancel.is_set()
+
+
+def execute(
+    run: Run, device_id: str, cache: MediaCache, player: Player, wake: Callable[[], None]
+) -> None:
+    """The body of a run's thread; always ends with `run.outcome` set and `wake()` called."""
+    item, body = run.item, run.item.body
+    try:
+        path: Path | None = None
+        if body.content is ContentType.MEDIA:
+            path = cache.get(body.media_sha256)  # re-verified: SD cards do corrupt data
+            if path is None:
+                run._end(Outcome.MISSING)
+                return
+        if not wait_until(run.start_at, run.cancel):
+            run._end(Outcome.CUT)
+            return
+        with run.lock:
+            if run.cancel.is_set():
+                run.outcome = Outcome.CUT
+                return
+            run.started_at = time.time()
+        wake()
+        for index in range(body.repeat):
+            if run.cancel.is_set():
+                break
+            context = PlayContext(
+                device_id=device_id,
+                command_id=item.command_id,
+                broadcast_id=body.broadcast_id,
+                sha256=body.media_sha256,
+                priority=body.priority.value,
+                repeat_index=index,
+                title=body.title,
+                item_id=body.item_id,
+                cancel=run.cancel,
+            )
+            if path is not None:
+                player.play(path, context)
             else:
-                self._items.append(job)
-            self._cond.notify()
-            return True
-
-    def get(self) -> Job | None:
-        """Block for the next job; None once the queue is closed."""
-        with self._cond:
-            while not self._items and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                return None
-            return self._items.popleft()
-
-    def remove(self, predicate: Callable[[Job], bool]) -> list[Job]:
-        with self._cond:
-            removed = [job for job in self._items if predicate(job)]
-            self._items = deque(job for job in self._items if not predicate(job))
-            return removed
-
-    def close(self) -> list[Job]:
-        """Refuse further jobs and return the ones that will never run."""
-        with self._cond:
-            self._closed = True
-            left = list(self._items)
-            self._items.clear()
-            self._cond.notify_all()
-            return left
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._items)
+                player.relay(body.relay_url, body.duration_s, context)
+        run._end(Outcome.CUT if run.cancel.is_set() else Outcome.FINISHED)
+    except PlayerError as exc:
+        run._end(Outcome.CUT if run.cancel.is_set() else Outcome.FAILED, str(exc)[:200])
+    except Exception as exc:
+        _LOGGER.exception("%s: playing %s failed unexpectedly", device_id, item.describe())
+        run._end(Outcome.FAILED, f"internal error: {exc}"[:200])
+    finally:
+        wake()
 
 
-class Playback:
-    """Fetches a job's media through the verified cache and plays it on the receiver's player."""
-
-    def __init__(
-        self, device_id: str, cache: MediaCache, player: Player, http_timeout_s: float
-    ) -> None:
-        self.device_id = device_id
-        self._cache = cache
-        self._player = player
-        self._http_timeout_s = http_timeout_s
-        self._http = requests.Session()
-
-    def close(self) -> None:
-        self._http.close()
-
-    def run(self, job: Job, set_state: SetState, report: Report) -> None:
-        """Fetch, wait for `play_at`, play `repeat` times; every step reported, cancel honoured.
-
-        `set_state` and `report` are the agent's, passed per job: what it publishes is its own.
-        """
-        command, body = job.command, job.body
-
-        def fail(detail: str) -> None:
-            _LOGGER.warning(
-                "%s: play %s (broadcast %s) failed: %s",
-                self.device_id,
-                command.id,
-                body.broadcast_id,
-                detail,
-            )
-            report(command, body.broadcast_id, EventKind.FAILED, detail)
-
-        if job.cancel.is_set():
-            fail(job.reason)
-            return
-        set_state(ReceiverState.FETCHING, body.broadcast_id)
-        try:
-            path, downloaded = self._cache.fetch(
-                body.media_url,
-                body.media_sha256,
-                self._http_timeout_s,
-                job.cancel,
-                self._http,
-            )
-        except CacheError as exc:
-            fail(job.reason if job.cancel.is_set() else exc.detail)
-            return
-        except OSError as exc:
-            fail(f"cache: {exc.strerror or exc}")
-            return
-        report(
-            command, body.broadcast_id, EventKind.FETCHED, "downloaded" if downloaded else "cached"
-        )
-        if body.play_at is not None and body.play_at > time.time():
-            set_state(ReceiverState.IDLE, None)
-            job.cancel.wait(max(0.0, body.play_at - time.time()))
-        if job.cancel.is_set():
-            fail(job.reason)
-            return
-        set_state(ReceiverState.PLAYING, body.broadcast_id)
-        report(command, body.broadcast_id, EventKind.STARTED)
-        try:
-            for index in range(body.repeat):
-                if job.cancel.is_set():
-                    break
-                self._player.play(
-                    path,
-                    PlayContext(
-                        device_id=self.device_id,
-                        command_id=command.id,
-                        broadcast_id=body.broadcast_id,
-                        sha256=body.media_sha256,
-                        priority=body.priority.value,
-                        repeat_index=index,
-                        title=body.title,
-                        cancel=job.cancel,
-                    ),
-                )
-        except PlayerError as exc:
-            fail(str(exc)[:200])
-            return
-        if job.cancel.is_set():
-            fail(job.reason)
-            return
-        _LOGGER.info(
-            "%s: played broadcast %s (%d×)", self.device_id, body.broadcast_id, body.repeat
-        )
-        report(command, body.broadcast_id, EventKind.FINISHED)
+def launch(
+    run: Run, device_id: str, cache: MediaCache, player: Player, wake: Callable[[], None]
+) -> None:
+    run.thread = threading.Thread(
+        target=execute,
+        args=(run, device_id, cache, player, wake),
+        name=f"loa-play-{device_id}",
+        daemon=True,
+    )
+    run.thread.start()

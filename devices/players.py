@@ -1,17 +1,19 @@
-"""Player back-ends: what the receiver does with a verified MP3.
+"""Player back-ends: what the receiver does with a verified MP3 or a live relay.
 
 `CommandPlayer` runs an external program (mpg123, aplay, ffplay) on the Pi. `FileSinkPlayer`
 plays nothing: it copies the file into a folder and appends a JSON line to `played.jsonl`, so the
 demo and the tests can see exactly what a loudspeaker would have played, and when.
 
-`play()` blocks until the sound is done or stopped. Stopping is cooperative and race-free: the
-agent sets `PlayContext.cancel` before calling `stop()`, and a player checks `cancel` after it
-has registered its playback, so a stop that arrives a moment before playback starts still wins.
-A stopped play returns normally; the caller looks at `context.cancel` to tell it apart.
+`play()` (a file) and `relay()` (a live HTTP stream of the provincial or national radio, for a
+given duration) block until the sound is done or stopped. Stopping is cooperative and race-free:
+setting `PlayContext.cancel` ends the play (the players watch it), so a stop that arrives a
+moment before playback starts still wins; `stop()` sets the cancel of the play in progress. A
+stopped play returns normally; the caller looks at `context.cancel` to tell it apart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,11 +21,18 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
+from urllib.parse import urlsplit
 
+import requests
+import urllib3
+
+from devices.cache import describe_error
 from devices.config import ConfigError, PlayerSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -31,6 +40,11 @@ _LOGGER = logging.getLogger(__name__)
 PLAYED_LOG = "played.jsonl"
 DEFAULT_BITRATE_BPS = 32_000  # what audio.render_announcement produces
 _TERMINATE_GRACE_S = 3.0
+_POLL_S = 0.05
+RELAY_CONNECT_TIMEOUT_S = 10.0
+RELAY_MAX_BYTES_PER_S = 64 * 1024  # 512 kbps: above any radio stream; bounds the sink's file
+_RELAY_CHUNK = 4096
+_RELAY_SMALL_READ = 512
 # One lock per process for appends: several simulated receivers may share a sink folder.
 _APPEND_LOCK = threading.Lock()
 
@@ -50,12 +64,16 @@ class PlayContext:
     priority: str = "normal"
     repeat_index: int = 0
     title: str = ""
+    item_id: str = ""
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
 
 class Player(Protocol):
     def play(self, path: Path, context: PlayContext) -> None:
         """Block until `path` has been played or the play was stopped; raise PlayerError."""
+
+    def relay(self, url: str, duration_s: float, context: PlayContext) -> None:
+        """Play the live stream `url` for `duration_s` (or until stopped); raise PlayerError."""
 
     def stop(self) -> None:
         """Stop the current play (if any) from another thread."""
@@ -109,16 +127,10 @@ class FileSinkPlayer(_Stoppable):
                 context.cancel.wait(mp3_duration_s(Path(path)))
             finished = datetime.now(UTC)
             line = {
-                "device_id": context.device_id or self.device_id,
-                "broadcast_id": context.broadcast_id,
-                "command_id": context.command_id,
+                **self._line(context, started, finished),
+                "content": "media",
                 "sha256": context.sha256,
                 "file": name,
-                "priority": str(context.priority),
-                "repeat_index": context.repeat_index,
-                "started_at": started.isoformat(),
-                "finished_at": finished.isoformat(),
-                "stopped": context.cancel.is_set(),
             }
             _append_line(self.log_path, json.dumps(line, ensure_ascii=False))
         except OSError as exc:
@@ -127,19 +139,80 @@ class FileSinkPlayer(_Stoppable):
             with self._lock:
                 self._cancel = None
 
+    def relay(self, url: str, duration_s: float, context: PlayContext) -> None:
+        """Read the stream for `duration_s` into a file (at most `RELAY_MAX_BYTES_PER_S` per
+        second of it) and log how long it really ran; a stream that cannot be opened fails."""
+        with self._lock:
+            if context.cancel.is_set():
+                return
+            self._cancel = context.cancel
+        try:
+            started = datetime.now(UTC)
+            began = time.monotonic()
+            name = f"{started.strftime('%Y%m%dT%H%M%S.%fZ')}-b{context.broadcast_id}-relay.mp3"
+            target = self.directory / name
+            limit = int(RELAY_MAX_BYTES_PER_S * (duration_s + 1))
+            with _open_stream(url) as response, _atomic_writer(target) as sink:
+                received = _copy_for(response, sink, began + duration_s, limit, context.cancel)
+            seconds = time.monotonic() - began
+            finished = datetime.now(UTC)
+            line = {
+                **self._line(context, started, finished),
+                "content": "relay",
+                "url": url,
+                "seconds": round(seconds, 3),
+                "bytes": received,
+                "file": name,
+            }
+            _append_line(self.log_path, json.dumps(line, ensure_ascii=False))
+        except OSError as exc:
+            raise PlayerError(f"file sink: {exc.strerror or exc}") from exc
+        finally:
+            with self._lock:
+                self._cancel = None
+
+    def _line(
+        self, context: PlayContext, started: datetime, finished: datetime
+    ) -> dict[str, object]:
+        return {
+            "device_id": context.device_id or self.device_id,
+            "broadcast_id": context.broadcast_id,
+            "command_id": context.command_id,
+            "item_id": context.item_id,
+            "priority": str(context.priority),
+            "repeat_index": context.repeat_index,
+            "started_at": started.isoformat(),
+            "finished_at": finished.isoformat(),
+            "stopped": context.cancel.is_set(),
+        }
+
 
 class CommandPlayer(_Stoppable):
-    """Runs `argv` with `{file}` replaced by the MP3's path; no shell, so no quoting surprises."""
+    """Runs `argv` with `{file}` replaced by the MP3's path (`relay_argv` with `{url}` for a
+    relay); no shell, so no quoting surprises. The process is terminated when the play's
+    `cancel` is set, and a relay's process after its duration."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], relay_argv: list[str] | None = None) -> None:
         super().__init__()
         if not argv:
             raise ValueError("player command is empty")
         self.argv = list(argv)
+        self.relay_argv = list(relay_argv or ["mpg123", "-q", "{url}"])
         self._process: subprocess.Popen[bytes] | None = None
 
     def play(self, path: Path, context: PlayContext) -> None:
         argv = [arg.replace("{file}", str(path)) for arg in self.argv]
+        self._run(argv, context, limit_s=None)
+
+    def relay(self, url: str, duration_s: float, context: PlayContext) -> None:
+        """The stream plays until `duration_s` is over; a player that gives up early (cannot
+        connect) fails with its last error line."""
+        argv = [arg.replace("{url}", url) for arg in self.relay_argv]
+        began = time.monotonic()
+        self._run(argv, context, limit_s=duration_s)
+        _LOGGER.info("relay of %s ran %.1f s", _host(url), time.monotonic() - began)
+
+    def _run(self, argv: list[str], context: PlayContext, limit_s: float | None) -> None:
         with tempfile.TemporaryFile() as errors:
             with self._lock:
                 if context.cancel.is_set():
@@ -154,13 +227,27 @@ class CommandPlayer(_Stoppable):
                     raise PlayerError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
                 self._process = process
                 self._cancel = context.cancel
+            ended_by_us = False
             try:
-                returncode = process.wait()
+                deadline = None if limit_s is None else time.monotonic() + limit_s
+                while True:
+                    try:
+                        returncode = process.wait(timeout=_POLL_S)
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
+                    if context.cancel.is_set() or (
+                        deadline is not None and time.monotonic() >= deadline
+                    ):
+                        ended_by_us = True
+                        _terminate(process)
+                        returncode = process.returncode
+                        break
             finally:
                 with self._lock:
                     self._process = None
                     self._cancel = None
-            if context.cancel.is_set() or returncode == 0:
+            if ended_by_us or context.cancel.is_set() or returncode == 0:
                 return
             errors.seek(0)
             tail = errors.read()[-2000:].decode("utf-8", "replace").strip().splitlines()
@@ -172,14 +259,20 @@ class CommandPlayer(_Stoppable):
             process = self._process
             if self._cancel is not None:
                 self._cancel.set()
-            if process is None or process.poll() is not None:
-                return
-            process.terminate()
-        try:
-            process.wait(timeout=_TERMINATE_GRACE_S)
-        except subprocess.TimeoutExpired:
-            _LOGGER.warning("player pid %s ignored SIGTERM; killing it", process.pid)
-            process.kill()
+        if process is not None and process.poll() is None:
+            _terminate(process)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=_TERMINATE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        _LOGGER.warning("player pid %s ignored SIGTERM; killing it", process.pid)
+        process.kill()
+        process.wait(timeout=_TERMINATE_GRACE_S)
 
 
 def make_player(
@@ -194,8 +287,81 @@ def make_player(
     if settings.kind == "command":
         if not settings.argv:
             raise ConfigError("field 'player.argv' must not be empty for the command player")
-        return CommandPlayer(settings.argv)
+        return CommandPlayer(settings.argv, settings.relay_argv)
     raise ConfigError(f"field 'player.kind' must be 'file' or 'command', not {settings.kind!r}")
+
+
+# --- relay streams ------------------------------------------------------------------------------
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url[:60]
+
+
+@contextlib.contextmanager
+def _open_stream(url: str) -> Iterator[requests.Response]:
+    """The live stream's response, or a PlayerError naming the host and why it failed."""
+    try:
+        response = requests.get(
+            url, stream=True, timeout=(RELAY_CONNECT_TIMEOUT_S, RELAY_CONNECT_TIMEOUT_S)
+        )
+    except requests.RequestException as exc:
+        raise PlayerError(f"relay: cannot connect to {_host(url)}: {describe_error(exc)}") from exc
+    try:
+        if response.status_code != 200:
+            raise PlayerError(f"relay: {_host(url)} answered HTTP {response.status_code}")
+        yield response
+    finally:
+        response.close()
+
+
+@contextlib.contextmanager
+def _atomic_writer(target: Path) -> Iterator[IO[bytes]]:
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _copy_for(
+    response: requests.Response,
+    sink: IO[bytes],
+    until: float,
+    limit: int,
+    cancel: threading.Event,
+) -> int:
+    """Copy the stream into `sink` until the monotonic time `until` (or `cancel`); stop reading
+    at `limit` bytes but still take the whole duration, as a loudspeaker would."""
+    received = 0
+    try:
+        for chunk in _live_chunks(response):
+            if cancel.is_set() or time.monotonic() >= until:
+                break
+            room = limit - received
+            sink.write(chunk[:room])
+            received += min(len(chunk), room)
+            if received >= limit:
+                cancel.wait(max(0.0, until - time.monotonic()))
+                break
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        _LOGGER.warning("relay stream ended early: %s", describe_error(exc))  # stalled or broke
+    return received
+
+
+def _live_chunks(response: requests.Response) -> Iterator[bytes]:
+    """What has arrived, as it arrives: a live stream is slow, so waiting for full chunks would
+    overrun the relay's end (urllib3 2 has `read1`; older ones get small reads)."""
+    raw = response.raw
+    read1 = getattr(raw, "read1", None)
+    while True:
+        data = read1(_RELAY_CHUNK) if read1 is not None else raw.read(_RELAY_SMALL_READ)
+        if not data:
+            return
+        yield data
 
 
 # --- MP3 duration -------------------------------------------------------------------------------

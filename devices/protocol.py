@@ -353,9 +353,17 @@ def sign_command(command: Command, key: Ed25519PrivateKey) -> bytes:
 
 
 def verify_command(
-    payload: bytes, key: Ed25519PublicKey, now: float | None = None, clock_skew_s: float = 120.0
+    payload: bytes,
+    key: Ed25519PublicKey,
+    now: float | None = None,
+    clock_skew_s: float = 120.0,
+    *,
+    check_expiry: bool = True,
 ) -> Command:
-    """Parse and verify a signed command; raise ProtocolError naming why it is rejected."""
+    """Parse and verify a signed command; raise ProtocolError naming why it is rejected.
+
+    `check_expiry=False` is for a copy the receiver accepted earlier and kept on disk (its
+    manifest): the signature and shape are checked again, the delivery window is not."""
     if len(payload) > MAX_MESSAGE_BYTES:
         raise ProtocolError("malformed", f"message of {len(payload)} bytes is too large")
     try:
@@ -387,9 +395,9 @@ def verify_command(
     if not isinstance(raw_body, dict):
         raise ProtocolError("malformed", "body must be an object")
     current = time.time() if now is None else now
-    if expires_at < current:
+    if check_expiry and expires_at < current:
         raise ProtocolError("expired", f"expired {current - expires_at:.0f} s ago")
-    if issued_at > current + clock_skew_s:
+    if check_expiry and issued_at > current + clock_skew_s:
         raise ProtocolError("expired", "issued in the future")
     body = _BODY_TYPES[kind].from_dict(raw_body)
     return Command(kind, command_id, issued_at, expires_at, stream, seq, body)

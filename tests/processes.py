@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -33,6 +34,7 @@ class LoaProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            start_new_session=True,  # its own process group: teardown can stop its children too
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -60,14 +62,19 @@ class LoaProcess:
             time.sleep(0.1)
         raise AssertionError(f"no line starting {prefix!r} within {timeout_s} s:\n{self.output}")
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the server and any receivers it started)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
     def stop(self, timeout_s: float = 30.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+                self.kill()
                 raise AssertionError(
                     f"loa {self.args[0]} did not stop on SIGINT:\n{self.output}"
                 ) from None

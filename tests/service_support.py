@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from broadcast import accounts, zones
+from broadcast import accounts, broadcasts, registry, zones
 from broadcast.const import Role, ZoneKind
+from broadcast.dispatcher import Dispatcher
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
+from devices import protocol
 
 PASSWORD = "correct horse battery"
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,3 +49,95 @@ def make_service(
 ) -> BroadcastService:
     settings = Settings(data_dir=data_dir, mqtt_port=mqtt_port, port=8099)
     return BroadcastService(settings, connect_mqtt=connect_mqtt)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One message the service published, verified as a receiver would verify it."""
+
+    topic: str
+    retain: bool
+    command: protocol.Command
+
+
+class RecordingDispatcher(Dispatcher):
+    """The real dispatcher (sequence numbers, publish lock, signing) minus the broker: every
+    message is verified with the server's public key and kept in `sent`."""
+
+    def __init__(self, service: BroadcastService) -> None:
+        super().__init__(
+            "recording",
+            0,
+            "loa-server",
+            "unused",
+            service.signing_key,
+            next_seq=service._next_seq,
+            lock_path=service.settings.publish_lock_path,
+            on_status=service._on_status,
+            on_event=service._on_event,
+        )
+        self._public_key = service.signing_key.public_key()
+        self.sent: list[Sent] = []
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Nothing to connect to."""
+
+    def listen(self) -> None:
+        """Answer-back is injected by the tests."""
+
+    def stop(self) -> None:
+        """Nothing to disconnect."""
+
+    def _publish_payload(
+        self, topic: str, payload: bytes, retain: bool, timeout_s: float = 10.0
+    ) -> None:
+        self.sent.append(Sent(topic, retain, protocol.verify_command(payload, self._public_key)))
+
+    def on(self, topic: str) -> list[Sent]:
+        return [sent for sent in self.sent if sent.topic == topic]
+
+    def manifests(self, device_id: str) -> list[protocol.ManifestBody]:
+        topic = protocol.device_manifest_topic(device_id)
+        return [s.command.body for s in self.on(topic)]  # type: ignore[misc]
+
+    def clear(self) -> None:
+        self.sent.clear()
+
+
+def recording_service(
+    data_dir: Path, **settings: object
+) -> tuple[BroadcastService, RecordingDispatcher]:
+    """A service whose MQTT messages are recorded instead of published (not started)."""
+    service = BroadcastService(
+        Settings(data_dir=data_dir, mqtt_port=1, port=8099, **settings),  # type: ignore[arg-type]
+        connect_mqtt=False,
+    )
+    recorder = RecordingDispatcher(service)
+    service.dispatcher = recorder
+    return service, recorder
+
+
+def add_devices(service: BroadcastService, devices: dict[str, str]) -> None:
+    """Register receivers: device id → zone id."""
+    with service.db.session() as session:
+        for device_id, zone_id in devices.items():
+            registry.register_device(
+                session, service.settings, service.public_key_text, device_id, zone_id
+            )
+
+
+def wait_for(predicate: Callable[[], T | None], timeout_s: float = 30.0, what: str = "") -> T:
+    """Poll until `predicate` returns something truthy; fail naming `what` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout_s:g} s: {what or predicate}")
+        time.sleep(0.05)
+
+
+def broadcast_status(service: BroadcastService, broadcast_id: int) -> str:
+    with service.db.session() as session:
+        return broadcasts.get_broadcast(session, broadcast_id).status

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from broadcast import clock
 from broadcast.service import BroadcastService
+from web.views import describe_schedule
 
 _LOGGER = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -34,6 +35,10 @@ STATE_LABELS = {
     "pending": "Đang chuẩn bị",
     "dispatched": "Đã gửi",
     "partial": "Phát một phần",
+    "preempted": "Bị ngắt (tin khẩn hơn)",
+    "scheduled": "Đã lên lịch",
+    "cancelled": "Đã dừng",
+    "missed": "Lỡ giờ (máy chủ không chạy)",
 }
 
 
@@ -64,6 +69,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
 
     app.jinja_env.filters["local_time"] = clock.format_local
     app.jinja_env.filters["zone_name"] = lambda zone_id, names: names.get(zone_id, zone_id)
+    app.jinja_env.filters["schedule_text"] = describe_schedule
     app.jinja_env.globals.update(PRIORITY_LABELS=PRIORITY_LABELS, STATE_LABELS=STATE_LABELS)
 
     @app.errorhandler(404)

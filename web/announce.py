@@ -1,4 +1,5 @@
-"""Urgent announcements (phát thông báo): a form, then live delivery per receiver."""
+"""Urgent announcements (phát thông báo): a form, live delivery per receiver, and the
+"Dừng / Đính chính" action that stops a broadcast everywhere and can play a correction."""
 
 from __future__ import annotations
 
@@ -9,24 +10,35 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from broadcast import broadcasts, zones
+from broadcast.const import BroadcastStatus
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
+from broadcast.models import Broadcast
 from web import get_service
 from web.serialize import broadcast_json
 from web.views import user_row
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("announce", __name__, url_prefix="/announce")
+CANCELLABLE = {
+    BroadcastStatus.PENDING.value,
+    BroadcastStatus.SCHEDULED.value,
+    BroadcastStatus.DISPATCHED.value,
+    BroadcastStatus.FINISHED.value,
+    BroadcastStatus.PARTIAL.value,
+    BroadcastStatus.MISSED.value,
+}
 
 
 @bp.route("/", methods=["GET", "POST"])
 @login_required
 def new() -> str | Response:
     service = get_service()
-    form = {"text": "", "zones": [], "priority": "emergency", "repeat": "3"}
+    form = {"text": "", "zones": [], "devices": [], "priority": "emergency", "repeat": "3"}
     if request.method == "POST":
         form = {
             "text": request.form.get("text", ""),
             "zones": request.form.getlist("zones"),
+            "devices": request.form.getlist("devices"),
             "priority": request.form.get("priority", "emergency"),
             "repeat": request.form.get("repeat", "1"),
         }
@@ -34,7 +46,12 @@ def new() -> str | Response:
             with service.db.session() as session:
                 user_id = user_row(session).id
             broadcast_id = service.announce(
-                user_id, form["text"], form["zones"], form["priority"], form["repeat"]
+                user_id,
+                form["text"],
+                form["zones"],
+                form["priority"],
+                form["repeat"],
+                device_ids=form["devices"],
             )
         except ValidationError as exc:
             flash(f"Chưa gửi được: {exc.message} ({exc.field})", "error")
@@ -49,18 +66,57 @@ def new() -> str | Response:
         reachable = zones.reachable_zones(session, user)
         if not reachable:
             abort(403)
-        if not form["zones"] and len(reachable) == 1:
+        if not form["zones"] and not form["devices"] and len(reachable) == 1:
             form["zones"] = [reachable[0].id]
-        return render_template("announce/new.html", zones=reachable, form=form)
+        return render_template(
+            "announce/new.html",
+            zones=reachable,
+            devices=zones.target_devices(reachable),
+            form=form,
+        )
 
 
 @bp.route("/<int:broadcast_id>")
 @login_required
 def detail(broadcast_id: int) -> str:
-    with get_service().db.session() as session:
+    service = get_service()
+    with service.db.session() as session:
         broadcast = _visible(session, broadcast_id)
-        names = {zone.id: zone.name for zone in zones.visible_zones(session, user_row(session))}
-        return render_template("announce/detail.html", broadcast=broadcast, zone_names=names)
+        user = user_row(session)
+        names = {zone.id: zone.name for zone in zones.visible_zones(session, user)}
+        corrected = session.get(Broadcast, broadcast.corrects_id) if broadcast.corrects_id else None
+        return render_template(
+            "announce/detail.html",
+            broadcast=broadcast,
+            zone_names=names,
+            corrections=broadcasts.corrections_of(session, broadcast_id),
+            corrected=corrected,
+            can_cancel=service.can_announce(user) and broadcast.status in CANCELLABLE,
+        )
+
+
+@bp.route("/<int:broadcast_id>/cancel", methods=["POST"])
+@login_required
+def cancel(broadcast_id: int) -> Response:
+    service = get_service()
+    with service.db.session() as session:
+        user_id = user_row(session).id
+    try:
+        result = service.cancel_broadcast(user_id, broadcast_id, request.form.get("correction", ""))
+    except PermissionDenied:
+        abort(403)
+    except NotFound:
+        abort(404)
+    except ValidationError as exc:
+        flash(f"Chưa dừng được: {exc.message} ({exc.field})", "error")
+    except LoaError as exc:
+        flash(f"Chưa dừng được: {exc}", "error")
+    else:
+        if result.correction_id is not None:
+            flash("Đã dừng lượt phát và đang phát lời đính chính.", "info")
+            return redirect(url_for("announce.detail", broadcast_id=result.correction_id))
+        flash("Đã dừng lượt phát trên mọi cụm loa.", "info")
+    return redirect(url_for("announce.detail", broadcast_id=broadcast_id))
 
 
 @bp.route("/<int:broadcast_id>/status.json")

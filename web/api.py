@@ -107,7 +107,9 @@ def list_devices() -> Response:
 def create_announcement() -> tuple[Response, int]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise ValidationError("body", "send a JSON object with text, zones, priority, repeat")
+        raise ValidationError(
+            "body", "send a JSON object with text, zones and/or devices, priority, repeat"
+        )
     service = get_service()
     broadcast_id = service.announce(
         g.api_user_id,
@@ -116,6 +118,7 @@ def create_announcement() -> tuple[Response, int]:
         data.get("priority", "emergency"),
         data.get("repeat", 1),
         title=str(data.get("title", "")),
+        device_ids=data.get("devices"),
     )
     with service.db.session() as session:
         body = broadcast_json(broadcasts.get_broadcast(session, broadcast_id))
@@ -132,3 +135,26 @@ def get_announcement(broadcast_id: int) -> Response:
         if not broadcasts.can_view(session, _user(session), broadcast):
             raise NotFound(f"broadcast {broadcast_id}")
         return jsonify(broadcast_json(broadcast))
+
+
+@bp.post("/announcements/<int:broadcast_id>/cancel")
+@token_required
+def cancel_announcement(broadcast_id: int) -> Response:
+    """Dừng / đính chính: `{"correction": "…"}` (optional) is announced as an emergency."""
+    data = request.get_json(silent=True)
+    if data is None and request.get_data():
+        raise ValidationError("body", 'send a JSON object, e.g. {"correction": "…"}')
+    if data is not None and not isinstance(data, dict):
+        raise ValidationError("body", 'send a JSON object, e.g. {"correction": "…"}')
+    service = get_service()
+    result = service.cancel_broadcast(g.api_user_id, broadcast_id, (data or {}).get("correction"))
+    with service.db.session() as session:
+        body = {
+            "cancelled": broadcast_json(broadcasts.get_broadcast(session, result.cancelled_id)),
+            "correction": (
+                broadcast_json(broadcasts.get_broadcast(session, result.correction_id))
+                if result.correction_id is not None
+                else None
+            ),
+        }
+    return jsonify(body)

@@ -1,6 +1,8 @@
 """Bulletins (bản tin): paste or upload a document, edit its broadcast script, preview, schedule.
 
-Also recordings as content, for languages and voices no speech engine has.
+Also recordings as content, for languages and voices no speech engine has, and stream relays
+(tiếp sóng) of the provincial or national radio. Schedules: once, daily, chosen weekdays, cron,
+or a series repeating every N hours until a newer one of the same key replaces it.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from broadcast import zones
-from broadcast.const import ScheduleKind
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
 from broadcast.models import Bulletin, Schedule
 from broadcast.service import ScheduleRequest
 from web import get_service
-from web.views import user_row
+from web.views import WEEKDAY_LABELS, user_row
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("bulletins", __name__, url_prefix="/bulletins")
@@ -73,10 +74,31 @@ def index() -> str:
         bulletins = list(session.scalars(select(Bulletin).order_by(Bulletin.id.desc()).limit(50)))
         schedules = list(
             session.scalars(
-                select(Schedule).where(Schedule.active.is_(True)).order_by(Schedule.id.desc())
+                select(Schedule)
+                .where(Schedule.active.is_(True), Schedule.ended_at.is_(None))
+                .order_by(Schedule.id.desc())
             )
         )
-        return render_template("bulletins/index.html", bulletins=bulletins, schedules=schedules)
+        next_runs = {schedule.id: get_service().next_run(schedule.id) for schedule in schedules}
+        return render_template(
+            "bulletins/index.html", bulletins=bulletins, schedules=schedules, next_runs=next_runs
+        )
+
+
+@bp.route("/relay", methods=["POST"])
+@login_required
+def create_relay() -> Response:
+    """Tiếp sóng: a stream URL played for a set number of minutes."""
+    form = request.form
+    try:
+        bulletin_id = get_service().create_relay_bulletin(
+            _user_id(), form.get("title", ""), form.get("relay_url", ""), form.get("minutes", "")
+        )
+    except LoaError as exc:
+        _report(exc)
+        return redirect(url_for("bulletins.index"))
+    flash("Đã lưu bản tiếp sóng.", "info")
+    return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -159,17 +181,24 @@ def detail(bulletin_id: int) -> str:
         except NotFound:
             abort(404)
         schedules = bulletin_schedules(session, bulletin_id)
+        reachable = zones.reachable_zones(session, user)
         return render_template(
             "bulletins/detail.html",
             bulletin=bulletin,
             schedules=schedules,
-            zones=zones.reachable_zones(session, user),
+            zones=reachable,
+            devices=zones.target_devices(reachable),
+            weekdays=list(enumerate(WEEKDAY_LABELS)),
             preview=request.args.get("preview", ""),
         )
 
 
 def bulletin_schedules(session, bulletin_id: int) -> list[Schedule]:  # type: ignore[no-untyped-def]
-    query = select(Schedule).where(Schedule.bulletin_id == bulletin_id, Schedule.active.is_(True))
+    query = select(Schedule).where(
+        Schedule.bulletin_id == bulletin_id,
+        Schedule.active.is_(True),
+        Schedule.ended_at.is_(None),
+    )
     return list(session.scalars(query))
 
 
@@ -188,10 +217,7 @@ def preview(bulletin_id: int) -> Response:
 @login_required
 def schedule(bulletin_id: int) -> Response:
     form = request.form
-    try:
-        kind = ScheduleKind(form.get("kind", "daily"))
-    except ValueError:
-        kind = ScheduleKind.DAILY
+    kind = form.get("kind", "daily")
     try:
         get_service().schedule(
             _user_id(),
@@ -199,10 +225,17 @@ def schedule(bulletin_id: int) -> Response:
                 bulletin_id=bulletin_id,
                 kind=kind,
                 zone_ids=form.getlist("zones"),
-                priority=form.get("priority", "normal"),  # type: ignore[arg-type]
-                repeat=form.get("repeat", "1"),  # type: ignore[arg-type]
-                run_at=form.get("run_at", ""),
+                device_ids=form.getlist("devices"),
+                priority=form.get("priority", "normal"),
+                repeat=form.get("repeat", "1"),
+                run_at=form.get("series_start" if kind == "series" else "run_at", ""),
                 time_of_day=form.get("time_of_day", ""),
+                weekdays=form.getlist("weekdays"),
+                cron=form.get("cron", ""),
+                interval_h=form.get("interval_h", ""),
+                series_key=form.get("series_key", ""),
+                valid_from=form.get("valid_from", ""),
+                valid_to=form.get("valid_to", ""),
             ),
         )
     except LoaError as exc:
@@ -223,6 +256,7 @@ def send(bulletin_id: int) -> Response:
             form.getlist("zones"),
             form.get("priority", "normal"),
             form.get("repeat", "1"),
+            device_ids=form.getlist("devices"),
         )
     except LoaError as exc:
         _report(exc)

@@ -1,4 +1,4 @@
-"""Dashboard: receivers online/offline/playing, today's programme, recent broadcasts."""
+"""Dashboard: receivers (state, cache, clock), today's programme, recent broadcasts."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import logging
 
 from flask import Blueprint, render_template
 from flask_login import login_required
-from sqlalchemy import select
 
-from broadcast import broadcasts, zones
-from broadcast.models import Schedule, utcnow
-from broadcast.scheduling import todays_programme
+from broadcast import broadcasts, planning, zones
+from broadcast.models import utcnow
 from web import get_service
-from web.views import user_row
+from web.views import device_health, user_row
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("dashboard", __name__)
@@ -27,14 +25,17 @@ def index() -> str:
         visible = zones.visible_zones(session, user)
         visible_ids = {zone.id for zone in visible}
         devices = zones.target_devices(visible)
+        device_zones = {device.id: device.zone_id for device in devices}
         today = [
             slot
-            for slot in todays_programme(session.scalars(select(Schedule)), utcnow())
+            for slot in planning.todays_programme(session, utcnow())
             if any(zone_id in visible_ids for zone_id in slot.schedule.zone_ids)
+            or any(d in device_zones for d in slot.schedule.device_ids or [])
         ]
         return render_template(
             "dashboard/index.html",
             devices=devices,
+            health={device.id: device_health(device) for device in devices},
             online=sum(1 for d in devices if d.online),
             playing=sum(1 for d in devices if d.state == "playing"),
             today=today,

@@ -26,6 +26,8 @@ def device_json(device: Device) -> dict[str, Any]:
         "online": device.online,
         "state": device.state,
         "last_seen": iso_utc(device.last_seen),
+        "status": dict(device.status_extra or {}),
+        "manifest_published_at": iso_utc(device.manifest_published_at),
     }
 
 
@@ -37,11 +39,21 @@ def broadcast_json(broadcast: Broadcast) -> dict[str, Any]:
         "priority": broadcast.priority,
         "repeat": broadcast.repeat,
         "zones": list(broadcast.zone_ids),
+        "devices": list(broadcast.device_ids or []),
         "source": broadcast.source,
+        "schedule": broadcast.schedule_id,
+        "item_id": broadcast.item_id or None,
+        "content": broadcast.content,
+        "relay_url": broadcast.relay_url,
+        "duration_s": broadcast.duration_s,
         "error": broadcast.error or None,
         "media_sha256": broadcast.media_sha256,
         "created_at": iso_utc(broadcast.created_at),
         "dispatched_at": iso_utc(broadcast.dispatched_at),
+        "play_at": iso_utc(broadcast.play_at),
+        "valid_until": iso_utc(broadcast.valid_until),
+        "corrects": broadcast.corrects_id,
+        "cancelled_at": iso_utc(broadcast.cancelled_at),
         "deliveries": [
             {
                 "device": delivery.device_id,
@@ -50,6 +62,7 @@ def broadcast_json(broadcast: Broadcast) -> dict[str, Any]:
                 "received_at": iso_utc(delivery.received_at),
                 "fetched_at": iso_utc(delivery.fetched_at),
                 "started_at": iso_utc(delivery.started_at),
+                "preempted_at": iso_utc(delivery.preempted_at),
                 "finished_at": iso_utc(delivery.finished_at),
             }
             for delivery in broadcast.deliveries

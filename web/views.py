@@ -1,12 +1,27 @@
-"""Small helpers shared by the blueprints: the current user's row and error rendering."""
+"""Small helpers shared by the blueprints: the current user's row and how things read.
+
+Presentation only (Vietnamese wording of schedules, device health); the rules live in
+`broadcast`.
+"""
 
 from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
 
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
+from broadcast import clock
 from broadcast.errors import PermissionDenied
-from broadcast.models import User
+from broadcast.models import Device, Schedule, User
+
+_LOGGER = logging.getLogger(__name__)
+
+WEEKDAY_LABELS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ nhật")
+CLOCK_WARN_S = 5.0  # receivers start together only if their clocks agree within seconds
 
 
 def user_row(session: Session) -> User:
@@ -14,3 +29,70 @@ def user_row(session: Session) -> User:
     if user is None or not user.active:
         raise PermissionDenied("unknown or disabled user")
     return user
+
+
+def describe_schedule(schedule: Schedule) -> str:
+    """'Hằng ngày 06:00', 'Thứ Hai, Thứ Tư lúc 17:00', 'Chuỗi “bao-so-3” mỗi 2 giờ từ …'."""
+    kind = schedule.kind
+    if kind == "daily":
+        text = f"Hằng ngày {schedule.time_of_day}"
+    elif kind == "weekdays":
+        days = ", ".join(WEEKDAY_LABELS[day] for day in schedule.weekdays or [])
+        text = f"{days} lúc {schedule.time_of_day}"
+    elif kind == "cron":
+        text = f"Theo lịch cron “{schedule.cron}”"
+    elif kind == "series":
+        text = (
+            f"Chuỗi “{schedule.series_key}” mỗi {schedule.interval_h} giờ"
+            f" từ {clock.format_local(schedule.run_at)}"
+        )
+    else:
+        text = f"Một lần {clock.format_local(schedule.run_at)}"
+    if schedule.valid_from or schedule.valid_to:
+        first = schedule.valid_from.strftime("%d/%m/%Y") if schedule.valid_from else "…"
+        last = schedule.valid_to.strftime("%d/%m/%Y") if schedule.valid_to else "…"
+        text += f" (từ {first} đến {last})"
+    return text
+
+
+@dataclass(frozen=True)
+class DeviceHealth:
+    """What the dashboard shows of a receiver's heartbeat (`Device.status_extra`, written by
+    `devices.heartbeat.status_extra`)."""
+
+    cache: str  # media of its manifest already on the receiver: "100 % (6 mục)"
+    cache_ok: bool
+    clock: str  # its clock's offset: "+0,4 s"
+    clock_ok: bool
+    machine: str  # temperature and free disk, when the receiver reports them
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def device_health(device: Device) -> DeviceHealth:
+    extra: dict[str, Any] = device.status_extra or {}
+    cache, cache_ok = "—", True
+    complete = _number(extra.get("cache_complete"))
+    items = _number(extra.get("manifest_items"))
+    if complete is not None:
+        cache = f"{complete * 100:.0f} %"
+        if items is not None:
+            cache += f" ({items:.0f} mục)"
+        cache_ok = complete >= 1.0
+    clock_text, clock_ok = "—", True
+    offset = _number(extra.get("clock_offset_s"))
+    if offset is not None:
+        clock_text = f"{offset:+.1f} s".replace(".", ",")
+        clock_ok = abs(offset) <= CLOCK_WARN_S
+    machine = []
+    temperature = _number(extra.get("cpu_temp_c"))
+    if temperature is not None:
+        machine.append(f"{temperature:.0f} °C")
+    disk = _number(extra.get("disk_free_mb"))
+    if disk is not None:
+        machine.append(f"trống {disk:.0f} MB")
+    return DeviceHealth(cache, cache_ok, clock_text, clock_ok, " · ".join(machine) or "—")

@@ -315,6 +315,7 @@ def _reason(exc: BaseException) -> str:
 # devices.protocol has the state/event filters; the command filters follow its topic layout.
 DEVICE_COMMAND_FILTER = f"{protocol.TOPIC_ROOT}/device/+/cmd"
 ZONE_COMMAND_FILTER = f"{protocol.TOPIC_ROOT}/zone/+/cmd"
+DEVICE_MANIFEST_FILTER = f"{protocol.TOPIC_ROOT}/device/+/manifest"
 
 
 def locked_hash() -> str:
@@ -332,7 +333,8 @@ def _role_hash(password: str, password_hash: str | None) -> str:
 
 
 def server_user(username: str, password: str, *, password_hash: str | None = None) -> BrokerUser:
-    """The Loa server: sends commands to any device or zone, reads every state and event.
+    """The Loa server: sends commands to any device or zone and every device's (retained)
+    manifest, reads every state and event.
 
     Pass the stored `password_hash` instead of a password to rebuild the user from a database;
     an empty password gives a locked user (no password verifies), never a password-less one.
@@ -340,7 +342,7 @@ def server_user(username: str, password: str, *, password_hash: str | None = Non
     return BrokerUser(
         username=username,
         password_hash=_role_hash(password, password_hash),
-        publish=(DEVICE_COMMAND_FILTER, ZONE_COMMAND_FILTER),
+        publish=(DEVICE_COMMAND_FILTER, ZONE_COMMAND_FILTER, DEVICE_MANIFEST_FILTER),
         subscribe=(protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER),
     )
 
@@ -348,8 +350,9 @@ def server_user(username: str, password: str, *, password_hash: str | None = Non
 def device_user(
     device_id: str, password: str, zone_ids: Iterable[str], *, password_hash: str | None = None
 ) -> BrokerUser:
-    """One receiver (username = device id): reads its own and its zones' commands, writes only
-    its own state and events, so a stolen receiver cannot speak for another.
+    """One receiver (username = device id): reads its own and its zones' commands and its own
+    manifest, writes only its own state and events, so a stolen receiver cannot speak for
+    another.
 
     `password_hash` and an empty password work as for `server_user`.
     """
@@ -360,6 +363,7 @@ def device_user(
         publish=(protocol.device_state_topic(device_id), protocol.device_event_topic(device_id)),
         subscribe=(
             protocol.device_command_topic(device_id),
+            protocol.device_manifest_topic(device_id),
             *(protocol.zone_command_topic(zone) for zone in zones),
         ),
     )

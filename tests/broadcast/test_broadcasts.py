@@ -128,3 +128,75 @@ def test_announce_denied_outside_role(service: BroadcastService, users: Users) -
         service.announce(users.head_1, "Mất điện", ["thon-b"])
     with pytest.raises(PermissionDenied):
         service.announce(users.viewer, "Mất điện", ["thon-a"])
+
+
+def _dispatched_to_thon_a(service: BroadcastService) -> int:
+    with service.db.session() as session:
+        broadcast = broadcasts.create_broadcast(
+            session,
+            text="Họp thôn",
+            zone_list=zones.resolve_zones(session, ["thon-a"]),
+            priority=Priority.NORMAL,
+            repeat=1,
+            source="announcement",
+        )
+        broadcasts.mark_dispatched(broadcast, "0" * 64, "espeak", "cmd")
+        return broadcast.id
+
+
+def test_a_preempted_delivery_resumes_and_finishes(
+    service: BroadcastService, fleet: list[str]
+) -> None:
+    broadcast_id = _dispatched_to_thon_a(service)
+    with service.db.session() as session:
+        for kind in (EventKind.RECEIVED, EventKind.STARTED, EventKind.PREEMPTED):
+            broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, kind))
+        # a late 'fetched' does not undo the preemption
+        broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, EventKind.FETCHED))
+    with service.db.session() as session:
+        delivery = broadcasts.get_broadcast(session, broadcast_id).deliveries[0]
+        assert delivery.state == "preempted" and delivery.preempted_at is not None
+        broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, EventKind.STARTED))
+    with service.db.session() as session:
+        assert broadcasts.get_broadcast(session, broadcast_id).deliveries[0].state == "playing"
+        broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, EventKind.FINISHED))
+        broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, EventKind.PREEMPTED))
+        broadcasts.apply_event(session, _event("loa-a-02", broadcast_id, EventKind.FINISHED))
+    with service.db.session() as session:
+        broadcast = broadcasts.get_broadcast(session, broadcast_id)
+        assert [d.state for d in broadcast.deliveries] == ["finished", "finished"]
+        assert broadcast.status == BroadcastStatus.FINISHED
+
+
+def test_a_missed_run_still_settles_from_answer_back(
+    service: BroadcastService, fleet: list[str]
+) -> None:
+    """The server missed the run, but the receivers played it from their manifests."""
+    with service.db.session() as session:
+        broadcast = broadcasts.create_broadcast(
+            session,
+            text="Bản tin",
+            zone_list=zones.resolve_zones(session, ["thon-b"]),
+            priority=Priority.NORMAL,
+            repeat=1,
+            source="schedule",
+            status=BroadcastStatus.SCHEDULED,
+        )
+        assert broadcasts.mark_missed(broadcast, "the server was not running")
+        assert not broadcasts.mark_due(broadcast)
+        broadcast_id = broadcast.id
+    with service.db.session() as session:
+        broadcasts.apply_event(session, _event("loa-b-01", broadcast_id, EventKind.FINISHED))
+    with service.db.session() as session:
+        assert broadcasts.get_broadcast(session, broadcast_id).status == BroadcastStatus.FINISHED
+
+
+def test_heartbeat_extras_are_kept(service: BroadcastService, fleet: list[str]) -> None:
+    extra = {"cache_complete": 0.75, "manifest_items": 4, "clock_offset_s": -0.4, "manifest_seq": 7}
+    with service.db.session() as session:
+        broadcasts.apply_status(
+            session,
+            DeviceStatus("loa-b-01", ReceiverState.IDLE, "boot-1", time.time(), extra=extra),
+        )
+    with service.db.session() as session:
+        assert session.get(Device, "loa-b-01").status_extra == extra

@@ -114,3 +114,94 @@ def test_normalize_lines_keeps_one_line_per_line() -> None:
     assert len(lines) == 3
     assert "Ủy ban nhân dân" in lines[0] and lines[1] == ""
     assert "hai mươi mốt tháng ba" in lines[2]
+
+
+def _commune(data: Path) -> None:
+    from service_support import make_service, seed_commune
+
+    service = make_service(data)
+    seed_commune(service)
+    service.stop()
+
+
+def test_device_add_writes_the_receiver_config(tmp_path: Path) -> None:
+    from devices.config import ReceiverConfig
+
+    data = tmp_path / "data"
+    _commune(data)
+    added = loa(
+        "device", "add", "loa-a-01", "--zone", "thon-a", "--data", str(data),
+        "--mqtt-host", "10.0.0.5", "--mqtt-port", "8883", "--name", "Cụm loa chợ",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    path = Path(added.stdout.strip())
+    assert path == (data / "devices" / "loa-a-01.json").resolve()
+    config = ReceiverConfig.load(path)
+    assert config.device_id == "loa-a-01" and config.zones == ["thon-a", "xa-test"]
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.username) == (
+        "10.0.0.5",
+        8883,
+        "loa-a-01",
+    )
+    assert len(config.mqtt.password) >= 24 and config.server_public_key
+    assert path.stat().st_mode & 0o077 == 0  # it holds the device's password
+    _one_clear_line(loa("device", "add", "loa-a-01", "--zone", "thon-a", "--data", str(data)),
+                    "already exists")  # fmt: skip
+    _one_clear_line(loa("device", "add", "loa-x-01", "--zone", "thon-x", "--data", str(data)),
+                    "thon-x")  # fmt: skip
+    _one_clear_line(loa("device", "add", "Loa X", "--zone", "thon-a", "--data", str(data)),
+                    "slug")  # fmt: skip
+
+
+def test_mqtt_config_gives_each_device_its_own_topics(tmp_path: Path) -> None:
+    from support import MqttProbe, RunningBroker, connected, wait_for_port
+
+    from broadcast.brokers.mosquitto import find_mosquitto
+    from broadcast.settings import Secrets
+    from devices import protocol
+    from devices.config import ReceiverConfig
+
+    data, out, port = tmp_path / "data", tmp_path / "mosquitto", free_port()
+    _commune(data)
+    for device_id, zone in (("loa-a-01", "thon-a"), ("loa-b-01", "thon-b")):
+        added = loa("device", "add", device_id, "--zone", zone, "--data", str(data))
+        assert added.returncode == 0, added.stderr
+    written = loa("mqtt-config", "--data", str(data), "--out", str(out), "--port", str(port))
+    assert written.returncode == 0, written.stderr
+    conf = Path(written.stdout.strip())
+    assert conf == (out / "mosquitto.conf").resolve()
+    acl = (out / "acl").read_text()
+    assert "user loa-a-01\ntopic write loa/v1/device/loa-a-01/state\n" in acl
+    assert "topic read loa/v1/device/loa-a-01/manifest" in acl
+    assert "topic write loa/v1/device/+/manifest" in acl  # the server's
+    assert all((out / name).stat().st_mode & 0o077 == 0 for name in ("passwd", "acl"))
+
+    binary = find_mosquitto()
+    assert binary is not None, "install the Debian package 'mosquitto'"
+    process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    probes: list[MqttProbe] = []
+    try:
+        assert wait_for_port(LOOPBACK, port, 10)
+        broker = RunningBroker("mosquitto", LOOPBACK, port)
+        server = connected(broker, "loa-server", Secrets(data).mqtt_password, "server")
+        probes.append(server)
+        for device_id in ("loa-a-01", "loa-b-01"):
+            server.publish(
+                protocol.device_manifest_topic(device_id), device_id.encode(), retain=True
+            )
+        password = ReceiverConfig.load(data / "devices" / "loa-a-01.json").mqtt.password
+        device = connected(broker, "loa-a-01", password, "loa-a-01")
+        probes.append(device)
+        device.subscribe(protocol.device_manifest_topic("loa-b-01"))  # not its own: nothing
+        device.subscribe_ok(protocol.device_manifest_topic("loa-a-01"))
+        device.subscribe_ok(protocol.zone_command_topic("xa-test"))  # its commune's commands
+        assert device.expect(protocol.device_manifest_topic("loa-a-01")).payload == b"loa-a-01"
+        server.publish(protocol.zone_command_topic("xa-test"), b"for the commune")
+        server.publish(protocol.zone_command_topic("thon-b"), b"for the other village")
+        assert device.expect(protocol.zone_command_topic("xa-test")).payload == b"for the commune"
+        assert [m.payload for m in device.drain()] == []
+    finally:
+        for probe in probes:
+            probe.close()
+        process.terminate()
+        process.wait(timeout=10)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
 
+from broadcast.db import downgrade, make_engine, upgrade
 from broadcast.models import Base
 from broadcast.service import BroadcastService
 
@@ -18,3 +22,52 @@ def test_migrations_match_models(service: BroadcastService) -> None:
             if not (change[0] == "remove_table" and change[1].name == "apscheduler_jobs")
         ]
     assert diff == []
+
+
+def test_0003_keeps_existing_rows_and_downgrades(tmp_path: Path) -> None:
+    """A database of the previous release (0002) upgrades with its schedules and broadcasts
+    intact (new columns get their defaults) and downgrades again."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'loa.db'}")
+    upgrade(engine, "0002")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO bulletins (id, title, text, kind, created_at)"
+                " VALUES (1, 'Bản tin', 'Nội dung', 'tts', '2026-11-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO schedules (id, bulletin_id, kind, time_of_day, zone_ids, priority,"
+                " repeat, active, created_at) VALUES (1, 1, 'daily', '17:00', '[\"thon-a\"]',"
+                " 'normal', 1, 1, '2026-11-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO broadcasts (id, title, text, priority, repeat, zone_ids, source,"
+                " schedule_id, status, error, tts_engine, created_at) VALUES (1, 'Bản tin',"
+                " 'Nội dung', 'normal', 1, '[\"thon-a\"]', 'schedule', 1, 'finished', '',"
+                " 'espeak', '2026-11-01 10:00:00')"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        schedule = connection.execute(
+            text("SELECT device_ids, tts_engine, planned_until FROM schedules")
+        ).one()
+        assert tuple(schedule)[:2] == ("[]", "")
+        # planned up to the upgrade: the runs the old release fired are not taken for missed
+        assert str(schedule[2]) > "2026-11-01"
+        row = connection.execute(
+            text("SELECT device_ids, item_id, content, occurrence_at FROM broadcasts")
+        ).one()
+        assert tuple(row) == ("[]", "", "media", None)
+    downgrade(engine, "0002")
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("broadcasts")}
+        assert "occurrence_at" not in columns and "recording_sha256" in columns
+        assert "sequences" not in inspect(connection).get_table_names()
+        assert connection.execute(text("SELECT count(*) FROM schedules")).scalar() == 1
+    engine.dispose()

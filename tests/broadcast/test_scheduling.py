@@ -1,4 +1,4 @@
-"""Schedules fire from the persistent job store, also after a server restart."""
+"""Schedules fire at their time from the planned runs, also after a server restart."""
 
 from __future__ import annotations
 
@@ -52,7 +52,11 @@ def test_once_schedule_survives_restart(tmp_path: Path, broker_port: int) -> Non
             run_at=_local_in(3),
         ),
     )
-    assert first.scheduler.next_run(schedule_id) is not None
+    assert first.next_run(schedule_id) is not None
+    with first.db.session() as session:  # planned at once: a waiting row with its run time
+        planned = list(session.query(Broadcast).filter(Broadcast.schedule_id == schedule_id))
+        assert [row.status for row in planned] == ["scheduled"]
+    assert list(first.scheduler.run_times()) == [planned[0].id]
     first.stop()  # the server goes down before the schedule is due
 
     second = make_service(tmp_path / "data", mqtt_port=broker_port, connect_mqtt=True)
@@ -65,13 +69,15 @@ def test_once_schedule_survives_restart(tmp_path: Path, broker_port: int) -> Non
                 fired = list(session.query(Broadcast).filter(Broadcast.schedule_id == schedule_id))
             time.sleep(0.2)
         assert len(fired) == 1
-        while time.monotonic() < deadline and fired[0].status == "pending":
+        while time.monotonic() < deadline and fired[0].status == "scheduled":
             with second.db.session() as session:
                 fired[0] = session.get(Broadcast, fired[0].id)
             time.sleep(0.2)
         assert fired[0].status == "dispatched", fired[0].error
         assert fired[0].source == "schedule"
-        assert second.scheduler.next_run(schedule_id) is None
+        assert fired[0].id == planned[0].id  # the planned row, not a second one
+        assert second.next_run(schedule_id) is None
+        assert second.scheduler.run_times() == {}
     finally:
         second.stop()
 
@@ -88,8 +94,7 @@ def test_daily_schedule_runs_at_local_time(service: BroadcastService, users: Use
             time_of_day="17:00",
         ),
     )
-    service.scheduler.start()
-    next_run = service.scheduler.next_run(schedule_id)
+    next_run = service.next_run(schedule_id)
     assert next_run is not None
     assert next_run.replace(tzinfo=UTC).astimezone(LOCAL_TZ).strftime("%H:%M") == "17:00"
     assert next_run.strftime("%H:%M") == "10:00"  # stored and computed in UTC
@@ -120,23 +125,43 @@ def test_village_head_cannot_schedule(service: BroadcastService, users: Users) -
         service.create_bulletin(users.head_1, "", "Nội dung.")
 
 
-def test_todays_programme_in_local_days() -> None:
-    from broadcast.models import Schedule
-    from broadcast.scheduling import todays_programme
+def test_todays_programme_in_local_days(service: BroadcastService, users: Users) -> None:
+    from broadcast.models import Bulletin, Schedule
+    from broadcast.planning import todays_programme
 
-    morning = Schedule(id=1, kind="daily", time_of_day="06:00", zone_ids=["x"], active=True)
-    evening = Schedule(id=2, kind="daily", time_of_day="17:00", zone_ids=["x"], active=True)
-    cancelled = Schedule(id=3, kind="daily", time_of_day="12:00", zone_ids=["x"], active=False)
-    tomorrow = Schedule(
-        id=4, kind="once", run_at=datetime(2026, 11, 27, 1, 0), zone_ids=["x"], active=True
-    )
-    # 16:30 UTC on 26/11 is 23:30 on 26/11 in Hà Nội: still the 26th there
-    now = datetime(2026, 11, 26, 16, 30)
-    slots = todays_programme([evening, cancelled, tomorrow, morning], now)
-    assert [(slot.schedule.id, slot.at, slot.done) for slot in slots] == [
-        (1, datetime(2026, 11, 25, 23, 0), True),
-        (2, datetime(2026, 11, 26, 10, 0), True),
-    ]
-    # 17:30 UTC is already the 27th locally: the once-schedule at 08:00 local is today
-    slots = todays_programme([morning, tomorrow], datetime(2026, 11, 26, 17, 30))
-    assert [(slot.schedule.id, slot.done) for slot in slots] == [(1, False), (4, False)]
+    created = datetime(2026, 11, 20)
+    with service.db.session() as session:
+        bulletin = Bulletin(title="Bản tin", text="Bản tin.")
+        session.add(bulletin)
+        session.flush()
+
+        def add(schedule_id: int, **fields: object) -> None:
+            session.add(
+                Schedule(
+                    id=schedule_id,
+                    bulletin_id=bulletin.id,
+                    zone_ids=["thon-a"],
+                    priority="normal",
+                    created_at=created,
+                    **fields,
+                )
+            )
+
+        add(1, kind="daily", time_of_day="06:00")
+        add(2, kind="daily", time_of_day="17:00")
+        add(3, kind="daily", time_of_day="12:00", active=False, ended_at=created)
+        add(4, kind="once", run_at=datetime(2026, 11, 27, 1, 0))
+    with service.db.session() as session:
+        # 16:30 UTC on 26/11 is 23:30 on 26/11 in Hà Nội: still the 26th there
+        slots = todays_programme(session, datetime(2026, 11, 26, 16, 30))
+        assert [(slot.schedule.id, slot.at, slot.done) for slot in slots] == [
+            (1, datetime(2026, 11, 25, 23, 0), True),
+            (2, datetime(2026, 11, 26, 10, 0), True),
+        ]
+        # 17:30 UTC is already the 27th locally: the once-schedule at 08:00 local is today
+        slots = todays_programme(session, datetime(2026, 11, 26, 17, 30))
+        assert [(slot.schedule.id, slot.done) for slot in slots] == [
+            (1, False),
+            (4, False),
+            (2, False),
+        ]

@@ -102,6 +102,7 @@ def test_roles_follow_the_protocol_topics() -> None:
     server = server_user("loa-server", "pw")
     assert server.may_publish(protocol.device_command_topic("dev-a"))
     assert server.may_publish(protocol.zone_command_topic("xa-1"))
+    assert server.may_publish(protocol.device_manifest_topic("dev-a"))
     assert server.may_subscribe(protocol.STATE_TOPIC_FILTER)
     assert server.may_subscribe(protocol.EVENT_TOPIC_FILTER)
     assert not server.may_subscribe(f"{protocol.TOPIC_ROOT}/#")
@@ -111,6 +112,7 @@ def test_roles_follow_the_protocol_topics() -> None:
     assert device.username == "dev-a"
     assert device.subscribe == (
         protocol.device_command_topic("dev-a"),
+        protocol.device_manifest_topic("dev-a"),
         protocol.zone_command_topic("xa-1"),
         protocol.zone_command_topic("thon-2"),
     )
@@ -119,6 +121,9 @@ def test_roles_follow_the_protocol_topics() -> None:
         protocol.device_event_topic("dev-a"),
     )
     assert not device.may_subscribe(protocol.device_command_topic("dev-b"))
+    assert not device.may_subscribe(protocol.device_manifest_topic("dev-b"))
+    assert not device.may_subscribe(f"{protocol.TOPIC_ROOT}/device/+/manifest")
+    assert not device.may_publish(protocol.device_manifest_topic("dev-a"))
     assert not device.may_subscribe(f"{protocol.TOPIC_ROOT}/device/+/cmd")
     assert not device.may_publish(protocol.device_state_topic("dev-b"))
     assert not device.may_publish(protocol.device_command_topic("dev-a"))

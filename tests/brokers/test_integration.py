@@ -80,6 +80,28 @@ def test_device_receives_its_own_and_its_zone_commands(
     assert device.expect(protocol.zone_command_topic(ZONE_1)).payload == two
 
 
+def test_device_reads_its_own_retained_manifest_only(
+    broker: RunningBroker, probes: list[MqttProbe]
+) -> None:
+    server = connected(broker, SERVER, SERVER_PW, "server")
+    probes.append(server)
+    mine, theirs = _payload(), _payload()
+    server.publish(protocol.device_manifest_topic(DEV_A), mine, retain=True)
+    server.publish(protocol.device_manifest_topic(DEV_B), theirs, retain=True)
+    device = connected(broker, DEV_A, DEV_A_PW, DEV_A)  # subscribes after the publish
+    probes.append(device)
+    device.subscribe(protocol.device_manifest_topic(DEV_B))
+    device.subscribe_ok(protocol.device_manifest_topic(DEV_A))
+    message = device.expect(protocol.device_manifest_topic(DEV_A))
+    assert (message.payload, message.retain) == (mine, True)
+    device.publish(protocol.device_manifest_topic(DEV_A), b"forged manifest", retain=True)
+    late = connected(broker, DEV_A, DEV_A_PW, "dev-a-late")
+    probes.append(late)
+    late.subscribe_ok(protocol.device_manifest_topic(DEV_A))
+    assert late.expect(protocol.device_manifest_topic(DEV_A)).payload == mine
+    assert [m.payload for m in device.seen + device.drain()] == []
+
+
 def test_device_cannot_receive_other_devices_or_zones_commands(
     broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:

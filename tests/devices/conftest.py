@@ -1,4 +1,6 @@
-"""Fixtures for the receiver tests: a tiny media web server, keys, configs and an MQTT watcher.
+"""Fixtures for the receiver tests: a tiny media web server (with slow files and live relay
+streams), real MP3s, signed commands and manifests, configs, brokers on a port of the test's
+choosing, agent processes and an MQTT watcher.
 
 Helpers are exposed as fixtures (not an importable module) so they work whatever import mode or
 package layout the test tree ends up with.
@@ -7,6 +9,7 @@ package layout the test tree ends up with.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -18,14 +21,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import imageio_ffmpeg
 import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support import LOOPBACK, AmqttProcess
 
+from audio.formats import OutputFormat
+from broadcast.brokers import BrokerAccess
+from broadcast.brokers.mosquitto import MosquittoBroker
 from devices import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -45,18 +54,30 @@ def wait_until(predicate: Callable[[], Any], timeout: float = WAIT_S, step: floa
         time.sleep(step)
 
 
+LIVE_LIMIT_S = 60.0  # a live stream ends by itself after this, whoever listens
+
+
 class MediaServer:
-    """Serves in-memory files on 127.0.0.1 and counts requests, so tests see cache hits."""
+    """Serves in-memory files on 127.0.0.1 and counts requests, so tests see cache hits.
+
+    `slow[name] = bytes per second` throttles a file (a 3G download to interrupt); a name under
+    `live/` is a live relay stream: its bytes over and over at `rate` bytes per second, without
+    a length, until the client goes (or `LIVE_LIMIT_S`)."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.hits: dict[str, int] = {}
-        files, hits = self.files, self.hits
+        self.slow: dict[str, int] = {}
+        self.live: dict[str, tuple[bytes, int]] = {}
+        files, hits, slow, live = self.files, self.hits, self.slow, self.live
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 name = self.path.lstrip("/")
                 hits[name] = hits.get(name, 0) + 1
+                if name in live:
+                    self._stream(*live[name])
+                    return
                 data = files.get(name)
                 if data is None:
                     self.send_error(404)
@@ -65,7 +86,33 @@ class MediaServer:
                 self.send_header("Content-Type", "audio/mpeg")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                rate = slow.get(name)
+                if rate is None:
+                    self.wfile.write(data)
+                    return
+                step = max(1, rate // 20)
+                for offset in range(0, len(data), step):
+                    try:
+                        self.wfile.write(data[offset : offset + step])
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    time.sleep(0.05)
+
+            def _stream(self, data: bytes, rate: int) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/mpeg")
+                self.end_headers()
+                step, began, offset = max(1, rate // 20), time.monotonic(), 0
+                while time.monotonic() - began < LIVE_LIMIT_S:
+                    chunk = (data * 2)[offset : offset + step]
+                    offset = (offset + step) % len(data)
+                    try:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    time.sleep(0.05)
 
             def log_message(self, *_args: Any) -> None:
                 return
@@ -157,8 +204,10 @@ class Watcher:
             lambda: next((s for s in self.states(device_id) if predicate(s)), None), timeout
         )
 
-    def publish(self, topic: str, payload: bytes, timeout: float = WAIT_S) -> None:
-        info = self.client.publish(topic, payload, qos=1)
+    def publish(
+        self, topic: str, payload: bytes, timeout: float = WAIT_S, retain: bool = False
+    ) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(timeout)
         assert info.is_published(), f"publish to {topic} not acknowledged"
 
@@ -231,18 +280,75 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def play_command(
-    key: Ed25519PrivateKey, url: str, data: bytes, broadcast_id: int = 1, **body: Any
+_SEQUENCE = itertools.count(1)  # one rising sequence for every stream of every test
+
+
+def next_seq() -> int:
+    return next(_SEQUENCE)
+
+
+def sign(
+    key: Ed25519PrivateKey,
+    body: protocol.Body,
+    *,
+    stream: str,
+    seq: int | None = None,
+    ttl_s: float = protocol.DEFAULT_COMMAND_TTL_S,
+    now: float | None = None,
 ) -> tuple[protocol.Command, bytes]:
+    """A command as the server sends it on `stream` (the next sequence unless `seq` is given)."""
     command = protocol.new_command(
-        protocol.PlayBody(
-            broadcast_id=broadcast_id,
-            media_url=url,
-            media_sha256=hashlib.sha256(data).hexdigest(),
-            **body,
-        )
+        body, stream=stream, seq=next_seq() if seq is None else seq, ttl_s=ttl_s, now=now
     )
     return command, protocol.sign_command(command, key)
+
+
+def media_body(url: str, data: bytes, broadcast_id: int = 1, **body: Any) -> protocol.PlayBody:
+    return protocol.PlayBody(
+        broadcast_id=broadcast_id,
+        media_url=url,
+        media_sha256=hashlib.sha256(data).hexdigest(),
+        **body,
+    )
+
+
+def play_command(
+    key: Ed25519PrivateKey,
+    url: str,
+    data: bytes,
+    broadcast_id: int = 1,
+    *,
+    stream: str,
+    seq: int | None = None,
+    **body: Any,
+) -> tuple[protocol.Command, bytes]:
+    return sign(key, media_body(url, data, broadcast_id, **body), stream=stream, seq=seq)
+
+
+def manifest_command(
+    key: Ed25519PrivateKey,
+    device_id: str,
+    items: list[protocol.PlayBody],
+    *,
+    seq: int | None = None,
+    now: float | None = None,
+) -> tuple[protocol.Command, bytes]:
+    """A device's manifest, valid (as a message) for the whole 48 h horizon."""
+    generated = time.time() if now is None else now
+    body = protocol.ManifestBody(
+        device_id=device_id,
+        generated_at=generated,
+        horizon_until=generated + protocol.MANIFEST_HORIZON_S,
+        items=tuple(items),
+    )
+    return sign(
+        key,
+        body,
+        stream=protocol.device_manifest_topic(device_id),
+        seq=seq,
+        ttl_s=protocol.MANIFEST_HORIZON_S,
+        now=now,
+    )
 
 
 def played_lines(played_dir: Path) -> list[dict[str, Any]]:
@@ -252,17 +358,55 @@ def played_lines(played_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
 
 
+_TONES: dict[tuple[float, int], bytes] = {}
+
+
+def tone_mp3(seconds: float, hz: int = 440) -> bytes:
+    """A real broadcast MP3 (mono, 22.05 kHz, 32 kbps CBR, as `audio` renders) of a sine tone,
+    made by the bundled ffmpeg; cached per process. Different `hz` → different sha256."""
+    key = (round(seconds, 3), hz)
+    if key not in _TONES:
+        result = subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency={hz}:duration={seconds}",
+                *OutputFormat.MP3.ffmpeg_output_args(),
+            ],
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
+        _TONES[key] = result.stdout
+    return _TONES[key]
+
+
+def started_at(line: dict[str, Any]) -> float:
+    """A played.jsonl line's start as epoch seconds."""
+    return datetime.fromisoformat(line["started_at"]).timestamp()
+
+
 class ReceiverKit:
     """The helper functions, handed to tests as one fixture."""
 
     wait_until = staticmethod(wait_until)
     unused_port = staticmethod(unused_port)
     fake_mp3 = staticmethod(fake_mp3)
+    tone_mp3 = staticmethod(tone_mp3)
     connect_watcher = staticmethod(connect_watcher)
     receiver_config = staticmethod(receiver_config)
     write_json = staticmethod(write_json)
+    next_seq = staticmethod(next_seq)
+    sign = staticmethod(sign)
+    media_body = staticmethod(media_body)
     play_command = staticmethod(play_command)
+    manifest_command = staticmethod(manifest_command)
     played_lines = staticmethod(played_lines)
+    started_at = staticmethod(started_at)
 
 
 REPO_ROOT = Path(protocol.__file__).resolve().parent.parent
@@ -364,3 +508,56 @@ def media_server() -> Iterator[MediaServer]:
 @pytest.fixture(scope="module")
 def server_key() -> Ed25519PrivateKey:
     return protocol.generate_private_key()
+
+
+class PortBroker:
+    """A broker of one kind on a port chosen up front, which a test may stop and start again:
+    what a receiver sees when the commune's server room loses power."""
+
+    def __init__(self, kind: str, directory: Path, port: int, access: BrokerAccess) -> None:
+        self.kind = kind
+        self.host = LOOPBACK
+        self.port = port
+        self.directory = directory
+        self.access = access
+        self._broker: AmqttProcess | MosquittoBroker | None = None
+        self._starts = 0
+
+    def start(self) -> PortBroker:
+        directory = self.directory / f"{self.kind}-{self._starts}"
+        self._starts += 1
+        if self.kind == "amqtt":
+            self._broker = AmqttProcess(directory, self.host, self.port, self.access)
+        else:
+            self._broker = MosquittoBroker(directory, self.host, self.port, self.access)
+        self._broker.start()
+        return self
+
+    def stop(self) -> None:
+        if self._broker is not None:
+            self._broker.stop()
+            self._broker = None
+
+    def kill(self) -> None:
+        """SIGKILL: a power cut, no goodbye to anyone (and no waiting for clients)."""
+        if self._broker is not None:
+            process = self._broker._process
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(WAIT_S)
+            self._broker = None
+
+
+@pytest.fixture
+def port_broker(tmp_path: Path) -> Iterator[Callable[[str, BrokerAccess], PortBroker]]:
+    """`port_broker(kind, access)`: a PortBroker on a free port, not started yet."""
+    made: list[PortBroker] = []
+
+    def make(kind: str, access: BrokerAccess) -> PortBroker:
+        broker = PortBroker(kind, tmp_path / "brokers", unused_port(), access)
+        made.append(broker)
+        return broker
+
+    yield make
+    for broker in made:
+        broker.stop()

@@ -1,7 +1,8 @@
-"""The agent in-process, with no broker reachable: verification, replay memory and the worker.
+"""The agent in-process, with no broker reachable: verification, the programme and playback.
 
 Without a broker paho just keeps retrying, which is itself part of the contract (one log line
-naming host:port); commands are fed straight to the handler the paho thread would call.
+naming host:port); messages are fed straight to the handler the paho thread would call.
+Players are file sinks in real time with real MP3s, so timing is what a loudspeaker would do.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import base64
 import json
 import logging
 import time
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,35 +21,61 @@ from devices import protocol
 from devices.agent import ReceiverAgent
 from devices.config import ReceiverConfig
 from devices.players import FileSinkPlayer
-from devices.protocol import EventKind, ReceiverState
+from devices.protocol import EventKind, Priority, ReceiverState
+
+DEVICE = "loa-unit-1"
+
+
+@dataclass(frozen=True)
+class Seen:
+    command_id: str
+    item_id: str
+    broadcast_id: int | None
+    kind: EventKind
+    detail: str
+    at: float
 
 
 class Recorder:
-    """Wraps `agent._event` so the test sees the answer-back without a broker."""
+    """Wraps the scheduler's answer-back so the test sees every event without a broker."""
 
     def __init__(self, agent: ReceiverAgent) -> None:
-        self.events: list[tuple[str, int | None, EventKind, str]] = []
-        original = agent._event
+        self.events: list[Seen] = []
+        original = agent._scheduler._report
 
         def record(
-            command: protocol.Command, broadcast_id: int | None, kind: EventKind, detail: str = ""
+            command_id: str,
+            broadcast_id: int | None,
+            item_id: str,
+            kind: EventKind,
+            detail: str = "",
+            at: float | None = None,
         ) -> None:
-            self.events.append((command.id, broadcast_id, kind, detail))
-            original(command, broadcast_id, kind, detail)
+            self.events.append(
+                Seen(command_id, item_id, broadcast_id, kind, detail, at or time.time())
+            )
+            original(command_id, broadcast_id, item_id, kind, detail, at)
 
-        agent._event = record  # type: ignore[method-assign]
+        agent._scheduler._report = record  # type: ignore[method-assign]
 
-    def kinds(self, command_id: str) -> list[tuple[EventKind, str]]:
-        return [(kind, detail) for cid, _, kind, detail in self.events if cid == command_id]
+    def of(self, key: str) -> list[Seen]:
+        return [e for e in self.events if key in (e.command_id, e.item_id)]
+
+    def kinds(self, key: str) -> list[tuple[EventKind, str]]:
+        return [(e.kind, e.detail) for e in self.of(key)]
+
+    def last(self, key: str) -> tuple[EventKind, str] | None:
+        found = self.kinds(key)
+        return found[-1] if found else None
 
 
 @pytest.fixture
 def make_agent(tmp_path: Path, kit, server_key):
     agents: list[ReceiverAgent] = []
 
-    def make(realtime: bool = False, port: int | None = None, **extra: Any) -> ReceiverAgent:
+    def make(realtime: bool = True, port: int | None = None, **extra: Any) -> ReceiverAgent:
         data = kit.receiver_config(
-            tmp_path, "loa-unit-1", ["thon-1"], port or kit.unused_port(), "pw", server_key, **extra
+            tmp_path, DEVICE, ["thon-1"], port or kit.unused_port(), "pw", server_key, **extra
         )
         config = ReceiverConfig.from_dict(data)
         player = FileSinkPlayer(tmp_path / "played", config.device_id, realtime=realtime)
@@ -61,60 +88,88 @@ def make_agent(tmp_path: Path, kit, server_key):
         agent.stop()
 
 
-def topic() -> str:
-    return protocol.zone_command_topic("thon-1")
+ZONE = protocol.zone_command_topic("thon-1")
+MANIFEST = protocol.device_manifest_topic(DEVICE)
 
 
-def test_rejections_are_counted_and_replays_remembered(
+def played(kit, tmp_path: Path) -> list[dict[str, Any]]:
+    return kit.played_lines(tmp_path / "played")
+
+
+def test_rejections_are_counted_and_guards_remembered(
     make_agent, server_key, media_server, kit, tmp_path: Path
 ) -> None:
     data = kit.fake_mp3(0.1, b"unit-replay")
     url = media_server.add("unit-replay.mp3", data)
-    agent = make_agent()
-    command, payload = kit.play_command(server_key, url, data)
-    unsigned = json.dumps(command.to_unsigned()).encode()
-    forged = kit.play_command(protocol.generate_private_key(), url, data)[1]
-    expired_cmd = protocol.new_command(command.body, ttl_s=60, now=time.time() - 3600)
-    expired = protocol.sign_command(expired_cmd, server_key)
-    bad_sig = json.dumps({**json.loads(payload), "sig": base64.b64encode(b"x" * 64).decode()})
-    for bad in (unsigned, forged, expired, bad_sig.encode(), b"\xff\xfe", b"[1, 2]", b"{" * 70_000):
-        agent._accept(topic(), bad)
+    agent = make_agent(realtime=False)
+    first, first_payload = kit.play_command(server_key, url, data, stream=ZONE)
+    unsigned = json.dumps(first.to_unsigned()).encode()
+    forged = kit.play_command(protocol.generate_private_key(), url, data, stream=ZONE)[1]
+    expired = kit.sign(server_key, first.body, stream=ZONE, ttl_s=60, now=time.time() - 3600)[1]
+    bad_sig = json.dumps({**json.loads(first_payload), "sig": base64.b64encode(b"x" * 64).decode()})
+    for bad in (
+        unsigned,
+        forged,
+        expired,
+        bad_sig.encode(),
+        b"\xff\xfe",
+        b"[1, 2]",
+        b"{" * 300_000,
+    ):
+        agent._accept(ZONE, bad)
     assert agent.rejected_count == 7
-    agent._accept(topic(), payload)
-    agent._accept(topic(), payload)
+    agent._accept(ZONE, first_payload)
+    agent._accept(ZONE, first_payload)  # the same, last message again: a quiet duplicate
+    assert agent.rejected_count == 7
+    second, second_payload = kit.play_command(server_key, url, data, 2, stream=ZONE)
+    agent._accept(ZONE, second_payload)
+    agent._accept(ZONE, first_payload)  # an older one: a replay
     assert agent.rejected_count == 8
-    remembered = json.loads((tmp_path / "loa-unit-1" / "data" / "replay.json").read_text())
-    assert command.id in remembered
+    agent._accept(protocol.device_command_topic(DEVICE), second_payload)  # wrong stream
+    other_manifest = kit.sign(
+        server_key,
+        protocol.ManifestBody("loa-other", time.time(), time.time() + 60),
+        stream=MANIFEST,
+    )[1]
+    agent._accept(MANIFEST, other_manifest)  # a manifest for another device
+    play_on_manifest_topic = kit.play_command(server_key, url, data, stream=MANIFEST)[1]
+    agent._accept(MANIFEST, play_on_manifest_topic)
+    assert agent.rejected_count == 11
+    remembered = json.loads((tmp_path / DEVICE / "data" / "replay.json").read_text())
+    assert first.id in remembered["ids"] and second.id in remembered["ids"]
+    assert remembered["streams"][ZONE] == [second.seq, second.id]
 
-    again = make_agent()
-    again._accept(topic(), payload)
+    again = make_agent(realtime=False)
+    again._accept(ZONE, first_payload)
+    again._accept(ZONE, second_payload)  # the last one: a duplicate, after a restart too
     assert again.rejected_count == 1
 
 
-def test_worker_plays_and_logs_unreachable_broker(
+def test_plays_and_logs_unreachable_broker(
     make_agent, server_key, media_server, kit, tmp_path: Path, caplog
 ) -> None:
     caplog.set_level(logging.INFO, logger="devices.agent")
     port = kit.unused_port()
-    agent = make_agent(port=port)
+    agent = make_agent(port=port, realtime=False)
     recorder = Recorder(agent)
     agent.start()
     kit.wait_until(
         lambda: f"broker 127.0.0.1:{port} unreachable: Connection refused; retrying" in caplog.text
     )
-    data = kit.fake_mp3(0.1, b"unit-play")
+    data = kit.tone_mp3(0.2, 300)
     command, payload = kit.play_command(
-        server_key, media_server.add("unit-play.mp3", data), data, broadcast_id=5, repeat=2
+        server_key, media_server.add("unit-play.mp3", data), data, 5, stream=ZONE, repeat=2
     )
-    agent._accept(topic(), payload)
-    kit.wait_until(lambda: recorder.kinds(command.id)[-1:] == [(EventKind.FINISHED, "")])
-    assert [k for k, _ in recorder.kinds(command.id)] == [
-        EventKind.RECEIVED,
-        EventKind.FETCHED,
-        EventKind.STARTED,
-        EventKind.FINISHED,
+    agent._accept(ZONE, payload)
+    kit.wait_until(lambda: recorder.last(command.id) == (EventKind.FINISHED, ""))
+    assert recorder.kinds(command.id) == [
+        (EventKind.RECEIVED, ""),
+        (EventKind.FETCHED, "downloaded"),
+        (EventKind.STARTED, ""),
+        (EventKind.FINISHED, ""),
     ]
-    lines = kit.played_lines(tmp_path / "played")
+    assert {(e.broadcast_id, e.item_id) for e in recorder.of(command.id)} == {(5, "")}
+    lines = played(kit, tmp_path)
     assert [(line["broadcast_id"], line["repeat_index"]) for line in lines] == [(5, 0), (5, 1)]
     kit.wait_until(lambda: agent.state is ReceiverState.IDLE)
     agent.stop()
@@ -122,84 +177,371 @@ def test_worker_plays_and_logs_unreachable_broker(
     assert agent.state is ReceiverState.OFFLINE
 
 
-def test_stop_interrupts_current_and_drops_queued(
-    make_agent, server_key, media_server, kit, tmp_path: Path
-) -> None:
-    agent = make_agent(realtime=True)
-    recorder = Recorder(agent)
-    agent.start()
-    long_data = kit.fake_mp3(30, b"unit-long")
-    long_url = media_server.add("unit-long.mp3", long_data)
-    short_data = kit.fake_mp3(0.1, b"unit-short")
-    short_url = media_server.add("unit-short.mp3", short_data)
-    current, current_payload = kit.play_command(server_key, long_url, long_data, broadcast_id=1)
-    queued, queued_payload = kit.play_command(server_key, long_url, long_data, broadcast_id=1)
-    other, other_payload = kit.play_command(server_key, short_url, short_data, broadcast_id=2)
-    for payload in (current_payload, queued_payload, other_payload):
-        agent._accept(topic(), payload)
-    kit.wait_until(lambda: agent.state is ReceiverState.PLAYING)
-
-    stop = protocol.new_command(protocol.StopBody(broadcast_id=1))
-    began = time.monotonic()
-    agent._accept(topic(), protocol.sign_command(stop, server_key))
-    kit.wait_until(lambda: recorder.kinds(other.id)[-1:] == [(EventKind.FINISHED, "")])
-    assert time.monotonic() - began < 5
-    assert recorder.kinds(current.id)[-1] == (EventKind.FAILED, "stopped")
-    assert recorder.kinds(queued.id) == [(EventKind.RECEIVED, ""), (EventKind.FAILED, "stopped")]
-    assert recorder.kinds(stop.id) == [(EventKind.RECEIVED, "stop")]
-    lines = kit.played_lines(tmp_path / "played")
-    assert [(line["command_id"], line["stopped"]) for line in lines] == [
-        (current.id, True),
-        (other.id, False),
-    ]
-
-
-def test_emergency_jumps_the_queue(
-    make_agent, server_key, media_server, kit, tmp_path: Path
-) -> None:
-    agent = make_agent(realtime=True)
-    recorder = Recorder(agent)
-    agent.start()
-    blocker_data = kit.fake_mp3(0.8, b"unit-blocker")
-    blocker_url = media_server.add("unit-blocker.mp3", blocker_data)
-    data = kit.fake_mp3(0.05, b"unit-emergency")
-    url = media_server.add("unit-emergency.mp3", data)
-    blocker, blocker_payload = kit.play_command(server_key, blocker_url, blocker_data, 1)
-    agent._accept(topic(), blocker_payload)
-    kit.wait_until(lambda: agent.state is ReceiverState.PLAYING)
-    normal, normal_payload = kit.play_command(server_key, url, data, 2)
-    urgent, urgent_payload = kit.play_command(
-        server_key, url, data, 3, priority=protocol.Priority.EMERGENCY
-    )
-    agent._accept(topic(), normal_payload)
-    agent._accept(topic(), urgent_payload)
-    kit.wait_until(lambda: recorder.kinds(normal.id)[-1:] == [(EventKind.FINISHED, "")])
-    assert [line["command_id"] for line in kit.played_lines(tmp_path / "played")] == [
-        blocker.id,
-        urgent.id,
-        normal.id,
-    ]
-    assert [line["priority"] for line in kit.played_lines(tmp_path / "played")][1] == "emergency"
-
-
-def test_sha_mismatch_and_play_at(
+def test_stop_ends_current_queued_and_manifest_items(
     make_agent, server_key, media_server, kit, tmp_path: Path
 ) -> None:
     agent = make_agent()
     recorder = Recorder(agent)
     agent.start()
-    data = kit.fake_mp3(0.05, b"unit-genuine")
+    long_data = kit.tone_mp3(20, 200)
+    long_url = media_server.add("unit-long.mp3", long_data)
+    short_data = kit.tone_mp3(0.2, 210)
+    short_url = media_server.add("unit-short.mp3", short_data)
+    current, current_payload = kit.play_command(server_key, long_url, long_data, 1, stream=ZONE)
+    queued, queued_payload = kit.play_command(server_key, long_url, long_data, 1, stream=ZONE)
+    other, other_payload = kit.play_command(server_key, short_url, short_data, 2, stream=ZONE)
+    later = time.time() + 30
+    _, manifest_payload = kit.manifest_command(
+        server_key,
+        DEVICE,
+        [
+            kit.media_body(short_url, short_data, 1, item_id="b1-evening", play_at=later),
+            kit.media_body(short_url, short_data, 3, item_id="b3-evening", play_at=later),
+        ],
+    )
+    for topic, payload in (
+        (ZONE, current_payload),
+        (ZONE, queued_payload),
+        (ZONE, other_payload),
+        (MANIFEST, manifest_payload),
+    ):
+        agent._accept(topic, payload)
+    kit.wait_until(lambda: agent.state is ReceiverState.PLAYING)
+
+    stop = kit.sign(server_key, protocol.StopBody(broadcast_id=1), stream=ZONE)
+    began = time.monotonic()
+    agent._accept(ZONE, stop[1])
+    kit.wait_until(lambda: recorder.last(other.id) == (EventKind.FINISHED, ""))
+    assert time.monotonic() - began < 5
+    assert recorder.last(current.id) == (EventKind.FAILED, "stopped")
+    assert recorder.kinds(queued.id)[0] == (EventKind.RECEIVED, "")
+    assert recorder.last(queued.id) == (EventKind.FAILED, "stopped")
+    assert EventKind.STARTED not in [k for k, _ in recorder.kinds(queued.id)]
+    assert recorder.last("b1-evening") == (EventKind.FAILED, "stopped")
+    assert recorder.kinds(stop[0].id) == [(EventKind.RECEIVED, "stop")]
+    assert [k for k, _ in recorder.kinds("b3-evening")] == [EventKind.RECEIVED, EventKind.FETCHED]
+    lines = played(kit, tmp_path)
+    assert [(line["command_id"], line["stopped"]) for line in lines] == [
+        (current.id, True),
+        (other.id, False),
+    ]
+    snapshot = agent._scheduler.snapshot()
+    assert (snapshot.manifest_items, snapshot.queued) == (1, 1)  # only b3-evening is left
+
+
+@pytest.mark.parametrize("policy", ["resume", "drop"])
+def test_emergency_preempts_a_playing_normal_item(
+    policy: str, make_agent, server_key, media_server, kit, tmp_path: Path
+) -> None:
+    agent = make_agent(preempt_policy=policy)
+    recorder = Recorder(agent)
+    agent.start()
+    normal_data = kit.tone_mp3(2.0, 320)
+    urgent_data = kit.tone_mp3(0.5, 880)
+    normal, normal_payload = kit.play_command(
+        server_key,
+        media_server.add(f"normal-{policy}.mp3", normal_data),
+        normal_data,
+        1,
+        stream=ZONE,
+        item_id="normal-1",
+        valid_until=time.time() + 60,
+    )
+    urgent, urgent_payload = kit.play_command(
+        server_key,
+        media_server.add(f"urgent-{policy}.mp3", urgent_data),
+        urgent_data,
+        2,
+        stream=ZONE,
+        item_id="urgent-1",
+        priority=Priority.EMERGENCY,
+    )
+    agent._accept(ZONE, normal_payload)
+    kit.wait_until(lambda: recorder.last("normal-1") == (EventKind.STARTED, ""))
+    time.sleep(0.5)
+    agent._accept(ZONE, urgent_payload)
+    kit.wait_until(lambda: recorder.last("urgent-1") == (EventKind.FINISHED, ""))
+    if policy == "resume":
+        kit.wait_until(lambda: recorder.last("normal-1") == (EventKind.FINISHED, ""))
+        assert [k for k, _ in recorder.kinds("normal-1")] == [
+            EventKind.RECEIVED,
+            EventKind.FETCHED,
+            EventKind.STARTED,
+            EventKind.PREEMPTED,
+            EventKind.STARTED,
+            EventKind.FINISHED,
+        ]
+        expected = [("normal-1", True), ("urgent-1", False), ("normal-1", False)]
+    else:
+        assert recorder.kinds("normal-1")[-2:] == [
+            (EventKind.PREEMPTED, "by urgent-1"),
+            (EventKind.FAILED, "preempted"),
+        ]
+        expected = [("normal-1", True), ("urgent-1", False)]
+    lines = played(kit, tmp_path)
+    assert [(line["item_id"], line["stopped"]) for line in lines] == expected
+    cut = next(e.at for e in recorder.of("normal-1") if e.kind is EventKind.PREEMPTED)
+    urgent_start = next(e.at for e in recorder.of("urgent-1") if e.kind is EventKind.STARTED)
+    assert urgent_start - cut < 1.0  # the emergency went on air at once
+    assert {e.command_id for e in recorder.of("urgent-1")} == {urgent.id}
+    assert {e.command_id for e in recorder.of("normal-1")} == {normal.id}
+
+
+def test_priority_goes_ahead_of_queued_normals(
+    make_agent, server_key, media_server, kit, tmp_path: Path
+) -> None:
+    agent = make_agent()
+    recorder = Recorder(agent)
+    agent.start()
+    blocker_data = kit.tone_mp3(1.0, 330)
+    blocker_url = media_server.add("unit-blocker.mp3", blocker_data)
+    data = kit.tone_mp3(0.2, 340)
+    url = media_server.add("unit-queued.mp3", data)
+    agent._accept(
+        ZONE,
+        kit.play_command(server_key, blocker_url, blocker_data, 1, stream=ZONE, item_id="blocker")[
+            1
+        ],
+    )
+    kit.wait_until(lambda: recorder.last("blocker") == (EventKind.STARTED, ""))
+    for item_id, priority in (
+        ("n1", Priority.NORMAL),
+        ("n2", Priority.NORMAL),
+        ("p1", Priority.PRIORITY),
+    ):
+        agent._accept(
+            ZONE,
+            kit.play_command(
+                server_key, url, data, 2, stream=ZONE, item_id=item_id, priority=priority
+            )[1],
+        )
+    kit.wait_until(lambda: recorder.last("n2") == (EventKind.FINISHED, ""))
+    assert [line["item_id"] for line in played(kit, tmp_path)] == ["blocker", "p1", "n1", "n2"]
+    assert not any(line["stopped"] for line in played(kit, tmp_path))
+
+
+def test_tampered_media_and_synchronized_play_at(
+    make_agent, server_key, media_server, kit, tmp_path: Path
+) -> None:
+    agent = make_agent(realtime=False)
+    recorder = Recorder(agent)
+    agent.start()
+    data = kit.tone_mp3(0.2, 350)
     url = media_server.add("unit-swapped.mp3", b"swapped on the server")
-    bad, bad_payload = kit.play_command(server_key, url, data)
-    agent._accept(topic(), bad_payload)
-    kit.wait_until(lambda: recorder.kinds(bad.id)[-1:] == [(EventKind.FAILED, "sha256 mismatch")])
-    assert kit.played_lines(tmp_path / "played") == []
-    assert list((tmp_path / "loa-unit-1" / "data" / "cache").iterdir()) == []
+    bad, bad_payload = kit.play_command(server_key, url, data, stream=ZONE)
+    agent._accept(ZONE, bad_payload)
+    kit.wait_until(lambda: recorder.last(bad.id) == (EventKind.FAILED, "sha256 mismatch"))
+    assert recorder.kinds(bad.id) == [
+        (EventKind.RECEIVED, ""),
+        (EventKind.FAILED, "sha256 mismatch"),
+    ]
+    assert played(kit, tmp_path) == []
+    assert list((tmp_path / DEVICE / "data" / "cache").iterdir()) == []
 
     good_url = media_server.add("unit-later.mp3", data)
-    at = time.time() + 0.6
-    later, later_payload = kit.play_command(server_key, good_url, data, play_at=at)
-    agent._accept(topic(), later_payload)
-    kit.wait_until(lambda: recorder.kinds(later.id)[-1:] == [(EventKind.FINISHED, "")])
-    started = kit.played_lines(tmp_path / "played")[0]["started_at"]
-    assert datetime.fromisoformat(started).timestamp() >= at - 0.01
+    at = time.time() + 1.0
+    later, later_payload = kit.play_command(server_key, good_url, data, stream=ZONE, play_at=at)
+    agent._accept(ZONE, later_payload)
+    kit.wait_until(lambda: recorder.last(later.id) == (EventKind.FINISHED, ""))
+    started = next(e.at for e in recorder.of(later.id) if e.kind is EventKind.STARTED)
+    assert abs(started - at) < 0.01, started - at
+    assert abs(kit.started_at(played(kit, tmp_path)[0]) - at) < 0.01
+
+
+def test_manifest_plays_on_time_survives_restart_and_refuses_tampering(
+    make_agent, server_key, media_server, kit, tmp_path: Path, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="devices.agent")
+    data_a, data_b, data_late = (
+        kit.tone_mp3(0.2, 400),
+        kit.tone_mp3(0.2, 410),
+        kit.tone_mp3(0.2, 420),
+    )
+    url_a = media_server.add("m-a.mp3", data_a)
+    url_b = media_server.add("m-b.mp3", data_b)
+    url_late = media_server.add("m-late.mp3", data_late)
+    now = time.time()
+    items = [
+        kit.media_body(url_a, data_a, 1, item_id="a", play_at=now + 1.0, valid_until=now + 30),
+        kit.media_body(url_b, data_b, 2, item_id="b", play_at=now + 3.5, valid_until=now + 30),
+        kit.media_body(
+            url_late, data_late, 3, item_id="late", play_at=now - 5, valid_until=now + 30
+        ),
+        kit.media_body(
+            url_late, data_late, 4, item_id="gone", play_at=now - 60, valid_until=now - 30
+        ),
+    ]
+    manifest, payload = kit.manifest_command(server_key, DEVICE, items)
+    agent = make_agent(realtime=False)
+    recorder = Recorder(agent)
+    agent.start()
+    agent._accept(MANIFEST, payload)
+    kit.wait_until(lambda: recorder.last("a") == (EventKind.FINISHED, ""))
+    assert recorder.kinds("gone") == [(EventKind.RECEIVED, ""), (EventKind.FAILED, "expired")]
+    assert [line["item_id"] for line in played(kit, tmp_path)] == ["late", "a"]
+    assert abs(kit.started_at(played(kit, tmp_path)[1]) - (now + 1.0)) < 0.01
+    assert {e.command_id for e in recorder.of("a")} == {manifest.id}
+    saved = tmp_path / DEVICE / "data" / "manifest.json"
+    assert saved.read_bytes() == payload
+    agent.stop()  # a reboot before b
+
+    genuine = saved.read_bytes()
+    saved.write_bytes(
+        genuine.replace(
+            b'"play_at":' + str(now + 3.5).encode(), b'"play_at":' + str(now + 2.0).encode()
+        )
+    )
+    assert saved.read_bytes() != genuine
+    tampered = make_agent(realtime=False)
+    tampered.start()
+    assert "refusing the saved copy" in caplog.text
+    assert tampered._scheduler.snapshot().manifest_items == 0
+    tampered.stop()
+
+    saved.write_bytes(genuine)
+    resumed = make_agent(realtime=False)
+    recorder = Recorder(resumed)
+    resumed.start()
+    assert resumed._scheduler.snapshot().manifest_items == 1  # b only: a, late and gone ended
+    kit.wait_until(lambda: recorder.last("b") == (EventKind.FINISHED, ""))
+    assert [k for k, _ in recorder.kinds("b")] == [
+        EventKind.FETCHED,
+        EventKind.STARTED,
+        EventKind.FINISHED,
+    ]
+    assert [line["item_id"] for line in played(kit, tmp_path)] == ["late", "a", "b"]
+    assert abs(kit.started_at(played(kit, tmp_path)[2]) - (now + 3.5)) < 0.01
+    status = kit.wait_until(
+        lambda: (s := resumed._status(resumed.state)).extra["manifest_items"] == 0 and s
+    )
+    assert status.extra["manifest_seq"] == manifest.seq
+    assert status.extra["cache_complete"] == 1.0
+
+
+def test_play_commands_and_the_item_on_air_survive_a_restart(
+    make_agent, server_key, media_server, kit, tmp_path: Path
+) -> None:
+    long_data, later_data = kit.tone_mp3(1.0, 450), kit.tone_mp3(0.2, 460)
+    agent = make_agent()
+    recorder = Recorder(agent)
+    agent.start()
+    at = time.time() + 3.0
+    for item_id, data, extra in (
+        ("on-air", long_data, {"valid_until": time.time() + 30}),
+        ("later", later_data, {"play_at": at}),
+    ):
+        url = media_server.add(f"restart-{item_id}.mp3", data)
+        agent._accept(
+            ZONE,
+            kit.play_command(server_key, url, data, 1, stream=ZONE, item_id=item_id, **extra)[1],
+        )
+    kit.wait_until(lambda: recorder.last("on-air") == (EventKind.STARTED, ""))
+    agent.stop()
+    assert recorder.last("on-air") == (EventKind.PREEMPTED, "receiver shutting down")
+    saved = json.loads((tmp_path / DEVICE / "data" / "commands.json").read_text())
+    assert len(saved) == 2
+
+    again = make_agent()
+    recorder = Recorder(again)
+    again.start()
+    kit.wait_until(lambda: recorder.last("later") == (EventKind.FINISHED, ""))
+    assert [k for k, _ in recorder.kinds("on-air")] == [
+        EventKind.FETCHED,
+        EventKind.STARTED,
+        EventKind.FINISHED,
+    ]
+    lines = played(kit, tmp_path)
+    assert [(line["item_id"], line["stopped"]) for line in lines] == [
+        ("on-air", True),
+        ("on-air", False),
+        ("later", False),
+    ]
+    assert abs(kit.started_at(lines[2]) - at) < 0.01
+    kit.wait_until(
+        lambda: json.loads((tmp_path / DEVICE / "data" / "commands.json").read_text()) == {}
+    )
+
+
+def test_relay_plays_a_live_stream_for_its_duration(
+    make_agent, server_key, media_server, kit, tmp_path: Path
+) -> None:
+    media_server.live["live/vov1.mp3"] = (kit.tone_mp3(1.0, 500), 4000)
+    agent = make_agent()
+    recorder = Recorder(agent)
+    agent.start()
+    relay = protocol.PlayBody(
+        broadcast_id=40,
+        item_id="vov-relay",
+        content=protocol.ContentType.RELAY,
+        relay_url=media_server.url("live/vov1.mp3"),
+        duration_s=1.0,
+    )
+    dead = protocol.PlayBody(
+        broadcast_id=41,
+        item_id="dead-relay",
+        content=protocol.ContentType.RELAY,
+        relay_url=f"http://127.0.0.1:{kit.unused_port()}/live",
+        duration_s=1.0,
+    )
+    agent._accept(ZONE, kit.sign(server_key, relay, stream=ZONE)[1])
+    agent._accept(ZONE, kit.sign(server_key, dead, stream=ZONE)[1])
+    kit.wait_until(
+        lambda: (
+            recorder.last("dead-relay") is not None
+            and recorder.last("dead-relay")[0] is EventKind.FAILED
+        )
+    )
+    assert recorder.kinds("vov-relay") == [
+        (EventKind.RECEIVED, ""),
+        (EventKind.STARTED, ""),
+        (EventKind.FINISHED, ""),
+    ]
+    _kind, detail = recorder.last("dead-relay")
+    assert (
+        detail.startswith("relay: cannot connect to 127.0.0.1:") and "Connection refused" in detail
+    )
+    [line] = played(kit, tmp_path)
+    assert (line["content"], line["url"], line["item_id"]) == (
+        "relay",
+        relay.relay_url,
+        "vov-relay",
+    )
+    assert 0.9 <= line["seconds"] < 1.6
+    assert 2000 < line["bytes"] <= 64 * 1024 * 2
+    assert (tmp_path / "played" / line["file"]).stat().st_size == line["bytes"]
+
+
+def test_amplifier_warms_up_before_audio_and_switches_off_when_idle(
+    make_agent, server_key, media_server, kit, tmp_path: Path
+) -> None:
+    agent = make_agent(
+        amplifier={"pin": 17, "warmup_s": 0.5, "idle_off_s": 1.0, "pin_factory": "mock"}
+    )
+    recorder = Recorder(agent)
+    pin = agent.amplifier.factory.pin(17)
+    assert pin.state is False
+    agent.start()
+    data = kit.tone_mp3(0.3, 600)
+    url = media_server.add("amp.mp3", data)
+    agent._accept(ZONE, kit.play_command(server_key, url, data, 1, stream=ZONE, item_id="now")[1])
+    kit.wait_until(lambda: recorder.last("now") == (EventKind.STARTED, ""))
+    switched_on = agent.amplifier.on_since
+    assert pin.state is True
+    started = next(e.at for e in recorder.of("now") if e.kind is EventKind.STARTED)
+    assert started - switched_on >= 0.5  # no audio into a cold amplifier
+    kit.wait_until(lambda: recorder.last("now") == (EventKind.FINISHED, ""))
+    kit.wait_until(lambda: pin.state is False, timeout=3)
+    assert time.time() - started >= 1.0 + 0.3 - 0.05
+
+    at = time.time() + 1.5
+    agent._accept(
+        ZONE,
+        kit.play_command(server_key, url, data, 2, stream=ZONE, item_id="timed", play_at=at)[1],
+    )
+    kit.wait_until(lambda: recorder.last("timed") == (EventKind.STARTED, ""))
+    started = next(e.at for e in recorder.of("timed") if e.kind is EventKind.STARTED)
+    assert abs(started - at) < 0.01  # switched on early enough to start exactly on time
+    assert at - agent.amplifier.on_since >= 0.5
+    assert agent._status(agent.state).extra["amplifier_on"] is True
+    agent.stop()
+    assert pin.state is False

@@ -119,3 +119,30 @@ def test_bad_sha_is_refused(tmp_path: Path) -> None:
     cache = MediaCache(tmp_path / "c", 1 << 20)
     with pytest.raises(CacheError):
         cache.path("../../etc/passwd")
+
+
+def test_pinned_files_are_never_evicted(tmp_path: Path) -> None:
+    cache = MediaCache(tmp_path / "c", 2500)
+    blobs = [bytes([i]) * 1000 for i in range(4)]
+    paths = [cache.put_chunks(sha(b), [b]) for b in blobs[:2]]
+    os.utime(paths[0], (1_000, 1_000))  # the oldest: evicted first, unless pinned
+    cache.pin({sha(blobs[0]), sha(blobs[1])})
+    newest = cache.put_chunks(sha(blobs[2]), [blobs[2]])
+    assert all(p.exists() for p in (*paths, newest))  # over the limit: the manifest wins
+    cache.pin({sha(blobs[1])})
+    cache.put_chunks(sha(blobs[3]), [blobs[3]])
+    assert not paths[0].exists() and paths[1].exists()
+    assert cache.total_bytes() <= 2500
+
+
+def test_failures_say_whether_a_retry_can_help(tmp_path: Path, media_server) -> None:
+    cache = MediaCache(tmp_path / "c", 1 << 20)
+    url = media_server.add("permanent.mp3", b"wrong bytes")
+    with pytest.raises(CacheError) as mismatch:
+        cache.fetch(url, sha(b"right bytes"), timeout_s=5)
+    with pytest.raises(CacheError) as missing:
+        cache.fetch(media_server.url("nothing-here.mp3"), sha(b"x"), timeout_s=5)
+    with pytest.raises(CacheError) as refused:
+        cache.fetch("http://127.0.0.1:9/a.mp3", sha(b"x"), timeout_s=5)
+    assert mismatch.value.permanent and missing.value.permanent
+    assert not refused.value.permanent

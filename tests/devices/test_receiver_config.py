@@ -44,6 +44,18 @@ def test_good_config_loads(tmp_path: Path, good: dict) -> None:
         (lambda d: d["mqtt"].update(port=70000), "mqtt.port"),
         (lambda d: d.update(cache_limit_mb=0), "cache_limit_mb"),
         (lambda d: d.update(zones="thon-1"), "zones"),
+        (lambda d: d.update(amplifier=[]), "amplifier"),
+        (lambda d: d.update(amplifier={"pin": "GPIO17"}), "amplifier.pin"),
+        (lambda d: d.update(amplifier={"pin": True}), "amplifier.pin"),
+        (lambda d: d.update(amplifier={"warmup_s": -1}), "amplifier.warmup_s"),
+        (lambda d: d.update(amplifier={"idle_off_s": "2m"}), "amplifier.idle_off_s"),
+        (lambda d: d.update(amplifier={"pin_factory": "pigpio"}), "amplifier.pin_factory"),
+        (lambda d: d.update(mixer={"volume": 120}), "mixer.volume"),
+        (lambda d: d.update(mixer={"control": ""}), "mixer.control"),
+        (lambda d: d.update(mixer={"command": "amixer"}), "mixer.command"),
+        (lambda d: d.update(heartbeat_s=0.1), "heartbeat_s"),
+        (lambda d: d.update(preempt_policy="later"), "preempt_policy"),
+        (lambda d: d["player"].update(relay_argv=[]), "player.relay_argv"),
     ],
 )
 def test_errors_name_file_and_field(tmp_path: Path, good: dict, mutate, field: str) -> None:
@@ -56,6 +68,32 @@ def test_errors_name_file_and_field(tmp_path: Path, good: dict, mutate, field: s
     assert field in message
     assert message.count(str(path)) == 1
     assert "\n" not in message
+
+
+def test_optional_sections_default_and_round_trip(tmp_path: Path, good: dict) -> None:
+    config = load_config(write(tmp_path / "r.json", good))
+    assert (config.amplifier.pin, config.amplifier.warmup_s, config.amplifier.idle_off_s) == (
+        None,
+        1.0,
+        120.0,
+    )
+    assert config.amplifier.pin_factory == "native"
+    assert (config.mixer.control, config.mixer.volume) == ("Master", 85)
+    assert config.mixer.command == ["amixer", "-q", "sset", "{control}", "{volume}%"]
+    assert (config.heartbeat_s, config.preempt_policy) == (30.0, "resume")
+    assert config.player.relay_argv == ["mpg123", "-q", "{url}"]
+
+    good.update(
+        amplifier={"pin": 17, "warmup_s": 2, "idle_off_s": 300, "pin_factory": "mock"},
+        mixer={"control": "PCM", "volume": None},
+        heartbeat_s=10,
+        preempt_policy="drop",
+    )
+    config = load_config(write(tmp_path / "r2.json", good))
+    assert (config.amplifier.pin, config.amplifier.warmup_s) == (17, 2.0)
+    assert (config.mixer.control, config.mixer.volume) == ("PCM", None)
+    config.save(tmp_path / "saved.json")  # what the server writes when it registers a device
+    assert load_config(tmp_path / "saved.json") == config
 
 
 def test_not_json_names_line(tmp_path: Path) -> None:

@@ -58,9 +58,17 @@ def is_subsequence(wanted: list[Any], seen: list[Any]) -> bool:
 def receiver(tmp_path: Path, kit, server_key, spawn) -> Callable[..., Any]:
     """Write a config for DEVICE on `broker` and start `python -m devices.agent` with it."""
 
-    def start(broker: Any, password: str = f"{DEVICE}-pw", name: str = "agent") -> Any:
-        config = kit.receiver_config(tmp_path, DEVICE, ZONES, broker.port, password, server_key)
-        path = kit.write_json(tmp_path / f"{DEVICE}.json", config)
+    def start(
+        broker: Any,
+        password: str = f"{DEVICE}-pw",
+        name: str = "agent",
+        device: str = DEVICE,
+        **extra: Any,
+    ) -> Any:
+        config = kit.receiver_config(tmp_path, device, ZONES, broker.port, password, server_key)
+        config["mqtt"]["reconnect_max_s"] = 2
+        config.update(extra)
+        path = kit.write_json(tmp_path / f"{device}.json", config)
         return spawn("devices.agent", ["--config", str(path)], tmp_path / f"{name}.log")
 
     return start
@@ -75,10 +83,12 @@ def test_plays_a_signed_command_and_rejects_bad_ones(
         agent = receiver(broker)
         boot = watcher.wait_state(DEVICE, lambda s: s.state is ReceiverState.IDLE).boot_id
 
-        data = kit.fake_mp3(0.3, b"mqtt-genuine")
+        data = kit.tone_mp3(0.3, 1000)
         url = media_server.add(f"genuine-{broker_kind}.mp3", data)
-        command, payload = kit.play_command(server_key, url, data, broadcast_id=11)
-        watcher.publish(protocol.zone_command_topic("thon-1"), payload)
+        zone = protocol.zone_command_topic("thon-1")
+        device_topic = protocol.device_command_topic(DEVICE)
+        command, payload = kit.play_command(server_key, url, data, 11, stream=zone)
+        watcher.publish(zone, payload)
         watcher.wait_event(DEVICE, command.id, EventKind.FINISHED)
         assert steps(watcher, DEVICE, command.id) == STEPS
         states = [(s.state, s.current_broadcast) for s in watcher.states(DEVICE)]
@@ -100,38 +110,46 @@ def test_plays_a_signed_command_and_rejects_bad_ones(
         assert hashlib.sha256(copy).hexdigest() == expected_sha == line["sha256"]
 
         # Each of these must be dropped: nothing played, no event, process alive.
+        newer, newer_payload = kit.play_command(server_key, url, data, 12, stream=zone)
+        watcher.publish(zone, newer_payload)
+        watcher.wait_event(DEVICE, newer.id, EventKind.FINISHED)
         other_key = protocol.generate_private_key()
-        forged = kit.play_command(other_key, url, data, broadcast_id=12)[1]
-        unsigned = json.dumps(kit.play_command(server_key, url, data, 13)[0].to_unsigned())
-        expired_command = protocol.new_command(
-            protocol.PlayBody(
-                broadcast_id=14, media_url=url, media_sha256=hashlib.sha256(data).hexdigest()
-            ),
+        forged = kit.play_command(other_key, url, data, 13, stream=device_topic)[1]
+        unsigned = json.dumps(
+            kit.play_command(server_key, url, data, 14, stream=device_topic)[0].to_unsigned()
+        )
+        expired = kit.sign(
+            server_key,
+            kit.media_body(url, data, 15),
+            stream=device_topic,
             ttl_s=60,
             now=time.time() - 600,
-        )
-        bad_sha = protocol.new_command(
-            protocol.PlayBody(broadcast_id=15, media_url=url, media_sha256="not-a-sha")
-        )
+        )[1]
+        bad_sha = kit.sign(
+            server_key,
+            protocol.PlayBody(broadcast_id=16, media_url=url, media_sha256="not-a-sha"),
+            stream=device_topic,
+        )[1]
         bad = [
-            forged,
-            unsigned.encode(),
-            protocol.sign_command(expired_command, server_key),
-            payload,  # replayed
-            b"not json at all",
-            b'{"kind": "play", "sig": "' + b"A" * 80_000 + b'"}',  # huge
-            protocol.sign_command(bad_sha, server_key),
+            (device_topic, forged),
+            (device_topic, unsigned.encode()),
+            (device_topic, expired),
+            (zone, payload),  # replayed: older than `newer` on its topic
+            (device_topic, payload),  # signed for another topic
+            (device_topic, b"not json at all"),
+            (device_topic, b'{"kind": "play", "sig": "' + b"A" * 300_000 + b'"}'),  # huge
+            (device_topic, bad_sha),
         ]
-        for message in bad:
-            watcher.publish(protocol.device_command_topic(DEVICE), message)
-        rejected = f"rejected command on {protocol.device_command_topic(DEVICE)}"
-        kit.wait_until(lambda: agent.log.count(rejected) == len(bad))
+        for topic, message in bad:
+            watcher.publish(topic, message)
+        kit.wait_until(lambda: agent.log.count("rejected command on") == len(bad))
         log = agent.log
         for reason in (
             "bad_signature",
             "unsigned",
             "expired",
             "replayed",
+            "wrong_stream",
             "malformed: not JSON",
             "too large",
             "media_sha256",
@@ -139,11 +157,11 @@ def test_plays_a_signed_command_and_rejects_bad_ones(
             assert reason in log, reason
         assert agent.alive()
 
-        again, again_payload = kit.play_command(server_key, url, data, broadcast_id=16)
-        watcher.publish(protocol.device_command_topic(DEVICE), again_payload)
+        again, again_payload = kit.play_command(server_key, url, data, 17, stream=device_topic)
+        watcher.publish(device_topic, again_payload)
         watcher.wait_event(DEVICE, again.id, EventKind.FINISHED)
-        assert [line["broadcast_id"] for line in kit.played_lines(played_dir)] == [11, 16]
-        assert {e.command_id for e in watcher.events(DEVICE)} == {command.id, again.id}
+        assert [line["broadcast_id"] for line in kit.played_lines(played_dir)] == [11, 12, 17]
+        assert {e.command_id for e in watcher.events(DEVICE)} == {command.id, newer.id, again.id}
         assert "Traceback" not in agent.log
         assert agent.terminate() == 0
     finally:
@@ -158,10 +176,11 @@ def test_offline_queue_replay_after_restart_and_last_will(
     try:
         first = receiver(broker, name="first")
         boot_first = watcher.wait_state(DEVICE, lambda s: s.state is ReceiverState.IDLE).boot_id
-        data = kit.fake_mp3(0.2, b"mqtt-restart")
+        data = kit.tone_mp3(0.2, 1010)
         url = media_server.add(f"restart-{broker_kind}.mp3", data)
-        played, played_payload = kit.play_command(server_key, url, data, broadcast_id=21)
-        watcher.publish(protocol.device_command_topic(DEVICE), played_payload)
+        device_topic = protocol.device_command_topic(DEVICE)
+        played, played_payload = kit.play_command(server_key, url, data, 21, stream=device_topic)
+        watcher.publish(device_topic, played_payload)
         watcher.wait_event(DEVICE, played.id, EventKind.FINISHED)
 
         assert first.terminate() == 0  # clean stop: retained offline, same boot id
@@ -169,8 +188,9 @@ def test_offline_queue_replay_after_restart_and_last_will(
             DEVICE, lambda s: s.state is ReceiverState.OFFLINE and s.boot_id == boot_first
         )
 
-        queued, queued_payload = kit.play_command(server_key, url, data, broadcast_id=22)
-        watcher.publish(protocol.zone_command_topic("xa-hoang-hop"), queued_payload)
+        zone = protocol.zone_command_topic("xa-hoang-hop")
+        queued, queued_payload = kit.play_command(server_key, url, data, 22, stream=zone)
+        watcher.publish(zone, queued_payload)
         second = receiver(broker, name="second")
         watcher.wait_event(DEVICE, queued.id, EventKind.FINISHED)  # delivered from the session
         assert steps(watcher, DEVICE, queued.id) == STEPS
@@ -178,11 +198,14 @@ def test_offline_queue_replay_after_restart_and_last_will(
             DEVICE, lambda s: s.state is ReceiverState.IDLE and s.boot_id != boot_first
         ).boot_id
 
-        watcher.publish(protocol.device_command_topic(DEVICE), played_payload)  # replay
+        newer, newer_payload = kit.play_command(server_key, url, data, 23, stream=device_topic)
+        watcher.publish(device_topic, newer_payload)
+        watcher.wait_event(DEVICE, newer.id, EventKind.FINISHED)
+        watcher.publish(device_topic, played_payload)  # a replay, remembered across the restart
         second.wait_log("replayed")
         assert [
             line["broadcast_id"] for line in kit.played_lines(tmp_path / DEVICE / "played")
-        ] == [21, 22]
+        ] == [21, 22, 23]
 
         second.kill9()
         offline = watcher.wait_state(
@@ -224,10 +247,11 @@ def test_fleet_plays_zone_commands_and_refuses_tampered_media(
         }
         assert len(set(boots.values())) == 3
 
-        data = kit.fake_mp3(0.2, b"mqtt-fleet")
+        data = kit.tone_mp3(0.2, 1020)
         url = media_server.add(f"fleet-{broker_kind}.mp3", data)
-        command, payload = kit.play_command(server_key, url, data, broadcast_id=31, repeat=2)
-        watcher.publish(protocol.zone_command_topic("thon-2"), payload)
+        zone = protocol.zone_command_topic("thon-2")
+        command, payload = kit.play_command(server_key, url, data, 31, stream=zone, repeat=2)
+        watcher.publish(zone, payload)
         for device in running:
             watcher.wait_event(device, command.id, EventKind.FINISHED)
             assert steps(watcher, device, command.id) == STEPS
@@ -237,10 +261,13 @@ def test_fleet_plays_zone_commands_and_refuses_tampered_media(
 
         # The server signed `signed` but the web server hands out other bytes (not cached yet:
         # the cache is content-addressed, so a known sha256 would never be downloaded).
-        signed = kit.fake_mp3(0.2, b"mqtt-fleet-signed")
+        signed = kit.tone_mp3(0.2, 1030)
         swapped_url = media_server.add(f"swapped-{broker_kind}.mp3", b"not what was signed")
-        tampered, tampered_payload = kit.play_command(server_key, swapped_url, signed, 32)
-        watcher.publish(protocol.zone_command_topic("xa-hoang-hop"), tampered_payload)
+        commune = protocol.zone_command_topic("xa-hoang-hop")
+        tampered, tampered_payload = kit.play_command(
+            server_key, swapped_url, signed, 32, stream=commune
+        )
+        watcher.publish(commune, tampered_payload)
         for device in running:
             failed = watcher.wait_event(device, tampered.id, EventKind.FAILED)
             assert failed.detail == "sha256 mismatch"

@@ -54,6 +54,7 @@ def test_file_sink_copies_and_logs(tmp_path: Path, kit) -> None:
         "priority": "emergency",
         "repeat_index": 1,
     }
+    assert (line["content"], line["item_id"]) == ("media", "")
     assert line["started_at"] <= line["finished_at"]
     assert line["file"].endswith(f"-b42-{SHA[:12]}.mp3")
     assert (tmp_path / "played" / line["file"]).read_bytes() == source.read_bytes()
@@ -157,8 +158,12 @@ def test_make_player(tmp_path: Path) -> None:
     assert isinstance(sink, FileSinkPlayer)
     assert sink.directory == tmp_path / "d"
     assert sink.realtime
-    command = make_player(PlayerSettings(kind="command", argv=["aplay", "{file}"]), "loa-1")
+    command = make_player(
+        PlayerSettings(kind="command", argv=["aplay", "{file}"], relay_argv=["ffplay", "{url}"]),
+        "loa-1",
+    )
     assert isinstance(command, CommandPlayer)
+    assert command.relay_argv == ["ffplay", "{url}"]
     with pytest.raises(ConfigError, match=r"player\.dir"):
         make_player(PlayerSettings(kind="file"), "loa-1")
     with pytest.raises(ConfigError, match=r"player\.kind"):
@@ -181,3 +186,66 @@ def test_shared_sink_lines_do_not_interleave(tmp_path: Path, kit) -> None:
         thread.join(10)
     text = (tmp_path / "shared" / "played.jsonl").read_text()
     assert len([json.loads(line) for line in text.splitlines()]) == 40
+
+
+FAKE_MPG123 = """
+import sys, time, urllib.request, pathlib
+url, marker = sys.argv[1], pathlib.Path(sys.argv[2])
+try:
+    stream = urllib.request.urlopen(url, timeout=5)
+except OSError as exc:
+    print(f"mpg123: cannot open {url}: {exc}", file=sys.stderr)
+    sys.exit(1)
+marker.write_text(url)
+while stream.read(256):
+    pass
+"""
+
+
+def test_command_player_relay_stops_after_the_duration(tmp_path: Path, media_server, kit) -> None:
+    media_server.live["live/command-relay.mp3"] = (kit.tone_mp3(1.0, 700), 4000)
+    marker = tmp_path / "listening"
+    player = CommandPlayer(["unused"], [sys.executable, "-c", FAKE_MPG123, "{url}", str(marker)])
+    began = time.monotonic()
+    player.relay(media_server.url("live/command-relay.mp3"), 1.0, context())
+    took = time.monotonic() - began
+    assert marker.read_text() == media_server.url("live/command-relay.mp3")
+    assert 1.0 <= took < 3.0
+
+    dead = f"http://127.0.0.1:{kit.unused_port()}/live"
+    with pytest.raises(PlayerError, match=r"exited with status 1: mpg123: cannot open"):
+        player.relay(dead, 5.0, context())
+
+
+def test_file_sink_relay_is_bounded_and_fails_clearly(tmp_path: Path, media_server, kit) -> None:
+    media_server.live["live/fast.mp3"] = (kit.tone_mp3(1.0, 710), 400_000)  # not paced as live
+    player = FileSinkPlayer(tmp_path / "played", "loa-1")
+    began = time.monotonic()
+    player.relay(media_server.url("live/fast.mp3"), 0.5, context(item_id="radio"))
+    assert 0.5 <= time.monotonic() - began < 2.0
+    [line] = kit.played_lines(tmp_path / "played")
+    assert (line["content"], line["item_id"]) == ("relay", "radio")
+    assert line["bytes"] <= int(64 * 1024 * 1.5)  # at most 64 KiB per second of relay
+    assert 0.5 <= line["seconds"] < 2.0
+
+    with pytest.raises(PlayerError, match=r"relay: 127\.0\.0\.1:\d+ answered HTTP 404"):
+        player.relay(media_server.url("live/missing.mp3"), 0.5, context())
+    ctx = context()
+    stopper = threading.Timer(0.3, ctx.cancel.set)
+    stopper.start()
+    began = time.monotonic()
+    player.relay(media_server.url("live/fast.mp3"), 30, ctx)
+    assert time.monotonic() - began < 2.0
+    assert kit.played_lines(tmp_path / "played")[-1]["stopped"] is True
+
+
+def test_command_player_stops_when_its_play_is_cancelled(tmp_path: Path, kit) -> None:
+    marker = tmp_path / "running"
+    player = CommandPlayer(["sh", "-c", 'touch "$1"; exec sleep 30', "sh", str(marker)])
+    ctx = context()
+    thread = threading.Thread(target=player.play, args=(tmp_path / "x.mp3", ctx))
+    thread.start()
+    kit.wait_until(marker.exists)
+    ctx.cancel.set()  # what the scheduler does to cut an item: no stop() call needed
+    thread.join(5)
+    assert not thread.is_alive()

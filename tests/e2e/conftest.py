@@ -14,6 +14,4 @@ def loa_processes() -> Iterator[list[LoaProcess]]:
     started: list[LoaProcess] = []
     yield started
     for process in reversed(started):
-        if process.process.poll() is None:
-            process.process.kill()
-            process.process.wait(timeout=10)
+        process.kill()

@@ -1,11 +1,11 @@
-"""The Flask app over a service without MQTT, with tokens for each role."""
+"""The Flask app over a service whose MQTT messages are recorded, with tokens for each role."""
 
 from __future__ import annotations
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from service_support import Users, seed_commune
+from service_support import RecordingDispatcher, Users, seed_commune
 
 from broadcast import accounts, registry
 from broadcast.service import BroadcastService
@@ -24,7 +24,15 @@ def users(service: BroadcastService) -> Users:
 
 
 @pytest.fixture
-def app(service: BroadcastService, users: Users) -> Flask:
+def sent(service: BroadcastService) -> RecordingDispatcher:
+    """What the service published (signed and numbered as on the wire)."""
+    recorder = RecordingDispatcher(service)
+    service.dispatcher = recorder
+    return recorder
+
+
+@pytest.fixture
+def app(service: BroadcastService, users: Users, sent: RecordingDispatcher) -> Flask:
     return create_app(service, {"TESTING": True})
 
 

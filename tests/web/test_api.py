@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from flask.testing import FlaskClient
+from service_support import RecordingDispatcher, broadcast_status, wait_for
+
+from broadcast.service import BroadcastService
+from devices import protocol
+from devices.protocol import DeviceStatus, ReceiverState
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -91,3 +98,123 @@ def test_unknown_api_route_is_json(client: FlaskClient) -> None:
     assert response.status_code == 404
     assert "error" in response.get_json()
     assert client.delete("/api/v1/health").get_json()["error"]
+
+
+def _announce(client: FlaskClient, token: str, **body: object) -> dict:  # type: ignore[type-arg]
+    response = client.post(
+        "/api/v1/announcements",
+        json={"text": "Mất điện từ 14h.", "priority": "emergency", **body},
+        headers=_auth(token),
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def _wait_sent(service: BroadcastService, broadcast_id: int) -> None:
+    wait_for(lambda: broadcast_status(service, broadcast_id) != "pending", 30)
+    assert broadcast_status(service, broadcast_id) == "dispatched"
+
+
+def test_devices_can_be_targets(
+    client: FlaskClient, tokens: dict[str, str], service: BroadcastService
+) -> None:
+    body = _announce(client, tokens["officer"], devices=["loa-b-01"])
+    assert body["zones"] == [] and body["devices"] == ["loa-b-01"]
+    assert [d["device"] for d in body["deliveries"]] == ["loa-b-01"]
+    _wait_sent(service, body["id"])
+    shown = client.get(f"/api/v1/announcements/{body['id']}", headers=_auth(tokens["officer"]))
+    data = shown.get_json()
+    assert data["item_id"] == f"b{body['id']}" and data["play_at"] and data["valid_until"]
+    both = _announce(client, tokens["admin"], zones=["thon-a"], devices=["loa-b-01"])
+    assert sorted(d["device"] for d in both["deliveries"]) == ["loa-a-01", "loa-b-01"]
+
+
+def test_village_head_cannot_target_other_villages_devices(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    response = client.post(
+        "/api/v1/announcements",
+        json={"text": "Mất điện", "devices": ["loa-b-01"]},
+        headers=_auth(tokens["head-a"]),
+    )
+    assert response.status_code == 403
+    response = client.post(
+        "/api/v1/announcements",
+        json={"text": "Mất điện", "devices": ["loa-nope"]},
+        headers=_auth(tokens["officer"]),
+    )
+    assert response.status_code == 400 and response.get_json()["error"]["field"] == "devices"
+
+
+def test_cancel_with_a_correction(
+    client: FlaskClient,
+    tokens: dict[str, str],
+    service: BroadcastService,
+    sent: RecordingDispatcher,
+) -> None:
+    wrong = _announce(client, tokens["officer"], zones=["thon-a"])
+    _wait_sent(service, wrong["id"])
+    response = client.post(
+        f"/api/v1/announcements/{wrong['id']}/cancel",
+        json={"correction": "Đính chính: mất điện từ 16h, không phải 14h."},
+        headers=_auth(tokens["officer"]),
+    )
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["cancelled"]["status"] == "cancelled" and body["cancelled"]["cancelled_at"]
+    correction = body["correction"]
+    assert correction["corrects"] == wrong["id"] and correction["priority"] == "emergency"
+    assert correction["zones"] == ["thon-a"]
+    stops = [s for s in sent.sent if s.command.kind is protocol.CommandKind.STOP]
+    assert [s.topic for s in stops] == [protocol.zone_command_topic("thon-a")]
+    again = client.post(
+        f"/api/v1/announcements/{wrong['id']}/cancel", headers=_auth(tokens["officer"])
+    )
+    assert again.status_code == 400 and again.get_json()["error"]["field"] == "broadcast"
+
+
+def test_cancel_rules(
+    client: FlaskClient, tokens: dict[str, str], service: BroadcastService
+) -> None:
+    commune = _announce(client, tokens["officer"], zones=["xa-test"])
+    _wait_sent(service, commune["id"])
+    url = f"/api/v1/announcements/{commune['id']}/cancel"
+    assert client.post(url, headers=_auth(tokens["viewer"])).status_code == 403
+    assert client.post(url, headers=_auth(tokens["head-a"])).status_code == 403
+    bad = client.post(url, data="nope", headers=_auth(tokens["officer"]))
+    assert bad.status_code == 400
+    assert (
+        client.post(
+            "/api/v1/announcements/999/cancel", headers=_auth(tokens["officer"])
+        ).status_code
+        == 404
+    )
+    plain = client.post(url, headers=_auth(tokens["officer"]))  # no body: stop, no correction
+    assert plain.status_code == 200 and plain.get_json()["correction"] is None
+
+
+def test_device_json_shows_the_heartbeat(
+    client: FlaskClient, tokens: dict[str, str], service: BroadcastService
+) -> None:
+    service._on_status(
+        DeviceStatus(
+            "loa-a-01",
+            ReceiverState.IDLE,
+            "boot",
+            time.time(),
+            extra={"cache_complete": 1.0, "clock_offset_s": 0.2},
+        )
+    )
+    devices = client.get("/api/v1/devices", headers=_auth(tokens["officer"])).get_json()
+    mine = next(d for d in devices if d["id"] == "loa-a-01")
+    assert mine["online"] and mine["status"] == {"cache_complete": 1.0, "clock_offset_s": 0.2}
+
+
+def test_village_head_does_not_see_other_villages_devices_broadcasts(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    other = _announce(client, tokens["officer"], devices=["loa-b-01"])
+    own = _announce(client, tokens["officer"], devices=["loa-a-01"])
+    head = _auth(tokens["head-a"])
+    assert client.get(f"/api/v1/announcements/{other['id']}", headers=head).status_code == 404
+    assert client.get(f"/api/v1/announcements/{own['id']}", headers=head).status_code == 200

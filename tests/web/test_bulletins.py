@@ -166,3 +166,98 @@ def test_village_head_has_no_bulletins(client: FlaskClient) -> None:
     _login(client, "head-a")
     assert client.get("/bulletins/").status_code == 403
     assert client.get("/bulletins/new").status_code == 403
+
+
+def _saved(client: FlaskClient, title: str, text: str) -> tuple[str, str]:
+    token = _csrf(client, "/bulletins/new")
+    response = client.post(
+        "/bulletins/new",
+        data={"action": "save", "title": title, "script": text, "csrf_token": token},
+    )
+    return response.headers["Location"], token
+
+
+def _schedule(client: FlaskClient, url: str, token: str, **fields: object) -> str:
+    """Post the schedule form; returns the flashed messages and the page after the redirect."""
+    data = {"zones": ["thon-a"], "priority": "normal", "repeat": "1", "csrf_token": token}
+    data.update(fields)  # type: ignore[arg-type]
+    page = client.post(f"{url}/schedule", data=data, follow_redirects=True).get_data(as_text=True)
+    flashes = re.findall(r'<p class="flash [^"]*" role="alert">([^<]*)</p>', page)
+    return "\n".join(flashes) + "\n" + page
+
+
+def test_schedule_form_offers_every_kind(client: FlaskClient) -> None:
+    _login(client, "officer")
+    url, _token = _saved(client, "Tin", "Nội dung.")
+    page = client.get(url).get_data(as_text=True)
+    for kind in ("once", "daily", "weekdays", "cron", "series"):
+        assert f'name="kind" value="{kind}"' in page
+    for field in ('name="weekdays" value="0"', 'name="cron"', 'name="interval_h"',
+                  'name="series_key"', 'name="valid_from"', 'name="valid_to"',
+                  'name="devices" value="loa-b-01"'):  # fmt: skip
+        assert field in page
+
+
+def test_each_kind_is_scheduled_and_described(client: FlaskClient) -> None:
+    _login(client, "officer")
+    url, token = _saved(client, "Tin tuần", "Nội dung.")
+    page = _schedule(
+        client, url, token, kind="weekdays", time_of_day="06:30", weekdays=["0", "2"],
+        valid_from="2030-01-01", valid_to="2030-03-31",
+    )  # fmt: skip
+    assert "Đã đặt lịch phát." in page.split("<!doctype")[0], page[:3000]
+    assert "Thứ Hai, Thứ Tư lúc 06:30 (từ 01/01/2030 đến 31/03/2030)" in page
+    page = _schedule(client, url, token, kind="cron", cron="0 20 * * 0", zones=["thon-b"])
+    assert "Theo lịch cron “0 20 * * 0”" in page
+    page = _schedule(
+        client, url, token, kind="series", interval_h="2", series_key="bao-so-3",
+        zones=[], devices=["loa-b-01"],
+    )  # fmt: skip
+    assert "Chuỗi “bao-so-3” mỗi 2 giờ từ" in page
+    index = client.get("/bulletins/").get_data(as_text=True)
+    assert index.count("Tin tuần") == 4  # three schedules and the bulletin
+    assert "loa-b-01" in index
+
+
+def test_overlap_is_explained_in_the_form(client: FlaskClient) -> None:
+    _login(client, "officer")
+    url, token = _saved(client, "Bản tin chiều", "Bản tin chiều.")
+    assert "Đã đặt lịch phát." in _schedule(client, url, token, kind="daily", time_of_day="17:00")
+    other, _ = _saved(client, "Tin khác", "Tin khác.")
+    page = _schedule(client, other, token, kind="daily", time_of_day="17:00", zones=["xa-test"])
+    assert "Trùng giờ" in page and "“Bản tin chiều”" in page and "tại Thôn A" in page
+    assert "(time)" in page
+    page = _schedule(client, other, token, kind="weekdays", time_of_day="06:00")
+    assert "chọn ít nhất một ngày trong tuần (weekdays)" in page
+
+
+def test_relay_bulletin_from_the_bulletins_page(client: FlaskClient) -> None:
+    _login(client, "officer")
+    index = client.get("/bulletins/").get_data(as_text=True)
+    assert 'id="relay-form"' in index
+    token = _csrf(client, "/bulletins/")
+    response = client.post(
+        "/bulletins/relay",
+        data={
+            "title": "Thời sự VOV1",
+            "relay_url": "https://stream.example.vn/vov1",
+            "minutes": "30",
+            "csrf_token": token,
+        },
+        follow_redirects=True,
+    )
+    page = response.get_data(as_text=True)
+    assert "Đã lưu bản tiếp sóng." in page and "Tiếp sóng 30 phút" in page
+    assert "https://stream.example.vn/vov1" in page
+    assert "Nghe thử" not in page and 'name="repeat"' not in page
+    bad = client.post(
+        "/bulletins/relay",
+        data={
+            "title": "x",
+            "relay_url": "file:///etc/passwd",
+            "minutes": "30",
+            "csrf_token": token,
+        },
+        follow_redirects=True,
+    )
+    assert "(relay_url)" in bad.get_data(as_text=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
 
 from flask import Flask
 from flask.testing import FlaskClient
-from service_support import PASSWORD
+from service_support import PASSWORD, RecordingDispatcher, broadcast_status, wait_for
 
 from broadcast.service import BroadcastService
+from devices import protocol
+from devices.protocol import DeviceStatus, ReceiverState
 
 
 def _csrf(client: FlaskClient, url: str) -> str:
@@ -124,3 +127,126 @@ def test_output_is_escaped(app: Flask, client: FlaskClient, service: BroadcastSe
 def test_media_rejects_bad_names(client: FlaskClient) -> None:
     assert client.get("/media/../../secrets.json").status_code == 404
     assert client.get("/media/" + "a" * 64 + ".mp3").status_code == 404
+
+
+def _announced(client: FlaskClient, service: BroadcastService, text: str = "Cháy rừng") -> str:
+    token = _csrf(client, "/announce/")
+    response = client.post(
+        "/announce/",
+        data={
+            "text": text,
+            "zones": ["thon-a"],
+            "devices": ["loa-b-01"],
+            "priority": "emergency",
+            "repeat": "1",
+            "csrf_token": token,
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    url = response.headers["Location"]
+    broadcast_id = int(url.rstrip("/").rsplit("/", 1)[-1])
+    wait_for(lambda: broadcast_status(service, broadcast_id) == "dispatched", 30)
+    return url
+
+
+def test_announce_form_offers_devices(client: FlaskClient) -> None:
+    _login(client, "officer")
+    page = client.get("/announce/").get_data(as_text=True)
+    assert 'name="devices" value="loa-a-01"' in page and 'name="devices" value="loa-b-01"' in page
+
+
+def test_stop_and_correct_from_the_detail_page(
+    client: FlaskClient, service: BroadcastService, sent: RecordingDispatcher
+) -> None:
+    _login(client, "officer")
+    url = _announced(client, service)
+    page = client.get(url).get_data(as_text=True)
+    assert "Dừng / Đính chính" in page
+    assert 'data-confirm="Dừng lượt phát này trên mọi cụm loa ngay bây giờ?"' in page
+    assert "confirm.js" in page
+    token = _csrf(client, url)
+    response = client.post(
+        f"{url}/cancel", data={"csrf_token": token, "correction": "Đính chính: chỉ là diễn tập."}
+    )
+    assert response.status_code == 302
+    correction_url = response.headers["Location"]
+    assert correction_url != url
+    correction = client.get(correction_url).get_data(as_text=True)
+    assert "Đính chính cho:" in correction and "Cháy rừng" in correction
+    original = client.get(url).get_data(as_text=True)
+    assert "Đã dừng" in original and "Đã đính chính:" in original
+    assert "Dừng / Đính chính</button>" not in original  # nothing left to stop
+    assert sum(s.command.kind is protocol.CommandKind.STOP for s in sent.sent) == 2
+
+
+def test_stop_without_a_correction_and_role_limits(
+    client: FlaskClient, service: BroadcastService
+) -> None:
+    _login(client, "officer")
+    url = _announced(client, service, "Tin sai")
+    token = _csrf(client, url)
+    response = client.post(f"{url}/cancel", data={"csrf_token": token}, follow_redirects=True)
+    assert "Đã dừng lượt phát trên mọi cụm loa." in response.get_data(as_text=True)
+    assert client.post(f"{url}/cancel", data={"csrf_token": token}).status_code == 302
+    client.post("/auth/logout", data={"csrf_token": token})
+    _login(client, "viewer")
+    page = client.get(url).get_data(as_text=True)
+    assert "Dừng / Đính chính</button>" not in page
+    assert client.post(f"{url}/cancel", data={"csrf_token": _csrf(client, url)}).status_code == 403
+
+
+def test_dashboard_shows_receiver_health(client: FlaskClient, service: BroadcastService) -> None:
+    service._on_status(
+        DeviceStatus(
+            "loa-a-01",
+            ReceiverState.IDLE,
+            "boot",
+            time.time(),
+            extra={
+                "cache_complete": 0.5,
+                "manifest_items": 4,
+                "clock_offset_s": 12.3,
+                "cpu_temp_c": 61.5,
+                "disk_free_mb": 812.0,
+            },
+        )
+    )
+    _login(client, "officer")
+    page = client.get("/").get_data(as_text=True)
+    row = re.search(r'<tr class="state-idle" data-device="loa-a-01">(.*?)</tr>', page, re.S)
+    assert row is not None, page
+    cells = row.group(1)
+    assert '<td class="cache warn"' in cells and "50 % (4 mục)" in cells
+    assert '<td class="clock warn">+12,3 s</td>' in cells
+    assert "62 °C · trống 812 MB" in cells
+    other = re.search(r'data-device="loa-b-01">(.*?)</tr>', page, re.S)
+    assert other is not None and "—" in other.group(1)
+
+
+def test_dashboard_lists_todays_programme(client: FlaskClient, service: BroadcastService) -> None:
+    from datetime import timedelta
+
+    from broadcast.const import ScheduleKind
+    from broadcast.models import Schedule, User, utcnow
+    from broadcast.service import ScheduleRequest
+
+    with service.db.session() as session:
+        officer = session.query(User).filter(User.username == "officer").one().id
+    bulletin = service.create_bulletin(officer, "Bản tin nửa đêm", "Tin.")
+    schedule_id = service.schedule(
+        officer,
+        ScheduleRequest(
+            bulletin_id=bulletin,
+            kind=ScheduleKind.DAILY,
+            zone_ids=["thon-a"],
+            device_ids=["loa-b-01"],
+            priority="normal",
+            time_of_day="00:00",
+        ),
+    )
+    with service.db.session() as session:  # made before today: today's 00:00 run counts
+        session.get(Schedule, schedule_id).created_at = utcnow() - timedelta(days=2)
+    _login(client, "officer")
+    today = client.get("/").get_data(as_text=True).split('id="today"')[1].split("</ul>")[0]
+    assert "<strong>00:00</strong>" in today and "Bản tin nửa đêm" in today
+    assert "Thôn A, loa-b-01" in today

@@ -4,7 +4,7 @@
   const table = document.getElementById("deliveries");
   if (!table) return;
   const labels = JSON.parse(document.getElementById("state-labels").textContent);
-  const done = new Set(["finished", "partial", "failed"]);
+  const done = new Set(["finished", "partial", "failed", "cancelled"]);
   const time = (iso) => (iso ? new Date(iso).toLocaleTimeString("vi-VN", { timeZone: "Asia/Ho_Chi_Minh" }) : "");
   let polls = 0;
   async function poll() {

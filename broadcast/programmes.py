@@ -1,0 +1,335 @@
+"""Programme rules (lịch phát): when a schedule plays, as pure functions of its rule.
+
+Kinds: once; daily; chosen weekdays; cron (standard 5 fields, local time, Sunday = 0 or 7, the
+usual "day of month OR day of week" when both are restricted); and a series repeating every N
+hours until a newer series with the same key replaces it (storm bulletins, QĐ 18/2021/QĐ-TTg:
+every 2 hours until replaced). Any kind may have a validity window of local dates (inclusive).
+
+Times are entered in Asia/Ho_Chi_Minh and stored in UTC (naive). Vietnam has no daylight saving
+time, so no local time is skipped or repeated. `occurrences()` expands a rule over a window with
+APScheduler 3.11's own triggers (`get_next_fire_time`), in a bounded loop. Two APScheduler 3
+habits differ from cron and are corrected here: day-of-week 0 is Monday there (Sunday in cron),
+and restricted day-of-month and day-of-week must both match there (either, in cron).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from broadcast import clock
+from broadcast.const import LOCAL_TZ, ScheduleKind
+from broadcast.errors import ValidationError
+from devices.protocol import ID_PATTERN
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_OCCURRENCES = 2000  # bound of every expansion loop
+MIN_GAP_S = 15 * 60  # two runs of one schedule at least this far apart
+MAX_INTERVAL_H = 72
+SERIES_START_SLACK = timedelta(minutes=10)  # "now" typed a minute ago still means now
+_CRON_DAY_NAMES = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When a schedule plays. Datetimes are naive UTC; `time_of_day` and dates are local."""
+
+    kind: ScheduleKind
+    run_at: datetime | None = None  # once: the run; series: the first run
+    time_of_day: str = ""  # daily, weekdays: "HH:MM"
+    weekdays: tuple[int, ...] = ()  # weekdays: 0 = Monday … 6 = Sunday
+    cron: str = ""  # cron: "minute hour day month weekday"
+    interval_h: int = 0  # series
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+    @property
+    def window_start(self) -> datetime | None:
+        return local_midnight(self.valid_from) if self.valid_from else None
+
+    @property
+    def window_end(self) -> datetime | None:
+        """Exclusive: the local midnight after `valid_to`."""
+        return local_midnight(self.valid_to + timedelta(days=1)) if self.valid_to else None
+
+
+def local_midnight(day: date) -> datetime:
+    """00:00 of a local date, as naive UTC."""
+    return datetime.combine(day, time(0, 0), tzinfo=LOCAL_TZ).astimezone(UTC).replace(tzinfo=None)
+
+
+def local_today(now: datetime) -> date:
+    return now.replace(tzinfo=UTC).astimezone(LOCAL_TZ).date()
+
+
+# --- expansion --------------------------------------------------------------------------------
+
+
+def trigger(rule: Rule) -> BaseTrigger:
+    """The APScheduler trigger that fires on the rule's runs (before its validity window)."""
+    if rule.kind is ScheduleKind.ONCE:
+        assert rule.run_at is not None
+        return DateTrigger(run_date=rule.run_at.replace(tzinfo=UTC))
+    if rule.kind is ScheduleKind.SERIES:
+        assert rule.run_at is not None and rule.interval_h > 0
+        return IntervalTrigger(
+            hours=rule.interval_h, start_date=rule.run_at.replace(tzinfo=UTC), timezone=UTC
+        )
+    if rule.kind is ScheduleKind.CRON:
+        return cron_trigger(rule.cron)
+    hour, minute = (int(part) for part in rule.time_of_day.split(":"))
+    if rule.kind is ScheduleKind.WEEKDAYS:
+        days = ",".join(str(day) for day in sorted(rule.weekdays))
+        return CronTrigger(day_of_week=days, hour=hour, minute=minute, timezone=LOCAL_TZ)
+    return CronTrigger(hour=hour, minute=minute, timezone=LOCAL_TZ)
+
+
+def occurrences(
+    rule: Rule, start: datetime, end: datetime, limit: int = MAX_OCCURRENCES
+) -> list[datetime]:
+    """Every run in [start, end) within the validity window, in order, at most `limit`."""
+    low = max(start, rule.window_start) if rule.window_start else start
+    high = min(end, rule.window_end) if rule.window_end else end
+    if low >= high or limit <= 0:
+        return []
+    fires = trigger(rule)
+    found: list[datetime] = []
+    current = fires.get_next_fire_time(None, low.replace(tzinfo=UTC))
+    for _ in range(MAX_OCCURRENCES + 1):
+        if current is None or len(found) >= limit:
+            break
+        at = current.astimezone(UTC).replace(tzinfo=None)
+        if at >= high:
+            break
+        if at >= low:  # a one-off's trigger also answers with a time already past
+            found.append(at)
+        following = fires.get_next_fire_time(current, current)
+        if following is not None and following <= current:
+            break
+        current = following
+    return found
+
+
+def next_occurrence(rule: Rule, after: datetime, within_days: int = 3660) -> datetime | None:
+    runs = occurrences(rule, after, after + timedelta(days=within_days), limit=1)
+    return runs[0] if runs else None
+
+
+def first_overlap(
+    mine: Sequence[datetime], my_airtime_s: float, theirs: Sequence[datetime], airtime_s: float
+) -> tuple[datetime, datetime] | None:
+    """The first pair of runs (mine, theirs) that sound at the same time, if any.
+
+    Both lists are sorted and each run lasts its list's airtime, so one merge pass finds it.
+    """
+    mine_length, their_length = timedelta(seconds=my_airtime_s), timedelta(seconds=airtime_s)
+    i = j = 0
+    while i < len(mine) and j < len(theirs):
+        my_end, their_end = mine[i] + mine_length, theirs[j] + their_length
+        if mine[i] < their_end and theirs[j] < my_end:
+            return mine[i], theirs[j]
+        if my_end <= their_end:
+            i += 1
+        else:
+            j += 1
+    return None
+
+
+def too_close(runs: Sequence[datetime], min_gap_s: float) -> tuple[datetime, datetime] | None:
+    """Two consecutive runs closer than `min_gap_s` (a schedule overlapping itself)."""
+    gap = timedelta(seconds=min_gap_s)
+    for earlier, later in itertools.pairwise(runs):
+        if later - earlier < gap:
+            return earlier, later
+    return None
+
+
+# --- cron -------------------------------------------------------------------------------------
+
+
+def cron_trigger(expression: str) -> BaseTrigger:
+    """A trigger with standard cron meaning; ValueError names what is wrong."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"a cron expression has 5 fields (minute hour day month weekday), got {len(fields)}"
+        )
+    minute, hour, day, month, weekday = fields
+    days = _cron_weekdays(weekday)
+    apscheduler_days = "*" if len(days) == 7 else ",".join(str((d - 1) % 7) for d in sorted(days))
+    common = {"minute": minute, "hour": hour, "month": month, "timezone": LOCAL_TZ}
+    if day.startswith("*") or weekday.startswith("*"):
+        return CronTrigger(day=day, day_of_week=apscheduler_days, **common)
+    return OrTrigger(
+        [CronTrigger(day=day, **common), CronTrigger(day_of_week=apscheduler_days, **common)]
+    )
+
+
+def _cron_weekdays(field: str) -> set[int]:
+    """A cron day-of-week field as a set of cron day numbers (0 = Sunday … 6)."""
+    values: set[int] = set()
+    for part in field.split(","):
+        body, slash, step_text = part.partition("/")
+        step = int(step_text) if slash and step_text.isdigit() else 1
+        if slash and (not step_text.isdigit() or step < 1):
+            raise ValueError(f"bad step in weekday field {field!r}")
+        if body == "*":
+            low, high = 0, 6
+        elif "-" in body:
+            first, last = body.split("-", 1)
+            low, high = _cron_day(first), _cron_day(last)
+        else:
+            low = high = _cron_day(body)
+            if slash:
+                high = 6
+        if low > high:
+            raise ValueError(f"weekday range {body!r} runs backwards")
+        values.update(value % 7 for value in range(low, high + 1, step))
+    return values
+
+
+def _cron_day(token: str) -> int:
+    token = token.strip().lower()
+    if token in _CRON_DAY_NAMES:
+        return _CRON_DAY_NAMES[token]
+    if token.isdigit() and 0 <= int(token) <= 7:
+        return int(token)
+    raise ValueError(f"{token!r} is not a weekday (0-7 or sun-sat)")
+
+
+# --- rules from a form ------------------------------------------------------------------------
+
+
+def make_rule(
+    kind: object,
+    *,
+    now: datetime,
+    run_at: str = "",
+    time_of_day: str = "",
+    weekdays: Sequence[object] = (),
+    cron: str = "",
+    interval_h: object = None,
+    valid_from: str = "",
+    valid_to: str = "",
+) -> Rule:
+    """Validate what a person entered; every ValidationError names its field (in Vietnamese)."""
+    try:
+        schedule_kind = ScheduleKind(kind)
+    except ValueError as exc:
+        choices = ", ".join(k.value for k in ScheduleKind)
+        raise ValidationError("kind", f"loại lịch {kind!r} không có (chọn {choices})") from exc
+    first_day = _parse_date(valid_from, "valid_from")
+    last_day = _parse_date(valid_to, "valid_to")
+    if first_day and last_day and last_day < first_day:
+        raise ValidationError("valid_to", "ngày kết thúc trước ngày bắt đầu")
+    if last_day and last_day < local_today(now):
+        raise ValidationError("valid_to", "ngày kết thúc đã qua")
+    rule = Rule(kind=schedule_kind, valid_from=first_day, valid_to=last_day)
+    if schedule_kind is ScheduleKind.ONCE:
+        at = clock.parse_local(run_at, "run_at")
+        if at <= now:
+            raise ValidationError("run_at", "must be in the future (thời điểm phát đã qua)")
+        rule = replace(rule, run_at=at)
+    elif schedule_kind is ScheduleKind.SERIES:
+        rule = replace(rule, run_at=_series_start(run_at, now), interval_h=_interval(interval_h))
+    elif schedule_kind is ScheduleKind.CRON:
+        expression = " ".join(str(cron or "").split())
+        try:
+            cron_trigger(expression)
+        except ValueError as exc:
+            raise ValidationError("cron", f"biểu thức cron không hợp lệ: {exc}") from exc
+        rule = replace(rule, cron=expression)
+    else:
+        rule = replace(rule, time_of_day=clock.parse_time_of_day(time_of_day, "time_of_day"))
+        if schedule_kind is ScheduleKind.WEEKDAYS:
+            rule = replace(rule, weekdays=_weekdays(weekdays))
+    if next_occurrence(rule, max(now, rule.window_start or now), within_days=366) is None:
+        raise ValidationError("time", "lịch này không có lần phát nào trong một năm tới")
+    return rule
+
+
+def _parse_date(text: str, field: str) -> date | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValidationError(field, f"{text!r} không phải ngày dạng 2026-11-26") from exc
+
+
+def _series_start(text: str, now: datetime) -> datetime:
+    """A series starts at the given local time, or now when none is given (or a minute ago)."""
+    if not (text or "").strip():
+        return now.replace(microsecond=0) + timedelta(seconds=1)
+    at = clock.parse_local(text, "run_at")
+    if at < now - SERIES_START_SLACK:
+        raise ValidationError("run_at", "must be in the future (giờ bắt đầu đã qua)")
+    return max(at, now.replace(microsecond=0) + timedelta(seconds=1))
+
+
+def _interval(value: object) -> int:
+    try:
+        hours = int(str(value).strip())
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("interval_h", "số giờ lặp lại phải là số nguyên") from exc
+    if not 1 <= hours <= MAX_INTERVAL_H:
+        raise ValidationError("interval_h", f"lặp lại mỗi 1 đến {MAX_INTERVAL_H} giờ")
+    return hours
+
+
+def _weekdays(values: Sequence[object]) -> tuple[int, ...]:
+    days: set[int] = set()
+    for value in values or ():
+        try:
+            day = int(str(value))
+        except ValueError as exc:
+            raise ValidationError("weekdays", f"{value!r} không phải thứ trong tuần") from exc
+        if not 0 <= day <= 6:
+            raise ValidationError("weekdays", f"{value!r} không phải thứ trong tuần (0 = thứ Hai)")
+        days.add(day)
+    if not days:
+        raise ValidationError("weekdays", "chọn ít nhất một ngày trong tuần")
+    return tuple(sorted(days))
+
+
+def clean_series_key(value: object) -> str:
+    key = str(value or "").strip().lower()
+    if not ID_PATTERN.fullmatch(key):
+        raise ValidationError(
+            "series_key", "mã chuỗi bản tin viết thường, không dấu, nối bằng '-' (vd. bao-so-3)"
+        )
+    return key
+
+
+def rule_of(
+    kind: str,
+    run_at: datetime | None,
+    time_of_day: str | None,
+    weekdays: Sequence[int] | None,
+    cron: str | None,
+    interval_h: int | None,
+    valid_from: date | None,
+    valid_to: date | None,
+) -> Rule:
+    """A stored schedule's rule (the columns of `models.Schedule`)."""
+    return Rule(
+        kind=ScheduleKind(kind),
+        run_at=run_at,
+        time_of_day=time_of_day or "",
+        weekdays=tuple(weekdays or ()),
+        cron=cron or "",
+        interval_h=interval_h or 0,
+        valid_from=valid_from,
+        valid_to=valid_to,
+    )

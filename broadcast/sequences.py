@@ -1,0 +1,50 @@
+"""Per-stream monotonic sequence numbers (`Command.seq`), persisted in the `sequences` table.
+
+Every command and manifest carries the next number of its stream (the topic it is published
+on), so a receiver can tell a new message from a replayed or re-delivered copy. Each number is
+taken atomically in its own short transaction (one upsert … RETURNING), never inside a caller's
+session, so two processes can never hand out the same number and a restarted server goes on
+upward. The publisher holds `Settings.publish_lock_path` from taking a number until the broker
+has the message, so numbers reach the broker in order too.
+
+Internal counters that are not topics (the programme revision other processes watch) share the
+table under names starting with "_", which no topic can.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from broadcast.models import Sequence
+
+_LOGGER = logging.getLogger(__name__)
+
+PROGRAMME_REVISION = "_programme"  # bumped by any process that changes what is planned
+_UPSERT_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def next_value(engine: Engine, stream: str) -> int:
+    """Increment `stream` (starting at 1) and return the new value, committed."""
+    insert = _UPSERT_DIALECTS.get(engine.dialect.name)
+    if insert is None:
+        raise RuntimeError(f"sequences need SQLite or PostgreSQL, not {engine.dialect.name}")
+    statement = (
+        insert(Sequence)
+        .values(stream=stream, value=1)
+        .on_conflict_do_update(index_elements=[Sequence.stream], set_={"value": Sequence.value + 1})
+        .returning(Sequence.value)
+    )
+    with engine.begin() as connection:
+        return int(connection.execute(statement).scalar_one())
+
+
+def current_value(engine: Engine, stream: str) -> int:
+    """The last value handed out on `stream`, 0 if none yet."""
+    with engine.connect() as connection:
+        value = connection.execute(
+            select(Sequence.value).where(Sequence.stream == stream)
+        ).scalar_one_or_none()
+    return int(value or 0)

@@ -1,0 +1,108 @@
+"""What a receiver tells the server about itself in its retained state message (the heartbeat).
+
+The state is republished every `heartbeat_s` and on every change, so the server's dashboard shows
+within half a minute a receiver that is too hot, out of disk, behind on its downloads or drifting
+in time. `Snapshot` is the scheduler's part (what plays, what waits); `status_extra` adds the
+machine's facts. Every fact is optional: a laptop has no thermal zone, a test no /proc.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devices.protocol import ReceiverState
+
+_LOGGER = logging.getLogger(__name__)
+
+THERMAL_PATH = Path("/sys/class/thermal/thermal_zone0/temp")
+UPTIME_PATH = Path("/proc/uptime")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The scheduler's view at one moment; equal snapshots need no new state message."""
+
+    state: ReceiverState
+    broadcast_id: int | None = None
+    item_id: str | None = None
+    queued: int = 0
+    manifest_items: int = 0
+    manifest_seq: int | None = None
+    cache_complete: float = 1.0
+    preempted_items: int = 0
+    amplifier_on: bool | None = None
+
+    def changed_from(self, other: Snapshot | None) -> bool:
+        """A change the server should see now (not only at the next heartbeat): everything but
+        the cache's progress, which moves with every file of a large manifest."""
+        if other is None:
+            return True
+        keys = (
+            "state",
+            "broadcast_id",
+            "item_id",
+            "queued",
+            "manifest_items",
+            "manifest_seq",
+            "preempted_items",
+            "amplifier_on",
+        )
+        return any(getattr(self, key) != getattr(other, key) for key in keys)
+
+
+def cpu_temperature_c(path: Path = THERMAL_PATH) -> float | None:
+    """The SoC temperature (the kernel gives millidegrees); None where there is none."""
+    try:
+        return round(int(path.read_text(encoding="ascii").strip()) / 1000.0, 1)
+    except (OSError, ValueError):
+        return None
+
+
+def disk_free_mb(path: Path) -> float | None:
+    try:
+        return round(shutil.disk_usage(path).free / (1024 * 1024), 1)
+    except OSError:
+        return None
+
+
+def system_uptime_s(path: Path = UPTIME_PATH) -> float | None:
+    try:
+        return round(float(path.read_text(encoding="ascii").split()[0]), 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def status_extra(
+    snapshot: Snapshot,
+    *,
+    version: str,
+    started_at: float,
+    data_dir: Path,
+    rejected_commands: int,
+    clock_offset_s: float | None,
+    thermal_path: Path = THERMAL_PATH,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The `extra` object of the state message (names are the server's contract)."""
+    current = time.time() if now is None else now
+    return {
+        "current_item": snapshot.item_id,
+        "queued": snapshot.queued,
+        "manifest_items": snapshot.manifest_items,
+        "manifest_seq": snapshot.manifest_seq,
+        "cache_complete": round(snapshot.cache_complete, 3),
+        "preempted_items": snapshot.preempted_items,
+        "amplifier_on": snapshot.amplifier_on,
+        "rejected_commands": rejected_commands,
+        "clock_offset_s": None if clock_offset_s is None else round(clock_offset_s, 3),
+        "version": version,
+        "uptime_s": round(current - started_at, 1),
+        "system_uptime_s": system_uptime_s(),
+        "cpu_temp_c": cpu_temperature_c(thermal_path),
+        "disk_free_mb": disk_free_mb(data_dir),
+    }

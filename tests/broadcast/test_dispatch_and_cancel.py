@@ -1,0 +1,268 @@
+"""Sending at once (synchronized start, device targets, relays) and "Dừng / Đính chính"."""
+
+from __future__ import annotations
+
+import pytest
+from service_support import broadcast_status, recording_service, seed_commune, wait_for
+
+from broadcast import broadcasts, targets
+from broadcast.const import ScheduleKind
+from broadcast.errors import PermissionDenied, ServiceUnavailable, ValidationError
+from broadcast.models import Broadcast, Schedule
+from broadcast.service import ScheduleRequest
+from devices import protocol
+from devices.protocol import Priority
+
+from .conftest import Leader
+
+THON_A = protocol.zone_command_topic("thon-a")
+
+
+def _dispatched(leader: Leader, broadcast_id: int) -> None:
+    wait_for(
+        lambda: broadcast_status(leader.service, broadcast_id) != "pending",
+        what=f"broadcast {broadcast_id} rendered",
+    )
+    assert broadcast_status(leader.service, broadcast_id) == "dispatched"
+
+
+def _plays(leader: Leader, topic: str) -> list[protocol.Command]:
+    return [s.command for s in leader.sent.on(topic) if s.command.kind is protocol.CommandKind.PLAY]
+
+
+def test_an_emergency_starts_together_after_a_short_lead(leader: Leader) -> None:
+    broadcast_id = leader.service.announce(leader.users.officer, "Cháy chợ, tránh xa.", ["thon-a"])
+    _dispatched(leader, broadcast_id)
+    [command] = _plays(leader, THON_A)
+    body = command.body
+    assert isinstance(body, protocol.PlayBody)
+    assert body.broadcast_id == broadcast_id and body.item_id == f"b{broadcast_id}"
+    assert body.play_at == pytest.approx(command.issued_at + 3.0, abs=0.5)
+    assert body.valid_until == pytest.approx(body.play_at + 15 * 60)
+    assert command.expires_at >= body.valid_until  # the command outlives the item
+    assert command.stream == THON_A and not leader.sent.on(THON_A)[0].retain
+    with leader.service.db.session() as session:
+        row = session.get(Broadcast, broadcast_id)
+        assert row.play_at is not None and row.valid_until is not None
+        assert row.item_id == f"b{broadcast_id}"
+
+
+def test_routine_items_get_a_longer_lead(leader: Leader) -> None:
+    broadcast_id = leader.service.announce(
+        leader.users.officer, "Thu nộp quỹ.", ["thon-a"], priority="normal"
+    )
+    _dispatched(leader, broadcast_id)
+    [command] = _plays(leader, THON_A)
+    assert command.body.play_at == pytest.approx(command.issued_at + 10.0, abs=0.5)  # type: ignore[union-attr]
+
+
+def test_devices_are_targets_beside_zones(leader: Leader) -> None:
+    broadcast_id = leader.service.announce(
+        leader.users.officer,
+        "Mất nước.",
+        ["thon-a"],
+        device_ids=["loa-a-01", "loa-b-01"],  # loa-a-01 is covered by thon-a
+    )
+    _dispatched(leader, broadcast_id)
+    assert len(_plays(leader, THON_A)) == 1
+    assert len(_plays(leader, protocol.device_command_topic("loa-b-01"))) == 1
+    assert _plays(leader, protocol.device_command_topic("loa-a-01")) == []
+    with leader.service.db.session() as session:
+        row = session.get(Broadcast, broadcast_id)
+        assert row.zone_ids == ["thon-a"] and row.device_ids == ["loa-b-01"]
+        assert [d.device_id for d in row.deliveries] == ["loa-a-01", "loa-a-02", "loa-b-01"]
+
+
+def test_devices_alone_and_their_authorization(leader: Leader) -> None:
+    service, users = leader.service, leader.users
+    only = service.announce(users.head_1, "Họp tổ.", [], device_ids=["loa-a-02"])
+    _dispatched(leader, only)
+    assert len(_plays(leader, protocol.device_command_topic("loa-a-02"))) == 1
+    with pytest.raises(PermissionDenied):  # a village head: own village's devices only
+        service.announce(users.head_1, "Họp tổ.", [], device_ids=["loa-b-01"])
+    with pytest.raises(ValidationError) as info:
+        service.announce(users.officer, "Họp tổ.", [], device_ids=["loa-zz"])
+    assert info.value.field == "devices"
+    with pytest.raises(ValidationError) as info:
+        service.announce(users.officer, "Họp tổ.", [], device_ids=[])
+    assert info.value.field == "zones"
+
+
+def test_a_relay_is_sent_as_a_relay(leader: Leader) -> None:
+    service, officer = leader.service, leader.users.officer
+    relay = service.create_relay_bulletin(officer, "", "https://radio.example.vn/vov1.m3u8", 45)
+    broadcast_id = service.broadcast_bulletin(officer, relay, ["thon-a"], repeat=4)
+    _dispatched(leader, broadcast_id)
+    [command] = _plays(leader, THON_A)
+    body = command.body
+    assert isinstance(body, protocol.PlayBody)
+    assert body.content is protocol.ContentType.RELAY
+    assert body.relay_url == "https://radio.example.vn/vov1.m3u8"
+    assert body.duration_s == 45 * 60 and body.repeat == 1 and body.media_sha256 == ""
+    with pytest.raises(ValidationError):
+        service.preview(officer, relay)
+
+
+@pytest.mark.parametrize(
+    ("url", "minutes", "field"),
+    [
+        ("ftp://radio.example.vn/x", 30, "relay_url"),
+        ("javascript:alert(1)", 30, "relay_url"),
+        ("https://", 30, "relay_url"),
+        ("https://radio.example.vn/a b", 30, "relay_url"),
+        ("https://radio.example.vn/x", 0, "minutes"),
+        ("https://radio.example.vn/x", 361, "minutes"),
+        ("https://radio.example.vn/x", "nửa giờ", "minutes"),
+    ],
+)
+def test_relay_input_is_validated(leader: Leader, url: str, minutes: object, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        leader.service.create_relay_bulletin(leader.users.officer, "", url, minutes)
+    assert info.value.field == field
+
+
+def test_cancel_stops_everywhere_and_plays_the_correction(leader: Leader) -> None:
+    service, officer = leader.service, leader.users.officer
+    wrong = service.announce(officer, "Bão đổ bộ lúc 15h.", ["thon-a"], device_ids=["loa-b-01"])
+    _dispatched(leader, wrong)
+    result = service.cancel_broadcast(
+        officer, wrong, "Đính chính: bão đổ bộ lúc 17h, không phải 15h."
+    )
+    assert result.cancelled_id == wrong and result.correction_id is not None
+    assert broadcast_status(service, wrong) == "cancelled"
+    for topic in (THON_A, protocol.device_command_topic("loa-b-01")):
+        kinds = [(s.command.kind, s.command.seq) for s in leader.sent.on(topic)]
+        stop = [seq for kind, seq in kinds if kind is protocol.CommandKind.STOP]
+        play = [seq for kind, seq in kinds if kind is protocol.CommandKind.PLAY]
+        assert len(stop) == 1 and stop[0] > play[0]  # the receiver takes it as newer
+        stop_body = next(
+            s.command.body
+            for s in leader.sent.on(topic)
+            if s.command.kind is protocol.CommandKind.STOP
+        )
+        assert stop_body == protocol.StopBody(broadcast_id=wrong)
+    _dispatched(leader, result.correction_id)
+    with service.db.session() as session:
+        correction = session.get(Broadcast, result.correction_id)
+        assert correction.corrects_id == wrong and correction.source == "correction"
+        assert correction.priority == "emergency"
+        assert correction.title.startswith("Đính chính: Bão đổ bộ")
+        assert correction.zone_ids == ["thon-a"] and correction.device_ids == ["loa-b-01"]
+        assert [c.id for c in broadcasts.corrections_of(session, wrong)] == [correction.id]
+        assert session.get(Broadcast, wrong).cancelled_at is not None
+    with pytest.raises(ValidationError):
+        service.cancel_broadcast(officer, wrong)  # once is enough
+
+
+def test_a_cancelled_broadcast_is_final(leader: Leader) -> None:
+    service = leader.service
+    broadcast_id = service.announce(leader.users.officer, "Tin sai.", ["thon-a"])
+    _dispatched(leader, broadcast_id)
+    service.cancel_broadcast(leader.users.officer, broadcast_id)
+    for device in ("loa-a-01", "loa-a-02"):
+        service._on_event(
+            protocol.DeviceEvent(device, "c", broadcast_id, protocol.EventKind.FINISHED, 1.0)
+        )
+    assert broadcast_status(service, broadcast_id) == "cancelled"
+
+
+def test_cancel_before_sending_sends_nothing(leader: Leader) -> None:
+    service = leader.service
+    with service.db.session() as session:
+        chosen = targets.resolve(session, ["thon-a"])
+        row = broadcasts.create_broadcast(
+            session,
+            text="Tin chưa gửi.",
+            zone_list=chosen.zones,
+            priority=Priority.EMERGENCY,
+            repeat=1,
+            source="announcement",
+        )
+        broadcast_id = row.id
+    service.cancel_broadcast(leader.users.officer, broadcast_id)
+    service._render_and_dispatch(broadcast_id)  # what the render thread would do next
+    assert _plays(leader, THON_A) == []
+    assert broadcast_status(service, broadcast_id) == "cancelled"
+
+
+def test_who_may_cancel(leader: Leader) -> None:
+    service, users = leader.service, leader.users
+    commune_wide = service.announce(users.officer, "Tin toàn xã.", ["xa-test"])
+    _dispatched(leader, commune_wide)
+    with pytest.raises(PermissionDenied):
+        service.cancel_broadcast(users.head_1, commune_wide)  # reaches beyond Thôn A
+    with pytest.raises(PermissionDenied):
+        service.cancel_broadcast(users.viewer, commune_wide)
+    own = service.announce(users.head_1, "Họp thôn.", ["thon-a"])
+    _dispatched(leader, own)
+    assert service.cancel_broadcast(users.head_1, own, "").correction_id is None
+    with pytest.raises(ValidationError) as info:
+        service.cancel_broadcast(users.officer, commune_wide, "   x" * 6000)
+    assert info.value.field == "text"
+
+
+def test_cancelling_a_series_run_ends_the_series(leader: Leader) -> None:
+    service, officer = leader.service, leader.users.officer
+    storm = service.create_bulletin(officer, "Tin bão số 3", "Bão số 3.")
+    schedule_id = service.schedule(
+        officer,
+        ScheduleRequest(
+            bulletin_id=storm,
+            kind=ScheduleKind.SERIES,
+            zone_ids=["xa-test"],
+            priority=Priority.EMERGENCY,
+            interval_h=2,
+            series_key="bao-so-3",
+        ),
+    )
+    with service.db.session() as session:
+        first = (
+            session.query(Broadcast)
+            .filter(Broadcast.schedule_id == schedule_id)
+            .order_by(Broadcast.occurrence_at)
+            .first()
+        )
+        first_id = first.id
+    service.cancel_broadcast(officer, first_id, "Bão đã tan, hủy tin bão.")
+    with service.db.session() as session:
+        schedule = session.get(Schedule, schedule_id)
+        assert not schedule.active and schedule.ended_at is not None
+        statuses = {
+            row.status
+            for row in session.query(Broadcast).filter(Broadcast.schedule_id == schedule_id)
+        }
+    assert statuses == {"cancelled"}
+    commune = protocol.zone_command_topic("xa-test")
+    assert [s.command.body for s in leader.sent.on(commune)] == [protocol.StopBody(first_id)]
+    for device in ("loa-a-01", "loa-b-01"):
+        assert leader.sent.manifests(device)[-1].items == ()
+
+
+def test_cancel_needs_the_broker(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    service, _sent = recording_service(tmp_path / "data")
+    service.dispatcher = None
+    users = seed_commune(service)
+    try:
+        with pytest.raises(ServiceUnavailable):
+            service.cancel_broadcast(users.officer, 1)
+    finally:
+        service.stop()
+
+
+def test_a_stop_that_could_not_be_sent_can_be_retried(
+    leader: Leader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = leader.service
+    broadcast_id = service.announce(leader.users.officer, "Tin sai.", ["thon-a"])
+    _dispatched(leader, broadcast_id)
+
+    def broker_gone(*_args: object, **_kwargs: object) -> None:
+        raise ServiceUnavailable("MQTT publish to loa/v1/zone/thon-a/cmd failed: no connection")
+
+    monkeypatch.setattr(leader.sent, "_publish_payload", broker_gone)
+    with pytest.raises(ServiceUnavailable):
+        service.cancel_broadcast(leader.users.officer, broadcast_id)
+    assert broadcast_status(service, broadcast_id) == "dispatched"
+    monkeypatch.undo()
+    service.cancel_broadcast(leader.users.officer, broadcast_id)
+    assert broadcast_status(service, broadcast_id) == "cancelled"

@@ -6,6 +6,7 @@ Everything runs in one process tree and stops cleanly on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -67,7 +68,7 @@ class Fleet:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self._process = subprocess.Popen(self._argv)
+        self._process = subprocess.Popen([*self._argv, "--exit-with-parent", str(os.getpid())])
 
     def stop(self) -> None:
         if self._process is None or self._process.poll() is not None:

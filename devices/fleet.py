@@ -8,7 +8,10 @@ its own config file, credentials, cache and player, exactly as N Pis would.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from devices.agent import LOG_LEVELS, ReceiverAgent, configure_logging, load_con
 from devices.config import ConfigError, ReceiverConfig
 
 _LOGGER = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class FleetError(Exception):
@@ -54,6 +58,15 @@ def load_fleet(config_dir: Path, count: int | None = None) -> list[ReceiverConfi
     return configs
 
 
+def _exit_with_parent(parent_pid: int) -> bool:
+    """Ask Linux for SIGTERM when our parent dies (even by SIGKILL), so simulated receivers never
+    outlive the demo that started them. False if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    return os.getppid() == parent_pid
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="loa fleet", description="Run several simulated receivers in one process."
@@ -63,8 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--count", type=int, default=None, help="run the first N (default: all)")
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS)
+    parser.add_argument(
+        "--exit-with-parent",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="stop when process PID (the demo that started this fleet) is gone",
+    )
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    if args.exit_with_parent is not None and not _exit_with_parent(args.exit_with_parent):
+        return 0
     try:
         configs = load_fleet(args.config_dir, args.count)
         agents = [ReceiverAgent(config) for config in configs]

@@ -120,3 +120,35 @@ def played_lines(receivers_dir: Path, device_id: str) -> list[dict[str, Any]]:
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def wait_devices(
+    base: str,
+    token: str,
+    count: int,
+    ready: Any = None,
+    timeout_s: float = 60.0,
+    what: str = "online",
+) -> list[dict[str, Any]]:
+    """Poll `/api/v1/devices` until `count` receivers are online and each satisfies `ready`."""
+    deadline = time.monotonic() + timeout_s
+    devices: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        _status, devices = http_json("GET", f"{base}/api/v1/devices", token)
+        if len(devices) == count and all(
+            d["online"] and (ready is None or ready(d)) for d in devices
+        ):
+            return devices
+        time.sleep(0.3)
+    laggards = [d["id"] for d in devices if not d["online"] or (ready and not ready(d))]
+    raise AssertionError(f"receivers not {what} within {timeout_s} s: {laggards}")
+
+
+def plays_of(receivers_dir: Path, device_ids: Any, broadcast_id: int) -> dict[str, int]:
+    """How many times each receiver logged a play of `broadcast_id`."""
+    return {
+        device_id: sum(
+            1 for p in played_lines(receivers_dir, device_id) if p["broadcast_id"] == broadcast_id
+        )
+        for device_id in device_ids
+    }

@@ -13,7 +13,7 @@ from processes import LoaProcess, http_json, played_lines, plays_of, wait_device
 from support import LOOPBACK, AmqttProcess, free_port
 
 from broadcast import registry, seed
-from broadcast.brokers import BrokerAccess
+from broadcast.brokers import BrokerAccess, BrokerError
 from broadcast.brokers.mosquitto import MosquittoBroker
 from broadcast.const import LOCAL_TZ, ScheduleKind
 from broadcast.db import Database
@@ -39,7 +39,7 @@ def start_broker(broker, attempts: int = 50) -> None:  # type: ignore[no-untyped
         try:
             broker.start()
             return
-        except Exception as exc:  # noqa: BLE001 - BrokerError: port not free yet
+        except BrokerError as exc:  # the port is not free yet
             last = exc
             if "already" not in str(exc):
                 raise
@@ -78,7 +78,9 @@ def test_broker_restart_during_dispatch(
         )
         loa_processes.append(server)
         server.wait_for_line("Loa server on")
-        fleet = LoaProcess("fleet", "--config-dir", str(settings.devices_dir), "--count", str(count))
+        fleet = LoaProcess(
+            "fleet", "--config-dir", str(settings.devices_dir), "--count", str(count)
+        )
         loa_processes.append(fleet)
         base, token = f"http://127.0.0.1:{port}", demo.api_token
         devices = {d["id"] for d in wait_devices(base, token, count, timeout_s=60)}
@@ -98,9 +100,7 @@ def test_broker_restart_during_dispatch(
         body: dict = {}
         while time.monotonic() < deadline:
             _s, body = http_json("GET", f"{base}/api/v1/announcements/{broadcast_id}", token)
-            if body["status"] in FINAL and all(
-                d["state"] in FINAL for d in body["deliveries"]
-            ):
+            if body["status"] in FINAL and all(d["state"] in FINAL for d in body["deliveries"]):
                 break
             time.sleep(0.5)
         time.sleep(2.0)  # let late redeliveries arrive before counting plays
@@ -158,7 +158,9 @@ def test_server_killed_before_scheduled_bulletin(
         )
         loa_processes.append(server)
         server.wait_for_line("Loa server on")
-        fleet = LoaProcess("fleet", "--config-dir", str(settings.devices_dir), "--count", str(count))
+        fleet = LoaProcess(
+            "fleet", "--config-dir", str(settings.devices_dir), "--count", str(count)
+        )
         loa_processes.append(fleet)
         base, token = f"http://127.0.0.1:{port}", demo.api_token
         with database.session() as session:
@@ -168,8 +170,10 @@ def test_server_killed_before_scheduled_bulletin(
             base,
             token,
             count,
-            ready=lambda d: int(d["status"].get("manifest_items") or 0) >= 1
-            and bool(d["status"].get("cache_complete", True)),
+            ready=lambda d: (
+                int(d["status"].get("manifest_items") or 0) >= 1
+                and bool(d["status"].get("cache_complete", True))
+            ),
             timeout_s=lead_s - 5,
             what="holding the manifest",
         )
@@ -185,7 +189,9 @@ def test_server_killed_before_scheduled_bulletin(
             pending = {
                 device_id
                 for device_id in pending
-                if not any(p["item_id"] == item_id for p in played_lines(data / "receivers", device_id))
+                if not any(
+                    p["item_id"] == item_id for p in played_lines(data / "receivers", device_id)
+                )
             }
             time.sleep(0.2)
         assert not pending, f"never played without the server: {sorted(pending)}"

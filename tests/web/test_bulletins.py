@@ -6,30 +6,16 @@ import re
 from pathlib import Path
 
 from flask.testing import FlaskClient
-from service_support import PASSWORD
+from web_support import csrf_token, login
 
 SAMPLE = (
     Path(__file__).parent.parent / "tts" / "data" / "ke-hoach-truyen-thong-chinh-sach-hoang-hop.txt"
 )
 
 
-def _csrf(client: FlaskClient, url: str) -> str:
-    page = client.get(url).get_data(as_text=True)
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match is not None, page
-    return match.group(1)
-
-
-def _login(client: FlaskClient, username: str) -> None:
-    token = _csrf(client, "/auth/login")
-    client.post(
-        "/auth/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
-    )
-
-
 def test_document_becomes_an_editable_script(client: FlaskClient) -> None:
-    _login(client, "officer")
-    token = _csrf(client, "/bulletins/new")
+    login(client, "officer")
+    token = csrf_token(client, "/bulletins/new")
     page = client.post(
         "/bulletins/new",
         data={"document": SAMPLE.read_text(encoding="utf-8"), "csrf_token": token, "opening": "on"},
@@ -67,8 +53,8 @@ def test_document_becomes_an_editable_script(client: FlaskClient) -> None:
 
 
 def test_preview_renders_audio(client: FlaskClient) -> None:
-    _login(client, "officer")
-    token = _csrf(client, "/bulletins/new")
+    login(client, "officer")
+    token = csrf_token(client, "/bulletins/new")
     response = client.post(
         "/bulletins/new",
         data={
@@ -87,8 +73,8 @@ def test_preview_renders_audio(client: FlaskClient) -> None:
 
 
 def test_schedule_errors_are_shown(client: FlaskClient) -> None:
-    _login(client, "officer")
-    token = _csrf(client, "/bulletins/new")
+    login(client, "officer")
+    token = csrf_token(client, "/bulletins/new")
     detail_url = client.post(
         "/bulletins/new",
         data={"action": "save", "title": "X", "script": "Nội dung.", "csrf_token": token},
@@ -109,8 +95,8 @@ def test_schedule_errors_are_shown(client: FlaskClient) -> None:
 
 
 def test_bad_recording_is_refused_clearly(client: FlaskClient, tmp_path: Path) -> None:
-    _login(client, "officer")
-    token = _csrf(client, "/bulletins/new")
+    login(client, "officer")
+    token = csrf_token(client, "/bulletins/new")
     response = client.post(
         "/bulletins/recording",
         data={
@@ -142,8 +128,8 @@ def test_recording_becomes_playable_content(client: FlaskClient, tmp_path: Path)
                 for i in range(16000 * 2)
             )
         )
-    _login(client, "officer")
-    token = _csrf(client, "/bulletins/new")
+    login(client, "officer")
+    token = csrf_token(client, "/bulletins/new")
     with path.open("rb") as upload:
         response = client.post(
             "/bulletins/recording",
@@ -163,13 +149,13 @@ def test_recording_becomes_playable_content(client: FlaskClient, tmp_path: Path)
 
 
 def test_village_head_has_no_bulletins(client: FlaskClient) -> None:
-    _login(client, "head-a")
+    login(client, "head-a")
     assert client.get("/bulletins/").status_code == 403
     assert client.get("/bulletins/new").status_code == 403
 
 
 def _saved(client: FlaskClient, title: str, text: str) -> tuple[str, str]:
-    token = _csrf(client, "/bulletins/new")
+    token = csrf_token(client, "/bulletins/new")
     response = client.post(
         "/bulletins/new",
         data={"action": "save", "title": title, "script": text, "csrf_token": token},
@@ -187,7 +173,7 @@ def _schedule(client: FlaskClient, url: str, token: str, **fields: object) -> st
 
 
 def test_schedule_form_offers_every_kind(client: FlaskClient) -> None:
-    _login(client, "officer")
+    login(client, "officer")
     url, _token = _saved(client, "Tin", "Nội dung.")
     page = client.get(url).get_data(as_text=True)
     for kind in ("once", "daily", "weekdays", "cron", "series"):
@@ -199,7 +185,7 @@ def test_schedule_form_offers_every_kind(client: FlaskClient) -> None:
 
 
 def test_each_kind_is_scheduled_and_described(client: FlaskClient) -> None:
-    _login(client, "officer")
+    login(client, "officer")
     url, token = _saved(client, "Tin tuần", "Nội dung.")
     page = _schedule(
         client, url, token, kind="weekdays", time_of_day="06:30", weekdays=["0", "2"],
@@ -220,7 +206,7 @@ def test_each_kind_is_scheduled_and_described(client: FlaskClient) -> None:
 
 
 def test_overlap_is_explained_in_the_form(client: FlaskClient) -> None:
-    _login(client, "officer")
+    login(client, "officer")
     url, token = _saved(client, "Bản tin chiều", "Bản tin chiều.")
     assert "Đã đặt lịch phát." in _schedule(client, url, token, kind="daily", time_of_day="17:00")
     other, _ = _saved(client, "Tin khác", "Tin khác.")
@@ -232,10 +218,10 @@ def test_overlap_is_explained_in_the_form(client: FlaskClient) -> None:
 
 
 def test_relay_bulletin_from_the_bulletins_page(client: FlaskClient) -> None:
-    _login(client, "officer")
+    login(client, "officer")
     index = client.get("/bulletins/").get_data(as_text=True)
     assert 'id="relay-form"' in index
-    token = _csrf(client, "/bulletins/")
+    token = csrf_token(client, "/bulletins/")
     response = client.post(
         "/bulletins/relay",
         data={

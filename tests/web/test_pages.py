@@ -8,27 +8,14 @@ import time
 from flask import Flask
 from flask.testing import FlaskClient
 from service_support import PASSWORD, RecordingDispatcher, broadcast_status, wait_for
+from web_support import csrf_token, login
 
 from broadcast.service import BroadcastService
 from devices import protocol
 from devices.protocol import DeviceStatus, ReceiverState
 
 
-def _csrf(client: FlaskClient, url: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).get_data(as_text=True))
-    assert match is not None
-    return match.group(1)
-
-
-def _login(client: FlaskClient, username: str, password: str = PASSWORD) -> None:
-    token = _csrf(client, "/auth/login")
-    response = client.post(
-        "/auth/login", data={"username": username, "password": password, "csrf_token": token}
-    )
-    assert response.status_code == 302, response.get_data(as_text=True)
-
-
-def test_pages_need_login(client: FlaskClient) -> None:
+def test_pages_needlogin(client: FlaskClient) -> None:
     for url in ("/", "/announce/"):
         response = client.get(url)
         assert response.status_code == 302
@@ -36,7 +23,7 @@ def test_pages_need_login(client: FlaskClient) -> None:
 
 
 def test_wrong_password(client: FlaskClient) -> None:
-    token = _csrf(client, "/auth/login")
+    token = csrf_token(client, "/auth/login")
     response = client.post(
         "/auth/login", data={"username": "admin", "password": "nope", "csrf_token": token}
     )
@@ -50,7 +37,7 @@ def test_login_without_csrf_token_is_rejected(client: FlaskClient) -> None:
 
 
 def test_dashboard_lists_devices(client: FlaskClient) -> None:
-    _login(client, "officer")
+    login(client, "officer")
     page = client.get("/").get_data(as_text=True)
     assert "loa-a-01" in page and "loa-b-01" in page
     assert "Mất kết nối" in page
@@ -58,7 +45,7 @@ def test_dashboard_lists_devices(client: FlaskClient) -> None:
 
 
 def test_village_head_form_offers_only_own_village(client: FlaskClient) -> None:
-    _login(client, "head-a")
+    login(client, "head-a")
     page = client.get("/announce/").get_data(as_text=True)
     assert 'value="thon-a"' in page
     assert 'value="thon-b"' not in page
@@ -67,8 +54,8 @@ def test_village_head_form_offers_only_own_village(client: FlaskClient) -> None:
 
 
 def test_village_head_post_to_other_village_is_forbidden(client: FlaskClient) -> None:
-    _login(client, "head-a")
-    token = _csrf(client, "/announce/")
+    login(client, "head-a")
+    token = csrf_token(client, "/announce/")
     response = client.post(
         "/announce/",
         data={
@@ -83,13 +70,13 @@ def test_village_head_post_to_other_village_is_forbidden(client: FlaskClient) ->
 
 
 def test_viewer_cannot_open_announce_form(client: FlaskClient) -> None:
-    _login(client, "viewer")
+    login(client, "viewer")
     assert client.get("/announce/").status_code == 403
 
 
 def test_empty_text_is_reported_not_lost(client: FlaskClient) -> None:
-    _login(client, "officer")
-    token = _csrf(client, "/announce/")
+    login(client, "officer")
+    token = csrf_token(client, "/announce/")
     response = client.post(
         "/announce/",
         data={
@@ -105,8 +92,8 @@ def test_empty_text_is_reported_not_lost(client: FlaskClient) -> None:
 
 
 def test_output_is_escaped(app: Flask, client: FlaskClient, service: BroadcastService) -> None:
-    _login(client, "officer")
-    token = _csrf(client, "/announce/")
+    login(client, "officer")
+    token = csrf_token(client, "/announce/")
     evil = "<script>alert(1)</script> Họp thôn"
     response = client.post(
         "/announce/",
@@ -130,7 +117,7 @@ def test_media_rejects_bad_names(client: FlaskClient) -> None:
 
 
 def _announced(client: FlaskClient, service: BroadcastService, text: str = "Cháy rừng") -> str:
-    token = _csrf(client, "/announce/")
+    token = csrf_token(client, "/announce/")
     response = client.post(
         "/announce/",
         data={
@@ -150,7 +137,7 @@ def _announced(client: FlaskClient, service: BroadcastService, text: str = "Chá
 
 
 def test_announce_form_offers_devices(client: FlaskClient) -> None:
-    _login(client, "officer")
+    login(client, "officer")
     page = client.get("/announce/").get_data(as_text=True)
     assert 'name="devices" value="loa-a-01"' in page and 'name="devices" value="loa-b-01"' in page
 
@@ -158,13 +145,13 @@ def test_announce_form_offers_devices(client: FlaskClient) -> None:
 def test_stop_and_correct_from_the_detail_page(
     client: FlaskClient, service: BroadcastService, sent: RecordingDispatcher
 ) -> None:
-    _login(client, "officer")
+    login(client, "officer")
     url = _announced(client, service)
     page = client.get(url).get_data(as_text=True)
     assert "Dừng / Đính chính" in page
     assert 'data-confirm="Dừng lượt phát này trên mọi cụm loa ngay bây giờ?"' in page
     assert "confirm.js" in page
-    token = _csrf(client, url)
+    token = csrf_token(client, url)
     response = client.post(
         f"{url}/cancel", data={"csrf_token": token, "correction": "Đính chính: chỉ là diễn tập."}
     )
@@ -182,17 +169,20 @@ def test_stop_and_correct_from_the_detail_page(
 def test_stop_without_a_correction_and_role_limits(
     client: FlaskClient, service: BroadcastService
 ) -> None:
-    _login(client, "officer")
+    login(client, "officer")
     url = _announced(client, service, "Tin sai")
-    token = _csrf(client, url)
+    token = csrf_token(client, url)
     response = client.post(f"{url}/cancel", data={"csrf_token": token}, follow_redirects=True)
     assert "Đã dừng lượt phát trên mọi cụm loa." in response.get_data(as_text=True)
     assert client.post(f"{url}/cancel", data={"csrf_token": token}).status_code == 302
     client.post("/auth/logout", data={"csrf_token": token})
-    _login(client, "viewer")
+    login(client, "viewer")
     page = client.get(url).get_data(as_text=True)
     assert "Dừng / Đính chính</button>" not in page
-    assert client.post(f"{url}/cancel", data={"csrf_token": _csrf(client, url)}).status_code == 403
+    assert (
+        client.post(f"{url}/cancel", data={"csrf_token": csrf_token(client, url)}).status_code
+        == 403
+    )
 
 
 def test_dashboard_shows_receiver_health(client: FlaskClient, service: BroadcastService) -> None:
@@ -211,7 +201,7 @@ def test_dashboard_shows_receiver_health(client: FlaskClient, service: Broadcast
             },
         )
     )
-    _login(client, "officer")
+    login(client, "officer")
     page = client.get("/").get_data(as_text=True)
     row = re.search(r'<tr class="state-idle" data-device="loa-a-01">(.*?)</tr>', page, re.S)
     assert row is not None, page
@@ -246,7 +236,7 @@ def test_dashboard_lists_todays_programme(client: FlaskClient, service: Broadcas
     )
     with service.db.session() as session:  # made before today: today's 00:00 run counts
         session.get(Schedule, schedule_id).created_at = utcnow() - timedelta(days=2)
-    _login(client, "officer")
+    login(client, "officer")
     today = client.get("/").get_data(as_text=True).split('id="today"')[1].split("</ul>")[0]
     assert "<strong>00:00</strong>" in today and "Bản tin nửa đêm" in today
     assert "Thôn A, loa-b-01" in today

@@ -152,3 +152,17 @@ def plays_of(receivers_dir: Path, device_ids: Any, broadcast_id: int) -> dict[st
         )
         for device_id in device_ids
     }
+
+
+def start_server_and_fleet(
+    started: list[LoaProcess], data: Path, port: int, mqtt_port: int, devices_dir: Path, count: int
+) -> tuple[LoaProcess, LoaProcess]:
+    """`loa serve` on an external broker, then `loa fleet` with the first `count` receivers."""
+    server = LoaProcess(
+        "serve", "--data", str(data), "--port", str(port), "--mqtt-port", str(mqtt_port)
+    )
+    started.append(server)
+    server.wait_for_line("Loa server on")
+    fleet = LoaProcess("fleet", "--config-dir", str(devices_dir), "--count", str(count))
+    started.append(fleet)
+    return server, fleet

@@ -8,7 +8,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from processes import LoaProcess, http_bytes, http_json, played_lines, wait_for_status
+from processes import (
+    LoaProcess,
+    http_bytes,
+    http_json,
+    played_lines,
+    start_server_and_fleet,
+    wait_for_status,
+)
 from support import LOOPBACK, free_port
 
 from broadcast import registry, seed
@@ -97,13 +104,9 @@ def test_server_fleet_and_mosquitto(tmp_path: Path, loa_processes: list[LoaProce
     broker = MosquittoBroker(tmp_path / "mosquitto", LOOPBACK, mqtt_port, access)
     broker.start()
     try:
-        server = LoaProcess(
-            "serve", "--data", str(data), "--port", str(port), "--mqtt-port", str(mqtt_port)
+        server, fleet = start_server_and_fleet(
+            loa_processes, data, port, mqtt_port, settings.devices_dir, 4
         )
-        loa_processes.append(server)
-        server.wait_for_line("Loa server on")
-        fleet = LoaProcess("fleet", "--config-dir", str(settings.devices_dir), "--count", "4")
-        loa_processes.append(fleet)
         base = f"http://127.0.0.1:{port}"
         _wait_all_online(base, demo.api_token, 4)
         _check_urgent_announcement(base, demo.api_token, data / "receivers")

@@ -9,7 +9,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from processes import LoaProcess, http_json, played_lines, plays_of, wait_devices
+from processes import (
+    LoaProcess,
+    http_json,
+    played_lines,
+    plays_of,
+    start_server_and_fleet,
+    wait_devices,
+)
 from support import LOOPBACK, AmqttProcess, free_port
 
 from broadcast import registry, seed
@@ -73,15 +80,9 @@ def test_broker_restart_during_dispatch(
     broker = make_broker(broker_kind, tmp_path / broker_kind, mqtt_port, access)
     start_broker(broker)
     try:
-        server = LoaProcess(
-            "serve", "--data", str(data), "--port", str(port), "--mqtt-port", str(mqtt_port)
+        server, fleet = start_server_and_fleet(
+            loa_processes, data, port, mqtt_port, settings.devices_dir, count
         )
-        loa_processes.append(server)
-        server.wait_for_line("Loa server on")
-        fleet = LoaProcess(
-            "fleet", "--config-dir", str(settings.devices_dir), "--count", str(count)
-        )
-        loa_processes.append(fleet)
         base, token = f"http://127.0.0.1:{port}", demo.api_token
         devices = {d["id"] for d in wait_devices(base, token, count, timeout_s=60)}
 
@@ -153,15 +154,9 @@ def test_server_killed_before_scheduled_bulletin(
     start_broker(broker)
     database = Database(settings.database_url)
     try:
-        server = LoaProcess(
-            "serve", "--data", str(data), "--port", str(port), "--mqtt-port", str(mqtt_port)
+        server, fleet = start_server_and_fleet(
+            loa_processes, data, port, mqtt_port, settings.devices_dir, count
         )
-        loa_processes.append(server)
-        server.wait_for_line("Loa server on")
-        fleet = LoaProcess(
-            "fleet", "--config-dir", str(settings.devices_dir), "--count", str(count)
-        )
-        loa_processes.append(fleet)
         base, token = f"http://127.0.0.1:{port}", demo.api_token
         with database.session() as session:
             row = session.query(Broadcast).filter(Broadcast.schedule_id == schedule_id).one()

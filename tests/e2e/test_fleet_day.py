@@ -14,7 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from processes import LoaProcess, http_json, played_lines, wait_devices, wait_for_status
+from processes import (
+    LoaProcess,
+    http_json,
+    played_lines,
+    start_server_and_fleet,
+    wait_devices,
+    wait_for_status,
+)
 from support import LOOPBACK, free_port
 
 from broadcast import registry, seed
@@ -107,15 +114,9 @@ def test_fleet_day(tmp_path: Path, loa_processes: list[LoaProcess]) -> None:
     broker.start()
     database = Database(settings.database_url)
     try:
-        server = LoaProcess(
-            "serve", "--data", str(data), "--port", str(port), "--mqtt-port", str(mqtt_port)
+        server, fleet = start_server_and_fleet(
+            loa_processes, data, port, mqtt_port, settings.devices_dir, COUNT
         )
-        loa_processes.append(server)
-        server.wait_for_line("Loa server on")
-        fleet = LoaProcess(
-            "fleet", "--config-dir", str(settings.devices_dir), "--count", str(COUNT)
-        )
-        loa_processes.append(fleet)
         base, token = f"http://127.0.0.1:{port}", demo.api_token
         devices = {d["id"] for d in wait_devices(base, token, COUNT, timeout_s=LEAD_S - 5)}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,12 +23,21 @@ from broadcast.const import (
     MAX_TEXT_CHARS,
     MAX_URL_CHARS,
     BroadcastStatus,
+    ContentKind,
     DeliveryState,
 )
 from broadcast.errors import NotFound, ValidationError
 from broadcast.models import Broadcast, Delivery, Device, User, Zone, utcnow
 from broadcast.targets import Targets
-from devices.protocol import DeviceEvent, DeviceStatus, EventKind, Priority, ReceiverState
+from devices.protocol import (
+    ContentType,
+    DeviceEvent,
+    DeviceStatus,
+    EventKind,
+    PlayBody,
+    Priority,
+    ReceiverState,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,6 +51,7 @@ _STATE_RANK = {
     DeliveryState.PREEMPTED: 3,
     DeliveryState.FINISHED: 4,
     DeliveryState.FAILED: 4,
+    DeliveryState.STOPPED: 4,
 }
 _EVENT_STATE = {
     EventKind.RECEIVED: DeliveryState.RECEIVED,
@@ -58,9 +69,29 @@ _STAMP_FIELD = {
     EventKind.FINISHED: "finished_at",
     EventKind.FAILED: "finished_at",
 }
-_TERMINAL = {DeliveryState.FINISHED.value, DeliveryState.FAILED.value}
+_TERMINAL = {
+    DeliveryState.FINISHED.value,
+    DeliveryState.FAILED.value,
+    DeliveryState.STOPPED.value,
+}
+OPEN_STATES = [state.value for state in DeliveryState if state.value not in _TERMINAL]
+# a receiver's words for an item a STOP ended (devices.timeline.STOPPED), and for its answer to
+# the STOP itself (devices.scheduler reports `received` with this detail)
+STOPPED_DETAIL = "stopped"
+STOP_ACK_DETAIL = "stop"
+# what `broadcast.redelivery` writes on a delivery nobody answered: a real answer still counts
+NO_ANSWER = "no answer"
+_NOT_YET_ON_AIR = {
+    DeliveryState.QUEUED.value,
+    DeliveryState.RECEIVED.value,
+    DeliveryState.FETCHED.value,
+}
 # statuses that settle to finished/partial once every receiver has answered
-_SETTLING = {BroadcastStatus.DISPATCHED.value, BroadcastStatus.MISSED.value}
+_SETTLING = {
+    BroadcastStatus.DISPATCHED.value,
+    BroadcastStatus.MISSED.value,
+    BroadcastStatus.PARTIAL.value,  # a late answer to a delivery closed as unanswered
+}
 
 
 def clean_text(text: object) -> str:
@@ -222,17 +253,40 @@ def apply_event(session: Session, event: DeviceEvent) -> Delivery | None:
         return None
     at = clock.from_timestamp(event.at)
     new_state = _EVENT_STATE[event.kind]
-    stamp_field = _STAMP_FIELD[event.kind]
-    if getattr(delivery, stamp_field) is None:
-        setattr(delivery, stamp_field, at)
+    if event.kind is EventKind.FAILED and event.detail == STOPPED_DETAIL:
+        new_state = DeliveryState.STOPPED
+    stopped_before_air = (
+        event.kind is EventKind.RECEIVED
+        and event.detail == STOP_ACK_DETAIL
+        and delivery.state in _NOT_YET_ON_AIR
+    )
+    if stopped_before_air:  # the receiver has the STOP: the item can never start there
+        new_state = DeliveryState.STOPPED
+    else:
+        stamp_field = _STAMP_FIELD[event.kind]
+        if getattr(delivery, stamp_field) is None:
+            setattr(delivery, stamp_field, at)
     current = DeliveryState(delivery.state)
-    if delivery.state not in _TERMINAL and _STATE_RANK[new_state] >= _STATE_RANK[current]:
+    open_record = delivery.state not in _TERMINAL or delivery.detail == NO_ANSWER
+    unanswered = delivery.detail == NO_ANSWER
+    if open_record and (_STATE_RANK[new_state] >= _STATE_RANK[current] or unanswered):
         delivery.state = new_state.value
-        if event.detail:
+        if stopped_before_air:
+            delivery.detail = STOPPED_DETAIL
+        elif event.detail or unanswered:
             delivery.detail = event.detail
     delivery.updated_at = utcnow()
     _settle(delivery.broadcast)
     return delivery
+
+
+def close_unanswered(delivery: Delivery, cancelled: bool) -> None:
+    """Nobody will answer any more: the delivery ends (stopped if the broadcast was cancelled),
+    marked so that a very late real answer still replaces it."""
+    delivery.state = (DeliveryState.STOPPED if cancelled else DeliveryState.FAILED).value
+    delivery.detail = NO_ANSWER
+    delivery.updated_at = utcnow()
+    _settle(delivery.broadcast)
 
 
 def _settle(broadcast: Broadcast) -> None:
@@ -247,15 +301,21 @@ def _settle(broadcast: Broadcast) -> None:
         broadcast.status = (BroadcastStatus.FINISHED if all_ok else BroadcastStatus.PARTIAL).value
 
 
-def apply_status(session: Session, status: DeviceStatus) -> Device | None:
+class StatusChange(StrEnum):
+    IGNORED = "ignored"  # unknown device, a stale offline, an older state re-sent
+    UPDATED = "updated"
+    RETURNED = "returned"  # online again (or rebooted): worth re-sending what it missed
+
+
+def apply_status(session: Session, status: DeviceStatus) -> StatusChange:
     """Record a receiver's retained state; a late last-will of an older boot is ignored."""
     device = session.get(Device, status.device_id)
     if device is None:
         _LOGGER.warning("state from unregistered device %s", status.device_id)
-        return None
+        return StatusChange.IGNORED
     if not status.online and device.online and status.boot_id != device.boot_id:
         _LOGGER.info("ignored stale offline of %s (boot %s)", device.id, status.boot_id)
-        return device
+        return StatusChange.IGNORED
     reported_at = clock.from_timestamp(status.at)
     if (
         status.online
@@ -263,7 +323,8 @@ def apply_status(session: Session, status: DeviceStatus) -> Device | None:
         and device.last_seen is not None
         and reported_at < device.last_seen
     ):
-        return device  # an older state re-sent after a reconnect
+        return StatusChange.IGNORED  # an older state re-sent after a reconnect
+    returned = status.online and (not device.online or status.boot_id != device.boot_id)
     device.online = status.online
     device.state = status.state.value
     device.boot_id = status.boot_id
@@ -273,7 +334,34 @@ def apply_status(session: Session, status: DeviceStatus) -> Device | None:
     device.last_seen = reported_at if status.online else device.last_seen
     if status.online:
         device.status_extra = dict(status.extra)
-    return device
+    return StatusChange.RETURNED if returned else StatusChange.UPDATED
+
+
+def play_body(
+    broadcast: Broadcast,
+    *,
+    media_sha256: str | None,
+    media_url: str,
+    play_at: float,
+    valid_until: float,
+) -> PlayBody:
+    """The PLAY of an announcement; re-sent copies are built from the same row, so they are
+    the same item with the same times."""
+    relay = broadcast.content == ContentKind.RELAY.value
+    return PlayBody(
+        broadcast_id=broadcast.id,
+        item_id=broadcast.item_id or f"b{broadcast.id}",
+        media_url=media_url if media_sha256 else "",
+        media_sha256=media_sha256 or "",
+        priority=Priority(broadcast.priority),
+        repeat=1 if relay else broadcast.repeat,
+        title=broadcast.title[:200],
+        play_at=play_at,
+        valid_until=valid_until,
+        content=ContentType.RELAY if relay else ContentType.MEDIA,
+        relay_url=(broadcast.relay_url or "") if relay else "",
+        duration_s=(broadcast.duration_s or 0.0) if relay else 0.0,
+    )
 
 
 def mark_dispatched(

@@ -50,6 +50,7 @@ class DeliveryState(StrEnum):
     PREEMPTED = "preempted"  # cut by a higher priority; may play again (resume)
     FINISHED = "finished"
     FAILED = "failed"
+    STOPPED = "stopped"  # ended by a cancel (dừng): cut on air, or will never play
 
 
 class ScheduleKind(StrEnum):

@@ -1,7 +1,8 @@
 """The server's MQTT link: publishes signed commands and manifests, hears receivers' answer-back.
 
 It owns the connection state (Home Assistant's coordinator pattern); the rest of the server calls
-`send()` and gets answer-back through the two callbacks it registers.
+`send()` and gets answer-back through the two callbacks it registers (and a third that hears
+of reconnections, after which the broker may have lost its retained manifests).
 
 Two connections, because several server processes may share one data directory:
 
@@ -54,6 +55,7 @@ class Dispatcher:
         on_status: StatusHandler,
         on_event: EventHandler,
         client_id: str = "loa-server",
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -65,6 +67,8 @@ class Dispatcher:
         self._on_status = on_status
         self._on_event = on_event
         self._client_id = client_id
+        self._on_reconnect = on_reconnect
+        self._was_connected = False
         self._connected = threading.Event()
         self._refused: str | None = None
         self._stopping = False
@@ -201,6 +205,9 @@ class Dispatcher:
             return
         _LOGGER.info("connected to MQTT broker %s", self.address)
         self._connected.set()
+        if self._was_connected and self._on_reconnect is not None:
+            self._on_reconnect()  # the broker may have lost retained messages: republish
+        self._was_connected = True
 
     def _handle_listener_connect(
         self,

@@ -14,7 +14,6 @@ re-plans and republishes.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,6 @@ import tts
 from broadcast import (
     broadcasts,
     clock,
-    manifests,
     planning,
     programmes,
     registry,
@@ -50,16 +48,15 @@ from broadcast.const import (
 from broadcast.db import Database
 from broadcast.dispatcher import Dispatcher
 from broadcast.errors import (
-    LoaError,
     NotFound,
     PermissionDenied,
     ServiceUnavailable,
     ValidationError,
 )
+from broadcast.leader import ProgrammeLeader
 from broadcast.models import Broadcast, Bulletin, Schedule, User, Zone, utcnow
 from broadcast.rendering import MediaRenderer
 from broadcast.scheduler_lock import Leadership, SchedulerLock
-from broadcast.scheduling import Scheduler
 from broadcast.settings import Secrets, Settings
 from devices import protocol
 
@@ -67,7 +64,6 @@ _LOGGER = logging.getLogger(__name__)
 
 CONTENT_ROLES = (Role.ADMIN, Role.OFFICER)
 ANNOUNCE_ROLES = (Role.ADMIN, Role.OFFICER, Role.VILLAGE_HEAD)
-MANIFEST_JOB = "manifests"
 
 
 @dataclass(frozen=True)
@@ -117,15 +113,16 @@ class BroadcastService:
         )
         self.renderer = MediaRenderer(self.synthesizer, self.media, settings.data_dir / "renders")
         self._render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loa-render")
-        self.scheduler = Scheduler(self._fire_run, self._run_missed, settings.misfire_grace_s)
+        self.leader = ProgrammeLeader(
+            settings, self.db, lambda: self.dispatcher, self._render_for_schedule
+        )
+        self.scheduler = self.leader.scheduler
         self.leadership = Leadership(
             SchedulerLock(settings.scheduler_lock_path),
             settings.lock_retry_s,
             on_elected=self._on_elected,
-            on_tick=self._leader_tick,
+            on_tick=self.leader.tick,
         )
-        self._refresh_lock = threading.Lock()
-        self._seen_revision = -1
         self._started = False
         self.dispatcher = dispatcher
         if dispatcher is None and connect_mqtt:
@@ -139,6 +136,7 @@ class BroadcastService:
                 lock_path=settings.publish_lock_path,
                 on_status=self._on_status,
                 on_event=self._on_event,
+                on_reconnect=self.leader.broker_restored,
             )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -152,7 +150,7 @@ class BroadcastService:
     def stop(self) -> None:
         if self._started:
             self.leadership.stop_watching()
-        self.scheduler.stop()
+        self.leader.stop()
         self._render_pool.shutdown(wait=True, cancel_futures=True)
         self.leadership.release()
         if self.dispatcher is not None:
@@ -165,24 +163,8 @@ class BroadcastService:
         return self.leadership.leading
 
     def _on_elected(self) -> None:
-        self.scheduler.start()
-        if self.dispatcher is not None:
-            self.dispatcher.listen()
-        self.scheduler.every(MANIFEST_JOB, self.settings.manifest_refresh_s, self._refresh_quietly)
-        self.refresh_programme(force_manifests=True)
+        self.leader.elected()
         self._resume_pending()
-
-    def _leader_tick(self) -> None:
-        """Another process changed the programme: plan and publish again."""
-        revision = sequences.current_value(self.db.engine, sequences.PROGRAMME_REVISION)
-        if revision != self._seen_revision:
-            self.refresh_programme()
-
-    def _refresh_quietly(self) -> None:
-        try:
-            self.refresh_programme()
-        except Exception:
-            _LOGGER.exception("periodic planning and manifest publishing failed")
 
     def _resume_pending(self) -> None:
         """Broadcasts left pending by a stop are rendered and dispatched now."""
@@ -196,108 +178,17 @@ class BroadcastService:
     def _next_seq(self, stream: str) -> int:
         return sequences.next_value(self.db.engine, stream)
 
-    # --- the programme: planning, firing, manifests -------------------------------------------
+    # --- the programme -------------------------------------------------------------------------
 
     def refresh_programme(self, force_manifests: bool = False) -> None:
-        """Plan every run up to the horizon, give the scheduler its jobs, publish the manifests
-        that changed (all of them when `force_manifests`). The leader's job."""
-        with self._refresh_lock:
-            self._seen_revision = sequences.current_value(
-                self.db.engine, sequences.PROGRAMME_REVISION
-            )
-            self._render_unrendered()
-            with self.db.session() as session:
-                result = planning.plan(
-                    session,
-                    now=utcnow(),
-                    horizon_s=self.settings.manifest_horizon_s,
-                    grace_s=self.settings.misfire_grace_s,
-                    item_valid_s=self.settings.item_valid_s,
-                )
-            if result.created:
-                _LOGGER.info("planned %d runs", len(result.created))
-            self.scheduler.sync_runs(result.due)
-            self._publish_manifests(force_manifests)
+        """Plan, schedule and publish manifests now (the leader's job, `broadcast.leader`)."""
+        self.leader.refresh(force_manifests)
 
     def _programme_changed(self) -> None:
         """Tell the leader (this process or another) to plan and publish again."""
         sequences.next_value(self.db.engine, sequences.PROGRAMME_REVISION)
         if self.leading:
-            self.refresh_programme()
-
-    def _render_unrendered(self) -> None:
-        """Schedules made before media was rendered at scheduling time get it now."""
-        with self.db.session() as session:
-            waiting = [
-                (s.id, s.bulletin.text, s.bulletin.recording_sha256, s.repeat)
-                for s in planning.plannable(session)
-                if s.media_sha256 is None and s.bulletin.kind != ContentKind.RELAY
-            ]
-        for schedule_id, text, recording, repeat in waiting:
-            try:
-                sha256, engine, airtime = self._render_for_schedule(text, recording, repeat)
-            except Exception:
-                _LOGGER.exception("could not render the media of schedule %s", schedule_id)
-                continue
-            with self.db.session() as session:
-                schedule = session.get(Schedule, schedule_id)
-                if schedule is not None:
-                    schedule.media_sha256, schedule.tts_engine = sha256, engine
-                    schedule.airtime_s = airtime
-
-    def _publish_manifests(self, force: bool) -> None:
-        if self.dispatcher is None:
-            return
-        now = utcnow()
-        with self.db.session() as session:
-            waiting = manifests.pending(
-                session,
-                now=now,
-                horizon_s=self.settings.manifest_horizon_s,
-                media_url=self.settings.media_url,
-                force=force,
-            )
-        for manifest in waiting:
-            topic = protocol.device_manifest_topic(manifest.device_id)
-            try:
-                self.dispatcher.send(
-                    topic, manifest.body, ttl_s=self.settings.manifest_horizon_s, retain=True
-                )
-            except LoaError as exc:
-                _LOGGER.error("manifest of %s not published: %s", manifest.device_id, exc)
-                continue
-            with self.db.session() as session:
-                manifests.mark_published(session, manifest.device_id, manifest.sha256, now)
-        if waiting:
-            _LOGGER.info(
-                "published %d manifests (%s)",
-                len(waiting),
-                ", ".join(f"{m.device_id}: {len(m.body.items)} items" for m in waiting),
-            )
-
-    def _fire_run(self, broadcast_id: int) -> None:
-        """A planned run is due: receivers play it from their manifests; the log records it."""
-        with self.db.session() as session:
-            row = session.get(Broadcast, broadcast_id)
-            if row is None:
-                return
-            fired = broadcasts.mark_due(row)
-            status, schedule_id = row.status, row.schedule_id
-        if fired:
-            _LOGGER.info("schedule %s fired: broadcast %s", schedule_id, broadcast_id)
-        else:
-            _LOGGER.info("broadcast %s not fired: it is %s", broadcast_id, status)
-
-    def _run_missed(self, broadcast_id: int, at: datetime) -> None:
-        with self.db.session() as session:
-            row = session.get(Broadcast, broadcast_id)
-            if row is not None and broadcasts.mark_missed(row, planning.NOT_RUNNING):
-                _LOGGER.warning(
-                    "missed run: broadcast %s of schedule %s at %s (local)",
-                    broadcast_id,
-                    row.schedule_id,
-                    clock.format_local(at),
-                )
+            self.leader.refresh()
 
     def next_run(self, schedule_id: int) -> datetime | None:
         """The schedule's next run from now (UTC, naive), or None when it has no more."""
@@ -361,9 +252,8 @@ class BroadcastService:
             if broadcast.status != BroadcastStatus.PENDING.value:
                 return
             text, recording = broadcast.text, broadcast.recording_sha256
-            priority, repeat, title = broadcast.priority, broadcast.repeat, broadcast.title
+            priority, relay_url = broadcast.priority, broadcast.relay_url or ""
             relay = broadcast.content == ContentKind.RELAY.value
-            relay_url, duration_s = broadcast.relay_url or "", broadcast.duration_s or 0.0
             topics = targets.command_topics(broadcast.zone_ids, broadcast.device_ids or [])
         try:
             sha256, engine = None, ContentKind.RELAY.value
@@ -377,22 +267,17 @@ class BroadcastService:
                     _LOGGER.info("broadcast %s was cancelled before it was sent", broadcast_id)
                     return
                 now = time.time()
-                play_at = now + self._play_lead_s(priority)
-                valid_until = play_at + self.settings.item_valid_s
-                body = protocol.PlayBody(
-                    broadcast_id=broadcast_id,
-                    item_id=f"b{broadcast_id}",
-                    media_url=self.settings.media_url(sha256) if sha256 else "",
-                    media_sha256=sha256 or "",
-                    priority=protocol.Priority(priority),
-                    repeat=1 if relay else repeat,
-                    title=title[:200],
-                    play_at=play_at,
-                    valid_until=valid_until,
-                    content=protocol.ContentType.RELAY if relay else protocol.ContentType.MEDIA,
-                    relay_url=relay_url,
-                    duration_s=duration_s if relay else 0.0,
-                )
+                # whole milliseconds: what the row stores is exactly what a re-sent copy says
+                play_at = round(now + self._play_lead_s(priority), 3)
+                valid_until = round(play_at + self.settings.item_valid_s, 3)
+                with self.db.session() as session:
+                    body = broadcasts.play_body(
+                        broadcasts.get_broadcast(session, broadcast_id),
+                        media_sha256=sha256,
+                        media_url=self.settings.media_url(sha256) if sha256 else "",
+                        play_at=play_at,
+                        valid_until=valid_until,
+                    )
                 ttl_s = max(protocol.DEFAULT_COMMAND_TTL_S, valid_until - now + 60)
                 sent = [self.dispatcher.send(topic, body, ttl_s=ttl_s) for topic in topics]
                 with self.db.session() as session:
@@ -732,7 +617,8 @@ class BroadcastService:
 
     def _on_status(self, status: protocol.DeviceStatus) -> None:
         with self.db.session() as session:
-            broadcasts.apply_status(session, status)
+            if broadcasts.apply_status(session, status) == broadcasts.StatusChange.RETURNED:
+                self.leader.device_returned(status.device_id)
 
     def _on_event(self, event: protocol.DeviceEvent) -> None:
         with self.db.session() as session:

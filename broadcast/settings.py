@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broadcast import const
+from broadcast.redelivery import RedeliveryPolicy
 from devices import protocol
 from devices.config import write_private_file
 
@@ -48,6 +49,8 @@ class Settings:
     misfire_grace_s: float = 15 * 60  # a planned run found late by less than this still fires
     lock_retry_s: float = 3.0  # how often a standby process retries the scheduler lock
     overlap_window_days: int = 14  # how far ahead an open-ended schedule is checked for overlaps
+    redelivery: RedeliveryPolicy = field(default_factory=RedeliveryPolicy)
+    redelivery_sweep_s: float = 5.0  # how often the leader looks for unanswered commands
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()

@@ -298,7 +298,7 @@ class Scheduler:
     def _begin(self, item: Item, now: float) -> None:
         start_at = max(item.ready_at, self._amplifier.ready_at(now), now)
         if start_at > item.deadline:  # the amplifier's warm-up would make it start too late
-            self._timeline.drop(item, now)
+            self._timeline.drop(item, now, EXPIRED)
             self._emit(Note(item, EventKind.FAILED, EXPIRED))
             self.wake()  # look at the next one at once
             return
@@ -349,20 +349,20 @@ class Scheduler:
         elif run.outcome is Outcome.FAILED:
             _LOGGER.warning("%s: %s failed: %s", self.device_id, item.describe(), run.detail)
             self._emit(Note(item, EventKind.FAILED, run.detail))
-            timeline.end(item, now)
+            timeline.end(item, now, EventKind.FAILED, run.detail)
         elif run.outcome is Outcome.MISSING:
             item.fetched = False
             self._requeue(item, preempted=False)
             self._prefetcher.wake()
         elif run.reason is CutReason.STOPPED:
             self._emit(Note(item, EventKind.FAILED, STOPPED))
-            timeline.end(item, now)
+            timeline.end(item, now, EventKind.FAILED, STOPPED)
         elif run.reason is CutReason.PREEMPTED and run.started_at is not None:
             if self._resume:
                 self._requeue(item, preempted=True)
             else:
                 self._emit(Note(item, EventKind.FAILED, CutReason.PREEMPTED.value))
-                timeline.end(item, now)
+                timeline.end(item, now, EventKind.FAILED, CutReason.PREEMPTED.value)
         elif run.reason is CutReason.SHUTDOWN and run.started_at is not None:
             self._emit(Note(item, EventKind.PREEMPTED, CutReason.SHUTDOWN.value))
             self._requeue(item, preempted=False)
@@ -381,7 +381,7 @@ class Scheduler:
                 continue
             error = self._fetch_errors.get(item.body.media_sha256)
             if error is not None and error.permanent:
-                self._timeline.drop(item, now)
+                self._timeline.drop(item, now, error.detail)
                 _LOGGER.warning("%s: %s failed: %s", self.device_id, item.describe(), error.detail)
                 self._emit(Note(item, EventKind.FAILED, error.detail))
 
@@ -451,8 +451,9 @@ class Scheduler:
 
     def _emit(self, note: Note, at: float | None = None) -> None:
         body = note.item.body
+        when = at if at is not None else note.at
         self._report(
-            note.item.command_id, body.broadcast_id, body.item_id, note.kind, note.detail, at
+            note.item.command_id, body.broadcast_id, body.item_id, note.kind, note.detail, when
         )
 
     def _emit_all(self, notes: list[Note]) -> None:

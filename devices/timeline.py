@@ -19,7 +19,8 @@ The rules:
   started end as `failed` / `withdrawn`; items that came in play commands are not touched;
 * an item is identified by its `item_id` (a play command without one by its command id): once it
   ended (finished, failed, stopped) on this device it never starts again, also after a restart
-  (`memory()` is persisted by the agent, bounded in size and age);
+  (`memory()` is persisted by the agent, bounded in size and age); a play command for an ended
+  item is answered with how it ended (the server re-sends commands it has no answer for);
 * a STOP ends every item of its broadcast (or every item) the server sent before it, and
   remembers that, so a copy of such an item arriving later (an older manifest kept on disk, a
   command delayed on another topic) is refused too.
@@ -108,6 +109,7 @@ class Note:
     item: Item
     kind: EventKind
     detail: str = ""
+    at: float | None = None  # when it happened, if not now (an outcome reported again)
 
 
 def item_uid(command: Command, body: PlayBody) -> str:
@@ -130,6 +132,7 @@ class Timeline:
         self.manifest: ManifestBody | None = None
         self.manifest_command: Command | None = None
         self._done: dict[str, float] = {}
+        self._outcomes: dict[str, tuple[EventKind, str]] = {}
         self._stops: dict[str, float] = {}
         self._arrivals = itertools.count()
         self.memory_changed = False
@@ -165,15 +168,15 @@ class Timeline:
         notes = [] if restored else [Note(item, EventKind.RECEIVED)]
         if item.uid in self._done:
             if not restored:
-                notes.append(Note(item, EventKind.FAILED, ALREADY_PLAYED))
+                notes.append(self._outcome_of(item))
             return notes
         if self._stopped(item):
-            self._remember(item.uid, now)
+            self._remember(item.uid, now, EventKind.FAILED, STOPPED)
             return [*notes, Note(item, EventKind.FAILED, STOPPED)]
         if self.current is not None and self.current.uid == item.uid:
             return notes  # already on air
         if now > item.deadline:
-            self._remember(item.uid, now)
+            self._remember(item.uid, now, EventKind.FAILED, EXPIRED)
             return [*notes, Note(item, EventKind.FAILED, EXPIRED)]
         previous = self.pending.get(item.uid)
         if previous is not None:
@@ -224,12 +227,12 @@ class Timeline:
             item.fetched = previous.fetched and _same_media(previous.body, body)
         if self._stopped(item):
             self.pending.pop(uid, None)
-            self._remember(uid, now)
+            self._remember(uid, now, EventKind.FAILED, STOPPED)
             return []
         notes = [] if restored else [Note(item, EventKind.RECEIVED)]
         if now > item.deadline:
             self.pending.pop(uid, None)
-            self._remember(uid, now)
+            self._remember(uid, now, EventKind.FAILED, EXPIRED)
             return [*notes, Note(item, EventKind.FAILED, EXPIRED)]
         self.pending[uid] = item
         return notes
@@ -246,7 +249,7 @@ class Timeline:
         for uid, item in list(self.pending.items()):
             if self.stop_covers(item, broadcast_id, issued_at):
                 del self.pending[uid]
-                self._remember(uid, now)
+                self._remember(uid, now, EventKind.FAILED, STOPPED)
                 notes.append(Note(item, EventKind.FAILED, STOPPED))
         self.pending_changed = True
         return notes
@@ -265,7 +268,7 @@ class Timeline:
         for uid, item in list(self.pending.items()):
             if now > item.deadline:
                 del self.pending[uid]
-                self._remember(uid, now)
+                self._remember(uid, now, EventKind.FAILED, EXPIRED)
                 notes.append(Note(item, EventKind.FAILED, EXPIRED))
         if notes:
             self.pending_changed = True
@@ -310,12 +313,14 @@ class Timeline:
         self.pending.pop(item.uid, None)
         self.current = item
 
-    def end(self, item: Item, now: float) -> None:
-        """`item` reached its end (finished or failed): it never starts again."""
+    def end(
+        self, item: Item, now: float, kind: EventKind = EventKind.FINISHED, detail: str = ""
+    ) -> None:
+        """`item` reached its end (finished, or failed with `detail`): it never starts again."""
         if self.current is item:
             self.current = None
         self.pending.pop(item.uid, None)
-        self._remember(item.uid, now)
+        self._remember(item.uid, now, kind, detail)
         self.pending_changed = True
 
     def requeue(self, item: Item, *, preempted: bool) -> bool:
@@ -334,10 +339,10 @@ class Timeline:
     def _listed(self, uid: str) -> bool:
         return self.manifest is not None and any(b.item_id == uid for b in self.manifest.items)
 
-    def drop(self, item: Item, now: float) -> None:
+    def drop(self, item: Item, now: float, detail: str) -> None:
         """A pending item failed for good (e.g. its media can never be fetched)."""
         self.pending.pop(item.uid, None)
-        self._remember(item.uid, now)
+        self._remember(item.uid, now, EventKind.FAILED, detail)
         self.pending_changed = True
 
     # --- reading --------------------------------------------------------------------------------
@@ -372,7 +377,8 @@ class Timeline:
     # --- memory ---------------------------------------------------------------------------------
 
     def memory(self) -> dict[str, Any]:
-        return {"done": dict(self._done), "stops": dict(self._stops)}
+        outcomes = {uid: [kind.value, detail] for uid, (kind, detail) in self._outcomes.items()}
+        return {"done": dict(self._done), "stops": dict(self._stops), "outcomes": outcomes}
 
     def _load_memory(self, memory: dict[str, Any]) -> None:
         done, stops = memory.get("done"), memory.get("stops")
@@ -380,17 +386,36 @@ class Timeline:
             self._done = {str(k): float(v) for k, v in done.items() if isinstance(v, int | float)}
         if isinstance(stops, dict):
             self._stops = {str(k): float(v) for k, v in stops.items() if isinstance(v, int | float)}
+        outcomes = memory.get("outcomes")
+        if isinstance(outcomes, dict):
+            for uid, value in outcomes.items():
+                if str(uid) in self._done and isinstance(value, list) and len(value) == 2:
+                    try:
+                        self._outcomes[str(uid)] = (EventKind(value[0]), str(value[1]))
+                    except ValueError:
+                        continue
 
-    def _remember(self, uid: str, now: float) -> None:
+    def _remember(self, uid: str, now: float, kind: EventKind, detail: str = "") -> None:
         self._done[uid] = now
+        self._outcomes[uid] = (kind, detail)
         self.memory_changed = True
         if len(self._done) > DONE_LIMIT:
             oldest = sorted(self._done, key=self._done.__getitem__)
             for stale in oldest[: len(self._done) - DONE_LIMIT]:
-                del self._done[stale]
+                self._forget(stale)
         horizon = now - MEMORY_S
         for stale in [uid for uid, at in self._done.items() if at < horizon]:
-            del self._done[stale]
+            self._forget(stale)
+
+    def _forget(self, uid: str) -> None:
+        del self._done[uid]
+        self._outcomes.pop(uid, None)
+
+    def _outcome_of(self, item: Item) -> Note:
+        """How an ended item ended, reported again (a memory from before outcomes were kept
+        says only that it is over)."""
+        kind, detail = self._outcomes.get(item.uid, (EventKind.FAILED, ALREADY_PLAYED))
+        return Note(item, kind, detail, at=self._done[item.uid])
 
     def _trim_stops(self) -> None:
         if len(self._stops) > STOP_LIMIT:

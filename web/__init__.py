@@ -38,6 +38,7 @@ STATE_LABELS = {
     "preempted": "Bị ngắt (tin khẩn hơn)",
     "scheduled": "Đã lên lịch",
     "cancelled": "Đã dừng",
+    "stopped": "Đã dừng phát",
     "missed": "Lỡ giờ (máy chủ không chạy)",
 }
 

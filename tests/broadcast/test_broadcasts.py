@@ -86,21 +86,43 @@ def test_commune_and_village_together_dispatch_once(
 
 def test_stale_last_will_is_ignored(service: BroadcastService, fleet: list[str]) -> None:
     now = time.time()
+    change = broadcasts.StatusChange
     with service.db.session() as session:
-        broadcasts.apply_status(
-            session, DeviceStatus("loa-a-01", ReceiverState.IDLE, "boot-2", now)
+        assert (
+            broadcasts.apply_status(
+                session, DeviceStatus("loa-a-01", ReceiverState.IDLE, "boot-2", now)
+            )
+            == change.RETURNED
         )
-        broadcasts.apply_status(
-            session, DeviceStatus("loa-a-01", ReceiverState.OFFLINE, "boot-1", now)
+        assert (
+            broadcasts.apply_status(
+                session, DeviceStatus("loa-a-01", ReceiverState.OFFLINE, "boot-1", now)
+            )
+            == change.IGNORED
         )
     with service.db.session() as session:
         device = session.get(Device, "loa-a-01")
         assert device.online and device.boot_id == "boot-2"
-        broadcasts.apply_status(
-            session, DeviceStatus("loa-a-01", ReceiverState.OFFLINE, "boot-2", now)
+        assert (
+            broadcasts.apply_status(
+                session, DeviceStatus("loa-a-01", ReceiverState.PLAYING, "boot-2", now + 1)
+            )
+            == change.UPDATED
+        )
+        assert (
+            broadcasts.apply_status(
+                session, DeviceStatus("loa-a-01", ReceiverState.OFFLINE, "boot-2", now + 2)
+            )
+            == change.UPDATED
         )
     with service.db.session() as session:
         assert not session.get(Device, "loa-a-01").online
+        assert (
+            broadcasts.apply_status(  # back after a broker restart: same boot, online again
+                session, DeviceStatus("loa-a-01", ReceiverState.IDLE, "boot-2", now + 3)
+            )
+            == change.RETURNED
+        )
 
 
 @pytest.mark.parametrize(

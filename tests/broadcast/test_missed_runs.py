@@ -124,7 +124,7 @@ def test_a_run_fires_at_its_time(tmp_path: Path, caplog: pytest.LogCaptureFixtur
         at = datetime.now(UTC) + timedelta(seconds=2)
         schedule_id = _once(service, users, "thon-a", at)
         assert _rows(service, schedule_id)[0].status == "scheduled"
-        with caplog.at_level(logging.INFO, logger="broadcast.service"):
+        with caplog.at_level(logging.INFO, logger="broadcast.leader"):
             [row] = wait_for(
                 lambda: [r for r in _rows(service, schedule_id) if r.status == "dispatched"], 10
             )

@@ -135,9 +135,33 @@ def test_finished_items_never_come_back() -> None:
     again = Timeline(timeline.memory())
     assert again.set_manifest(cmd, mf, T0 + 6, restored=True) == []
     assert again.pending == {}
-    # a play command for the same item id is answered, not played
+    # a play command for the same item id (the server re-sending what it has no answer for)
+    # is answered with how the item ended and when, not played
     notes = again.add_play(command(item_body), item_body, T0 + 7)
-    assert [n.detail for n in notes] == ["", "already played"]
+    assert [(n.kind, n.detail, n.at) for n in notes] == [
+        (EventKind.RECEIVED, "", None),
+        (EventKind.FINISHED, "", T0 + 5),
+    ]
+    assert again.pending == {}
+
+
+def test_an_ended_item_is_answered_with_its_outcome() -> None:
+    timeline = Timeline()
+    late = body(1, "late", play_at=T0, valid_until=T0 + 10)
+    timeline.add_play(command(late), late, T0 + 20)  # arrives after its deadline
+    notes = Timeline(timeline.memory()).add_play(command(late), late, T0 + 30)
+    assert [(n.kind, n.detail) for n in notes] == [
+        (EventKind.RECEIVED, ""),
+        (EventKind.FAILED, "expired"),
+    ]
+    # a memory written before outcomes were kept only knows that the item is over
+    old = timeline.memory()
+    del old["outcomes"]
+    notes = Timeline(old).add_play(command(late), late, T0 + 30)
+    assert [(n.kind, n.detail) for n in notes] == [
+        (EventKind.RECEIVED, ""),
+        (EventKind.FAILED, "already played"),
+    ]
 
 
 def test_manifest_replaces_the_previous_one_whole() -> None:

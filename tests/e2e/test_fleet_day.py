@@ -41,6 +41,20 @@ RELAY_BYTES = 16 * 1024
 FINAL_DELIVERY = {"finished", "failed"}
 
 
+def wait_for_deliveries(
+    base: str, token: str, broadcast_id: int, states: set[str], timeout_s: float
+) -> dict:
+    """The broadcast once every delivery is in one of `states` (fails after `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    body: dict = {}
+    while time.monotonic() < deadline:
+        _status, body = http_json("GET", f"{base}/api/v1/announcements/{broadcast_id}", token)
+        if all(d["state"] in states for d in body["deliveries"]):
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"deliveries of {broadcast_id} not all {states}: {body}")
+
+
 class _Stream(BaseHTTPRequestHandler):
     """A short 'live' MP3 stream: a few frames, then the connection closes (bounded)."""
 
@@ -170,8 +184,7 @@ def test_fleet_day(tmp_path: Path, loa_processes: list[LoaProcess]) -> None:
         assert correction["status"] == "finished", correction["status"]
         assert {d["device"] for d in correction["deliveries"]} == devices
         assert all(d["state"] == "finished" for d in correction["deliveries"])
-        time.sleep(2.0)
-        _status, again = http_json("GET", f"{base}/api/v1/announcements/{wrong['id']}", token)
+        again = wait_for_deliveries(base, token, wrong["id"], {"stopped"}, 30)
         assert again["status"] == "cancelled"
         assert {d["device"] for d in again["deliveries"]} == devices
         late = []

@@ -1,24 +1,36 @@
-"""Users and API tokens. Passwords are argon2 hashes; tokens are stored as sha256 only."""
+"""Users, API tokens and sign-in limits.
+
+Passwords are argon2 hashes; tokens are stored as sha256 only. Failed sign-ins are counted in
+the database (`login_attempts`), so the limit holds across every web worker: after
+`MAX_FAILURES_PER_USER` failures for one user name, or `MAX_FAILURES_PER_ADDRESS` from one
+address, within `FAILURE_WINDOW`, sign-in is refused until the window has passed.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from broadcast.const import Role
-from broadcast.errors import NotFound, ValidationError
-from broadcast.models import ApiToken, User, Zone, utcnow
+from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.models import ApiToken, LoginAttempt, User, Zone, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 _HASHER = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "loa_"
+FAILURE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_USER = 5
+MAX_FAILURES_PER_ADDRESS = 20
 
 
 def create_user(
@@ -99,3 +111,58 @@ def user_for_token(session: Session, token: str) -> User | None:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def require_user(session: Session, user_id: int, roles: Iterable[Role | str]) -> User:
+    """The active user `user_id` if their role is one of `roles`; else PermissionDenied."""
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        raise PermissionDenied("unknown or disabled user")
+    if user.role not in {Role(role).value for role in roles}:
+        raise PermissionDenied(f"role {user.role!r} may not do this")
+    return user
+
+
+@dataclass(frozen=True)
+class LoginLimit:
+    allowed: bool
+    retry_after_s: int = 0
+
+
+def login_limit(
+    session: Session, username: str, remote_addr: str, now: datetime | None = None
+) -> LoginLimit:
+    """Whether another sign-in attempt may be tried now (checked before the password is)."""
+    now = now or utcnow()
+    since = now - FAILURE_WINDOW
+    failed = select(func.count(), func.min(LoginAttempt.at)).where(
+        LoginAttempt.at >= since, LoginAttempt.success.is_(False)
+    )
+    for condition, limit in (
+        (LoginAttempt.username == username.strip()[:80], MAX_FAILURES_PER_USER),
+        (LoginAttempt.remote_addr == remote_addr[:100], MAX_FAILURES_PER_ADDRESS),
+    ):
+        count, oldest = session.execute(failed.where(condition)).one()
+        if count >= limit and oldest is not None:
+            wait = (oldest + FAILURE_WINDOW - now).total_seconds()
+            return LoginLimit(False, max(1, int(wait) + 1))
+    return LoginLimit(True)
+
+
+def record_login(
+    session: Session, username: str, remote_addr: str, success: bool, now: datetime | None = None
+) -> None:
+    """Count an attempt; a success clears that user's failures. Old rows are dropped."""
+    now = now or utcnow()
+    if success:
+        session.execute(
+            delete(LoginAttempt).where(
+                LoginAttempt.username == username.strip()[:80], LoginAttempt.success.is_(False)
+            )
+        )
+    session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - FAILURE_WINDOW))
+    session.add(
+        LoginAttempt(
+            at=now, username=username.strip()[:80], remote_addr=remote_addr[:100], success=success
+        )
+    )

@@ -27,7 +27,7 @@ from broadcast.const import (
     DeliveryState,
 )
 from broadcast.errors import NotFound, ValidationError
-from broadcast.models import Broadcast, Delivery, Device, User, Zone, utcnow
+from broadcast.models import Broadcast, Delivery, Device, DevicePresence, User, Zone, utcnow
 from broadcast.targets import Targets
 from devices.protocol import (
     ContentType,
@@ -325,6 +325,10 @@ def apply_status(session: Session, status: DeviceStatus) -> StatusChange:
     ):
         return StatusChange.IGNORED  # an older state re-sent after a reconnect
     returned = status.online and (not device.online or status.boot_id != device.boot_id)
+    if status.online != device.online:
+        # a last will carries the time of the connection it was set at: offline counts from now
+        at = reported_at if status.online else utcnow()
+        session.add(DevicePresence(device_id=device.id, at=at, online=status.online))
     device.online = status.online
     device.state = status.state.value
     device.boot_id = status.boot_id

@@ -109,7 +109,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from broadcast import accounts
+    from broadcast import accounts, audit
     from broadcast.const import Role
     from broadcast.service import BroadcastService
 
@@ -117,7 +117,16 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     service = BroadcastService(_settings(args), connect_mqtt=False)
     try:
         with service.db.session() as session:
-            accounts.create_user(session, args.username, password, Role(args.role), args.zone)
+            user = accounts.create_user(
+                session, args.username, password, Role(args.role), args.zone
+            )
+            audit.record(
+                session,
+                None,
+                audit.Action.USER_CREATE,
+                f"user:{user.id}",
+                {"username": user.username, "role": user.role, "zone": user.zone_id},
+            )
     finally:
         service.db.dispose()
     print(f"created user {args.username} ({args.role})")
@@ -125,13 +134,15 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from broadcast import accounts
+    from broadcast import accounts, audit
     from broadcast.service import BroadcastService
 
     service = BroadcastService(_settings(args), connect_mqtt=False)
     try:
         with service.db.session() as session:
-            token = accounts.create_token(session, accounts.get_user(session, args.username))
+            user = accounts.get_user(session, args.username)
+            token = accounts.create_token(session, user)
+            audit.record(session, None, audit.Action.TOKEN_CREATE, f"user:{user.id}")
     finally:
         service.db.dispose()
     print(token)
@@ -482,8 +493,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("alembic", "apscheduler.scheduler", "werkzeug"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
+    from broadcast import audit
     from broadcast.errors import LoaError
 
+    audit.set_origin(f"cli {getpass.getuser()}")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -76,6 +76,7 @@ class User(Base):
     full_name: Mapped[str] = mapped_column(String(200), default="")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locale: Mapped[str | None] = mapped_column(String(10), nullable=True)  # UI language
 
     zone: Mapped[Zone | None] = relationship()
 
@@ -109,6 +110,17 @@ class Bulletin(Base):
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # of a relay
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # approval (duyệt): draft → submitted → approved | rejected (→ edited: draft again)
+    status: Mapped[str] = mapped_column(String(20), default="draft", server_default="draft")
+    source_name: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    review_comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
 
 
 class Schedule(Base):
@@ -227,3 +239,56 @@ class Sequence(Base):
 
     stream: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class DevicePresence(Base):
+    """Each time a receiver went online or offline: offline time in the monthly report."""
+
+    __tablename__ = "device_presence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    online: Mapped[bool] = mapped_column()
+
+
+class LoginAttempt(Base):
+    """Recent sign-in attempts, for the login rate limit (shared by every web worker)."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    username: Mapped[str] = mapped_column(String(80))
+    remote_addr: Mapped[str] = mapped_column(String(100))
+    success: Mapped[bool] = mapped_column()
+
+
+class AuditEntry(Base):
+    """One privileged action (nhật ký): who, what, when, from where. Append-only; each entry's
+    `hash` covers its fields and the previous entry's hash (`broadcast.audit`)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    username: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    origin: Mapped[str] = mapped_column(String(200))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's newest entry, one row: updating it first serializes writers (SQLite and
+    PostgreSQL alike), so two processes never chain onto the same entry."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

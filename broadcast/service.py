@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session
 import audio
 import tts
 from broadcast import (
+    accounts,
+    audit,
     broadcasts,
     clock,
     planning,
@@ -49,7 +51,6 @@ from broadcast.db import Database
 from broadcast.dispatcher import Dispatcher
 from broadcast.errors import (
     NotFound,
-    PermissionDenied,
     ServiceUnavailable,
     ValidationError,
 )
@@ -233,6 +234,20 @@ class BroadcastService:
                 corrects_id=corrects_id,
             )
             broadcast_id = broadcast.id
+            audit.record(
+                session,
+                user,
+                audit.Action.ANNOUNCE,
+                f"broadcast:{broadcast_id}",
+                {
+                    "zones": chosen.zone_ids,
+                    "devices": chosen.device_ids,
+                    "priority": level.value,
+                    "repeat": count,
+                    "text": clean[:500],
+                    "corrects": corrects_id,
+                },
+            )
         _LOGGER.info("announcement %s queued for %s %s", broadcast_id, zone_ids, device_ids or "")
         self._render_pool.submit(self._render_and_dispatch, broadcast_id)
         return broadcast_id
@@ -338,6 +353,13 @@ class BroadcastService:
             with self.db.session() as session:
                 broadcast = broadcasts.get_broadcast(session, broadcast_id)
                 broadcasts.mark_cancelled(broadcast)
+                audit.record(
+                    session,
+                    session.get(User, user_id),
+                    audit.Action.CANCEL,
+                    f"broadcast:{broadcast_id}",
+                    {"correction": correction[:500] if correction else None},
+                )
                 schedule = session.get(Schedule, broadcast.schedule_id or 0)
                 if (
                     schedule is not None
@@ -387,6 +409,13 @@ class BroadcastService:
             )
             session.add(bulletin)
             session.flush()
+            audit.record(
+                session,
+                session.get(User, user_id),
+                audit.Action.BULLETIN_CREATE,
+                f"bulletin:{bulletin.id}",
+                {"kind": bulletin.kind, "title": bulletin.title},
+            )
             return bulletin.id
 
     def create_recording_bulletin(
@@ -416,6 +445,13 @@ class BroadcastService:
             )
             session.add(bulletin)
             session.flush()
+            audit.record(
+                session,
+                session.get(User, user_id),
+                audit.Action.BULLETIN_CREATE,
+                f"bulletin:{bulletin.id}",
+                {"kind": bulletin.kind, "title": bulletin.title},
+            )
             return bulletin.id
 
     def create_relay_bulletin(
@@ -437,6 +473,13 @@ class BroadcastService:
             )
             session.add(bulletin)
             session.flush()
+            audit.record(
+                session,
+                session.get(User, user_id),
+                audit.Action.BULLETIN_CREATE,
+                f"bulletin:{bulletin.id}",
+                {"kind": bulletin.kind, "title": bulletin.title},
+            )
             return bulletin.id
 
     @staticmethod
@@ -493,6 +536,13 @@ class BroadcastService:
                 duration_s=bulletin.duration_s if relay else None,
             )
             broadcast_id = broadcast.id
+            audit.record(
+                session,
+                user,
+                audit.Action.SEND_BULLETIN,
+                f"broadcast:{broadcast_id}",
+                {"bulletin": bulletin_id, "zones": chosen.zone_ids, "devices": chosen.device_ids},
+            )
         self._render_pool.submit(self._render_and_dispatch, broadcast_id)
         return broadcast_id
 
@@ -581,6 +631,19 @@ class BroadcastService:
             session.add(schedule)
             session.flush()
             schedule_id = schedule.id
+            audit.record(
+                session,
+                session.get(User, user_id),
+                audit.Action.SCHEDULE_CREATE,
+                f"schedule:{schedule_id}",
+                {
+                    "bulletin": request.bulletin_id,
+                    "kind": rule.kind.value,
+                    "zones": chosen.zone_ids,
+                    "devices": chosen.device_ids,
+                    "priority": priority.value,
+                },
+            )
             if series_key is not None:
                 for older in schedules.series_to_replace(session, series_key):
                     if older.id != schedule_id:
@@ -594,11 +657,12 @@ class BroadcastService:
     def cancel_schedule(self, user_id: int, schedule_id: int) -> None:
         """No more runs: waiting ones are cancelled and leave the receivers' manifests."""
         with self.db.session() as session:
-            self._user(session, user_id, CONTENT_ROLES)
+            user = self._user(session, user_id, CONTENT_ROLES)
             schedule = session.get(Schedule, schedule_id)
             if schedule is None:
                 raise NotFound(f"schedule {schedule_id}")
             planning.end_schedule(session, schedule, utcnow())
+            audit.record(session, user, audit.Action.SCHEDULE_CANCEL, f"schedule:{schedule_id}")
         _LOGGER.info("schedule %s cancelled", schedule_id)
         self._programme_changed()
 
@@ -609,6 +673,13 @@ class BroadcastService:
         with self.db.session() as session:
             _device, path = registry.register_device(
                 session, self.settings, self.public_key_text, device_id, zone_id, name=name
+            )
+            audit.record(
+                session,
+                None,
+                audit.Action.DEVICE_REGISTER,
+                f"device:{device_id}",
+                {"zone": zone_id},
             )
         self._programme_changed()
         return path
@@ -637,9 +708,4 @@ class BroadcastService:
 
     @staticmethod
     def _user(session: Session, user_id: int, roles: tuple[Role, ...]) -> User:
-        user = session.get(User, user_id)
-        if user is None or not user.active:
-            raise PermissionDenied("unknown or disabled user")
-        if user.role not in roles:
-            raise PermissionDenied(f"role {user.role!r} may not do this")
-        return user
+        return accounts.require_user(session, user_id, roles)

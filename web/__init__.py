@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from broadcast import clock
+from broadcast import audit, clock
 from broadcast.service import BroadcastService
 from web.views import describe_schedule
 
@@ -50,6 +50,10 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=service.settings.public_url.startswith("https://"),
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=service.settings.public_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
     if test_config:
@@ -72,6 +76,16 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.jinja_env.filters["zone_name"] = lambda zone_id, names: names.get(zone_id, zone_id)
     app.jinja_env.filters["schedule_text"] = describe_schedule
     app.jinja_env.globals.update(PRIORITY_LABELS=PRIORITY_LABELS, STATE_LABELS=STATE_LABELS)
+
+    @app.before_request
+    def audit_origin() -> None:
+        """Privileged actions of this request are logged as coming from the client's address."""
+        channel = "api" if request.path.startswith("/api/") else "web"
+        audit.set_origin(f"{channel} {request.remote_addr or '?'}")
+
+    @app.teardown_request
+    def audit_origin_reset(_error: BaseException | None) -> None:
+        audit.set_origin(audit.SYSTEM)
 
     @app.errorhandler(404)
     @app.errorhandler(405)

@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, flash, redirect, render_template, request, u
 from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from broadcast import accounts
+from broadcast import accounts, audit
 from broadcast.models import User
 from web import get_service
 
@@ -19,6 +19,7 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Vui lòng đăng nhập."
+login_manager.session_protection = "strong"
 
 
 @dataclass(frozen=True)
@@ -51,21 +52,34 @@ def load_user(user_id: str) -> CurrentUser | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> str | Response:
+def login() -> str | Response | tuple[str, int, dict[str, str]]:
     if request.method == "POST":
-        username = request.form.get("username", "")
+        username = request.form.get("username", "")[:80]
         password = request.form.get("password", "")
+        address = request.remote_addr or "?"
         with get_service().db.session() as session:
+            limit = accounts.login_limit(session, username, address)
+            if not limit.allowed:
+                _LOGGER.warning("login of %r from %s refused: rate limit", username, address)
+                minutes = max(1, round(limit.retry_after_s / 60))
+                flash(f"Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau {minutes} phút.", "error")
+                page = render_template("auth/login.html")
+                return page, 429, {"Retry-After": str(limit.retry_after_s)}
             user = accounts.authenticate(session, username, password)
+            accounts.record_login(session, username, address, success=user is not None)
+            if user is None:
+                audit.record(session, None, audit.Action.LOGIN_FAILED, f"username:{username}")
+            else:
+                audit.record(session, user, audit.Action.LOGIN, f"user:{user.id}")
             current = CurrentUser.from_row(user) if user is not None else None
         if current is not None:
             login_user(current)
-            _LOGGER.info("login %s from %s", current.username, request.remote_addr)
+            _LOGGER.info("login %s from %s", current.username, address)
             target = request.args.get("next", "")
             if not target.startswith("/") or urlsplit(target).netloc or target.startswith("//"):
                 target = url_for("dashboard.index")
             return redirect(target)
-        _LOGGER.warning("failed login for %r from %s", username, request.remote_addr)
+        _LOGGER.warning("failed login for %r from %s", username, address)
         flash("Sai tên đăng nhập hoặc mật khẩu.", "error")
     return render_template("auth/login.html")
 

@@ -61,7 +61,9 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.extensions["loa_service"] = service
     csrf.init_app(app)
 
-    from web import announce, api, auth, bulletins, dashboard, media
+    from web import announce, api, auth, bulletins, dashboard, i18n, media
+
+    i18n.init_app(app, service.settings.data_dir / "translations")
 
     auth.init_app(app)
     app.register_blueprint(auth.bp)

@@ -31,13 +31,14 @@ class CurrentUser(UserMixin):
     role: str
     zone_id: str | None
     full_name: str
+    locale: str | None = None
 
     def get_id(self) -> str:
         return str(self.id)
 
     @classmethod
     def from_row(cls, user: User) -> CurrentUser:
-        return cls(user.id, user.username, user.role, user.zone_id, user.full_name)
+        return cls(user.id, user.username, user.role, user.zone_id, user.full_name, user.locale)
 
 
 def init_app(app: Flask) -> None:

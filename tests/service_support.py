@@ -25,6 +25,7 @@ class Users:
     officer: int
     head_1: int
     viewer: int
+    leader: int
 
 
 def seed_commune(service: BroadcastService) -> Users:
@@ -39,6 +40,7 @@ def seed_commune(service: BroadcastService) -> Users:
                 ("officer", Role.OFFICER, None),
                 ("head-a", Role.VILLAGE_HEAD, "thon-a"),
                 ("viewer", Role.VIEWER, None),
+                ("leader", Role.LEADER, None),
             )
         ]
     return Users(*ids)

@@ -46,5 +46,5 @@ def tokens(service: BroadcastService, users: Users) -> dict[str, str]:
     with service.db.session() as session:
         return {
             name: accounts.create_token(session, accounts.get_user(session, name))
-            for name in ("admin", "officer", "head-a", "viewer")
+            for name in ("admin", "officer", "head-a", "viewer", "leader")
         }

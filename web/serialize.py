@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from broadcast.clock import iso_utc
-from broadcast.models import Broadcast, Device, Zone
+from broadcast.models import Broadcast, Device, Schedule, Zone
 
 
 def zone_json(zone: Zone) -> dict[str, Any]:
@@ -67,4 +68,32 @@ def broadcast_json(broadcast: Broadcast) -> dict[str, Any]:
             }
             for delivery in broadcast.deliveries
         ],
+    }
+
+
+def schedule_json(schedule: Schedule, next_run: datetime | None = None) -> dict[str, Any]:
+    """A schedule with its rule as stored (run_at in UTC; time_of_day and dates local)."""
+    return {
+        "id": schedule.id,
+        "bulletin": schedule.bulletin_id,
+        "title": schedule.bulletin.title,
+        "kind": schedule.kind,
+        "zones": list(schedule.zone_ids),
+        "devices": list(schedule.device_ids or []),
+        "priority": schedule.priority,
+        "repeat": schedule.repeat,
+        "run_at": iso_utc(schedule.run_at),
+        "time_of_day": schedule.time_of_day,
+        "weekdays": list(schedule.weekdays or []),
+        "cron": schedule.cron,
+        "interval_h": schedule.interval_h,
+        "series_key": schedule.series_key,
+        "valid_from": schedule.valid_from.isoformat() if schedule.valid_from else None,
+        "valid_to": schedule.valid_to.isoformat() if schedule.valid_to else None,
+        "airtime_s": schedule.airtime_s,
+        "active": schedule.active and schedule.ended_at is None,
+        "ended_at": iso_utc(schedule.ended_at),
+        "replaced_by": schedule.replaced_by_id,
+        "created_at": iso_utc(schedule.created_at),
+        "next_run": iso_utc(next_run),
     }

@@ -1,7 +1,8 @@
 """JSON API `/api/v1` with bearer tokens (`loa token create USERNAME`).
 
 Authorization is the service's: the same rules as the pages. Errors are JSON bodies naming the
-field at fault, never an HTML page or a traceback.
+field at fault, never an HTML page or a traceback. One blueprint; its routes live in a module per
+concern (imported at the bottom), and `web.api.openapi` describes every one of them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from broadcast import accounts, broadcasts, zones
+from broadcast import accounts, zones
 from broadcast.errors import NotFound, PermissionDenied, ServiceUnavailable, ValidationError
 from broadcast.models import User
 from web import get_service
-from web.serialize import broadcast_json, device_json, zone_json
+from web.serialize import device_json, zone_json
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -75,6 +76,22 @@ def token_required(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def json_body(example: str) -> dict[str, Any]:
+    """The request's JSON object, or a ValidationError that shows what to send."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationError("body", f"send a JSON object, e.g. {example}")
+    return data
+
+
+def current_user_id() -> int:
+    return int(g.api_user_id)
+
+
+def api_user(session: Any) -> User:
+    return _user(session)
+
+
 def _user(session: Any) -> User:
     user = session.get(User, g.api_user_id)
     if user is None:
@@ -102,59 +119,6 @@ def list_devices() -> Response:
         return jsonify([device_json(device) for device in zones.target_devices(visible)])
 
 
-@bp.post("/announcements")
-@token_required
-def create_announcement() -> tuple[Response, int]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationError(
-            "body", "send a JSON object with text, zones and/or devices, priority, repeat"
-        )
-    service = get_service()
-    broadcast_id = service.announce(
-        g.api_user_id,
-        data.get("text"),
-        data.get("zones"),
-        data.get("priority", "emergency"),
-        data.get("repeat", 1),
-        title=str(data.get("title", "")),
-        device_ids=data.get("devices"),
-    )
-    with service.db.session() as session:
-        body = broadcast_json(broadcasts.get_broadcast(session, broadcast_id))
-    response = jsonify(body)
-    response.headers["Location"] = f"/api/v1/announcements/{broadcast_id}"
-    return response, 201
+from web.api import announcements, openapi, schedules  # noqa: E402  (routes on `bp`)
 
-
-@bp.get("/announcements/<int:broadcast_id>")
-@token_required
-def get_announcement(broadcast_id: int) -> Response:
-    with get_service().db.session() as session:
-        broadcast = broadcasts.get_broadcast(session, broadcast_id)
-        if not broadcasts.can_view(session, _user(session), broadcast):
-            raise NotFound(f"broadcast {broadcast_id}")
-        return jsonify(broadcast_json(broadcast))
-
-
-@bp.post("/announcements/<int:broadcast_id>/cancel")
-@token_required
-def cancel_announcement(broadcast_id: int) -> Response:
-    """Dừng / đính chính: `{"correction": "…"}` (optional) is announced as an emergency."""
-    data = request.get_json(silent=True)
-    if data is None and request.get_data():
-        raise ValidationError("body", 'send a JSON object, e.g. {"correction": "…"}')
-    if data is not None and not isinstance(data, dict):
-        raise ValidationError("body", 'send a JSON object, e.g. {"correction": "…"}')
-    service = get_service()
-    result = service.cancel_broadcast(g.api_user_id, broadcast_id, (data or {}).get("correction"))
-    with service.db.session() as session:
-        body = {
-            "cancelled": broadcast_json(broadcasts.get_broadcast(session, result.cancelled_id)),
-            "correction": (
-                broadcast_json(broadcasts.get_broadcast(session, result.correction_id))
-                if result.correction_id is not None
-                else None
-            ),
-        }
-    return jsonify(body)
+__all__ = ["announcements", "bp", "openapi", "schedules"]

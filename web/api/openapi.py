@@ -1,0 +1,383 @@
+"""The OpenAPI 3.1 document of `/api/v1`, served at `/api/v1/openapi.json`.
+
+Written as data next to the routes it describes; a test checks that every route of the blueprint
+is in it (and nothing else), and that it is a valid OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import jsonify
+from werkzeug.wrappers import Response
+
+from web.api import bp
+
+_LOGGER = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def array(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item}
+
+
+def nullable(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"type": [kind, "null"], **extra}
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+TIME = nullable("string", format="date-time", description="UTC, ISO 8601")
+IDS = array(STRING)
+PRIORITY = {
+    "type": "string",
+    "enum": ["emergency", "priority", "normal"],
+    "description": "Thông tư 39/2020/TT-BTTTT: khẩn cấp, ưu tiên, thông thường",
+}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["message"],
+                "properties": {
+                    "message": STRING,
+                    "field": {"type": "string", "description": "the input at fault"},
+                },
+            }
+        },
+    },
+    "Zone": {
+        "type": "object",
+        "properties": {
+            "id": STRING,
+            "name": STRING,
+            "kind": {"type": "string", "enum": ["commune", "village"]},
+            "parent": nullable("string"),
+            "devices": IDS,
+        },
+    },
+    "Device": {
+        "type": "object",
+        "properties": {
+            "id": STRING,
+            "name": STRING,
+            "zone": STRING,
+            "online": {"type": "boolean"},
+            "state": STRING,
+            "last_seen": TIME,
+            "status": {"type": "object", "description": "the receiver's last heartbeat"},
+            "manifest_published_at": TIME,
+        },
+    },
+    "Delivery": {
+        "type": "object",
+        "properties": {
+            "device": STRING,
+            "state": {
+                "type": "string",
+                "enum": [
+                    "queued",
+                    "received",
+                    "fetched",
+                    "playing",
+                    "preempted",
+                    "finished",
+                    "failed",
+                    "stopped",
+                ],
+            },
+            "detail": nullable("string"),
+            "received_at": TIME,
+            "fetched_at": TIME,
+            "started_at": TIME,
+            "preempted_at": TIME,
+            "finished_at": TIME,
+        },
+    },
+    "Broadcast": {
+        "type": "object",
+        "properties": {
+            "id": INTEGER,
+            "title": STRING,
+            "status": {
+                "type": "string",
+                "enum": [
+                    "pending",
+                    "scheduled",
+                    "dispatched",
+                    "finished",
+                    "partial",
+                    "failed",
+                    "cancelled",
+                    "missed",
+                ],
+            },
+            "priority": PRIORITY,
+            "repeat": INTEGER,
+            "zones": IDS,
+            "devices": IDS,
+            "source": STRING,
+            "schedule": nullable("integer"),
+            "item_id": nullable("string"),
+            "content": {"type": "string", "enum": ["media", "relay"]},
+            "relay_url": nullable("string"),
+            "duration_s": nullable("number"),
+            "error": nullable("string"),
+            "media_sha256": nullable("string"),
+            "created_at": TIME,
+            "dispatched_at": TIME,
+            "play_at": TIME,
+            "valid_until": TIME,
+            "corrects": nullable("integer"),
+            "cancelled_at": TIME,
+            "deliveries": array(ref("Delivery")),
+        },
+    },
+    "AnnouncementRequest": {
+        "type": "object",
+        "required": ["text"],
+        "properties": {
+            "text": {"type": "string", "maxLength": 20000},
+            "zones": IDS,
+            "devices": IDS,
+            "priority": PRIORITY,
+            "repeat": {"type": "integer", "minimum": 1, "maximum": 10},
+            "title": STRING,
+        },
+    },
+    "CancelRequest": {
+        "type": "object",
+        "properties": {
+            "correction": {"type": "string", "description": "announced as an emergency"}
+        },
+    },
+    "CancelResult": {
+        "type": "object",
+        "properties": {
+            "cancelled": ref("Broadcast"),
+            "correction": {"oneOf": [ref("Broadcast"), {"type": "null"}]},
+        },
+    },
+    "ScheduleRequest": {
+        "type": "object",
+        "required": ["bulletin", "kind"],
+        "description": "Times are local (Asia/Ho_Chi_Minh).",
+        "properties": {
+            "bulletin": {"type": "integer", "description": "an approved bulletin"},
+            "kind": {"type": "string", "enum": ["once", "daily", "weekdays", "cron", "series"]},
+            "zones": IDS,
+            "devices": IDS,
+            "priority": PRIORITY,
+            "repeat": {"type": "integer", "minimum": 1, "maximum": 10},
+            "run_at": {"type": "string", "examples": ["2026-12-01T06:00"]},
+            "time_of_day": {"type": "string", "examples": ["17:00"]},
+            "weekdays": array({"type": "integer", "minimum": 0, "maximum": 6}),
+            "cron": {"type": "string", "examples": ["0 6 * * 1-5"]},
+            "interval_h": {"type": "integer", "minimum": 1},
+            "series_key": STRING,
+            "valid_from": {"type": "string", "format": "date"},
+            "valid_to": {"type": "string", "format": "date"},
+        },
+    },
+    "Schedule": {
+        "type": "object",
+        "properties": {
+            "id": INTEGER,
+            "bulletin": INTEGER,
+            "title": STRING,
+            "kind": STRING,
+            "zones": IDS,
+            "devices": IDS,
+            "priority": PRIORITY,
+            "repeat": INTEGER,
+            "run_at": TIME,
+            "time_of_day": nullable("string"),
+            "weekdays": array(INTEGER),
+            "cron": nullable("string"),
+            "interval_h": nullable("integer"),
+            "series_key": nullable("string"),
+            "valid_from": nullable("string", format="date"),
+            "valid_to": nullable("string", format="date"),
+            "airtime_s": nullable("number"),
+            "active": {"type": "boolean"},
+            "ended_at": TIME,
+            "replaced_by": nullable("integer"),
+            "created_at": TIME,
+            "next_run": TIME,
+        },
+    },
+}
+
+
+def ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+ERRORS = {
+    "400": ok(ref("Error"), "invalid input; `field` names it"),
+    "401": ok(ref("Error"), "missing or unknown token"),
+    "403": ok(ref("Error"), "the token's user may not do this"),
+    "404": ok(ref("Error"), "not found, or not visible to this user"),
+}
+
+
+def operation(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    public: bool = False,
+    tag: str = "",
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"summary": summary, "responses": {**responses}}
+    if not public:
+        result["responses"].update(ERRORS)
+    else:
+        result["security"] = []
+    if body is not None:
+        result["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+    if params:
+        result["parameters"] = params
+    if tag:
+        result["tags"] = [tag]
+    return result
+
+
+def path_id(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": INTEGER,
+        "description": description,
+    }
+
+
+def query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema or STRING, "description": description}
+
+
+BROADCAST_ID = path_id("broadcast_id", "a broadcast")
+SCHEDULE_ID = path_id("schedule_id", "a schedule")
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/health": {
+        "get": operation(
+            "Liveness of the web server", {"200": ok({"type": "object"})}, public=True, tag="system"
+        )
+    },
+    "/openapi.json": {
+        "get": operation(
+            "This document", {"200": ok({"type": "object"})}, public=True, tag="system"
+        )
+    },
+    "/zones": {
+        "get": operation(
+            "Zones the caller may see (a village head: their own village)",
+            {"200": ok(array(ref("Zone")))},
+            tag="zones",
+        )
+    },
+    "/devices": {
+        "get": operation(
+            "Receivers (cụm loa) in the zones the caller may see, with their last heartbeat",
+            {"200": ok(array(ref("Device")))},
+            tag="devices",
+        )
+    },
+    "/announcements": {
+        "get": operation(
+            "The newest broadcasts the caller may see",
+            {"200": ok(array(ref("Broadcast")))},
+            params=[query("limit", "at most this many (1–200, default 50)", INTEGER)],
+            tag="announcements",
+        ),
+        "post": operation(
+            "Send an announcement now (phát thông báo): synthesized, signed, sent to the zones",
+            {"201": ok(ref("Broadcast"), "accepted; follow `Location` for its deliveries")},
+            body=ref("AnnouncementRequest"),
+            tag="announcements",
+        ),
+    },
+    "/announcements/{broadcast_id}": {
+        "get": operation(
+            "A broadcast with one delivery record per receiver (answer-back)",
+            {"200": ok(ref("Broadcast"))},
+            params=[BROADCAST_ID],
+            tag="announcements",
+        )
+    },
+    "/announcements/{broadcast_id}/cancel": {
+        "post": operation(
+            "Dừng / đính chính: stop it everywhere, optionally announce a correction",
+            {"200": ok(ref("CancelResult"))},
+            body=ref("CancelRequest"),
+            params=[BROADCAST_ID],
+            tag="announcements",
+        )
+    },
+    "/schedules": {
+        "get": operation(
+            "Active schedules (the programme)", {"200": ok(array(ref("Schedule")))}, tag="schedules"
+        ),
+        "post": operation(
+            "Schedule an approved bulletin; overlaps in a zone are refused (400, field `time`)",
+            {"201": ok(ref("Schedule"))},
+            body=ref("ScheduleRequest"),
+            tag="schedules",
+        ),
+    },
+    "/schedules/{schedule_id}": {
+        "get": operation(
+            "A schedule and its next run",
+            {"200": ok(ref("Schedule"))},
+            params=[SCHEDULE_ID],
+            tag="schedules",
+        ),
+        "delete": operation(
+            "Cancel a schedule: its waiting runs leave the receivers' manifests",
+            {"204": {"description": "cancelled"}},
+            params=[SCHEDULE_ID],
+            tag="schedules",
+        ),
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Loa API",
+            "version": "1",
+            "description": (
+                "Commune loudspeaker network (đài truyền thanh cấp xã). Authenticate with "
+                "`Authorization: Bearer <token>` (`loa token create USERNAME`); every call "
+                "has the same authorization as the web pages. Errors are JSON objects whose "
+                "`error.field` names the input at fault."
+            ),
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearerAuth": []}],
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": SCHEMAS,
+        },
+        "paths": PATHS,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(document())

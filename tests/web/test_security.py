@@ -108,3 +108,21 @@ def test_old_attempts_are_forgotten(service: BroadcastService) -> None:
         accounts.record_login(session, "y", "192.0.2.1", success=False)
     with service.db.session() as session:
         assert [a.username for a in session.scalars(select(LoginAttempt))] == ["y"]
+
+
+def test_user_text_is_escaped_on_every_page_that_shows_it(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    response = client.post(
+        "/api/v1/announcements",
+        json={"text": f"Họp thôn {payload}", "title": payload, "zones": ["thon-a"]},
+        headers={"Authorization": f"Bearer {tokens['officer']}"},
+    )
+    assert response.status_code == 201, response.get_json()
+    broadcast_id = response.get_json()["id"]
+    login(client, "officer")
+    for url in ("/", f"/announce/{broadcast_id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert "<script>alert" not in page and "<img src=x" not in page, url
+        assert "&lt;script&gt;alert" in page, url

@@ -14,31 +14,43 @@ table under names starting with "_", which no topic can.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from broadcast.models import Sequence
 
 _LOGGER = logging.getLogger(__name__)
 
 PROGRAMME_REVISION = "_programme"  # bumped by any process that changes what is planned
+SCHEDULE_LOCK = "_schedules"  # held while a schedule is checked for overlaps and saved
 _UPSERT_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
-def next_value(engine: Engine, stream: str) -> int:
-    """Increment `stream` (starting at 1) and return the new value, committed."""
-    insert = _UPSERT_DIALECTS.get(engine.dialect.name)
+def _increment(dialect: str, stream: str) -> Any:
+    insert = _UPSERT_DIALECTS.get(dialect)
     if insert is None:
-        raise RuntimeError(f"sequences need SQLite or PostgreSQL, not {engine.dialect.name}")
-    statement = (
+        raise RuntimeError(f"sequences need SQLite or PostgreSQL, not {dialect}")
+    return (
         insert(Sequence)
         .values(stream=stream, value=1)
         .on_conflict_do_update(index_elements=[Sequence.stream], set_={"value": Sequence.value + 1})
         .returning(Sequence.value)
     )
+
+
+def next_value(engine: Engine, stream: str) -> int:
+    """Increment `stream` (starting at 1) and return the new value, committed."""
     with engine.begin() as connection:
-        return int(connection.execute(statement).scalar_one())
+        return int(connection.execute(_increment(engine.dialect.name, stream)).scalar_one())
+
+
+def hold(session: Session, name: str) -> None:
+    """Take the lock `name` until `session` commits: the row's write lock serializes every
+    transaction that holds the same name (SQLite locks the database, PostgreSQL the row)."""
+    session.execute(_increment(session.get_bind().dialect.name, name))
 
 
 def current_value(engine: Engine, stream: str) -> int:

@@ -94,7 +94,11 @@ def seed_demo(service: BroadcastService, receivers: int, realtime: bool = True) 
 
     if not has_schedule:
         script = tts.make_script(sample_plan_text(), commune=COMMUNE[1])
-        bulletin_id = service.create_bulletin(admin_id, SAMPLE_TITLE, script.text)
+        desk = service.bulletins
+        bulletin_id = desk.create_bulletin(admin_id, SAMPLE_TITLE, script.text)
+        if service.settings.require_approval:  # the demo's own bulletin, approved by its admin
+            desk.submit(admin_id, bulletin_id)
+            desk.approve(admin_id, bulletin_id, "Bản tin mẫu của bản trình diễn")
         for time_of_day in DAILY_TIMES:
             service.schedule(
                 admin_id,

@@ -51,6 +51,9 @@ class Settings:
     overlap_window_days: int = 14  # how far ahead an open-ended schedule is checked for overlaps
     redelivery: RedeliveryPolicy = field(default_factory=RedeliveryPolicy)
     redelivery_sweep_s: float = 5.0  # how often the leader looks for unanswered commands
+    # Bulletins need a leader's approval before they air (`broadcast.bulletin_desk`); a tiny
+    # commune with one officer turns it off and bulletins are created approved.
+    require_approval: bool = True
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()

@@ -144,3 +144,36 @@ def wait_for(predicate: Callable[[], T | None], timeout_s: float = 30.0, what: s
 def broadcast_status(service: BroadcastService, broadcast_id: int) -> str:
     with service.db.session() as session:
         return broadcasts.get_broadcast(session, broadcast_id).status
+
+
+def approved_bulletin(
+    service: BroadcastService,
+    author: int,
+    title: str,
+    text: str = "",
+    *,
+    relay_url: str = "",
+    minutes: int = 30,
+    reviewer: int | None = None,
+) -> int:
+    """A bulletin `author` wrote (a relay when `relay_url` is given), submitted and approved by
+    `reviewer` (default: the first admin), ready to be scheduled or sent."""
+    from sqlalchemy import select
+
+    from broadcast.models import User
+
+    desk = service.bulletins
+    if relay_url:
+        bulletin_id = desk.create_relay_bulletin(author, title, relay_url, minutes)
+    else:
+        bulletin_id = desk.create_bulletin(author, title, text)
+    if not service.settings.require_approval:
+        return bulletin_id
+    if reviewer is None:
+        with service.db.session() as session:
+            query = select(User.id).where(User.role == Role.ADMIN.value).order_by(User.id)
+            reviewer = session.scalars(query).first()
+    assert reviewer is not None, "no admin to approve the bulletin"
+    desk.submit(author, bulletin_id)
+    desk.approve(reviewer, bulletin_id)
+    return bulletin_id

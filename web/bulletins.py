@@ -1,8 +1,12 @@
-"""Bulletins (bản tin): paste or upload a document, edit its broadcast script, preview, schedule.
+"""Bulletins (bản tin): write, get approved (duyệt), preview, schedule or send at once.
 
-Also recordings as content, for languages and voices no speech engine has, and stream relays
-(tiếp sóng) of the provincial or national radio. Schedules: once, daily, chosen weekdays, cron,
-or a series repeating every N hours until a newer one of the same key replaces it.
+A thin shell over `broadcast.bulletin_desk` (who may do what, the approval states, the audit)
+and `BroadcastService.schedule`. The officer pastes or uploads a document (.txt, .docx), edits
+its broadcast script and saves a draft, then submits it; a leader listens to the preview and
+approves or rejects it with a comment ("Chờ duyệt" is the leader's list); an approved bulletin is
+scheduled or sent. Also recordings, for languages and voices no speech engine has, and stream
+relays (tiếp sóng). Viewers read everything and change nothing; village heads have no
+bulletin pages.
 """
 
 from __future__ import annotations
@@ -10,35 +14,40 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from broadcast import zones
+from broadcast import accounts, bulletin_desk, zones
+from broadcast.const import Role
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
-from broadcast.models import Bulletin, Schedule
+from broadcast.models import Schedule
 from broadcast.service import ScheduleRequest
 from web import get_service
 from web.views import WEEKDAY_LABELS, user_row
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("bulletins", __name__, url_prefix="/bulletins")
-TEXT_UPLOAD_LIMIT = 1024 * 1024
 ACCEPTED = "mp3, m4a, ogg, wav, webm, flac, amr"
 RECORDING_PROBLEMS = {
-    "missing": "không tìm thấy tệp",
-    "empty": "tệp rỗng",
-    "too_large": "tệp quá lớn (tối đa 20 MB)",
-    "not_audio": "không phải tệp âm thanh",
-    "no_sound_track": "tệp không có tiếng",
-    "unsupported": "định dạng âm thanh chưa hỗ trợ",
-    "damaged": "tệp bị hỏng, không đọc hết được",
-    "too_short": "bản ghi quá ngắn (ít nhất nửa giây)",
-    "too_long": "bản ghi quá dài (tối đa 30 phút)",
-    "silent": "bản ghi im lặng, không nghe thấy tiếng",
+    "missing": _l("không tìm thấy tệp"),
+    "empty": _l("tệp rỗng"),
+    "too_large": _l("tệp quá lớn (tối đa 20 MB)"),
+    "not_audio": _l("không phải tệp âm thanh"),
+    "no_sound_track": _l("tệp không có tiếng"),
+    "unsupported": _l("định dạng âm thanh chưa hỗ trợ"),
+    "damaged": _l("tệp bị hỏng, không đọc hết được"),
+    "too_short": _l("bản ghi quá ngắn (ít nhất nửa giây)"),
+    "too_long": _l("bản ghi quá dài (tối đa 30 phút)"),
+    "silent": _l("bản ghi im lặng, không nghe thấy tiếng"),
 }
+ALL = "all"
 
 
 def _user_id() -> int:
@@ -46,32 +55,68 @@ def _user_id() -> int:
         return user_row(session).id
 
 
+def _desk() -> bulletin_desk.BulletinDesk:
+    return get_service().bulletins
+
+
 def _report(exc: LoaError) -> None:
+    """A refusal as the person sees it: 403, 404, or the message naming the field."""
     if isinstance(exc, PermissionDenied):
         abort(403)
     if isinstance(exc, NotFound):
         abort(404)
     if isinstance(exc, ValidationError) and exc.code in RECORDING_PROBLEMS:
         name = request.files["recording"].filename if "recording" in request.files else ""
-        flash(
-            f"Không nhận tệp “{name}”: {RECORDING_PROBLEMS[exc.code]}. Nhận các tệp: {ACCEPTED}."
-            f" ({exc.field})",
-            "error",
+        message = _(
+            "Không nhận tệp “%(name)s”: %(problem)s. Nhận các tệp: %(accepted)s.",
+            name=name,
+            problem=RECORDING_PROBLEMS[exc.code],
+            accepted=ACCEPTED,
         )
+        flash(f"{message} ({exc.field})", "error")
     elif isinstance(exc, ValidationError):
         flash(f"{exc.message} ({exc.field})", "error")
     else:
         flash(str(exc), "error")
 
 
+def _require_writer() -> None:
+    """The forms that create content are the officer's and the admin's (checked again on save)."""
+    with get_service().db.session() as session:
+        try:
+            accounts.require_user(session, user_row(session).id, bulletin_desk.WRITERS)
+        except PermissionDenied:
+            abort(403)
+
+
+def _back(default: str) -> str:
+    """Where a form asked to return to: a path on this site only."""
+    target = request.form.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return default
+
+
+def _detail(bulletin_id: int) -> Response:
+    return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
+
+
 @bp.route("/")
 @login_required
 def index() -> str:
-    with get_service().db.session() as session:
+    service = get_service()
+    desk = service.bulletins
+    with service.db.session() as session:
         user = user_row(session)
-        if not get_service().can_manage_content(user):
+        default = bulletin_desk.BulletinStatus.SUBMITTED if user.role == Role.LEADER else ALL
+        status = request.args.get("status", default)
+        try:
+            bulletins = desk.listing(session, user.id, "" if status == ALL else status)
+        except PermissionDenied:
             abort(403)
-        bulletins = list(session.scalars(select(Bulletin).order_by(Bulletin.id.desc()).limit(50)))
+        except ValidationError as exc:
+            _report(exc)
+            status, bulletins = ALL, desk.listing(session, user.id)
         schedules = list(
             session.scalars(
                 select(Schedule)
@@ -79,9 +124,16 @@ def index() -> str:
                 .order_by(Schedule.id.desc())
             )
         )
-        next_runs = {schedule.id: get_service().next_run(schedule.id) for schedule in schedules}
+        next_runs = {schedule.id: service.next_run(schedule.id) for schedule in schedules}
         return render_template(
-            "bulletins/index.html", bulletins=bulletins, schedules=schedules, next_runs=next_runs
+            "bulletins/index.html",
+            bulletins=bulletins,
+            status=status,
+            statuses=[s.value for s in bulletin_desk.BulletinStatus],
+            counts=desk.status_counts(session),
+            abilities=desk.abilities(user),
+            schedules=schedules,
+            next_runs=next_runs,
         )
 
 
@@ -89,103 +141,92 @@ def index() -> str:
 @login_required
 def create_relay() -> Response:
     """Tiếp sóng: a stream URL played for a set number of minutes."""
+    _require_writer()
     form = request.form
     try:
-        bulletin_id = get_service().create_relay_bulletin(
+        bulletin_id = _desk().create_relay_bulletin(
             _user_id(), form.get("title", ""), form.get("relay_url", ""), form.get("minutes", "")
         )
     except LoaError as exc:
         _report(exc)
         return redirect(url_for("bulletins.index"))
-    flash("Đã lưu bản tiếp sóng.", "info")
-    return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
+    flash(_("Đã lưu bản tiếp sóng."), "info")
+    return _detail(bulletin_id)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def new() -> str | Response:
-    """Step 1: paste or upload a document; step 2: edit its script; then save."""
-    service = get_service()
-    user_id = _user_id()
+    """Step 1: paste or upload a document; step 2: edit its script; then save a draft."""
+    _require_writer()
     if request.method == "GET":
-        with service.db.session() as session:
-            if not service.can_manage_content(user_row(session)):
-                abort(403)
         return render_template("bulletins/new.html", document="")
-    action = request.form.get("action", "prepare")
+    desk, user_id = _desk(), _user_id()
+    with_opening = "opening" in request.form
     try:
-        if action == "save":
-            bulletin_id = service.create_bulletin(
-                user_id, request.form.get("title", ""), request.form.get("script", "")
+        if request.form.get("action") == "save":
+            bulletin_id = desk.create_bulletin(
+                user_id,
+                request.form.get("title", ""),
+                request.form.get("script", ""),
+                source_name=request.form.get("source_name", ""),
             )
-            flash("Đã lưu bản tin.", "info")
-            return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
-        document = _document_from_request()
-        script = service.prepare_script(document, with_opening="opening" in request.form)
+            flash(_("Đã lưu bản tin."), "info")
+            return _detail(bulletin_id)
+        upload = request.files.get("document_file")
+        source_name = ""
+        if upload is not None and upload.filename:
+            source_name = upload.filename
+            script = desk.prepare_upload(user_id, upload.filename, upload.read(), with_opening)
+        else:
+            script = desk.prepare_script(user_id, request.form.get("document", ""), with_opening)
     except LoaError as exc:
         _report(exc)
-        return render_template(
-            "bulletins/new.html",
-            document=request.form.get("document", ""),
-        )
-    return render_template("bulletins/script.html", script=script)
-
-
-def _document_from_request() -> str:
-    upload = request.files.get("document_file")
-    if upload is not None and upload.filename:
-        data = upload.read(TEXT_UPLOAD_LIMIT + 1)
-        if len(data) > TEXT_UPLOAD_LIMIT:
-            raise ValidationError("document_file", "tệp văn bản quá 1 MB")
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ValidationError(
-                "document_file", f"{upload.filename} không phải văn bản UTF-8 (.txt)"
-            ) from exc
-    return request.form.get("document", "")
+        return render_template("bulletins/new.html", document=request.form.get("document", ""))
+    return render_template("bulletins/script.html", script=script, source_name=source_name)
 
 
 @bp.route("/recording", methods=["POST"])
 @login_required
 def upload_recording() -> Response:
+    _require_writer()  # before looking at the upload: a refusal is a refusal, not a form error
     service = get_service()
     upload = request.files.get("recording")
     if upload is None or not upload.filename:
-        flash("Chọn một tệp ghi âm (mp3, m4a, ogg, wav). (recording)", "error")
+        flash(_("Chọn một tệp ghi âm (mp3, m4a, ogg, wav).") + " (recording)", "error")
         return redirect(url_for("bulletins.new"))
     with tempfile.TemporaryDirectory(dir=service.settings.data_dir) as tmp:
         path = Path(tmp) / "upload"
         upload.save(path)
         try:
-            bulletin_id = service.create_recording_bulletin(
+            bulletin_id = service.bulletins.create_recording_bulletin(
                 _user_id(), request.form.get("title", ""), path, upload.filename
             )
         except LoaError as exc:
             _report(exc)
             return redirect(url_for("bulletins.new"))
-    flash("Đã lưu bản ghi âm.", "info")
-    return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
+    flash(_("Đã lưu bản ghi âm."), "info")
+    return _detail(bulletin_id)
 
 
 @bp.route("/<int:bulletin_id>")
 @login_required
 def detail(bulletin_id: int) -> str:
     service = get_service()
+    desk = service.bulletins
     with service.db.session() as session:
-        user = user_row(session)
-        if not get_service().can_manage_content(user):
-            abort(403)
         try:
-            bulletin = service.get_bulletin(session, bulletin_id)
-        except NotFound:
-            abort(404)
-        schedules = bulletin_schedules(session, bulletin_id)
+            user, bulletin = desk.read(session, user_row(session).id, bulletin_id)
+        except LoaError as exc:
+            _report(exc)
+            raise
         reachable = zones.reachable_zones(session, user)
         return render_template(
             "bulletins/detail.html",
             bulletin=bulletin,
-            schedules=schedules,
+            can=desk.abilities(user, bulletin),
+            history=desk.history(session, bulletin_id),
+            schedules=bulletin_schedules(session, bulletin_id),
             zones=reachable,
             devices=zones.target_devices(reachable),
             weekdays=list(enumerate(WEEKDAY_LABELS)),
@@ -193,7 +234,7 @@ def detail(bulletin_id: int) -> str:
         )
 
 
-def bulletin_schedules(session, bulletin_id: int) -> list[Schedule]:  # type: ignore[no-untyped-def]
+def bulletin_schedules(session: Session, bulletin_id: int) -> list[Schedule]:
     query = select(Schedule).where(
         Schedule.bulletin_id == bulletin_id,
         Schedule.active.is_(True),
@@ -202,14 +243,86 @@ def bulletin_schedules(session, bulletin_id: int) -> list[Schedule]:  # type: ig
     return list(session.scalars(query))
 
 
+@bp.route("/<int:bulletin_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(bulletin_id: int) -> str | Response:
+    service = get_service()
+    desk = service.bulletins
+    if request.method == "POST":
+        try:
+            desk.edit(
+                _user_id(), bulletin_id, request.form.get("title", ""), request.form.get("text")
+            )
+        except ValidationError as exc:
+            _report(exc)
+        except LoaError as exc:
+            _report(exc)
+            raise
+        else:
+            flash(_("Đã sửa bản tin."), "info")
+            return _detail(bulletin_id)
+    with service.db.session() as session:
+        try:
+            user, bulletin = desk.read(session, user_row(session).id, bulletin_id)
+        except LoaError as exc:
+            _report(exc)
+            raise
+        can = desk.abilities(user, bulletin)
+        if not can.write:
+            abort(403)
+        if not can.edit:
+            if request.method == "GET":
+                flash(_("Chỉ sửa được bản nháp hoặc bản tin bị trả lại."), "error")
+            return _detail(bulletin_id)
+        title = request.form.get("title", bulletin.title)
+        text = request.form.get("text", bulletin.text)
+        return render_template("bulletins/edit.html", bulletin=bulletin, title=title, text=text)
+
+
+def _step(bulletin_id: int, done: str, step: str) -> Response:
+    """Submit, approve or reject, then back to the bulletin (or the list it came from)."""
+    desk, user_id = _desk(), _user_id()
+    comment = request.form.get("comment", "")
+    try:
+        if step == "submit":
+            desk.submit(user_id, bulletin_id)
+        elif step == "approve":
+            desk.approve(user_id, bulletin_id, comment)
+        else:
+            desk.reject(user_id, bulletin_id, comment)
+    except LoaError as exc:
+        _report(exc)
+    else:
+        flash(done, "info")
+    return _detail(bulletin_id)
+
+
+@bp.route("/<int:bulletin_id>/submit", methods=["POST"])
+@login_required
+def submit(bulletin_id: int) -> Response:
+    return _step(bulletin_id, _("Đã trình duyệt bản tin."), "submit")
+
+
+@bp.route("/<int:bulletin_id>/approve", methods=["POST"])
+@login_required
+def approve(bulletin_id: int) -> Response:
+    return _step(bulletin_id, _("Đã duyệt bản tin."), "approve")
+
+
+@bp.route("/<int:bulletin_id>/reject", methods=["POST"])
+@login_required
+def reject(bulletin_id: int) -> Response:
+    return _step(bulletin_id, _("Đã trả lại bản tin."), "reject")
+
+
 @bp.route("/<int:bulletin_id>/preview", methods=["POST"])
 @login_required
 def preview(bulletin_id: int) -> Response:
     try:
-        sha256 = get_service().preview(_user_id(), bulletin_id)
+        sha256 = _desk().preview(_user_id(), bulletin_id)
     except LoaError as exc:
         _report(exc)
-        return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
+        return _detail(bulletin_id)
     return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id, preview=sha256))
 
 
@@ -241,8 +354,8 @@ def schedule(bulletin_id: int) -> Response:
     except LoaError as exc:
         _report(exc)
     else:
-        flash("Đã đặt lịch phát.", "info")
-    return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
+        flash(_("Đã đặt lịch phát."), "info")
+    return _detail(bulletin_id)
 
 
 @bp.route("/<int:bulletin_id>/send", methods=["POST"])
@@ -250,7 +363,7 @@ def schedule(bulletin_id: int) -> Response:
 def send(bulletin_id: int) -> Response:
     form = request.form
     try:
-        broadcast_id = get_service().broadcast_bulletin(
+        broadcast_id = _desk().broadcast_bulletin(
             _user_id(),
             bulletin_id,
             form.getlist("zones"),
@@ -260,17 +373,18 @@ def send(bulletin_id: int) -> Response:
         )
     except LoaError as exc:
         _report(exc)
-        return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
+        return _detail(bulletin_id)
     return redirect(url_for("announce.detail", broadcast_id=broadcast_id))
 
 
 @bp.route("/schedules/<int:schedule_id>/cancel", methods=["POST"])
 @login_required
 def cancel_schedule(schedule_id: int) -> Response:
+    """Hủy lịch, from the schedule list or the week calendar (`next` brings the person back)."""
     try:
         get_service().cancel_schedule(_user_id(), schedule_id)
     except LoaError as exc:
         _report(exc)
     else:
-        flash("Đã hủy lịch phát.", "info")
-    return redirect(url_for("bulletins.index"))
+        flash(_("Đã hủy lịch phát."), "info")
+    return redirect(_back(url_for("bulletins.index")))

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from service_support import broadcast_status, recording_service, seed_commune, wait_for
+from service_support import (
+    approved_bulletin,
+    broadcast_status,
+    recording_service,
+    seed_commune,
+    wait_for,
+)
 
 from broadcast import broadcasts, targets
 from broadcast.const import ScheduleKind
@@ -90,8 +96,10 @@ def test_devices_alone_and_their_authorization(leader: Leader) -> None:
 
 def test_a_relay_is_sent_as_a_relay(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
-    relay = service.create_relay_bulletin(officer, "", "https://radio.example.vn/vov1.m3u8", 45)
-    broadcast_id = service.broadcast_bulletin(officer, relay, ["thon-a"], repeat=4)
+    relay = approved_bulletin(
+        service, officer, "", relay_url="https://radio.example.vn/vov1.m3u8", minutes=45
+    )
+    broadcast_id = service.bulletins.broadcast_bulletin(officer, relay, ["thon-a"], repeat=4)
     _dispatched(leader, broadcast_id)
     [command] = _plays(leader, THON_A)
     body = command.body
@@ -100,7 +108,7 @@ def test_a_relay_is_sent_as_a_relay(leader: Leader) -> None:
     assert body.relay_url == "https://radio.example.vn/vov1.m3u8"
     assert body.duration_s == 45 * 60 and body.repeat == 1 and body.media_sha256 == ""
     with pytest.raises(ValidationError):
-        service.preview(officer, relay)
+        service.bulletins.preview(officer, relay)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +125,7 @@ def test_a_relay_is_sent_as_a_relay(leader: Leader) -> None:
 )
 def test_relay_input_is_validated(leader: Leader, url: str, minutes: object, field: str) -> None:
     with pytest.raises(ValidationError) as info:
-        leader.service.create_relay_bulletin(leader.users.officer, "", url, minutes)
+        leader.service.bulletins.create_relay_bulletin(leader.users.officer, "", url, minutes)
     assert info.value.field == field
 
 
@@ -203,7 +211,7 @@ def test_who_may_cancel(leader: Leader) -> None:
 
 def test_cancelling_a_series_run_ends_the_series(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
-    storm = service.create_bulletin(officer, "Tin bão số 3", "Bão số 3.")
+    storm = approved_bulletin(service, officer, "Tin bão số 3", "Bão số 3.")
     schedule_id = service.schedule(
         officer,
         ScheduleRequest(

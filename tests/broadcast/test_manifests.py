@@ -13,6 +13,7 @@ from collections import defaultdict
 from datetime import UTC, timedelta
 
 import pytest
+from service_support import approved_bulletin
 
 from broadcast import clock, planning
 from broadcast.const import ScheduleKind
@@ -25,7 +26,7 @@ from .conftest import Leader
 
 
 def _daily(leader: Leader, time_of_day: str = "17:00", zones: list[str] | None = None) -> int:
-    bulletin = leader.service.create_bulletin(leader.users.officer, "Bản tin chiều", "Bản tin.")
+    bulletin = approved_bulletin(leader.service, leader.users.officer, "Bản tin chiều", "Bản tin.")
     return leader.service.schedule(
         leader.users.officer,
         ScheduleRequest(
@@ -136,7 +137,7 @@ def test_a_finished_item_leaves_that_receivers_manifest(leader: Leader) -> None:
 
 def test_a_new_series_replaces_the_older_one(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
-    bulletin = service.create_bulletin(officer, "Tin bão số 3", "Bão số 3 đang mạnh lên.")
+    bulletin = approved_bulletin(service, officer, "Tin bão số 3", "Bão số 3 đang mạnh lên.")
 
     def series(text_key: str, start: str = "") -> int:
         return service.schedule(
@@ -185,8 +186,8 @@ def test_a_receiver_registered_later_gets_planned_runs(leader: Leader) -> None:
 
 def test_a_relay_item_carries_its_stream_and_length(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
-    relay = service.create_relay_bulletin(
-        officer, "Thời sự VOV1", "https://radio.example.vn/vov1.mp3", "30"
+    relay = approved_bulletin(
+        service, officer, "Thời sự VOV1", relay_url="https://radio.example.vn/vov1.mp3", minutes=30
     )
     service.schedule(
         officer,
@@ -211,7 +212,7 @@ def test_a_relay_item_carries_its_stream_and_length(leader: Leader) -> None:
 
 def test_named_devices_are_targets_too(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
-    bulletin = service.create_bulletin(officer, "Họp tổ", "Họp tổ dân phố.")
+    bulletin = approved_bulletin(service, officer, "Họp tổ", "Họp tổ dân phố.")
     schedule_id = service.schedule(
         officer,
         ScheduleRequest(
@@ -249,7 +250,7 @@ def test_standby_changes_reach_the_leader(leader: Leader) -> None:
     standby.start()
     try:
         assert not standby.leading
-        bulletin = standby.create_bulletin(leader.users.officer, "Bản tin", "Bản tin sáng.")
+        bulletin = approved_bulletin(standby, leader.users.officer, "Bản tin", "Bản tin sáng.")
         schedule_id = standby.schedule(
             leader.users.officer,
             ScheduleRequest(
@@ -290,7 +291,7 @@ def _assert_covers_horizon(rows: list, interval: timedelta) -> None:  # type: ig
 @pytest.mark.parametrize("hours", [1, 3])
 def test_series_items_stay_valid_until_the_next_one(leader: Leader, hours: int) -> None:
     service, officer = leader.service, leader.users.officer
-    bulletin = service.create_bulletin(officer, "Tin lũ", "Lũ trên sông.")
+    bulletin = approved_bulletin(service, officer, "Tin lũ", "Lũ trên sông.")
     schedule_id = service.schedule(
         officer,
         ScheduleRequest(

@@ -13,6 +13,7 @@ from service_support import (
     RecordingDispatcher,
     Users,
     add_devices,
+    approved_bulletin,
     recording_service,
     seed_commune,
     wait_for,
@@ -27,7 +28,7 @@ GRACE_S = 3.0
 
 
 def _once(service: BroadcastService, users: Users, zone: str, at: datetime) -> int:
-    bulletin = service.create_bulletin(users.officer, f"Tin {zone}", f"Thông báo cho {zone}.")
+    bulletin = approved_bulletin(service, users.officer, f"Tin {zone}", f"Thông báo cho {zone}.")
     return service.schedule(
         users.officer,
         ScheduleRequest(

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from service_support import add_devices, make_service, seed_commune, wait_for
+from service_support import add_devices, approved_bulletin, make_service, seed_commune, wait_for
 from support import LOOPBACK, REPO_ROOT, MqttProbe, RunningBroker, connected, free_port
 
 from broadcast import registry
@@ -88,7 +88,7 @@ def test_three_processes_run_one_scheduler(tmp_path: Path, processes: list[Servi
     setup = make_service(data, mqtt_port=port)
     users = seed_commune(setup)
     add_devices(setup, {"loa-a-01": "thon-a"})
-    bulletin = setup.create_bulletin(users.officer, "Lịch tiêm", "Tiêm chủng lúc 7h30.")
+    bulletin = approved_bulletin(setup, users.officer, "Lịch tiêm", "Tiêm chủng lúc 7h30.")
     run_at = datetime.now(UTC) + timedelta(seconds=15)
     schedule_id = setup.schedule(
         users.officer,

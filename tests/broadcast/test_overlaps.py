@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from service_support import approved_bulletin
 
 from broadcast import clock
 from broadcast.const import ScheduleKind
@@ -41,7 +42,9 @@ def _schedule(
 @pytest.fixture
 def evening(leader: Leader) -> tuple[int, int]:
     """'Bản tin chiều' daily at 17:00 in Thôn A: (bulletin, schedule)."""
-    bulletin = leader.service.create_bulletin(leader.users.officer, "Bản tin chiều", "Tin chiều.")
+    bulletin = approved_bulletin(
+        leader.service, leader.users.officer, "Bản tin chiều", "Tin chiều."
+    )
     schedule = _schedule(
         leader.service, leader.users.officer, bulletin, ["thon-a"], time_of_day="17:00"
     )
@@ -51,7 +54,7 @@ def evening(leader: Leader) -> tuple[int, int]:
 def _refused(
     leader: Leader, zones: list[str], devices: list[str] | None = None, **timing: object
 ) -> ValidationError:
-    other = leader.service.create_bulletin(leader.users.officer, "Tin khác", "Một tin khác.")
+    other = approved_bulletin(leader.service, leader.users.officer, "Tin khác", "Một tin khác.")
     with pytest.raises(ValidationError) as info:
         _schedule(leader.service, leader.users.officer, other, zones, devices, **timing)
     assert info.value.field == "time"
@@ -79,7 +82,7 @@ def test_a_device_counts_as_its_zone(leader: Leader, evening: tuple[int, int]) -
 
 def test_other_villages_and_other_times_are_fine(leader: Leader, evening: tuple[int, int]) -> None:
     service, officer = leader.service, leader.users.officer
-    other = service.create_bulletin(officer, "Tin khác", "Một tin khác.")
+    other = approved_bulletin(service, officer, "Tin khác", "Một tin khác.")
     _schedule(service, officer, other, ["thon-b"], time_of_day="17:00")
     _schedule(service, officer, other, ["thon-a"], time_of_day="17:01")  # the first one is short
 
@@ -89,7 +92,7 @@ def test_duration_counts_repeats(leader: Leader, evening: tuple[int, int]) -> No
         airtime = session.get(Schedule, evening[1]).airtime_s
     assert 1 < airtime < 60
     text = "Bà con chú ý: chiều nay họp thôn tại nhà văn hóa, mang theo sổ hộ khẩu. " * 2
-    long_one = leader.service.create_bulletin(leader.users.officer, "Tin dài", text)
+    long_one = approved_bulletin(leader.service, leader.users.officer, "Tin dài", text)
     once = _schedule(  # read once it ends before 17:00 …
         leader.service, leader.users.officer, long_one, ["thon-a"], time_of_day="16:59"
     )
@@ -109,11 +112,13 @@ def test_duration_counts_repeats(leader: Leader, evening: tuple[int, int]) -> No
 
 def test_a_relay_lasts_its_minutes(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
-    relay = service.create_relay_bulletin(officer, "VOV1", "http://radio.example.vn/vov1", 30)
+    relay = approved_bulletin(
+        service, officer, "VOV1", relay_url="http://radio.example.vn/vov1", minutes=30
+    )
     _schedule(service, officer, relay, ["thon-b"], time_of_day="06:00")
     error = _refused(leader, ["thon-b"], time_of_day="06:20")
     assert "“VOV1”" in error.message and "06:00 ngày" in error.message
-    other = service.create_bulletin(officer, "Tin sáng", "Tin sáng.")
+    other = approved_bulletin(service, officer, "Tin sáng", "Tin sáng.")
     _schedule(service, officer, other, ["thon-b"], time_of_day="06:31")
 
 
@@ -131,9 +136,9 @@ def test_a_once_far_ahead_is_checked_at_its_time(leader: Leader, evening: tuple[
 def test_a_window_outside_the_other_is_fine(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
     first = clock.to_local(utcnow() + timedelta(days=3)).date()
-    december = service.create_bulletin(officer, "Tháng này", "Tin.")
+    december = approved_bulletin(service, officer, "Tháng này", "Tin.")
     _schedule(service, officer, december, ["thon-a"], time_of_day="18:00", valid_to=str(first))
-    later = service.create_bulletin(officer, "Sau đó", "Tin.")
+    later = approved_bulletin(service, officer, "Sau đó", "Tin.")
     _schedule(
         service,
         officer,
@@ -150,13 +155,13 @@ def test_cancelled_schedules_and_runs_do_not_count(
     leader: Leader, evening: tuple[int, int]
 ) -> None:
     leader.service.cancel_schedule(leader.users.officer, evening[1])
-    other = leader.service.create_bulletin(leader.users.officer, "Tin khác", "Tin.")
+    other = approved_bulletin(leader.service, leader.users.officer, "Tin khác", "Tin.")
     _schedule(leader.service, leader.users.officer, other, ["thon-a"], time_of_day="17:00")
 
 
 def test_a_series_does_not_clash_with_the_one_it_replaces(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
-    storm = service.create_bulletin(officer, "Tin bão", "Bão.")
+    storm = approved_bulletin(service, officer, "Tin bão", "Bão.")
     for _ in range(2):
         _schedule(
             service,
@@ -177,7 +182,7 @@ def test_a_schedule_must_not_overlap_itself(leader: Leader) -> None:
 
 def test_windows_far_ahead_are_checked_where_they_run(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
-    spring = service.create_bulletin(officer, "Mùa xuân 2030", "Tin.")
+    spring = approved_bulletin(service, officer, "Mùa xuân 2030", "Tin.")
     _schedule(service, officer, spring, ["thon-a"], time_of_day="17:00", valid_from="2030-01-01")
     error = _refused(leader, ["thon-a"], time_of_day="17:00", valid_from="2030-02-01")
     assert "Mùa xuân 2030" in error.message and "01/02/2030" in error.message

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from service_support import Users, make_service, seed_commune
+from service_support import Users, approved_bulletin, make_service, seed_commune
 from support import LOOPBACK, free_port
 
 from broadcast import registry
@@ -41,7 +41,7 @@ def test_once_schedule_survives_restart(tmp_path: Path, broker_port: int) -> Non
     first = make_service(tmp_path / "data", mqtt_port=broker_port, connect_mqtt=True)
     users: Users = seed_commune(first)
     first.start()
-    bulletin = first.create_bulletin(users.officer, "Lịch tiêm chủng", "Tiêm chủng lúc 7h30.")
+    bulletin = approved_bulletin(first, users.officer, "Lịch tiêm chủng", "Tiêm chủng lúc 7h30.")
     schedule_id = first.schedule(
         users.officer,
         ScheduleRequest(
@@ -83,7 +83,7 @@ def test_once_schedule_survives_restart(tmp_path: Path, broker_port: int) -> Non
 
 
 def test_daily_schedule_runs_at_local_time(service: BroadcastService, users: Users) -> None:
-    bulletin = service.create_bulletin(users.officer, "Bản tin chiều", "Bản tin chiều nay.")
+    bulletin = approved_bulletin(service, users.officer, "Bản tin chiều", "Bản tin chiều nay.")
     schedule_id = service.schedule(
         users.officer,
         ScheduleRequest(
@@ -103,7 +103,7 @@ def test_daily_schedule_runs_at_local_time(service: BroadcastService, users: Use
 def test_schedule_in_the_past_is_rejected(service: BroadcastService, users: Users) -> None:
     from broadcast.errors import ValidationError
 
-    bulletin = service.create_bulletin(users.officer, "", "Nội dung.")
+    bulletin = approved_bulletin(service, users.officer, "", "Nội dung.")
     with pytest.raises(ValidationError) as info:
         service.schedule(
             users.officer,
@@ -122,7 +122,7 @@ def test_village_head_cannot_schedule(service: BroadcastService, users: Users) -
     from broadcast.errors import PermissionDenied
 
     with pytest.raises(PermissionDenied):
-        service.create_bulletin(users.head_1, "", "Nội dung.")
+        service.bulletins.create_bulletin(users.head_1, "", "Nội dung.")
 
 
 def test_todays_programme_in_local_days(service: BroadcastService, users: Users) -> None:

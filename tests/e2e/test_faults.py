@@ -17,6 +17,7 @@ from processes import (
     start_server_and_fleet,
     wait_devices,
 )
+from service_support import approved_bulletin
 from support import LOOPBACK, AmqttProcess, free_port
 
 from broadcast import registry, seed
@@ -134,7 +135,7 @@ def test_server_killed_before_scheduled_bulletin(
     admin = without_daily_bulletins(service)
     with service.db.session() as session:
         access = registry.broker_access(session, service.secrets.mqtt_password)
-    bulletin = service.create_bulletin(admin, "Lịch tiêm phòng", "Tiêm phòng dại lúc 7h30.")
+    bulletin = approved_bulletin(service, admin, "Lịch tiêm phòng", "Tiêm phòng dại lúc 7h30.")
     run_at = datetime.now(UTC) + timedelta(seconds=lead_s)
     schedule_id = service.schedule(
         admin,

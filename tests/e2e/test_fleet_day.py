@@ -22,6 +22,7 @@ from processes import (
     wait_devices,
     wait_for_status,
 )
+from service_support import approved_bulletin
 from support import LOOPBACK, free_port
 
 from broadcast import registry, seed
@@ -97,14 +98,14 @@ def test_fleet_day(tmp_path: Path, loa_processes: list[LoaProcess]) -> None:
     start = datetime.now(UTC) + timedelta(seconds=LEAD_S)
     plan = [
         (
-            service.create_bulletin(admin, "Bản tin sáng", "Lịch tiêm phòng dại lúc 7h30."),
+            approved_bulletin(service, admin, "Bản tin sáng", "Lịch tiêm phòng dại lúc 7h30."),
             0,
             "thon-1",
         ),
-        (service.create_bulletin(admin, "Bản tin trưa", "Họp dân lúc 14h."), GAP_S, "thon-2"),
+        (approved_bulletin(service, admin, "Bản tin trưa", "Họp dân lúc 14h."), GAP_S, "thon-2"),
         # the relay's nominal airtime is a whole minute: after the first bulletin, on its village
         (
-            service.create_relay_bulletin(admin, "Tiếp sóng đài tỉnh", relay_url, 1),
+            approved_bulletin(service, admin, "Tiếp sóng đài tỉnh", relay_url=relay_url, minutes=1),
             RELAY_AFTER_S,
             "thon-1",
         ),

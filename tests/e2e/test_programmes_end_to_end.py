@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from processes import LoaProcess, http_json, played_lines, wait_for_status
+from service_support import approved_bulletin
 from support import LOOPBACK, free_port
 
 from broadcast import registry, seed
@@ -33,7 +34,7 @@ def _plan(service: BroadcastService) -> int:
         daily = [s.id for s in session.query(Schedule).filter(Schedule.active.is_(True))]
     for schedule_id in daily:
         service.cancel_schedule(admin, schedule_id)
-    bulletin = service.create_bulletin(admin, "Lịch tiêm phòng", "Tiêm phòng dại lúc 7h30.")
+    bulletin = approved_bulletin(service, admin, "Lịch tiêm phòng", "Tiêm phòng dại lúc 7h30.")
     at = datetime.now(UTC) + timedelta(seconds=LEAD_S)
     return service.schedule(
         admin,

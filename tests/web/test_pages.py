@@ -7,8 +7,15 @@ import time
 
 from flask import Flask
 from flask.testing import FlaskClient
-from service_support import PASSWORD, RecordingDispatcher, broadcast_status, wait_for
+from service_support import (
+    PASSWORD,
+    RecordingDispatcher,
+    approved_bulletin,
+    broadcast_status,
+    wait_for,
+)
 from web_support import csrf_token, login
+from werkzeug.test import TestResponse
 
 from broadcast.service import BroadcastService
 from devices import protocol
@@ -105,10 +112,20 @@ def test_output_is_escaped(app: Flask, client: FlaskClient, service: BroadcastSe
             "csrf_token": token,
         },
     )
-    assert response.status_code == 302
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.get_data(as_text=True)
+    response = _send(client, response)
+    assert response.status_code == 303
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def _send(client: FlaskClient, confirmation: TestResponse) -> TestResponse:
+    """Nothing is sent before the confirmation page's "Xác nhận phát"."""
+    page = confirmation.get_data(as_text=True)
+    assert confirmation.status_code == 200 and "Xác nhận phát" in page, page
+    fields = dict(re.findall(r'name="(csrf_token|pending)" value="([^"]+)"', page))
+    return client.post("/announce/confirm", data={**fields, "action": "send"})
 
 
 def test_media_rejects_bad_names(client: FlaskClient) -> None:
@@ -129,7 +146,8 @@ def _announced(client: FlaskClient, service: BroadcastService, text: str = "Chá
             "csrf_token": token,
         },
     )
-    assert response.status_code == 302, response.get_data(as_text=True)
+    response = _send(client, response)
+    assert response.status_code == 303, response.get_data(as_text=True)
     url = response.headers["Location"]
     broadcast_id = int(url.rstrip("/").rsplit("/", 1)[-1])
     wait_for(lambda: broadcast_status(service, broadcast_id) == "dispatched", 30)
@@ -222,7 +240,7 @@ def test_dashboard_lists_todays_programme(client: FlaskClient, service: Broadcas
 
     with service.db.session() as session:
         officer = session.query(User).filter(User.username == "officer").one().id
-    bulletin = service.create_bulletin(officer, "Bản tin nửa đêm", "Tin.")
+    bulletin = approved_bulletin(service, officer, "Bản tin nửa đêm", "Tin.")
     schedule_id = service.schedule(
         officer,
         ScheduleRequest(

@@ -1,0 +1,250 @@
+"""Administration pages (quản trị): users, zones, receivers (config file and QR code) and the
+audit log. Admins only: `broadcast.administration` checks the role on every call, and a refusal
+is a 403 here."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+
+from broadcast import reporting
+from broadcast.const import Role
+from broadcast.errors import ValidationError
+from web import get_service
+from web.views import user_row
+
+_LOGGER = logging.getLogger(__name__)
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+ROLES = tuple(role.value for role in Role)
+Page = str | tuple[str, int]
+
+
+def _user_id() -> int:
+    with get_service().db.session() as session:
+        return user_row(session).id
+
+
+def _flash_invalid(error: ValidationError) -> None:
+    flash(_("Chưa lưu được: %(message)s (%(field)s)", message=error.message, field=error.field),
+          "error")  # fmt: skip
+
+
+def _private(page: str) -> Response:
+    """A page that shows a secret once: never cached."""
+    response = Response(page, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/")
+@login_required
+def index() -> Response:
+    get_service().admin.list_users(_user_id())  # admins only, even for the redirect
+    return redirect(url_for("admin.users"))
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+def _users_page(user_id: int, form: dict[str, str], status: int = 200) -> Page:
+    service = get_service()
+    users = service.admin.list_users(user_id)
+    zones = service.admin.list_zones(user_id)
+    page = render_template(
+        "admin/users.html",
+        users=users,
+        villages=[zone for zone in zones if zone.kind == "village"],
+        roles=ROLES,
+        form=form,
+        me=user_id,
+    )
+    return (page, status) if status != 200 else page
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@login_required
+def users() -> Page | Response:
+    user_id = _user_id()
+    form = {"username": "", "full_name": "", "role": "officer", "zone": ""}
+    if request.method == "POST":
+        form = {key: request.form.get(key, "") for key in form}
+        try:
+            created = get_service().admin.create_user(
+                user_id,
+                form["username"],
+                form["role"],
+                zone_id=form["zone"],
+                full_name=form["full_name"],
+                password=request.form.get("password", ""),
+            )
+        except ValidationError as exc:
+            _flash_invalid(exc)
+            return _users_page(user_id, form, 400)
+        if created.password is None:
+            flash(_("Đã tạo tài khoản %(name)s.", name=created.username), "info")
+            return redirect(url_for("admin.users"))
+        return _private(render_template("admin/password.html", result=created, created=True))
+    return _users_page(user_id, form)
+
+
+@bp.route("/users/<int:target_id>/active", methods=["POST"])
+@login_required
+def set_active(target_id: int) -> Response:
+    active = request.form.get("active") == "1"
+    try:
+        get_service().admin.set_active(_user_id(), target_id, active)
+    except ValidationError as exc:
+        _flash_invalid(exc)
+    else:
+        flash(_("Đã mở khóa tài khoản.") if active else _("Đã khóa tài khoản."), "info")
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users/<int:target_id>/password", methods=["POST"])
+@login_required
+def reset_password(target_id: int) -> Response:
+    result = get_service().admin.reset_password(_user_id(), target_id)
+    return _private(render_template("admin/password.html", result=result, created=False))
+
+
+@bp.route("/users/<int:target_id>/role", methods=["POST"])
+@login_required
+def change_role(target_id: int) -> Response:
+    try:
+        get_service().admin.change_role(
+            _user_id(), target_id, request.form.get("role", ""), request.form.get("zone", "")
+        )
+    except ValidationError as exc:
+        _flash_invalid(exc)
+    else:
+        flash(_("Đã đổi vai trò."), "info")
+    return redirect(url_for("admin.users"))
+
+
+# --- zones ---------------------------------------------------------------------------------
+
+
+@bp.route("/zones", methods=["GET", "POST"])
+@login_required
+def zones() -> Page | Response:
+    service = get_service()
+    user_id = _user_id()
+    form = {"id": "", "name": "", "parent": ""}
+    status = 200
+    if request.method == "POST":
+        form = {key: request.form.get(key, "") for key in form}
+        try:
+            zone = service.admin.create_village(user_id, form["id"], form["name"], form["parent"])
+        except ValidationError as exc:
+            _flash_invalid(exc)
+            status = 400
+        else:
+            flash(_("Đã thêm %(name)s.", name=zone.name), "info")
+            return redirect(url_for("admin.zones"))
+    found = service.admin.list_zones(user_id)
+    page = render_template(
+        "admin/zones.html",
+        zones=found,
+        communes=[zone for zone in found if zone.kind == "commune"],
+        form=form,
+    )
+    return (page, status) if status != 200 else page
+
+
+@bp.route("/zones/<zone_id>/name", methods=["POST"])
+@login_required
+def rename_zone(zone_id: str) -> Response:
+    try:
+        get_service().admin.rename_zone(_user_id(), zone_id, request.form.get("name", ""))
+    except ValidationError as exc:
+        _flash_invalid(exc)
+    else:
+        flash(_("Đã đổi tên khu vực."), "info")
+    return redirect(url_for("admin.zones"))
+
+
+# --- devices -------------------------------------------------------------------------------
+
+
+@bp.route("/devices", methods=["GET", "POST"])
+@login_required
+def devices() -> Page | Response:
+    service = get_service()
+    user_id = _user_id()
+    form = {"id": "", "name": "", "zone": ""}
+    status = 200
+    if request.method == "POST":
+        form = {key: request.form.get(key, "") for key in form}
+        try:
+            service.admin.register_device(user_id, form["id"], form["zone"], form["name"])
+        except ValidationError as exc:
+            _flash_invalid(exc)
+            status = 400
+        else:
+            flash(
+                _("Đã đăng ký cụm loa %(id)s. Máy chủ MQTT tích hợp nhận cụm loa mới ngay;"
+                  " nếu dùng mosquitto, chạy loa mqtt-config rồi nạp lại mosquitto.",
+                  id=form["id"].strip()),
+                "info",
+            )  # fmt: skip
+            return redirect(url_for("admin.device", device_id=form["id"].strip()))
+    page = render_template(
+        "admin/devices.html",
+        devices=service.admin.list_devices(user_id),
+        zones=service.admin.list_zones(user_id),
+        form=form,
+    )
+    return (page, status) if status != 200 else page
+
+
+@bp.route("/devices/<device_id>")
+@login_required
+def device(device_id: str) -> str:
+    row = get_service().admin.get_device(_user_id(), device_id)
+    return render_template("admin/device.html", device=row, show_qr=False)
+
+
+@bp.route("/devices/<device_id>/qr")
+@login_required
+def device_qr(device_id: str) -> Response:
+    row = get_service().admin.get_device(_user_id(), device_id)
+    return _private(render_template("admin/device.html", device=row, show_qr=True))
+
+
+@bp.route("/devices/<device_id>/config.json")
+@login_required
+def device_config(device_id: str) -> Response:
+    data = get_service().admin.device_config(_user_id(), device_id)
+    response = Response(data, mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="{device_id}.json"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/devices/<device_id>/config.svg")
+@login_required
+def device_config_svg(device_id: str) -> Response | tuple[str, int]:
+    try:
+        code = get_service().admin.device_config_qr(_user_id(), device_id)
+    except ValidationError as exc:
+        return exc.message, 422
+    response = Response(code.svg, mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- the audit log -------------------------------------------------------------------------
+
+
+@bp.route("/audit")
+@login_required
+def audit_log() -> Page:
+    try:
+        number = reporting.parse_page(request.args.get("page", "1"))
+    except ValidationError:
+        number = 1
+    page = get_service().admin.audit_page(_user_id(), number)
+    return render_template("admin/audit.html", log=page)

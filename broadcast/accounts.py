@@ -101,6 +101,12 @@ def create_token(session: Session, user: User) -> str:
     return token
 
 
+def revoke_tokens(session: Session, user: User) -> int:
+    """Delete every API token of `user`; returns how many there were."""
+    result = session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def user_for_token(session: Session, token: str) -> User | None:
     row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _token_hash(token)))
     if row is None or not row.user.active:

@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, str(log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("alembic", "apscheduler.scheduler", "werkzeug"):
+    for noisy in ("alembic", "apscheduler.scheduler", "apscheduler.executors", "werkzeug"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     from broadcast import audit
     from broadcast.errors import LoaError

@@ -124,7 +124,9 @@ def start_embedded_broker(service: BroadcastService, stack: ExitStack) -> None:
     with service.db.session() as session:
         access = registry.broker_access(session, service.secrets.mqtt_password)
     access.save(settings.broker_access_path)
-    broker = EmbeddedBroker(settings.mqtt_host, settings.mqtt_port, access)
+    broker = EmbeddedBroker(
+        settings.mqtt_host, settings.mqtt_port, access, settings.broker_access_path
+    )
     try:
         broker.start()
     except BrokerError as exc:

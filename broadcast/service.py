@@ -38,14 +38,15 @@ from broadcast import (
     sequences,
     targets,
 )
+from broadcast.administration import Administration
+from broadcast.answerback import Answer, AnswerBackWriter
+from broadcast.bulletin_desk import BulletinDesk, check_playable
 from broadcast.const import (
-    MAX_UPLOAD_BYTES,
     SERVER_MQTT_USERNAME,
     BroadcastStatus,
     ContentKind,
     Role,
     ScheduleKind,
-    ZoneKind,
 )
 from broadcast.db import Database
 from broadcast.dispatcher import Dispatcher
@@ -55,8 +56,9 @@ from broadcast.errors import (
     ValidationError,
 )
 from broadcast.leader import ProgrammeLeader
-from broadcast.models import Broadcast, Bulletin, Schedule, User, Zone, utcnow
+from broadcast.models import Broadcast, Bulletin, Schedule, User, utcnow
 from broadcast.rendering import MediaRenderer
+from broadcast.reporting import Reports
 from broadcast.scheduler_lock import Leadership, SchedulerLock
 from broadcast.settings import Secrets, Settings
 from devices import protocol
@@ -94,6 +96,27 @@ class CancelResult:
     correction_id: int | None
 
 
+@dataclass(frozen=True)
+class AnnouncementPlan:
+    """What an announcement will do, for the person to confirm (nothing stored, nothing sent)."""
+
+    text: str  # cleaned; "" for a recording
+    zone_ids: list[str]
+    device_ids: list[str]
+    places: list[str]  # names of the zones where it sounds
+    receivers: list[tuple[str, str]]  # (device id, name) of every receiver it reaches
+    priority: str
+    repeat: int
+
+
+@dataclass(frozen=True)
+class AnnouncementRecording:
+    """A phone recording, validated, levelled and stored; sent only by `announce_recording`."""
+
+    sha256: str
+    duration_s: float
+
+
 class BroadcastService:
     def __init__(
         self,
@@ -114,6 +137,19 @@ class BroadcastService:
         )
         self.renderer = MediaRenderer(self.synthesizer, self.media, settings.data_dir / "renders")
         self._render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loa-render")
+        self.bulletins = BulletinDesk(
+            settings,
+            self.db,
+            self.media,
+            render=lambda text, recording: (
+                self._render_pool.submit(self.renderer.render, text, recording).result().sha256
+            ),
+            send=lambda broadcast_id: self._render_pool.submit(
+                self._render_and_dispatch, broadcast_id
+            ),
+        )
+        self.reports = Reports(self.db, self.media)
+        self.admin = Administration(self.db, settings, register_device=self.register_device)
         self.leader = ProgrammeLeader(
             settings, self.db, lambda: self.dispatcher, self._render_for_schedule
         )
@@ -125,6 +161,7 @@ class BroadcastService:
             on_tick=self.leader.tick,
         )
         self._started = False
+        self.answers = AnswerBackWriter(self._apply_answers)
         self.dispatcher = dispatcher
         if dispatcher is None and connect_mqtt:
             self.dispatcher = Dispatcher(
@@ -135,14 +172,15 @@ class BroadcastService:
                 self.signing_key,
                 next_seq=self._next_seq,
                 lock_path=settings.publish_lock_path,
-                on_status=self._on_status,
-                on_event=self._on_event,
+                on_status=self.answers.put,
+                on_event=self.answers.put,
                 on_reconnect=self.leader.broker_restored,
             )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.answers.start()
         if self.dispatcher is not None:
             self.dispatcher.start()
         self._started = True
@@ -156,6 +194,7 @@ class BroadcastService:
         self.leadership.release()
         if self.dispatcher is not None:
             self.dispatcher.stop()
+        self.answers.stop()
         self.db.dispose()
 
     @property
@@ -212,8 +251,10 @@ class BroadcastService:
         title: str = "",
         device_ids: object = None,
         corrects_id: int | None = None,
+        recording_sha256: str | None = None,
     ) -> int:
-        """Validate, authorize and queue an announcement for synthesis and dispatch at once."""
+        """Validate, authorize and queue an announcement for synthesis and dispatch at once
+        (given `recording_sha256`, a stored recording plays instead of the spoken text)."""
         with self.db.session() as session:
             user = self._user(session, user_id, ANNOUNCE_ROLES)
             clean = broadcasts.clean_text(text)
@@ -232,6 +273,7 @@ class BroadcastService:
                 created_by=user,
                 title=title,
                 corrects_id=corrects_id,
+                recording_sha256=recording_sha256,
             )
             broadcast_id = broadcast.id
             audit.record(
@@ -246,11 +288,88 @@ class BroadcastService:
                     "repeat": count,
                     "text": clean[:500],
                     "corrects": corrects_id,
+                    "recording": recording_sha256,
                 },
             )
         _LOGGER.info("announcement %s queued for %s %s", broadcast_id, zone_ids, device_ids or "")
         self._render_pool.submit(self._render_and_dispatch, broadcast_id)
         return broadcast_id
+
+    def plan_announcement(
+        self,
+        user_id: int,
+        text: object,
+        zone_ids: object,
+        priority: object = protocol.Priority.EMERGENCY.value,
+        repeat: object = 1,
+        device_ids: object = None,
+    ) -> AnnouncementPlan:
+        """Every check `announce` makes (role, text, priority, repeat, targets and who may reach
+        them), without storing or sending anything: what the confirm step shows. `text=None`
+        for a recording."""
+        with self.db.session() as session:
+            user = self._user(session, user_id, ANNOUNCE_ROLES)
+            clean = "" if text is None else broadcasts.clean_text(text)
+            level = broadcasts.clean_priority(priority)
+            count = broadcasts.clean_repeat(repeat)
+            chosen = targets.resolve(session, zone_ids, device_ids)
+            targets.check_can_target(session, user, chosen)
+            return AnnouncementPlan(
+                text=clean,
+                zone_ids=chosen.zone_ids,
+                device_ids=chosen.device_ids,
+                places=[zone.name for zone in chosen.footprint()],
+                receivers=[(device.id, device.name or device.id) for device in chosen.receivers()],
+                priority=level.value,
+                repeat=count,
+            )
+
+    def store_announcement_recording(
+        self, user_id: int, upload: Path, original_name: str
+    ) -> AnnouncementRecording:
+        """A recording from a phone for an announcement: validated, loudness-normalized and
+        transcoded by `audio.import_recording`, then kept in the media store (not sent)."""
+        with self.db.session() as session:
+            self._user(session, user_id, ANNOUNCE_ROLES)
+        try:
+            info = audio.import_recording(upload, original_name=original_name)
+        except audio.RecordingError as exc:
+            raise ValidationError("recording", str(exc), code=exc.problem.value) from exc
+        except audio.AudioError as exc:
+            raise ValidationError("recording", str(exc)) from exc
+        return AnnouncementRecording(self.media.put_bytes(info.mp3), info.duration_s)
+
+    def announce_recording(
+        self,
+        user_id: int,
+        recording_sha256: object,
+        zone_ids: object,
+        priority: object = protocol.Priority.EMERGENCY.value,
+        repeat: object = 1,
+        title: str = "",
+        device_ids: object = None,
+    ) -> int:
+        """Send a stored recording (`store_announcement_recording`) as an announcement: the same
+        authorization, audit entry and dispatch as `announce`."""
+        try:
+            stored = isinstance(recording_sha256, str) and self.media.exists(recording_sha256)
+        except audio.AudioError:
+            stored = False
+        if not stored:
+            raise ValidationError("recording", "the recording is not stored; record it again")
+        sha256 = str(recording_sha256)
+        seconds = audio.probe_duration_s(self.media.path(sha256))
+        label = title.strip() or f"Thông báo ghi âm ({int(seconds) // 60}:{int(seconds) % 60:02d})"
+        return self.announce(
+            user_id,
+            label,
+            zone_ids,
+            priority,
+            repeat,
+            title=label,
+            device_ids=device_ids,
+            recording_sha256=sha256,
+        )
 
     def _play_lead_s(self, priority: str) -> float:
         if priority == protocol.Priority.EMERGENCY:
@@ -385,167 +504,6 @@ class BroadcastService:
             )
         return CancelResult(broadcast_id, correction_id)
 
-    def preview(self, user_id: int, bulletin_id: int) -> str:
-        """Render a bulletin as it would play (without sending it) and return its media sha256."""
-        with self.db.session() as session:
-            self._user(session, user_id, CONTENT_ROLES)
-            bulletin = self.get_bulletin(session, bulletin_id)
-            if bulletin.kind == ContentKind.RELAY:
-                raise ValidationError("bulletin", "tiếp sóng không có bản nghe thử")
-            text, recording = bulletin.text, bulletin.recording_sha256
-        return self._render_pool.submit(self.renderer.render, text, recording).result().sha256
-
-    # --- bulletins ----------------------------------------------------------------------------
-
-    def create_bulletin(self, user_id: int, title: str, text: object) -> int:
-        with self.db.session() as session:
-            user = self._user(session, user_id, CONTENT_ROLES)
-            clean = broadcasts.clean_text(text)
-            bulletin = Bulletin(
-                title=title.strip() or broadcasts.default_title(clean),
-                text=clean,
-                kind=ContentKind.TTS.value,
-                created_by_id=user.id,
-            )
-            session.add(bulletin)
-            session.flush()
-            audit.record(
-                session,
-                session.get(User, user_id),
-                audit.Action.BULLETIN_CREATE,
-                f"bulletin:{bulletin.id}",
-                {"kind": bulletin.kind, "title": bulletin.title},
-            )
-            return bulletin.id
-
-    def create_recording_bulletin(
-        self, user_id: int, title: str, upload: Path, original_name: str
-    ) -> int:
-        """A recording as content: validated, loudness-normalized, transcoded, then stored."""
-        with self.db.session() as session:
-            self._user(session, user_id, CONTENT_ROLES)
-        if not title.strip():
-            raise ValidationError("title", "a recording needs a title")
-        try:
-            info = audio.import_recording(
-                upload, original_name=original_name, max_bytes=MAX_UPLOAD_BYTES
-            )
-        except audio.RecordingError as exc:
-            raise ValidationError("recording", str(exc), code=exc.problem.value) from exc
-        except audio.AudioError as exc:
-            raise ValidationError("recording", str(exc)) from exc
-        sha256 = self.media.put_bytes(info.mp3)
-        with self.db.session() as session:
-            bulletin = Bulletin(
-                title=title.strip()[:300],
-                text=title.strip(),
-                kind=ContentKind.RECORDING.value,
-                recording_sha256=sha256,
-                created_by_id=user_id,
-            )
-            session.add(bulletin)
-            session.flush()
-            audit.record(
-                session,
-                session.get(User, user_id),
-                audit.Action.BULLETIN_CREATE,
-                f"bulletin:{bulletin.id}",
-                {"kind": bulletin.kind, "title": bulletin.title},
-            )
-            return bulletin.id
-
-    def create_relay_bulletin(
-        self, user_id: int, title: str, relay_url: object, minutes: object
-    ) -> int:
-        """Tiếp sóng: the provincial or national radio stream, relayed for a set time."""
-        with self.db.session() as session:
-            user = self._user(session, user_id, CONTENT_ROLES)
-            url = broadcasts.clean_relay_url(relay_url)
-            length = broadcasts.clean_relay_minutes(minutes)
-            name = title.strip()[:300] or f"Tiếp sóng {url}"[:300]
-            bulletin = Bulletin(
-                title=name,
-                text=name,
-                kind=ContentKind.RELAY.value,
-                relay_url=url,
-                duration_s=float(length * 60),
-                created_by_id=user.id,
-            )
-            session.add(bulletin)
-            session.flush()
-            audit.record(
-                session,
-                session.get(User, user_id),
-                audit.Action.BULLETIN_CREATE,
-                f"bulletin:{bulletin.id}",
-                {"kind": bulletin.kind, "title": bulletin.title},
-            )
-            return bulletin.id
-
-    @staticmethod
-    def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
-        bulletin = session.get(Bulletin, bulletin_id)
-        if bulletin is None:
-            raise NotFound(f"bulletin {bulletin_id}")
-        return bulletin
-
-    def prepare_script(self, document: object, with_opening: bool = True) -> tts.BroadcastScript:
-        """What an official document becomes when read aloud; the officer edits it before saving."""
-        text = broadcasts.clean_text(document)
-        commune_name = None
-        if with_opening:
-            with self.db.session() as session:
-                commune = session.scalar(
-                    select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value).order_by(Zone.id)
-                )
-                commune_name = commune.name if commune is not None else None
-        try:
-            return tts.make_script(text, commune=commune_name)
-        except tts.TtsError as exc:
-            raise ValidationError("document", str(exc)) from exc
-
-    def broadcast_bulletin(
-        self,
-        user_id: int,
-        bulletin_id: int,
-        zone_ids: object,
-        priority: object = protocol.Priority.NORMAL.value,
-        repeat: object = 1,
-        device_ids: object = None,
-    ) -> int:
-        """Send a prepared bulletin now (phát ngay)."""
-        with self.db.session() as session:
-            user = self._user(session, user_id, CONTENT_ROLES)
-            bulletin = self.get_bulletin(session, bulletin_id)
-            chosen = targets.resolve(session, zone_ids, device_ids)
-            targets.check_can_target(session, user, chosen)
-            relay = bulletin.kind == ContentKind.RELAY
-            broadcast = broadcasts.create_broadcast(
-                session,
-                text=bulletin.text,
-                zone_list=chosen.zones,
-                devices=chosen.devices,
-                priority=broadcasts.clean_priority(priority),
-                repeat=1 if relay else broadcasts.clean_repeat(repeat),
-                source="bulletin",
-                created_by=user,
-                title=bulletin.title,
-                recording_sha256=bulletin.recording_sha256,
-                content=ContentKind.RELAY.value if relay else "media",
-                relay_url=bulletin.relay_url if relay else None,
-                duration_s=bulletin.duration_s if relay else None,
-            )
-            broadcast_id = broadcast.id
-            audit.record(
-                session,
-                user,
-                audit.Action.SEND_BULLETIN,
-                f"broadcast:{broadcast_id}",
-                {"bulletin": bulletin_id, "zones": chosen.zone_ids, "devices": chosen.device_ids},
-            )
-        self._render_pool.submit(self._render_and_dispatch, broadcast_id)
-        return broadcast_id
-
     # --- schedules ----------------------------------------------------------------------------
 
     def _render_for_schedule(
@@ -565,6 +523,7 @@ class BroadcastService:
             bulletin = session.get(Bulletin, request.bulletin_id)
             if bulletin is None:
                 raise ValidationError("bulletin", f"unknown bulletin {request.bulletin_id}")
+            check_playable(bulletin)
             chosen = targets.resolve(session, request.zone_ids, list(request.device_ids))
             targets.check_can_target(session, user, chosen)
             priority = broadcasts.clean_priority(request.priority)
@@ -593,6 +552,9 @@ class BroadcastService:
         else:
             sha256, engine, airtime = self._render_for_schedule(text, recording, repeat)
         with self.db.session() as session:
+            # one schedule at a time, across processes: the overlap check and the insert
+            # must not interleave with another process's
+            sequences.hold(session, sequences.SCHEDULE_LOCK)
             chosen = targets.resolve(session, request.zone_ids, list(request.device_ids))
             span = schedules.check_span(rule, now, self.settings.overlap_window_days)
             runs = programmes.occurrences(rule, *span)
@@ -668,32 +630,59 @@ class BroadcastService:
 
     # --- devices ------------------------------------------------------------------------------
 
-    def register_device(self, device_id: str, zone_id: str, name: str = "") -> Path:
-        """A new receiver: broker credentials, its config file, and a manifest of its own."""
+    def register_device(
+        self, device_id: str, zone_id: str, name: str = "", user_id: int | None = None
+    ) -> Path:
+        """A new receiver: broker credentials, its config file, and a manifest of its own.
+        From the web an admin (`user_id`) registers it; the CLI passes no user."""
         with self.db.session() as session:
+            admin = None if user_id is None else self._user(session, user_id, (Role.ADMIN,))
             _device, path = registry.register_device(
                 session, self.settings, self.public_key_text, device_id, zone_id, name=name
             )
             audit.record(
                 session,
-                None,
+                admin,
                 audit.Action.DEVICE_REGISTER,
                 f"device:{device_id}",
                 {"zone": zone_id},
             )
+        self._refresh_broker_access()
         self._programme_changed()
         return path
 
+    def _refresh_broker_access(self) -> None:
+        """The embedded broker follows its access file: rewrite it, so a receiver registered
+        now can log in without a restart. (mosquitto: `loa mqtt-config`, then reload it.)"""
+        path = self.settings.broker_access_path
+        if not path.exists():
+            return
+        with self.db.session() as session:
+            registry.broker_access(session, self.secrets.mqtt_password).save(path)
+        _LOGGER.info("broker access file %s rewritten", path)
+
     # --- answer-back --------------------------------------------------------------------------
 
-    def _on_status(self, status: protocol.DeviceStatus) -> None:
+    def _apply_answers(self, answers: Sequence[Answer]) -> None:
+        """Receivers' states and events, in arrival order, in one transaction
+        (`broadcast.answerback` batches them off the MQTT thread)."""
+        returned = []
         with self.db.session() as session:
-            if broadcasts.apply_status(session, status) == broadcasts.StatusChange.RETURNED:
-                self.leader.device_returned(status.device_id)
+            for answer in answers:
+                if isinstance(answer, protocol.DeviceEvent):
+                    broadcasts.apply_event(session, answer)
+                    session.flush()  # the next answer may settle the same broadcast
+                elif broadcasts.apply_status(session, answer) == broadcasts.StatusChange.RETURNED:
+                    returned.append(answer.device_id)
+        for device_id in returned:
+            self.leader.device_returned(device_id)
+
+    def _on_status(self, status: protocol.DeviceStatus) -> None:
+        """One state, written at once (tests and callers that need it stored on return)."""
+        self._apply_answers([status])
 
     def _on_event(self, event: protocol.DeviceEvent) -> None:
-        with self.db.session() as session:
-            broadcasts.apply_event(session, event)
+        self._apply_answers([event])
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ amqtt loads plugins by the dotted path given in its config (`embedded.broker_con
 these two), so they live in a module of their own, importable on their own:
 `AccessAuthPlugin` checks username/password against the same `$7$` hashes as mosquitto (no
 anonymous access) and `AccessTopicPlugin` applies the per-user publish/subscribe/receive ACL.
-Both are built from the users of a `BrokerAccess`, passed as plain data in the plugin config.
+Both are built from the users of a `BrokerAccess`, passed as plain data in the plugin config;
+given the access file's path too, they follow the file (checked at most once a second), so a
+receiver registered while the broker runs can log in at once.
 """
 
 from __future__ import annotations
@@ -12,14 +14,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from amqtt.contexts import Action, BaseContext
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from broadcast.brokers.access import DEFAULT_ITERATIONS, BrokerAccess, BrokerUser, verify_password
+from broadcast.brokers.access import (
+    DEFAULT_ITERATIONS,
+    BrokerAccess,
+    BrokerError,
+    BrokerUser,
+    verify_password,
+)
 
 # Logged under the embedded broker's name, as before the plugins had a module of their own.
 _LOGGER = logging.getLogger("broadcast.brokers.embedded")
@@ -40,13 +50,50 @@ class _AccessConfig:
     """Plugin config: the users of a `BrokerAccess` as plain data (amqtt builds it with dacite)."""
 
     users: list[dict[str, Any]] = field(default_factory=list)
+    access_path: str = ""  # when set, the file is followed: changes apply without a restart
 
 
-def _access_from_config(config: Any) -> BrokerAccess:
-    users = getattr(config, "users", None)
-    if users is None:
-        raise ValueError("the plugin config needs 'users'")
-    return BrokerAccess.from_dict({"version": 1, "users": users})
+class AccessSource:
+    """The broker's users: from the config, then from the access file whenever it changes."""
+
+    CHECK_EVERY_S = 1.0
+
+    def __init__(self, config: Any) -> None:
+        users = getattr(config, "users", None)
+        if users is None:
+            raise ValueError("the plugin config needs 'users'")
+        self._access = BrokerAccess.from_dict({"version": 1, "users": users})
+        path = getattr(config, "access_path", "") or ""
+        self._path = Path(path) if path else None
+        self._stamp = self._file_stamp()
+        self._checked_at = time.monotonic()
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        if self._path is None:
+            return None
+        try:
+            stat = self._path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def current(self) -> BrokerAccess:
+        now = time.monotonic()
+        if self._path is None or now - self._checked_at < self.CHECK_EVERY_S:
+            return self._access
+        self._checked_at = now
+        stamp = self._file_stamp()
+        if stamp is None or stamp == self._stamp:
+            return self._access
+        try:
+            access = BrokerAccess.load(self._path)
+        except BrokerError as exc:  # a half-written or broken file: keep the users we have
+            _LOGGER.error("kept the previous MQTT users: %s", exc)
+            return self._access
+        self._stamp = stamp
+        self._access = access
+        _LOGGER.info("MQTT users reloaded from %s (%d users)", self._path, len(access.users))
+        return access
 
 
 class AccessAuthPlugin(BaseAuthPlugin):
@@ -56,11 +103,11 @@ class AccessAuthPlugin(BaseAuthPlugin):
 
     def __init__(self, context: BaseContext) -> None:
         super().__init__(context)
-        self._access = _access_from_config(self.config)
+        self._access = AccessSource(self.config)
 
     async def authenticate(self, *, session: Session) -> bool:
         username = session.username
-        user = self._access.user(username) if username else None
+        user = self._access.current().user(username) if username else None
         password = session.password or ""
         # Verify even for unknown users, off the event loop: PBKDF2 takes milliseconds.
         ok = await asyncio.to_thread(
@@ -94,7 +141,7 @@ class AccessTopicPlugin(BaseTopicPlugin):
 
     def __init__(self, context: BaseContext) -> None:
         super().__init__(context)
-        self._access = _access_from_config(self.config)
+        self._access = AccessSource(self.config)
 
     async def topic_filtering(
         self,
@@ -103,7 +150,8 @@ class AccessTopicPlugin(BaseTopicPlugin):
         topic: str | None = None,
         action: Action | None = None,
     ) -> bool:
-        user: BrokerUser | None = self._access.user(session.username) if session else None
+        access = self._access.current()
+        user: BrokerUser | None = access.user(session.username) if session else None
         if user is None or not topic:
             return False
         if action == Action.PUBLISH:

@@ -36,16 +36,22 @@ def _plugin_path(plugin: type) -> str:
     return f"{plugin.__module__}.{plugin.__qualname__}"
 
 
-def broker_config(host: str, port: int, access: BrokerAccess) -> dict[str, Any]:
-    """The amqtt 0.12 config dict: one TCP listener, only our two plugins (no $SYS, no logging)."""
-    users = [user.to_dict() for user in access.users]
+def broker_config(
+    host: str, port: int, access: BrokerAccess, access_path: Path | None = None
+) -> dict[str, Any]:
+    """The amqtt 0.12 config dict: one TCP listener, only our two plugins (no $SYS, no logging).
+    With `access_path`, the plugins follow that file's changes."""
+    plugin = {
+        "users": [user.to_dict() for user in access.users],
+        "access_path": str(access_path) if access_path else "",
+    }
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return {
         "listeners": {"default": {"type": "tcp", "bind": bind}},
         "timeout_disconnect_delay": 0,
         "plugins": {
-            _plugin_path(AccessAuthPlugin): {"users": users},
-            _plugin_path(AccessTopicPlugin): {"users": users},
+            _plugin_path(AccessAuthPlugin): dict(plugin),
+            _plugin_path(AccessTopicPlugin): dict(plugin),
         },
     }
 
@@ -53,10 +59,13 @@ def broker_config(host: str, port: int, access: BrokerAccess) -> dict[str, Any]:
 class EmbeddedBroker:
     """amqtt running on its own asyncio loop in a daemon thread, so callers stay synchronous."""
 
-    def __init__(self, host: str, port: int, access: BrokerAccess) -> None:
+    def __init__(
+        self, host: str, port: int, access: BrokerAccess, access_path: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.access = access
+        self.access_path = access_path
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -154,7 +163,7 @@ class EmbeddedBroker:
         if stop_requested is None:
             return
         try:
-            broker = LoaBroker(broker_config(self.host, self.port, self.access))
+            broker = LoaBroker(broker_config(self.host, self.port, self.access, self.access_path))
             await broker.start()
         except (AmqttBrokerError, OSError, ValueError) as exc:
             self._startup_error = exc
@@ -180,7 +189,7 @@ def serve(host: str, port: int, access_path: Path) -> int:
     except BrokerError as exc:
         print(f"loa broker: {exc}", file=sys.stderr)
         return 2
-    broker = EmbeddedBroker(host, port, access)
+    broker = EmbeddedBroker(host, port, access, Path(access_path))
     try:
         broker.start()
     except BrokerError as exc:

@@ -91,6 +91,9 @@ def write_config(
         f"persistence_location {_checked_path(directory)}/",
         f"persistence_file {PERSISTENCE_FILE_NAME}",
         "autosave_interval 60",
+        # The server's answer-back session hears every receiver: a commune-wide emergency is
+        # hundreds of events at once, well past mosquitto's default queue of 1,000 per client.
+        "max_queued_messages 100000",
         "log_dest stderr",
         "log_type error",
         "log_type warning",

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import LOOPBACK, AmqttProcess, RunningBroker, connected, free_port
+from support import LOOPBACK, AmqttProcess, MqttProbe, RunningBroker, connected, free_port
 
 from broadcast.brokers import BrokerAccess, BrokerError, port_is_free, server_user
+from broadcast.brokers.access import device_user
 from broadcast.brokers.embedded import EmbeddedBroker, serve
 
 _LOGGER = logging.getLogger(__name__)
@@ -110,3 +112,33 @@ def test_fan_out_survives_subscriptions_changing_underneath() -> None:
         subscriptions["loa/v1/zone/a/cmd"].clear()  # another unsubscribes
         seen.extend(subscribers)
     assert seen == [("session-1", 1)]
+
+
+def test_embedded_broker_follows_its_access_file(tmp_path: Path) -> None:
+    """A receiver registered while the broker runs can log in without a restart."""
+    path = tmp_path / "access.json"
+    ACCESS.save(path)
+    port = free_port()
+    broker = EmbeddedBroker(LOOPBACK, port, ACCESS, path)
+    broker.start()
+    running = RunningBroker("amqtt", LOOPBACK, port)
+    try:
+        probe = MqttProbe(running, "loa-new-01", "loa-new-01", "device-pw-123")
+        assert probe.connect()[0].is_failure
+        probe.close()
+        path.write_text("{ half a file", encoding="utf-8")  # a broken file keeps the old users
+        time.sleep(1.1)
+        connected(running, "loa-server", "pw").close()
+        added = device_user("loa-new-01", "device-pw-123", zone_ids=["thon-1"])
+        BrokerAccess((*ACCESS.users, added)).save(path)
+        deadline = time.monotonic() + 5
+        while True:
+            probe = MqttProbe(running, "loa-new-01", "loa-new-01", "device-pw-123")
+            refused = probe.connect()[0].is_failure
+            probe.close()
+            if not refused or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert not refused
+    finally:
+        broker.stop()

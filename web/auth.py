@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -18,7 +21,8 @@ _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
-login_manager.login_message = "Vui lòng đăng nhập."
+login_manager.login_message = lazy_gettext("Vui lòng đăng nhập.")
+login_manager.localize_callback = str  # flash the text in the request's language
 login_manager.session_protection = "strong"
 
 
@@ -33,12 +37,28 @@ class CurrentUser(UserMixin):
     full_name: str
     locale: str | None = None
 
+    credential_stamp: str = ""
+
     def get_id(self) -> str:
-        return str(self.id)
+        """The session remembers the user and a stamp of their password: a new password (set
+        by themself or reset by an admin) ends every other session at its next request."""
+        return f"{self.id}:{self.credential_stamp}"
 
     @classmethod
     def from_row(cls, user: User) -> CurrentUser:
-        return cls(user.id, user.username, user.role, user.zone_id, user.full_name, user.locale)
+        return cls(
+            user.id,
+            user.username,
+            user.role,
+            user.zone_id,
+            user.full_name,
+            user.locale,
+            credential_stamp(user),
+        )
+
+
+def credential_stamp(user: User) -> str:
+    return hashlib.sha256(f"loa-session:{user.password_hash}".encode()).hexdigest()[:16]
 
 
 def init_app(app: Flask) -> None:
@@ -46,10 +66,13 @@ def init_app(app: Flask) -> None:
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> CurrentUser | None:
+def load_user(session_id: str) -> CurrentUser | None:
+    user_id, _, stamp = session_id.partition(":")
     with get_service().db.session() as session:
         user = session.get(User, int(user_id)) if user_id.isdigit() else None
-        return CurrentUser.from_row(user) if user is not None and user.active else None
+        if user is None or not user.active or stamp != credential_stamp(user):
+            return None
+        return CurrentUser.from_row(user)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -63,7 +86,13 @@ def login() -> str | Response | tuple[str, int, dict[str, str]]:
             if not limit.allowed:
                 _LOGGER.warning("login of %r from %s refused: rate limit", username, address)
                 minutes = max(1, round(limit.retry_after_s / 60))
-                flash(f"Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau {minutes} phút.", "error")
+                flash(
+                    _(
+                        "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(minutes)s phút.",
+                        minutes=minutes,
+                    ),
+                    "error",
+                )
                 page = render_template("auth/login.html")
                 return page, 429, {"Retry-After": str(limit.retry_after_s)}
             user = accounts.authenticate(session, username, password)
@@ -81,7 +110,7 @@ def login() -> str | Response | tuple[str, int, dict[str, str]]:
                 target = url_for("dashboard.index")
             return redirect(target)
         _LOGGER.warning("failed login for %r from %s", username, address)
-        flash("Sai tên đăng nhập hoặc mật khẩu.", "error")
+        flash(_("Sai tên đăng nhập hoặc mật khẩu."), "error")
     return render_template("auth/login.html")
 
 

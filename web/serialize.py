@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from broadcast import broadcasts
 from broadcast.clock import iso_utc
 from broadcast.models import Broadcast, Device, Schedule, Zone
 
@@ -96,4 +98,45 @@ def schedule_json(schedule: Schedule, next_run: datetime | None = None) -> dict[
         "replaced_by": schedule.replaced_by_id,
         "created_at": iso_utc(schedule.created_at),
         "next_run": iso_utc(next_run),
+    }
+
+
+# the moment a delivery reached its state (a stopped one: when it was closed)
+_STATE_STAMP = {
+    "received": "received_at",
+    "fetched": "fetched_at",
+    "playing": "started_at",
+    "preempted": "preempted_at",
+    "finished": "finished_at",
+    "failed": "finished_at",
+}
+
+
+def delivery_progress_json(broadcast: Broadcast, device_names: Mapping[str, str]) -> dict[str, Any]:
+    """The live delivery view of a broadcast (its page and its event stream): each receiver's
+    name, state and when it got there, a count per state, and whether every delivery is final."""
+    deliveries = []
+    counts: dict[str, int] = {}
+    for delivery in broadcast.deliveries:
+        stamp = _STATE_STAMP.get(delivery.state)
+        at = getattr(delivery, stamp) if stamp else None
+        if at is None and delivery.state not in ("queued", "received"):
+            at = delivery.updated_at
+        counts[delivery.state] = counts.get(delivery.state, 0) + 1
+        deliveries.append(
+            {
+                "device": delivery.device_id,
+                "name": device_names.get(delivery.device_id) or delivery.device_id,
+                "state": delivery.state,
+                "at": iso_utc(at),
+                "detail": delivery.detail or None,
+            }
+        )
+    return {
+        "id": broadcast.id,
+        "status": broadcast.status,
+        "total": len(deliveries),
+        "counts": counts,
+        "final": all(d["state"] not in broadcasts.OPEN_STATES for d in deliveries),
+        "deliveries": deliveries,
     }

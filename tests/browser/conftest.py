@@ -53,6 +53,7 @@ class DemoSystem:
     api_token: str
     process: LoaProcess
     devices: dict[str, list[str]] = field(default_factory=dict)  # village id: device ids
+    tokens: dict[str, str] = field(default_factory=dict)  # username: API token
 
     @property
     def receivers_dir(self) -> Path:
@@ -93,9 +94,11 @@ def demo_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSystem
     service = BroadcastService(settings, connect_mqtt=False)
     try:
         seeded = seed.seed_demo(service, receivers=RECEIVERS, realtime=False)
+        tokens = {}
         with service.db.session() as session:
             for username, (role, village) in USERS.items():
-                accounts.create_user(session, username, PASSWORD, role, village)
+                user = accounts.create_user(session, username, PASSWORD, role, village)
+                tokens[username] = accounts.create_token(session, user)
     finally:
         service.stop()
     process = LoaProcess(
@@ -112,7 +115,7 @@ def demo_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSystem
     try:
         token = process.wait_for_line("API token:").split(":", 1)[1].strip()
         base = f"http://127.0.0.1:{port}"
-        system = DemoSystem(base, data, token, process)
+        system = DemoSystem(base, data, token, process, tokens=tokens)
         for device in wait_devices(base, token, RECEIVERS, timeout_s=60):
             system.devices.setdefault(device["zone"], []).append(device["id"])
         del seeded

@@ -126,3 +126,16 @@ def test_user_text_is_escaped_on_every_page_that_shows_it(
         page = client.get(url).get_data(as_text=True)
         assert "<script>alert" not in page and "<img src=x" not in page, url
         assert "&lt;script&gt;alert" in page, url
+
+
+def test_error_pages_speak_the_users_language(client: FlaskClient) -> None:
+    login(client, "head-a")
+    response = client.get("/admin/users")
+    assert response.status_code == 403
+    assert "Bạn không có quyền" in response.get_data(as_text=True)
+    response = client.get("/no/such/page")
+    assert response.status_code == 404 and "Không tìm thấy" in response.get_data(as_text=True)
+    response = client.get("/no/such/page?lang=en")
+    assert response.status_code == 404 and "Not found" in response.get_data(as_text=True)
+    api = client.get("/api/v1/nothing-here")
+    assert api.status_code == 404 and api.is_json

@@ -46,8 +46,10 @@ def list_schedules() -> Response:
 @bp.post("/schedules")
 @token_required
 def create_schedule() -> tuple[Response, int]:
-    data = json_body('{"bulletin": 7, "kind": "daily", "time_of_day": "06:00", "zones": ["xa"]}')
     service = get_service()
+    with service.db.session() as session:  # refuse before pointing at the body's mistakes
+        accounts.require_user(session, current_user_id(), CONTENT_ROLES)
+    data = json_body('{"bulletin": 7, "kind": "daily", "time_of_day": "06:00", "zones": ["xa"]}')
     request_ = ScheduleRequest(
         bulletin_id=_bulletin_id(data.get("bulletin")),
         kind=_text(data, "kind"),

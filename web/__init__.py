@@ -9,37 +9,45 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 
 from broadcast import audit, clock
+from broadcast.errors import NotFound as DomainNotFound
+from broadcast.errors import PermissionDenied
 from broadcast.service import BroadcastService
 from web.views import describe_schedule
 
 _LOGGER = logging.getLogger(__name__)
 csrf = CSRFProtect()
 
-PRIORITY_LABELS = {"emergency": "Khẩn cấp", "priority": "Ưu tiên", "normal": "Thông thường"}
+# Lazy: each reads in the request's language (the catalog has the English).
+PRIORITY_LABELS = {
+    "emergency": lazy_gettext("Khẩn cấp"),
+    "priority": lazy_gettext("Ưu tiên"),
+    "normal": lazy_gettext("Thông thường"),
+}
 STATE_LABELS = {
-    "idle": "Sẵn sàng",
-    "fetching": "Đang tải",
-    "playing": "Đang phát",
-    "offline": "Mất kết nối",
-    "queued": "Chờ gửi",
-    "received": "Đã nhận lệnh",
-    "fetched": "Đã tải âm thanh",
-    "finished": "Đã phát xong",
-    "failed": "Lỗi",
-    "pending": "Đang chuẩn bị",
-    "dispatched": "Đã gửi",
-    "partial": "Phát một phần",
-    "preempted": "Bị ngắt (tin khẩn hơn)",
-    "scheduled": "Đã lên lịch",
-    "cancelled": "Đã dừng",
-    "stopped": "Đã dừng phát",
-    "missed": "Lỡ giờ (máy chủ không chạy)",
+    "idle": lazy_gettext("Sẵn sàng"),
+    "fetching": lazy_gettext("Đang tải"),
+    "playing": lazy_gettext("Đang phát"),
+    "offline": lazy_gettext("Mất kết nối"),
+    "queued": lazy_gettext("Chờ gửi"),
+    "received": lazy_gettext("Đã nhận lệnh"),
+    "fetched": lazy_gettext("Đã tải âm thanh"),
+    "finished": lazy_gettext("Đã phát xong"),
+    "failed": lazy_gettext("Lỗi"),
+    "pending": lazy_gettext("Đang chuẩn bị"),
+    "dispatched": lazy_gettext("Đã gửi"),
+    "partial": lazy_gettext("Phát một phần"),
+    "preempted": lazy_gettext("Bị ngắt (tin khẩn hơn)"),
+    "scheduled": lazy_gettext("Đã lên lịch"),
+    "cancelled": lazy_gettext("Đã dừng"),
+    "stopped": lazy_gettext("Đã dừng phát"),
+    "missed": lazy_gettext("Lỡ giờ (máy chủ không chạy)"),
 }
 
 
@@ -61,7 +69,19 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.extensions["loa_service"] = service
     csrf.init_app(app)
 
-    from web import announce, api, auth, bulletins, dashboard, i18n, media
+    from web import (
+        admin,
+        announce,
+        api,
+        auth,
+        bulletins,
+        calendar,
+        dashboard,
+        i18n,
+        media,
+        metrics,
+        reports,
+    )
 
     i18n.init_app(app, service.settings.data_dir / "translations")
 
@@ -70,7 +90,11 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(announce.bp)
     app.register_blueprint(bulletins.bp)
+    app.register_blueprint(calendar.bp)
     app.register_blueprint(media.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(reports.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
 
@@ -89,12 +113,25 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     def audit_origin_reset(_error: BaseException | None) -> None:
         audit.set_origin(audit.SYSTEM)
 
+    @app.errorhandler(400)
+    @app.errorhandler(403)
     @app.errorhandler(404)
     @app.errorhandler(405)
-    def api_errors_as_json(error: HTTPException) -> ResponseReturnValue:
+    @app.errorhandler(413)
+    def errors_in_our_words(error: HTTPException) -> ResponseReturnValue:
+        """JSON for the API; a page in the UI's language for people."""
         if request.path.startswith("/api/"):
             return jsonify({"error": {"message": error.description}}), error.code
-        return error
+        return render_template("errors.html", code=error.code), error.code or 500
+
+    @app.errorhandler(PermissionDenied)
+    def permission_denied(_error: PermissionDenied) -> ResponseReturnValue:
+        """The service refused: the same 403 as any other refusal."""
+        return errors_in_our_words(Forbidden())
+
+    @app.errorhandler(DomainNotFound)
+    def domain_not_found(_error: DomainNotFound) -> ResponseReturnValue:
+        return errors_in_our_words(NotFound())
 
     @app.after_request
     def security_headers(response):  # type: ignore[no-untyped-def]

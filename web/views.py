@@ -1,7 +1,7 @@
 """Small helpers shared by the blueprints: the current user's row and how things read.
 
-Presentation only (Vietnamese wording of schedules, device health); the rules live in
-`broadcast`.
+Presentation only (wording of schedules, device health, in the request's language through
+Flask-Babel); the rules live in `broadcast`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
@@ -20,12 +22,20 @@ from broadcast.models import Device, Schedule, User
 
 _LOGGER = logging.getLogger(__name__)
 
-WEEKDAY_LABELS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ nhật")
+WEEKDAY_LABELS = (
+    lazy_gettext("Thứ Hai"),
+    lazy_gettext("Thứ Ba"),
+    lazy_gettext("Thứ Tư"),
+    lazy_gettext("Thứ Năm"),
+    lazy_gettext("Thứ Sáu"),
+    lazy_gettext("Thứ Bảy"),
+    lazy_gettext("Chủ nhật"),
+)
 CLOCK_WARN_S = 5.0  # receivers start together only if their clocks agree within seconds
 
 
 def user_row(session: Session) -> User:
-    user = session.get(User, int(current_user.get_id()))
+    user = session.get(User, current_user.id)
     if user is None or not user.active:
         raise PermissionDenied("unknown or disabled user")
     return user
@@ -35,23 +45,25 @@ def describe_schedule(schedule: Schedule) -> str:
     """'Hằng ngày 06:00', 'Thứ Hai, Thứ Tư lúc 17:00', 'Chuỗi “bao-so-3” mỗi 2 giờ từ …'."""
     kind = schedule.kind
     if kind == "daily":
-        text = f"Hằng ngày {schedule.time_of_day}"
+        text = _("Hằng ngày %(time)s", time=schedule.time_of_day)
     elif kind == "weekdays":
-        days = ", ".join(WEEKDAY_LABELS[day] for day in schedule.weekdays or [])
-        text = f"{days} lúc {schedule.time_of_day}"
+        days = ", ".join(str(WEEKDAY_LABELS[day]) for day in schedule.weekdays or [])
+        text = _("%(days)s lúc %(time)s", days=days, time=schedule.time_of_day)
     elif kind == "cron":
-        text = f"Theo lịch cron “{schedule.cron}”"
+        text = _("Theo lịch cron “%(cron)s”", cron=schedule.cron)
     elif kind == "series":
-        text = (
-            f"Chuỗi “{schedule.series_key}” mỗi {schedule.interval_h} giờ"
-            f" từ {clock.format_local(schedule.run_at)}"
+        text = _(
+            "Chuỗi “%(series)s” mỗi %(hours)s giờ từ %(start)s",
+            series=schedule.series_key,
+            hours=schedule.interval_h,
+            start=clock.format_local(schedule.run_at),
         )
     else:
-        text = f"Một lần {clock.format_local(schedule.run_at)}"
+        text = _("Một lần %(at)s", at=clock.format_local(schedule.run_at))
     if schedule.valid_from or schedule.valid_to:
         first = schedule.valid_from.strftime("%d/%m/%Y") if schedule.valid_from else "…"
         last = schedule.valid_to.strftime("%d/%m/%Y") if schedule.valid_to else "…"
-        text += f" (từ {first} đến {last})"
+        text += " " + _("(từ %(first)s đến %(last)s)", first=first, last=last)
     return text
 
 
@@ -81,7 +93,7 @@ def device_health(device: Device) -> DeviceHealth:
     if complete is not None:
         cache = f"{complete * 100:.0f} %"
         if items is not None:
-            cache += f" ({items:.0f} mục)"
+            cache += " " + _("(%(count)s mục)", count=round(items))
         cache_ok = complete >= 1.0
     clock_text, clock_ok = "—", True
     offset = _number(extra.get("clock_offset_s"))
@@ -94,5 +106,5 @@ def device_health(device: Device) -> DeviceHealth:
         machine.append(f"{temperature:.0f} °C")
     disk = _number(extra.get("disk_free_mb"))
     if disk is not None:
-        machine.append(f"trống {disk:.0f} MB")
+        machine.append(_("trống %(mb)s MB", mb=round(disk)))
     return DeviceHealth(cache, cache_ok, clock_text, clock_ok, " · ".join(machine) or "—")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from broadcast import broadcasts
 from broadcast.clock import iso_utc
-from broadcast.models import Broadcast, Device, Schedule, Zone
+from broadcast.models import Broadcast, Bulletin, Device, Schedule, Zone
 
 
 def zone_json(zone: Zone) -> dict[str, Any]:
@@ -140,3 +140,35 @@ def delivery_progress_json(broadcast: Broadcast, device_names: Mapping[str, str]
         "final": all(d["state"] not in broadcasts.OPEN_STATES for d in deliveries),
         "deliveries": deliveries,
     }
+
+
+def bulletin_json(bulletin: Bulletin, history: Sequence[Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": bulletin.id,
+        "title": bulletin.title,
+        "kind": bulletin.kind,
+        "status": bulletin.status,
+        "text": bulletin.text,
+        "recording_sha256": bulletin.recording_sha256,
+        "relay_url": bulletin.relay_url,
+        "duration_s": bulletin.duration_s,
+        "source_name": bulletin.source_name or None,
+        "created_by": bulletin.created_by.username if bulletin.created_by else None,
+        "created_at": iso_utc(bulletin.created_at),
+        "updated_at": iso_utc(bulletin.updated_at),
+        "submitted_at": iso_utc(bulletin.submitted_at),
+        "reviewed_by": bulletin.reviewed_by.username if bulletin.reviewed_by else None,
+        "reviewed_at": iso_utc(bulletin.reviewed_at),
+        "review_comment": bulletin.review_comment or None,
+    }
+    if history is not None:
+        body["history"] = [
+            {
+                "at": iso_utc(entry.at),
+                "action": entry.action,
+                "user": entry.username,
+                "comment": entry.comment or None,
+            }
+            for entry in history
+        ]
+    return body

@@ -119,6 +119,6 @@ def list_devices() -> Response:
         return jsonify([device_json(device) for device in zones.target_devices(visible)])
 
 
-from web.api import announcements, openapi, schedules  # noqa: E402  (routes on `bp`)
+from web.api import announcements, bulletins, openapi, reports, schedules  # noqa: E402
 
-__all__ = ["announcements", "bp", "openapi", "schedules"]
+__all__ = ["announcements", "bp", "bulletins", "openapi", "reports", "schedules"]

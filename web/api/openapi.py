@@ -216,6 +216,145 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "next_run": TIME,
         },
     },
+    "Bulletin": {
+        "type": "object",
+        "properties": {
+            "id": INTEGER,
+            "title": STRING,
+            "kind": {"type": "string", "enum": ["tts", "recording", "relay"]},
+            "status": {"type": "string", "enum": ["draft", "submitted", "approved", "rejected"]},
+            "text": STRING,
+            "recording_sha256": nullable("string"),
+            "relay_url": nullable("string"),
+            "duration_s": nullable("number"),
+            "source_name": nullable("string"),
+            "created_by": nullable("string"),
+            "created_at": TIME,
+            "updated_at": TIME,
+            "submitted_at": TIME,
+            "reviewed_by": nullable("string"),
+            "reviewed_at": TIME,
+            "review_comment": nullable("string"),
+            "history": array(
+                {
+                    "type": "object",
+                    "properties": {
+                        "at": TIME,
+                        "action": STRING,
+                        "user": STRING,
+                        "comment": nullable("string"),
+                    },
+                }
+            ),
+        },
+    },
+    "BulletinRequest": {
+        "type": "object",
+        "required": ["text"],
+        "properties": {
+            "title": STRING,
+            "text": {"type": "string", "maxLength": 20000},
+            "make_script": {
+                "type": "boolean",
+                "description": "turn an official document into its broadcast script first",
+            },
+            "submit": {"type": "boolean", "description": "submit for approval at once"},
+        },
+    },
+    "BulletinEdit": {
+        "type": "object",
+        "properties": {"title": STRING, "text": STRING},
+    },
+    "Review": {
+        "type": "object",
+        "properties": {"comment": {"type": "string", "description": "required to reject"}},
+    },
+    "SendRequest": {
+        "type": "object",
+        "properties": {
+            "zones": IDS,
+            "devices": IDS,
+            "priority": PRIORITY,
+            "repeat": {"type": "integer", "minimum": 1, "maximum": 10},
+        },
+    },
+    "BroadcastLog": {
+        "type": "object",
+        "properties": {
+            "page": INTEGER,
+            "pages": INTEGER,
+            "per_page": INTEGER,
+            "total": INTEGER,
+            "filter": {"type": "object"},
+            "broadcasts": array(
+                {
+                    "type": "object",
+                    "properties": {
+                        "id": INTEGER,
+                        "at": TIME,
+                        "title": STRING,
+                        "source": STRING,
+                        "content": STRING,
+                        "priority": PRIORITY,
+                        "status": STRING,
+                        "zones": IDS,
+                        "devices": IDS,
+                        "created_by": STRING,
+                        "deliveries": {
+                            "type": "object",
+                            "properties": {
+                                key: INTEGER
+                                for key in ("targeted", "finished", "failed", "stopped", "waiting")
+                            },
+                        },
+                    },
+                }
+            ),
+        },
+    },
+    "MonthlySummary": {
+        "type": "object",
+        "properties": {
+            "month": {"type": "string", "examples": ["2026-11"]},
+            "start": TIME,
+            "end": TIME,
+            "measured_until": TIME,
+            "generated_at": TIME,
+            "zones": array(
+                {
+                    "type": "object",
+                    "properties": {
+                        "zone": STRING,
+                        "name": STRING,
+                        "kind": STRING,
+                        "broadcasts": INTEGER,
+                        "by_priority": {"type": "object"},
+                        "cancelled": INTEGER,
+                        "minutes": {"type": "number"},
+                        "broadcasts_of_unknown_length": INTEGER,
+                        "deliveries_targeted": INTEGER,
+                        "deliveries_finished": INTEGER,
+                        "delivery_rate": nullable("number"),
+                        "devices": INTEGER,
+                        "offline_hours": {"type": "number"},
+                    },
+                }
+            ),
+            "devices": array(
+                {
+                    "type": "object",
+                    "properties": {
+                        "device": STRING,
+                        "name": STRING,
+                        "zone": STRING,
+                        "offline_hours": {"type": "number"},
+                        "online_share": nullable("number"),
+                        "online_now": {"type": "boolean"},
+                    },
+                }
+            ),
+        },
+    },
 }
 
 
@@ -269,7 +408,32 @@ def query(name: str, description: str, schema: dict[str, Any] | None = None) -> 
 
 
 BROADCAST_ID = path_id("broadcast_id", "a broadcast")
+BULLETIN_ID = path_id("bulletin_id", "a bulletin")
 SCHEDULE_ID = path_id("schedule_id", "a schedule")
+
+
+def bulletin_step(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "post": operation(
+            summary,
+            {"200": ok(ref("Bulletin"))},
+            body=body,
+            params=[BULLETIN_ID],
+            tag="bulletins",
+        )
+    }
+
+
+LOG_FILTERS = [
+    query("zone", "a zone id: broadcasts that reached it"),
+    query("from", "first local date, YYYY-MM-DD"),
+    query("to", "last local date, YYYY-MM-DD"),
+    query("source", "announcement, bulletin, correction or schedule"),
+    query("content", "media or relay"),
+    query("priority", "emergency, priority or normal"),
+    query("page", "page number (from 1)", INTEGER),
+    query("per_page", "rows per page (1–500, default 50)", INTEGER),
+]
 
 PATHS: dict[str, dict[str, Any]] = {
     "/health": {
@@ -351,6 +515,71 @@ PATHS: dict[str, dict[str, Any]] = {
             params=[SCHEDULE_ID],
             tag="schedules",
         ),
+    },
+    "/bulletins": {
+        "get": operation(
+            "Bulletins, newest first (not for village heads)",
+            {"200": ok(array(ref("Bulletin")))},
+            params=[query("status", "draft, submitted, approved or rejected")],
+            tag="bulletins",
+        ),
+        "post": operation(
+            "Push a bulletin down (officer or admin): optionally made into a broadcast script "
+            "and submitted for approval at once",
+            {"201": ok(ref("Bulletin"))},
+            body=ref("BulletinRequest"),
+            tag="bulletins",
+        ),
+    },
+    "/bulletins/{bulletin_id}": {
+        "get": operation(
+            "A bulletin with its history (created, submitted, reviewed)",
+            {"200": ok(ref("Bulletin"))},
+            params=[BULLETIN_ID],
+            tag="bulletins",
+        ),
+        "patch": operation(
+            "Edit a draft or rejected bulletin (a rejected one becomes a draft again)",
+            {"200": ok(ref("Bulletin"))},
+            body=ref("BulletinEdit"),
+            params=[BULLETIN_ID],
+            tag="bulletins",
+        ),
+    },
+    "/bulletins/{bulletin_id}/submit": bulletin_step("Submit for approval (trình duyệt)"),
+    "/bulletins/{bulletin_id}/approve": bulletin_step(
+        "Approve (leader or admin; not one's own)", ref("Review")
+    ),
+    "/bulletins/{bulletin_id}/reject": bulletin_step(
+        "Reject with a comment (leader or admin)", ref("Review")
+    ),
+    "/bulletins/{bulletin_id}/send": {
+        "post": operation(
+            "Send an approved bulletin now (phát ngay)",
+            {"201": ok(ref("Broadcast"))},
+            body=ref("SendRequest"),
+            params=[BULLETIN_ID],
+            tag="bulletins",
+        )
+    },
+    "/reports/broadcasts": {
+        "get": operation(
+            "The broadcast log with delivery counts (a village head: their own village)",
+            {"200": ok(ref("BroadcastLog"))},
+            params=LOG_FILTERS,
+            tag="reports",
+        )
+    },
+    "/reports/monthly": {
+        "get": operation(
+            "The monthly summary per zone: broadcasts, minutes, delivery rate, offline time",
+            {"200": ok(ref("MonthlySummary"))},
+            params=[
+                {**query("month", "YYYY-MM"), "required": True},
+                query("zone", "one zone and its villages"),
+            ],
+            tag="reports",
+        )
     },
 }
 

@@ -1,0 +1,128 @@
+"""Bulletins and their approval over the API, the way a provincial source-information system
+pushes content down: create (optionally as a broadcast script and submitted at once), a leader
+approves or rejects with a comment, then it is scheduled (`/schedules`) or sent now (`/send`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import jsonify, request
+from werkzeug.wrappers import Response
+
+from broadcast import broadcasts
+from broadcast.bulletin_desk import BulletinDesk
+from broadcast.errors import ValidationError
+from broadcast.models import Bulletin
+from web import get_service
+from web.api import bp, current_user_id, json_body, token_required
+from web.serialize import broadcast_json, bulletin_json
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def _desk() -> BulletinDesk:
+    return get_service().bulletins
+
+
+def _one(bulletin_id: int, status: int = 200) -> tuple[Response, int]:
+    service = get_service()
+    with service.db.session() as session:
+        _user, bulletin = BulletinDesk.read(session, current_user_id(), bulletin_id)
+        body = bulletin_json(bulletin, history=BulletinDesk.history(session, bulletin_id))
+    response = jsonify(body)
+    if status == 201:
+        response.headers["Location"] = f"/api/v1/bulletins/{bulletin_id}"
+    return response, status
+
+
+def _flag(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ValidationError(key, "true or false")
+    return value
+
+
+@bp.get("/bulletins")
+@token_required
+def list_bulletins() -> Response:
+    """The newest bulletins (`?status=submitted` for what waits for approval)."""
+    with get_service().db.session() as session:
+        rows: list[Bulletin] = BulletinDesk.listing(
+            session, current_user_id(), request.args.get("status", "")
+        )
+        return jsonify([bulletin_json(row) for row in rows])
+
+
+@bp.post("/bulletins")
+@token_required
+def create_bulletin() -> tuple[Response, int]:
+    data = json_body('{"title": "…", "text": "…", "make_script": true, "submit": true}')
+    desk, user_id = _desk(), current_user_id()
+    text = data.get("text")
+    if _flag(data, "make_script"):
+        text = desk.prepare_script(user_id, text).text
+    bulletin_id = desk.create_bulletin(user_id, data.get("title", ""), text, "api")
+    if _flag(data, "submit"):
+        desk.submit(user_id, bulletin_id)
+    return _one(bulletin_id, 201)
+
+
+@bp.get("/bulletins/<int:bulletin_id>")
+@token_required
+def get_bulletin(bulletin_id: int) -> tuple[Response, int]:
+    return _one(bulletin_id)
+
+
+@bp.patch("/bulletins/<int:bulletin_id>")
+@token_required
+def edit_bulletin(bulletin_id: int) -> tuple[Response, int]:
+    data = json_body('{"title": "…", "text": "…"}')
+    _desk().edit(current_user_id(), bulletin_id, data.get("title", ""), data.get("text"))
+    return _one(bulletin_id)
+
+
+@bp.post("/bulletins/<int:bulletin_id>/submit")
+@token_required
+def submit_bulletin(bulletin_id: int) -> tuple[Response, int]:
+    _desk().submit(current_user_id(), bulletin_id)
+    return _one(bulletin_id)
+
+
+@bp.post("/bulletins/<int:bulletin_id>/approve")
+@token_required
+def approve_bulletin(bulletin_id: int) -> tuple[Response, int]:
+    data = request.get_json(silent=True) or {}
+    comment = data.get("comment", "") if isinstance(data, dict) else ""
+    _desk().approve(current_user_id(), bulletin_id, comment)
+    return _one(bulletin_id)
+
+
+@bp.post("/bulletins/<int:bulletin_id>/reject")
+@token_required
+def reject_bulletin(bulletin_id: int) -> tuple[Response, int]:
+    data = json_body('{"comment": "why it goes back"}')
+    _desk().reject(current_user_id(), bulletin_id, data.get("comment"))
+    return _one(bulletin_id)
+
+
+@bp.post("/bulletins/<int:bulletin_id>/send")
+@token_required
+def send_bulletin(bulletin_id: int) -> tuple[Response, int]:
+    """Phát ngay: an approved bulletin to zones and/or devices now."""
+    data = json_body('{"zones": ["thon-1"], "priority": "normal", "repeat": 1}')
+    service = get_service()
+    broadcast_id = service.bulletins.broadcast_bulletin(
+        current_user_id(),
+        bulletin_id,
+        data.get("zones"),
+        data.get("priority", "normal"),
+        data.get("repeat", 1),
+        data.get("devices"),
+    )
+    with service.db.session() as session:
+        body = broadcast_json(broadcasts.get_broadcast(session, broadcast_id))
+    response = jsonify(body)
+    response.headers["Location"] = f"/api/v1/announcements/{broadcast_id}"
+    return response, 201

@@ -54,6 +54,7 @@ class DemoSystem:
     process: LoaProcess
     devices: dict[str, list[str]] = field(default_factory=dict)  # village id: device ids
     tokens: dict[str, str] = field(default_factory=dict)  # username: API token
+    admin_password: str = ""
 
     @property
     def receivers_dir(self) -> Path:
@@ -114,8 +115,12 @@ def demo_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSystem
     )
     try:
         token = process.wait_for_line("API token:").split(":", 1)[1].strip()
+        login = process.wait_for_line("Login:")  # "Login:      admin / <password>"
+        admin_password = login.split("/", 1)[1].strip()
         base = f"http://127.0.0.1:{port}"
-        system = DemoSystem(base, data, token, process, tokens=tokens)
+        system = DemoSystem(
+            base, data, token, process, tokens=tokens, admin_password=admin_password
+        )
         for device in wait_devices(base, token, RECEIVERS, timeout_s=60):
             system.devices.setdefault(device["zone"], []).append(device["id"])
         del seeded

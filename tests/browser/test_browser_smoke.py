@@ -37,3 +37,45 @@ def test_officer_sees_the_dashboard(demo_system: DemoSystem, desktop: BrowserCon
     sign_in(page, demo_system.base, "canbo")
     expect(page.get_by_role("link", name="Phát thông báo khẩn")).to_be_visible()
     screenshot(page, "dashboard")
+
+
+def test_main_pages_render_without_browser_errors(
+    demo_system: DemoSystem, desktop: BrowserContext, phone: BrowserContext
+) -> None:
+    """Each main page, as the admin on a desktop and as a village head on a phone: no console
+    error (a content-security-policy violation shows as one), nothing wider than the phone."""
+    pages = {
+        "bulletins": "/bulletins/",
+        "calendar": "/calendar/",
+        "reports": "/reports/",
+        "reports-monthly": "/reports/monthly",
+        "admin-users": "/admin/users",
+        "admin-devices": "/admin/devices",
+        "admin-device-qr": f"/admin/devices/{demo_system.devices['thon-1'][0]}/qr",
+        "admin-audit": "/admin/audit",
+        "dashboard-en": "/?lang=en",
+    }
+    admin = desktop.new_page()
+    errors: list[str] = []
+    admin.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    sign_in(admin, demo_system.base, "admin", demo_system.admin_password)
+    for name, path in pages.items():
+        response = admin.goto(demo_system.base + path)
+        assert response is not None and response.status == 200, path
+        screenshot(admin, name)
+    assert errors == []
+
+    head = phone.new_page()
+    head.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    sign_in(head, demo_system.base, "truongthon1")
+    for path in ("/", "/calendar/", "/reports/", "/announce/?mode=template"):
+        response = head.goto(demo_system.base + path)
+        assert response is not None and response.status == 200, path
+        overflow = head.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow} px wider than a 360 px phone"
+    screenshot(head, "village-head-templates")
+    assert errors == []

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-postgres lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) deploy/make_venv.py $(VENV)
@@ -17,6 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The domain and web tests again on a real PostgreSQL server (Debian's postgresql package).
+test-postgres: $(STAMP)
+	$(BIN)/python -m pytest --db postgresql tests/broadcast tests/web
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

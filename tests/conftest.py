@@ -8,6 +8,8 @@ mosquitto FAILS the test (never skips): CI must prove the product on the broker 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -63,6 +65,43 @@ def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
     yield start
     for broker in reversed(started):
         broker.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the database every service in the tests uses (postgresql: a real server is "
+        "started, with a fresh database for each test)",
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    from postgres import PostgresServer
+
+    folder = Path(tempfile.mkdtemp(prefix="loa-postgres-"))
+    server = PostgresServer(folder)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def database_choice(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """With `--db postgresql`, every service of the test (and every `loa` process it starts)
+    gets a fresh PostgreSQL database through LOA_DATABASE_URL."""
+    kind = str(request.config.getoption("--db"))
+    if kind == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        name = f"loa_test_{abs(hash(request.node.nodeid)) % 10**12}"
+        monkeypatch.setenv("LOA_DATABASE_URL", server.create_database(name))  # type: ignore[attr-defined]
+    return kind
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,32 @@ class Settings:
             )
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings for a process started without our CLI (a WSGI server's workers):
+        LOA_DATA_DIR, LOA_HOST, LOA_PORT, LOA_PUBLIC_URL, LOA_MQTT_HOST, LOA_MQTT_PORT,
+        LOA_TTS and LOA_DATABASE_URL; unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+
+        def number(name: str, default: int) -> int:
+            value = env.get(name, "")
+            if not value:
+                return default
+            if not value.isdigit():
+                raise ValueError(f"{name} must be a port number, not {value!r}")
+            return int(value)
+
+        return cls(
+            data_dir=Path(env.get("LOA_DATA_DIR", "") or const.DEFAULT_DATA_DIR),
+            host=env.get("LOA_HOST", "") or const.DEFAULT_HOST,
+            port=number("LOA_PORT", const.DEFAULT_WEB_PORT),
+            public_url=env.get("LOA_PUBLIC_URL", ""),
+            mqtt_host=env.get("LOA_MQTT_HOST", "") or const.DEFAULT_HOST,
+            mqtt_port=number("LOA_MQTT_PORT", const.DEFAULT_MQTT_PORT),
+            tts_engine=env.get("LOA_TTS", "") or "espeak",
+            database_url=env.get("LOA_DATABASE_URL", ""),
+        )
 
     @property
     def media_dir(self) -> Path:

@@ -23,13 +23,16 @@ OUTPUT_LIMIT_LINES = 5000
 class LoaProcess:
     """`python -m broadcast.cli …` with its output collected by a reader thread."""
 
-    def __init__(self, *args: str) -> None:
-        env = dict(os.environ)
+    def __init__(
+        self, *args: str, module: str = "broadcast.cli", env: dict[str, str] | None = None
+    ) -> None:
+        """`python -m <module> <args>` (`loa` by default; e.g. `module="gunicorn"`)."""
+        env = {**os.environ, **(env or {})}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
         self.args = args
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "broadcast.cli", *args],
+            [sys.executable, "-m", module, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

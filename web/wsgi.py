@@ -1,0 +1,45 @@
+"""WSGI entry point for several web workers (gunicorn), configured from the environment:
+
+    LOA_DATA_DIR=/var/lib/loa LOA_MQTT_HOST=127.0.0.1 LOA_MQTT_PORT=1883 \\
+    LOA_PUBLIC_URL=https://loa.example.vn gunicorn -w 3 -b 127.0.0.1:8080 'web.wsgi:app'
+
+Every worker runs a whole service: it serves pages and the API and publishes what its users
+send. Exactly one of them, the one holding the data directory's scheduler lock, also plans,
+fires runs, publishes manifests and hears the receivers; when it exits another takes over within
+a few seconds (`broadcast.scheduler_lock`). The service starts in each worker process (after
+gunicorn forks: this module is imported by each worker; do not use `--preload`), so
+nothing is shared across a fork.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+
+from flask import Flask
+
+from broadcast.service import BroadcastService
+from broadcast.settings import Settings
+from web import create_app
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def _build() -> Flask:
+    if not logging.getLogger().handlers:  # gunicorn configures only its own loggers
+        logging.basicConfig(
+            level=os.environ.get("LOA_LOG_LEVEL", "INFO").upper(),
+            format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+        )
+        for noisy in ("alembic", "apscheduler.scheduler", "apscheduler.executors"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = Settings.from_env()
+    service = BroadcastService(settings)
+    service.start()
+    atexit.register(service.stop)
+    _LOGGER.info("web worker %d serving %s", os.getpid(), settings.data_dir)
+    return create_app(service)
+
+
+app = _build()

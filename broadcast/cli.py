@@ -108,6 +108,16 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return fleet.main(argv)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from devices import doctor as device_doctor
+
+    if args.config:
+        return device_doctor.report(device_doctor.receiver_checks(Path(args.config)))
+    from broadcast import doctor
+
+    return device_doctor.report(doctor.server_checks(_settings(args)))
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     from broadcast import accounts, audit
     from broadcast.const import Role
@@ -447,6 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     mqtt_config.add_argument("--host", default=DEFAULT_HOST, help="listen address (127.0.0.1)")
     mqtt_config.add_argument("--port", type=int, default=DEFAULT_MQTT_PORT, help="port (1883)")
     mqtt_config.set_defaults(func=cmd_mqtt_config)
+
+    doctor = sub.add_parser(
+        "doctor", help="check a server (--data) or a receiver (--config) and say what to fix"
+    )
+    _add_server_options(doctor)
+    doctor.add_argument("--config", default=None, help="a receiver's config file: check the Pi")
+    doctor.set_defaults(func=cmd_doctor, log_level_default="WARNING")
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     token_create = token.add_parser("create", help="print a new API token for a user")

@@ -1,0 +1,104 @@
+"""`loa doctor --data DIR` on the server: what a running Loa needs, checked, with what to fix.
+
+The database (reachable, schema at the newest migration), the data directory and its disk, the
+signing key (present, private), the broker (reachable, and the server's own login accepted),
+speech synthesis with the configured engine, and the clock. Read-only: it changes nothing
+(it does not even migrate the database). Receivers have their own: `loa doctor --config`.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+import tempfile
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from broadcast.const import SERVER_MQTT_USERNAME
+from broadcast.db import MIGRATIONS_DIR
+from broadcast.settings import Secrets, Settings
+from devices.doctor import Check, clock_check, disk_check, mqtt_login_check, tcp_check
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def database_check(url: str) -> Check:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    shown = url.split("@")[-1] if "@" in url else url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return Check("database", False, f"{shown} does not exist yet",
+                     "start the server once (`loa serve`): it creates and migrates it")  # fmt: skip
+    try:
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        engine.dispose()
+    except SQLAlchemyError as exc:
+        problem = f"{shown}: {exc.__class__.__name__}: {exc}"[:300]
+        return Check("database", False, problem, "check the server and LOA_DATABASE_URL")
+    if current != head:
+        return Check(
+            "database", False, f"{shown} is at migration {current or 'none'}, code needs {head}",
+            "start the server once (`loa serve`): it migrates on start",
+        )  # fmt: skip
+    return Check("database", True, f"{shown} at migration {head}")
+
+
+def key_check(path: Path) -> Check:
+    if not path.exists():
+        fix = "start the server once: it generates the key (receivers need its public key)"
+        return Check("signing key", False, f"{path} is missing", fix)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        return Check("signing key", False, f"{path} is readable by others (mode {mode:o})",
+                     f"chmod 600 {path}")  # fmt: skip
+    return Check("signing key", True, f"{path} (mode {mode:o})")
+
+
+def speech_check(settings: Settings) -> Check:
+    import tts
+
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            synth = tts.Synthesizer(
+                Path(folder), engine=settings.tts_engine, **settings.tts_options
+            )
+            result = synth.synthesize("Xin chào bà con.")
+            size = result.path.stat().st_size
+    except Exception as exc:  # any engine failure is the finding here
+        return Check("speech", False, f"{settings.tts_engine}: {exc}"[:300],
+                     "see README 'Vietnamese speech' for the engine's needs")  # fmt: skip
+    return Check("speech", True, f"{result.engine} spoke a test sentence ({size} bytes)")
+
+
+def server_checks(settings: Settings) -> list[Check]:
+    checks = [
+        disk_check("data directory", settings.data_dir),
+        database_check(settings.database_url),
+    ]
+    key_path = settings.data_dir / "keys" / "server_ed25519.pem"
+    checks.append(key_check(key_path))
+    host, port = settings.mqtt_host, settings.mqtt_port
+    checks.append(tcp_check("broker", host, port, f"start the broker on {host}:{port}"))
+    secrets_file = settings.data_dir / "secrets.json"
+    if checks[-1].ok and secrets_file.exists():
+        checks.append(
+            mqtt_login_check(
+                "broker login",
+                host,
+                port,
+                SERVER_MQTT_USERNAME,
+                Secrets(settings.data_dir).mqtt_password,
+                "regenerate the broker's users: `loa mqtt-config`, then reload mosquitto",
+            )
+        )
+    checks.append(speech_check(settings))
+    checks.append(clock_check())
+    return checks

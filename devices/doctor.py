@@ -1,0 +1,189 @@
+"""`loa doctor --config FILE` on a receiver: is this Pi ready to play, and if not, what to fix.
+
+Each check says OK or what is wrong and what to do about it, in one line, so an installer with a
+phone and SSH can act on it: the config file, the server's key, the broker (TCP, then an MQTT
+login with the device's own password), the clock (chrony), the audio output and the disk. The
+exit code is 0 when every check passed. The same `Check` type serves `broadcast.doctor`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from devices import protocol
+from devices.config import ConfigError, ReceiverConfig
+
+_LOGGER = logging.getLogger(__name__)
+
+MIN_FREE_MB = 200
+CLOCK_WARN_S = 0.5  # receivers start together only if their clocks agree
+TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = "OK  " if self.ok else "FAIL"
+        text = f"[{mark}] {self.name}: {self.detail}"
+        return text if self.ok or not self.fix else f"{text}\n       → {self.fix}"
+
+
+def report(checks: Iterable[Check], out: Callable[[str], None] = print) -> int:
+    """Print every check; 0 if all passed, 1 otherwise."""
+    failed = 0
+    for check in checks:
+        out(check.line())
+        failed += not check.ok
+    out("all checks passed" if not failed else f"{failed} check(s) failed")
+    return 1 if failed else 0
+
+
+def tcp_check(name: str, host: str, port: int, fix: str) -> Check:
+    try:
+        with socket.create_connection((host, port), timeout=TIMEOUT_S):
+            return Check(name, True, f"{host}:{port} accepts connections")
+    except OSError as exc:
+        return Check(name, False, f"{host}:{port} unreachable ({exc.strerror or exc})", fix)
+
+
+def mqtt_login_check(
+    name: str, host: str, port: int, username: str, password: str, fix: str
+) -> Check:
+    """An MQTT CONNECT with these credentials: accepted, or the broker's reason."""
+    answered = threading.Event()
+    outcome: dict[str, str] = {}
+
+    def on_connect(
+        _client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object
+    ) -> None:
+        outcome["reason"] = "" if not reason.is_failure else str(reason)
+        answered.set()
+
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"{username}-doctor",
+        protocol=mqtt.MQTTv311,
+        reconnect_on_failure=False,
+    )
+    client.username_pw_set(username, password)
+    client.on_connect = on_connect
+    try:
+        client.connect(host, port, keepalive=10)
+    except OSError as exc:
+        return Check(name, False, f"{host}:{port} unreachable ({exc.strerror or exc})", fix)
+    client.loop_start()
+    try:
+        if not answered.wait(TIMEOUT_S):
+            return Check(name, False, f"no answer from {host}:{port} in {TIMEOUT_S:.0f} s", fix)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    if outcome["reason"]:
+        return Check(name, False, f"{host}:{port} refused {username}: {outcome['reason']}", fix)
+    return Check(name, True, f"logged in to {host}:{port} as {username}")
+
+
+def clock_check(run: Callable[[list[str]], str] | None = None) -> Check:
+    """chrony's view of the clock: synchronised and close enough for a synchronized start."""
+    fix = "install chrony (apt install chrony) and let it reach an NTP server"
+    if run is None and shutil.which("chronyc") is None:
+        return Check("clock", False, "chrony is not installed: the clock is not kept in time", fix)
+    try:
+        text = (run or _run)(["chronyc", "-n", "tracking"])
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Check("clock", False, f"chronyc failed: {exc}", fix)
+    fields = dict(
+        (key.strip(), value.strip())
+        for key, _, value in (line.partition(":") for line in text.splitlines())
+    )
+    status = fields.get("Leap status", "")
+    offset_text = fields.get("System time", "")
+    try:
+        offset = float(offset_text.split()[0])
+    except (IndexError, ValueError):
+        return Check("clock", False, f"chronyc tracking says {text.strip()[:120]!r}", fix)
+    if status != "Normal":
+        return Check("clock", False, f"not synchronised (leap status {status or '?'})", fix)
+    if offset > CLOCK_WARN_S:
+        return Check("clock", False, f"{offset:.3f} s off", "wait for chrony to converge")
+    return Check("clock", True, f"synchronised, {offset * 1000:.1f} ms off")
+
+
+def _run(argv: list[str]) -> str:
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=TIMEOUT_S, check=True
+    ).stdout
+
+
+def disk_check(name: str, path: Path, min_free_mb: int = MIN_FREE_MB) -> Check:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".doctor-probe"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+        free_mb = shutil.disk_usage(path).free // (1024 * 1024)
+    except OSError as exc:
+        return Check(
+            name, False, f"cannot write {path}: {exc.strerror or exc}", "check owner and mode"
+        )
+    if free_mb < min_free_mb:
+        return Check(name, False, f"{free_mb} MB free in {path}", f"free at least {min_free_mb} MB")
+    return Check(name, True, f"{path} writable, {free_mb} MB free")
+
+
+def audio_check(config: ReceiverConfig) -> Check:
+    player = config.player
+    if player.kind == "file":
+        return Check("audio", True, f"file sink into {player.dir or config.data_dir} (no speaker)")
+    program = player.argv[0] if player.argv else ""
+    if not program or shutil.which(program) is None:
+        return Check(
+            "audio", False, f"player {program or '(none)'} not found", "apt install mpg123"
+        )
+    return Check("audio", True, f"player {shutil.which(program)}")
+
+
+def receiver_checks(config_path: Path) -> list[Check]:
+    try:
+        config = ReceiverConfig.load(config_path)
+    except ConfigError as exc:
+        return [Check("config", False, str(exc), "copy the file the server generated again")]
+    checks = [Check("config", True, f"{config_path}: device {config.device_id}")]
+    try:
+        protocol.public_key_from_text(config.server_public_key)
+        checks.append(Check("server key", True, "the server's Ed25519 key is readable"))
+    except (ValueError, protocol.ProtocolError) as exc:
+        checks.append(Check("server key", False, str(exc), "re-download the config file"))
+    mqtt_settings = config.mqtt
+    where = f"{mqtt_settings.host}:{mqtt_settings.port}"
+    fix = f"check the network, and that the broker listens on {where}"
+    checks.append(tcp_check("broker", mqtt_settings.host, mqtt_settings.port, fix))
+    if checks[-1].ok:
+        checks.append(
+            mqtt_login_check(
+                "broker login",
+                mqtt_settings.host,
+                mqtt_settings.port,
+                mqtt_settings.username,
+                mqtt_settings.password,
+                "the server must know this device: `loa mqtt-config` (mosquitto) or re-register",
+            )
+        )
+    checks.append(clock_check())
+    checks.append(audio_check(config))
+    checks.append(disk_check("disk", Path(config.data_dir)))
+    return checks

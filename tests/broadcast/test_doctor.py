@@ -1,0 +1,118 @@
+"""`loa doctor`: each check finds what is wrong on a server or a receiver and says what to do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support import LOOPBACK, free_port
+
+from broadcast import doctor, registry, zones
+from broadcast.brokers.embedded import EmbeddedBroker
+from broadcast.cli import main as loa
+from broadcast.const import ZoneKind
+from broadcast.service import BroadcastService
+from broadcast.settings import Settings
+from devices import doctor as device_doctor
+
+CHRONY_OK = """Reference ID    : C0A80101 (ntp.example)
+Stratum         : 3
+System time     : 0.000213 seconds fast of NTP time
+Leap status     : Normal
+"""
+CHRONY_UNSYNCED = """Reference ID    : 00000000 ()
+System time     : 0.000000 seconds fast of NTP time
+Leap status     : Not synchronised
+"""
+
+
+def _by_name(checks: list[device_doctor.Check]) -> dict[str, device_doctor.Check]:
+    return {check.name: check for check in checks}
+
+
+def test_a_fresh_data_directory_is_not_ready(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "var", mqtt_port=free_port())
+    checks = _by_name(doctor.server_checks(settings))
+    assert checks["data directory"].ok
+    assert not checks["database"].ok and "does not exist" in checks["database"].detail
+    assert not (tmp_path / "var" / "loa.db").exists()  # the doctor changes nothing
+    assert not checks["signing key"].ok and "generates the key" in checks["signing key"].fix
+    assert not checks["broker"].ok and "unreachable" in checks["broker"].detail
+    assert checks["speech"].ok
+
+
+def test_a_running_server_passes_and_a_leaked_key_is_flagged(tmp_path: Path) -> None:
+    port = free_port()
+    settings = Settings(data_dir=tmp_path / "var", mqtt_port=port)
+    service = BroadcastService(settings, connect_mqtt=False)
+    with service.db.session() as session:
+        access = registry.broker_access(session, service.secrets.mqtt_password)
+    service.stop()
+    broker = EmbeddedBroker(LOOPBACK, port, access)
+    broker.start()
+    try:
+        checks = _by_name(doctor.server_checks(settings))
+        for name in ("data directory", "database", "signing key", "broker", "broker login"):
+            assert checks[name].ok, checks[name]
+        key = settings.data_dir / "keys" / "server_ed25519.pem"
+        key.chmod(0o644)
+        leaked = _by_name(doctor.server_checks(settings))["signing key"]
+        assert not leaked.ok and leaked.fix == f"chmod 600 {key}"
+    finally:
+        broker.stop()
+
+
+def test_receiver_checks(tmp_path: Path) -> None:
+    port = free_port()
+    settings = Settings(data_dir=tmp_path / "var", mqtt_port=port)
+    service = BroadcastService(settings, connect_mqtt=False)
+    with service.db.session() as session:
+        zones.create_zone(session, "thon-1", "Thôn 1", ZoneKind.VILLAGE)
+        _device, config_path = registry.register_device(
+            session, settings, service.public_key_text, "loa-thon-1-01", "thon-1"
+        )
+        access = registry.broker_access(session, service.secrets.mqtt_password)
+    service.stop()
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["data_dir"] = str(tmp_path / "pi")
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+
+    down = _by_name(device_doctor.receiver_checks(config_path))
+    assert down["config"].ok and down["server key"].ok and down["disk"].ok
+    assert not down["broker"].ok and "broker login" not in down
+
+    broker = EmbeddedBroker(LOOPBACK, port, access)
+    broker.start()
+    try:
+        ready = _by_name(device_doctor.receiver_checks(config_path))
+        assert ready["broker login"].ok, ready["broker login"]
+        config["mqtt"]["password"] = "not-the-password"
+        config["player"] = {"kind": "command", "argv": ["no-such-player-xyz", "{file}"]}
+        config_path.write_text(json.dumps(config), encoding="utf-8")
+        wrong = _by_name(device_doctor.receiver_checks(config_path))
+        assert (
+            not wrong["broker login"].ok and "refused loa-thon-1-01" in wrong["broker login"].detail
+        )
+        assert not wrong["audio"].ok and wrong["audio"].fix == "apt install mpg123"
+    finally:
+        broker.stop()
+    config_path.write_text("{not json", encoding="utf-8")
+    [broken] = device_doctor.receiver_checks(config_path)
+    assert broken.name == "config" and not broken.ok and str(config_path) in broken.detail
+
+
+def test_clock_check_reads_chrony() -> None:
+    assert device_doctor.clock_check(lambda _argv: CHRONY_OK).ok
+    unsynced = device_doctor.clock_check(lambda _argv: CHRONY_UNSYNCED)
+    assert not unsynced.ok and "not synchronised" in unsynced.detail
+    drift = CHRONY_OK.replace("0.000213", "1.250000")
+    assert "1.250 s off" in device_doctor.clock_check(lambda _argv: drift).detail
+
+
+def test_cli_exit_code_and_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = loa(["doctor", "--data", str(tmp_path / "var"), "--mqtt-port", str(free_port())])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "[FAIL] database:" in out and "→ start the server once" in out
+    assert out.strip().endswith("check(s) failed")

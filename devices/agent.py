@@ -45,6 +45,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from devices import systemd
 from devices.amplifier import Amplifier, AmplifierError
 from devices.cache import MediaCache
 from devices.config import ConfigError, ReceiverConfig
@@ -166,6 +167,11 @@ class ReceiverAgent:
     def fatal_error(self) -> str | None:
         """Set when the broker refused our credentials: the process should exit non-zero."""
         return self._link.fatal_error
+
+    @property
+    def healthy(self) -> bool:
+        """Playing duty can be done: no fatal error and the scheduler's thread is alive."""
+        return self.fatal_error is None and self._scheduler.running
 
     def wait_fatal(self, timeout: float | None = None) -> bool:
         return self._link.wait_fatal(timeout)
@@ -340,13 +346,17 @@ def run_agents(agents: Sequence[ReceiverAgent], poll_s: float = 0.2) -> int:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    watchdog = systemd.Watchdog()
     try:
         for agent in agents:
             agent.start()
+        systemd.notify("READY=1")
         while not stop.wait(poll_s):
             if any(agent.fatal_error for agent in agents):
                 break
+            watchdog.ping(all(agent.healthy for agent in agents))
     finally:
+        systemd.notify("STOPPING=1")
         for agent in agents:
             agent.stop()
         for signum, handler in previous.items():

@@ -125,6 +125,11 @@ class Scheduler:
         )
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        """The conductor thread is alive (the watchdog pings systemd only while it is)."""
+        return self._thread is not None and self._thread.is_alive() and not self._closing
+
     def close(self) -> None:
         """Cut what plays (it resumes after a restart), stop the threads, save the programme."""
         with self._lock:

@@ -7,6 +7,7 @@ bounded in time so a broken broker fails a test instead of hanging it.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import socket
@@ -14,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+import wave
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -274,3 +277,25 @@ def connected(broker: RunningBroker, username: str, password: str, client_id: st
               clean_session: bool = True) -> MqttProbe:  # fmt: skip
     """A probe logged in as `username`, or an AssertionError naming why not."""
     return MqttProbe(broker, client_id, username, password, clean_session).connect_ok()
+
+
+def tone_wav(path: Path, seconds: float = 2.0, peak: float = 0.5, rate: int = 16000) -> Path:
+    """A voiced, syllable-modulated tone: loud enough to broadcast, never silent."""
+    samples = array(
+        "h",
+        (
+            round(
+                32767
+                * peak
+                * (0.35 + 0.65 * abs(math.sin(math.pi * 4 * n / rate)))
+                * math.sin(2 * math.pi * 220 * n / rate)
+            )
+            for n in range(round(seconds * rate))
+        ),
+    )
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path

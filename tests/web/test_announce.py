@@ -4,12 +4,9 @@ watch each loudspeaker cluster live (Server-Sent Events), stop or correct; roles
 from __future__ import annotations
 
 import json
-import math
 import re
 import subprocess
 import time
-import wave
-from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from service_support import RecordingDispatcher, Users, broadcast_status, wait_for
 from sqlalchemy import func, select
+from support import tone_wav
 from web_support import csrf_token, login
 
 from broadcast import audit
@@ -70,28 +68,6 @@ def _confirm(client: FlaskClient, page: str, action: str = "send") -> Any:
 def _sent_id(response: Any) -> int:
     assert response.status_code == 303, response.get_data(as_text=True)
     return int(response.headers["Location"].rstrip("/").rsplit("/", 1)[-1])
-
-
-def _tone_wav(path: Path, seconds: float = 2.0, peak: float = 0.5, rate: int = 16000) -> Path:
-    """A voiced, syllable-modulated tone: loud enough to broadcast, never silent."""
-    samples = array(
-        "h",
-        (
-            round(
-                32767
-                * peak
-                * (0.35 + 0.65 * abs(math.sin(math.pi * 4 * n / rate)))
-                * math.sin(2 * math.pi * 220 * n / rate)
-            )
-            for n in range(round(seconds * rate))
-        ),
-    )
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return path
 
 
 def _webm(source: Path, dest: Path) -> Path:
@@ -270,7 +246,7 @@ def test_recording_is_checked_confirmed_and_sent(
     tmp_path: Path,
     kind: str,
 ) -> None:
-    wav = _tone_wav(tmp_path / "tone.wav")
+    wav = tone_wav(tmp_path / "tone.wav")
     path = wav if kind == "wav" else _webm(wav, tmp_path / "ghi-am.webm")
     login(client, "head-a")
     response = _prepare(
@@ -327,7 +303,7 @@ def test_bad_uploads_are_refused_clearly_and_nothing_is_sent(
     login(client, "head-a")
     not_audio = tmp_path / "thong-bao.mp3"
     not_audio.write_bytes(b"this is a text file, not a recording\n" * 20)
-    silent = _tone_wav(tmp_path / "silent.wav", peak=0.0)
+    silent = tone_wav(tmp_path / "silent.wav", peak=0.0)
     for files, message in (
         (_upload(not_audio, "thong-bao.mp3"), "Ghi âm: tệp này không phải bản ghi âm"),
         (_upload(silent, "im-lang.wav"), "Ghi âm: bản ghi im lặng"),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import time
+from pathlib import Path
+from typing import Any
 
 from flask.testing import FlaskClient
 from service_support import RecordingDispatcher, broadcast_status, wait_for
+from support import tone_wav
 
 from broadcast.service import BroadcastService
 from devices import protocol
@@ -218,3 +222,46 @@ def test_village_head_does_not_see_other_villages_devices_broadcasts(
     head = _auth(tokens["head-a"])
     assert client.get(f"/api/v1/announcements/{other['id']}", headers=head).status_code == 404
     assert client.get(f"/api/v1/announcements/{own['id']}", headers=head).status_code == 200
+
+
+def test_a_recorded_announcement_over_the_api(
+    client: FlaskClient, tokens: dict[str, str], sent: Any, tmp_path: Path
+) -> None:
+    recording = tone_wav(tmp_path / "giong-noi.wav", seconds=2.0)
+    headers = {"Authorization": f"Bearer {tokens['head-a']}"}
+
+    def post(token_headers: dict[str, str], **fields: Any) -> Any:
+        data = {"zones": "thon-a", "repeat": "2", "title": "Thông báo của trưởng thôn", **fields}
+        if "recording" not in fields:
+            data["recording"] = (recording.open("rb"), "giong-noi.wav")
+        return client.post(
+            "/api/v1/announcements/recording",
+            data=data,
+            headers=token_headers,
+            content_type="multipart/form-data",
+        )
+
+    response = post(headers)
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["repeat"] == 2 and body["zones"] == ["thon-a"]
+    assert body["title"] == "Thông báo của trưởng thôn"
+    url = f"/api/v1/announcements/{body['id']}"
+    sent_body = wait_for(
+        lambda: (b := client.get(url, headers=headers).get_json())["status"] != "pending" and b,
+        what="the recording dispatched",
+    )
+    assert sent_body["status"] == "dispatched" and sent_body["media_sha256"]
+    refused = post(headers, zones="thon-b")
+    assert refused.status_code == 403, refused.get_json()
+    viewer = post({"Authorization": f"Bearer {tokens['viewer']}"})
+    assert viewer.status_code == 403
+    broken = post(headers, recording=(io.BytesIO(b"not audio at all" * 100), "x.wav"))
+    assert broken.status_code == 400 and broken.get_json()["error"]["field"] == "recording"
+    missing = client.post(
+        "/api/v1/announcements/recording",
+        data={"zones": "thon-a"},
+        headers=headers,
+        content_type="multipart/form-data",
+    )
+    assert missing.status_code == 400 and missing.get_json()["error"]["field"] == "recording"

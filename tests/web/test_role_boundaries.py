@@ -99,6 +99,7 @@ API: dict[tuple[str, str], Any] = {
     ("GET", "/devices"): ALL,
     ("GET", "/announcements"): ALL,
     ("POST", "/announcements"): ANNOUNCERS,
+    ("POST", "/announcements/recording"): ANNOUNCERS,
     ("GET", "/announcements/{broadcast_id}"): READERS,
     ("POST", "/announcements/{broadcast_id}/cancel"): CONTENT,
     ("GET", "/schedules"): READERS,

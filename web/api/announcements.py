@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
+from typing import Any
 
 from flask import jsonify, request
 from werkzeug.wrappers import Response
 
 from broadcast import broadcasts
-from broadcast.errors import NotFound, ValidationError
+from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from web import get_service
 from web.api import api_user, bp, current_user_id, json_body, token_required
 from web.serialize import broadcast_json
@@ -83,3 +86,43 @@ def list_announcements() -> Response:
     with get_service().db.session() as session:
         rows = broadcasts.visible_broadcasts(session, api_user(session), limit)
         return jsonify([broadcast_json(row) for row in rows])
+
+
+@bp.post("/announcements/recording")
+@token_required
+def create_recording_announcement() -> tuple[Response, int]:
+    """A recorded announcement (multipart/form-data): `recording` (audio file), `zones` and/or
+    `devices` (repeated or comma-separated), `priority`, `repeat`, `title`."""
+    service = get_service()
+    user_id = current_user_id()
+    with service.db.session() as session:  # refuse before reading the upload
+        if not service.can_announce(api_user(session)):
+            raise PermissionDenied("this role may not announce")
+    upload = request.files.get("recording")
+    if upload is None or not upload.filename:
+        raise ValidationError("recording", "send the audio file as the form field 'recording'")
+    form = request.form
+    with tempfile.TemporaryDirectory(dir=service.settings.data_dir) as folder:
+        path = Path(folder) / "upload"
+        upload.save(path)
+        stored = service.store_announcement_recording(user_id, path, upload.filename)
+    broadcast_id = service.announce_recording(
+        user_id,
+        stored.sha256,
+        _list(form, "zones"),
+        form.get("priority", "emergency"),
+        form.get("repeat", "1"),
+        title=form.get("title", ""),
+        device_ids=_list(form, "devices"),
+    )
+    with service.db.session() as session:
+        body = broadcast_json(broadcasts.get_broadcast(session, broadcast_id))
+    response = jsonify(body)
+    response.headers["Location"] = f"/api/v1/announcements/{broadcast_id}"
+    return response, 201
+
+
+def _list(form: Any, key: str) -> list[str]:
+    return [
+        part.strip() for value in form.getlist(key) for part in value.split(",") if part.strip()
+    ]

@@ -474,6 +474,34 @@ PATHS: dict[str, dict[str, Any]] = {
             tag="announcements",
         ),
     },
+    "/announcements/recording": {
+        "post": {
+            **operation(
+                "Send a recorded announcement now (a voice or language no engine speaks)",
+                {"201": ok(ref("Broadcast"))},
+                tag="announcements",
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["recording"],
+                            "properties": {
+                                "recording": {"type": "string", "format": "binary"},
+                                "zones": {"type": "string", "description": "comma-separated"},
+                                "devices": {"type": "string", "description": "comma-separated"},
+                                "priority": PRIORITY,
+                                "repeat": {"type": "integer", "minimum": 1, "maximum": 10},
+                                "title": STRING,
+                            },
+                        }
+                    }
+                },
+            },
+        }
+    },
     "/announcements/{broadcast_id}": {
         "get": operation(
             "A broadcast with one delivery record per receiver (answer-back)",

@@ -32,6 +32,7 @@ def _settings(args: argparse.Namespace):
         tts_engine=getattr(args, "tts", "espeak"),
         tts_options={"model": args.tts_model} if getattr(args, "tts_model", "") else {},
         play_lead_s=getattr(args, "play_lead", 3.0),
+        require_approval=not getattr(args, "no_approval", False),
     )
 
 
@@ -386,6 +387,11 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=3.0,
         help="seconds between sending an emergency and its synchronized start (3)",
+    )
+    parser.add_argument(
+        "--no-approval",
+        action="store_true",
+        help="bulletins need no leader's approval (a commune with one officer)",
     )
 
 

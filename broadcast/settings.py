@@ -69,7 +69,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings for a process started without our CLI (a WSGI server's workers):
         LOA_DATA_DIR, LOA_HOST, LOA_PORT, LOA_PUBLIC_URL, LOA_MQTT_HOST, LOA_MQTT_PORT,
-        LOA_TTS and LOA_DATABASE_URL; unset ones keep their defaults."""
+        LOA_TTS, LOA_DATABASE_URL and LOA_REQUIRE_APPROVAL (0: bulletins need no approval);
+        unset ones keep their defaults."""
         env = os.environ if environ is None else environ
 
         def number(name: str, default: int) -> int:
@@ -89,6 +90,7 @@ class Settings:
             mqtt_port=number("LOA_MQTT_PORT", const.DEFAULT_MQTT_PORT),
             tts_engine=env.get("LOA_TTS", "") or "espeak",
             database_url=env.get("LOA_DATABASE_URL", ""),
+            require_approval=env.get("LOA_REQUIRE_APPROVAL", "1").lower() not in ("0", "no"),
         )
 
     @property

@@ -205,3 +205,26 @@ def test_mqtt_config_gives_each_device_its_own_topics(tmp_path: Path) -> None:
             probe.close()
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_settings_from_the_command_line_and_the_environment(tmp_path: Path) -> None:
+    from broadcast.cli import _settings, build_parser
+    from broadcast.settings import Settings
+
+    args = build_parser().parse_args(["serve", "--data", str(tmp_path), "--no-approval"])
+    assert _settings(args).require_approval is False
+    args = build_parser().parse_args(["serve", "--data", str(tmp_path)])
+    assert _settings(args).require_approval is True
+    env = {
+        "LOA_DATA_DIR": str(tmp_path / "d"),
+        "LOA_PORT": "8099",
+        "LOA_MQTT_PORT": "1884",
+        "LOA_PUBLIC_URL": "https://loa.example.vn",
+        "LOA_REQUIRE_APPROVAL": "0",
+    }
+    settings = Settings.from_env(env)
+    assert settings.data_dir == (tmp_path / "d").resolve() and settings.port == 8099
+    assert settings.mqtt_port == 1884 and not settings.require_approval
+    assert settings.media_url("a" * 64).startswith("https://loa.example.vn/media/")
+    with pytest.raises(ValueError, match="LOA_MQTT_PORT"):
+        Settings.from_env({"LOA_MQTT_PORT": "one"})

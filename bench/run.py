@@ -15,6 +15,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import fanout  # noqa: E402
 import tts_pipeline  # noqa: E402
 
 
@@ -47,12 +48,38 @@ def tts_table(result: dict) -> list[str]:
     return lines
 
 
+def fanout_table(result: dict) -> list[str]:
+    lines = [
+        "## Command fan-out over mosquitto",
+        "",
+        "An urgent command to N receivers: time from publishing until the LAST receiver has "
+        "verified it (Ed25519 signature, stream and sequence). Floor: a raw paho publish → "
+        "subscribe of a payload of the same size to the same N subscribers on the same broker, "
+        "measured in the same run. Goal: ratio ≤ 1.5.",
+        "",
+        "| receivers | rounds | last verified p50 | p99 | floor p50 | floor p99 | ratio (p50) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['receivers']:,} | {row['rounds']} | {row['signed_p50_s'] * 1000:.1f} ms | "
+            f"{row['signed_p99_s'] * 1000:.1f} ms | {row['floor_p50_s'] * 1000:.1f} ms | "
+            f"{row['floor_p99_s'] * 1000:.1f} ms | {row['ratio_p50']:.2f} |"
+        )
+    met = all(row["goal_met"] for row in result["rows"])
+    lines += ["", f"Goal met: **{'yes' if met else 'no'}**.", ""]
+    return lines
+
+
 def main() -> int:
     results_dir = BENCH_DIR / "results"
     results_dir.mkdir(exist_ok=True)
     tts_json = results_dir / "tts_pipeline.json"
     tts_pipeline.main(["--json", str(tts_json)])
     tts_result = json.loads(tts_json.read_text(encoding="utf-8"))
+    fanout_json = results_dir / "fanout.json"
+    fanout.main(["--receivers", "100", "1000", "--rounds", "20", "--json", str(fanout_json)])
+    fanout_result = json.loads(fanout_json.read_text(encoding="utf-8"))
     header = [
         "# Benchmark results",
         "",
@@ -62,7 +89,7 @@ def main() -> int:
         "",
     ]
     (BENCH_DIR / "RESULTS.md").write_text(
-        "\n".join(header + tts_table(tts_result)), encoding="utf-8"
+        "\n".join(header + tts_table(tts_result) + fanout_table(fanout_result)), encoding="utf-8"
     )
     print(f"wrote {BENCH_DIR / 'RESULTS.md'}")
     return 0

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 
 import audio
 import tts
-from broadcast import accounts, audit, broadcasts, documents, targets
-from broadcast.const import MAX_UPLOAD_BYTES, ContentKind, Role, ZoneKind
+from broadcast import accounts, audit, broadcasts, documents, rendering, targets
+from broadcast.const import ContentKind, Role, ZoneKind
 from broadcast.db import Database
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.models import AuditEntry, Bulletin, User, Zone, utcnow
@@ -274,15 +274,7 @@ class BulletinDesk:
         name = _clean_title(title)
         if not name:
             raise ValidationError("title", "a recording needs a title")
-        try:
-            info = audio.import_recording(
-                upload, original_name=original_name, max_bytes=MAX_UPLOAD_BYTES
-            )
-        except audio.RecordingError as exc:
-            raise ValidationError("recording", str(exc), code=exc.problem.value) from exc
-        except audio.AudioError as exc:
-            raise ValidationError("recording", str(exc)) from exc
-        sha256 = self.media.put_bytes(info.mp3)
+        sha256 = rendering.store_recording(self.media, upload, original_name).sha256
         with self.db.session() as session:
             user = accounts.require_user(session, user_id, WRITERS)
             bulletin = Bulletin(

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import audio
 import tts
-from broadcast.const import ContentKind
+from broadcast.const import MAX_UPLOAD_BYTES, ContentKind
+from broadcast.errors import ValidationError
 from devices.config import write_private_file
 
 _LOGGER = logging.getLogger(__name__)
@@ -94,3 +95,24 @@ class MediaRenderer:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return sha256 if self.store.exists(sha256) else None
+
+
+@dataclass(frozen=True)
+class StoredRecording:
+    sha256: str
+    duration_s: float
+
+
+def store_recording(media: audio.MediaStore, upload: Path, original_name: str) -> StoredRecording:
+    """An uploaded recording (a bulletin's, or an announcement from a phone): validated,
+    loudness-normalized and transcoded (`audio.import_recording`), then kept in the media store.
+    Refusals are ValidationErrors on the field `recording`, with the problem as their code."""
+    try:
+        info = audio.import_recording(
+            upload, original_name=original_name, max_bytes=MAX_UPLOAD_BYTES
+        )
+    except audio.RecordingError as exc:
+        raise ValidationError("recording", str(exc), code=exc.problem.value) from exc
+    except audio.AudioError as exc:
+        raise ValidationError("recording", str(exc)) from exc
+    return StoredRecording(media.put_bytes(info.mp3), info.duration_s)

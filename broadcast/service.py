@@ -34,6 +34,7 @@ from broadcast import (
     planning,
     programmes,
     registry,
+    rendering,
     schedules,
     sequences,
     targets,
@@ -57,7 +58,6 @@ from broadcast.errors import (
 )
 from broadcast.leader import ProgrammeLeader
 from broadcast.models import Broadcast, Bulletin, Schedule, User, utcnow
-from broadcast.rendering import MediaRenderer
 from broadcast.reporting import Reports
 from broadcast.scheduler_lock import Leadership, SchedulerLock
 from broadcast.settings import Secrets, Settings
@@ -135,7 +135,9 @@ class BroadcastService:
         self.synthesizer = tts.Synthesizer(
             settings.tts_cache_dir, engine=settings.tts_engine, **settings.tts_options
         )
-        self.renderer = MediaRenderer(self.synthesizer, self.media, settings.data_dir / "renders")
+        self.renderer = rendering.MediaRenderer(
+            self.synthesizer, self.media, settings.data_dir / "renders"
+        )
         self._render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loa-render")
         self.bulletins = BulletinDesk(
             settings,
@@ -331,13 +333,8 @@ class BroadcastService:
         transcoded by `audio.import_recording`, then kept in the media store (not sent)."""
         with self.db.session() as session:
             self._user(session, user_id, ANNOUNCE_ROLES)
-        try:
-            info = audio.import_recording(upload, original_name=original_name)
-        except audio.RecordingError as exc:
-            raise ValidationError("recording", str(exc), code=exc.problem.value) from exc
-        except audio.AudioError as exc:
-            raise ValidationError("recording", str(exc)) from exc
-        return AnnouncementRecording(self.media.put_bytes(info.mp3), info.duration_s)
+        stored = rendering.store_recording(self.media, upload, original_name)
+        return AnnouncementRecording(stored.sha256, stored.duration_s)
 
     def announce_recording(
         self,

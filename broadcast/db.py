@@ -14,6 +14,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,6 +41,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest migration the code has."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The migration the database is at (None: not created by Loa yet)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to the newest migration (or to `revision`)."""
     _migrate(engine, lambda config: command.upgrade(config, revision))
@@ -53,8 +72,7 @@ def _migrate(engine: Engine, run: Callable[[Config], None]) -> None:
     """Run Alembic on one connection. SQLite changes a table by copying it and dropping the old
     one (Alembic's batch mode), which enforced foreign keys forbid while rows point at it: as
     SQLite's documentation prescribes, they are off during the change and checked after it."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config = alembic_config()
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
         if sqlite:  # outside any transaction, where SQLite honours it

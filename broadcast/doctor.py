@@ -13,14 +13,11 @@ import stat
 import tempfile
 from pathlib import Path
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from broadcast import db
 from broadcast.const import SERVER_MQTT_USERNAME
-from broadcast.db import MIGRATIONS_DIR
 from broadcast.settings import Secrets, Settings
 from devices.doctor import Check, clock_check, disk_check, mqtt_login_check, tcp_check
 
@@ -28,18 +25,17 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def database_check(url: str) -> Check:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(config).get_current_head()
+    head = db.head_revision()
     shown = url.split("@")[-1] if "@" in url else url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return Check("database", False, f"{shown} does not exist yet",
                      "start the server once (`loa serve`): it creates and migrates it")  # fmt: skip
     try:
         engine = create_engine(url)
-        with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
-        engine.dispose()
+        try:
+            current = db.current_revision(engine)
+        finally:
+            engine.dispose()
     except SQLAlchemyError as exc:
         problem = f"{shown}: {exc.__class__.__name__}: {exc}"[:300]
         return Check("database", False, problem, "check the server and LOA_DATABASE_URL")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from broadcast import accounts
+from broadcast.bulletin_desk import READERS  # who reads the programme also reads bulletins
 from broadcast.errors import NotFound, ValidationError
 from broadcast.models import Schedule
 from broadcast.service import CONTENT_ROLES, ScheduleRequest
@@ -22,7 +23,6 @@ from web.api import bp, current_user_id, json_body, token_required
 from web.serialize import schedule_json
 
 _LOGGER = logging.getLogger(__name__)
-READ_ROLES = (*CONTENT_ROLES, "leader", "viewer")
 
 
 def _text(data: dict[str, Any], key: str) -> str:
@@ -34,7 +34,7 @@ def _text(data: dict[str, Any], key: str) -> str:
 @token_required
 def list_schedules() -> Response:
     with get_service().db.session() as session:
-        accounts.require_user(session, current_user_id(), READ_ROLES)
+        accounts.require_user(session, current_user_id(), READERS)
         rows = session.scalars(
             select(Schedule)
             .where(Schedule.active.is_(True), Schedule.ended_at.is_(None))
@@ -80,7 +80,7 @@ def create_schedule() -> tuple[Response, int]:
 def get_schedule(schedule_id: int) -> Response:
     service = get_service()
     with service.db.session() as session:
-        accounts.require_user(session, current_user_id(), READ_ROLES)
+        accounts.require_user(session, current_user_id(), READERS)
         row = session.get(Schedule, schedule_id)
         if row is None:
             raise NotFound(f"schedule {schedule_id}")

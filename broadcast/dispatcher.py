@@ -14,25 +14,24 @@ Two connections, because several server processes may share one data directory:
 
 `send()` stamps each message with its stream (the topic) and the stream's next sequence number
 (`broadcast.sequences`), signs it, and publishes it while holding the publish lock
-(`Settings.publish_lock_path`), so each stream's messages reach the broker in sequence order
-whichever process sends them.
+(`broadcast.locks`: a file beside SQLite, a PostgreSQL advisory lock across hosts), so each
+stream's messages reach the broker in sequence order whichever process sends them.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
+import ssl
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broadcast.errors import ServiceUnavailable
+from broadcast.locks import ProcessLock
 from devices import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -51,19 +50,22 @@ class Dispatcher:
         password: str,
         signing_key: Ed25519PrivateKey,
         next_seq: SequenceSource,
-        lock_path: Path,
+        publish_lock: ProcessLock,
         on_status: StatusHandler,
         on_event: EventHandler,
         client_id: str = "loa-server",
         on_reconnect: Callable[[], None] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls` (Settings.mqtt_tls_context) makes both connections TLS; None = plain MQTT."""
         self.host = host
         self.port = port
+        self._tls = tls
         self._username = username
         self._password = password
         self._signing_key = signing_key
         self._next_seq = next_seq
-        self._lock_path = lock_path
+        self._publish_lock = publish_lock
         self._on_status = on_status
         self._on_event = on_event
         self._client_id = client_id
@@ -76,7 +78,6 @@ class Dispatcher:
         self._listener: mqtt.Client | None = None
         self._lock = threading.RLock()
         self._lock_depth = 0
-        self._lock_fd: int | None = None
 
     @property
     def address(self) -> str:
@@ -94,6 +95,8 @@ class Dispatcher:
             protocol=mqtt.MQTTv311,
         )
         client.username_pw_set(self._username, self._password)
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
         client.reconnect_delay_set(1, 15)
         return client
 
@@ -105,6 +108,12 @@ class Dispatcher:
         self._client = client
         try:
             client.connect(self.host, self.port, keepalive=30)
+        except ssl.SSLCertVerificationError as exc:
+            raise ServiceUnavailable(
+                f"MQTT broker {self.address}: its TLS certificate is not trusted"
+                f" ({exc.verify_message}); check LOA_MQTT_TLS_CA and that the certificate"
+                f" names {self.host}"
+            ) from exc
         except OSError as exc:
             raise ServiceUnavailable(
                 f"MQTT broker {self.address} unreachable: {exc.strerror or exc}"
@@ -142,19 +151,14 @@ class Dispatcher:
         """Hold the publish lock (re-entrant in this process, exclusive across processes)."""
         with self._lock:
             if self._lock_depth == 0:
-                self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._lock_fd = fd
+                self._publish_lock.acquire(blocking=True)
             self._lock_depth += 1
             try:
                 yield
             finally:
                 self._lock_depth -= 1
-                if self._lock_depth == 0 and self._lock_fd is not None:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-                    os.close(self._lock_fd)
-                    self._lock_fd = None
+                if self._lock_depth == 0:
+                    self._publish_lock.release()
 
     def send(
         self,

@@ -1,59 +1,28 @@
-"""One scheduler per data directory, whatever runs the web app.
+"""One scheduler per database, whatever runs the web app.
 
-Several processes may serve one data directory: web workers, the dev reloader's two processes,
-a CLI command. Exactly one of them must fire schedules, plan runs and publish manifests, or a
-run would be recorded and announced more than once. An exclusive `flock` on
-`<data>/scheduler.lock` decides: the process holding it leads; the others serve web and API
-only and retry every few seconds, so one of them takes over when the leader exits (the kernel
-drops the lock of a dead process, even one killed with SIGKILL).
+Several processes may serve one database: web workers (on one host or several), the dev
+reloader's two processes, a CLI command. Exactly one of them must fire schedules, plan runs and
+publish manifests, or a run would be recorded and announced more than once. A lock decides
+(`broadcast.locks`: a file lock beside SQLite, a PostgreSQL advisory lock otherwise): the process
+holding it leads; the others serve web and API only and retry every few seconds, so one of them
+takes over when the leader exits.
 
-`flock` locks belong to an open file description, so two services in one process exclude each
-other too (tests use that).
+A PostgreSQL lock can be lost while held (the database restarted, the network dropped the
+connection). The leader checks on every tick; if its lock is gone it takes it again when it is
+still free, and otherwise calls `on_lost`: another process leads now, so this one must stop
+firing at once (the service ends its process and its supervisor starts it again as a standby).
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
+
+from broadcast.locks import ProcessLock
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class SchedulerLock:
-    """A non-blocking exclusive lock on a file; `acquire()` says whether this process leads."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def acquire(self) -> bool:
-        if self._fd is not None:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 class Leadership:
@@ -62,15 +31,17 @@ class Leadership:
 
     def __init__(
         self,
-        lock: SchedulerLock,
+        lock: ProcessLock,
         interval_s: float,
         on_elected: Callable[[], None],
         on_tick: Callable[[], None],
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.lock = lock
         self.interval_s = interval_s
         self._on_elected = on_elected
         self._on_tick = on_tick
+        self._on_lost = on_lost
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._elected = threading.Event()
@@ -85,7 +56,7 @@ class Leadership:
         if not self._elected.is_set():
             _LOGGER.info(
                 "another process holds %s: this one serves web and API and stands by",
-                self.lock.path,
+                self.lock.description,
             )
         self._thread = threading.Thread(target=self._run, name="loa-leadership", daemon=True)
         self._thread.start()
@@ -104,9 +75,17 @@ class Leadership:
         self.lock.release()
 
     def _try_lead(self) -> None:
-        if self._elected.is_set() or not self.lock.acquire():
+        if self._elected.is_set():
             return
-        _LOGGER.info("this process (pid %d) runs the scheduler (%s)", os.getpid(), self.lock.path)
+        try:
+            if not self.lock.acquire():
+                return
+        except Exception:
+            _LOGGER.exception("trying %s failed; trying again later", self.lock.description)
+            return
+        _LOGGER.info(
+            "this process (pid %d) runs the scheduler (%s)", os.getpid(), self.lock.description
+        )
         self._elected.set()
         try:
             self._on_elected()
@@ -118,7 +97,25 @@ class Leadership:
             if not self._elected.is_set():
                 self._try_lead()
                 continue
+            if not self._still_leading():
+                return
             try:
                 self._on_tick()
             except Exception:
                 _LOGGER.exception("scheduler housekeeping failed")
+
+    def _still_leading(self) -> bool:
+        """Our lock is alive, or was lost and taken again before anyone else took it."""
+        if self.lock.alive():
+            return True
+        try:
+            if self.lock.acquire():
+                _LOGGER.warning("%s was lost and taken again: still leading", self.lock.description)
+                return True
+        except Exception:
+            _LOGGER.exception("taking %s again failed", self.lock.description)
+        _LOGGER.critical("%s is lost: this process stops leading", self.lock.description)
+        self._elected.clear()
+        if self._on_lost is not None:
+            self._on_lost()
+        return False

@@ -14,6 +14,8 @@ re-plans and republishes.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,9 +59,10 @@ from broadcast.errors import (
     ValidationError,
 )
 from broadcast.leader import ProgrammeLeader
+from broadcast.locks import process_lock
 from broadcast.models import Broadcast, Bulletin, Schedule, User, utcnow
 from broadcast.reporting import Reports
-from broadcast.scheduler_lock import Leadership, SchedulerLock
+from broadcast.scheduler_lock import Leadership
 from broadcast.settings import Secrets, Settings
 from devices import protocol
 
@@ -157,10 +160,11 @@ class BroadcastService:
         )
         self.scheduler = self.leader.scheduler
         self.leadership = Leadership(
-            SchedulerLock(settings.scheduler_lock_path),
+            process_lock(self.db.engine, "scheduler", settings.scheduler_lock_path),
             settings.lock_retry_s,
             on_elected=self._on_elected,
             on_tick=self.leader.tick,
+            on_lost=self._lost_leadership,
         )
         self._started = False
         self.answers = AnswerBackWriter(self._apply_answers)
@@ -173,10 +177,11 @@ class BroadcastService:
                 self.secrets.mqtt_password,
                 self.signing_key,
                 next_seq=self._next_seq,
-                lock_path=settings.publish_lock_path,
+                publish_lock=process_lock(self.db.engine, "publish", settings.publish_lock_path),
                 on_status=self.answers.put,
                 on_event=self.answers.put,
                 on_reconnect=self.leader.broker_restored,
+                tls=settings.mqtt_tls_context(),
             )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -203,6 +208,13 @@ class BroadcastService:
     def leading(self) -> bool:
         """Whether this process runs the scheduler (and publishes manifests)."""
         return self.leadership.leading
+
+    def _lost_leadership(self) -> None:
+        """Another process took the scheduler while our database connection was down: stop
+        this process (SIGTERM, a clean stop) so nothing fires twice; its supervisor (gunicorn,
+        systemd) starts it again and it stands by."""
+        _LOGGER.critical("scheduler lock lost to another process: stopping (pid %d)", os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def _on_elected(self) -> None:
         self.leader.elected()

@@ -11,6 +11,7 @@ from typing import TypeVar
 from broadcast import accounts, broadcasts, registry, zones
 from broadcast.const import Role, ZoneKind
 from broadcast.dispatcher import Dispatcher
+from broadcast.locks import process_lock
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from devices import protocol
@@ -74,7 +75,9 @@ class RecordingDispatcher(Dispatcher):
             "unused",
             service.signing_key,
             next_seq=service._next_seq,
-            lock_path=service.settings.publish_lock_path,
+            publish_lock=process_lock(
+                service.db.engine, "publish", service.settings.publish_lock_path
+            ),
             on_status=service._on_status,
             on_event=service._on_event,
         )

@@ -35,7 +35,10 @@ def test_a_fresh_data_directory_is_not_ready(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "var", mqtt_port=free_port())
     checks = _by_name(doctor.server_checks(settings))
     assert checks["data directory"].ok
-    assert not checks["database"].ok and "does not exist" in checks["database"].detail
+    database = checks["database"]
+    # SQLite: no file yet; PostgreSQL: an empty database, at no migration
+    assert not database.ok and ("does not exist" in database.detail or "none" in database.detail)
+    assert "loa serve" in database.fix, database
     assert not (tmp_path / "var" / "loa.db").exists()  # the doctor changes nothing
     assert not checks["signing key"].ok and "generates the key" in checks["signing key"].fix
     assert not checks["broker"].ok and "unreachable" in checks["broker"].detail

@@ -6,12 +6,13 @@ import threading
 import time
 from pathlib import Path
 
-from broadcast.scheduler_lock import Leadership, SchedulerLock
+from broadcast.locks import FileLock
+from broadcast.scheduler_lock import Leadership
 
 
 def test_the_lock_is_exclusive_until_released(tmp_path: Path) -> None:
     path = tmp_path / "scheduler.lock"
-    first, second = SchedulerLock(path), SchedulerLock(path)
+    first, second = FileLock(path), FileLock(path)
     assert first.acquire()
     assert first.acquire()  # already held: still ours
     assert not second.acquire()
@@ -31,8 +32,8 @@ def test_a_standby_takes_over_when_the_leader_steps_down(tmp_path: Path) -> None
         if name == "standby":
             taken_over.set()
 
-    leader = Leadership(SchedulerLock(path), 0.1, lambda: on_elected("leader"), lambda: None)
-    standby = Leadership(SchedulerLock(path), 0.1, lambda: on_elected("standby"), lambda: None)
+    leader = Leadership(FileLock(path), 0.1, lambda: on_elected("leader"), lambda: None)
+    standby = Leadership(FileLock(path), 0.1, lambda: on_elected("standby"), lambda: None)
     leader.start()
     standby.start()
     try:
@@ -51,7 +52,7 @@ def test_a_standby_takes_over_when_the_leader_steps_down(tmp_path: Path) -> None
 
 def test_the_leader_ticks(tmp_path: Path) -> None:
     ticks = threading.Semaphore(0)
-    leader = Leadership(SchedulerLock(tmp_path / "l"), 0.05, lambda: None, ticks.release)
+    leader = Leadership(FileLock(tmp_path / "l"), 0.05, lambda: None, ticks.release)
     leader.start()
     try:
         assert all(ticks.acquire(timeout=5) for _ in range(3))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from broadcast.const import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_WEB_PORT
+from devices import logs
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -405,6 +406,12 @@ def _add_opening(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loa", description="Loa: commune loudspeaker network")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=None,
+        help="text (default) or json: one JSON object per line (default: $LOA_LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the whole system on embedded defaults")
@@ -510,17 +517,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # `say` and `script` print results, not a running log: they default to WARNING.
     log_level = args.log_level = args.log_level or getattr(args, "log_level_default", "INFO")
-    logging.basicConfig(
-        level=getattr(logging, str(log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("alembic", "apscheduler.scheduler", "apscheduler.executors", "werkzeug"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
-    from broadcast import audit
+    logs.configure(str(log_level), args.log_format)
     from broadcast.errors import LoaError
 
-    audit.set_origin(f"cli {getpass.getuser()}")
     func: Callable[[argparse.Namespace], int] = args.func
+    if func not in (cmd_receiver, cmd_fleet):
+        # Receivers keep no audit log: a Pi Zero's agent must not load SQLAlchemy (~20 MB).
+        from broadcast import audit
+
+        audit.set_origin(f"cli {getpass.getuser()}")
     try:
         return func(args)
     except LoaError as exc:

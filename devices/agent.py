@@ -45,7 +45,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from devices import systemd
+from devices import logs, systemd
 from devices.amplifier import Amplifier, AmplifierError
 from devices.cache import MediaCache
 from devices.config import ConfigError, ReceiverConfig
@@ -333,10 +333,7 @@ class ReceiverAgent:
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(level)
 
 
 def run_agents(agents: Sequence[ReceiverAgent], poll_s: float = 0.2) -> int:

@@ -21,19 +21,15 @@ from flask import Flask
 
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
+from devices import logs
 from web import create_app
 
 _LOGGER = logging.getLogger(__name__)
 
 
 def _build() -> Flask:
-    if not logging.getLogger().handlers:  # gunicorn configures only its own loggers
-        logging.basicConfig(
-            level=os.environ.get("LOA_LOG_LEVEL", "INFO").upper(),
-            format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-        )
-        for noisy in ("alembic", "apscheduler.scheduler", "apscheduler.executors"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    # gunicorn configures only its own loggers; LOA_LOG_FORMAT=json for a log shipper
+    logs.configure(os.environ.get("LOA_LOG_LEVEL", "INFO"))
     settings = Settings.from_env()
     service = BroadcastService(settings)
     service.start()

@@ -28,6 +28,7 @@ from broadcast.brokers.access import BrokerAccess, BrokerError
 from broadcast.brokers.amqtt_broker import LoaBroker, check_amqtt_version, quiet_amqtt_logs
 from broadcast.brokers.amqtt_plugins import AccessAuthPlugin, AccessTopicPlugin
 from broadcast.brokers.net import check_port_free, format_address, wait_for_port
+from devices import logs
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -232,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=1883, help="TCP port to listen on")
     parser.add_argument("--access", type=Path, required=True, help="broker access file (JSON)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure("INFO")
     return serve(args.host, args.port, args.access)
 
 

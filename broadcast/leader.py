@@ -52,6 +52,7 @@ class ProgrammeLeader:
         self._refresh_lock = threading.Lock()
         self._seen_revision = -1
         self._republish_manifests = threading.Event()
+        self._redeliver_lock = threading.Lock()  # one pass at a time: attempts are counted
 
     def elected(self) -> None:
         """This process just took the scheduler lock."""
@@ -200,6 +201,10 @@ class ProgrammeLeader:
 
     def redeliver(self, now: datetime | None = None) -> None:
         """One pass of `broadcast.redelivery` at `now` (UTC, naive; default: now)."""
+        with self._redeliver_lock:
+            self._redeliver(now)
+
+    def _redeliver(self, now: datetime | None) -> None:
         dispatcher = self._dispatcher()
         now = now or utcnow()
         with self.db.session() as session:

@@ -23,6 +23,7 @@ The attempts are remembered in memory: a new leader simply starts counting again
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -77,15 +78,18 @@ class Redeliveries:
         self.policy = policy or RedeliveryPolicy()
         self._tries: dict[tuple[int, str], _Tries] = {}
         self._returned: set[str] = set()
+        self._returned_lock = threading.Lock()  # added to by the MQTT thread
 
     def device_returned(self, device_id: str) -> None:
         """A receiver came (back) online: whatever it has not answered is tried at once."""
-        self._returned.add(device_id)
+        with self._returned_lock:
+            self._returned.add(device_id)
 
     def sweep(self, session: Session, now: datetime) -> list[Resend]:
         """Close what is past answering; return what to send again now (see `sent`)."""
         window = timedelta(seconds=self.policy.answer_window_s)
-        returned, self._returned = self._returned, set()
+        with self._returned_lock:
+            returned, self._returned = self._returned, set()
         due: list[Resend] = []
         live: set[tuple[int, str]] = set()
         for delivery in _open_deliveries(session):

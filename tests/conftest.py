@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher, profiles
 from service_support import make_service
 from support import BROKER_KINDS, LOOPBACK, AmqttProcess, RunningBroker, free_port
 
+from broadcast import accounts
 from broadcast.brokers import BrokerAccess, BrokerError
 from broadcast.brokers.mosquitto import MosquittoBroker
 from broadcast.service import BroadcastService
@@ -65,6 +67,16 @@ def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
     yield start
     for broker in reversed(started):
         broker.stop()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2 at its production cost takes a tenth of a second or more per hash and most tests
+    create five users: in-process tests hash with argon2's cheapest profile (they check who may
+    log in, not the hash's strength). `loa` processes that tests start keep the real cost."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "_HASHER", PasswordHasher.from_parameters(profiles.CHEAPEST))
+        yield
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

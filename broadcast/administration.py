@@ -19,7 +19,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ ADMIN_ROLES = (Role.ADMIN,)
 AUDIT_PER_PAGE = 50
 MAX_NAME_CHARS = 200
 MAX_QR_VERSION = 25  # beyond it a phone camera struggles with a code on a screen
+QR_CA_FILE = "/etc/loa/mqtt-ca.pem"  # where a QR-installed Pi keeps a CA too large for the code
 _USERNAME = re.compile(r"^[^\s\x00-\x1f]{1,80}$")
 # what `broadcast.audit.verify` reports, as stable codes the page can word in any language
 AUDIT_PROBLEMS = {
@@ -110,6 +111,7 @@ class QrCode:
     payload: str
     version: int
     error: str
+    ca_file: str = ""  # the broker's CA left out of the code: copy it to this file on the Pi
 
 
 @dataclass(frozen=True)
@@ -386,8 +388,7 @@ class Administration:
         with self._db.session() as session:
             admin = _admin(session, user_id)
             data = self._read_config(session, device_id)
-            payload = compact_config(data)
-            code = qr_svg(payload)
+            code = config_qr(data)
             audit.record(
                 session,
                 admin,
@@ -473,6 +474,24 @@ def compact_config(data: bytes) -> str:
     if ReceiverConfig.from_dict(compact) != config:  # never lose a setting
         compact = full
     return json.dumps(compact, ensure_ascii=False, separators=(",", ":"))
+
+
+def config_qr(data: bytes) -> QrCode:
+    """The QR code of a config's compact form. When the broker's CA inline (`mqtt.tls.ca_pem`)
+    makes it too large for a phone camera, the code names `QR_CA_FILE` instead: the installer
+    copies the CA there (or uses the downloaded file, which always holds it)."""
+    payload = compact_config(data)
+    try:
+        return qr_svg(payload)
+    except ValidationError:
+        compact = json.loads(payload)
+        tls = compact.get("mqtt", {}).get("tls") or {}
+        if "ca_pem" not in tls:
+            raise
+        del tls["ca_pem"]
+        tls["ca_file"] = QR_CA_FILE
+        code = qr_svg(json.dumps(compact, ensure_ascii=False, separators=(",", ":")))
+        return replace(code, ca_file=QR_CA_FILE)
 
 
 def _trim(full: dict[str, Any], base: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
@@ -616,5 +635,6 @@ __all__ = [
     "UserRow",
     "ZoneRow",
     "compact_config",
+    "config_qr",
     "qr_svg",
 ]

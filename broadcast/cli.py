@@ -13,9 +13,13 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from broadcast.const import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_WEB_PORT
 from devices import logs
+
+if TYPE_CHECKING:
+    from broadcast.brokers.mosquitto import TlsListener
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -29,6 +33,10 @@ def _settings(args: argparse.Namespace):
         port=getattr(args, "port", DEFAULT_WEB_PORT),
         mqtt_host=getattr(args, "mqtt_host", DEFAULT_HOST),
         mqtt_port=getattr(args, "mqtt_port", DEFAULT_MQTT_PORT),
+        mqtt_tls_ca=getattr(args, "mqtt_tls_ca", ""),
+        device_mqtt_host=getattr(args, "device_mqtt_host", ""),
+        device_mqtt_port=getattr(args, "device_mqtt_port", 0),
+        device_mqtt_tls_ca=getattr(args, "device_mqtt_tls_ca", ""),
         public_url=getattr(args, "public_url", "") or "",
         tts_engine=getattr(args, "tts", "espeak"),
         tts_options={"model": args.tts_model} if getattr(args, "tts_model", "") else {},
@@ -180,13 +188,15 @@ def cmd_device_add(args: argparse.Namespace) -> int:
 
 
 def cmd_mqtt_config(args: argparse.Namespace) -> int:
-    """mosquitto.conf, passwd and acl for the server and every registered receiver."""
+    """mosquitto.conf, passwd and acl for the server and every registered receiver; with
+    --certfile/--keyfile a TLS listener for receivers beside the server's plain local one."""
     from broadcast import registry
     from broadcast.brokers import BrokerError
-    from broadcast.brokers.mosquitto import write_config
+    from broadcast.brokers.mosquitto import check_tls, is_loopback, write_config
     from broadcast.errors import LoaError
     from broadcast.service import BroadcastService
 
+    tls = _tls_listener(args)
     service = BroadcastService(_settings(args), connect_mqtt=False)
     try:
         with service.db.session() as session:
@@ -194,13 +204,68 @@ def cmd_mqtt_config(args: argparse.Namespace) -> int:
     finally:
         service.stop()
     try:
-        config = write_config(Path(args.out), access, args.host, args.port)
+        config = write_config(
+            Path(args.out),
+            access,
+            args.host,
+            None if args.no_plain else args.port,
+            tls=tls,
+            persistence_dir=Path(args.persistence_dir) if args.persistence_dir else None,
+            broker_user=args.broker_user,
+        )
+        names = check_tls(tls).names if tls is not None else ()
     except BrokerError as exc:
         raise LoaError(str(exc)) from None
     except OSError as exc:
         raise LoaError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(config)
+    if tls is not None:
+        print(
+            f"loa: receivers connect with TLS to port {tls.port} as {' or '.join(names)}: give"
+            " the server LOA_DEVICE_MQTT_HOST, LOA_DEVICE_MQTT_PORT and LOA_DEVICE_MQTT_TLS_CA"
+            " so their configs say so",
+            file=sys.stderr,
+        )
+    elif not args.no_plain and not is_loopback(args.host):
+        print(
+            "loa: receivers' passwords would cross the network in clear text: give --certfile"
+            " and --keyfile for a TLS listener",
+            file=sys.stderr,
+        )
+    if args.broker_user is None and os.geteuid() == 0:
+        print("loa: mosquitto would run as root: give --broker-user mosquitto", file=sys.stderr)
     return 0
+
+
+def _tls_listener(args: argparse.Namespace) -> TlsListener | None:
+    """The TLS listener the options describe, or None; options that need it are refused."""
+    from broadcast.brokers.mosquitto import DEFAULT_TLS_PORT, TlsListener
+    from broadcast.errors import LoaError
+
+    if not args.certfile and not args.keyfile:
+        given = [
+            option
+            for option, value in (
+                ("--cafile", args.cafile),
+                ("--require-certificate", args.require_certificate),
+                ("--tls-host", args.tls_host),
+                ("--tls-port", args.tls_port is not None),
+            )
+            if value
+        ]
+        if given:
+            raise LoaError(f"{given[0]} is for the TLS listener: give --certfile and --keyfile")
+        return None
+    if not (args.certfile and args.keyfile):
+        raise LoaError("--certfile and --keyfile go together (the broker's certificate and key)")
+    return TlsListener(
+        certfile=Path(args.certfile),
+        keyfile=Path(args.keyfile),
+        cafile=Path(args.cafile) if args.cafile else None,
+        port=args.tls_port if args.tls_port is not None else DEFAULT_TLS_PORT,
+        host=args.tls_host or "",
+        require_certificate=args.require_certificate,
+    )
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:
@@ -378,6 +443,11 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_WEB_PORT, help="web port (8080)")
     parser.add_argument("--mqtt-host", default=DEFAULT_HOST, help="MQTT broker address")
     parser.add_argument("--mqtt-port", type=int, default=DEFAULT_MQTT_PORT, help="MQTT port (1883)")
+    parser.add_argument(
+        "--mqtt-tls-ca",
+        default="",
+        help="TLS to the broker: its CA file, or 'system' (default: $LOA_MQTT_TLS_CA; none)",
+    )
     parser.add_argument("--public-url", default="", help="base URL receivers fetch media from")
     parser.add_argument(
         "--tts", default="espeak", choices=["espeak", "gtts", "piper"], help="TTS engine"
@@ -458,8 +528,19 @@ def build_parser() -> argparse.ArgumentParser:
     device_add.add_argument("id", help="device id, a lowercase slug (loa-thon-1-01)")
     device_add.add_argument("--zone", required=True, help="the village (or commune) it serves")
     device_add.add_argument("--name", default="", help="a readable name (Cụm loa chợ)")
-    device_add.add_argument("--mqtt-host", default=DEFAULT_HOST, help="broker address for the Pi")
-    device_add.add_argument("--mqtt-port", type=int, default=DEFAULT_MQTT_PORT, help="broker port")
+    device_add.add_argument(
+        "--mqtt-host", dest="device_mqtt_host", default="", help="broker address for the Pi"
+    )
+    device_add.add_argument(
+        "--mqtt-port", dest="device_mqtt_port", type=int, default=0, help="broker port (1883)"
+    )
+    device_add.add_argument(
+        "--mqtt-tls-ca",
+        dest="device_mqtt_tls_ca",
+        default="",
+        help="TLS to the broker: the CA file the Pi trusts (its PEM goes into the config),"
+        " or 'system' for a public certificate",
+    )
     device_add.set_defaults(func=cmd_device_add)
 
     mqtt_config = sub.add_parser(
@@ -467,8 +548,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data(mqtt_config)
     mqtt_config.add_argument("--out", required=True, help="directory to write them into")
-    mqtt_config.add_argument("--host", default=DEFAULT_HOST, help="listen address (127.0.0.1)")
-    mqtt_config.add_argument("--port", type=int, default=DEFAULT_MQTT_PORT, help="port (1883)")
+    mqtt_config.add_argument(
+        "--host", default=DEFAULT_HOST, help="plain listen address (127.0.0.1; loopback with TLS)"
+    )
+    mqtt_config.add_argument(
+        "--port", type=int, default=DEFAULT_MQTT_PORT, help="plain port (1883)"
+    )
+    mqtt_config.add_argument("--no-plain", action="store_true", help="no plain listener: TLS only")
+    mqtt_config.add_argument(
+        "--certfile", default="", help="the broker's TLS certificate (PEM): adds a TLS listener"
+    )
+    mqtt_config.add_argument("--keyfile", default="", help="its private key (PEM, unencrypted)")
+    mqtt_config.add_argument("--cafile", default="", help="CA of receivers' client certificates")
+    mqtt_config.add_argument(
+        "--require-certificate",
+        action="store_true",
+        help="receivers must also show a client certificate signed by --cafile",
+    )
+    mqtt_config.add_argument("--tls-port", type=int, default=None, help="TLS port (8883)")
+    mqtt_config.add_argument(
+        "--tls-host", default="", help="TLS listen address (default: every interface)"
+    )
+    mqtt_config.add_argument(
+        "--persistence-dir", default="", help="where mosquitto keeps sessions (default: --out)"
+    )
+    mqtt_config.add_argument(
+        "--broker-user",
+        default=None,
+        help="the system user mosquitto runs as (mosquitto): the files are handed to it",
+    )
     mqtt_config.set_defaults(func=cmd_mqtt_config)
 
     doctor = sub.add_parser(

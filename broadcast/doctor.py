@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from broadcast import db
 from broadcast.const import SERVER_MQTT_USERNAME
+from broadcast.errors import LoaError
 from broadcast.settings import Secrets, Settings
 from devices.doctor import Check, clock_check, disk_check, mqtt_login_check, tcp_check
 
@@ -84,6 +85,11 @@ def server_checks(settings: Settings) -> list[Check]:
     host, port = settings.mqtt_host, settings.mqtt_port
     checks.append(tcp_check("broker", host, port, f"start the broker on {host}:{port}"))
     secrets_file = settings.data_dir / "secrets.json"
+    tls = None
+    try:
+        tls = settings.mqtt_tls_context()
+    except LoaError as exc:
+        checks.append(Check("broker TLS", False, str(exc), "fix LOA_MQTT_TLS_CA/CERT/KEY"))
     if checks[-1].ok and secrets_file.exists():
         checks.append(
             mqtt_login_check(
@@ -93,6 +99,7 @@ def server_checks(settings: Settings) -> list[Check]:
                 SERVER_MQTT_USERNAME,
                 Secrets(settings.data_dir).mqtt_password,
                 "regenerate the broker's users: `loa mqtt-config`, then reload mosquitto",
+                tls,
             )
         )
     checks.append(speech_check(settings))

@@ -61,10 +61,11 @@ def issue_credentials(
         device_id=device.id,
         zones=[zone.id for zone in ancestors_and_self(device.zone)],
         mqtt=MqttSettings(
-            host=settings.mqtt_host,
-            port=settings.mqtt_port,
+            host=settings.receiver_mqtt_host,
+            port=settings.receiver_mqtt_port,
             username=device.id,
             password=password,
+            tls=settings.receiver_mqtt_tls(),
         ),
         server_public_key=public_key_text,
         data_dir=str(receiver_dir),

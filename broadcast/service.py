@@ -130,6 +130,7 @@ class BroadcastService:
         self.settings = settings
         settings.ensure_dirs()
         self.secrets = Secrets(settings.data_dir)
+        settings.receiver_mqtt_tls()  # a receivers' CA that cannot be read stops the start here
         self.db = Database(settings.database_url)
         self.db.migrate()
         self.signing_key = self.secrets.signing_key()

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import secrets
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,20 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broadcast import const
+from broadcast.errors import LoaError
 from broadcast.redelivery import RedeliveryPolicy
 from devices import protocol
-from devices.config import write_private_file
+from devices.config import ConfigError, TlsSettings, read_ca_pem, tls_context, write_private_file
 
 _LOGGER = logging.getLogger(__name__)
+
+# As a CA setting: trust the system's CAs (a broker with a public certificate).
+SYSTEM_CAS = "system"
+_SERVER_TLS_LABELS = {
+    "ca_file": "LOA_MQTT_TLS_CA",
+    "cert_file": "LOA_MQTT_TLS_CERT",
+    "key_file": "LOA_MQTT_TLS_KEY",
+}
 
 
 @dataclass
@@ -33,6 +43,20 @@ class Settings:
     port: int = const.DEFAULT_WEB_PORT
     mqtt_host: str = const.DEFAULT_HOST
     mqtt_port: int = const.DEFAULT_MQTT_PORT
+    # TLS on the server's own link to the broker (LOA_MQTT_TLS_CA when not given): "" = plain
+    # MQTT (the embedded broker, or mosquitto's plain listener on 127.0.0.1), "system" = trust
+    # the system's CAs (a public certificate), else the CA file (PEM) of the broker's certificate;
+    # a client certificate and key (LOA_MQTT_TLS_CERT, LOA_MQTT_TLS_KEY) if the broker wants one.
+    mqtt_tls_ca: str = ""
+    mqtt_tls_cert: str = ""
+    mqtt_tls_key: str = ""
+    # The broker as receivers' config files give it (registration, admin download, QR code),
+    # when it is not the server's own link: the server on mosquitto's plain listener on
+    # 127.0.0.1, receivers on the TLS port of the broker's public name. Empty or 0 = the
+    # server's (LOA_DEVICE_MQTT_HOST, LOA_DEVICE_MQTT_PORT, LOA_DEVICE_MQTT_TLS_CA).
+    device_mqtt_host: str = ""
+    device_mqtt_port: int = 0
+    device_mqtt_tls_ca: str = ""
     database_url: str = ""
     public_url: str = ""
     tts_engine: str = "espeak"
@@ -64,6 +88,20 @@ class Settings:
             )
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
+        for name in (
+            "mqtt_tls_ca",
+            "mqtt_tls_cert",
+            "mqtt_tls_key",
+            "device_mqtt_host",
+            "device_mqtt_tls_ca",
+        ):
+            if not getattr(self, name):
+                setattr(self, name, os.environ.get(f"LOA_{name.upper()}", ""))
+        if not self.device_mqtt_port:
+            port = os.environ.get("LOA_DEVICE_MQTT_PORT", "")
+            if port and not port.isdigit():
+                raise LoaError(f"LOA_DEVICE_MQTT_PORT must be a port number, not {port!r}")
+            self.device_mqtt_port = int(port or 0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +163,44 @@ class Settings:
         """Held while a sequence number is taken and its message published, so the broker gets
         every stream's messages in sequence order even from several processes."""
         return self.data_dir / "publish.lock"
+
+    @property
+    def receiver_mqtt_host(self) -> str:
+        return self.device_mqtt_host or self.mqtt_host
+
+    @property
+    def receiver_mqtt_port(self) -> int:
+        return self.device_mqtt_port or self.mqtt_port
+
+    def mqtt_tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context of the server's own broker link, or None for plain MQTT; LoaError
+        naming the setting and the file when one cannot be used."""
+        if not self.mqtt_tls_ca:
+            if self.mqtt_tls_cert or self.mqtt_tls_key:
+                raise LoaError("LOA_MQTT_TLS_CERT and LOA_MQTT_TLS_KEY need LOA_MQTT_TLS_CA")
+            return None
+        tls = TlsSettings(
+            ca_file="" if self.mqtt_tls_ca == SYSTEM_CAS else self.mqtt_tls_ca,
+            cert_file=self.mqtt_tls_cert,
+            key_file=self.mqtt_tls_key,
+        )
+        try:
+            return tls_context(tls, labels=_SERVER_TLS_LABELS)
+        except ConfigError as exc:
+            raise LoaError(f"the server's MQTT TLS: {exc}") from None
+
+    def receiver_mqtt_tls(self) -> TlsSettings | None:
+        """What receivers' configs get as `mqtt.tls`: the CA's PEM inline, so the config file
+        is all a Pi needs; no CA for "system"; None (plain MQTT) when neither side uses TLS."""
+        ca = self.device_mqtt_tls_ca or self.mqtt_tls_ca
+        if not ca:
+            return None
+        if ca == SYSTEM_CAS:
+            return TlsSettings()
+        try:
+            return TlsSettings(ca_pem=read_ca_pem(Path(ca)))
+        except ConfigError as exc:
+            raise LoaError(f"the receivers' broker CA: {exc}") from None
 
     def media_url(self, sha256: str) -> str:
         return f"{self.public_url.rstrip('/')}/media/{sha256}.mp3"

@@ -7,6 +7,12 @@ It is JSON so the Pi needs nothing beyond the standard library to read it. Examp
      "server_public_key": "<base64 Ed25519>", "data_dir": "/var/lib/loa",
      "player": {"kind": "file", "dir": "/var/lib/loa/played"}}
 
+`mqtt.tls` (absent or null: plain MQTT, the embedded single-machine default) turns TLS on:
+`ca_pem` (the CA that signed the broker's certificate, inline: what the server writes) or
+`ca_file` (a PEM file on the Pi), neither = the system's trusted CAs (a public certificate);
+`cert_file` + `key_file` for a client certificate when the broker requires one. The broker's
+certificate must name `mqtt.host`.
+
 Optional, with defaults that suit a Pi: `amplifier` (the relay that powers the loudspeaker
 amplifier: `pin` null = not controlled), `mixer` (ALSA volume, applied with the command player
 only, so a demo never touches a laptop's volume), `heartbeat_s`, `preempt_policy` (what happens
@@ -19,7 +25,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import ssl
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +42,26 @@ class ConfigError(ValueError):
     """A config file a person must fix; the message names the file and the field."""
 
 
+PEM_CERTIFICATE_BEGIN = "-----BEGIN CERTIFICATE-----"
+TLS_FIELDS = ("ca_file", "ca_pem", "cert_file", "key_file")
+_SSL_POSITION = re.compile(r"\s*\(_ssl\.c:\d+\)")
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """TLS to the broker: whom to trust (`ca_pem` inline or `ca_file`; neither = the system's
+    CAs) and an optional client certificate. Paths are read when the link opens, not here, so
+    the server can check a receiver's config without the Pi's files."""
+
+    ca_file: str = ""
+    ca_pem: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+
 @dataclass(frozen=True)
 class MqttSettings:
-    """The broker login; reconnects back off from 1 s to `reconnect_max_s`."""
+    """The broker login; reconnects back off from 1 s to `reconnect_max_s`; `tls` None = plain."""
 
     host: str
     port: int
@@ -43,6 +69,7 @@ class MqttSettings:
     password: str
     keepalive: int = 30
     reconnect_max_s: float = 30.0
+    tls: TlsSettings | None = None
 
 
 DEFAULT_PLAYER_ARGV = ("mpg123", "-q", "{file}")
@@ -144,6 +171,7 @@ class ReceiverConfig:
                     password=str(need(mqtt, "password", "mqtt.")),
                     keepalive=int(mqtt.get("keepalive", 30)),
                     reconnect_max_s=fields.number(mqtt, "reconnect_max_s", "mqtt.", 30.0, 1.0),
+                    tls=fields.tls(mqtt.get("tls")),
                 ),
                 server_public_key=str(need(data, "server_public_key", "")),
                 data_dir=str(need(data, "data_dir", "")),
@@ -246,6 +274,30 @@ class _Fields:
             pin_factory=self.choice(section, "pin_factory", "amplifier.", PIN_FACTORIES),
         )
 
+    def tls(self, value: Any) -> TlsSettings | None:
+        if value is None:
+            return None
+        section = self.section(value, "mqtt.tls")
+        unknown = sorted(set(section) - set(TLS_FIELDS))
+        if unknown:
+            # a misspelt "cafile" must not quietly fall back to trusting the system's CAs
+            raise self.fail(
+                f"mqtt.tls.{unknown[0]}", f"is unknown (known: {', '.join(TLS_FIELDS)})"
+            )
+        for key in TLS_FIELDS:
+            if not isinstance(section.get(key, ""), str):
+                raise self.fail(f"mqtt.tls.{key}", "must be a string")
+        tls = TlsSettings(**{key: section.get(key, "") for key in TLS_FIELDS})
+        if tls.ca_file and tls.ca_pem:
+            raise self.fail("mqtt.tls.ca_pem", "and 'mqtt.tls.ca_file' exclude each other")
+        if tls.ca_pem and PEM_CERTIFICATE_BEGIN not in tls.ca_pem:
+            raise self.fail(
+                "mqtt.tls.ca_pem", f"must be a PEM certificate ({PEM_CERTIFICATE_BEGIN})"
+            )
+        if tls.key_file and not tls.cert_file:
+            raise self.fail("mqtt.tls.key_file", "needs 'mqtt.tls.cert_file' too")
+        return tls
+
     def mixer(self, value: Any) -> MixerSettings:
         section = self.section(value, "mixer")
         control = section.get("control", "Master")
@@ -263,12 +315,93 @@ class _Fields:
         )
 
 
-def write_private_file(path: Path, text: str) -> None:
-    """Write atomically (temporary file, fsync, rename) with mode 0600: these files hold secrets."""
+def tls_context(
+    tls: TlsSettings, source: str = "", labels: Mapping[str, str] | None = None
+) -> ssl.SSLContext:
+    """The client TLS context for `tls`: certificate and host name verified, TLS 1.2 or newer.
+
+    Every file problem is a ConfigError naming the field and the file (prefixed by `source`,
+    the config file, when given), so a receiver stops at start instead of failing each retry.
+    `labels` names the fields otherwise (the server's settings are environment variables).
+    """
+    prefix = f"{source}: " if source else ""
+
+    def fail(name: str, message: str) -> ConfigError:
+        label = (labels or {}).get(name) or f"field 'mqtt.tls.{name}'"
+        return ConfigError(f"{prefix}{label} {message}")
+
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if tls.ca_pem:
+            context.load_verify_locations(cadata=tls.ca_pem)
+        elif tls.ca_file:
+            context.load_verify_locations(cafile=_readable(tls.ca_file, "ca_file", fail))
+    except ssl.SSLError as exc:
+        if tls.ca_pem:
+            raise fail("ca_pem", f"is not a PEM CA certificate ({_ssl_reason(exc)})") from None
+        raise fail(
+            "ca_file", f"is not a PEM CA certificate: {tls.ca_file} ({_ssl_reason(exc)})"
+        ) from None
+    if tls.cert_file:
+        cert = _readable(tls.cert_file, "cert_file", fail)
+        key = _readable(tls.key_file, "key_file", fail) if tls.key_file else None
+        try:
+            context.load_cert_chain(cert, key)
+        except ssl.SSLError as exc:
+            raise fail(
+                "cert_file",
+                f"is not a PEM certificate with its unencrypted key: {cert} ({_ssl_reason(exc)})",
+            ) from None
+    return context
+
+
+def read_ca_pem(path: Path) -> str:
+    """A CA certificate file's PEM text, to put inline into receiver configs (`mqtt.tls.ca_pem`);
+    ConfigError naming the file if it is missing, unreadable or not a PEM certificate."""
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise ConfigError(f"CA certificate file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"CA certificate file {path} is not PEM text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read CA certificate file {path} ({exc.strerror})") from None
+    try:
+        ssl.create_default_context(cadata=text)
+    except (ssl.SSLError, ValueError) as exc:
+        reason = _ssl_reason(exc) if isinstance(exc, ssl.SSLError) else str(exc)
+        raise ConfigError(
+            f"CA certificate file {path} is not a PEM certificate ({reason})"
+        ) from None
+    return text
+
+
+def _readable(path: str, name: str, fail: Callable[[str, str], ConfigError]) -> str:
+    try:
+        with open(path, "rb"):
+            return path
+    except OSError as exc:
+        raise fail(name, f"cannot be read: {path} ({exc.strerror})") from None
+
+
+def _ssl_reason(exc: ssl.SSLError) -> str:
+    """OpenSSL's reason in words ("key values mismatch"), without its source-file position."""
+    text = str(exc.reason or exc.strerror or exc)
+    return _SSL_POSITION.sub("", text).strip().lower().replace("_", " ")
+
+
+def write_private_file(path: Path, text: str, owner: tuple[int, int] | None = None) -> None:
+    """Write atomically (temporary file, fsync, rename) with mode 0600: these files hold secrets.
+
+    `owner` (uid, gid) hands the file to another user before it appears (root writing a
+    broker's files for the broker's own user)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.chmod(tmp, 0o600)
+        if owner is not None:
+            os.chown(tmp, *owner)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from devices import protocol
-from devices.config import ConfigError, ReceiverConfig
+from devices.config import ConfigError, ReceiverConfig, tls_context
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,9 +62,15 @@ def tcp_check(name: str, host: str, port: int, fix: str) -> Check:
 
 
 def mqtt_login_check(
-    name: str, host: str, port: int, username: str, password: str, fix: str
+    name: str,
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    fix: str,
+    tls: ssl.SSLContext | None = None,
 ) -> Check:
-    """An MQTT CONNECT with these credentials: accepted, or the broker's reason."""
+    """An MQTT CONNECT with these credentials (over TLS with `tls`): accepted, or the reason."""
     answered = threading.Event()
     outcome: dict[str, str] = {}
 
@@ -80,9 +87,14 @@ def mqtt_login_check(
         reconnect_on_failure=False,
     )
     client.username_pw_set(username, password)
+    if tls is not None:
+        client.tls_set_context(tls)
     client.on_connect = on_connect
     try:
         client.connect(host, port, keepalive=10)
+    except ssl.SSLCertVerificationError as exc:
+        detail = f"{host}:{port}: TLS certificate not trusted ({exc.verify_message})"
+        return Check(name, False, detail, "check the CA in mqtt.tls and the broker's certificate")
     except OSError as exc:
         return Check(name, False, f"{host}:{port} unreachable ({exc.strerror or exc})", fix)
     client.loop_start()
@@ -104,6 +116,10 @@ def clock_check(run: Callable[[list[str]], str] | None = None) -> Check:
         return Check("clock", False, "chrony is not installed: the clock is not kept in time", fix)
     try:
         text = (run or _run)(["chronyc", "-n", "tracking"])
+    except subprocess.CalledProcessError as exc:  # installed, but chronyd is not running
+        said = str(exc.stdout or exc.stderr or "").strip()[:120] or f"exit {exc.returncode}"
+        start = "start chrony: systemctl enable --now chrony"
+        return Check("clock", False, f"chronyd does not answer ({said})", start)
     except (OSError, subprocess.SubprocessError) as exc:
         return Check("clock", False, f"chronyc failed: {exc}", fix)
     fields = dict(
@@ -171,8 +187,17 @@ def receiver_checks(config_path: Path) -> list[Check]:
     mqtt_settings = config.mqtt
     where = f"{mqtt_settings.host}:{mqtt_settings.port}"
     fix = f"check the network, and that the broker listens on {where}"
-    checks.append(tcp_check("broker", mqtt_settings.host, mqtt_settings.port, fix))
-    if checks[-1].ok:
+    reachable = tcp_check("broker", mqtt_settings.host, mqtt_settings.port, fix)
+    checks.append(reachable)
+    tls = None
+    if mqtt_settings.tls is not None:
+        fix_tls = "copy the broker's CA to that path, or the config again (it carries the CA)"
+        try:
+            tls = tls_context(mqtt_settings.tls, str(config_path))
+            checks.append(Check("broker TLS", True, "the CA (and client certificate) load"))
+        except ConfigError as exc:
+            checks.append(Check("broker TLS", False, str(exc), fix_tls))
+    if reachable.ok and checks[-1].ok:
         checks.append(
             mqtt_login_check(
                 "broker login",
@@ -181,6 +206,7 @@ def receiver_checks(config_path: Path) -> list[Check]:
                 mqtt_settings.username,
                 mqtt_settings.password,
                 "the server must know this device: `loa mqtt-config` (mosquitto) or re-register",
+                tls,
             )
         )
     checks.append(clock_check())

@@ -19,7 +19,9 @@ import os
 from datetime import UTC, datetime
 
 FORMATS = ("text", "json")
-TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Several web workers write to one log: their lines name their process.
+TEXT_FORMAT_WITH_PID = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 # Libraries whose INFO lines are noise in an operator's log.
 NOISY_LOGGERS = ("alembic", "apscheduler.scheduler", "apscheduler.executors", "werkzeug")
 # Attributes every LogRecord has: anything else on a record came from `extra=`.
@@ -54,7 +56,7 @@ def log_format_from_env(default: str = "text") -> tuple[str, str | None]:
     return default, f"LOA_LOG_FORMAT={value!r} is not one of {', '.join(FORMATS)}: using {default}"
 
 
-def configure(level: str = "INFO", log_format: str | None = None) -> None:
+def configure(level: str = "INFO", log_format: str | None = None, with_pid: bool = False) -> None:
     """Set up the root logger once per process (a second call changes nothing: gunicorn and
     tests may have configured logging already)."""
     root = logging.getLogger()
@@ -65,7 +67,7 @@ def configure(level: str = "INFO", log_format: str | None = None) -> None:
     if chosen == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT_WITH_PID if with_pid else TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     for noisy in NOISY_LOGGERS:

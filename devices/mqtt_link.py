@@ -10,6 +10,9 @@ Everything paho-specific of the receiver agent lives here, so `devices.agent` on
   manifest topic (retained: the broker hands over the latest manifest at once) are subscribed;
 * a retained last will (the agent's `offline` state, carrying its boot id) is left with the
   broker; states are published retained, events as QoS 1 (paho queues them while offline);
+* with `mqtt.tls` the link is TLS (1.2 or newer, the broker's certificate and host name
+  verified against the config's CA); a CA file that cannot be read stops the agent at start
+  (ConfigError), an untrusted broker certificate is logged, with what to check, and retried;
 * connection problems are logged once per distinct problem, then retried forever; only a
   CONNACK refusal a retry cannot fix (bad credentials) is fatal.
 
@@ -20,6 +23,7 @@ is logged, never allowed to kill that thread.
 from __future__ import annotations
 
 import logging
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -27,7 +31,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from devices.config import MqttSettings
+from devices.config import MqttSettings, tls_context
 from devices.protocol import (
     DeviceEvent,
     DeviceStatus,
@@ -61,10 +65,11 @@ class MqttLink:
         on_connected: Callable[[], None],
     ) -> None:
         """`on_command(topic, payload, retained)` and `on_connected()` are called in paho's
-        thread."""
+        thread. Raises ConfigError if the TLS files of `settings.tls` cannot be used."""
         self.device_id = device_id
         self.broker = f"{settings.host}:{settings.port}"
         self._settings = settings
+        self._tls = None if settings.tls is None else tls_context(settings.tls)
         self._zones = zones
         self._on_command = on_command
         self._on_connected = on_connected
@@ -74,6 +79,7 @@ class MqttLink:
         self._fatal: str | None = None
         self._fatal_event = threading.Event()
         self._closing = False
+        self._connack_seen = False  # the broker answered this connection attempt
 
     @property
     def opened(self) -> bool:
@@ -101,6 +107,8 @@ class MqttLink:
             protocol=mqtt.MQTTv311,
         )
         client.username_pw_set(settings.username, settings.password)
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
         client.will_set(device_state_topic(self.device_id), will.to_json(), qos=1, retain=True)
         client.reconnect_delay_set(1, max(1, round(settings.reconnect_max_s)))
         client.suppress_exceptions = True  # an exception must never kill the network thread
@@ -148,6 +156,7 @@ class MqttLink:
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
     ) -> None:
+        self._connack_seen = True
         if reason.is_failure:
             fatal = _FATAL_CONNACK.get(reason.value)
             if fatal is not None:
@@ -172,15 +181,30 @@ class MqttLink:
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         # paho calls this from inside its `except OSError`, so the cause is still at hand.
         exc = sys.exc_info()[1]
-        self._warn_once(f"broker {self.broker} unreachable: {_describe(exc)}")
+        if isinstance(exc, ssl.SSLError):
+            self._warn_once(f"broker {self.broker}: {self._describe_tls(exc)}")
+        else:
+            self._warn_once(f"broker {self.broker} unreachable: {_describe(exc)}")
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
-        if was_connected and not self._closing and self._fatal is None:
+        if self._closing or self._fatal is not None:
+            return
+        answered, self._connack_seen = self._connack_seen, False
+        if was_connected:
             self._warn_once(f"lost connection to broker {self.broker} ({reason})")
+        elif not answered:
+            # A plain client on a TLS-only port, or a TLS 1.3 client without the certificate
+            # the broker requires: the broker hangs up instead of answering the CONNECT.
+            hint = (
+                "if it is a TLS port, add an 'mqtt.tls' section to the config"
+                if self._tls is None
+                else "if it requires client certificates, set mqtt.tls.cert_file and key_file"
+            )
+            self._warn_once(f"broker {self.broker} hung up without answering: {hint}")
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
@@ -203,6 +227,25 @@ class MqttLink:
             )
 
     # --- failures -------------------------------------------------------------------------------
+
+    def _describe_tls(self, exc: ssl.SSLError) -> str:
+        """What went wrong in the TLS handshake, and which part of the config to look at."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            trusted = "the CA in mqtt.tls (ca_pem or ca_file)"
+            if not (
+                self._settings.tls and (self._settings.tls.ca_pem or self._settings.tls.ca_file)
+            ):
+                trusted = "the system's CAs (no mqtt.tls.ca_pem or ca_file)"
+            return (
+                f"TLS: the broker's certificate is not trusted ({exc.verify_message}); it must be"
+                f" signed by {trusted} and name {self._settings.host}"
+            )
+        reason = str(exc.reason or exc.strerror or exc).lower().replace("_", " ")
+        return (
+            f"TLS handshake failed ({reason}): check that port {self._settings.port} is the"
+            " broker's TLS listener and whether it wants a client certificate"
+            " (mqtt.tls.cert_file)"
+        )
 
     def _warn_once(self, message: str) -> None:
         """One line per distinct connection problem: a flapping 3G link must not flood logs."""

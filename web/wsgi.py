@@ -14,6 +14,7 @@ nothing is shared across a fork.
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 
@@ -29,7 +30,7 @@ _LOGGER = logging.getLogger(__name__)
 
 def _build() -> Flask:
     # gunicorn configures only its own loggers; LOA_LOG_FORMAT=json for a log shipper
-    logs.configure(os.environ.get("LOA_LOG_LEVEL", "INFO"))
+    logs.configure(os.environ.get("LOA_LOG_LEVEL", "INFO"), with_pid=True)
     settings = Settings.from_env()
     service = BroadcastService(settings)
     service.start()
@@ -39,3 +40,6 @@ def _build() -> Flask:
 
 
 app = _build()
+# What the worker built so far lives as long as it does: keep it out of the collector's full
+# passes, which would otherwise scan all of it and stall a request for tens of milliseconds.
+gc.freeze()

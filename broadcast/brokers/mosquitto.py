@@ -1,26 +1,39 @@
 """The production broker: mosquitto 2, configured from the same `BrokerAccess` as the embedded one.
 
-`write_config` renders mosquitto.conf + passwd + acl (all 0600) into one directory: a listener on
-host:port only, no anonymous access, per-user ACLs, persistence inside that directory (so QoS 1
-commands queued for offline receivers survive a broker restart). `MosquittoBroker` runs the
-Debian `mosquitto` binary with that config as a child process (tests, single-machine installs);
-a systemd-managed mosquitto can use the very same files.
+`write_config` renders mosquitto.conf + passwd + acl (all 0600, each written atomically, nothing
+written unless every input checks out) into one directory: no anonymous access, per-user ACLs,
+persistence (so QoS 1 commands queued for offline receivers survive a broker restart),
+`set_tcp_nodelay`, bounded queues and packet sizes, and its listeners: a plain one (tests, the
+single-machine install, or the server's own link on 127.0.0.1) and/or a TLS one for receivers
+on the network (`TlsListener`: the broker's certificate and key, checked before anything is
+written). `MosquittoBroker` runs the Debian `mosquitto` binary with that config as a child
+process (tests, single-machine installs); a systemd-managed mosquitto can use the very same
+files (`broker_user` hands them to the user mosquitto runs as).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import pwd
 import re
 import shutil
+import stat
 import subprocess
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+
 from broadcast.brokers.access import BrokerAccess, BrokerError, write_private_file
 from broadcast.brokers.net import accepts_connections, check_port_free, format_address
+from devices import protocol
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,6 +48,50 @@ _SBIN_DIRS = "/usr/sbin:/usr/local/sbin:/sbin"
 _SAFE_VALUE = re.compile(r"^[^\s#\x00-\x1f\x7f]+$")
 _SAFE_PATH = re.compile(r"^[^\n\r\x00]+$")
 _TIMESTAMP = re.compile(r"^(\d+|\d{4}-\d\d-\d\dT[\d:]+): ")
+
+DEFAULT_TLS_PORT = 8883
+TLS_MIN_VERSION = "tlsv1.2"
+# The server's answer-back session hears every receiver: a commune-wide emergency is hundreds of
+# events at once, well past mosquitto's default queue of 1,000 per client.
+MAX_QUEUED_MESSAGES = 100_000
+MAX_INFLIGHT_MESSAGES = 20  # per client, unacknowledged QoS 1 messages on their way to it
+# No client may push megabytes through the broker (mosquitto drops the sender of a larger
+# packet). It is 4 times what a receiver accepts (protocol.MAX_MESSAGE_BYTES), so an oversized
+# command still reaches the receivers, which refuse and report it, without cutting the server.
+MAX_PACKET_BYTES = 4 * protocol.MAX_MESSAGE_BYTES
+# A receiver away this long (decommissioned, stolen) loses its queued session; when it comes
+# back it subscribes again and gets its retained manifest.
+PERSISTENT_CLIENT_EXPIRATION = "30d"
+CERT_EXPIRY_WARNING = timedelta(days=30)
+_LOOPBACK_NAMES = ("localhost",)
+
+
+@dataclass(frozen=True)
+class TlsListener:
+    """The listener receivers reach over the network: TLS only (1.2 or newer).
+
+    `certfile` is the broker's certificate (with any intermediate certificates after it),
+    `keyfile` its unencrypted private key. `cafile` is the CA of receivers' client
+    certificates, needed only with `require_certificate` (a password is still required too).
+    `host` "" listens on every interface.
+    """
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path | None = None
+    port: int = DEFAULT_TLS_PORT
+    host: str = ""
+    require_certificate: bool = False
+
+
+@dataclass(frozen=True)
+class TlsReport:
+    """What the checks of a `TlsListener` found: the names receivers may connect to, and
+    what still works but deserves attention (expiry soon, a key others can read)."""
+
+    names: tuple[str, ...]
+    not_after: datetime
+    warnings: tuple[str, ...]
 
 
 def find_mosquitto() -> str | None:
@@ -64,36 +121,61 @@ def _render_passwords(access: BrokerAccess) -> str:
 
 
 def write_config(
-    directory: Path, access: BrokerAccess, host: str, port: int, persistence: bool = True
+    directory: Path,
+    access: BrokerAccess,
+    host: str,
+    port: int | None,
+    persistence: bool = True,
+    *,
+    tls: TlsListener | None = None,
+    persistence_dir: Path | None = None,
+    broker_user: str | None = None,
 ) -> Path:
-    """Write mosquitto.conf, passwd and acl (0600) into `directory`; return the .conf path."""
-    if not _SAFE_VALUE.fullmatch(host):
-        raise BrokerError(f"bad MQTT listen address {host!r}")
-    if not 1 <= int(port) <= 65535:
-        raise BrokerError(f"bad MQTT port {port} (must be 1..65535)")
+    """Write mosquitto.conf, passwd and acl (0600) into `directory`; return the .conf path.
+
+    `port` None leaves the plain listener out. With `tls`, a plain listener must be on a
+    loopback address: it is for the server on the same machine, never for the network.
+    `broker_user` is the system user mosquitto runs as (it reads these files after dropping
+    root): the files and a new directory are handed to it. Every check runs before anything
+    is written, and each failure is one BrokerError naming the option or file.
+    """
+    if port is None and tls is None:
+        raise BrokerError("no listener: give a plain port, a TLS listener, or both")
+    if port is not None:
+        _check_listener(host, port, "MQTT")
+    report: TlsReport | None = None
+    if tls is not None:
+        _check_listener(tls.host or "0.0.0.0", tls.port, "TLS")
+        if port is not None and not is_loopback(host):
+            raise BrokerError(
+                f"with TLS on, the plain listener is only for the server on this machine:"
+                f" listen on 127.0.0.1 or ::1, not {host!r}, or leave it out"
+            )
+        if port == tls.port:
+            raise BrokerError(f"the plain and the TLS listener cannot share port {port}")
+        report = check_tls(tls)
+    owner = _owner(broker_user)
     directory = Path(directory).resolve()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    persistence_path = Path(persistence_dir).resolve() if persistence_dir else directory
     config_path = directory / CONFIG_NAME
     password_path = directory / PASSWORD_FILE_NAME
     acl_path = directory / ACL_FILE_NAME
-    write_private_file(password_path, _render_passwords(access))
-    write_private_file(acl_path, _render_acl(access))
     lines = [
         "# Written by Loa (broadcast.brokers.mosquitto); regenerate it instead of editing.",
         "per_listener_settings false",
         "allow_anonymous false",
         f"password_file {_checked_path(password_path)}",
         f"acl_file {_checked_path(acl_path)}",
-        f"listener {int(port)} {host}",
         "set_tcp_nodelay true",
         f"persistence {'true' if persistence else 'false'}",
         # mosquitto wants the trailing slash on a persistence directory
-        f"persistence_location {_checked_path(directory)}/",
+        f"persistence_location {_checked_path(persistence_path)}/",
         f"persistence_file {PERSISTENCE_FILE_NAME}",
         "autosave_interval 60",
-        # The server's answer-back session hears every receiver: a commune-wide emergency is
-        # hundreds of events at once, well past mosquitto's default queue of 1,000 per client.
-        "max_queued_messages 100000",
+        f"persistent_client_expiration {PERSISTENT_CLIENT_EXPIRATION}",
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
+        f"max_packet_size {MAX_PACKET_BYTES}",
         "log_dest stderr",
         "log_type error",
         "log_type warning",
@@ -101,22 +183,234 @@ def write_config(
         "log_timestamp_format %Y-%m-%dT%H:%M:%S",
         "connection_messages true",
     ]
-    if os.geteuid() == 0:
+    if broker_user is not None:
+        lines.append(f"user {broker_user}")
+    elif os.geteuid() == 0:
         # As root mosquitto switches to the 'mosquitto' user, who cannot read these 0600 files;
         # run it as the user who owns them, i.e. with the privileges of whoever started Loa.
         lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
-    write_private_file(config_path, "\n".join(lines) + "\n")
+    if port is not None:
+        lines.append(f"listener {int(port)} {host}")
+    if tls is not None:
+        lines += _tls_lines(tls)
+    warnings = list(report.warnings) if report is not None else []
+    if tls is not None and broker_user is not None:
+        warnings += _unreadable_warnings(tls, broker_user)
+    for warning in warnings:
+        _LOGGER.warning("%s", warning)
+    _make_private_dir(directory, owner)
+    if persistence_path != directory:
+        _make_private_dir(persistence_path, owner)
+    write_private_file(password_path, _render_passwords(access), owner)
+    write_private_file(acl_path, _render_acl(access), owner)
+    write_private_file(config_path, "\n".join(lines) + "\n", owner)
     return config_path
+
+
+def _tls_lines(tls: TlsListener) -> list[str]:
+    """The TLS listener's block; with per_listener_settings false only these lines are its own."""
+    # absolute, not resolved: a renewed certificate arrives behind the same symlink (certbot)
+    listen = f"listener {int(tls.port)} {tls.host}".rstrip()
+    lines = [
+        listen,
+        f"certfile {_checked_path(Path(tls.certfile).absolute())}",
+        f"keyfile {_checked_path(Path(tls.keyfile).absolute())}",
+        f"tls_version {TLS_MIN_VERSION}",
+    ]
+    if tls.cafile is not None:
+        lines.append(f"cafile {_checked_path(Path(tls.cafile).absolute())}")
+    if tls.require_certificate:
+        lines.append("require_certificate true")
+    return lines
+
+
+def _check_listener(host: str, port: int, what: str) -> None:
+    if not _SAFE_VALUE.fullmatch(host):
+        raise BrokerError(f"bad {what} listen address {host!r}")
+    if not 1 <= int(port) <= 65535:
+        raise BrokerError(f"bad {what} port {port} (must be 1..65535)")
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.1, ::1, localhost)."""
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _owner(broker_user: str | None) -> tuple[int, int] | None:
+    """(uid, gid) of the user mosquitto runs as, when the files must be handed to it."""
+    if broker_user is None:
+        return None
+    try:
+        entry = pwd.getpwnam(broker_user)
+    except KeyError:
+        raise BrokerError(f"no system user {broker_user!r} to run mosquitto as") from None
+    if entry.pw_uid == os.geteuid():
+        return None
+    if os.geteuid() != 0:
+        raise BrokerError(
+            f"only root can hand the broker's files to user {broker_user!r}:"
+            " run this as root, or leave the broker user out"
+        )
+    return entry.pw_uid, entry.pw_gid
+
+
+def _unreadable_warnings(tls: TlsListener, broker_user: str) -> list[str]:
+    """mosquitto reads its certificates after dropping root: say which ones its user cannot."""
+    entry = pwd.getpwnam(broker_user)
+    groups = set(os.getgrouplist(broker_user, entry.pw_gid))
+    files = [tls.certfile, tls.keyfile, *([tls.cafile] if tls.cafile else [])]
+    return [
+        f"mosquitto runs as {broker_user!r}, who cannot read {path}: copy it to a folder of"
+        f" the broker's (e.g. /etc/mosquitto/certs) and chown it to {broker_user}"
+        for path in files
+        if not _readable_by(Path(path).resolve(), entry.pw_uid, groups)
+    ]
+
+
+def _readable_by(path: Path, uid: int, groups: set[int]) -> bool:
+    """Whether a user may read `path` by its mode bits and its folders' (ACLs not counted)."""
+    if uid == 0:
+        return True
+
+    def may(target: Path, bits: tuple[int, int, int]) -> bool:
+        info = target.stat()
+        if info.st_uid == uid:
+            return bool(info.st_mode & bits[0])
+        if info.st_gid in groups:
+            return bool(info.st_mode & bits[1])
+        return bool(info.st_mode & bits[2])
+
+    try:
+        search = (stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH)
+        if not all(may(folder, search) for folder in path.parents):
+            return False
+        return may(path, (stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH))
+    except OSError:
+        return False
+
+
+def _make_private_dir(path: Path, owner: tuple[int, int] | None) -> None:
+    """Create `path` (0700); a directory we create belongs to the broker's user."""
+    if path.is_dir():
+        return
+    path.mkdir(parents=True, mode=0o700)
+    if owner is not None:
+        os.chown(path, *owner)
+
+
+def check_tls(tls: TlsListener, now: datetime | None = None) -> TlsReport:
+    """Check the broker's certificate, key and CA before mosquitto (and every receiver) does.
+
+    Raises BrokerError naming the file for what would stop mosquitto or make every receiver
+    refuse the broker: a missing or unreadable file, not PEM, an encrypted key, a key of
+    another certificate, an expired certificate, a client-certificate requirement without CA.
+    """
+    now = now or datetime.now(UTC)
+    certificates = _load_certificates(Path(tls.certfile), "certificate (certfile)")
+    leaf = certificates[0]
+    key_data = _read_tls_file(Path(tls.keyfile), "key (keyfile)")
+    try:
+        key = serialization.load_pem_private_key(key_data, password=None)
+    except TypeError:
+        raise BrokerError(
+            f"TLS key {tls.keyfile} is encrypted: mosquitto cannot ask for its password;"
+            " store it unencrypted and readable only by the broker (chmod 600)"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise BrokerError(f"TLS key {tls.keyfile} is not a PEM private key") from None
+    if _public_der(key.public_key()) != _public_der(leaf.public_key()):
+        raise BrokerError(
+            f"TLS key {tls.keyfile} does not belong to the certificate {tls.certfile}"
+        )
+    if tls.cafile is not None:
+        _load_certificates(Path(tls.cafile), "CA (cafile)")
+    elif tls.require_certificate:
+        raise BrokerError("requiring client certificates needs the CA that signs them (cafile)")
+    not_after = leaf.not_valid_after_utc
+    if not_after <= now:
+        raise BrokerError(
+            f"TLS certificate {tls.certfile} expired on {not_after:%Y-%m-%d}: receivers refuse it"
+        )
+    warnings: list[str] = []
+    if leaf.not_valid_before_utc > now:
+        start = leaf.not_valid_before_utc
+        warnings.append(
+            f"TLS certificate {tls.certfile} is valid only from {start:%Y-%m-%d %H:%M} UTC"
+        )
+    if not_after - now < CERT_EXPIRY_WARNING:
+        warnings.append(
+            f"TLS certificate {tls.certfile} expires on {not_after:%Y-%m-%d}: renew it soon"
+        )
+    if Path(tls.keyfile).stat().st_mode & stat.S_IROTH:
+        warnings.append(f"TLS key {tls.keyfile} is readable by every user: chmod 600 it")
+    names = _certificate_names(leaf)
+    if not names:
+        warnings.append(
+            f"TLS certificate {tls.certfile} names no host (no subjectAltName):"
+            " receivers check the broker's name against it and will refuse it"
+        )
+    return TlsReport(names, not_after, tuple(warnings))
+
+
+def _read_tls_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise BrokerError(f"TLS {what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise BrokerError(f"TLS {what} {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise BrokerError(f"cannot read TLS {what} {path}: {exc.strerror or exc}") from None
+
+
+def _load_certificates(path: Path, what: str) -> list[x509.Certificate]:
+    data = _read_tls_file(path, what)
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise BrokerError(f"TLS {what} {path} is not a PEM certificate") from None
+    return certificates
+
+
+def _public_der(public_key: object) -> bytes:
+    return public_key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _certificate_names(certificate: x509.Certificate) -> tuple[str, ...]:
+    """The DNS names and IP addresses a client may reach the broker by (subjectAltName)."""
+    try:
+        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return ()
+    names = extension.value.get_values_for_type(x509.DNSName)
+    addresses = extension.value.get_values_for_type(x509.IPAddress)
+    return (*names, *(str(address) for address in addresses))
 
 
 class MosquittoBroker:
     """mosquitto as a child process with its own config directory; stopped by its own handle."""
 
-    def __init__(self, directory: Path, host: str, port: int, access: BrokerAccess) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        host: str,
+        port: int,
+        access: BrokerAccess,
+        tls: TlsListener | None = None,
+    ) -> None:
+        """`port` is the plain listener on `host`; `tls` adds a TLS listener beside it."""
         self.directory = Path(directory)
         self.host = host
         self.port = port
         self.access = access
+        self.tls = tls
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -139,8 +433,12 @@ class MosquittoBroker:
         binary = find_mosquitto()
         if binary is None:
             raise BrokerError(MISSING_MESSAGE)
-        check_port_free(self.host, self.port)
-        config_path = write_config(self.directory, self.access, self.host, self.port)
+        listening = [(self.host, self.port)]
+        if self.tls is not None:
+            listening.append((self.tls.host or "0.0.0.0", self.tls.port))
+        for host, port in listening:
+            check_port_free(host, port)
+        config_path = write_config(self.directory, self.access, self.host, self.port, tls=self.tls)
         self._log = self.log_path.open("ab")
         log_start = self._log.tell()
         self._process = subprocess.Popen(
@@ -156,7 +454,7 @@ class MosquittoBroker:
                 line = self._error_line(log_start)
                 self.stop()
                 raise BrokerError(f"mosquitto exited with code {code}: {line}")
-            if accepts_connections(self.host, self.port, timeout_s=0.2):
+            if all(accepts_connections(h, p, timeout_s=0.2) for h, p in listening):
                 break
             if time.monotonic() >= deadline:
                 self.stop()

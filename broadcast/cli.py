@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
+# A missing module outside these is a missing dependency, not a bug of ours.
+OWN_PACKAGES = frozenset({"broadcast", "devices", "tts", "audio", "web"})
+
 
 def _settings(args: argparse.Namespace):
     from broadcast.settings import Settings
@@ -629,15 +632,25 @@ def main(argv: list[str] | None = None) -> int:
     from broadcast.errors import LoaError
 
     func: Callable[[argparse.Namespace], int] = args.func
-    if func not in (cmd_receiver, cmd_fleet):
-        # Receivers keep no audit log: a Pi Zero's agent must not load SQLAlchemy (~20 MB).
-        from broadcast import audit
-
-        audit.set_origin(f"cli {getpass.getuser()}")
+    on_receiver = func in (cmd_receiver, cmd_fleet) or (func is cmd_doctor and args.config)
     try:
+        if not on_receiver:
+            # Receivers keep no audit log, and a Pi has only the receiver's packages.
+            from broadcast import audit
+
+            audit.set_origin(f"cli {getpass.getuser()}")
         return func(args)
     except LoaError as exc:
         print(f"loa: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in OWN_PACKAGES:
+            raise
+        print(
+            f"loa {args.command}: the server's packages are not installed ({exc.name} is "
+            "missing): pip install 'loa[server]' (a receiver needs only `pip install loa`)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

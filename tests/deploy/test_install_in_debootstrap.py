@@ -341,6 +341,18 @@ def check_installed(root: Path, given_config: dict[str, object]) -> None:
     )
     agent = in_root(root, ["runuser", "-u", "loa", "--", AGENT, "receiver", "--help"])
     assert agent.returncode == 0 and "--config" in agent.stdout, agent.stdout
+    check_receiver_packages_only(root)
+
+
+def check_receiver_packages_only(root: Path) -> None:
+    """A Pi gets the receiver's packages, not the server's (Flask, SQLAlchemy, ffmpeg: hundreds
+    of MB an SD card does without); a server command says what to install instead."""
+    site = installed_module(root, "devices").parent
+    for server_only in ("flask", "sqlalchemy", "imageio_ffmpeg", "psycopg", "gunicorn"):
+        assert not (site / server_only).exists(), f"{server_only} installed on a receiver"
+    serve = in_root(root, ["runuser", "-u", "loa", "--", AGENT, "serve", "--data", "/tmp/x"])
+    assert serve.returncode == 2, serve.stdout
+    assert "pip install 'loa[server]'" in serve.stdout and "Traceback" not in serve.stdout
 
 
 def check_unit_verifies_in_root(root: Path) -> None:

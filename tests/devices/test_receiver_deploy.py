@@ -4,11 +4,15 @@ made with debootstrap is the deployment test of issue 6.)"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from support import REPO_ROOT
+
+from devices import protocol
 
 UNIT = REPO_ROOT / "deploy" / "systemd" / "loa-receiver.service"
 INSTALL = REPO_ROOT / "deploy" / "install-receiver.sh"
@@ -55,3 +59,47 @@ def test_the_install_script_parses_and_installs_what_the_unit_runs() -> None:
     assert "/etc/loa/receiver.json" in script and "chmod 0640 /etc/loa/receiver.json" in script
     assert "mpg123" in script and "chrony" in script
     assert "loa doctor --config /etc/loa/receiver.json" in script
+
+
+# What `pip install 'loa[server]'` adds and a receiver does without (pyproject.toml).
+SERVER_ONLY = (
+    "sqlalchemy", "alembic", "flask", "flask_babel", "apscheduler", "amqtt", "pydub", "gtts",
+    "argon2", "psycopg", "imageio_ffmpeg", "espeakng_loader", "docx", "segno", "gunicorn",
+)  # fmt: skip
+WITHOUT_SERVER_PACKAGES = f"""
+import sys
+for name in {SERVER_ONLY!r}:
+    sys.modules[name] = None  # importing it now fails as if it were not installed
+import devices.agent, devices.fleet, devices.doctor
+from broadcast.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _loa_without_server_packages(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_SERVER_PACKAGES, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
+
+
+def test_a_receiver_needs_only_the_receiver_packages(tmp_path: Path, kit) -> None:
+    """The agent, the fleet and `loa doctor --config` import nothing of the server's packages;
+    a server command on a receiver says what to install. (The debootstrap test installs the
+    real wheel without them.)"""
+    config = tmp_path / "receiver.json"
+    config.write_text(
+        json.dumps(kit.receiver_config(tmp_path, "loa-pi-01", ["thon-1"], 1, "pw",
+                                       protocol.generate_private_key())),
+        encoding="utf-8",
+    )  # fmt: skip
+    doctor = _loa_without_server_packages("doctor", "--config", str(config))
+    assert doctor.returncode == 1, doctor.stderr  # checks ran: the broker is unreachable
+    assert "broker" in doctor.stdout and "Traceback" not in doctor.stderr, doctor.stderr
+    serve = _loa_without_server_packages("serve", "--data", str(tmp_path / "server"))
+    assert serve.returncode == 2 and "Traceback" not in serve.stderr, serve.stderr
+    assert "pip install 'loa[server]'" in serve.stderr
+    assert not (tmp_path / "server").exists()

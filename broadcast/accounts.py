@@ -29,6 +29,7 @@ _HASHER = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "loa_"
 FAILURE_WINDOW = timedelta(minutes=15)
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)  # how exactly a token's last use is kept
 MAX_FAILURES_PER_USER = 5
 MAX_FAILURES_PER_ADDRESS = 20
 
@@ -111,7 +112,9 @@ def user_for_token(session: Session, token: str) -> User | None:
     row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _token_hash(token)))
     if row is None or not row.user.active:
         return None
-    row.last_used_at = utcnow()
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_RESOLUTION:
+        row.last_used_at = now  # not on every call: an API read should not cost a write
     return row.user
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from broadcast import clock, zones
 from broadcast.const import (
@@ -424,13 +424,25 @@ def mark_failed(broadcast: Broadcast, error: str) -> None:
             delivery.detail = "not dispatched"
 
 
-def can_view(session: Session, user: User, broadcast: Broadcast) -> bool:
-    """A village head sees only broadcasts that reached their village; others see all."""
+def viewing_scope(session: Session, user: User) -> tuple[set[str], set[str]]:
+    """The ids of the zones and of the receivers `user` may see (for `can_view`); visible zones
+    include their sub-zones, so their receivers are the ones whose zone is among them."""
+    visible = {zone.id for zone in zones.visible_zones(session, user)}
+    devices = session.scalars(select(Device.id).where(Device.zone_id.in_(visible)))
+    return visible, set(devices)
+
+
+def can_view(
+    session: Session,
+    user: User,
+    broadcast: Broadcast,
+    scope: tuple[set[str], set[str]] | None = None,
+) -> bool:
+    """A village head sees only broadcasts that reached their village; others see all.
+    `scope` is the user's `viewing_scope`, computed once when checking many broadcasts."""
     if broadcast.created_by_id == user.id:
         return True
-    visible_zones = zones.visible_zones(session, user)
-    visible = {zone.id for zone in visible_zones}
-    own_devices = {device.id for device in zones.target_devices(visible_zones)}
+    visible, own_devices = scope or viewing_scope(session, user)
     named_devices = broadcast.device_ids or []
     if all(zone_id in visible for zone_id in broadcast.zone_ids) and all(
         device_id in own_devices for device_id in named_devices
@@ -440,5 +452,21 @@ def can_view(session: Session, user: User, broadcast: Broadcast) -> bool:
     return bool(targeted & own_devices)
 
 
-def visible_broadcasts(session: Session, user: User, limit: int = 20) -> list[Broadcast]:
-    return [b for b in recent_broadcasts(session, limit * 5) if can_view(session, user, b)][:limit]
+def load_deliveries(session: Session, rows: Sequence[Broadcast]) -> None:
+    """Load the deliveries of many broadcasts in one query, not one query each (a list of 50
+    commune-wide broadcasts at a province is thousands of deliveries)."""
+    if rows:
+        query = select(Broadcast).where(Broadcast.id.in_([row.id for row in rows]))
+        session.scalars(query.options(selectinload(Broadcast.deliveries))).all()
+
+
+def visible_broadcasts(
+    session: Session,
+    user: User,
+    limit: int = 20,
+    scope: tuple[set[str], set[str]] | None = None,
+) -> list[Broadcast]:
+    """The newest `limit` broadcasts `user` may see (`scope`: their `viewing_scope`, if known)."""
+    scope = scope or viewing_scope(session, user)
+    recent = recent_broadcasts(session, limit * 5)
+    return [b for b in recent if can_view(session, user, b, scope)][:limit]

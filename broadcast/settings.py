@@ -8,12 +8,14 @@ passwords anywhere.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import secrets
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,10 +222,23 @@ class Secrets:
         if self._path.exists():
             self._values = json.loads(self._path.read_text(encoding="utf-8"))
 
+    @contextmanager
+    def _creating(self) -> Iterator[None]:
+        """Held while a missing secret is made: web workers starting together on a new data
+        directory must all end up with the same Flask key and signing key, not one each."""
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        with (self._path.parent / ".secrets.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
     def _get(self, name: str) -> str:
         if name not in self._values:
-            self._values[name] = secrets.token_urlsafe(32)
-            write_private_file(self._path, json.dumps(self._values, indent=2) + "\n")
+            with self._creating():
+                if self._path.exists():  # another process may have just written it
+                    self._values = json.loads(self._path.read_text(encoding="utf-8"))
+                if name not in self._values:
+                    self._values[name] = secrets.token_urlsafe(32)
+                    write_private_file(self._path, json.dumps(self._values, indent=2) + "\n")
         return self._values[name]
 
     @property
@@ -237,7 +252,10 @@ class Secrets:
     def signing_key(self) -> Ed25519PrivateKey:
         if self._key_path.exists():
             return protocol.private_key_from_pem(self._key_path.read_bytes())
-        key = protocol.generate_private_key()
-        write_private_file(self._key_path, protocol.private_key_to_pem(key).decode("ascii"))
+        with self._creating():
+            if self._key_path.exists():
+                return protocol.private_key_from_pem(self._key_path.read_bytes())
+            key = protocol.generate_private_key()
+            write_private_file(self._key_path, protocol.private_key_to_pem(key).decode("ascii"))
         _LOGGER.info("generated the command signing key %s", self._key_path)
         return key

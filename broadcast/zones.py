@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from broadcast.const import Role, ZoneKind
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
@@ -68,13 +68,29 @@ def resolve_zones(session: Session, zone_ids: Iterable[str]) -> list[Zone]:
 
 
 def target_devices(zones: Iterable[Zone]) -> list[Device]:
-    """Every receiver in the given zones and their sub-zones, each once."""
-    devices: dict[str, Device] = {}
-    for zone in zones:
-        for member in subtree(zone):
-            for device in member.devices:
-                devices[device.id] = device
-    return [devices[key] for key in sorted(devices)]
+    """Every receiver in the given zones and their sub-zones, each once, by id.
+
+    Two queries whatever the number of zones: walking `children` and `devices` lazily costs a
+    query per zone, which at a province's hundreds of villages made a page take seconds."""
+    chosen = list(zones)
+    session = object_session(chosen[0]) if chosen else None
+    if session is None:  # zones outside any session: walk their loaded relationships
+        devices = {d.id: d for zone in chosen for member in subtree(zone) for d in member.devices}
+        return [devices[key] for key in sorted(devices)]
+    children: dict[str | None, list[str]] = {}
+    for zone_id, parent_id in session.execute(select(Zone.id, Zone.parent_id)):
+        children.setdefault(parent_id, []).append(zone_id)
+    wanted: set[str] = set()
+    stack = [zone.id for zone in chosen]
+    while stack:
+        zone_id = stack.pop()
+        if zone_id not in wanted:
+            wanted.add(zone_id)
+            stack.extend(children.get(zone_id, ()))
+    query = select(Device).order_by(Device.id)
+    if len(wanted) < sum(len(ids) for ids in children.values()):
+        query = query.where(Device.zone_id.in_(wanted))
+    return list(session.scalars(query))
 
 
 def reachable_zones(session: Session, user: User) -> list[Zone]:

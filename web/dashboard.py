@@ -9,8 +9,8 @@ from flask_login import login_required
 
 from broadcast import broadcasts, planning, zones
 from broadcast.models import utcnow
-from web import get_service
-from web.views import device_health, user_row
+from web import STATE_LABELS, get_service
+from web.views import HealthWords, device_health, user_row
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("dashboard", __name__)
@@ -25,6 +25,7 @@ def index() -> str:
         visible = zones.visible_zones(session, user)
         visible_ids = {zone.id for zone in visible}
         devices = zones.target_devices(visible)
+        words = HealthWords.current()
         device_zones = {device.id: device.zone_id for device in devices}
         today = [
             slot
@@ -35,10 +36,14 @@ def index() -> str:
         return render_template(
             "dashboard/index.html",
             devices=devices,
-            health={device.id: device_health(device) for device in devices},
+            health={device.id: device_health(device, words) for device in devices},
             online=sum(1 for d in devices if d.online),
             playing=sum(1 for d in devices if d.state == "playing"),
             today=today,
-            recent=broadcasts.visible_broadcasts(session, user, 10),
+            recent=broadcasts.visible_broadcasts(
+                session, user, 10, scope=(visible_ids, set(device_zones))
+            ),
             zone_names={zone.id: zone.name for zone in visible},
+            # translated once, not once per receiver row (a province has a thousand)
+            state_names={state: str(label) for state, label in STATE_LABELS.items()},
         )

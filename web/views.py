@@ -85,7 +85,21 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def device_health(device: Device) -> DeviceHealth:
+@dataclass(frozen=True)
+class HealthWords:
+    """The phrases of `device_health` in the request's language: a page listing a province's
+    thousand receivers translates them once, not twice per receiver."""
+
+    items: str  # "(%(count)s mục)"
+    disk_free: str  # "trống %(mb)s MB"
+
+    @classmethod
+    def current(cls) -> HealthWords:
+        return cls(_("(%(count)s mục)"), _("trống %(mb)s MB"))
+
+
+def device_health(device: Device, words: HealthWords | None = None) -> DeviceHealth:
+    words = words or HealthWords.current()
     extra: dict[str, Any] = device.status_extra or {}
     cache, cache_ok = "—", True
     complete = _number(extra.get("cache_complete"))
@@ -93,7 +107,7 @@ def device_health(device: Device) -> DeviceHealth:
     if complete is not None:
         cache = f"{complete * 100:.0f} %"
         if items is not None:
-            cache += " " + _("(%(count)s mục)", count=round(items))
+            cache += " " + words.items % {"count": round(items)}
         cache_ok = complete >= 1.0
     clock_text, clock_ok = "—", True
     offset = _number(extra.get("clock_offset_s"))
@@ -106,5 +120,5 @@ def device_health(device: Device) -> DeviceHealth:
         machine.append(f"{temperature:.0f} °C")
     disk = _number(extra.get("disk_free_mb"))
     if disk is not None:
-        machine.append(_("trống %(mb)s MB", mb=round(disk)))
+        machine.append(words.disk_free % {"mb": round(disk)})
     return DeviceHealth(cache, cache_ok, clock_text, clock_ok, " · ".join(machine) or "—")

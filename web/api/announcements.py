@@ -85,6 +85,7 @@ def list_announcements() -> Response:
         raise ValidationError("limit", "must be a whole number from 1 to 200") from None
     with get_service().db.session() as session:
         rows = broadcasts.visible_broadcasts(session, api_user(session), limit)
+        broadcasts.load_deliveries(session, rows)
         return jsonify([broadcast_json(row) for row in rows])
 
 

@@ -61,7 +61,6 @@ IDLE = "import time; print('ready', flush=True); time.sleep(60)"
 IMPORT_STEPS = (
     ("cryptography (Ed25519)", "cryptography.hazmat.primitives.asymmetric.ed25519"),
     ("paho-mqtt", "paho.mqtt.client"),
-    ("requests", "requests"),
     ("the agent's own modules and the CLI", "broadcast.cli, devices.agent"),
 )
 

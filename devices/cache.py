@@ -17,10 +17,8 @@ import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import requests
-
+from devices.http_get import HttpError, iter_body, open_url
 from devices.protocol import SHA256_PATTERN
 
 _LOGGER = logging.getLogger(__name__)
@@ -130,29 +128,26 @@ class MediaCache:
         return target
 
     def fetch(
-        self,
-        url: str,
-        sha256: str,
-        timeout_s: float,
-        cancel: threading.Event | None = None,
-        session: requests.Session | None = None,
+        self, url: str, sha256: str, timeout_s: float, cancel: threading.Event | None = None
     ) -> tuple[Path, bool]:
-        """Return (path, downloaded): the cached copy, or a fresh verified download of `url`."""
+        """Return (path, downloaded): the cached copy, or a fresh verified download of `url`.
+
+        A 4xx answer is permanent (the file is not there); refused, timed out, 5xx or a cut
+        download may succeed later."""
         cached = self.get(sha256)
         if cached is not None:
             return cached, False
-        http = session or requests
         try:
-            with http.get(url, stream=True, timeout=timeout_s) as response:
-                if response.status_code != 200:
-                    raise CacheError(
-                        f"download failed: HTTP {response.status_code}",
-                        permanent=400 <= response.status_code < 500,
-                    )
-                path = self.put_chunks(sha256, response.iter_content(_CHUNK), cancel)
-        except requests.RequestException as exc:
-            host = urlsplit(url).netloc
-            raise CacheError(f"download failed: {host}: {describe_error(exc)}"[:200]) from exc
+            response = open_url(url, timeout_s)
+            with response:
+                path = self.put_chunks(sha256, iter_body(response, url, _CHUNK), cancel)
+        except HttpError as exc:
+            if exc.status is None:
+                raise CacheError(f"download failed: {exc}"[:200]) from exc
+            raise CacheError(
+                f"download failed: HTTP {exc.status} from {exc.host}"[:200],
+                permanent=400 <= exc.status < 500,
+            ) from exc
         return path, True
 
     def evict(self, keep: Iterable[str] = ()) -> list[Path]:
@@ -184,21 +179,3 @@ class MediaCache:
 
     def total_bytes(self) -> int:
         return sum(path.stat().st_size for path in self.root.glob(f"*{_SUFFIX}"))
-
-
-def describe_error(exc: BaseException) -> str:
-    """requests nests the real cause (refused, reset, DNS) deep inside urllib3; dig it out."""
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    stack: list[object] = [exc]
-    seen: set[int] = set()
-    while stack:
-        current = stack.pop(0)
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror
-        stack.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
-        stack.extend(current.args)
-    return exc.__class__.__name__

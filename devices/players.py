@@ -14,6 +14,7 @@ stopped play returns normally; the caller looks at `context.cancel` to tell it a
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import os
@@ -27,13 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Protocol
-from urllib.parse import urlsplit
 
-import requests
-import urllib3
-
-from devices.cache import describe_error
 from devices.config import ConfigError, PlayerSettings
+from devices.http_get import HttpError, host_of, iter_body, open_url
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -44,7 +41,6 @@ _POLL_S = 0.05
 RELAY_CONNECT_TIMEOUT_S = 10.0
 RELAY_MAX_BYTES_PER_S = 64 * 1024  # 512 kbps: above any radio stream; bounds the sink's file
 _RELAY_CHUNK = 4096
-_RELAY_SMALL_READ = 512
 # One lock per process for appends: several simulated receivers may share a sink folder.
 _APPEND_LOCK = threading.Lock()
 
@@ -153,7 +149,8 @@ class FileSinkPlayer(_Stoppable):
             target = self.directory / name
             limit = int(RELAY_MAX_BYTES_PER_S * (duration_s + 1))
             with _open_stream(url) as response, _atomic_writer(target) as sink:
-                received = _copy_for(response, sink, began + duration_s, limit, context.cancel)
+                chunks = iter_body(response, url, _RELAY_CHUNK, live=True)
+                received = _copy_for(chunks, sink, began + duration_s, limit, context.cancel)
             seconds = time.monotonic() - began
             finished = datetime.now(UTC)
             line = {
@@ -210,7 +207,7 @@ class CommandPlayer(_Stoppable):
         argv = [arg.replace("{url}", url) for arg in self.relay_argv]
         began = time.monotonic()
         self._run(argv, context, limit_s=duration_s)
-        _LOGGER.info("relay of %s ran %.1f s", _host(url), time.monotonic() - began)
+        _LOGGER.info("relay of %s ran %.1f s", host_of(url), time.monotonic() - began)
 
     def _run(self, argv: list[str], context: PlayContext, limit_s: float | None) -> None:
         with tempfile.TemporaryFile() as errors:
@@ -294,25 +291,17 @@ def make_player(
 # --- relay streams ------------------------------------------------------------------------------
 
 
-def _host(url: str) -> str:
-    return urlsplit(url).netloc or url[:60]
-
-
 @contextlib.contextmanager
-def _open_stream(url: str) -> Iterator[requests.Response]:
+def _open_stream(url: str) -> Iterator[http.client.HTTPResponse]:
     """The live stream's response, or a PlayerError naming the host and why it failed."""
     try:
-        response = requests.get(
-            url, stream=True, timeout=(RELAY_CONNECT_TIMEOUT_S, RELAY_CONNECT_TIMEOUT_S)
-        )
-    except requests.RequestException as exc:
-        raise PlayerError(f"relay: cannot connect to {_host(url)}: {describe_error(exc)}") from exc
-    try:
-        if response.status_code != 200:
-            raise PlayerError(f"relay: {_host(url)} answered HTTP {response.status_code}")
+        response = open_url(url, RELAY_CONNECT_TIMEOUT_S)
+    except HttpError as exc:
+        if exc.status is not None:
+            raise PlayerError(f"relay: {exc}") from exc
+        raise PlayerError(f"relay: cannot connect to {exc}") from exc
+    with response:
         yield response
-    finally:
-        response.close()
 
 
 @contextlib.contextmanager
@@ -328,7 +317,7 @@ def _atomic_writer(target: Path) -> Iterator[IO[bytes]]:
 
 
 def _copy_for(
-    response: requests.Response,
+    chunks: Iterator[bytes],
     sink: IO[bytes],
     until: float,
     limit: int,
@@ -338,7 +327,7 @@ def _copy_for(
     at `limit` bytes but still take the whole duration, as a loudspeaker would."""
     received = 0
     try:
-        for chunk in _live_chunks(response):
+        for chunk in chunks:
             if cancel.is_set() or time.monotonic() >= until:
                 break
             room = limit - received
@@ -347,21 +336,9 @@ def _copy_for(
             if received >= limit:
                 cancel.wait(max(0.0, until - time.monotonic()))
                 break
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        _LOGGER.warning("relay stream ended early: %s", describe_error(exc))  # stalled or broke
+    except HttpError as exc:
+        _LOGGER.warning("relay stream ended early: %s", exc.reason)  # stalled or broke
     return received
-
-
-def _live_chunks(response: requests.Response) -> Iterator[bytes]:
-    """What has arrived, as it arrives: a live stream is slow, so waiting for full chunks would
-    overrun the relay's end (urllib3 2 has `read1`; older ones get small reads)."""
-    raw = response.raw
-    read1 = getattr(raw, "read1", None)
-    while True:
-        data = read1(_RELAY_CHUNK) if read1 is not None else raw.read(_RELAY_SMALL_READ)
-        if not data:
-            return
-        yield data
 
 
 # --- MP3 duration -------------------------------------------------------------------------------

@@ -16,8 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import requests
-
 from devices.cache import CacheError, FetchCancelledError, MediaCache
 
 # The receiver logs as one component: lines keep saying `devices.agent` (operators grep for it).
@@ -52,7 +50,6 @@ class Prefetcher:
         self._on_ready = on_ready
         self._on_failed = on_failed
         self._on_busy = on_busy
-        self._http = requests.Session()
         self._wake = threading.Event()
         self._cancel = threading.Event()
         self._retry_at: dict[str, float] = {}
@@ -75,7 +72,6 @@ class Prefetcher:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(_JOIN_TIMEOUT_S)
-        self._http.close()
 
     def _loop(self) -> None:
         while not self._cancel.is_set():
@@ -113,15 +109,13 @@ class Prefetcher:
                 return
             self._set_busy(True)
             self._cache.pin(self._kept())
-            _path, downloaded = self._cache.fetch(
-                url, sha, self._http_timeout_s, self._cancel, self._http
-            )
+            _path, downloaded = self._cache.fetch(url, sha, self._http_timeout_s, self._cancel)
         except FetchCancelledError:
             return
         except CacheError as exc:
-            self._failed(sha, exc)
+            self._failed(sha, url, exc)
         except OSError as exc:
-            self._failed(sha, CacheError(f"cache: {exc.strerror or exc}"))
+            self._failed(sha, url, CacheError(f"cache: {exc.strerror or exc}"))
         else:
             if downloaded:
                 _LOGGER.info("%s: fetched %s…", self.device_id, sha[:12])
@@ -137,15 +131,16 @@ class Prefetcher:
             self.busy = busy
             self._on_busy()
 
-    def _failed(self, sha: str, exc: CacheError) -> None:
+    def _failed(self, sha: str, url: str, exc: CacheError) -> None:
         failures = self._failures.get(sha, 0)
         self._failures[sha] = failures + 1
         delay = min(RETRY_MAX_S, 2.0**failures)
         self._retry_at[sha] = time.monotonic() + delay
         _LOGGER.warning(
-            "%s: fetching %s… failed: %s; retrying in %.0f s",
+            "%s: fetching %s… from %s failed: %s; retrying in %.0f s",
             self.device_id,
             sha[:12],
+            url,
             exc.detail,
             delay,
         )

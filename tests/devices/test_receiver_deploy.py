@@ -65,6 +65,7 @@ def test_the_install_script_parses_and_installs_what_the_unit_runs() -> None:
 SERVER_ONLY = (
     "sqlalchemy", "alembic", "flask", "flask_babel", "apscheduler", "amqtt", "pydub", "gtts",
     "argon2", "psycopg", "imageio_ffmpeg", "espeakng_loader", "docx", "segno", "gunicorn",
+    "requests", "urllib3",
 )  # fmt: skip
 WITHOUT_SERVER_PACKAGES = f"""
 import sys

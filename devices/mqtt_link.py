@@ -149,7 +149,12 @@ class MqttLink:
         if self._client is None:
             return
         self._client.disconnect()
-        self._client.loop_stop()
+        try:
+            self._client.loop_stop()
+        except AttributeError:
+            # paho's loop_stop races its own network thread ending (it joins a thread it has
+            # just cleared): the thread is gone either way, which is what we wanted.
+            _LOGGER.debug("%s: network thread ended while stopping", self.broker)
 
     # --- paho callbacks (network thread: no blocking work here) --------------------------------
 

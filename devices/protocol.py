@@ -19,6 +19,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -330,8 +331,14 @@ class Command:
         }
 
 
+# One encoder for every message: `json.dumps` with options builds a new one per call, and the
+# receiver computes this form for every command it verifies.
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Keys sorted, no spaces, UTF-8: the bytes a signature covers."""
+    return _CANONICAL_ENCODER.encode(data).encode()
 
 
 def new_command(
@@ -412,16 +419,26 @@ class ReplayGuard:
     def __init__(self, seen: dict[str, float] | None = None, limit: int = 10_000) -> None:
         self._seen: dict[str, float] = dict(seen or {})
         self._limit = limit
+        self._earliest = self._earliest_expiry()
 
     def check_and_remember(self, command: Command, now: float | None = None) -> None:
         current = time.time() if now is None else now
-        self._seen = {cid: exp for cid, exp in self._seen.items() if exp >= current}
+        if self._earliest < current:  # some id expired: forget every expired one at once
+            self._seen = {cid: exp for cid, exp in self._seen.items() if exp >= current}
+            self._earliest = self._earliest_expiry()
         if command.id in self._seen:
             raise ProtocolError("replayed", f"command {command.id} was already accepted")
         if len(self._seen) >= self._limit:
             oldest = min(self._seen, key=self._seen.__getitem__)
             del self._seen[oldest]
+            self._earliest = self._earliest_expiry()
         self._seen[command.id] = command.expires_at
+        self._earliest = min(self._earliest, command.expires_at)
+
+    def _earliest_expiry(self) -> float:
+        """The soonest expiry remembered: until it passes, no id needs forgetting, so a check
+        costs O(1) instead of a pass over every remembered id."""
+        return min(self._seen.values(), default=math.inf)
 
     def to_dict(self) -> dict[str, float]:
         return dict(self._seen)

@@ -1,96 +1,88 @@
 """Run every benchmark and write `bench/results/*.json` and the table in `bench/RESULTS.md`.
 
-make bench            # or: python bench/run.py
+make bench            # or: python bench/run.py [--only NAME ...]
+
+Each benchmark is a module with `main(argv)` (which writes its JSON result) and `table(result)`
+(its markdown section). They run one after another, never side by side: each measures its own
+floor in the same run, and a second benchmark would be noise in the first.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import fanout  # noqa: E402
+import footprint  # noqa: E402
+import growth  # noqa: E402
+import text_to_sound  # noqa: E402
 import tts_pipeline  # noqa: E402
+import web_load  # noqa: E402
+
+# name → (module, arguments of a full run, in the issue's order)
+BENCHMARKS: dict[str, tuple[ModuleType, list[str]]] = {
+    "fanout": (fanout, ["--receivers", "100", "1000", "--rounds", "20"]),
+    "text_to_sound": (text_to_sound, []),
+    "web_load": (web_load, ["--receivers", "1000", "--users", "50", "--duration-s", "40"]),
+    "footprint": (footprint, ["--server-receivers", "1000"]),
+    "growth": (growth, []),
+    "tts_pipeline": (tts_pipeline, []),
+}
 
 
-def tts_table(result: dict) -> list[str]:
-    lines = [
-        "## Text to sound (offline, espeak-ng)",
-        "",
-        f"Goal: ≤ {result['goal_per_1000_chars_s']} s per 1,000 characters end to end; a repeat "
-        f"of the same text from cache ≤ {result['goal_cached_repeat_ms']:.0f} ms. Floor: the "
-        "espeak-ng engine alone on the already-normalized text, measured in the same run.",
-        "",
-        "| scale | chars | audio | runs | end to end (median) | per 1,000 chars | growth vs 1× | "
-        "floor per 1,000 chars | ratio to floor | cached repeat |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in result["rows"]:
-        lines.append(
-            f"| {row['scale']}× | {row['characters']:,} | {row['audio_seconds']:.0f} s | "
-            f"{row['runs']} | {row['end_to_end_s']:.2f} s | {row['per_1000_chars_s']:.3f} s | "
-            f"{row['growth_vs_1x']:.2f} | {row['floor_per_1000_chars_s']:.3f} s | "
-            f"{row['ratio_to_floor']:.1f} | {row['cached_repeat_ms']:.1f} ms |"
-        )
-    lines += [
-        "",
-        f"Goals (on the sample, 1×) met: **{'yes' if result['goals_met'] else 'no'}**. Larger "
-        "scales show how the cost grows: one programme of many hours is assembled in memory, so "
-        "the per-character cost rises slowly with length; real bulletins are minutes long.",
-        "",
-    ]
-    return lines
+def run_one(name: str, results_dir: Path) -> dict:
+    module, args = BENCHMARKS[name]
+    out = results_dir / f"{name}.json"
+    started = time.monotonic()
+    status = module.main([*args, "--json", str(out)])
+    print(f"bench: {name} took {time.monotonic() - started:.0f} s (exit {status})", flush=True)
+    if status not in (0, None) and not out.exists():
+        raise SystemExit(f"bench: {name} failed (exit {status}) and wrote no result")
+    return json.loads(out.read_text(encoding="utf-8"))
 
 
-def fanout_table(result: dict) -> list[str]:
-    lines = [
-        "## Command fan-out over mosquitto",
-        "",
-        "An urgent command to N receivers: time from publishing until the LAST receiver has "
-        "verified it (Ed25519 signature, stream and sequence). Floor: a raw paho publish → "
-        "subscribe of a payload of the same size to the same N subscribers on the same broker, "
-        "measured in the same run. Goal: ratio ≤ 1.5.",
-        "",
-        "| receivers | rounds | last verified p50 | p99 | floor p50 | floor p99 | ratio (p50) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in result["rows"]:
-        lines.append(
-            f"| {row['receivers']:,} | {row['rounds']} | {row['signed_p50_s'] * 1000:.1f} ms | "
-            f"{row['signed_p99_s'] * 1000:.1f} ms | {row['floor_p50_s'] * 1000:.1f} ms | "
-            f"{row['floor_p99_s'] * 1000:.1f} ms | {row['ratio_p50']:.2f} |"
-        )
-    met = all(row["goal_met"] for row in result["rows"])
-    lines += ["", f"Goal met: **{'yes' if met else 'no'}**.", ""]
-    return lines
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=sorted(BENCHMARKS),
+        default=None,
+        help="run these and keep the others' last results in the table",
+    )
+    args = parser.parse_args(argv)
     results_dir = BENCH_DIR / "results"
     results_dir.mkdir(exist_ok=True)
-    tts_json = results_dir / "tts_pipeline.json"
-    tts_pipeline.main(["--json", str(tts_json)])
-    tts_result = json.loads(tts_json.read_text(encoding="utf-8"))
-    fanout_json = results_dir / "fanout.json"
-    fanout.main(["--receivers", "100", "1000", "--rounds", "20", "--json", str(fanout_json)])
-    fanout_result = json.loads(fanout_json.read_text(encoding="utf-8"))
+    chosen = args.only or list(BENCHMARKS)
+    for name in chosen:
+        run_one(name, results_dir)
+    sections: list[str] = []
+    for name, (module, _args) in BENCHMARKS.items():
+        stored = results_dir / f"{name}.json"
+        if stored.exists():
+            render: Callable[[dict], list[str]] = module.table
+            sections += render(json.loads(stored.read_text(encoding="utf-8")))
     header = [
         "# Benchmark results",
         "",
         f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}. Medians; the machine is "
-        "shared and noisy, so read ratios rather than absolute times.",
+        f"{os.cpu_count()} cores, Python {platform.python_version()} (`make bench`). Medians and "
+        "percentiles; each benchmark measures its floor in the same run, so read the ratios: the "
+        "machine is shared and noisy.",
         "",
     ]
-    (BENCH_DIR / "RESULTS.md").write_text(
-        "\n".join(header + tts_table(tts_result) + fanout_table(fanout_result)), encoding="utf-8"
-    )
+    (BENCH_DIR / "RESULTS.md").write_text("\n".join(header + sections), encoding="utf-8")
     print(f"wrote {BENCH_DIR / 'RESULTS.md'}")
     return 0
 

@@ -15,12 +15,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/loa demo
 
+# Most tests wait on real processes, sockets and clocks, so three workers share two cores well
+# (a test file stays on one worker: its module fixtures start once). Then the domain and web
+# tests again on a real PostgreSQL server.
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/web
 
-# The domain and web tests again on a real PostgreSQL server (Debian's postgresql package).
+# Only the PostgreSQL pass (Debian's postgresql package).
 test-postgres: $(STAMP)
-	$(BIN)/python -m pytest --db postgresql tests/broadcast tests/web
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/web
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

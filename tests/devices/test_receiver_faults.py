@@ -26,7 +26,10 @@ DEVICE = "loa-thon-1-01"
 ZONES = ["thon-1", "xa-hoang-hop"]
 DEVICE_TOPIC = protocol.device_command_topic(DEVICE)
 MANIFEST_TOPIC = protocol.device_manifest_topic(DEVICE)
-ON_TIME_S = 0.02  # how close to `play_at` a start must be
+# How close to `play_at` a start must be here: the tests share two cores with other test
+# workers, so this checks the mechanism (not early, not late by whole scheduling steps); the
+# precision itself is measured by bench/text_to_sound.py (start spread).
+ON_TIME_S = 0.1
 
 
 def access(devices: dict[str, list[str]]) -> BrokerAccess:

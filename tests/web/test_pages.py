@@ -17,9 +17,11 @@ from service_support import (
 from web_support import csrf_token, login
 from werkzeug.test import TestResponse
 
+from broadcast.models import Device
 from broadcast.service import BroadcastService
 from devices import protocol
 from devices.protocol import DeviceStatus, ReceiverState
+from web.dashboard import FULL_LIST_UP_TO
 
 
 def test_pages_needlogin(client: FlaskClient) -> None:
@@ -229,6 +231,32 @@ def test_dashboard_shows_receiver_health(client: FlaskClient, service: Broadcast
     assert "62 °C · trống 812 MB" in cells
     other = re.search(r'data-device="loa-b-01">(.*?)</tr>', page, re.S)
     assert other is not None and "—" in other.group(1)
+
+
+def test_a_large_fleet_is_summarised_by_zone_with_only_receivers_needing_attention(
+    client: FlaskClient, service: BroadcastService
+) -> None:
+    """Above FULL_LIST_UP_TO receivers the page lists zones, then only the receivers that are
+    offline, missing audio or off in clock: a province's thousand rows help nobody."""
+    healthy = {"cache_complete": 1.0, "manifest_items": 3, "clock_offset_s": 0.1}
+    with service.db.session() as session:
+        for n in range(FULL_LIST_UP_TO + 10):
+            session.add(
+                Device(id=f"loa-b-{n + 2:02d}", name=f"Cụm {n}", zone_id="thon-b",
+                       mqtt_password_hash="-", online=n != 3, state="idle",
+                       status_extra={**healthy, "clock_offset_s": 9.0} if n == 5 else healthy)
+            )  # fmt: skip
+    login(client, "officer")
+    page = client.get("/").get_data(as_text=True)
+    listed = set(re.findall(r'data-device="([^"]+)"', page))
+    # loa-a-01 and loa-b-01 have never reported: offline too
+    assert listed == {"loa-a-01", "loa-b-01", "loa-b-05", "loa-b-07"}, listed
+    zone_b = re.search(r'<tr data-zone="thon-b">(.*?)</tr>', page, re.S)
+    assert zone_b is not None, page
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", zone_b.group(1))[1:] == ["69/71", "0", "3"]
+    assert "4 trên 72 cụm loa" in page
+    english = client.get("/?lang=en").get_data(as_text=True)
+    assert "Loudspeaker clusters needing attention" in english and "4 of 72" in english
 
 
 def test_dashboard_lists_todays_programme(client: FlaskClient, service: BroadcastService) -> None:

@@ -992,15 +992,16 @@ def _profile_lines(result: dict) -> list[str]:
         heaviest = max(profile.values(), key=lambda found: found["cpu_ms"])
         lines += [
             "",
-            f"Why: every page and API call here lists all {result['receivers']:,} receivers (or "
-            "50 broadcasts with every delivery of each), so one request costs "
+            f"Why: every page and API call here reads all {result['receivers']:,} receivers "
+            "(the dashboard to summarise them per zone, the devices API to list them) or 50 "
+            "broadcasts with every delivery of each, so one request costs "
             f"{min(f['cpu_ms'] for f in profile.values()):.0f}–{heaviest['cpu_ms']:.0f} ms of "
-            "CPU, most of it building ORM rows and markup for each receiver. A worker runs "
-            "Python on one core at a time (the GIL), so two or three such requests arriving "
-            "together on one worker queue behind each other: p50 is one request's cost, p99 "
-            "several. Meeting 200 ms at this scale needs lists that do not grow with the "
-            "province: receivers summarised per zone with only the ones needing attention "
-            "listed, deliveries as counts in list responses, pages of results in the API.",
+            "CPU, most of it building an ORM row (and decoding the last heartbeat) per receiver "
+            "or delivery. A worker runs Python on one core at a time (the GIL), so two or three "
+            "such requests arriving together on one worker queue behind each other: p50 is one "
+            "request's cost, p99 several. Meeting 200 ms at this scale needs work that does not "
+            "grow with the province: the per-zone counts computed in SQL, deliveries as counts "
+            "in list responses, pages of results in the API.",
         ]
     return [*lines, ""]
 

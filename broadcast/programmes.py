@@ -130,7 +130,9 @@ def first_overlap(
 ) -> tuple[datetime, datetime] | None:
     """The first pair of runs (mine, theirs) that sound at the same time, if any.
 
-    Both lists are sorted and each run lasts its list's airtime, so one merge pass finds it.
+    Both lists are sorted and each run lasts its list's airtime, so one merge pass finds it:
+    a run that ends before the other list's current run starts cannot meet any later one of
+    that list (they start later still), and is passed over.
     """
     mine_length, their_length = timedelta(seconds=my_airtime_s), timedelta(seconds=airtime_s)
     i = j = 0
@@ -138,7 +140,7 @@ def first_overlap(
         my_end, their_end = mine[i] + mine_length, theirs[j] + their_length
         if mine[i] < their_end and theirs[j] < my_end:
             return mine[i], theirs[j]
-        if my_end <= their_end:
+        if my_end <= theirs[j]:
             i += 1
         else:
             j += 1

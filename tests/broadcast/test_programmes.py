@@ -9,7 +9,7 @@ import itertools
 from datetime import date, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from broadcast import programmes
@@ -157,6 +157,9 @@ def test_first_overlap_finds_the_first_clash() -> None:
     assert first_overlap([NOW + timedelta(seconds=59)], 60, [NOW], 60) is not None
 
 
+@settings(max_examples=1000)
+@example(mine=[2], theirs=[0, 1], a=0, b=2)  # runs ending together: found by CI
+@example(mine=[118, 119], theirs=[26, 28], a=0, b=92)
 @given(
     mine=st.lists(st.integers(0, 2000), max_size=12, unique=True),
     theirs=st.lists(st.integers(0, 2000), max_size=12, unique=True),

@@ -8,7 +8,6 @@ passwords anywhere.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broadcast import const
 from broadcast.errors import LoaError
+from broadcast.locks import FileLock
 from broadcast.redelivery import RedeliveryPolicy
 from devices import protocol
 from devices.config import ConfigError, TlsSettings, read_ca_pem, tls_context, write_private_file
@@ -226,10 +226,12 @@ class Secrets:
     def _creating(self) -> Iterator[None]:
         """Held while a missing secret is made: web workers starting together on a new data
         directory must all end up with the same Flask key and signing key, not one each."""
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        with (self._path.parent / ".secrets.lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        lock = FileLock(self._path.parent / ".secrets.lock")
+        lock.acquire(blocking=True)
+        try:
             yield
+        finally:
+            lock.release()
 
     def _get(self, name: str) -> str:
         if name not in self._values:

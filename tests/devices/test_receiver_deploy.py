@@ -5,9 +5,12 @@ made with debootstrap is the deployment test of issue 6.)"""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 from support import REPO_ROOT
@@ -61,15 +64,27 @@ def test_the_install_script_parses_and_installs_what_the_unit_runs() -> None:
     assert "loa doctor --config /etc/loa/receiver.json" in script
 
 
-# What `pip install 'loa[server]'` adds and a receiver does without (pyproject.toml).
-SERVER_ONLY = (
-    "sqlalchemy", "alembic", "flask", "flask_babel", "apscheduler", "amqtt", "pydub", "gtts",
-    "argon2", "psycopg", "imageio_ffmpeg", "espeakng_loader", "docx", "segno", "gunicorn",
-    "requests", "urllib3",
-)  # fmt: skip
+def server_only_modules() -> list[str]:
+    """The modules of what `pip install 'loa[server]'` adds (pyproject.toml's `server` extra),
+    which a receiver does without; and urllib3, which came only with requests."""
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    wanted = {
+        re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        for requirement in pyproject["project"]["optional-dependencies"]["server"]
+    }
+    modules = {
+        module
+        for module, dists in packages_distributions().items()
+        if not module.startswith("_")
+        and any(dist.lower().replace("_", "-") in wanted for dist in dists)
+    }
+    assert {"flask", "sqlalchemy", "docx"} <= modules, modules
+    return sorted(modules | {"urllib3"})
+
+
 WITHOUT_SERVER_PACKAGES = f"""
 import sys
-for name in {SERVER_ONLY!r}:
+for name in {server_only_modules()!r}:
     sys.modules[name] = None  # importing it now fails as if it were not installed
 import devices.agent, devices.fleet, devices.doctor
 from broadcast.cli import main

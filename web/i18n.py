@@ -16,6 +16,8 @@ Extracting new strings: `pybabel extract -F web/babel.cfg -o /tmp/messages.pot .
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
@@ -40,10 +42,15 @@ def compile_catalogs(target: Path) -> Path:
         mo_path.parent.mkdir(parents=True, exist_ok=True)
         with po_path.open("rb") as source:
             catalog = read_po(source, locale=locale)
-        partial = mo_path.with_suffix(".mo.tmp")
-        with partial.open("wb") as out:
-            write_mo(out, catalog)
-        partial.replace(mo_path)
+        # a temporary name of its own: web workers starting together all compile at once
+        fd, partial = tempfile.mkstemp(dir=mo_path.parent, prefix=".messages.", suffix=".mo")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                write_mo(out, catalog)
+            os.replace(partial, mo_path)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
     return target
 
 

@@ -9,6 +9,7 @@ A string newly wrapped in `_()` (template or Python) with no English fails
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
@@ -196,3 +197,23 @@ def test_schedule_wording_in_both_languages(client: FlaskClient, planned: None) 
     vietnamese = client.get("/bulletins/?lang=vi").get_data(as_text=True)
     assert "Hằng ngày 17:00 (từ … đến " in vietnamese
     assert "Thứ Hai, Thứ Tư, Thứ Sáu lúc 06:00" in vietnamese
+
+
+def test_workers_starting_together_compile_the_catalogs_without_clashing(tmp_path: Path) -> None:
+    """Every gunicorn worker compiles the catalogs into the same data directory at start."""
+    failures: list[BaseException] = []
+
+    def compile_often() -> None:
+        try:
+            for _ in range(20):
+                i18n.compile_catalogs(tmp_path)
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=compile_often) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert [p.name for p in (tmp_path / "en" / "LC_MESSAGES").iterdir()] == ["messages.mo"]

@@ -91,11 +91,18 @@ def test_plays_a_signed_command_and_rejects_bad_ones(
         watcher.publish(zone, payload)
         watcher.wait_event(DEVICE, command.id, EventKind.FINISHED)
         assert steps(watcher, DEVICE, command.id) == STEPS
-        states = [(s.state, s.current_broadcast) for s in watcher.states(DEVICE)]
-        assert is_subsequence(
-            [(ReceiverState.IDLE, None), (ReceiverState.PLAYING, 11), (ReceiverState.IDLE, None)],
-            states,
-        ), states
+        # The state and the event travel on different topics, so the last "idle" may land after
+        # the "finished" event: wait for it instead of reading it once.
+        played_then_idle = [
+            (ReceiverState.IDLE, None),
+            (ReceiverState.PLAYING, 11),
+            (ReceiverState.IDLE, None),
+        ]
+        kit.wait_until(
+            lambda: is_subsequence(
+                played_then_idle, [(s.state, s.current_broadcast) for s in watcher.states(DEVICE)]
+            )
+        )
         assert {s.boot_id for s in watcher.states(DEVICE)} == {boot}
 
         played_dir = tmp_path / DEVICE / "played"

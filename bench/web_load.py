@@ -503,7 +503,7 @@ class Gunicorn:
 
 def _devices(base: str, token: str) -> list[dict[str, Any]]:
     response = requests.get(
-        f"{base}/api/v1/devices",
+        f"{base}/api/v1/devices?per_page=1000",
         headers={"Authorization": f"Bearer {token}"},
         timeout=REQUEST_TIMEOUT_S * 3,
     )

@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from broadcast import clock, zones
+from broadcast import clock, receivers, zones
 from broadcast.const import (
     MAX_RELAY_MINUTES,
     MAX_REPEAT,
@@ -338,6 +338,7 @@ def apply_status(session: Session, status: DeviceStatus) -> StatusChange:
     device.last_seen = reported_at if status.online else device.last_seen
     if status.online:
         device.status_extra = dict(status.extra)
+        device.health_ok = receivers.health_ok(device.status_extra)
     return StatusChange.RETURNED if returned else StatusChange.UPDATED
 
 
@@ -452,12 +453,19 @@ def can_view(
     return bool(targeted & own_devices)
 
 
-def load_deliveries(session: Session, rows: Sequence[Broadcast]) -> None:
-    """Load the deliveries of many broadcasts in one query, not one query each (a list of 50
-    commune-wide broadcasts at a province is thousands of deliveries)."""
-    if rows:
-        query = select(Broadcast).where(Broadcast.id.in_([row.id for row in rows]))
-        session.scalars(query.options(selectinload(Broadcast.deliveries))).all()
+def delivery_counts(session: Session, broadcast_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Deliveries per state of many broadcasts, counted in SQL: a list of 50 commune-wide
+    broadcasts at a province is tens of thousands of deliveries, which no list needs one by one."""
+    counts: dict[int, dict[str, int]] = {broadcast_id: {} for broadcast_id in broadcast_ids}
+    if broadcast_ids:
+        query = (
+            select(Delivery.broadcast_id, Delivery.state, func.count())
+            .where(Delivery.broadcast_id.in_(broadcast_ids))
+            .group_by(Delivery.broadcast_id, Delivery.state)
+        )
+        for broadcast_id, state, count in session.execute(query):
+            counts[broadcast_id][state] = count
+    return counts
 
 
 def visible_broadcasts(

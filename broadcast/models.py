@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -58,6 +59,9 @@ class Device(Base):
     current_broadcast_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # what the receiver's heartbeat reports beyond its state (cache, clock offset, …)
     status_extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # that heartbeat read against `receivers.health_ok` (media cached, clock in step), kept as
+    # a column so a province's dashboard counts receivers needing attention in SQL
+    health_ok: Mapped[bool] = mapped_column(default=True, server_default=true())
     # the item list last published on its manifest topic, to publish only what changed
     manifest_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     manifest_published_at: Mapped[datetime | None] = mapped_column(nullable=True)

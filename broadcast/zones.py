@@ -77,6 +77,16 @@ def target_devices(zones: Iterable[Zone]) -> list[Device]:
     if session is None:  # zones outside any session: walk their loaded relationships
         devices = {d.id: d for zone in chosen for member in subtree(zone) for d in member.devices}
         return [devices[key] for key in sorted(devices)]
+    query = select(Device).order_by(Device.id)
+    wanted = subtree_ids(session, chosen)
+    if wanted is not None:
+        query = query.where(Device.zone_id.in_(wanted))
+    return list(session.scalars(query))
+
+
+def subtree_ids(session: Session, chosen: Iterable[Zone]) -> set[str] | None:
+    """The ids of the given zones and all their sub-zones in one query; None when that is
+    every zone (so callers can leave out a filter that would list them all)."""
     children: dict[str | None, list[str]] = {}
     for zone_id, parent_id in session.execute(select(Zone.id, Zone.parent_id)):
         children.setdefault(parent_id, []).append(zone_id)
@@ -87,10 +97,8 @@ def target_devices(zones: Iterable[Zone]) -> list[Device]:
         if zone_id not in wanted:
             wanted.add(zone_id)
             stack.extend(children.get(zone_id, ()))
-    query = select(Device).order_by(Device.id)
-    if len(wanted) < sum(len(ids) for ids in children.values()):
-        query = query.where(Device.zone_id.in_(wanted))
-    return list(session.scalars(query))
+    every = sum(len(ids) for ids in children.values())
+    return None if len(wanted) >= every else wanted
 
 
 def reachable_zones(session: Session, user: User) -> list[Zone]:

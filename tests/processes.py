@@ -137,7 +137,7 @@ def wait_devices(
     deadline = time.monotonic() + timeout_s
     devices: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        _status, devices = http_json("GET", f"{base}/api/v1/devices", token)
+        _status, devices = http_json("GET", f"{base}/api/v1/devices?per_page=1000", token)
         if len(devices) == count and all(
             d["online"] and (ready is None or ready(d)) for d in devices
         ):

@@ -34,7 +34,36 @@ def device_json(device: Device) -> dict[str, Any]:
     }
 
 
+def broadcast_summary_json(broadcast: Broadcast, counts: Mapping[str, int]) -> dict[str, Any]:
+    """A broadcast in a list: its deliveries as a count per state (`broadcasts.delivery_counts`);
+    the broadcast itself (`broadcast_json`) has one record per receiver."""
+    return {
+        **_broadcast_fields(broadcast),
+        "deliveries_total": sum(counts.values()),
+        "delivery_counts": dict(counts),
+    }
+
+
 def broadcast_json(broadcast: Broadcast) -> dict[str, Any]:
+    return {
+        **_broadcast_fields(broadcast),
+        "deliveries": [
+            {
+                "device": delivery.device_id,
+                "state": delivery.state,
+                "detail": delivery.detail or None,
+                "received_at": iso_utc(delivery.received_at),
+                "fetched_at": iso_utc(delivery.fetched_at),
+                "started_at": iso_utc(delivery.started_at),
+                "preempted_at": iso_utc(delivery.preempted_at),
+                "finished_at": iso_utc(delivery.finished_at),
+            }
+            for delivery in broadcast.deliveries
+        ],
+    }
+
+
+def _broadcast_fields(broadcast: Broadcast) -> dict[str, Any]:
     return {
         "id": broadcast.id,
         "title": broadcast.title,
@@ -57,19 +86,6 @@ def broadcast_json(broadcast: Broadcast) -> dict[str, Any]:
         "valid_until": iso_utc(broadcast.valid_until),
         "corrects": broadcast.corrects_id,
         "cancelled_at": iso_utc(broadcast.cancelled_at),
-        "deliveries": [
-            {
-                "device": delivery.device_id,
-                "state": delivery.state,
-                "detail": delivery.detail or None,
-                "received_at": iso_utc(delivery.received_at),
-                "fetched_at": iso_utc(delivery.fetched_at),
-                "started_at": iso_utc(delivery.started_at),
-                "preempted_at": iso_utc(delivery.preempted_at),
-                "finished_at": iso_utc(delivery.finished_at),
-            }
-            for delivery in broadcast.deliveries
-        ],
     }
 
 

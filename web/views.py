@@ -7,7 +7,6 @@ Flask-Babel); the rules live in `broadcast`.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 from broadcast import clock
 from broadcast.errors import PermissionDenied
 from broadcast.models import Device, Schedule, User
+from broadcast.receivers import CLOCK_WARN_S, number
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ WEEKDAY_LABELS = (
     lazy_gettext("Thứ Bảy"),
     lazy_gettext("Chủ nhật"),
 )
-CLOCK_WARN_S = 5.0  # receivers start together only if their clocks agree within seconds
 
 
 def user_row(session: Session) -> User:
@@ -79,12 +78,6 @@ class DeviceHealth:
     machine: str  # temperature and free disk, when the receiver reports them
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 @dataclass(frozen=True)
 class HealthWords:
     """The phrases of `device_health` in the request's language: a page listing a province's
@@ -102,23 +95,23 @@ def device_health(device: Device, words: HealthWords | None = None) -> DeviceHea
     words = words or HealthWords.current()
     extra: dict[str, Any] = device.status_extra or {}
     cache, cache_ok = "—", True
-    complete = _number(extra.get("cache_complete"))
-    items = _number(extra.get("manifest_items"))
+    complete = number(extra.get("cache_complete"))
+    items = number(extra.get("manifest_items"))
     if complete is not None:
         cache = f"{complete * 100:.0f} %"
         if items is not None:
             cache += " " + words.items % {"count": round(items)}
         cache_ok = complete >= 1.0
     clock_text, clock_ok = "—", True
-    offset = _number(extra.get("clock_offset_s"))
+    offset = number(extra.get("clock_offset_s"))
     if offset is not None:
         clock_text = f"{offset:+.1f} s".replace(".", ",")
         clock_ok = abs(offset) <= CLOCK_WARN_S
     machine = []
-    temperature = _number(extra.get("cpu_temp_c"))
+    temperature = number(extra.get("cpu_temp_c"))
     if temperature is not None:
         machine.append(f"{temperature:.0f} °C")
-    disk = _number(extra.get("disk_free_mb"))
+    disk = number(extra.get("disk_free_mb"))
     if disk is not None:
         machine.append(words.disk_free % {"mb": round(disk)})
     return DeviceHealth(cache, cache_ok, clock_text, clock_ok, " · ".join(machine) or "—")

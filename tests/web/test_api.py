@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from service_support import RecordingDispatcher, broadcast_status, wait_for
 from support import tone_wav
 
+from broadcast import registry
 from broadcast.service import BroadcastService
 from devices import protocol
 from devices.protocol import DeviceStatus, ReceiverState
@@ -265,3 +266,62 @@ def test_a_recorded_announcement_over_the_api(
         content_type="multipart/form-data",
     )
     assert missing.status_code == 400 and missing.get_json()["error"]["field"] == "recording"
+
+
+def test_devices_come_a_page_at_a_time_with_the_total_and_the_next_page(
+    client: FlaskClient, tokens: dict[str, str], service: BroadcastService
+) -> None:
+    """A province's thousands of receivers are read page by page; the body stays a list."""
+    with service.db.session() as session:
+        for n in range(2, 26):
+            registry.register_device(
+                session, service.settings, service.public_key_text, f"loa-b-{n:02d}", "thon-b"
+            )
+    service._on_status(DeviceStatus("loa-b-07", ReceiverState.IDLE, "boot", time.time()))
+    officer = _auth(tokens["officer"])
+    seen: list[str] = []
+    url: str | None = "/api/v1/devices?per_page=10&zone=xa-test"
+    for _ in range(5):  # 26 receivers: three pages, then no next link
+        if url is None:
+            break
+        response = client.get(url, headers=officer)
+        assert response.status_code == 200 and response.headers["X-Total-Count"] == "26"
+        seen += [device["id"] for device in response.get_json()]
+        link = response.headers.get("Link")
+        url = link[1 : link.index(">")] if link else None
+    assert url is None and seen == sorted(seen) and len(seen) == len(set(seen)) == 26
+
+    default = client.get("/api/v1/devices", headers=officer).get_json()
+    assert len(default) == 26  # a commune fits in the default page
+    village = client.get("/api/v1/devices?zone=thon-a", headers=officer)
+    assert [d["id"] for d in village.get_json()] == ["loa-a-01"]
+    online = client.get("/api/v1/devices?online=true", headers=officer)
+    assert [d["id"] for d in online.get_json()] == ["loa-b-07"]
+    assert online.headers["X-Total-Count"] == "1" and "Link" not in online.headers
+    offline = client.get("/api/v1/devices?online=false&per_page=1", headers=officer)
+    assert offline.headers["X-Total-Count"] == "25"
+
+    head = _auth(tokens["head-a"])
+    refused = client.get("/api/v1/devices?zone=thon-b", headers=head)
+    assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "zone"
+    for query, field in (("per_page=0", "per_page"), ("page=x", "page"), ("online=yes", "online")):
+        response = client.get(f"/api/v1/devices?{query}", headers=officer)
+        assert response.status_code == 400 and response.get_json()["error"]["field"] == field
+
+
+def test_the_announcement_list_counts_deliveries_per_state(
+    client: FlaskClient, tokens: dict[str, str], service: BroadcastService
+) -> None:
+    """A list of broadcasts carries counts, the broadcast itself one record per receiver."""
+    body = _announce(client, tokens["officer"], zones=["xa-test"])
+    _wait_sent(service, body["id"])
+    service._on_event(
+        protocol.DeviceEvent("loa-a-01", "c", body["id"], protocol.EventKind.FINISHED, time.time())
+    )
+    listed = client.get("/api/v1/announcements", headers=_auth(tokens["officer"])).get_json()
+    [row] = [row for row in listed if row["id"] == body["id"]]
+    assert row["deliveries_total"] == 2 and "deliveries" not in row
+    assert row["delivery_counts"] == {"finished": 1, "queued": 1}
+    full = client.get(f"/api/v1/announcements/{body['id']}", headers=_auth(tokens["officer"]))
+    states = {d["device"]: d["state"] for d in full.get_json()["deliveries"]}
+    assert states == {"loa-a-01": "finished", "loa-b-01": "queued"}

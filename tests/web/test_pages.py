@@ -17,6 +17,7 @@ from service_support import (
 from web_support import csrf_token, login
 from werkzeug.test import TestResponse
 
+from broadcast import broadcasts
 from broadcast.models import Device
 from broadcast.service import BroadcastService
 from devices import protocol
@@ -243,9 +244,14 @@ def test_a_large_fleet_is_summarised_by_zone_with_only_receivers_needing_attenti
         for n in range(FULL_LIST_UP_TO + 10):
             session.add(
                 Device(id=f"loa-b-{n + 2:02d}", name=f"Cụm {n}", zone_id="thon-b",
-                       mqtt_password_hash="-", online=n != 3, state="idle",
-                       status_extra={**healthy, "clock_offset_s": 9.0} if n == 5 else healthy)
+                       mqtt_password_hash="-")
             )  # fmt: skip
+        session.flush()
+        for n in range(FULL_LIST_UP_TO + 10):  # each heartbeat as the server records it
+            extra = {**healthy, "clock_offset_s": 9.0} if n == 5 else healthy
+            state = ReceiverState.OFFLINE if n == 3 else ReceiverState.IDLE
+            heartbeat = DeviceStatus(f"loa-b-{n + 2:02d}", state, "boot", time.time(), extra=extra)
+            broadcasts.apply_status(session, heartbeat)
     login(client, "officer")
     page = client.get("/").get_data(as_text=True)
     listed = set(re.findall(r'data-device="([^"]+)"', page))

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from broadcast import accounts, zones
+from broadcast import accounts, receivers, zones
 from broadcast.errors import NotFound, PermissionDenied, ServiceUnavailable, ValidationError
 from broadcast.models import User
 from web import get_service
@@ -111,12 +111,57 @@ def list_zones() -> Response:
         return jsonify([zone_json(zone) for zone in zones.visible_zones(session, _user(session))])
 
 
+DEVICES_PER_PAGE = 100  # a commune's receivers fit in one page; a province's take several
+
+
 @bp.get("/devices")
 @token_required
 def list_devices() -> Response:
+    """Receivers the caller may see, a page at a time (`?page=&per_page=`, filters `?zone=`
+    with its sub-zones and `?online=true|false`). The body stays a list; `X-Total-Count` says
+    how many match and `Link: <…>; rel="next"` where the next page is."""
+    page = page_number("page", 1, 1_000_000)
+    per_page = page_number("per_page", DEVICES_PER_PAGE, 1000)
+    online = _flag("online")
     with get_service().db.session() as session:
         visible = zones.visible_zones(session, _user(session))
-        return jsonify([device_json(device) for device in zones.target_devices(visible)])
+        wanted = request.args.get("zone")
+        if wanted is not None:
+            visible = [zone for zone in visible if zone.id == wanted]
+            if not visible:
+                raise ValidationError("zone", f"unknown zone {wanted!r}, or not one you may see")
+        found = receivers.page_of_devices(
+            session,
+            zones.subtree_ids(session, visible),
+            offset=(page - 1) * per_page,
+            limit=per_page,
+            online=online,
+        )
+        response = jsonify([device_json(device) for device in found.devices])
+    response.headers["X-Total-Count"] = str(found.total)
+    if page * per_page < found.total:
+        next_page = url_for(
+            "api.list_devices", **{**request.args.to_dict(), "page": page + 1, "per_page": per_page}
+        )
+        response.headers["Link"] = f'<{next_page}>; rel="next"'
+    return response
+
+
+def page_number(name: str, default: int, highest: int) -> int:
+    """A whole number from 1 to `highest` in the query string, or a ValidationError naming it."""
+    raw = request.args.get(name, str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= highest:
+        raise ValidationError(name, f"a whole number from 1 to {highest}")
+    return int(raw)
+
+
+def _flag(name: str) -> bool | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if raw.lower() not in ("true", "false"):
+        raise ValidationError(name, "true or false")
+    return raw.lower() == "true"
 
 
 from web.api import announcements, bulletins, openapi, reports, schedules  # noqa: E402

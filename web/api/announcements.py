@@ -14,7 +14,7 @@ from broadcast import broadcasts
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from web import get_service
 from web.api import api_user, bp, current_user_id, json_body, token_required
-from web.serialize import broadcast_json
+from web.serialize import broadcast_json, broadcast_summary_json
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -78,15 +78,16 @@ def cancel_announcement(broadcast_id: int) -> Response:
 @bp.get("/announcements")
 @token_required
 def list_announcements() -> Response:
-    """The newest broadcasts the caller may see (`?limit=`, at most 200)."""
+    """The newest broadcasts the caller may see (`?limit=`, at most 200), each with a count of
+    its deliveries per state; `GET /announcements/<id>` has every receiver's record."""
     try:
         limit = min(200, max(1, int(request.args.get("limit", "50"))))
     except ValueError:
         raise ValidationError("limit", "must be a whole number from 1 to 200") from None
     with get_service().db.session() as session:
         rows = broadcasts.visible_broadcasts(session, api_user(session), limit)
-        broadcasts.load_deliveries(session, rows)
-        return jsonify([broadcast_json(row) for row in rows])
+        counts = broadcasts.delivery_counts(session, [row.id for row in rows])
+        return jsonify([broadcast_summary_json(row, counts[row.id]) for row in rows])
 
 
 @bp.post("/announcements/recording")

@@ -41,6 +41,42 @@ PRIORITY = {
     "description": "Thông tư 39/2020/TT-BTTTT: khẩn cấp, ưu tiên, thông thường",
 }
 
+BROADCAST_FIELDS: dict[str, Any] = {
+    "id": INTEGER,
+    "title": STRING,
+    "status": {
+        "type": "string",
+        "enum": [
+            "pending",
+            "scheduled",
+            "dispatched",
+            "finished",
+            "partial",
+            "failed",
+            "cancelled",
+            "missed",
+        ],
+    },
+    "priority": PRIORITY,
+    "repeat": INTEGER,
+    "zones": IDS,
+    "devices": IDS,
+    "source": STRING,
+    "schedule": nullable("integer"),
+    "item_id": nullable("string"),
+    "content": {"type": "string", "enum": ["media", "relay"]},
+    "relay_url": nullable("string"),
+    "duration_s": nullable("number"),
+    "error": nullable("string"),
+    "media_sha256": nullable("string"),
+    "created_at": TIME,
+    "dispatched_at": TIME,
+    "play_at": TIME,
+    "valid_until": TIME,
+    "corrects": nullable("integer"),
+    "cancelled_at": TIME,
+}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
         "type": "object",
@@ -107,40 +143,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Broadcast": {
         "type": "object",
         "properties": {
-            "id": INTEGER,
-            "title": STRING,
-            "status": {
-                "type": "string",
-                "enum": [
-                    "pending",
-                    "scheduled",
-                    "dispatched",
-                    "finished",
-                    "partial",
-                    "failed",
-                    "cancelled",
-                    "missed",
-                ],
-            },
-            "priority": PRIORITY,
-            "repeat": INTEGER,
-            "zones": IDS,
-            "devices": IDS,
-            "source": STRING,
-            "schedule": nullable("integer"),
-            "item_id": nullable("string"),
-            "content": {"type": "string", "enum": ["media", "relay"]},
-            "relay_url": nullable("string"),
-            "duration_s": nullable("number"),
-            "error": nullable("string"),
-            "media_sha256": nullable("string"),
-            "created_at": TIME,
-            "dispatched_at": TIME,
-            "play_at": TIME,
-            "valid_until": TIME,
-            "corrects": nullable("integer"),
-            "cancelled_at": TIME,
+            **BROADCAST_FIELDS,
             "deliveries": array(ref("Delivery")),
+        },
+    },
+    "BroadcastSummary": {
+        "type": "object",
+        "description": "A broadcast in a list: its deliveries counted per state",
+        "properties": {
+            **BROADCAST_FIELDS,
+            "deliveries_total": INTEGER,
+            "delivery_counts": {
+                "type": "object",
+                "additionalProperties": INTEGER,
+                "description": 'delivery state → receivers in it, e.g. {"finished": 12}',
+            },
         },
     },
     "AnnouncementRequest": {
@@ -455,15 +472,36 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/devices": {
         "get": operation(
-            "Receivers (cụm loa) in the zones the caller may see, with their last heartbeat",
-            {"200": ok(array(ref("Device")))},
+            "Receivers (cụm loa) in the zones the caller may see, with their last heartbeat,"
+            " a page at a time",
+            {
+                "200": {
+                    **ok(array(ref("Device"))),
+                    "headers": {
+                        "X-Total-Count": {
+                            "schema": INTEGER,
+                            "description": "receivers matching, on every page",
+                        },
+                        "Link": {
+                            "schema": STRING,
+                            "description": 'the next page, as `<url>; rel="next"`, if any',
+                        },
+                    },
+                }
+            },
+            params=[
+                query("zone", "a zone id: its receivers and those of its sub-zones"),
+                query("online", "true or false", {"type": "boolean"}),
+                query("page", "page number (from 1)", INTEGER),
+                query("per_page", "receivers per page (1–1000, default 100)", INTEGER),
+            ],
             tag="devices",
         )
     },
     "/announcements": {
         "get": operation(
-            "The newest broadcasts the caller may see",
-            {"200": ok(array(ref("Broadcast")))},
+            "The newest broadcasts the caller may see, deliveries counted per state",
+            {"200": ok(array(ref("BroadcastSummary")))},
             params=[query("limit", "at most this many (1–200, default 50)", INTEGER)],
             tag="announcements",
         ),

@@ -14,17 +14,10 @@ from broadcast.clock import iso_utc
 from broadcast.errors import ValidationError
 from broadcast.reporting import LogFilter, MonthlySummary
 from web import get_service
-from web.api import bp, current_user_id, token_required
+from web.api import bp, current_user_id, page_number, token_required
 
 _LOGGER = logging.getLogger(__name__)
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-def _page_number(name: str, default: int, highest: int) -> int:
-    raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= highest:
-        raise ValidationError(name, f"a whole number from 1 to {highest}")
-    return int(raw)
 
 
 @bp.get("/reports/broadcasts")
@@ -35,8 +28,8 @@ def report_broadcasts() -> Response:
     page = get_service().reports.broadcast_log(
         current_user_id(),
         wanted,
-        page=_page_number("page", 1, 100_000),
-        per_page=_page_number("per_page", 50, 500),
+        page=page_number("page", 1, 100_000),
+        per_page=page_number("per_page", 50, 500),
     )
     return jsonify(
         {

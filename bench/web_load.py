@@ -13,7 +13,8 @@ phases spread evenly so about N/30 arrive each second; they live in worker proce
 `CLIENTS_PER_PROCESS` clients (paho's select() limit). Users are threads in `--generators`
 separate processes, each with its own keep-alive `requests.Session`, signed in through the real
 login form (CSRF) for pages and with an API token for the API. Each user loops dashboard → GET
-/api/v1/devices → GET /api/v1/announcements with a think time between requests (uniform
+/api/v1/devices (its first page: 100 receivers and the total) → GET /api/v1/announcements (the 50
+newest, deliveries counted per state) with a think time between requests (uniform
 0.5–1.5 × `--think-s`, 5 s by default: people reading what they asked for; a closed loop, so a
 slow server also lowers the rate, which the table reports).
 
@@ -905,7 +906,9 @@ def table(result: dict) -> list[str]:
         "",
         f"{result['users']} signed-in users (closed loop, think time "
         f"{0.5 * result['think_s']:g}–{1.5 * result['think_s']:g} s) on the dashboard, GET "
-        f"/api/v1/devices and GET /api/v1/announcements for {result['duration_s']:.0f} s while "
+        "/api/v1/devices (its first page: 100 receivers and the total) and GET "
+        "/api/v1/announcements (the 50 newest, deliveries counted per state) for "
+        f"{result['duration_s']:.0f} s while "
         f"{result['receivers']:,} receivers heartbeat every {result['heartbeat_s']:.0f} s "
         f"(≈{result['heartbeat_rate_per_s']:.0f}/s). gunicorn `web.wsgi:app` with "
         f"{result['workers']} workers × {result['threads']} threads, mosquitto, "

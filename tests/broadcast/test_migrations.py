@@ -71,3 +71,32 @@ def test_0003_keeps_existing_rows_and_downgrades(tmp_path: Path) -> None:
         assert "sequences" not in inspect(connection).get_table_names()
         assert connection.execute(text("SELECT count(*) FROM schedules")).scalar() == 1
     engine.dispose()
+
+
+def test_0005_adds_device_health_to_existing_receivers_and_downgrades(tmp_path: Path) -> None:
+    """Receivers of the previous release start healthy (their next heartbeat says otherwise)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'loa.db'}")
+    upgrade(engine, "0004")
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO zones (id, name, kind) VALUES ('thon-a', 'Thôn A', 'village')")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO devices (id, name, zone_id, mqtt_password_hash, created_at, online,"
+                " state, boot_id) VALUES ('loa-a-01', '', 'thon-a', '-', '2026-11-01 00:00:00',"
+                " 1, 'idle', 'b')"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT id, health_ok FROM devices")).one() == (
+            "loa-a-01",
+            1,
+        )
+    downgrade(engine, "0004")
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("devices")}
+        assert "health_ok" not in columns and "status_extra" in columns
+        assert connection.execute(text("SELECT count(*) FROM devices")).scalar() == 1
+    engine.dispose()

@@ -28,7 +28,7 @@ import segno
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcast import accounts, audit
+from broadcast import accounts, audit, receivers, zones
 from broadcast.const import Role, ZoneKind
 from broadcast.db import Database
 from broadcast.errors import NotFound, ValidationError
@@ -41,6 +41,7 @@ _LOGGER = logging.getLogger(__name__)
 
 ADMIN_ROLES = (Role.ADMIN,)
 AUDIT_PER_PAGE = 50
+DEVICES_PER_PAGE = 100
 MAX_NAME_CHARS = 200
 MAX_QR_VERSION = 25  # beyond it a phone camera struggles with a code on a screen
 QR_CA_FILE = "/etc/loa/mqtt-ca.pem"  # where a QR-installed Pi keeps a CA too large for the code
@@ -93,6 +94,19 @@ class DeviceRow:
     state: str
     last_seen: datetime | None
     has_config: bool
+
+
+@dataclass(frozen=True)
+class DevicePage:
+    rows: list[DeviceRow]
+    page: int
+    per_page: int
+    total: int
+    zone_id: str  # the zone filter, "" for every zone
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
 
 
 @dataclass(frozen=True)
@@ -334,11 +348,24 @@ class Administration:
 
     # devices
 
-    def list_devices(self, user_id: int) -> list[DeviceRow]:
+    def device_page(
+        self, user_id: int, page: int = 1, zone_id: str = "", per_page: int = DEVICES_PER_PAGE
+    ) -> DevicePage:
+        """Receivers by id, a page at a time (a province registers thousands), optionally those
+        of one zone and its sub-zones; a page past the end shows the last one."""
         with self._db.session() as session:
             _admin(session, user_id)
-            devices = session.scalars(select(Device).order_by(Device.id))
-            return [self._device_row(device) for device in devices]
+            chosen = session.get(Zone, zone_id) if zone_id else None
+            if zone_id and chosen is None:
+                raise ValidationError("zone", f"Không có khu vực “{zone_id}”")
+            zone_ids = zones.subtree_ids(session, [chosen]) if chosen is not None else None
+            pages = max(1, math.ceil(receivers.count_devices(session, zone_ids) / per_page))
+            page = min(max(1, page), pages)
+            found = receivers.page_of_devices(
+                session, zone_ids, offset=(page - 1) * per_page, limit=per_page
+            )
+            rows = [self._device_row(device) for device in found.devices]
+            return DevicePage(rows, page, per_page, found.total, zone_id)
 
     def get_device(self, user_id: int, device_id: str) -> DeviceRow:
         with self._db.session() as session:

@@ -109,9 +109,18 @@ def page_of_devices(
     online: bool | None = None,
 ) -> DevicePage:
     """One page of receivers by id, and how many match in all."""
-    query = _in_zones(select(Device), zone_ids)
-    if online is not None:
-        query = query.where(Device.online == online)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    query = _matching(zone_ids, online)
     devices = session.scalars(query.order_by(Device.id).offset(offset).limit(limit))
-    return DevicePage(list(devices), total)
+    return DevicePage(list(devices), count_devices(session, zone_ids, online))
+
+
+def count_devices(
+    session: Session, zone_ids: Collection[str] | None, online: bool | None = None
+) -> int:
+    query = _matching(zone_ids, online).with_only_columns(func.count(Device.id))
+    return session.scalar(query) or 0
+
+
+def _matching(zone_ids: Collection[str] | None, online: bool | None) -> Select[Any]:
+    query = _in_zones(select(Device), zone_ids)
+    return query if online is None else query.where(Device.online == online)

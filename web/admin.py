@@ -191,9 +191,18 @@ def devices() -> Page | Response:
                 "info",
             )  # fmt: skip
             return redirect(url_for("admin.device", device_id=form["id"].strip()))
+    try:
+        number = reporting.parse_page(request.args.get("page", "1"))
+    except ValidationError:
+        number = 1
+    try:
+        listed = service.admin.device_page(user_id, number, request.args.get("zone", ""))
+    except ValidationError as exc:
+        _flash_invalid(exc)
+        listed, status = service.admin.device_page(user_id, number), 400
     page = render_template(
         "admin/devices.html",
-        devices=service.admin.list_devices(user_id),
+        listed=listed,
         zones=service.admin.list_zones(user_id),
         form=form,
     )

@@ -48,7 +48,7 @@ ACTIONS: dict[str, Callable[[BroadcastService, int, Users], Any]] = {
     "list_zones": lambda s, u, users: s.admin.list_zones(u),
     "create_village": lambda s, u, users: s.admin.create_village(u, "thon-c", "Thôn C"),
     "rename_zone": lambda s, u, users: s.admin.rename_zone(u, "thon-a", "Thôn Mới"),
-    "list_devices": lambda s, u, users: s.admin.list_devices(u),
+    "device_page": lambda s, u, users: s.admin.device_page(u),
     "get_device": lambda s, u, users: s.admin.get_device(u, "loa-a-09"),
     "register_device": lambda s, u, users: s.admin.register_device(u, "loa-x", "thon-a"),
     "register_via_service": lambda s, u, users: s.register_device("loa-y", "thon-a", user_id=u),

@@ -15,7 +15,7 @@ from web_support import csrf_token, login
 
 from broadcast import audit
 from broadcast.administration import compact_config, qr_svg
-from broadcast.models import AuditEntry, User, Zone
+from broadcast.models import AuditEntry, Device, User, Zone
 from broadcast.service import BroadcastService
 from devices.config import ReceiverConfig
 
@@ -259,6 +259,33 @@ def test_register_device(client: FlaskClient, service: BroadcastService) -> None
         "/admin/devices", data={"id": "loa-a-02", "zone": "thon-a", "csrf_token": token}
     )
     assert response.status_code == 400 and "đã có" in response.get_data(as_text=True)
+
+
+def test_the_device_list_comes_a_page_at_a_time_and_by_zone(
+    client: FlaskClient, service: BroadcastService
+) -> None:
+    """A province registers thousands of receivers: the admin's list is paged and filtered."""
+    with service.db.session() as session:
+        for n in range(120):
+            session.add(Device(id=f"loa-b-{n + 2:03d}", zone_id="thon-b", mqtt_password_hash="-"))
+    login(client, "admin")
+
+    def listed(url: str) -> tuple[list[str], str]:
+        page = client.get(url).get_data(as_text=True)
+        return re.findall(r'<tr data-device="([^"]+)"', page), page
+
+    first, page = listed("/admin/devices")
+    assert len(first) == 100 and first[0] == "loa-a-01" and "122 cụm loa" in page
+    assert "Trang 1 / 2" in page and 'href="/admin/devices?page=2" rel="next"' in page
+    second, page = listed("/admin/devices?page=2")
+    assert len(second) == 22 and not set(first) & set(second) and 'rel="next"' not in page
+    assert listed("/admin/devices?page=99")[0] == second  # past the end: the last page
+    village, page = listed("/admin/devices?zone=thon-a")
+    assert village == ["loa-a-01"] and "Trang 1 /" not in page
+    commune, _page = listed("/admin/devices?zone=xa-test&page=2")
+    assert commune == second
+    unknown = client.get("/admin/devices?zone=thon-z")
+    assert unknown.status_code == 400 and "thon-z" in unknown.get_data(as_text=True)
 
 
 def test_config_download(client: FlaskClient, service: BroadcastService) -> None:

@@ -425,6 +425,13 @@ class Administration:
             )
             return code
 
+    def device_qr_ca_file(self, user_id: int, device_id: str) -> str:
+        """Where the installer must copy the broker's CA when the QR code leaves it out (too
+        large for a phone camera), or "" when the code carries it; not audited: no secret."""
+        with self._db.session() as session:
+            _admin(session, user_id)
+            return config_qr(self._read_config(session, device_id)).ca_file
+
     def _config_path(self, device_id: str) -> Path:
         return self._settings.devices_dir / f"{device_id}.json"
 

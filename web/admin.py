@@ -219,8 +219,12 @@ def device(device_id: str) -> str:
 @bp.route("/devices/<device_id>/qr")
 @login_required
 def device_qr(device_id: str) -> Response:
-    row = get_service().admin.get_device(_user_id(), device_id)
-    return _private(render_template("admin/device.html", device=row, show_qr=True))
+    admin = get_service().admin
+    row = admin.get_device(_user_id(), device_id)
+    ca_file = admin.device_qr_ca_file(_user_id(), device_id) if row.has_config else ""
+    return _private(
+        render_template("admin/device.html", device=row, show_qr=True, qr_ca_file=ca_file)
+    )
 
 
 @bp.route("/devices/<device_id>/config.json")

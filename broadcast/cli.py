@@ -27,6 +27,23 @@ _LOGGER = logging.getLogger(__name__)
 OWN_PACKAGES = frozenset({"broadcast", "devices", "tts", "audio", "web"})
 
 
+def _add_device_broker(parser: argparse.ArgumentParser) -> None:
+    """Where receivers reach the broker, when it differs from the server's own link."""
+    parser.add_argument(
+        "--mqtt-host", dest="device_mqtt_host", default="", help="broker address for the Pi"
+    )
+    parser.add_argument(
+        "--mqtt-port", dest="device_mqtt_port", type=int, default=0, help="broker port (1883)"
+    )
+    parser.add_argument(
+        "--mqtt-tls-ca",
+        dest="device_mqtt_tls_ca",
+        default="",
+        help="TLS to the broker: the CA file the Pi trusts (its PEM goes into the config),"
+        " or 'system' for a public certificate",
+    )
+
+
 def _settings(args: argparse.Namespace):
     from broadcast.settings import Settings
 
@@ -187,6 +204,29 @@ def cmd_device_add(args: argparse.Namespace) -> int:
         " so the new receiver can log in",
         file=sys.stderr,
     )
+    return 0
+
+
+def cmd_device_refresh(args: argparse.Namespace) -> int:
+    """Receivers registered before TLS was turned on (or the broker moved) get configs that
+    say so; their passwords stay, so the broker's access list is unchanged."""
+    from broadcast.service import BroadcastService
+
+    service = BroadcastService(_settings(args), connect_mqtt=False)
+    try:
+        refreshed = service.refresh_device_configs(args.ids or None)
+    finally:
+        service.stop()
+    for item in refreshed:
+        print(item.path)
+    renewed = [item.device_id for item in refreshed if item.new_password]
+    if renewed:
+        print(
+            f"loa: new passwords for {', '.join(renewed)} (their old config was missing or stale):"
+            " regenerate the broker's access list (loa mqtt-config, then reload mosquitto)",
+            file=sys.stderr,
+        )
+    print(f"loa: {len(refreshed)} config file(s) rewritten; copy each to its Pi", file=sys.stderr)
     return 0
 
 
@@ -531,20 +571,17 @@ def build_parser() -> argparse.ArgumentParser:
     device_add.add_argument("id", help="device id, a lowercase slug (loa-thon-1-01)")
     device_add.add_argument("--zone", required=True, help="the village (or commune) it serves")
     device_add.add_argument("--name", default="", help="a readable name (Cụm loa chợ)")
-    device_add.add_argument(
-        "--mqtt-host", dest="device_mqtt_host", default="", help="broker address for the Pi"
-    )
-    device_add.add_argument(
-        "--mqtt-port", dest="device_mqtt_port", type=int, default=0, help="broker port (1883)"
-    )
-    device_add.add_argument(
-        "--mqtt-tls-ca",
-        dest="device_mqtt_tls_ca",
-        default="",
-        help="TLS to the broker: the CA file the Pi trusts (its PEM goes into the config),"
-        " or 'system' for a public certificate",
-    )
+    _add_device_broker(device_add)
     device_add.set_defaults(func=cmd_device_add)
+    device_refresh = device.add_parser(
+        "refresh",
+        help="rewrite receivers' config files with today's broker address, TLS and zones"
+        " (each keeps its password; copy the files to the Pis again)",
+    )
+    _add_data(device_refresh)
+    device_refresh.add_argument("ids", nargs="*", help="device ids (every receiver when none)")
+    _add_device_broker(device_refresh)
+    device_refresh.set_defaults(func=cmd_device_refresh)
 
     mqtt_config = sub.add_parser(
         "mqtt-config", help="write mosquitto.conf, passwd and acl for the server and receivers"

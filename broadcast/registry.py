@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcast.brokers import BrokerAccess, device_user, hash_password, server_user
+from broadcast.brokers import (
+    BrokerAccess,
+    device_user,
+    hash_password,
+    server_user,
+    verify_password,
+)
 from broadcast.const import SERVER_MQTT_USERNAME
 from broadcast.errors import ValidationError
 from broadcast.models import Device, Zone
 from broadcast.settings import Settings
 from broadcast.zones import ancestors_and_self
 from devices import protocol
-from devices.config import MqttSettings, PlayerSettings, ReceiverConfig
+from devices.config import ConfigError, MqttSettings, PlayerSettings, ReceiverConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,14 +66,8 @@ def issue_credentials(
     receiver_dir = settings.receivers_dir / device.id
     config = ReceiverConfig(
         device_id=device.id,
-        zones=[zone.id for zone in ancestors_and_self(device.zone)],
-        mqtt=MqttSettings(
-            host=settings.receiver_mqtt_host,
-            port=settings.receiver_mqtt_port,
-            username=device.id,
-            password=password,
-            tls=settings.receiver_mqtt_tls(),
-        ),
+        zones=_zone_ids(device),
+        mqtt=_broker_login(settings, device, password),
         server_public_key=public_key_text,
         data_dir=str(receiver_dir),
         player=player or PlayerSettings(kind="file", dir=str(receiver_dir / "played")),
@@ -77,6 +78,51 @@ def issue_credentials(
     return path
 
 
+def refresh_config(
+    session: Session, settings: Settings, public_key_text: str, device: Device
+) -> tuple[Path, bool]:
+    """Rewrite a receiver's config with the server's broker address, TLS, zones and key of now
+    (after TLS is turned on, the broker moves, or the receiver changes zone), keeping the rest
+    of it and its password. Without a readable old config, or when its password no longer
+    matches, a new password is issued: True then, and the broker's access list must be rewritten.
+    """
+    path = settings.devices_dir / f"{device.id}.json"
+    try:
+        old = ReceiverConfig.load(path)
+    except ConfigError as exc:
+        _LOGGER.warning("issuing new credentials for %s: %s", device.id, exc)
+        return issue_credentials(session, settings, public_key_text, device), True
+    if not verify_password(old.mqtt.password, device.mqtt_password_hash):
+        _LOGGER.warning("issuing new credentials for %s: its config's password is stale", device.id)
+        return issue_credentials(session, settings, public_key_text, device, old.player), True
+    login = _broker_login(settings, device, old.mqtt.password)
+    fresh = replace(
+        old,
+        zones=_zone_ids(device),
+        mqtt=replace(old.mqtt, host=login.host, port=login.port, username=login.username,
+                     tls=login.tls),
+        server_public_key=public_key_text,
+    )  # fmt: skip
+    fresh.save(path)
+    _LOGGER.info("rewrote receiver config %s", path)
+    return path, False
+
+
+def _zone_ids(device: Device) -> list[str]:
+    """The receiver's zone and every zone above it: the command topics it listens on."""
+    return [zone.id for zone in ancestors_and_self(device.zone)]
+
+
+def _broker_login(settings: Settings, device: Device, password: str) -> MqttSettings:
+    return MqttSettings(
+        host=settings.receiver_mqtt_host,
+        port=settings.receiver_mqtt_port,
+        username=device.id,
+        password=password,
+        tls=settings.receiver_mqtt_tls(),
+    )
+
+
 def broker_access(session: Session, server_password: str) -> BrokerAccess:
     """Who may connect to the broker and which topics each may use: the server and every device
     (`broadcast.brokers.access`: the server publishes commands and every manifest; a device
@@ -84,6 +130,7 @@ def broker_access(session: Session, server_password: str) -> BrokerAccess:
     """
     users = [server_user(SERVER_MQTT_USERNAME, server_password)]
     for device in session.scalars(select(Device).order_by(Device.id)):
-        zone_ids = [zone.id for zone in ancestors_and_self(device.zone)]
-        users.append(device_user(device.id, "", zone_ids, password_hash=device.mqtt_password_hash))
+        users.append(
+            device_user(device.id, "", _zone_ids(device), password_hash=device.mqtt_password_hash)
+        )
     return BrokerAccess(users=tuple(users))

@@ -60,7 +60,7 @@ from broadcast.errors import (
 )
 from broadcast.leader import ProgrammeLeader
 from broadcast.locks import process_lock
-from broadcast.models import Broadcast, Bulletin, Schedule, User, utcnow
+from broadcast.models import Broadcast, Bulletin, Device, Schedule, User, utcnow
 from broadcast.reporting import Reports
 from broadcast.scheduler_lock import Leadership
 from broadcast.settings import Secrets, Settings
@@ -110,6 +110,13 @@ class AnnouncementPlan:
     receivers: list[tuple[str, str]]  # (device id, name) of every receiver it reaches
     priority: str
     repeat: int
+
+
+@dataclass(frozen=True)
+class RefreshedConfig:
+    device_id: str
+    path: Path
+    new_password: bool  # the old config was gone or stale: the broker's access list changed
 
 
 @dataclass(frozen=True)
@@ -660,6 +667,34 @@ class BroadcastService:
         self._refresh_broker_access()
         self._programme_changed()
         return path
+
+    def refresh_device_configs(self, device_ids: list[str] | None = None) -> list[RefreshedConfig]:
+        """Rewrite receivers' configs (all when `device_ids` is None) with today's broker
+        address, TLS, zones and key; each keeps its password unless its old config is gone."""
+        refreshed: list[RefreshedConfig] = []
+        with self.db.session() as session:
+            query = select(Device).order_by(Device.id)
+            if device_ids is not None:
+                known = set(session.scalars(select(Device.id).where(Device.id.in_(device_ids))))
+                unknown = [device_id for device_id in device_ids if device_id not in known]
+                if unknown:
+                    raise ValidationError("id", f"unknown device {unknown[0]!r}")
+                query = query.where(Device.id.in_(device_ids))
+            for device in session.scalars(query):
+                path, new_password = registry.refresh_config(
+                    session, self.settings, self.public_key_text, device
+                )
+                audit.record(
+                    session,
+                    None,
+                    audit.Action.DEVICE_CONFIG,
+                    f"device:{device.id}",
+                    {"form": "refresh", "new_password": new_password},
+                )
+                refreshed.append(RefreshedConfig(device.id, path, new_password))
+        if any(item.new_password for item in refreshed):
+            self._refresh_broker_access()
+        return refreshed
 
     def _refresh_broker_access(self) -> None:
         """The embedded broker follows its access file: rewrite it, so a receiver registered

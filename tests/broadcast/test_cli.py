@@ -153,6 +153,77 @@ def test_device_add_writes_the_receiver_config(tmp_path: Path) -> None:
                     "slug")  # fmt: skip
 
 
+def _self_signed_ca(path: Path) -> str:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Loa test CA")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    path.write_text(pem)
+    return pem
+
+
+def test_device_refresh_turns_tls_on_in_configs_and_keeps_passwords(tmp_path: Path) -> None:
+    """Receivers registered on plain MQTT get configs for the TLS broker; what the installer
+    changed in a config (here its heartbeat) stays, and so does the password."""
+    import json
+
+    from devices.config import ReceiverConfig
+
+    data = tmp_path / "data"
+    _commune(data)
+    for device_id in ("loa-a-01", "loa-a-02"):
+        added = loa("device", "add", device_id, "--zone", "thon-a", "--data", str(data))
+        assert added.returncode == 0, added.stderr
+    first = data / "devices" / "loa-a-01.json"
+    edited = json.loads(first.read_text())
+    edited["heartbeat_s"] = 10.0
+    first.write_text(json.dumps(edited))
+    before = ReceiverConfig.load(first)
+    (data / "devices" / "loa-a-02.json").unlink()  # lost: it gets a new password
+    ca = _self_signed_ca(tmp_path / "ca.pem")
+
+    refreshed = loa(
+        "device", "refresh", "--data", str(data),
+        "--mqtt-host", "broker.xa.example", "--mqtt-port", "8883",
+        "--mqtt-tls-ca", str(tmp_path / "ca.pem"),
+    )  # fmt: skip
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert len(refreshed.stdout.split()) == 2
+    after = ReceiverConfig.load(first)
+    assert (after.mqtt.host, after.mqtt.port) == ("broker.xa.example", 8883)
+    assert after.mqtt.tls is not None and after.mqtt.tls.ca_pem == ca
+    assert after.mqtt.password == before.mqtt.password and after.heartbeat_s == 10.0
+    assert after.zones == before.zones and after.player == before.player
+    second = ReceiverConfig.load(data / "devices" / "loa-a-02.json")
+    assert second.mqtt.tls is not None and len(second.mqtt.password) >= 24
+    assert (
+        "new passwords for loa-a-02" in refreshed.stderr and "loa mqtt-config" in refreshed.stderr
+    )
+
+    one = loa("device", "refresh", "loa-a-01", "--data", str(data))  # back to plain MQTT
+    assert one.returncode == 0 and one.stdout.split() == [str(first.resolve())], one.stderr
+    assert ReceiverConfig.load(first).mqtt.tls is None
+    _one_clear_line(loa("device", "refresh", "loa-z-09", "--data", str(data)), "loa-z-09")
+
+
 def test_mqtt_config_gives_each_device_its_own_topics(tmp_path: Path) -> None:
     from support import MqttProbe, RunningBroker, connected, wait_for_port
 

@@ -8,7 +8,8 @@
    the same text alone, in this process, with nothing else running.
 3. The spread of the actual start instants across the N receivers for one `play_at`
    (max − min per round), each receiver's offset from `play_at`, and the floor: as many bare
-   threads doing the agent's own wait for one moment, laid out like the fleet.
+   threads doing the agent's own wait for one moment, laid out like the fleet, each holding
+   still once started as a playing receiver's thread does.
 
 A phase per emergency play lead (`loa serve --play-lead`, the server restarted in between):
 lead 0 measures the pipeline itself (each receiver starts as soon as it has the verified media;
@@ -70,6 +71,7 @@ from broadcast.settings import Settings  # noqa: E402
 from devices import protocol  # noqa: E402
 from devices.playback import wait_until  # noqa: E402
 from devices.players import PLAYED_LOG  # noqa: E402
+from devices.starts import SETTLE_S  # noqa: E402
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ SHM = "/dev/shm"
 # host's cores as receivers would; one per receiver would cost 200 interpreters.
 DEFAULT_FLEET_PROCESSES = 4
 WAKE_FLOOR_LEAD_S = 0.5  # the bare threads are started this long before their common moment
+WAKE_FLOOR_HOLD_S = 0.2  # and end this long after it
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # Sentences of urgent notices (bão, lũ, mất điện, …); `{…}` fields differ per round.
@@ -292,17 +295,22 @@ def _cpu_s(pid: int) -> float:
 
 
 def _wake_trial(count: int, moment: float) -> tuple[float, float]:
-    """`count` bare threads doing the agent's wait for one common moment: (first, last) start."""
+    """`count` bare threads doing the agent's wait for one common moment: (first, last) start.
+    Once started, each holds still (as a receiver's thread then plays) until every thread has
+    had time to start: threads ending, and being joined, would be work of their own."""
     starts = [0.0] * count
-    cancel = threading.Event()
+    hold = threading.Event()
 
     def play(index: int) -> None:
-        if wait_until(moment, cancel):
+        if wait_until(moment, threading.Event()):  # each run has a cancel event of its own
             starts[index] = time.time()
+        hold.wait(10)
 
     threads = [threading.Thread(target=play, args=(i,), daemon=True) for i in range(count)]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, moment - time.time()) + WAKE_FLOOR_HOLD_S)
+    hold.set()
     for thread in threads:
         thread.join(timeout=10)
     if not all(starts):
@@ -312,7 +320,8 @@ def _wake_trial(count: int, moment: float) -> tuple[float, float]:
 
 def _wake_floor_worker(jobs: Any, results: Any) -> None:
     """The floor of the start spread, in a process laid out like a fleet process: bare threads,
-    each doing the agent's own wait (`devices.playback.wait_until`), nothing else running."""
+    each doing the agent's own wait (`devices.playback.wait_until`), then holding still, nothing
+    else running."""
     for _ in range(10_000):
         job = jobs.get(timeout=3600)
         if job is None:
@@ -865,7 +874,8 @@ def table(result: dict) -> list[str]:
         "player's start, one host clock), and each receiver's offset from `play_at`, at lead "
         f"{synced['play_lead_s']:g} s. Floor: {n:,} bare threads in "
         f"{result['fleet_processes']} process(es), as the fleet, each doing the agent's own wait "
-        "(`devices.playback.wait_until`) for one moment, nothing else running, in the same run. "
+        "(`devices.playback.wait_until`) for one moment then holding still (as a playing "
+        "receiver's thread does), nothing else running, in the same run. "
         f"Goal: spread p99 < {result['goal_spread_p99_s'] * 1000:g} ms.",
         "",
         "| play lead | start spread p50 | p99 | floor p50 | offset from `play_at` p50 | p99 | "
@@ -912,22 +922,27 @@ def _why_slow(result: dict, phase: dict) -> list[str]:
 
 
 def _why_spread(result: dict, phase: dict) -> list[str]:
-    """The explanation of a missed spread goal, from the run's own numbers."""
-    if result["spread_goal_met"]:
-        return []
-    n = result["receivers"]
+    """What the spread is made of, from the run's own numbers (why, if the goal is missed)."""
+    n, floor = result["receivers"], phase["wake_floor_spread"]
+    lead = "Why" if not result["spread_goal_met"] else "What keeps it near the floor"
     lines = [
         "",
-        f"Why: {n:,} receivers start at one instant on {result['cores']} cores. Bare threads "
-        f"alone already spread by {_ms(phase['wake_floor_spread']['p50_s'])} (p50): each must "
-        "be woken and take its process's GIL in turn. In the fleet, every start sets off that "
-        "receiver's own work at once (its `started` event and `playing` state published, the "
-        "file player's copy and log line; here, the player returning at once, also `finished`, "
-        "the persisted programme and `idle`): "
+        f"{lead}: {n:,} receivers start at one instant on {result['cores']} cores. Bare threads "
+        f"alone spread by {_ms(floor['p50_s'])} (p50; p99 {_ms(floor['p99_s'])}): each must be "
+        "woken and take its process's GIL in turn. A receiver's start does no more than that: "
+        "its thread records the moment and launches the player. Everything that follows waits "
+        "until no start of its process is imminent and "
+        f"{SETTLE_S * 1000:g} ms past the moment (`devices.starts`; the margin is for the "
+        "receivers of the other fleet processes, which a process cannot see): its `started` "
+        "event and `playing` state, the file player's copy and log line, and here, the player "
+        "returning at once, `finished`, the persisted programme and `idle`, "
         f"{phase['fleet_cpu_from_ready_per_receiver_ms']:.1f} ms of CPU per receiver from the "
-        "last one ready to the last one finished, and the receivers not started yet wait behind "
-        "the work of those that have. A real receiver has its own CPU: nothing of another "
-        "receiver's runs at its start.",
+        "last one ready to the last one finished. The rest above the floor is the fleet's "
+        "heavier processes and the host, which now and then stalls a whole process for "
+        "milliseconds or more, the bare threads' too (with "
+        f"{phase['rounds']} rounds, p99 is the worst one). The fleet keeps Python's default GIL "
+        "switch interval: 0.5 ms, tried, made the spread worse. A real receiver has its own "
+        "CPU: nothing of another receiver's runs at its start.",
     ]
     if phase["not_ready_at_play_at"]:
         lines[-1] += (

@@ -2,8 +2,11 @@
 
 All receivers of a zone must start together, so the scheduler launches a `Run` a moment before
 the item's start and the run waits coarsely, then fine-waits the last `FINE_WAIT_S` in short
-sleeps: the start lands within about a millisecond of the target on an idle Pi. The moment audio
-really starts is recorded (`started_at`) for the `started` event.
+sleeps: the start lands within about a millisecond of the target on an idle Pi. At the start the
+run's thread does the start only: it records the moment audio really starts (`started_at`, for
+the `started` event) and launches the player. Waking the scheduler, which reports and persists,
+is put off until no start of the process is imminent (`devices.starts`): a start never waits on
+reporting, logging or disk writes, its own or (in `loa fleet`) another receiver's.
 
 A run never touches the programme: it sets `outcome` and wakes the scheduler, which decides what
 the outcome means. Cutting a run (preemption, stop, shutdown) is setting its `cancel`, which
@@ -17,19 +20,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
 from devices.cache import MediaCache
 from devices.players import PlayContext, Player, PlayerError
 from devices.protocol import ContentType
+from devices.starts import START_WINDOW, Imminent
 from devices.timeline import Item
 
 # The receiver logs as one component: lines keep saying `devices.agent` (operators grep for it).
 _LOGGER = logging.getLogger("devices.agent")
 
 FINE_WAIT_S = 0.02
+IMMINENT_S = 0.05  # a run counts as imminent this long before its start (`devices.starts`)
 _COARSE_MAX_S = 1.0  # re-read the clock at least every second (NTP may step it)
 _FINE_SLEEP_S = 0.0002
 
@@ -83,13 +88,22 @@ class Run:
             self.outcome, self.detail = outcome, detail
 
 
-def wait_until(moment: float, cancel: threading.Event) -> bool:
-    """Sleep until the epoch time `moment`; False if `cancel` was set meanwhile."""
+def wait_until(moment: float, cancel: threading.Event, *, precise: bool = True) -> bool:
+    """Sleep until the epoch time `moment`; False if `cancel` was set meanwhile.
+
+    `precise` polls the last `FINE_WAIT_S` in short sleeps rather than ending on one timed wait:
+    as precise alone (~0.15 ms late here), and when many receivers of one process (`loa fleet`)
+    wait for one moment, threads already awake and polling take their turns at the GIL sooner
+    than threads all woken at the same instant (measured: 200 threads in 4 processes on 2 cores
+    spread by ~2.8 ms polling, ~3.3 ms with one timed wait). Without it, the wait may end a
+    fraction of a millisecond late.
+    """
+    fine = FINE_WAIT_S if precise else 0.0
     while True:
         left = moment - time.time()
-        if left <= FINE_WAIT_S:
+        if left <= fine:
             break
-        if cancel.wait(min(left - FINE_WAIT_S, _COARSE_MAX_S)):
+        if cancel.wait(min(left - fine, _COARSE_MAX_S)):
             return False
     while time.time() < moment:
         if cancel.is_set():
@@ -101,8 +115,14 @@ def wait_until(moment: float, cancel: threading.Event) -> bool:
 def execute(
     run: Run, device_id: str, cache: MediaCache, player: Player, wake: Callable[[], None]
 ) -> None:
-    """The body of a run's thread; always ends with `run.outcome` set and `wake()` called."""
+    """The body of a run's thread; always ends with `run.outcome` set and `wake()` called.
+
+    From `IMMINENT_S` before its start until its player has launched the sound, the run counts as
+    imminent in `START_WINDOW`; `wake()` is always handed to the window, never called here, so
+    the scheduler's reporting runs once the process's starts are made, never ahead of one.
+    """
     item, body = run.item, run.item.body
+    start: Imminent | None = None
     try:
         path: Path | None = None
         if body.content is ContentType.MEDIA:
@@ -110,6 +130,21 @@ def execute(
             if path is None:
                 run._end(Outcome.MISSING)
                 return
+        if not wait_until(run.start_at - IMMINENT_S, run.cancel, precise=False):
+            run._end(Outcome.CUT)
+            return
+        start = START_WINDOW.imminent(run.start_at)
+        context = PlayContext(  # ready before the start, which then does only the start
+            device_id=device_id,
+            command_id=item.command_id,
+            broadcast_id=body.broadcast_id,
+            sha256=body.media_sha256,
+            priority=body.priority.value,
+            title=body.title,
+            item_id=body.item_id,
+            cancel=run.cancel,
+            on_start=start.made,
+        )
         if not wait_until(run.start_at, run.cancel):
             run._end(Outcome.CUT)
             return
@@ -118,21 +153,12 @@ def execute(
                 run.outcome = Outcome.CUT
                 return
             run.started_at = time.time()
-        wake()
+        START_WINDOW.defer(wake)  # the scheduler reports `started` and `playing`
         for index in range(body.repeat):
             if run.cancel.is_set():
                 break
-            context = PlayContext(
-                device_id=device_id,
-                command_id=item.command_id,
-                broadcast_id=body.broadcast_id,
-                sha256=body.media_sha256,
-                priority=body.priority.value,
-                repeat_index=index,
-                title=body.title,
-                item_id=body.item_id,
-                cancel=run.cancel,
-            )
+            if index:
+                context = replace(context, repeat_index=index)
             if path is not None:
                 player.play(path, context)
             else:
@@ -144,7 +170,9 @@ def execute(
         _LOGGER.exception("%s: playing %s failed unexpectedly", device_id, item.describe())
         run._end(Outcome.FAILED, f"internal error: {exc}"[:200])
     finally:
-        wake()
+        if start is not None:
+            start.dropped()  # nothing if the player launched the sound
+        START_WINDOW.defer(wake)
 
 
 def launch(

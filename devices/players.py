@@ -8,7 +8,9 @@ demo and the tests can see exactly what a loudspeaker would have played, and whe
 given duration) block until the sound is done or stopped. Stopping is cooperative and race-free:
 setting `PlayContext.cancel` ends the play (the players watch it), so a stop that arrives a
 moment before playback starts still wins; `stop()` sets the cancel of the play in progress. A
-stopped play returns normally; the caller looks at `context.cancel` to tell it apart.
+stopped play returns normally; the caller looks at `context.cancel` to tell it apart. A player
+calls `PlayContext.on_start` as soon as the sound is launched, and does its bookkeeping after
+that, never before (`devices.starts`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,7 @@ from typing import IO, Protocol
 
 from devices.config import ConfigError, PlayerSettings
 from devices.http_get import HttpError, host_of, iter_body, open_url
+from devices.starts import START_WINDOW
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,9 +52,14 @@ class PlayerError(Exception):
     """Playback failed; the message is short enough for a DeviceEvent detail."""
 
 
+def _nothing() -> None:
+    """Nobody waits for this play's start."""
+
+
 @dataclass(frozen=True)
 class PlayContext:
-    """Who and what a play is for; `cancel` is set when the play must stop."""
+    """Who and what a play is for; `cancel` is set when the play must stop; `on_start` is
+    called once the sound is launched (the run's start stops counting as imminent)."""
 
     device_id: str
     command_id: str
@@ -62,6 +70,7 @@ class PlayContext:
     title: str = ""
     item_id: str = ""
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    on_start: Callable[[], None] = field(default=_nothing, compare=False, repr=False)
 
 
 class Player(Protocol):
@@ -112,7 +121,10 @@ class FileSinkPlayer(_Stoppable):
                 return
             self._cancel = context.cancel
         try:
-            started = datetime.now(UTC)
+            started = datetime.now(UTC)  # the sound starts here
+            began = time.monotonic()
+            context.on_start()
+            START_WINDOW.quiet()  # the copy and the log line are bookkeeping: starts go first
             name = (
                 f"{started.strftime('%Y%m%dT%H%M%S.%fZ')}-b{context.broadcast_id}"
                 f"-{context.sha256[:12]}.mp3"
@@ -120,7 +132,7 @@ class FileSinkPlayer(_Stoppable):
             target = self.directory / name
             _atomic_copy(Path(path), target)
             if self.realtime:
-                context.cancel.wait(mp3_duration_s(Path(path)))
+                context.cancel.wait(max(0.0, began + mp3_duration_s(Path(path)) - time.monotonic()))
             finished = datetime.now(UTC)
             line = {
                 **self._line(context, started, finished),
@@ -145,6 +157,7 @@ class FileSinkPlayer(_Stoppable):
         try:
             started = datetime.now(UTC)
             began = time.monotonic()
+            context.on_start()
             name = f"{started.strftime('%Y%m%dT%H%M%S.%fZ')}-b{context.broadcast_id}-relay.mp3"
             target = self.directory / name
             limit = int(RELAY_MAX_BYTES_PER_S * (duration_s + 1))
@@ -224,6 +237,7 @@ class CommandPlayer(_Stoppable):
                     raise PlayerError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
                 self._process = process
                 self._cancel = context.cancel
+            context.on_start()
             ended_by_us = False
             try:
                 deadline = None if limit_s is None else time.monotonic() + limit_s

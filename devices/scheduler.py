@@ -249,7 +249,7 @@ class Scheduler:
                 except Exception:
                     _LOGGER.exception("%s: scheduler step failed unexpectedly", self.device_id)
                     actions = []
-                timeout = self._timeout(time.time())
+                timeout = self._timeout(now)
             for action in actions:
                 try:
                     action()
@@ -406,6 +406,9 @@ class Scheduler:
         return actions
 
     def _timeout(self, now: float) -> float:
+        """How long to sleep until the next moment after the step's `now`. Not after the clock
+        read again: an item that became due while the step ran would count as neither due (for
+        the step) nor coming (for this), and wait `MAX_SLEEP_S` to start."""
         moments = [self._next_heartbeat, now + MAX_SLEEP_S]
         if self._run is None:
             for lead in (START_LEAD_S, START_LEAD_S + self._amplifier.warmup_s):
@@ -419,7 +422,7 @@ class Scheduler:
             moment = self._timeline.next_change(now, START_LEAD_S)
             if moment is not None:
                 moments.append(moment)
-        return max(0.001, min(moments) - now)
+        return max(0.001, min(moments) - time.time())
 
     def _snapshot(self) -> Snapshot:
         timeline, run = self._timeline, self._run

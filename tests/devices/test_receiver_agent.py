@@ -22,6 +22,7 @@ from devices.agent import ReceiverAgent
 from devices.config import ReceiverConfig
 from devices.players import FileSinkPlayer
 from devices.protocol import EventKind, Priority, ReceiverState
+from devices.scheduler import START_LEAD_S
 
 DEVICE = "loa-unit-1"
 # How close to `play_at` a start must be: the tests share two cores with other test workers, so
@@ -349,6 +350,26 @@ def test_tampered_media_and_synchronized_play_at(
     started = next(e.at for e in recorder.of(later.id) if e.kind is EventKind.STARTED)
     assert abs(started - at) < ON_TIME_S, started - at
     assert abs(kit.started_at(played(kit, tmp_path)[0]) - at) < ON_TIME_S
+
+
+def test_an_item_due_during_the_conductors_step_starts_without_waiting_a_second(
+    make_agent, server_key, media_server, kit
+) -> None:
+    """The conductor sleeps until the next moment counted from its step's own `now`: an item
+    that became due while the step ran is neither due for the step nor coming after the clock
+    read again, and used to wait `MAX_SLEEP_S` (a receiver of the fleet started 0.7 s late)."""
+    agent = make_agent()
+    data = kit.tone_mp3(0.2, 355)
+    url = media_server.add("unit-due.mp3", data)
+    due = time.time() - 0.005  # the item became due 5 ms ago, just after the step's `now`
+    _command, payload = kit.play_command(
+        server_key, url, data, stream=ZONE, play_at=due + START_LEAD_S
+    )
+    agent._accept(ZONE, payload)
+    scheduler = agent._scheduler
+    scheduler._next_heartbeat = due + 30.0  # as after a first step
+    assert scheduler._timeout(due - 0.005) <= 0.001
+    assert scheduler._timeout(due - 0.5) <= 0.001  # a slow step: it is just as due now
 
 
 def test_manifest_plays_on_time_survives_restart_and_refuses_tampering(

@@ -64,9 +64,12 @@ source, target = sys.argv[1], sys.argv[2]
 with open(source, encoding="utf-8") as f:
     config = json.load(f)
 config["data_dir"] = "/var/lib/loa"
-config.setdefault("player", {"kind": "command"})
+# mpg123 in remote-control mode, ready before each start (devices.players.Mpg123Player); a
+# config that already names a command player keeps it.
+pi_player = {"kind": "mpg123", "remote_argv": ["mpg123", "-R", "-o", "alsa"]}
+config.setdefault("player", pi_player)
 if config["player"].get("kind") == "file":  # a demo config: play for real on the Pi
-    config["player"] = {"kind": "command"}
+    config["player"] = pi_player
 with open(target + ".tmp", "w", encoding="utf-8") as f:
     json.dump(config, f, ensure_ascii=False, indent=2)
 PY

@@ -129,7 +129,7 @@ class ReceiverAgent:
             cache=cache,
             player=self._player,
             amplifier=self.amplifier,
-            mixer=Mixer(config.mixer, enabled=config.player.kind == "command"),
+            mixer=Mixer(config.mixer, enabled=config.player.kind in ("command", "mpg123")),
             store=self._store,
             report=self._event,
             publish_status=self._publish_status,

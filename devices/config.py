@@ -14,10 +14,11 @@ It is JSON so the Pi needs nothing beyond the standard library to read it. Examp
 certificate must name `mqtt.host`.
 
 Optional, with defaults that suit a Pi: `amplifier` (the relay that powers the loudspeaker
-amplifier: `pin` null = not controlled), `mixer` (ALSA volume, applied with the command player
-only, so a demo never touches a laptop's volume), `heartbeat_s`, `preempt_policy` (what happens
-to an item an emergency cuts: `resume` restarts it afterwards while still valid, `drop` ends it),
-`cache_limit_mb`, `http_timeout_s`. Every field is checked here and a mistake names its field.
+amplifier: `pin` null = not controlled), `mixer` (ALSA volume, applied with the command and
+mpg123 players only, so a demo never touches a laptop's volume), `heartbeat_s`, `preempt_policy`
+(what happens to an item an emergency cuts: `resume` restarts it afterwards while still valid,
+`drop` ends it), `cache_limit_mb`, `http_timeout_s`. Every field is checked here and a mistake
+names its field.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class MqttSettings:
 
 DEFAULT_PLAYER_ARGV = ("mpg123", "-q", "{file}")
 DEFAULT_RELAY_ARGV = ("mpg123", "-q", "{url}")
+DEFAULT_REMOTE_ARGV = ("mpg123", "-R")
+PLAYER_KINDS = ("file", "command", "mpg123")
 DEFAULT_MIXER_COMMAND = ("amixer", "-q", "sset", "{control}", "{volume}%")
 PIN_FACTORIES = ("native", "mock")
 PREEMPT_POLICIES = ("resume", "drop")
@@ -81,7 +84,9 @@ PREEMPT_POLICIES = ("resume", "drop")
 
 @dataclass(frozen=True)
 class PlayerSettings:
-    """`file` writes what would play (demo, tests); `command` runs e.g. mpg123 on the Pi.
+    """`file` writes what would play (demo, tests); `command` runs e.g. mpg123 on the Pi;
+    `mpg123` runs `remote_argv` (mpg123 in remote-control mode, plus e.g. `-o alsa`) before the
+    start with the file loaded and paused, so the start is one write (what a Pi installs).
 
     `realtime` makes the file sink take as long as the MP3 would sound (demo); off for tests.
     `relay_argv` plays a live stream (`{url}`) with the command player; it is stopped after the
@@ -93,6 +98,7 @@ class PlayerSettings:
     argv: list[str] = field(default_factory=lambda: list(DEFAULT_PLAYER_ARGV))
     realtime: bool = False
     relay_argv: list[str] = field(default_factory=lambda: list(DEFAULT_RELAY_ARGV))
+    remote_argv: list[str] = field(default_factory=lambda: list(DEFAULT_REMOTE_ARGV))
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,7 @@ class ReceiverConfig:
                     argv=fields.words(player, "argv", "player.", DEFAULT_PLAYER_ARGV),
                     realtime=realtime,
                     relay_argv=fields.words(player, "relay_argv", "player.", DEFAULT_RELAY_ARGV),
+                    remote_argv=fields.words(player, "remote_argv", "player.", DEFAULT_REMOTE_ARGV),
                 ),
                 cache_limit_mb=int(data.get("cache_limit_mb", 200)),
                 http_timeout_s=float(data.get("http_timeout_s", 30.0)),
@@ -195,8 +202,10 @@ class ReceiverConfig:
             raise ConfigError(f"{source}: {exc.detail}") from exc
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: {exc}") from exc
-        if config.player.kind not in ("file", "command"):
-            raise ConfigError(f"{source}: field 'player.kind' must be 'file' or 'command'")
+        if config.player.kind not in PLAYER_KINDS:
+            raise ConfigError(
+                f"{source}: field 'player.kind' must be 'file', 'command' or 'mpg123'"
+            )
         if not 1 <= config.mqtt.port <= 65535:
             raise ConfigError(f"{source}: field 'mqtt.port' must be 1..65535")
         return config

@@ -165,7 +165,8 @@ def audio_check(config: ReceiverConfig) -> Check:
     player = config.player
     if player.kind == "file":
         return Check("audio", True, f"file sink into {player.dir or config.data_dir} (no speaker)")
-    program = player.argv[0] if player.argv else ""
+    argv = player.remote_argv if player.kind == "mpg123" else player.argv
+    program = argv[0] if argv else ""
     if not program or shutil.which(program) is None:
         return Check(
             "audio", False, f"player {program or '(none)'} not found", "apt install mpg123"

@@ -7,6 +7,8 @@ run's thread does the start only: it records the moment audio really starts (`st
 the `started` event) and launches the player. Waking the scheduler, which reports and persists,
 is put off until no start of the process is imminent (`devices.starts`): a start never waits on
 reporting, logging or disk writes, its own or (in `loa fleet`) another receiver's.
+A player that can prepare (`devices.players.Preparing`: mpg123 loaded and paused) does so when
+the run begins, before these waits, so its start-up does not land after the start either.
 
 A run never touches the programme: it sets `outcome` and wakes the scheduler, which decides what
 the outcome means. Cutting a run (preemption, stop, shutdown) is setting its `cancel`, which
@@ -25,7 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from devices.cache import MediaCache
-from devices.players import PlayContext, Player, PlayerError
+from devices.players import PlayContext, Player, PlayerError, Preparing
 from devices.protocol import ContentType
 from devices.starts import START_WINDOW, Imminent
 from devices.timeline import Item
@@ -123,6 +125,24 @@ def execute(
     """
     item, body = run.item, run.item.body
     start: Imminent | None = None
+    context = PlayContext(  # ready before the start, which then does only the start
+        device_id=device_id,
+        command_id=item.command_id,
+        broadcast_id=body.broadcast_id,
+        sha256=body.media_sha256,
+        priority=body.priority.value,
+        title=body.title,
+        item_id=body.item_id,
+        cancel=run.cancel,
+    )
+    preparing = player if isinstance(player, Preparing) else None
+
+    def release() -> None:
+        """Drop a prepared, unplayed file before the outcome lets the scheduler start the next
+        run: the next player must find the audio device free."""
+        if preparing is not None:
+            preparing.release(context)  # nothing if it was played
+
     try:
         path: Path | None = None
         if body.content is ContentType.MEDIA:
@@ -130,29 +150,26 @@ def execute(
             if path is None:
                 run._end(Outcome.MISSING)
                 return
+            if preparing is not None:
+                preparing.prepare(path, context)  # the player's start-up happens before the start
         if not wait_until(run.start_at - IMMINENT_S, run.cancel, precise=False):
+            release()
             run._end(Outcome.CUT)
             return
         start = START_WINDOW.imminent(run.start_at)
-        context = PlayContext(  # ready before the start, which then does only the start
-            device_id=device_id,
-            command_id=item.command_id,
-            broadcast_id=body.broadcast_id,
-            sha256=body.media_sha256,
-            priority=body.priority.value,
-            title=body.title,
-            item_id=body.item_id,
-            cancel=run.cancel,
-            on_start=start.made,
-        )
+        context = replace(context, on_start=start.made)
         if not wait_until(run.start_at, run.cancel):
+            release()
             run._end(Outcome.CUT)
             return
         with run.lock:
-            if run.cancel.is_set():
-                run.outcome = Outcome.CUT
-                return
-            run.started_at = time.time()
+            cut = run.cancel.is_set()
+            if not cut:
+                run.started_at = time.time()
+        if cut:  # cut at the last moment: `cut()` sees the cancel set, not the outcome
+            release()
+            run._end(Outcome.CUT)
+            return
         START_WINDOW.defer(wake)  # the scheduler reports `started` and `playing`
         for index in range(body.repeat):
             if run.cancel.is_set():
@@ -172,6 +189,7 @@ def execute(
     finally:
         if start is not None:
             start.dropped()  # nothing if the player launched the sound
+        release()  # after an unexpected error; else nothing left
         START_WINDOW.defer(wake)
 
 

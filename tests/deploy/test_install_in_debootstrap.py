@@ -333,7 +333,8 @@ def check_installed(root: Path, given_config: dict[str, object]) -> None:
     ), "the config must be root:loa 0640: it holds the broker password"
     installed = json.loads(config.read_text(encoding="utf-8"))
     assert installed["device_id"] == DEVICE_ID and installed["mqtt"] == given_config["mqtt"]
-    assert installed["data_dir"] == "/var/lib/loa" and installed["player"] == {"kind": "command"}
+    assert installed["data_dir"] == "/var/lib/loa"
+    assert installed["player"] == {"kind": "mpg123", "remote_argv": ["mpg123", "-R", "-o", "alsa"]}
 
     groups = in_root(root, ["id", "-nG", "loa"])
     assert groups.returncode == 0 and set(groups.stdout.split()) >= {"loa", "audio", "gpio"}, (

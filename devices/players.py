@@ -382,12 +382,7 @@ class _Remote:
                 assert process.stdin is not None
                 process.stdin.write(b"QUIT\n")
                 process.stdin.close()
-            try:
-                process.wait(timeout=_QUIT_GRACE_S)
-            except subprocess.TimeoutExpired:
-                _LOGGER.warning("player pid %s did not quit; killing it", process.pid)
-                process.kill()
-                process.wait(timeout=_TERMINATE_GRACE_S)
+            _wait_or_kill(process, _QUIT_GRACE_S, "did not quit")
         self._reader.join(_READER_JOIN_S)
         for pipe in (process.stdin, process.stdout):
             with contextlib.suppress(OSError):
@@ -493,10 +488,15 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
     process.terminate()
+    _wait_or_kill(process, _TERMINATE_GRACE_S, "ignored SIGTERM")
+
+
+def _wait_or_kill(process: subprocess.Popen[bytes], grace_s: float, why: str) -> None:
+    """Give a player asked to end `grace_s` to do so, then kill it: a stop always stops."""
     try:
-        process.wait(timeout=_TERMINATE_GRACE_S)
+        process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        _LOGGER.warning("player pid %s ignored SIGTERM; killing it", process.pid)
+        _LOGGER.warning("player pid %s %s; killing it", process.pid, why)
         process.kill()
         process.wait(timeout=_TERMINATE_GRACE_S)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import LOOPBACK, REPO_ROOT, free_port
+from support import LOOPBACK, REPO_ROOT, free_port, self_signed_ca_pem
 
 
 def loa(*args: str, stdin: str = "", timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
@@ -153,33 +153,6 @@ def test_device_add_writes_the_receiver_config(tmp_path: Path) -> None:
                     "slug")  # fmt: skip
 
 
-def _self_signed_ca(path: Path) -> str:
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Loa test CA")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
-    path.write_text(pem)
-    return pem
-
-
 def test_device_refresh_turns_tls_on_in_configs_and_keeps_passwords(tmp_path: Path) -> None:
     """Receivers registered on plain MQTT get configs for the TLS broker; what the installer
     changed in a config (here its heartbeat) stays, and so does the password."""
@@ -198,7 +171,8 @@ def test_device_refresh_turns_tls_on_in_configs_and_keeps_passwords(tmp_path: Pa
     first.write_text(json.dumps(edited))
     before = ReceiverConfig.load(first)
     (data / "devices" / "loa-a-02.json").unlink()  # lost: it gets a new password
-    ca = _self_signed_ca(tmp_path / "ca.pem")
+    ca = self_signed_ca_pem()
+    (tmp_path / "ca.pem").write_text(ca)
 
     refreshed = loa(
         "device", "refresh", "--data", str(data),

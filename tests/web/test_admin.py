@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from service_support import Users
 from sqlalchemy import select, update
+from support import self_signed_ca_pem
 from web_support import csrf_token, login
 
 from broadcast import audit
@@ -288,32 +289,6 @@ def test_the_device_list_comes_a_page_at_a_time_and_by_zone(
     assert unknown.status_code == 400 and "thon-z" in unknown.get_data(as_text=True)
 
 
-def _rsa_ca_pem() -> str:
-    """A self-signed RSA-3072 CA: its PEM is too large to fit a phone-readable QR code."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Loa test CA")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def test_the_qr_page_says_where_to_copy_a_ca_left_out_of_the_code(
     client: FlaskClient, service: BroadcastService
 ) -> None:
@@ -322,7 +297,7 @@ def test_the_qr_page_says_where_to_copy_a_ca_left_out_of_the_code(
     assert 'id="qr-ca-file"' not in page  # plain MQTT: nothing to copy
     path = service.settings.devices_dir / "loa-a-01.json"
     config = json.loads(path.read_bytes())
-    config["mqtt"]["tls"] = {"ca_pem": _rsa_ca_pem()}
+    config["mqtt"]["tls"] = {"ca_pem": self_signed_ca_pem(rsa_bits=3072)}  # too large
     path.write_text(json.dumps(config))
     page = client.get("/admin/devices/loa-a-01/qr").get_data(as_text=True)
     assert 'id="qr-ca-file"' in page and QR_CA_FILE in page

@@ -359,13 +359,13 @@ class Administration:
             if zone_id and chosen is None:
                 raise ValidationError("zone", f"Không có khu vực “{zone_id}”")
             zone_ids = zones.subtree_ids(session, [chosen]) if chosen is not None else None
-            pages = max(1, math.ceil(receivers.count_devices(session, zone_ids) / per_page))
-            page = min(max(1, page), pages)
-            found = receivers.page_of_devices(
+            total = receivers.count_devices(session, zone_ids)
+            page = min(max(1, page), max(1, math.ceil(total / per_page)))
+            found = receivers.list_devices(
                 session, zone_ids, offset=(page - 1) * per_page, limit=per_page
             )
-            rows = [self._device_row(device) for device in found.devices]
-            return DevicePage(rows, page, per_page, found.total, zone_id)
+            rows = [self._device_row(device) for device in found]
+            return DevicePage(rows, page, per_page, total, zone_id)
 
     def get_device(self, user_id: int, device_id: str) -> DeviceRow:
         with self._db.session() as session:

@@ -30,15 +30,33 @@ def number(value: object) -> float | None:
     return float(value)
 
 
-def health_ok(extra: Mapping[str, Any] | None) -> bool:
-    """A heartbeat (`devices.heartbeat.status_extra`) is healthy when the receiver has every
-    file of its manifest and its clock is within CLOCK_WARN_S; a missing field is no alarm."""
+@dataclass(frozen=True)
+class Health:
+    """What a heartbeat (`devices.heartbeat.status_extra`) says of the receiver's readiness:
+    every file of its manifest cached, its clock within CLOCK_WARN_S. A field the receiver did
+    not report (None) is no alarm."""
+
+    cache_complete: float | None  # share of the manifest's media already cached
+    clock_offset_s: float | None
+
+    @property
+    def cache_ok(self) -> bool:
+        return self.cache_complete is None or self.cache_complete >= 1.0
+
+    @property
+    def clock_ok(self) -> bool:
+        return self.clock_offset_s is None or abs(self.clock_offset_s) <= CLOCK_WARN_S
+
+
+def health(extra: Mapping[str, Any] | None) -> Health:
     extra = extra or {}
-    complete = number(extra.get("cache_complete"))
-    offset = number(extra.get("clock_offset_s"))
-    cache_ok = complete is None or complete >= 1.0
-    clock_ok = offset is None or abs(offset) <= CLOCK_WARN_S
-    return cache_ok and clock_ok
+    return Health(number(extra.get("cache_complete")), number(extra.get("clock_offset_s")))
+
+
+def health_ok(extra: Mapping[str, Any] | None) -> bool:
+    """The rule `Device.health_ok` keeps, so pages count receivers needing attention in SQL."""
+    found = health(extra)
+    return found.cache_ok and found.clock_ok
 
 
 def needs_attention() -> ColumnElement[bool]:
@@ -88,30 +106,17 @@ def needing_attention(
     return list(session.scalars(_in_zones(query, zone_ids).limit(limit)))
 
 
-def zone_of_each(session: Session, zone_ids: Collection[str] | None) -> dict[str, str]:
-    """Receiver id → zone id, without loading the receivers themselves."""
-    query = _in_zones(select(Device.id, Device.zone_id), zone_ids)
-    return {device_id: zone_id for device_id, zone_id in session.execute(query)}
-
-
-@dataclass(frozen=True)
-class DevicePage:
-    devices: list[Device]
-    total: int  # matching receivers on every page
-
-
-def page_of_devices(
+def list_devices(
     session: Session,
     zone_ids: Collection[str] | None,
     *,
     offset: int,
     limit: int,
     online: bool | None = None,
-) -> DevicePage:
-    """One page of receivers by id, and how many match in all."""
-    query = _matching(zone_ids, online)
-    devices = session.scalars(query.order_by(Device.id).offset(offset).limit(limit))
-    return DevicePage(list(devices), count_devices(session, zone_ids, online))
+) -> list[Device]:
+    """One page of receivers by id (`count_devices` says how many match in all)."""
+    query = _matching(zone_ids, online).order_by(Device.id).offset(offset).limit(limit)
+    return list(session.scalars(query))
 
 
 def count_devices(

@@ -29,8 +29,8 @@ def index() -> str:
     with service.db.session() as session:
         user = user_row(session)
         visible = zones.visible_zones(session, user)
-        visible_ids = {zone.id for zone in visible}
         zone_ids = zones.subtree_ids(session, visible)
+        visible_ids, own_devices = broadcasts.viewing_scope(session, user)
         counts = receivers.counts_by_zone(session, zone_ids)
         total = sum(zone.total for zone in counts)
         large = total > FULL_LIST_UP_TO
@@ -40,12 +40,11 @@ def index() -> str:
             else zones.target_devices(visible)
         )
         words = HealthWords.current()
-        device_zones = receivers.zone_of_each(session, zone_ids)
         today = [
             slot
             for slot in planning.todays_programme(session, utcnow())
             if any(zone_id in visible_ids for zone_id in slot.schedule.zone_ids)
-            or any(d in device_zones for d in slot.schedule.device_ids or [])
+            or any(d in own_devices for d in slot.schedule.device_ids or [])
         ]
         return render_template(
             "dashboard/index.html",
@@ -58,7 +57,7 @@ def index() -> str:
             playing=sum(zone.playing for zone in counts),
             today=today,
             recent=broadcasts.visible_broadcasts(
-                session, user, 10, scope=(visible_ids, set(device_zones))
+                session, user, 10, scope=(visible_ids, own_devices)
             ),
             zone_names={zone.id: zone.name for zone in visible},
             # translated once, not once per receiver row (a province has a thousand)

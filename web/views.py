@@ -15,10 +15,10 @@ from flask_babel import lazy_gettext
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from broadcast import clock
+from broadcast import clock, receivers
 from broadcast.errors import PermissionDenied
 from broadcast.models import Device, Schedule, User
-from broadcast.receivers import CLOCK_WARN_S, number
+from broadcast.receivers import number
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -92,21 +92,19 @@ class HealthWords:
 
 
 def device_health(device: Device, words: HealthWords | None = None) -> DeviceHealth:
+    """How a receiver's last heartbeat reads; whether it is healthy is `receivers.health`'s."""
     words = words or HealthWords.current()
     extra: dict[str, Any] = device.status_extra or {}
-    cache, cache_ok = "—", True
-    complete = number(extra.get("cache_complete"))
-    items = number(extra.get("manifest_items"))
-    if complete is not None:
-        cache = f"{complete * 100:.0f} %"
+    found = receivers.health(extra)
+    cache = "—"
+    if found.cache_complete is not None:
+        cache = f"{found.cache_complete * 100:.0f} %"
+        items = number(extra.get("manifest_items"))
         if items is not None:
             cache += " " + words.items % {"count": round(items)}
-        cache_ok = complete >= 1.0
-    clock_text, clock_ok = "—", True
-    offset = number(extra.get("clock_offset_s"))
-    if offset is not None:
-        clock_text = f"{offset:+.1f} s".replace(".", ",")
-        clock_ok = abs(offset) <= CLOCK_WARN_S
+    clock_text = "—"
+    if found.clock_offset_s is not None:
+        clock_text = f"{found.clock_offset_s:+.1f} s".replace(".", ",")
     machine = []
     temperature = number(extra.get("cpu_temp_c"))
     if temperature is not None:
@@ -114,4 +112,5 @@ def device_health(device: Device, words: HealthWords | None = None) -> DeviceHea
     disk = number(extra.get("disk_free_mb"))
     if disk is not None:
         machine.append(words.disk_free % {"mb": round(disk)})
-    return DeviceHealth(cache, cache_ok, clock_text, clock_ok, " · ".join(machine) or "—")
+    machine_text = " · ".join(machine) or "—"
+    return DeviceHealth(cache, found.cache_ok, clock_text, found.clock_ok, machine_text)

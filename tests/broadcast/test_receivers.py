@@ -67,11 +67,11 @@ def test_counts_and_attention_follow_the_heartbeats(
         village_a = zones.subtree_ids(session, [session.get(Zone, "thon-a")])
         assert village_a == {"thon-a"}
         assert [c.zone_id for c in receivers.counts_by_zone(session, village_a)] == ["thon-a"]
-        assert receivers.zone_of_each(session, village_a) == {
-            "loa-a-01": "thon-a",
-            "loa-a-02": "thon-a",
-            "loa-a-03": "thon-a",
-        }
+        assert [d.id for d in receivers.list_devices(session, village_a, offset=0, limit=9)] == [
+            "loa-a-01",
+            "loa-a-02",
+            "loa-a-03",
+        ]
         assert zones.subtree_ids(session, [session.get(Zone, "xa-test")]) is None  # every zone
 
     # healthy again at its next heartbeat; offline at its last will
@@ -87,11 +87,17 @@ def test_a_page_of_receivers_and_the_total(service: BroadcastService, users: Use
     add_devices(service, FLEET)
     _heartbeat(service, "loa-b-01", ReceiverState.IDLE)
     with service.db.session() as session:
-        first = receivers.page_of_devices(session, None, offset=0, limit=2)
-        last = receivers.page_of_devices(session, None, offset=4, limit=2)
-        assert ([d.id for d in first.devices], first.total) == (["loa-a-01", "loa-a-02"], 5)
-        assert ([d.id for d in last.devices], last.total) == (["loa-b-02"], 5)
-        online = receivers.page_of_devices(session, {"thon-b"}, offset=0, limit=10, online=True)
-        assert ([d.id for d in online.devices], online.total) == (["loa-b-01"], 1)
-        nowhere = receivers.page_of_devices(session, set(), offset=0, limit=10)
-        assert (nowhere.devices, nowhere.total) == ([], 0)
+        first = receivers.list_devices(session, None, offset=0, limit=2)
+        last = receivers.list_devices(session, None, offset=4, limit=2)
+        assert ([d.id for d in first], receivers.count_devices(session, None)) == (
+            ["loa-a-01", "loa-a-02"],
+            5,
+        )
+        assert [d.id for d in last] == ["loa-b-02"]
+        online = receivers.list_devices(session, {"thon-b"}, offset=0, limit=10, online=True)
+        assert ([d.id for d in online], receivers.count_devices(session, {"thon-b"}, True)) == (
+            ["loa-b-01"],
+            1,
+        )
+        nowhere = receivers.list_devices(session, set(), offset=0, limit=10)
+        assert (nowhere, receivers.count_devices(session, set())) == ([], 0)

@@ -130,16 +130,14 @@ def list_devices() -> Response:
             visible = [zone for zone in visible if zone.id == wanted]
             if not visible:
                 raise ValidationError("zone", f"unknown zone {wanted!r}, or not one you may see")
-        found = receivers.page_of_devices(
-            session,
-            zones.subtree_ids(session, visible),
-            offset=(page - 1) * per_page,
-            limit=per_page,
-            online=online,
+        zone_ids = zones.subtree_ids(session, visible)
+        found = receivers.list_devices(
+            session, zone_ids, offset=(page - 1) * per_page, limit=per_page, online=online
         )
-        response = jsonify([device_json(device) for device in found.devices])
-    response.headers["X-Total-Count"] = str(found.total)
-    if page * per_page < found.total:
+        total = receivers.count_devices(session, zone_ids, online)
+        response = jsonify([device_json(device) for device in found])
+    response.headers["X-Total-Count"] = str(total)
+    if page * per_page < total:
         next_page = url_for(
             "api.list_devices", **{**request.args.to_dict(), "page": page + 1, "per_page": per_page}
         )

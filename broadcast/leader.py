@@ -53,6 +53,8 @@ class ProgrammeLeader:
         self._seen_revision = -1
         self._republish_manifests = threading.Event()
         self._redeliver_lock = threading.Lock()  # one pass at a time: attempts are counted
+        # What time the re-delivery sweeps go by (UTC, naive); a test replaces it to own time.
+        self.clock: Callable[[], datetime] = utcnow
 
     def elected(self) -> None:
         """This process just took the scheduler lock."""
@@ -199,14 +201,13 @@ class ProgrammeLeader:
         except Exception:
             _LOGGER.exception("re-sending unanswered commands failed")
 
-    def redeliver(self, now: datetime | None = None) -> None:
-        """One pass of `broadcast.redelivery` at `now` (UTC, naive; default: now)."""
+    def redeliver(self) -> None:
+        """One pass of `broadcast.redelivery` at `self.clock()`."""
         with self._redeliver_lock:
-            self._redeliver(now)
+            self._redeliver(self.clock())
 
-    def _redeliver(self, now: datetime | None) -> None:
+    def _redeliver(self, now: datetime) -> None:
         dispatcher = self._dispatcher()
-        now = now or utcnow()
         with self.db.session() as session:
             due = self.redeliveries.sweep(session, now)
         if dispatcher is None or not dispatcher.connected:

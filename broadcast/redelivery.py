@@ -17,7 +17,10 @@ scheduler-holding process sweeps the open delivery records every few seconds:
   failed (stopped, if cancelled) with detail "no answer", so the broadcast settles and reports
   count it; a real answer arriving later still replaces that.
 
-The attempts are remembered in memory: a new leader simply starts counting again.
+The attempts are remembered in memory: a new leader simply starts counting again. A count
+restarts when the receiver answers (the delivery's state moves) and is dropped when the delivery
+is no longer open, never because a sweep found nothing due: a sweep may come early (after NTP
+stepped the clock back, or the periodic one beside a test's) and must not restart the count.
 """
 
 from __future__ import annotations
@@ -63,12 +66,14 @@ class Resend:
     broadcast_id: int
     device_id: str
     action: Action
+    delivery_state: str  # as it was when the resend was decided
 
 
 @dataclass
 class _Tries:
     count: int
     next_at: datetime
+    delivery_state: str  # an answer moves it on, and the count starts again
 
 
 class Redeliveries:
@@ -91,9 +96,10 @@ class Redeliveries:
         with self._returned_lock:
             returned, self._returned = self._returned, set()
         due: list[Resend] = []
-        live: set[tuple[int, str]] = set()
+        still_open: set[tuple[int, str]] = set()
         for delivery in _open_deliveries(session):
             broadcast = delivery.broadcast
+            key = (broadcast.id, delivery.device_id)
             cancelled = broadcast.status == BroadcastStatus.CANCELLED.value
             deadline = _answer_deadline(broadcast)
             if deadline is not None and now > deadline + window:
@@ -104,26 +110,28 @@ class Redeliveries:
                     delivery.device_id,
                 )
                 continue
+            still_open.add(key)
+            tries = self._tries.get(key)
+            if tries is not None and tries.delivery_state != delivery.state:
+                del self._tries[key]  # the receiver answered since
+                tries = None
             action = _action_for(broadcast, delivery, now, self.policy.first_after_s)
             if action is None:
                 continue
-            key = (broadcast.id, delivery.device_id)
-            live.add(key)
-            tries = self._tries.get(key)
             if tries is not None:
                 if tries.count >= self.policy.max_attempts:
                     continue
                 if now < tries.next_at and delivery.device_id not in returned:
                     continue
-            due.append(Resend(broadcast.id, delivery.device_id, action))
-        self._tries = {key: tries for key, tries in self._tries.items() if key in live}
+            due.append(Resend(broadcast.id, delivery.device_id, action, delivery.state))
+        self._tries = {key: tries for key, tries in self._tries.items() if key in still_open}
         return due
 
     def sent(self, resend: Resend, now: datetime) -> None:
         key = (resend.broadcast_id, resend.device_id)
         count = self._tries[key].count + 1 if key in self._tries else 1
         wait = min(self.policy.first_after_s * 2**count, self.policy.max_interval_s)
-        self._tries[key] = _Tries(count, now + timedelta(seconds=wait))
+        self._tries[key] = _Tries(count, now + timedelta(seconds=wait), resend.delivery_state)
 
 
 def _open_deliveries(session: Session) -> list[Delivery]:

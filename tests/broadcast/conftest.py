@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,32 @@ class Leader:
     users: Users
 
 
-@pytest.fixture
-def leader(tmp_path: Path) -> Iterator[Leader]:
-    """A started service (it holds its data directory's scheduler lock, so it leads)."""
-    service, recorder = recording_service(tmp_path / "data")
+class ManualClock:
+    """The time a test sets; the leader's re-delivery sweeps, its own periodic ones included,
+    read it instead of the real clock."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def start_leader(data_dir: Path, clock: ManualClock | None = None) -> Leader:
+    """A started service (it holds its data directory's scheduler lock, so it leads); with a
+    `clock`, its re-delivery sweeps never run on real time."""
+    service, recorder = recording_service(data_dir)
+    if clock is not None:
+        service.leader.clock = clock
     users = seed_commune(service)
     add_devices(service, RECEIVERS)
     service.start()
     assert service.leading
-    yield Leader(service, recorder, users)
-    service.stop()
+    return Leader(service, recorder, users)
+
+
+@pytest.fixture
+def leader(tmp_path: Path) -> Iterator[Leader]:
+    started = start_leader(tmp_path / "data")
+    yield started
+    started.service.stop()

@@ -26,7 +26,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import imageio_ffmpeg
 
@@ -36,16 +36,46 @@ from audio.loudness import EBUR128_FILTER, Loudness, parse_ebur128_summary
 if TYPE_CHECKING:
     from audio.formats import OutputFormat
 
-with warnings.catch_warnings():
-    # pydub looks for ffmpeg on PATH when imported and warns that it is missing (we point it at
-    # the bundled binary right below); Python 3.11 warns that audioop, which pydub uses, is
-    # deprecated.
-    warnings.filterwarnings("ignore", message=r".*ffmpeg or avconv.*", category=RuntimeWarning)
-    warnings.filterwarnings("ignore", message=r".*audioop.*", category=DeprecationWarning)
-    from pydub import AudioSegment
-    from pydub.exceptions import CouldntDecodeError
-
 _LOGGER = logging.getLogger(__name__)
+
+#: pydub imports audioop, which left the standard library in Python 3.13 (PEP 594); the
+#: `audioop-lts` package brings it back and `loa[server]` depends on it there.
+AUDIOOP_MISSING = (
+    "pydub cannot work without the audioop module, which Python 3.13 no longer ships: "
+    "install the audioop-lts package (pip install audioop-lts; pip install 'loa[server]' "
+    "brings it on Python 3.13 and later)"
+)
+
+try:
+    with warnings.catch_warnings():
+        # pydub looks for ffmpeg on PATH when imported and warns that it is missing (we point it
+        # at the bundled binary right below); Python 3.11 warns that audioop, which pydub uses,
+        # is deprecated.
+        warnings.filterwarnings("ignore", message=r".*ffmpeg or avconv.*", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message=r".*audioop.*", category=DeprecationWarning)
+        from pydub import AudioSegment
+        from pydub.exceptions import CouldntDecodeError
+except ModuleNotFoundError as _missing:
+    if _missing.name not in ("audioop", "pyaudioop"):
+        raise
+    # The server still starts (pages, API, receivers' answers); only making sound says why not.
+    _LOGGER.error("%s", AUDIOOP_MISSING)
+
+    class _Unavailable(type):
+        """Any use of the stand-in class, or of anything on it, is that clear error."""
+
+        def __call__(cls, *args: object, **kwargs: object) -> NoReturn:
+            raise AudioError(AUDIOOP_MISSING)
+
+        def __getattr__(cls, name: str) -> NoReturn:
+            raise AudioError(AUDIOOP_MISSING)
+
+    class AudioSegment(metaclass=_Unavailable):  # type: ignore[no-redef]
+        """Stands in for pydub's AudioSegment when pydub cannot be imported."""
+
+    class CouldntDecodeError(Exception):  # type: ignore[no-redef]
+        """Never raised: nothing is decoded without pydub."""
+
 
 #: The broadcast format: every PCM segment in this package and every MP3 it writes uses it.
 SAMPLE_RATE = 22050

@@ -62,6 +62,7 @@ def _settings(args: argparse.Namespace):
         tts_options={"model": args.tts_model} if getattr(args, "tts_model", "") else {},
         play_lead_s=getattr(args, "play_lead", 3.0),
         require_approval=not getattr(args, "no_approval", False),
+        trusted_proxies=getattr(args, "trusted_proxies", 0),
     )
 
 
@@ -506,6 +507,14 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         "--no-approval",
         action="store_true",
         help="bulletins need no leader's approval (a commune with one officer)",
+    )
+    parser.add_argument(
+        "--trusted-proxies",
+        type=int,
+        default=0,
+        metavar="N",
+        help="reverse proxies in front that set X-Forwarded-For (nginx: 1; default:"
+        " $LOA_TRUSTED_PROXIES, else 0: the header is ignored)",
     )
 
 

@@ -264,7 +264,9 @@ class LoginAttempt(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(index=True)
     username: Mapped[str] = mapped_column(String(80))
-    remote_addr: Mapped[str] = mapped_column(String(100))
+    # What the limits count by (`accounts.LoginSource`): the client's network, or
+    # "device:<id>" for a device known for this user; the column kept its first name.
+    source: Mapped[str] = mapped_column("remote_addr", String(100))
     success: Mapped[bool] = mapped_column()
 
 

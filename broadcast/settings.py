@@ -38,6 +38,16 @@ _SERVER_TLS_LABELS = {
 }
 
 
+def trusted_proxies_from(env: Mapping[str, str]) -> int:
+    """LOA_TRUSTED_PROXIES: how many reverse proxies in front set X-Forwarded-For (unset: 0)."""
+    proxies = env.get("LOA_TRUSTED_PROXIES", "").strip()
+    if proxies and not proxies.isdigit():
+        raise LoaError(
+            f"LOA_TRUSTED_PROXIES must be the number of proxies in front, not {proxies!r}"
+        )
+    return int(proxies or 0)
+
+
 @dataclass
 class Settings:
     data_dir: Path
@@ -81,6 +91,11 @@ class Settings:
     # Bulletins need a leader's approval before they air (`broadcast.bulletin_desk`); a tiny
     # commune with one officer turns it off and bulletins are created approved.
     require_approval: bool = True
+    # How many reverse proxies in front of the web app append to X-Forwarded-For (nginx: 1;
+    # LOA_TRUSTED_PROXIES). 0 ignores the header: a client could write anything in it. Behind a
+    # proxy, 0 makes every client look like the proxy's address to the sign-in limits and the
+    # audit log, and makes /metrics open to anyone (a loopback proxy looks local).
+    trusted_proxies: int = 0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -104,6 +119,10 @@ class Settings:
             if port and not port.isdigit():
                 raise LoaError(f"LOA_DEVICE_MQTT_PORT must be a port number, not {port!r}")
             self.device_mqtt_port = int(port or 0)
+        if not self.trusted_proxies:
+            self.trusted_proxies = trusted_proxies_from(os.environ)
+        if self.trusted_proxies < 0:
+            raise LoaError(f"trusted proxies must be 0 or more, not {self.trusted_proxies}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +150,7 @@ class Settings:
             tts_engine=env.get("LOA_TTS", "") or "espeak",
             database_url=env.get("LOA_DATABASE_URL", ""),
             require_approval=env.get("LOA_REQUIRE_APPROVAL", "1").lower() not in ("0", "no"),
+            trusted_proxies=trusted_proxies_from(env),
         )
 
     @property

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broadcast import audit, clock
 from broadcast.errors import NotFound as DomainNotFound
@@ -66,6 +67,9 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     )
     if test_config:
         app.config.update(test_config)
+    if service.settings.trusted_proxies:  # the client's address as the proxies give it
+        proxies = service.settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     app.extensions["loa_service"] = service
     csrf.init_app(app)
 

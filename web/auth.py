@@ -1,16 +1,34 @@
-"""Login and logout (Flask-Login sessions); the current user as a small value object."""
+"""Login and logout (Flask-Login sessions); the current user as a small value object.
+
+A browser that signs in gets a long-lived "known device" cookie (signed with the app's secret,
+HttpOnly, SameSite=Strict, sent only to /auth/): it names a random device id and the users who
+signed in on it, so the sign-in limits (`broadcast.accounts`) count that device's attempts
+apart and a stranger's failures never block it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from broadcast import accounts, audit
@@ -24,6 +42,11 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = lazy_gettext("Vui lòng đăng nhập.")
 login_manager.localize_callback = str  # flash the text in the request's language
 login_manager.session_protection = "strong"
+
+KNOWN_DEVICE_COOKIE = "loa_known_device"
+KNOWN_DEVICE_LIFETIME = timedelta(days=365)  # renewed at every sign-in on that device
+KNOWN_DEVICE_MAX_USERS = 10  # a shared office computer; the oldest user is forgotten first
+_KNOWN_DEVICE_SALT = "loa-known-device"
 
 
 @dataclass(frozen=True)
@@ -77,41 +100,97 @@ def load_user(session_id: str) -> CurrentUser | None:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response | tuple[str, int, dict[str, str]]:
-    if request.method == "POST":
-        username = request.form.get("username", "")[:80]
-        password = request.form.get("password", "")
-        address = request.remote_addr or "?"
-        with get_service().db.session() as session:
-            limit = accounts.login_limit(session, username, address)
-            if not limit.allowed:
-                _LOGGER.warning("login of %r from %s refused: rate limit", username, address)
-                minutes = max(1, round(limit.retry_after_s / 60))
-                flash(
-                    _(
-                        "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(minutes)s phút.",
-                        minutes=minutes,
-                    ),
-                    "error",
-                )
-                page = render_template("auth/login.html")
-                return page, 429, {"Retry-After": str(limit.retry_after_s)}
-            user = accounts.authenticate(session, username, password)
-            accounts.record_login(session, username, address, success=user is not None)
-            if user is None:
-                audit.record(session, None, audit.Action.LOGIN_FAILED, f"username:{username}")
-            else:
-                audit.record(session, user, audit.Action.LOGIN, f"user:{user.id}")
-            current = CurrentUser.from_row(user) if user is not None else None
-        if current is not None:
-            login_user(current)
-            _LOGGER.info("login %s from %s", current.username, address)
-            target = request.args.get("next", "")
-            if not target.startswith("/") or urlsplit(target).netloc or target.startswith("//"):
-                target = url_for("dashboard.index")
-            return redirect(target)
+    if request.method != "POST":
+        return render_template("auth/login.html", username="")
+    username = request.form.get("username", "")[:80]
+    password = request.form.get("password", "")
+    address = request.remote_addr or "?"
+    device = _known_device()
+    with get_service().db.session() as session:
+        source = accounts.login_source(session, username, address, device)
+        limit = accounts.login_limit(session, username, source)
+        if not limit.allowed:
+            _LOGGER.warning(
+                "login of %r from %s (%s) refused for %d s: rate limit",
+                username,
+                address,
+                source.key,
+                limit.retry_after_s,
+            )
+            flash(_retry_message(limit.retry_after_s), "error")
+            page = render_template("auth/login.html", username=username)
+            return page, 429, {"Retry-After": str(limit.retry_after_s)}
+        user = accounts.authenticate(session, username, password)
+        accounts.record_login(session, username, source, success=user is not None)
+        if user is None:
+            audit.record(session, None, audit.Action.LOGIN_FAILED, f"username:{username}")
+        else:
+            audit.record(session, user, audit.Action.LOGIN, f"user:{user.id}")
+        current = CurrentUser.from_row(user) if user is not None else None
+    if current is None:
         _LOGGER.warning("failed login for %r from %s", username, address)
         flash(_("Sai tên đăng nhập hoặc mật khẩu."), "error")
-    return render_template("auth/login.html")
+        return render_template("auth/login.html", username=username)
+    login_user(current)
+    _LOGGER.info("login %s from %s", current.username, address)
+    target = request.args.get("next", "")
+    if not target.startswith("/") or urlsplit(target).netloc or target.startswith("//"):
+        target = url_for("dashboard.index")
+    response = redirect(target)
+    _remember_device(response, device, current.id)
+    return response
+
+
+def _retry_message(retry_after_s: int) -> str:
+    if retry_after_s < 60:
+        return _(
+            "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(seconds)s giây.",
+            seconds=retry_after_s,
+        )
+    return _(
+        "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(minutes)s phút.",
+        minutes=-(-retry_after_s // 60),
+    )
+
+
+def _device_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key or "", salt=_KNOWN_DEVICE_SALT)
+
+
+def _known_device() -> accounts.KnownDevice | None:
+    """The device this browser's cookie names, if the cookie is ours, intact and not expired."""
+    cookie = request.cookies.get(KNOWN_DEVICE_COOKIE)
+    if not cookie:
+        return None
+    try:
+        data = _device_serializer().loads(
+            cookie, max_age=int(KNOWN_DEVICE_LIFETIME.total_seconds())
+        )
+    except BadSignature:
+        _LOGGER.warning("known-device cookie from %s rejected: bad signature", request.remote_addr)
+        return None
+    if not isinstance(data, dict):
+        return None
+    device_id, user_ids = data.get("device"), data.get("users")
+    if not isinstance(device_id, str) or not isinstance(user_ids, list):
+        return None
+    return accounts.KnownDevice(device_id, tuple(i for i in user_ids if isinstance(i, int)))
+
+
+def _remember_device(response: Response, device: accounts.KnownDevice | None, user_id: int) -> None:
+    """Set (or renew) the known-device cookie with this user at the front of its list."""
+    device_id = device.device_id if device is not None else secrets.token_urlsafe(12)
+    earlier = [] if device is None else [i for i in device.user_ids if i != user_id]
+    users = [user_id, *earlier][:KNOWN_DEVICE_MAX_USERS]
+    response.set_cookie(
+        KNOWN_DEVICE_COOKIE,
+        _device_serializer().dumps({"device": device_id, "users": users}),
+        max_age=int(KNOWN_DEVICE_LIFETIME.total_seconds()),
+        path=url_for("auth.login").rsplit("/", 1)[0] + "/",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Strict",
+    )
 
 
 @bp.route("/logout", methods=["POST"])

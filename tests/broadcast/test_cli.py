@@ -254,6 +254,7 @@ def test_mqtt_config_gives_each_device_its_own_topics(tmp_path: Path) -> None:
 
 def test_settings_from_the_command_line_and_the_environment(tmp_path: Path) -> None:
     from broadcast.cli import _settings, build_parser
+    from broadcast.errors import LoaError
     from broadcast.settings import Settings
 
     args = build_parser().parse_args(["serve", "--data", str(tmp_path), "--no-approval"])
@@ -273,3 +274,10 @@ def test_settings_from_the_command_line_and_the_environment(tmp_path: Path) -> N
     assert settings.media_url("a" * 64).startswith("https://loa.example.vn/media/")
     with pytest.raises(ValueError, match="LOA_MQTT_PORT"):
         Settings.from_env({"LOA_MQTT_PORT": "one"})
+
+    assert settings.trusted_proxies == 0  # X-Forwarded-For ignored unless told otherwise
+    assert Settings.from_env({**env, "LOA_TRUSTED_PROXIES": "1"}).trusted_proxies == 1
+    with pytest.raises(LoaError, match="LOA_TRUSTED_PROXIES must be the number"):
+        Settings.from_env({**env, "LOA_TRUSTED_PROXIES": "nginx"})
+    args = build_parser().parse_args(["serve", "--data", str(tmp_path), "--trusted-proxies", "2"])
+    assert _settings(args).trusted_proxies == 2

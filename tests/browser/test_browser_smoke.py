@@ -30,6 +30,8 @@ def test_wrong_password_is_refused_politely(
     page.get_by_label("Mật khẩu").fill("not the password")
     page.get_by_role("button", name="Đăng nhập").click()
     expect(page.get_by_role("alert")).to_contain_text("Sai tên đăng nhập hoặc mật khẩu")
+    expect(page.get_by_label("Tên đăng nhập")).to_have_value("canbo")  # kept, to retype less
+    expect(page.get_by_label("Mật khẩu")).to_be_focused()
 
 
 def test_officer_sees_the_dashboard(demo_system: DemoSystem, desktop: BrowserContext) -> None:

@@ -231,6 +231,20 @@ def test_x_forwarded_for_counts_only_from_trusted_proxies(
         assert audit.recent(session, 1)[0].origin == "web 192.0.2.51"
 
 
+def test_a_failed_sign_in_keeps_the_user_name_escaped(client: FlaskClient) -> None:
+    name = '"><script>alert(1)</script>'
+    page = _post_login(client, name, "wrong password!").get_data(as_text=True)
+    assert "Sai tên đăng nhập hoặc mật khẩu." in page
+    assert 'value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in page
+    assert "<script>alert(1)" not in page
+    for _ in range(accounts.FREE_FAILURES):
+        response = _post_login(client, "officer", "wrong password!")
+    response = _post_login(client, "officer", PASSWORD)
+    assert response.status_code == 429
+    assert 'value="officer"' in response.get_data(as_text=True)  # the refusal keeps it too
+    assert 'value=""' in client.get("/auth/login").get_data(as_text=True)
+
+
 def test_sign_ins_and_failures_are_audited_with_the_client_address(
     client: FlaskClient, service: BroadcastService
 ) -> None:

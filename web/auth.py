@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -149,7 +150,7 @@ def _retry_message(retry_after_s: int) -> str:
         )
     return _(
         "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(minutes)s phút.",
-        minutes=-(-retry_after_s // 60),
+        minutes=math.ceil(retry_after_s / 60),  # never sooner than the limit allows
     )
 
 

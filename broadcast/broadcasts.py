@@ -25,6 +25,7 @@ from broadcast.const import (
     BroadcastStatus,
     ContentKind,
     DeliveryState,
+    Role,
 )
 from broadcast.errors import NotFound, ValidationError
 from broadcast.models import Broadcast, Delivery, Device, DevicePresence, User, Zone, utcnow
@@ -431,6 +432,33 @@ def viewing_scope(session: Session, user: User) -> tuple[set[str], set[str]]:
     visible = {zone.id for zone in zones.visible_zones(session, user)}
     devices = session.scalars(select(Device.id).where(Device.zone_id.in_(visible)))
     return visible, set(devices)
+
+
+# the zones whose commands sound on a village head's loudspeakers, and those receivers' ids
+ListeningScope = tuple[set[str], set[str]]
+
+
+def listening_scope(session: Session, user: User) -> ListeningScope | None:
+    """What plays on a village head's loudspeakers: broadcasts to their village, its sub-zones
+    or any zone above it (a commune-wide bulletin sounds there too), or to their receivers.
+    None for the other roles, who see the whole network."""
+    if user.role != Role.VILLAGE_HEAD:
+        return None
+    own = zones.visible_zones(session, user)
+    heard = {above.id for zone in own for above in zones.ancestors_and_self(zone)}
+    own_ids = {zone.id for zone in own}
+    devices = session.scalars(select(Device.id).where(Device.zone_id.in_(own_ids)))
+    return heard, set(devices)
+
+
+def sounds_in(
+    scope: ListeningScope | None, zone_ids: Sequence[str], device_ids: Sequence[str]
+) -> bool:
+    """Whether targets (zones and named receivers) reach the loudspeakers of `scope`."""
+    if scope is None:
+        return True
+    heard, devices = scope
+    return any(zone_id in heard for zone_id in zone_ids) or any(d in devices for d in device_ids)
 
 
 def can_view(

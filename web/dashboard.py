@@ -44,8 +44,6 @@ def index() -> str:
         today = planning.todays_programme(
             session, utcnow(), broadcasts.listening_scope(session, user)
         )
-        # the zones above a village head's are named too: their bulletins play there
-        named = {zone for own in visible for zone in zones.ancestors_and_self(own)}
         return render_template(
             "dashboard/index.html",
             total=total,
@@ -59,7 +57,7 @@ def index() -> str:
             recent=broadcasts.visible_broadcasts(
                 session, user, 10, scope=(visible_ids, own_devices)
             ),
-            zone_names={zone.id: zone.name for zone in named},
+            zone_names=zones.names_with_ancestors(visible),
             # translated once, not once per receiver row (a province has a thousand)
             state_names={state: str(label) for state, label in STATE_LABELS.items()},
         )

@@ -228,7 +228,7 @@ def test_dashboard_shows_receiver_health(client: FlaskClient, service: Broadcast
     assert row is not None, page
     cells = row.group(1)
     assert '<td class="cache warn"' in cells and "50 % (4 mục)" in cells
-    assert '<td class="clock warn">+12,3 s</td>' in cells
+    assert '<td class="clock warn" data-label="Lệch đồng hồ">+12,3 s</td>' in cells
     assert "62 °C · trống 812 MB" in cells
     other = re.search(r'data-device="loa-b-01">(.*?)</tr>', page, re.S)
     assert other is not None and "—" in other.group(1)
@@ -329,3 +329,14 @@ def test_dashboard_lists_todays_programme(client: FlaskClient, service: Broadcas
     today = client.get("/").get_data(as_text=True).split('id="today"')[1].split("</ul>")[0]
     assert "<strong>00:00</strong>" in today and "Bản tin nửa đêm" in today
     assert "Thôn A, loa-b-01" in today
+
+
+def test_the_icon_is_served(client: FlaskClient) -> None:
+    """Browsers ask for /favicon.ico on a session's first page; a 404 there is a console error."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    icon = client.get(response.headers["Location"])
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    assert icon.get_data(as_text=True).startswith("<svg")
+    page = client.get("/auth/login").get_data(as_text=True)
+    assert f'<link rel="icon" href="{response.headers["Location"]}"' in page

@@ -106,8 +106,16 @@ def _recording_problems() -> dict[str, str]:
     }
 
 
-def _message(exc: ValidationError) -> str:
-    """A refusal in Vietnamese, naming the field."""
+def _message(exc: ValidationError, template: notice_templates.NoticeTemplate | None = None) -> str:
+    """A refusal in the page's language, naming the field (a blank of `template` by its
+    label)."""
+    blank = template.field(exc.field) if template is not None else None
+    if template is not None and blank is not None and exc.code == "required":
+        return _(
+            "Chưa điền “%(label)s” của mẫu “%(title)s”",
+            label=_(blank.label),
+            title=_(template.title),
+        )
     label = _field_labels().get(exc.field)
     if exc.field == "recording":
         detail = _recording_problems().get(exc.code) or _("không xử lý được bản ghi âm")
@@ -247,6 +255,10 @@ def _render_form(draft: Draft, error: str = "", error_field: str = "", status: i
             draft=draft,
             template=template,
             templates=notice_templates.templates(),
+            # titles and labels in the page's language; the text stays Vietnamese (read aloud)
+            titles={item.id: _(item.title) for item in notice_templates.templates()},
+            labels={field.key: _(field.label) for field in template.fields} if template else {},
+            preview=template.preview(_) if template else "",
             kept=kept,
             error=error,
             error_field=error_field,
@@ -283,6 +295,7 @@ def prepare() -> Any:
     draft = _draft_from_request()
     if draft.mode == "record":
         _keep_recording(user_id, draft)
+    chosen = _template_or_none(draft.template) if draft.mode == "template" else None
     try:
         if draft.mode == "template":
             draft.text = notice_templates.fill(draft.template, draft.values or {})
@@ -299,7 +312,8 @@ def prepare() -> Any:
     except PermissionDenied:
         abort(403)
     except ValidationError as exc:
-        return _render_form(draft, _("Chưa gửi được. %(why)s", why=_message(exc)), exc.field)
+        why = _message(exc, chosen)
+        return _render_form(draft, _("Chưa gửi được. %(why)s", why=why), exc.field)
     except LoaError as exc:
         return _render_form(draft, _("Chưa gửi được. %(why)s", why=str(exc)))
     nonce = secrets.token_urlsafe(12)

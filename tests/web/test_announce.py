@@ -235,6 +235,40 @@ def test_template_with_a_blank_left_empty_is_refused(
     assert _broadcast_count(service) == 0
 
 
+def test_templates_in_english_keep_the_notice_in_vietnamese(
+    client: FlaskClient, service: BroadcastService
+) -> None:
+    """Titles and labels follow the page's language; the notice is read aloud to villagers,
+    so its text stays Vietnamese, and the English page says so."""
+    login(client, "head-a")
+    listing = client.get("/announce/?mode=template&lang=en").get_data(as_text=True)
+    titles = re.findall(r'<li><a href="/announce/\?template=[^"]+">([^<]+)</a></li>', listing)
+    assert {"Storm", "Flood", "Fire", "Power cut", "Village meeting"} <= set(titles), titles
+    assert "Bão" not in titles and len(titles) == 10
+    form = client.get("/announce/?template=bao").get_data(as_text=True)  # English remembered
+    labels = [label.strip() for label in re.findall(r'<label for="f_[^"]+">([^<]+)', form)]
+    assert labels == ["Name or number of the storm", "When the storm hits", "Evacuation place"]
+    assert "Template: Storm" in form
+    assert re.search(r'id="spoken-language">[^<]*read aloud to the villagers in Vietnamese', form)
+    preview = re.search(r'id="template-preview"[^>]*>([^<]+)<', form)
+    assert preview is not None
+    assert preview.group(1).startswith("Thông báo khẩn về cơn bão")
+    assert "«When the storm hits»" in preview.group(1)
+    refused = _prepare(client, {"mode": "template", "template": "bao", "zones": ["thon-a"]})
+    assert "“When the storm hits” of the template “Storm” is not filled in" in refused.get_data(
+        as_text=True
+    )
+    page = _prepare(
+        client,
+        {"mode": "template", "template": "bao", "f_thoi_gian": "chiều nay", "zones": ["thon-a"]},
+    ).get_data(as_text=True)
+    assert "Bão dự kiến ảnh hưởng trực tiếp đến địa phương từ chiều nay." in page
+    assert "Confirm" in page  # the page around it is English
+    vietnamese = client.get("/announce/?template=bao&lang=vi").get_data(as_text=True)
+    assert "Thời gian bão ảnh hưởng" in vietnamese and 'id="spoken-language"' not in vietnamese
+    assert _broadcast_count(service) == 0
+
+
 # --- recordings -------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import BrowserContext, Page, expect
 from processes import http_json, wait_for_status
 
 from .conftest import DESKTOP, PHONE, DemoSystem, overflow, screenshot, sign_in
@@ -70,21 +70,31 @@ def commune_wide(demo_system: DemoSystem) -> int:
 
 
 @pytest.mark.parametrize(
-    "username", ["truongthon1", "canbo", "lanhdao", "admin", "xem"], ids=lambda name: name
+    ("username", "lang"),
+    [
+        ("truongthon1", "vi"),
+        ("truongthon1", "en"),  # English words are longer
+        ("canbo", "vi"),
+        ("lanhdao", "vi"),
+        ("admin", "vi"),
+        ("xem", "vi"),
+    ],
+    ids=lambda value: value,
 )
 def test_every_page_of_each_role_fits_a_phone(
-    demo_system: DemoSystem, phone: BrowserContext, commune_wide: int, username: str
+    demo_system: DemoSystem, phone: BrowserContext, commune_wide: int, username: str, lang: str
 ) -> None:
     page = phone.new_page()
     password = demo_system.admin_password if username == "admin" else None
     sign_in(page, demo_system.base, username, *([password] if password else []))
+    page.goto(f"{demo_system.base}/?lang={lang}")  # the session keeps the language
     visited, problems = [], {}
     for path in crawl(page, demo_system.base):
         visited.append(path)
         found = overflow(page, PHONE["width"])
         if found:
             problems[path] = found
-            screenshot(page, f"overflow-{username}-{len(visited)}")
+            screenshot(page, f"overflow-{username}-{lang}-{len(visited)}")
     assert len(visited) >= 3, visited
     assert problems == {}, f"wider than a {PHONE['width']} px phone: {problems}"
 
@@ -185,3 +195,34 @@ def test_the_users_table_on_a_phone(demo_system: DemoSystem, phone: BrowserConte
     page.goto(f"{demo_system.base}/admin/users")
     assert overflow(page, PHONE["width"]) == []
     screenshot(page, "phone-admin-users")
+
+
+def test_a_village_head_reads_their_own_clusters_of_a_commune_wide_notice(
+    demo_system: DemoSystem, phone: BrowserContext, commune_wide: int
+) -> None:
+    page = phone.new_page()
+    sign_in(page, demo_system.base, "truongthon1")
+    page.goto(f"{demo_system.base}/announce/{commune_wide}")
+    deliveries = page.locator("#deliveries li.delivery")
+    expect(deliveries).to_have_count(len(demo_system.devices["thon-1"]))
+    expect(page.locator("#deliveries .zone")).to_have_text(["Thôn 1"] * deliveries.count())
+    expect(page.locator("#summary")).to_contain_text("2/2 cụm loa đã phát xong")
+    expect(page.get_by_role("button", name="Dừng phát")).to_have_count(0)
+    expect(page.get_by_role("button", name="Đính chính")).to_have_count(0)
+    expect(page.locator(".announce-meta")).to_contain_text("Xã Hoằng Hợp")
+    assert overflow(page, PHONE["width"]) == []
+    screenshot(page, "village-head-commune-wide")
+
+
+def test_an_english_template_form_on_a_phone(
+    demo_system: DemoSystem, phone: BrowserContext
+) -> None:
+    page = phone.new_page()
+    sign_in(page, demo_system.base, "truongthon1")
+    page.goto(f"{demo_system.base}/announce/?template=bao&lang=en")
+    expect(page.get_by_label("When the storm hits")).to_be_visible()
+    page.get_by_label("When the storm hits").fill("chiều nay")
+    expect(page.locator("#template-preview")).to_contain_text("từ chiều nay.")
+    expect(page.locator("#spoken-language")).to_contain_text("in Vietnamese")
+    assert overflow(page, PHONE["width"]) == []
+    screenshot(page, "village-head-template-en")

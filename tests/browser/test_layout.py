@@ -111,14 +111,15 @@ def test_the_measure_catches_a_page_wider_than_the_phone(
     assert overflow(page, PHONE["width"]), "a 450 px page passed as fitting 360 px"
 
 
-def test_village_head_dashboard_and_monthly_report_on_a_phone(
-    demo_system: DemoSystem, phone: BrowserContext
+def test_village_head_dashboard_and_reports_on_a_phone(
+    demo_system: DemoSystem, phone: BrowserContext, commune_wide: int
 ) -> None:
     page = phone.new_page()
     sign_in(page, demo_system.base, "truongthon1")
     for name, path in (
         ("village-head-dashboard", "/"),
         ("village-head-monthly", "/reports/monthly"),
+        ("village-head-reports", "/reports/"),
     ):
         page.goto(demo_system.base + path)
         assert overflow(page, PHONE["width"]) == [], path

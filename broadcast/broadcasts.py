@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -16,8 +17,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from broadcast import clock, receivers, zones
+from broadcast import clock, receivers, targets, zones
 from broadcast.const import (
+    ANNOUNCE_ROLES,
     MAX_RELAY_MINUTES,
     MAX_REPEAT,
     MAX_TEXT_CHARS,
@@ -25,8 +27,9 @@ from broadcast.const import (
     BroadcastStatus,
     ContentKind,
     DeliveryState,
+    Role,
 )
-from broadcast.errors import NotFound, ValidationError
+from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.models import Broadcast, Delivery, Device, DevicePresence, User, Zone, utcnow
 from broadcast.targets import Targets
 from devices.protocol import (
@@ -86,6 +89,15 @@ _NOT_YET_ON_AIR = {
     DeliveryState.RECEIVED.value,
     DeliveryState.FETCHED.value,
 }
+# a broadcast in one of these has ended: nothing of it can sound any more, nothing to stop
+ENDED_STATUSES = frozenset(
+    {
+        BroadcastStatus.FINISHED.value,
+        BroadcastStatus.PARTIAL.value,
+        BroadcastStatus.FAILED.value,
+        BroadcastStatus.CANCELLED.value,
+    }
+)
 # statuses that settle to finished/partial once every receiver has answered
 _SETTLING = {
     BroadcastStatus.DISPATCHED.value,
@@ -411,9 +423,14 @@ def mark_missed(broadcast: Broadcast, reason: str) -> bool:
     return True
 
 
-def mark_cancelled(broadcast: Broadcast) -> None:
+def mark_cancelled(broadcast: Broadcast) -> bool:
+    """Stopped by a person; False (and nothing changed) if it had ended: a finished broadcast
+    stays finished."""
+    if has_ended(broadcast):
+        return False
     broadcast.status = BroadcastStatus.CANCELLED.value
     broadcast.cancelled_at = utcnow()
+    return True
 
 
 def mark_failed(broadcast: Broadcast, error: str) -> None:
@@ -431,6 +448,33 @@ def viewing_scope(session: Session, user: User) -> tuple[set[str], set[str]]:
     visible = {zone.id for zone in zones.visible_zones(session, user)}
     devices = session.scalars(select(Device.id).where(Device.zone_id.in_(visible)))
     return visible, set(devices)
+
+
+# the zones whose commands sound on a village head's loudspeakers, and those receivers' ids
+ListeningScope = tuple[set[str], set[str]]
+
+
+def listening_scope(session: Session, user: User) -> ListeningScope | None:
+    """What plays on a village head's loudspeakers: broadcasts to their village, its sub-zones
+    or any zone above it (a commune-wide bulletin sounds there too), or to their receivers.
+    None for the other roles, who see the whole network."""
+    if user.role != Role.VILLAGE_HEAD:
+        return None
+    own = zones.visible_zones(session, user)
+    heard = {above.id for zone in own for above in zones.ancestors_and_self(zone)}
+    own_ids = {zone.id for zone in own}
+    devices = session.scalars(select(Device.id).where(Device.zone_id.in_(own_ids)))
+    return heard, set(devices)
+
+
+def sounds_in(
+    scope: ListeningScope | None, zone_ids: Sequence[str], device_ids: Sequence[str]
+) -> bool:
+    """Whether targets (zones and named receivers) reach the loudspeakers of `scope`."""
+    if scope is None:
+        return True
+    heard, devices = scope
+    return any(zone_id in heard for zone_id in zone_ids) or any(d in devices for d in device_ids)
 
 
 def can_view(
@@ -453,9 +497,75 @@ def can_view(
     return bool(targeted & own_devices)
 
 
-def delivery_counts(session: Session, broadcast_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+def has_ended(broadcast: Broadcast) -> bool:
+    """Every receiver is done with it (or it was stopped, or never went out)."""
+    return broadcast.status in ENDED_STATUSES
+
+
+def check_can_cancel(session: Session, user: User, broadcast: Broadcast) -> None:
+    """Who may stop or correct a broadcast: someone who may announce and could have sent it to
+    every one of its targets (a village head: not a commune-wide one). PermissionDenied else."""
+    if user.role not in ANNOUNCE_ROLES:
+        raise PermissionDenied(f"user {user.username!r} may not stop or correct broadcasts")
+    chosen = targets.stored(session, broadcast.zone_ids, broadcast.device_ids or [])
+    targets.check_can_target(session, user, chosen)
+
+
+@dataclass(frozen=True)
+class CancelRights:
+    """What a person may do with a broadcast on its page (the server enforces the same)."""
+
+    stop: bool  # "Dừng phát": only while it may still sound
+    correct: bool  # "Đính chính": also after it ended, not after it was stopped
+
+
+def cancel_rights(session: Session, user: User, broadcast: Broadcast) -> CancelRights:
+    try:
+        check_can_cancel(session, user, broadcast)
+    except PermissionDenied:
+        return CancelRights(stop=False, correct=False)
+    return CancelRights(
+        stop=not has_ended(broadcast),
+        correct=broadcast.status != BroadcastStatus.CANCELLED.value,
+    )
+
+
+def deliveries_in(broadcast: Broadcast, scope: ListeningScope | None) -> list[Delivery]:
+    """The deliveries to the receivers of a listening scope (a village head's own), or all of
+    them without one: a commune-wide broadcast shows a village head their village only."""
+    if scope is None:
+        return list(broadcast.deliveries)
+    own_devices = scope[1]
+    return [delivery for delivery in broadcast.deliveries if delivery.device_id in own_devices]
+
+
+@dataclass(frozen=True)
+class ReceiverPlace:
+    name: str  # the receiver's name, e.g. "Cụm loa 01" (its id if it has none)
+    zone: str  # the name of its zone, e.g. "Thôn 1": two villages both have a "Cụm loa 01"
+
+
+def receiver_places(session: Session, device_ids: Sequence[str]) -> dict[str, ReceiverPlace]:
+    """Names and zone names of receivers, in one query."""
+    if not device_ids:
+        return {}
+    query = (
+        select(Device.id, Device.name, Zone.name)
+        .join(Zone, Zone.id == Device.zone_id)
+        .where(Device.id.in_(list(device_ids)))
+    )
+    return {
+        device_id: ReceiverPlace(name or device_id, zone_name)
+        for device_id, name, zone_name in session.execute(query)
+    }
+
+
+def delivery_counts(
+    session: Session, broadcast_ids: Sequence[int], scope: ListeningScope | None = None
+) -> dict[int, dict[str, int]]:
     """Deliveries per state of many broadcasts, counted in SQL: a list of 50 commune-wide
-    broadcasts at a province is tens of thousands of deliveries, which no list needs one by one."""
+    broadcasts at a province is tens of thousands of deliveries, which no list needs one by one.
+    With a listening `scope`, only the deliveries to its receivers count."""
     counts: dict[int, dict[str, int]] = {broadcast_id: {} for broadcast_id in broadcast_ids}
     if broadcast_ids:
         query = (
@@ -463,6 +573,8 @@ def delivery_counts(session: Session, broadcast_ids: Sequence[int]) -> dict[int,
             .where(Delivery.broadcast_id.in_(broadcast_ids))
             .group_by(Delivery.broadcast_id, Delivery.state)
         )
+        if scope is not None:
+            query = query.where(Delivery.device_id.in_(scope[1]))
         for broadcast_id, state, count in session.execute(query):
             counts[broadcast_id][state] = count
     return counts

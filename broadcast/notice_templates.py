@@ -10,6 +10,10 @@ Filling is pure: `fill(template_id, values)` returns the text, or raises a Valid
 naming the first required field left empty (its key is the form field, its label in the
 message). Values are cleaned (spaces collapsed, control characters and a trailing full stop
 removed, at most MAX_VALUE_CHARS characters) and inserted literally, never interpreted.
+
+Titles and field labels are UI: `extract_messages` hands them to Babel (web/babel.cfg), so the
+English catalog translates them. The texts are not: they are read aloud to villagers, in
+Vietnamese, whatever the language of the page.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import IO, Any
 
 from broadcast.errors import ValidationError
 from devices.protocol import Priority
@@ -54,10 +59,11 @@ class NoticeTemplate:
     def field(self, key: str) -> TemplateField | None:
         return next((field for field in self.fields if field.key == key), None)
 
-    def preview(self) -> str:
-        """The text with each placeholder shown as its label: «Thời gian họp»."""
+    def preview(self, translate: Callable[[str], str] = str) -> str:
+        """The text with each placeholder shown as its label: «Thời gian họp» (a label in the
+        page's language with `translate`, e.g. the request's gettext)."""
         text = self.text.replace("[", "").replace("]", "")
-        return _PLACEHOLDER.sub(lambda m: f"«{self._label(m.group(1))}»", text)
+        return _PLACEHOLDER.sub(lambda m: f"«{translate(self._label(m.group(1)))}»", text)
 
     def _label(self, key: str) -> str:
         field = self.field(key)
@@ -199,3 +205,21 @@ def _check_text(template: NoticeTemplate, where: str) -> None:
             )
     if "{" in _PLACEHOLDER.sub("", text) or "}" in _PLACEHOLDER.sub("", text):
         raise TemplateFileError(f"{where}: stray brace in the text")
+
+
+def extract_messages(
+    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Any
+) -> Iterator[tuple[int, str | None, str, list[str]]]:
+    """Babel extractor of a templates file (web/babel.cfg): each title and field label, with
+    its line, for the English catalog; the texts stay out (they are broadcast in Vietnamese)."""
+    text = fileobj.read().decode("utf-8")
+    lines = text.splitlines()
+    for template in json.loads(text).get("templates", []):
+        title = template.get("title", "")
+        messages = [(title, "title")]
+        for field in template.get("fields", []):
+            messages.append((field.get("label", ""), f"label in “{title}”"))
+        for message, what in messages:
+            quoted = json.dumps(message, ensure_ascii=False)
+            line = next((n for n, row in enumerate(lines, 1) if quoted in row), 0)
+            yield line, None, message, [f"notice template {what}"]

@@ -234,8 +234,11 @@ class ProgrammeSlot:
     done: bool
 
 
-def todays_programme(session: Session, now: datetime) -> list[ProgrammeSlot]:
-    """The runs on the local calendar day of `now`, in order, with their log rows."""
+def todays_programme(
+    session: Session, now: datetime, scope: broadcasts.ListeningScope | None = None
+) -> list[ProgrammeSlot]:
+    """The runs on the local calendar day of `now`, in order, with their log rows; with a
+    `scope` (`broadcasts.listening_scope`), only the runs that sound on its loudspeakers."""
     day_start = programmes.local_midnight(programmes.local_today(now))
     day_end = day_start + timedelta(days=1)
     rows = {
@@ -249,6 +252,8 @@ def todays_programme(session: Session, now: datetime) -> list[ProgrammeSlot]:
     slots = []
     query = select(Schedule).where(Schedule.ended_at.is_(None))
     for schedule in session.scalars(query):
+        if not broadcasts.sounds_in(scope, schedule.zone_ids, schedule.device_ids or []):
+            continue
         for at in programmes.occurrences(rule_of(schedule), day_start, day_end):
             if at < schedule.created_at.replace(microsecond=0) and (schedule.id, at) not in rows:
                 continue  # before the schedule existed

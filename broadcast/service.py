@@ -45,6 +45,7 @@ from broadcast.administration import Administration
 from broadcast.answerback import Answer, AnswerBackWriter
 from broadcast.bulletin_desk import BulletinDesk, check_playable
 from broadcast.const import (
+    ANNOUNCE_ROLES,
     SERVER_MQTT_USERNAME,
     BroadcastStatus,
     ContentKind,
@@ -69,7 +70,6 @@ from devices import protocol
 _LOGGER = logging.getLogger(__name__)
 
 CONTENT_ROLES = (Role.ADMIN, Role.OFFICER)
-ANNOUNCE_ROLES = (Role.ADMIN, Role.OFFICER, Role.VILLAGE_HEAD)
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,7 @@ class ScheduleRequest:
 class CancelResult:
     cancelled_id: int
     correction_id: int | None
+    stopped: bool = True  # False: it had ended already, only the correction went out
 
 
 @dataclass(frozen=True)
@@ -460,7 +461,8 @@ class BroadcastService:
     ) -> CancelResult:
         """Dừng / đính chính: STOP the broadcast on every target at once, mark it cancelled
         (a series ends with it and leaves the manifests) and, given a text, announce the
-        correction as an emergency to the same targets."""
+        correction as an emergency to the same targets. A broadcast that has ended keeps its
+        status: stopping it is refused (nothing plays any more), a correction still goes out."""
         correction = None
         if isinstance(correction_text, str) and correction_text.strip():
             correction = broadcasts.clean_text(correction_text)
@@ -473,13 +475,47 @@ class BroadcastService:
             broadcast = broadcasts.get_broadcast(session, broadcast_id)
             if not broadcasts.can_view(session, user, broadcast):
                 raise NotFound(f"broadcast {broadcast_id}")
-            chosen = targets.stored(session, broadcast.zone_ids, broadcast.device_ids or [])
-            targets.check_can_target(session, user, chosen)
+            broadcasts.check_can_cancel(session, user, broadcast)
             if broadcast.status == BroadcastStatus.CANCELLED.value:
                 raise ValidationError("broadcast", "lượt phát này đã được dừng trước đó")
+            ended = broadcasts.has_ended(broadcast)
+            if ended and correction is None:
+                raise ValidationError(
+                    "broadcast",
+                    "lượt phát này đã kết thúc, không còn gì để dừng",
+                    code="ended",
+                )
             zone_ids, device_ids = list(broadcast.zone_ids), list(broadcast.device_ids or [])
             title, repeat = broadcast.title, broadcast.repeat
-            planned = broadcast.schedule_id is not None
+            planned = broadcast.schedule_id is not None and not ended
+        if not ended:
+            self._stop(user_id, broadcast_id, zone_ids, device_ids, correction)
+        if planned:
+            self._programme_changed()
+        correction_id = None
+        if correction is not None:
+            correction_id = self.announce(
+                user_id,
+                correction,
+                zone_ids,
+                protocol.Priority.EMERGENCY.value,
+                repeat,
+                title=f"Đính chính: {title}"[:300],
+                device_ids=device_ids,
+                corrects_id=broadcast_id,
+            )
+        return CancelResult(broadcast_id, correction_id, stopped=not ended)
+
+    def _stop(
+        self,
+        user_id: int,
+        broadcast_id: int,
+        zone_ids: list[str],
+        device_ids: list[str],
+        correction: str | None,
+    ) -> None:
+        """The STOP on every topic of the broadcast, then its status (and a series' end)."""
+        assert self.dispatcher is not None
         # Under the publish lock no PLAY of it can slip in between (the render thread checks
         # the status under the same lock); the STOPs go first so a failed send leaves the
         # broadcast as it was, to be cancelled again.
@@ -488,7 +524,9 @@ class BroadcastService:
                 self.dispatcher.send(topic, protocol.StopBody(broadcast_id=broadcast_id))
             with self.db.session() as session:
                 broadcast = broadcasts.get_broadcast(session, broadcast_id)
-                broadcasts.mark_cancelled(broadcast)
+                if not broadcasts.mark_cancelled(broadcast):
+                    _LOGGER.info("broadcast %s ended before its STOP went out", broadcast_id)
+                    return
                 audit.record(
                     session,
                     session.get(User, user_id),
@@ -505,21 +543,6 @@ class BroadcastService:
                     planning.end_schedule(session, schedule, utcnow())
                     _LOGGER.info("series %s ended by cancelling %s", schedule.id, broadcast_id)
         _LOGGER.warning("broadcast %s cancelled by user %s", broadcast_id, user_id)
-        if planned:
-            self._programme_changed()
-        correction_id = None
-        if correction is not None:
-            correction_id = self.announce(
-                user_id,
-                correction,
-                zone_ids,
-                protocol.Priority.EMERGENCY.value,
-                repeat,
-                title=f"Đính chính: {title}"[:300],
-                device_ids=device_ids,
-                corrects_id=broadcast_id,
-            )
-        return CancelResult(broadcast_id, correction_id)
 
     # --- schedules ----------------------------------------------------------------------------
 

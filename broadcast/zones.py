@@ -41,6 +41,12 @@ def ancestors_and_self(zone: Zone) -> list[Zone]:
     return chain
 
 
+def names_with_ancestors(chosen: Iterable[Zone]) -> dict[str, str]:
+    """Zone id → name of the given zones and every zone above them: a village head reads the
+    commune's name on the commune-wide broadcasts that play in their village."""
+    return {zone.id: zone.name for own in chosen for zone in ancestors_and_self(own)}
+
+
 def subtree(zone: Zone) -> list[Zone]:
     result: list[Zone] = []
     stack = [zone]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFProtect
@@ -106,6 +106,11 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.jinja_env.filters["zone_name"] = lambda zone_id, names: names.get(zone_id, zone_id)
     app.jinja_env.filters["schedule_text"] = describe_schedule
     app.jinja_env.globals.update(PRIORITY_LABELS=PRIORITY_LABELS, STATE_LABELS=STATE_LABELS)
+
+    @app.get("/favicon.ico")
+    def favicon() -> ResponseReturnValue:
+        """What browsers ask for before reading the page's <link rel="icon">: the same icon."""
+        return redirect(url_for("static", filename="favicon.svg"), 302)
 
     @app.before_request
     def audit_origin() -> None:

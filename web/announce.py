@@ -45,15 +45,14 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import login_required
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from broadcast import broadcasts, clock, notice_templates, zones
-from broadcast.const import MAX_REPEAT, BroadcastStatus
+from broadcast.const import MAX_REPEAT
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
-from broadcast.models import Broadcast, Device
+from broadcast.models import Broadcast
 from broadcast.service import BroadcastService
 from web import get_service
 from web.serialize import broadcast_json, delivery_progress_json
@@ -61,14 +60,6 @@ from web.views import user_row
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("announce", __name__, url_prefix="/announce")
-CANCELLABLE = {
-    BroadcastStatus.PENDING.value,
-    BroadcastStatus.SCHEDULED.value,
-    BroadcastStatus.DISPATCHED.value,
-    BroadcastStatus.FINISHED.value,
-    BroadcastStatus.PARTIAL.value,
-    BroadcastStatus.MISSED.value,
-}
 MODES = ("text", "record", "template")
 PRIORITIES = ("emergency", "priority")  # what this page offers; the domain knows them all
 DEFAULT_REPEAT = "3"
@@ -115,8 +106,16 @@ def _recording_problems() -> dict[str, str]:
     }
 
 
-def _message(exc: ValidationError) -> str:
-    """A refusal in Vietnamese, naming the field."""
+def _message(exc: ValidationError, template: notice_templates.NoticeTemplate | None = None) -> str:
+    """A refusal in the page's language, naming the field (a blank of `template` by its
+    label)."""
+    blank = template.field(exc.field) if template is not None else None
+    if template is not None and blank is not None and exc.code == "required":
+        return _(
+            "Chưa điền “%(label)s” của mẫu “%(title)s”",
+            label=_(blank.label),
+            title=_(template.title),
+        )
     label = _field_labels().get(exc.field)
     if exc.field == "recording":
         detail = _recording_problems().get(exc.code) or _("không xử lý được bản ghi âm")
@@ -126,6 +125,8 @@ def _message(exc: ValidationError) -> str:
         detail = _("phải là một số từ 1 đến %(max)s", max=MAX_REPEAT)
     elif exc.field == "priority":
         detail = _("hãy chọn Khẩn cấp hoặc Ưu tiên")
+    elif exc.field == "broadcast" and exc.code == "ended":
+        detail = _("lượt phát này đã kết thúc, không còn gì để dừng")
     elif exc.field in ("zones", "devices"):
         detail = (
             _("hãy chọn ít nhất một khu vực hoặc cụm loa")
@@ -254,6 +255,10 @@ def _render_form(draft: Draft, error: str = "", error_field: str = "", status: i
             draft=draft,
             template=template,
             templates=notice_templates.templates(),
+            # titles and labels in the page's language; the text stays Vietnamese (read aloud)
+            titles={item.id: _(item.title) for item in notice_templates.templates()},
+            labels={field.key: _(field.label) for field in template.fields} if template else {},
+            preview=template.preview(_) if template else "",
             kept=kept,
             error=error,
             error_field=error_field,
@@ -290,6 +295,7 @@ def prepare() -> Any:
     draft = _draft_from_request()
     if draft.mode == "record":
         _keep_recording(user_id, draft)
+    chosen = _template_or_none(draft.template) if draft.mode == "template" else None
     try:
         if draft.mode == "template":
             draft.text = notice_templates.fill(draft.template, draft.values or {})
@@ -306,7 +312,8 @@ def prepare() -> Any:
     except PermissionDenied:
         abort(403)
     except ValidationError as exc:
-        return _render_form(draft, _("Chưa gửi được. %(why)s", why=_message(exc)), exc.field)
+        why = _message(exc, chosen)
+        return _render_form(draft, _("Chưa gửi được. %(why)s", why=why), exc.field)
     except LoaError as exc:
         return _render_form(draft, _("Chưa gửi được. %(why)s", why=str(exc)))
     nonce = secrets.token_urlsafe(12)
@@ -429,12 +436,14 @@ def too_large(_error: RequestEntityTooLarge) -> Response:
 # --- the delivery page ----------------------------------------------------------------------
 
 
-def _device_names(db_session: Session, broadcast: Broadcast) -> dict[str, str]:
-    ids = [delivery.device_id for delivery in broadcast.deliveries]
-    if not ids:
-        return {}
-    rows = db_session.execute(select(Device.id, Device.name).where(Device.id.in_(ids)))
-    return {device_id: name or device_id for device_id, name in rows}
+def _progress_json(
+    db_session: Session, broadcast: Broadcast, scope: broadcasts.ListeningScope | None
+) -> dict[str, Any]:
+    """The delivery view of the receivers the person may see (a village head: their own,
+    also of a commune-wide broadcast), each named with its zone."""
+    shown = broadcasts.deliveries_in(broadcast, scope)
+    places = broadcasts.receiver_places(db_session, [d.device_id for d in shown])
+    return delivery_progress_json(broadcast, shown, places)
 
 
 @bp.route("/<int:broadcast_id>")
@@ -444,18 +453,19 @@ def detail(broadcast_id: int) -> str:
     with service.db.session() as db_session:
         broadcast = _visible(db_session, broadcast_id)
         user = user_row(db_session)
-        names = {zone.id: zone.name for zone in zones.visible_zones(db_session, user)}
+        names = zones.names_with_ancestors(zones.visible_zones(db_session, user))
         corrected = (
             db_session.get(Broadcast, broadcast.corrects_id) if broadcast.corrects_id else None
         )
+        scope = broadcasts.listening_scope(db_session, user)
         return render_template(
             "announce/detail.html",
             broadcast=broadcast,
-            progress=delivery_progress_json(broadcast, _device_names(db_session, broadcast)),
+            progress=_progress_json(db_session, broadcast, scope),
             zone_names=names,
             corrections=broadcasts.corrections_of(db_session, broadcast_id),
             corrected=corrected,
-            can_cancel=service.can_announce(user) and broadcast.status in CANCELLABLE,
+            rights=broadcasts.cancel_rights(db_session, user, broadcast),
         )
 
 
@@ -480,6 +490,9 @@ def cancel(broadcast_id: int) -> Response:
     except LoaError as exc:
         flash(_("Chưa dừng được. %(why)s", why=str(exc)), "error")
     else:
+        if result.correction_id is not None and not result.stopped:
+            flash(_("Lượt phát đã kết thúc; đang phát lời đính chính."), "info")
+            return redirect(url_for("announce.detail", broadcast_id=result.correction_id))
         if result.correction_id is not None:
             flash(_("Đã dừng lượt phát và đang phát lời đính chính."), "info")
             return redirect(url_for("announce.detail", broadcast_id=result.correction_id))
@@ -493,8 +506,9 @@ def status(broadcast_id: int) -> Response:
     """The no-SSE fallback: the broadcast, and its live delivery view under `progress`."""
     with get_service().db.session() as db_session:
         broadcast = _visible(db_session, broadcast_id)
-        body = broadcast_json(broadcast)
-        body["progress"] = delivery_progress_json(broadcast, _device_names(db_session, broadcast))
+        scope = broadcasts.listening_scope(db_session, user_row(db_session))
+        body = broadcast_json(broadcast, broadcasts.deliveries_in(broadcast, scope))
+        body["progress"] = _progress_json(db_session, broadcast, scope)
         return jsonify(body)
 
 
@@ -514,13 +528,16 @@ def events(broadcast_id: int) -> Response:
     service = get_service()
     with service.db.session() as db_session:
         _visible(db_session, broadcast_id)
+        scope = broadcasts.listening_scope(db_session, user_row(db_session))
     config = current_app.config
     limits = StreamLimits(
         poll_s=float(config.get("LOA_EVENTS_POLL_S", EVENTS_POLL_S)),
         keepalive_s=float(config.get("LOA_EVENTS_KEEPALIVE_S", EVENTS_KEEPALIVE_S)),
         max_s=float(config.get("LOA_EVENTS_MAX_S", EVENTS_MAX_S)),
     )
-    response = Response(_event_stream(service, broadcast_id, limits), mimetype="text/event-stream")
+    response = Response(
+        _event_stream(service, broadcast_id, scope, limits), mimetype="text/event-stream"
+    )
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not hold events back
     return response
@@ -530,16 +547,21 @@ def _sse(event: str, data: object) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _progress(service: BroadcastService, broadcast_id: int) -> dict[str, Any] | None:
+def _progress(
+    service: BroadcastService, broadcast_id: int, scope: broadcasts.ListeningScope | None
+) -> dict[str, Any] | None:
     with service.db.session() as db_session:
         broadcast = db_session.get(Broadcast, broadcast_id)
         if broadcast is None:
             return None
-        return delivery_progress_json(broadcast, _device_names(db_session, broadcast))
+        return _progress_json(db_session, broadcast, scope)
 
 
 def _event_stream(
-    service: BroadcastService, broadcast_id: int, limits: StreamLimits
+    service: BroadcastService,
+    broadcast_id: int,
+    scope: broadcasts.ListeningScope | None,
+    limits: StreamLimits,
 ) -> Iterator[str]:
     started = time.monotonic()
     last_write = started
@@ -547,7 +569,7 @@ def _event_stream(
     yield f"retry: {EVENTS_RETRY_MS}\n\n"
     max_polls = int(limits.max_s / max(limits.poll_s, 0.01)) + 2  # the time limit, counted too
     for _poll in range(max_polls):
-        progress = _progress(service, broadcast_id)
+        progress = _progress(service, broadcast_id, scope)
         if progress is None:  # deleted meanwhile
             yield _sse("end", {"final": True})
             return

@@ -40,12 +40,10 @@ def index() -> str:
             else zones.target_devices(visible)
         )
         words = HealthWords.current()
-        today = [
-            slot
-            for slot in planning.todays_programme(session, utcnow())
-            if any(zone_id in visible_ids for zone_id in slot.schedule.zone_ids)
-            or any(d in own_devices for d in slot.schedule.device_ids or [])
-        ]
+        # what plays on this user's loudspeakers, the commune-wide bulletins included
+        today = planning.todays_programme(
+            session, utcnow(), broadcasts.listening_scope(session, user)
+        )
         return render_template(
             "dashboard/index.html",
             total=total,
@@ -59,7 +57,7 @@ def index() -> str:
             recent=broadcasts.visible_broadcasts(
                 session, user, 10, scope=(visible_ids, own_devices)
             ),
-            zone_names={zone.id: zone.name for zone in visible},
+            zone_names=zones.names_with_ancestors(visible),
             # translated once, not once per receiver row (a province has a thousand)
             state_names={state: str(label) for state, label in STATE_LABELS.items()},
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 from broadcast import broadcasts
 from broadcast.clock import iso_utc
-from broadcast.models import Broadcast, Bulletin, Device, Schedule, Zone
+from broadcast.models import Broadcast, Bulletin, Delivery, Device, Schedule, Zone
 
 
 def zone_json(zone: Zone) -> dict[str, Any]:
@@ -44,7 +44,12 @@ def broadcast_summary_json(broadcast: Broadcast, counts: Mapping[str, int]) -> d
     }
 
 
-def broadcast_json(broadcast: Broadcast) -> dict[str, Any]:
+def broadcast_json(
+    broadcast: Broadcast, deliveries: Sequence[Delivery] | None = None
+) -> dict[str, Any]:
+    """A broadcast with a record per receiver: all of them, or the `deliveries` the caller may
+    see (`broadcasts.deliveries_in`: a village head's own receivers)."""
+    shown = broadcast.deliveries if deliveries is None else deliveries
     return {
         **_broadcast_fields(broadcast),
         "deliveries": [
@@ -58,7 +63,7 @@ def broadcast_json(broadcast: Broadcast) -> dict[str, Any]:
                 "preempted_at": iso_utc(delivery.preempted_at),
                 "finished_at": iso_utc(delivery.finished_at),
             }
-            for delivery in broadcast.deliveries
+            for delivery in shown
         ],
     }
 
@@ -128,21 +133,29 @@ _STATE_STAMP = {
 }
 
 
-def delivery_progress_json(broadcast: Broadcast, device_names: Mapping[str, str]) -> dict[str, Any]:
-    """The live delivery view of a broadcast (its page and its event stream): each receiver's
-    name, state and when it got there, a count per state, and whether every delivery is final."""
+def delivery_progress_json(
+    broadcast: Broadcast,
+    shown: Sequence[Delivery],
+    places: Mapping[str, broadcasts.ReceiverPlace],
+) -> dict[str, Any]:
+    """The live delivery view of a broadcast (its page and its event stream): for each of the
+    `shown` deliveries (`broadcasts.deliveries_in`) the receiver's name and zone
+    (`broadcasts.receiver_places`), state and when it got there; a count per state; whether
+    every one is final, and whether the broadcast has ended (nothing left to stop)."""
     deliveries = []
     counts: dict[str, int] = {}
-    for delivery in broadcast.deliveries:
+    for delivery in shown:
         stamp = _STATE_STAMP.get(delivery.state)
         at = getattr(delivery, stamp) if stamp else None
         if at is None and delivery.state not in ("queued", "received"):
             at = delivery.updated_at
         counts[delivery.state] = counts.get(delivery.state, 0) + 1
+        place = places.get(delivery.device_id)
         deliveries.append(
             {
                 "device": delivery.device_id,
-                "name": device_names.get(delivery.device_id) or delivery.device_id,
+                "name": place.name if place else delivery.device_id,
+                "zone": place.zone if place else "",
                 "state": delivery.state,
                 "at": iso_utc(at),
                 "detail": delivery.detail or None,
@@ -154,6 +167,7 @@ def delivery_progress_json(broadcast: Broadcast, device_names: Mapping[str, str]
         "total": len(deliveries),
         "counts": counts,
         "final": all(d["state"] not in broadcasts.OPEN_STATES for d in deliveries),
+        "ended": broadcasts.has_ended(broadcast),
         "deliveries": deliveries,
     }
 

@@ -14,7 +14,7 @@ from service_support import (
 from broadcast import broadcasts, targets
 from broadcast.const import ScheduleKind
 from broadcast.errors import PermissionDenied, ServiceUnavailable, ValidationError
-from broadcast.models import Broadcast, Schedule
+from broadcast.models import Broadcast, Schedule, User
 from broadcast.service import ScheduleRequest
 from devices import protocol
 from devices.protocol import Priority
@@ -207,6 +207,66 @@ def test_who_may_cancel(leader: Leader) -> None:
     with pytest.raises(ValidationError) as info:
         service.cancel_broadcast(users.officer, commune_wide, "   x" * 6000)
     assert info.value.field == "text"
+
+
+def _finish(leader: Leader, broadcast_id: int, devices: tuple[str, ...]) -> None:
+    for device in devices:
+        leader.service._on_event(
+            protocol.DeviceEvent(device, "c", broadcast_id, protocol.EventKind.FINISHED, 1.0)
+        )
+    wait_for(
+        lambda: broadcast_status(leader.service, broadcast_id) == "finished",
+        what=f"broadcast {broadcast_id} finished",
+    )
+
+
+def test_a_finished_broadcast_cannot_be_stopped_but_can_be_corrected(leader: Leader) -> None:
+    """Nothing of it plays any more: a stop is refused with the reason and its status stays
+    finished; a correction still goes out, linked to it, and leaves its status alone."""
+    service, officer = leader.service, leader.users.officer
+    done = service.announce(officer, "Họp thôn lúc 8 giờ.", ["thon-a"])
+    _dispatched(leader, done)
+    _finish(leader, done, ("loa-a-01", "loa-a-02"))
+    leader.sent.clear()
+    with pytest.raises(ValidationError) as info:
+        service.cancel_broadcast(officer, done)
+    assert info.value.field == "broadcast" and info.value.code == "ended"
+    assert "đã kết thúc" in info.value.message
+    assert broadcast_status(service, done) == "finished"
+    assert leader.sent.on(THON_A) == []  # no STOP for what has ended
+    result = service.cancel_broadcast(officer, done, "Đính chính: họp lúc 9 giờ.")
+    assert result.correction_id is not None and not result.stopped
+    assert broadcast_status(service, done) == "finished"
+    with service.db.session() as session:
+        assert session.get(Broadcast, result.correction_id).corrects_id == done
+        assert session.get(Broadcast, done).cancelled_at is None
+        row = session.get(Broadcast, done)
+        rights = broadcasts.cancel_rights(session, session.get(User, officer), row)
+        assert rights == broadcasts.CancelRights(stop=False, correct=True)
+
+
+def test_cancel_rights_follow_what_the_server_allows(leader: Leader) -> None:
+    """The page offers exactly what cancel_broadcast would accept."""
+    service, users = leader.service, leader.users
+    commune_wide = service.announce(users.officer, "Tin toàn xã.", ["xa-test"])
+    own = service.announce(users.head_1, "Họp thôn.", ["thon-a"])
+    for broadcast_id in (commune_wide, own):
+        _dispatched(leader, broadcast_id)
+    with service.db.session() as session:
+
+        def rights(user_id: int, broadcast_id: int) -> broadcasts.CancelRights:
+            user, row = session.get(User, user_id), session.get(Broadcast, broadcast_id)
+            return broadcasts.cancel_rights(session, user, row)
+
+        both, neither = broadcasts.CancelRights(True, True), broadcasts.CancelRights(False, False)
+        assert rights(users.officer, commune_wide) == both
+        assert rights(users.head_1, commune_wide) == neither  # reaches beyond Thôn A
+        assert rights(users.viewer, commune_wide) == neither
+        assert rights(users.leader, own) == neither
+        assert rights(users.head_1, own) == both
+    service.cancel_broadcast(users.head_1, own)
+    with service.db.session() as session:
+        assert rights(users.head_1, own) == neither  # stopped: nothing left to do
 
 
 def test_cancelling_a_series_run_ends_the_series(leader: Leader) -> None:

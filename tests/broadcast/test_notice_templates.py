@@ -117,3 +117,20 @@ def test_duplicate_ids_and_unreadable_files_are_refused(tmp_path: Path) -> None:
     broken.write_text("{", encoding="utf-8")
     with pytest.raises(TemplateFileError, match="cannot read"):
         load(broken)
+
+
+def test_titles_and_labels_are_extracted_for_translation_but_not_the_texts() -> None:
+    """What web/babel.cfg hands to the English catalog: every title and field label, with the
+    line it stands on; never a text (it is broadcast in Vietnamese)."""
+    with notice_templates.DATA_FILE.open("rb") as source:
+        found = list(notice_templates.extract_messages(source, None, None, {}))
+    messages = {message for _line, _func, message, _comments in found}
+    packaged = notice_templates.templates()
+    wanted = {t.title for t in packaged} | {f.label for t in packaged for f in t.fields}
+    assert messages == wanted
+    assert not messages & {t.text for t in packaged}
+    lines = notice_templates.DATA_FILE.read_text(encoding="utf-8").splitlines()
+    for line, _func, message, _comments in found:
+        assert f'"{message}"' in lines[line - 1], (line, message)
+    storm = notice_templates.get_template("bao")
+    assert "«WHEN»" in storm.preview(lambda label: "WHEN" if label.startswith("Thời") else label)

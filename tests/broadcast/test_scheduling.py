@@ -165,3 +165,52 @@ def test_todays_programme_in_local_days(service: BroadcastService, users: Users)
             (4, False),
             (2, False),
         ]
+
+
+def test_todays_programme_of_a_village_head_has_what_plays_on_their_loudspeakers(
+    service: BroadcastService, users: Users
+) -> None:
+    """A commune-wide bulletin plays in every village: a village head's programme has it,
+    with the runs for their village and their receivers, and nothing of another village."""
+    from broadcast import accounts, broadcasts
+    from broadcast.models import Bulletin, Schedule
+    from broadcast.planning import todays_programme
+
+    registry_devices = {"loa-a-01": "thon-a", "loa-b-01": "thon-b"}
+    with service.db.session() as session:
+        for device_id, zone_id in registry_devices.items():
+            registry.register_device(
+                session, service.settings, service.public_key_text, device_id, zone_id
+            )
+        bulletin = Bulletin(title="Bản tin", text="Bản tin.")
+        session.add(bulletin)
+        session.flush()
+        targets = {
+            1: (["xa-test"], []),  # the whole commune
+            2: (["thon-a"], []),
+            3: (["thon-b"], []),
+            4: ([], ["loa-a-01"]),
+            5: ([], ["loa-b-01"]),
+        }
+        for schedule_id, (zone_ids, device_ids) in targets.items():
+            session.add(
+                Schedule(
+                    id=schedule_id,
+                    bulletin_id=bulletin.id,
+                    zone_ids=zone_ids,
+                    device_ids=device_ids,
+                    priority="normal",
+                    created_at=datetime(2026, 11, 20),
+                    kind="daily",
+                    time_of_day=f"0{schedule_id}:00",
+                )
+            )
+    now = datetime(2026, 11, 26, 12, 0)
+    with service.db.session() as session:
+        head = accounts.get_user(session, "head-a")
+        scope = broadcasts.listening_scope(session, head)
+        heard = [slot.schedule.id for slot in todays_programme(session, now, scope)]
+        assert heard == [1, 2, 4]
+        officer = accounts.get_user(session, "officer")
+        assert broadcasts.listening_scope(session, officer) is None
+        assert [slot.schedule.id for slot in todays_programme(session, now)] == [1, 2, 3, 4, 5]

@@ -13,9 +13,17 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    sync_playwright,
+)
 from processes import LoaProcess, wait_devices
 from support import REPO_ROOT, free_port
 
@@ -132,16 +140,59 @@ def demo_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSystem
             process.kill()
 
 
+class ConsoleWatch:
+    """Console errors and uncaught exceptions of every page of a test's browser contexts: a
+    test fails on any it did not cause on purpose (a 404 icon, a CSP violation, a script
+    error)."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, str]] = []  # (page or resource URL, message)
+        self._allowed: list[tuple[str, int]] = []
+
+    def watch(self, context: BrowserContext) -> None:
+        context.on("page", self._watch_page)
+
+    def _watch_page(self, page: Page) -> None:
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                self.errors.append((message.location.get("url") or page.url, message.text))
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: self.errors.append((page.url, f"uncaught: {error}")))
+
+    def allow(self, url: str, status: int) -> None:
+        """A page the test opens expecting an error status (the browser logs its load)."""
+        self._allowed.append((url, status))
+
+    def unexpected(self) -> list[str]:
+        return [
+            f"{url}: {text}"
+            for url, text in self.errors
+            if not any(
+                url == allowed and f"status of {status}" in text
+                for allowed, status in self._allowed
+            )
+        ]
+
+
 @pytest.fixture
-def desktop(browser: Browser) -> Iterator[BrowserContext]:
+def console() -> Iterator[ConsoleWatch]:
+    watch = ConsoleWatch()
+    yield watch
+    assert watch.unexpected() == [], "errors in the browser console"
+
+
+@pytest.fixture
+def desktop(browser: Browser, console: ConsoleWatch) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport=DESKTOP, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
     context.set_default_timeout(15_000)
+    console.watch(context)
     yield context
     context.close()
 
 
 @pytest.fixture
-def phone(browser: Browser) -> Iterator[BrowserContext]:
+def phone(browser: Browser, console: ConsoleWatch) -> Iterator[BrowserContext]:
     context = browser.new_context(
         viewport=PHONE,
         device_scale_factor=2,
@@ -151,6 +202,7 @@ def phone(browser: Browser) -> Iterator[BrowserContext]:
         timezone_id="Asia/Ho_Chi_Minh",
     )
     context.set_default_timeout(15_000)
+    console.watch(context)
     yield context
     context.close()
 
@@ -161,6 +213,50 @@ def sign_in(page: Page, base: str, username: str, password: str = PASSWORD) -> N
     page.get_by_label("Mật khẩu").fill(password)
     page.get_by_role("button", name="Đăng nhập").click()
     page.wait_for_url(lambda url: "/auth/login" not in url)
+
+
+# Every element's box against the configured width; an element inside a scroll container is
+# clipped by it (the container itself is measured). Closed <details> are opened first.
+MEASURE_JS = """(width) => {
+  const closed = Array.from(document.querySelectorAll("details:not([open])"));
+  for (const details of closed) details.open = true;
+  // an overflow container clips a descendant, except an absolutely positioned one whose
+  // containing block lies outside it (a fixed one: always outside)
+  const clippedBy = (el) => {
+    const position = getComputedStyle(el).position;
+    if (position === "fixed") return false;
+    let escaping = position === "absolute";
+    for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+      const style = getComputedStyle(up);
+      if (escaping && style.position !== "static") escaping = false;
+      if (!escaping && style.overflowX !== "visible") return true;
+    }
+    return false;
+  };
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+    + (typeof el.className === "string" && el.className.trim()
+       ? "." + el.className.trim().split(/\\s+/).join(".") : "");
+  const wide = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    const box = el.getBoundingClientRect();
+    if (!box.width && !box.height) continue;
+    if (box.right <= width + 0.5 && box.left >= -0.5) continue;
+    if (clippedBy(el)) continue;
+    wide.push(`${name(el)} [${Math.round(box.left)}, ${Math.round(box.right)}]`);
+  }
+  const scrollWidth = document.documentElement.scrollWidth;
+  for (const details of closed) details.open = false;
+  return { scrollWidth, wide: wide.slice(0, 6) };
+}"""
+
+
+def overflow(page: Page, width: int) -> list[str]:
+    """What sticks out of a `width` px wide screen on the current page (empty: it fits)."""
+    measured: dict[str, Any] = page.evaluate(MEASURE_JS, width)
+    problems = list(measured["wide"])
+    if measured["scrollWidth"] > width:
+        problems.insert(0, f"the page is {measured['scrollWidth']} px wide")
+    return problems
 
 
 def screenshot(page: Page, name: str) -> Path:

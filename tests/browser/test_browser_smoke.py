@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import BrowserContext, expect
 
-from .conftest import DemoSystem, screenshot, sign_in
+from .conftest import PHONE, DemoSystem, overflow, screenshot, sign_in
 
 
 def test_sign_in_page_in_vietnamese_and_english(
@@ -77,7 +77,6 @@ def test_main_pages_render_without_browser_errors(
     for path in ("/", "/calendar/", "/reports/", "/announce/?mode=template"):
         response = head.goto(demo_system.base + path)
         assert response is not None and response.status == 200, path
-        overflow = head.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{path} is {overflow} px wider than a 360 px phone"
+        assert overflow(head, PHONE["width"]) == [], f"{path} is wider than a 360 px phone"
     screenshot(head, "village-head-templates")
     assert errors == []

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from playwright.sync_api import BrowserContext, Dialog, Page, expect
 from processes import http_json, played_lines
 
-from .conftest import DemoSystem, screenshot, sign_in
+from .conftest import PHONE, ConsoleWatch, DemoSystem, overflow, screenshot, sign_in
 
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
 BULLETIN_TEXT = (
@@ -33,12 +33,14 @@ def _accept_dialogs(page: Page) -> None:
 
 
 def _no_sideways_scroll(page: Page) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{page.url} is {overflow} px wider than the screen"
+    """Measured against the phone's configured width, not innerWidth (which a mobile browser
+    widens to the content)."""
+    problems = overflow(page, PHONE["width"])
+    assert problems == [], f"{page.url} is wider than the phone: {problems}"
 
 
 def test_officer_writes_leader_approves_officer_schedules_and_sees_the_calendar(
-    demo_system: DemoSystem, desktop: BrowserContext, browser: Any
+    demo_system: DemoSystem, desktop: BrowserContext, browser: Any, console: ConsoleWatch
 ) -> None:
     base = demo_system.base
     officer = desktop.new_page()
@@ -60,6 +62,7 @@ def test_officer_writes_leader_approves_officer_schedules_and_sees_the_calendar(
     expect(officer.get_by_role("button", name="Trình duyệt")).to_have_count(0)
 
     leader_context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="vi-VN")
+    console.watch(leader_context)
     try:
         leader = leader_context.new_page()
         sign_in(leader, base, "lanhdao")
@@ -109,12 +112,23 @@ def test_village_head_sends_an_urgent_notice_from_a_phone_and_watches_it_play(
     page.get_by_role("button", name="Xem lại trước khi phát").click()
     what = page.locator("#what")
     expect(what).to_contain_text("Sẽ phát 1 lần tới 2 cụm loa ở Thôn 1")
+    # proofread in the page's own font (a monospace one splits Vietnamese tone marks)
+    notice = page.locator(".announce-content .text")
+    expect(notice).to_contain_text("nước sông lên nhanh")
+    body_font = page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert notice.evaluate("el => getComputedStyle(el).fontFamily") == body_font
+    assert notice.evaluate("el => getComputedStyle(el).whiteSpace") == "pre-wrap"
     _no_sideways_scroll(page)
     screenshot(page, "village-head-confirm")
     page.get_by_role("button", name="Xác nhận phát").click()
     summary = page.locator("#summary")
     expect(summary).to_contain_text("2/2 cụm loa đã phát xong", timeout=60_000)
     expect(page.locator("#deliveries li.state-finished")).to_have_count(2)
+    expect(page.locator("#deliveries .zone")).to_have_text(["Thôn 1", "Thôn 1"])
+    # it has ended: "Dừng phát" goes without a reload, a correction can still be sent
+    expect(page.locator("#cancel-form")).to_have_count(0)
+    expect(page.locator("#correct-form")).to_be_visible()
+    expect(page.locator("#status")).to_have_text("Đã phát xong")
     _no_sideways_scroll(page)
     screenshot(page, "village-head-delivery")
 
@@ -134,16 +148,19 @@ def test_village_head_sends_an_urgent_notice_from_a_phone_and_watches_it_play(
 
 
 def test_village_head_cannot_see_or_target_another_village(
-    demo_system: DemoSystem, phone: BrowserContext
+    demo_system: DemoSystem, phone: BrowserContext, console: ConsoleWatch
 ) -> None:
     base = demo_system.base
+    refused = (f"{base}/calendar/?zone=thon-2", f"{base}/bulletins/", f"{base}/admin/users")
+    for url in (*refused, f"{base}/reports/?zone=thon-2"):
+        console.allow(url, 403)  # opened on purpose: the browser logs the refused load
     page = phone.new_page()
     sign_in(page, base, "truongthon1")
     page.goto(f"{base}/announce/")
     targets = page.locator("#announce-form")
     expect(targets.get_by_label("Thôn 1")).to_be_checked()
     expect(targets.get_by_label("Thôn 2")).to_have_count(0)
-    for url in (f"{base}/calendar/?zone=thon-2", f"{base}/bulletins/", f"{base}/admin/users"):
+    for url in refused:
         response = page.goto(url)
         assert response is not None and response.status == 403, url
         expect(page.get_by_text("Bạn không có quyền")).to_be_visible()

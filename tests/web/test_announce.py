@@ -235,6 +235,40 @@ def test_template_with_a_blank_left_empty_is_refused(
     assert _broadcast_count(service) == 0
 
 
+def test_templates_in_english_keep_the_notice_in_vietnamese(
+    client: FlaskClient, service: BroadcastService
+) -> None:
+    """Titles and labels follow the page's language; the notice is read aloud to villagers,
+    so its text stays Vietnamese, and the English page says so."""
+    login(client, "head-a")
+    listing = client.get("/announce/?mode=template&lang=en").get_data(as_text=True)
+    titles = re.findall(r'<li><a href="/announce/\?template=[^"]+">([^<]+)</a></li>', listing)
+    assert {"Storm", "Flood", "Fire", "Power cut", "Village meeting"} <= set(titles), titles
+    assert "Bão" not in titles and len(titles) == 10
+    form = client.get("/announce/?template=bao").get_data(as_text=True)  # English remembered
+    labels = [label.strip() for label in re.findall(r'<label for="f_[^"]+">([^<]+)', form)]
+    assert labels == ["Name or number of the storm", "When the storm hits", "Evacuation place"]
+    assert "Template: Storm" in form
+    assert re.search(r'id="spoken-language">[^<]*read aloud to the villagers in Vietnamese', form)
+    preview = re.search(r'id="template-preview"[^>]*>([^<]+)<', form)
+    assert preview is not None
+    assert preview.group(1).startswith("Thông báo khẩn về cơn bão")
+    assert "«When the storm hits»" in preview.group(1)
+    refused = _prepare(client, {"mode": "template", "template": "bao", "zones": ["thon-a"]})
+    assert "“When the storm hits” of the template “Storm” is not filled in" in refused.get_data(
+        as_text=True
+    )
+    page = _prepare(
+        client,
+        {"mode": "template", "template": "bao", "f_thoi_gian": "chiều nay", "zones": ["thon-a"]},
+    ).get_data(as_text=True)
+    assert "Bão dự kiến ảnh hưởng trực tiếp đến địa phương từ chiều nay." in page
+    assert "Confirm" in page  # the page around it is English
+    vietnamese = client.get("/announce/?template=bao&lang=vi").get_data(as_text=True)
+    assert "Thời gian bão ảnh hưởng" in vietnamese and 'id="spoken-language"' not in vietnamese
+    assert _broadcast_count(service) == 0
+
+
 # --- recordings -------------------------------------------------------------------------------
 
 
@@ -528,6 +562,57 @@ def test_stop_and_correction_from_the_delivery_page(
         assert row.corrects_id == second and row.text == "Chỉ là diễn tập."
     stops = [s for s in sent.sent if s.command.kind is CommandKind.STOP]
     assert len(stops) == 2
+
+
+def test_a_village_head_sees_their_own_clusters_of_a_commune_wide_broadcast(
+    client: FlaskClient, service: BroadcastService, users: Users
+) -> None:
+    """Only their village's loudspeaker clusters, named with the village, and no button that
+    would end in a refusal: they may not stop what reaches other villages."""
+    commune_wide = _announced(service, users.officer, "xa-test")
+    login(client, "officer")
+    page = client.get(f"/announce/{commune_wide}").get_data(as_text=True)
+    assert re.search(r'data-device="loa-b-01">\s*<span class="name">[^<]*</span>\s*'
+                     r'<span class="zone">Thôn B</span>', page)  # fmt: skip
+    assert "Dừng phát</button>" in page
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/")})
+
+    login(client, "head-a")
+    url = f"/announce/{commune_wide}"
+    page = client.get(url).get_data(as_text=True)
+    assert set(re.findall(r'<li class="delivery[^"]*" data-device="([^"]+)"', page)) == {"loa-a-01"}
+    assert '<span class="zone">Thôn A</span>' in page
+    assert "Xã Thử" in page  # the commune by its name, not its id
+    assert "Dừng phát</button>" not in page and "Đính chính</button>" not in page
+    assert 'id="cancel-form"' not in page and 'id="correct-form"' not in page
+    status = client.get(f"{url}/status.json").get_json()
+    assert [d["device"] for d in status["deliveries"]] == ["loa-a-01"]
+    assert [(d["device"], d["zone"]) for d in status["progress"]["deliveries"]] == [
+        ("loa-a-01", "Thôn A")
+    ]
+    assert status["progress"]["total"] == 1
+
+
+def test_a_finished_notice_offers_no_stop_and_keeps_its_status(
+    client: FlaskClient, service: BroadcastService, users: Users
+) -> None:
+    login(client, "head-a")
+    done = _announced(service, users.head_1)
+    url = f"/announce/{done}"
+    assert "Dừng phát</button>" in client.get(url).get_data(as_text=True)
+    token = csrf_token(client, url)
+    _answer(service, done, EventKind.FINISHED, "loa-a-01")
+    wait_for(lambda: broadcast_status(service, done) == "finished", 30, "finished")
+    page = client.get(url).get_data(as_text=True)
+    assert "Dừng phát</button>" not in page and 'id="cancel-form"' not in page
+    assert "Đính chính</button>" in page  # a correction can still go out
+    assert client.get(f"{url}/status.json").get_json()["progress"]["ended"] is True
+    # a stop posted anyway (a page opened before the end) is refused and changes nothing
+    response = client.post(
+        f"{url}/cancel", data={"csrf_token": token, "action": "stop"}, follow_redirects=True
+    )
+    assert "lượt phát này đã kết thúc, không còn gì để dừng" in response.get_data(as_text=True)
+    assert broadcast_status(service, done) == "finished"
 
 
 # --- phone layout -----------------------------------------------------------------------------

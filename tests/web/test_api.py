@@ -198,6 +198,40 @@ def test_cancel_rules(
     assert plain.status_code == 200 and plain.get_json()["correction"] is None
 
 
+def test_village_head_reads_only_their_own_receivers_of_a_commune_wide_broadcast(
+    client: FlaskClient, tokens: dict[str, str], service: BroadcastService
+) -> None:
+    commune = _announce(client, tokens["officer"], zones=["xa-test"])
+    _wait_sent(service, commune["id"])
+    url = f"/api/v1/announcements/{commune['id']}"
+    everyone = client.get(url, headers=_auth(tokens["officer"])).get_json()
+    assert [d["device"] for d in everyone["deliveries"]] == ["loa-a-01", "loa-b-01"]
+    head = client.get(url, headers=_auth(tokens["head-a"]))
+    assert head.status_code == 200
+    assert [d["device"] for d in head.get_json()["deliveries"]] == ["loa-a-01"]
+    listed = client.get("/api/v1/announcements", headers=_auth(tokens["head-a"])).get_json()
+    [row] = [row for row in listed if row["id"] == commune["id"]]
+    assert row["deliveries_total"] == 1 and row["delivery_counts"] == {"queued": 1}
+
+
+def test_a_finished_announcement_is_not_stopped_again(
+    client: FlaskClient, tokens: dict[str, str], service: BroadcastService
+) -> None:
+    done = _announce(client, tokens["officer"], zones=["thon-a"])
+    _wait_sent(service, done["id"])
+    service._on_event(
+        protocol.DeviceEvent("loa-a-01", "c", done["id"], protocol.EventKind.FINISHED, time.time())
+    )
+    wait_for(lambda: broadcast_status(service, done["id"]) == "finished", 30)
+    refused = client.post(
+        f"/api/v1/announcements/{done['id']}/cancel", headers=_auth(tokens["officer"])
+    )
+    assert refused.status_code in (400, 409), refused.get_json()
+    assert refused.get_json()["error"]["field"] == "broadcast"
+    assert "đã kết thúc" in refused.get_json()["error"]["message"]
+    assert broadcast_status(service, done["id"]) == "finished"
+
+
 def test_device_json_shows_the_heartbeat(
     client: FlaskClient, tokens: dict[str, str], service: BroadcastService
 ) -> None:

@@ -228,7 +228,7 @@ def test_dashboard_shows_receiver_health(client: FlaskClient, service: Broadcast
     assert row is not None, page
     cells = row.group(1)
     assert '<td class="cache warn"' in cells and "50 % (4 mục)" in cells
-    assert '<td class="clock warn">+12,3 s</td>' in cells
+    assert '<td class="clock warn" data-label="Lệch đồng hồ">+12,3 s</td>' in cells
     assert "62 °C · trống 812 MB" in cells
     other = re.search(r'data-device="loa-b-01">(.*?)</tr>', page, re.S)
     assert other is not None and "—" in other.group(1)
@@ -265,6 +265,43 @@ def test_a_large_fleet_is_summarised_by_zone_with_only_receivers_needing_attenti
     assert "Loudspeaker clusters needing attention" in english and "4 of 72" in english
 
 
+def test_village_head_dashboard_lists_the_commune_wide_bulletins(
+    client: FlaskClient, service: BroadcastService
+) -> None:
+    """The commune's daily bulletin plays on a village's loudspeakers: its village head sees it
+    in today's programme, under the commune's name; another village's bulletin is not there."""
+    from datetime import timedelta
+
+    from broadcast.const import ScheduleKind
+    from broadcast.models import Schedule, User, utcnow
+    from broadcast.service import ScheduleRequest
+
+    with service.db.session() as session:
+        officer = session.query(User).filter(User.username == "officer").one().id
+    made = []
+    for title, zone_id, time_of_day in (
+        ("Bản tin toàn xã", "xa-test", "00:00"),
+        ("Bản tin thôn B", "thon-b", "00:30"),
+    ):
+        bulletin = approved_bulletin(service, officer, title, "Tin.")
+        request = ScheduleRequest(
+            bulletin_id=bulletin,
+            kind=ScheduleKind.DAILY,
+            zone_ids=[zone_id],
+            priority="normal",
+            time_of_day=time_of_day,
+        )
+        made.append(service.schedule(officer, request))
+    with service.db.session() as session:  # made before today: today's runs count
+        for schedule_id in made:
+            session.get(Schedule, schedule_id).created_at = utcnow() - timedelta(days=2)
+    login(client, "head-a")
+    today = client.get("/").get_data(as_text=True).split('id="today"')[1].split("</ul>")[0]
+    assert "Bản tin toàn xã" in today and "Xã Thử" in today, today
+    assert "Bản tin thôn B" not in today
+    assert "Hôm nay không có chương trình nào" not in today
+
+
 def test_dashboard_lists_todays_programme(client: FlaskClient, service: BroadcastService) -> None:
     from datetime import timedelta
 
@@ -292,3 +329,14 @@ def test_dashboard_lists_todays_programme(client: FlaskClient, service: Broadcas
     today = client.get("/").get_data(as_text=True).split('id="today"')[1].split("</ul>")[0]
     assert "<strong>00:00</strong>" in today and "Bản tin nửa đêm" in today
     assert "Thôn A, loa-b-01" in today
+
+
+def test_the_icon_is_served(client: FlaskClient) -> None:
+    """Browsers ask for /favicon.ico on a session's first page; a 404 there is a console error."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    icon = client.get(response.headers["Location"])
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    assert icon.get_data(as_text=True).startswith("<svg")
+    page = client.get("/auth/login").get_data(as_text=True)
+    assert f'<link rel="icon" href="{response.headers["Location"]}"' in page

@@ -49,6 +49,7 @@ PAGES: dict[str, dict[str, Any]] = {
     "auth.login": {"GET": PUBLIC, "POST": PUBLIC},
     "auth.logout": {"POST": ALL},
     "media.media": {"GET": PUBLIC},
+    "favicon": {"GET": PUBLIC},  # browsers ask before anyone signs in
     "metrics.metrics": {"GET": PUBLIC},  # loopback or an admin token: tests/web/test_metrics.py
     "admin.index": {"GET": ADMIN},
     "admin.audit_log": {"GET": ADMIN},

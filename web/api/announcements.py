@@ -45,9 +45,12 @@ def create_announcement() -> tuple[Response, int]:
 def get_announcement(broadcast_id: int) -> Response:
     with get_service().db.session() as session:
         broadcast = broadcasts.get_broadcast(session, broadcast_id)
-        if not broadcasts.can_view(session, api_user(session), broadcast):
+        user = api_user(session)
+        if not broadcasts.can_view(session, user, broadcast):
             raise NotFound(f"broadcast {broadcast_id}")
-        return jsonify(broadcast_json(broadcast))
+        # a village head sees their own receivers' records, also of a commune-wide broadcast
+        scope = broadcasts.listening_scope(session, user)
+        return jsonify(broadcast_json(broadcast, broadcasts.deliveries_in(broadcast, scope)))
 
 
 @bp.post("/announcements/<int:broadcast_id>/cancel")
@@ -85,8 +88,10 @@ def list_announcements() -> Response:
     except ValueError:
         raise ValidationError("limit", "must be a whole number from 1 to 200") from None
     with get_service().db.session() as session:
-        rows = broadcasts.visible_broadcasts(session, api_user(session), limit)
-        counts = broadcasts.delivery_counts(session, [row.id for row in rows])
+        user = api_user(session)
+        rows = broadcasts.visible_broadcasts(session, user, limit)
+        scope = broadcasts.listening_scope(session, user)
+        counts = broadcasts.delivery_counts(session, [row.id for row in rows], scope)
         return jsonify([broadcast_summary_json(row, counts[row.id]) for row in rows])
 
 

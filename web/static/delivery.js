@@ -19,7 +19,7 @@
     if (!item) {
       item = document.createElement("li");
       item.dataset.device = delivery.device;
-      for (const name of ["name", "state", "at"]) {
+      for (const name of ["name", "zone", "state", "at"]) {
         const cell = document.createElement(name === "at" ? "time" : "span");
         cell.className = name;
         item.append(cell, " ");
@@ -31,10 +31,18 @@
 
   function render(progress) {
     if (status) status.textContent = labels[progress.status] || progress.status;
+    // once it has ended nothing is left to stop: the "Dừng phát" form goes (a correction stays)
+    const stop = document.getElementById("cancel-form");
+    if (progress.ended && stop) {
+      stop.remove();
+      const heading = document.getElementById("stop-heading");
+      if (heading) heading.textContent = heading.dataset.ended;
+    }
     for (const delivery of progress.deliveries) {
       const item = row(delivery);
       item.className = `delivery state-${delivery.state}`;
       item.querySelector(".name").textContent = delivery.name;
+      item.querySelector(".zone").textContent = delivery.zone || "";
       item.querySelector(".state").textContent = labels[delivery.state] || delivery.state;
       const at = item.querySelector(".at");
       at.textContent = time(delivery.at);

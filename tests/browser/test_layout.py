@@ -1,0 +1,229 @@
+"""Layout in a real browser: every page each role can reach fits a 360 px phone, the desk's
+forms and tables hold together at 1280 px.
+
+Widths are measured against the viewport the test sets, never `window.innerWidth`: a mobile
+browser widens its layout viewport to content that does not fit, so a page 447 px wide would
+report an `innerWidth` of 447 and pass a comparison with itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+from processes import http_json, wait_for_status
+
+from .conftest import DESKTOP, PHONE, DemoSystem, overflow, screenshot, sign_in
+
+MAX_PAGES_PER_ROLE = 60
+# links a crawl must not follow: files, streams, the API, leaving the session or the language
+SKIPPED = re.compile(r"^/(auth/logout|media/|metrics|api/)|\.(csv|json|svg|mp3)$|/events$")
+
+
+def _pattern(url: str) -> str:
+    """One page per kind: numbers and ids do not make a new page, nor do query values."""
+    parts = urlsplit(url)
+    keys = sorted({key for key, _value in parse_qsl(parts.query)} - {"page"})
+    return re.sub(r"\d+", "N", parts.path) + ("?" + "&".join(keys) if keys else "")
+
+
+def crawl(page: Page, base: str) -> Iterator[str]:
+    """Every kind of page reachable by links from the dashboard (each kind once), visited in
+    turn; yields each path once the page has loaded."""
+    queue = ["/"]
+    seen = {_pattern("/")}
+    for _visit in range(MAX_PAGES_PER_ROLE):
+        if not queue:
+            return
+        path = queue.pop(0)
+        response = page.goto(base + path)
+        assert response is not None and response.status == 200, (path, response and response.status)
+        yield path
+        hrefs: list[str] = page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
+        for href in hrefs:
+            parts = urlsplit(urljoin(page.url, href))
+            if parts.netloc != urlsplit(base).netloc or "lang=" in parts.query:
+                continue
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            if SKIPPED.search(parts.path) or _pattern(target) in seen:
+                continue
+            seen.add(_pattern(target))
+            queue.append(target)
+    raise AssertionError(f"more than {MAX_PAGES_PER_ROLE} kinds of page: {sorted(seen)}")
+
+
+@pytest.fixture(scope="module")
+def commune_wide(demo_system: DemoSystem) -> int:
+    """A commune-wide notice the officer sent, played to the end by every receiver."""
+    status, body = http_json(
+        "POST",
+        f"{demo_system.base}/api/v1/announcements",
+        demo_system.tokens["canbo"],
+        {"text": "Thông báo toàn xã: kiểm tra loa.", "zones": ["xa-hoang-hop"], "repeat": 1},
+    )
+    assert status == 201, body
+    wait_for_status(demo_system.base, demo_system.api_token, body["id"], {"finished"})
+    return int(body["id"])
+
+
+@pytest.mark.parametrize(
+    ("username", "lang"),
+    [
+        ("truongthon1", "vi"),
+        ("truongthon1", "en"),  # English words are longer
+        ("canbo", "vi"),
+        ("lanhdao", "vi"),
+        ("admin", "vi"),
+        ("xem", "vi"),
+    ],
+    ids=lambda value: value,
+)
+def test_every_page_of_each_role_fits_a_phone(
+    demo_system: DemoSystem, phone: BrowserContext, commune_wide: int, username: str, lang: str
+) -> None:
+    page = phone.new_page()
+    password = demo_system.admin_password if username == "admin" else None
+    sign_in(page, demo_system.base, username, *([password] if password else []))
+    page.goto(f"{demo_system.base}/?lang={lang}")  # the session keeps the language
+    visited, problems = [], {}
+    for path in crawl(page, demo_system.base):
+        visited.append(path)
+        found = overflow(page, PHONE["width"])
+        if found:
+            problems[path] = found
+            screenshot(page, f"overflow-{username}-{lang}-{len(visited)}")
+    assert len(visited) >= 3, visited
+    assert problems == {}, f"wider than a {PHONE['width']} px phone: {problems}"
+
+
+def test_the_measure_catches_a_page_wider_than_the_phone(
+    demo_system: DemoSystem, phone: BrowserContext
+) -> None:
+    """The check itself: a page made 450 px wide is caught although the phone's browser widens
+    its viewport (innerWidth) to the content."""
+    page = phone.new_page()
+    page.goto(f"{demo_system.base}/auth/login")
+    page.evaluate("document.querySelector('main').style.minWidth = '450px'")
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    assert overflow(page, PHONE["width"]), "a 450 px page passed as fitting 360 px"
+
+
+def test_village_head_dashboard_and_reports_on_a_phone(
+    demo_system: DemoSystem, phone: BrowserContext, commune_wide: int
+) -> None:
+    page = phone.new_page()
+    sign_in(page, demo_system.base, "truongthon1")
+    for name, path in (
+        ("village-head-dashboard", "/"),
+        ("village-head-monthly", "/reports/monthly"),
+        ("village-head-reports", "/reports/"),
+    ):
+        page.goto(demo_system.base + path)
+        assert overflow(page, PHONE["width"]) == [], path
+        screenshot(page, name)
+
+
+def test_pages_reached_by_a_form_fit_a_phone(
+    demo_system: DemoSystem, phone: BrowserContext
+) -> None:
+    """What no link leads to: the officer's broadcast script of a pasted text."""
+    page = phone.new_page()
+    sign_in(page, demo_system.base, "canbo")
+    page.goto(f"{demo_system.base}/bulletins/new")
+    page.get_by_label("Dán văn bản").fill(
+        "Ủy ban nhân dân xã thông báo lịch tiêm phòng dại cho chó, mèo tại nhà văn hóa thôn."
+    )
+    page.get_by_role("button", name="Xem kịch bản đọc").click()
+    page.get_by_role("heading", name="Kịch bản đọc").wait_for()
+    assert overflow(page, PHONE["width"]) == []
+    screenshot(page, "officer-script-phone")
+
+
+# A label directly above its own field: left edges aligned, a small gap, nothing between.
+LABELS_JS = """(form) => Array.from(form.querySelectorAll("label[for]")).map((label) => {
+  const field = document.getElementById(label.htmlFor);
+  const a = label.getBoundingClientRect(), b = field.getBoundingClientRect();
+  return { label: label.textContent.trim(), dx: b.left - a.left, gap: b.top - a.bottom };
+})"""
+
+# Every cell of a table inside the table's box, and the cells of a row sharing its top and
+# bottom (a cell laid out as anything but a table cell breaks the row's borders).
+CELLS_JS = """(table) => {
+  const outer = table.getBoundingClientRect();
+  const problems = [];
+  for (const row of table.querySelectorAll("tr")) {
+    const where = row.dataset.user || `row ${row.rowIndex}`;
+    const edges = new Set();
+    for (const cell of row.children) {
+      const box = cell.getBoundingClientRect();
+      const display = getComputedStyle(cell).display;
+      if (box.left < outer.left - 0.5 || box.right > outer.right + 0.5) {
+        problems.push(`${where}: a cell outside the table`);
+      }
+      if (display !== "table-cell") problems.push(`${where}: a cell displayed as ${display}`);
+      edges.add(`${Math.round(box.top)}-${Math.round(box.bottom)}`);
+    }
+    if (edges.size > 1) problems.push(`${where}: cells of unequal height`);
+  }
+  return problems;
+}"""
+
+
+def test_filters_and_the_users_table_hold_together_at_a_desk(
+    demo_system: DemoSystem, desktop: BrowserContext
+) -> None:
+    page = desktop.new_page()
+    sign_in(page, demo_system.base, "admin", demo_system.admin_password)
+    for path, form in (("/reports/", "#log-filter"), ("/reports/monthly", "#month-filter")):
+        page.goto(demo_system.base + path)
+        placed = page.locator(form).evaluate(LABELS_JS)
+        assert len(placed) >= 2, placed
+        apart = [p for p in placed if abs(p["dx"]) > 1 or not 0 <= p["gap"] <= 12]
+        assert apart == [], f"{path}: labels not directly above their fields: {apart}"
+        assert overflow(page, DESKTOP["width"]) == [], path
+        screenshot(page, f"desk{path.rstrip('/').replace('/', '-')}")
+    page.goto(f"{demo_system.base}/admin/users")
+    assert page.locator("#users").evaluate(CELLS_JS) == []
+    screenshot(page, "desk-admin-users")
+
+
+def test_the_users_table_on_a_phone(demo_system: DemoSystem, phone: BrowserContext) -> None:
+    page = phone.new_page()
+    sign_in(page, demo_system.base, "admin", demo_system.admin_password)
+    page.goto(f"{demo_system.base}/admin/users")
+    assert overflow(page, PHONE["width"]) == []
+    screenshot(page, "phone-admin-users")
+
+
+def test_a_village_head_reads_their_own_clusters_of_a_commune_wide_notice(
+    demo_system: DemoSystem, phone: BrowserContext, commune_wide: int
+) -> None:
+    page = phone.new_page()
+    sign_in(page, demo_system.base, "truongthon1")
+    page.goto(f"{demo_system.base}/announce/{commune_wide}")
+    deliveries = page.locator("#deliveries li.delivery")
+    expect(deliveries).to_have_count(len(demo_system.devices["thon-1"]))
+    expect(page.locator("#deliveries .zone")).to_have_text(["Thôn 1"] * deliveries.count())
+    expect(page.locator("#summary")).to_contain_text("2/2 cụm loa đã phát xong")
+    expect(page.get_by_role("button", name="Dừng phát")).to_have_count(0)
+    expect(page.get_by_role("button", name="Đính chính")).to_have_count(0)
+    expect(page.locator(".announce-meta")).to_contain_text("Xã Hoằng Hợp")
+    assert overflow(page, PHONE["width"]) == []
+    screenshot(page, "village-head-commune-wide")
+
+
+def test_an_english_template_form_on_a_phone(
+    demo_system: DemoSystem, phone: BrowserContext
+) -> None:
+    page = phone.new_page()
+    sign_in(page, demo_system.base, "truongthon1")
+    page.goto(f"{demo_system.base}/announce/?template=bao&lang=en")
+    expect(page.get_by_label("When the storm hits")).to_be_visible()
+    page.get_by_label("When the storm hits").fill("chiều nay")
+    expect(page.locator("#template-preview")).to_contain_text("từ chiều nay.")
+    expect(page.locator("#spoken-language")).to_contain_text("in Vietnamese")
+    assert overflow(page, PHONE["width"]) == []
+    screenshot(page, "village-head-template-en")

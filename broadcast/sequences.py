@@ -25,18 +25,21 @@ from broadcast.models import Sequence
 _LOGGER = logging.getLogger(__name__)
 
 PROGRAMME_REVISION = "_programme"  # bumped by any process that changes what is planned
+REJECTED_ANSWERS = "_rejected_answers:"  # + device id: its refused state and event messages
 SCHEDULE_LOCK = "_schedules"  # held while a schedule is checked for overlaps and saved
 _UPSERT_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
-def _increment(dialect: str, stream: str) -> Any:
+def _increment(dialect: str, stream: str, amount: int = 1) -> Any:
     insert = _UPSERT_DIALECTS.get(dialect)
     if insert is None:
         raise RuntimeError(f"sequences need SQLite or PostgreSQL, not {dialect}")
     return (
         insert(Sequence)
-        .values(stream=stream, value=1)
-        .on_conflict_do_update(index_elements=[Sequence.stream], set_={"value": Sequence.value + 1})
+        .values(stream=stream, value=amount)
+        .on_conflict_do_update(
+            index_elements=[Sequence.stream], set_={"value": Sequence.value + amount}
+        )
         .returning(Sequence.value)
     )
 
@@ -51,6 +54,21 @@ def hold(session: Session, name: str) -> None:
     """Take the lock `name` until `session` commits: the row's write lock serializes every
     transaction that holds the same name (SQLite locks the database, PostgreSQL the row)."""
     session.execute(_increment(session.get_bind().dialect.name, name))
+
+
+def add(session: Session, name: str, amount: int) -> None:
+    """Add `amount` to the counter `name` within `session`'s transaction."""
+    session.execute(_increment(session.get_bind().dialect.name, name, amount))
+
+
+def counters(session: Session, prefix: str) -> dict[str, int]:
+    """The counters whose names start with `prefix`, keyed by the rest of the name."""
+    rows = session.execute(
+        select(Sequence.stream, Sequence.value).where(
+            Sequence.stream.startswith(prefix, autoescape=True)
+        )
+    )
+    return {name[len(prefix) :]: int(value) for name, value in rows}
 
 
 def current_value(engine: Engine, stream: str) -> int:

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from broadcast import (
     targets,
 )
 from broadcast.administration import Administration
-from broadcast.answerback import Answer, AnswerBackWriter
+from broadcast.answerback import Answer, AnswerBackWriter, Rejected
 from broadcast.bulletin_desk import BulletinDesk, check_playable
 from broadcast.const import (
     SERVER_MQTT_USERNAME,
@@ -190,6 +191,7 @@ class BroadcastService:
                 on_event=self.answers.put,
                 on_reconnect=self.leader.broker_restored,
                 tls=settings.mqtt_tls_context(),
+                on_rejected=lambda device_id, reason: self.answers.put(Rejected(device_id, reason)),
             )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -712,13 +714,18 @@ class BroadcastService:
         """Receivers' states and events, in arrival order, in one transaction
         (`broadcast.answerback` batches them off the MQTT thread)."""
         returned = []
+        rejected: Counter[str] = Counter()
         with self.db.session() as session:
             for answer in answers:
-                if isinstance(answer, protocol.DeviceEvent):
+                if isinstance(answer, Rejected):
+                    rejected[answer.device_id or "unknown"] += 1
+                elif isinstance(answer, protocol.DeviceEvent):
                     broadcasts.apply_event(session, answer)
                     session.flush()  # the next answer may settle the same broadcast
                 elif broadcasts.apply_status(session, answer) == broadcasts.StatusChange.RETURNED:
                     returned.append(answer.device_id)
+            for device_id, count in rejected.items():
+                sequences.add(session, sequences.REJECTED_ANSWERS + device_id, count)
         for device_id in returned:
             self.leader.device_returned(device_id)
 

@@ -12,10 +12,11 @@ Two connections, because several server processes may share one data directory:
   states and events, so the broker queues answer-back while no server listens and no event is
   handled twice.
 
-`send()` stamps each message with its stream (the topic) and the stream's next sequence number
-(`broadcast.sequences`), signs it, and publishes it while holding the publish lock
-(`broadcast.locks`: a file beside SQLite, a PostgreSQL advisory lock across hosts), so each
-stream's messages reach the broker in sequence order whichever process sends them.
+`send()` stamps each message with its stream (the topic), the stream's next sequence number and
+the current sequence epoch (`broadcast.sequences`), signs it, and publishes it while holding
+the publish lock (`broadcast.locks`: a file beside SQLite, a PostgreSQL advisory lock across
+hosts), so each stream's messages reach the broker in sequence order whichever process sends
+them.
 
 Answer-back that does not parse (any malformed payload, or one claiming another device) is
 refused in one log line per sender per minute and counted (`on_rejected`), so a stolen
@@ -91,9 +92,11 @@ class Dispatcher:
         on_reconnect: Callable[[], None] | None = None,
         tls: ssl.SSLContext | None = None,
         on_rejected: RejectHandler | None = None,
+        epoch: Callable[[], int] | None = None,
     ) -> None:
         """`tls` (Settings.mqtt_tls_context) makes both connections TLS; None = plain MQTT.
-        `on_rejected(device_id, reason)` hears of every refused answer-back message."""
+        `on_rejected(device_id, reason)` hears of every refused answer-back message; `epoch()`
+        is read for every message (a rotation takes effect without a restart; None = 0)."""
         self.host = host
         self.port = port
         self._tls = tls
@@ -107,6 +110,7 @@ class Dispatcher:
         self._client_id = client_id
         self._on_reconnect = on_reconnect
         self._on_rejected = on_rejected
+        self._epoch = epoch or (lambda: 0)
         self._reject_log = RejectLog()
         self._was_connected = False
         self._connected = threading.Event()
@@ -209,7 +213,7 @@ class Dispatcher:
         """Sign and publish one message on `topic` (its stream) with the stream's next number."""
         with self.exclusive():
             command = protocol.new_command(
-                body, stream=topic, seq=self._next_seq(topic), ttl_s=ttl_s
+                body, stream=topic, seq=self._next_seq(topic), ttl_s=ttl_s, epoch=self._epoch()
             )
             self._publish_payload(topic, protocol.sign_command(command, self._signing_key), retain)
         return command

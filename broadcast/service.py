@@ -121,6 +121,13 @@ class RefreshedConfig:
 
 
 @dataclass(frozen=True)
+class KeyRotation:
+    epoch: int  # the new sequence epoch every message carries from now on
+    public_key: str  # the signing key's public half (base64), new or unchanged
+    new_key: bool
+
+
+@dataclass(frozen=True)
 class AnnouncementRecording:
     """A phone recording, validated, levelled and stored; sent only by `announce_recording`."""
 
@@ -192,6 +199,7 @@ class BroadcastService:
                 on_reconnect=self.leader.broker_restored,
                 tls=settings.mqtt_tls_context(),
                 on_rejected=lambda device_id, reason: self.answers.put(Rejected(device_id, reason)),
+                epoch=self._epoch,
             )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -241,6 +249,37 @@ class BroadcastService:
 
     def _next_seq(self, stream: str) -> int:
         return sequences.next_value(self.db.engine, stream)
+
+    def _epoch(self) -> int:
+        return sequences.current_value(self.db.engine, sequences.EPOCH)
+
+    def rotate_keys(self, new_key: bool = True) -> KeyRotation:
+        """The way back for receivers that refuse a stream's commands as stale (they accepted a
+        sequence far beyond its counter: a leaked key, a bug, a restored database): a new
+        sequence epoch, which they accept at once and after which the older epoch is refused
+        everywhere; with `new_key`, also a new signing key, which receivers trust only from
+        their config file (`loa device refresh`), since whoever holds the old key could sign
+        anything. Processes already running read the epoch per message but keep the key they
+        started with: restart them after a new key."""
+        if new_key:
+            self.signing_key = self.secrets.replace_signing_key()
+            self.public_key_text = protocol.public_key_to_text(self.signing_key.public_key())
+        epoch = sequences.advance_epoch(self.db.engine, int(time.time()))
+        with self.db.session() as session:
+            audit.record(
+                session,
+                None,
+                audit.Action.KEYS_ROTATE,
+                "keys",
+                {"epoch": epoch, "new_key": new_key, "public_key": self.public_key_text},
+            )
+        _LOGGER.warning(
+            "new sequence epoch %d (signing key %s, %s)",
+            epoch,
+            self.public_key_text,
+            "new" if new_key else "kept",
+        )
+        return KeyRotation(epoch, self.public_key_text, new_key)
 
     # --- the programme -------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ MAX_JSON_DEPTH = 16  # the deepest real message (a manifest's item) is 4 levels
 MAX_TIMESTAMP = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last second a datetime holds
 MAX_BROADCAST_ID = 2**31 - 1  # the server's integer keys
 MAX_SEQ = 2**63 - 1  # sequence numbers and epochs: the server's 64-bit counters
+MAX_SEQ_JUMP = 1_000_000  # how far one message may move a stream's sequence ahead (see below)
 DEFAULT_COMMAND_TTL_S = 15 * 60
 MANIFEST_HORIZON_S = 48 * 3600
 MAX_MANIFEST_ITEMS = 500
@@ -349,7 +350,9 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Command:
     """A signed message to receivers. `stream` is the topic it is published on and `seq` rises by
-    one on every message of that stream, so a receiver can tell a replayed copy from a new one."""
+    one on every message of that stream, so a receiver can tell a replayed copy from a new one.
+    `epoch` is the server's sequence epoch (`loa keys rotate`): a newer one resets every
+    stream's sequence floor on the receivers, an older one is refused (absent = 0)."""
 
     kind: CommandKind
     id: str
@@ -358,6 +361,7 @@ class Command:
     stream: str
     seq: int
     body: Body
+    epoch: int = 0
 
     def to_unsigned(self) -> dict[str, Any]:
         if isinstance(self.body, ManifestBody):
@@ -372,6 +376,7 @@ class Command:
             "expires_at": self.expires_at,
             "stream": self.stream,
             "seq": self.seq,
+            "epoch": self.epoch,
             "body": body,
         }
 
@@ -393,9 +398,11 @@ def new_command(
     seq: int,
     ttl_s: float = DEFAULT_COMMAND_TTL_S,
     now: float | None = None,
+    epoch: int = 0,
 ) -> Command:
     issued = time.time() if now is None else now
-    return Command(_KINDS[type(body)], uuid.uuid4().hex, issued, issued + ttl_s, stream, seq, body)
+    kind = _KINDS[type(body)]
+    return Command(kind, uuid.uuid4().hex, issued, issued + ttl_s, stream, seq, body, epoch)
 
 
 def sign_command(command: Command, key: Ed25519PrivateKey) -> bytes:
@@ -434,6 +441,7 @@ def verify_command(
         expires_at = _time(data["expires_at"], "expires_at")
         stream = _text(data["stream"], "stream", 200)
         seq = _whole(data["seq"], "seq", 0, MAX_SEQ)
+        epoch = _whole(data.get("epoch", 0), "epoch", 0, MAX_SEQ)
         raw_body = data["body"]
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError("malformed", f"envelope: {exc}") from exc
@@ -445,7 +453,7 @@ def verify_command(
     if check_expiry and issued_at > current + clock_skew_s:
         raise ProtocolError("expired", "issued in the future")
     body = _BODY_TYPES[kind].from_dict(raw_body)
-    return Command(kind, command_id, issued_at, expires_at, stream, seq, body)
+    return Command(kind, command_id, issued_at, expires_at, stream, seq, body, epoch)
 
 
 class ReplayGuard:
@@ -473,6 +481,10 @@ class ReplayGuard:
         self._seen[command.id] = command.expires_at
         self._earliest = min(self._earliest, command.expires_at)
 
+    def knows(self, command_id: str) -> bool:
+        """Whether a command with this id was accepted (and has not expired since)."""
+        return command_id in self._seen
+
     def _earliest_expiry(self) -> float:
         """The soonest expiry remembered: until it passes, no id needs forgetting, so a check
         costs O(1) instead of a pass over every remembered id."""
@@ -482,35 +494,84 @@ class ReplayGuard:
         return dict(self._seen)
 
 
-class SequenceGuard:
-    """Per stream (topic), the highest sequence number accepted and its command id.
+@dataclass(frozen=True)
+class StreamMark:
+    """The newest message accepted on a stream."""
 
-    A message must come on the stream it was signed for and carry a higher sequence than the last
-    one accepted there. The same message again (QoS 1 redelivery, a retained manifest after a
-    reconnect) is a harmless duplicate; a lower sequence is a replay. The agent persists
-    `to_dict()` so the check holds across restarts.
+    epoch: int
+    seq: int
+    command_id: str
+
+
+class SequenceGuard:
+    """Per stream (topic), the epoch, the highest sequence number accepted and its command id;
+    and the highest epoch accepted on any stream (the floor).
+
+    A message must come on the stream it was signed for. Within an epoch it must carry a higher
+    sequence than the last one accepted there, by at most MAX_SEQ_JUMP: the server's counter
+    rises by one per message, so even months of missed commands stay far below that, while one
+    accepted sequence far in the future (a leaked key, a bug) would make every later genuine
+    one look old. A newer epoch (`loa keys rotate`) starts the stream afresh; an epoch below the
+    floor is refused everywhere, so the messages of an older epoch cannot be replayed after a
+    rotation. The same message again (QoS 1 redelivery, a retained manifest after a reconnect)
+    is a harmless duplicate. The agent persists the state so the checks hold across restarts.
     """
 
-    def __init__(self, state: dict[str, tuple[int, str]] | None = None) -> None:
-        self._last: dict[str, tuple[int, str]] = dict(state or {})
+    def __init__(
+        self,
+        state: dict[str, tuple[int, str]] | None = None,
+        epochs: dict[str, int] | None = None,
+        floor: int = 0,
+    ) -> None:
+        epochs = epochs or {}
+        self._last: dict[str, StreamMark] = {
+            topic: StreamMark(epochs.get(topic, 0), seq, command_id)
+            for topic, (seq, command_id) in (state or {}).items()
+        }
+        self._floor = max([floor, *(mark.epoch for mark in self._last.values())])
+
+    @property
+    def floor(self) -> int:
+        """The newest epoch accepted on any stream: older epochs are refused."""
+        return self._floor
+
+    def last(self, topic: str) -> StreamMark | None:
+        return self._last.get(topic)
 
     def check(self, command: Command, topic: str) -> bool:
         """True: new, accept it. False: a duplicate of the last one, ignore it quietly.
-        Raises ProtocolError for a message from another stream or an older sequence."""
+        Raises ProtocolError for a message from another stream, an older epoch, an older
+        sequence (`replayed`) or one implausibly far ahead."""
         if command.stream != topic:
             raise ProtocolError("wrong_stream", f"signed for {command.stream}, came on {topic}")
-        last_seq, last_id = self._last.get(topic, (-1, ""))
-        if command.seq == last_seq and command.id == last_id:
+        if command.epoch < self._floor:
+            raise ProtocolError(
+                "old_epoch", f"epoch {command.epoch} on {topic}; epoch {self._floor} is current"
+            )
+        last = self._last.get(topic)
+        if last is None or command.epoch > last.epoch:
+            return True
+        if command.seq == last.seq and command.id == last.command_id:
             return False
-        if command.seq <= last_seq:
-            raise ProtocolError("replayed", f"sequence {command.seq} on {topic} after {last_seq}")
+        if command.seq <= last.seq:
+            raise ProtocolError("replayed", f"sequence {command.seq} on {topic} after {last.seq}")
+        if command.seq - last.seq > MAX_SEQ_JUMP:
+            raise ProtocolError(
+                "too_far_ahead",
+                f"sequence {command.seq} on {topic} is more than {MAX_SEQ_JUMP} after {last.seq}",
+            )
         return True
 
     def remember(self, command: Command) -> None:
-        self._last[command.stream] = (command.seq, command.id)
+        self._last[command.stream] = StreamMark(command.epoch, command.seq, command.id)
+        self._floor = max(self._floor, command.epoch)
 
     def to_dict(self) -> dict[str, tuple[int, str]]:
-        return dict(self._last)
+        """Sequence and id per stream: the shape `replay.json` always had."""
+        return {topic: (mark.seq, mark.command_id) for topic, mark in self._last.items()}
+
+    def epochs(self) -> dict[str, int]:
+        return {topic: mark.epoch for topic, mark in self._last.items() if mark.epoch}
 
 
 # --- answer-back ------------------------------------------------------------------------------

@@ -91,8 +91,9 @@ def test_hostile_answers_are_counted_and_the_next_genuine_one_is_recorded(
     state_topic = protocol.device_state_topic(DEVICE)
     event_topic = protocol.device_event_topic(DEVICE)
     try:
-        # The listener is up once a genuine state is recorded.
-        probe.publish(state_topic, _state(time.time(), cache_complete=1.0))
+        # Retained, as receivers publish states: the server's listener subscribes in the
+        # background and gets it whenever it is up. Once it is recorded, the listener hears.
+        probe.publish(state_topic, _state(time.time(), cache_complete=1.0), retain=True)
         wait_for(lambda: _device(service).online, 15, "the first state recorded")
 
         caplog.clear()

@@ -207,14 +207,14 @@ class CommandIntake:
         """Count a genuine command refused because this receiver accepted a higher sequence
         on its stream (kept on disk for `loa doctor`); the error to log."""
         last = self._sequence.last(topic)
-        stored = last.seq if last is not None else -1
+        stored, epoch = (last.seq, last.epoch) if last is not None else (-1, command.epoch)
         entry = self._stale.setdefault(topic, {"count": 0, "since": time.time(), "seq": 0})
         entry["count"] += 1
         entry["seq"] = command.seq
         self._save_replay()
         return ProtocolError(
             "stale",
-            f"sequence {command.seq} on {topic} is not above {stored} (epoch {command.epoch}),"
+            f"sequence {command.seq} on {topic} is not above {stored} (epoch {epoch}),"
             f" accepted here before: {int(entry['count'])} command(s) refused on this stream;"
             " see loa doctor --config",
         )

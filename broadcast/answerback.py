@@ -15,12 +15,23 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from devices.protocol import DeviceEvent, DeviceStatus
 
 _LOGGER = logging.getLogger(__name__)
 
-Answer = DeviceStatus | DeviceEvent
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message on a receiver's state or event topic that was refused (malformed, or
+    claiming another device): counted per sender in the database (`loa_answers_rejected_total`)."""
+
+    device_id: str  # from the topic, which the broker's ACL ties to the sender; "" if unreadable
+    reason: str
+
+
+Answer = DeviceStatus | DeviceEvent | Rejected
 ApplyBatch = Callable[[Sequence[Answer]], None]
 
 MAX_BATCH = 500

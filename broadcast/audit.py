@@ -58,6 +58,7 @@ class Action(StrEnum):
     ZONE_UPDATE = "zone.update"
     DEVICE_REGISTER = "device.register"
     DEVICE_CONFIG = "device.config"
+    KEYS_ROTATE = "keys.rotate"
 
 
 @contextmanager

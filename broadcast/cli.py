@@ -231,6 +231,35 @@ def cmd_device_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    """A new sequence epoch (and by default a new signing key): receivers that refuse a stream's
+    commands as stale (`loa doctor --config` says so) accept the new epoch's at once."""
+    from broadcast.service import BroadcastService
+
+    service = BroadcastService(_settings(args), connect_mqtt=False)
+    try:
+        rotation = service.rotate_keys(new_key=not args.epoch_only)
+    finally:
+        service.stop()
+    print(f"sequence epoch {rotation.epoch}")
+    if not rotation.new_key:
+        print(
+            "loa: every command from now on carries the new epoch (running servers read it per"
+            " message; the scheduler republishes every manifest within seconds)",
+            file=sys.stderr,
+        )
+        return 0
+    print(f"signing key {rotation.public_key}")
+    print(
+        "loa: the old signing key is gone. Restart every server process (they sign with the key"
+        f" they started with), then run `loa device refresh --data {args.data}` and install each"
+        " receiver's new config (deploy/install-receiver.sh WHEEL CONFIG): a receiver refuses"
+        " the new key's commands until it has its new config",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_mqtt_config(args: argparse.Namespace) -> int:
     """mosquitto.conf, passwd and acl for the server and every registered receiver; with
     --certfile/--keyfile a TLS listener for receivers beside the server's plain local one."""
@@ -591,6 +620,22 @@ def build_parser() -> argparse.ArgumentParser:
     device_refresh.add_argument("ids", nargs="*", help="device ids (every receiver when none)")
     _add_device_broker(device_refresh)
     device_refresh.set_defaults(func=cmd_device_refresh)
+
+    keys = sub.add_parser("keys", help="the command signing key").add_subparsers(
+        dest="action", required=True
+    )
+    keys_rotate = keys.add_parser(
+        "rotate",
+        help="a new signing key and sequence epoch: the way back for receivers that refuse a"
+        " stream as stale (loa doctor --config); receivers need their refreshed configs",
+    )
+    _add_data(keys_rotate)
+    keys_rotate.add_argument(
+        "--epoch-only",
+        action="store_true",
+        help="keep the key (it did not leak): receivers accept the new epoch over the air",
+    )
+    keys_rotate.set_defaults(func=cmd_keys_rotate)
 
     mqtt_config = sub.add_parser(
         "mqtt-config", help="write mosquitto.conf, passwd and acl for the server and receivers"

@@ -12,17 +12,24 @@ Two connections, because several server processes may share one data directory:
   states and events, so the broker queues answer-back while no server listens and no event is
   handled twice.
 
-`send()` stamps each message with its stream (the topic) and the stream's next sequence number
-(`broadcast.sequences`), signs it, and publishes it while holding the publish lock
-(`broadcast.locks`: a file beside SQLite, a PostgreSQL advisory lock across hosts), so each
-stream's messages reach the broker in sequence order whichever process sends them.
+`send()` stamps each message with its stream (the topic), the stream's next sequence number and
+the current sequence epoch (`broadcast.sequences`), signs it, and publishes it while holding
+the publish lock (`broadcast.locks`: a file beside SQLite, a PostgreSQL advisory lock across
+hosts), so each stream's messages reach the broker in sequence order whichever process sends
+them.
+
+Answer-back that does not parse (any malformed payload, or one claiming another device) is
+refused in one log line per sender per minute and counted (`on_rejected`), so a stolen
+receiver can neither crash the listener nor fill the server's log.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +46,34 @@ _LOGGER = logging.getLogger(__name__)
 StatusHandler = Callable[[protocol.DeviceStatus], None]
 EventHandler = Callable[[protocol.DeviceEvent], None]
 SequenceSource = Callable[[str], int]
+RejectHandler = Callable[[str, str], None]  # (device id from the topic, reason)
+
+REJECT_LOG_INTERVAL_S = 60.0
+
+
+class RejectLog:
+    """At most one log line per sender per interval; the lines skipped are counted in the next."""
+
+    def __init__(self, interval_s: float = REJECT_LOG_INTERVAL_S) -> None:
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._senders: dict[str, tuple[float, int]] = {}
+
+    def warn(self, sender: str, topic: str, error: protocol.ProtocolError) -> None:
+        now = time.monotonic()
+        with self._lock:
+            logged_at, skipped = self._senders.get(sender, (-math.inf, 0))
+            if now - logged_at < self._interval_s:
+                self._senders[sender] = (logged_at, skipped + 1)
+                return
+            self._senders[sender] = (now, 0)
+        more = (
+            f" ({skipped} more from {sender or 'an unreadable topic'} in the last"
+            f" {self._interval_s:.0f} s not logged)"
+            if skipped
+            else ""
+        )
+        _LOGGER.warning("ignored message on %s: %s%s", topic[:200], error, more)
 
 
 class Dispatcher:
@@ -56,8 +91,12 @@ class Dispatcher:
         client_id: str = "loa-server",
         on_reconnect: Callable[[], None] | None = None,
         tls: ssl.SSLContext | None = None,
+        on_rejected: RejectHandler | None = None,
+        epoch: Callable[[], int] | None = None,
     ) -> None:
-        """`tls` (Settings.mqtt_tls_context) makes both connections TLS; None = plain MQTT."""
+        """`tls` (Settings.mqtt_tls_context) makes both connections TLS; None = plain MQTT.
+        `on_rejected(device_id, reason)` hears of every refused answer-back message; `epoch()`
+        is read for every message (a rotation takes effect without a restart; None = 0)."""
         self.host = host
         self.port = port
         self._tls = tls
@@ -70,6 +109,9 @@ class Dispatcher:
         self._on_event = on_event
         self._client_id = client_id
         self._on_reconnect = on_reconnect
+        self._on_rejected = on_rejected
+        self._epoch = epoch or (lambda: 0)
+        self._reject_log = RejectLog()
         self._was_connected = False
         self._connected = threading.Event()
         self._refused: str | None = None
@@ -171,7 +213,7 @@ class Dispatcher:
         """Sign and publish one message on `topic` (its stream) with the stream's next number."""
         with self.exclusive():
             command = protocol.new_command(
-                body, stream=topic, seq=self._next_seq(topic), ttl_s=ttl_s
+                body, stream=topic, seq=self._next_seq(topic), ttl_s=ttl_s, epoch=self._epoch()
             )
             self._publish_payload(topic, protocol.sign_command(command, self._signing_key), retain)
         return command
@@ -242,6 +284,7 @@ class Dispatcher:
     def _handle_message(
         self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage
     ) -> None:
+        device_id = ""
         try:
             device_id = protocol.device_id_from_topic(message.topic)
             if message.topic.endswith("/state"):
@@ -253,7 +296,9 @@ class Dispatcher:
                 self._check_sender(device_id, event.device_id, message.topic)
                 self._on_event(event)
         except protocol.ProtocolError as exc:
-            _LOGGER.warning("ignored message on %s: %s", message.topic, exc)
+            self._reject_log.warn(device_id, message.topic, exc)
+            if self._on_rejected is not None:
+                self._on_rejected(device_id, exc.reason)
         except Exception:
             _LOGGER.exception("failed to handle message on %s", message.topic)
 

@@ -51,6 +51,7 @@ class ProgrammeLeader:
         self.redeliveries = redelivery.Redeliveries(settings.redelivery)
         self._refresh_lock = threading.Lock()
         self._seen_revision = -1
+        self._seen_epoch = -1
         self._republish_manifests = threading.Event()
         self._redeliver_lock = threading.Lock()  # one pass at a time: attempts are counted
         # What time the re-delivery sweeps go by (UTC, naive); a test replaces it to own time.
@@ -70,9 +71,14 @@ class ProgrammeLeader:
         self.scheduler.stop()
 
     def tick(self) -> None:
-        """Another process changed the programme: plan and publish again."""
+        """Another process changed the programme: plan and publish again. A new sequence epoch
+        (`loa keys rotate`): publish every manifest, so each manifest stream that a receiver
+        refuses as stale gets a message of the new epoch at once."""
+        epoch = sequences.current_value(self.db.engine, sequences.EPOCH)
         revision = sequences.current_value(self.db.engine, sequences.PROGRAMME_REVISION)
-        if revision != self._seen_revision:
+        if epoch != self._seen_epoch:
+            self.refresh(force_manifests=True)
+        elif revision != self._seen_revision:
             self.refresh()
 
     def broker_restored(self) -> None:
@@ -92,6 +98,7 @@ class ProgrammeLeader:
             self._seen_revision = sequences.current_value(
                 self.db.engine, sequences.PROGRAMME_REVISION
             )
+            self._seen_epoch = sequences.current_value(self.db.engine, sequences.EPOCH)
             self._render_unrendered()
             with self.db.session() as session:
                 result = planning.plan(

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from broadcast import (
     targets,
 )
 from broadcast.administration import Administration
-from broadcast.answerback import Answer, AnswerBackWriter
+from broadcast.answerback import Answer, AnswerBackWriter, Rejected
 from broadcast.bulletin_desk import BulletinDesk, check_playable
 from broadcast.const import (
     ANNOUNCE_ROLES,
@@ -121,6 +122,13 @@ class RefreshedConfig:
 
 
 @dataclass(frozen=True)
+class KeyRotation:
+    epoch: int  # the new sequence epoch every message carries from now on
+    public_key: str  # the signing key's public half (base64), new or unchanged
+    new_key: bool
+
+
+@dataclass(frozen=True)
 class AnnouncementRecording:
     """A phone recording, validated, levelled and stored; sent only by `announce_recording`."""
 
@@ -191,6 +199,8 @@ class BroadcastService:
                 on_event=self.answers.put,
                 on_reconnect=self.leader.broker_restored,
                 tls=settings.mqtt_tls_context(),
+                on_rejected=lambda device_id, reason: self.answers.put(Rejected(device_id, reason)),
+                epoch=self._epoch,
             )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -240,6 +250,37 @@ class BroadcastService:
 
     def _next_seq(self, stream: str) -> int:
         return sequences.next_value(self.db.engine, stream)
+
+    def _epoch(self) -> int:
+        return sequences.current_value(self.db.engine, sequences.EPOCH)
+
+    def rotate_keys(self, new_key: bool = True) -> KeyRotation:
+        """The way back for receivers that refuse a stream's commands as stale (they accepted a
+        sequence far beyond its counter: a leaked key, a bug, a restored database): a new
+        sequence epoch, which they accept at once and after which the older epoch is refused
+        everywhere; with `new_key`, also a new signing key, which receivers trust only from
+        their config file (`loa device refresh`), since whoever holds the old key could sign
+        anything. Processes already running read the epoch per message but keep the key they
+        started with: restart them after a new key."""
+        if new_key:
+            self.signing_key = self.secrets.replace_signing_key()
+            self.public_key_text = protocol.public_key_to_text(self.signing_key.public_key())
+        epoch = sequences.advance_epoch(self.db.engine, int(time.time()))
+        with self.db.session() as session:
+            audit.record(
+                session,
+                None,
+                audit.Action.KEYS_ROTATE,
+                "keys",
+                {"epoch": epoch, "new_key": new_key, "public_key": self.public_key_text},
+            )
+        _LOGGER.warning(
+            "new sequence epoch %d (signing key %s, %s)",
+            epoch,
+            self.public_key_text,
+            "new" if new_key else "kept",
+        )
+        return KeyRotation(epoch, self.public_key_text, new_key)
 
     # --- the programme -------------------------------------------------------------------------
 
@@ -735,13 +776,18 @@ class BroadcastService:
         """Receivers' states and events, in arrival order, in one transaction
         (`broadcast.answerback` batches them off the MQTT thread)."""
         returned = []
+        rejected: Counter[str] = Counter()
         with self.db.session() as session:
             for answer in answers:
-                if isinstance(answer, protocol.DeviceEvent):
+                if isinstance(answer, Rejected):
+                    rejected[answer.device_id or "unknown"] += 1
+                elif isinstance(answer, protocol.DeviceEvent):
                     broadcasts.apply_event(session, answer)
                     session.flush()  # the next answer may settle the same broadcast
                 elif broadcasts.apply_status(session, answer) == broadcasts.StatusChange.RETURNED:
                     returned.append(answer.device_id)
+            for device_id, count in rejected.items():
+                sequences.add(session, sequences.REJECTED_ANSWERS + device_id, count)
         for device_id in returned:
             self.leader.device_returned(device_id)
 

@@ -281,3 +281,12 @@ class Secrets:
             write_private_file(self._key_path, protocol.private_key_to_pem(key).decode("ascii"))
         _LOGGER.info("generated the command signing key %s", self._key_path)
         return key
+
+    def replace_signing_key(self) -> Ed25519PrivateKey:
+        """A new command signing key, written over the old one atomically (`loa keys rotate`):
+        the old private key is gone, so nothing can sign with it from this directory again."""
+        with self._creating():
+            key = protocol.generate_private_key()
+            write_private_file(self._key_path, protocol.private_key_to_pem(key).decode("ascii"))
+        _LOGGER.info("replaced the command signing key %s", self._key_path)
+        return key

@@ -50,7 +50,7 @@ from devices.amplifier import Amplifier, AmplifierError
 from devices.cache import MediaCache
 from devices.config import ConfigError, ReceiverConfig
 from devices.heartbeat import Snapshot, status_extra
-from devices.intake import CommandIntake
+from devices.intake import REPLAY_FILE, CommandIntake
 from devices.mixer import Mixer
 from devices.mqtt_link import MqttLink
 from devices.players import Player, make_player
@@ -72,7 +72,6 @@ from devices.store import ReceiverStore
 _LOGGER = logging.getLogger(__name__)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-REPLAY_FILE = "replay.json"
 _PUBLISH_WAIT_S = 2.0
 
 

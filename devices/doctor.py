@@ -1,9 +1,10 @@
 """`loa doctor --config FILE` on a receiver: is this Pi ready to play, and if not, what to fix.
 
 Each check says OK or what is wrong and what to do about it, in one line, so an installer with a
-phone and SSH can act on it: the config file, the server's key, the broker (TCP, then an MQTT
-login with the device's own password), the clock (chrony), the audio output and the disk. The
-exit code is 0 when every check passed. The same `Check` type serves `broadcast.doctor`.
+phone and SSH can act on it: the config file, the server's key, the command streams (none
+refusing the server's commands as stale), the broker (TCP, then an MQTT login with the device's
+own password), the clock (chrony), the audio output and the disk. The exit code is 0 when every
+check passed. The same `Check` type serves `broadcast.doctor`.
 """
 
 from __future__ import annotations
@@ -16,15 +17,23 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
 from devices import protocol
 from devices.config import ConfigError, ReceiverConfig, tls_context
+from devices.intake import REPLAY_FILE, ReplayState
 
 _LOGGER = logging.getLogger(__name__)
 
+STREAMS_FIX = (
+    "on the server: `loa keys rotate --data DIR` (a new signing key and sequence epoch; then"
+    " `loa device refresh --data DIR` and install this receiver's new config), or"
+    " `loa keys rotate --epoch-only --data DIR` if the signing key did not leak: this receiver"
+    " accepts the new epoch's commands at once"
+)
 MIN_FREE_MB = 200
 CLOCK_WARN_S = 0.5  # receivers start together only if their clocks agree
 TIMEOUT_S = 5.0
@@ -174,17 +183,43 @@ def audio_check(config: ReceiverConfig) -> Check:
     return Check("audio", True, f"player {shutil.which(program)}")
 
 
+def streams_check(data_dir: Path, device_id: str, server_key: str) -> Check:
+    """Streams on which the receiver refuses the server's genuine commands as stale: it once
+    accepted a sequence far beyond the server's counter (a leaked key, a bug, a restored server
+    database), and only a new epoch brings it back (`devices.intake`)."""
+    state = ReplayState.load(data_dir / REPLAY_FILE, device_id, server_key)
+    stale = state.stale_streams()
+    if not stale:
+        return Check(
+            "command streams",
+            True,
+            f"{len(state.streams)} stream(s), none refusing the server (epoch {state.floor})",
+        )
+    lines = []
+    for stream in stale:
+        since = datetime.fromtimestamp(stream.since, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines.append(
+            f"{stream.topic} refused {stream.refused} command(s) as stale since {since}: its"
+            f" stored sequence {stream.stored_seq} (epoch {stream.epoch}) is"
+            f" {stream.stored_seq - stream.refused_seq} ahead of the server's latest"
+            f" ({stream.refused_seq})"
+        )
+    return Check("command streams", False, "; ".join(lines), STREAMS_FIX)
+
+
 def receiver_checks(config_path: Path) -> list[Check]:
     try:
         config = ReceiverConfig.load(config_path)
     except ConfigError as exc:
         return [Check("config", False, str(exc), "copy the file the server generated again")]
     checks = [Check("config", True, f"{config_path}: device {config.device_id}")]
+    key_text = config.server_public_key
     try:
-        protocol.public_key_from_text(config.server_public_key)
+        key_text = protocol.public_key_to_text(protocol.public_key_from_text(key_text))
         checks.append(Check("server key", True, "the server's Ed25519 key is readable"))
     except (ValueError, protocol.ProtocolError) as exc:
         checks.append(Check("server key", False, str(exc), "re-download the config file"))
+    checks.append(streams_check(Path(config.data_dir), config.device_id, key_text))
     mqtt_settings = config.mqtt
     where = f"{mqtt_settings.host}:{mqtt_settings.port}"
     fix = f"check the network, and that the broker listens on {where}"

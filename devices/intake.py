@@ -12,6 +12,15 @@ reconnect) is a harmless duplicate, ignored without counting.
 Accepting is two steps: `verify` (checks, nothing persisted) and, once the agent has acted on the
 message (e.g. written the manifest to disk), `remember` (the sequence persisted). A power cut in
 between makes the broker's copy count as new again, never lost.
+
+A command refused for an old sequence whose id was never accepted here is `stale`: not a replay
+but a genuine command from a server whose counter is behind what this receiver accepted (one
+accepted sequence far in the future: a leaked key, a bug, a restored server database). Such
+refusals are counted per stream in `replay.json` until the stream accepts a message again, so
+`loa doctor --config` can name the stream and the way back (a new epoch: `loa keys rotate`).
+The stream memory belongs to the server key it was built with: when the config brings a new key
+(`loa keys rotate` then `loa device refresh`), it starts afresh, since nothing the old key signed
+is trusted any more.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +44,94 @@ from devices.protocol import (
     ReplayGuard,
     SequenceGuard,
     device_manifest_topic,
+    public_key_to_text,
     verify_command,
 )
 
 # The receiver logs as one component: lines keep saying `devices.agent` (operators grep for it).
 _LOGGER = logging.getLogger("devices.agent")
+
+REPLAY_FILE = "replay.json"  # in the receiver's data_dir
+
+
+@dataclass(frozen=True)
+class StaleStream:
+    """A stream refusing the server: `refused` genuine commands since `since`, the last with
+    sequence `refused_seq`, below the `stored_seq` (of `epoch`) accepted before."""
+
+    topic: str
+    refused: int
+    since: float
+    refused_seq: int
+    stored_seq: int
+    epoch: int
+
+
+@dataclass
+class ReplayState:
+    """What `replay.json` holds (every part optional, so older files still load)."""
+
+    ids: dict[str, float] = field(default_factory=dict)
+    streams: dict[str, tuple[int, str]] = field(default_factory=dict)
+    epochs: dict[str, int] = field(default_factory=dict)
+    floor: int = 0
+    key: str = ""  # the server key the stream memory was built with ("" in older files)
+    stale: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, device_id: str, key: str) -> ReplayState:
+        """The saved state; the stream memory only if it was built with the server key `key`
+        (the ids are kept: a copy signed by another key fails its signature anyway)."""
+        saved = cls._read(path, device_id)
+        if saved.key and saved.key != key:
+            _LOGGER.info(
+                "%s: the server key changed: sequence memory of %d streams (epoch %d) reset",
+                device_id,
+                len(saved.streams),
+                saved.floor,
+            )
+            return cls(ids=saved.ids, key=key)
+        return saved
+
+    @classmethod
+    def _read(cls, path: Path, device_id: str) -> ReplayState:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as exc:
+            _LOGGER.warning("%s: ignoring unreadable %s: %s", device_id, path, exc)
+            return cls()
+        if not isinstance(data, dict):
+            return cls()
+        if not isinstance(data.get("ids"), dict):  # the format before sequences: ids only
+            return cls(ids=_ids(data))
+        floor = data.get("epoch", 0)
+        key = data.get("key", "")
+        return cls(
+            ids=_ids(data["ids"]),
+            streams=_streams(data.get("streams")),
+            epochs=_counts(data.get("epochs")),
+            floor=floor if isinstance(floor, int) and floor >= 0 else 0,
+            key=key if isinstance(key, str) else "",
+            stale=_stale(data.get("stale")),
+        )
+
+    def stale_streams(self) -> list[StaleStream]:
+        found = []
+        for topic, entry in sorted(self.stale.items()):
+            stored_seq, _ = self.streams.get(topic, (0, ""))
+            found.append(
+                StaleStream(
+                    topic,
+                    int(entry["count"]),
+                    entry["since"],
+                    int(entry["seq"]),
+                    stored_seq,
+                    self.epochs.get(topic, 0),
+                )
+            )
+        return found
 
 
 class CommandIntake:
@@ -47,11 +140,13 @@ class CommandIntake:
     def __init__(self, device_id: str, public_key: Ed25519PublicKey, replay_path: Path) -> None:
         self.device_id = device_id
         self._public_key = public_key
+        self._key_text = public_key_to_text(public_key)
         self._replay_path = replay_path
         self._manifest_topic = device_manifest_topic(device_id)
-        ids, streams = self._load_replay()
-        self._guard = ReplayGuard(ids)
-        self._sequence = SequenceGuard(streams)
+        saved = ReplayState.load(replay_path, device_id, self._key_text)
+        self._guard = ReplayGuard(saved.ids)
+        self._sequence = SequenceGuard(saved.streams, saved.epochs, saved.floor)
+        self._stale = saved.stale
         self._guard_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._rejected = 0
@@ -76,7 +171,13 @@ class CommandIntake:
             command = verify_command(payload, self._public_key)
             self._check_place(command, topic)
             with self._guard_lock:
-                if not self._sequence.check(command, topic):
+                try:
+                    fresh = self._sequence.check(command, topic)
+                except ProtocolError as exc:
+                    if exc.reason == "replayed" and not self._guard.knows(command.id):
+                        raise self._refused_as_stale(command, topic) from None
+                    raise
+                if not fresh:
                     _LOGGER.debug(
                         "%s: ignored a repeat of %s (seq %d) on %s",
                         self.device_id,
@@ -99,7 +200,24 @@ class CommandIntake:
         """Record `command` as the newest of its topic, on disk."""
         with self._guard_lock:
             self._sequence.remember(command)
+            self._stale.pop(command.stream, None)
             self._save_replay()
+
+    def _refused_as_stale(self, command: Command, topic: str) -> ProtocolError:
+        """Count a genuine command refused because this receiver accepted a higher sequence
+        on its stream (kept on disk for `loa doctor`); the error to log."""
+        last = self._sequence.last(topic)
+        stored, epoch = (last.seq, last.epoch) if last is not None else (-1, command.epoch)
+        entry = self._stale.setdefault(topic, {"count": 0, "since": time.time(), "seq": 0})
+        entry["count"] += 1
+        entry["seq"] = command.seq
+        self._save_replay()
+        return ProtocolError(
+            "stale",
+            f"sequence {command.seq} on {topic} is not above {stored} (epoch {epoch}),"
+            f" accepted here before: {int(entry['count'])} command(s) refused on this stream;"
+            " see loa doctor --config",
+        )
 
     def reload(self, topic: str, payload: bytes) -> Command | None:
         """A message the agent accepted earlier and kept on disk: signature, device and topic
@@ -128,25 +246,16 @@ class CommandIntake:
 
     # --- replay guard persistence ---------------------------------------------------------------
 
-    def _load_replay(self) -> tuple[dict[str, float], dict[str, tuple[int, str]]]:
-        try:
-            data = json.loads(self._replay_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}, {}
-        except (OSError, ValueError) as exc:
-            _LOGGER.warning(
-                "%s: ignoring unreadable %s: %s", self.device_id, self._replay_path, exc
-            )
-            return {}, {}
-        if not isinstance(data, dict):
-            return {}, {}
-        if not isinstance(data.get("ids"), dict):  # the format before sequences: ids only
-            return _ids(data), {}
-        return _ids(data["ids"]), _streams(data.get("streams"))
-
     def _save_replay(self) -> None:
         """Atomic rewrite; a failed write is logged, the in-memory guards still protect us."""
-        data = {"ids": self._guard.to_dict(), "streams": self._sequence.to_dict()}
+        data = {
+            "ids": self._guard.to_dict(),
+            "streams": self._sequence.to_dict(),
+            "epochs": self._sequence.epochs(),
+            "epoch": self._sequence.floor,
+            "key": self._key_text,
+            "stale": self._stale,
+        }
         try:
             write_private_file(self._replay_path, json.dumps(data))
         except OSError as exc:
@@ -170,3 +279,21 @@ def _streams(data: Any) -> dict[str, tuple[int, str]]:
         ):
             streams[str(topic)] = (int(value[0]), value[1])
     return streams
+
+
+def _counts(data: Any) -> dict[str, int]:
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, int) and v >= 0}
+
+
+def _stale(data: Any) -> dict[str, dict[str, float]]:
+    if not isinstance(data, dict):
+        return {}
+    found = {}
+    for topic, entry in data.items():
+        if isinstance(entry, dict) and all(
+            isinstance(entry.get(name), int | float) for name in ("count", "since", "seq")
+        ):
+            found[str(topic)] = {name: entry[name] for name in ("count", "since", "seq")}
+    return found

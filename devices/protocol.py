@@ -36,7 +36,13 @@ _LOGGER = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 TOPIC_ROOT = "loa/v1"
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-MAX_MESSAGE_BYTES = 256 * 1024
+MAX_MESSAGE_BYTES = 256 * 1024  # a command or manifest (server → receiver)
+MAX_ANSWER_BYTES = 16 * 1024  # a state or event (receiver → server): a few small fields
+MAX_JSON_DEPTH = 16  # the deepest real message (a manifest's item) is 4 levels
+MAX_TIMESTAMP = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last second a datetime holds
+MAX_BROADCAST_ID = 2**31 - 1  # the server's integer keys
+MAX_SEQ = 2**63 - 1  # sequence numbers and epochs: the server's 64-bit counters
+MAX_SEQ_JUMP = 1_000_000  # how far one message may move a stream's sequence ahead (see below)
 DEFAULT_COMMAND_TTL_S = 15 * 60
 MANIFEST_HORIZON_S = 48 * 3600
 MAX_MANIFEST_ITEMS = 500
@@ -202,18 +208,18 @@ class PlayBody:
     def from_dict(cls, data: dict[str, Any]) -> PlayBody:
         try:
             body = cls(
-                broadcast_id=int(data["broadcast_id"]),
-                item_id=str(data.get("item_id", ""))[:100],
-                media_url=str(data.get("media_url", "")),
-                media_sha256=str(data.get("media_sha256", "")),
+                broadcast_id=_whole(data["broadcast_id"], "broadcast_id", 0, MAX_BROADCAST_ID),
+                item_id=_text(data.get("item_id", ""), "item_id")[:100],
+                media_url=_text(data.get("media_url", ""), "media_url"),
+                media_sha256=_text(data.get("media_sha256", ""), "media_sha256"),
                 priority=Priority(data.get("priority", Priority.NORMAL)),
-                repeat=int(data.get("repeat", 1)),
-                title=str(data.get("title", ""))[:300],
-                play_at=_optional_float(data.get("play_at")),
-                valid_until=_optional_float(data.get("valid_until")),
+                repeat=_whole(data.get("repeat", 1), "repeat", 1, 10),
+                title=_text(data.get("title", ""), "title")[:300],
+                play_at=_optional_time(data.get("play_at"), "play_at"),
+                valid_until=_optional_time(data.get("valid_until"), "valid_until"),
                 content=ContentType(data.get("content", ContentType.MEDIA)),
-                relay_url=str(data.get("relay_url", "")),
-                duration_s=float(data.get("duration_s", 0.0)),
+                relay_url=_text(data.get("relay_url", ""), "relay_url"),
+                duration_s=_number(data.get("duration_s", 0.0), "duration_s", 0.0, MAX_RELAY_S),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError("malformed", f"play body: {exc}") from exc
@@ -227,13 +233,52 @@ class PlayBody:
                 raise ProtocolError("malformed", "relay_url must be http(s)")
             if not 0 < body.duration_s <= MAX_RELAY_S:
                 raise ProtocolError("malformed", f"relay duration must be 0..{MAX_RELAY_S} s")
-        if not 1 <= body.repeat <= 10:
-            raise ProtocolError("malformed", "repeat must be 1..10")
         return body
 
 
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+# --- field checks: every number the server or a receiver stores or computes with is bounded ---
+
+
+def _whole(value: Any, what: str, low: int, high: int) -> int:
+    """An integer (or a float without a fraction) within `low..high`; a bool is no number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} must be a whole number")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{what} must be a whole number")
+    number = int(value)
+    if not low <= number <= high:
+        raise ValueError(f"{what} must be {low}..{high}")
+    return number
+
+
+def _number(value: Any, what: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} must be a number")
+    number = float(value)  # integers are 64-bit at most (the parser), so this cannot overflow
+    if not low <= number <= high:
+        raise ValueError(f"{what} must be {low:g}..{high:g}")
+    return number
+
+
+def _time(value: Any, what: str) -> float:
+    """Epoch seconds that a datetime can hold (so the server can store them)."""
+    return _number(value, what, 0.0, MAX_TIMESTAMP)
+
+
+def _optional_time(value: Any, what: str) -> float | None:
+    return None if value is None else _time(value, what)
+
+
+def _text(value: Any, what: str, max_length: int | None = None) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string")
+    if max_length is not None and len(value) > max_length:
+        raise ValueError(f"{what} longer than {max_length} characters")
+    return value
+
+
+def _optional_whole(value: Any, what: str) -> int | None:
+    return None if value is None else _whole(value, what, 0, MAX_BROADCAST_ID)
 
 
 @dataclass(frozen=True)
@@ -242,9 +287,8 @@ class StopBody:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StopBody:
-        value = data.get("broadcast_id")
         try:
-            return cls(broadcast_id=None if value is None else int(value))
+            return cls(broadcast_id=_optional_whole(data.get("broadcast_id"), "broadcast_id"))
         except (TypeError, ValueError) as exc:
             raise ProtocolError("malformed", f"stop body: {exc}") from exc
 
@@ -266,11 +310,13 @@ class ManifestBody:
             raw_items = data.get("items", [])
             if not isinstance(raw_items, list) or len(raw_items) > MAX_MANIFEST_ITEMS:
                 raise ValueError(f"items must be a list of at most {MAX_MANIFEST_ITEMS}")
+            if not all(isinstance(item, dict) for item in raw_items):
+                raise ValueError("every item must be an object")
             items = tuple(PlayBody.from_dict(item) for item in raw_items)
             body = cls(
-                device_id=check_id(str(data["device_id"]), "device id"),
-                generated_at=float(data["generated_at"]),
-                horizon_until=float(data["horizon_until"]),
+                device_id=check_id(data["device_id"], "device id"),
+                generated_at=_time(data["generated_at"], "generated_at"),
+                horizon_until=_time(data["horizon_until"], "horizon_until"),
                 items=items,
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -304,7 +350,9 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Command:
     """A signed message to receivers. `stream` is the topic it is published on and `seq` rises by
-    one on every message of that stream, so a receiver can tell a replayed copy from a new one."""
+    one on every message of that stream, so a receiver can tell a replayed copy from a new one.
+    `epoch` is the server's sequence epoch (`loa keys rotate`): a newer one resets every
+    stream's sequence floor on the receivers, an older one is refused (absent = 0)."""
 
     kind: CommandKind
     id: str
@@ -313,6 +361,7 @@ class Command:
     stream: str
     seq: int
     body: Body
+    epoch: int = 0
 
     def to_unsigned(self) -> dict[str, Any]:
         if isinstance(self.body, ManifestBody):
@@ -327,6 +376,7 @@ class Command:
             "expires_at": self.expires_at,
             "stream": self.stream,
             "seq": self.seq,
+            "epoch": self.epoch,
             "body": body,
         }
 
@@ -348,9 +398,11 @@ def new_command(
     seq: int,
     ttl_s: float = DEFAULT_COMMAND_TTL_S,
     now: float | None = None,
+    epoch: int = 0,
 ) -> Command:
     issued = time.time() if now is None else now
-    return Command(_KINDS[type(body)], uuid.uuid4().hex, issued, issued + ttl_s, stream, seq, body)
+    kind = _KINDS[type(body)]
+    return Command(kind, uuid.uuid4().hex, issued, issued + ttl_s, stream, seq, body, epoch)
 
 
 def sign_command(command: Command, key: Ed25519PrivateKey) -> bytes:
@@ -371,14 +423,7 @@ def verify_command(
 
     `check_expiry=False` is for a copy the receiver accepted earlier and kept on disk (its
     manifest): the signature and shape are checked again, the delivery window is not."""
-    if len(payload) > MAX_MESSAGE_BYTES:
-        raise ProtocolError("malformed", f"message of {len(payload)} bytes is too large")
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("malformed", f"not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ProtocolError("malformed", "not a JSON object")
+    data = load_json_object(payload)
     signature_text = data.pop("sig", None)
     if not isinstance(signature_text, str):
         raise ProtocolError("unsigned", "no signature")
@@ -391,11 +436,12 @@ def verify_command(
         raise ProtocolError("malformed", f"unsupported protocol version {data.get('v')!r}")
     try:
         kind = CommandKind(data["kind"])
-        command_id = str(data["id"])
-        issued_at = float(data["issued_at"])
-        expires_at = float(data["expires_at"])
-        stream = str(data["stream"])
-        seq = int(data["seq"])
+        command_id = _text(data["id"], "id", 100)
+        issued_at = _time(data["issued_at"], "issued_at")
+        expires_at = _time(data["expires_at"], "expires_at")
+        stream = _text(data["stream"], "stream", 200)
+        seq = _whole(data["seq"], "seq", 0, MAX_SEQ)
+        epoch = _whole(data.get("epoch", 0), "epoch", 0, MAX_SEQ)
         raw_body = data["body"]
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError("malformed", f"envelope: {exc}") from exc
@@ -407,7 +453,7 @@ def verify_command(
     if check_expiry and issued_at > current + clock_skew_s:
         raise ProtocolError("expired", "issued in the future")
     body = _BODY_TYPES[kind].from_dict(raw_body)
-    return Command(kind, command_id, issued_at, expires_at, stream, seq, body)
+    return Command(kind, command_id, issued_at, expires_at, stream, seq, body, epoch)
 
 
 class ReplayGuard:
@@ -435,6 +481,10 @@ class ReplayGuard:
         self._seen[command.id] = command.expires_at
         self._earliest = min(self._earliest, command.expires_at)
 
+    def knows(self, command_id: str) -> bool:
+        """Whether a command with this id was accepted (and has not expired since)."""
+        return command_id in self._seen
+
     def _earliest_expiry(self) -> float:
         """The soonest expiry remembered: until it passes, no id needs forgetting, so a check
         costs O(1) instead of a pass over every remembered id."""
@@ -444,35 +494,84 @@ class ReplayGuard:
         return dict(self._seen)
 
 
-class SequenceGuard:
-    """Per stream (topic), the highest sequence number accepted and its command id.
+@dataclass(frozen=True)
+class StreamMark:
+    """The newest message accepted on a stream."""
 
-    A message must come on the stream it was signed for and carry a higher sequence than the last
-    one accepted there. The same message again (QoS 1 redelivery, a retained manifest after a
-    reconnect) is a harmless duplicate; a lower sequence is a replay. The agent persists
-    `to_dict()` so the check holds across restarts.
+    epoch: int
+    seq: int
+    command_id: str
+
+
+class SequenceGuard:
+    """Per stream (topic), the epoch, the highest sequence number accepted and its command id;
+    and the highest epoch accepted on any stream (the floor).
+
+    A message must come on the stream it was signed for. Within an epoch it must carry a higher
+    sequence than the last one accepted there, by at most MAX_SEQ_JUMP: the server's counter
+    rises by one per message, so even months of missed commands stay far below that, while one
+    accepted sequence far in the future (a leaked key, a bug) would make every later genuine
+    one look old. A newer epoch (`loa keys rotate`) starts the stream afresh; an epoch below the
+    floor is refused everywhere, so the messages of an older epoch cannot be replayed after a
+    rotation. The same message again (QoS 1 redelivery, a retained manifest after a reconnect)
+    is a harmless duplicate. The agent persists the state so the checks hold across restarts.
     """
 
-    def __init__(self, state: dict[str, tuple[int, str]] | None = None) -> None:
-        self._last: dict[str, tuple[int, str]] = dict(state or {})
+    def __init__(
+        self,
+        state: dict[str, tuple[int, str]] | None = None,
+        epochs: dict[str, int] | None = None,
+        floor: int = 0,
+    ) -> None:
+        epochs = epochs or {}
+        self._last: dict[str, StreamMark] = {
+            topic: StreamMark(epochs.get(topic, 0), seq, command_id)
+            for topic, (seq, command_id) in (state or {}).items()
+        }
+        self._floor = max([floor, *(mark.epoch for mark in self._last.values())])
+
+    @property
+    def floor(self) -> int:
+        """The newest epoch accepted on any stream: older epochs are refused."""
+        return self._floor
+
+    def last(self, topic: str) -> StreamMark | None:
+        return self._last.get(topic)
 
     def check(self, command: Command, topic: str) -> bool:
         """True: new, accept it. False: a duplicate of the last one, ignore it quietly.
-        Raises ProtocolError for a message from another stream or an older sequence."""
+        Raises ProtocolError for a message from another stream, an older epoch, an older
+        sequence (`replayed`) or one implausibly far ahead."""
         if command.stream != topic:
             raise ProtocolError("wrong_stream", f"signed for {command.stream}, came on {topic}")
-        last_seq, last_id = self._last.get(topic, (-1, ""))
-        if command.seq == last_seq and command.id == last_id:
+        if command.epoch < self._floor:
+            raise ProtocolError(
+                "old_epoch", f"epoch {command.epoch} on {topic}; epoch {self._floor} is current"
+            )
+        last = self._last.get(topic)
+        if last is None or command.epoch > last.epoch:
+            return True
+        if command.seq == last.seq and command.id == last.command_id:
             return False
-        if command.seq <= last_seq:
-            raise ProtocolError("replayed", f"sequence {command.seq} on {topic} after {last_seq}")
+        if command.seq <= last.seq:
+            raise ProtocolError("replayed", f"sequence {command.seq} on {topic} after {last.seq}")
+        if command.seq - last.seq > MAX_SEQ_JUMP:
+            raise ProtocolError(
+                "too_far_ahead",
+                f"sequence {command.seq} on {topic} is more than {MAX_SEQ_JUMP} after {last.seq}",
+            )
         return True
 
     def remember(self, command: Command) -> None:
-        self._last[command.stream] = (command.seq, command.id)
+        self._last[command.stream] = StreamMark(command.epoch, command.seq, command.id)
+        self._floor = max(self._floor, command.epoch)
 
     def to_dict(self) -> dict[str, tuple[int, str]]:
-        return dict(self._last)
+        """Sequence and id per stream: the shape `replay.json` always had."""
+        return {topic: (mark.seq, mark.command_id) for topic, mark in self._last.items()}
+
+    def epochs(self) -> dict[str, int]:
+        return {topic: mark.epoch for topic, mark in self._last.items() if mark.epoch}
 
 
 # --- answer-back ------------------------------------------------------------------------------
@@ -495,18 +594,16 @@ class DeviceEvent:
 
     @classmethod
     def from_json(cls, payload: bytes) -> DeviceEvent:
-        data = _load_object(payload)
+        data = load_json_object(payload, MAX_ANSWER_BYTES)
         try:
             return cls(
-                device_id=check_id(str(data["device_id"]), "device id"),
-                command_id=str(data["command_id"]),
-                broadcast_id=(
-                    None if data.get("broadcast_id") is None else int(data["broadcast_id"])
-                ),
+                device_id=check_id(data["device_id"], "device id"),
+                command_id=_text(data["command_id"], "command_id")[:100],
+                broadcast_id=_optional_whole(data.get("broadcast_id"), "broadcast_id"),
                 kind=EventKind(data["kind"]),
-                at=float(data["at"]),
-                detail=str(data.get("detail", ""))[:500],
-                item_id=str(data.get("item_id", ""))[:100],
+                at=_time(data["at"], "at"),
+                detail=_text(data.get("detail", ""), "detail")[:500],
+                item_id=_text(data.get("item_id", ""), "item_id")[:100],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError("malformed", f"event: {exc}") from exc
@@ -538,32 +635,90 @@ class DeviceStatus:
 
     @classmethod
     def from_json(cls, payload: bytes) -> DeviceStatus:
-        data = _load_object(payload)
+        data = load_json_object(payload, MAX_ANSWER_BYTES)
         try:
             extra = data.get("extra") or {}
             if not isinstance(extra, dict):
                 raise TypeError("extra must be an object")
-            current = data.get("current_broadcast")
             return cls(
-                device_id=check_id(str(data["device_id"]), "device id"),
+                device_id=check_id(data["device_id"], "device id"),
                 state=ReceiverState(data["state"]),
-                boot_id=str(data["boot_id"]),
-                at=float(data["at"]),
-                current_broadcast=None if current is None else int(current),
-                version=str(data.get("version", "")),
+                boot_id=_text(data["boot_id"], "boot_id", 64),
+                at=_time(data["at"], "at"),
+                current_broadcast=_optional_whole(
+                    data.get("current_broadcast"), "current_broadcast"
+                ),
+                version=_text(data.get("version", ""), "version")[:100],
                 extra=extra,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError("malformed", f"state: {exc}") from exc
 
 
-def _load_object(payload: bytes) -> dict[str, Any]:
-    if len(payload) > MAX_MESSAGE_BYTES:
-        raise ProtocolError("malformed", "message too large")
+# --- parsing what arrives -----------------------------------------------------------------------
+
+
+def _json_int(text: str) -> int:
+    """Integers of at most 64 bits: what the server's columns hold (and no 4,300-digit parse)."""
+    if len(text.lstrip("-")) > 19:
+        raise ValueError(f"integer of {len(text)} digits is out of range")
+    value = int(text)
+    if not -(2**63) <= value <= MAX_SEQ:
+        raise ValueError(f"integer {value} is out of range")
+    return value
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:30]} is out of range")
+    return value
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(
+    parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant
+)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def load_json_object(payload: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
+    """The one parser of everything that arrives over MQTT: a JSON object in UTF-8 of at most
+    `max_bytes`, nested at most MAX_JSON_DEPTH levels, its numbers finite and within 64 bits,
+    its strings free of lone UTF-16 surrogates. Anything else raises ProtocolError("malformed")
+    naming what is wrong, so every receiver of a payload counts and logs it in one line
+    (RecursionError, OverflowError or UnicodeError never reach a caller)."""
+    if len(payload) > max_bytes:
+        raise ProtocolError(
+            "malformed", f"message of {len(payload)} bytes is too large (at most {max_bytes})"
+        )
     try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("malformed", f"not JSON: {exc}") from exc
+        data = _DECODER.decode(bytes(payload).decode("utf-8"))
+    except RecursionError:
+        raise ProtocolError("malformed", "not JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, the number hooks
+        raise ProtocolError("malformed", f"not JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise ProtocolError("malformed", "not a JSON object")
+    _check_depth(data)
+    if _SURROGATE_ESCAPE.search(payload):  # a pair decodes to one character; a lone one stays
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError("malformed", "a lone UTF-16 surrogate in a string") from None
     return data
+
+
+def _check_depth(data: dict[str, Any]) -> None:
+    """Iteratively, so a deep structure cannot exhaust the stack of whoever walks it next."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ProtocolError("malformed", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))

@@ -80,6 +80,7 @@ class RecordingDispatcher(Dispatcher):
             ),
             on_status=service._on_status,
             on_event=service._on_event,
+            epoch=service._epoch,
         )
         self._public_key = service.signing_key.public_key()
         self.sent: list[Sent] = []

@@ -15,10 +15,15 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, abort, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from sqlalchemy import func, select
 
-from broadcast import accounts
+from broadcast import accounts, sequences
 from broadcast.const import Role
 from broadcast.db import Database
 from broadcast.models import Broadcast, Delivery, Device, utcnow
@@ -69,6 +74,14 @@ class DatabaseCollector:
             ):
                 deliveries.add_metric([state], count)
             yield deliveries
+            rejected = CounterMetricFamily(
+                "loa_answers_rejected",
+                "Receivers' state and event messages refused as malformed or spoofed",
+                labels=["device"],
+            )
+            for device_id, count in sequences.counters(session, sequences.REJECTED_ANSWERS).items():
+                rejected.add_metric([device_id], count)
+            yield rejected
             yield self._latency(session)
 
     @staticmethod

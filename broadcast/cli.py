@@ -253,6 +253,8 @@ def cmd_mqtt_config(args: argparse.Namespace) -> int:
             args.host,
             None if args.no_plain else args.port,
             tls=tls,
+            server_port=args.server_port,
+            server_tls_port=args.server_tls_port,
             persistence_dir=Path(args.persistence_dir) if args.persistence_dir else None,
             broker_user=args.broker_user,
         )
@@ -269,7 +271,14 @@ def cmd_mqtt_config(args: argparse.Namespace) -> int:
             " so their configs say so",
             file=sys.stderr,
         )
-    elif not args.no_plain and not is_loopback(args.host):
+    else:
+        print(
+            f"loa: receivers connect to port {args.port}, the server to 127.0.0.1:"
+            f"{args.server_port} (LOA_MQTT_PORT={args.server_port},"
+            f" LOA_DEVICE_MQTT_PORT={args.port})",
+            file=sys.stderr,
+        )
+    if tls is None and not args.no_plain and not is_loopback(args.host):
         print(
             "loa: receivers' passwords would cross the network in clear text: give --certfile"
             " and --keyfile for a TLS listener",
@@ -595,6 +604,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=DEFAULT_MQTT_PORT, help="plain port (1883)"
     )
     mqtt_config.add_argument("--no-plain", action="store_true", help="no plain listener: TLS only")
+    mqtt_config.add_argument(
+        "--server-port",
+        type=int,
+        default=None,
+        help="without TLS: the server's own listener on 127.0.0.1 (receivers use --port)",
+    )
+    mqtt_config.add_argument(
+        "--server-tls-port",
+        type=int,
+        default=None,
+        help="with TLS: a TLS listener for servers on other hosts (the server's login only)",
+    )
     mqtt_config.add_argument(
         "--certfile", default="", help="the broker's TLS certificate (PEM): adds a TLS listener"
     )

@@ -40,6 +40,11 @@ def register_device(
     """Create the device and write its receiver config (with a fresh password) under devices/."""
     if not protocol.ID_PATTERN.fullmatch(device_id):
         raise ValidationError("id", f"device id {device_id!r} must be a lowercase slug")
+    if device_id.startswith(SERVER_MQTT_USERNAME):
+        # the server's broker login and client ids (loa-server, loa-server-<process>)
+        raise ValidationError(
+            "id", f"device id {device_id!r} is kept for the server: choose another name"
+        )
     if session.get(Device, device_id) is not None:
         raise ValidationError("id", f"device {device_id!r} already exists")
     zone = session.get(Zone, zone_id)

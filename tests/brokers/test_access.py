@@ -90,8 +90,8 @@ def test_one_hash_format_serves_both_brokers(
     access = BrokerAccess((BrokerUser("ours", ours), BrokerUser("theirs", theirs)))
     broker = broker_factory(broker_kind, access)
     for username, password in (("ours", "our-secret"), ("theirs", "their-secret")):
-        connected(broker, username, password).close()
-        refused = MqttProbe(broker, "", username, password + "x")
+        connected(broker, username, password, username).close()
+        refused = MqttProbe(broker, username, username, password + "x")
         try:
             assert refused.connect()[0].is_failure
         finally:

@@ -226,6 +226,13 @@ def cmd_device_refresh(args: argparse.Namespace) -> int:
             " regenerate the broker's access list (loa mqtt-config, then reload mosquitto)",
             file=sys.stderr,
         )
+    behind = [item.device_id for item in refreshed if item.broker_behind and not item.new_password]
+    if behind:
+        print(
+            f"loa: the broker does not yet let {', '.join(behind)} hear all their zones:"
+            " regenerate its access list (loa mqtt-config, then reload mosquitto)",
+            file=sys.stderr,
+        )
     print(f"loa: {len(refreshed)} config file(s) rewritten; copy each to its Pi", file=sys.stderr)
     return 0
 
@@ -244,25 +251,28 @@ def cmd_mqtt_config(args: argparse.Namespace) -> int:
     try:
         with service.db.session() as session:
             access = registry.broker_access(session, service.secrets.mqtt_password)
+            try:
+                config = write_config(
+                    Path(args.out),
+                    access,
+                    args.host,
+                    None if args.no_plain else args.port,
+                    tls=tls,
+                    server_port=args.server_port,
+                    server_tls_port=args.server_tls_port,
+                    persistence_dir=Path(args.persistence_dir) if args.persistence_dir else None,
+                    broker_user=args.broker_user,
+                )
+                names = check_tls(tls).names if tls is not None else ()
+            except BrokerError as exc:
+                raise LoaError(str(exc)) from None
+            except OSError as exc:
+                raise LoaError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+            # what each receiver may hear from now on (once mosquitto reloads): the server
+            # flags a receiver registered in zones the broker does not allow it
+            registry.record_broker_access(session, access)
     finally:
         service.stop()
-    try:
-        config = write_config(
-            Path(args.out),
-            access,
-            args.host,
-            None if args.no_plain else args.port,
-            tls=tls,
-            server_port=args.server_port,
-            server_tls_port=args.server_tls_port,
-            persistence_dir=Path(args.persistence_dir) if args.persistence_dir else None,
-            broker_user=args.broker_user,
-        )
-        names = check_tls(tls).names if tls is not None else ()
-    except BrokerError as exc:
-        raise LoaError(str(exc)) from None
-    except OSError as exc:
-        raise LoaError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(config)
     if tls is not None:
         print(

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from service_support import add_devices, seed_commune
 from support import MqttProbe
 
+from broadcast import receivers
 from broadcast.brokers import BrokerAccess, device_user, server_user
 from devices import protocol
 from devices.protocol import EventKind, Priority, ReceiverState
@@ -347,6 +349,39 @@ def test_a_stolen_login_cannot_silence_a_receiver_or_the_server(
         for thief in thieves:
             thief.close()
         answer_back.close()
+        watcher.close()
+
+
+def test_a_receiver_deaf_to_its_zones_says_so_and_the_server_flags_it(
+    broker_kind: str, broker_factory, kit, server_key, spawn, service, tmp_path: Path
+) -> None:
+    """Registered in Thôn A, the broker's access list says so, but the config on the Pi still
+    lists Thôn B (it was moved): its heartbeat reports the zones it listens to and the
+    subscriptions the broker refused (amqtt refuses; mosquitto grants and drops), and the
+    server marks it as needing attention, saying what to run."""
+    seed_commune(service)
+    add_devices(service, {DEVICE: "thon-a"})
+    broker = start_broker(broker_kind, broker_factory, {DEVICE: ["thon-a", "xa-test"]})
+    watcher = watch(kit, broker)
+    try:
+        config = kit.receiver_config(
+            tmp_path, DEVICE, ["thon-b", "xa-test"], broker.port, f"{DEVICE}-pw", server_key
+        )
+        path = kit.write_json(tmp_path / f"{DEVICE}.json", config)
+        agent = spawn("devices.agent", ["--config", str(path)], tmp_path / "agent.log")
+        refused = ["loa/v1/zone/thon-b/cmd"] if broker_kind == "amqtt" else []
+        status = watcher.wait_state(
+            DEVICE,
+            lambda s: s.online and s.extra.get("refused_topics") == refused
+            and s.extra.get("zones") == ["thon-b", "xa-test"],
+        )  # fmt: skip
+        service._on_status(status)
+        with service.db.session() as session:
+            [deaf] = receivers.needing_attention(session, None, limit=10)
+            found = receivers.zone_check(deaf)
+            assert (found.not_listening, found.listening_elsewhere) == (("thon-a",), ("thon-b",))
+        assert agent.alive()
+    finally:
         watcher.close()
 
 

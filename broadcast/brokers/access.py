@@ -231,7 +231,11 @@ class BrokerUser:
             password_hash=data.get("password_hash"),  # type: ignore[arg-type]
             publish=tuple(data.get("publish", [])),
             subscribe=tuple(data.get("subscribe", [])),
-            any_client_id=data.get("any_client_id", False),
+            # a file written before client ids were bound: only the server's role (it may
+            # command every device) keeps choosing its ids
+            any_client_id=data.get(
+                "any_client_id", DEVICE_COMMAND_FILTER in data.get("publish", [])
+            ),
         )
 
 

@@ -175,6 +175,27 @@ def test_access_save_load_round_trip(tmp_path: Path) -> None:
         BrokerAccess((server_user("x", "a"), server_user("x", "b")))
 
 
+def test_a_login_is_bound_to_its_client_id() -> None:
+    access = BrokerAccess(
+        (
+            server_user("loa-server", "a"),
+            device_user("dev-a", "b", []),
+            device_user("dev-b", "c", []),
+        )
+    )
+    assert access.client_id_refusal("dev-a", "dev-a") is None
+    for taken in ("dev-b", "loa-server", "loa-server-1a2b3c", "anything"):
+        assert "only with client id 'dev-a'" in (access.client_id_refusal("dev-a", taken) or "")
+    for own in ("loa-server", "loa-server-1a2b3c", "loa-server-doctor"):
+        assert access.client_id_refusal("loa-server", own) is None
+    assert "belongs to user 'dev-a'" in (access.client_id_refusal("loa-server", "dev-a") or "")
+    # an access file written before the binding: the server's role keeps free ids
+    old = access.to_dict()
+    for user in old["users"]:
+        del user["any_client_id"]
+    assert BrokerAccess.from_dict(old) == access
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [

@@ -331,7 +331,7 @@ def test_a_stolen_login_cannot_silence_a_receiver_or_the_server(
                 code, _present = thief.connect()
                 if broker_kind == "amqtt":
                     assert code.is_failure and "identifier" in str(code).lower(), code
-        play_at = time.time() + 1.5  # sent while the attempts are fresh: no time to reconnect
+        play_at = time.time() + 2.0  # sent while the attempts are fresh: no time to reconnect
         command, payload = kit.play_command(
             server_key, url, data, 41, stream=zone, priority=Priority.EMERGENCY, play_at=play_at
         )

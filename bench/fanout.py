@@ -410,7 +410,9 @@ class Fleet:
                 *(device_user(d, "", [ZONE], password_hash=shared_hash) for d in device_ids),
             )
         )
-        self._broker = MosquittoBroker(self._folder / "broker", "127.0.0.1", _free_port(), access)
+        self._broker = MosquittoBroker(
+            self._folder / "broker", "127.0.0.1", _free_port(), access, server_port=_free_port()
+        )
         self._broker.start()
         self._broker_pid = _child_pid("mosquitto")
         ready = self._context.Queue()
@@ -436,7 +438,7 @@ class Fleet:
             mqtt.CallbackAPIVersion.VERSION2, client_id="loa-server-bench", protocol=mqtt.MQTTv311
         )
         publisher.username_pw_set("loa-server", PASSWORD)
-        publisher.connect("127.0.0.1", self._broker.port, keepalive=60)
+        publisher.connect("127.0.0.1", self._broker.server_port, keepalive=60)  # type: ignore[arg-type]
         publisher.loop_start()
         self._publisher = publisher
         self._wait_subscribed()

@@ -244,7 +244,8 @@ def measure_agent() -> dict[str, Any]:
             device_user(DEVICE_ID, PASSWORD, [ZONE]),
         )
     )
-    broker = MosquittoBroker(folder / "mosquitto", LOOPBACK, port, access)
+    server_port = _free_port()  # mosquitto gives the server a listener of its own
+    broker = MosquittoBroker(folder / "mosquitto", LOOPBACK, port, access, server_port=server_port)
     media = _tone_mp3(TONE_S)
     server = _serve(media)
     config = {
@@ -286,7 +287,7 @@ def measure_agent() -> dict[str, Any]:
     agent: subprocess.Popen[bytes] | None = None
     log_path = folder / "agent.log"
     try:
-        watcher.connect(LOOPBACK, port, 30)
+        watcher.connect(LOOPBACK, server_port, 30)
         watcher.loop_start()
         watcher.subscribe(
             [

@@ -423,7 +423,8 @@ def _prepare(
     settings = Settings(
         data_dir=folder / "server",
         port=_free_port(),
-        mqtt_port=_free_port(),
+        mqtt_port=_free_port(),  # the server's own listener on mosquitto
+        device_mqtt_port=_free_port(),  # the receivers'
         play_lead_s=play_lead_s,
     )
     if receiver_storage is not None:
@@ -665,7 +666,13 @@ def run(
         with database.session() as session:
             access = registry.broker_access(session, password)
         database.dispose()
-        broker = MosquittoBroker(folder / "mosquitto", LOOPBACK, settings.mqtt_port, access)
+        broker = MosquittoBroker(
+            folder / "mosquitto",
+            LOOPBACK,
+            settings.receiver_mqtt_port,
+            access,
+            server_port=settings.mqtt_port,
+        )
         broker.start()
         server = Server(settings, folder)
         server.start(leads[0])

@@ -555,7 +555,7 @@ def start_stack(
     folder = Path(tempfile.mkdtemp(prefix="loa-bench-web-"))
     os.chmod(folder, 0o755)  # PostgreSQL runs as its own user under root
     timings: dict[str, float] = {}
-    port, mqtt_port = _free_port(), _free_port()
+    port, mqtt_port, server_mqtt_port = _free_port(), _free_port(), _free_port()
     postgres, database_url = None, ""
     if database == "postgresql":
         sys.path.insert(0, str(REPO / "tests"))
@@ -566,7 +566,12 @@ def start_stack(
         database_url = postgres.create_database("loa")
     data = folder / "var"
     settings = Settings(
-        data_dir=data, port=port, mqtt_port=mqtt_port, host=LOOPBACK, database_url=database_url
+        data_dir=data,
+        port=port,
+        mqtt_port=server_mqtt_port,  # the server's own listener on mosquitto
+        device_mqtt_port=mqtt_port,  # the receivers'
+        host=LOOPBACK,
+        database_url=database_url,
     )
     started = time.monotonic()
     service = BroadcastService(settings, connect_mqtt=False)
@@ -577,14 +582,16 @@ def start_stack(
     finally:
         service.stop()
     timings["seed_s"] = time.monotonic() - started
-    broker = MosquittoBroker(folder / "mosquitto", LOOPBACK, mqtt_port, access)
+    broker = MosquittoBroker(
+        folder / "mosquitto", LOOPBACK, mqtt_port, access, server_port=server_mqtt_port
+    )
     broker.start()
     env = {
         "LOA_DATA_DIR": str(data),
         "LOA_HOST": LOOPBACK,
         "LOA_PORT": str(port),
         "LOA_MQTT_HOST": LOOPBACK,
-        "LOA_MQTT_PORT": str(mqtt_port),
+        "LOA_MQTT_PORT": str(server_mqtt_port),
         "LOA_DATABASE_URL": database_url,
         "LOA_LOG_LEVEL": "INFO",
     }

@@ -350,7 +350,7 @@ def apply_status(session: Session, status: DeviceStatus) -> StatusChange:
     device.last_seen = reported_at if status.online else device.last_seen
     if status.online:
         device.status_extra = dict(status.extra)
-        device.health_ok = receivers.health_ok(device.status_extra)
+        device.health_ok = receivers.device_health_ok(device)
     return StatusChange.RETURNED if returned else StatusChange.UPDATED
 
 

@@ -227,6 +227,13 @@ def cmd_device_refresh(args: argparse.Namespace) -> int:
             " regenerate the broker's access list (loa mqtt-config, then reload mosquitto)",
             file=sys.stderr,
         )
+    behind = [item.device_id for item in refreshed if item.broker_behind and not item.new_password]
+    if behind:
+        print(
+            f"loa: the broker does not yet let {', '.join(behind)} hear all their zones:"
+            " regenerate its access list (loa mqtt-config, then reload mosquitto)",
+            file=sys.stderr,
+        )
     print(f"loa: {len(refreshed)} config file(s) rewritten; copy each to its Pi", file=sys.stderr)
     return 0
 
@@ -274,23 +281,28 @@ def cmd_mqtt_config(args: argparse.Namespace) -> int:
     try:
         with service.db.session() as session:
             access = registry.broker_access(session, service.secrets.mqtt_password)
+            try:
+                config = write_config(
+                    Path(args.out),
+                    access,
+                    args.host,
+                    None if args.no_plain else args.port,
+                    tls=tls,
+                    server_port=args.server_port,
+                    server_tls_port=args.server_tls_port,
+                    persistence_dir=Path(args.persistence_dir) if args.persistence_dir else None,
+                    broker_user=args.broker_user,
+                )
+                names = check_tls(tls).names if tls is not None else ()
+            except BrokerError as exc:
+                raise LoaError(str(exc)) from None
+            except OSError as exc:
+                raise LoaError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+            # what each receiver may hear from now on (once mosquitto reloads): the server
+            # flags a receiver registered in zones the broker does not allow it
+            registry.record_broker_access(session, access)
     finally:
         service.stop()
-    try:
-        config = write_config(
-            Path(args.out),
-            access,
-            args.host,
-            None if args.no_plain else args.port,
-            tls=tls,
-            persistence_dir=Path(args.persistence_dir) if args.persistence_dir else None,
-            broker_user=args.broker_user,
-        )
-        names = check_tls(tls).names if tls is not None else ()
-    except BrokerError as exc:
-        raise LoaError(str(exc)) from None
-    except OSError as exc:
-        raise LoaError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(config)
     if tls is not None:
         print(
@@ -299,7 +311,14 @@ def cmd_mqtt_config(args: argparse.Namespace) -> int:
             " so their configs say so",
             file=sys.stderr,
         )
-    elif not args.no_plain and not is_loopback(args.host):
+    else:
+        print(
+            f"loa: receivers connect to port {args.port}, the server to 127.0.0.1:"
+            f"{args.server_port} (LOA_MQTT_PORT={args.server_port},"
+            f" LOA_DEVICE_MQTT_PORT={args.port})",
+            file=sys.stderr,
+        )
+    if tls is None and not args.no_plain and not is_loopback(args.host):
         print(
             "loa: receivers' passwords would cross the network in clear text: give --certfile"
             " and --keyfile for a TLS listener",
@@ -649,6 +668,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=DEFAULT_MQTT_PORT, help="plain port (1883)"
     )
     mqtt_config.add_argument("--no-plain", action="store_true", help="no plain listener: TLS only")
+    mqtt_config.add_argument(
+        "--server-port",
+        type=int,
+        default=None,
+        help="without TLS: the server's own listener on 127.0.0.1 (receivers use --port)",
+    )
+    mqtt_config.add_argument(
+        "--server-tls-port",
+        type=int,
+        default=None,
+        help="with TLS: a TLS listener for servers on other hosts (the server's login only)",
+    )
     mqtt_config.add_argument(
         "--certfile", default="", help="the broker's TLS certificate (PEM): adds a TLS listener"
     )

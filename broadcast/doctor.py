@@ -1,8 +1,9 @@
 """`loa doctor --data DIR` on the server: what a running Loa needs, checked, with what to fix.
 
-The database (reachable, schema at the newest migration), the data directory and its disk, the
-signing key (present, private), the broker (reachable, and the server's own login accepted),
-speech synthesis with the configured engine, and the clock. Read-only: it changes nothing
+The database (reachable, schema at the newest migration), receivers that do not hear the zones
+they are registered in, the data directory and its disk, the signing key (present, private),
+the broker (reachable, and the server's own login accepted), speech synthesis with the
+configured engine, and the clock. Read-only: it changes nothing
 (it does not even migrate the database). Receivers have their own: `loa doctor --config`.
 """
 
@@ -13,12 +14,13 @@ import stat
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from broadcast import db
+from broadcast import db, receivers
 from broadcast.const import SERVER_MQTT_USERNAME
 from broadcast.errors import LoaError
+from broadcast.models import Device
 from broadcast.settings import Secrets, Settings
 from devices.doctor import Check, clock_check, disk_check, mqtt_login_check, tcp_check
 
@@ -75,11 +77,66 @@ def speech_check(settings: Settings) -> Check:
     return Check("speech", True, f"{result.engine} spoke a test sentence ({size} bytes)")
 
 
+ZONE_PROBLEMS_SHOWN = 5  # a province may have hundreds after a reorganisation: name a few
+
+
+def describe_zone_check(found: receivers.ZoneCheck) -> str:
+    """One receiver's zone problem, in words (English: the doctor's language)."""
+    if not found.config_ok:
+        listening = ", ".join(found.listening or ()) or "no zone"
+        return (
+            f"{found.device_id} listens to {listening} but is registered in"
+            f" {', '.join(found.expected)} (its config file is stale)"
+        )
+    if found.not_allowed:
+        return (
+            f"{found.device_id}: the broker's access list does not let it hear"
+            f" {', '.join(found.not_allowed)}"
+        )
+    return f"{found.device_id}: the broker refused {', '.join(found.refused_topics)}"
+
+
+def zone_fix(problems: list[receivers.ZoneCheck]) -> str:
+    """What to run, naming the receivers whose config must be refreshed and copied."""
+    stale_configs = [found.device_id for found in problems if not found.config_ok]
+    steps = []
+    if stale_configs:
+        shown = " ".join(stale_configs[:ZONE_PROBLEMS_SHOWN])
+        more = " …" if len(stale_configs) > ZONE_PROBLEMS_SHOWN else ""
+        steps.append(f"`loa device refresh {shown}{more}` and copy each config to its receiver")
+    steps.append("`loa mqtt-config` and reload mosquitto (embedded broker: restart the server)")
+    return ", then ".join(steps)
+
+
+def receivers_check(database_url: str) -> Check:
+    """Receivers that do not hear the zones they are registered in (`receivers.zone_check`):
+    a stale config on the receiver, or a broker access list not rewritten since."""
+    database = db.Database(database_url)
+    try:
+        with database.session() as session:
+            devices = session.scalars(select(Device).order_by(Device.id)).all()
+            problems = [found for found in map(receivers.zone_check, devices) if not found.ok]
+    except SQLAlchemyError as exc:
+        return Check("receivers' zones", False, f"{exc.__class__.__name__}: {exc}"[:300])
+    finally:
+        database.dispose()
+    if not problems:
+        return Check("receivers' zones", True,
+                     f"{len(devices)} receivers hear the zones they are registered in")  # fmt: skip
+    detail = "; ".join(describe_zone_check(found) for found in problems[:ZONE_PROBLEMS_SHOWN])
+    if len(problems) > ZONE_PROBLEMS_SHOWN:
+        detail += f"; and {len(problems) - ZONE_PROBLEMS_SHOWN} more"
+    heading = f"{len(problems)} of {len(devices)} receivers do not hear their zones: "
+    return Check("receivers' zones", False, heading + detail, zone_fix(problems))
+
+
 def server_checks(settings: Settings) -> list[Check]:
     checks = [
         disk_check("data directory", settings.data_dir),
         database_check(settings.database_url),
     ]
+    if checks[-1].ok:
+        checks.append(receivers_check(settings.database_url))
     key_path = settings.data_dir / "keys" / "server_ed25519.pem"
     checks.append(key_check(key_path))
     host, port = settings.mqtt_host, settings.mqtt_port

@@ -62,6 +62,9 @@ class Device(Base):
     # that heartbeat read against `receivers.health_ok` (media cached, clock in step), kept as
     # a column so a province's dashboard counts receivers needing attention in SQL
     health_ok: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # the zones whose commands the broker's access list let it hear when Loa last wrote that
+    # list (`loa mqtt-config`, the embedded broker's file); None: never written since 0006
+    broker_zones: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # the item list last published on its manifest topic, to publish only what changed
     manifest_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     manifest_published_at: Mapped[datetime | None] = mapped_column(nullable=True)

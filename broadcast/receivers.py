@@ -1,4 +1,5 @@
-"""Receivers (cụm loa) at scale: their health rule, and what pages and the API read of them.
+"""Receivers (cụm loa) at scale: their health rule (media, clock, and whether they hear their
+zones), and what pages and the API read of them.
 
 A province has thousands of receivers. What a page shows of them is counted and filtered in
 SQL (counts per zone, the ones needing attention, one page of a list), so a request's cost does
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, func, not_, or_, select
 from sqlalchemy.orm import Session
 
+from broadcast import zones
 from broadcast.models import Device
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,13 +56,91 @@ def health(extra: Mapping[str, Any] | None) -> Health:
 
 
 def health_ok(extra: Mapping[str, Any] | None) -> bool:
-    """The rule `Device.health_ok` keeps, so pages count receivers needing attention in SQL."""
+    """The heartbeat's part of `Device.health_ok` (`device_health_ok` adds the zones)."""
     found = health(extra)
     return found.cache_ok and found.clock_ok
 
 
+def _names(value: object) -> tuple[str, ...] | None:
+    """A list of short strings from a heartbeat field, or None (absent, or not a list)."""
+    if not isinstance(value, list):
+        return None
+    return tuple(str(item)[:200] for item in value[:50])
+
+
+@dataclass(frozen=True)
+class ZoneCheck:
+    """Whether a receiver hears the zones it is registered in (its zone and every zone above).
+
+    A receiver listens to the zones of its config file and the broker lets it hear the zones of
+    its access list: both are written when it is registered and go stale when its zones change
+    (or an old config is copied back). mosquitto grants a forbidden subscription and drops
+    what it carries, so such a receiver would hear nothing and nobody would be told. A receiver
+    older than this check does not report its zones (`listening` None): no alarm.
+    """
+
+    device_id: str
+    expected: tuple[str, ...]  # the zones it is registered in
+    listening: tuple[str, ...] | None  # its heartbeat's `zones`: what its config subscribes to
+    refused_topics: tuple[str, ...]  # its heartbeat's `refused_topics`: the broker said no
+    broker: tuple[str, ...] | None  # `Device.broker_zones`: what the access list last allowed
+
+    @property
+    def not_listening(self) -> tuple[str, ...]:
+        """Registered zones its config does not subscribe to: it misses their commands."""
+        if self.listening is None:
+            return ()
+        return tuple(zone for zone in self.expected if zone not in self.listening)
+
+    @property
+    def listening_elsewhere(self) -> tuple[str, ...]:
+        """Zones its config subscribes to but it is not registered in: it would play them."""
+        if self.listening is None:
+            return ()
+        return tuple(zone for zone in self.listening if zone not in self.expected)
+
+    @property
+    def config_ok(self) -> bool:
+        return not self.not_listening and not self.listening_elsewhere
+
+    @property
+    def not_allowed(self) -> tuple[str, ...]:
+        """Registered zones the broker's access list, as last written, does not allow."""
+        if self.broker is None:
+            return ()
+        return tuple(zone for zone in self.expected if zone not in self.broker)
+
+    @property
+    def broker_ok(self) -> bool:
+        return not self.not_allowed and not self.refused_topics
+
+    @property
+    def ok(self) -> bool:
+        return self.config_ok and self.broker_ok
+
+
+def zone_check(device: Device) -> ZoneCheck:
+    """What the server registered `device` in against what it hears (heartbeat, access list)."""
+    extra = device.status_extra or {}
+    expected = tuple(zone.id for zone in zones.ancestors_and_self(device.zone))
+    broker = None if device.broker_zones is None else _names(device.broker_zones)
+    return ZoneCheck(
+        device.id,
+        expected,
+        _names(extra.get("zones")),
+        _names(extra.get("refused_topics")) or (),
+        broker,
+    )
+
+
+def device_health_ok(device: Device) -> bool:
+    """The rule `Device.health_ok` keeps, so pages count receivers needing attention in SQL:
+    media cached, clock in step, and hearing the zones it is registered in."""
+    return health_ok(device.status_extra) and zone_check(device).ok
+
+
 def needs_attention() -> ColumnElement[bool]:
-    """Offline, missing media or a clock out of step: the officer should look at it."""
+    """Offline, missing media, a clock out of step or deaf to its zones: look at it."""
     return or_(not_(Device.online), not_(Device.health_ok))
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broadcast import receivers
 from broadcast.brokers import (
+    ZONE_COMMAND_FILTER,
     BrokerAccess,
     device_user,
     hash_password,
@@ -40,6 +42,11 @@ def register_device(
     """Create the device and write its receiver config (with a fresh password) under devices/."""
     if not protocol.ID_PATTERN.fullmatch(device_id):
         raise ValidationError("id", f"device id {device_id!r} must be a lowercase slug")
+    if device_id.startswith(SERVER_MQTT_USERNAME):
+        # the server's broker login and client ids (loa-server, loa-server-<process>)
+        raise ValidationError(
+            "id", f"device id {device_id!r} is kept for the server: choose another name"
+        )
     if session.get(Device, device_id) is not None:
         raise ValidationError("id", f"device {device_id!r} already exists")
     zone = session.get(Zone, zone_id)
@@ -121,6 +128,22 @@ def _broker_login(settings: Settings, device: Device, password: str) -> MqttSett
         password=password,
         tls=settings.receiver_mqtt_tls(),
     )
+
+
+def record_broker_access(session: Session, access: BrokerAccess) -> None:
+    """Remember, for every device, the zones `access` (just written for the broker) lets it
+    hear, and read its health again: a receiver registered in zones its broker does not allow
+    needs attention (`receivers.zone_check`). Called wherever the access list is written."""
+    prefix, suffix = ZONE_COMMAND_FILTER.split("+")
+    for device in session.scalars(select(Device)):
+        user = access.user(device.id)
+        topics = user.subscribe if user is not None else ()
+        device.broker_zones = [
+            topic[len(prefix) : -len(suffix)]
+            for topic in topics
+            if topic.startswith(prefix) and topic.endswith(suffix)
+        ]
+        device.health_ok = receivers.device_health_ok(device)
 
 
 def broker_access(session: Session, server_password: str) -> BrokerAccess:

@@ -123,7 +123,8 @@ def start_embedded_broker(service: BroadcastService, stack: ExitStack) -> None:
         )
     with service.db.session() as session:
         access = registry.broker_access(session, service.secrets.mqtt_password)
-    access.save(settings.broker_access_path)
+        access.save(settings.broker_access_path)
+        registry.record_broker_access(session, access)
     broker = EmbeddedBroker(
         settings.mqtt_host, settings.mqtt_port, access, settings.broker_access_path
     )

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from broadcast import (
     clock,
     planning,
     programmes,
+    receivers,
     registry,
     rendering,
     schedules,
@@ -119,6 +120,8 @@ class RefreshedConfig:
     device_id: str
     path: Path
     new_password: bool  # the old config was gone or stale: the broker's access list changed
+    # the broker's access list, as Loa last wrote it, does not let it hear all its zones yet
+    broker_behind: bool = False
 
 
 @dataclass(frozen=True)
@@ -756,9 +759,18 @@ class BroadcastService:
                     {"form": "refresh", "new_password": new_password},
                 )
                 refreshed.append(RefreshedConfig(device.id, path, new_password))
-        if any(item.new_password for item in refreshed):
-            self._refresh_broker_access()
-        return refreshed
+        # new passwords, and zones the embedded broker must now allow (mosquitto: the command
+        # says to run `loa mqtt-config`)
+        self._refresh_broker_access()
+        with self.db.session() as session:
+            behind = {
+                device.id
+                for device in session.scalars(
+                    select(Device).where(Device.id.in_([item.device_id for item in refreshed]))
+                )
+                if receivers.zone_check(device).not_allowed
+            }
+        return [replace(item, broker_behind=item.device_id in behind) for item in refreshed]
 
     def _refresh_broker_access(self) -> None:
         """The embedded broker follows its access file: rewrite it, so a receiver registered
@@ -767,7 +779,9 @@ class BroadcastService:
         if not path.exists():
             return
         with self.db.session() as session:
-            registry.broker_access(session, self.secrets.mqtt_password).save(path)
+            access = registry.broker_access(session, self.secrets.mqtt_password)
+            access.save(path)
+            registry.record_broker_access(session, access)
         _LOGGER.info("broker access file %s rewritten", path)
 
     # --- answer-back --------------------------------------------------------------------------

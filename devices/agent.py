@@ -142,6 +142,7 @@ class ReceiverAgent:
             config.zones,
             on_command=self._accept,
             on_connected=self._on_connected,
+            on_subscribed=self._on_connected,  # the state says which subscriptions were refused
         )
 
         self._lock = threading.RLock()  # the last snapshot, and publishing the state in order
@@ -282,6 +283,8 @@ class ReceiverAgent:
                 data_dir=self._data_dir,
                 rejected_commands=self._intake.rejected,
                 clock_offset_s=self._intake.clock_offset_s,
+                zones=self._link.zones,
+                refused_topics=self._link.refused_topics,
             ),
         )
 

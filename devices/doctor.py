@@ -78,8 +78,15 @@ def mqtt_login_check(
     password: str,
     fix: str,
     tls: ssl.SSLContext | None = None,
+    *,
+    as_receiver: bool = False,
 ) -> Check:
-    """An MQTT CONNECT with these credentials (over TLS with `tls`): accepted, or the reason."""
+    """An MQTT CONNECT with these credentials (over TLS with `tls`): accepted, or the reason.
+
+    A receiver's login is bound to its client id (the device id), so `as_receiver` connects
+    as the receiver itself and keeps its persistent session (a clean session would discard the
+    commands the broker queues for it); a running agent is disconnected for a moment.
+    """
     answered = threading.Event()
     outcome: dict[str, str] = {}
 
@@ -91,7 +98,8 @@ def mqtt_login_check(
 
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
-        client_id=f"{username}-doctor",
+        client_id=username if as_receiver else f"{username}-doctor",
+        clean_session=not as_receiver,
         protocol=mqtt.MQTTv311,
         reconnect_on_failure=False,
     )
@@ -243,6 +251,7 @@ def receiver_checks(config_path: Path) -> list[Check]:
                 mqtt_settings.password,
                 "the server must know this device: `loa mqtt-config` (mosquitto) or re-register",
                 tls,
+                as_receiver=True,
             )
         )
     checks.append(clock_check())

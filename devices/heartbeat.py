@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,16 @@ def status_extra(
     data_dir: Path,
     rejected_commands: int,
     clock_offset_s: float | None,
+    zones: Sequence[str] = (),
+    refused_topics: Sequence[str] = (),
     thermal_path: Path = THERMAL_PATH,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The `extra` object of the state message (names are the server's contract)."""
+    """The `extra` object of the state message (names are the server's contract).
+
+    `zones` are the zones whose commands the receiver subscribes to (its config file) and
+    `refused_topics` the subscriptions the broker refused: the server compares them with the
+    zones it registered the receiver in, so a receiver that hears nothing is seen."""
     current = time.time() if now is None else now
     return {
         "current_item": snapshot.item_id,
@@ -105,4 +112,6 @@ def status_extra(
         "system_uptime_s": system_uptime_s(),
         "cpu_temp_c": cpu_temperature_c(thermal_path),
         "disk_free_mb": disk_free_mb(data_dir),
+        "zones": list(zones),
+        "refused_topics": list(refused_topics),
     }

@@ -63,8 +63,10 @@ class MqttLink:
         zones: Sequence[str],
         on_command: Callable[[str, bytes, bool], None],
         on_connected: Callable[[], None],
+        on_subscribed: Callable[[], None] | None = None,
     ) -> None:
-        """`on_command(topic, payload, retained)` and `on_connected()` are called in paho's
+        """`on_command(topic, payload, retained)`, `on_connected()` and `on_subscribed()` (the
+        broker answered the subscriptions: `refused_topics` is up to date) are called in paho's
         thread. Raises ConfigError if the TLS files of `settings.tls` cannot be used."""
         self.device_id = device_id
         self.broker = f"{settings.host}:{settings.port}"
@@ -73,6 +75,9 @@ class MqttLink:
         self._zones = zones
         self._on_command = on_command
         self._on_connected = on_connected
+        self._on_subscribed = on_subscribed
+        self._subscribing: dict[int, list[str]] = {}  # SUBSCRIBE message id -> its topics
+        self._refused_topics: tuple[str, ...] = ()
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
         self._last_failure = ""
@@ -80,6 +85,19 @@ class MqttLink:
         self._fatal_event = threading.Event()
         self._closing = False
         self._connack_seen = False  # the broker answered this connection attempt
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        """The zones whose command topics this link subscribes to (from the config file)."""
+        return tuple(self._zones)
+
+    @property
+    def refused_topics(self) -> tuple[str, ...]:
+        """Topics the broker refused at the last subscription (its ACL does not allow them).
+
+        mosquitto grants a forbidden subscription and drops the messages instead, so the server
+        also compares `zones` with the zones it registered the receiver in."""
+        return self._refused_topics
 
     @property
     def opened(self) -> bool:
@@ -180,7 +198,9 @@ class MqttLink:
         )
         topics = [device_command_topic(self.device_id), device_manifest_topic(self.device_id)]
         topics += [zone_command_topic(zone) for zone in self._zones]
-        client.subscribe([(topic, 1) for topic in topics])
+        _result, mid = client.subscribe([(topic, 1) for topic in topics])
+        if mid is not None:
+            self._subscribing[mid] = topics
         self._on_connected()
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
@@ -212,16 +232,25 @@ class MqttLink:
             self._warn_once(f"broker {self.broker} hung up without answering: {hint}")
 
     def _on_subscribe(
-        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: Any, _props: Any
     ) -> None:
-        for reason in reasons:
+        topics = self._subscribing.pop(mid, [])
+        refused = []
+        for index, reason in enumerate(reasons):
             if reason.is_failure:
+                topic = topics[index] if index < len(topics) else "?"
+                refused.append(topic)
                 _LOGGER.error(
-                    "%s: broker %s refused a subscription (%s): check its topic ACL",
+                    "%s: broker %s refused the subscription to %s (%s): check its topic ACL"
+                    " (`loa mqtt-config` on the server, then reload the broker)",
                     self.device_id,
                     self.broker,
+                    topic,
                     reason,
                 )
+        self._refused_topics = tuple(refused)
+        if self._on_subscribed is not None:
+            self._on_subscribed()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:

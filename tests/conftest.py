@@ -47,19 +47,21 @@ def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
         last_error: BrokerError | None = None
         for attempt in range(3):  # another process may grab the free port before we bind it
             port = free_port()
+            server_port = port  # amqtt: one listener for all
             directory = tmp_path / f"{kind}-{len(started)}-{attempt}"
             broker: AmqttProcess | MosquittoBroker
             if kind == "amqtt":
                 broker = AmqttProcess(directory, LOOPBACK, port, access)
             else:
-                broker = MosquittoBroker(directory, LOOPBACK, port, access)
+                server_port = free_port()
+                broker = MosquittoBroker(directory, LOOPBACK, port, access, server_port=server_port)
             started.append(broker)
             try:
                 broker.start()
             except BrokerError as exc:
                 last_error = exc
             else:
-                return RunningBroker(kind, LOOPBACK, port)
+                return RunningBroker(kind, LOOPBACK, port, server_port)
             if "already in use" not in str(last_error):
                 break
         pytest.fail(f"{kind} broker did not start: {last_error}", pytrace=False)

@@ -45,11 +45,21 @@ def free_port(host: str = LOOPBACK) -> int:
 
 @dataclass
 class RunningBroker:
-    """Where a test broker listens; `kind` is one of BROKER_KINDS."""
+    """Where a test broker listens; `kind` is one of BROKER_KINDS.
+
+    `port` is the receivers' listener; `server_port` the server's (mosquitto gives the server a
+    listener of its own, `broadcast.brokers.mosquitto`; 0: the same as `port`, as on amqtt).
+    """
 
     kind: str
     host: str
     port: int
+    server_port: int = 0
+
+    @property
+    def server(self) -> RunningBroker:
+        """The same broker as the server reaches it."""
+        return RunningBroker(self.kind, self.host, self.server_port or self.port)
 
 
 class AmqttProcess:

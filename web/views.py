@@ -76,6 +76,7 @@ class DeviceHealth:
     clock: str  # its clock's offset: "+0,4 s"
     clock_ok: bool
     machine: str  # temperature and free disk, when the receiver reports them
+    zones: str = ""  # why it does not hear the zones it is registered in, and what to run
 
 
 @dataclass(frozen=True)
@@ -113,4 +114,33 @@ def device_health(device: Device, words: HealthWords | None = None) -> DeviceHea
     if disk is not None:
         machine.append(words.disk_free % {"mb": round(disk)})
     machine_text = " · ".join(machine) or "—"
-    return DeviceHealth(cache, found.cache_ok, clock_text, found.clock_ok, machine_text)
+    return DeviceHealth(
+        cache, found.cache_ok, clock_text, found.clock_ok, machine_text, zone_problem(device)
+    )
+
+
+def zone_problem(device: Device) -> str:
+    """Why a receiver does not hear the zones it is registered in, and what to run; "" if it
+    does (`receivers.zone_check`). A receiver that hears nothing must not go unnoticed."""
+    found = receivers.zone_check(device)
+    if found.ok:
+        return ""
+    if not found.config_ok:
+        listening = ", ".join(found.listening or ()) or _("không khu vực nào")
+        return _(
+            "Nghe sai khu vực: máy thu nghe %(listening)s nhưng được đăng ký ở %(expected)s."
+            " Chạy `loa device refresh %(device)s`, chép tệp cấu hình mới vào máy thu, rồi chạy"
+            " `loa mqtt-config` và nạp lại mosquitto.",
+            listening=listening,
+            expected=", ".join(found.expected),
+            device=device.id,
+        )
+    if found.not_allowed:
+        text = _(
+            "Broker chưa cho nghe %(zones)s: máy thu không nhận được lệnh của khu vực này.",
+            zones=", ".join(found.not_allowed),
+        )
+    else:
+        text = _("Broker từ chối đăng ký %(topics)s.", topics=", ".join(found.refused_topics))
+    fix = _("Chạy `loa mqtt-config` rồi nạp lại mosquitto (broker nhúng: khởi động lại máy chủ).")
+    return f"{text} {fix}"

@@ -173,12 +173,18 @@ def check_username(username: str) -> str:
 
 @dataclass(frozen=True)
 class BrokerUser:
-    """One broker login and the topic filters it may publish to and subscribe to (read)."""
+    """One broker login and the topic filters it may publish to and subscribe to (read).
+
+    `any_client_id` False (a receiver) binds the login to one client id, the username, so no
+    login can connect as another client and make the broker close that client's connection.
+    True is for the server, whose processes each need a session of their own.
+    """
 
     username: str
     password_hash: str
     publish: tuple[str, ...] = ()
     subscribe: tuple[str, ...] = ()
+    any_client_id: bool = False
 
     def __post_init__(self) -> None:
         check_username(self.username)
@@ -188,6 +194,8 @@ class BrokerUser:
             raise ValueError(f"user {self.username!r}: {exc}") from exc
         object.__setattr__(self, "publish", tuple(check_topic_filter(t) for t in self.publish))
         object.__setattr__(self, "subscribe", tuple(check_topic_filter(t) for t in self.subscribe))
+        if not isinstance(self.any_client_id, bool):
+            raise ValueError(f"user {self.username!r}: any_client_id must be true or false")
 
     def may_publish(self, topic: str) -> bool:
         return any(topic_matches(allowed, topic) for allowed in self.publish)
@@ -204,13 +212,14 @@ class BrokerUser:
             "password_hash": self.password_hash,
             "publish": list(self.publish),
             "subscribe": list(self.subscribe),
+            "any_client_id": self.any_client_id,
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> BrokerUser:
         if not isinstance(data, dict):
             raise ValueError("each user must be a JSON object")
-        unknown = set(data) - {"username", "password_hash", "publish", "subscribe"}
+        unknown = set(data) - {"username", "password_hash", "publish", "subscribe", "any_client_id"}
         if unknown:
             raise ValueError(f"unknown user field(s) {sorted(unknown)}")
         for key in ("publish", "subscribe"):
@@ -222,6 +231,11 @@ class BrokerUser:
             password_hash=data.get("password_hash"),  # type: ignore[arg-type]
             publish=tuple(data.get("publish", [])),
             subscribe=tuple(data.get("subscribe", [])),
+            # a file written before client ids were bound: only the server's role (it may
+            # command every device) keeps choosing its ids
+            any_client_id=data.get(
+                "any_client_id", DEVICE_COMMAND_FILTER in data.get("publish", [])
+            ),
         )
 
 
@@ -242,6 +256,21 @@ class BrokerAccess:
         for candidate in self.users:
             if candidate.username == username:
                 return candidate
+        return None
+
+    def client_id_refusal(self, username: str | None, client_id: str) -> str | None:
+        """Why `username` may not connect as `client_id`, or None when it may.
+
+        A receiver connects only as itself (client id = username); the server with any client
+        id except another user's, so no login can take over another client's session.
+        """
+        user = self.user(username)
+        if user is None or client_id == user.username:
+            return None
+        if not user.any_client_id:
+            return f"user {user.username!r} may connect only with client id {user.username!r}"
+        if self.user(client_id) is not None:
+            return f"client id {client_id!r} belongs to user {client_id!r}"
         return None
 
     def with_user(self, user: BrokerUser) -> BrokerAccess:
@@ -344,6 +373,7 @@ def server_user(username: str, password: str, *, password_hash: str | None = Non
         password_hash=_role_hash(password, password_hash),
         publish=(DEVICE_COMMAND_FILTER, ZONE_COMMAND_FILTER, DEVICE_MANIFEST_FILTER),
         subscribe=(protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER),
+        any_client_id=True,
     )
 
 

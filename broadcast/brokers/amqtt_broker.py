@@ -8,6 +8,10 @@ Each correction was found by a test in tests/brokers:
 * logins are checked before the client id touches any session, so a client with a wrong
   password can neither wipe nor take over a receiver's persistent session, and a session is
   never resumed by a different user (amqtt would hand it the owner's queued commands);
+* a login whose client id is not its own (a receiver's is its username; the server's any id
+  no other user has) is answered CONNACK "identifier rejected" and the client holding that
+  id stays connected (amqtt closes the holder's connection: any login could silence any
+  receiver; mosquitto gets the same from `use_username_as_clientid`);
 * a client that stays silent past 1.5 x its keep-alive is disconnected (amqtt never does), so a
   receiver that loses power gets its `offline` last will published and its QoS 1 commands queued;
 * a last will on a topic the user may not publish to is dropped (amqtt publishes any will; done
@@ -39,7 +43,7 @@ from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
-from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connack import IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
 from amqtt.session import (
@@ -49,6 +53,8 @@ from amqtt.session import (
     Session,
 )
 from amqtt.utils import gen_client_id
+
+from broadcast.brokers.amqtt_plugins import IDENTIFIER_REFUSED
 
 # Logged under the embedded broker's name, as before this module was split out of it.
 _LOGGER = logging.getLogger("broadcast.brokers.embedded")
@@ -190,7 +196,9 @@ class LoaBroker(Broker):
         # Authenticate before the client id is looked up: amqtt would otherwise delete or take
         # over the session of that id (and kick its owner off) before refusing the login.
         if not await self._authenticate(session, None):  # type: ignore[arg-type]
-            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            refused_id = getattr(session, IDENTIFIER_REFUSED, False)
+            code = IDENTIFIER_REJECTED if refused_id else NOT_AUTHORIZED
+            await ConnackPacket.build(0, code).to_stream(writer)
             await writer.close()
             raise MQTTError(f"login refused for client from {remote_address}:{remote_port}")
 

@@ -3,7 +3,8 @@
 amqtt loads plugins by the dotted path given in its config (`embedded.broker_config` names
 these two), so they live in a module of their own, importable on their own:
 `AccessAuthPlugin` checks username/password against the same `$7$` hashes as mosquitto (no
-anonymous access) and `AccessTopicPlugin` applies the per-user publish/subscribe/receive ACL.
+anonymous access) and the client id against the user (a receiver connects only as itself),
+and `AccessTopicPlugin` applies the per-user publish/subscribe/receive ACL.
 Both are built from the users of a `BrokerAccess`, passed as plain data in the plugin config;
 given the access file's path too, they follow the file (checked at most once a second), so a
 receiver registered while the broker runs can log in at once.
@@ -33,6 +34,10 @@ from broadcast.brokers.access import (
 
 # Logged under the embedded broker's name, as before the plugins had a module of their own.
 _LOGGER = logging.getLogger("broadcast.brokers.embedded")
+
+# Set on a session whose login is right but whose client id is not the user's: the broker then
+# answers CONNACK "identifier rejected" instead of "not authorized".
+IDENTIFIER_REFUSED = "loa_identifier_refused"
 
 # A well-formed hash nobody knows the password of: unknown users cost as much as known ones.
 _DUMMY_HASH = "$".join(
@@ -120,6 +125,12 @@ class AccessAuthPlugin(BaseAuthPlugin):
             return False
         if not ok:
             _LOGGER.warning("MQTT login refused, wrong password: %s", who)
+            return False
+        refusal = self._access.current().client_id_refusal(username, session.client_id or "")
+        if refusal is not None:
+            # Refused before any session is touched: the client holding that id stays connected.
+            _LOGGER.warning("MQTT client id refused (%s): %s", refusal, who)
+            setattr(session, IDENTIFIER_REFUSED, True)
             return False
         if session.will_flag and not user.may_publish(session.will_topic or ""):
             # amqtt would publish any will unchecked; mosquitto drops a forbidden one. Do that.

@@ -3,10 +3,21 @@
 `write_config` renders mosquitto.conf + passwd + acl (all 0600, each written atomically, nothing
 written unless every input checks out) into one directory: no anonymous access, per-user ACLs,
 persistence (so QoS 1 commands queued for offline receivers survive a broker restart),
-`set_tcp_nodelay`, bounded queues and packet sizes, and its listeners: a plain one (tests, the
-single-machine install, or the server's own link on 127.0.0.1) and/or a TLS one for receivers
-on the network (`TlsListener`: the broker's certificate and key, checked before anything is
-written). `MosquittoBroker` runs the Debian `mosquitto` binary with that config as a child
+`set_tcp_nodelay`, bounded queues and packet sizes, and its listeners, each either the
+receivers' or the server's:
+
+* receivers' listeners (the TLS one, `TlsListener`, or without TLS the plain one) take
+  receivers' logins only and `use_username_as_clientid`: a receiver's client id is its device
+  id whatever it sends, so a stolen receiver's login cannot connect as another receiver (or as
+  the server) and make mosquitto close that client's connection;
+* server listeners (with TLS the plain one on loopback, plus an optional TLS one for servers
+  on other hosts; without TLS a second plain one on loopback) take the server's login only,
+  which keeps free client ids: its answer-back session `loa-server` and one publishing
+  session per process.
+
+`per_listener_settings true` gives each kind its own password file (`passwd`, `passwd-server`);
+the ACL file is shared. The certificate and key are checked before anything is written.
+`MosquittoBroker` runs the Debian `mosquitto` binary with that config as a child
 process (tests, single-machine installs); a systemd-managed mosquitto can use the very same
 files (`broker_user` hands them to the user mosquitto runs as).
 """
@@ -22,7 +33,7 @@ import shutil
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
@@ -38,7 +49,8 @@ from devices import protocol
 _LOGGER = logging.getLogger(__name__)
 
 CONFIG_NAME = "mosquitto.conf"
-PASSWORD_FILE_NAME = "passwd"
+PASSWORD_FILE_NAME = "passwd"  # receivers' logins
+SERVER_PASSWORD_FILE_NAME = "passwd-server"  # the server's logins
 ACL_FILE_NAME = "acl"
 LOG_FILE_NAME = "mosquitto.log"
 PERSISTENCE_FILE_NAME = "mosquitto.db"
@@ -64,6 +76,7 @@ MAX_PACKET_BYTES = 4 * protocol.MAX_MESSAGE_BYTES
 PERSISTENT_CLIENT_EXPIRATION = "30d"
 CERT_EXPIRY_WARNING = timedelta(days=30)
 _LOOPBACK_NAMES = ("localhost",)
+LOOPBACK_HOST = "127.0.0.1"  # where the server's plain listener is without TLS
 
 
 @dataclass(frozen=True)
@@ -116,8 +129,13 @@ def _render_acl(access: BrokerAccess) -> str:
     return "\n".join(lines)
 
 
-def _render_passwords(access: BrokerAccess) -> str:
-    return "".join(f"{user.username}:{user.password_hash}\n" for user in access.users)
+def _render_passwords(access: BrokerAccess, any_client_id: bool) -> str:
+    """The passwd lines of the server's users (`any_client_id`) or of everyone else."""
+    return "".join(
+        f"{user.username}:{user.password_hash}\n"
+        for user in access.users
+        if user.any_client_id == any_client_id
+    )
 
 
 def write_config(
@@ -128,13 +146,19 @@ def write_config(
     persistence: bool = True,
     *,
     tls: TlsListener | None = None,
+    server_port: int | None = None,
+    server_tls_port: int | None = None,
     persistence_dir: Path | None = None,
     broker_user: str | None = None,
 ) -> Path:
-    """Write mosquitto.conf, passwd and acl (0600) into `directory`; return the .conf path.
+    """Write mosquitto.conf, passwd, passwd-server and acl (0600) into `directory`; return the
+    .conf path.
 
-    `port` None leaves the plain listener out. With `tls`, a plain listener must be on a
-    loopback address: it is for the server on the same machine, never for the network.
+    Without `tls`, the plain listener (`host`:`port`) is the receivers' and the server gets its
+    own plain listener on 127.0.0.1:`server_port`. With `tls`, receivers use the TLS listener;
+    the plain one (`port` None leaves it out) is the server's and must be on a loopback address,
+    and `server_tls_port` adds a TLS listener (same certificate, `tls.host`) for servers on
+    other hosts.
     `broker_user` is the system user mosquitto runs as (it reads these files after dropping
     root): the files and a new directory are handed to it. Every check runs before anything
     is written, and each failure is one BrokerError naming the option or file.
@@ -144,28 +168,59 @@ def write_config(
     if port is not None:
         _check_listener(host, port, "MQTT")
     report: TlsReport | None = None
-    if tls is not None:
+    if tls is None:
+        if server_tls_port is not None:
+            raise BrokerError("a TLS listener for the server needs the TLS certificate and key")
+        if server_port is None:
+            raise BrokerError(
+                "the server needs a listener of its own beside the receivers' (whose client ids"
+                " are bound to their logins): give a server port (--server-port, e.g. 1884)"
+            )
+        _check_listener(LOOPBACK_HOST, server_port, "server")
+        if server_port == port:
+            raise BrokerError(f"the receivers' and the server's listener cannot share port {port}")
+    else:
         _check_listener(tls.host or "0.0.0.0", tls.port, "TLS")
+        if server_port is not None:
+            raise BrokerError(
+                "with TLS on, the plain listener is the server's: give its port as the plain"
+                " port, not as a server port"
+            )
         if port is not None and not is_loopback(host):
             raise BrokerError(
                 f"with TLS on, the plain listener is only for the server on this machine:"
                 f" listen on 127.0.0.1 or ::1, not {host!r}, or leave it out"
             )
-        if port == tls.port:
-            raise BrokerError(f"the plain and the TLS listener cannot share port {port}")
+        ports = [p for p in (port, tls.port, server_tls_port) if p is not None]
+        shared = sorted({p for p in ports if ports.count(p) > 1})
+        if shared:
+            raise BrokerError(f"two listeners cannot share port {shared[0]}")
+        if server_tls_port is not None:
+            _check_listener(tls.host or "0.0.0.0", server_tls_port, "server TLS")
         report = check_tls(tls)
     owner = _owner(broker_user)
     directory = Path(directory).resolve()
     persistence_path = Path(persistence_dir).resolve() if persistence_dir else directory
     config_path = directory / CONFIG_NAME
     password_path = directory / PASSWORD_FILE_NAME
+    server_password_path = directory / SERVER_PASSWORD_FILE_NAME
     acl_path = directory / ACL_FILE_NAME
-    lines = [
-        "# Written by Loa (broadcast.brokers.mosquitto); regenerate it instead of editing.",
-        "per_listener_settings false",
+    receivers_security = [
         "allow_anonymous false",
         f"password_file {_checked_path(password_path)}",
         f"acl_file {_checked_path(acl_path)}",
+        "use_username_as_clientid true",
+    ]
+    server_security = [
+        "allow_anonymous false",
+        f"password_file {_checked_path(server_password_path)}",
+        f"acl_file {_checked_path(acl_path)}",
+    ]
+    lines = [
+        "# Written by Loa (broadcast.brokers.mosquitto); regenerate it instead of editing.",
+        "# Receivers' listeners bind each login to its client id; the server's take only the",
+        "# server's login (passwd-server), whose sessions need client ids of their own.",
+        "per_listener_settings true",
         "set_tcp_nodelay true",
         f"persistence {'true' if persistence else 'false'}",
         # mosquitto wants the trailing slash on a persistence directory
@@ -189,10 +244,15 @@ def write_config(
         # As root mosquitto switches to the 'mosquitto' user, who cannot read these 0600 files;
         # run it as the user who owns them, i.e. with the privileges of whoever started Loa.
         lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
-    if port is not None:
-        lines.append(f"listener {int(port)} {host}")
-    if tls is not None:
-        lines += _tls_lines(tls)
+    if tls is None:
+        lines += [f"listener {int(port)} {host}", *receivers_security]  # type: ignore[arg-type]
+        lines += [f"listener {int(server_port)} {LOOPBACK_HOST}", *server_security]  # type: ignore[arg-type]
+    else:
+        if port is not None:
+            lines += [f"listener {int(port)} {host}", *server_security]
+        lines += [*_tls_lines(tls), *receivers_security]
+        if server_tls_port is not None:
+            lines += [*_tls_lines(replace(tls, port=server_tls_port)), *server_security]
     warnings = list(report.warnings) if report is not None else []
     if tls is not None and broker_user is not None:
         warnings += _unreadable_warnings(tls, broker_user)
@@ -201,14 +261,15 @@ def write_config(
     _make_private_dir(directory, owner)
     if persistence_path != directory:
         _make_private_dir(persistence_path, owner)
-    write_private_file(password_path, _render_passwords(access), owner)
+    write_private_file(password_path, _render_passwords(access, False), owner)
+    write_private_file(server_password_path, _render_passwords(access, True), owner)
     write_private_file(acl_path, _render_acl(access), owner)
     write_private_file(config_path, "\n".join(lines) + "\n", owner)
     return config_path
 
 
 def _tls_lines(tls: TlsListener) -> list[str]:
-    """The TLS listener's block; with per_listener_settings false only these lines are its own."""
+    """The TLS listener's lines; the caller adds its security lines after them."""
     # absolute, not resolved: a renewed certificate arrives behind the same symlink (certbot)
     listen = f"listener {int(tls.port)} {tls.host}".rstrip()
     lines = [
@@ -404,13 +465,19 @@ class MosquittoBroker:
         port: int,
         access: BrokerAccess,
         tls: TlsListener | None = None,
+        *,
+        server_port: int | None = None,
+        server_tls_port: int | None = None,
     ) -> None:
-        """`port` is the plain listener on `host`; `tls` adds a TLS listener beside it."""
+        """`port` is the plain listener on `host`; `tls` adds a TLS listener beside it; the
+        server's listeners are as `write_config` says (without TLS, 127.0.0.1:`server_port`)."""
         self.directory = Path(directory)
         self.host = host
         self.port = port
         self.access = access
         self.tls = tls
+        self.server_port = server_port
+        self.server_tls_port = server_tls_port
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -434,11 +501,23 @@ class MosquittoBroker:
         if binary is None:
             raise BrokerError(MISSING_MESSAGE)
         listening = [(self.host, self.port)]
+        if self.server_port is not None:
+            listening.append((LOOPBACK_HOST, self.server_port))
         if self.tls is not None:
             listening.append((self.tls.host or "0.0.0.0", self.tls.port))
+            if self.server_tls_port is not None:
+                listening.append((self.tls.host or "0.0.0.0", self.server_tls_port))
         for host, port in listening:
             check_port_free(host, port)
-        config_path = write_config(self.directory, self.access, self.host, self.port, tls=self.tls)
+        config_path = write_config(
+            self.directory,
+            self.access,
+            self.host,
+            self.port,
+            tls=self.tls,
+            server_port=self.server_port,
+            server_tls_port=self.server_tls_port,
+        )
         self._log = self.log_path.open("ab")
         log_start = self._log.tell()
         self._process = subprocess.Popen(

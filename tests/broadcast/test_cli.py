@@ -151,6 +151,9 @@ def test_device_add_writes_the_receiver_config(tmp_path: Path) -> None:
                     "thon-x")  # fmt: skip
     _one_clear_line(loa("device", "add", "Loa X", "--zone", "thon-a", "--data", str(data)),
                     "slug")  # fmt: skip
+    for server_id in ("loa-server", "loa-server-1a2b3c4d5e6f"):  # the server's client ids
+        _one_clear_line(loa("device", "add", server_id, "--zone", "thon-a", "--data", str(data)),
+                        "kept for the server")  # fmt: skip
 
 
 def test_device_refresh_turns_tls_on_in_configs_and_keeps_passwords(tmp_path: Path) -> None:
@@ -207,12 +210,18 @@ def test_mqtt_config_gives_each_device_its_own_topics(tmp_path: Path) -> None:
     from devices.config import ReceiverConfig
 
     data, out, port = tmp_path / "data", tmp_path / "mosquitto", free_port()
+    server_port = free_port()
     _commune(data)
     for device_id, zone in (("loa-a-01", "thon-a"), ("loa-b-01", "thon-b")):
         added = loa("device", "add", device_id, "--zone", zone, "--data", str(data))
         assert added.returncode == 0, added.stderr
-    written = loa("mqtt-config", "--data", str(data), "--out", str(out), "--port", str(port))
+    argv = ["mqtt-config", "--data", str(data), "--out", str(out), "--port", str(port)]
+    without_server = loa(*argv)
+    assert without_server.returncode != 0 and "--server-port" in without_server.stderr
+    assert "Traceback" not in without_server.stderr
+    written = loa(*argv, "--server-port", str(server_port))
     assert written.returncode == 0, written.stderr
+    assert f"LOA_MQTT_PORT={server_port}" in written.stderr, written.stderr
     conf = Path(written.stdout.strip())
     assert conf == (out / "mosquitto.conf").resolve()
     acl = (out / "acl").read_text()
@@ -226,9 +235,9 @@ def test_mqtt_config_gives_each_device_its_own_topics(tmp_path: Path) -> None:
     process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
     probes: list[MqttProbe] = []
     try:
-        assert wait_for_port(LOOPBACK, port, 10)
-        broker = RunningBroker("mosquitto", LOOPBACK, port)
-        server = connected(broker, "loa-server", Secrets(data).mqtt_password, "server")
+        assert wait_for_port(LOOPBACK, port, 10) and wait_for_port(LOOPBACK, server_port, 10)
+        broker = RunningBroker("mosquitto", LOOPBACK, port, server_port)
+        server = connected(broker.server, "loa-server", Secrets(data).mqtt_password, "server")
         probes.append(server)
         for device_id in ("loa-a-01", "loa-b-01"):
             server.publish(

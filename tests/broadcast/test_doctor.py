@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,11 @@ from broadcast import doctor, registry, zones
 from broadcast.brokers.embedded import EmbeddedBroker
 from broadcast.cli import main as loa
 from broadcast.const import ZoneKind
+from broadcast.models import Device
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from devices import doctor as device_doctor
+from devices.protocol import DeviceStatus, ReceiverState
 
 CHRONY_OK = """Reference ID    : C0A80101 (ntp.example)
 Stratum         : 3
@@ -119,3 +122,36 @@ def test_cli_exit_code_and_lines(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 1
     assert "[FAIL] database:" in out and "→ start the server once" in out
     assert out.strip().endswith("check(s) failed")
+
+
+def test_receivers_deaf_to_their_zones_are_named_with_what_to_run(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "var", mqtt_port=free_port())
+    service = BroadcastService(settings, connect_mqtt=False)
+    try:
+        with service.db.session() as session:
+            for zone_id in ("thon-1", "thon-2"):
+                zones.create_zone(session, zone_id, zone_id, ZoneKind.VILLAGE)
+            for device_id in ("loa-thon-1-01", "loa-thon-1-02"):
+                registry.register_device(
+                    session, settings, service.public_key_text, device_id, "thon-1"
+                )
+        for device_id in ("loa-thon-1-01", "loa-thon-1-02"):
+            service._on_status(
+                DeviceStatus(device_id, ReceiverState.IDLE, "boot", time.time(),
+                             extra={"zones": ["thon-1"], "refused_topics": []})
+            )  # fmt: skip
+        healthy = _by_name(doctor.server_checks(settings))["receivers' zones"]
+        assert healthy.ok and "2 receivers hear" in healthy.detail, healthy
+        with service.db.session() as session:  # moved in the database, its config not redone
+            session.get(Device, "loa-thon-1-02").zone_id = "thon-2"
+        service._on_status(
+            DeviceStatus("loa-thon-1-02", ReceiverState.IDLE, "boot", time.time() + 1,
+                         extra={"zones": ["thon-1"], "refused_topics": []})
+        )  # fmt: skip
+    finally:
+        service.stop()
+    deaf = _by_name(doctor.server_checks(settings))["receivers' zones"]
+    assert not deaf.ok, deaf
+    assert "1 of 2 receivers" in deaf.detail
+    assert "loa-thon-1-02 listens to thon-1 but is registered in thon-2" in deaf.detail
+    assert "loa device refresh loa-thon-1-02" in deaf.fix and "loa mqtt-config" in deaf.fix

@@ -100,3 +100,29 @@ def test_0005_adds_device_health_to_existing_receivers_and_downgrades(tmp_path: 
         assert "health_ok" not in columns and "status_extra" in columns
         assert connection.execute(text("SELECT count(*) FROM devices")).scalar() == 1
     engine.dispose()
+
+
+def test_0006_adds_broker_zones_unknown_for_existing_receivers(tmp_path: Path) -> None:
+    """Receivers of the previous release get NULL (not known yet: no alarm) and downgrade."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'loa.db'}")
+    upgrade(engine, "0005")
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO zones (id, name, kind) VALUES ('thon-a', 'Thôn A', 'village')")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO devices (id, name, zone_id, mqtt_password_hash, created_at, online,"
+                " state, boot_id) VALUES ('loa-a-01', '', 'thon-a', '-', '2026-12-01 00:00:00',"
+                " 1, 'idle', 'b')"
+            )
+        )
+    upgrade(engine, "0006")
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT id, broker_zones FROM devices")).one()
+        assert tuple(row) == ("loa-a-01", None)
+    downgrade(engine, "0005")
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("devices")}
+        assert "broker_zones" not in columns and "health_ok" in columns
+    engine.dispose()

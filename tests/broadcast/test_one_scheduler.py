@@ -108,7 +108,7 @@ def test_three_processes_run_one_scheduler(tmp_path: Path, processes: list[Servi
     broker = EmbeddedBroker(LOOPBACK, port, access.with_user(observer))
     broker.start()
     running = RunningBroker("amqtt", LOOPBACK, port)
-    probe = connected(running, "observer", "observer-pw").subscribe_ok("loa/v1/#")
+    probe = connected(running, "observer", "observer-pw", "observer").subscribe_ok("loa/v1/#")
     database = Database(setup.settings.database_url)
     try:
         for index in range(3):

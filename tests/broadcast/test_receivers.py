@@ -8,9 +8,10 @@ import time
 import pytest
 from service_support import Users, add_devices
 
-from broadcast import broadcasts, receivers, zones
+from broadcast import broadcasts, receivers, registry, zones
 from broadcast.models import Device, Zone
 from broadcast.service import BroadcastService
+from devices.config import ReceiverConfig
 from devices.protocol import DeviceStatus, ReceiverState
 
 FLEET = {
@@ -101,3 +102,85 @@ def test_a_page_of_receivers_and_the_total(service: BroadcastService, users: Use
         )
         nowhere = receivers.list_devices(session, set(), offset=0, limit=10)
         assert (nowhere, receivers.count_devices(session, set())) == ([], 0)
+
+
+def _listening(
+    service: BroadcastService, device_id: str, zone_ids: list[str], refused: list[str] = ()
+) -> None:
+    """A heartbeat of a receiver whose config subscribes to `zone_ids`."""
+    with service.db.session() as session:
+        extra = {"cache_complete": 1.0, "zones": zone_ids, "refused_topics": list(refused)}
+        status = DeviceStatus(device_id, ReceiverState.IDLE, "boot-1", time.time(), extra=extra)
+        broadcasts.apply_status(session, status)
+
+
+def _attention(service: BroadcastService) -> dict[str, receivers.ZoneCheck]:
+    with service.db.session() as session:
+        return {
+            device.id: receivers.zone_check(device)
+            for device in receivers.needing_attention(session, None, limit=10)
+        }
+
+
+def test_a_receiver_deaf_to_its_zones_needs_attention(
+    service: BroadcastService, users: Users
+) -> None:
+    """The server compares the zones a receiver's heartbeat says it listens to (and the
+    subscriptions the broker refused) with the zones it is registered in, and the zones the
+    broker's access list allows it: any gap is a receiver needing attention."""
+    add_devices(service, {"loa-a-01": "thon-a", "loa-b-01": "thon-b"})
+    _heartbeat(service, "loa-b-01", ReceiverState.IDLE, cache_complete=1.0)  # an older receiver
+    _listening(service, "loa-a-01", ["thon-a", "xa-test"])
+    assert _attention(service) == {}
+
+    # moved to thon-b in the database, its config (on the Pi) still says thon-a
+    with service.db.session() as session:
+        session.get(Device, "loa-a-01").zone_id = "thon-b"
+    _listening(service, "loa-a-01", ["thon-a", "xa-test"])
+    found = _attention(service)["loa-a-01"]
+    assert (found.not_listening, found.listening_elsewhere) == (("thon-b",), ("thon-a",))
+    assert not found.config_ok
+
+    # the config is refreshed and copied; the broker's access list still has thon-a: amqtt
+    # refuses the subscription, mosquitto grants it and drops what it carries
+    with service.db.session() as session:
+        session.get(Device, "loa-a-01").broker_zones = ["thon-a", "xa-test"]
+    _listening(service, "loa-a-01", ["thon-b", "xa-test"])
+    found = _attention(service)["loa-a-01"]
+    assert found.config_ok and found.not_allowed == ("thon-b",)
+    _listening(service, "loa-a-01", ["thon-b", "xa-test"], ["loa/v1/zone/thon-b/cmd"])
+    assert _attention(service)["loa-a-01"].refused_topics == ("loa/v1/zone/thon-b/cmd",)
+
+    # `loa mqtt-config` (or the embedded broker's access file) writes the list again: healthy
+    with service.db.session() as session:
+        access = registry.broker_access(session, service.secrets.mqtt_password)
+        registry.record_broker_access(session, access)
+        assert session.get(Device, "loa-a-01").broker_zones == ["thon-b", "xa-test"]
+    _listening(service, "loa-a-01", ["thon-b", "xa-test"])
+    assert _attention(service) == {}
+
+
+def test_a_stale_access_list_is_seen_without_a_heartbeat(
+    service: BroadcastService, users: Users
+) -> None:
+    """Writing an access list that does not let a receiver hear its zones flags it at once."""
+    add_devices(service, {"loa-a-01": "thon-a"})
+    _listening(service, "loa-a-01", ["thon-a", "xa-test"])
+    with service.db.session() as session:
+        stale = registry.broker_access(session, service.secrets.mqtt_password)
+        registry.record_broker_access(session, stale.without_user("loa-a-01"))
+    found = _attention(service)["loa-a-01"]
+    assert found.not_allowed == ("thon-a", "xa-test")
+
+
+def test_refreshing_a_moved_receivers_config_says_the_broker_is_behind(
+    service: BroadcastService, users: Users
+) -> None:
+    add_devices(service, {"loa-a-01": "thon-a"})
+    with service.db.session() as session:  # `loa mqtt-config` ran; then the receiver moved
+        access = registry.broker_access(session, service.secrets.mqtt_password)
+        registry.record_broker_access(session, access)
+        session.get(Device, "loa-a-01").zone_id = "thon-b"
+    [refreshed] = service.refresh_device_configs(["loa-a-01"])
+    assert refreshed.broker_behind and not refreshed.new_password
+    assert ReceiverConfig.load(refreshed.path).zones == ["thon-b", "xa-test"]

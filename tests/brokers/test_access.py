@@ -90,8 +90,8 @@ def test_one_hash_format_serves_both_brokers(
     access = BrokerAccess((BrokerUser("ours", ours), BrokerUser("theirs", theirs)))
     broker = broker_factory(broker_kind, access)
     for username, password in (("ours", "our-secret"), ("theirs", "their-secret")):
-        connected(broker, username, password).close()
-        refused = MqttProbe(broker, "", username, password + "x")
+        connected(broker, username, password, username).close()
+        refused = MqttProbe(broker, username, username, password + "x")
         try:
             assert refused.connect()[0].is_failure
         finally:
@@ -173,6 +173,27 @@ def test_access_save_load_round_trip(tmp_path: Path) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == ["broker-access.json"]
     with pytest.raises(ValueError, match="duplicate"):
         BrokerAccess((server_user("x", "a"), server_user("x", "b")))
+
+
+def test_a_login_is_bound_to_its_client_id() -> None:
+    access = BrokerAccess(
+        (
+            server_user("loa-server", "a"),
+            device_user("dev-a", "b", []),
+            device_user("dev-b", "c", []),
+        )
+    )
+    assert access.client_id_refusal("dev-a", "dev-a") is None
+    for taken in ("dev-b", "loa-server", "loa-server-1a2b3c", "anything"):
+        assert "only with client id 'dev-a'" in (access.client_id_refusal("dev-a", taken) or "")
+    for own in ("loa-server", "loa-server-1a2b3c", "loa-server-doctor"):
+        assert access.client_id_refusal("loa-server", own) is None
+    assert "belongs to user 'dev-a'" in (access.client_id_refusal("loa-server", "dev-a") or "")
+    # an access file written before the binding: the server's role keeps free ids
+    old = access.to_dict()
+    for user in old["users"]:
+        del user["any_client_id"]
+    assert BrokerAccess.from_dict(old) == access
 
 
 @pytest.mark.parametrize(

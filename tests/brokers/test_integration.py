@@ -71,7 +71,7 @@ def test_device_receives_its_own_and_its_zone_commands(
     probes.append(device)
     device.subscribe_ok(protocol.device_command_topic(DEV_A))
     device.subscribe_ok(protocol.zone_command_topic(ZONE_1))
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     one, two = _payload(), _payload()
     server.publish(protocol.device_command_topic(DEV_A), one)
@@ -83,7 +83,7 @@ def test_device_receives_its_own_and_its_zone_commands(
 def test_device_reads_its_own_retained_manifest_only(
     broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     mine, theirs = _payload(), _payload()
     server.publish(protocol.device_manifest_topic(DEV_A), mine, retain=True)
@@ -95,11 +95,12 @@ def test_device_reads_its_own_retained_manifest_only(
     message = device.expect(protocol.device_manifest_topic(DEV_A))
     assert (message.payload, message.retain) == (mine, True)
     device.publish(protocol.device_manifest_topic(DEV_A), b"forged manifest", retain=True)
-    late = connected(broker, DEV_A, DEV_A_PW, "dev-a-late")
+    assert [m.payload for m in device.seen + device.drain()] == []
+    device.close()  # a client id is bound to its login: the next connection is the device again
+    late = connected(broker, DEV_A, DEV_A_PW, DEV_A)
     probes.append(late)
     late.subscribe_ok(protocol.device_manifest_topic(DEV_A))
     assert late.expect(protocol.device_manifest_topic(DEV_A)).payload == mine
-    assert [m.payload for m in device.seen + device.drain()] == []
 
 
 def test_device_cannot_receive_other_devices_or_zones_commands(
@@ -121,7 +122,7 @@ def test_device_cannot_receive_other_devices_or_zones_commands(
     }
     if broker.kind == "amqtt":  # refuses the SUBSCRIBE; mosquitto 2.0 grants it, delivers nothing
         assert all(code.is_failure for code in codes.values()), codes
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     server.publish(protocol.device_command_topic(DEV_B), b"for b")
     server.publish(protocol.zone_command_topic(ZONE_2), b"for zone 2")
@@ -135,7 +136,7 @@ def test_device_cannot_receive_other_devices_or_zones_commands(
 def test_device_cannot_publish_commands_or_speak_for_another_device(
     broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     server.subscribe_ok(protocol.STATE_TOPIC_FILTER)
     server.subscribe_ok(protocol.EVENT_TOPIC_FILTER)
@@ -163,7 +164,7 @@ def test_device_cannot_publish_commands_or_speak_for_another_device(
 def test_server_receives_device_state_and_events(
     broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     server.subscribe_ok(protocol.STATE_TOPIC_FILTER)
     server.subscribe_ok(protocol.EVENT_TOPIC_FILTER)
@@ -183,7 +184,7 @@ def test_commands_queue_for_an_offline_device(
     device.subscribe_ok(protocol.device_command_topic(DEV_A))
     device.subscribe_ok(protocol.zone_command_topic(ZONE_1))
     device.close()
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     one, two = _payload(), _payload()
     server.publish(protocol.device_command_topic(DEV_A), one)
@@ -206,7 +207,7 @@ def test_retained_state_reaches_a_late_subscriber(
     state = _payload()
     device.publish(protocol.device_state_topic(DEV_A), state, retain=True)
     device.close()
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     server.subscribe_ok(protocol.STATE_TOPIC_FILTER)
     message = server.expect(protocol.device_state_topic(DEV_A))
@@ -216,7 +217,7 @@ def test_retained_state_reaches_a_late_subscriber(
 def test_retained_state_does_not_leak_to_other_devices(
     broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     server.subscribe_ok(protocol.STATE_TOPIC_FILTER)
     device_b = connected(broker, DEV_B, DEV_B_PW, DEV_B)
@@ -235,7 +236,7 @@ def test_retained_state_does_not_leak_to_other_devices(
 def test_last_will_reports_a_vanished_device(
     broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     server.subscribe_ok(protocol.STATE_TOPIC_FILTER)
     device = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW)
@@ -248,7 +249,7 @@ def test_last_will_reports_a_vanished_device(
 def test_silent_device_is_dropped_after_its_keepalive(
     broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     server.subscribe_ok(protocol.STATE_TOPIC_FILTER)
     device = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, keepalive=1)
@@ -264,13 +265,13 @@ def test_silent_device_is_dropped_after_its_keepalive(
 def test_a_last_will_on_another_devices_topic_is_never_sent(
     broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     server.subscribe_ok(protocol.STATE_TOPIC_FILTER)
     device = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW)
     device.will(protocol.device_state_topic(DEV_B), b"offline").connect_ok()
     device.drop()  # both brokers accept the login and drop the forbidden will
-    control = connected(broker, DEV_A, DEV_A_PW, "dev-a-control")
+    control = connected(broker, DEV_A, DEV_A_PW, DEV_A)
     probes.append(control)
     control.publish(protocol.device_state_topic(DEV_A), b"control")
     assert server.expect(protocol.device_state_topic(DEV_A)).payload == b"control"
@@ -283,7 +284,7 @@ def test_a_failed_login_cannot_take_over_a_session(
     device = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False).connect_ok()
     probes.append(device)
     device.subscribe_ok(protocol.device_command_topic(DEV_A))
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     for clean in (True, False):  # an impostor using A's client id while A is online
         impostor = MqttProbe(broker, DEV_A, DEV_A, "wrong", clean_session=clean)
@@ -310,7 +311,7 @@ def test_a_failed_login_cannot_take_over_a_session(
 def test_a_reconnecting_device_takes_over_its_session(
     broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     server.subscribe_ok(protocol.STATE_TOPIC_FILTER)
     old = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False)
@@ -337,16 +338,71 @@ def test_another_device_using_my_client_id_cannot_read_my_commands(
     owner = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False).connect_ok()
     owner.subscribe_ok(protocol.device_command_topic(DEV_A))
     owner.close()
-    server = connected(broker, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     server.publish(protocol.device_command_topic(DEV_A), b"queued for a")
-    thief = MqttProbe(broker, DEV_A, DEV_B, DEV_B_PW, clean_session=False).connect_ok()
+    thief = MqttProbe(broker, DEV_A, DEV_B, DEV_B_PW, clean_session=False)
     probes.append(thief)
+    refused = thief.connect()[0].is_failure  # amqtt refuses; mosquitto makes it dev-b's own
     server.publish(protocol.device_command_topic(DEV_A), b"live for a")
-    control = _payload()
-    server.publish(protocol.zone_command_topic(ZONE_2), control)
-    thief.subscribe_ok(protocol.zone_command_topic(ZONE_2))
-    server.publish(protocol.zone_command_topic(ZONE_2), control)
-    assert thief.expect(protocol.zone_command_topic(ZONE_2)).payload == control
+    if not refused:
+        control = _payload()
+        thief.subscribe_ok(protocol.zone_command_topic(ZONE_2))
+        server.publish(protocol.zone_command_topic(ZONE_2), control)
+        assert thief.expect(protocol.zone_command_topic(ZONE_2)).payload == control
     leaked = [m for m in thief.seen + thief.drain() if m.topic.startswith("loa/v1/device/")]
     assert leaked == [], "device B read device A's commands through A's client id"
+    again = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False)
+    probes.append(again)
+    assert again.connect()[1], "device B's attempt wiped device A's persistent session"
+    topic = protocol.device_command_topic(DEV_A)
+    assert [again.expect(topic).payload for _ in range(2)] == [b"queued for a", b"live for a"]
+
+
+def _kicked(probe: MqttProbe) -> bool:
+    """Whether the broker closed this probe's connection (it never reconnects by itself)."""
+    return not probe.client.is_connected()
+
+
+def test_a_login_cannot_take_over_another_clients_id(
+    broker: RunningBroker, probes: list[MqttProbe]
+) -> None:
+    """A stolen receiver's login, connecting with a receiver's or the server's client id, is
+    refused ("identifier rejected", amqtt) or bound to its own id (mosquitto); the holder of
+    that id stays connected either way, and so does its session."""
+    owner = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False).connect_ok()
+    probes.append(owner)
+    owner.subscribe_ok(protocol.device_command_topic(DEV_A))
+    answer_back = connected(broker.server, SERVER, SERVER_PW, SERVER, clean_session=False)
+    probes.append(answer_back)
+    answer_back.subscribe_ok(protocol.STATE_TOPIC_FILTER)
+    publisher_id = f"{SERVER}-{uuid.uuid4().hex[:12]}"
+    publisher = connected(broker.server, SERVER, SERVER_PW, publisher_id)
+    probes.append(publisher)
+    attempts = [
+        (broker, DEV_A, DEV_B, DEV_B_PW),  # another receiver's id
+        (broker, SERVER, DEV_B, DEV_B_PW),  # the server's answer-back session
+        (broker, publisher_id, DEV_B, DEV_B_PW),  # a server process's publishing session
+        (broker.server, SERVER, DEV_B, DEV_B_PW),  # the same through the server's listener
+    ]
+    for where, client_id, username, password in attempts:
+        for clean in (True, False):
+            thief = MqttProbe(where, client_id, username, password, clean_session=clean)
+            probes.append(thief)
+            code, _present = thief.connect()
+            if broker.kind == "amqtt":
+                assert code.is_failure and "identifier" in str(code).lower(), (
+                    f"{username} connected as {client_id!r}: {code}"
+                )
+            thief.close()
+            assert not any(map(_kicked, (owner, answer_back, publisher))), (
+                f"{username} connecting as {client_id!r} (clean {clean}) closed its holder"
+            )
+    for probe in (owner, answer_back, publisher):
+        assert not _kicked(probe), probe.client_id
+    live = _payload()
+    publisher.publish(protocol.device_command_topic(DEV_A), live)
+    assert owner.expect(protocol.device_command_topic(DEV_A)).payload == live
+    state = _payload()
+    owner.publish(protocol.device_state_topic(DEV_A), state)
+    assert answer_back.expect(protocol.device_state_topic(DEV_A)).payload == state

@@ -29,32 +29,59 @@ def broker_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_config_is_locked_down_and_private(tmp_path: Path) -> None:
-    conf = write_config(tmp_path / "m", ACCESS, LOOPBACK, 18830, persistence=True)
-    lines = conf.read_text().splitlines()
+    conf = write_config(
+        tmp_path / "m", ACCESS, LOOPBACK, 18830, persistence=True, server_port=18840
+    )
+    text = conf.read_text()
+    lines = text.splitlines()
     directory = conf.parent.resolve()
     for expected in (
-        "per_listener_settings false",
-        "allow_anonymous false",
-        f"listener 18830 {LOOPBACK}",
+        "per_listener_settings true",
         "set_tcp_nodelay true",
         "persistence true",
         f"persistence_location {directory}/",
-        f"password_file {directory / 'passwd'}",
-        f"acl_file {directory / 'acl'}",
     ):
         assert expected in lines, expected
-    assert sum(line.startswith("listener ") for line in lines) == 1
-    for name in ("mosquitto.conf", "passwd", "acl"):
+    # the receivers' listener binds each login to its client id; the server's takes only it
+    receivers, server = text.split("\nlistener ")[1:]
+    assert receivers.splitlines() == [
+        f"18830 {LOOPBACK}",
+        "allow_anonymous false",
+        f"password_file {directory / 'passwd'}",
+        f"acl_file {directory / 'acl'}",
+        "use_username_as_clientid true",
+    ]
+    assert server.splitlines() == [
+        f"18840 {LOOPBACK}",
+        "allow_anonymous false",
+        f"password_file {directory / 'passwd-server'}",
+        f"acl_file {directory / 'acl'}",
+    ]
+    for name in ("mosquitto.conf", "passwd", "passwd-server", "acl"):
         assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600, name
     passwd = (directory / "passwd").read_text().splitlines()
-    assert [line.split(":", 1)[0] for line in passwd] == ["loa-server", "dev-a"]
+    assert [line.split(":", 1)[0] for line in passwd] == ["dev-a"]
+    server_passwd = (directory / "passwd-server").read_text().splitlines()
+    assert [line.split(":", 1)[0] for line in server_passwd] == ["loa-server"]
     acl = (directory / "acl").read_text()
     assert "user dev-a\ntopic write loa/v1/device/dev-a/state\n" in acl
     assert "topic read loa/v1/zone/xa-1/cmd\n" in acl
     assert "topic write loa/v1/device/+/cmd\n" in acl
     assert "pattern" not in acl and "topic read #" not in acl
-    no_persistence = write_config(tmp_path / "n", ACCESS, LOOPBACK, 18830, persistence=False)
+    no_persistence = write_config(
+        tmp_path / "n", ACCESS, LOOPBACK, 18830, persistence=False, server_port=18840
+    )
     assert "persistence false" in no_persistence.read_text().splitlines()
+
+
+def test_without_tls_the_server_needs_its_own_listener(tmp_path: Path) -> None:
+    with pytest.raises(BrokerError) as caught:
+        write_config(tmp_path / "m", ACCESS, LOOPBACK, 18830)
+    assert "--server-port" in str(caught.value), caught.value
+    with pytest.raises(BrokerError) as caught:
+        write_config(tmp_path / "m", ACCESS, LOOPBACK, 18830, server_port=18830)
+    assert "cannot share port 18830" in str(caught.value), caught.value
+    assert not (tmp_path / "m").exists()
 
 
 def test_missing_mosquitto_is_one_clear_line(
@@ -62,7 +89,7 @@ def test_missing_mosquitto_is_one_clear_line(
 ) -> None:
     monkeypatch.setattr(mosquitto_module.shutil, "which", lambda *_a, **_k: None)
     with pytest.raises(BrokerError) as caught:
-        MosquittoBroker(broker_dir, LOOPBACK, free_port(), ACCESS).start()
+        MosquittoBroker(broker_dir, LOOPBACK, free_port(), ACCESS, server_port=free_port()).start()
     assert str(caught.value) == "mosquitto not found: install the Debian package 'mosquitto'"
 
 
@@ -71,7 +98,7 @@ def test_taken_port_names_host_and_port(broker_dir: Path) -> None:
         sock.bind((LOOPBACK, 0))
         sock.listen()
         port = sock.getsockname()[1]
-        broker = MosquittoBroker(broker_dir, LOOPBACK, port, ACCESS)
+        broker = MosquittoBroker(broker_dir, LOOPBACK, port, ACCESS, server_port=free_port())
         with pytest.raises(BrokerError) as caught:
             broker.start()
         broker.stop()
@@ -89,7 +116,7 @@ def test_bad_config_reports_mosquittos_own_error_line(
         return conf
 
     monkeypatch.setattr(mosquitto_module, "write_config", broken)
-    broker = MosquittoBroker(broker_dir, LOOPBACK, free_port(), ACCESS)
+    broker = MosquittoBroker(broker_dir, LOOPBACK, free_port(), ACCESS, server_port=free_port())
     with pytest.raises(BrokerError) as caught:
         broker.start()
     message = str(caught.value)
@@ -99,16 +126,16 @@ def test_bad_config_reports_mosquittos_own_error_line(
 
 
 def test_queued_commands_and_retained_state_survive_a_mosquitto_restart(broker_dir: Path) -> None:
-    port = free_port()
-    running = RunningBroker("mosquitto", LOOPBACK, port)
-    broker = MosquittoBroker(broker_dir, LOOPBACK, port, ACCESS)
+    port, server_port = free_port(), free_port()
+    running = RunningBroker("mosquitto", LOOPBACK, port, server_port)
+    broker = MosquittoBroker(broker_dir, LOOPBACK, port, ACCESS, server_port=server_port)
     broker.start()
     try:
         device = MqttProbe(running, "dev-a", "dev-a", "dev-pw", clean_session=False).connect_ok()
         device.subscribe_ok(protocol.zone_command_topic("xa-1"))
         device.publish(protocol.device_state_topic("dev-a"), b"idle", retain=True)
         device.close()
-        server = connected(running, "loa-server", "server-pw")
+        server = connected(running.server, "loa-server", "server-pw")
         server.publish(protocol.zone_command_topic("xa-1"), b"play")
         server.close()
         broker.stop()  # SIGTERM: mosquitto writes its persistence file
@@ -119,7 +146,7 @@ def test_queued_commands_and_retained_state_survive_a_mosquitto_restart(broker_d
             assert again.expect(protocol.zone_command_topic("xa-1")).payload == b"play"
         finally:
             again.close()
-        late = connected(running, "loa-server", "server-pw")
+        late = connected(running.server, "loa-server", "server-pw")
         try:
             late.subscribe_ok(protocol.STATE_TOPIC_FILTER)
             assert late.expect(protocol.device_state_topic("dev-a")).payload == b"idle"

@@ -188,7 +188,8 @@ class Setup:
     service: BroadcastService
     broker: MosquittoBroker
     plain: RunningBroker  # the server's listener on loopback
-    tls_port: int
+    tls_port: int  # the receivers'
+    server_tls_port: int  # the server's, over TLS (servers on other hosts)
     configs: dict[str, ReceiverConfig]
     server_password: str
     data_dir: Path
@@ -199,13 +200,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Setup]
     """A service whose own link and whose receivers' configs use TLS, two registered receivers,
     and mosquitto started from the production config `loa mqtt-config` writes for them."""
     root = tmp_path_factory.mktemp("tls")
-    plain_port, tls_port = free_port(), free_port()
+    plain_port, tls_port, server_tls_port = free_port(), free_port(), free_port()
     settings = Settings(
         data_dir=root / "data",
         port=8099,
         mqtt_host=LOOPBACK,
-        mqtt_port=tls_port,
+        mqtt_port=server_tls_port,
         mqtt_tls_ca=str(pki.ca.cert_path),
+        device_mqtt_port=tls_port,
     )
     service = BroadcastService(settings, connect_mqtt=True)
     seed_commune(service)
@@ -216,7 +218,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Setup]
     with service.db.session() as session:
         access = registry.broker_access(session, service.secrets.mqtt_password)
     tls = TlsListener(pki.server.cert_path, pki.server.key_path, port=tls_port, host=LOOPBACK)
-    broker = MosquittoBroker(root / "mosquitto", LOOPBACK, plain_port, access, tls=tls)
+    broker = MosquittoBroker(
+        root / "mosquitto", LOOPBACK, plain_port, access, tls=tls, server_tls_port=server_tls_port
+    )
     broker.start()
     try:
         yield Setup(
@@ -224,6 +228,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Setup]
             broker,
             RunningBroker("mosquitto", LOOPBACK, plain_port),
             tls_port,
+            server_tls_port,
             configs,
             service.secrets.mqtt_password,
             settings.data_dir,
@@ -296,8 +301,11 @@ def test_production_config_is_locked_down(tmp_path: Path, pki: Pki) -> None:
     access = BrokerAccess((server_user("loa-server", "pw"), device_user("dev-a", "pw", ["x"])))
     tls = TlsListener(pki.server.cert_path, pki.server.key_path, cafile=pki.ca.cert_path)
     out, state = tmp_path / "conf", tmp_path / "state"
-    conf = write_config(out, access, LOOPBACK, 1883, tls=tls, persistence_dir=state)
-    lines = conf.read_text().splitlines()
+    conf = write_config(
+        out, access, LOOPBACK, 1883, tls=tls, persistence_dir=state, server_tls_port=8884
+    )
+    text = conf.read_text()
+    lines = text.splitlines()
     for expected in (
         "allow_anonymous false",
         "set_tcp_nodelay true",
@@ -315,10 +323,19 @@ def test_production_config_is_locked_down(tmp_path: Path, pki: Pki) -> None:
         "persistent_client_expiration 30d",
     ):
         assert expected in lines, expected
-    # the TLS options follow their listener: per_listener_settings false makes them its own
+    # the TLS options follow their listener
     assert lines.index("listener 8883") < lines.index("tls_version tlsv1.2")
     assert "require_certificate true" not in lines
-    for name in ("mosquitto.conf", "passwd", "acl"):
+    # receivers (TLS 8883) are bound to their client ids; the server's listeners (plain on
+    # loopback, TLS 8884 for other hosts) take the server's login only
+    plain, receivers, server_tls = text.split("\nlistener ")[1:]
+    assert plain.startswith(f"1883 {LOOPBACK}\n") and "passwd-server\n" in plain
+    assert receivers.startswith("8883\n") and "use_username_as_clientid true" in receivers
+    assert f"password_file {out.resolve() / 'passwd'}\n" in receivers
+    assert server_tls.startswith("8884\n") and "passwd-server\n" in server_tls
+    assert f"certfile {pki.server.cert_path.absolute()}" in server_tls
+    assert "use_username_as_clientid" not in plain + server_tls
+    for name in ("mosquitto.conf", "passwd", "passwd-server", "acl"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert check_tls(tls).names == ("localhost", LOOPBACK)
@@ -388,7 +405,9 @@ def test_files_are_handed_to_the_broker_user(
         for r in caplog.records
     )
     with pytest.raises(BrokerError, match="no system user 'no-such-user'"):
-        write_config(tmp_path / "other", access, LOOPBACK, 1883, broker_user="no-such-user")
+        write_config(
+            tmp_path / "other", access, LOOPBACK, 1883, server_port=1884, broker_user="no-such-user"
+        )
 
 
 # --- a receiver, the server and the ACL over TLS -----------------------------------------------
@@ -421,7 +440,7 @@ def test_device_acl_holds_over_tls(setup: Setup) -> None:
     context = tls_context(a.mqtt.tls)  # type: ignore[arg-type]
     probes: list[MqttProbe] = []
     try:
-        server = MqttProbe(setup.plain, "", "loa-server", setup.server_password).connect_ok()
+        server = MqttProbe(setup.plain, "s", "loa-server", setup.server_password).connect_ok()
         probes.append(server)
         server.subscribe_ok(protocol.STATE_TOPIC_FILTER)
         device_a = tls_probe(setup, a.mqtt.username, a.mqtt.password, context)
@@ -487,7 +506,7 @@ def test_untrusted_and_plain_clients_fail_clearly(
     settings = Settings(
         data_dir=setup.data_dir,
         mqtt_host=LOOPBACK,
-        mqtt_port=setup.tls_port,
+        mqtt_port=setup.server_tls_port,
         mqtt_tls_ca=str(pki.rogue_ca.cert_path),
     )
     server = BroadcastService(settings, connect_mqtt=True)
@@ -497,7 +516,8 @@ def test_untrusted_and_plain_clients_fail_clearly(
     finally:
         server.stop()
     message = str(caught.value)
-    assert f"{LOOPBACK}:{setup.tls_port}" in message and "LOA_MQTT_TLS_CA" in message, message
+    assert f"{LOOPBACK}:{setup.server_tls_port}" in message, message
+    assert "LOA_MQTT_TLS_CA" in message, message
 
 
 def test_client_certificate_can_be_required(

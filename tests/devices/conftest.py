@@ -518,6 +518,8 @@ class PortBroker:
         self.kind = kind
         self.host = LOOPBACK
         self.port = port
+        # mosquitto gives the server a listener of its own; amqtt has one for all
+        self.server_port = unused_port() if kind == "mosquitto" else port
         self.directory = directory
         self.access = access
         self._broker: AmqttProcess | MosquittoBroker | None = None
@@ -529,7 +531,9 @@ class PortBroker:
         if self.kind == "amqtt":
             self._broker = AmqttProcess(directory, self.host, self.port, self.access)
         else:
-            self._broker = MosquittoBroker(directory, self.host, self.port, self.access)
+            self._broker = MosquittoBroker(
+                directory, self.host, self.port, self.access, server_port=self.server_port
+            )
         self._broker.start()
         return self
 

@@ -86,7 +86,7 @@ def test_offline_receiver_skips_what_expired_and_resyncs_its_manifest(
 ) -> None:
     """Killed mid-download, offline while an urgent item expires and a new manifest comes."""
     broker = broker_factory(broker_kind, access({DEVICE: ZONES}))
-    watcher = watch(kit, broker.port)
+    watcher = watch(kit, broker.server_port)
     try:
         first = receiver(broker.port, "first")
         watcher.wait_state(DEVICE, lambda s: s.state is ReceiverState.IDLE)
@@ -162,7 +162,7 @@ def test_a_flood_of_bad_messages_plays_nothing(
     broker_kind: str, broker_factory, receiver, kit, media_server, server_key, tmp_path: Path
 ) -> None:
     broker = broker_factory(broker_kind, access({DEVICE: ZONES}))
-    watcher = watch(kit, broker.port)
+    watcher = watch(kit, broker.server_port)
     try:
         agent = receiver(broker.port, "agent", heartbeat_s=1)
         watcher.wait_state(DEVICE, lambda s: s.state is ReceiverState.IDLE)
@@ -228,7 +228,7 @@ def test_reboot_mid_programme_plays_on_without_broker_and_rejoins(
     broker_kind: str, port_broker, receiver, kit, media_server, server_key, tmp_path: Path
 ) -> None:
     broker = port_broker(broker_kind, access({DEVICE: ZONES})).start()
-    watcher = watch(kit, broker.port)
+    watcher = watch(kit, broker.server_port)
     realtime = {"kind": "file", "dir": str(tmp_path / DEVICE / "played"), "realtime": True}
     try:
         first = receiver(broker.port, "first", player=realtime)
@@ -268,7 +268,7 @@ def test_reboot_mid_programme_plays_on_without_broker_and_rejoins(
         assert "Traceback" not in second.log
 
         broker.start()  # the broker comes back: the receiver joins by itself
-        watcher = watch(kit, broker.port, "server-again")
+        watcher = watch(kit, broker.server_port, "server-again")
         boot = second.log.split("started (boot ", 1)[1].split(")", 1)[0]
         rejoined = watcher.wait_state(DEVICE, lambda s: s.online and s.boot_id == boot)
         assert rejoined.extra["manifest_items"] == 0  # the whole programme was played
@@ -283,7 +283,7 @@ def test_two_receivers_start_together(
 ) -> None:
     devices = {"loa-sync-a": ZONES, "loa-sync-b": ZONES}
     broker = broker_factory(broker_kind, access(devices))
-    watcher = watch(kit, broker.port)
+    watcher = watch(kit, broker.server_port)
     try:
         agents = [receiver(broker.port, device, device=device) for device in devices]
         for device in devices:

@@ -10,21 +10,28 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from service_support import add_devices, seed_commune
+from support import MqttProbe
 
+from broadcast import receivers
 from broadcast.brokers import BrokerAccess, device_user, server_user
 from devices import protocol
-from devices.protocol import EventKind, ReceiverState
+from devices.protocol import EventKind, Priority, ReceiverState
 
 pytestmark = pytest.mark.integration
 
 SERVER, SERVER_PW = "loa-server", "server-secret-1"
 DEVICE, DEVICE_PW = "loa-thon-1-01", "device-secret-1"
 ZONES = ["thon-1", "xa-hoang-hop"]
+# Not seconds late (a command missed during a reconnect waits for redelivery); the precision
+# itself is measured by bench/text_to_sound.py. The tests share two cores with others.
+ON_TIME_S = 0.5
 STEPS = [EventKind.RECEIVED, EventKind.FETCHED, EventKind.STARTED, EventKind.FINISHED]
 
 
@@ -37,7 +44,7 @@ def start_broker(broker_kind: str, broker_factory, devices: dict[str, list[str]]
 def watch(kit, broker, name: str = "server") -> Any:
     return kit.connect_watcher(
         broker.host,
-        broker.port,
+        broker.server.port,
         SERVER,
         SERVER_PW,
         [protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER],
@@ -286,6 +293,94 @@ def test_fleet_plays_zone_commands_and_refuses_tampered_media(
                 device,
                 lambda s, d=device: s.state is ReceiverState.OFFLINE and s.boot_id == boots[d],
             )
+    finally:
+        watcher.close()
+
+
+def test_a_stolen_login_cannot_silence_a_receiver_or_the_server(
+    broker_kind: str, broker_factory, receiver, kit, media_server, server_key, tmp_path: Path
+) -> None:
+    """Another receiver's login, connecting with this receiver's client id or the server's, is
+    refused (amqtt: "identifier rejected") or bound to its own id (mosquitto); the receiver and
+    the server's sessions stay connected, and an emergency sent right after plays on time."""
+    stolen = "loa-thon-2-01"
+    broker = start_broker(broker_kind, broker_factory, {DEVICE: ZONES, stolen: ["thon-2"]})
+    publisher_id = f"{SERVER}-{uuid.uuid4().hex[:12]}"  # a server process's publishing session
+    watcher = kit.connect_watcher(
+        broker.host,
+        broker.server.port,
+        SERVER,
+        SERVER_PW,
+        [protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER],
+        publisher_id,
+    )
+    answer_back = MqttProbe(broker.server, SERVER, SERVER, SERVER_PW, clean_session=False)
+    answer_back.connect_ok().subscribe_ok(protocol.EVENT_TOPIC_FILTER)
+    realtime = {"kind": "file", "dir": str(tmp_path / DEVICE / "played"), "realtime": True}
+    thieves: list[MqttProbe] = []
+    try:
+        agent = receiver(broker, player=realtime)
+        watcher.wait_state(DEVICE, lambda s: s.state is ReceiverState.IDLE)
+        data = kit.tone_mp3(0.3, 1040)
+        url = media_server.add(f"takeover-{broker_kind}.mp3", data)
+        zone = protocol.zone_command_topic("thon-1")
+        for client_id in (DEVICE, SERVER, publisher_id):
+            for clean in (True, False):
+                thief = MqttProbe(broker, client_id, stolen, f"{stolen}-pw", clean_session=clean)
+                thieves.append(thief)
+                code, _present = thief.connect()
+                if broker_kind == "amqtt":
+                    assert code.is_failure and "identifier" in str(code).lower(), code
+        play_at = time.time() + 2.0  # sent while the attempts are fresh: no time to reconnect
+        command, payload = kit.play_command(
+            server_key, url, data, 41, stream=zone, priority=Priority.EMERGENCY, play_at=play_at
+        )
+        watcher.publish(zone, payload)
+        finished = answer_back.expect(protocol.device_event_topic(DEVICE))
+        assert protocol.DeviceEvent.from_json(finished.payload).command_id == command.id
+        watcher.wait_event(DEVICE, command.id, EventKind.FINISHED)
+        [line] = kit.played_lines(tmp_path / DEVICE / "played")
+        assert line["command_id"] == command.id
+        assert abs(kit.started_at(line) - play_at) < ON_TIME_S, "played late"
+        assert answer_back.client.is_connected() and watcher.client.is_connected()
+        assert "lost connection" not in agent.log, agent.log
+        assert agent.log.count("connected to broker") == 1, agent.log
+    finally:
+        for thief in thieves:
+            thief.close()
+        answer_back.close()
+        watcher.close()
+
+
+def test_a_receiver_deaf_to_its_zones_says_so_and_the_server_flags_it(
+    broker_kind: str, broker_factory, kit, server_key, spawn, service, tmp_path: Path
+) -> None:
+    """Registered in Thôn A, the broker's access list says so, but the config on the Pi still
+    lists Thôn B (it was moved): its heartbeat reports the zones it listens to and the
+    subscriptions the broker refused (amqtt refuses; mosquitto grants and drops), and the
+    server marks it as needing attention, saying what to run."""
+    seed_commune(service)
+    add_devices(service, {DEVICE: "thon-a"})
+    broker = start_broker(broker_kind, broker_factory, {DEVICE: ["thon-a", "xa-test"]})
+    watcher = watch(kit, broker)
+    try:
+        config = kit.receiver_config(
+            tmp_path, DEVICE, ["thon-b", "xa-test"], broker.port, f"{DEVICE}-pw", server_key
+        )
+        path = kit.write_json(tmp_path / f"{DEVICE}.json", config)
+        agent = spawn("devices.agent", ["--config", str(path)], tmp_path / "agent.log")
+        refused = ["loa/v1/zone/thon-b/cmd"] if broker_kind == "amqtt" else []
+        status = watcher.wait_state(
+            DEVICE,
+            lambda s: s.online and s.extra.get("refused_topics") == refused
+            and s.extra.get("zones") == ["thon-b", "xa-test"],
+        )  # fmt: skip
+        service._on_status(status)
+        with service.db.session() as session:
+            [deaf] = receivers.needing_attention(session, None, limit=10)
+            found = receivers.zone_check(deaf)
+            assert (found.not_listening, found.listening_elsewhere) == (("thon-a",), ("thon-b",))
+        assert agent.alive()
     finally:
         watcher.close()
 

@@ -94,18 +94,23 @@ def test_demo_on_embedded_broker(tmp_path: Path, loa_processes: list[LoaProcess]
 def test_server_fleet_and_mosquitto(tmp_path: Path, loa_processes: list[LoaProcess]) -> None:
     port, mqtt_port = free_port(), free_port()
     data = tmp_path / "var"
-    settings = Settings(data_dir=data, port=port, mqtt_port=mqtt_port)
+    server_mqtt_port = free_port()  # mosquitto: the server has a listener of its own
+    settings = Settings(
+        data_dir=data, port=port, mqtt_port=server_mqtt_port, device_mqtt_port=mqtt_port
+    )
     service = BroadcastService(settings, connect_mqtt=False)
     demo = seed.seed_demo(service, receivers=4, realtime=False)
     with service.db.session() as session:
         access = registry.broker_access(session, service.secrets.mqtt_password)
     service.stop()
 
-    broker = MosquittoBroker(tmp_path / "mosquitto", LOOPBACK, mqtt_port, access)
+    broker = MosquittoBroker(
+        tmp_path / "mosquitto", LOOPBACK, mqtt_port, access, server_port=server_mqtt_port
+    )
     broker.start()
     try:
         server, fleet = start_server_and_fleet(
-            loa_processes, data, port, mqtt_port, settings.devices_dir, 4
+            loa_processes, data, port, settings.mqtt_port, settings.devices_dir, 4
         )
         base = f"http://127.0.0.1:{port}"
         _wait_all_online(base, demo.api_token, 4)

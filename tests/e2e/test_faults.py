@@ -34,10 +34,11 @@ FINAL = {"finished", "partial", "failed", "cancelled", "expired"}
 ALERT = "Thông báo khẩn: nước sông Mã dâng cao, bà con vùng trũng di dời ngay."
 
 
-def make_broker(kind: str, directory: Path, port: int, access: BrokerAccess):  # type: ignore[no-untyped-def]
+def make_broker(kind: str, directory: Path, port: int, access: BrokerAccess, server_port: int):  # type: ignore[no-untyped-def]
+    """amqtt has one listener for all (the server then uses `port` too)."""
     if kind == "amqtt":
         return AmqttProcess(directory, LOOPBACK, port, access)
-    return MosquittoBroker(directory, LOOPBACK, port, access)
+    return MosquittoBroker(directory, LOOPBACK, port, access, server_port=server_port)
 
 
 def start_broker(broker, attempts: int = 50) -> None:  # type: ignore[no-untyped-def]
@@ -70,7 +71,11 @@ def test_broker_restart_during_dispatch(
     count = 50
     port, mqtt_port = free_port(), free_port()
     data = tmp_path / "var"
-    settings = Settings(data_dir=data, port=port, mqtt_port=mqtt_port)
+    # mosquitto gives the server a listener of its own; amqtt one for all
+    server_mqtt_port = free_port() if broker_kind == "mosquitto" else mqtt_port
+    settings = Settings(
+        data_dir=data, port=port, mqtt_port=server_mqtt_port, device_mqtt_port=mqtt_port
+    )
     service = BroadcastService(settings, connect_mqtt=False)
     demo = seed.seed_demo(service, receivers=count, realtime=False)
     without_daily_bulletins(service)
@@ -78,11 +83,11 @@ def test_broker_restart_during_dispatch(
         access = registry.broker_access(session, service.secrets.mqtt_password)
     service.stop()
 
-    broker = make_broker(broker_kind, tmp_path / broker_kind, mqtt_port, access)
+    broker = make_broker(broker_kind, tmp_path / broker_kind, mqtt_port, access, settings.mqtt_port)
     start_broker(broker)
     try:
         server, fleet = start_server_and_fleet(
-            loa_processes, data, port, mqtt_port, settings.devices_dir, count
+            loa_processes, data, port, settings.mqtt_port, settings.devices_dir, count
         )
         base, token = f"http://127.0.0.1:{port}", demo.api_token
         devices = {d["id"] for d in wait_devices(base, token, count, timeout_s=60)}
@@ -129,7 +134,11 @@ def test_server_killed_before_scheduled_bulletin(
     lead_s = 25
     port, mqtt_port = free_port(), free_port()
     data = tmp_path / "var"
-    settings = Settings(data_dir=data, port=port, mqtt_port=mqtt_port)
+    # mosquitto gives the server a listener of its own; amqtt one for all
+    server_mqtt_port = free_port() if broker_kind == "mosquitto" else mqtt_port
+    settings = Settings(
+        data_dir=data, port=port, mqtt_port=server_mqtt_port, device_mqtt_port=mqtt_port
+    )
     service = BroadcastService(settings, connect_mqtt=False)
     demo = seed.seed_demo(service, receivers=count, realtime=False)
     admin = without_daily_bulletins(service)
@@ -149,12 +158,12 @@ def test_server_killed_before_scheduled_bulletin(
     )
     service.stop()
 
-    broker = make_broker(broker_kind, tmp_path / broker_kind, mqtt_port, access)
+    broker = make_broker(broker_kind, tmp_path / broker_kind, mqtt_port, access, settings.mqtt_port)
     start_broker(broker)
     database = Database(settings.database_url)
     try:
         server, fleet = start_server_and_fleet(
-            loa_processes, data, port, mqtt_port, settings.devices_dir, count
+            loa_processes, data, port, settings.mqtt_port, settings.devices_dir, count
         )
         base, token = f"http://127.0.0.1:{port}", demo.api_token
         with database.session() as session:

@@ -95,7 +95,10 @@ def test_fleet_day(tmp_path: Path, loa_processes: list[LoaProcess]) -> None:
     port, mqtt_port = free_port(), free_port()
     data = tmp_path / "var"
     receivers = data / "receivers"
-    settings = Settings(data_dir=data, port=port, mqtt_port=mqtt_port)
+    server_mqtt_port = free_port()  # mosquitto: the server has a listener of its own
+    settings = Settings(
+        data_dir=data, port=port, mqtt_port=server_mqtt_port, device_mqtt_port=mqtt_port
+    )
     service = BroadcastService(settings, connect_mqtt=False)
     demo = seed.seed_demo(service, receivers=COUNT, realtime=False)
     with service.db.session() as session:
@@ -134,12 +137,14 @@ def test_fleet_day(tmp_path: Path, loa_processes: list[LoaProcess]) -> None:
     ]
     service.stop()
 
-    broker = MosquittoBroker(tmp_path / "mosquitto", LOOPBACK, mqtt_port, access)
+    broker = MosquittoBroker(
+        tmp_path / "mosquitto", LOOPBACK, mqtt_port, access, server_port=server_mqtt_port
+    )
     broker.start()
     database = Database(settings.database_url)
     try:
         server, fleet = start_server_and_fleet(
-            loa_processes, data, port, mqtt_port, settings.devices_dir, COUNT
+            loa_processes, data, port, settings.mqtt_port, settings.devices_dir, COUNT
         )
         base, token = f"http://127.0.0.1:{port}", demo.api_token
         devices = {d["id"] for d in wait_devices(base, token, COUNT, timeout_s=LEAD_S - 5)}

@@ -53,7 +53,10 @@ def test_a_planned_run_plays_together_from_the_manifests(
 ) -> None:
     port, mqtt_port = free_port(), free_port()
     data = tmp_path / "var"
-    settings = Settings(data_dir=data, port=port, mqtt_port=mqtt_port)
+    server_mqtt_port = free_port()  # mosquitto: the server has a listener of its own
+    settings = Settings(
+        data_dir=data, port=port, mqtt_port=server_mqtt_port, device_mqtt_port=mqtt_port
+    )
     service = BroadcastService(settings, connect_mqtt=False)
     demo = seed.seed_demo(service, receivers=4, realtime=False)
     schedule_id = _plan(service)
@@ -61,12 +64,14 @@ def test_a_planned_run_plays_together_from_the_manifests(
         access = registry.broker_access(session, service.secrets.mqtt_password)
     service.stop()
 
-    broker = MosquittoBroker(tmp_path / "mosquitto", LOOPBACK, mqtt_port, access)
+    broker = MosquittoBroker(
+        tmp_path / "mosquitto", LOOPBACK, mqtt_port, access, server_port=server_mqtt_port
+    )
     broker.start()
     database = Database(settings.database_url)
     try:
         server = LoaProcess(
-            "serve", "--data", str(data), "--port", str(port), "--mqtt-port", str(mqtt_port)
+            "serve", "--data", str(data), "--port", str(port), "--mqtt-port", str(server_mqtt_port)
         )
         loa_processes.append(server)
         server.wait_for_line("Loa server on")

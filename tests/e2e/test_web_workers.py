@@ -32,14 +32,19 @@ def test_three_workers_one_scheduler_every_broadcast_once(
 ) -> None:
     port, mqtt_port = free_port(), free_port()
     data = tmp_path / "var"
-    settings = Settings(data_dir=data, port=port, mqtt_port=mqtt_port)
+    server_mqtt_port = free_port()  # mosquitto: the server has a listener of its own
+    settings = Settings(
+        data_dir=data, port=port, mqtt_port=server_mqtt_port, device_mqtt_port=mqtt_port
+    )
     service = BroadcastService(settings, connect_mqtt=False)
     demo = seed.seed_demo(service, receivers=RECEIVERS, realtime=False)
     without_daily_bulletins(service)
     with service.db.session() as session:
         access = registry.broker_access(session, service.secrets.mqtt_password)
     service.stop()
-    broker = MosquittoBroker(tmp_path / "mosquitto", LOOPBACK, mqtt_port, access)
+    broker = MosquittoBroker(
+        tmp_path / "mosquitto", LOOPBACK, mqtt_port, access, server_port=server_mqtt_port
+    )
     broker.start()
     try:
         web = LoaProcess(
@@ -52,7 +57,7 @@ def test_three_workers_one_scheduler_every_broadcast_once(
             env={
                 "LOA_DATA_DIR": str(data),
                 "LOA_PORT": str(port),
-                "LOA_MQTT_PORT": str(mqtt_port),
+                "LOA_MQTT_PORT": str(server_mqtt_port),
             },
         )  # fmt: skip
         loa_processes.append(web)

@@ -32,7 +32,7 @@ import tts
 from broadcast import accounts, audit, broadcasts, documents, rendering, targets
 from broadcast.const import ContentKind, Role, ZoneKind
 from broadcast.db import Database
-from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from broadcast.models import AuditEntry, Bulletin, User, Zone, utcnow
 from broadcast.settings import Settings
 from devices import protocol
@@ -108,7 +108,7 @@ def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
 def check_playable(bulletin: Bulletin) -> None:
     """Only an approved bulletin is scheduled or sent (phát ngay)."""
     if bulletin.status != BulletinStatus.APPROVED:
-        raise ValidationError(
+        raise Conflict(
             "bulletin",
             f"Bản tin “{bulletin.title}” đang ở trạng thái “{status_label(bulletin.status)}”:"
             " chỉ bản tin đã duyệt mới được đặt lịch hoặc phát ngay.",
@@ -337,7 +337,7 @@ class BulletinDesk:
             user = accounts.require_user(session, user_id, WRITERS)
             bulletin = get_bulletin(session, bulletin_id)
             if not self._editable(bulletin.status):
-                raise ValidationError(
+                raise Conflict(
                     "status",
                     f"Bản tin “{bulletin.title}” đang ở trạng thái"
                     f" “{status_label(bulletin.status)}”: chỉ sửa được bản nháp hoặc bản bị"
@@ -425,7 +425,7 @@ class BulletinDesk:
     @staticmethod
     def _expect(bulletin: Bulletin, statuses: Sequence[BulletinStatus], verb: str) -> None:
         if bulletin.status not in statuses:
-            raise ValidationError(
+            raise Conflict(
                 "status",
                 f"Không thể {verb} bản tin “{bulletin.title}”: bản tin đang ở trạng thái"
                 f" “{status_label(bulletin.status)}”.",

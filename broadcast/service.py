@@ -54,6 +54,7 @@ from broadcast.const import (
 from broadcast.db import Database
 from broadcast.dispatcher import Dispatcher
 from broadcast.errors import (
+    Conflict,
     NotFound,
     ServiceUnavailable,
     ValidationError,
@@ -476,7 +477,7 @@ class BroadcastService:
             chosen = targets.stored(session, broadcast.zone_ids, broadcast.device_ids or [])
             targets.check_can_target(session, user, chosen)
             if broadcast.status == BroadcastStatus.CANCELLED.value:
-                raise ValidationError("broadcast", "lượt phát này đã được dừng trước đó")
+                raise Conflict("broadcast", "lượt phát này đã được dừng trước đó")
             zone_ids, device_ids = list(broadcast.zone_ids), list(broadcast.device_ids or [])
             title, repeat = broadcast.title, broadcast.repeat
             planned = broadcast.schedule_id is not None
@@ -585,7 +586,7 @@ class BroadcastService:
                 replacing_series=series_key,
             )
             if clash is not None:
-                raise ValidationError("time", schedules.clash_message(clash), code="overlap")
+                raise Conflict("time", schedules.clash_message(clash), code="overlap")
             schedule = Schedule(
                 bulletin_id=request.bulletin_id,
                 kind=rule.kind.value,
@@ -640,6 +641,8 @@ class BroadcastService:
             schedule = session.get(Schedule, schedule_id)
             if schedule is None:
                 raise NotFound(f"schedule {schedule_id}")
+            if schedule.ended_at is not None:  # keep when and why it ended (a newer series)
+                raise Conflict("schedule", "lịch phát này đã kết thúc hoặc đã bị hủy trước đó")
             planning.end_schedule(session, schedule, utcnow())
             audit.record(session, user, audit.Action.SCHEDULE_CANCEL, f"schedule:{schedule_id}")
         _LOGGER.info("schedule %s cancelled", schedule_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFProtect
@@ -121,7 +121,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     def errors_in_our_words(error: HTTPException) -> ResponseReturnValue:
         """JSON for the API; a page in the UI's language for people."""
         if request.path.startswith("/api/"):
-            return jsonify({"error": {"message": error.description}}), error.code
+            return api.http_error(error)
         return render_template("errors.html", code=error.code), error.code or 500
 
     @app.errorhandler(PermissionDenied)

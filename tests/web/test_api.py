@@ -105,6 +105,26 @@ def test_unknown_api_route_is_json(client: FlaskClient) -> None:
     assert client.delete("/api/v1/health").get_json()["error"]
 
 
+def test_a_method_a_route_does_not_take_is_405_with_allow(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    """RFC 9110: a 405 names the methods the resource takes, in `Allow`."""
+    cases = [
+        ("DELETE", "/api/v1/health", {"GET"}),
+        ("POST", "/api/v1/zones", {"GET"}),
+        ("PUT", "/api/v1/announcements/1", {"GET"}),
+        ("GET", "/api/v1/announcements/1/cancel", {"POST"}),
+        ("PUT", "/api/v1/bulletins/1", {"GET", "PATCH"}),
+        ("PATCH", "/api/v1/schedules/1", {"GET", "DELETE"}),
+    ]
+    for method, url, allowed in cases:
+        response = client.open(url, method=method, headers=_auth(tokens["officer"]))
+        assert response.status_code == 405, (method, url)
+        assert response.is_json and response.get_json()["error"]["message"]
+        allow = {part.strip() for part in response.headers.get("Allow", "").split(",")}
+        assert allowed <= allow and method not in allow, (method, url, allow)
+
+
 def _announce(client: FlaskClient, token: str, **body: object) -> dict:  # type: ignore[type-arg]
     response = client.post(
         "/api/v1/announcements",
@@ -175,7 +195,7 @@ def test_cancel_with_a_correction(
     again = client.post(
         f"/api/v1/announcements/{wrong['id']}/cancel", headers=_auth(tokens["officer"])
     )
-    assert again.status_code == 400 and again.get_json()["error"]["field"] == "broadcast"
+    assert again.status_code == 409 and again.get_json()["error"]["field"] == "broadcast"
 
 
 def test_cancel_rules(

@@ -56,6 +56,10 @@ def test_schedule_read_list_cancel(
     assert listed == []
     status, one = _call(client, "GET", f"/api/v1/schedules/{created['id']}", tokens["officer"])
     assert one["active"] is False and one["ended_at"] is not None
+    status, error = _call(client, "DELETE", f"/api/v1/schedules/{created['id']}", tokens["officer"])
+    assert status == 409 and error["error"]["field"] == "schedule"
+    status, again = _call(client, "GET", f"/api/v1/schedules/{created['id']}", tokens["officer"])
+    assert again["ended_at"] == one["ended_at"]  # a second cancel does not rewrite the first
 
 
 def test_who_may_schedule(
@@ -108,7 +112,7 @@ def test_an_overlap_is_refused_with_the_clash(
     status, error = _call(
         client, "POST", "/api/v1/schedules", tokens["officer"], {"bulletin": second, **daily}
     )
-    assert status == 400 and error["error"]["field"] == "time"
+    assert status == 409 and error["error"]["field"] == "time"
     assert "Tin một" in error["error"]["message"]
 
 

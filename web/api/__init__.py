@@ -17,7 +17,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from broadcast import accounts, receivers, zones
-from broadcast.errors import NotFound, PermissionDenied, ServiceUnavailable, ValidationError
+from broadcast.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    ValidationError,
+)
 from broadcast.models import User
 from web import get_service
 from web.serialize import device_json, zone_json
@@ -39,6 +45,12 @@ def _validation(exc: ValidationError) -> tuple[Response, int]:
     return error(400, exc.message, exc.field)
 
 
+@bp.errorhandler(Conflict)
+def _conflict(exc: Conflict) -> tuple[Response, int]:
+    """Well-formed, but the state refuses it (already approved, already stopped, a clash)."""
+    return error(409, exc.message, exc.field)
+
+
 @bp.errorhandler(PermissionDenied)
 def _denied(exc: PermissionDenied) -> tuple[Response, int]:
     return error(403, str(exc))
@@ -55,8 +67,18 @@ def _unavailable(exc: ServiceUnavailable) -> tuple[Response, int]:
 
 
 @bp.errorhandler(HTTPException)
-def _http(exc: HTTPException) -> tuple[Response, int]:
-    return error(exc.code or 500, exc.description or exc.name)
+def _http(exc: HTTPException) -> Response:
+    return http_error(exc)
+
+
+def http_error(exc: HTTPException) -> Response:
+    """Werkzeug's error as our JSON, keeping its headers (a 405's `Allow`)."""
+    response, status = error(exc.code or 500, exc.description or exc.name)
+    response.status_code = status
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def token_required(view: F) -> F:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 import audio
 import tts
 from broadcast import accounts, audit, broadcasts, documents, rendering, targets
-from broadcast.const import ContentKind, Role, ZoneKind
+from broadcast.const import MAX_TITLE_CHARS, ContentKind, Role, ZoneKind
 from broadcast.db import Database
 from broadcast.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from broadcast.models import AuditEntry, Bulletin, User, Zone, utcnow
@@ -43,7 +43,6 @@ WRITERS = (Role.ADMIN, Role.OFFICER)
 REVIEWERS = (Role.ADMIN, Role.LEADER)
 READERS = (Role.ADMIN, Role.OFFICER, Role.LEADER, Role.VIEWER)
 LISTENERS = (Role.ADMIN, Role.OFFICER, Role.LEADER)  # may render a preview
-MAX_TITLE_CHARS = 300
 MAX_COMMENT_CHARS = 2000
 
 

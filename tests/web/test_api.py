@@ -81,6 +81,7 @@ def test_errors_name_the_field(client: FlaskClient, tokens: dict[str, str]) -> N
         ({"text": "Bão", "zones": ["thon-q"]}, "zones"),
         ({"text": "Bão", "zones": ["thon-a"], "priority": "max"}, "priority"),
         ({"text": "Bão", "zones": ["thon-a"], "repeat": 99}, "repeat"),
+        ({"text": "Bão", "zones": ["thon-a"], "title": "T" * 301}, "title"),  # a 300-char column
     ]
     for body, field in cases:
         response = client.post("/api/v1/announcements", json=body, headers=_auth(tokens["officer"]))

@@ -325,7 +325,13 @@ def test_devices_come_a_page_at_a_time_with_the_total_and_the_next_page(
     head = _auth(tokens["head-a"])
     refused = client.get("/api/v1/devices?zone=thon-b", headers=head)
     assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "zone"
-    for query, field in (("per_page=0", "per_page"), ("page=x", "page"), ("online=yes", "online")):
+    for query, field in (
+        ("per_page=0", "per_page"),
+        ("page=x", "page"),
+        ("page=%C2%B2", "page"),  # "²" is a digit to str.isdigit, not to int()
+        ("page=" + "9" * 5000, "page"),
+        ("online=yes", "online"),
+    ):
         response = client.get(f"/api/v1/devices?{query}", headers=officer)
         assert response.status_code == 400 and response.get_json()["error"]["field"] == field
 

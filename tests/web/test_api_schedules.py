@@ -129,5 +129,8 @@ def test_announcements_list_shows_what_the_caller_may_see(
     assert status == 200 and {tuple(b["zones"]) for b in everything} == {("thon-a",), ("thon-b",)}
     status, own = _call(client, "GET", "/api/v1/announcements?limit=10", tokens["head-a"])
     assert status == 200 and [b["zones"] for b in own] == [["thon-a"]]
-    status, error = _call(client, "GET", "/api/v1/announcements?limit=lots", tokens["viewer"])
-    assert status == 400 and error["error"]["field"] == "limit"
+    for limit in ("lots", "0", "201", "%D9%A3"):  # the last is an Arabic-Indic 3
+        status, error = _call(
+            client, "GET", f"/api/v1/announcements?limit={limit}", tokens["viewer"]
+        )
+        assert status == 400 and error["error"]["field"] == "limit", limit

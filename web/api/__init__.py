@@ -168,9 +168,10 @@ def list_devices() -> Response:
 
 
 def page_number(name: str, default: int, highest: int) -> int:
-    """A whole number from 1 to `highest` in the query string, or a ValidationError naming it."""
+    """A whole number from 1 to `highest` in the query string (ASCII digits: `int` would take
+    "²" and "٣" only to fail), or a ValidationError naming it."""
     raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= highest:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not 1 <= int(raw) <= highest:
         raise ValidationError(name, f"a whole number from 1 to {highest}")
     return int(raw)
 

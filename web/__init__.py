@@ -23,6 +23,7 @@ from web.views import describe_schedule
 
 _LOGGER = logging.getLogger(__name__)
 csrf = CSRFProtect()
+MAX_REQUEST_BYTES = 2 * 1024 * 1024  # a larger request body is refused with 413
 
 # Lazy: each reads in the request's language (the catalog has the English).
 PRIORITY_LABELS = {
@@ -62,7 +63,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=service.settings.public_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=12 * 3600,
-        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
     )
     if test_config:
         app.config.update(test_config)

@@ -1,12 +1,20 @@
-"""The OpenAPI document describes exactly the API's routes and is a valid OpenAPI 3.1 document."""
+"""The OpenAPI document describes exactly the API's routes and is a valid OpenAPI 3.1 document;
+the API tests' client checks their responses against it (`openapi_check`), and fails when one
+does not conform."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
+
+import web.api
+from broadcast.errors import Conflict
 
 
 def _api_routes(app: Flask) -> set[tuple[str, str]]:
@@ -42,3 +50,90 @@ def test_every_protected_operation_documents_its_errors(client: FlaskClient) -> 
             if operation.get("security") == []:
                 continue
             assert {"400", "401", "403", "404"} <= set(operation["responses"]), (method, path)
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield method, path, operation
+
+
+def test_request_bodies_say_413_and_the_optional_ones_are_optional(
+    app: Flask, client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    optional = set()
+    for method, path, operation in _operations(document):
+        if "requestBody" in operation:
+            assert "413" in operation["responses"], (method, path)
+            if not operation["requestBody"]["required"]:
+                optional.add((method, path))
+    # both read their body only if there is one (a correction, a comment)
+    assert optional == {
+        ("post", "/announcements/{broadcast_id}/cancel"),
+        ("post", "/bulletins/{bulletin_id}/approve"),
+    }
+    too_large = app.config["MAX_CONTENT_LENGTH"] + 1
+    response = client.post(
+        "/api/v1/announcements",
+        data=b"{" + b" " * too_large + b"}",
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {tokens['officer']}"},
+    )
+    assert response.status_code == 413 and response.get_json()["error"]["message"]
+
+
+def test_state_conflicts_are_documented_as_409(client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    with_409 = {(m, p) for m, p, op in _operations(document) if "409" in op["responses"]}
+    assert with_409 == {
+        ("post", "/announcements/{broadcast_id}/cancel"),
+        ("post", "/schedules"),
+        ("delete", "/schedules/{schedule_id}"),
+        ("patch", "/bulletins/{bulletin_id}"),
+        ("post", "/bulletins/{bulletin_id}/submit"),
+        ("post", "/bulletins/{bulletin_id}/approve"),
+        ("post", "/bulletins/{bulletin_id}/reject"),
+        ("post", "/bulletins/{bulletin_id}/send"),
+    }
+
+
+def test_links_lead_to_operations_and_ids_are_bounded(client: FlaskClient) -> None:
+    """Stateful fuzzing follows the links (create → read → cancel); ids fit a 64-bit column."""
+    document = client.get("/api/v1/openapi.json").get_json()
+    operations = {op["operationId"]: (m, p, op) for m, p, op in _operations(document)}
+    assert len(operations) == sum(1 for _ in _operations(document))  # ids are unique
+    followed = set()
+    for _method, _path, operation in _operations(document):
+        for response in operation["responses"].values():
+            for link in response.get("links", {}).values():
+                _method, _target_path, target = operations[link["operationId"]]
+                names = {p["name"] for p in target.get("parameters", []) if p["in"] == "path"}
+                assert set(link.get("parameters", {})) <= names, link
+                followed.add(link["operationId"])
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path":
+                assert parameter["schema"] == {"type": "integer", "minimum": 1,
+                                               "maximum": 2**63 - 1}  # fmt: skip
+    assert {"getAnnouncement", "cancelAnnouncement", "approveBulletin", "createSchedule",
+            "cancelSchedule", "sendBulletin"} <= followed  # fmt: skip
+
+
+def test_the_check_fails_a_body_that_breaks_the_document(
+    client: FlaskClient, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API tests' client is no rubber stamp: a zone without its fields fails the test."""
+    monkeypatch.setattr(web.api, "zone_json", lambda zone: {"id": zone.id})
+    with pytest.raises(AssertionError, match="GET /api/v1/zones answered 200"):
+        client.get("/api/v1/zones", headers={"Authorization": f"Bearer {tokens['admin']}"})
+
+
+def test_the_check_fails_a_status_the_operation_does_not_declare(
+    client: FlaskClient, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def clash(*_args: object) -> None:
+        raise Conflict("zone", "a state this operation never refuses for")
+
+    monkeypatch.setattr(web.api.zones, "visible_zones", clash)
+    with pytest.raises(AssertionError, match="answered 409"):
+        client.get("/api/v1/zones", headers={"Authorization": f"Bearer {tokens['admin']}"})

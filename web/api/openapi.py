@@ -219,6 +219,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         required=["text"],
         anyOf=TARGETED,
+        examples=[
+            {
+                "text": "Thông báo khẩn: mất điện từ 14h00 đến 16h00.",
+                "zones": ["thon-1"],
+                "priority": "emergency",
+                "repeat": 1,
+            }
+        ],
     ),
     "CancelRequest": request_obj(
         {
@@ -380,6 +388,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
         required=["text"],
+        examples=[
+            {
+                "title": "Tiêm phòng dại đợt 2",
+                "text": "Ngày 05/12/2026 trạm y tế tiêm phòng dại cho chó, mèo tại nhà văn hóa.",
+                "make_script": True,
+                "submit": True,
+            }
+        ],
     ),
     "BulletinEdit": request_obj(
         {
@@ -387,10 +403,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "text": {**TEXT, "description": "the new script of a spoken bulletin (required there)"},
         }
     ),
-    "Approval": request_obj({"comment": COMMENT}),
+    "Approval": request_obj({"comment": COMMENT}, examples=[{"comment": "Đồng ý phát."}]),
     "Rejection": request_obj(
         {"comment": {**COMMENT, "minLength": 1, "pattern": r"\S", "description": "why"}},
         required=["comment"],
+        examples=[{"comment": "Ghi rõ giờ tiêm."}],
     ),
     "SendRequest": request_obj(
         {
@@ -400,6 +417,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "repeat": {**REPEAT, "default": 1},
         },
         anyOf=TARGETED,
+        examples=[{"zones": ["thon-1"], "priority": "normal", "repeat": 1}],
     ),
     "BroadcastLog": obj(
         {

@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
+from werkzeug.wrappers import Response
 
 import web.api
 from broadcast.errors import Conflict
@@ -137,3 +138,15 @@ def test_the_check_fails_a_status_the_operation_does_not_declare(
     monkeypatch.setattr(web.api.zones, "visible_zones", clash)
     with pytest.raises(AssertionError, match="answered 409"):
         client.get("/api/v1/zones", headers={"Authorization": f"Bearer {tokens['admin']}"})
+
+
+def test_the_check_fails_a_missing_required_header(
+    app: Flask, client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    @app.after_request
+    def drop_the_total(response: Response) -> Response:
+        response.headers.pop("X-Total-Count", None)
+        return response
+
+    with pytest.raises(AssertionError, match="X-Total-Count"):
+        client.get("/api/v1/devices", headers={"Authorization": f"Bearer {tokens['admin']}"})

@@ -150,3 +150,41 @@ def test_the_check_fails_a_missing_required_header(
 
     with pytest.raises(AssertionError, match="X-Total-Count"):
         client.get("/api/v1/devices", headers={"Authorization": f"Bearer {tokens['admin']}"})
+
+
+def test_query_bounds_in_the_document_are_the_codes(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    """Each bounded number in a query is taken at its documented ends and refused past them."""
+    document = client.get("/api/v1/openapi.json").get_json()
+    headers = {"Authorization": f"Bearer {tokens['admin']}"}
+    checked = []
+    for method, path, operation in _operations(document):
+        params = operation.get("parameters", [])
+        required = {
+            p["name"]: p["schema"]["examples"][0]
+            for p in params
+            if p["in"] == "query" and p.get("required")
+        }
+        for parameter in params:
+            schema = parameter["schema"]
+            if parameter["in"] != "query" or schema.get("type") != "integer":
+                continue
+            name, low, high = parameter["name"], schema["minimum"], schema["maximum"]
+            url = f"/api/v1{path}"
+            for value, status in ((low, 200), (high, 200), (low - 1, 400), (high + 1, 400)):
+                response = client.open(
+                    url, method=method, query_string={**required, name: value}, headers=headers
+                )
+                assert response.status_code == status, (path, name, value, response.get_json())
+                if status == 400:
+                    assert response.get_json()["error"]["field"] == name
+            checked.append((path, name))
+    assert len(checked) == 5  # page and per_page twice, limit
+
+
+def test_the_month_pattern_is_the_codes(client: FlaskClient, tokens: dict[str, str]) -> None:
+    headers = {"Authorization": f"Bearer {tokens['leader']}"}
+    for month, status in (("2000-01", 200), ("2100-12", 200), ("2026-13", 400), ("26-11", 400)):
+        response = client.get(f"/api/v1/reports/monthly?month={month}", headers=headers)
+        assert response.status_code == status, (month, response.get_json())

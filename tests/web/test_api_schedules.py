@@ -87,6 +87,10 @@ def test_schedule_errors_name_the_field(
          "time_of_day"),
         ({"bulletin": bulletin, "kind": "daily", "time_of_day": "06:00", "zones": ["nowhere"]},
          "zones"),
+        # a valid expression (daily at 6:00) longer than the 100 characters the column holds
+        ({"bulletin": bulletin, "kind": "cron", "zones": ["thon-a"],
+          "cron": f"0 6 {','.join(map(str, range(1, 32)))} {','.join(map(str, range(1, 13)))} *"},
+         "cron"),
     ]  # fmt: skip
     for body, field in cases:
         status, error = _call(client, "POST", "/api/v1/schedules", officer, body)

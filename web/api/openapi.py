@@ -25,7 +25,7 @@ from broadcast.const import (
     DeliveryState,
     ScheduleKind,
 )
-from broadcast.programmes import MAX_INTERVAL_H
+from broadcast.programmes import MAX_CRON_CHARS, MAX_INTERVAL_H
 from broadcast.reporting import CONTENT_LABELS, SOURCE_LABELS
 from devices.protocol import ID_PATTERN, Priority
 from web import MAX_REQUEST_BYTES
@@ -266,6 +266,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "cron": {
                 "type": "string",
                 "minLength": 1,
+                "maxLength": MAX_CRON_CHARS,
                 "description": "cron: 5 standard fields, local time",
                 "examples": ["0 6 * * 1-5"],
             },

@@ -13,7 +13,7 @@ from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.exceptions import Forbidden, HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound
 
 from broadcast import audit, clock
 from broadcast.errors import NotFound as DomainNotFound
@@ -81,6 +81,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         i18n,
         media,
         metrics,
+        nul_guard,
         reports,
     )
 
@@ -109,6 +110,16 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         """Privileged actions of this request are logged as coming from the client's address."""
         channel = "api" if request.path.startswith("/api/") else "web"
         audit.set_origin(f"{channel} {request.remote_addr or '?'}")
+
+    @app.before_request
+    def refuse_nul_characters() -> ResponseReturnValue | None:
+        """PostgreSQL cannot store a NUL character: refused before any view, naming the input."""
+        field = nul_guard.field_with_nul(request)
+        if field is None:
+            return None
+        if request.path.startswith("/api/"):
+            return api.error(400, nul_guard.MESSAGE, field)
+        return errors_in_our_words(BadRequest(f"{field}: {nul_guard.MESSAGE}"))
 
     @app.teardown_request
     def audit_origin_reset(_error: BaseException | None) -> None:

@@ -936,7 +936,8 @@ def document() -> dict[str, Any]:
                 "409 for a request the current state refuses (a bulletin not yet approved, a "
                 "broadcast already stopped, a clashing schedule), 413 for a request body over "
                 f"{MAX_REQUEST_BYTES // (1024 * 1024)} MiB, and 405, with an `Allow` header "
-                "naming the methods it takes, for a method a path does not take."
+                "naming the methods it takes, for a method a path does not take. No input may "
+                "contain a NUL character (400)."
             ),
         },
         "servers": [{"url": "/api/v1"}],

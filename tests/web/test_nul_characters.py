@@ -13,9 +13,7 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_the_api_names_the_field_holding_a_nul(
-    client: FlaskClient, tokens: dict[str, str]
-) -> None:
+def test_the_api_names_the_field_holding_a_nul(client: FlaskClient, tokens: dict[str, str]) -> None:
     officer = _auth(tokens["officer"])
     cases = [
         ("/api/v1/announcements", {"text": "Mất điện\x00 từ 14h", "zones": ["thon-a"]}, "text"),

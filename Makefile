@@ -32,10 +32,11 @@ test-postgres: $(STAMP)
 # time (LOA_FUZZ_SEED=N repeats a run). Reports in test-artifacts/fuzz/.
 FUZZ_EXAMPLES ?= 200
 FUZZ_LIMIT_S ?= 3600
+FUZZ_DB ?= sqlite
 fuzz: $(STAMP)
 	LOA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LOA_FUZZ_SEED=$${LOA_FUZZ_SEED:-random} \
 	LOA_FUZZ_LIMIT_S=$(FUZZ_LIMIT_S) $(BIN)/python -m pytest -n 0 --timeout $$(( $(FUZZ_LIMIT_S) + 120 )) \
-	tests/e2e/test_api_fuzz.py
+	--db $(FUZZ_DB) tests/e2e/test_api_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

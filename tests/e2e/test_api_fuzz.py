@@ -5,7 +5,8 @@ no response may be a server error or differ from the document (status code, cont
 headers, body).
 
 `make test` runs a bounded number of examples per operation (`LOA_FUZZ_EXAMPLES`, default 5,
-a fixed seed: a couple of minutes on two cores); `make fuzz` runs many more with a random seed.
+a fixed seed: a couple of minutes on two cores); `make fuzz` runs many more with a random seed
+(`make fuzz FUZZ_DB=postgresql` on PostgreSQL, whose text columns refuse more than SQLite's).
 Schemathesis's report of a failure (with a curl line to reproduce it) is in the assertion
 message, and the whole run in test-artifacts/fuzz/<role>.txt.
 """
@@ -94,10 +95,20 @@ def _seed(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The server on SQLite, or on a fresh PostgreSQL database with `--db postgresql`."""
     data = tmp_path_factory.mktemp("fuzz") / "var"
     port, mqtt_port = free_port(), free_port()
-    tokens = _seed(Settings(data_dir=data, port=port, mqtt_port=mqtt_port))
+    env = {}
+    if request.config.getoption("--db") == "postgresql":
+        postgres = request.getfixturevalue("postgres_server")
+        env["LOA_DATABASE_URL"] = postgres.create_database("loa_fuzz")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        tokens = _seed(Settings(data_dir=data, port=port, mqtt_port=mqtt_port))
     process = LoaProcess(
         "serve",
         "--data",
@@ -107,6 +118,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "--mqtt-port",
         str(mqtt_port),
         "--embedded-broker",
+        env=env,
     )
     try:
         process.wait_for_line("Loa server on")

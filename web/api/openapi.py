@@ -34,7 +34,7 @@ from web.api import bp
 _LOGGER = logging.getLogger(__name__)
 
 JSON = "application/json"
-MAX_ID = 2**63 - 1  # the database's BIGINT
+MAX_ID = 2**31 - 1  # the id columns are INTEGER: PostgreSQL refuses a larger one (a 500)
 
 
 def ref(name: str) -> dict[str, str]:

@@ -152,7 +152,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         "--workers",
         "1",
         "--request-timeout",
-        "30",
+        "120",  # a schedule renders its bulletin in the request: seconds for a long text
         "--generation-database",
         "none",
         "--suppress-health-check",

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-postgres lint bench clean
+.PHONY: demo test test-postgres fuzz lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) deploy/make_venv.py $(VENV)
@@ -26,6 +26,17 @@ test: $(STAMP)
 # Only the PostgreSQL pass (Debian's postgresql package).
 test-postgres: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/web
+
+# Schemathesis against a running server as an admin, a viewer and a village head, far longer
+# than the bounded run inside `make test`: FUZZ_EXAMPLES per operation, a new random seed each
+# time (LOA_FUZZ_SEED=N repeats a run). Reports in test-artifacts/fuzz/.
+FUZZ_EXAMPLES ?= 200
+FUZZ_LIMIT_S ?= 3600
+FUZZ_DB ?= sqlite
+fuzz: $(STAMP)
+	LOA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LOA_FUZZ_SEED=$${LOA_FUZZ_SEED:-random} \
+	LOA_FUZZ_LIMIT_S=$(FUZZ_LIMIT_S) $(BIN)/python -m pytest -n 0 --timeout $$(( $(FUZZ_LIMIT_S) + 120 )) \
+	--db $(FUZZ_DB) tests/e2e/test_api_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

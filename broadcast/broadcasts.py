@@ -23,6 +23,7 @@ from broadcast.const import (
     MAX_RELAY_MINUTES,
     MAX_REPEAT,
     MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
     MAX_URL_CHARS,
     BroadcastStatus,
     ContentKind,
@@ -185,6 +186,8 @@ def create_broadcast(
 
     `fields` are further `Broadcast` columns (a planned run's `occurrence_at`, `item_id`, …).
     """
+    if len(title.strip()) > MAX_TITLE_CHARS:  # PostgreSQL would refuse it with a server error
+        raise ValidationError("title", f"at most {MAX_TITLE_CHARS} characters")
     chosen = Targets(tuple(zone_list), tuple(devices))
     broadcast = Broadcast(
         recording_sha256=recording_sha256,

@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 import audio
 import tts
 from broadcast import accounts, audit, broadcasts, documents, rendering, targets
-from broadcast.const import ContentKind, Role, ZoneKind
+from broadcast.const import MAX_TITLE_CHARS, ContentKind, Role, ZoneKind
 from broadcast.db import Database
-from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from broadcast.models import AuditEntry, Bulletin, User, Zone, utcnow
 from broadcast.settings import Settings
 from devices import protocol
@@ -43,7 +43,6 @@ WRITERS = (Role.ADMIN, Role.OFFICER)
 REVIEWERS = (Role.ADMIN, Role.LEADER)
 READERS = (Role.ADMIN, Role.OFFICER, Role.LEADER, Role.VIEWER)
 LISTENERS = (Role.ADMIN, Role.OFFICER, Role.LEADER)  # may render a preview
-MAX_TITLE_CHARS = 300
 MAX_COMMENT_CHARS = 2000
 
 
@@ -108,7 +107,7 @@ def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
 def check_playable(bulletin: Bulletin) -> None:
     """Only an approved bulletin is scheduled or sent (phát ngay)."""
     if bulletin.status != BulletinStatus.APPROVED:
-        raise ValidationError(
+        raise Conflict(
             "bulletin",
             f"Bản tin “{bulletin.title}” đang ở trạng thái “{status_label(bulletin.status)}”:"
             " chỉ bản tin đã duyệt mới được đặt lịch hoặc phát ngay.",
@@ -337,7 +336,7 @@ class BulletinDesk:
             user = accounts.require_user(session, user_id, WRITERS)
             bulletin = get_bulletin(session, bulletin_id)
             if not self._editable(bulletin.status):
-                raise ValidationError(
+                raise Conflict(
                     "status",
                     f"Bản tin “{bulletin.title}” đang ở trạng thái"
                     f" “{status_label(bulletin.status)}”: chỉ sửa được bản nháp hoặc bản bị"
@@ -425,7 +424,7 @@ class BulletinDesk:
     @staticmethod
     def _expect(bulletin: Bulletin, statuses: Sequence[BulletinStatus], verb: str) -> None:
         if bulletin.status not in statuses:
-            raise ValidationError(
+            raise Conflict(
                 "status",
                 f"Không thể {verb} bản tin “{bulletin.title}”: bản tin đang ở trạng thái"
                 f" “{status_label(bulletin.status)}”.",

@@ -15,6 +15,7 @@ DEFAULT_DATA_DIR = "var"
 SERVER_MQTT_USERNAME = "loa-server"
 
 MAX_TEXT_CHARS = 20_000
+MAX_TITLE_CHARS = 300  # the title columns' length
 MAX_REPEAT = 10
 
 

@@ -18,6 +18,12 @@ class ValidationError(LoaError):
         self.code = code
 
 
+class Conflict(ValidationError):
+    """The input is fine but the thing's state refuses it (approving an approved bulletin,
+    stopping a stopped broadcast, a schedule that clashes with another): the API answers 409;
+    pages show it like any other refusal, since it is a ValidationError."""
+
+
 class PermissionDenied(LoaError):
     pass
 

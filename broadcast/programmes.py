@@ -36,6 +36,7 @@ _LOGGER = logging.getLogger(__name__)
 MAX_OCCURRENCES = 2000  # bound of every expansion loop
 MIN_GAP_S = 15 * 60  # two runs of one schedule at least this far apart
 MAX_INTERVAL_H = 72
+MAX_CRON_CHARS = 100  # the cron column's length
 SERIES_START_SLACK = timedelta(minutes=10)  # "now" typed a minute ago still means now
 _CRON_DAY_NAMES = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 
@@ -246,6 +247,8 @@ def make_rule(
         rule = replace(rule, run_at=_series_start(run_at, now), interval_h=_interval(interval_h))
     elif schedule_kind is ScheduleKind.CRON:
         expression = " ".join(str(cron or "").split())
+        if len(expression) > MAX_CRON_CHARS:  # PostgreSQL would refuse it with a server error
+            raise ValidationError("cron", f"biểu thức cron dài quá {MAX_CRON_CHARS} ký tự")
         try:
             cron_trigger(expression)
         except ValueError as exc:

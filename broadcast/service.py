@@ -57,6 +57,7 @@ from broadcast.const import (
 from broadcast.db import Database
 from broadcast.dispatcher import Dispatcher
 from broadcast.errors import (
+    Conflict,
     NotFound,
     ServiceUnavailable,
     ValidationError,
@@ -521,10 +522,10 @@ class BroadcastService:
                 raise NotFound(f"broadcast {broadcast_id}")
             broadcasts.check_can_cancel(session, user, broadcast)
             if broadcast.status == BroadcastStatus.CANCELLED.value:
-                raise ValidationError("broadcast", "lượt phát này đã được dừng trước đó")
+                raise Conflict("broadcast", "lượt phát này đã được dừng trước đó")
             ended = broadcasts.has_ended(broadcast)
             if ended and correction is None:
-                raise ValidationError(
+                raise Conflict(
                     "broadcast",
                     "lượt phát này đã kết thúc, không còn gì để dừng",
                     code="ended",
@@ -652,7 +653,7 @@ class BroadcastService:
                 replacing_series=series_key,
             )
             if clash is not None:
-                raise ValidationError("time", schedules.clash_message(clash), code="overlap")
+                raise Conflict("time", schedules.clash_message(clash), code="overlap")
             schedule = Schedule(
                 bulletin_id=request.bulletin_id,
                 kind=rule.kind.value,
@@ -707,6 +708,8 @@ class BroadcastService:
             schedule = session.get(Schedule, schedule_id)
             if schedule is None:
                 raise NotFound(f"schedule {schedule_id}")
+            if schedule.ended_at is not None:  # keep when and why it ended (a newer series)
+                raise Conflict("schedule", "lịch phát này đã kết thúc hoặc đã bị hủy trước đó")
             planning.end_schedule(session, schedule, utcnow())
             audit.record(session, user, audit.Action.SCHEDULE_CANCEL, f"schedule:{schedule_id}")
         _LOGGER.info("schedule %s cancelled", schedule_id)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask import Flask, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.exceptions import Forbidden, HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broadcast import audit, clock
@@ -24,6 +24,7 @@ from web.views import describe_schedule
 
 _LOGGER = logging.getLogger(__name__)
 csrf = CSRFProtect()
+MAX_REQUEST_BYTES = 2 * 1024 * 1024  # a larger request body is refused with 413
 
 # Lazy: each reads in the request's language (the catalog has the English).
 PRIORITY_LABELS = {
@@ -63,7 +64,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=service.settings.public_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=12 * 3600,
-        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
     )
     if test_config:
         app.config.update(test_config)
@@ -84,6 +85,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         i18n,
         media,
         metrics,
+        nul_guard,
         reports,
     )
 
@@ -118,6 +120,16 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         channel = "api" if request.path.startswith("/api/") else "web"
         audit.set_origin(f"{channel} {request.remote_addr or '?'}")
 
+    @app.before_request
+    def refuse_nul_characters() -> ResponseReturnValue | None:
+        """PostgreSQL cannot store a NUL character: refused before any view, naming the input."""
+        field = nul_guard.field_with_nul(request)
+        if field is None:
+            return None
+        if request.path.startswith("/api/"):
+            return api.error(400, nul_guard.MESSAGE, field)
+        return errors_in_our_words(BadRequest(f"{field}: {nul_guard.MESSAGE}"))
+
     @app.teardown_request
     def audit_origin_reset(_error: BaseException | None) -> None:
         audit.set_origin(audit.SYSTEM)
@@ -130,7 +142,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     def errors_in_our_words(error: HTTPException) -> ResponseReturnValue:
         """JSON for the API; a page in the UI's language for people."""
         if request.path.startswith("/api/"):
-            return jsonify({"error": {"message": error.description}}), error.code
+            return api.http_error(error)
         return render_template("errors.html", code=error.code), error.code or 500
 
     @app.errorhandler(PermissionDenied)

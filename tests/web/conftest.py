@@ -1,10 +1,14 @@
-"""The Flask app over a service whose MQTT messages are recorded, with tokens for each role."""
+"""The Flask app over a service whose MQTT messages are recorded, with tokens for each role.
+
+The test client checks every `/api/v1` response against the OpenAPI document
+(`openapi_check.CheckedClient`)."""
 
 from __future__ import annotations
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from openapi_check import CheckedClient
 from service_support import RecordingDispatcher, Users, seed_commune
 
 from broadcast import accounts, registry
@@ -33,7 +37,9 @@ def sent(service: BroadcastService) -> RecordingDispatcher:
 
 @pytest.fixture
 def app(service: BroadcastService, users: Users, sent: RecordingDispatcher) -> Flask:
-    return create_app(service, {"TESTING": True})
+    app = create_app(service, {"TESTING": True})
+    app.test_client_class = CheckedClient
+    return app
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def test_push_approve_and_send_a_bulletin(
         tokens["officer"],
         {"zones": ["thon-a"]},
     )
-    assert status == 400 and error["error"]["field"] == "bulletin"  # not approved yet
+    assert status == 409 and error["error"]["field"] == "bulletin"  # not approved yet
     status, error = _call(
         client, "POST", f"/api/v1/bulletins/{bulletin}/reject", tokens["leader"], {}
     )
@@ -83,6 +83,16 @@ def test_push_approve_and_send_a_bulletin(
         client, "POST", f"/api/v1/bulletins/{bulletin}/approve", tokens["leader"], {"comment": "OK"}
     )
     assert status == 200 and approved["status"] == "approved"
+    for method, step, body in (
+        ("POST", "approve", None),
+        ("POST", "reject", {"comment": "Muộn rồi."}),
+        ("POST", "submit", None),
+        ("PATCH", "", {"title": "Sửa sau khi duyệt", "text": "Tin khác."}),
+    ):
+        url = f"/api/v1/bulletins/{bulletin}/{step}".rstrip("/")
+        token = tokens["officer" if step in ("submit", "") else "leader"]
+        status, error = _call(client, method, url, token, body)
+        assert status == 409 and error["error"]["field"] == "status", (step, error)
 
     status, sent = _call(
         client, "POST", f"/api/v1/bulletins/{bulletin}/send", tokens["officer"],

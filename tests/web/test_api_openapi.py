@@ -1,12 +1,21 @@
-"""The OpenAPI document describes exactly the API's routes and is a valid OpenAPI 3.1 document."""
+"""The OpenAPI document describes exactly the API's routes and is a valid OpenAPI 3.1 document;
+the API tests' client checks their responses against it (`openapi_check`), and fails when one
+does not conform."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
+from werkzeug.wrappers import Response
+
+import web.api
+from broadcast.errors import Conflict
 
 
 def _api_routes(app: Flask) -> set[tuple[str, str]]:
@@ -42,3 +51,141 @@ def test_every_protected_operation_documents_its_errors(client: FlaskClient) -> 
             if operation.get("security") == []:
                 continue
             assert {"400", "401", "403", "404"} <= set(operation["responses"]), (method, path)
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield method, path, operation
+
+
+def test_request_bodies_say_413_and_the_optional_ones_are_optional(
+    app: Flask, client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    optional = set()
+    for method, path, operation in _operations(document):
+        if "requestBody" in operation:
+            assert "413" in operation["responses"], (method, path)
+            if not operation["requestBody"]["required"]:
+                optional.add((method, path))
+    # both read their body only if there is one (a correction, a comment)
+    assert optional == {
+        ("post", "/announcements/{broadcast_id}/cancel"),
+        ("post", "/bulletins/{bulletin_id}/approve"),
+    }
+    too_large = app.config["MAX_CONTENT_LENGTH"] + 1
+    response = client.post(
+        "/api/v1/announcements",
+        data=b"{" + b" " * too_large + b"}",
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {tokens['officer']}"},
+    )
+    assert response.status_code == 413 and response.get_json()["error"]["message"]
+
+
+def test_state_conflicts_are_documented_as_409(client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    with_409 = {(m, p) for m, p, op in _operations(document) if "409" in op["responses"]}
+    assert with_409 == {
+        ("post", "/announcements/{broadcast_id}/cancel"),
+        ("post", "/schedules"),
+        ("delete", "/schedules/{schedule_id}"),
+        ("patch", "/bulletins/{bulletin_id}"),
+        ("post", "/bulletins/{bulletin_id}/submit"),
+        ("post", "/bulletins/{bulletin_id}/approve"),
+        ("post", "/bulletins/{bulletin_id}/reject"),
+        ("post", "/bulletins/{bulletin_id}/send"),
+    }
+
+
+def test_links_lead_to_operations_and_ids_are_bounded(client: FlaskClient) -> None:
+    """Stateful fuzzing follows the links (create → read → cancel); ids fit an INTEGER column
+    (PostgreSQL's is 32 bits: 2147483648 in a path answered 500 there)."""
+    document = client.get("/api/v1/openapi.json").get_json()
+    operations = {op["operationId"]: (m, p, op) for m, p, op in _operations(document)}
+    assert len(operations) == sum(1 for _ in _operations(document))  # ids are unique
+    followed = set()
+    for _method, _path, operation in _operations(document):
+        for response in operation["responses"].values():
+            for link in response.get("links", {}).values():
+                _method, _target_path, target = operations[link["operationId"]]
+                names = {p["name"] for p in target.get("parameters", []) if p["in"] == "path"}
+                assert set(link.get("parameters", {})) <= names, link
+                followed.add(link["operationId"])
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path":
+                assert parameter["schema"] == {"type": "integer", "minimum": 1,
+                                               "maximum": 2**31 - 1}  # fmt: skip
+    assert {"getAnnouncement", "cancelAnnouncement", "approveBulletin", "createSchedule",
+            "cancelSchedule", "sendBulletin"} <= followed  # fmt: skip
+
+
+def test_the_check_fails_a_body_that_breaks_the_document(
+    client: FlaskClient, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API tests' client is no rubber stamp: a zone without its fields fails the test."""
+    monkeypatch.setattr(web.api, "zone_json", lambda zone: {"id": zone.id})
+    with pytest.raises(AssertionError, match="GET /api/v1/zones answered 200"):
+        client.get("/api/v1/zones", headers={"Authorization": f"Bearer {tokens['admin']}"})
+
+
+def test_the_check_fails_a_status_the_operation_does_not_declare(
+    client: FlaskClient, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def clash(*_args: object) -> None:
+        raise Conflict("zone", "a state this operation never refuses for")
+
+    monkeypatch.setattr(web.api.zones, "visible_zones", clash)
+    with pytest.raises(AssertionError, match="answered 409"):
+        client.get("/api/v1/zones", headers={"Authorization": f"Bearer {tokens['admin']}"})
+
+
+def test_the_check_fails_a_missing_required_header(
+    app: Flask, client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    @app.after_request
+    def drop_the_total(response: Response) -> Response:
+        response.headers.pop("X-Total-Count", None)
+        return response
+
+    with pytest.raises(AssertionError, match="X-Total-Count"):
+        client.get("/api/v1/devices", headers={"Authorization": f"Bearer {tokens['admin']}"})
+
+
+def test_query_bounds_in_the_document_are_the_codes(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    """Each bounded number in a query is taken at its documented ends and refused past them."""
+    document = client.get("/api/v1/openapi.json").get_json()
+    headers = {"Authorization": f"Bearer {tokens['admin']}"}
+    checked = []
+    for method, path, operation in _operations(document):
+        params = operation.get("parameters", [])
+        required = {
+            p["name"]: p["schema"]["examples"][0]
+            for p in params
+            if p["in"] == "query" and p.get("required")
+        }
+        for parameter in params:
+            schema = parameter["schema"]
+            if parameter["in"] != "query" or schema.get("type") != "integer":
+                continue
+            name, low, high = parameter["name"], schema["minimum"], schema["maximum"]
+            url = f"/api/v1{path}"
+            for value, status in ((low, 200), (high, 200), (low - 1, 400), (high + 1, 400)):
+                response = client.open(
+                    url, method=method, query_string={**required, name: value}, headers=headers
+                )
+                assert response.status_code == status, (path, name, value, response.get_json())
+                if status == 400:
+                    assert response.get_json()["error"]["field"] == name
+            checked.append((path, name))
+    assert len(checked) == 5  # page and per_page twice, limit
+
+
+def test_the_month_pattern_is_the_codes(client: FlaskClient, tokens: dict[str, str]) -> None:
+    headers = {"Authorization": f"Bearer {tokens['leader']}"}
+    for month, status in (("2000-01", 200), ("2100-12", 200), ("2026-13", 400), ("26-11", 400)):
+        response = client.get(f"/api/v1/reports/monthly?month={month}", headers=headers)
+        assert response.status_code == status, (month, response.get_json())

@@ -113,6 +113,12 @@ def test_schedules_are_cancelled_from_the_calendar(
     assert response.status_code == 302 and response.headers["Location"] == WEEK
     page = client.get(WEEK).get_data(as_text=True)
     assert "Bản tin chiều" not in page and "Đã hủy lịch phát." in page
+    again = client.post(
+        f"/bulletins/schedules/{schedule_id}/cancel",
+        data={"csrf_token": token, "next": WEEK},
+        follow_redirects=True,
+    )
+    assert "lịch phát này đã kết thúc hoặc đã bị hủy trước đó" in again.get_data(as_text=True)
     response = client.post(
         f"/bulletins/schedules/{schedule_id}/cancel",
         data={"csrf_token": token, "next": "//evil.example/"},

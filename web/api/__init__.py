@@ -17,7 +17,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from broadcast import accounts, receivers, zones
-from broadcast.errors import NotFound, PermissionDenied, ServiceUnavailable, ValidationError
+from broadcast.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    ValidationError,
+)
 from broadcast.models import User
 from web import get_service
 from web.serialize import device_json, zone_json
@@ -39,6 +45,12 @@ def _validation(exc: ValidationError) -> tuple[Response, int]:
     return error(400, exc.message, exc.field)
 
 
+@bp.errorhandler(Conflict)
+def _conflict(exc: Conflict) -> tuple[Response, int]:
+    """Well-formed, but the state refuses it (already approved, already stopped, a clash)."""
+    return error(409, exc.message, exc.field)
+
+
 @bp.errorhandler(PermissionDenied)
 def _denied(exc: PermissionDenied) -> tuple[Response, int]:
     return error(403, str(exc))
@@ -55,8 +67,18 @@ def _unavailable(exc: ServiceUnavailable) -> tuple[Response, int]:
 
 
 @bp.errorhandler(HTTPException)
-def _http(exc: HTTPException) -> tuple[Response, int]:
-    return error(exc.code or 500, exc.description or exc.name)
+def _http(exc: HTTPException) -> Response:
+    return http_error(exc)
+
+
+def http_error(exc: HTTPException) -> Response:
+    """Werkzeug's error as our JSON, keeping its headers (a 405's `Allow`)."""
+    response, status = error(exc.code or 500, exc.description or exc.name)
+    response.status_code = status
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def token_required(view: F) -> F:
@@ -146,9 +168,10 @@ def list_devices() -> Response:
 
 
 def page_number(name: str, default: int, highest: int) -> int:
-    """A whole number from 1 to `highest` in the query string, or a ValidationError naming it."""
+    """A whole number from 1 to `highest` in the query string (ASCII digits: `int` would take
+    "²" and "٣" only to fail), or a ValidationError naming it."""
     raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= highest:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not 1 <= int(raw) <= highest:
         raise ValidationError(name, f"a whole number from 1 to {highest}")
     return int(raw)
 

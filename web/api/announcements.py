@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from broadcast import broadcasts
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from web import get_service
-from web.api import api_user, bp, current_user_id, json_body, token_required
+from web.api import api_user, bp, current_user_id, json_body, page_number, token_required
 from web.serialize import broadcast_json, broadcast_summary_json
 
 _LOGGER = logging.getLogger(__name__)
@@ -83,10 +83,7 @@ def cancel_announcement(broadcast_id: int) -> Response:
 def list_announcements() -> Response:
     """The newest broadcasts the caller may see (`?limit=`, at most 200), each with a count of
     its deliveries per state; `GET /announcements/<id>` has every receiver's record."""
-    try:
-        limit = min(200, max(1, int(request.args.get("limit", "50"))))
-    except ValueError:
-        raise ValidationError("limit", "must be a whole number from 1 to 200") from None
+    limit = page_number("limit", 50, 200)
     with get_service().db.session() as session:
         user = api_user(session)
         rows = broadcasts.visible_broadcasts(session, user, limit)

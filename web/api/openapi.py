@@ -1,7 +1,11 @@
 """The OpenAPI 3.1 document of `/api/v1`, served at `/api/v1/openapi.json`.
 
-Written as data next to the routes it describes; a test checks that every route of the blueprint
-is in it (and nothing else), and that it is a valid OpenAPI document.
+Written as data next to the routes it describes. Tests check that every route of the blueprint
+is in it (and nothing else), that it is a valid OpenAPI document, and that every response the API
+tests get conforms to it (`tests/openapi_check.py`); Schemathesis fuzzes a running server
+against it (`tests/e2e/test_api_fuzz.py`, `make fuzz`). Request constraints are the code's: a
+request of the documented shape is refused only for what it names (an unknown zone, a bulletin
+in the wrong state), never for its shape.
 """
 
 from __future__ import annotations
@@ -12,59 +16,123 @@ from typing import Any
 from flask import jsonify
 from werkzeug.wrappers import Response
 
+from broadcast.bulletin_desk import MAX_COMMENT_CHARS, BulletinStatus
+from broadcast.const import (
+    MAX_REPEAT,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    BroadcastStatus,
+    DeliveryState,
+    ScheduleKind,
+)
+from broadcast.programmes import MAX_CRON_CHARS, MAX_INTERVAL_H
+from broadcast.reporting import CONTENT_LABELS, SOURCE_LABELS
+from devices.protocol import ID_PATTERN, Priority
+from web import MAX_REQUEST_BYTES
 from web.api import bp
 
 _LOGGER = logging.getLogger(__name__)
 
 JSON = "application/json"
+MAX_ID = 2**31 - 1  # the id columns are INTEGER: PostgreSQL refuses a larger one (a 500)
 
 
 def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def array(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": item}
+def array(item: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "array", "items": item, **extra}
 
 
 def nullable(kind: str, **extra: Any) -> dict[str, Any]:
     return {"type": [kind, "null"], **extra}
 
 
+def obj(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A response object: every property is always present (null when it has no value)."""
+    return {"type": "object", "required": list(properties), "properties": properties, **extra}
+
+
+def request_obj(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A request body: an object with these fields and no others."""
+    return {"type": "object", "additionalProperties": False, "properties": properties, **extra}
+
+
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
+NUMBER = {"type": "number"}
+BOOLEAN = {"type": "boolean"}
 TIME = nullable("string", format="date-time", description="UTC, ISO 8601")
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+# zone and device ids (`devices.protocol.ID_PATTERN`)
+NAME_ID = {"type": "string", "pattern": ID_PATTERN.pattern, "examples": ["thon-1"]}
 IDS = array(STRING)
+ZONE_IDS = array(NAME_ID, description="zone ids (a commune reaches all its villages)")
+DEVICE_IDS = array(
+    {**NAME_ID, "examples": ["loa-thon-1-01"]}, description="receiver ids, beside the zones"
+)
+# at least one zone or device: the code refuses an empty choice (field `zones`)
+TARGETED = [
+    {"required": ["zones"], "properties": {"zones": {"minItems": 1}}},
+    {"required": ["devices"], "properties": {"devices": {"minItems": 1}}},
+]
 PRIORITY = {
     "type": "string",
-    "enum": ["emergency", "priority", "normal"],
+    "enum": [level.value for level in Priority],
     "description": "Thông tư 39/2020/TT-BTTTT: khẩn cấp, ưu tiên, thông thường",
+}
+REPEAT = {"type": "integer", "minimum": 1, "maximum": MAX_REPEAT}
+TEXT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TEXT_CHARS,
+    "pattern": r"\S",
+    "description": "what is read aloud; not only spaces",
+}
+TITLE = {"type": "string", "maxLength": MAX_TITLE_CHARS}
+COMMENT = {"type": "string", "maxLength": MAX_COMMENT_CHARS}
+# local dates and times, years 2000-2099 (what a commune's programme and reports need)
+YEAR = "20[0-9]{2}"
+DATE_TEXT = f"{YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+LOCAL_DATE = {
+    "type": "string",
+    "format": "date",
+    "pattern": f"^{DATE_TEXT}$",
+    "description": "a local (Asia/Ho_Chi_Minh) date",
+    "examples": ["2026-12-31"],
+}
+LOCAL_DATETIME = {
+    "type": "string",
+    "pattern": f"^{DATE_TEXT}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+    "description": "a local (Asia/Ho_Chi_Minh) date and time",
+    "examples": ["2026-12-01T06:00"],
+}
+MONTH = {
+    "type": "string",
+    "pattern": f"^({YEAR}|2100)-(0[1-9]|1[0-2])$",
+    "description": "YYYY-MM, a local calendar month",
+    "examples": ["2026-11"],
+}
+TIME_OF_DAY = {
+    "type": "string",
+    "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$",
+    "description": "local HH:MM",
+    "examples": ["17:00"],
 }
 
 BROADCAST_FIELDS: dict[str, Any] = {
     "id": INTEGER,
     "title": STRING,
-    "status": {
-        "type": "string",
-        "enum": [
-            "pending",
-            "scheduled",
-            "dispatched",
-            "finished",
-            "partial",
-            "failed",
-            "cancelled",
-            "missed",
-        ],
-    },
+    "status": {"type": "string", "enum": [status.value for status in BroadcastStatus]},
     "priority": PRIORITY,
     "repeat": INTEGER,
     "zones": IDS,
     "devices": IDS,
-    "source": STRING,
+    "source": {"type": "string", "enum": list(SOURCE_LABELS)},
     "schedule": nullable("integer"),
     "item_id": nullable("string"),
-    "content": {"type": "string", "enum": ["media", "relay"]},
+    "content": {"type": "string", "enum": list(CONTENT_LABELS)},
     "relay_url": nullable("string"),
     "duration_s": nullable("number"),
     "error": nullable("string"),
@@ -76,6 +144,7 @@ BROADCAST_FIELDS: dict[str, Any] = {
     "corrects": nullable("integer"),
     "cancelled_at": TIME,
 }
+DELIVERY_STATE = {"type": "string", "enum": [state.value for state in DeliveryState]}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
@@ -92,127 +161,147 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             }
         },
     },
-    "Zone": {
-        "type": "object",
-        "properties": {
+    "Zone": obj(
+        {
             "id": STRING,
             "name": STRING,
             "kind": {"type": "string", "enum": ["commune", "village"]},
             "parent": nullable("string"),
             "devices": IDS,
-        },
-    },
-    "Device": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "Device": obj(
+        {
             "id": STRING,
             "name": STRING,
             "zone": STRING,
-            "online": {"type": "boolean"},
+            "online": BOOLEAN,
             "state": STRING,
             "last_seen": TIME,
             "status": {"type": "object", "description": "the receiver's last heartbeat"},
             "manifest_published_at": TIME,
-        },
-    },
-    "Delivery": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "Delivery": obj(
+        {
             "device": STRING,
-            "state": {
-                "type": "string",
-                "enum": [
-                    "queued",
-                    "received",
-                    "fetched",
-                    "playing",
-                    "preempted",
-                    "finished",
-                    "failed",
-                    "stopped",
-                ],
-            },
+            "state": DELIVERY_STATE,
             "detail": nullable("string"),
             "received_at": TIME,
             "fetched_at": TIME,
             "started_at": TIME,
             "preempted_at": TIME,
             "finished_at": TIME,
-        },
-    },
-    "Broadcast": {
-        "type": "object",
-        "properties": {
-            **BROADCAST_FIELDS,
-            "deliveries": array(ref("Delivery")),
-        },
-    },
-    "BroadcastSummary": {
-        "type": "object",
-        "description": "A broadcast in a list: its deliveries counted per state",
-        "properties": {
+        }
+    ),
+    "Broadcast": obj({**BROADCAST_FIELDS, "deliveries": array(ref("Delivery"))}),
+    "BroadcastSummary": obj(
+        {
             **BROADCAST_FIELDS,
             "deliveries_total": INTEGER,
             "delivery_counts": {
                 "type": "object",
+                "propertyNames": DELIVERY_STATE,
                 "additionalProperties": INTEGER,
                 "description": 'delivery state → receivers in it, e.g. {"finished": 12}',
             },
         },
-    },
-    "AnnouncementRequest": {
-        "type": "object",
-        "required": ["text"],
-        "properties": {
-            "text": {"type": "string", "maxLength": 20000},
-            "zones": IDS,
-            "devices": IDS,
-            "priority": PRIORITY,
-            "repeat": {"type": "integer", "minimum": 1, "maximum": 10},
-            "title": STRING,
+        description="A broadcast in a list: its deliveries counted per state",
+    ),
+    "AnnouncementRequest": request_obj(
+        {
+            "text": TEXT,
+            "zones": ZONE_IDS,
+            "devices": DEVICE_IDS,
+            "priority": {**PRIORITY, "default": Priority.EMERGENCY.value},
+            "repeat": {**REPEAT, "default": 1},
+            "title": {**TITLE, "description": "default: the text's first line"},
         },
-    },
-    "CancelRequest": {
-        "type": "object",
-        "properties": {
-            "correction": {"type": "string", "description": "announced as an emergency"}
-        },
-    },
-    "CancelResult": {
-        "type": "object",
-        "properties": {
+        required=["text"],
+        anyOf=TARGETED,
+        examples=[
+            {
+                "text": "Thông báo khẩn: mất điện từ 14h00 đến 16h00.",
+                "zones": ["thon-1"],
+                "priority": "emergency",
+                "repeat": 1,
+            }
+        ],
+    ),
+    "CancelRequest": request_obj(
+        {
+            "correction": {
+                "type": ["string", "null"],
+                "maxLength": MAX_TEXT_CHARS,
+                "pattern": r"^$|\S",
+                "description": "announced as an emergency to the same targets; empty or null:"
+                " only stop",
+            }
+        }
+    ),
+    "CancelResult": obj(
+        {
             "cancelled": ref("Broadcast"),
             "correction": {"oneOf": [ref("Broadcast"), {"type": "null"}]},
+        }
+    ),
+    "ScheduleRequest": request_obj(
+        {
+            "bulletin": {**ID, "description": "an approved bulletin"},
+            "kind": {"type": "string", "enum": [kind.value for kind in ScheduleKind]},
+            "zones": ZONE_IDS,
+            "devices": DEVICE_IDS,
+            "priority": {**PRIORITY, "default": Priority.NORMAL.value},
+            "repeat": {**REPEAT, "default": 1},
+            "run_at": {
+                **LOCAL_DATETIME,
+                "description": "once: when; series: the first run (default now)",
+            },
+            "time_of_day": {**TIME_OF_DAY, "description": "daily and weekdays: local HH:MM"},
+            "weekdays": array(
+                {"type": "integer", "minimum": 0, "maximum": 6},
+                minItems=1,
+                description="weekdays: 0 = Monday … 6 = Sunday",
+            ),
+            "cron": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_CRON_CHARS,
+                "description": "cron: 5 standard fields, local time",
+                "examples": ["0 6 * * 1-5"],
+            },
+            "interval_h": {"type": "integer", "minimum": 1, "maximum": MAX_INTERVAL_H},
+            "series_key": {
+                **NAME_ID,
+                "description": "series: a newer series of the same key replaces the older",
+                "examples": ["bao-so-3"],
+            },
+            "valid_from": LOCAL_DATE,
+            "valid_to": {**LOCAL_DATE, "description": "the last local date; not in the past"},
         },
-    },
-    "ScheduleRequest": {
-        "type": "object",
-        "required": ["bulletin", "kind"],
-        "description": "Times are local (Asia/Ho_Chi_Minh).",
-        "properties": {
-            "bulletin": {"type": "integer", "description": "an approved bulletin"},
-            "kind": {"type": "string", "enum": ["once", "daily", "weekdays", "cron", "series"]},
-            "zones": IDS,
-            "devices": IDS,
-            "priority": PRIORITY,
-            "repeat": {"type": "integer", "minimum": 1, "maximum": 10},
-            "run_at": {"type": "string", "examples": ["2026-12-01T06:00"]},
-            "time_of_day": {"type": "string", "examples": ["17:00"]},
-            "weekdays": array({"type": "integer", "minimum": 0, "maximum": 6}),
-            "cron": {"type": "string", "examples": ["0 6 * * 1-5"]},
-            "interval_h": {"type": "integer", "minimum": 1},
-            "series_key": STRING,
-            "valid_from": {"type": "string", "format": "date"},
-            "valid_to": {"type": "string", "format": "date"},
-        },
-    },
-    "Schedule": {
-        "type": "object",
-        "properties": {
+        required=["bulletin", "kind"],
+        description="Times are local (Asia/Ho_Chi_Minh). What each kind needs is required.",
+        anyOf=TARGETED,
+        allOf=[
+            {
+                "if": {"properties": {"kind": {"const": kind}}},
+                "then": {"required": needs},
+            }
+            for kind, needs in (
+                (ScheduleKind.ONCE.value, ["run_at"]),
+                (ScheduleKind.DAILY.value, ["time_of_day"]),
+                (ScheduleKind.WEEKDAYS.value, ["time_of_day", "weekdays"]),
+                (ScheduleKind.CRON.value, ["cron"]),
+                (ScheduleKind.SERIES.value, ["interval_h"]),
+            )
+        ],
+    ),
+    "Schedule": obj(
+        {
             "id": INTEGER,
             "bulletin": INTEGER,
             "title": STRING,
-            "kind": STRING,
+            "kind": {"type": "string", "enum": [kind.value for kind in ScheduleKind]},
             "zones": IDS,
             "devices": IDS,
             "priority": PRIORITY,
@@ -226,87 +315,121 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "valid_from": nullable("string", format="date"),
             "valid_to": nullable("string", format="date"),
             "airtime_s": nullable("number"),
-            "active": {"type": "boolean"},
+            "active": BOOLEAN,
             "ended_at": TIME,
             "replaced_by": nullable("integer"),
             "created_at": TIME,
             "next_run": TIME,
-        },
-    },
+        }
+    ),
     "Bulletin": {
-        "type": "object",
-        "properties": {
-            "id": INTEGER,
-            "title": STRING,
-            "kind": {"type": "string", "enum": ["tts", "recording", "relay"]},
-            "status": {"type": "string", "enum": ["draft", "submitted", "approved", "rejected"]},
-            "text": STRING,
-            "recording_sha256": nullable("string"),
-            "relay_url": nullable("string"),
-            "duration_s": nullable("number"),
-            "source_name": nullable("string"),
-            "created_by": nullable("string"),
-            "created_at": TIME,
-            "updated_at": TIME,
-            "submitted_at": TIME,
-            "reviewed_by": nullable("string"),
-            "reviewed_at": TIME,
-            "review_comment": nullable("string"),
-            "history": array(
-                {
-                    "type": "object",
-                    "properties": {
-                        "at": TIME,
-                        "action": STRING,
-                        "user": STRING,
-                        "comment": nullable("string"),
-                    },
-                }
-            ),
-        },
+        **obj(
+            {
+                "id": INTEGER,
+                "title": STRING,
+                "kind": {"type": "string", "enum": ["tts", "recording", "relay"]},
+                "status": {"type": "string", "enum": [status.value for status in BulletinStatus]},
+                "text": STRING,
+                "recording_sha256": nullable("string"),
+                "relay_url": nullable("string"),
+                "duration_s": nullable("number"),
+                "source_name": nullable("string"),
+                "created_by": nullable("string"),
+                "created_at": TIME,
+                "updated_at": TIME,
+                "submitted_at": TIME,
+                "reviewed_by": nullable("string"),
+                "reviewed_at": TIME,
+                "review_comment": nullable("string"),
+                "history": array(
+                    obj(
+                        {
+                            "at": TIME,
+                            "action": STRING,
+                            "user": STRING,
+                            "comment": nullable("string"),
+                        }
+                    ),
+                    description="one bulletin's page only, not in lists",
+                ),
+            }
+        ),
+        "required": [
+            "id",
+            "title",
+            "kind",
+            "status",
+            "text",
+            "recording_sha256",
+            "relay_url",
+            "duration_s",
+            "source_name",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+            "reviewed_by",
+            "reviewed_at",
+            "review_comment",
+        ],  # fmt: skip; `history` only where one bulletin is answered
     },
-    "BulletinRequest": {
-        "type": "object",
-        "required": ["text"],
-        "properties": {
-            "title": STRING,
-            "text": {"type": "string", "maxLength": 20000},
+    "BulletinRequest": request_obj(
+        {
+            "title": {**TITLE, "description": "default: the text's first line"},
+            "text": TEXT,
             "make_script": {
                 "type": "boolean",
+                "default": False,
                 "description": "turn an official document into its broadcast script first",
             },
-            "submit": {"type": "boolean", "description": "submit for approval at once"},
+            "submit": {
+                "type": "boolean",
+                "default": False,
+                "description": "submit for approval at once",
+            },
         },
-    },
-    "BulletinEdit": {
-        "type": "object",
-        "properties": {"title": STRING, "text": STRING},
-    },
-    "Review": {
-        "type": "object",
-        "properties": {"comment": {"type": "string", "description": "required to reject"}},
-    },
-    "SendRequest": {
-        "type": "object",
-        "properties": {
-            "zones": IDS,
-            "devices": IDS,
-            "priority": PRIORITY,
-            "repeat": {"type": "integer", "minimum": 1, "maximum": 10},
+        required=["text"],
+        examples=[
+            {
+                "title": "Tiêm phòng dại đợt 2",
+                "text": "Ngày 05/12/2026 trạm y tế tiêm phòng dại cho chó, mèo tại nhà văn hóa.",
+                "make_script": True,
+                "submit": True,
+            }
+        ],
+    ),
+    "BulletinEdit": request_obj(
+        {
+            "title": TITLE,
+            "text": {**TEXT, "description": "the new script of a spoken bulletin (required there)"},
+        }
+    ),
+    "Approval": request_obj({"comment": COMMENT}, examples=[{"comment": "Đồng ý phát."}]),
+    "Rejection": request_obj(
+        {"comment": {**COMMENT, "minLength": 1, "pattern": r"\S", "description": "why"}},
+        required=["comment"],
+        examples=[{"comment": "Ghi rõ giờ tiêm."}],
+    ),
+    "SendRequest": request_obj(
+        {
+            "zones": ZONE_IDS,
+            "devices": DEVICE_IDS,
+            "priority": {**PRIORITY, "default": Priority.NORMAL.value},
+            "repeat": {**REPEAT, "default": 1},
         },
-    },
-    "BroadcastLog": {
-        "type": "object",
-        "properties": {
+        anyOf=TARGETED,
+        examples=[{"zones": ["thon-1"], "priority": "normal", "repeat": 1}],
+    ),
+    "BroadcastLog": obj(
+        {
             "page": INTEGER,
             "pages": INTEGER,
             "per_page": INTEGER,
             "total": INTEGER,
-            "filter": {"type": "object"},
+            "filter": {"type": "object", "additionalProperties": STRING},
             "broadcasts": array(
-                {
-                    "type": "object",
-                    "properties": {
+                obj(
+                    {
                         "id": INTEGER,
                         "at": TIME,
                         "title": STRING,
@@ -316,93 +439,112 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "status": STRING,
                         "zones": IDS,
                         "devices": IDS,
-                        "created_by": STRING,
-                        "deliveries": {
-                            "type": "object",
-                            "properties": {
+                        "created_by": nullable("string"),
+                        "deliveries": obj(
+                            {
                                 key: INTEGER
                                 for key in ("targeted", "finished", "failed", "stopped", "waiting")
-                            },
-                        },
-                    },
-                }
+                            }
+                        ),
+                    }
+                )
             ),
-        },
-    },
-    "MonthlySummary": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "MonthlySummary": obj(
+        {
             "month": {"type": "string", "examples": ["2026-11"]},
             "start": TIME,
             "end": TIME,
             "measured_until": TIME,
             "generated_at": TIME,
             "zones": array(
-                {
-                    "type": "object",
-                    "properties": {
+                obj(
+                    {
                         "zone": STRING,
                         "name": STRING,
                         "kind": STRING,
                         "broadcasts": INTEGER,
-                        "by_priority": {"type": "object"},
+                        "by_priority": {"type": "object", "additionalProperties": INTEGER},
                         "cancelled": INTEGER,
-                        "minutes": {"type": "number"},
+                        "minutes": NUMBER,
                         "broadcasts_of_unknown_length": INTEGER,
                         "deliveries_targeted": INTEGER,
                         "deliveries_finished": INTEGER,
                         "delivery_rate": nullable("number"),
                         "devices": INTEGER,
-                        "offline_hours": {"type": "number"},
-                    },
-                }
+                        "offline_hours": NUMBER,
+                    }
+                )
             ),
             "devices": array(
-                {
-                    "type": "object",
-                    "properties": {
+                obj(
+                    {
                         "device": STRING,
                         "name": STRING,
                         "zone": STRING,
-                        "offline_hours": {"type": "number"},
+                        "offline_hours": NUMBER,
                         "online_share": nullable("number"),
-                        "online_now": {"type": "boolean"},
-                    },
-                }
+                        "online_now": BOOLEAN,
+                    }
+                )
             ),
-        },
-    },
+        }
+    ),
 }
 
 
-def ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": schema}}}
+def ok(schema: dict[str, Any], description: str = "OK", **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
 
 
+def failure(description: str) -> dict[str, Any]:
+    return ok(ref("Error"), description)
+
+
+LOCATION = {
+    "Location": {
+        "required": True,
+        "schema": STRING,
+        "description": "where to read what was made",
+    }
+}
 ERRORS = {
-    "400": ok(ref("Error"), "invalid input; `field` names it"),
-    "401": ok(ref("Error"), "missing or unknown token"),
-    "403": ok(ref("Error"), "the token's user may not do this"),
-    "404": ok(ref("Error"), "not found, or not visible to this user"),
+    "400": failure("invalid input; `field` names it"),
+    "401": failure("missing or unknown token"),
+    "403": failure("the token's user may not do this"),
+    "404": failure("not found, or not visible to this user"),
 }
+TOO_LARGE = failure(f"the request body is larger than {MAX_REQUEST_BYTES // (1024 * 1024)} MiB")
 
 
 def operation(
+    operation_id: str,
     summary: str,
     responses: dict[str, Any],
     *,
     body: dict[str, Any] | None = None,
+    body_required: bool = True,
     params: list[dict[str, Any]] | None = None,
+    conflict: str = "",
     public: bool = False,
     tag: str = "",
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"summary": summary, "responses": {**responses}}
+    """One operation; `conflict` describes its 409 (the state refuses it), if it has one."""
+    result: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "responses": {**responses},
+    }
     if not public:
         result["responses"].update(ERRORS)
     else:
         result["security"] = []
+    if conflict:
+        result["responses"]["409"] = failure(conflict)
     if body is not None:
-        result["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+        result["requestBody"] = {"required": body_required, "content": {JSON: {"schema": body}}}
+        result["responses"]["413"] = TOO_LARGE
     if params:
         result["parameters"] = params
     if tag:
@@ -415,7 +557,7 @@ def path_id(name: str, description: str) -> dict[str, Any]:
         "name": name,
         "in": "path",
         "required": True,
-        "schema": INTEGER,
+        "schema": ID,
         "description": description,
     }
 
@@ -424,18 +566,69 @@ def query(name: str, description: str, schema: dict[str, Any] | None = None) -> 
     return {"name": name, "in": "query", "schema": schema or STRING, "description": description}
 
 
+def page(name: str, description: str, highest: int, default: int) -> dict[str, Any]:
+    """A page number or size, as `web.api.page_number` reads it."""
+    schema = {"type": "integer", "minimum": 1, "maximum": highest, "default": default}
+    return query(name, description, schema)
+
+
+def link(operation_id: str, description: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link: what to call next with a value of this response (stateful fuzzing)."""
+    return {"operationId": operation_id, "description": description, "parameters": parameters}
+
+
 BROADCAST_ID = path_id("broadcast_id", "a broadcast")
 BULLETIN_ID = path_id("bulletin_id", "a bulletin")
 SCHEDULE_ID = path_id("schedule_id", "a schedule")
+BROADCAST_LINKS = {
+    "GetAnnouncement": link("getAnnouncement", "its deliveries", broadcast_id="$response.body#/id"),
+    "CancelAnnouncement": link("cancelAnnouncement", "stop it", broadcast_id="$response.body#/id"),
+}
+BULLETIN_LINKS = {
+    name: link(operation_id, description, bulletin_id="$response.body#/id")
+    for name, operation_id, description in (
+        ("GetBulletin", "getBulletin", "read it"),
+        ("EditBulletin", "editBulletin", "edit a draft or rejected one"),
+        ("SubmitBulletin", "submitBulletin", "submit a draft"),
+        ("ApproveBulletin", "approveBulletin", "approve a submitted one"),
+        ("RejectBulletin", "rejectBulletin", "return a submitted one"),
+        ("SendBulletin", "sendBulletin", "send an approved one now"),
+    )
+} | {
+    "ScheduleBulletin": {
+        "operationId": "createSchedule",
+        "description": "schedule an approved one",
+        "requestBody": {"bulletin": "$response.body#/id"},
+    }
+}
+SCHEDULE_LINKS = {
+    "GetSchedule": link("getSchedule", "read it", schedule_id="$response.body#/id"),
+    "CancelSchedule": link("cancelSchedule", "cancel it", schedule_id="$response.body#/id"),
+}
+CREATED_BROADCAST = ok(
+    ref("Broadcast"),
+    "accepted; follow `Location` for its deliveries",
+    headers=LOCATION,
+    links=BROADCAST_LINKS,
+)
 
 
-def bulletin_step(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def bulletin_step(
+    operation_id: str,
+    summary: str,
+    conflict: str,
+    body: dict[str, Any] | None = None,
+    body_required: bool = True,
+) -> dict[str, Any]:
     return {
         "post": operation(
+            operation_id,
             summary,
-            {"200": ok(ref("Bulletin"))},
+            {"200": ok(ref("Bulletin"), links=BULLETIN_LINKS)},
             body=body,
+            body_required=body_required,
             params=[BULLETIN_ID],
+            conflict=conflict,
             tag="bulletins",
         )
     }
@@ -443,28 +636,40 @@ def bulletin_step(summary: str, body: dict[str, Any] | None = None) -> dict[str,
 
 LOG_FILTERS = [
     query("zone", "a zone id: broadcasts that reached it"),
-    query("from", "first local date, YYYY-MM-DD"),
-    query("to", "last local date, YYYY-MM-DD"),
-    query("source", "announcement, bulletin, correction or schedule"),
-    query("content", "media or relay"),
-    query("priority", "emergency, priority or normal"),
-    query("page", "page number (from 1)", INTEGER),
-    query("per_page", "rows per page (1–500, default 50)", INTEGER),
+    query("from", "first local date, YYYY-MM-DD", LOCAL_DATE),
+    query("to", "last local date, YYYY-MM-DD (not before `from`)", LOCAL_DATE),
+    query("source", "how it was sent", {"type": "string", "enum": list(SOURCE_LABELS)}),
+    query(
+        "content", "spoken/recorded or a relay", {"type": "string", "enum": list(CONTENT_LABELS)}
+    ),
+    query("priority", "its priority", PRIORITY),
+    page("page", "page number", 100_000, 1),
+    page("per_page", "rows per page", 500, 50),
 ]
+NOT_APPROVED = "the bulletin is not approved (field `bulletin`)"
 
 PATHS: dict[str, dict[str, Any]] = {
     "/health": {
         "get": operation(
-            "Liveness of the web server", {"200": ok({"type": "object"})}, public=True, tag="system"
+            "health",
+            "Liveness of the web server",
+            {"200": ok(obj({"status": {"const": "ok"}}))},
+            public=True,
+            tag="system",
         )
     },
     "/openapi.json": {
         "get": operation(
-            "This document", {"200": ok({"type": "object"})}, public=True, tag="system"
+            "openapi",
+            "This document",
+            {"200": ok({"type": "object"})},
+            public=True,
+            tag="system",
         )
     },
     "/zones": {
         "get": operation(
+            "listZones",
             "Zones the caller may see (a village head: their own village)",
             {"200": ok(array(ref("Zone")))},
             tag="zones",
@@ -472,14 +677,16 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/devices": {
         "get": operation(
+            "listDevices",
             "Receivers (cụm loa) in the zones the caller may see, with their last heartbeat,"
             " a page at a time",
             {
-                "200": {
-                    **ok(array(ref("Device"))),
-                    "headers": {
+                "200": ok(
+                    array(ref("Device")),
+                    headers={
                         "X-Total-Count": {
-                            "schema": INTEGER,
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^[0-9]+$"},
                             "description": "receivers matching, on every page",
                         },
                         "Link": {
@@ -487,27 +694,29 @@ PATHS: dict[str, dict[str, Any]] = {
                             "description": 'the next page, as `<url>; rel="next"`, if any',
                         },
                     },
-                }
+                )
             },
             params=[
                 query("zone", "a zone id: its receivers and those of its sub-zones"),
-                query("online", "true or false", {"type": "boolean"}),
-                query("page", "page number (from 1)", INTEGER),
-                query("per_page", "receivers per page (1–1000, default 100)", INTEGER),
+                query("online", "true or false", BOOLEAN),
+                page("page", "page number", 1_000_000, 1),
+                page("per_page", "receivers per page", 1000, 100),
             ],
             tag="devices",
         )
     },
     "/announcements": {
         "get": operation(
+            "listAnnouncements",
             "The newest broadcasts the caller may see, deliveries counted per state",
             {"200": ok(array(ref("BroadcastSummary")))},
-            params=[query("limit", "at most this many (1–200, default 50)", INTEGER)],
+            params=[page("limit", "at most this many", 200, 50)],
             tag="announcements",
         ),
         "post": operation(
+            "createAnnouncement",
             "Send an announcement now (phát thông báo): synthesized, signed, sent to the zones",
-            {"201": ok(ref("Broadcast"), "accepted; follow `Location` for its deliveries")},
+            {"201": CREATED_BROADCAST},
             body=ref("AnnouncementRequest"),
             tag="announcements",
         ),
@@ -515,8 +724,9 @@ PATHS: dict[str, dict[str, Any]] = {
     "/announcements/recording": {
         "post": {
             **operation(
+                "createRecordingAnnouncement",
                 "Send a recorded announcement now (a voice or language no engine speaks)",
-                {"201": ok(ref("Broadcast"))},
+                {"201": CREATED_BROADCAST, "413": TOO_LARGE},
                 tag="announcements",
             ),
             "requestBody": {
@@ -527,13 +737,24 @@ PATHS: dict[str, dict[str, Any]] = {
                             "type": "object",
                             "required": ["recording"],
                             "properties": {
-                                "recording": {"type": "string", "format": "binary"},
+                                "recording": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "mp3, m4a, ogg, wav or webm",
+                                },
                                 "zones": {"type": "string", "description": "comma-separated"},
                                 "devices": {"type": "string", "description": "comma-separated"},
                                 "priority": PRIORITY,
-                                "repeat": {"type": "integer", "minimum": 1, "maximum": 10},
-                                "title": STRING,
+                                "repeat": REPEAT,
+                                "title": TITLE,
                             },
+                            "anyOf": [
+                                {"required": ["zones"], "properties": {"zones": {"minLength": 1}}},
+                                {
+                                    "required": ["devices"],
+                                    "properties": {"devices": {"minLength": 1}},
+                                },
+                            ],
                         }
                     }
                 },
@@ -542,6 +763,7 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/announcements/{broadcast_id}": {
         "get": operation(
+            "getAnnouncement",
             "A broadcast with one delivery record per receiver (answer-back)",
             {"200": ok(ref("Broadcast"))},
             params=[BROADCAST_ID],
@@ -550,86 +772,135 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/announcements/{broadcast_id}/cancel": {
         "post": operation(
+            "cancelAnnouncement",
             "Dừng / đính chính: stop it everywhere, optionally announce a correction",
-            {"200": ok(ref("CancelResult"))},
+            {
+                "200": ok(
+                    ref("CancelResult"),
+                    links={
+                        "GetCancelled": link(
+                            "getAnnouncement",
+                            "the stopped broadcast",
+                            broadcast_id="$response.body#/cancelled/id",
+                        )
+                    },
+                ),
+                "503": failure("the MQTT broker cannot be reached: nothing was stopped"),
+            },
             body=ref("CancelRequest"),
+            body_required=False,
             params=[BROADCAST_ID],
+            conflict="already stopped, or ended and no correction was given (`broadcast`)",
             tag="announcements",
         )
     },
     "/schedules": {
         "get": operation(
-            "Active schedules (the programme)", {"200": ok(array(ref("Schedule")))}, tag="schedules"
+            "listSchedules",
+            "Active schedules (the programme)",
+            {"200": ok(array(ref("Schedule")))},
+            tag="schedules",
         ),
         "post": operation(
-            "Schedule an approved bulletin; overlaps in a zone are refused (400, field `time`)",
-            {"201": ok(ref("Schedule"))},
+            "createSchedule",
+            "Schedule an approved bulletin",
+            {"201": ok(ref("Schedule"), headers=LOCATION, links=SCHEDULE_LINKS)},
             body=ref("ScheduleRequest"),
+            conflict=f"{NOT_APPROVED}, or its runs would sound at the same time as another"
+            " schedule's in a related zone (field `time`, the clash named)",
             tag="schedules",
         ),
     },
     "/schedules/{schedule_id}": {
         "get": operation(
+            "getSchedule",
             "A schedule and its next run",
             {"200": ok(ref("Schedule"))},
             params=[SCHEDULE_ID],
             tag="schedules",
         ),
         "delete": operation(
+            "cancelSchedule",
             "Cancel a schedule: its waiting runs leave the receivers' manifests",
             {"204": {"description": "cancelled"}},
             params=[SCHEDULE_ID],
+            conflict="it already ended: cancelled or replaced (field `schedule`)",
             tag="schedules",
         ),
     },
     "/bulletins": {
         "get": operation(
+            "listBulletins",
             "Bulletins, newest first (not for village heads)",
             {"200": ok(array(ref("Bulletin")))},
-            params=[query("status", "draft, submitted, approved or rejected")],
+            params=[
+                query(
+                    "status",
+                    "only those in this state",
+                    {"type": "string", "enum": [status.value for status in BulletinStatus]},
+                )
+            ],
             tag="bulletins",
         ),
         "post": operation(
+            "createBulletin",
             "Push a bulletin down (officer or admin): optionally made into a broadcast script "
             "and submitted for approval at once",
-            {"201": ok(ref("Bulletin"))},
+            {"201": ok(ref("Bulletin"), headers=LOCATION, links=BULLETIN_LINKS)},
             body=ref("BulletinRequest"),
             tag="bulletins",
         ),
     },
     "/bulletins/{bulletin_id}": {
         "get": operation(
+            "getBulletin",
             "A bulletin with its history (created, submitted, reviewed)",
             {"200": ok(ref("Bulletin"))},
             params=[BULLETIN_ID],
             tag="bulletins",
         ),
         "patch": operation(
+            "editBulletin",
             "Edit a draft or rejected bulletin (a rejected one becomes a draft again)",
-            {"200": ok(ref("Bulletin"))},
+            {"200": ok(ref("Bulletin"), links=BULLETIN_LINKS)},
             body=ref("BulletinEdit"),
             params=[BULLETIN_ID],
+            conflict="it is submitted or approved (field `status`)",
             tag="bulletins",
         ),
     },
-    "/bulletins/{bulletin_id}/submit": bulletin_step("Submit for approval (trình duyệt)"),
+    "/bulletins/{bulletin_id}/submit": bulletin_step(
+        "submitBulletin",
+        "Submit for approval (trình duyệt)",
+        "it is not a draft (field `status`)",
+    ),
     "/bulletins/{bulletin_id}/approve": bulletin_step(
-        "Approve (leader or admin; not one's own)", ref("Review")
+        "approveBulletin",
+        "Approve (leader or admin; not one's own)",
+        "it is not waiting for approval (field `status`)",
+        ref("Approval"),
+        body_required=False,
     ),
     "/bulletins/{bulletin_id}/reject": bulletin_step(
-        "Reject with a comment (leader or admin)", ref("Review")
+        "rejectBulletin",
+        "Return with a comment (leader or admin)",
+        "it is not waiting for approval (field `status`)",
+        ref("Rejection"),
     ),
     "/bulletins/{bulletin_id}/send": {
         "post": operation(
+            "sendBulletin",
             "Send an approved bulletin now (phát ngay)",
-            {"201": ok(ref("Broadcast"))},
+            {"201": CREATED_BROADCAST},
             body=ref("SendRequest"),
             params=[BULLETIN_ID],
+            conflict=NOT_APPROVED,
             tag="bulletins",
         )
     },
     "/reports/broadcasts": {
         "get": operation(
+            "reportBroadcasts",
             "The broadcast log with delivery counts (a village head: their own village)",
             {"200": ok(ref("BroadcastLog"))},
             params=LOG_FILTERS,
@@ -638,10 +909,11 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/reports/monthly": {
         "get": operation(
+            "reportMonthly",
             "The monthly summary per zone: broadcasts, minutes, delivery rate, offline time",
             {"200": ok(ref("MonthlySummary"))},
             params=[
-                {**query("month", "YYYY-MM"), "required": True},
+                {**query("month", "the local calendar month", MONTH), "required": True},
                 query("zone", "one zone and its villages"),
             ],
             tag="reports",
@@ -660,7 +932,12 @@ def document() -> dict[str, Any]:
                 "Commune loudspeaker network (đài truyền thanh cấp xã). Authenticate with "
                 "`Authorization: Bearer <token>` (`loa token create USERNAME`); every call "
                 "has the same authorization as the web pages. Errors are JSON objects whose "
-                "`error.field` names the input at fault."
+                "`error.field` names the input at fault: 400 for input that is wrong in itself, "
+                "409 for a request the current state refuses (a bulletin not yet approved, a "
+                "broadcast already stopped, a clashing schedule), 413 for a request body over "
+                f"{MAX_REQUEST_BYTES // (1024 * 1024)} MiB, and 405, with an `Allow` header "
+                "naming the methods it takes, for a method a path does not take. No input may "
+                "contain a NUL character (400)."
             ),
         },
         "servers": [{"url": "/api/v1"}],

@@ -81,18 +81,30 @@ def test_a_killed_connection_loses_the_lock_and_the_holder_knows(engine: Engine)
 
 def test_a_leader_whose_lock_is_taken_steps_down(engine: Engine) -> None:
     """The leader's connection dies and a standby on another host takes the lock before the
-    leader notices: the leader must stop leading (`on_lost`), not go on firing."""
+    leader notices: the leader must stop leading (`on_lost`), not go on firing.
+
+    The leader is held inside a tick while its lock is killed and taken, so its next check
+    cannot retake the lock first (under load it did, and the usurper found the lock held)."""
     lost = threading.Event()
-    leader = Leadership(AdvisoryLock(engine, "scheduler"), 0.1, lambda: None, lambda: None,
+    in_tick, usurped = threading.Event(), threading.Event()
+
+    def tick() -> None:
+        in_tick.set()
+        usurped.wait(10)
+
+    leader = Leadership(AdvisoryLock(engine, "scheduler"), 0.1, lambda: None, tick,
                         on_lost=lost.set)  # fmt: skip
     leader.start()
     usurper = AdvisoryLock(engine, "scheduler")
     try:
         assert leader.leading
+        assert in_tick.wait(10)
         assert _terminate_holders(engine, leader.lock.key) == 1  # type: ignore[attr-defined]
         assert usurper.acquire()
+        usurped.set()
         assert lost.wait(10) and not leader.leading
     finally:
+        usurped.set()
         leader.stop_watching()
         leader.release()
         usurper.release()

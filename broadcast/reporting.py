@@ -142,15 +142,9 @@ class LogFilter:
 
 
 def _parse_date(text: str, field_name: str, label: str) -> date | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise ValidationError(
-            field_name, f"“{label}” phải là một ngày dạng năm-tháng-ngày, ví dụ 2026-11-26"
-        ) from exc
+    return clock.parse_date(
+        text, field_name, f"“{label}” phải là một ngày dạng năm-tháng-ngày, ví dụ 2026-11-26"
+    )
 
 
 def _choice(text: str, field_name: str, label: str, choices: Mapping[str, str]) -> str | None:
@@ -173,9 +167,13 @@ def parse_month(text: str, today: date | None = None) -> tuple[int, int]:
         year, month = int(year_text), int(month_text)
     except ValueError as exc:
         raise ValidationError("month", "“Tháng” phải có dạng năm-tháng, ví dụ 2026-11") from exc
-    if not (2000 <= year <= 2100 and 1 <= month <= 12):
+    if not 1 <= month <= 12:
         raise ValidationError("month", "“Tháng” không hợp lệ")
+    clock.check_year(year, "month")
     return year, month
+
+
+MAX_PAGE = 1_000_000  # far beyond any log; a larger offset would overflow the database's integer
 
 
 def parse_page(text: str) -> int:
@@ -183,6 +181,8 @@ def parse_page(text: str) -> int:
         page = int((text or "1").strip())
     except ValueError as exc:
         raise ValidationError("page", "“Trang” phải là số nguyên") from exc
+    if page > MAX_PAGE:
+        raise ValidationError("page", f"“Trang” phải từ 1 đến {MAX_PAGE}")
     return max(1, page)
 
 

@@ -19,6 +19,7 @@ from broadcast import audit, clock
 from broadcast.errors import NotFound as DomainNotFound
 from broadcast.errors import PermissionDenied
 from broadcast.service import BroadcastService
+from web import inputs
 from web.views import describe_schedule
 
 _LOGGER = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ STATE_LABELS = {
 
 def create_app(service: BroadcastService, test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    inputs.init_app(app)  # before the blueprints: their ids in URLs are bounded
     app.config.update(
         SECRET_KEY=service.secrets.flask_secret_key,
         SESSION_COOKIE_HTTPONLY=True,

@@ -162,6 +162,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "AnnouncementRequest": {
         "type": "object",
+        "additionalProperties": False,
         "required": ["text"],
         "properties": {
             "text": {"type": "string", "maxLength": 20000},
@@ -174,6 +175,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "CancelRequest": {
         "type": "object",
+        "additionalProperties": False,
         "properties": {
             "correction": {"type": "string", "description": "announced as an emergency"}
         },
@@ -187,10 +189,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "ScheduleRequest": {
         "type": "object",
+        "additionalProperties": False,
         "required": ["bulletin", "kind"],
         "description": "Times are local (Asia/Ho_Chi_Minh).",
         "properties": {
-            "bulletin": {"type": "integer", "description": "an approved bulletin"},
+            "bulletin": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 2**63 - 1,
+                "description": "an approved bulletin",
+            },
             "kind": {"type": "string", "enum": ["once", "daily", "weekdays", "cron", "series"]},
             "zones": IDS,
             "devices": IDS,
@@ -200,7 +208,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "time_of_day": {"type": "string", "examples": ["17:00"]},
             "weekdays": array({"type": "integer", "minimum": 0, "maximum": 6}),
             "cron": {"type": "string", "examples": ["0 6 * * 1-5"]},
-            "interval_h": {"type": "integer", "minimum": 1},
+            "interval_h": {"type": "integer", "minimum": 1, "maximum": 72},
             "series_key": STRING,
             "valid_from": {"type": "string", "format": "date"},
             "valid_to": {"type": "string", "format": "date"},
@@ -267,6 +275,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "BulletinRequest": {
         "type": "object",
+        "additionalProperties": False,
         "required": ["text"],
         "properties": {
             "title": STRING,
@@ -280,14 +289,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "BulletinEdit": {
         "type": "object",
+        "additionalProperties": False,
         "properties": {"title": STRING, "text": STRING},
     },
     "Review": {
         "type": "object",
+        "additionalProperties": False,
         "properties": {"comment": {"type": "string", "description": "required to reject"}},
     },
     "SendRequest": {
         "type": "object",
+        "additionalProperties": False,
         "properties": {
             "zones": IDS,
             "devices": IDS,

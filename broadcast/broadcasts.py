@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+import tts
 from broadcast import clock, receivers, zones
 from broadcast.const import (
     MAX_RELAY_MINUTES,
@@ -94,11 +95,22 @@ _SETTLING = {
 }
 
 
-def clean_text(text: object) -> str:
+NO_SPEECH = (
+    "nothing to read aloud: the text has only symbols, punctuation or control characters;"
+    " type the words of the notice"
+)
+
+
+def clean_text(text: object, field: str = "text", *, spoken: bool = True) -> str:
+    """A text to store, stripped. `spoken`: it will be synthesized, so it must have something
+    to say (`tts.has_speech`), refused now rather than failing after it was accepted (and, for
+    a correction, after the original was stopped). A recording's label is not spoken."""
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError("text", "the announcement text is empty")
+        raise ValidationError(field, "the announcement text is empty")
     if len(text) > MAX_TEXT_CHARS:
-        raise ValidationError("text", f"at most {MAX_TEXT_CHARS} characters")
+        raise ValidationError(field, f"at most {MAX_TEXT_CHARS} characters")
+    if spoken and not tts.has_speech(text):
+        raise ValidationError(field, NO_SPEECH, code="no_speech")
     return text.strip()
 
 

@@ -279,7 +279,7 @@ class BroadcastService:
         (given `recording_sha256`, a stored recording plays instead of the spoken text)."""
         with self.db.session() as session:
             user = self._user(session, user_id, ANNOUNCE_ROLES)
-            clean = broadcasts.clean_text(text)
+            clean = broadcasts.clean_text(text, spoken=recording_sha256 is None)
             level = broadcasts.clean_priority(priority)
             count = broadcasts.clean_repeat(repeat)
             chosen = targets.resolve(session, zone_ids, device_ids)
@@ -461,9 +461,9 @@ class BroadcastService:
         """Dừng / đính chính: STOP the broadcast on every target at once, mark it cancelled
         (a series ends with it and leaves the manifests) and, given a text, announce the
         correction as an emergency to the same targets."""
-        correction = None
+        correction = None  # checked before anything is stopped: a "~" must not stop and fail
         if isinstance(correction_text, str) and correction_text.strip():
-            correction = broadcasts.clean_text(correction_text)
+            correction = broadcasts.clean_text(correction_text, "correction")
         elif correction_text not in (None, ""):
             raise ValidationError("correction", "the correction must be a text")
         if self.dispatcher is None:

@@ -16,12 +16,19 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from service_support import Users, approved_bulletin
+from service_support import (
+    RecordingDispatcher,
+    Users,
+    approved_bulletin,
+    broadcast_status,
+    wait_for,
+)
 from sqlalchemy import func, select
 from web_support import csrf_token, login
 
 from broadcast.models import AuditEntry, Broadcast, Bulletin, Schedule
 from broadcast.service import BroadcastService
+from devices.protocol import CommandKind
 
 INT64_MAX = 2**63 - 1
 TOKEN = "__RAW__"  # replaced by a raw JSON token (1e999, NaN) that json.dumps cannot write
@@ -470,3 +477,121 @@ def test_the_schedule_form_refuses_extreme_dates(
     assert response.status_code == 200
     assert "2000 to 2100" in response.get_data(as_text=True)
     assert _stored(service) == before
+
+
+# --- a text with nothing to read aloud (item 11) ------------------------------------------------
+
+UNSPEAKABLE = ["~", "!!!", "\u0007", "\U000e0001", " ... — ", "\u200b\u00ad"]
+
+
+@pytest.mark.parametrize("text", UNSPEAKABLE, ids=ascii)
+def test_a_text_with_nothing_to_read_aloud_is_refused_up_front(
+    client: FlaskClient,
+    service: BroadcastService,
+    tokens: dict[str, str],
+    ids: dict[str, int],
+    text: str,
+) -> None:
+    """It used to be accepted (201) and then fail in synthesis."""
+    cases = [
+        ("announce", {"text": text}, "text"),
+        ("bulletin", {"text": text}, "text"),
+        ("bulletin", {"text": text, "make_script": True}, "text"),
+        ("edit", {"text": text}, "text"),
+        ("cancel", {"correction": text}, "correction"),
+    ]
+    for route, changes, field in cases:
+        method, url, body = _request(route, ids, changes)
+        message = _refused(client, service, tokens["admin"], method, url, json.dumps(body), field)
+        assert "nothing to read aloud" in message, (route, message)
+
+
+def test_a_correction_with_nothing_to_read_stops_nothing(
+    client: FlaskClient,
+    service: BroadcastService,
+    sent: RecordingDispatcher,
+    tokens: dict[str, str],
+    ids: dict[str, int],
+) -> None:
+    """The worst case: `{"correction": "~"}` stopped the original, then the correction failed."""
+    wait_for(lambda: broadcast_status(service, ids["broadcast"]) != "pending", 30)
+    status, body = _send(
+        client,
+        tokens["officer"],
+        "POST",
+        f"/api/v1/announcements/{ids['broadcast']}/cancel",
+        json.dumps({"correction": "~"}),
+    )
+    assert status == 400 and body["error"]["field"] == "correction", body
+    assert broadcast_status(service, ids["broadcast"]) == "dispatched"
+    assert not [s for s in sent.sent if s.command.kind is CommandKind.STOP]
+
+
+def test_a_stored_bulletin_with_nothing_to_read_is_neither_sent_nor_scheduled(
+    client: FlaskClient, service: BroadcastService, tokens: dict[str, str], ids: dict[str, int]
+) -> None:
+    """One saved before the rule (or written to the database by hand)."""
+    with service.db.session() as session:
+        bulletin = session.get(Bulletin, ids["approved"])
+        assert bulletin is not None
+        bulletin.text = "!!!"
+    for route in ("send", "schedule"):
+        method, url, body = _request(route, ids, {})
+        message = _refused(client, service, tokens["admin"], method, url, json.dumps(body), "text")
+        assert "nothing to read aloud" in message
+
+
+def test_the_village_head_is_told_in_words_they_understand(
+    client: FlaskClient, service: BroadcastService
+) -> None:
+    login(client, "head-a")
+    before = _stored(service)
+    for lang, expected in (
+        ("", "Nội dung thông báo: chưa có chữ nào để đọc, hãy nhập lời thông báo bằng chữ"),
+        ("?lang=en", "there is nothing to read aloud yet; type the words of the notice"),
+    ):
+        token = csrf_token(client, f"/announce/{lang}")
+        response = client.post(
+            f"/announce/{lang}",
+            data={"csrf_token": token, "mode": "text", "text": "~", "zones": ["thon-a"],
+                  "priority": "emergency", "repeat": "3"},
+        )  # fmt: skip
+        assert response.status_code == 200
+        page = response.get_data(as_text=True)
+        assert expected in page, lang
+        assert "Xác nhận phát" not in page and "nothing to read aloud:" not in page
+    assert _stored(service) == before
+
+
+def test_the_correction_form_refuses_it_before_stopping(
+    client: FlaskClient,
+    service: BroadcastService,
+    sent: RecordingDispatcher,
+    users: Users,
+) -> None:
+    login(client, "head-a")
+    broadcast = service.announce(users.head_1, "Mất điện từ 14h.", ["thon-a"])
+    wait_for(lambda: broadcast_status(service, broadcast) != "pending", 30)
+    url = f"/announce/{broadcast}"
+    response = client.post(
+        f"{url}/cancel",
+        data={"csrf_token": csrf_token(client, url), "action": "correct", "correction": "!!!"},
+        follow_redirects=True,
+    )
+    page = response.get_data(as_text=True)
+    assert "Lời đính chính: chưa có chữ nào để đọc, hãy nhập lời thông báo bằng chữ" in page
+    assert broadcast_status(service, broadcast) == "dispatched"
+    assert not [s for s in sent.sent if s.command.kind is CommandKind.STOP]
+
+
+def test_the_officers_bulletin_form_says_it_too(
+    client: FlaskClient, service: BroadcastService
+) -> None:
+    login(client, "officer")
+    token = csrf_token(client, "/bulletins/new")
+    for data in ({"document": "~~~"}, {"action": "save", "title": "Tin", "script": "!!!"}):
+        response = client.post("/bulletins/new", data={"csrf_token": token, **data})
+        page = response.get_data(as_text=True)
+        assert "Nội dung chưa có chữ nào để đọc: hãy nhập lời thông báo bằng chữ." in page, data
+    with service.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Bulletin)) == 0

@@ -1,14 +1,15 @@
 """What a request may carry, refused in one place with a 400 that names the field.
 
-Python reads JSON more generously than anything behind it can hold: integers of any size (a
-database id is 64 bits), lone UTF-16 surrogates such as "\\ud800" (no UTF-8 form, so no column
-takes them), NUL characters (PostgreSQL text refuses them), NaN and infinities (`1e999` parses to
-`inf`), and nesting deep enough to exhaust the interpreter's stack. Every JSON body of `/api/v1`
-is read through `json_object`, which refuses all of these, and unknown fields, before a view sees
-the body; `integer` and friends then read one field each, as JSON says it (a JSON integer is not
-`2.7`, `"3"` or `true`). Ids in URLs go through `IdConverter` (the `int` converter of the whole
-app), bounded to the database's 64-bit range: a larger one is a 404, like any id that names
-nothing. Dates are bounded by the domain (`broadcast.clock`).
+Python reads JSON more generously than anything behind it can hold: integers of any size (a row
+id is 32 bits on PostgreSQL, 64 on SQLite), lone UTF-16 surrogates such as "\\ud800" (no UTF-8
+form, so no column takes them), NUL characters (PostgreSQL text refuses them), NaN and
+infinities (`1e999` parses to `inf`), and nesting deep enough to exhaust the interpreter's
+stack. Every JSON body of `/api/v1` is read through `json_object`, which refuses all of these,
+and unknown fields, before a view sees the body; `integer` and friends then read one field each,
+as JSON says it (a JSON integer is not `2.7`, `"3"` or `true`). Ids in URLs go through
+`IdConverter` (the `int` converter of the whole app), bounded to MAX_ID, the range of an id on
+every supported database: a larger one is a 404, like any id that names nothing. Dates are
+bounded by the domain (`broadcast.clock`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, abort, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
@@ -28,25 +30,48 @@ from broadcast.errors import ValidationError
 
 _LOGGER = logging.getLogger(__name__)
 
-INT64_MAX = 2**63 - 1  # the largest id (and whole number) the database holds
+INT64_MAX = 2**63 - 1  # no JSON integer beyond 64 bits is held anywhere
 INT64_MIN = -(2**63)
+MAX_ID = 2**31 - 1  # the largest row id: ids are INTEGER columns, 32 bits on PostgreSQL
 MAX_DEPTH = 16  # a body is an object of lists at most; this leaves room and no more
 _UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 
 
 class IdConverter(IntegerConverter):
-    """`<int:…>` for the whole app: at most INT64_MAX, else a 404 saying so (raised here rather
+    """`<int:…>` for the whole app: at most MAX_ID, else a 404 saying so (raised here rather
     than "no match", which would make werkzeug answer 405 when the path has other methods)."""
 
     def to_python(self, value: str) -> int:
-        if len(value) > 19 or int(value) > INT64_MAX:
-            raise NotFound(f"no such id: {value[:24]} is beyond the largest id ({INT64_MAX})")
+        if len(value) > 10 or int(value) > MAX_ID:
+            raise NotFound(f"no such id: {value[:24]} is beyond the largest id ({MAX_ID})")
         return int(super().to_python(value))
 
 
 def init_app(app: Flask) -> None:
-    """Before any blueprint adds its routes: their `<int:…>` ids become bounded ones."""
+    """Before any blueprint adds its routes: their `<int:…>` ids become bounded ones; and
+    before any other check of a request, NUL in what it carries is refused."""
     app.url_map.converters["int"] = IdConverter
+    app.before_request(refuse_nul)
+
+
+def refuse_nul() -> ResponseReturnValue | None:
+    """A NUL in a query, a form field, a file name or a path segment: PostgreSQL's text (and
+    a comparison with it) refuses the character, so it would end as a 500 there. The API
+    answers the JSON error naming the field (here: the URL may match no route, so no
+    blueprint handler would), a page the 400 error page."""
+    named: list[tuple[str, str]] = [(key, value) for key, value in request.args.items(multi=True)]
+    named += [(key, str(value)) for key, value in (request.view_args or {}).items()]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        named += list(request.form.items(multi=True))
+        named += [(key, upload.filename or "") for key, upload in request.files.items(multi=True)]
+    for key, value in named:
+        if "\x00" in key or "\x00" in value:
+            field = key.replace("\x00", "")[:64] or "?"
+            if request.path.startswith("/api/"):
+                message = f"{field}: a text may not contain NUL (\\u0000)"
+                return jsonify({"error": {"field": field, "message": message}}), 400
+            abort(400)
+    return None
 
 
 # --- JSON bodies ------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 naming the field (an id no row can have: a 404), on every route that takes it, and nothing is
 stored. Before `web.inputs` and the bounded dates of `broadcast.clock`, each class was a 500.
 
-Classes: integers beyond 64 bits (in paths and bodies), lone UTF-16 surrogates and NUL in
+Classes: integers beyond what a column holds (ids in paths and bodies: 32 bits on PostgreSQL;
+any JSON integer: 64 bits), lone UTF-16 surrogates and NUL in
 strings, deep nesting, NaN and infinities (`1e999`), floats/strings/booleans where a JSON
 integer belongs, unknown fields (`play_at`), and dates at the ends of Python's calendar.
 """
@@ -30,7 +31,7 @@ from broadcast.models import AuditEntry, Broadcast, Bulletin, Schedule
 from broadcast.service import BroadcastService
 from devices.protocol import CommandKind
 
-INT64_MAX = 2**63 - 1
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
 TOKEN = "__RAW__"  # replaced by a raw JSON token (1e999, NaN) that json.dumps cannot write
 
 # route → (method, url, a valid body); {names} in the URL and "bulletin" come from `ids`
@@ -294,8 +295,8 @@ def test_deep_nesting(
         assert "nested" in message, (route, message)
 
 
-@pytest.mark.parametrize("number", [str(INT64_MAX + 1), str(2**64), "9" * 40])
-def test_ids_beyond_64_bits_in_paths_name_nothing(
+@pytest.mark.parametrize("number", [str(MAX_ID + 1), str(2**63), str(2**64), "9" * 40])
+def test_ids_beyond_the_databases_range_in_paths_name_nothing(
     client: FlaskClient, tokens: dict[str, str], number: str
 ) -> None:
     for method, url in ID_ROUTES:
@@ -309,10 +310,20 @@ def test_ids_beyond_64_bits_in_paths_name_nothing(
         assert "beyond the largest id" in response.get_json()["error"]["message"]
 
 
+def test_a_bulletin_id_beyond_the_range_in_a_body(
+    client: FlaskClient, service: BroadcastService, tokens: dict[str, str], ids: dict[str, int]
+) -> None:
+    for number in (MAX_ID + 1, 0, -1):
+        method, url, body = _request("schedule", ids, {"bulletin": number})
+        raw = json.dumps(body)
+        message = _refused(client, service, tokens["admin"], method, url, raw, "bulletin")
+        assert f"from 1 to {MAX_ID}" in message
+
+
 @pytest.mark.parametrize("url", [u for m, u in ID_ROUTES if m == "GET"])
 def test_the_largest_id_is_looked_up(client: FlaskClient, tokens: dict[str, str], url: str) -> None:
     response = client.get(
-        url.format(INT64_MAX), headers={"Authorization": f"Bearer {tokens['admin']}"}
+        url.format(MAX_ID), headers={"Authorization": f"Bearer {tokens['admin']}"}
     )
     assert response.status_code == 404, response.get_data(as_text=True)[:300]
     assert "beyond" not in response.get_json()["error"]["message"]
@@ -390,12 +401,34 @@ def test_an_unexpected_failure_is_a_json_500_without_a_traceback(
     assert response.get_json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/v1/devices?zone=%00", "zone"),
+        ("/api/v1/bulletins?status=a%00", "status"),
+        ("/api/v1/reports/broadcasts?zone=thon%00", "zone"),
+        ("/api/v1/reports/monthly?month=2026-11&zone=%00", "zone"),
+        ("/api/v1/announcements?limit=5&x%00=1", "x"),
+        ("/api/v1/nowhere?q=%00", "q"),
+    ],
+)
+def test_nul_in_a_query_is_refused_by_name(
+    client: FlaskClient, tokens: dict[str, str], url: str, field: str
+) -> None:
+    """PostgreSQL refuses NUL in a text parameter: each of these was a 500 there."""
+    response = client.get(url, headers={"Authorization": f"Bearer {tokens['officer']}"})
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    error = response.get_json()["error"]
+    assert error["field"] == field and "NUL" in error["message"], error
+
+
 # --- the same classes on the pages -------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "url",
     [
+        "/announce/2147483648",
         "/announce/9223372036854775808",
         "/announce/18446744073709551616/status.json",
         "/announce/99999999999999999999999999999/events",
@@ -403,7 +436,7 @@ def test_an_unexpected_failure_is_a_json_500_without_a_traceback(
         "/bulletins/9223372036854775808/edit",
     ],
 )
-def test_pages_with_ids_beyond_64_bits_are_404(client: FlaskClient, url: str) -> None:
+def test_pages_with_ids_beyond_the_range_are_404(client: FlaskClient, url: str) -> None:
     login(client, "officer")
     response = client.get(url)
     assert response.status_code == 404
@@ -413,14 +446,14 @@ def test_pages_with_ids_beyond_64_bits_are_404(client: FlaskClient, url: str) ->
 @pytest.mark.parametrize(
     "url",
     [
-        "/announce/9223372036854775808/cancel",
+        "/announce/2147483648/cancel",
         "/bulletins/9223372036854775808/approve",
         "/bulletins/9223372036854775808/schedule",
         "/bulletins/schedules/9223372036854775808/cancel",
         "/admin/users/9223372036854775808/active",
     ],
 )
-def test_page_forms_with_ids_beyond_64_bits_are_404(client: FlaskClient, url: str) -> None:
+def test_page_forms_with_ids_beyond_the_range_are_404(client: FlaskClient, url: str) -> None:
     login(client, "admin")
     response = client.post(url, data={"csrf_token": csrf_token(client, "/")})
     assert response.status_code == 404
@@ -595,3 +628,28 @@ def test_the_officers_bulletin_form_says_it_too(
         assert "Nội dung chưa có chữ nào để đọc: hãy nhập lời thông báo bằng chữ." in page, data
     with service.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Bulletin)) == 0
+
+
+def test_nul_in_page_queries_and_forms_is_a_400_page(
+    client: FlaskClient, service: BroadcastService
+) -> None:
+    login(client, "officer")
+    for url in (
+        "/?zone=%00",
+        "/reports/?zone=%00",
+        "/calendar/?zone=%00",
+        "/reports/monthly?zone=%00",
+    ):
+        response = client.get(url)
+        assert response.status_code == 400, url
+        assert "<html" in response.get_data(as_text=True).lower()  # the normal error page
+    before = _stored(service)
+    token = csrf_token(client, "/announce/")
+    for url, form in (
+        ("/announce/", {"mode": "text", "text": "Họp\x00", "zones": "thon-a", "repeat": "1"}),
+        ("/announce/", {"mode": "text", "text": "Họp", "zones": "thon-a\x00", "repeat": "1"}),
+        ("/bulletins/new", {"action": "save", "title": "Tin\x00", "script": "Họp dân."}),
+    ):
+        response = client.post(url, data={"csrf_token": token, **form})
+        assert response.status_code == 400, (url, form)
+    assert _stored(service) == before

@@ -196,7 +196,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "bulletin": {
                 "type": "integer",
                 "minimum": 1,
-                "maximum": 2**63 - 1,
+                "maximum": 2**31 - 1,
                 "description": "an approved bulletin",
             },
             "kind": {"type": "string", "enum": ["once", "daily", "weekdays", "cron", "series"]},

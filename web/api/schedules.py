@@ -51,7 +51,7 @@ def create_schedule() -> tuple[Response, int]:
         '{"bulletin": 7, "kind": "daily", "time_of_day": "06:00", "zones": ["xa"]}',
         SCHEDULE_FIELDS,
     )
-    bulletin_id = inputs.integer(data, "bulletin", low=1)
+    bulletin_id = inputs.integer(data, "bulletin", low=1, high=inputs.MAX_ID)
     if bulletin_id is None:
         raise ValidationError("bulletin", "the id (a number) of an approved bulletin")
     request_ = ScheduleRequest(

@@ -402,6 +402,23 @@ def test_an_unexpected_failure_is_a_json_500_without_a_traceback(
 
 
 @pytest.mark.parametrize(
+    "query",
+    ["devices?page=%C2%B2", "devices?per_page=" + "9" * 5000, "reports/broadcasts?page=%C2%B2",
+     "reports/broadcasts?per_page=" + "1" * 5000, "announcements?limit=" + "1" * 5000],
+    ids=["superscript", "5000-digits", "report-superscript", "report-5000", "limit-5000"],
+)  # fmt: skip
+def test_page_numbers_that_python_calls_digits(
+    client: FlaskClient, tokens: dict[str, str], query: str
+) -> None:
+    """`"²".isdigit()` is True and `int("²")` a ValueError; so is `int()` of 5,000 digits."""
+    response = client.get(
+        f"/api/v1/{query}", headers={"Authorization": f"Bearer {tokens['officer']}"}
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"]["field"] in query
+
+
+@pytest.mark.parametrize(
     ("url", "field"),
     [
         ("/api/v1/devices?zone=%00", "zone"),

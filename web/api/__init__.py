@@ -146,7 +146,8 @@ def list_devices() -> Response:
 def page_number(name: str, default: int, highest: int) -> int:
     """A whole number from 1 to `highest` in the query string, or a ValidationError naming it."""
     raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= highest:
+    # isdigit() alone admits "²" and 5,000 digits, both a ValueError in int()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= highest:
         raise ValidationError(name, f"a whole number from 1 to {highest}")
     return int(raw)
 

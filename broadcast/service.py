@@ -541,7 +541,7 @@ class BroadcastService:
             if bulletin is None:
                 raise ValidationError("bulletin", f"unknown bulletin {request.bulletin_id}")
             check_playable(bulletin)
-            chosen = targets.resolve(session, request.zone_ids, list(request.device_ids))
+            chosen = targets.resolve(session, request.zone_ids, request.device_ids)
             targets.check_can_target(session, user, chosen)
             priority = broadcasts.clean_priority(request.priority)
             relay = bulletin.kind == ContentKind.RELAY
@@ -572,7 +572,7 @@ class BroadcastService:
             # one schedule at a time, across processes: the overlap check and the insert
             # must not interleave with another process's
             sequences.hold(session, sequences.SCHEDULE_LOCK)
-            chosen = targets.resolve(session, request.zone_ids, list(request.device_ids))
+            chosen = targets.resolve(session, request.zone_ids, request.device_ids)
             span = schedules.check_span(rule, now, self.settings.overlap_window_days)
             runs = programmes.occurrences(rule, *span)
             schedules.check_spacing(runs, airtime)

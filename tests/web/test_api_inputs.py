@@ -320,6 +320,18 @@ def test_a_bulletin_id_beyond_the_range_in_a_body(
         assert f"from 1 to {MAX_ID}" in message
 
 
+def test_targets_that_are_not_lists(
+    client: FlaskClient, service: BroadcastService, tokens: dict[str, str], ids: dict[str, int]
+) -> None:
+    """`"devices": 1` on a schedule was a TypeError in the service (a 500)."""
+    for route in ("announce", "send", "schedule"):
+        for field in ("zones", "devices"):
+            for value in (1, True, 2.5, "loa-a-01", {"a": 1}):
+                method, url, body = _request(route, ids, {field: value})
+                raw = json.dumps(body)
+                _refused(client, service, tokens["admin"], method, url, raw, field)
+
+
 @pytest.mark.parametrize("url", [u for m, u in ID_ROUTES if m == "GET"])
 def test_the_largest_id_is_looked_up(client: FlaskClient, tokens: dict[str, str], url: str) -> None:
     response = client.get(

@@ -135,10 +135,8 @@ def clean_repeat(value: object) -> int:
 def clean_relay_url(value: object) -> str:
     """A stream to relay (tiếp sóng): an http(s) URL receivers can open, nothing else."""
     text = str(value or "").strip()
-    parts = urlsplit(text)
     if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
+        not _http_url(text)
         or len(text) > MAX_URL_CHARS
         or any(ch.isspace() or ord(ch) < 0x20 for ch in text)
     ):
@@ -146,6 +144,14 @@ def clean_relay_url(value: object) -> str:
             "relay_url", "địa chỉ luồng phát phải là một URL http:// hoặc https:// hợp lệ"
         )
     return text
+
+
+def _http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:  # an unclosed "[" of an IPv6 address, a port beyond 65535
+        return False
 
 
 def clean_relay_minutes(value: object) -> int:

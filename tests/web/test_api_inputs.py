@@ -682,3 +682,21 @@ def test_nul_in_page_queries_and_forms_is_a_400_page(
         response = client.post(url, data={"csrf_token": token, **form})
         assert response.status_code == 400, (url, form)
     assert _stored(service) == before
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[::1]:99999/live", "http://loa:65536/"])
+def test_a_relay_url_python_cannot_split_is_refused(
+    client: FlaskClient, service: BroadcastService, url: str
+) -> None:
+    """urlsplit raises ValueError on these ("Invalid IPv6 URL", a port out of range): a 500."""
+    login(client, "officer")
+    before = _stored(service)
+    response = client.post(
+        "/bulletins/relay",
+        data={"csrf_token": csrf_token(client, "/bulletins/"), "title": "Tiếp sóng",
+              "relay_url": url, "minutes": "30"},
+        follow_redirects=True,
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "URL http:// hoặc https:// hợp lệ" in response.get_data(as_text=True)
+    assert _stored(service) == before

@@ -290,7 +290,7 @@ def _speak_block(block: Block, rules: _Rules) -> str:
 
 def has_speech(raw: str) -> bool:
     """Whether `raw` has anything to say: False for a text of only symbols, punctuation,
-    control or unassigned characters ("~", "!!!", "\u0007"), which normalizes to nothing and
+    control or unassigned characters ("~", "!!!", "\\u0007"), which normalizes to nothing and
     which `Synthesizer` would refuse. Callers check it before accepting a text for later."""
     return isinstance(raw, str) and bool(normalize(raw).strip())
 

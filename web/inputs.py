@@ -131,7 +131,7 @@ def _check(document: Any) -> None:
         elif isinstance(value, dict):
             for key, item in value.items():
                 _check_text(key, "body", "a field name")
-                top = key if depth == 1 else field
+                top = key[:64] if depth == 1 else field
                 pending.append((item, top, f"{where}.{key}" if where else key, depth + 1))
         elif isinstance(value, list):
             pending.extend(

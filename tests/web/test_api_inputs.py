@@ -3,9 +3,10 @@ naming the field (an id no row can have: a 404), on every route that takes it, a
 stored. Before `web.inputs` and the bounded dates of `broadcast.clock`, each class was a 500.
 
 Classes: integers beyond what a column holds (ids in paths and bodies: 32 bits on PostgreSQL;
-any JSON integer: 64 bits), lone UTF-16 surrogates and NUL in
-strings, deep nesting, NaN and infinities (`1e999`), floats/strings/booleans where a JSON
-integer belongs, unknown fields (`play_at`), and dates at the ends of Python's calendar.
+any JSON integer: 64 bits), lone UTF-16 surrogates and NUL in strings (NUL also in queries and
+forms), deep nesting, NaN and infinities (`1e999`), floats/strings/booleans where a JSON integer
+belongs, unknown fields (`play_at`), dates at the ends of Python's calendar; then the same on
+the pages, and a text with nothing to read aloud (item 11) through the API and the forms.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def _request(
 
 def _send(
     client: FlaskClient, token: str, method: str, url: str, raw: str | bytes
-) -> tuple[int, dict]:  # type: ignore[type-arg]
+) -> tuple[int, dict[str, Any]]:
     response = client.open(
         url,
         method=method,

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+import tts
 from broadcast import clock, receivers, targets, zones
 from broadcast.const import (
     ANNOUNCE_ROLES,
@@ -107,11 +108,22 @@ _SETTLING = {
 }
 
 
-def clean_text(text: object) -> str:
+NO_SPEECH = (
+    "nothing to read aloud: the text has only symbols, punctuation or control characters;"
+    " type the words of the notice"
+)
+
+
+def clean_text(text: object, field: str = "text", *, spoken: bool = True) -> str:
+    """A text to store, stripped. `spoken`: it will be synthesized, so it must have something
+    to say (`tts.has_speech`), refused now rather than failing after it was accepted (and, for
+    a correction, after the original was stopped). A recording's label is not spoken."""
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError("text", "the announcement text is empty")
+        raise ValidationError(field, "the announcement text is empty")
     if len(text) > MAX_TEXT_CHARS:
-        raise ValidationError("text", f"at most {MAX_TEXT_CHARS} characters")
+        raise ValidationError(field, f"at most {MAX_TEXT_CHARS} characters")
+    if spoken and not tts.has_speech(text):
+        raise ValidationError(field, NO_SPEECH, code="no_speech")
     return text.strip()
 
 
@@ -136,10 +148,8 @@ def clean_repeat(value: object) -> int:
 def clean_relay_url(value: object) -> str:
     """A stream to relay (tiếp sóng): an http(s) URL receivers can open, nothing else."""
     text = str(value or "").strip()
-    parts = urlsplit(text)
     if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
+        not _http_url(text)
         or len(text) > MAX_URL_CHARS
         or any(ch.isspace() or ord(ch) < 0x20 for ch in text)
     ):
@@ -147,6 +157,14 @@ def clean_relay_url(value: object) -> str:
             "relay_url", "địa chỉ luồng phát phải là một URL http:// hoặc https:// hợp lệ"
         )
     return text
+
+
+def _http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:  # an unclosed "[" of an IPv6 address, a port beyond 65535
+        return False
 
 
 def clean_relay_minutes(value: object) -> int:

@@ -105,7 +105,7 @@ def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
 
 
 def check_playable(bulletin: Bulletin) -> None:
-    """Only an approved bulletin is scheduled or sent (phát ngay)."""
+    """Only an approved bulletin with something to say is scheduled or sent (phát ngay)."""
     if bulletin.status != BulletinStatus.APPROVED:
         raise Conflict(
             "bulletin",
@@ -113,6 +113,8 @@ def check_playable(bulletin: Bulletin) -> None:
             " chỉ bản tin đã duyệt mới được đặt lịch hoặc phát ngay.",
             code="not_approved",
         )
+    if bulletin.kind == ContentKind.TTS and not tts.has_speech(bulletin.text):  # stored before
+        raise ValidationError("text", broadcasts.NO_SPEECH, code="no_speech")
 
 
 def _clean_title(value: object, fallback: str = "") -> str:

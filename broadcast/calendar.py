@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import audio
-from broadcast import accounts, planning, programmes, targets, zones
+from broadcast import accounts, clock, planning, programmes, targets, zones
 from broadcast.const import BroadcastStatus, Role, ZoneKind
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.models import Broadcast, Schedule, User, Zone, utcnow
@@ -108,10 +108,10 @@ def monday_of(day: date) -> date:
 
 def parse_week(text: str) -> date:
     """'2026-11-26' → the Monday of that week."""
-    try:
-        return monday_of(date.fromisoformat(text.strip()))
-    except ValueError as exc:
-        raise ValidationError("week", f"“{text}” không phải một ngày dạng 2026-11-30") from exc
+    chosen = clock.parse_date(text, "week", f"“{text[:40]}” không phải một ngày dạng 2026-11-30")
+    if chosen is None:
+        raise ValidationError("week", "chọn một ngày trong tuần, dạng 2026-11-30")
+    return monday_of(chosen)
 
 
 def week_calendar(

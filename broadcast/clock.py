@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from broadcast.const import LOCAL_TZ
 from broadcast.errors import ValidationError
+
+# The years a date entered anywhere (a schedule, a report filter, a week) may fall in. Python's
+# calendar ends at year 1 and 9999, where adding a day or a time-zone offset overflows; a
+# commune's programme and its reports have no use for either end.
+FIRST_YEAR = 2000
+LAST_YEAR = 2100
 
 
 def to_local(value: datetime | None) -> datetime | None:
@@ -37,6 +43,34 @@ def to_timestamp(value: datetime) -> float:
     return value.replace(tzinfo=UTC).timestamp()
 
 
+def check_year(year: int, field: str) -> None:
+    """A ValidationError naming `field` unless `year` is FIRST_YEAR to LAST_YEAR: the one bound
+    every date parsed from a person's or a client's input goes through."""
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValidationError(
+            field,
+            f"the year must be {FIRST_YEAR} to {LAST_YEAR}, not {year}"
+            f" (năm phải từ {FIRST_YEAR} đến {LAST_YEAR})",
+            code="year_out_of_range",
+        )
+
+
+def parse_date(text: str, field: str, message: str = "") -> date | None:
+    """'2026-11-26' → a date within the allowed years; '' → None; else a ValidationError
+    naming `field` with `message` (default: an English one with an example)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValidationError(
+            field, message or f"{text[:40]!r} is not a date like 2026-11-26"
+        ) from exc
+    check_year(value.year, field)
+    return value
+
+
 def parse_local(text: str, field: str) -> datetime:
     """'2026-11-26T17:00' or '2026-11-26 17:00' in local time (or with an offset) → naive UTC."""
     try:
@@ -45,6 +79,7 @@ def parse_local(text: str, field: str) -> datetime:
         raise ValidationError(
             field, f"{text!r} is not a date and time like 2026-11-26T17:00"
         ) from exc
+    check_year(value.year, field)  # before the offset is applied: it could overflow year 1 or 9999
     if value.tzinfo is None:
         value = value.replace(tzinfo=LOCAL_TZ)
     return value.astimezone(UTC).replace(tzinfo=None)

@@ -13,6 +13,7 @@ import codecs
 import io
 import logging
 import zipfile
+import zlib
 from pathlib import PurePath
 
 import docx
@@ -27,6 +28,15 @@ _LOGGER = logging.getLogger(__name__)
 FIELD = "document_file"
 MAX_DOCUMENT_BYTES = 1024 * 1024
 ACCEPTED_SUFFIXES = (".txt", ".docx")
+# What a .docx (a zip) may unzip to before it is parsed. Parsing costs grow with the XML (5 MB of
+# short paragraphs: 3 s of CPU and 125 MB), so a small upload that unzips to 100 MB (a "zip
+# bomb") is refused from its listing and a bounded read, never parsed. A real document within
+# the 1 MB upload limit unzips to a few MB at most, its XML compressing 5 to 20 times.
+MAX_EXPANDED_BYTES = 5 * 1024 * 1024
+MAX_ENTRIES = 500  # a Word file has a few dozen parts
+MAX_RATIO = 100  # unzipped/zipped size of one part, checked for parts beyond RATIO_FLOOR
+RATIO_FLOOR = 1024 * 1024
+_READ_CHUNK = 64 * 1024
 
 
 def extract_text(file_name: str, data: bytes) -> str:
@@ -71,8 +81,68 @@ def _plain_text(name: str, data: bytes) -> str:
         ) from exc
 
 
+def _check_expansion(name: str, data: bytes) -> None:
+    """Refuse a .docx that would unzip to more than MAX_EXPANDED_BYTES, from the sizes its zip
+    declares (entries, total, ratio per part) and then by reading every part with a bounded
+    decompression: a part whose header understates its size is cut at the stated size and
+    fails its CRC, so nothing beyond the budget is ever inflated, here or by python-docx."""
+    damaged = ValidationError(
+        FIELD, f"Tệp “{name}” không đọc được như tài liệu Word (.docx): tệp hỏng hoặc sai loại."
+    )
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise damaged from exc
+    with archive:
+        parts = archive.infolist()
+        if len(parts) > MAX_ENTRIES:
+            raise ValidationError(
+                FIELD,
+                f"Tệp “{name}” có {len(parts)} phần nén bên trong (tài liệu Word chỉ có vài chục,"
+                f" tối đa {MAX_ENTRIES}): không phải tài liệu Word bình thường.",
+                code="zip_bomb",
+            )
+        declared = sum(part.file_size for part in parts)
+        if declared > MAX_EXPANDED_BYTES:
+            raise _too_big(name, declared)
+        for part in parts:
+            if part.file_size > RATIO_FLOOR and part.file_size > MAX_RATIO * max(
+                part.compress_size, 1
+            ):
+                raise ValidationError(
+                    FIELD,
+                    f"Tệp “{name}”: phần “{part.filename[:80]}” nén {part.compress_size} byte"
+                    f" thành {part.file_size} byte (hơn {MAX_RATIO} lần): không phải tài liệu"
+                    " Word bình thường.",
+                    code="zip_bomb",
+                )
+        budget = MAX_EXPANDED_BYTES
+        try:
+            for part in parts:
+                with archive.open(part) as member:
+                    while chunk := member.read(_READ_CHUNK):
+                        budget -= len(chunk)
+                        if budget < 0:
+                            raise _too_big(name, MAX_EXPANDED_BYTES - budget)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+            raise damaged from exc  # a CRC that fails (a lying header), corrupt data
+        except (NotImplementedError, RuntimeError) as exc:
+            raise damaged from exc  # a compression zipfile lacks, a password
+
+
+def _too_big(name: str, size: int) -> ValidationError:
+    return ValidationError(
+        FIELD,
+        f"Tệp “{name}” giải nén ra {-(-size // 1048576)} MB, quá"
+        f" {MAX_EXPANDED_BYTES // 1048576} MB cho phép: tài liệu Word bình thường không lớn như"
+        " vậy (có thể tệp hỏng hoặc cố ý gây quá tải).",
+        code="zip_bomb",
+    )
+
+
 def _docx_text(name: str, data: bytes) -> str:
     """Paragraphs and table cells (row by row, a merged cell once) in document order."""
+    _check_expansion(name, data)
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, OpcError, KeyError, ValueError) as exc:

@@ -264,13 +264,8 @@ def make_rule(
 
 
 def _parse_date(text: str, field: str) -> date | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise ValidationError(field, f"{text!r} không phải ngày dạng 2026-11-26") from exc
+    shown = (text or "").strip()[:40]
+    return clock.parse_date(text, field, f"{shown!r} không phải ngày dạng 2026-11-26")
 
 
 def _series_start(text: str, now: datetime) -> datetime:

@@ -25,6 +25,7 @@ Monthly figures (local calendar month, Asia/Ho_Chi_Minh):
 
 from __future__ import annotations
 
+import calendar
 import csv
 import io
 import logging
@@ -142,15 +143,9 @@ class LogFilter:
 
 
 def _parse_date(text: str, field_name: str, label: str) -> date | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise ValidationError(
-            field_name, f"“{label}” phải là một ngày dạng năm-tháng-ngày, ví dụ 2026-11-26"
-        ) from exc
+    return clock.parse_date(
+        text, field_name, f"“{label}” phải là một ngày dạng năm-tháng-ngày, ví dụ 2026-11-26"
+    )
 
 
 def _choice(text: str, field_name: str, label: str, choices: Mapping[str, str]) -> str | None:
@@ -173,9 +168,13 @@ def parse_month(text: str, today: date | None = None) -> tuple[int, int]:
         year, month = int(year_text), int(month_text)
     except ValueError as exc:
         raise ValidationError("month", "“Tháng” phải có dạng năm-tháng, ví dụ 2026-11") from exc
-    if not (2000 <= year <= 2100 and 1 <= month <= 12):
+    if not 1 <= month <= 12:
         raise ValidationError("month", "“Tháng” không hợp lệ")
+    clock.check_year(year, "month")
     return year, month
+
+
+MAX_PAGE = 1_000_000  # far beyond any log; a larger offset would overflow the database's integer
 
 
 def parse_page(text: str) -> int:
@@ -183,6 +182,8 @@ def parse_page(text: str) -> int:
         page = int((text or "1").strip())
     except ValueError as exc:
         raise ValidationError("page", "“Trang” phải là số nguyên") from exc
+    if page > MAX_PAGE:
+        raise ValidationError("page", f"“Trang” phải từ 1 đến {MAX_PAGE}")
     return max(1, page)
 
 
@@ -193,8 +194,11 @@ def local_day_start(day: date) -> datetime:
 
 def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
     """The local calendar month as [start, end) in naive UTC."""
-    following = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-    return local_day_start(date(year, month, 1)), local_day_start(following)
+    last_day = calendar.monthrange(year, month)[1]
+    # the last day's midnight plus a day (Asia/Ho_Chi_Minh keeps no summer time), so December
+    # of the last year allowed does not need the next year's midnight to pass the year bound
+    end = local_day_start(date(year, month, last_day)) + timedelta(days=1)
+    return local_day_start(date(year, month, 1)), end
 
 
 # --- results -------------------------------------------------------------------------------
@@ -814,7 +818,7 @@ def _log_condition(session: Session, wanted: LogFilter) -> ColumnElement[bool]:
     if wanted.date_from is not None:
         conditions.append(_when() >= local_day_start(wanted.date_from))
     if wanted.date_to is not None:
-        conditions.append(_when() < local_day_start(wanted.date_to + timedelta(days=1)))
+        conditions.append(_when() < local_day_start(wanted.date_to) + timedelta(days=1))
     if wanted.source is not None:
         conditions.append(Broadcast.source == wanted.source)
     if wanted.content is not None:

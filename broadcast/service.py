@@ -325,7 +325,7 @@ class BroadcastService:
         (given `recording_sha256`, a stored recording plays instead of the spoken text)."""
         with self.db.session() as session:
             user = self._user(session, user_id, ANNOUNCE_ROLES)
-            clean = broadcasts.clean_text(text)
+            clean = broadcasts.clean_text(text, spoken=recording_sha256 is None)
             level = broadcasts.clean_priority(priority)
             count = broadcasts.clean_repeat(repeat)
             chosen = targets.resolve(session, zone_ids, device_ids)
@@ -508,9 +508,9 @@ class BroadcastService:
         (a series ends with it and leaves the manifests) and, given a text, announce the
         correction as an emergency to the same targets. A broadcast that has ended keeps its
         status: stopping it is refused (nothing plays any more), a correction still goes out."""
-        correction = None
+        correction = None  # checked before anything is stopped: a "~" must not stop and fail
         if isinstance(correction_text, str) and correction_text.strip():
-            correction = broadcasts.clean_text(correction_text)
+            correction = broadcasts.clean_text(correction_text, "correction")
         elif correction_text not in (None, ""):
             raise ValidationError("correction", "the correction must be a text")
         if self.dispatcher is None:
@@ -609,7 +609,7 @@ class BroadcastService:
             if bulletin is None:
                 raise ValidationError("bulletin", f"unknown bulletin {request.bulletin_id}")
             check_playable(bulletin)
-            chosen = targets.resolve(session, request.zone_ids, list(request.device_ids))
+            chosen = targets.resolve(session, request.zone_ids, request.device_ids)
             targets.check_can_target(session, user, chosen)
             priority = broadcasts.clean_priority(request.priority)
             relay = bulletin.kind == ContentKind.RELAY
@@ -640,7 +640,7 @@ class BroadcastService:
             # one schedule at a time, across processes: the overlap check and the insert
             # must not interleave with another process's
             sequences.hold(session, sequences.SCHEDULE_LOCK)
-            chosen = targets.resolve(session, request.zone_ids, list(request.device_ids))
+            chosen = targets.resolve(session, request.zone_ids, request.device_ids)
             span = schedules.check_span(rule, now, self.settings.overlap_window_days)
             runs = programmes.occurrences(rule, *span)
             schedules.check_spacing(runs, airtime)

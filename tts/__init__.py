@@ -3,6 +3,7 @@
 The broadcast core uses only this surface::
 
     text = normalize(raw)
+    has_speech(raw)  # False for only symbols or control characters: refuse it before storing
     synth = Synthesizer(cache_dir, engine="espeak", **engine_options)
     result = synth.synthesize(raw)  # SpeechResult(path, format, engine, cached, normalized_text)
     parts = synth.synthesize_parts(raw, progress)  # one SpeechResult per paragraph
@@ -13,7 +14,7 @@ import logging
 
 from .errors import TtsError
 from .lexicon import fingerprint as normalizer_fingerprint
-from .normalize import normalize
+from .normalize import has_speech, normalize
 from .script import DEFAULT_OPENING, BroadcastScript, make_script, render_opening
 from .synth import SpeechResult, Synthesizer
 
@@ -23,6 +24,7 @@ __all__ = [
     "SpeechResult",
     "Synthesizer",
     "TtsError",
+    "has_speech",
     "make_script",
     "normalize",
     "normalizer_fingerprint",

@@ -288,6 +288,13 @@ def _speak_block(block: Block, rules: _Rules) -> str:
     return f"{marker}. {body}".strip() if marker else body
 
 
+def has_speech(raw: str) -> bool:
+    """Whether `raw` has anything to say: False for a text of only symbols, punctuation,
+    control or unassigned characters ("~", "!!!", "\\u0007"), which normalizes to nothing and
+    which `Synthesizer` would refuse. Callers check it before accepting a text for later."""
+    return isinstance(raw, str) and bool(normalize(raw).strip())
+
+
 def normalize(raw: str, extra_abbreviations: Mapping[str, str] | None = None) -> str:
     """Return the spoken form of `raw`: one sentence-terminated block per line.
 

@@ -13,13 +13,14 @@ from flask import Flask, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound
+from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broadcast import audit, clock
 from broadcast.errors import NotFound as DomainNotFound
 from broadcast.errors import PermissionDenied
 from broadcast.service import BroadcastService
+from web import inputs
 from web.views import describe_schedule
 
 _LOGGER = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ STATE_LABELS = {
 
 def create_app(service: BroadcastService, test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    inputs.init_app(app)  # before the blueprints: their ids in URLs are bounded
     app.config.update(
         SECRET_KEY=service.secrets.flask_secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -85,7 +87,6 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         i18n,
         media,
         metrics,
-        nul_guard,
         reports,
     )
 
@@ -119,16 +120,6 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         """Privileged actions of this request are logged as coming from the client's address."""
         channel = "api" if request.path.startswith("/api/") else "web"
         audit.set_origin(f"{channel} {request.remote_addr or '?'}")
-
-    @app.before_request
-    def refuse_nul_characters() -> ResponseReturnValue | None:
-        """PostgreSQL cannot store a NUL character: refused before any view, naming the input."""
-        field = nul_guard.field_with_nul(request)
-        if field is None:
-            return None
-        if request.path.startswith("/api/"):
-            return api.error(400, nul_guard.MESSAGE, field)
-        return errors_in_our_words(BadRequest(f"{field}: {nul_guard.MESSAGE}"))
 
     @app.teardown_request
     def audit_origin_reset(_error: BaseException | None) -> None:

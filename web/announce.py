@@ -117,9 +117,11 @@ def _message(exc: ValidationError, template: notice_templates.NoticeTemplate | N
             title=_(template.title),
         )
     label = _field_labels().get(exc.field)
-    if exc.field == "recording":
+    if exc.code == "no_speech":  # only "~", "!!!" or control characters: nothing to read
+        detail = _("chưa có chữ nào để đọc, hãy nhập lời thông báo bằng chữ")
+    elif exc.field == "recording":
         detail = _recording_problems().get(exc.code) or _("không xử lý được bản ghi âm")
-    elif exc.field == "text":
+    elif exc.field in ("text", "correction"):
         detail = _("chưa nhập nội dung") if "empty" in exc.message else _("nội dung quá dài")
     elif exc.field == "repeat":
         detail = _("phải là một số từ 1 đến %(max)s", max=MAX_REPEAT)

@@ -74,6 +74,9 @@ def _report(exc: LoaError) -> None:
             accepted=ACCEPTED,
         )
         flash(f"{message} ({exc.field})", "error")
+    elif isinstance(exc, ValidationError) and exc.code == "no_speech":
+        message = _("Nội dung chưa có chữ nào để đọc: hãy nhập lời thông báo bằng chữ.")
+        flash(f"{message} ({exc.field})", "error")
     elif isinstance(exc, ValidationError):
         flash(f"{exc.message} ({exc.field})", "error")
     else:

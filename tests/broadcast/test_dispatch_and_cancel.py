@@ -206,7 +206,7 @@ def test_who_may_cancel(leader: Leader) -> None:
     assert service.cancel_broadcast(users.head_1, own, "").correction_id is None
     with pytest.raises(ValidationError) as info:
         service.cancel_broadcast(users.officer, commune_wide, "   x" * 6000)
-    assert info.value.field == "text"
+    assert info.value.field == "correction"  # the field the person filled in
 
 
 def _finish(leader: Leader, broadcast_id: int, devices: tuple[str, ...]) -> None:

@@ -8,7 +8,7 @@ concern (imported at the bottom), and `web.api.openapi` describes every one of t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -25,7 +25,7 @@ from broadcast.errors import (
     ValidationError,
 )
 from broadcast.models import User
-from web import get_service
+from web import get_service, inputs
 from web.serialize import device_json, zone_json
 
 _LOGGER = logging.getLogger(__name__)
@@ -98,12 +98,10 @@ def token_required(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def json_body(example: str) -> dict[str, Any]:
-    """The request's JSON object, or a ValidationError that shows what to send."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationError("body", f"send a JSON object, e.g. {example}")
-    return data
+def json_body(example: str, accepted: Iterable[str], *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object with only `accepted` fields, or a ValidationError that shows
+    what to send (`web.inputs`: the one reader of every JSON body)."""
+    return inputs.json_object(example, accepted, optional=optional)
 
 
 def current_user_id() -> int:

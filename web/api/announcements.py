@@ -12,25 +12,30 @@ from werkzeug.wrappers import Response
 
 from broadcast import broadcasts
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
-from web import get_service
+from web import get_service, inputs
 from web.api import api_user, bp, current_user_id, json_body, page_number, token_required
 from web.serialize import broadcast_json, broadcast_summary_json
 
 _LOGGER = logging.getLogger(__name__)
+# an announcement plays at once: a later time is a schedule of a bulletin (/schedules)
+ANNOUNCEMENT_FIELDS = ("text", "zones", "devices", "priority", "repeat", "title")
 
 
 @bp.post("/announcements")
 @token_required
 def create_announcement() -> tuple[Response, int]:
-    data = json_body('{"text": "…", "zones": ["thon-1"], "priority": "emergency", "repeat": 3}')
+    data = json_body(
+        '{"text": "…", "zones": ["thon-1"], "priority": "emergency", "repeat": 3}',
+        ANNOUNCEMENT_FIELDS,
+    )
     service = get_service()
     broadcast_id = service.announce(
         current_user_id(),
         data.get("text"),
         data.get("zones"),
         data.get("priority", "emergency"),
-        data.get("repeat", 1),
-        title=str(data.get("title", "")),
+        inputs.integer(data, "repeat", 1),
+        title=inputs.text(data, "title"),
         device_ids=data.get("devices"),
     )
     with service.db.session() as session:
@@ -57,15 +62,9 @@ def get_announcement(broadcast_id: int) -> Response:
 @token_required
 def cancel_announcement(broadcast_id: int) -> Response:
     """Dừng / đính chính: `{"correction": "…"}` (optional) is announced as an emergency."""
-    data = request.get_json(silent=True)
-    if data is None and request.get_data():
-        raise ValidationError("body", 'send a JSON object, e.g. {"correction": "…"}')
-    if data is not None and not isinstance(data, dict):
-        raise ValidationError("body", 'send a JSON object, e.g. {"correction": "…"}')
+    data = json_body('{"correction": "…"}', ("correction",), optional=True)
     service = get_service()
-    result = service.cancel_broadcast(
-        current_user_id(), broadcast_id, (data or {}).get("correction")
-    )
+    result = service.cancel_broadcast(current_user_id(), broadcast_id, data.get("correction"))
     with service.db.session() as session:
         body = {
             "cancelled": broadcast_json(broadcasts.get_broadcast(session, result.cancelled_id)),

@@ -6,16 +6,14 @@ approves or rejects with a comment, then it is scheduled (`/schedules`) or sent 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import jsonify, request
 from werkzeug.wrappers import Response
 
 from broadcast import broadcasts
 from broadcast.bulletin_desk import BulletinDesk
-from broadcast.errors import ValidationError
 from broadcast.models import Bulletin
-from web import get_service
+from web import get_service, inputs
 from web.api import bp, current_user_id, json_body, token_required
 from web.serialize import broadcast_json, bulletin_json
 
@@ -37,13 +35,6 @@ def _one(bulletin_id: int, status: int = 200) -> tuple[Response, int]:
     return response, status
 
 
-def _flag(data: dict[str, Any], key: str) -> bool:
-    value = data.get(key, False)
-    if not isinstance(value, bool):
-        raise ValidationError(key, "true or false")
-    return value
-
-
 @bp.get("/bulletins")
 @token_required
 def list_bulletins() -> Response:
@@ -58,13 +49,16 @@ def list_bulletins() -> Response:
 @bp.post("/bulletins")
 @token_required
 def create_bulletin() -> tuple[Response, int]:
-    data = json_body('{"title": "…", "text": "…", "make_script": true, "submit": true}')
+    data = json_body(
+        '{"title": "…", "text": "…", "make_script": true, "submit": true}',
+        ("title", "text", "make_script", "submit"),
+    )
     desk, user_id = _desk(), current_user_id()
     text = data.get("text")
-    if _flag(data, "make_script"):
+    if inputs.flag(data, "make_script"):
         text = desk.prepare_script(user_id, text).text
-    bulletin_id = desk.create_bulletin(user_id, data.get("title", ""), text, "api")
-    if _flag(data, "submit"):
+    bulletin_id = desk.create_bulletin(user_id, inputs.text(data, "title"), text, "api")
+    if inputs.flag(data, "submit"):
         desk.submit(user_id, bulletin_id)
     return _one(bulletin_id, 201)
 
@@ -78,8 +72,8 @@ def get_bulletin(bulletin_id: int) -> tuple[Response, int]:
 @bp.patch("/bulletins/<int:bulletin_id>")
 @token_required
 def edit_bulletin(bulletin_id: int) -> tuple[Response, int]:
-    data = json_body('{"title": "…", "text": "…"}')
-    _desk().edit(current_user_id(), bulletin_id, data.get("title", ""), data.get("text"))
+    data = json_body('{"title": "…", "text": "…"}', ("title", "text"))
+    _desk().edit(current_user_id(), bulletin_id, inputs.text(data, "title"), data.get("text"))
     return _one(bulletin_id)
 
 
@@ -93,16 +87,15 @@ def submit_bulletin(bulletin_id: int) -> tuple[Response, int]:
 @bp.post("/bulletins/<int:bulletin_id>/approve")
 @token_required
 def approve_bulletin(bulletin_id: int) -> tuple[Response, int]:
-    data = request.get_json(silent=True) or {}
-    comment = data.get("comment", "") if isinstance(data, dict) else ""
-    _desk().approve(current_user_id(), bulletin_id, comment)
+    data = json_body('{"comment": "…"}', ("comment",), optional=True)
+    _desk().approve(current_user_id(), bulletin_id, inputs.text(data, "comment"))
     return _one(bulletin_id)
 
 
 @bp.post("/bulletins/<int:bulletin_id>/reject")
 @token_required
 def reject_bulletin(bulletin_id: int) -> tuple[Response, int]:
-    data = json_body('{"comment": "why it goes back"}')
+    data = json_body('{"comment": "why it goes back"}', ("comment",))
     _desk().reject(current_user_id(), bulletin_id, data.get("comment"))
     return _one(bulletin_id)
 
@@ -111,14 +104,17 @@ def reject_bulletin(bulletin_id: int) -> tuple[Response, int]:
 @token_required
 def send_bulletin(bulletin_id: int) -> tuple[Response, int]:
     """Phát ngay: an approved bulletin to zones and/or devices now."""
-    data = json_body('{"zones": ["thon-1"], "priority": "normal", "repeat": 1}')
+    data = json_body(
+        '{"zones": ["thon-1"], "priority": "normal", "repeat": 1}',
+        ("zones", "devices", "priority", "repeat"),
+    )
     service = get_service()
     broadcast_id = service.bulletins.broadcast_bulletin(
         current_user_id(),
         bulletin_id,
         data.get("zones"),
         data.get("priority", "normal"),
-        data.get("repeat", 1),
+        inputs.integer(data, "repeat", 1),
         data.get("devices"),
     )
     with service.db.session() as session:

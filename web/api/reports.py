@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from broadcast.clock import iso_utc
 from broadcast.errors import ValidationError
-from broadcast.reporting import LogFilter, MonthlySummary
+from broadcast.reporting import LogFilter, MonthlySummary, parse_month
 from web import get_service
 from web.api import bp, current_user_id, page_number, token_required
 
@@ -68,14 +68,13 @@ def report_broadcasts() -> Response:
 @token_required
 def report_monthly() -> Response:
     """`?month=YYYY-MM&zone=`: minutes broadcast, delivery rate and offline time per zone."""
-    match = MONTH.match(request.args.get("month", ""))
+    text = request.args.get("month", "")
+    match = MONTH.match(text)
     if match is None or not 1 <= int(match.group(2)) <= 12:
         raise ValidationError("month", "the month as YYYY-MM, e.g. 2026-11")
+    year, month = parse_month(text)  # the domain's bounds on the year
     summary = get_service().reports.monthly_summary(
-        current_user_id(),
-        int(match.group(1)),
-        int(match.group(2)),
-        request.args.get("zone", "").strip() or None,
+        current_user_id(), year, month, request.args.get("zone", "").strip() or None
     )
     return jsonify(_summary_json(summary))
 

@@ -7,7 +7,6 @@ Times are local (Asia/Ho_Chi_Minh) as on the pages: `run_at` "2026-12-01T06:00",
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import jsonify
 from sqlalchemy import select
@@ -18,16 +17,15 @@ from broadcast.bulletin_desk import READERS  # who reads the programme also read
 from broadcast.errors import NotFound, ValidationError
 from broadcast.models import Schedule
 from broadcast.service import CONTENT_ROLES, ScheduleRequest
-from web import get_service
+from web import get_service, inputs
 from web.api import bp, current_user_id, json_body, token_required
 from web.serialize import schedule_json
 
 _LOGGER = logging.getLogger(__name__)
-
-
-def _text(data: dict[str, Any], key: str) -> str:
-    value = data.get(key, "")
-    return value if isinstance(value, str) else str(value)
+SCHEDULE_FIELDS = (
+    "bulletin", "kind", "zones", "devices", "priority", "repeat", "run_at", "time_of_day",
+    "weekdays", "cron", "interval_h", "series_key", "valid_from", "valid_to",
+)  # fmt: skip
 
 
 @bp.get("/schedules")
@@ -49,22 +47,28 @@ def create_schedule() -> tuple[Response, int]:
     service = get_service()
     with service.db.session() as session:  # refuse before pointing at the body's mistakes
         accounts.require_user(session, current_user_id(), CONTENT_ROLES)
-    data = json_body('{"bulletin": 7, "kind": "daily", "time_of_day": "06:00", "zones": ["xa"]}')
+    data = json_body(
+        '{"bulletin": 7, "kind": "daily", "time_of_day": "06:00", "zones": ["xa"]}',
+        SCHEDULE_FIELDS,
+    )
+    bulletin_id = inputs.integer(data, "bulletin", low=1, high=inputs.MAX_ID)
+    if bulletin_id is None:
+        raise ValidationError("bulletin", "the id (a number) of an approved bulletin")
     request_ = ScheduleRequest(
-        bulletin_id=_bulletin_id(data.get("bulletin")),
-        kind=_text(data, "kind"),
-        zone_ids=data.get("zones") or [],  # type: ignore[arg-type]
-        priority=_text(data, "priority") or "normal",
-        repeat=data.get("repeat", 1),  # type: ignore[arg-type]
-        run_at=_text(data, "run_at"),
-        time_of_day=_text(data, "time_of_day"),
-        weekdays=data.get("weekdays") or (),  # type: ignore[arg-type]
-        cron=_text(data, "cron"),
-        interval_h=data.get("interval_h"),  # type: ignore[arg-type]
-        series_key=_text(data, "series_key"),
-        valid_from=_text(data, "valid_from"),
-        valid_to=_text(data, "valid_to"),
-        device_ids=data.get("devices") or (),  # type: ignore[arg-type]
+        bulletin_id=bulletin_id,
+        kind=inputs.text(data, "kind"),
+        zone_ids=data.get("zones") or [],
+        priority=inputs.text(data, "priority") or "normal",
+        repeat=inputs.integer(data, "repeat", 1),  # type: ignore[arg-type]
+        run_at=inputs.text(data, "run_at"),
+        time_of_day=inputs.text(data, "time_of_day"),
+        weekdays=inputs.integers(data, "weekdays"),
+        cron=inputs.text(data, "cron"),
+        interval_h=inputs.integer(data, "interval_h"),
+        series_key=inputs.text(data, "series_key"),
+        valid_from=inputs.text(data, "valid_from"),
+        valid_to=inputs.text(data, "valid_to"),
+        device_ids=data.get("devices") or (),
     )
     schedule_id = service.schedule(current_user_id(), request_)
     with service.db.session() as session:
@@ -92,9 +96,3 @@ def get_schedule(schedule_id: int) -> Response:
 def cancel_schedule(schedule_id: int) -> tuple[str, int]:
     get_service().cancel_schedule(current_user_id(), schedule_id)
     return "", 204
-
-
-def _bulletin_id(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("bulletin", "the id (a number) of an approved bulletin")
-    return value

@@ -119,7 +119,7 @@ def clean_text(text: object, field: str = "text", *, spoken: bool = True) -> str
     to say (`tts.has_speech`), refused now rather than failing after it was accepted (and, for
     a correction, after the original was stopped). A recording's label is not spoken."""
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError(field, "the announcement text is empty")
+        raise ValidationError(field, f"the {field} is empty: type what is to be read aloud")
     if len(text) > MAX_TEXT_CHARS:
         raise ValidationError(field, f"at most {MAX_TEXT_CHARS} characters")
     if spoken and not tts.has_speech(text):

@@ -238,6 +238,7 @@ class LogPage:
     per_page: int
     total: int
     filter: LogFilter
+    zone_names: dict[str, str] = field(default_factory=dict)  # every zone the rows name
 
     @property
     def pages(self) -> int:
@@ -368,7 +369,12 @@ class Reports:
                 session, [b.id for b in broadcasts], _zone_device_ids(session, wanted.zone_id)
             )
             rows = [_log_row(b, counts.get(b.id, DeliveryCounts())) for b in broadcasts]
-            return LogPage(rows, page, per_page, total, wanted)
+            named = {zone_id for row in rows for zone_id in row.zone_ids}
+            names = {  # a commune-wide row shows the commune's name to a village head too
+                zone.id: zone.name
+                for zone in session.scalars(select(Zone).where(Zone.id.in_(named)))
+            }
+            return LogPage(rows, page, per_page, total, wanted, names)
 
     def log_csv(self, user_id: int, wanted: LogFilter) -> bytes:
         """One row per broadcast of the filter, with its delivery counts."""

@@ -118,6 +118,18 @@ def test_village_head_sees_only_own_village(client: FlaskClient, logged: dict[st
     assert [row[1] for row in _rows(client.get("/reports/monthly.csv").data)[1:]] == ["thon-a"]
 
 
+def test_a_village_head_reads_a_commune_wide_row_by_the_communes_name(
+    client: FlaskClient, logged: dict[str, int]
+) -> None:
+    """The head may not filter by the commune, but its broadcasts reach their loudspeakers: the
+    row names the commune as everyone else reads it, not by its id."""
+    login(client, "head-a")
+    page = client.get("/reports/").get_data(as_text=True)
+    row = re.search(rf'<tr data-broadcast="{logged["all"]}">.*?</tr>', page, re.S)
+    assert row is not None
+    assert "xa-test" not in row.group() and "Xã Thử" in row.group(), row.group()
+
+
 def test_csv_exports(client: FlaskClient, logged: dict[str, int]) -> None:
     login(client, "viewer")
     response = client.get("/reports/broadcasts.csv?zone=thon-a&priority=emergency")

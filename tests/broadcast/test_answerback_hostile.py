@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from service_support import make_service, seed_commune, wait_for
 from sqlalchemy import select
-from support import LOOPBACK, MqttProbe, RunningBroker
+from support import MqttProbe, RunningBroker
 
 from broadcast import registry, sequences
 from broadcast.models import Delivery, Device
@@ -45,9 +45,9 @@ HOSTILE = [
 @pytest.fixture
 def running(
     tmp_path: Path, broker_kind: str, broker_factory
-) -> Iterator[tuple[BroadcastService, int]]:
+) -> Iterator[tuple[BroadcastService, int, RunningBroker]]:
     """A leading server on a real broker that knows the server and two receivers; the id of
-    the commune's culture officer."""
+    the commune's culture officer; the broker."""
     data = tmp_path / "data"
     setup = make_service(data)
     officer = seed_commune(setup).officer
@@ -59,19 +59,19 @@ def running(
         access = registry.broker_access(session, setup.secrets.mqtt_password)
     setup.stop()
     broker = broker_factory(broker_kind, access)
-    service = make_service(data, mqtt_port=broker.port, connect_mqtt=True)
+    service = make_service(data, mqtt_port=broker.server.port, connect_mqtt=True)
     service.start()
     try:
-        yield service, officer
+        yield service, officer, broker
     finally:
         service.stop()
 
 
-def _device_probe(service: BroadcastService) -> MqttProbe:
-    """The receiver's own broker login, as a thief of its Pi would have it."""
+def _device_probe(service: BroadcastService, broker: RunningBroker) -> MqttProbe:
+    """The receiver's own broker login, as a thief of its Pi would have it: on the receivers'
+    listener, with the only client id that login may use (its device id)."""
     config = json.loads((service.settings.devices_dir / f"{DEVICE}.json").read_text())
-    broker = RunningBroker("any", LOOPBACK, service.settings.mqtt_port)
-    return MqttProbe(broker, f"{DEVICE}-thief", DEVICE, config["mqtt"]["password"]).connect_ok()
+    return MqttProbe(broker, DEVICE, DEVICE, config["mqtt"]["password"]).connect_ok()
 
 
 def _state(at: float, **extra: object) -> bytes:
@@ -84,10 +84,10 @@ def _rejected(service: BroadcastService) -> dict[str, int]:
 
 
 def test_hostile_answers_are_counted_and_the_next_genuine_one_is_recorded(
-    running: tuple[BroadcastService, int], caplog: pytest.LogCaptureFixture
+    running: tuple[BroadcastService, int, RunningBroker], caplog: pytest.LogCaptureFixture
 ) -> None:
-    service, officer = running
-    probe = _device_probe(service)
+    service, officer, broker = running
+    probe = _device_probe(service, broker)
     state_topic = protocol.device_state_topic(DEVICE)
     event_topic = protocol.device_event_topic(DEVICE)
     try:

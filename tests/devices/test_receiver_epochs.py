@@ -56,9 +56,9 @@ def test_a_locked_stream_comes_back_with_a_new_epoch_and_then_a_new_key(
         users=(server_user(SERVER, SERVER_PW), device_user(DEVICE, f"{DEVICE}-pw", ZONES))
     )
     broker = broker_factory(broker_kind, access)
-    watcher = kit.connect_watcher(
+    watcher = kit.connect_watcher(  # the server's login, on the server's listener
         broker.host,
-        broker.port,
+        broker.server.port,
         SERVER,
         SERVER_PW,
         [protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER],
@@ -167,15 +167,15 @@ def test_the_servers_own_rotation_unlocks_a_receiver(
         )
     )
     broker = broker_factory(broker_kind, access)
-    watcher = kit.connect_watcher(
+    watcher = kit.connect_watcher(  # the server's login, on the server's listener
         broker.host,
-        broker.port,
+        broker.server.port,
         SERVER_MQTT_USERNAME,
         server_password,
         [protocol.EVENT_TOPIC_FILTER, protocol.STATE_TOPIC_FILTER],
         f"watcher-{time.monotonic_ns()}",
     )
-    service = make_service(data, mqtt_port=broker.port, connect_mqtt=True)
+    service = make_service(data, mqtt_port=broker.server.port, connect_mqtt=True)
     try:
         service.start()
         dispatcher = service.dispatcher

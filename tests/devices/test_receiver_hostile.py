@@ -42,9 +42,9 @@ def test_hostile_commands_are_counted_and_the_next_genuine_one_plays(
         users=(server_user(SERVER, SERVER_PW), device_user(DEVICE, f"{DEVICE}-pw", ZONES))
     )
     broker = broker_factory(broker_kind, access)
-    watcher = kit.connect_watcher(
+    watcher = kit.connect_watcher(  # the server's login, on the server's listener
         broker.host,
-        broker.port,
+        broker.server.port,
         SERVER,
         SERVER_PW,
         [protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER],

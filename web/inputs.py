@@ -63,8 +63,11 @@ def refuse_nul() -> ResponseReturnValue | None:
     named: list[tuple[str, str]] = [(key, value) for key, value in request.args.items(multi=True)]
     named += [(key, str(value)) for key, value in (request.view_args or {}).items()]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        named += list(request.form.items(multi=True))
-        named += [(key, upload.filename or "") for key, upload in request.files.items(multi=True)]
+        named += [(key or "", value) for key, value in request.form.items(multi=True)]
+        # a part may have no name at all: werkzeug keys it None
+        named += [
+            (key or "", upload.filename or "") for key, upload in request.files.items(multi=True)
+        ]
     for key, value in named:
         if "\x00" in key or "\x00" in value:
             field = key.replace("\x00", "")[:64] or "?"

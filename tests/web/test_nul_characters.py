@@ -56,3 +56,23 @@ def test_a_page_refuses_a_nul_with_a_400_page(client: FlaskClient) -> None:
     }
     response = client.post("/announce/", data=body, content_type="multipart/form-data")
     assert response.status_code == 400 and "<html" in response.get_data(as_text=True)
+
+
+def test_a_form_part_without_a_name_is_not_a_server_error(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    """Schemathesis sent a recording whose file part had no name (werkzeug keys it None): the
+    NUL check read it as text and answered 500."""
+    body = (
+        b"--b\r\nContent-Disposition: form-data; name=\"zones\"\r\n\r\nthon-a\r\n"
+        b"--b\r\nContent-Disposition: form-data; filename=\"r.png\"\r\n\r\n\x89PNG\r\n"
+        b"--b--\r\n"
+    )
+    response = client.post(
+        "/api/v1/announcements/recording",
+        data=body,
+        content_type="multipart/form-data; boundary=b",
+        headers=_auth(tokens["officer"]),
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"]["field"] == "recording"

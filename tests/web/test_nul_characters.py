@@ -64,8 +64,8 @@ def test_a_form_part_without_a_name_is_not_a_server_error(
     """Schemathesis sent a recording whose file part had no name (werkzeug keys it None): the
     NUL check read it as text and answered 500."""
     body = (
-        b"--b\r\nContent-Disposition: form-data; name=\"zones\"\r\n\r\nthon-a\r\n"
-        b"--b\r\nContent-Disposition: form-data; filename=\"r.png\"\r\n\r\n\x89PNG\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="zones"\r\n\r\nthon-a\r\n'
+        b'--b\r\nContent-Disposition: form-data; filename="r.png"\r\n\r\n\x89PNG\r\n'
         b"--b--\r\n"
     )
     response = client.post(

@@ -61,10 +61,10 @@ from broadcast.brokers.access import (  # noqa: E402
     server_user,
 )
 from broadcast.brokers.mosquitto import MosquittoBroker  # noqa: E402
-from devices import protocol  # noqa: E402
-from devices.config import MqttSettings  # noqa: E402
 from devices.intake import CommandIntake  # noqa: E402
 from devices.mqtt_link import MqttLink  # noqa: E402
+from wire import protocol  # noqa: E402
+from wire.config import MqttSettings  # noqa: E402
 
 GOAL_RATIO = 1.5
 ZONE = "bench"

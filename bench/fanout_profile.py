@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fanout
 
-from devices import protocol
+from wire import protocol
 
 RATE_HZ = 500
 TOP = 15

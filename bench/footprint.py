@@ -233,7 +233,7 @@ def measure_agent() -> dict[str, Any]:
     """One `loa receiver` process: memory once connected, and once it has played one item."""
     from broadcast.brokers.access import BrokerAccess, device_user, server_user
     from broadcast.brokers.mosquitto import MosquittoBroker
-    from devices import protocol
+    from wire import protocol
 
     folder = Path(tempfile.mkdtemp(prefix="loa-bench-footprint-"))
     key = protocol.generate_private_key()

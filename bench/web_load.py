@@ -71,9 +71,9 @@ from broadcast.const import BroadcastStatus, DeliveryState, Role, ScheduleKind, 
 from broadcast.models import Device, User, utcnow  # noqa: E402
 from broadcast.service import BroadcastService, ScheduleRequest  # noqa: E402
 from broadcast.settings import Settings  # noqa: E402
-from devices import protocol  # noqa: E402
 from devices.heartbeat import Snapshot, status_extra  # noqa: E402
 from web import create_app  # noqa: E402
+from wire import protocol  # noqa: E402
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ once, to the admin who generated them, and never logged.
 A receiver's config file holds its broker password, so reading it (as a file or as a QR code for
 the installer's phone) is itself audited (`DEVICE_CONFIG`). The QR code holds the config's
 *compact form*: the same JSON without the fields that equal their defaults, which
-`devices.config.ReceiverConfig.from_dict` reads back to the same config (checked before it is
+`wire.config.ReceiverConfig.from_dict` reads back to the same config (checked before it is
 encoded). That keeps the code small enough for a phone camera (about version 12 instead of 26).
 """
 
@@ -34,8 +34,8 @@ from broadcast.db import Database
 from broadcast.errors import NotFound, ValidationError
 from broadcast.models import AuditEntry, Device, User, Zone
 from broadcast.settings import Settings
-from devices import protocol
-from devices.config import ConfigError, MqttSettings, ReceiverConfig
+from wire import protocol
+from wire.config import ConfigError, MqttSettings, ReceiverConfig
 
 _LOGGER = logging.getLogger(__name__)
 

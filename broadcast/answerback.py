@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from devices.protocol import DeviceEvent, DeviceStatus
+from wire.protocol import DeviceEvent, DeviceStatus
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from broadcast.const import (
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.models import Broadcast, Delivery, Device, DevicePresence, User, Zone, utcnow
 from broadcast.targets import Targets
-from devices.protocol import (
+from wire.protocol import (
     ContentType,
     DeviceEvent,
     DeviceStatus,

@@ -35,7 +35,7 @@ from broadcast.db import Database
 from broadcast.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from broadcast.models import AuditEntry, Bulletin, User, Zone, utcnow
 from broadcast.settings import Settings
-from devices import protocol
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 

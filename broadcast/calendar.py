@@ -50,7 +50,7 @@ class Entry:
     at: datetime  # UTC, naive
     end: datetime  # at + airtime
     title: str
-    priority: str  # devices.protocol.Priority value
+    priority: str  # wire.protocol.Priority value
     kind: str  # the schedule's kind ("daily", "series", …) or the broadcast's source
     zone_ids: tuple[str, ...]
     device_ids: tuple[str, ...]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcast.const import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_WEB_PORT
-from devices import logs
+from wire import logs
 
 if TYPE_CHECKING:
     from broadcast.brokers.mosquitto import TlsListener
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 # A missing module outside these is a missing dependency, not a bug of ours.
-OWN_PACKAGES = frozenset({"broadcast", "devices", "tts", "audio", "web"})
+OWN_PACKAGES = frozenset({"broadcast", "devices", "wire", "tts", "audio", "web"})
 
 
 def _add_device_broker(parser: argparse.ArgumentParser) -> None:

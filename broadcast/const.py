@@ -73,5 +73,5 @@ class ContentKind(StrEnum):
 
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MAX_RELAY_MINUTES = 360  # devices.protocol.MAX_RELAY_S
+MAX_RELAY_MINUTES = 360  # wire.protocol.MAX_RELAY_S
 MAX_URL_CHARS = 1000

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broadcast.errors import ServiceUnavailable
 from broadcast.locks import ProcessLock
-from devices import protocol
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 

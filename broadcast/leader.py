@@ -25,7 +25,7 @@ from broadcast.errors import LoaError
 from broadcast.models import Broadcast, Schedule, utcnow
 from broadcast.scheduling import Scheduler
 from broadcast.settings import Settings
-from devices import protocol
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from broadcast import clock
 from broadcast.const import BroadcastStatus, DeliveryState
 from broadcast.models import Broadcast, Delivery, Device, Schedule
-from devices import protocol
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 

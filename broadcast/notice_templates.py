@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from broadcast.errors import ValidationError
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from broadcast import broadcasts, clock, programmes, targets
 from broadcast.const import BroadcastStatus, ContentKind, DeliveryState, ScheduleKind
 from broadcast.models import Broadcast, Delivery, Schedule
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 _LOGGER = logging.getLogger(__name__)
 

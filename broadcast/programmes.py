@@ -29,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from broadcast import clock
 from broadcast.const import LOCAL_TZ, ScheduleKind
 from broadcast.errors import ValidationError
-from devices.protocol import ID_PATTERN
+from wire.protocol import ID_PATTERN
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from broadcast.errors import ValidationError
 from broadcast.models import Device, Zone
 from broadcast.settings import Settings
 from broadcast.zones import ancestors_and_self
-from devices import protocol
-from devices.config import ConfigError, MqttSettings, PlayerSettings, ReceiverConfig
+from wire import protocol
+from wire.config import ConfigError, MqttSettings, PlayerSettings, ReceiverConfig
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -56,7 +56,7 @@ from broadcast.models import (
     Zone,
     utcnow,
 )
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from broadcast import accounts, registry, zones
 from broadcast.const import Role, ScheduleKind, ZoneKind
 from broadcast.models import Device, Schedule, User, Zone
 from broadcast.service import BroadcastService, ScheduleRequest
-from devices.config import PlayerSettings
-from devices.protocol import Priority
+from wire.config import PlayerSettings
+from wire.protocol import Priority
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -68,7 +68,7 @@ from broadcast.models import Broadcast, Bulletin, Device, Schedule, User, utcnow
 from broadcast.reporting import Reports
 from broadcast.scheduler_lock import Leadership
 from broadcast.settings import Secrets, Settings
-from devices import protocol
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from broadcast import const
 from broadcast.errors import LoaError
 from broadcast.locks import FileLock
 from broadcast.redelivery import RedeliveryPolicy
-from devices import protocol
-from devices.config import ConfigError, TlsSettings, read_ca_pem, tls_context, write_private_file
+from wire import protocol
+from wire.config import ConfigError, TlsSettings, read_ca_pem, tls_context, write_private_file
 
 _LOGGER = logging.getLogger(__name__)
 

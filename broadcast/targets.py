@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from broadcast import zones
 from broadcast.errors import PermissionDenied, ValidationError
 from broadcast.models import Device, User, Zone
-from devices import protocol
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, object_session
 from broadcast.const import Role, ZoneKind
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.models import Device, User, Zone
-from devices.protocol import ID_PATTERN
+from wire.protocol import ID_PATTERN
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -45,16 +45,19 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from devices import logs, systemd
+from devices import systemd
 from devices.amplifier import Amplifier, AmplifierError
 from devices.cache import MediaCache
-from devices.config import ConfigError, ReceiverConfig
 from devices.heartbeat import Snapshot, status_extra
 from devices.intake import REPLAY_FILE, CommandIntake
 from devices.mixer import Mixer
 from devices.mqtt_link import MqttLink
 from devices.players import Player, make_player
-from devices.protocol import (
+from devices.scheduler import Scheduler
+from devices.store import ReceiverStore
+from wire import logs
+from wire.config import ConfigError, ReceiverConfig
+from wire.protocol import (
     DeviceEvent,
     DeviceStatus,
     EventKind,
@@ -66,8 +69,6 @@ from devices.protocol import (
     device_manifest_topic,
     public_key_from_text,
 )
-from devices.scheduler import Scheduler
-from devices.store import ReceiverStore
 
 _LOGGER = logging.getLogger(__name__)
 

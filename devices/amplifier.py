@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from devices.config import AmplifierSettings
+from wire.config import AmplifierSettings
 
 _LOGGER = logging.getLogger(__name__)
 

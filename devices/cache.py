@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from devices.http_get import HttpError, iter_body, open_url
-from devices.protocol import SHA256_PATTERN
+from wire.protocol import SHA256_PATTERN
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from devices import protocol
-from devices.config import ConfigError, ReceiverConfig, tls_context
 from devices.intake import REPLAY_FILE, ReplayState
+from wire import protocol
+from wire.config import ConfigError, ReceiverConfig, tls_context
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from devices.agent import LOG_LEVELS, ReceiverAgent, configure_logging, load_config, run_agents
-from devices.config import ConfigError, ReceiverConfig
+from wire.config import ConfigError, ReceiverConfig
 
 _LOGGER = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devices.protocol import ReceiverState
+from wire.protocol import ReceiverState
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from devices.config import write_private_file
-from devices.protocol import (
+from wire.config import write_private_file
+from wire.protocol import (
     Command,
     CommandKind,
     ManifestBody,

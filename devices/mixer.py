@@ -11,7 +11,7 @@ import logging
 import subprocess
 from pathlib import Path
 
-from devices.config import MixerSettings
+from wire.config import MixerSettings
 
 _LOGGER = logging.getLogger(__name__)
 

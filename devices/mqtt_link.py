@@ -31,8 +31,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from devices.config import MqttSettings, tls_context
-from devices.protocol import (
+from wire.config import MqttSettings, tls_context
+from wire.protocol import (
     DeviceEvent,
     DeviceStatus,
     device_command_topic,

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from devices.cache import MediaCache
 from devices.players import PlayContext, Player, PlayerError, Preparing
-from devices.protocol import ContentType
 from devices.starts import START_WINDOW, Imminent
 from devices.timeline import Item
+from wire.protocol import ContentType
 
 # The receiver logs as one component: lines keep saying `devices.agent` (operators grep for it).
 _LOGGER = logging.getLogger("devices.agent")

@@ -35,14 +35,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
-from devices.config import (
+from devices.http_get import HttpError, host_of, iter_body, open_url
+from devices.starts import START_WINDOW
+from wire.config import (
     DEFAULT_PLAYER_ARGV,
     DEFAULT_RELAY_ARGV,
     ConfigError,
     PlayerSettings,
 )
-from devices.http_get import HttpError, host_of, iter_body, open_url
-from devices.starts import START_WINDOW
 
 _LOGGER = logging.getLogger(__name__)
 

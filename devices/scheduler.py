@@ -34,7 +34,9 @@ from devices.mixer import Mixer
 from devices.playback import CutReason, Outcome, Run, launch
 from devices.players import Player
 from devices.prefetch import Prefetcher
-from devices.protocol import (
+from devices.store import ReceiverStore
+from devices.timeline import EXPIRED, STOPPED, WITHDRAWN, Item, Note, Timeline
+from wire.protocol import (
     Command,
     EventKind,
     ManifestBody,
@@ -42,8 +44,6 @@ from devices.protocol import (
     ReceiverState,
     StopBody,
 )
-from devices.store import ReceiverStore
-from devices.timeline import EXPIRED, STOPPED, WITHDRAWN, Item, Note, Timeline
 
 # The receiver logs as one component: lines keep saying `devices.agent` (operators grep for it).
 _LOGGER = logging.getLogger("devices.agent")

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from devices.protocol import (
+from wire.protocol import (
     DEFAULT_COMMAND_TTL_S,
     MANIFEST_HORIZON_S,
     Command,

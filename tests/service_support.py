@@ -14,7 +14,7 @@ from broadcast.dispatcher import Dispatcher
 from broadcast.locks import process_lock
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
-from devices import protocol
+from wire import protocol
 
 PASSWORD = "correct horse battery"
 T = TypeVar("T")

@@ -22,8 +22,8 @@ from flask import Flask
 
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
-from devices import logs
 from web import create_app
+from wire import logs
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devices import protocol
-from devices.config import write_private_file
+from wire import protocol
+from wire.config import write_private_file
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -341,7 +341,7 @@ def _reason(exc: BaseException) -> str:
 
 # --- the Loa roles ----------------------------------------------------------------------------
 
-# devices.protocol has the state/event filters; the command filters follow its topic layout.
+# wire.protocol has the state/event filters; the command filters follow its topic layout.
 DEVICE_COMMAND_FILTER = f"{protocol.TOPIC_ROOT}/device/+/cmd"
 ZONE_COMMAND_FILTER = f"{protocol.TOPIC_ROOT}/zone/+/cmd"
 DEVICE_MANIFEST_FILTER = f"{protocol.TOPIC_ROOT}/device/+/manifest"

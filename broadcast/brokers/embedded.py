@@ -28,7 +28,7 @@ from broadcast.brokers.access import BrokerAccess, BrokerError
 from broadcast.brokers.amqtt_broker import LoaBroker, check_amqtt_version, quiet_amqtt_logs
 from broadcast.brokers.amqtt_plugins import AccessAuthPlugin, AccessTopicPlugin
 from broadcast.brokers.net import check_port_free, format_address, wait_for_port
-from devices import logs
+from wire import logs
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import serialization
 
 from broadcast.brokers.access import BrokerAccess, BrokerError, write_private_file
 from broadcast.brokers.net import accepts_connections, check_port_free, format_address
-from devices import protocol
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from broadcast.administration import MAX_QR_VERSION, compact_config, qr_svg
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.models import AuditEntry, Device, User, Zone
 from broadcast.service import BroadcastService
-from devices.config import ReceiverConfig
+from wire.config import ReceiverConfig
 
 
 def _entries(service: BroadcastService) -> list[AuditEntry]:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from broadcast.answerback import Answer, AnswerBackWriter
-from devices.protocol import DeviceEvent, EventKind
+from wire.protocol import DeviceEvent, EventKind
 
 
 def _event(n: int) -> DeviceEvent:

@@ -20,9 +20,9 @@ from support import MqttProbe, RunningBroker
 from broadcast import registry, sequences
 from broadcast.models import Delivery, Device
 from broadcast.service import BroadcastService
-from devices import protocol
-from devices.protocol import DeviceEvent, DeviceStatus, EventKind, ReceiverState
 from web import create_app
+from wire import protocol
+from wire.protocol import DeviceEvent, DeviceStatus, EventKind, ReceiverState
 
 pytestmark = pytest.mark.integration
 

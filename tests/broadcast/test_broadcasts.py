@@ -12,7 +12,7 @@ from broadcast.const import BroadcastStatus
 from broadcast.errors import PermissionDenied, ValidationError
 from broadcast.models import Device
 from broadcast.service import BroadcastService
-from devices.protocol import DeviceEvent, DeviceStatus, EventKind, Priority, ReceiverState
+from wire.protocol import DeviceEvent, DeviceStatus, EventKind, Priority, ReceiverState
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from broadcast.const import Role, ScheduleKind
 from broadcast.errors import PermissionDenied, ValidationError
 from broadcast.models import AuditEntry, Bulletin, User
 from broadcast.service import BroadcastService, ScheduleRequest
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 
 def _status(service: BroadcastService, bulletin_id: int) -> str:

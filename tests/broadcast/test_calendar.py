@@ -14,7 +14,7 @@ from broadcast.const import BroadcastStatus, ScheduleKind
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.models import Broadcast, Bulletin, Schedule
 from broadcast.service import BroadcastService, ScheduleRequest
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 WEEK = date(2030, 1, 7)  # a Monday
 LONG_AGO = datetime(2020, 1, 1)

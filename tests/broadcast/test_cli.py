@@ -125,7 +125,7 @@ def _commune(data: Path) -> None:
 
 
 def test_device_add_writes_the_receiver_config(tmp_path: Path) -> None:
-    from devices.config import ReceiverConfig
+    from wire.config import ReceiverConfig
 
     data = tmp_path / "data"
     _commune(data)
@@ -161,7 +161,7 @@ def test_device_refresh_turns_tls_on_in_configs_and_keeps_passwords(tmp_path: Pa
     changed in a config (here its heartbeat) stays, and so does the password."""
     import json
 
-    from devices.config import ReceiverConfig
+    from wire.config import ReceiverConfig
 
     data = tmp_path / "data"
     _commune(data)
@@ -206,8 +206,8 @@ def test_mqtt_config_gives_each_device_its_own_topics(tmp_path: Path) -> None:
 
     from broadcast.brokers.mosquitto import find_mosquitto
     from broadcast.settings import Secrets
-    from devices import protocol
-    from devices.config import ReceiverConfig
+    from wire import protocol
+    from wire.config import ReceiverConfig
 
     data, out, port = tmp_path / "data", tmp_path / "mosquitto", free_port()
     server_port = free_port()

@@ -16,8 +16,8 @@ from broadcast.const import ScheduleKind
 from broadcast.errors import PermissionDenied, ServiceUnavailable, ValidationError
 from broadcast.models import Broadcast, Schedule, User
 from broadcast.service import ScheduleRequest
-from devices import protocol
-from devices.protocol import Priority
+from wire import protocol
+from wire.protocol import Priority
 
 from .conftest import Leader
 

@@ -17,7 +17,7 @@ from broadcast.models import Device
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from devices import doctor as device_doctor
-from devices.protocol import DeviceStatus, ReceiverState
+from wire.protocol import DeviceStatus, ReceiverState
 
 CHRONY_OK = """Reference ID    : C0A80101 (ntp.example)
 Stratum         : 3

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from broadcast import audit, sequences
 from broadcast.cli import main as loa
 from broadcast.models import AuditEntry
-from devices import protocol
+from wire import protocol
 
 from .conftest import Leader
 

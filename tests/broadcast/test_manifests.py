@@ -1,6 +1,6 @@
 """Planned runs and manifests: each receiver's signed, retained programme of the next 48 h.
 
-The contract with the receiver (devices/protocol.py): a MANIFEST command, retained, on
+The contract with the receiver (wire/protocol.py): a MANIFEST command, retained, on
 `device_manifest_topic(id)`, whose `stream` is that topic and whose `seq` rises; every item has
 a unique `item_id` (`s<schedule>-<epoch>`), `play_at`, `valid_until`, a media url + sha256 or a
 relay url + duration, priority, repeat and the broadcast id of its log row.
@@ -19,8 +19,8 @@ from broadcast import clock, planning
 from broadcast.const import ScheduleKind
 from broadcast.models import Broadcast, Device, Schedule, utcnow
 from broadcast.service import ScheduleRequest
-from devices import protocol
-from devices.protocol import DeviceEvent, EventKind, Priority
+from wire import protocol
+from wire.protocol import DeviceEvent, EventKind, Priority
 
 from .conftest import Leader
 

@@ -22,7 +22,7 @@ from service_support import (
 from broadcast.const import LOCAL_TZ, ScheduleKind
 from broadcast.models import Broadcast
 from broadcast.service import BroadcastService, ScheduleRequest
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 GRACE_S = 3.0
 

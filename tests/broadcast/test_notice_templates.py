@@ -12,7 +12,7 @@ import pytest
 from broadcast import notice_templates
 from broadcast.errors import ValidationError
 from broadcast.notice_templates import TemplateFileError, fill, get_template, load, templates
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 
 def test_the_packaged_templates_cover_the_common_notices() -> None:

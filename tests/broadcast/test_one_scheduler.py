@@ -28,9 +28,9 @@ from broadcast.const import LOCAL_TZ, ScheduleKind
 from broadcast.db import Database
 from broadcast.models import Broadcast
 from broadcast.service import ScheduleRequest
-from devices import protocol
-from devices.config import ReceiverConfig
-from devices.protocol import Priority
+from wire import protocol
+from wire.config import ReceiverConfig
+from wire.protocol import Priority
 
 HELPER = Path(__file__).with_name("service_process.py")
 MANIFEST = protocol.device_manifest_topic("loa-a-01")

@@ -13,7 +13,7 @@ from broadcast.const import ScheduleKind
 from broadcast.errors import ValidationError
 from broadcast.models import Schedule, utcnow
 from broadcast.service import BroadcastService, ScheduleRequest
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 from .conftest import Leader
 

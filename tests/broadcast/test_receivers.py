@@ -11,8 +11,8 @@ from service_support import Users, add_devices
 from broadcast import broadcasts, receivers, registry, zones
 from broadcast.models import Device, Zone
 from broadcast.service import BroadcastService
-from devices.config import ReceiverConfig
-from devices.protocol import DeviceStatus, ReceiverState
+from wire.config import ReceiverConfig
+from wire.protocol import DeviceStatus, ReceiverState
 
 FLEET = {
     "loa-a-01": "thon-a",

@@ -12,8 +12,8 @@ from service_support import broadcast_status, wait_for
 
 from broadcast.models import Broadcast, Delivery, utcnow
 from broadcast.redelivery import RedeliveryPolicy
-from devices import protocol
-from devices.protocol import EventKind
+from wire import protocol
+from wire.protocol import EventKind
 
 from .conftest import Leader, ManualClock, start_leader
 

@@ -16,7 +16,7 @@ from broadcast.brokers.embedded import EmbeddedBroker
 from broadcast.const import LOCAL_TZ, ScheduleKind
 from broadcast.models import Broadcast
 from broadcast.service import BroadcastService, ScheduleRequest
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from broadcast.settings import Secrets
-from devices import protocol
+from wire import protocol
 
 WORKERS = 4
 

@@ -9,7 +9,7 @@ from broadcast import accounts, registry, zones
 from broadcast.errors import PermissionDenied, ValidationError
 from broadcast.models import User
 from broadcast.service import BroadcastService
-from devices.config import ReceiverConfig
+from wire.config import ReceiverConfig
 
 
 def test_village_head_reaches_only_own_village(service: BroadcastService, users: Users) -> None:

@@ -25,7 +25,7 @@ from broadcast.brokers import (
     topic_matches,
     verify_password,
 )
-from devices import protocol
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 

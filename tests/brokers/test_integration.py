@@ -15,7 +15,7 @@ import pytest
 from support import MqttProbe, RunningBroker, connected
 
 from broadcast.brokers import BrokerAccess, device_user, server_user
-from devices import protocol
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from support import LOOPBACK, MqttProbe, RunningBroker, connected, free_port
 from broadcast.brokers import BrokerAccess, BrokerError, device_user, server_user
 from broadcast.brokers import mosquitto as mosquitto_module
 from broadcast.brokers.mosquitto import MosquittoBroker, write_config
-from devices import protocol
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 

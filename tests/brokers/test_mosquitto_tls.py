@@ -46,10 +46,10 @@ from broadcast.brokers.mosquitto import (
 from broadcast.errors import LoaError, ServiceUnavailable
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
-from devices import protocol
-from devices.config import ConfigError, MqttSettings, ReceiverConfig, TlsSettings, tls_context
 from devices.doctor import mqtt_login_check
 from devices.mqtt_link import MqttLink
+from wire import protocol
+from wire.config import ConfigError, MqttSettings, ReceiverConfig, TlsSettings, tls_context
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from support import LOOPBACK, AmqttProcess
 from audio.formats import OutputFormat
 from broadcast.brokers import BrokerAccess
 from broadcast.brokers.mosquitto import MosquittoBroker
-from devices import protocol
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from devices import protocol
 from devices.agent import ReceiverAgent
-from devices.config import ReceiverConfig
 from devices.players import FileSinkPlayer
-from devices.protocol import EventKind, Priority, ReceiverState
 from devices.scheduler import START_LEAD_S
+from wire import protocol
+from wire.config import ReceiverConfig
+from wire.protocol import EventKind, Priority, ReceiverState
 
 DEVICE = "loa-unit-1"
 # How close to `play_at` a start must be: the tests share two cores with other test workers, so

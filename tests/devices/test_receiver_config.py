@@ -9,9 +9,9 @@ import pytest
 
 from devices import agent, fleet
 from devices.agent import load_config
-from devices.config import ConfigError
 from devices.fleet import FleetError, load_fleet
-from devices.protocol import generate_private_key
+from wire.config import ConfigError
+from wire.protocol import generate_private_key
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from support import REPO_ROOT
 
-from devices import protocol
+from wire import protocol
 
 UNIT = REPO_ROOT / "deploy" / "systemd" / "loa-receiver.service"
 INSTALL = REPO_ROOT / "deploy" / "install-receiver.sh"
@@ -86,7 +86,7 @@ WITHOUT_SERVER_PACKAGES = f"""
 import sys
 for name in {server_only_modules()!r}:
     sys.modules[name] = None  # importing it now fails as if it were not installed
-import devices.agent, devices.fleet, devices.doctor
+import devices.agent, devices.fleet, devices.doctor, wire.config, wire.logs, wire.protocol
 from broadcast.cli import main
 sys.exit(main(sys.argv[1:]))
 """

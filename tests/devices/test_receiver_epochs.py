@@ -16,8 +16,8 @@ from service_support import make_service
 from broadcast.brokers import BrokerAccess, device_user, server_user
 from broadcast.cli import main as loa
 from broadcast.const import SERVER_MQTT_USERNAME
-from devices import protocol
-from devices.protocol import EventKind, ReceiverState
+from wire import protocol
+from wire.protocol import EventKind, ReceiverState
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from broadcast.brokers import BrokerAccess, device_user, server_user
-from devices import protocol
-from devices.protocol import EventKind, Priority, ReceiverState
+from wire import protocol
+from wire.protocol import EventKind, Priority, ReceiverState
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from devices import protocol
 from devices.amplifier import Amplifier, AmplifierError
-from devices.config import AmplifierSettings, MixerSettings
 from devices.heartbeat import Snapshot, cpu_temperature_c, status_extra
 from devices.intake import CommandIntake
 from devices.mixer import Mixer
-from devices.protocol import ReceiverState
 from devices.store import ReceiverStore
+from wire import protocol
+from wire.config import AmplifierSettings, MixerSettings
+from wire.protocol import ReceiverState
 
 
 def test_amplifier_rules_with_a_mock_pin() -> None:

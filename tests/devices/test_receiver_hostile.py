@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from broadcast.brokers import BrokerAccess, device_user, server_user
-from devices import protocol
-from devices.protocol import EventKind, ReceiverState
+from wire import protocol
+from wire.protocol import EventKind, ReceiverState
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from devices import protocol
-from devices.config import PlayerSettings, ReceiverConfig
 from devices.playback import CutReason, Outcome, Run, launch
 from devices.players import Mpg123Player, PlayContext, PlayerError, Preparing, make_player
-from devices.protocol import PlayBody
 from devices.timeline import Item, Origin
+from wire import protocol
+from wire.config import PlayerSettings, ReceiverConfig
+from wire.protocol import PlayBody
 
 SHA = "cd" * 32
 ARGV = ["mpg123", "-R", "-o", "dummy"]

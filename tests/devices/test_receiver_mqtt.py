@@ -21,8 +21,8 @@ from support import MqttProbe
 
 from broadcast import receivers
 from broadcast.brokers import BrokerAccess, device_user, server_user
-from devices import protocol
-from devices.protocol import EventKind, Priority, ReceiverState
+from wire import protocol
+from wire.protocol import EventKind, Priority, ReceiverState
 
 pytestmark = pytest.mark.integration
 

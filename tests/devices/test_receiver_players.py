@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from devices.config import ConfigError, PlayerSettings
 from devices.players import (
     CommandPlayer,
     FileSinkPlayer,
@@ -19,6 +18,7 @@ from devices.players import (
     make_player,
     mp3_duration_s,
 )
+from wire.config import ConfigError, PlayerSettings
 
 SHA = "ab" * 32
 

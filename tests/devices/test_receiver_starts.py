@@ -13,9 +13,9 @@ import pytest
 from devices import starts
 from devices.playback import Outcome, Run, launch
 from devices.players import PlayContext
-from devices.protocol import PlayBody
 from devices.starts import SETTLE_S, StartWindow
 from devices.timeline import Item, Origin
+from wire.protocol import PlayBody
 
 SHA = "ab" * 32
 CLOCKS_S = 0.003  # the window converts wall-clock moments to the monotonic clock

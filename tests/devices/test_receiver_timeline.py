@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import itertools
 
-from devices import protocol
-from devices.protocol import EventKind, PlayBody, Priority
 from devices.timeline import (
     DEFAULT_VALIDITY_S,
     DONE_LIMIT,
     Origin,
     Timeline,
 )
+from wire import protocol
+from wire.protocol import EventKind, PlayBody, Priority
 
 T0 = 1_800_000_000.0
 SHA = "ab" * 32

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from devices import protocol
 from devices.doctor import streams_check
 from devices.intake import CommandIntake, ReplayState
+from wire import protocol
 
 ZONE = protocol.zone_command_topic("thon-1")
 DEVICE_TOPIC = protocol.device_command_topic("loa-1")

@@ -28,7 +28,7 @@ from broadcast.db import Database
 from broadcast.models import Broadcast, Schedule, User
 from broadcast.service import BroadcastService, ScheduleRequest
 from broadcast.settings import Settings
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 FINAL = {"finished", "partial", "failed", "cancelled", "expired"}
 ALERT = "Thông báo khẩn: nước sông Mã dâng cao, bà con vùng trũng di dời ngay."

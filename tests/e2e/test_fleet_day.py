@@ -32,7 +32,7 @@ from broadcast.db import Database
 from broadcast.models import Broadcast, Schedule, User
 from broadcast.service import BroadcastService, ScheduleRequest
 from broadcast.settings import Settings
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 COUNT = 200
 LEAD_S = 40  # 200 receivers start, fetch their manifests and prefetch the media

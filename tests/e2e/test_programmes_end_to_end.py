@@ -22,7 +22,7 @@ from broadcast.db import Database
 from broadcast.models import Broadcast, Schedule, User
 from broadcast.service import BroadcastService, ScheduleRequest
 from broadcast.settings import Settings
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 LEAD_S = 30  # time for the server and the receivers to start and fetch the manifest
 

@@ -18,7 +18,7 @@ from broadcast import audit
 from broadcast.administration import QR_CA_FILE, compact_config, qr_svg
 from broadcast.models import AuditEntry, Device, User, Zone
 from broadcast.service import BroadcastService
-from devices.config import ReceiverConfig
+from wire.config import ReceiverConfig
 
 GET_ROUTES = (
     "/admin/",

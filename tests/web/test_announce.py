@@ -24,8 +24,8 @@ from web_support import csrf_token, login
 from broadcast import audit
 from broadcast.models import AuditEntry, Broadcast
 from broadcast.service import BroadcastService
-from devices import protocol
-from devices.protocol import CommandKind, EventKind
+from wire import protocol
+from wire.protocol import CommandKind, EventKind
 
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 

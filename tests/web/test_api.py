@@ -13,8 +13,8 @@ from support import tone_wav
 
 from broadcast import registry
 from broadcast.service import BroadcastService
-from devices import protocol
-from devices.protocol import DeviceStatus, ReceiverState
+from wire import protocol
+from wire.protocol import DeviceStatus, ReceiverState
 
 
 def _auth(token: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from broadcast import audit
 from broadcast.models import AuditEntry
 from broadcast.service import BroadcastService
-from devices import protocol
+from wire import protocol
 
 DOCUMENT = """ỦY BAN NHÂN DÂN XÃ THỬ
 Số: 12/TB-UBND

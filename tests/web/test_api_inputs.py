@@ -30,7 +30,7 @@ from web_support import csrf_token, login
 
 from broadcast.models import AuditEntry, Broadcast, Bulletin, Schedule
 from broadcast.service import BroadcastService
-from devices.protocol import CommandKind
+from wire.protocol import CommandKind
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
 TOKEN = "__RAW__"  # replaced by a raw JSON token (1e999, NaN) that json.dumps cannot write

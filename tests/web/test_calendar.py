@@ -13,7 +13,7 @@ from web_support import csrf_token, login
 from broadcast.const import ScheduleKind
 from broadcast.models import Bulletin, Schedule
 from broadcast.service import BroadcastService, ScheduleRequest
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 WEEK = "/calendar/?zone=xa-test&week=2030-01-09"  # the week of Monday 7 January 2030
 

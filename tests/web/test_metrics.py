@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcast.service import BroadcastService
-from devices import protocol
+from wire import protocol
 
 
 def _families(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -20,9 +20,9 @@ from werkzeug.test import TestResponse
 from broadcast import broadcasts
 from broadcast.models import Device
 from broadcast.service import BroadcastService
-from devices import protocol
-from devices.protocol import DeviceStatus, ReceiverState
 from web.dashboard import FULL_LIST_UP_TO
+from wire import protocol
+from wire.protocol import DeviceStatus, ReceiverState
 
 
 def test_pages_needlogin(client: FlaskClient) -> None:

@@ -11,7 +11,7 @@ from web_support import login
 
 from broadcast.models import Device
 from broadcast.service import BroadcastService
-from devices.protocol import DeviceStatus, ReceiverState
+from wire.protocol import DeviceStatus, ReceiverState
 
 
 def _heartbeat(service: BroadcastService, device_id: str, zones: list[str], at: float) -> None:

@@ -20,7 +20,7 @@ from web_support import csrf_token, login
 
 from broadcast.const import ScheduleKind
 from broadcast.service import BroadcastService, ScheduleRequest
-from devices.protocol import Priority
+from wire.protocol import Priority
 
 ROLES = ("admin", "officer", "leader", "head-a", "viewer")
 ALL = frozenset(ROLES)

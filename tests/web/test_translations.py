@@ -27,8 +27,8 @@ from web_support import login
 
 from broadcast.const import ScheduleKind
 from broadcast.service import BroadcastService, ScheduleRequest
-from devices.protocol import Priority
 from web import i18n
+from wire.protocol import Priority
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "web" / "translations" / "en" / "LC_MESSAGES" / "messages.po"

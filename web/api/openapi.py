@@ -27,9 +27,9 @@ from broadcast.const import (
 )
 from broadcast.programmes import MAX_CRON_CHARS, MAX_INTERVAL_H
 from broadcast.reporting import CONTENT_LABELS, SOURCE_LABELS
-from devices.protocol import ID_PATTERN, Priority
 from web import MAX_REQUEST_BYTES
 from web.api import bp
+from wire.protocol import ID_PATTERN, Priority
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ NUMBER = {"type": "number"}
 BOOLEAN = {"type": "boolean"}
 TIME = nullable("string", format="date-time", description="UTC, ISO 8601")
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
-# zone and device ids (`devices.protocol.ID_PATTERN`)
+# zone and device ids (`wire.protocol.ID_PATTERN`)
 NAME_ID = {"type": "string", "pattern": ID_PATTERN.pattern, "examples": ["thon-1"]}
 IDS = array(STRING)
 ZONE_IDS = array(NAME_ID, description="zone ids (a commune reaches all its villages)")

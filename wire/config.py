@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devices.protocol import ProtocolError, check_id
+from wire.protocol import ProtocolError, check_id
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 
-from devices.logs import JsonFormatter
+from wire.logs import JsonFormatter
 
 SCRIPT = """
 import logging
-from devices import logs
+from wire import logs
 logs.configure("INFO")
 log = logging.getLogger("loa.test")
 log.info("phát %s", "Thôn 1", extra={"device_id": "thon-1-a", "broadcast_id": 7})

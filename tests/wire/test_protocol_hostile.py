@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from broadcast import clock
-from devices import protocol
+from wire import protocol
 
 TOPIC = protocol.zone_command_topic("thon-1")
 KEY = protocol.generate_private_key()

@@ -12,7 +12,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices import protocol
+from wire import protocol
 
 TOPIC = protocol.zone_command_topic("thon-1")
 

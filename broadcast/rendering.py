@@ -18,7 +18,7 @@ import audio
 import tts
 from broadcast.const import MAX_UPLOAD_BYTES, ContentKind
 from broadcast.errors import ValidationError
-from wire.config import write_private_file
+from wire.files import write_private_file
 
 _LOGGER = logging.getLogger(__name__)
 

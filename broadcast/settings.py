@@ -25,7 +25,8 @@ from broadcast.errors import LoaError
 from broadcast.locks import FileLock
 from broadcast.redelivery import RedeliveryPolicy
 from wire import protocol
-from wire.config import ConfigError, TlsSettings, read_ca_pem, tls_context, write_private_file
+from wire.config import ConfigError, TlsSettings, read_ca_pem, tls_context
+from wire.files import write_private_file
 
 _LOGGER = logging.getLogger(__name__)
 

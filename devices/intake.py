@@ -35,7 +35,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from wire.config import write_private_file
+from wire.files import write_private_file
 from wire.protocol import (
     Command,
     CommandKind,

@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import ssl
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wire.files import write_private_file
 from wire.protocol import ProtocolError, check_id
 
 _LOGGER = logging.getLogger(__name__)
@@ -398,24 +397,3 @@ def _ssl_reason(exc: ssl.SSLError) -> str:
     """OpenSSL's reason in words ("key values mismatch"), without its source-file position."""
     text = str(exc.reason or exc.strerror or exc)
     return _SSL_POSITION.sub("", text).strip().lower().replace("_", " ")
-
-
-def write_private_file(path: Path, text: str, owner: tuple[int, int] | None = None) -> None:
-    """Write atomically (temporary file, fsync, rename) with mode 0600: these files hold secrets.
-
-    `owner` (uid, gid) hands the file to another user before it appears (root writing a
-    broker's files for the broker's own user)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.chmod(tmp, 0o600)
-        if owner is not None:
-            os.chown(tmp, *owner)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

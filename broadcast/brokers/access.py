@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from wire import protocol
-from wire.config import write_private_file
+from wire.files import write_private_file
 
 _LOGGER = logging.getLogger(__name__)
 

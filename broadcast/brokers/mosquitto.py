@@ -42,9 +42,10 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from broadcast.brokers.access import BrokerAccess, BrokerError, write_private_file
+from broadcast.brokers.access import BrokerAccess, BrokerError
 from broadcast.brokers.net import accepts_connections, check_port_free, format_address
 from wire import protocol
+from wire.files import write_private_file
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ demo: $(STAMP)
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/web
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/loa tests/web
 
 # Only the PostgreSQL pass (Debian's postgresql package).
 test-postgres: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/web
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/loa tests/web
 
 # Schemathesis against a running server as an admin, a viewer and a village head, far longer
 # than the bounded run inside `make test`: FUZZ_EXAMPLES per operation, a new random seed each

@@ -53,15 +53,13 @@ SAMPLES = 5
 TONE_S = 3.0
 KB_PER_MB = 1024.0
 # What the agent's entry point imports, without running anything: the import floor.
-IMPORT_ONLY = (
-    "import broadcast.cli, devices.agent, sys, time; print('ready', flush=True); time.sleep(60)"
-)
+IMPORT_ONLY = "import loa.cli, devices.agent, sys, time; print('ready', flush=True); time.sleep(60)"
 IDLE = "import time; print('ready', flush=True); time.sleep(60)"
 # The agent's imports in steps, each on top of the ones before: what each step adds.
 IMPORT_STEPS = (
     ("cryptography (Ed25519)", "cryptography.hazmat.primitives.asymmetric.ed25519"),
     ("paho-mqtt", "paho.mqtt.client"),
-    ("the agent's own modules and the CLI", "broadcast.cli, devices.agent"),
+    ("the agent's own modules and the CLI", "loa.cli, devices.agent"),
 )
 
 
@@ -179,7 +177,7 @@ def _wait(predicate: Callable[[], Any], what: str, timeout_s: float = WAIT_S) ->
 def _loa_command() -> list[str]:
     """The `loa` console script of this interpreter's environment (what the Pi's unit runs)."""
     script = Path(sys.executable).parent / "loa"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "broadcast.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "loa.cli"]
 
 
 def _idle_process(code: str) -> subprocess.Popen[str]:
@@ -218,7 +216,7 @@ def _import_steps(floor_rss_mb: float) -> dict[str, float]:
 def _imported_packages() -> list[str]:
     """Top-level packages the agent's modules pull in beyond a bare interpreter's."""
     code = (
-        "import sys, json; before = set(sys.modules); import broadcast.cli, devices.agent; "
+        "import sys, json; before = set(sys.modules); import loa.cli, devices.agent; "
         "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before "
         "if not m.startswith('_')})))"
     )

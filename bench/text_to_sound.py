@@ -60,7 +60,7 @@ sys.path.insert(0, str(REPO))
 
 import audio  # noqa: E402
 import tts  # noqa: E402
-from broadcast import registry, seed  # noqa: E402
+from broadcast import registry  # noqa: E402
 from broadcast.brokers import wait_for_port  # noqa: E402
 from broadcast.brokers.mosquitto import MosquittoBroker  # noqa: E402
 from broadcast.const import SERVER_MQTT_USERNAME  # noqa: E402
@@ -71,6 +71,7 @@ from broadcast.settings import Settings  # noqa: E402
 from devices.playback import wait_until  # noqa: E402
 from devices.players import PLAYED_LOG  # noqa: E402
 from devices.starts import SETTLE_S  # noqa: E402
+from loa import seed  # noqa: E402
 from wire import protocol  # noqa: E402
 
 _LOGGER = logging.getLogger(__name__)
@@ -624,7 +625,7 @@ class Server:
         settings = self.settings
         self.child = _Child(
             [
-                sys.executable, "-m", "broadcast.cli", "--log-level", "WARNING", "serve",
+                sys.executable, "-m", "loa.cli", "--log-level", "WARNING", "serve",
                 "--data", str(settings.data_dir), "--port", str(settings.port),
                 "--mqtt-port", str(settings.mqtt_port), "--play-lead", repr(lead_s),
             ],

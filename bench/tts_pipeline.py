@@ -23,7 +23,7 @@ from typing import Any
 import audio
 import tts
 from broadcast.rendering import MediaRenderer
-from broadcast.seed import sample_plan_text
+from loa.seed import sample_plan_text
 from tts.engines import get_engine
 
 GOAL_S_PER_1000_CHARS = 0.3

@@ -4,7 +4,7 @@ Each check says OK or what is wrong and what to do about it, in one line, so an 
 phone and SSH can act on it: the config file, the server's key, the command streams (none
 refusing the server's commands as stale), the broker (TCP, then an MQTT login with the device's
 own password), the clock (chrony), the audio output and the disk. The exit code is 0 when every
-check passed. The same `Check` type serves `broadcast.doctor`.
+check passed. The same `Check` type serves `loa.doctor`.
 """
 
 from __future__ import annotations

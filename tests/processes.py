@@ -21,10 +21,10 @@ OUTPUT_LIMIT_LINES = 5000
 
 
 class LoaProcess:
-    """`python -m broadcast.cli …` with its output collected by a reader thread."""
+    """`python -m loa.cli …` with its output collected by a reader thread."""
 
     def __init__(
-        self, *args: str, module: str = "broadcast.cli", env: dict[str, str] | None = None
+        self, *args: str, module: str = "loa.cli", env: dict[str, str] | None = None
     ) -> None:
         """`python -m <module> <args>` (`loa` by default; e.g. `module="gunicorn"`)."""
         env = {**os.environ, **(env or {})}

@@ -265,7 +265,7 @@ def test_without_approval_bulletins_are_born_approved(tmp_path: Path) -> None:
 def test_seeded_demo_bulletin_is_approved_by_the_admin(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from broadcast import seed
+    from loa import seed
 
     service, _sent = recording_service(tmp_path / "data")
     # the long sample plan is not rendered here: the schedules only need an airtime

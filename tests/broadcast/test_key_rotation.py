@@ -13,8 +13,8 @@ from service_support import add_devices, recording_service, seed_commune, wait_f
 from sqlalchemy import select
 
 from broadcast import audit, sequences
-from broadcast.cli import main as loa
 from broadcast.models import AuditEntry
+from loa.cli import main as loa
 from wire import protocol
 
 from .conftest import Leader

@@ -33,7 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from service_support import seed_commune
 from support import LOOPBACK, QUIET_S, REPO_ROOT, MqttProbe, RunningBroker, free_port
 
-from broadcast import cli, registry
+from broadcast import registry
 from broadcast.administration import QR_CA_FILE, config_qr
 from broadcast.brokers import BrokerAccess, BrokerError, device_user, server_user
 from broadcast.brokers.mosquitto import (
@@ -48,6 +48,7 @@ from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from devices.doctor import mqtt_login_check
 from devices.mqtt_link import MqttLink
+from loa import cli
 from wire import protocol
 from wire.config import ConfigError, MqttSettings, ReceiverConfig, TlsSettings, tls_context
 

@@ -27,10 +27,11 @@ from playwright.sync_api import (
 from processes import LoaProcess, wait_devices
 from support import REPO_ROOT, free_port
 
-from broadcast import accounts, seed
+from broadcast import accounts
 from broadcast.const import Role
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
+from loa import seed
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",

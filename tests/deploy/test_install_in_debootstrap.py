@@ -210,7 +210,7 @@ def register_receiver(work: Path) -> Path:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, "-m", "broadcast.cli", "device", "add", DEVICE_ID, "--zone", "thon-a",
+        [sys.executable, "-m", "loa.cli", "device", "add", DEVICE_ID, "--zone", "thon-a",
          "--data", str(data), "--mqtt-host", "127.0.0.1", "--mqtt-port", UNREACHABLE_BROKER_PORT],
         capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, env=env, check=False,
     )  # fmt: skip

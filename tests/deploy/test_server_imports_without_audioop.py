@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVER_PACKAGES = ("audio", "broadcast", "devices", "tts", "web", "wire")
+SERVER_PACKAGES = ("audio", "broadcast", "devices", "loa", "tts", "web", "wire")
 # Importing it IS starting the server (a WSGI worker builds its service at import); everything
 # it imports is among the modules imported here.
 NOT_IMPORTED = {"web.wsgi"}

@@ -87,7 +87,7 @@ import sys
 for name in {server_only_modules()!r}:
     sys.modules[name] = None  # importing it now fails as if it were not installed
 import devices.agent, devices.fleet, devices.doctor, wire.config, wire.logs, wire.protocol
-from broadcast.cli import main
+from loa.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

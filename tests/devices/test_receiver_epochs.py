@@ -14,8 +14,8 @@ import pytest
 from service_support import make_service
 
 from broadcast.brokers import BrokerAccess, device_user, server_user
-from broadcast.cli import main as loa
 from broadcast.const import SERVER_MQTT_USERNAME
+from loa.cli import main as loa
 from wire import protocol
 from wire.protocol import EventKind, ReceiverState
 

@@ -18,10 +18,11 @@ from processes import (
 )
 from support import LOOPBACK, free_port
 
-from broadcast import registry, seed
+from broadcast import registry
 from broadcast.brokers.mosquitto import MosquittoBroker
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
+from loa import seed
 
 URGENT = (
     "Thông báo khẩn: bão số 3 đổ bộ lúc 17h00 ngày 21/9/2026. Bà con thôn 1 chằng chống nhà cửa."

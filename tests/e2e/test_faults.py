@@ -20,7 +20,7 @@ from processes import (
 from service_support import approved_bulletin
 from support import LOOPBACK, AmqttProcess, free_port
 
-from broadcast import registry, seed
+from broadcast import registry
 from broadcast.brokers import BrokerAccess, BrokerError
 from broadcast.brokers.mosquitto import MosquittoBroker
 from broadcast.const import LOCAL_TZ, ScheduleKind
@@ -28,6 +28,7 @@ from broadcast.db import Database
 from broadcast.models import Broadcast, Schedule, User
 from broadcast.service import BroadcastService, ScheduleRequest
 from broadcast.settings import Settings
+from loa import seed
 from wire.protocol import Priority
 
 FINAL = {"finished", "partial", "failed", "cancelled", "expired"}

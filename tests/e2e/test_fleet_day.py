@@ -25,13 +25,14 @@ from processes import (
 from service_support import approved_bulletin
 from support import LOOPBACK, free_port
 
-from broadcast import registry, seed
+from broadcast import registry
 from broadcast.brokers.mosquitto import MosquittoBroker
 from broadcast.const import LOCAL_TZ, ScheduleKind
 from broadcast.db import Database
 from broadcast.models import Broadcast, Schedule, User
 from broadcast.service import BroadcastService, ScheduleRequest
 from broadcast.settings import Settings
+from loa import seed
 from wire.protocol import Priority
 
 COUNT = 200

@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 from processes import LoaProcess, http_json, plays_of, wait_devices, wait_for_status
 from support import LOOPBACK, free_port
 
-from broadcast import registry, seed
+from broadcast import registry
 from broadcast.brokers.mosquitto import MosquittoBroker
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
+from loa import seed
 
 from .test_faults import without_daily_bulletins
 

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 from support import LOOPBACK, free_port
 
-from broadcast import doctor, registry, zones
+from broadcast import registry, zones
 from broadcast.brokers.embedded import EmbeddedBroker
-from broadcast.cli import main as loa
 from broadcast.const import ZoneKind
 from broadcast.models import Device
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from devices import doctor as device_doctor
+from loa import doctor
+from loa.cli import main as loa
 from wire.protocol import DeviceStatus, ReceiverState
 
 CHRONY_OK = """Reference ID    : C0A80101 (ntp.example)

@@ -17,7 +17,7 @@ import pytest
 from support import LOOPBACK, REPO_ROOT
 
 import audio
-from broadcast.cli import _ProgressBar
+from loa.cli import _ProgressBar
 
 SAMPLE = REPO_ROOT / "tests" / "tts" / "data" / "ke-hoach-truyen-thong-chinh-sach-hoang-hop.txt"
 
@@ -28,7 +28,7 @@ def loa(*args: str, stdin: str = "", timeout_s: float = 300) -> subprocess.Compl
     for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         env.pop(name, None)  # gTTS ignores no_proxy; the test endpoints are on loopback
     return subprocess.run(
-        [sys.executable, "-m", "broadcast.cli", *args],
+        [sys.executable, "-m", "loa.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,

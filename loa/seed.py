@@ -38,7 +38,7 @@ class DemoSeed:
 
 
 def sample_plan_text() -> str:
-    return resources.files("broadcast").joinpath("demo_data", SAMPLE_PLAN).read_text("utf-8")
+    return resources.files("loa").joinpath("demo_data", SAMPLE_PLAN).read_text("utf-8")
 
 
 def seed_demo(service: BroadcastService, receivers: int, realtime: bool = True) -> DemoSeed:

@@ -17,7 +17,7 @@ def loa(*args: str, stdin: str = "", timeout_s: float = 60) -> subprocess.Comple
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-m", "broadcast.cli", *args],
+        [sys.executable, "-m", "loa.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -262,9 +262,9 @@ def test_mqtt_config_gives_each_device_its_own_topics(tmp_path: Path) -> None:
 
 
 def test_settings_from_the_command_line_and_the_environment(tmp_path: Path) -> None:
-    from broadcast.cli import _settings, build_parser
     from broadcast.errors import LoaError
     from broadcast.settings import Settings
+    from loa.cli import _settings, build_parser
 
     args = build_parser().parse_args(["serve", "--data", str(tmp_path), "--no-approval"])
     assert _settings(args).require_approval is False

@@ -1,6 +1,7 @@
 """The `loa` command line: one entry point for the server, the broker, receivers and admin tasks.
 
-Receiver commands import only `devices`, so a Pi does not load the server's dependencies.
+Receiver commands import only `devices` and `wire` (and the constants below), so a Pi does not
+load the server's dependencies.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 # A missing module outside these is a missing dependency, not a bug of ours.
-OWN_PACKAGES = frozenset({"broadcast", "devices", "wire", "tts", "audio", "web"})
+OWN_PACKAGES = frozenset({"loa", "broadcast", "devices", "wire", "tts", "audio", "web"})
 
 
 def _add_device_broker(parser: argparse.ArgumentParser) -> None:
@@ -67,8 +68,8 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from broadcast import runner, seed
     from broadcast.service import BroadcastService
+    from loa import runner, seed
 
     if args.receivers < 1:
         print("loa: --receivers must be at least 1", file=sys.stderr)
@@ -102,8 +103,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from broadcast import runner
     from broadcast.service import BroadcastService
+    from loa import runner
 
     settings = _settings(args)
     service = BroadcastService(settings)
@@ -144,7 +145,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     if args.config:
         return device_doctor.report(device_doctor.receiver_checks(Path(args.config)))
-    from broadcast import doctor
+    from loa import doctor
 
     return device_doctor.report(doctor.server_checks(_settings(args)))
 

@@ -1,1 +1,1 @@
-"""The receiver side: the agent that runs on the Pi, its players, and the shared wire protocol."""
+"""The receiver side: the agent that runs on the Pi and its players (the wire protocol: `wire`)."""

@@ -1,8 +1,8 @@
 """Log set-up shared by every Loa process: server, web workers, broker, receiver agents.
 
-It lives beside the wire protocol because the receiver installs only `devices/` and must log
-the same way as the server. Two formats, chosen by LOA_LOG_FORMAT (or a command's
-`--log-format`):
+It lives beside the wire protocol because a receiver runs `devices/` and `wire/` without the
+server's dependencies and must log the same way as the server. Two formats, chosen by
+LOA_LOG_FORMAT (or a command's `--log-format`):
 
 * `text` (default): one readable line per record, for a terminal and for journald;
 * `json`: one JSON object per line, for a log shipper (Loki, Elasticsearch, journald's

@@ -69,7 +69,7 @@ from broadcast.models import Schedule, User  # noqa: E402
 from broadcast.service import BroadcastService  # noqa: E402
 from broadcast.settings import Settings  # noqa: E402
 from devices.playback import wait_until  # noqa: E402
-from devices.players import PLAYED_LOG  # noqa: E402
+from devices.players.file_sink import PLAYED_LOG  # noqa: E402
 from devices.starts import SETTLE_S  # noqa: E402
 from loa import seed  # noqa: E402
 from wire import protocol  # noqa: E402

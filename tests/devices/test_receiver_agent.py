@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from devices.agent import ReceiverAgent
-from devices.players import FileSinkPlayer
+from devices.players.file_sink import FileSinkPlayer
 from devices.scheduler import START_LEAD_S
 from wire import protocol
 from wire.config import ReceiverConfig

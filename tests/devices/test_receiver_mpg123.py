@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from devices.playback import CutReason, Outcome, Run, launch
-from devices.players import Mpg123Player, PlayContext, PlayerError, Preparing, make_player
+from devices.players import PlayContext, PlayerError, Preparing, make_player
+from devices.players.mpg123 import Mpg123Player
 from devices.timeline import Item, Origin
 from wire import protocol
 from wire.config import PlayerSettings, ReceiverConfig

@@ -10,14 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from devices.players import (
-    CommandPlayer,
-    FileSinkPlayer,
-    PlayContext,
-    PlayerError,
-    make_player,
-    mp3_duration_s,
-)
+from devices.players import PlayContext, PlayerError, make_player
+from devices.players.command import CommandPlayer
+from devices.players.file_sink import FileSinkPlayer
+from devices.players.mp3 import mp3_duration_s
 from wire.config import ConfigError, PlayerSettings
 
 SHA = "ab" * 32

@@ -1,0 +1,162 @@
+"""The file sink."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from devices.http_get import iter_body
+from devices.players import PlayContext, PlayerError, _Stoppable
+from devices.players.mp3 import mp3_duration_s
+from devices.players.relay import _RELAY_CHUNK, RELAY_MAX_BYTES_PER_S, _copy_for, _open_stream
+from devices.starts import START_WINDOW
+
+PLAYED_LOG = "played.jsonl"
+# One lock per process for appends: several simulated receivers may share a sink folder.
+_APPEND_LOCK = threading.Lock()
+
+
+class FileSinkPlayer(_Stoppable):
+    """Writes what it would play: a copy of the file plus one JSON line per play.
+
+    With `realtime`, a play lasts as long as the MP3 would sound, so `playing` states and stop
+    commands behave as on a real loudspeaker; without it a play is instantaneous (tests).
+    """
+
+    def __init__(self, directory: Path, device_id: str = "", realtime: bool = False) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.device_id = device_id
+        self.realtime = realtime
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / PLAYED_LOG
+
+    def play(self, path: Path, context: PlayContext) -> None:
+        with self._lock:
+            if context.cancel.is_set():
+                return
+            self._cancel = context.cancel
+        try:
+            started = datetime.now(UTC)  # the sound starts here
+            began = time.monotonic()
+            context.on_start()
+            START_WINDOW.quiet()  # the copy and the log line are bookkeeping: starts go first
+            name = (
+                f"{started.strftime('%Y%m%dT%H%M%S.%fZ')}-b{context.broadcast_id}"
+                f"-{context.sha256[:12]}.mp3"
+            )
+            target = self.directory / name
+            _atomic_copy(Path(path), target)
+            if self.realtime:
+                context.cancel.wait(max(0.0, began + mp3_duration_s(Path(path)) - time.monotonic()))
+            finished = datetime.now(UTC)
+            line = {
+                **self._line(context, started, finished),
+                "content": "media",
+                "sha256": context.sha256,
+                "file": name,
+            }
+            _append_line(self.log_path, json.dumps(line, ensure_ascii=False))
+        except OSError as exc:
+            raise PlayerError(f"file sink: {exc.strerror or exc}") from exc
+        finally:
+            with self._lock:
+                self._cancel = None
+
+    def relay(self, url: str, duration_s: float, context: PlayContext) -> None:
+        """Read the stream for `duration_s` into a file (at most `RELAY_MAX_BYTES_PER_S` per
+        second of it) and log how long it really ran; a stream that cannot be opened fails."""
+        with self._lock:
+            if context.cancel.is_set():
+                return
+            self._cancel = context.cancel
+        try:
+            started = datetime.now(UTC)
+            began = time.monotonic()
+            context.on_start()
+            name = f"{started.strftime('%Y%m%dT%H%M%S.%fZ')}-b{context.broadcast_id}-relay.mp3"
+            target = self.directory / name
+            limit = int(RELAY_MAX_BYTES_PER_S * (duration_s + 1))
+            with _open_stream(url) as response, _atomic_writer(target) as sink:
+                chunks = iter_body(response, url, _RELAY_CHUNK, live=True)
+                received = _copy_for(chunks, sink, began + duration_s, limit, context.cancel)
+            seconds = time.monotonic() - began
+            finished = datetime.now(UTC)
+            line = {
+                **self._line(context, started, finished),
+                "content": "relay",
+                "url": url,
+                "seconds": round(seconds, 3),
+                "bytes": received,
+                "file": name,
+            }
+            _append_line(self.log_path, json.dumps(line, ensure_ascii=False))
+        except OSError as exc:
+            raise PlayerError(f"file sink: {exc.strerror or exc}") from exc
+        finally:
+            with self._lock:
+                self._cancel = None
+
+    def _line(
+        self, context: PlayContext, started: datetime, finished: datetime
+    ) -> dict[str, object]:
+        return {
+            "device_id": context.device_id or self.device_id,
+            "broadcast_id": context.broadcast_id,
+            "command_id": context.command_id,
+            "item_id": context.item_id,
+            "priority": str(context.priority),
+            "repeat_index": context.repeat_index,
+            "started_at": started.isoformat(),
+            "finished_at": finished.isoformat(),
+            "stopped": context.cancel.is_set(),
+        }
+
+
+@contextlib.contextmanager
+def _atomic_writer(target: Path) -> Iterator[IO[bytes]]:
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+# --- file helpers ------------------------------------------------------------------------------
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    """Copy via a temporary name so a watcher never sees a half-written file."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp_name)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _append_line(path: Path, line: str) -> None:
+    data = (line + "\n").encode("utf-8")
+    with _APPEND_LOCK:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)

@@ -1,8 +1,11 @@
 """Player back-ends: what the receiver does with a verified MP3 or a live relay.
 
-`CommandPlayer` runs an external program (mpg123, aplay, ffplay) on the Pi. `FileSinkPlayer`
-plays nothing: it copies the file into a folder and appends a JSON line to `played.jsonl`, so the
-demo and the tests can see exactly what a loudspeaker would have played, and when.
+This module is the small interface `devices.playback` needs (`Player`, `Preparing`,
+`PlayContext`, `PlayerError`) and `make_player`, which builds the back-end that `player.kind`
+names; each back-end is a module of its own: `file_sink` (plays nothing, logs what it would
+play: the demo, the simulated fleets and the tests), `command` (an external program such as
+aplay or ffplay) and `mpg123` (`mpg123 -R`, ready before the start). `relay` reads live streams,
+`mp3` estimates how long a file sounds.
 
 `play()` (a file) and `relay()` (a live HTTP stream of the provincial or national radio, for a
 given duration) block until the sound is done or stopped. Stopping is cooperative and race-free:
@@ -11,10 +14,6 @@ moment before playback starts still wins; `stop()` sets the cancel of the play i
 stopped play returns normally; the caller looks at `context.cancel` to tell it apart. A player
 calls `PlayContext.on_start` as soon as the sound is launched, and does its bookkeeping after
 that, never before (`devices.starts`).
-
-`Mpg123Player` also implements `Preparing`: before the start it has `mpg123 -R` running with the
-file loaded, paused and its first frame parsed, so the start is one write to that process, not a
-fork/exec, start-up and file open after the moment all the zone's receivers start together.
 """
 
 from __future__ import annotations
@@ -75,7 +74,7 @@ class Preparing(Protocol):
         """Drop what `prepare` readied for `context` and was not played (cut, failed)."""
 
 
-class _Stoppable:
+class Stoppable:
     """Tracks the cancel event of the play in progress so `stop()` can reach it."""
 
     def __init__(self) -> None:
@@ -91,7 +90,9 @@ class _Stoppable:
 def make_player(
     settings: PlayerSettings, device_id: str, default_dir: Path | None = None
 ) -> Player:
-    """Build the configured player; a file sink without `dir` writes under `default_dir`."""
+    """Build the configured player; a file sink without `dir` writes under `default_dir`.
+
+    A back-end is imported here, when it is built, since the back-ends import this interface."""
     if settings.kind == "file":
         from devices.players.file_sink import FileSinkPlayer
 

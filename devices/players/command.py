@@ -1,4 +1,7 @@
-"""The command player."""
+"""The command player: runs an external program (aplay, ffplay, mpg123 without -R) per play.
+
+Also the process helpers the mpg123 player shares: a poll interval and a stop that always stops.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,16 @@ import time
 from pathlib import Path
 
 from devices.http_get import host_of
-from devices.players import PlayContext, PlayerError, _Stoppable
+from devices.players import PlayContext, PlayerError, Stoppable
 from wire.config import DEFAULT_RELAY_ARGV
 
 _LOGGER = logging.getLogger(__name__)
 
 _TERMINATE_GRACE_S = 3.0
-_POLL_S = 0.05
+POLL_S = 0.05
 
 
-class CommandPlayer(_Stoppable):
+class CommandPlayer(Stoppable):
     """Runs `argv` with `{file}` replaced by the MP3's path (`relay_argv` with `{url}` for a
     relay); no shell, so no quoting surprises. The process is terminated when the play's
     `cancel` is set, and a relay's process after its duration."""
@@ -64,7 +67,7 @@ class CommandPlayer(_Stoppable):
                 deadline = None if limit_s is None else time.monotonic() + limit_s
                 while True:
                     try:
-                        returncode = process.wait(timeout=_POLL_S)
+                        returncode = process.wait(timeout=POLL_S)
                         break
                     except subprocess.TimeoutExpired:
                         pass
@@ -99,10 +102,10 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
     process.terminate()
-    _wait_or_kill(process, _TERMINATE_GRACE_S, "ignored SIGTERM")
+    wait_or_kill(process, _TERMINATE_GRACE_S, "ignored SIGTERM")
 
 
-def _wait_or_kill(process: subprocess.Popen[bytes], grace_s: float, why: str) -> None:
+def wait_or_kill(process: subprocess.Popen[bytes], grace_s: float, why: str) -> None:
     """Give a player asked to end `grace_s` to do so, then kill it: a stop always stops."""
     try:
         process.wait(timeout=grace_s)

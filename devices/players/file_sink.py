@@ -1,4 +1,8 @@
-"""The file sink."""
+"""The file sink: plays nothing, writes what it would have played.
+
+It copies the file into a folder and appends a JSON line to `played.jsonl`, so the demo, the
+simulated fleets and the tests can see exactly what a loudspeaker would have played, and when.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,9 @@ from pathlib import Path
 from typing import IO
 
 from devices.http_get import iter_body
-from devices.players import PlayContext, PlayerError, _Stoppable
+from devices.players import PlayContext, PlayerError, Stoppable
 from devices.players.mp3 import mp3_duration_s
-from devices.players.relay import _RELAY_CHUNK, RELAY_MAX_BYTES_PER_S, _copy_for, _open_stream
+from devices.players.relay import RELAY_CHUNK, RELAY_MAX_BYTES_PER_S, copy_for, open_stream
 from devices.starts import START_WINDOW
 
 PLAYED_LOG = "played.jsonl"
@@ -25,7 +29,7 @@ PLAYED_LOG = "played.jsonl"
 _APPEND_LOCK = threading.Lock()
 
 
-class FileSinkPlayer(_Stoppable):
+class FileSinkPlayer(Stoppable):
     """Writes what it would play: a copy of the file plus one JSON line per play.
 
     With `realtime`, a play lasts as long as the MP3 would sound, so `playing` states and stop
@@ -89,9 +93,9 @@ class FileSinkPlayer(_Stoppable):
             name = f"{started.strftime('%Y%m%dT%H%M%S.%fZ')}-b{context.broadcast_id}-relay.mp3"
             target = self.directory / name
             limit = int(RELAY_MAX_BYTES_PER_S * (duration_s + 1))
-            with _open_stream(url) as response, _atomic_writer(target) as sink:
-                chunks = iter_body(response, url, _RELAY_CHUNK, live=True)
-                received = _copy_for(chunks, sink, began + duration_s, limit, context.cancel)
+            with open_stream(url) as response, _atomic_writer(target) as sink:
+                chunks = iter_body(response, url, RELAY_CHUNK, live=True)
+                received = copy_for(chunks, sink, began + duration_s, limit, context.cancel)
             seconds = time.monotonic() - began
             finished = datetime.now(UTC)
             line = {

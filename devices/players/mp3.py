@@ -1,4 +1,7 @@
-"""MP3 duration."""
+"""How long an MP3 sounds, from its first frame header: enough for the file sink's realtime mode.
+
+The receiver has no server dependencies, so this does not use `audio.mp3`'s full parser.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""The mpg123 player."""
+"""The mpg123 player, which also implements `Preparing`.
+
+Before the start it has `mpg123 -R` running with the file loaded, paused and its first frame
+parsed, so the start is one write to that process, not a fork/exec, start-up and file open after
+the moment all the zone's receivers start together.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from devices.players import PlayContext, PlayerError, _Stoppable
-from devices.players.command import _POLL_S, CommandPlayer, _wait_or_kill
+from devices.players import PlayContext, PlayerError, Stoppable
+from devices.players.command import POLL_S, CommandPlayer, wait_or_kill
 from wire.config import DEFAULT_PLAYER_ARGV
 
 PREPARE_TIMEOUT_S = 5.0  # start mpg123, load and parse the first frame: far less, even on a Pi
@@ -81,10 +86,10 @@ class _Remote:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while not done():
-                left = _POLL_S if deadline is None else deadline - time.monotonic()
+                left = POLL_S if deadline is None else deadline - time.monotonic()
                 if left <= 0 or cancel.is_set():
                     return False
-                self._changed.wait(min(left, _POLL_S))
+                self._changed.wait(min(left, POLL_S))
         return True
 
     def reason(self) -> str:
@@ -103,7 +108,7 @@ class _Remote:
                 assert process.stdin is not None
                 process.stdin.write(b"QUIT\n")
                 process.stdin.close()
-            _wait_or_kill(process, _QUIT_GRACE_S, "did not quit")
+            wait_or_kill(process, _QUIT_GRACE_S, "did not quit")
         self._reader.join(_READER_JOIN_S)
         for pipe in (process.stdin, process.stdout):
             with contextlib.suppress(OSError):
@@ -111,7 +116,7 @@ class _Remote:
                     pipe.close()
 
 
-class Mpg123Player(_Stoppable):
+class Mpg123Player(Stoppable):
     """Plays with `argv` (`mpg123 -R` and output options): `prepare` starts the process with the
     file loaded paused, the start only unpauses it. A play with nothing prepared (a repeat)
     loads first. One process per play: a stopped or failed one leaves nothing behind. Relays

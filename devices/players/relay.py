@@ -1,4 +1,4 @@
-"""Relay streams."""
+"""Relay streams: opening a live HTTP stream and reading it for a given duration (file sink)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ _LOGGER = logging.getLogger(__name__)
 
 RELAY_CONNECT_TIMEOUT_S = 10.0
 RELAY_MAX_BYTES_PER_S = 64 * 1024  # 512 kbps: above any radio stream; bounds the sink's file
-_RELAY_CHUNK = 4096
+RELAY_CHUNK = 4096
 
 
 @contextlib.contextmanager
-def _open_stream(url: str) -> Iterator[http.client.HTTPResponse]:
+def open_stream(url: str) -> Iterator[http.client.HTTPResponse]:
     """The live stream's response, or a PlayerError naming the host and why it failed."""
     try:
         response = open_url(url, RELAY_CONNECT_TIMEOUT_S)
@@ -33,7 +33,7 @@ def _open_stream(url: str) -> Iterator[http.client.HTTPResponse]:
         yield response
 
 
-def _copy_for(
+def copy_for(
     chunks: Iterator[bytes],
     sink: IO[bytes],
     until: float,

@@ -42,6 +42,17 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH_DIR))
 
+from stack import (  # noqa: E402
+    HEARTBEAT_S,
+    ReceiverFleet,
+    _broker_pid,
+    _tree_memory,
+    _wait_devices,
+    process_memory,
+    process_tree,
+    start_stack,
+)
+
 GOAL_AGENT_MB = 40.0
 LOOPBACK = "127.0.0.1"
 DEVICE_ID = "loa-footprint-01"
@@ -51,7 +62,6 @@ WAIT_S = 30.0
 SETTLE_S = 2.0  # after the item finished, before the reading (threads idle again)
 SAMPLES = 5
 TONE_S = 3.0
-KB_PER_MB = 1024.0
 # What the agent's entry point imports, without running anything: the import floor.
 IMPORT_ONLY = "import loa.cli, devices.agent, sys, time; print('ready', flush=True); time.sleep(60)"
 IDLE = "import time; print('ready', flush=True); time.sleep(60)"
@@ -61,48 +71,6 @@ IMPORT_STEPS = (
     ("paho-mqtt", "paho.mqtt.client"),
     ("the agent's own modules and the CLI", "loa.cli, devices.agent"),
 )
-
-
-# --- reading /proc --------------------------------------------------------------------------------
-
-
-def process_memory(pid: int) -> dict[str, float]:
-    """RSS, PSS, USS and peak RSS (VmHWM) of one process in MB; empty once it is gone."""
-    fields: dict[str, int] = {}
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-            name, _, value = line.partition(":")
-            fields[name.strip()] = int(value.split()[0])
-        status = Path(f"/proc/{pid}/status").read_text()
-    except (OSError, ValueError, IndexError):
-        return {}
-    peak = next(
-        (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0
-    )
-    uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
-    return {
-        "rss_mb": fields.get("Rss", 0) / KB_PER_MB,
-        "pss_mb": fields.get("Pss", 0) / KB_PER_MB,
-        "uss_mb": uss / KB_PER_MB,
-        "peak_rss_mb": peak / KB_PER_MB,
-    }
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and all its descendants that are alive now (from /proc/PID/task/*/children)."""
-    found: list[int] = []
-    pending = [pid]
-    while pending and len(found) < 10_000:
-        current = pending.pop()
-        if not Path(f"/proc/{current}").exists():
-            continue
-        found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                pending.extend(int(child) for child in task.read_text().split())
-            except OSError:
-                continue
-    return found
 
 
 def _steady_memory(pid: int) -> dict[str, float]:
@@ -361,23 +329,19 @@ def _free_port() -> int:
 
 def measure_server(receivers: int, database: str, workers: int, threads: int) -> dict[str, Any]:
     """gunicorn's memory (master + workers) once `receivers` receivers heartbeat and are online."""
-    import web_load
-
-    stack, timings = web_load.start_stack(receivers, 1, database, workers, threads)
+    stack, timings = start_stack(receivers, 1, database, workers, threads)
     fleet = None
     try:
-        fleet = web_load.ReceiverFleet(
-            stack.mqtt_port, stack.province.device_ids, web_load.HEARTBEAT_S
-        )
+        fleet = ReceiverFleet(stack.mqtt_port, stack.province.device_ids, HEARTBEAT_S)
         connected = fleet.wait_connected()
         if connected != receivers:
             raise RuntimeError(f"only {connected} of {receivers} receivers connected")
-        web_load._wait_devices(stack.base, stack.province.admin_token, receivers, timeout_s=180)
+        _wait_devices(stack.base, stack.province.admin_token, receivers, timeout_s=180)
         time.sleep(SETTLE_S)
         gunicorn_pid = stack.gunicorn.process.pid
         members = process_tree(gunicorn_pid)
         per_process = [_steady_memory(pid) for pid in members]
-        broker_pid = web_load._broker_pid(stack.broker)
+        broker_pid = _broker_pid(stack.broker)
         result: dict[str, Any] = {
             "receivers": receivers,
             "database": database,
@@ -395,7 +359,7 @@ def measure_server(receivers: int, database: str, workers: int, threads: int) ->
         }
         if stack.postgres is not None:
             database_pid = stack.postgres._process.pid
-            result["database_memory"] = web_load._tree_memory(database_pid)
+            result["database_memory"] = _tree_memory(database_pid)
         result["timings"] = timings
         return result
     finally:

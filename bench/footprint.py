@@ -11,9 +11,9 @@ pages divided among the processes sharing them) and USS (pages only this process
 would give back by exiting), plus VmHWM, the peak RSS. Floors measured the same way in the same
 run: a bare interpreter, and an interpreter that only imported the agent's modules.
 
-The server part starts the web-load benchmark's stack (gunicorn `web.wsgi:app`, mosquitto, the
-database) with N receivers heartbeating, no users, and sums the memory of the gunicorn master and
-its workers once every receiver is online.
+The server part starts the stack of `bench/stack.py`, the one web_load measures (gunicorn
+`web.wsgi:app`, mosquitto, the database), with N receivers heartbeating, no users, and sums the
+memory of the gunicorn master and its workers once every receiver is online.
 
     python bench/footprint.py --server-receivers 1000 --json out.json
 """
@@ -44,17 +44,18 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from stack import (  # noqa: E402
     HEARTBEAT_S,
+    LOOPBACK,
     ReceiverFleet,
-    _broker_pid,
-    _tree_memory,
-    _wait_devices,
+    free_port,
+    mosquitto_pid,
     process_memory,
     process_tree,
     start_stack,
+    tree_memory,
+    wait_devices,
 )
 
 GOAL_AGENT_MB = 40.0
-LOOPBACK = "127.0.0.1"
 DEVICE_ID = "loa-footprint-01"
 ZONE = "thon-1"
 PASSWORD = "footprint-password"
@@ -203,14 +204,14 @@ def measure_agent() -> dict[str, Any]:
 
     folder = Path(tempfile.mkdtemp(prefix="loa-bench-footprint-"))
     key = protocol.generate_private_key()
-    port = _free_port()
+    port = free_port()
     access = BrokerAccess(
         (
             server_user("loa-server", PASSWORD),
             device_user(DEVICE_ID, PASSWORD, [ZONE]),
         )
     )
-    server_port = _free_port()  # mosquitto gives the server a listener of its own
+    server_port = free_port()  # mosquitto gives the server a listener of its own
     broker = MosquittoBroker(folder / "mosquitto", LOOPBACK, port, access, server_port=server_port)
     media = _tone_mp3(TONE_S)
     server = _serve(media)
@@ -316,14 +317,6 @@ def measure_agent() -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 # --- the server -----------------------------------------------------------------------------------
 
 
@@ -336,12 +329,12 @@ def measure_server(receivers: int, database: str, workers: int, threads: int) ->
         connected = fleet.wait_connected()
         if connected != receivers:
             raise RuntimeError(f"only {connected} of {receivers} receivers connected")
-        _wait_devices(stack.base, stack.province.admin_token, receivers, timeout_s=180)
+        wait_devices(stack.base, stack.province.admin_token, receivers, timeout_s=180)
         time.sleep(SETTLE_S)
         gunicorn_pid = stack.gunicorn.process.pid
         members = process_tree(gunicorn_pid)
         per_process = [_steady_memory(pid) for pid in members]
-        broker_pid = _broker_pid(stack.broker)
+        broker_pid = mosquitto_pid(stack.broker)
         result: dict[str, Any] = {
             "receivers": receivers,
             "database": database,
@@ -359,7 +352,7 @@ def measure_server(receivers: int, database: str, workers: int, threads: int) ->
         }
         if stack.postgres is not None:
             database_pid = stack.postgres._process.pid
-            result["database_memory"] = _tree_memory(database_pid)
+            result["database_memory"] = tree_memory(database_pid)
         result["timings"] = timings
         return result
     finally:

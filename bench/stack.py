@@ -1,4 +1,8 @@
-"""The shared helpers for starting a benchmark's stack."""
+"""What the benchmarks that need the whole server share: a seeded province, the stack that serves it
+(mosquitto with every receiver's login, the database, gunicorn `web.wsgi:app` as
+docs/deployment.md starts it), simulated receivers heartbeating, and the /proc readers that say
+what each part costs. `web_load` and `footprint` import it; no benchmark imports another.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +62,7 @@ BULLETIN_TEXT = (
 KB_PER_MB = 1024.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
@@ -301,7 +305,7 @@ def process_tree(pid: int) -> list[int]:
 # --- processes ------------------------------------------------------------------------------------
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU time of one process so far, with that of its children that exited and
     were reaped (a database's short-lived backends); 0 once it is gone."""
     try:
@@ -311,11 +315,11 @@ def _cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def _tree_cpu(pid: int) -> float:
-    return sum(_cpu_seconds(p) for p in process_tree(pid))
+def tree_cpu(pid: int) -> float:
+    return sum(cpu_seconds(p) for p in process_tree(pid))
 
 
-def _tree_memory(pid: int) -> dict[str, float]:
+def tree_memory(pid: int) -> dict[str, float]:
     """RSS, PSS and USS (MB) summed over a process and its descendants."""
     total = {"rss_mb": 0.0, "pss_mb": 0.0, "uss_mb": 0.0}
     for member in process_tree(pid):
@@ -374,7 +378,7 @@ class Gunicorn:
                 self.process.wait(timeout=10)
 
 
-def _devices(base: str, token: str) -> list[dict[str, Any]]:
+def list_devices(base: str, token: str) -> list[dict[str, Any]]:
     response = requests.get(
         f"{base}/api/v1/devices?per_page=1000",
         headers={"Authorization": f"Bearer {token}"},
@@ -384,13 +388,13 @@ def _devices(base: str, token: str) -> list[dict[str, Any]]:
     return list(response.json())
 
 
-def _wait_devices(base: str, token: str, count: int, timeout_s: float) -> float:
+def wait_devices(base: str, token: str, count: int, timeout_s: float) -> float:
     """Until every receiver is online and has its manifest; returns the seconds it took."""
     started = time.monotonic()
     deadline = started + timeout_s
     seen: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        seen = _devices(base, token)
+        seen = list_devices(base, token)
         if len(seen) == count and all(d["online"] and d["manifest_published_at"] for d in seen):
             return time.monotonic() - started
         time.sleep(1.0)
@@ -427,7 +431,7 @@ def start_stack(
     folder = Path(tempfile.mkdtemp(prefix="loa-bench-web-"))
     os.chmod(folder, 0o755)  # PostgreSQL runs as its own user under root
     timings: dict[str, float] = {}
-    port, mqtt_port, server_mqtt_port = _free_port(), _free_port(), _free_port()
+    port, mqtt_port, server_mqtt_port = free_port(), free_port(), free_port()
     postgres, database_url = None, ""
     if database == "postgresql":
         sys.path.insert(0, str(REPO / "tests"))
@@ -523,7 +527,7 @@ class ReceiverFleet:
         )
 
     def cpu_seconds(self) -> float:
-        return sum(_cpu_seconds(p.pid) for p in self.processes if p.pid)
+        return sum(cpu_seconds(p.pid) for p in self.processes if p.pid)
 
     def stop(self) -> dict[str, int]:
         self.stop_event.set()
@@ -540,6 +544,6 @@ class ReceiverFleet:
         return totals
 
 
-def _broker_pid(broker: MosquittoBroker) -> int | None:
+def mosquitto_pid(broker: MosquittoBroker) -> int | None:
     process = broker._process
     return process.pid if process is not None else None

@@ -3,14 +3,15 @@ receivers heartbeat every 30 s. Goal: p99 latency under 200 ms for pages and for
 
 The server runs the production way: gunicorn with `web.wsgi:app` (3 workers × 8 threads, as in
 docs/deployment.md), mosquitto with every receiver's login and ACL, and PostgreSQL (or SQLite with
-`--database sqlite`). The province is seeded through the domain (`seed_province`): communes of 5
-villages with 10 receivers each, a daily bulletin at 06:00 and 17:00 for every commune (so the
-leader plans runs and publishes manifests), a week of finished broadcasts in the log, the users.
+`--database sqlite`), all started by `bench/stack.py`. The province is seeded through the domain
+(`stack.seed_province`): communes of 5 villages with 10 receivers each, a daily bulletin at 06:00
+and 17:00 for every commune (so the leader plans runs and publishes manifests), a week of finished
+broadcasts in the log, the users.
 
 Receivers are paho clients (each with its own broker login, persistent session and retained last
 will) publishing the agent's real state message (`devices.heartbeat.status_extra`) every 30 s,
 phases spread evenly so about N/30 arrive each second; they live in worker processes of at most
-`CLIENTS_PER_PROCESS` clients (paho's select() limit). Users are threads in `--generators`
+`stack.CLIENTS_PER_PROCESS` clients (paho's select() limit). Users are threads in `--generators`
 separate processes, each with its own keep-alive `requests.Session`, signed in through the real
 login form (CSRF) for pages and with an API token for the API. Each user loops dashboard → GET
 /api/v1/devices (its first page: 100 receivers and the total) → GET /api/v1/announcements (the 50
@@ -58,15 +59,15 @@ from stack import (  # noqa: E402
     USER_PASSWORD,
     ReceiverFleet,
     Stack,
-    _broker_pid,
-    _cpu_seconds,
-    _devices,
-    _tree_cpu,
-    _tree_memory,
-    _wait_devices,
+    cpu_seconds,
+    list_devices,
+    mosquitto_pid,
     process_memory,
     process_tree,
     start_stack,
+    tree_cpu,
+    tree_memory,
+    wait_devices,
 )
 
 from broadcast.service import BroadcastService  # noqa: E402
@@ -243,7 +244,7 @@ def run(
         if connected != receivers:
             raise RuntimeError(f"only {connected} of {receivers} receivers connected")
         timings["receivers_connected_s"] = time.monotonic() - started
-        timings["receivers_online_s"] = _wait_devices(
+        timings["receivers_online_s"] = wait_devices(
             stack.base, stack.province.admin_token, receivers, timeout_s=180
         )
         context = mp.get_context("spawn")
@@ -268,16 +269,16 @@ def run(
         end_at = load_at + duration_s
         plan[:] = [floor_at, load_at, end_at]
         go.set()
-        gunicorn_pid, broker_pid = stack.gunicorn.process.pid, _broker_pid(stack.broker)
+        gunicorn_pid, broker_pid = stack.gunicorn.process.pid, mosquitto_pid(stack.broker)
         database_pid = stack.postgres._process.pid if stack.postgres is not None else None
 
         def cpu_now() -> dict[str, float]:
             return {
-                "gunicorn": _tree_cpu(gunicorn_pid),
-                "mosquitto": _cpu_seconds(broker_pid) if broker_pid else 0.0,
-                "database": _tree_cpu(database_pid) if database_pid else 0.0,
+                "gunicorn": tree_cpu(gunicorn_pid),
+                "mosquitto": cpu_seconds(broker_pid) if broker_pid else 0.0,
+                "database": tree_cpu(database_pid) if database_pid else 0.0,
                 "receivers": fleet.cpu_seconds(),
-                "load_generators": sum(_cpu_seconds(p.pid) for p in generator_processes if p.pid),
+                "load_generators": sum(cpu_seconds(p.pid) for p in generator_processes if p.pid),
             }
 
         time.sleep(max(0.0, floor_at - time.monotonic()))
@@ -289,12 +290,12 @@ def run(
         load_average = os.getloadavg()[0]  # the last minute's: how shared the machine was
         measured_s = end_at - 1.0 - load_at
         memory = {
-            "gunicorn": _tree_memory(gunicorn_pid),
+            "gunicorn": tree_memory(gunicorn_pid),
             "gunicorn_processes": len(process_tree(gunicorn_pid)),
             "mosquitto": process_memory(broker_pid) if broker_pid else {},
         }
         if database_pid:
-            memory["database"] = _tree_memory(database_pid)
+            memory["database"] = tree_memory(database_pid)
         records: list[tuple[str, float, str]] = []
         for _ in generator_processes:
             records.extend(results.get(timeout=2 * REQUEST_TIMEOUT_S + 30))
@@ -425,7 +426,7 @@ def _fresh_heartbeats(base: str, token: str) -> int:
     server kept up with the heartbeats throughout."""
     now = time.time()
     count = 0
-    for device in _devices(base, token):
+    for device in list_devices(base, token):
         seen = device["last_seen"]
         if seen and now - _epoch(seen) <= HEARTBEAT_S + 5:
             count += 1

@@ -1,12 +1,15 @@
 """MPEG audio frame headers: the one parser of MP3 bytes, for the server and the receiver.
 
-Why here: both read the same 4-byte headers, and a receiver has no server extra (no `audio/`).
+Why here: the server checks and measures what it renders (`audio.mp3`), and a receiver, which
+has no server extra (no `audio/`), estimates how long a file plays (`estimated_duration_s`);
+both read the same 4-byte headers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 # Indexed by the 2-bit version field; None = reserved.
 _VERSIONS: tuple[str | None, ...] = ("2.5", None, "2", "1")
@@ -153,3 +156,26 @@ def iter_frames(data: bytes) -> Iterator[tuple[int, FrameHeader]]:
         pos = data.find(b"\xff", pos + 1)
         if pos < 0:
             return
+
+
+def estimated_duration_s(path: Path, fallback_bitrate_bps: int) -> float:
+    """Playing time from the file size and the first Layer III frame's bitrate (constant bitrate
+    assumed), reading only the first 64 KiB; `fallback_bitrate_bps` when no frame is found.
+
+    Good enough for a receiver's file sink, which only needs to take about as long as a
+    loudspeaker would; `audio.mp3.probe` counts every frame when the exact time matters."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    offset = _id3v2_size(head, 0)
+    bitrate = _first_layer3_bitrate(head, offset) or fallback_bitrate_bps
+    return max(0, size - offset) * 8 / bitrate
+
+
+def _first_layer3_bitrate(data: bytes, start: int) -> int | None:
+    """Bits per second of the first Layer III header at or after `start`."""
+    for index in range(start, len(data) - 3):
+        header = parse_frame_header(data[index : index + 4])
+        if header is not None and header.layer == 3:
+            return header.bitrate_kbps * 1000
+    return None

@@ -22,7 +22,7 @@ PUBLIC = 0o644  # media and output served or read by other users
 class AtomicOutput:
     """A temporary file that becomes its target in one rename, or never appears at all.
 
-    `path` is where to write (by name, or through `open`). `commit` renames it; leaving
+    `path` is where to write (open it, or hand its name to a program). `commit` renames it; leaving
     `atomic_output`'s block commits unless an exception left it first (then it is removed).
     """
 

@@ -8,16 +8,15 @@ Layout: ``<root>/<sha[:2]>/<sha>.mp3`` (two-character fan-out keeps directories 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 from audio.errors import AudioError, MediaNotFoundError
+from wire.files import atomic_output, write_atomic
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -27,24 +26,6 @@ TMP_PREFIX = ".incoming-"
 TMP_SUFFIX = ".tmp"
 FILE_MODE = 0o644  # the web server (or a reverse proxy) must be able to read media
 _CHUNK = 1 << 20
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename durable: the directory entry itself must reach the disk."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _new_temp(directory: Path) -> tuple[int, Path]:
-    fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=directory)
-    if hasattr(os, "fchmod"):
-        os.fchmod(fd, FILE_MODE)
-    return fd, Path(name)
 
 
 class MediaStore:
@@ -94,19 +75,15 @@ class MediaStore:
             _LOGGER.debug("media %s already stored", sha)
             return sha
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = _new_temp(dest.parent)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, dest)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-                raise
-            _fsync_directory(dest.parent)
+            write_atomic(
+                dest,
+                data,
+                mode=FILE_MODE,
+                fsync=True,
+                fsync_directory=True,
+                prefix=TMP_PREFIX,
+                suffix=TMP_SUFFIX,
+            )
         except OSError as exc:
             raise AudioError(f"cannot store media {sha} in {self.root}: {exc}") from exc
         _LOGGER.info("stored media %s (%d bytes)", sha, len(data))
@@ -119,31 +96,31 @@ class MediaStore:
         size = 0
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            with source.open("rb") as reader:
-                fd, tmp = _new_temp(self.root)
-                try:
-                    with os.fdopen(fd, "wb") as writer:
-                        while chunk := reader.read(_CHUNK):
-                            digest.update(chunk)
-                            writer.write(chunk)
-                            size += len(chunk)
-                        writer.flush()
-                        os.fsync(writer.fileno())
-                    if size == 0:
-                        raise AudioError(f"refusing to store empty media file {source}")
-                    sha = digest.hexdigest()
-                    dest = self.path(sha)
-                    if self._holds(dest, size):
-                        tmp.unlink()
-                        _LOGGER.debug("media %s already stored", sha)
-                        return sha
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tmp, dest)
-                except BaseException:
-                    with contextlib.suppress(FileNotFoundError):
-                        tmp.unlink()
-                    raise
-            _fsync_directory(dest.parent)
+            with (
+                source.open("rb") as reader,
+                atomic_output(
+                    None,
+                    directory=self.root,
+                    mode=FILE_MODE,
+                    fsync=True,
+                    fsync_directory=True,
+                    prefix=TMP_PREFIX,
+                    suffix=TMP_SUFFIX,
+                ) as output,
+            ):
+                with output.path.open("wb") as writer:
+                    while chunk := reader.read(_CHUNK):
+                        digest.update(chunk)
+                        writer.write(chunk)
+                        size += len(chunk)
+                if size == 0:
+                    raise AudioError(f"refusing to store empty media file {source}")
+                sha = digest.hexdigest()
+                if self._holds(self.path(sha), size):
+                    output.discard()
+                    _LOGGER.debug("media %s already stored", sha)
+                    return sha
+                output.commit(self.path(sha))
         except FileNotFoundError as exc:
             raise AudioError(f"media file not found: {source}") from exc
         except OSError as exc:

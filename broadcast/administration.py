@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,6 +32,7 @@ from broadcast.const import Role, ZoneKind
 from broadcast.db import Database
 from broadcast.errors import NotFound, ValidationError
 from broadcast.models import AuditEntry, Device, User, Zone
+from broadcast.paging import Page, clamp_page
 from broadcast.settings import Settings
 from wire import protocol
 from wire.config import ConfigError, MqttSettings, ReceiverConfig
@@ -97,16 +97,8 @@ class DeviceRow:
 
 
 @dataclass(frozen=True)
-class DevicePage:
-    rows: list[DeviceRow]
-    page: int
-    per_page: int
-    total: int
+class DevicePage(Page[DeviceRow]):
     zone_id: str  # the zone filter, "" for every zone
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
 
 
 @dataclass(frozen=True)
@@ -148,16 +140,8 @@ class AuditCheck:
 
 
 @dataclass(frozen=True)
-class AuditPage:
-    rows: list[AuditRow]
-    page: int
-    per_page: int
-    total: int
+class AuditPage(Page[AuditRow]):
     check: AuditCheck
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
 
 
 # --- the service ---------------------------------------------------------------------------
@@ -360,7 +344,7 @@ class Administration:
                 raise ValidationError("zone", f"Không có khu vực “{zone_id}”")
             zone_ids = zones.subtree_ids(session, [chosen]) if chosen is not None else None
             total = receivers.count_devices(session, zone_ids)
-            page = min(max(1, page), max(1, math.ceil(total / per_page)))
+            page = clamp_page(page, total, per_page)
             found = receivers.list_devices(
                 session, zone_ids, offset=(page - 1) * per_page, limit=per_page
             )
@@ -451,8 +435,7 @@ class Administration:
             _admin(session, user_id)
             result = audit.verify(session)
             total = session.scalar(select(func.count(AuditEntry.id))) or 0
-            pages = max(1, math.ceil(total / per_page))
-            page = min(max(1, page), pages)
+            page = clamp_page(page, total, per_page)
             entries = session.scalars(
                 select(AuditEntry)
                 .order_by(AuditEntry.seq.desc())

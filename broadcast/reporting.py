@@ -29,7 +29,6 @@ import calendar
 import csv
 import io
 import logging
-import math
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,6 +55,7 @@ from broadcast.models import (
     Zone,
     utcnow,
 )
+from broadcast.paging import Page, clamp_page
 from wire.protocol import Priority
 
 _LOGGER = logging.getLogger(__name__)
@@ -232,25 +232,9 @@ class LogRow:
 
 
 @dataclass(frozen=True)
-class LogPage:
-    rows: list[LogRow]
-    page: int
-    per_page: int
-    total: int
+class LogPage(Page[LogRow]):
     filter: LogFilter
     zone_names: dict[str, str] = field(default_factory=dict)  # every zone the rows name
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def has_previous(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
 
 
 @dataclass(frozen=True)
@@ -353,8 +337,7 @@ class Reports:
             wanted = _authorized_filter(session, user, wanted)
             condition = _log_condition(session, wanted)
             total = session.scalar(select(func.count(Broadcast.id)).where(condition)) or 0
-            pages = max(1, math.ceil(total / per_page))
-            page = min(max(1, page), pages)
+            page = clamp_page(page, total, per_page)
             broadcasts = list(
                 session.scalars(
                     select(Broadcast)

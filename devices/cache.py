@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from devices.http_get import HttpError, iter_body, open_url
+from wire.files import atomic_output
 from wire.protocol import SHA256_PATTERN
 
 _LOGGER = logging.getLogger(__name__)
@@ -100,10 +100,8 @@ class MediaCache:
         target = self.path(sha256)
         digest = hashlib.sha256()
         size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=_TMP_PREFIX)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
+        with atomic_output(target, fsync=True, prefix=_TMP_PREFIX) as output:
+            with output.path.open("wb") as handle:
                 for chunk in chunks:
                     if cancel is not None and cancel.is_set():
                         raise FetchCancelledError()
@@ -115,15 +113,11 @@ class MediaCache:
                         )
                     digest.update(chunk)
                     handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
             if digest.hexdigest() != sha256:
                 raise CacheError("sha256 mismatch", permanent=True)
+            output.sync()  # outside the lock: get() and evict() need not wait for the card
             with self._lock:
-                os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+                output.commit()
         self.evict(keep={sha256})
         return target
 

@@ -15,32 +15,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from wire.files import write_atomic
 
 _LOGGER = logging.getLogger(__name__)
 
 MANIFEST_FILE = "manifest.json"
 COMMANDS_FILE = "commands.json"
 MEMORY_FILE = "memory.json"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file, fsync and rename (mode 0600): all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.chmod(tmp, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ReceiverStore:

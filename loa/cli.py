@@ -11,13 +11,13 @@ import getpass
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcast.const import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_WEB_PORT
 from wire import logs
+from wire.files import PUBLIC, write_atomic
 
 if TYPE_CHECKING:
     from broadcast.brokers.mosquitto import TlsListener
@@ -456,22 +456,10 @@ def _write_atomically(path: Path, data: bytes) -> None:
     """Write next to `path`, then rename: a failure never leaves a half-written MP3."""
     from broadcast.errors import LoaError
 
-    tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        tmp = None
+        write_atomic(path, data, mode=PUBLIC, fsync=True, suffix=".tmp")
     except OSError as exc:
         raise LoaError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
 
 
 def cmd_say(args: argparse.Namespace) -> int:

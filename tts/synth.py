@@ -8,13 +8,13 @@ synthesized once per engine and voice; later calls return the file from the cach
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from wire.files import atomic_output
 
 from .engines import Engine, get_engine
 from .errors import TtsError
@@ -164,17 +164,10 @@ class Synthesizer:
     def _write_atomically(self, engine: Engine, spoken: str, path: Path) -> None:
         """Let the engine write a temporary file next to `path`, then rename it into place, so
         the cache never holds a half-written file (a crash leaves only a .tmp file)."""
-        fd, tmp_name = tempfile.mkstemp(
-            dir=self.cache_dir, prefix=f".{path.stem[:16]}-", suffix=".tmp"
-        )
-        os.close(fd)
-        tmp = Path(tmp_name)
         try:
-            engine.synthesize(spoken, tmp)
-            if tmp.stat().st_size == 0:
-                raise TtsError(f"tts engine {engine.name} wrote an empty file")
-            os.replace(tmp, path)
+            with atomic_output(path, prefix=f".{path.stem[:16]}-", suffix=".tmp") as output:
+                engine.synthesize(spoken, output.path)
+                if output.path.stat().st_size == 0:
+                    raise TtsError(f"tts engine {engine.name} wrote an empty file")
         except OSError as exc:
             raise TtsError(f"cannot write speech to {path}: {exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)

@@ -16,8 +16,6 @@ Extracting new strings: `pybabel extract -F web/babel.cfg -o /tmp/messages.pot .
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
@@ -25,6 +23,8 @@ from babel.messages.pofile import read_po
 from flask import Flask, request, session
 from flask_babel import Babel, get_locale
 from flask_login import current_user
+
+from wire.files import atomic_output
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,14 +43,11 @@ def compile_catalogs(target: Path) -> Path:
         with po_path.open("rb") as source:
             catalog = read_po(source, locale=locale)
         # a temporary name of its own: web workers starting together all compile at once
-        fd, partial = tempfile.mkstemp(dir=mo_path.parent, prefix=".messages.", suffix=".mo")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                write_mo(out, catalog)
-            os.replace(partial, mo_path)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
+        with (
+            atomic_output(mo_path, prefix=".messages.", suffix=".mo") as output,
+            output.path.open("wb") as out,
+        ):
+            write_mo(out, catalog)
     return target
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from audio import AudioError, first_frame, probe, probe_duration_s
-from audio.mp3 import iter_frames, parse_frame_header
+from wire.mp3 import iter_frames, parse_frame_header
 
 # MPEG-2 Layer III, no CRC, 32 kbps, 22050 Hz, no padding, mono.
 BROADCAST_HEADER = bytes([0xFF, 0xF3, 0x40, 0xC0])

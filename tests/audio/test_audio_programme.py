@@ -19,7 +19,7 @@ from audio import (
 )
 from audio import chime as chimes
 from audio import programme as prog
-from audio.mp3 import iter_frames
+from wire.mp3 import iter_frames
 
 SPEECH_S = 3.0
 IDENT_S = 1.5

@@ -23,7 +23,7 @@ from audio import (
     render_programme,
 )
 from audio import recording as recording_module
-from audio.mp3 import iter_frames
+from wire.mp3 import iter_frames
 
 SOURCE_S = 3.0
 NAME = "Thông báo số 3 (bản ghi).m4a"

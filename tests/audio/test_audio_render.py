@@ -17,7 +17,7 @@ from audio import AudioError, probe, probe_duration_s, render_announcement
 from audio import chime as chimes
 from audio import programme as prog
 from audio.ffmpeg import AudioSegment, ffmpeg_exe
-from audio.mp3 import iter_frames
+from wire.mp3 import iter_frames
 
 SPEECH_S = 3.0
 # MP3 adds encoder priming and padding (about two frames); decoding an MP3 input adds its own.

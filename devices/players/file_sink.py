@@ -6,23 +6,20 @@ simulated fleets and the tests can see exactly what a loudspeaker would have pla
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
 from devices.http_get import iter_body
 from devices.players import PlayContext, PlayerError, Stoppable
-from devices.players.mp3 import mp3_duration_s
 from devices.players.relay import RELAY_CHUNK, RELAY_MAX_BYTES_PER_S, copy_for, open_stream
 from devices.starts import START_WINDOW
+from wire.files import atomic_output
+from wire.mp3 import estimated_duration_s
 
 PLAYED_LOG = "played.jsonl"
 # One lock per process for appends: several simulated receivers may share a sink folder.
@@ -64,7 +61,7 @@ class FileSinkPlayer(Stoppable):
             target = self.directory / name
             _atomic_copy(Path(path), target)
             if self.realtime:
-                context.cancel.wait(max(0.0, began + mp3_duration_s(Path(path)) - time.monotonic()))
+                context.cancel.wait(max(0.0, began + _duration_s(Path(path)) - time.monotonic()))
             finished = datetime.now(UTC)
             line = {
                 **self._line(context, started, finished),
@@ -93,7 +90,11 @@ class FileSinkPlayer(Stoppable):
             name = f"{started.strftime('%Y%m%dT%H%M%S.%fZ')}-b{context.broadcast_id}-relay.mp3"
             target = self.directory / name
             limit = int(RELAY_MAX_BYTES_PER_S * (duration_s + 1))
-            with open_stream(url) as response, _atomic_writer(target) as sink:
+            with (
+                open_stream(url) as response,
+                atomic_output(target) as output,
+                output.path.open("wb") as sink,
+            ):
                 chunks = iter_body(response, url, RELAY_CHUNK, live=True)
                 received = copy_for(chunks, sink, began + duration_s, limit, context.cancel)
             seconds = time.monotonic() - began
@@ -129,16 +130,7 @@ class FileSinkPlayer(Stoppable):
         }
 
 
-@contextlib.contextmanager
-def _atomic_writer(target: Path) -> Iterator[IO[bytes]]:
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+DEFAULT_BITRATE_BPS = 32_000  # what audio.render_announcement produces
 
 
 # --- file helpers ------------------------------------------------------------------------------
@@ -146,14 +138,13 @@ def _atomic_writer(target: Path) -> Iterator[IO[bytes]]:
 
 def _atomic_copy(source: Path, target: Path) -> None:
     """Copy via a temporary name so a watcher never sees a half-written file."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(target) as output:
+        shutil.copyfile(source, output.path)
+
+
+def _duration_s(path: Path) -> float:
+    """About as long as the loudspeaker would take (32 kbps, Loa's renders, if unknown)."""
+    return estimated_duration_s(path, DEFAULT_BITRATE_BPS)
 
 
 def _append_line(path: Path, line: str) -> None:

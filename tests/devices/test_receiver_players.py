@@ -13,7 +13,6 @@ import pytest
 from devices.players import PlayContext, PlayerError, make_player
 from devices.players.command import CommandPlayer
 from devices.players.file_sink import FileSinkPlayer
-from devices.players.mp3 import mp3_duration_s
 from wire.config import ConfigError, PlayerSettings
 
 SHA = "ab" * 32
@@ -85,23 +84,6 @@ def test_cancelled_context_plays_nothing(tmp_path: Path, kit) -> None:
     ctx.cancel.set()
     player.play(source, ctx)
     assert kit.played_lines(tmp_path / "played") == []
-
-
-def test_mp3_duration_from_frame_header_and_fallback(tmp_path: Path) -> None:
-    mpeg1_128k = tmp_path / "a.mp3"
-    mpeg1_128k.write_bytes(
-        b"ID3\x03\x00\x00\x00\x00\x00\x0a"
-        + b"\0" * 10
-        + bytes([0xFF, 0xFB, 0x90, 0x64])
-        + b"\0" * 15996
-    )
-    assert mp3_duration_s(mpeg1_128k) == pytest.approx(16000 * 8 / 128_000)
-    mpeg2_32k = tmp_path / "b.mp3"
-    mpeg2_32k.write_bytes(bytes([0xFF, 0xF3, 0x40, 0xC4]) + b"\0" * 3996)  # 22.05 kHz, 32 kbps
-    assert mp3_duration_s(mpeg2_32k) == pytest.approx(1.0)
-    noise = tmp_path / "c.mp3"
-    noise.write_bytes(b"\x01" * 4000)
-    assert mp3_duration_s(noise) == pytest.approx(1.0)
 
 
 def test_command_player_substitutes_file(tmp_path: Path) -> None:

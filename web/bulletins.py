@@ -234,7 +234,7 @@ def detail(bulletin_id: int) -> str:
         return render_template(
             "bulletins/detail.html",
             bulletin=bulletin,
-            can=desk.abilities(user, bulletin),
+            may=desk.abilities(user, bulletin),
             history=desk.history(session, bulletin_id),
             schedules=bulletin_schedules(session, bulletin_id),
             zones=reachable,

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-postgres fuzz lint bench clean constraints
+.PHONY: demo test test-fast test-postgres fuzz lint bench clean constraints
 
 # Every install is held to constraints.txt: the versions the suite last passed with.
 EXTRAS := server,test,lint,browser,speech
@@ -35,6 +35,12 @@ TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/loa tests/web
+
+# The inner loop: the in-process tests (domain, web, speech, audio, wire), no brokers, receivers,
+# servers or browsers; tests there that start one carry the `integration` marker.
+FAST_TESTS := tests/wire tests/tts tests/audio tests/broadcast tests/web
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not integration' $(FAST_TESTS)
 
 # Only the PostgreSQL pass (Debian's postgresql package).
 test-postgres: $(STAMP)

@@ -818,11 +818,6 @@ class BroadcastService:
     # --- helpers ------------------------------------------------------------------------------
 
     @staticmethod
-    def can_manage_content(user: User) -> bool:
-        """Bulletins and schedules are the culture officer's (and the admin's) work."""
-        return user.role in CONTENT_ROLES
-
-    @staticmethod
     def can_announce(user: User) -> bool:
         return user.role in ANNOUNCE_ROLES
 

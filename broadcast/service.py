@@ -288,10 +288,6 @@ class BroadcastService:
 
     # --- the programme -------------------------------------------------------------------------
 
-    def refresh_programme(self, force_manifests: bool = False) -> None:
-        """Plan, schedule and publish manifests now (the leader's job, `broadcast.leader`)."""
-        self.leader.refresh(force_manifests)
-
     def _programme_changed(self) -> None:
         """Tell the leader (this process or another) to plan and publish again."""
         sequences.next_value(self.db.engine, sequences.PROGRAMME_REVISION)

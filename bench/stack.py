@@ -36,6 +36,7 @@ from broadcast.brokers.access import hash_password  # noqa: E402
 from broadcast.brokers.mosquitto import MosquittoBroker  # noqa: E402
 from broadcast.const import BroadcastStatus, DeliveryState, Role, ScheduleKind, ZoneKind  # noqa: E402
 from broadcast.models import Device, User, utcnow  # noqa: E402
+from broadcast.permissions import Action  # noqa: E402
 from broadcast.service import BroadcastService, ScheduleRequest  # noqa: E402
 from broadcast.settings import Settings  # noqa: E402
 from devices.heartbeat import Snapshot, status_extra  # noqa: E402
@@ -141,7 +142,7 @@ def _add_history(service: BroadcastService, communes: list[str], admin_id: int) 
     """A week of finished broadcasts per commune, as the log of a running province looks."""
     now = utcnow()
     with service.db.session() as session:
-        admin = accounts.require_user(session, admin_id, (Role.ADMIN,))
+        admin = accounts.require_user(session, admin_id, Action.ADMINISTER)
         for day in range(HISTORY_DAYS, 0, -1):
             for commune in communes:
                 zone = zones.get_zone(session, commune)

@@ -28,7 +28,6 @@ import ipaddress
 import logging
 import math
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,9 +36,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
+from broadcast import permissions
 from broadcast.const import Role
-from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.errors import NotFound, ValidationError
 from broadcast.models import ApiToken, LoginAttempt, User, Zone, utcnow
+from broadcast.permissions import Action
 
 _LOGGER = logging.getLogger(__name__)
 _HASHER = PasswordHasher()
@@ -71,7 +72,7 @@ def create_user(
         raise ValidationError("username", "must be 1 to 80 characters")
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise ValidationError("username", f"user {username!r} already exists")
-    if role == Role.VILLAGE_HEAD and (zone_id is None or session.get(Zone, zone_id) is None):
+    if permissions.needs_village(role) and (zone_id is None or session.get(Zone, zone_id) is None):
         raise ValidationError("zone", "a village head needs the id of an existing village")
     user = User(
         username=username,
@@ -146,14 +147,10 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def require_user(session: Session, user_id: int, roles: Iterable[Role | str]) -> User:
-    """The active user `user_id` if their role is one of `roles`; else PermissionDenied."""
-    user = session.get(User, user_id)
-    if user is None or not user.active:
-        raise PermissionDenied("unknown or disabled user")
-    if user.role not in {Role(role).value for role in roles}:
-        raise PermissionDenied(f"role {user.role!r} may not do this")
-    return user
+def require_user(session: Session, user_id: int, action: Action) -> User:
+    """The active user `user_id` if `permissions` lets their role do `action`; else
+    PermissionDenied."""
+    return permissions.require(session.get(User, user_id), action)
 
 
 @dataclass(frozen=True)

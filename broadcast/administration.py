@@ -27,19 +27,19 @@ import segno
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcast import accounts, audit, receivers, zones
+from broadcast import accounts, audit, permissions, receivers, zones
 from broadcast.const import Role, ZoneKind
 from broadcast.db import Database
 from broadcast.errors import NotFound, ValidationError
 from broadcast.models import AuditEntry, Device, User, Zone
 from broadcast.paging import Page, clamp_page
+from broadcast.permissions import Action
 from broadcast.settings import Settings
 from wire import protocol
 from wire.config import ConfigError, MqttSettings, ReceiverConfig
 
 _LOGGER = logging.getLogger(__name__)
 
-ADMIN_ROLES = (Role.ADMIN,)
 AUDIT_PER_PAGE = 50
 DEVICES_PER_PAGE = 100
 MAX_NAME_CHARS = 200
@@ -247,7 +247,7 @@ class Administration:
             user = _target_user(session, target_id)
             chosen_role = _clean_role(role)
             zone = _clean_user_zone(session, chosen_role, zone_id)
-            if chosen_role != Role.ADMIN:
+            if not permissions.allowed(chosen_role, Action.ADMINISTER):  # may not lock self out
                 _check_not_self(admin, user)
             previous = {"role": user.role, "zone": user.zone_id}
             user.role = chosen_role.value
@@ -544,7 +544,7 @@ def qr_svg(payload: str) -> QrCode:
 
 
 def _admin(session: Session, user_id: int) -> User:
-    return accounts.require_user(session, user_id, ADMIN_ROLES)
+    return accounts.require_user(session, user_id, Action.ADMINISTER)
 
 
 def _user_row(user: User) -> UserRow:
@@ -590,7 +590,7 @@ def _clean_role(role: str) -> Role:
 
 
 def _clean_user_zone(session: Session, role: Role, zone_id: str) -> Zone | None:
-    if role != Role.VILLAGE_HEAD:
+    if not permissions.needs_village(role):
         return None
     zone = session.get(Zone, zone_id) if zone_id else None
     if zone is None or zone.kind != ZoneKind.VILLAGE:

@@ -18,9 +18,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 import tts
-from broadcast import clock, receivers, targets, zones
+from broadcast import clock, permissions, receivers, targets, zones
 from broadcast.const import (
-    ANNOUNCE_ROLES,
     MAX_RELAY_MINUTES,
     MAX_REPEAT,
     MAX_TEXT_CHARS,
@@ -29,10 +28,10 @@ from broadcast.const import (
     BroadcastStatus,
     ContentKind,
     DeliveryState,
-    Role,
 )
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.models import Broadcast, Delivery, Device, DevicePresence, User, Zone, utcnow
+from broadcast.permissions import Action
 from broadcast.targets import Targets
 from wire.protocol import (
     ContentType,
@@ -479,7 +478,7 @@ def listening_scope(session: Session, user: User) -> ListeningScope | None:
     """What plays on a village head's loudspeakers: broadcasts to their village, its sub-zones
     or any zone above it (a commune-wide bulletin sounds there too), or to their receivers.
     None for the other roles, who see the whole network."""
-    if user.role != Role.VILLAGE_HEAD:
+    if not permissions.own_village_only(user.role, Action.VIEW):
         return None
     own = zones.visible_zones(session, user)
     heard = {above.id for zone in own for above in zones.ancestors_and_self(zone)}
@@ -526,10 +525,10 @@ def has_ended(broadcast: Broadcast) -> bool:
 def check_can_cancel(session: Session, user: User, broadcast: Broadcast) -> None:
     """Who may stop or correct a broadcast: someone who may announce and could have sent it to
     every one of its targets (a village head: not a commune-wide one). PermissionDenied else."""
-    if user.role not in ANNOUNCE_ROLES:
+    if not permissions.allowed(user.role, Action.CANCEL_BROADCAST):
         raise PermissionDenied(f"user {user.username!r} may not stop or correct broadcasts")
     chosen = targets.stored(session, broadcast.zone_ids, broadcast.device_ids or [])
-    targets.check_can_target(session, user, chosen)
+    targets.check_can_target(session, user, chosen, Action.CANCEL_BROADCAST)
 
 
 @dataclass(frozen=True)

@@ -29,20 +29,17 @@ from sqlalchemy.orm import Session
 
 import audio
 import tts
-from broadcast import accounts, audit, broadcasts, documents, rendering, targets
-from broadcast.const import MAX_TITLE_CHARS, ContentKind, Role, ZoneKind
+from broadcast import accounts, audit, broadcasts, documents, permissions, rendering, targets
+from broadcast.const import MAX_TITLE_CHARS, ContentKind, ZoneKind
 from broadcast.db import Database
 from broadcast.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from broadcast.models import AuditEntry, Bulletin, User, Zone, utcnow
+from broadcast.permissions import Action
 from broadcast.settings import Settings
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 
-WRITERS = (Role.ADMIN, Role.OFFICER)
-REVIEWERS = (Role.ADMIN, Role.LEADER)
-READERS = (Role.ADMIN, Role.OFFICER, Role.LEADER, Role.VIEWER)
-LISTENERS = (Role.ADMIN, Role.OFFICER, Role.LEADER)  # may render a preview
 MAX_COMMENT_CHARS = 2000
 
 
@@ -150,18 +147,23 @@ class BulletinDesk:
     # --- who may do what ----------------------------------------------------------------------
 
     def abilities(self, user: User, bulletin: Bulletin | None = None) -> Abilities:
-        write = user.role in WRITERS
+        write = permissions.allowed(user.role, Action.WRITE_BULLETIN)
         if bulletin is None:
             return Abilities(write, False, False, False, False, False)
         status = bulletin.status
-        own = bulletin.created_by_id == user.id and user.role != Role.ADMIN
+        own = bulletin.created_by_id == user.id and not permissions.allowed(
+            user.role, Action.APPROVE_OWN_BULLETIN
+        )
         return Abilities(
             write=write,
             edit=write and self._editable(status),
             submit=write and status == BulletinStatus.DRAFT,
-            review=user.role in REVIEWERS and status == BulletinStatus.SUBMITTED and not own,
+            review=permissions.allowed(user.role, Action.APPROVE_BULLETIN)
+            and status == BulletinStatus.SUBMITTED
+            and not own,
             play=write and status == BulletinStatus.APPROVED,
-            preview=user.role in LISTENERS and bulletin.kind != ContentKind.RELAY,
+            preview=permissions.allowed(user.role, Action.PREVIEW_BULLETIN)
+            and bulletin.kind != ContentKind.RELAY,
         )
 
     def _editable(self, status: str) -> bool:
@@ -174,7 +176,7 @@ class BulletinDesk:
     @staticmethod
     def read(session: Session, user_id: int, bulletin_id: int) -> tuple[User, Bulletin]:
         """A bulletin for someone allowed to read bulletins (not a village head)."""
-        user = accounts.require_user(session, user_id, READERS)
+        user = accounts.require_user(session, user_id, Action.READ_BULLETINS)
         return user, get_bulletin(session, bulletin_id)
 
     @staticmethod
@@ -182,7 +184,7 @@ class BulletinDesk:
         session: Session, user_id: int, status: str = "", limit: int = 100
     ) -> list[Bulletin]:
         """The newest bulletins, of one status when given (a leader's "Chờ duyệt")."""
-        accounts.require_user(session, user_id, READERS)
+        accounts.require_user(session, user_id, Action.READ_BULLETINS)
         query = select(Bulletin).order_by(Bulletin.id.desc()).limit(limit)
         if status:
             try:
@@ -226,7 +228,7 @@ class BulletinDesk:
     ) -> tts.BroadcastScript:
         """What an official document becomes when read aloud; the officer edits it before saving."""
         with self.db.session() as session:
-            accounts.require_user(session, user_id, WRITERS)
+            accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
         return self._script(document, with_opening)
 
     def _script(self, document: object, with_opening: bool) -> tts.BroadcastScript:
@@ -248,7 +250,7 @@ class BulletinDesk:
     ) -> tts.BroadcastScript:
         """An uploaded .txt or .docx, as an editable script (`broadcast.documents`)."""
         with self.db.session() as session:
-            accounts.require_user(session, user_id, WRITERS)
+            accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
         return self._script(documents.extract_text(file_name, data), with_opening)
 
     def create_bulletin(
@@ -256,7 +258,7 @@ class BulletinDesk:
     ) -> int:
         """A text to be read by the speech engine; `source_name` is the uploaded file's name."""
         with self.db.session() as session:
-            user = accounts.require_user(session, user_id, WRITERS)
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
             clean = broadcasts.clean_text(text)
             bulletin = Bulletin(
                 title=_clean_title(title, broadcasts.default_title(clean)),
@@ -271,13 +273,13 @@ class BulletinDesk:
     ) -> int:
         """A recording as content: validated, loudness-normalized, transcoded, then stored."""
         with self.db.session() as session:
-            accounts.require_user(session, user_id, WRITERS)
+            accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
         name = _clean_title(title)
         if not name:
             raise ValidationError("title", "a recording needs a title")
         sha256 = rendering.store_recording(self.media, upload, original_name).sha256
         with self.db.session() as session:
-            user = accounts.require_user(session, user_id, WRITERS)
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
             bulletin = Bulletin(
                 title=name,
                 text=name,
@@ -292,7 +294,7 @@ class BulletinDesk:
     ) -> int:
         """Tiếp sóng: the provincial or national radio stream, relayed for a set time."""
         with self.db.session() as session:
-            user = accounts.require_user(session, user_id, WRITERS)
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
             url = broadcasts.clean_relay_url(relay_url)
             length = broadcasts.clean_relay_minutes(minutes)
             name = _clean_title(title, f"Tiếp sóng {url}"[:MAX_TITLE_CHARS])
@@ -335,7 +337,7 @@ class BulletinDesk:
         """Change the title (and a text bulletin's script) of a draft or rejected bulletin; a
         rejected one becomes a draft again, to be submitted anew."""
         with self.db.session() as session:
-            user = accounts.require_user(session, user_id, WRITERS)
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
             bulletin = get_bulletin(session, bulletin_id)
             if not self._editable(bulletin.status):
                 raise Conflict(
@@ -375,7 +377,7 @@ class BulletinDesk:
     def submit(self, user_id: int, bulletin_id: int) -> None:
         """Send a draft to the leaders for approval (trình duyệt)."""
         with self.db.session() as session:
-            user = accounts.require_user(session, user_id, WRITERS)
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
             bulletin = get_bulletin(session, bulletin_id)
             self._expect(bulletin, (BulletinStatus.DRAFT,), "trình duyệt")
             bulletin.status = BulletinStatus.SUBMITTED.value
@@ -403,9 +405,11 @@ class BulletinDesk:
         if len(text) > MAX_COMMENT_CHARS:
             raise ValidationError("comment", f"Ý kiến dài quá {MAX_COMMENT_CHARS} ký tự.")
         with self.db.session() as session:
-            user = accounts.require_user(session, user_id, REVIEWERS)
+            user = accounts.require_user(session, user_id, Action.APPROVE_BULLETIN)
             bulletin = get_bulletin(session, bulletin_id)
-            if bulletin.created_by_id == user.id and user.role != Role.ADMIN:
+            if bulletin.created_by_id == user.id and not permissions.allowed(
+                user.role, Action.APPROVE_OWN_BULLETIN
+            ):
                 raise PermissionDenied("không ai tự duyệt bản tin của chính mình")
             verb = "duyệt" if decision == BulletinStatus.APPROVED else "trả lại"
             self._expect(bulletin, (BulletinStatus.SUBMITTED,), verb)
@@ -438,7 +442,7 @@ class BulletinDesk:
         """Render a bulletin as it would play (without sending it) and return its media sha256;
         the leader listens before approving."""
         with self.db.session() as session:
-            accounts.require_user(session, user_id, LISTENERS)
+            accounts.require_user(session, user_id, Action.PREVIEW_BULLETIN)
             bulletin = get_bulletin(session, bulletin_id)
             if bulletin.kind == ContentKind.RELAY:
                 raise ValidationError("bulletin", "tiếp sóng không có bản nghe thử")
@@ -456,7 +460,7 @@ class BulletinDesk:
     ) -> int:
         """Send an approved bulletin now (phát ngay)."""
         with self.db.session() as session:
-            user = accounts.require_user(session, user_id, WRITERS)
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
             bulletin = get_bulletin(session, bulletin_id)
             check_playable(bulletin)
             chosen = targets.resolve(session, zone_ids, device_ids)

@@ -24,16 +24,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import audio
-from broadcast import accounts, clock, planning, programmes, targets, zones
-from broadcast.const import BroadcastStatus, Role, ZoneKind
+from broadcast import accounts, clock, permissions, planning, programmes, targets, zones
+from broadcast.const import BroadcastStatus, ZoneKind
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.models import Broadcast, Schedule, User, Zone, utcnow
+from broadcast.permissions import Action
 
 _LOGGER = logging.getLogger(__name__)
 
-ROLES = (Role.ADMIN, Role.OFFICER, Role.LEADER, Role.VIEWER, Role.VILLAGE_HEAD)
-CANCEL_ROLES = (Role.ADMIN, Role.OFFICER)  # `BroadcastService.cancel_schedule`
-BULLETIN_ROLES = (Role.ADMIN, Role.OFFICER, Role.LEADER, Role.VIEWER)  # bulletin pages
 LEFT_OUT = (BroadcastStatus.FAILED.value, BroadcastStatus.CANCELLED.value)
 
 
@@ -127,7 +125,7 @@ def week_calendar(
 
     `media`, when given, measures announcements' recorded length; without it they count as
     instants."""
-    user = accounts.require_user(session, user_id, ROLES)
+    user = accounts.require_user(session, user_id, Action.VIEW)
     zone = _chosen_zone(session, user, zone_id)
     now = now or utcnow()
     monday = monday_of(week or programmes.local_today(now))
@@ -148,14 +146,15 @@ def week_calendar(
         start=monday,
         days=days,
         schedules=schedules,
-        can_cancel=user.role in CANCEL_ROLES,
-        can_open_bulletins=user.role in BULLETIN_ROLES,
+        can_cancel=permissions.allowed(user.role, Action.SCHEDULE),
+        can_open_bulletins=permissions.allowed(user.role, Action.READ_BULLETINS),
     )
 
 
 def _chosen_zone(session: Session, user: User, zone_id: str) -> Zone:
-    own = user.zone if user.role == Role.VILLAGE_HEAD else None
-    if user.role == Role.VILLAGE_HEAD and own is None:
+    own_only = permissions.own_village_only(user.role, Action.VIEW)
+    own = user.zone if own_only else None
+    if own_only and own is None:
         raise PermissionDenied(f"village head {user.username!r} has no village")
     if zone_id:
         zone = zones.get_zone(session, zone_id)

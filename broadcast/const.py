@@ -32,10 +32,6 @@ class Role(StrEnum):
     VIEWER = "viewer"  # xem
 
 
-# who may send urgent notices (and stop or correct what they could have sent)
-ANNOUNCE_ROLES = (Role.ADMIN, Role.OFFICER, Role.VILLAGE_HEAD)
-
-
 class BroadcastStatus(StrEnum):
     PENDING = "pending"  # waiting for speech synthesis
     SCHEDULED = "scheduled"  # a planned run, in the receivers' manifests, not yet due

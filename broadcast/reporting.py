@@ -41,8 +41,8 @@ from sqlalchemy import ColumnElement, String, and_, cast, exists, func, or_, sel
 from sqlalchemy.orm import Session, selectinload
 
 import audio
-from broadcast import accounts, clock, zones
-from broadcast.const import BroadcastStatus, DeliveryState, Role
+from broadcast import accounts, clock, permissions, zones
+from broadcast.const import BroadcastStatus, DeliveryState
 from broadcast.db import Database
 from broadcast.errors import PermissionDenied, ValidationError
 from broadcast.models import (
@@ -56,11 +56,11 @@ from broadcast.models import (
     utcnow,
 )
 from broadcast.paging import Page, clamp_page
+from broadcast.permissions import Action
 from wire.protocol import Priority
 
 _LOGGER = logging.getLogger(__name__)
 
-REPORT_ROLES = (Role.ADMIN, Role.OFFICER, Role.LEADER, Role.VIEWER, Role.VILLAGE_HEAD)
 PER_PAGE = 50
 MAX_PER_PAGE = 200
 
@@ -323,7 +323,7 @@ class Reports:
 
     def zone_choices(self, user_id: int) -> list[ZoneChoice]:
         with self._db.session() as session:
-            user = accounts.require_user(session, user_id, REPORT_ROLES)
+            user = accounts.require_user(session, user_id, Action.READ_REPORTS)
             return [ZoneChoice(z.id, z.name, z.kind) for z in _ordered(_scope_zones(session, user))]
 
     # the log
@@ -333,7 +333,7 @@ class Reports:
     ) -> LogPage:
         per_page = max(1, min(per_page, MAX_PER_PAGE))
         with self._db.session() as session:
-            user = accounts.require_user(session, user_id, REPORT_ROLES)
+            user = accounts.require_user(session, user_id, Action.READ_REPORTS)
             wanted = _authorized_filter(session, user, wanted)
             condition = _log_condition(session, wanted)
             total = session.scalar(select(func.count(Broadcast.id)).where(condition)) or 0
@@ -362,7 +362,7 @@ class Reports:
     def log_csv(self, user_id: int, wanted: LogFilter) -> bytes:
         """One row per broadcast of the filter, with its delivery counts."""
         with self._db.session() as session:
-            user = accounts.require_user(session, user_id, REPORT_ROLES)
+            user = accounts.require_user(session, user_id, Action.READ_REPORTS)
             wanted = _authorized_filter(session, user, wanted)
             broadcasts = _all_broadcasts(session, wanted)
             devices = _zone_device_ids(session, wanted.zone_id)
@@ -421,7 +421,7 @@ class Reports:
     def deliveries_csv(self, user_id: int, wanted: LogFilter) -> bytes:
         """One row per delivery (receiver × broadcast) of the filter."""
         with self._db.session() as session:
-            user = accounts.require_user(session, user_id, REPORT_ROLES)
+            user = accounts.require_user(session, user_id, Action.READ_REPORTS)
             wanted = _authorized_filter(session, user, wanted)
             broadcasts = _all_broadcasts(session, wanted)
             devices = _zone_device_ids(session, wanted.zone_id)
@@ -479,7 +479,7 @@ class Reports:
         now = utcnow()
         measured_until = max(start, min(end, now))
         with self._db.session() as session:
-            user = accounts.require_user(session, user_id, REPORT_ROLES)
+            user = accounts.require_user(session, user_id, Action.READ_REPORTS)
             scope = _scope_zones(session, user)
             if zone_id:
                 chosen = _authorized_zone(session, user, zone_id)
@@ -733,9 +733,7 @@ def _time_of(broadcast: Broadcast) -> datetime:
 
 
 def _scope_zones(session: Session, user: User) -> list[Zone]:
-    if user.role == Role.VILLAGE_HEAD:
-        return zones.subtree(user.zone) if user.zone is not None else []
-    return list(session.scalars(select(Zone)))
+    return zones.zones_for(session, user, Action.READ_REPORTS)
 
 
 def _ordered(found: Iterable[Zone]) -> list[Zone]:
@@ -757,7 +755,7 @@ def _authorized_filter(session: Session, user: User, wanted: LogFilter) -> LogFi
     if wanted.zone_id is not None:
         _authorized_zone(session, user, wanted.zone_id)
         return wanted
-    if user.role == Role.VILLAGE_HEAD:
+    if permissions.own_village_only(user.role, Action.READ_REPORTS):
         if user.zone_id is None:
             raise PermissionDenied(f"village head {user.username!r} has no village")
         return replace(wanted, zone_id=user.zone_id)
@@ -879,7 +877,6 @@ def _zone_names(session: Session) -> dict[str, str]:
 __all__ = [
     "CONTENT_LABELS",
     "PRIORITY_LABELS",
-    "REPORT_ROLES",
     "SOURCE_LABELS",
     "STATUS_LABELS",
     "DeliveryCounts",

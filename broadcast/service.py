@@ -34,6 +34,7 @@ from broadcast import (
     audit,
     broadcasts,
     clock,
+    permissions,
     planning,
     programmes,
     receivers,
@@ -47,11 +48,9 @@ from broadcast.administration import Administration
 from broadcast.answerback import Answer, AnswerBackWriter, Rejected
 from broadcast.bulletin_desk import BulletinDesk, check_playable
 from broadcast.const import (
-    ANNOUNCE_ROLES,
     SERVER_MQTT_USERNAME,
     BroadcastStatus,
     ContentKind,
-    Role,
     ScheduleKind,
 )
 from broadcast.db import Database
@@ -65,14 +64,13 @@ from broadcast.errors import (
 from broadcast.leader import ProgrammeLeader
 from broadcast.locks import process_lock
 from broadcast.models import Broadcast, Bulletin, Device, Schedule, User, utcnow
+from broadcast.permissions import Action
 from broadcast.reporting import Reports
 from broadcast.scheduler_lock import Leadership
 from broadcast.settings import Secrets, Settings
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
-
-CONTENT_ROLES = (Role.ADMIN, Role.OFFICER)
 
 
 @dataclass(frozen=True)
@@ -320,7 +318,7 @@ class BroadcastService:
         """Validate, authorize and queue an announcement for synthesis and dispatch at once
         (given `recording_sha256`, a stored recording plays instead of the spoken text)."""
         with self.db.session() as session:
-            user = self._user(session, user_id, ANNOUNCE_ROLES)
+            user = self._user(session, user_id, Action.ANNOUNCE)
             clean = broadcasts.clean_text(text, spoken=recording_sha256 is None)
             level = broadcasts.clean_priority(priority)
             count = broadcasts.clean_repeat(repeat)
@@ -372,7 +370,7 @@ class BroadcastService:
         them), without storing or sending anything: what the confirm step shows. `text=None`
         for a recording."""
         with self.db.session() as session:
-            user = self._user(session, user_id, ANNOUNCE_ROLES)
+            user = self._user(session, user_id, Action.ANNOUNCE)
             clean = "" if text is None else broadcasts.clean_text(text)
             level = broadcasts.clean_priority(priority)
             count = broadcasts.clean_repeat(repeat)
@@ -394,7 +392,7 @@ class BroadcastService:
         """A recording from a phone for an announcement: validated, loudness-normalized and
         transcoded by `audio.import_recording`, then kept in the media store (not sent)."""
         with self.db.session() as session:
-            self._user(session, user_id, ANNOUNCE_ROLES)
+            self._user(session, user_id, Action.ANNOUNCE)
         stored = rendering.store_recording(self.media, upload, original_name)
         return AnnouncementRecording(stored.sha256, stored.duration_s)
 
@@ -512,7 +510,7 @@ class BroadcastService:
         if self.dispatcher is None:
             raise ServiceUnavailable("this server runs without an MQTT connection")
         with self.db.session() as session:
-            user = self._user(session, user_id, ANNOUNCE_ROLES)
+            user = self._user(session, user_id, Action.ANNOUNCE)
             broadcast = broadcasts.get_broadcast(session, broadcast_id)
             if not broadcasts.can_view(session, user, broadcast):
                 raise NotFound(f"broadcast {broadcast_id}")
@@ -600,7 +598,7 @@ class BroadcastService:
         key. Receivers get the runs through their manifests."""
         now = utcnow()
         with self.db.session() as session:
-            user = self._user(session, user_id, CONTENT_ROLES)
+            user = self._user(session, user_id, Action.SCHEDULE)
             bulletin = session.get(Bulletin, request.bulletin_id)
             if bulletin is None:
                 raise ValidationError("bulletin", f"unknown bulletin {request.bulletin_id}")
@@ -700,7 +698,7 @@ class BroadcastService:
     def cancel_schedule(self, user_id: int, schedule_id: int) -> None:
         """No more runs: waiting ones are cancelled and leave the receivers' manifests."""
         with self.db.session() as session:
-            user = self._user(session, user_id, CONTENT_ROLES)
+            user = self._user(session, user_id, Action.SCHEDULE)
             schedule = session.get(Schedule, schedule_id)
             if schedule is None:
                 raise NotFound(f"schedule {schedule_id}")
@@ -719,7 +717,7 @@ class BroadcastService:
         """A new receiver: broker credentials, its config file, and a manifest of its own.
         From the web an admin (`user_id`) registers it; the CLI passes no user."""
         with self.db.session() as session:
-            admin = None if user_id is None else self._user(session, user_id, (Role.ADMIN,))
+            admin = None if user_id is None else self._user(session, user_id, Action.ADMINISTER)
             _device, path = registry.register_device(
                 session, self.settings, self.public_key_text, device_id, zone_id, name=name
             )
@@ -815,8 +813,8 @@ class BroadcastService:
 
     @staticmethod
     def can_announce(user: User) -> bool:
-        return user.role in ANNOUNCE_ROLES
+        return permissions.allowed(user.role, Action.ANNOUNCE)
 
     @staticmethod
-    def _user(session: Session, user_id: int, roles: tuple[Role, ...]) -> User:
-        return accounts.require_user(session, user_id, roles)
+    def _user(session: Session, user_id: int, action: Action) -> User:
+        return accounts.require_user(session, user_id, action)

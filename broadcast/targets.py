@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from broadcast import zones
 from broadcast.errors import PermissionDenied, ValidationError
 from broadcast.models import Device, User, Zone
+from broadcast.permissions import Action
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -92,9 +93,12 @@ def stored(session: Session, zone_ids: Iterable[str], device_ids: Iterable[str])
     return Targets(tuple(found_zones), tuple(found_devices))
 
 
-def check_can_target(session: Session, user: User, targets: Targets) -> None:
-    zones.check_can_target(session, user, targets.zones)
-    allowed = {zone.id for zone in zones.reachable_zones(session, user)}
+def check_can_target(
+    session: Session, user: User, targets: Targets, action: Action = Action.ANNOUNCE
+) -> None:
+    """PermissionDenied unless `user` may do `action` (announce, cancel) in every target's zone."""
+    zones.check_can_target(session, user, targets.zones, action)
+    allowed = {zone.id for zone in zones.zones_for(session, user, action)}
     for device in targets.devices:
         if device.zone_id not in allowed:
             raise PermissionDenied(

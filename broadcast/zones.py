@@ -8,9 +8,11 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from broadcast.const import Role, ZoneKind
+from broadcast import permissions
+from broadcast.const import ZoneKind
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.models import Device, User, Zone
+from broadcast.permissions import Action, Reach
 from wire.protocol import ID_PATTERN
 
 _LOGGER = logging.getLogger(__name__)
@@ -107,24 +109,31 @@ def subtree_ids(session: Session, chosen: Iterable[Zone]) -> set[str] | None:
     return None if len(wanted) >= every else wanted
 
 
-def reachable_zones(session: Session, user: User) -> list[Zone]:
-    """The zones a user may broadcast to: a village head only their own village (and below)."""
-    if user.role in (Role.ADMIN, Role.OFFICER):
+def zones_for(session: Session, user: User, action: Action) -> list[Zone]:
+    """The zones where `user` may do `action`, by its `permissions.Reach`: every zone, their
+    own village and below, or none."""
+    reach = permissions.reach(user.role, action)
+    if reach == Reach.COMMUNE:
         return list(session.scalars(select(Zone).order_by(Zone.kind, Zone.name)))
-    if user.role == Role.VILLAGE_HEAD and user.zone is not None:
+    if reach == Reach.OWN_VILLAGE and user.zone is not None:
         return subtree(user.zone)
     return []
 
 
+def reachable_zones(session: Session, user: User) -> list[Zone]:
+    """The zones a user may broadcast to: a village head only their own village (and below)."""
+    return zones_for(session, user, Action.ANNOUNCE)
+
+
 def visible_zones(session: Session, user: User) -> list[Zone]:
     """The zones a user may see: everyone sees the commune, except a village head (own village)."""
-    if user.role == Role.VILLAGE_HEAD:
-        return subtree(user.zone) if user.zone is not None else []
-    return list(session.scalars(select(Zone).order_by(Zone.kind, Zone.name)))
+    return zones_for(session, user, Action.VIEW)
 
 
-def check_can_target(session: Session, user: User, zones: Iterable[Zone]) -> None:
-    allowed = {zone.id for zone in reachable_zones(session, user)}
+def check_can_target(
+    session: Session, user: User, zones: Iterable[Zone], action: Action = Action.ANNOUNCE
+) -> None:
+    allowed = {zone.id for zone in zones_for(session, user, action)}
     for zone in zones:
         if zone.id not in allowed:
             raise PermissionDenied(f"user {user.username!r} may not broadcast to zone {zone.id!r}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher, profiles
 from service_support import make_service
-from support import BROKER_KINDS, LOOPBACK, AmqttProcess, RunningBroker, free_port
+from support import BROKER_KINDS, LOOPBACK, AmqttProcess, RunningBroker, free_port, free_ports
 
 from broadcast import accounts
 from broadcast.brokers import BrokerAccess, BrokerError
@@ -46,14 +46,14 @@ def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
             raise ValueError(f"unknown broker kind {kind!r}; expected one of {BROKER_KINDS}")
         last_error: BrokerError | None = None
         for attempt in range(3):  # another process may grab the free port before we bind it
-            port = free_port()
+            port, other_port = free_ports(2)
             server_port = port  # amqtt: one listener for all
             directory = tmp_path / f"{kind}-{len(started)}-{attempt}"
             broker: AmqttProcess | MosquittoBroker
             if kind == "amqtt":
                 broker = AmqttProcess(directory, LOOPBACK, port, access)
             else:
-                server_port = free_port()
+                server_port = other_port
                 broker = MosquittoBroker(directory, LOOPBACK, port, access, server_port=server_port)
             started.append(broker)
             try:

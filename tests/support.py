@@ -6,6 +6,7 @@ bounded in time so a broken broker fails a test instead of hanging it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -38,9 +39,20 @@ REPO_ROOT = Path(broadcast.__file__).resolve().parent.parent
 
 def free_port(host: str = LOOPBACK) -> int:
     """A TCP port nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """`count` different free ports: all are held while the kernel picks, so two calls in a row
+    cannot hand out the same port twice (they did: a mosquitto with both listeners on one)."""
+    with contextlib.ExitStack() as held:
+        sockets = [
+            held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 @dataclass

@@ -28,12 +28,20 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
-from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
+from flask_login import (
+    LoginManager,
+    UserMixin,
+    current_user,
+    login_required,
+    login_user,
+    logout_user,
+)
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
-from broadcast import accounts, audit
+from broadcast import accounts, audit, permissions
 from broadcast.models import User
+from broadcast.permissions import Action
 from web import get_service
 
 _LOGGER = logging.getLogger(__name__)
@@ -63,6 +71,10 @@ class CurrentUser(UserMixin):
 
     credential_stamp: str = ""
 
+    def can(self, action: Action | str) -> bool:
+        """Whether `permissions` lets this user's role do `action`: what the pages offer."""
+        return permissions.allowed(self.role, Action(action))
+
     def get_id(self) -> str:
         """The session remembers the user and a stamp of their password: a new password (set
         by themself or reset by an admin) ends every other session at its next request."""
@@ -85,8 +97,23 @@ def credential_stamp(user: User) -> str:
     return hashlib.sha256(f"loa-session:{user.password_hash}".encode()).hexdigest()[:16]
 
 
+def can(action: str) -> bool:
+    """The templates' `can("announce")`: whether the signed-in user may do an `Action` (an
+    unknown action name fails the page rather than hiding a button)."""
+    return bool(current_user.is_authenticated) and current_user.can(action)
+
+
+def reach(action: str) -> str | None:
+    """The templates' `reach("announce")`: where the signed-in user may do it ("commune",
+    "own_village"), or None."""
+    if not current_user.is_authenticated:
+        return None
+    return permissions.reach(current_user.role, Action(action))
+
+
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
+    app.jinja_env.globals.update(can=can, reach=reach)
 
 
 @login_manager.user_loader

@@ -24,10 +24,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from broadcast import accounts, bulletin_desk, zones
-from broadcast.const import Role
+from broadcast import accounts, bulletin_desk, permissions, zones
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
 from broadcast.models import Schedule
+from broadcast.permissions import Action
 from broadcast.service import ScheduleRequest
 from web import get_service
 from web.views import WEEKDAY_LABELS, user_row
@@ -87,9 +87,16 @@ def _require_writer() -> None:
     """The forms that create content are the officer's and the admin's (checked again on save)."""
     with get_service().db.session() as session:
         try:
-            accounts.require_user(session, user_row(session).id, bulletin_desk.WRITERS)
+            accounts.require_user(session, user_row(session).id, Action.WRITE_BULLETIN)
         except PermissionDenied:
             abort(403)
+
+
+def _reviewer_only(role: str) -> bool:
+    """A reviewer who writes nothing (the leader) opens the bulletins waiting for review."""
+    return permissions.allowed(role, Action.APPROVE_BULLETIN) and not permissions.allowed(
+        role, Action.WRITE_BULLETIN
+    )
 
 
 def _back(default: str) -> str:
@@ -111,7 +118,7 @@ def index() -> str:
     desk = service.bulletins
     with service.db.session() as session:
         user = user_row(session)
-        default = bulletin_desk.BulletinStatus.SUBMITTED if user.role == Role.LEADER else ALL
+        default = bulletin_desk.BulletinStatus.SUBMITTED if _reviewer_only(user.role) else ALL
         status = request.args.get("status", default)
         try:
             bulletins = desk.listing(session, user.id, "" if status == ALL else status)
@@ -227,7 +234,7 @@ def detail(bulletin_id: int) -> str:
         return render_template(
             "bulletins/detail.html",
             bulletin=bulletin,
-            can=desk.abilities(user, bulletin),
+            may=desk.abilities(user, bulletin),
             history=desk.history(session, bulletin_id),
             schedules=bulletin_schedules(session, bulletin_id),
             zones=reachable,

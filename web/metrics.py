@@ -23,10 +23,10 @@ from prometheus_client.core import (
 )
 from sqlalchemy import func, select
 
-from broadcast import accounts, sequences
-from broadcast.const import Role
+from broadcast import accounts, permissions, sequences
 from broadcast.db import Database
 from broadcast.models import Broadcast, Delivery, Device, utcnow
+from broadcast.permissions import Action
 from web import get_service
 
 _LOGGER = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def _allowed() -> bool:
         return False
     with get_service().db.session() as session:
         user = accounts.user_for_token(session, token.strip())
-        return user is not None and user.role == Role.ADMIN.value
+        return user is not None and permissions.allowed(user.role, Action.ADMINISTER)
 
 
 @bp.get("/metrics")

@@ -17,6 +17,8 @@ from sqlalchemy import Engine, create_engine, text
 from broadcast.locks import AdvisoryLock, FileLock, advisory_key, process_lock
 from broadcast.scheduler_lock import Leadership
 
+pytestmark = pytest.mark.integration  # a PostgreSQL server
+
 
 @pytest.fixture
 def engine(postgres_server: object) -> Iterator[Engine]:

@@ -32,6 +32,8 @@ from wire import protocol
 from wire.config import ReceiverConfig
 from wire.protocol import Priority
 
+pytestmark = pytest.mark.integration  # service processes and an embedded broker
+
 HELPER = Path(__file__).with_name("service_process.py")
 MANIFEST = protocol.device_manifest_topic("loa-a-01")
 

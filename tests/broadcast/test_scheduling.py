@@ -37,6 +37,7 @@ def _local_in(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).astimezone(LOCAL_TZ).isoformat()
 
 
+@pytest.mark.integration  # an embedded broker
 def test_once_schedule_survives_restart(tmp_path: Path, broker_port: int) -> None:
     first = make_service(tmp_path / "data", mqtt_port=broker_port, connect_mqtt=True)
     users: Users = seed_commune(first)

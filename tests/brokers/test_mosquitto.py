@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import LOOPBACK, MqttProbe, RunningBroker, connected, free_port
+from support import LOOPBACK, MqttProbe, RunningBroker, connected, free_port, free_ports
 
 from broadcast.brokers import BrokerAccess, BrokerError, device_user, server_user
 from broadcast.brokers import mosquitto as mosquitto_module
@@ -88,8 +88,9 @@ def test_missing_mosquitto_is_one_clear_line(
     broker_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(mosquitto_module.shutil, "which", lambda *_a, **_k: None)
+    port, server_port = free_ports(2)
     with pytest.raises(BrokerError) as caught:
-        MosquittoBroker(broker_dir, LOOPBACK, free_port(), ACCESS, server_port=free_port()).start()
+        MosquittoBroker(broker_dir, LOOPBACK, port, ACCESS, server_port=server_port).start()
     assert str(caught.value) == "mosquitto not found: install the Debian package 'mosquitto'"
 
 
@@ -116,7 +117,8 @@ def test_bad_config_reports_mosquittos_own_error_line(
         return conf
 
     monkeypatch.setattr(mosquitto_module, "write_config", broken)
-    broker = MosquittoBroker(broker_dir, LOOPBACK, free_port(), ACCESS, server_port=free_port())
+    port, server_port = free_ports(2)
+    broker = MosquittoBroker(broker_dir, LOOPBACK, port, ACCESS, server_port=server_port)
     with pytest.raises(BrokerError) as caught:
         broker.start()
     message = str(caught.value)
@@ -126,7 +128,7 @@ def test_bad_config_reports_mosquittos_own_error_line(
 
 
 def test_queued_commands_and_retained_state_survive_a_mosquitto_restart(broker_dir: Path) -> None:
-    port, server_port = free_port(), free_port()
+    port, server_port = free_ports(2)
     running = RunningBroker("mosquitto", LOOPBACK, port, server_port)
     broker = MosquittoBroker(broker_dir, LOOPBACK, port, ACCESS, server_port=server_port)
     broker.start()

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from service_support import seed_commune
-from support import LOOPBACK, QUIET_S, REPO_ROOT, MqttProbe, RunningBroker, free_port
+from support import LOOPBACK, QUIET_S, REPO_ROOT, MqttProbe, RunningBroker, free_port, free_ports
 
 from broadcast import registry
 from broadcast.administration import QR_CA_FILE, config_qr
@@ -201,7 +201,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Setup]
     """A service whose own link and whose receivers' configs use TLS, two registered receivers,
     and mosquitto started from the production config `loa mqtt-config` writes for them."""
     root = tmp_path_factory.mktemp("tls")
-    plain_port, tls_port, server_tls_port = free_port(), free_port(), free_port()
+    plain_port, tls_port, server_tls_port = free_ports(3)
     settings = Settings(
         data_dir=root / "data",
         port=8099,

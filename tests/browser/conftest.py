@@ -25,7 +25,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 from processes import LoaProcess, wait_devices
-from support import REPO_ROOT, free_port
+from support import REPO_ROOT, free_ports
 
 from broadcast import accounts
 from broadcast.const import Role
@@ -99,7 +99,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def demo_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSystem]:
     """`loa demo` on free ports with the demo commune, its receivers and the test users."""
     data = tmp_path_factory.mktemp("browser") / "var"
-    port, mqtt_port = free_port(), free_port()
+    port, mqtt_port = free_ports(2)
     settings = Settings(data_dir=data, port=port, mqtt_port=mqtt_port)
     service = BroadcastService(settings, connect_mqtt=False)
     try:

@@ -301,7 +301,11 @@ def test_two_receivers_start_together(
             started = wait_item(watcher, kit, "sync", EventKind.STARTED, device)
             wait_item(watcher, kit, "sync", EventKind.FINISHED, device)
             [line] = kit.played_lines(tmp_path / device / "played")
-            assert abs(started.at - kit.started_at(line)) < 0.005
+            # the event carries the moment the run recorded just before the player began (not
+            # when it was published, which waits for the start window): never after the sound.
+            # How close before is the machine's scheduling, bounded by the on-time promise below
+            # (a 5 ms bound here failed at a load of 11 on two cores; 1 µs: the log keeps µs).
+            assert -1e-6 <= kit.started_at(line) - started.at < ON_TIME_S, (started.at, line)
             starts.append(kit.started_at(line))
         assert all(abs(start - at) < ON_TIME_S for start in starts), [s - at for s in starts]
         assert abs(starts[0] - starts[1]) < ON_TIME_S

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from processes import LoaProcess
 from service_support import approved_bulletin
-from support import REPO_ROOT, free_port
+from support import REPO_ROOT, free_ports
 
 from broadcast import accounts, registry, zones
 from broadcast.const import Role, ZoneKind
@@ -100,7 +100,7 @@ def server(
 ) -> Iterator[Server]:
     """The server on SQLite, or on a fresh PostgreSQL database with `--db postgresql`."""
     data = tmp_path_factory.mktemp("fuzz") / "var"
-    port, mqtt_port = free_port(), free_port()
+    port, mqtt_port = free_ports(2)
     env = {}
     if request.config.getoption("--db") == "postgresql":
         postgres = request.getfixturevalue("postgres_server")

@@ -16,7 +16,7 @@ from processes import (
     start_server_and_fleet,
     wait_for_status,
 )
-from support import LOOPBACK, free_port
+from support import LOOPBACK, free_port, free_ports
 
 from broadcast import registry
 from broadcast.brokers.mosquitto import MosquittoBroker
@@ -66,7 +66,7 @@ def _check_urgent_announcement(base: str, token: str, receivers_dir: Path) -> No
 
 
 def test_demo_on_embedded_broker(tmp_path: Path, loa_processes: list[LoaProcess]) -> None:
-    port, mqtt_port = free_port(), free_port()
+    port, mqtt_port = free_ports(2)
     data = tmp_path / "var"
     demo = LoaProcess(
         "demo",
@@ -93,7 +93,7 @@ def test_demo_on_embedded_broker(tmp_path: Path, loa_processes: list[LoaProcess]
 
 
 def test_server_fleet_and_mosquitto(tmp_path: Path, loa_processes: list[LoaProcess]) -> None:
-    port, mqtt_port = free_port(), free_port()
+    port, mqtt_port = free_ports(2)
     data = tmp_path / "var"
     server_mqtt_port = free_port()  # mosquitto: the server has a listener of its own
     settings = Settings(

@@ -18,7 +18,7 @@ from processes import (
     wait_devices,
 )
 from service_support import approved_bulletin
-from support import LOOPBACK, AmqttProcess, free_port
+from support import LOOPBACK, AmqttProcess, free_ports
 
 from broadcast import registry
 from broadcast.brokers import BrokerAccess, BrokerError
@@ -70,10 +70,10 @@ def test_broker_restart_during_dispatch(
     tmp_path: Path, broker_kind: str, loa_processes: list[LoaProcess]
 ) -> None:
     count = 50
-    port, mqtt_port = free_port(), free_port()
+    port, mqtt_port, own_port = free_ports(3)
     data = tmp_path / "var"
     # mosquitto gives the server a listener of its own; amqtt one for all
-    server_mqtt_port = free_port() if broker_kind == "mosquitto" else mqtt_port
+    server_mqtt_port = own_port if broker_kind == "mosquitto" else mqtt_port
     settings = Settings(
         data_dir=data, port=port, mqtt_port=server_mqtt_port, device_mqtt_port=mqtt_port
     )
@@ -133,10 +133,10 @@ def test_server_killed_before_scheduled_bulletin(
 ) -> None:
     count = 10
     lead_s = 25
-    port, mqtt_port = free_port(), free_port()
+    port, mqtt_port, own_port = free_ports(3)
     data = tmp_path / "var"
     # mosquitto gives the server a listener of its own; amqtt one for all
-    server_mqtt_port = free_port() if broker_kind == "mosquitto" else mqtt_port
+    server_mqtt_port = own_port if broker_kind == "mosquitto" else mqtt_port
     settings = Settings(
         data_dir=data, port=port, mqtt_port=server_mqtt_port, device_mqtt_port=mqtt_port
     )

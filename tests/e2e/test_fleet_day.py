@@ -23,7 +23,7 @@ from processes import (
     wait_for_status,
 )
 from service_support import approved_bulletin
-from support import LOOPBACK, free_port
+from support import LOOPBACK, free_port, free_ports
 
 from broadcast import registry
 from broadcast.brokers.mosquitto import MosquittoBroker
@@ -93,7 +93,7 @@ def test_fleet_day(tmp_path: Path, loa_processes: list[LoaProcess]) -> None:
     threading.Thread(target=stream.serve_forever, daemon=True).start()
     relay_url = f"http://{LOOPBACK}:{stream.server_address[1]}/live.mp3"
 
-    port, mqtt_port = free_port(), free_port()
+    port, mqtt_port = free_ports(2)
     data = tmp_path / "var"
     receivers = data / "receivers"
     server_mqtt_port = free_port()  # mosquitto: the server has a listener of its own

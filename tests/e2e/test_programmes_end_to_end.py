@@ -13,7 +13,7 @@ from pathlib import Path
 
 from processes import LoaProcess, http_json, played_lines, wait_for_status
 from service_support import approved_bulletin
-from support import LOOPBACK, free_port
+from support import LOOPBACK, free_port, free_ports
 
 from broadcast import registry
 from broadcast.brokers.mosquitto import MosquittoBroker
@@ -52,7 +52,7 @@ def _plan(service: BroadcastService) -> int:
 def test_a_planned_run_plays_together_from_the_manifests(
     tmp_path: Path, loa_processes: list[LoaProcess]
 ) -> None:
-    port, mqtt_port = free_port(), free_port()
+    port, mqtt_port = free_ports(2)
     data = tmp_path / "var"
     server_mqtt_port = free_port()  # mosquitto: the server has a listener of its own
     settings = Settings(

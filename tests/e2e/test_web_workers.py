@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from processes import LoaProcess, http_json, plays_of, wait_devices, wait_for_status
-from support import LOOPBACK, free_port
+from support import LOOPBACK, free_port, free_ports
 
 from broadcast import registry
 from broadcast.brokers.mosquitto import MosquittoBroker
@@ -31,7 +31,7 @@ FINAL = {"finished", "partial", "failed"}
 def test_three_workers_one_scheduler_every_broadcast_once(
     tmp_path: Path, loa_processes: list[LoaProcess]
 ) -> None:
-    port, mqtt_port = free_port(), free_port()
+    port, mqtt_port = free_ports(2)
     data = tmp_path / "var"
     server_mqtt_port = free_port()  # mosquitto: the server has a listener of its own
     settings = Settings(

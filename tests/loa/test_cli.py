@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import LOOPBACK, REPO_ROOT, free_port, self_signed_ca_pem
+from support import LOOPBACK, REPO_ROOT, free_port, free_ports, self_signed_ca_pem
 
 
 def loa(*args: str, stdin: str = "", timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
@@ -45,9 +45,9 @@ def _one_clear_line(result: subprocess.CompletedProcess[str], *needles: str) -> 
 
 
 def test_serve_with_broker_unreachable(tmp_path: Path) -> None:
-    mqtt_port = free_port()
+    web_port, mqtt_port = free_ports(2)
     result = loa(
-        "serve", "--data", str(tmp_path), "--port", str(free_port()), "--mqtt-port", str(mqtt_port)
+        "serve", "--data", str(tmp_path), "--port", str(web_port), "--mqtt-port", str(mqtt_port)
     )
     _one_clear_line(result, f"127.0.0.1:{mqtt_port}", "unreachable")
 
@@ -209,8 +209,8 @@ def test_mqtt_config_gives_each_device_its_own_topics(tmp_path: Path) -> None:
     from wire import protocol
     from wire.config import ReceiverConfig
 
-    data, out, port = tmp_path / "data", tmp_path / "mosquitto", free_port()
-    server_port = free_port()
+    data, out = tmp_path / "data", tmp_path / "mosquitto"
+    port, server_port = free_ports(2)
     _commune(data)
     for device_id, zone in (("loa-a-01", "thon-a"), ("loa-b-01", "thon-b")):
         added = loa("device", "add", device_id, "--zone", zone, "--data", str(data))

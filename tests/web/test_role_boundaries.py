@@ -1,9 +1,10 @@
-"""Every role boundary, page by page and API call by API call, from one table.
+"""Every role boundary, page by page and API call by API call, from `broadcast.permissions`.
 
-`PAGES` and `API` say which roles may use each route; the tests check that every other role is
-refused (403, or 404 where the object is hidden from them), that allowed roles get through on
-the reading routes, and that the tables name every route the app has, so a new route cannot be
-added without deciding who may use it.
+`PAGES` and `API` say which `Action` each route needs (or that it is public, or needs only a
+sign-in); who may use it is read from the permissions table, never restated here. The tests
+check that every other role is refused (403, or 404 where the object is hidden from them), that
+allowed roles get through on the reading routes, and that the tables name every route the app
+has, so a new route cannot be added without deciding which action it is.
 """
 
 from __future__ import annotations
@@ -18,17 +19,50 @@ from flask.testing import FlaskClient
 from service_support import Users, approved_bulletin
 from web_support import csrf_token, login
 
-from broadcast.const import ScheduleKind
+from broadcast import permissions
+from broadcast.const import Role, ScheduleKind
+from broadcast.permissions import Action, Reach
 from broadcast.service import BroadcastService, ScheduleRequest
 from wire.protocol import Priority
 
-ROLES = ("admin", "officer", "leader", "head-a", "viewer")
-ALL = frozenset(ROLES)
-CONTENT = frozenset({"admin", "officer"})
-READERS = frozenset({"admin", "officer", "leader", "viewer"})  # commune-wide readers
-ANNOUNCERS = frozenset({"admin", "officer", "head-a"})
-ADMIN = frozenset({"admin"})
+# the users of the fixtures and their roles; head-a is the village head of Thôn A
+USERS = {
+    "admin": Role.ADMIN,
+    "officer": Role.OFFICER,
+    "leader": Role.LEADER,
+    "head-a": Role.VILLAGE_HEAD,
+    "viewer": Role.VIEWER,
+}
+ROLES = tuple(USERS)
 PUBLIC = "public"
+SIGNED_IN = "signed in"  # any role, e.g. to sign out
+
+
+@dataclass(frozen=True)
+class InThonB:
+    """The route acts in Thôn B (on an object there, or `?zone=thon-b`): a role that may do
+    `action` only within its own village is refused, as head-a's village is Thôn A."""
+
+    action: Action
+
+
+Need = Action | InThonB | str
+
+
+def allowed_users(need: Need) -> frozenset[str] | str:
+    """Who may use a route that needs `need`, from the permissions table."""
+    if need == PUBLIC:
+        return PUBLIC
+    if need == SIGNED_IN:
+        return frozenset(USERS)
+    if isinstance(need, InThonB):
+        return frozenset(
+            name
+            for name, role in USERS.items()
+            if permissions.reach(role, need.action) == Reach.COMMUNE
+        )
+    assert isinstance(need, Action), need
+    return frozenset(name for name, role in USERS.items() if permissions.allowed(role, need))
 
 
 @dataclass(frozen=True)
@@ -43,81 +77,89 @@ class Objects:
     device: str = "loa-b-01"
 
 
-# endpoint: {method: allowed roles}; PUBLIC routes need no login at all
-PAGES: dict[str, dict[str, Any]] = {
-    "dashboard.index": {"GET": ALL},
+# endpoint: {method: what it needs}
+PAGES: dict[str, dict[str, Need]] = {
+    "dashboard.index": {"GET": Action.VIEW},
     "auth.login": {"GET": PUBLIC, "POST": PUBLIC},
-    "auth.logout": {"POST": ALL},
+    "auth.logout": {"POST": SIGNED_IN},
     "media.media": {"GET": PUBLIC},
     "favicon": {"GET": PUBLIC},  # browsers ask before anyone signs in
     "metrics.metrics": {"GET": PUBLIC},  # loopback or an admin token: tests/web/test_metrics.py
-    "admin.index": {"GET": ADMIN},
-    "admin.audit_log": {"GET": ADMIN},
-    "admin.devices": {"GET": ADMIN, "POST": ADMIN},
-    "admin.device": {"GET": ADMIN},
-    "admin.device_config": {"GET": ADMIN},
-    "admin.device_config_svg": {"GET": ADMIN},
-    "admin.device_qr": {"GET": ADMIN},
-    "admin.users": {"GET": ADMIN, "POST": ADMIN},
-    "admin.set_active": {"POST": ADMIN},
-    "admin.reset_password": {"POST": ADMIN},
-    "admin.change_role": {"POST": ADMIN},
-    "admin.zones": {"GET": ADMIN, "POST": ADMIN},
-    "admin.rename_zone": {"POST": ADMIN},
-    "announce.new": {"GET": ANNOUNCERS},
-    "announce.prepare": {"POST": ANNOUNCERS},
-    "announce.confirm": {"POST": ANNOUNCERS},
-    "announce.detail": {"GET": READERS},  # a Thôn B broadcast: hidden from head-a
-    "announce.events": {"GET": READERS},
-    "announce.status": {"GET": READERS},
-    "announce.cancel": {"POST": CONTENT},
-    "bulletins.index": {"GET": READERS},
-    "bulletins.detail": {"GET": READERS},
-    "bulletins.new": {"GET": CONTENT, "POST": CONTENT},
-    "bulletins.edit": {"GET": CONTENT, "POST": CONTENT},
-    "bulletins.submit": {"POST": CONTENT},
-    "bulletins.approve": {"POST": frozenset({"admin", "leader"})},
-    "bulletins.reject": {"POST": frozenset({"admin", "leader"})},
-    "bulletins.preview": {"POST": frozenset({"admin", "officer", "leader"})},
-    "bulletins.schedule": {"POST": CONTENT},
-    "bulletins.send": {"POST": CONTENT},
-    "bulletins.upload_recording": {"POST": CONTENT},
-    "bulletins.create_relay": {"POST": CONTENT},
-    "bulletins.cancel_schedule": {"POST": CONTENT},
-    "calendar.week": {"GET": READERS},  # of Thôn B
-    "reports.index": {"GET": READERS},  # of Thôn B
-    "reports.broadcasts_csv": {"GET": READERS},
-    "reports.deliveries_csv": {"GET": READERS},
-    "reports.monthly": {"GET": READERS},
-    "reports.monthly_csv": {"GET": READERS},
+    "admin.index": {"GET": Action.ADMINISTER},
+    "admin.audit_log": {"GET": Action.ADMINISTER},
+    "admin.devices": {"GET": Action.ADMINISTER, "POST": Action.ADMINISTER},
+    "admin.device": {"GET": Action.ADMINISTER},
+    "admin.device_config": {"GET": Action.ADMINISTER},
+    "admin.device_config_svg": {"GET": Action.ADMINISTER},
+    "admin.device_qr": {"GET": Action.ADMINISTER},
+    "admin.users": {"GET": Action.ADMINISTER, "POST": Action.ADMINISTER},
+    "admin.set_active": {"POST": Action.ADMINISTER},
+    "admin.reset_password": {"POST": Action.ADMINISTER},
+    "admin.change_role": {"POST": Action.ADMINISTER},
+    "admin.zones": {"GET": Action.ADMINISTER, "POST": Action.ADMINISTER},
+    "admin.rename_zone": {"POST": Action.ADMINISTER},
+    "announce.new": {"GET": Action.ANNOUNCE},
+    "announce.prepare": {"POST": Action.ANNOUNCE},
+    "announce.confirm": {"POST": Action.ANNOUNCE},
+    "announce.detail": {"GET": InThonB(Action.VIEW)},
+    "announce.events": {"GET": InThonB(Action.VIEW)},
+    "announce.status": {"GET": InThonB(Action.VIEW)},
+    "announce.cancel": {"POST": InThonB(Action.CANCEL_BROADCAST)},
+    "bulletins.index": {"GET": Action.READ_BULLETINS},
+    "bulletins.detail": {"GET": Action.READ_BULLETINS},
+    "bulletins.new": {"GET": Action.WRITE_BULLETIN, "POST": Action.WRITE_BULLETIN},
+    "bulletins.edit": {"GET": Action.WRITE_BULLETIN, "POST": Action.WRITE_BULLETIN},
+    "bulletins.submit": {"POST": Action.WRITE_BULLETIN},
+    "bulletins.approve": {"POST": Action.APPROVE_BULLETIN},
+    "bulletins.reject": {"POST": Action.APPROVE_BULLETIN},
+    "bulletins.preview": {"POST": Action.PREVIEW_BULLETIN},
+    "bulletins.schedule": {"POST": Action.SCHEDULE},
+    "bulletins.send": {"POST": Action.WRITE_BULLETIN},
+    "bulletins.upload_recording": {"POST": Action.WRITE_BULLETIN},
+    "bulletins.create_relay": {"POST": Action.WRITE_BULLETIN},
+    "bulletins.cancel_schedule": {"POST": Action.SCHEDULE},
+    "calendar.week": {"GET": InThonB(Action.VIEW)},
+    "reports.index": {"GET": InThonB(Action.READ_REPORTS)},
+    "reports.broadcasts_csv": {"GET": InThonB(Action.READ_REPORTS)},
+    "reports.deliveries_csv": {"GET": InThonB(Action.READ_REPORTS)},
+    "reports.monthly": {"GET": InThonB(Action.READ_REPORTS)},
+    "reports.monthly_csv": {"GET": InThonB(Action.READ_REPORTS)},
 }
 ZONE_QUERY = {"calendar.week", *(name for name in PAGES if name.startswith("reports."))}
 
-API: dict[tuple[str, str], Any] = {
+API: dict[tuple[str, str], Need] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
-    ("GET", "/zones"): ALL,
-    ("GET", "/devices"): ALL,
-    ("GET", "/announcements"): ALL,
-    ("POST", "/announcements"): ANNOUNCERS,
-    ("POST", "/announcements/recording"): ANNOUNCERS,
-    ("GET", "/announcements/{broadcast_id}"): READERS,
-    ("POST", "/announcements/{broadcast_id}/cancel"): CONTENT,
-    ("GET", "/schedules"): READERS,
-    ("POST", "/schedules"): CONTENT,
-    ("GET", "/schedules/{schedule_id}"): READERS,
-    ("DELETE", "/schedules/{schedule_id}"): CONTENT,
-    ("GET", "/bulletins"): READERS,
-    ("POST", "/bulletins"): CONTENT,
-    ("GET", "/bulletins/{bulletin_id}"): READERS,
-    ("PATCH", "/bulletins/{bulletin_id}"): CONTENT,
-    ("POST", "/bulletins/{bulletin_id}/submit"): CONTENT,
-    ("POST", "/bulletins/{bulletin_id}/approve"): frozenset({"admin", "leader"}),
-    ("POST", "/bulletins/{bulletin_id}/reject"): frozenset({"admin", "leader"}),
-    ("POST", "/bulletins/{bulletin_id}/send"): CONTENT,
-    ("GET", "/reports/broadcasts?zone=thon-b"): READERS,
-    ("GET", "/reports/monthly?month=2026-11&zone=thon-b"): READERS,
+    ("GET", "/zones"): Action.VIEW,
+    ("GET", "/devices"): Action.VIEW,
+    ("GET", "/announcements"): Action.VIEW,
+    ("POST", "/announcements"): Action.ANNOUNCE,
+    ("POST", "/announcements/recording"): Action.ANNOUNCE,
+    ("GET", "/announcements/{broadcast_id}"): InThonB(Action.VIEW),
+    ("POST", "/announcements/{broadcast_id}/cancel"): InThonB(Action.CANCEL_BROADCAST),
+    ("GET", "/schedules"): Action.READ_BULLETINS,
+    ("POST", "/schedules"): Action.SCHEDULE,
+    ("GET", "/schedules/{schedule_id}"): Action.READ_BULLETINS,
+    ("DELETE", "/schedules/{schedule_id}"): Action.SCHEDULE,
+    ("GET", "/bulletins"): Action.READ_BULLETINS,
+    ("POST", "/bulletins"): Action.WRITE_BULLETIN,
+    ("GET", "/bulletins/{bulletin_id}"): Action.READ_BULLETINS,
+    ("PATCH", "/bulletins/{bulletin_id}"): Action.WRITE_BULLETIN,
+    ("POST", "/bulletins/{bulletin_id}/submit"): Action.WRITE_BULLETIN,
+    ("POST", "/bulletins/{bulletin_id}/approve"): Action.APPROVE_BULLETIN,
+    ("POST", "/bulletins/{bulletin_id}/reject"): Action.APPROVE_BULLETIN,
+    ("POST", "/bulletins/{bulletin_id}/send"): Action.WRITE_BULLETIN,
+    ("GET", "/reports/broadcasts?zone=thon-b"): InThonB(Action.READ_REPORTS),
+    ("GET", "/reports/monthly?month=2026-11&zone=thon-b"): InThonB(Action.READ_REPORTS),
 }
+
+
+def test_every_action_guards_a_route() -> None:
+    """No row of the table is dead: each action but the four-eyes exception (checked in
+    tests/broadcast/test_bulletin_desk.py) is what some route needs."""
+    needs = [*(need for rules in PAGES.values() for need in rules.values()), *API.values()]
+    named = {need.action if isinstance(need, InThonB) else need for need in needs}
+    assert set(Action) - named == {Action.APPROVE_OWN_BULLETIN}
 
 
 @pytest.fixture
@@ -176,7 +218,8 @@ def test_pages_refuse_every_role_not_allowed(
     login(client, role)
     token = csrf_token(client, "/")
     for endpoint, rules in PAGES.items():
-        for method, allowed in rules.items():
+        for method, need in rules.items():
+            allowed = allowed_users(need)
             if allowed == PUBLIC or role in allowed:
                 continue
             url = _page_url(app, endpoint, objects)
@@ -191,7 +234,8 @@ def test_allowed_roles_can_read(
 ) -> None:
     login(client, role)
     for endpoint, rules in PAGES.items():
-        allowed = rules.get("GET")
+        need = rules.get("GET")
+        allowed = None if need is None else allowed_users(need)
         if allowed is None or allowed == PUBLIC or role not in allowed:
             continue
         if endpoint == "announce.events":
@@ -203,8 +247,8 @@ def test_allowed_roles_can_read(
 
 def test_pages_need_a_login(app: Flask, client: FlaskClient, objects: Objects) -> None:
     for endpoint, rules in PAGES.items():
-        for method, allowed in rules.items():
-            if allowed == PUBLIC:
+        for method, need in rules.items():
+            if need == PUBLIC:
                 continue
             url = _page_url(app, endpoint, objects)
             response = client.open(url, method=method)
@@ -230,7 +274,8 @@ def test_api_refuses_every_role_not_allowed(
     client: FlaskClient, objects: Objects, tokens: dict[str, str], role: str
 ) -> None:
     headers = {"Authorization": f"Bearer {tokens[role]}"}
-    for (method, path), allowed in API.items():
+    for (method, path), need in API.items():
+        allowed = allowed_users(need)
         url = "/api/v1" + path.format(
             broadcast_id=objects.broadcast,
             schedule_id=objects.schedule,

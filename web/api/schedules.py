@@ -13,10 +13,10 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from broadcast import accounts
-from broadcast.bulletin_desk import READERS  # who reads the programme also reads bulletins
 from broadcast.errors import NotFound, ValidationError
 from broadcast.models import Schedule
-from broadcast.service import CONTENT_ROLES, ScheduleRequest
+from broadcast.permissions import Action
+from broadcast.service import ScheduleRequest
 from web import get_service, inputs
 from web.api import bp, current_user_id, json_body, token_required
 from web.serialize import schedule_json
@@ -32,7 +32,7 @@ SCHEDULE_FIELDS = (
 @token_required
 def list_schedules() -> Response:
     with get_service().db.session() as session:
-        accounts.require_user(session, current_user_id(), READERS)
+        accounts.require_user(session, current_user_id(), Action.READ_BULLETINS)
         rows = session.scalars(
             select(Schedule)
             .where(Schedule.active.is_(True), Schedule.ended_at.is_(None))
@@ -46,7 +46,7 @@ def list_schedules() -> Response:
 def create_schedule() -> tuple[Response, int]:
     service = get_service()
     with service.db.session() as session:  # refuse before pointing at the body's mistakes
-        accounts.require_user(session, current_user_id(), CONTENT_ROLES)
+        accounts.require_user(session, current_user_id(), Action.SCHEDULE)
     data = json_body(
         '{"bulletin": 7, "kind": "daily", "time_of_day": "06:00", "zones": ["xa"]}',
         SCHEDULE_FIELDS,
@@ -84,7 +84,7 @@ def create_schedule() -> tuple[Response, int]:
 def get_schedule(schedule_id: int) -> Response:
     service = get_service()
     with service.db.session() as session:
-        accounts.require_user(session, current_user_id(), READERS)
+        accounts.require_user(session, current_user_id(), Action.READ_BULLETINS)
         row = session.get(Schedule, schedule_id)
         if row is None:
             raise NotFound(f"schedule {schedule_id}")

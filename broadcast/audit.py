@@ -7,7 +7,7 @@ first, which serializes them on SQLite and PostgreSQL alike, so two processes ne
 the same entry. An entry is written in the same transaction as the action it records.
 
 "From where" comes from the boundary the action entered by: the web layer sets the client's
-address for each request (`origin_scope`), the CLI sets "cli"; the leader's own work is
+address for each request (`set_origin`), the CLI sets "cli"; the leader's own work is
 "system".
 """
 
@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
@@ -61,18 +59,8 @@ class Action(StrEnum):
     KEYS_ROTATE = "keys.rotate"
 
 
-@contextmanager
-def origin_scope(origin: str) -> Iterator[None]:
-    """Actions recorded inside come from `origin` (e.g. "web 203.0.113.5", "api 10.0.0.7")."""
-    token = _origin.set(origin[:200])
-    try:
-        yield
-    finally:
-        _origin.reset(token)
-
-
 def set_origin(origin: str) -> None:
-    """For a boundary that has no scope to close (one CLI command per process)."""
+    """Set by each boundary as work enters it: each web request, each CLI command."""
     _origin.set(origin[:200])
 
 

@@ -32,9 +32,6 @@ class ProcessLock(Protocol):
 
     description: str
 
-    @property
-    def held(self) -> bool: ...
-
     def acquire(self, blocking: bool = False) -> bool: ...
 
     def release(self) -> None: ...
@@ -49,10 +46,6 @@ class FileLock:
         self.path = path
         self.description = str(path)
         self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
 
     def acquire(self, blocking: bool = False) -> bool:
         if self._fd is not None:
@@ -90,10 +83,6 @@ class AdvisoryLock:
         self.key = advisory_key(name)
         self.description = f"PostgreSQL advisory lock {name!r} ({self.key})"
         self._connection: Connection | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._connection is not None
 
     def acquire(self, blocking: bool = False) -> bool:
         if self._connection is not None:

@@ -82,15 +82,6 @@ class Scheduler:
                 name=f"broadcast {broadcast_id}",
             )
 
-    def run_times(self) -> dict[int, datetime]:
-        """Waiting runs by broadcast id → UTC time (naive), for tests and the dashboard."""
-        result = {}
-        for job in self._scheduler.get_jobs():
-            if job.id.startswith(RUN_PREFIX) and job.next_run_time is not None:
-                at = job.next_run_time.astimezone(UTC).replace(tzinfo=None)
-                result[int(job.id.removeprefix(RUN_PREFIX))] = at
-        return result
-
     def _log_problem(self, event: JobExecutionEvent) -> None:
         if event.exception is not None:
             _LOGGER.error("job %s failed: %s", event.job_id, event.exception)

@@ -286,10 +286,6 @@ class BroadcastService:
 
     # --- the programme -------------------------------------------------------------------------
 
-    def refresh_programme(self, force_manifests: bool = False) -> None:
-        """Plan, schedule and publish manifests now (the leader's job, `broadcast.leader`)."""
-        self.leader.refresh(force_manifests)
-
     def _programme_changed(self) -> None:
         """Tell the leader (this process or another) to plan and publish again."""
         sequences.next_value(self.db.engine, sequences.PROGRAMME_REVISION)
@@ -814,11 +810,6 @@ class BroadcastService:
         self._apply_answers([event])
 
     # --- helpers ------------------------------------------------------------------------------
-
-    @staticmethod
-    def can_manage_content(user: User) -> bool:
-        """Bulletins and schedules are the culture officer's (and the admin's) work."""
-        return permissions.allowed(user.role, Action.SCHEDULE)
 
     @staticmethod
     def can_announce(user: User) -> bool:

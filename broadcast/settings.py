@@ -8,12 +8,13 @@ passwords anywhere.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 import secrets
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,16 +38,6 @@ _SERVER_TLS_LABELS = {
     "cert_file": "LOA_MQTT_TLS_CERT",
     "key_file": "LOA_MQTT_TLS_KEY",
 }
-
-
-def trusted_proxies_from(env: Mapping[str, str]) -> int:
-    """LOA_TRUSTED_PROXIES: how many reverse proxies in front set X-Forwarded-For (unset: 0)."""
-    proxies = env.get("LOA_TRUSTED_PROXIES", "").strip()
-    if proxies and not proxies.isdigit():
-        raise LoaError(
-            f"LOA_TRUSTED_PROXIES must be the number of proxies in front, not {proxies!r}"
-        )
-    return int(proxies or 0)
 
 
 @dataclass
@@ -101,58 +92,42 @@ class Settings:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
         if not self.database_url:
+            # Settings built directly (tests, benchmarks) still follow LOA_DATABASE_URL, so a
+            # PostgreSQL test run reaches every service it starts.
             self.database_url = os.environ.get("LOA_DATABASE_URL", "") or (
                 f"sqlite:///{self.data_dir / 'loa.db'}"
             )
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
-        for name in (
-            "mqtt_tls_ca",
-            "mqtt_tls_cert",
-            "mqtt_tls_key",
-            "device_mqtt_host",
-            "device_mqtt_tls_ca",
-        ):
-            if not getattr(self, name):
-                setattr(self, name, os.environ.get(f"LOA_{name.upper()}", ""))
-        if not self.device_mqtt_port:
-            port = os.environ.get("LOA_DEVICE_MQTT_PORT", "")
-            if port and not port.isdigit():
-                raise LoaError(f"LOA_DEVICE_MQTT_PORT must be a port number, not {port!r}")
-            self.device_mqtt_port = int(port or 0)
-        if not self.trusted_proxies:
-            self.trusted_proxies = trusted_proxies_from(os.environ)
         if self.trusted_proxies < 0:
             raise LoaError(f"trusted proxies must be 0 or more, not {self.trusted_proxies}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Settings for a process started without our CLI (a WSGI server's workers):
-        LOA_DATA_DIR, LOA_HOST, LOA_PORT, LOA_PUBLIC_URL, LOA_MQTT_HOST, LOA_MQTT_PORT,
-        LOA_TTS, LOA_DATABASE_URL and LOA_REQUIRE_APPROVAL (0: bulletins need no approval);
-        unset ones keep their defaults."""
-        env = os.environ if environ is None else environ
-
-        def number(name: str, default: int) -> int:
-            value = env.get(name, "")
-            if not value:
-                return default
-            if not value.isdigit():
-                raise ValueError(f"{name} must be a port number, not {value!r}")
-            return int(value)
-
-        return cls(
-            data_dir=Path(env.get("LOA_DATA_DIR", "") or const.DEFAULT_DATA_DIR),
-            host=env.get("LOA_HOST", "") or const.DEFAULT_HOST,
-            port=number("LOA_PORT", const.DEFAULT_WEB_PORT),
-            public_url=env.get("LOA_PUBLIC_URL", ""),
-            mqtt_host=env.get("LOA_MQTT_HOST", "") or const.DEFAULT_HOST,
-            mqtt_port=number("LOA_MQTT_PORT", const.DEFAULT_MQTT_PORT),
-            tts_engine=env.get("LOA_TTS", "") or "espeak",
-            database_url=env.get("LOA_DATABASE_URL", ""),
-            require_approval=env.get("LOA_REQUIRE_APPROVAL", "1").lower() not in ("0", "no"),
-            trusted_proxies=trusted_proxies_from(env),
-        )
+    def load(
+        cls, args: argparse.Namespace | Mapping[str, object] | None, env: Mapping[str, str]
+    ) -> Settings:
+        """The one way a server process gets its settings (`loa serve`, `loa demo`, the admin
+        commands, gunicorn's workers): a command-line option given wins over its LOA_*
+        variable, which wins over the default. LoaError names the option or variable and the
+        bad value."""
+        given = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+        values: dict[str, object] = {}
+        for source in SOURCES:
+            option = given.get(source.option)
+            if option is not None and option is not False:
+                values[source.field] = source.parse(str(option), source.option_name)
+            elif env.get(source.env, "").strip():
+                values[source.field] = source.parse(env[source.env].strip(), source.env)
+        values.setdefault("data_dir", Path(const.DEFAULT_DATA_DIR))
+        model = values.pop("tts_model", None)
+        if model and values.get("tts_engine") != "piper":
+            raise LoaError(
+                "LOA_TTS_MODEL (--tts-model) is the voice file of the piper engine:"
+                " set LOA_TTS=piper (--tts piper) too"
+            )
+        if model:
+            values["tts_options"] = {"model": model}
+        return cls(**values)  # type: ignore[arg-type]
 
     @property
     def media_dir(self) -> Path:
@@ -231,6 +206,96 @@ class Settings:
     def ensure_dirs(self) -> None:
         for path in (self.data_dir, self.media_dir, self.tts_cache_dir, self.devices_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def _text(value: str, name: str) -> str:
+    return value
+
+
+def _port(value: str, name: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise LoaError(f"{name} must be a port number from 1 to 65535, not {value!r}")
+    return int(value)
+
+
+def _count(value: str, name: str) -> int:
+    if not value.isdigit():
+        raise LoaError(f"{name} must be a whole number, 0 or more, not {value!r}")
+    return int(value)
+
+
+def _seconds(low: float, high: float) -> Callable[[str, str], float]:
+    def parse(value: str, name: str) -> float:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = float("nan")
+        if not low <= seconds <= high:  # also refuses nan and inf
+            raise LoaError(
+                f"{name} must be a number of seconds from {low:g} to {high:g}, not {value!r}"
+            )
+        return seconds
+
+    return parse
+
+
+def _tts_engine(value: str, name: str) -> str:
+    if value not in TTS_ENGINES:
+        raise LoaError(f"{name} must be one of {', '.join(TTS_ENGINES)}, not {value!r}")
+    return value
+
+
+def _approval(value: str, name: str) -> bool:
+    if name == "--no-approval":
+        return False  # the flag was given
+    answer = value.lower()
+    if answer not in ("1", "yes", "true", "0", "no", "false"):
+        raise LoaError(f"{name} must be 1 (bulletins need approval) or 0, not {value!r}")
+    return answer in ("1", "yes", "true")
+
+
+TTS_ENGINES = ("espeak", "gtts", "piper")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one setting comes from: its command-line option (the argparse dest) and its
+    environment variable, and how their text becomes the value."""
+
+    field: str
+    option: str
+    env: str
+    parse: Callable[[str, str], object]
+    flag: str = ""  # the option as typed, when it is not the dest's spelling
+
+    @property
+    def option_name(self) -> str:
+        return self.flag or "--" + self.option.replace("_", "-")
+
+
+SOURCES = (
+    Source("data_dir", "data", "LOA_DATA_DIR", lambda value, name: Path(value)),
+    Source("host", "host", "LOA_HOST", _text),
+    Source("port", "port", "LOA_PORT", _port),
+    Source("public_url", "public_url", "LOA_PUBLIC_URL", _text),
+    Source("database_url", "database_url", "LOA_DATABASE_URL", _text),
+    Source("mqtt_host", "mqtt_host", "LOA_MQTT_HOST", _text),
+    Source("mqtt_port", "mqtt_port", "LOA_MQTT_PORT", _port),
+    Source("mqtt_tls_ca", "mqtt_tls_ca", "LOA_MQTT_TLS_CA", _text),
+    Source("mqtt_tls_cert", "mqtt_tls_cert", "LOA_MQTT_TLS_CERT", _text),
+    Source("mqtt_tls_key", "mqtt_tls_key", "LOA_MQTT_TLS_KEY", _text),
+    Source("device_mqtt_host", "device_mqtt_host", "LOA_DEVICE_MQTT_HOST", _text, "--mqtt-host"),
+    Source("device_mqtt_port", "device_mqtt_port", "LOA_DEVICE_MQTT_PORT", _port, "--mqtt-port"),
+    Source(
+        "device_mqtt_tls_ca", "device_mqtt_tls_ca", "LOA_DEVICE_MQTT_TLS_CA", _text, "--mqtt-tls-ca"
+    ),
+    Source("tts_engine", "tts", "LOA_TTS", _tts_engine, "--tts"),
+    Source("tts_model", "tts_model", "LOA_TTS_MODEL", _text),
+    Source("play_lead_s", "play_lead", "LOA_PLAY_LEAD_S", _seconds(0, 60)),
+    Source("routine_play_lead_s", "routine_play_lead", "LOA_ROUTINE_PLAY_LEAD_S", _seconds(0, 600)),
+    Source("require_approval", "no_approval", "LOA_REQUIRE_APPROVAL", _approval),
+    Source("trusted_proxies", "trusted_proxies", "LOA_TRUSTED_PROXIES", _count),
+)
 
 
 class Secrets:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from broadcast.const import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MQTT_PORT, DEFAULT_WEB_PORT
+from broadcast.const import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MQTT_PORT
 from wire import logs
 from wire.files import PUBLIC, write_atomic
 
@@ -30,16 +30,11 @@ OWN_PACKAGES = frozenset({"loa", "broadcast", "devices", "wire", "tts", "audio",
 
 def _add_device_broker(parser: argparse.ArgumentParser) -> None:
     """Where receivers reach the broker, when it differs from the server's own link."""
-    parser.add_argument(
-        "--mqtt-host", dest="device_mqtt_host", default="", help="broker address for the Pi"
-    )
-    parser.add_argument(
-        "--mqtt-port", dest="device_mqtt_port", type=int, default=0, help="broker port (1883)"
-    )
+    parser.add_argument("--mqtt-host", dest="device_mqtt_host", help="broker address for the Pi")
+    parser.add_argument("--mqtt-port", dest="device_mqtt_port", type=int, help="broker port (1883)")
     parser.add_argument(
         "--mqtt-tls-ca",
         dest="device_mqtt_tls_ca",
-        default="",
         help="TLS to the broker: the CA file the Pi trusts (its PEM goes into the config),"
         " or 'system' for a public certificate",
     )
@@ -48,23 +43,7 @@ def _add_device_broker(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace):
     from broadcast.settings import Settings
 
-    return Settings(
-        data_dir=Path(args.data),
-        host=getattr(args, "host", DEFAULT_HOST),
-        port=getattr(args, "port", DEFAULT_WEB_PORT),
-        mqtt_host=getattr(args, "mqtt_host", DEFAULT_HOST),
-        mqtt_port=getattr(args, "mqtt_port", DEFAULT_MQTT_PORT),
-        mqtt_tls_ca=getattr(args, "mqtt_tls_ca", ""),
-        device_mqtt_host=getattr(args, "device_mqtt_host", ""),
-        device_mqtt_port=getattr(args, "device_mqtt_port", 0),
-        device_mqtt_tls_ca=getattr(args, "device_mqtt_tls_ca", ""),
-        public_url=getattr(args, "public_url", "") or "",
-        tts_engine=getattr(args, "tts", "espeak"),
-        tts_options={"model": args.tts_model} if getattr(args, "tts_model", "") else {},
-        play_lead_s=getattr(args, "play_lead", 3.0),
-        require_approval=not getattr(args, "no_approval", False),
-        trusted_proxies=getattr(args, "trusted_proxies", 0),
-    )
+    return Settings.load(args, os.environ)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -260,8 +239,9 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     print(f"signing key {rotation.public_key}")
     print(
         "loa: the old signing key is gone. Restart every server process (they sign with the key"
-        f" they started with), then run `loa device refresh --data {args.data}` and install each"
-        " receiver's new config (deploy/install-receiver.sh WHEEL CONFIG): a receiver refuses"
+        " they started with), then run `loa device refresh --data"
+        f" {service.settings.data_dir}` and install each receiver's new config"
+        " (deploy/install-receiver.sh WHEEL CONFIG): a receiver refuses"
         " the new key's commands until it has its new config",
         file=sys.stderr,
     )
@@ -488,7 +468,8 @@ def cmd_say(args: argparse.Namespace) -> int:
             raise LoaError("--gtts-url is for --tts gtts")
         options["base_url"] = args.gtts_url
     try:
-        synth = tts.Synthesizer(Path(args.data) / "tts-cache", engine=args.tts, **options)
+        data = Path(args.data or os.environ.get("LOA_DATA_DIR") or DEFAULT_DATA_DIR)
+        synth = tts.Synthesizer(data / "tts-cache", engine=args.tts, **options)
         progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
         parts = synth.synthesize_parts(text, progress)
     except tts.TtsError as exc:
@@ -515,30 +496,33 @@ def cmd_say(args: argparse.Namespace) -> int:
 
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default=DEFAULT_DATA_DIR, help="data directory (default ./var)")
+    parser.add_argument("--data", help="data directory (default: $LOA_DATA_DIR, else ./var)")
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
     _add_data(parser)
-    parser.add_argument("--host", default=DEFAULT_HOST, help="web address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_WEB_PORT, help="web port (8080)")
-    parser.add_argument("--mqtt-host", default=DEFAULT_HOST, help="MQTT broker address")
-    parser.add_argument("--mqtt-port", type=int, default=DEFAULT_MQTT_PORT, help="MQTT port (1883)")
+    # No defaults here: an option not given falls back to its LOA_* variable, then to the
+    # default of broadcast.settings.Settings (Settings.load).
+    parser.add_argument("--host", help="web address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="web port (8080)")
+    parser.add_argument("--mqtt-host", help="MQTT broker address")
+    parser.add_argument("--mqtt-port", type=int, help="MQTT port (1883)")
     parser.add_argument(
         "--mqtt-tls-ca",
-        default="",
         help="TLS to the broker: its CA file, or 'system' (default: $LOA_MQTT_TLS_CA; none)",
     )
-    parser.add_argument("--public-url", default="", help="base URL receivers fetch media from")
-    parser.add_argument(
-        "--tts", default="espeak", choices=["espeak", "gtts", "piper"], help="TTS engine"
-    )
-    parser.add_argument("--tts-model", default="", help="voice model file, for --tts piper")
+    parser.add_argument("--public-url", help="base URL receivers fetch media from")
+    parser.add_argument("--tts", choices=["espeak", "gtts", "piper"], help="TTS engine (espeak)")
+    parser.add_argument("--tts-model", help="voice model file, for --tts piper")
     parser.add_argument(
         "--play-lead",
         type=float,
-        default=3.0,
         help="seconds between sending an emergency and its synchronized start (3)",
+    )
+    parser.add_argument(
+        "--routine-play-lead",
+        type=float,
+        help="the same for routine items sent at once (10)",
     )
     parser.add_argument(
         "--no-approval",
@@ -548,7 +532,6 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trusted-proxies",
         type=int,
-        default=0,
         metavar="N",
         help="reverse proxies in front that set X-Forwarded-For (nginx: 1; default:"
         " $LOA_TRUSTED_PROXIES, else 0: the header is ignored)",
@@ -564,7 +547,9 @@ def _add_opening(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loa", description="Loa: commune loudspeaker network")
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (default: $LOA_LOG_LEVEL)"
+    )
     parser.add_argument(
         "--log-format",
         choices=logs.FORMATS,
@@ -738,7 +723,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # `say` and `script` print results, not a running log: they default to WARNING.
-    log_level = args.log_level = args.log_level or getattr(args, "log_level_default", "INFO")
+    log_level = args.log_level = (
+        args.log_level
+        or os.environ.get("LOA_LOG_LEVEL")
+        or getattr(args, "log_level_default", "INFO")
+    )
     logs.configure(str(log_level), args.log_format)
     from broadcast.errors import LoaError
 

@@ -12,6 +12,7 @@ from broadcast import accounts, broadcasts, registry, zones
 from broadcast.const import Role, ZoneKind
 from broadcast.dispatcher import Dispatcher
 from broadcast.locks import process_lock
+from broadcast.scheduling import RUN_PREFIX, Scheduler
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from wire import protocol
@@ -45,6 +46,15 @@ def seed_commune(service: BroadcastService) -> Users:
             )
         ]
     return Users(*ids)
+
+
+def waiting_runs(scheduler: Scheduler) -> set[int]:
+    """The broadcast ids the scheduler will fire: its run jobs, read from APScheduler."""
+    return {
+        int(job.id.removeprefix(RUN_PREFIX))
+        for job in scheduler._scheduler.get_jobs()
+        if job.id.startswith(RUN_PREFIX) and job.next_run_time is not None
+    }
 
 
 def make_service(

@@ -273,14 +273,6 @@ class BrokerAccess:
             return f"client id {client_id!r} belongs to user {client_id!r}"
         return None
 
-    def with_user(self, user: BrokerUser) -> BrokerAccess:
-        """A copy with `user` added, or replacing the user of the same name."""
-        others = tuple(u for u in self.users if u.username != user.username)
-        return BrokerAccess((*others, user))
-
-    def without_user(self, username: str) -> BrokerAccess:
-        return BrokerAccess(tuple(u for u in self.users if u.username != username))
-
     def to_dict(self) -> dict[str, Any]:
         return {"version": ACCESS_FORMAT_VERSION, "users": [u.to_dict() for u in self.users]}
 

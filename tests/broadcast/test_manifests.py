@@ -13,7 +13,7 @@ from collections import defaultdict
 from datetime import UTC, timedelta
 
 import pytest
-from service_support import approved_bulletin
+from service_support import approved_bulletin, waiting_runs
 
 from broadcast import clock, planning
 from broadcast.const import ScheduleKind
@@ -63,7 +63,7 @@ def test_every_run_in_the_horizon_gets_a_log_row(leader: Leader) -> None:
             ("loa-a-01", "queued"),
             ("loa-a-02", "queued"),
         ]
-    assert set(leader.service.scheduler.run_times()) == {row.id for row in rows}
+    assert waiting_runs(leader.service.scheduler) == {row.id for row in rows}
 
 
 def test_manifests_are_signed_retained_and_per_device(leader: Leader) -> None:
@@ -98,7 +98,7 @@ def test_sequence_rises_on_every_stream(leader: Leader) -> None:
     _daily(leader)
     _daily(leader, "06:00", ["thon-b"])
     leader.service.announce(leader.users.officer, "Mất điện chiều nay.", ["thon-a"])
-    leader.service.refresh_programme(force_manifests=True)
+    leader.service.leader.refresh(force_manifests=True)
     by_stream: dict[str, list[int]] = defaultdict(list)
     for sent in leader.sent.sent:
         assert sent.command.stream == sent.topic
@@ -111,7 +111,7 @@ def test_sequence_rises_on_every_stream(leader: Leader) -> None:
 def test_only_changed_manifests_are_published(leader: Leader) -> None:
     schedule_id = _daily(leader)
     leader.sent.clear()
-    leader.service.refresh_programme()
+    leader.service.leader.refresh()
     assert leader.sent.sent == []  # nothing changed
     leader.service.cancel_schedule(leader.users.officer, schedule_id)
     changed = {sent.topic for sent in leader.sent.sent}
@@ -121,7 +121,7 @@ def test_only_changed_manifests_are_published(leader: Leader) -> None:
     }
     assert leader.sent.manifests("loa-a-01")[-1].items == ()
     assert {row.status for row in _rows(leader, schedule_id)} == {"cancelled"}
-    assert leader.service.scheduler.run_times() == {}
+    assert waiting_runs(leader.service.scheduler) == set()
 
 
 def test_a_finished_item_leaves_that_receivers_manifest(leader: Leader) -> None:
@@ -130,7 +130,7 @@ def test_a_finished_item_leaves_that_receivers_manifest(leader: Leader) -> None:
     leader.service._on_event(
         DeviceEvent("loa-a-01", "m", first.id, EventKind.FINISHED, 0.0, item_id=first.item_id)
     )
-    leader.service.refresh_programme()
+    leader.service.leader.refresh()
     assert first.item_id not in [i.item_id for i in leader.sent.manifests("loa-a-01")[-1].items]
     assert first.item_id in [i.item_id for i in leader.sent.manifests("loa-a-02")[-1].items]
 
@@ -237,7 +237,7 @@ def test_a_stale_manifest_is_published_again(leader: Leader) -> None:
         device = session.get(Device, "loa-b-01")
         device.manifest_published_at = utcnow() - timedelta(hours=25)
     leader.sent.clear()
-    leader.service.refresh_programme()
+    leader.service.leader.refresh()
     assert [sent.topic for sent in leader.sent.sent] == [protocol.device_manifest_topic("loa-b-01")]
 
 

@@ -22,7 +22,7 @@ from service_support import add_devices, approved_bulletin, make_service, seed_c
 from support import LOOPBACK, REPO_ROOT, MqttProbe, RunningBroker, connected, free_port
 
 from broadcast import registry
-from broadcast.brokers import BrokerUser, hash_password
+from broadcast.brokers import BrokerAccess, BrokerUser, hash_password
 from broadcast.brokers.embedded import EmbeddedBroker
 from broadcast.const import LOCAL_TZ, ScheduleKind
 from broadcast.db import Database
@@ -107,7 +107,7 @@ def test_three_processes_run_one_scheduler(tmp_path: Path, processes: list[Servi
     public_key = setup.signing_key.public_key()
     setup.stop()
     observer = BrokerUser("observer", hash_password("observer-pw"), subscribe=("loa/v1/#",))
-    broker = EmbeddedBroker(LOOPBACK, port, access.with_user(observer))
+    broker = EmbeddedBroker(LOOPBACK, port, BrokerAccess((*access.users, observer)))
     broker.start()
     running = RunningBroker("amqtt", LOOPBACK, port)
     probe = connected(running, "observer", "observer-pw", "observer").subscribe_ok("loa/v1/#")

@@ -262,31 +262,19 @@ def test_mqtt_config_gives_each_device_its_own_topics(tmp_path: Path) -> None:
 
 
 def test_settings_from_the_command_line_and_the_environment(tmp_path: Path) -> None:
-    from broadcast.errors import LoaError
-    from broadcast.settings import Settings
+    """The commands build their settings with Settings.load (tests/broadcast/test_settings.py
+    covers every variable): an option given wins, an option left out leaves the variable."""
     from loa.cli import _settings, build_parser
 
     args = build_parser().parse_args(["serve", "--data", str(tmp_path), "--no-approval"])
     assert _settings(args).require_approval is False
     args = build_parser().parse_args(["serve", "--data", str(tmp_path)])
     assert _settings(args).require_approval is True
-    env = {
-        "LOA_DATA_DIR": str(tmp_path / "d"),
-        "LOA_PORT": "8099",
-        "LOA_MQTT_PORT": "1884",
-        "LOA_PUBLIC_URL": "https://loa.example.vn",
-        "LOA_REQUIRE_APPROVAL": "0",
-    }
-    settings = Settings.from_env(env)
-    assert settings.data_dir == (tmp_path / "d").resolve() and settings.port == 8099
-    assert settings.mqtt_port == 1884 and not settings.require_approval
-    assert settings.media_url("a" * 64).startswith("https://loa.example.vn/media/")
-    with pytest.raises(ValueError, match="LOA_MQTT_PORT"):
-        Settings.from_env({"LOA_MQTT_PORT": "one"})
-
-    assert settings.trusted_proxies == 0  # X-Forwarded-For ignored unless told otherwise
-    assert Settings.from_env({**env, "LOA_TRUSTED_PROXIES": "1"}).trusted_proxies == 1
-    with pytest.raises(LoaError, match="LOA_TRUSTED_PROXIES must be the number"):
-        Settings.from_env({**env, "LOA_TRUSTED_PROXIES": "nginx"})
     args = build_parser().parse_args(["serve", "--data", str(tmp_path), "--trusted-proxies", "2"])
     assert _settings(args).trusted_proxies == 2
+
+
+def test_a_bad_variable_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOA_PLAY_LEAD_S", "abc")
+    result = loa("token", "create", "admin", "--data", str(tmp_path / "var"))
+    _one_clear_line(result, "LOA_PLAY_LEAD_S must be a number of seconds from 0 to 60, not 'abc'")

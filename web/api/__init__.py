@@ -109,10 +109,7 @@ def current_user_id() -> int:
 
 
 def api_user(session: Any) -> User:
-    return _user(session)
-
-
-def _user(session: Any) -> User:
+    """The signed-in API user, read in the caller's session."""
     user = session.get(User, g.api_user_id)
     if user is None:
         raise PermissionDenied("unknown user")
@@ -128,7 +125,9 @@ def health() -> Response:
 @token_required
 def list_zones() -> Response:
     with get_service().db.session() as session:
-        return jsonify([zone_json(zone) for zone in zones.visible_zones(session, _user(session))])
+        return jsonify(
+            [zone_json(zone) for zone in zones.visible_zones(session, api_user(session))]
+        )
 
 
 DEVICES_PER_PAGE = 100  # a commune's receivers fit in one page; a province's take several
@@ -144,7 +143,7 @@ def list_devices() -> Response:
     per_page = page_number("per_page", DEVICES_PER_PAGE, 1000)
     online = _flag("online")
     with get_service().db.session() as session:
-        visible = zones.visible_zones(session, _user(session))
+        visible = zones.visible_zones(session, api_user(session))
         wanted = request.args.get("zone")
         if wanted is not None:
             visible = [zone for zone in visible if zone.id == wanted]

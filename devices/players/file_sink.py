@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from devices.http_get import iter_body
 from devices.players import PlayContext, PlayerError, Stoppable
@@ -45,10 +46,8 @@ class FileSinkPlayer(Stoppable):
         return self.directory / PLAYED_LOG
 
     def play(self, path: Path, context: PlayContext) -> None:
-        with self._lock:
-            if context.cancel.is_set():
-                return
-            self._cancel = context.cancel
+        if not self._begin(context):
+            return
         try:
             started = datetime.now(UTC)  # the sound starts here
             began = time.monotonic()
@@ -62,27 +61,17 @@ class FileSinkPlayer(Stoppable):
             _atomic_copy(Path(path), target)
             if self.realtime:
                 context.cancel.wait(max(0.0, began + _duration_s(Path(path)) - time.monotonic()))
-            finished = datetime.now(UTC)
-            line = {
-                **self._line(context, started, finished),
-                "content": "media",
-                "sha256": context.sha256,
-                "file": name,
-            }
-            _append_line(self.log_path, json.dumps(line, ensure_ascii=False))
+            self._log(context, started, content="media", sha256=context.sha256, file=name)
         except OSError as exc:
             raise PlayerError(f"file sink: {exc.strerror or exc}") from exc
         finally:
-            with self._lock:
-                self._cancel = None
+            self._end()
 
     def relay(self, url: str, duration_s: float, context: PlayContext) -> None:
         """Read the stream for `duration_s` into a file (at most `RELAY_MAX_BYTES_PER_S` per
         second of it) and log how long it really ran; a stream that cannot be opened fails."""
-        with self._lock:
-            if context.cancel.is_set():
-                return
-            self._cancel = context.cancel
+        if not self._begin(context):
+            return
         try:
             started = datetime.now(UTC)
             began = time.monotonic()
@@ -97,22 +86,37 @@ class FileSinkPlayer(Stoppable):
             ):
                 chunks = iter_body(response, url, RELAY_CHUNK, live=True)
                 received = copy_for(chunks, sink, began + duration_s, limit, context.cancel)
-            seconds = time.monotonic() - began
-            finished = datetime.now(UTC)
-            line = {
-                **self._line(context, started, finished),
-                "content": "relay",
-                "url": url,
-                "seconds": round(seconds, 3),
-                "bytes": received,
-                "file": name,
-            }
-            _append_line(self.log_path, json.dumps(line, ensure_ascii=False))
+            seconds = round(time.monotonic() - began, 3)
+            self._log(
+                context,
+                started,
+                content="relay",
+                url=url,
+                seconds=seconds,
+                bytes=received,
+                file=name,
+            )
         except OSError as exc:
             raise PlayerError(f"file sink: {exc.strerror or exc}") from exc
         finally:
-            with self._lock:
-                self._cancel = None
+            self._end()
+
+    def _begin(self, context: PlayContext) -> bool:
+        """Take the play (False: it was cancelled before it began)."""
+        with self._lock:
+            if context.cancel.is_set():
+                return False
+            self._cancel = context.cancel
+            return True
+
+    def _end(self) -> None:
+        with self._lock:
+            self._cancel = None
+
+    def _log(self, context: PlayContext, started: datetime, **fields: Any) -> None:
+        """One line of the played log, finished now."""
+        line = {**self._line(context, started, datetime.now(UTC)), **fields}
+        _append_line(self.log_path, json.dumps(line, ensure_ascii=False))
 
     def _line(
         self, context: PlayContext, started: datetime, finished: datetime

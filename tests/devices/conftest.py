@@ -390,6 +390,19 @@ def started_at(line: dict[str, Any]) -> float:
     return datetime.fromisoformat(line["started_at"]).timestamp()
 
 
+def watch_answers(broker: Any, username: str, password: str, client_id: str = "") -> Watcher:
+    """A watcher of every receiver's state and events with the server's login, on the server's
+    listener (receivers' listeners bind client ids to receivers' logins)."""
+    return connect_watcher(
+        broker.host,
+        broker.server.port,
+        username,
+        password,
+        [protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER],
+        client_id or f"server-{time.monotonic_ns()}",
+    )
+
+
 class ReceiverKit:
     """The helper functions, handed to tests as one fixture."""
 
@@ -398,6 +411,7 @@ class ReceiverKit:
     fake_mp3 = staticmethod(fake_mp3)
     tone_mp3 = staticmethod(tone_mp3)
     connect_watcher = staticmethod(connect_watcher)
+    watch_answers = staticmethod(watch_answers)
     receiver_config = staticmethod(receiver_config)
     write_json = staticmethod(write_json)
     next_seq = staticmethod(next_seq)

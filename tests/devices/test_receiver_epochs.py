@@ -6,7 +6,6 @@ the old epoch is refused afterwards, and a new key (a refreshed config) starts a
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +55,7 @@ def test_a_locked_stream_comes_back_with_a_new_epoch_and_then_a_new_key(
         users=(server_user(SERVER, SERVER_PW), device_user(DEVICE, f"{DEVICE}-pw", ZONES))
     )
     broker = broker_factory(broker_kind, access)
-    watcher = kit.connect_watcher(  # the server's login, on the server's listener
-        broker.host,
-        broker.server.port,
-        SERVER,
-        SERVER_PW,
-        [protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER],
-        f"server-{time.monotonic_ns()}",
-    )
+    watcher = kit.watch_answers(broker, SERVER, SERVER_PW)
     config: dict[str, Any] = kit.receiver_config(
         tmp_path, DEVICE, ZONES, broker.port, f"{DEVICE}-pw", server_key, heartbeat_s=1
     )
@@ -167,14 +159,7 @@ def test_the_servers_own_rotation_unlocks_a_receiver(
         )
     )
     broker = broker_factory(broker_kind, access)
-    watcher = kit.connect_watcher(  # the server's login, on the server's listener
-        broker.host,
-        broker.server.port,
-        SERVER_MQTT_USERNAME,
-        server_password,
-        [protocol.EVENT_TOPIC_FILTER, protocol.STATE_TOPIC_FILTER],
-        f"watcher-{time.monotonic_ns()}",
-    )
+    watcher = kit.watch_answers(broker, SERVER_MQTT_USERNAME, server_password)
     service = make_service(data, mqtt_port=broker.server.port, connect_mqtt=True)
     try:
         service.start()

@@ -4,7 +4,6 @@ next genuine command still plays."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -42,14 +41,7 @@ def test_hostile_commands_are_counted_and_the_next_genuine_one_plays(
         users=(server_user(SERVER, SERVER_PW), device_user(DEVICE, f"{DEVICE}-pw", ZONES))
     )
     broker = broker_factory(broker_kind, access)
-    watcher = kit.connect_watcher(  # the server's login, on the server's listener
-        broker.host,
-        broker.server.port,
-        SERVER,
-        SERVER_PW,
-        [protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER],
-        f"server-{time.monotonic_ns()}",
-    )
+    watcher = kit.watch_answers(broker, SERVER, SERVER_PW)
     try:
         config = kit.receiver_config(
             tmp_path, DEVICE, ZONES, broker.port, f"{DEVICE}-pw", server_key, heartbeat_s=1

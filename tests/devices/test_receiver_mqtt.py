@@ -42,14 +42,7 @@ def start_broker(broker_kind: str, broker_factory, devices: dict[str, list[str]]
 
 
 def watch(kit, broker, name: str = "server") -> Any:
-    return kit.connect_watcher(
-        broker.host,
-        broker.server.port,
-        SERVER,
-        SERVER_PW,
-        [protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER],
-        f"{name}-{time.monotonic_ns()}",
-    )
+    return kit.watch_answers(broker, SERVER, SERVER_PW, f"{name}-{time.monotonic_ns()}")
 
 
 def steps(watcher, device: str, command_id: str) -> list[EventKind]:
@@ -306,14 +299,7 @@ def test_a_stolen_login_cannot_silence_a_receiver_or_the_server(
     stolen = "loa-thon-2-01"
     broker = start_broker(broker_kind, broker_factory, {DEVICE: ZONES, stolen: ["thon-2"]})
     publisher_id = f"{SERVER}-{uuid.uuid4().hex[:12]}"  # a server process's publishing session
-    watcher = kit.connect_watcher(
-        broker.host,
-        broker.server.port,
-        SERVER,
-        SERVER_PW,
-        [protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER],
-        publisher_id,
-    )
+    watcher = kit.watch_answers(broker, SERVER, SERVER_PW, publisher_id)
     answer_back = MqttProbe(broker.server, SERVER, SERVER, SERVER_PW, clean_session=False)
     answer_back.connect_ok().subscribe_ok(protocol.EVENT_TOPIC_FILTER)
     realtime = {"kind": "file", "dir": str(tmp_path / DEVICE / "played"), "realtime": True}

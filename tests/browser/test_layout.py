@@ -72,12 +72,9 @@ def commune_wide(demo_system: DemoSystem) -> int:
 @pytest.mark.parametrize(
     ("username", "lang"),
     [
-        ("truongthon1", "vi"),
-        ("truongthon1", "en"),  # English words are longer
-        ("canbo", "vi"),
-        ("lanhdao", "vi"),
-        ("admin", "vi"),
-        ("xem", "vi"),
+        (username, lang)
+        for username in ("truongthon1", "canbo", "lanhdao", "admin", "xem")
+        for lang in ("vi", "en")  # English words are longer
     ],
     ids=lambda value: value,
 )

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, joinedload
 from broadcast import broadcasts
 from broadcast.const import BroadcastStatus, DeliveryState
 from broadcast.models import Broadcast, Delivery
+from broadcast.settings import RedeliveryPolicy
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,14 +52,6 @@ _SWEPT = (
 class Action(StrEnum):
     PLAY = "play"
     STOP = "stop"
-
-
-@dataclass(frozen=True)
-class RedeliveryPolicy:
-    first_after_s: float = 10.0
-    max_interval_s: float = 300.0
-    max_attempts: int = 8
-    answer_window_s: float = 30 * 60.0
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from broadcast import const
 from broadcast.errors import LoaError
 from broadcast.locks import FileLock
-from broadcast.redelivery import RedeliveryPolicy
 from wire import protocol
 from wire.config import ConfigError, TlsSettings, read_ca_pem, tls_context
 from wire.files import write_private_file
@@ -38,6 +37,16 @@ _SERVER_TLS_LABELS = {
     "cert_file": "LOA_MQTT_TLS_CERT",
     "key_file": "LOA_MQTT_TLS_KEY",
 }
+
+
+@dataclass(frozen=True)
+class RedeliveryPolicy:
+    """When the leader re-sends a command no receiver answered, and when it gives up."""
+
+    first_after_s: float = 10.0
+    max_interval_s: float = 300.0
+    max_attempts: int = 8
+    answer_window_s: float = 30 * 60.0
 
 
 @dataclass

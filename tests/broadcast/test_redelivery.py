@@ -11,7 +11,7 @@ import pytest
 from service_support import broadcast_status, wait_for
 
 from broadcast.models import Broadcast, Delivery, utcnow
-from broadcast.redelivery import RedeliveryPolicy
+from broadcast.settings import RedeliveryPolicy
 from wire import protocol
 from wire.protocol import EventKind
 

@@ -34,7 +34,7 @@ demo: $(STAMP)
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/loa tests/web
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/loa tests/web --ignore=tests/broadcast/fleet/brokers
 
 # The inner loop: the in-process tests (domain, web, speech, audio, wire), no brokers, receivers,
 # servers or browsers; tests there that start one carry the `integration` marker.
@@ -44,7 +44,7 @@ test-fast: $(STAMP)
 
 # Only the PostgreSQL pass (Debian's postgresql package).
 test-postgres: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/loa tests/web
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/loa tests/web --ignore=tests/broadcast/fleet/brokers
 
 # Schemathesis against a running server as an admin, a viewer and a village head, far longer
 # than the bounded run inside `make test`: FUZZ_EXAMPLES per operation, a new random seed each

@@ -54,13 +54,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from broadcast.brokers.access import (  # noqa: E402
+from broadcast.fleet.brokers.access import (  # noqa: E402
     BrokerAccess,
     device_user,
     hash_password,
     server_user,
 )
-from broadcast.brokers.mosquitto import MosquittoBroker  # noqa: E402
+from broadcast.fleet.brokers.mosquitto import MosquittoBroker  # noqa: E402
 from devices.intake import CommandIntake  # noqa: E402
 from devices.mqtt_link import MqttLink  # noqa: E402
 from wire import protocol  # noqa: E402

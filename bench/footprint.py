@@ -198,8 +198,8 @@ def _imported_packages() -> list[str]:
 
 def measure_agent() -> dict[str, Any]:
     """One `loa receiver` process: memory once connected, and once it has played one item."""
-    from broadcast.brokers.access import BrokerAccess, device_user, server_user
-    from broadcast.brokers.mosquitto import MosquittoBroker
+    from broadcast.fleet.brokers.access import BrokerAccess, device_user, server_user
+    from broadcast.fleet.brokers.mosquitto import MosquittoBroker
     from wire import protocol
 
     folder = Path(tempfile.mkdtemp(prefix="loa-bench-footprint-"))

@@ -31,14 +31,16 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 
-from broadcast import accounts, broadcasts, registry, zones  # noqa: E402
-from broadcast.brokers.access import hash_password  # noqa: E402
-from broadcast.brokers.mosquitto import MosquittoBroker  # noqa: E402
 from broadcast.const import BroadcastStatus, DeliveryState, Role, ScheduleKind, ZoneKind  # noqa: E402
-from broadcast.models import Device, User, utcnow  # noqa: E402
-from broadcast.permissions import Action  # noqa: E402
+from broadcast.fleet import registry  # noqa: E402
+from broadcast.fleet.brokers.access import hash_password  # noqa: E402
+from broadcast.fleet.brokers.mosquitto import MosquittoBroker  # noqa: E402
+from broadcast.people import accounts, zones  # noqa: E402
+from broadcast.people.permissions import Action  # noqa: E402
+from broadcast.sending import broadcasts  # noqa: E402
 from broadcast.service import BroadcastService, ScheduleRequest  # noqa: E402
 from broadcast.settings import Settings  # noqa: E402
+from broadcast.store.models import Device, User, utcnow  # noqa: E402
 from devices.heartbeat import Snapshot, status_extra  # noqa: E402
 from wire import protocol  # noqa: E402
 

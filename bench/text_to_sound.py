@@ -60,14 +60,14 @@ sys.path.insert(0, str(REPO))
 
 import audio  # noqa: E402
 import tts  # noqa: E402
-from broadcast import registry  # noqa: E402
-from broadcast.brokers import wait_for_port  # noqa: E402
-from broadcast.brokers.mosquitto import MosquittoBroker  # noqa: E402
 from broadcast.const import SERVER_MQTT_USERNAME  # noqa: E402
-from broadcast.db import Database  # noqa: E402
-from broadcast.models import Schedule, User  # noqa: E402
+from broadcast.fleet import registry  # noqa: E402
+from broadcast.fleet.brokers import wait_for_port  # noqa: E402
+from broadcast.fleet.brokers.mosquitto import MosquittoBroker  # noqa: E402
 from broadcast.service import BroadcastService  # noqa: E402
 from broadcast.settings import Settings  # noqa: E402
+from broadcast.store.db import Database  # noqa: E402
+from broadcast.store.models import Schedule, User  # noqa: E402
 from devices.playback import wait_until  # noqa: E402
 from devices.players.file_sink import PLAYED_LOG  # noqa: E402
 from devices.starts import SETTLE_S  # noqa: E402

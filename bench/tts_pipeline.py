@@ -1,9 +1,9 @@
 """Text to sound, offline: normalize + synthesize + assemble + encode, per 1,000 characters.
 
-Measures the product path (`broadcast.rendering.MediaRenderer`) on the sample commune plan at
-1x, 10x and 100x its length, next to a floor measured in the same run: the espeak-ng engine alone
-speaking the already-normalized text (the cost no pipeline can avoid). Also measures a repeat of
-the same text, which must come from the caches. Every loop is bounded in count.
+Measures the product path (`broadcast.sending.rendering.MediaRenderer`) on the sample commune
+plan at 1x, 10x and 100x its length, next to a floor measured in the same run: the espeak-ng engine
+alone speaking the already-normalized text (the cost no pipeline can avoid). Also measures a repeat
+of the same text, which must come from the caches. Every loop is bounded in count.
 
     python bench/tts_pipeline.py [--scales 1,10,100] [--repeats 5] [--json OUT]
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 import audio
 import tts
-from broadcast.rendering import MediaRenderer
+from broadcast.sending.rendering import MediaRenderer
 from loa.seed import sample_plan_text
 from tts.engines import get_engine
 

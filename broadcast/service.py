@@ -5,9 +5,9 @@ scheduler, dispatcher) and starts and stops them together.
 
 Several processes may run a service on one data directory (web workers, the dev reloader). Each
 serves the web and API and publishes what its users send; only the one holding the scheduler
-lock (`broadcast.scheduler_lock`) plans runs, fires them, publishes manifests and hears the
+lock (`broadcast.programme.leadership`) plans runs, fires them, publishes manifests and hears the
 receivers' answer-back. The others learn nothing by themselves: a change they make bumps the
-programme revision (`broadcast.sequences`) and the leader, watching it every few seconds,
+programme revision (`broadcast.store.sequences`) and the leader, watching it every few seconds,
 re-plans and republishes.
 """
 
@@ -29,45 +29,37 @@ from sqlalchemy.orm import Session
 
 import audio
 import tts
-from broadcast import (
-    accounts,
-    audit,
-    broadcasts,
-    clock,
-    permissions,
-    planning,
-    programmes,
-    receivers,
-    registry,
-    rendering,
-    schedules,
-    sequences,
-    targets,
-)
-from broadcast.administration import Administration
-from broadcast.answerback import Answer, AnswerBackWriter, Rejected
-from broadcast.bulletin_desk import BulletinDesk, check_playable
+from broadcast import clock
 from broadcast.const import (
     SERVER_MQTT_USERNAME,
     BroadcastStatus,
     ContentKind,
     ScheduleKind,
 )
-from broadcast.db import Database
-from broadcast.dispatcher import Dispatcher
+from broadcast.desks.administration import Administration
+from broadcast.desks.bulletins import BulletinDesk, check_playable
+from broadcast.desks.reporting import Reports
 from broadcast.errors import (
     Conflict,
     NotFound,
     ServiceUnavailable,
     ValidationError,
 )
-from broadcast.leader import ProgrammeLeader
-from broadcast.locks import process_lock
-from broadcast.models import Broadcast, Bulletin, Device, Schedule, User, utcnow
-from broadcast.permissions import Action
-from broadcast.reporting import Reports
-from broadcast.scheduler_lock import Leadership
+from broadcast.fleet import receivers, registry
+from broadcast.people import accounts, audit, permissions, targets
+from broadcast.people.permissions import Action
+from broadcast.programme import planning, schedules
+from broadcast.programme import rules as programmes
+from broadcast.programme.leader import ProgrammeLeader
+from broadcast.programme.leadership import Leadership
+from broadcast.sending import broadcasts, rendering
+from broadcast.sending.answerback import Answer, AnswerBackWriter, Rejected
+from broadcast.sending.dispatcher import Dispatcher
 from broadcast.settings import Secrets, Settings
+from broadcast.store import sequences
+from broadcast.store.db import Database
+from broadcast.store.locks import process_lock
+from broadcast.store.models import Broadcast, Bulletin, Device, Schedule, User, utcnow
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -75,7 +67,7 @@ _LOGGER = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ScheduleRequest:
-    """What a person asks for; `broadcast.programmes.make_rule` says which fields each kind
+    """What a person asks for; `broadcast.programme.rules.make_rule` says which fields each kind
     needs. Times are local (Asia/Ho_Chi_Minh)."""
 
     bulletin_id: int
@@ -785,7 +777,7 @@ class BroadcastService:
 
     def _apply_answers(self, answers: Sequence[Answer]) -> None:
         """Receivers' states and events, in arrival order, in one transaction
-        (`broadcast.answerback` batches them off the MQTT thread)."""
+        (`broadcast.sending.answerback` batches them off the MQTT thread)."""
         returned = []
         rejected: Counter[str] = Counter()
         with self.db.session() as session:

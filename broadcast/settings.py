@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broadcast import const
 from broadcast.errors import LoaError
-from broadcast.locks import FileLock
+from broadcast.store.locks import FileLock
 from wire import protocol
 from wire.config import ConfigError, TlsSettings, read_ca_pem, tls_context
 from wire.files import write_private_file
@@ -89,7 +89,7 @@ class Settings:
     overlap_window_days: int = 14  # how far ahead an open-ended schedule is checked for overlaps
     redelivery: RedeliveryPolicy = field(default_factory=RedeliveryPolicy)
     redelivery_sweep_s: float = 5.0  # how often the leader looks for unanswered commands
-    # Bulletins need a leader's approval before they air (`broadcast.bulletin_desk`); a tiny
+    # Bulletins need a leader's approval before they air (`broadcast.desks.bulletins`); a tiny
     # commune with one officer turns it off and bulletins are created approved.
     require_approval: bool = True
     # How many reverse proxies in front of the web app append to X-Forwarded-For (nginx: 1;

@@ -20,7 +20,7 @@ from wire import logs
 from wire.files import PUBLIC, write_atomic
 
 if TYPE_CHECKING:
-    from broadcast.brokers.mosquitto import TlsListener
+    from broadcast.fleet.brokers.mosquitto import TlsListener
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from broadcast.brokers.embedded import serve
+    from broadcast.fleet.brokers.embedded import serve
 
     return serve(args.host, args.port, Path(args.access))
 
@@ -130,8 +130,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from broadcast import accounts, audit
     from broadcast.const import Role
+    from broadcast.people import accounts, audit
     from broadcast.service import BroadcastService
 
     password = args.password or getpass.getpass(f"Password for {args.username}: ")
@@ -155,7 +155,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from broadcast import accounts, audit
+    from broadcast.people import accounts, audit
     from broadcast.service import BroadcastService
 
     service = BroadcastService(_settings(args), connect_mqtt=False)
@@ -251,10 +251,10 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 def cmd_mqtt_config(args: argparse.Namespace) -> int:
     """mosquitto.conf, passwd and acl for the server and every registered receiver; with
     --certfile/--keyfile a TLS listener for receivers beside the server's plain local one."""
-    from broadcast import registry
-    from broadcast.brokers import BrokerError
-    from broadcast.brokers.mosquitto import check_tls, is_loopback, write_config
     from broadcast.errors import LoaError
+    from broadcast.fleet import registry
+    from broadcast.fleet.brokers import BrokerError
+    from broadcast.fleet.brokers.mosquitto import check_tls, is_loopback, write_config
     from broadcast.service import BroadcastService
 
     tls = _tls_listener(args)
@@ -312,8 +312,8 @@ def cmd_mqtt_config(args: argparse.Namespace) -> int:
 
 def _tls_listener(args: argparse.Namespace) -> TlsListener | None:
     """The TLS listener the options describe, or None; options that need it are refused."""
-    from broadcast.brokers.mosquitto import DEFAULT_TLS_PORT, TlsListener
     from broadcast.errors import LoaError
+    from broadcast.fleet.brokers.mosquitto import DEFAULT_TLS_PORT, TlsListener
 
     if not args.certfile and not args.keyfile:
         given = [
@@ -736,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not on_receiver:
             # Receivers keep no audit log, and a Pi has only the receiver's packages.
-            from broadcast import audit
+            from broadcast.people import audit
 
             audit.set_origin(f"cli {getpass.getuser()}")
         return func(args)

@@ -17,11 +17,12 @@ from pathlib import Path
 from sqlalchemy import create_engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from broadcast import db, receivers
 from broadcast.const import SERVER_MQTT_USERNAME
 from broadcast.errors import LoaError
-from broadcast.models import Device
+from broadcast.fleet import receivers
 from broadcast.settings import Secrets, Settings
+from broadcast.store import db
+from broadcast.store.models import Device
 from devices.doctor import Check, clock_check, disk_check, mqtt_login_check, tcp_check
 
 _LOGGER = logging.getLogger(__name__)

@@ -20,13 +20,13 @@ from pathlib import Path
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from broadcast import registry
-from broadcast.brokers import BrokerError, port_is_free
-from broadcast.brokers.embedded import EmbeddedBroker
 from broadcast.errors import LoaError, ServiceUnavailable
-from broadcast.models import Device, utcnow
+from broadcast.fleet import registry
+from broadcast.fleet.brokers import BrokerError, port_is_free
+from broadcast.fleet.brokers.embedded import EmbeddedBroker
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
+from broadcast.store.models import Device, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 

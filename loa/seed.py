@@ -13,10 +13,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 import tts
-from broadcast import accounts, registry, zones
 from broadcast.const import Role, ScheduleKind, ZoneKind
-from broadcast.models import Device, Schedule, User, Zone
+from broadcast.fleet import registry
+from broadcast.people import accounts, zones
 from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.store.models import Device, Schedule, User, Zone
 from wire.config import PlayerSettings
 from wire.protocol import Priority
 

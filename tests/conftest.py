@@ -18,9 +18,9 @@ from argon2 import PasswordHasher, profiles
 from service_support import make_service
 from support import BROKER_KINDS, LOOPBACK, AmqttProcess, RunningBroker, free_port, free_ports
 
-from broadcast import accounts
-from broadcast.brokers import BrokerAccess, BrokerError
-from broadcast.brokers.mosquitto import MosquittoBroker
+from broadcast.fleet.brokers import BrokerAccess, BrokerError
+from broadcast.fleet.brokers.mosquitto import MosquittoBroker
+from broadcast.people import accounts
 from broadcast.service import BroadcastService
 
 _LOGGER = logging.getLogger(__name__)

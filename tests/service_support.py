@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from broadcast import accounts, broadcasts, registry, zones
 from broadcast.const import Role, ZoneKind
-from broadcast.dispatcher import Dispatcher
-from broadcast.locks import process_lock
-from broadcast.scheduling import RUN_PREFIX, Scheduler
+from broadcast.fleet import registry
+from broadcast.people import accounts, zones
+from broadcast.programme.jobs import RUN_PREFIX, Scheduler
+from broadcast.sending import broadcasts
+from broadcast.sending.dispatcher import Dispatcher
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
+from broadcast.store.locks import process_lock
 from wire import protocol
 
 PASSWORD = "correct horse battery"
@@ -174,7 +176,7 @@ def approved_bulletin(
     `reviewer` (default: the first admin), ready to be scheduled or sent."""
     from sqlalchemy import select
 
-    from broadcast.models import User
+    from broadcast.store.models import User
 
     desk = service.bulletins
     if relay_url:

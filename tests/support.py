@@ -25,7 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 import broadcast
-from broadcast.brokers import BrokerAccess, BrokerError, wait_for_port
+from broadcast.fleet.brokers import BrokerAccess, BrokerError, wait_for_port
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class RunningBroker:
     """Where a test broker listens; `kind` is one of BROKER_KINDS.
 
     `port` is the receivers' listener; `server_port` the server's (mosquitto gives the server a
-    listener of its own, `broadcast.brokers.mosquitto`; 0: the same as `port`, as on amqtt).
+    listener of its own, `broadcast.fleet.brokers.mosquitto`; 0: the same as `port`, as on amqtt).
     """
 
     kind: str
@@ -96,7 +96,7 @@ class AmqttProcess:
                 [
                     sys.executable,
                     "-m",
-                    "broadcast.brokers.embedded",
+                    "broadcast.fleet.brokers.embedded",
                     "--host",
                     self.host,
                     "--port",

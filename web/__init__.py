@@ -16,9 +16,10 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from broadcast import audit, clock
+from broadcast import clock
 from broadcast.errors import NotFound as DomainNotFound
 from broadcast.errors import PermissionDenied
+from broadcast.people import audit
 from broadcast.service import BroadcastService
 from web import inputs
 from web.views import describe_schedule

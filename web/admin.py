@@ -1,6 +1,6 @@
 """Administration pages (quản trị): users, zones, receivers (config file and QR code) and the
-audit log. Admins only: `broadcast.administration` checks the role on every call, and a refusal
-is a 403 here."""
+audit log. Admins only: `broadcast.desks.administration` checks the role on every call, and a
+refusal is a 403 here."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from broadcast import reporting
 from broadcast.const import Role
+from broadcast.desks import reporting
 from broadcast.errors import ValidationError
 from web import get_service
 from web.views import user_row

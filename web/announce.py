@@ -1,15 +1,15 @@
 """Urgent announcements (phát thông báo khẩn), phone first: compose, confirm, watch it play.
 
 1. `GET /announce/` — the form, in one of three modes: a typed text, a recording (a file input;
-   `record.js` adds the phone's microphone), or a notice template (`broadcast.notice_templates`)
-   whose blanks the person fills. Targets, priority (khẩn cấp by default) and repeat (3).
-2. `POST /announce/` — everything is checked by the domain (`BroadcastService.plan_announcement`,
-   the same checks `announce` makes, including who may reach which village) and a confirmation
-   page says exactly what will play where. Nothing is sent yet. A recording is imported and
-   stored now (`store_announcement_recording`), so it is never uploaded twice. What is pending
-   travels in a signed hidden field (a long text does not fit in a cookie), bound to the user,
-   valid for PENDING_MAX_AGE_S and usable once: its nonce is kept in the session and spent on
-   sending, so a double tap sends once.
+   `record.js` adds the phone's microphone), or a notice template
+   (`broadcast.desks.notice_templates`) whose blanks the person fills. Targets, priority (khẩn cấp
+by default) and repeat (3). 2. `POST /announce/` — everything is checked by the domain
+   (`BroadcastService.plan_announcement`, the same checks `announce` makes, including who may reach
+   which village) and a confirmation page says exactly what will play where. Nothing is sent yet. A
+   recording is imported and stored now (`store_announcement_recording`), so it is never uploaded
+   twice. What is pending travels in a signed hidden field (a long text does not fit in a cookie),
+   bound to the user, valid for PENDING_MAX_AGE_S and usable once: its nonce is kept in the session
+   and spent on sending, so a double tap sends once.
 3. `POST /announce/confirm` — "Xác nhận phát" sends (`announce` / `announce_recording`), "Sửa lại"
    returns to the filled form.
 4. `GET /announce/<id>` — delivery per loudspeaker cluster, live through
@@ -49,11 +49,14 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from broadcast import broadcasts, clock, notice_templates, zones
+from broadcast import clock
 from broadcast.const import MAX_REPEAT
+from broadcast.desks import notice_templates
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
-from broadcast.models import Broadcast
+from broadcast.people import zones
+from broadcast.sending import broadcasts
 from broadcast.service import BroadcastService
+from broadcast.store.models import Broadcast
 from web import get_service
 from web.serialize import broadcast_json, delivery_progress_json
 from web.views import user_row

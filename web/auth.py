@@ -2,7 +2,7 @@
 
 A browser that signs in gets a long-lived "known device" cookie (signed with the app's secret,
 HttpOnly, SameSite=Strict, sent only to /auth/): it names a random device id and the users who
-signed in on it, so the sign-in limits (`broadcast.accounts`) count that device's attempts
+signed in on it, so the sign-in limits (`broadcast.people.accounts`) count that device's attempts
 apart and a stranger's failures never block it.
 """
 
@@ -39,9 +39,9 @@ from flask_login import (
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
-from broadcast import accounts, audit, permissions
-from broadcast.models import User
-from broadcast.permissions import Action
+from broadcast.people import accounts, audit, permissions
+from broadcast.people.permissions import Action
+from broadcast.store.models import User
 from web import get_service
 
 _LOGGER = logging.getLogger(__name__)

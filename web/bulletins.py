@@ -1,6 +1,6 @@
 """Bulletins (bản tin): write, get approved (duyệt), preview, schedule or send at once.
 
-A thin shell over `broadcast.bulletin_desk` (who may do what, the approval states, the audit)
+A thin shell over `broadcast.desks.bulletins` (who may do what, the approval states, the audit)
 and `BroadcastService.schedule`. The officer pastes or uploads a document (.txt, .docx), edits
 its broadcast script and saves a draft, then submits it; a leader listens to the preview and
 approves or rejects it with a comment ("Chờ duyệt" is the leader's list); an approved bulletin is
@@ -24,11 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from broadcast import accounts, bulletin_desk, permissions, zones
+from broadcast.desks import bulletins as bulletin_desk
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
-from broadcast.models import Schedule
-from broadcast.permissions import Action
+from broadcast.people import accounts, permissions, zones
+from broadcast.people.permissions import Action
 from broadcast.service import ScheduleRequest
+from broadcast.store.models import Schedule
 from web import get_service
 from web.views import WEEKDAY_LABELS, user_row
 

@@ -1,7 +1,7 @@
-"""The week calendar page (lịch phát theo tuần): `broadcast.calendar` for one zone and week.
+"""The week calendar page (lịch phát theo tuần): `broadcast.desks.calendar` for one zone and week.
 
 `/calendar/?zone=<id>&week=YYYY-MM-DD` (any day of the week; default: the commune, or a village
-head's own village, this week). Who may see which zone is decided in `broadcast.calendar`.
+head's own village, this week). Who may see which zone is decided in `broadcast.desks.calendar`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from broadcast import calendar
+from broadcast.desks import calendar
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from web import get_service
 from web.views import WEEKDAY_LABELS, user_row

@@ -7,8 +7,11 @@ import logging
 from flask import Blueprint, render_template
 from flask_login import login_required
 
-from broadcast import broadcasts, planning, receivers, zones
-from broadcast.models import utcnow
+from broadcast.fleet import receivers
+from broadcast.people import zones
+from broadcast.programme import planning
+from broadcast.sending import broadcasts
+from broadcast.store.models import utcnow
 from web import STATE_LABELS, get_service
 from web.views import HealthWords, device_health, user_row
 
@@ -17,7 +20,7 @@ bp = Blueprint("dashboard", __name__)
 
 # Above this many receivers (a district, a province) the page lists receivers per zone and only
 # the ones that need attention: a thousand rows are unreadable and slow on a phone. The counts
-# come from SQL (`broadcast.receivers`), so the page costs the same at any scale.
+# come from SQL (`broadcast.fleet.receivers`), so the page costs the same at any scale.
 FULL_LIST_UP_TO = 60
 ATTENTION_ROWS = 100
 

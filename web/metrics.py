@@ -23,10 +23,11 @@ from prometheus_client.core import (
 )
 from sqlalchemy import func, select
 
-from broadcast import accounts, permissions, sequences
-from broadcast.db import Database
-from broadcast.models import Broadcast, Delivery, Device, utcnow
-from broadcast.permissions import Action
+from broadcast.people import accounts, permissions
+from broadcast.people.permissions import Action
+from broadcast.store import sequences
+from broadcast.store.db import Database
+from broadcast.store.models import Broadcast, Delivery, Device, utcnow
 from web import get_service
 
 _LOGGER = logging.getLogger(__name__)

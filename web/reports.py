@@ -1,5 +1,5 @@
 """Reports (báo cáo): the broadcast log with filters and CSV exports, and the monthly summary
-per zone (printable, and as CSV). Who may see which zone is `broadcast.reporting`'s rule."""
+per zone (printable, and as CSV). Who may see which zone is `broadcast.desks.reporting`'s rule."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from flask import Blueprint, Response, flash, render_template, request
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from broadcast import clock, reporting
+from broadcast import clock
+from broadcast.desks import reporting
 from broadcast.errors import ValidationError
-from broadcast.models import utcnow
+from broadcast.store.models import utcnow
 from web import get_service
 from web.views import user_row
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from broadcast import broadcasts
 from broadcast.clock import iso_utc
-from broadcast.models import Broadcast, Bulletin, Delivery, Device, Schedule, Zone
+from broadcast.sending import broadcasts
+from broadcast.store.models import Broadcast, Bulletin, Delivery, Device, Schedule, Zone
 
 
 def zone_json(zone: Zone) -> dict[str, Any]:

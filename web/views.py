@@ -15,10 +15,11 @@ from flask_babel import lazy_gettext
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from broadcast import clock, receivers
+from broadcast import clock
 from broadcast.errors import PermissionDenied
-from broadcast.models import Device, Schedule, User
-from broadcast.receivers import number
+from broadcast.fleet import receivers
+from broadcast.fleet.receivers import number
+from broadcast.store.models import Device, Schedule, User
 
 _LOGGER = logging.getLogger(__name__)
 

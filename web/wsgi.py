@@ -7,7 +7,7 @@ LOA_* variable of docs/deployment.md, read by `Settings.load`):
 Every worker runs a whole service: it serves pages and the API and publishes what its users
 send. Exactly one of them, the one holding the data directory's scheduler lock, also plans,
 fires runs, publishes manifests and hears the receivers; when it exits another takes over within
-a few seconds (`broadcast.scheduler_lock`). The service starts in each worker process (after
+a few seconds (`broadcast.programme.leadership`). The service starts in each worker process (after
 gunicorn forks: this module is imported by each worker; do not use `--preload`), so
 nothing is shared across a fork.
 """

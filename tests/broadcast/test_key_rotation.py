@@ -12,8 +12,9 @@ import pytest
 from service_support import add_devices, recording_service, seed_commune, wait_for
 from sqlalchemy import select
 
-from broadcast import audit, sequences
-from broadcast.models import AuditEntry
+from broadcast.people import audit
+from broadcast.store import sequences
+from broadcast.store.models import AuditEntry
 from loa.cli import main as loa
 from wire import protocol
 

@@ -14,8 +14,8 @@ import pytest
 from service_support import make_service
 from support import REPO_ROOT, RunningBroker, free_port
 
-from broadcast import registry
 from broadcast.errors import LoaError
+from broadcast.fleet import registry
 from broadcast.settings import SOURCES, Settings
 from loa.cli import build_parser
 

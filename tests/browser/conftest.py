@@ -27,8 +27,8 @@ from playwright.sync_api import (
 from processes import LoaProcess, wait_devices
 from support import REPO_ROOT, free_ports
 
-from broadcast import accounts
 from broadcast.const import Role
+from broadcast.people import accounts
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from loa import seed

@@ -196,8 +196,8 @@ def register_receiver(work: Path) -> Path:
     (the zones only: no users, whose password hashing would cost seconds)."""
     from service_support import make_service
 
-    from broadcast import zones
     from broadcast.const import ZoneKind
+    from broadcast.people import zones
 
     data = work / "server-data"
     service = make_service(data)

@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support import LOOPBACK, AmqttProcess
 
 from audio.formats import OutputFormat
-from broadcast.brokers import BrokerAccess
-from broadcast.brokers.mosquitto import MosquittoBroker
+from broadcast.fleet.brokers import BrokerAccess
+from broadcast.fleet.brokers.mosquitto import MosquittoBroker
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from service_support import make_service
 
-from broadcast.brokers import BrokerAccess, device_user, server_user
 from broadcast.const import SERVER_MQTT_USERNAME
+from broadcast.fleet.brokers import BrokerAccess, device_user, server_user
 from loa.cli import main as loa
 from wire import protocol
 from wire.protocol import EventKind, ReceiverState

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from broadcast.brokers import BrokerAccess, device_user, server_user
+from broadcast.fleet.brokers import BrokerAccess, device_user, server_user
 from wire import protocol
 from wire.protocol import EventKind, Priority, ReceiverState
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcast.brokers import BrokerAccess, device_user, server_user
+from broadcast.fleet.brokers import BrokerAccess, device_user, server_user
 from wire import protocol
 from wire.protocol import EventKind, ReceiverState
 

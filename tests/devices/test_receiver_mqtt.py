@@ -19,8 +19,8 @@ import pytest
 from service_support import add_devices, seed_commune
 from support import MqttProbe
 
-from broadcast import receivers
-from broadcast.brokers import BrokerAccess, device_user, server_user
+from broadcast.fleet import receivers
+from broadcast.fleet.brokers import BrokerAccess, device_user, server_user
 from wire import protocol
 from wire.protocol import EventKind, Priority, ReceiverState
 

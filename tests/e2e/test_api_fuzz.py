@@ -25,8 +25,9 @@ from processes import LoaProcess
 from service_support import approved_bulletin
 from support import REPO_ROOT, free_ports
 
-from broadcast import accounts, registry, zones
 from broadcast.const import Role, ZoneKind
+from broadcast.fleet import registry
+from broadcast.people import accounts, zones
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 

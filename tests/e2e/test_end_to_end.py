@@ -18,8 +18,8 @@ from processes import (
 )
 from support import LOOPBACK, free_port, free_ports
 
-from broadcast import registry
-from broadcast.brokers.mosquitto import MosquittoBroker
+from broadcast.fleet import registry
+from broadcast.fleet.brokers.mosquitto import MosquittoBroker
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from loa import seed

@@ -20,14 +20,14 @@ from processes import (
 from service_support import approved_bulletin
 from support import LOOPBACK, AmqttProcess, free_ports
 
-from broadcast import registry
-from broadcast.brokers import BrokerAccess, BrokerError
-from broadcast.brokers.mosquitto import MosquittoBroker
 from broadcast.const import LOCAL_TZ, ScheduleKind
-from broadcast.db import Database
-from broadcast.models import Broadcast, Schedule, User
+from broadcast.fleet import registry
+from broadcast.fleet.brokers import BrokerAccess, BrokerError
+from broadcast.fleet.brokers.mosquitto import MosquittoBroker
 from broadcast.service import BroadcastService, ScheduleRequest
 from broadcast.settings import Settings
+from broadcast.store.db import Database
+from broadcast.store.models import Broadcast, Schedule, User
 from loa import seed
 from wire.protocol import Priority
 
@@ -105,7 +105,7 @@ def test_broker_restart_during_dispatch(
         start_broker(broker)
 
         # mosquitto keeps the sessions; amqtt forgets them and the server re-sends what got no
-        # answer (broadcast.redelivery): both end with every receiver having played it once
+        # answer (broadcast.sending.redelivery): both end with every receiver having played it once
         deadline = time.monotonic() + 60
         body: dict = {}
         while time.monotonic() < deadline:

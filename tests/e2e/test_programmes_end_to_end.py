@@ -15,13 +15,13 @@ from processes import LoaProcess, http_json, played_lines, wait_for_status
 from service_support import approved_bulletin
 from support import LOOPBACK, free_port, free_ports
 
-from broadcast import registry
-from broadcast.brokers.mosquitto import MosquittoBroker
 from broadcast.const import LOCAL_TZ, ScheduleKind
-from broadcast.db import Database
-from broadcast.models import Broadcast, Schedule, User
+from broadcast.fleet import registry
+from broadcast.fleet.brokers.mosquitto import MosquittoBroker
 from broadcast.service import BroadcastService, ScheduleRequest
 from broadcast.settings import Settings
+from broadcast.store.db import Database
+from broadcast.store.models import Broadcast, Schedule, User
 from loa import seed
 from wire.protocol import Priority
 

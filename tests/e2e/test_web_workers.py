@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from processes import LoaProcess, http_json, plays_of, wait_devices, wait_for_status
 from support import LOOPBACK, free_port, free_ports
 
-from broadcast import registry
-from broadcast.brokers.mosquitto import MosquittoBroker
+from broadcast.fleet import registry
+from broadcast.fleet.brokers.mosquitto import MosquittoBroker
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from loa import seed

@@ -204,7 +204,7 @@ def test_device_refresh_turns_tls_on_in_configs_and_keeps_passwords(tmp_path: Pa
 def test_mqtt_config_gives_each_device_its_own_topics(tmp_path: Path) -> None:
     from support import MqttProbe, RunningBroker, connected, wait_for_port
 
-    from broadcast.brokers.mosquitto import find_mosquitto
+    from broadcast.fleet.brokers.mosquitto import find_mosquitto
     from broadcast.settings import Secrets
     from wire import protocol
     from wire.config import ReceiverConfig

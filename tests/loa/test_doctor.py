@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from support import LOOPBACK, free_port
 
-from broadcast import registry, zones
-from broadcast.brokers.embedded import EmbeddedBroker
 from broadcast.const import ZoneKind
-from broadcast.models import Device
+from broadcast.fleet import registry
+from broadcast.fleet.brokers.embedded import EmbeddedBroker
+from broadcast.people import zones
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
+from broadcast.store.models import Device
 from devices import doctor as device_doctor
 from loa import doctor
 from loa.cli import main as loa

@@ -11,7 +11,8 @@ from flask.testing import FlaskClient
 from openapi_check import CheckedClient
 from service_support import RecordingDispatcher, Users, seed_commune
 
-from broadcast import accounts, registry
+from broadcast.fleet import registry
+from broadcast.people import accounts
 from broadcast.service import BroadcastService
 from web import create_app
 

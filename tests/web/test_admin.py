@@ -14,10 +14,10 @@ from sqlalchemy import select, update
 from support import self_signed_ca_pem
 from web_support import csrf_token, login
 
-from broadcast import audit
-from broadcast.administration import QR_CA_FILE, compact_config, qr_svg
-from broadcast.models import AuditEntry, Device, User, Zone
+from broadcast.desks.administration import QR_CA_FILE, compact_config, qr_svg
+from broadcast.people import audit
 from broadcast.service import BroadcastService
+from broadcast.store.models import AuditEntry, Device, User, Zone
 from wire.config import ReceiverConfig
 
 GET_ROUTES = (

@@ -21,9 +21,9 @@ from sqlalchemy import func, select
 from support import tone_wav
 from web_support import csrf_token, login
 
-from broadcast import audit
-from broadcast.models import AuditEntry, Broadcast
+from broadcast.people import audit
 from broadcast.service import BroadcastService
+from broadcast.store.models import AuditEntry, Broadcast
 from wire import protocol
 from wire.protocol import CommandKind, EventKind
 

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from service_support import RecordingDispatcher, broadcast_status, wait_for
 from support import tone_wav
 
-from broadcast import registry
+from broadcast.fleet import registry
 from broadcast.service import BroadcastService
 from wire import protocol
 from wire.protocol import DeviceStatus, ReceiverState

@@ -8,9 +8,9 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from broadcast import audit
-from broadcast.models import AuditEntry
+from broadcast.people import audit
 from broadcast.service import BroadcastService
+from broadcast.store.models import AuditEntry
 from wire import protocol
 
 DOCUMENT = """ỦY BAN NHÂN DÂN XÃ THỬ

@@ -28,8 +28,8 @@ from service_support import (
 from sqlalchemy import func, select
 from web_support import csrf_token, login
 
-from broadcast.models import AuditEntry, Broadcast, Bulletin, Schedule
 from broadcast.service import BroadcastService
+from broadcast.store.models import AuditEntry, Broadcast, Bulletin, Schedule
 from wire.protocol import CommandKind
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL

@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from service_support import Users
 from web_support import csrf_token, login
 
-from broadcast.models import AuditEntry
 from broadcast.service import BroadcastService
+from broadcast.store.models import AuditEntry
 
 Saver = Callable[[str, str], tuple[str, str]]  # (title, text) → (detail url, CSRF token)
 SAMPLE = (

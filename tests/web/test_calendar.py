@@ -11,8 +11,8 @@ from service_support import Users, approved_bulletin
 from web_support import csrf_token, login
 
 from broadcast.const import ScheduleKind
-from broadcast.models import Bulletin, Schedule
 from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.store.models import Bulletin, Schedule
 from wire.protocol import Priority
 
 WEEK = "/calendar/?zone=xa-test&week=2030-01-09"  # the week of Monday 7 January 2030

@@ -17,9 +17,9 @@ from service_support import (
 from web_support import csrf_token, login
 from werkzeug.test import TestResponse
 
-from broadcast import broadcasts
-from broadcast.models import Device
+from broadcast.sending import broadcasts
 from broadcast.service import BroadcastService
+from broadcast.store.models import Device
 from web.dashboard import FULL_LIST_UP_TO
 from wire import protocol
 from wire.protocol import DeviceStatus, ReceiverState
@@ -274,8 +274,8 @@ def test_village_head_dashboard_lists_the_commune_wide_bulletins(
     from datetime import timedelta
 
     from broadcast.const import ScheduleKind
-    from broadcast.models import Schedule, User, utcnow
     from broadcast.service import ScheduleRequest
+    from broadcast.store.models import Schedule, User, utcnow
 
     with service.db.session() as session:
         officer = session.query(User).filter(User.username == "officer").one().id
@@ -307,8 +307,8 @@ def test_dashboard_lists_todays_programme(client: FlaskClient, service: Broadcas
     from datetime import timedelta
 
     from broadcast.const import ScheduleKind
-    from broadcast.models import Schedule, User, utcnow
     from broadcast.service import ScheduleRequest
+    from broadcast.store.models import Schedule, User, utcnow
 
     with service.db.session() as session:
         officer = session.query(User).filter(User.username == "officer").one().id

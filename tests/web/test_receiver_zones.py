@@ -9,8 +9,8 @@ import time
 from flask.testing import FlaskClient
 from web_support import login
 
-from broadcast.models import Device
 from broadcast.service import BroadcastService
+from broadcast.store.models import Device
 from wire.protocol import DeviceStatus, ReceiverState
 
 

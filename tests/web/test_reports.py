@@ -14,8 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from web_support import login
 
-from broadcast.models import Broadcast, Delivery, utcnow
 from broadcast.service import BroadcastService
+from broadcast.store.models import Broadcast, Delivery, utcnow
 
 ROLES = ("admin", "officer", "head-a", "viewer", "leader")
 

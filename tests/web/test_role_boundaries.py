@@ -1,4 +1,4 @@
-"""Every role boundary, page by page and API call by API call, from `broadcast.permissions`.
+"""Every role boundary, page by page and API call by API call, from `broadcast.people.permissions`.
 
 `PAGES` and `API` say which `Action` each route needs (or that it is public, or needs only a
 sign-in); who may use it is read from the permissions table, never restated here. The tests
@@ -19,9 +19,9 @@ from flask.testing import FlaskClient
 from service_support import Users, approved_bulletin
 from web_support import csrf_token, login
 
-from broadcast import permissions
 from broadcast.const import Role, ScheduleKind
-from broadcast.permissions import Action, Reach
+from broadcast.people import permissions
+from broadcast.people.permissions import Action, Reach
 from broadcast.service import BroadcastService, ScheduleRequest
 from wire.protocol import Priority
 
@@ -156,7 +156,7 @@ API: dict[tuple[str, str], Need] = {
 
 def test_every_action_guards_a_route() -> None:
     """No row of the table is dead: each action but the four-eyes exception (checked in
-    tests/broadcast/test_bulletin_desk.py) is what some route needs."""
+    tests/broadcast/desks/test_bulletins.py) is what some route needs."""
     needs = [*(need for rules in PAGES.values() for need in rules.values()), *API.values()]
     named = {need.action if isinstance(need, InThonB) else need for need in needs}
     assert set(Action) - named == {Action.APPROVE_OWN_BULLETIN}

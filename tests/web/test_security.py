@@ -15,9 +15,9 @@ from sqlalchemy import select
 from web_support import csrf_token, login
 from werkzeug.test import TestResponse
 
-from broadcast import accounts, audit
-from broadcast.models import AuditEntry, LoginAttempt, utcnow
+from broadcast.people import accounts, audit
 from broadcast.service import BroadcastService
+from broadcast.store.models import AuditEntry, LoginAttempt, utcnow
 from web import auth, create_app
 
 STRANGER, OWNER = "203.0.113.66", "198.51.100.7"

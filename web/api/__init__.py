@@ -16,7 +16,6 @@ from flask import Blueprint, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from broadcast import accounts, receivers, zones
 from broadcast.errors import (
     Conflict,
     NotFound,
@@ -24,7 +23,9 @@ from broadcast.errors import (
     ServiceUnavailable,
     ValidationError,
 )
-from broadcast.models import User
+from broadcast.fleet import receivers
+from broadcast.people import accounts, zones
+from broadcast.store.models import User
 from web import get_service, inputs
 from web.serialize import device_json, zone_json
 

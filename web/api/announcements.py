@@ -10,8 +10,8 @@ from typing import Any
 from flask import jsonify, request
 from werkzeug.wrappers import Response
 
-from broadcast import broadcasts
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.sending import broadcasts
 from web import get_service, inputs
 from web.api import api_user, bp, current_user_id, json_body, page_number, token_required
 from web.serialize import broadcast_json, broadcast_summary_json

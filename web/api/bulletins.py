@@ -10,9 +10,9 @@ import logging
 from flask import jsonify, request
 from werkzeug.wrappers import Response
 
-from broadcast import broadcasts
-from broadcast.bulletin_desk import BulletinDesk
-from broadcast.models import Bulletin
+from broadcast.desks.bulletins import BulletinDesk
+from broadcast.sending import broadcasts
+from broadcast.store.models import Bulletin
 from web import get_service, inputs
 from web.api import bp, current_user_id, json_body, token_required
 from web.serialize import broadcast_json, bulletin_json

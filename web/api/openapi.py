@@ -16,7 +16,6 @@ from typing import Any
 from flask import jsonify
 from werkzeug.wrappers import Response
 
-from broadcast.bulletin_desk import MAX_COMMENT_CHARS, BulletinStatus
 from broadcast.const import (
     MAX_REPEAT,
     MAX_TEXT_CHARS,
@@ -25,8 +24,9 @@ from broadcast.const import (
     DeliveryState,
     ScheduleKind,
 )
-from broadcast.programmes import MAX_CRON_CHARS, MAX_INTERVAL_H
-from broadcast.reporting import CONTENT_LABELS, SOURCE_LABELS
+from broadcast.desks.bulletins import MAX_COMMENT_CHARS, BulletinStatus
+from broadcast.desks.reporting import CONTENT_LABELS, SOURCE_LABELS
+from broadcast.programme.rules import MAX_CRON_CHARS, MAX_INTERVAL_H
 from web import MAX_REQUEST_BYTES
 from web.api import bp
 from wire.protocol import ID_PATTERN, Priority

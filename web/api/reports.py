@@ -11,8 +11,8 @@ from flask import jsonify, request
 from werkzeug.wrappers import Response
 
 from broadcast.clock import iso_utc
+from broadcast.desks.reporting import LogFilter, MonthlySummary, parse_month
 from broadcast.errors import ValidationError
-from broadcast.reporting import LogFilter, MonthlySummary, parse_month
 from web import get_service
 from web.api import bp, current_user_id, page_number, token_required
 

@@ -12,11 +12,11 @@ from flask import jsonify
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from broadcast import accounts
 from broadcast.errors import NotFound, ValidationError
-from broadcast.models import Schedule
-from broadcast.permissions import Action
+from broadcast.people import accounts
+from broadcast.people.permissions import Action
 from broadcast.service import ScheduleRequest
+from broadcast.store.models import Schedule
 from web import get_service, inputs
 from web.api import bp, current_user_id, json_body, token_required
 from web.serialize import schedule_json

@@ -1,0 +1,1 @@
+"""What people do: the desks the web and the `loa` command call."""

@@ -1,0 +1,658 @@
+"""Administration (quản trị): users, zones, receivers and the audit log, for admins only.
+
+Every method checks that the acting user is an active admin (PermissionDenied otherwise) and
+every change writes its audit entry in the same transaction. Passwords are never shown except
+once, to the admin who generated them, and never logged.
+
+A receiver's config file holds its broker password, so reading it (as a file or as a QR code for
+the installer's phone) is itself audited (`DEVICE_CONFIG`). The QR code holds the config's
+*compact form*: the same JSON without the fields that equal their defaults, which
+`wire.config.ReceiverConfig.from_dict` reads back to the same config (checked before it is
+encoded). That keeps the code small enough for a phone camera (about version 12 instead of 26).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import segno
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broadcast.const import Role, ZoneKind
+from broadcast.errors import NotFound, ValidationError
+from broadcast.fleet import receivers
+from broadcast.people import accounts, audit, permissions, zones
+from broadcast.people.permissions import Action
+from broadcast.settings import Settings
+from broadcast.store.db import Database
+from broadcast.store.models import AuditEntry, Device, User, Zone
+from broadcast.store.paging import Page, clamp_page
+from wire import protocol
+from wire.config import ConfigError, MqttSettings, ReceiverConfig
+
+_LOGGER = logging.getLogger(__name__)
+
+AUDIT_PER_PAGE = 50
+DEVICES_PER_PAGE = 100
+MAX_NAME_CHARS = 200
+MAX_QR_VERSION = 25  # beyond it a phone camera struggles with a code on a screen
+QR_CA_FILE = "/etc/loa/mqtt-ca.pem"  # where a QR-installed Pi keeps a CA too large for the code
+_USERNAME = re.compile(r"^[^\s\x00-\x1f]{1,80}$")
+# what `broadcast.people.audit.verify` reports, as stable codes the page can word in any language
+AUDIT_PROBLEMS = {
+    "an entry is missing": "missing",
+    "the link to the previous entry is broken": "link",
+    "the entry was changed": "changed",
+    "the newest entries were removed": "truncated",
+}
+_CONFIG_REQUIRED = frozenset({"device_id", "zones", "mqtt", "server_public_key", "data_dir"})
+_CONFIG_REQUIRED_INNER = {"mqtt": frozenset({"host", "port", "username", "password"})}
+
+RegisterDevice = Callable[..., Path]
+
+
+# --- rows the pages show -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    username: str
+    full_name: str
+    role: str
+    zone_id: str | None
+    zone_name: str
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ZoneRow:
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None
+    parent_name: str
+    devices: int
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    id: str
+    name: str
+    zone_id: str
+    zone_name: str
+    online: bool
+    state: str
+    last_seen: datetime | None
+    has_config: bool
+
+
+@dataclass(frozen=True)
+class DevicePage(Page[DeviceRow]):
+    zone_id: str  # the zone filter, "" for every zone
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    """A password to show once: generated for a new user or a reset (None when the admin
+    typed it)."""
+
+    user_id: int
+    username: str
+    password: str | None
+
+
+@dataclass(frozen=True)
+class QrCode:
+    svg: bytes
+    payload: str
+    version: int
+    error: str
+    ca_file: str = ""  # the broker's CA left out of the code: copy it to this file on the Pi
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    seq: int
+    at: datetime
+    username: str
+    action: str
+    target: str
+    detail: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    ok: bool
+    entries: int
+    broken_seq: int | None
+    problem: str  # "", or one of AUDIT_PROBLEMS' codes
+
+
+@dataclass(frozen=True)
+class AuditPage(Page[AuditRow]):
+    check: AuditCheck
+
+
+# --- the service ---------------------------------------------------------------------------
+
+
+class Administration:
+    """The admin pages' one entry point (`BroadcastService.admin`)."""
+
+    def __init__(self, db: Database, settings: Settings, register_device: RegisterDevice) -> None:
+        self._db = db
+        self._settings = settings
+        self._register_device = register_device
+
+    # users
+
+    def list_users(self, user_id: int) -> list[UserRow]:
+        with self._db.session() as session:
+            _admin(session, user_id)
+            users = session.scalars(select(User).order_by(User.username))
+            return [_user_row(user) for user in users]
+
+    def create_user(
+        self,
+        user_id: int,
+        username: str,
+        role: str,
+        zone_id: str = "",
+        full_name: str = "",
+        password: str = "",
+    ) -> NewPassword:
+        """A new account; without a typed password one is generated (shown once)."""
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            name = _clean_username(session, username)
+            chosen_role = _clean_role(role)
+            zone = _clean_user_zone(session, chosen_role, zone_id)
+            generated = not password
+            secret = accounts.generate_password() if generated else _clean_password(password)
+            user = accounts.create_user(
+                session,
+                name,
+                secret,
+                chosen_role,
+                zone.id if zone is not None else None,
+                full_name=_clean_text(full_name, "full_name", "Họ tên", required=False),
+            )
+            audit.record(
+                session,
+                admin,
+                audit.Action.USER_CREATE,
+                f"user:{user.id}",
+                {
+                    "username": user.username,
+                    "role": user.role,
+                    "zone": user.zone_id,
+                    "password": "generated" if generated else "typed",
+                },
+            )
+            return NewPassword(user.id, user.username, secret if generated else None)
+
+    def set_active(self, user_id: int, target_id: int, active: bool) -> None:
+        """Disable (khóa) or enable an account; an admin cannot lock themself out, so some
+        admin always remains."""
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            user = _target_user(session, target_id)
+            if not active:
+                _check_not_self(admin, user)
+            if user.active == active:
+                return
+            user.active = active
+            audit.record(
+                session,
+                admin,
+                audit.Action.USER_UPDATE,
+                f"user:{user.id}",
+                {"username": user.username, "active": active},
+            )
+        _LOGGER.info("user %s %s by admin %s", target_id, "enabled" if active else "disabled",
+                     user_id)  # fmt: skip
+
+    def reset_password(self, user_id: int, target_id: int) -> NewPassword:
+        """A new generated password, shown once to the admin."""
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            user = _target_user(session, target_id)
+            secret = accounts.generate_password()
+            accounts.set_password(user, secret)
+            revoked = accounts.revoke_tokens(session, user)  # a reset means: trust nothing old
+            audit.record(
+                session,
+                admin,
+                audit.Action.USER_PASSWORD,
+                f"user:{user.id}",
+                {"username": user.username, "password": "generated", "tokens_revoked": revoked},
+            )
+            return NewPassword(user.id, user.username, secret)
+
+    def change_role(self, user_id: int, target_id: int, role: str, zone_id: str = "") -> None:
+        """A new role (and village, for a village head)."""
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            user = _target_user(session, target_id)
+            chosen_role = _clean_role(role)
+            zone = _clean_user_zone(session, chosen_role, zone_id)
+            if not permissions.allowed(chosen_role, Action.ADMINISTER):  # may not lock self out
+                _check_not_self(admin, user)
+            previous = {"role": user.role, "zone": user.zone_id}
+            user.role = chosen_role.value
+            user.zone_id = zone.id if zone is not None else None
+            if previous == {"role": user.role, "zone": user.zone_id}:
+                return
+            audit.record(
+                session,
+                admin,
+                audit.Action.USER_UPDATE,
+                f"user:{user.id}",
+                {
+                    "username": user.username,
+                    "role": user.role,
+                    "zone": user.zone_id,
+                    "previous_role": previous["role"],
+                    "previous_zone": previous["zone"],
+                },
+            )
+
+    # zones
+
+    def list_zones(self, user_id: int) -> list[ZoneRow]:
+        with self._db.session() as session:
+            _admin(session, user_id)
+            counts = dict(
+                session.execute(select(Device.zone_id, func.count()).group_by(Device.zone_id)).all()
+            )
+            found = session.scalars(select(Zone))
+            ordered = sorted(found, key=lambda z: (z.kind != ZoneKind.COMMUNE, z.name, z.id))
+            return [
+                ZoneRow(
+                    zone.id,
+                    zone.name,
+                    zone.kind,
+                    zone.parent_id,
+                    zone.parent.name if zone.parent is not None else "",
+                    int(counts.get(zone.id, 0)),
+                )
+                for zone in ordered
+            ]
+
+    def create_village(self, user_id: int, zone_id: str, name: str, parent_id: str = "") -> ZoneRow:
+        """A village (thôn, xóm, tổ dân phố) under a commune; with one commune it is the
+        parent unless told."""
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            new_id = _clean_slug(zone_id, "id", "Mã khu vực")
+            if session.get(Zone, new_id) is not None:
+                raise ValidationError("id", f"mã khu vực “{new_id}” đã có")
+            clean_name = _clean_text(name, "name", "Tên khu vực")
+            parent = _commune(session, parent_id)
+            zone = Zone(id=new_id, name=clean_name, kind=ZoneKind.VILLAGE.value, parent=parent)
+            session.add(zone)
+            session.flush()
+            audit.record(
+                session,
+                admin,
+                audit.Action.ZONE_CREATE,
+                f"zone:{zone.id}",
+                {"name": zone.name, "kind": zone.kind, "parent": parent.id},
+            )
+            return ZoneRow(zone.id, zone.name, zone.kind, parent.id, parent.name, 0)
+
+    def rename_zone(self, user_id: int, zone_id: str, name: str) -> None:
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            zone = session.get(Zone, zone_id)
+            if zone is None:
+                raise NotFound(f"zone {zone_id!r}")
+            clean_name = _clean_text(name, "name", "Tên khu vực")
+            if clean_name == zone.name:
+                return
+            previous, zone.name = zone.name, clean_name
+            audit.record(
+                session,
+                admin,
+                audit.Action.ZONE_UPDATE,
+                f"zone:{zone.id}",
+                {"name": clean_name, "previous_name": previous},
+            )
+
+    # devices
+
+    def device_page(
+        self, user_id: int, page: int = 1, zone_id: str = "", per_page: int = DEVICES_PER_PAGE
+    ) -> DevicePage:
+        """Receivers by id, a page at a time (a province registers thousands), optionally those
+        of one zone and its sub-zones; a page past the end shows the last one."""
+        with self._db.session() as session:
+            _admin(session, user_id)
+            chosen = session.get(Zone, zone_id) if zone_id else None
+            if zone_id and chosen is None:
+                raise ValidationError("zone", f"Không có khu vực “{zone_id}”")
+            zone_ids = zones.subtree_ids(session, [chosen]) if chosen is not None else None
+            total = receivers.count_devices(session, zone_ids)
+            page = clamp_page(page, total, per_page)
+            found = receivers.list_devices(
+                session, zone_ids, offset=(page - 1) * per_page, limit=per_page
+            )
+            rows = [self._device_row(device) for device in found]
+            return DevicePage(rows, page, per_page, total, zone_id)
+
+    def get_device(self, user_id: int, device_id: str) -> DeviceRow:
+        with self._db.session() as session:
+            _admin(session, user_id)
+            device = session.get(Device, device_id)
+            if device is None:
+                raise NotFound(f"device {device_id!r}")
+            return self._device_row(device)
+
+    def _device_row(self, device: Device) -> DeviceRow:
+        return DeviceRow(
+            device.id,
+            device.name,
+            device.zone_id,
+            device.zone.name,
+            device.online,
+            device.state,
+            device.last_seen,
+            self._config_path(device.id).exists(),
+        )
+
+    def register_device(self, user_id: int, device_id: str, zone_id: str, name: str = "") -> Path:
+        """A new receiver (`BroadcastService.register_device`: broker credentials, its config
+        file, its manifest), checked here first so every mistake reads in Vietnamese."""
+        with self._db.session() as session:
+            _admin(session, user_id)
+            new_id = _clean_slug(device_id, "id", "Mã cụm loa")
+            if session.get(Device, new_id) is not None:
+                raise ValidationError("id", f"mã cụm loa “{new_id}” đã có")
+            if not zone_id or session.get(Zone, zone_id) is None:
+                raise ValidationError("zone", "hãy chọn khu vực (thôn) của cụm loa")
+            clean_name = _clean_text(name, "name", "Tên cụm loa", required=False)
+        return self._register_device(new_id, zone_id, name=clean_name, user_id=user_id)
+
+    def device_config(self, user_id: int, device_id: str) -> bytes:
+        """The receiver's config file (it holds the device's broker password): audited."""
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            data = self._read_config(session, device_id)
+            audit.record(
+                session, admin, audit.Action.DEVICE_CONFIG, f"device:{device_id}", {"form": "file"}
+            )
+            return data
+
+    def device_config_qr(self, user_id: int, device_id: str) -> QrCode:
+        """The config's compact form as a QR code (SVG), for the installer's phone: audited."""
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            data = self._read_config(session, device_id)
+            code = config_qr(data)
+            audit.record(
+                session,
+                admin,
+                audit.Action.DEVICE_CONFIG,
+                f"device:{device_id}",
+                {"form": "qr", "version": code.version},
+            )
+            return code
+
+    def device_qr_ca_file(self, user_id: int, device_id: str) -> str:
+        """Where the installer must copy the broker's CA when the QR code leaves it out (too
+        large for a phone camera), or "" when the code carries it; not audited: no secret."""
+        with self._db.session() as session:
+            _admin(session, user_id)
+            return config_qr(self._read_config(session, device_id)).ca_file
+
+    def _config_path(self, device_id: str) -> Path:
+        return self._settings.devices_dir / f"{device_id}.json"
+
+    def _read_config(self, session: Session, device_id: str) -> bytes:
+        if session.get(Device, device_id) is None:
+            raise NotFound(f"device {device_id!r}")
+        try:
+            return self._config_path(device_id).read_bytes()
+        except FileNotFoundError as exc:
+            raise NotFound(f"config file of device {device_id!r}") from exc
+
+    # the audit log
+
+    def audit_page(self, user_id: int, page: int = 1, per_page: int = AUDIT_PER_PAGE) -> AuditPage:
+        """Newest first, with the verification of the whole chain."""
+        with self._db.session() as session:
+            _admin(session, user_id)
+            result = audit.verify(session)
+            total = session.scalar(select(func.count(AuditEntry.id))) or 0
+            page = clamp_page(page, total, per_page)
+            entries = session.scalars(
+                select(AuditEntry)
+                .order_by(AuditEntry.seq.desc())
+                .offset((page - 1) * per_page)
+                .limit(per_page)
+            )
+            rows = [
+                AuditRow(
+                    entry.seq,
+                    entry.at,
+                    entry.username,
+                    entry.action,
+                    entry.target,
+                    json.dumps(entry.detail, ensure_ascii=False, sort_keys=True)
+                    if entry.detail
+                    else "",
+                    entry.origin,
+                )
+                for entry in entries
+            ]
+            check = AuditCheck(
+                result.ok,
+                result.entries,
+                result.broken_seq,
+                AUDIT_PROBLEMS.get(result.problem, "other") if result.problem else "",
+            )
+            if not result.ok:
+                _LOGGER.error("audit chain broken at %s: %s", result.broken_seq, result.problem)
+            return AuditPage(rows, page, per_page, total, check)
+
+
+# --- the receiver config in a QR code -------------------------------------------------------
+
+
+def compact_config(data: bytes) -> str:
+    """The config JSON without the fields equal to their defaults, in compact separators;
+    ReceiverConfig.from_dict reads it back to the same config (else the whole JSON is used)."""
+    try:
+        full = json.loads(data)
+        config = ReceiverConfig.from_dict(full)
+    except (ValueError, ConfigError) as exc:
+        raise ValidationError("config", f"tệp cấu hình của cụm loa bị hỏng: {exc}") from exc
+    base = ReceiverConfig(
+        device_id=config.device_id,
+        zones=config.zones,
+        mqtt=MqttSettings(
+            config.mqtt.host, config.mqtt.port, config.mqtt.username, config.mqtt.password
+        ),
+        server_public_key=config.server_public_key,
+        data_dir=config.data_dir,
+    ).to_dict()
+    compact = _trim(full, base, _CONFIG_REQUIRED)
+    if ReceiverConfig.from_dict(compact) != config:  # never lose a setting
+        compact = full
+    return json.dumps(compact, ensure_ascii=False, separators=(",", ":"))
+
+
+def config_qr(data: bytes) -> QrCode:
+    """The QR code of a config's compact form. When the broker's CA inline (`mqtt.tls.ca_pem`)
+    makes it too large for a phone camera, the code names `QR_CA_FILE` instead: the installer
+    copies the CA there (or uses the downloaded file, which always holds it)."""
+    payload = compact_config(data)
+    try:
+        return qr_svg(payload)
+    except ValidationError:
+        compact = json.loads(payload)
+        tls = compact.get("mqtt", {}).get("tls") or {}
+        if "ca_pem" not in tls:
+            raise
+        del tls["ca_pem"]
+        tls["ca_file"] = QR_CA_FILE
+        code = qr_svg(json.dumps(compact, ensure_ascii=False, separators=(",", ":")))
+        return replace(code, ca_file=QR_CA_FILE)
+
+
+def _trim(full: dict[str, Any], base: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in full.items():
+        default = base.get(key)
+        if isinstance(value, dict) and isinstance(default, dict):
+            inner = _trim(value, default, _CONFIG_REQUIRED_INNER.get(key, frozenset()))
+            if inner or key in keep:
+                out[key] = inner
+        elif key in keep or key not in base or value != default:
+            out[key] = value
+    return out
+
+
+def qr_svg(payload: str) -> QrCode:
+    """An SVG QR code of `payload` (error correction M, or L when M would be too large)."""
+    for error in ("m", "l"):
+        try:
+            code = segno.make(payload, error=error, micro=False, boost_error=False)
+        except segno.DataOverflowError:
+            continue
+        if isinstance(code.version, int) and code.version <= MAX_QR_VERSION:
+            buffer = io.BytesIO()
+            code.save(buffer, kind="svg", scale=4, border=4, title="Loa receiver config")
+            return QrCode(buffer.getvalue(), payload, code.version, code.error or error)
+    raise ValidationError(
+        "config", "cấu hình quá lớn để đưa vào mã QR; hãy tải tệp cấu hình và chép vào máy thu"
+    )
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def _admin(session: Session, user_id: int) -> User:
+    return accounts.require_user(session, user_id, Action.ADMINISTER)
+
+
+def _user_row(user: User) -> UserRow:
+    return UserRow(
+        user.id,
+        user.username,
+        user.full_name,
+        user.role,
+        user.zone_id,
+        user.zone.name if user.zone is not None else "",
+        user.active,
+        user.created_at,
+    )
+
+
+def _target_user(session: Session, target_id: int) -> User:
+    user = session.get(User, target_id)
+    if user is None:
+        raise NotFound(f"user {target_id}")
+    return user
+
+
+def _check_not_self(admin: User, user: User) -> None:
+    """An admin may not lock or demote themself; so the acting admin always remains."""
+    if user.id == admin.id:
+        raise ValidationError("user", "không thể tự khóa hoặc tự bỏ quyền quản trị của mình")
+
+
+def _clean_username(session: Session, username: str) -> str:
+    name = (username or "").strip()
+    if not _USERNAME.fullmatch(name):
+        raise ValidationError("username", "tên đăng nhập dài 1 đến 80 ký tự, không có khoảng trắng")
+    if session.scalar(select(User.id).where(User.username == name)) is not None:
+        raise ValidationError("username", f"tên đăng nhập “{name}” đã có người dùng")
+    return name
+
+
+def _clean_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError as exc:
+        raise ValidationError("role", "hãy chọn một vai trò trong danh sách") from exc
+
+
+def _clean_user_zone(session: Session, role: Role, zone_id: str) -> Zone | None:
+    if not permissions.needs_village(role):
+        return None
+    zone = session.get(Zone, zone_id) if zone_id else None
+    if zone is None or zone.kind != ZoneKind.VILLAGE:
+        raise ValidationError("zone", "trưởng thôn phải được gán một thôn")
+    return zone
+
+
+def _clean_password(password: str) -> str:
+    if len(password) < accounts.MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            "password",
+            f"mật khẩu phải có ít nhất {accounts.MIN_PASSWORD_LENGTH} ký tự"
+            " (để trống để hệ thống tạo mật khẩu)",
+        )
+    return password
+
+
+def _clean_text(text: str, field_name: str, label: str, required: bool = True) -> str:
+    value = " ".join((text or "").split())
+    if required and not value:
+        raise ValidationError(field_name, f"“{label}” không được để trống")
+    if len(value) > MAX_NAME_CHARS:
+        raise ValidationError(field_name, f"“{label}” dài tối đa {MAX_NAME_CHARS} ký tự")
+    return value
+
+
+def _clean_slug(text: str, field_name: str, label: str) -> str:
+    value = (text or "").strip()
+    if not protocol.ID_PATTERN.fullmatch(value):
+        raise ValidationError(
+            field_name,
+            f"“{label}” chỉ gồm chữ thường không dấu, số và dấu gạch ngang (ví dụ thon-3),"
+            " tối đa 63 ký tự",
+        )
+    return value
+
+
+def _commune(session: Session, parent_id: str) -> Zone:
+    if parent_id:
+        parent = session.get(Zone, parent_id)
+        if parent is None or parent.kind != ZoneKind.COMMUNE:
+            raise ValidationError("parent", "hãy chọn xã (phường) chứa thôn này")
+        return parent
+    communes = list(session.scalars(select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value)))
+    if len(communes) != 1:
+        raise ValidationError("parent", "hãy chọn xã (phường) chứa thôn này")
+    return communes[0]
+
+
+__all__ = [
+    "AUDIT_PROBLEMS",
+    "Administration",
+    "AuditCheck",
+    "AuditPage",
+    "AuditRow",
+    "DeviceRow",
+    "NewPassword",
+    "QrCode",
+    "UserRow",
+    "ZoneRow",
+    "compact_config",
+    "config_qr",
+    "qr_svg",
+]

@@ -1,0 +1,495 @@
+"""The bulletin desk (bàn biên tập): writing bulletins, their approval (duyệt), sending them.
+
+The culture officer (or the admin) writes a bulletin: a text from a pasted or uploaded
+document turned into an editable script, a recording, or a stream relay. What goes on the
+commune's loudspeakers is the commune's word, so a leader (or the admin) approves it first:
+
+    draft ──submit──► submitted ──approve──► approved   (may be scheduled or sent at once)
+      ▲                   └──────reject────► rejected  (with the reason)
+      └────────────── edit ◄──────────────────┘
+
+Only drafts and rejected bulletins are edited; editing a rejected one makes it a draft again.
+Nobody reviews their own bulletin except the admin (a commune may have only one). A commune
+with a single officer turns approval off (`Settings.require_approval`): bulletins are then
+created approved and stay editable. Every step is written to the audit log in the same
+transaction, and the bulletin's history is read back from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+import audio
+import tts
+from broadcast.const import MAX_TITLE_CHARS, ContentKind, ZoneKind
+from broadcast.desks import documents
+from broadcast.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from broadcast.people import accounts, audit, permissions, targets
+from broadcast.people.permissions import Action
+from broadcast.sending import broadcasts, rendering
+from broadcast.settings import Settings
+from broadcast.store.db import Database
+from broadcast.store.models import AuditEntry, Bulletin, User, Zone, utcnow
+from wire import protocol
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_COMMENT_CHARS = 2000
+
+
+class BulletinStatus(StrEnum):
+    DRAFT = "draft"  # bản nháp
+    SUBMITTED = "submitted"  # chờ duyệt
+    APPROVED = "approved"  # đã duyệt
+    REJECTED = "rejected"  # bị trả lại
+
+
+STATUS_LABELS = {
+    BulletinStatus.DRAFT: "Bản nháp",
+    BulletinStatus.SUBMITTED: "Chờ duyệt",
+    BulletinStatus.APPROVED: "Đã duyệt",
+    BulletinStatus.REJECTED: "Bị trả lại",
+}
+EDITABLE = (BulletinStatus.DRAFT, BulletinStatus.REJECTED)
+HISTORY_ACTIONS = (
+    audit.Action.BULLETIN_CREATE,
+    audit.Action.BULLETIN_EDIT,
+    audit.Action.BULLETIN_SUBMIT,
+    audit.Action.BULLETIN_APPROVE,
+    audit.Action.BULLETIN_REJECT,
+)
+
+
+@dataclass(frozen=True)
+class Abilities:
+    """What a user may do with a bulletin now, so pages show only the buttons that work (the
+    methods check again)."""
+
+    write: bool  # create bulletins at all
+    edit: bool
+    submit: bool
+    review: bool  # approve or reject
+    play: bool  # schedule or send at once
+    preview: bool
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime  # UTC, naive
+    action: str  # an `audit.Action` value
+    username: str
+    comment: str
+
+
+def status_label(status: str) -> str:
+    try:
+        return STATUS_LABELS[BulletinStatus(status)]
+    except ValueError:
+        return status
+
+
+def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
+    bulletin = session.get(Bulletin, bulletin_id)
+    if bulletin is None:
+        raise NotFound(f"bulletin {bulletin_id}")
+    return bulletin
+
+
+def check_playable(bulletin: Bulletin) -> None:
+    """Only an approved bulletin with something to say is scheduled or sent (phát ngay)."""
+    if bulletin.status != BulletinStatus.APPROVED:
+        raise Conflict(
+            "bulletin",
+            f"Bản tin “{bulletin.title}” đang ở trạng thái “{status_label(bulletin.status)}”:"
+            " chỉ bản tin đã duyệt mới được đặt lịch hoặc phát ngay.",
+            code="not_approved",
+        )
+    if bulletin.kind == ContentKind.TTS and not tts.has_speech(bulletin.text):  # stored before
+        raise ValidationError("text", broadcasts.NO_SPEECH, code="no_speech")
+
+
+def _clean_title(value: object, fallback: str = "") -> str:
+    title = str(value or "").strip() or fallback
+    if len(title) > MAX_TITLE_CHARS:
+        raise ValidationError("title", f"Tiêu đề dài quá {MAX_TITLE_CHARS} ký tự.")
+    return title
+
+
+class BulletinDesk:
+    """Bulletins from writing to air; wired by `BroadcastService` as `service.bulletins`.
+
+    `render(text, recording)` renders media now and returns its sha256 (a preview);
+    `send(broadcast_id)` queues a broadcast row for rendering and dispatch.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        media: audio.MediaStore,
+        render: Callable[[str, str | None], str],
+        send: Callable[[int], object],
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.media = media
+        self._render = render
+        self._send = send
+
+    get_bulletin = staticmethod(get_bulletin)
+
+    # --- who may do what ----------------------------------------------------------------------
+
+    def abilities(self, user: User, bulletin: Bulletin | None = None) -> Abilities:
+        write = permissions.allowed(user.role, Action.WRITE_BULLETIN)
+        if bulletin is None:
+            return Abilities(write, False, False, False, False, False)
+        status = bulletin.status
+        own = bulletin.created_by_id == user.id and not permissions.allowed(
+            user.role, Action.APPROVE_OWN_BULLETIN
+        )
+        return Abilities(
+            write=write,
+            edit=write and self._editable(status),
+            submit=write and status == BulletinStatus.DRAFT,
+            review=permissions.allowed(user.role, Action.APPROVE_BULLETIN)
+            and status == BulletinStatus.SUBMITTED
+            and not own,
+            play=write and status == BulletinStatus.APPROVED,
+            preview=permissions.allowed(user.role, Action.PREVIEW_BULLETIN)
+            and bulletin.kind != ContentKind.RELAY,
+        )
+
+    def _editable(self, status: str) -> bool:
+        return status in EDITABLE or (
+            not self.settings.require_approval and status == BulletinStatus.APPROVED
+        )
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @staticmethod
+    def read(session: Session, user_id: int, bulletin_id: int) -> tuple[User, Bulletin]:
+        """A bulletin for someone allowed to read bulletins (not a village head)."""
+        user = accounts.require_user(session, user_id, Action.READ_BULLETINS)
+        return user, get_bulletin(session, bulletin_id)
+
+    @staticmethod
+    def listing(
+        session: Session, user_id: int, status: str = "", limit: int = 100
+    ) -> list[Bulletin]:
+        """The newest bulletins, of one status when given (a leader's "Chờ duyệt")."""
+        accounts.require_user(session, user_id, Action.READ_BULLETINS)
+        query = select(Bulletin).order_by(Bulletin.id.desc()).limit(limit)
+        if status:
+            try:
+                query = query.where(Bulletin.status == BulletinStatus(status).value)
+            except ValueError as exc:
+                raise ValidationError("status", f"không có trạng thái “{status}”") from exc
+        return list(session.scalars(query))
+
+    @staticmethod
+    def status_counts(session: Session) -> dict[str, int]:
+        rows = session.execute(select(Bulletin.status, func.count()).group_by(Bulletin.status))
+        counts = {status.value: 0 for status in BulletinStatus}
+        counts.update({status: count for status, count in rows})
+        return counts
+
+    @staticmethod
+    def history(session: Session, bulletin_id: int) -> list[HistoryEntry]:
+        """Who created, edited, submitted and reviewed it, when, with the reviewer's comment."""
+        query = (
+            select(AuditEntry)
+            .where(
+                AuditEntry.target == f"bulletin:{bulletin_id}",
+                AuditEntry.action.in_([action.value for action in HISTORY_ACTIONS]),
+            )
+            .order_by(AuditEntry.seq)
+        )
+        return [
+            HistoryEntry(
+                at=entry.at,
+                action=entry.action,
+                username=entry.username,
+                comment=str(entry.detail.get("comment") or ""),
+            )
+            for entry in session.scalars(query)
+        ]
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def prepare_script(
+        self, user_id: int, document: object, with_opening: bool = True
+    ) -> tts.BroadcastScript:
+        """What an official document becomes when read aloud; the officer edits it before saving."""
+        with self.db.session() as session:
+            accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+        return self._script(document, with_opening)
+
+    def _script(self, document: object, with_opening: bool) -> tts.BroadcastScript:
+        text = broadcasts.clean_text(document)
+        commune_name = None
+        if with_opening:
+            with self.db.session() as session:
+                commune = session.scalar(
+                    select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value).order_by(Zone.id)
+                )
+                commune_name = commune.name if commune is not None else None
+        try:
+            return tts.make_script(text, commune=commune_name)
+        except tts.TtsError as exc:
+            raise ValidationError("document", str(exc)) from exc
+
+    def prepare_upload(
+        self, user_id: int, file_name: str, data: bytes, with_opening: bool = True
+    ) -> tts.BroadcastScript:
+        """An uploaded .txt or .docx, as an editable script (`broadcast.desks.documents`)."""
+        with self.db.session() as session:
+            accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+        return self._script(documents.extract_text(file_name, data), with_opening)
+
+    def create_bulletin(
+        self, user_id: int, title: object, text: object, source_name: str = ""
+    ) -> int:
+        """A text to be read by the speech engine; `source_name` is the uploaded file's name."""
+        with self.db.session() as session:
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+            clean = broadcasts.clean_text(text)
+            bulletin = Bulletin(
+                title=_clean_title(title, broadcasts.default_title(clean)),
+                text=clean,
+                kind=ContentKind.TTS.value,
+                source_name=str(source_name or "").strip()[:300],
+            )
+            return self._add(session, user, bulletin)
+
+    def create_recording_bulletin(
+        self, user_id: int, title: object, upload: Path, original_name: str
+    ) -> int:
+        """A recording as content: validated, loudness-normalized, transcoded, then stored."""
+        with self.db.session() as session:
+            accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+        name = _clean_title(title)
+        if not name:
+            raise ValidationError("title", "a recording needs a title")
+        sha256 = rendering.store_recording(self.media, upload, original_name).sha256
+        with self.db.session() as session:
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+            bulletin = Bulletin(
+                title=name,
+                text=name,
+                kind=ContentKind.RECORDING.value,
+                recording_sha256=sha256,
+                source_name=original_name.strip()[:300],
+            )
+            return self._add(session, user, bulletin)
+
+    def create_relay_bulletin(
+        self, user_id: int, title: object, relay_url: object, minutes: object
+    ) -> int:
+        """Tiếp sóng: the provincial or national radio stream, relayed for a set time."""
+        with self.db.session() as session:
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+            url = broadcasts.clean_relay_url(relay_url)
+            length = broadcasts.clean_relay_minutes(minutes)
+            name = _clean_title(title, f"Tiếp sóng {url}"[:MAX_TITLE_CHARS])
+            bulletin = Bulletin(
+                title=name,
+                text=name,
+                kind=ContentKind.RELAY.value,
+                relay_url=url,
+                duration_s=float(length * 60),
+            )
+            return self._add(session, user, bulletin)
+
+    def _add(self, session: Session, user: User, bulletin: Bulletin) -> int:
+        """Save a new bulletin: a draft, or approved at once when approval is turned off."""
+        now = utcnow()
+        bulletin.created_by_id = user.id
+        bulletin.created_at = now
+        bulletin.status = BulletinStatus.DRAFT.value
+        if not self.settings.require_approval:
+            bulletin.status = BulletinStatus.APPROVED.value
+            bulletin.reviewed_at = now
+        session.add(bulletin)
+        session.flush()
+        audit.record(
+            session,
+            user,
+            audit.Action.BULLETIN_CREATE,
+            f"bulletin:{bulletin.id}",
+            {
+                "kind": bulletin.kind,
+                "title": bulletin.title,
+                "status": bulletin.status,
+                "source": bulletin.source_name,
+            },
+        )
+        _LOGGER.info("bulletin %s (%s) created by %s", bulletin.id, bulletin.kind, user.username)
+        return bulletin.id
+
+    def edit(self, user_id: int, bulletin_id: int, title: object, text: object = None) -> None:
+        """Change the title (and a text bulletin's script) of a draft or rejected bulletin; a
+        rejected one becomes a draft again, to be submitted anew."""
+        with self.db.session() as session:
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+            bulletin = get_bulletin(session, bulletin_id)
+            if not self._editable(bulletin.status):
+                raise Conflict(
+                    "status",
+                    f"Bản tin “{bulletin.title}” đang ở trạng thái"
+                    f" “{status_label(bulletin.status)}”: chỉ sửa được bản nháp hoặc bản bị"
+                    " trả lại.",
+                )
+            before = bulletin.status
+            changed = []
+            if bulletin.kind == ContentKind.TTS:
+                clean = broadcasts.clean_text(text)
+                new_title = _clean_title(title, broadcasts.default_title(clean))
+                if clean != bulletin.text:
+                    bulletin.text, changed = clean, ["text"]
+            else:
+                new_title = _clean_title(title)
+                if not new_title:
+                    raise ValidationError("title", "Bản ghi âm và tiếp sóng cần có tiêu đề.")
+                bulletin.text = new_title
+            if new_title != bulletin.title:
+                bulletin.title = new_title
+                changed.append("title")
+            if before == BulletinStatus.REJECTED:
+                bulletin.status = BulletinStatus.DRAFT.value
+            bulletin.updated_at = utcnow()
+            audit.record(
+                session,
+                user,
+                audit.Action.BULLETIN_EDIT,
+                f"bulletin:{bulletin_id}",
+                {"title": bulletin.title, "changed": changed, "from": before},
+            )
+
+    # --- approval -----------------------------------------------------------------------------
+
+    def submit(self, user_id: int, bulletin_id: int) -> None:
+        """Send a draft to the leaders for approval (trình duyệt)."""
+        with self.db.session() as session:
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+            bulletin = get_bulletin(session, bulletin_id)
+            self._expect(bulletin, (BulletinStatus.DRAFT,), "trình duyệt")
+            bulletin.status = BulletinStatus.SUBMITTED.value
+            bulletin.submitted_at = utcnow()
+            audit.record(
+                session,
+                user,
+                audit.Action.BULLETIN_SUBMIT,
+                f"bulletin:{bulletin_id}",
+                {"title": bulletin.title},
+            )
+
+    def approve(self, user_id: int, bulletin_id: int, comment: object = "") -> None:
+        """The leader's yes: the bulletin may now be scheduled and sent."""
+        self._review(user_id, bulletin_id, BulletinStatus.APPROVED, comment)
+
+    def reject(self, user_id: int, bulletin_id: int, comment: object) -> None:
+        """The leader's no, with the reason the officer reads before editing it."""
+        self._review(user_id, bulletin_id, BulletinStatus.REJECTED, comment)
+
+    def _review(
+        self, user_id: int, bulletin_id: int, decision: BulletinStatus, comment: object
+    ) -> None:
+        text = str(comment or "").strip()
+        if len(text) > MAX_COMMENT_CHARS:
+            raise ValidationError("comment", f"Ý kiến dài quá {MAX_COMMENT_CHARS} ký tự.")
+        with self.db.session() as session:
+            user = accounts.require_user(session, user_id, Action.APPROVE_BULLETIN)
+            bulletin = get_bulletin(session, bulletin_id)
+            if bulletin.created_by_id == user.id and not permissions.allowed(
+                user.role, Action.APPROVE_OWN_BULLETIN
+            ):
+                raise PermissionDenied("không ai tự duyệt bản tin của chính mình")
+            verb = "duyệt" if decision == BulletinStatus.APPROVED else "trả lại"
+            self._expect(bulletin, (BulletinStatus.SUBMITTED,), verb)
+            if decision == BulletinStatus.REJECTED and not text:
+                raise ValidationError("comment", "Cần ghi lý do trả lại bản tin.")
+            bulletin.status = decision.value
+            bulletin.reviewed_by_id = user.id
+            bulletin.reviewed_at = utcnow()
+            bulletin.review_comment = text
+            action = (
+                audit.Action.BULLETIN_APPROVE
+                if decision == BulletinStatus.APPROVED
+                else audit.Action.BULLETIN_REJECT
+            )
+            audit.record(session, user, action, f"bulletin:{bulletin_id}", {"comment": text[:500]})
+        _LOGGER.info("bulletin %s %s by user %s", bulletin_id, decision.value, user_id)
+
+    @staticmethod
+    def _expect(bulletin: Bulletin, statuses: Sequence[BulletinStatus], verb: str) -> None:
+        if bulletin.status not in statuses:
+            raise Conflict(
+                "status",
+                f"Không thể {verb} bản tin “{bulletin.title}”: bản tin đang ở trạng thái"
+                f" “{status_label(bulletin.status)}”.",
+            )
+
+    # --- on air -------------------------------------------------------------------------------
+
+    def preview(self, user_id: int, bulletin_id: int) -> str:
+        """Render a bulletin as it would play (without sending it) and return its media sha256;
+        the leader listens before approving."""
+        with self.db.session() as session:
+            accounts.require_user(session, user_id, Action.PREVIEW_BULLETIN)
+            bulletin = get_bulletin(session, bulletin_id)
+            if bulletin.kind == ContentKind.RELAY:
+                raise ValidationError("bulletin", "tiếp sóng không có bản nghe thử")
+            text, recording = bulletin.text, bulletin.recording_sha256
+        return self._render(text, recording)
+
+    def broadcast_bulletin(
+        self,
+        user_id: int,
+        bulletin_id: int,
+        zone_ids: object,
+        priority: object = protocol.Priority.NORMAL.value,
+        repeat: object = 1,
+        device_ids: object = None,
+    ) -> int:
+        """Send an approved bulletin now (phát ngay)."""
+        with self.db.session() as session:
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+            bulletin = get_bulletin(session, bulletin_id)
+            check_playable(bulletin)
+            chosen = targets.resolve(session, zone_ids, device_ids)
+            targets.check_can_target(session, user, chosen)
+            relay = bulletin.kind == ContentKind.RELAY
+            broadcast = broadcasts.create_broadcast(
+                session,
+                text=bulletin.text,
+                zone_list=chosen.zones,
+                devices=chosen.devices,
+                priority=broadcasts.clean_priority(priority),
+                repeat=1 if relay else broadcasts.clean_repeat(repeat),
+                source="bulletin",
+                created_by=user,
+                title=bulletin.title,
+                recording_sha256=bulletin.recording_sha256,
+                content=ContentKind.RELAY.value if relay else "media",
+                relay_url=bulletin.relay_url if relay else None,
+                duration_s=bulletin.duration_s if relay else None,
+            )
+            broadcast_id = broadcast.id
+            audit.record(
+                session,
+                user,
+                audit.Action.SEND_BULLETIN,
+                f"broadcast:{broadcast_id}",
+                {"bulletin": bulletin_id, "zones": chosen.zone_ids, "devices": chosen.device_ids},
+            )
+        self._send(broadcast_id)
+        return broadcast_id

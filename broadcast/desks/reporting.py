@@ -1,0 +1,897 @@
+"""Reports (báo cáo): the broadcast log filtered and paginated, its CSV exports, and the monthly
+summary per zone that the commune sends to the district.
+
+Who sees what is decided here: admins, officers, leaders and viewers see every zone; a village
+head only their own village (asking for another zone is PermissionDenied).
+
+A broadcast *reached* a zone when it targeted the zone itself, a zone above it (its commune), a
+zone below it, or a receiver in it (named, or with a delivery). When a zone is chosen, delivery
+counts are those of that zone's receivers only. A broadcast's time is its run time (planned
+runs) or its creation time (sent at once); planned runs not yet due are not in the log.
+
+Monthly figures (local calendar month, Asia/Ho_Chi_Minh):
+
+- broadcasts by priority: every log row that reached the zone in the month (cancelled ones too,
+  also counted apart);
+- minutes broadcast: the airtime of each broadcast that at least one of the zone's receivers
+  started or finished: a relay's `duration_s`, else the media's length (`audio.probe_duration_s`,
+  cached per sha256) × repeat, else the schedule's `airtime_s`; a broadcast whose length cannot be
+  known is counted in `unknown_airtime`;
+- delivery rate: finished deliveries / targeted deliveries of the zone's receivers; deliveries a
+  person stopped (dừng) are left out of both;
+- offline time: from `device_presence` (each online/offline transition), clipped to the month, to
+  now and to the device's registration; a device that never reported counts by its current state.
+"""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import io
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+import audio
+from broadcast import clock
+from broadcast.const import BroadcastStatus, DeliveryState
+from broadcast.errors import PermissionDenied, ValidationError
+from broadcast.people import accounts, permissions, zones
+from broadcast.people.permissions import Action
+from broadcast.store.db import Database
+from broadcast.store.models import (
+    Broadcast,
+    Delivery,
+    Device,
+    DevicePresence,
+    Schedule,
+    User,
+    Zone,
+    utcnow,
+)
+from broadcast.store.paging import Page, clamp_page
+from wire.protocol import Priority
+
+_LOGGER = logging.getLogger(__name__)
+
+PER_PAGE = 50
+MAX_PER_PAGE = 200
+
+SOURCE_LABELS = {
+    "announcement": "Thông báo",
+    "bulletin": "Bản tin phát ngay",
+    "correction": "Đính chính",
+    "schedule": "Theo lịch phát",
+}
+CONTENT_LABELS = {"media": "Âm thanh", "relay": "Tiếp sóng"}
+PRIORITY_LABELS = {
+    Priority.EMERGENCY.value: "Khẩn cấp",
+    Priority.PRIORITY.value: "Ưu tiên",
+    Priority.NORMAL.value: "Thông thường",
+}
+PRIORITY_ORDER = (Priority.EMERGENCY.value, Priority.PRIORITY.value, Priority.NORMAL.value)
+STATUS_LABELS = {
+    "pending": "Đang chuẩn bị",
+    "scheduled": "Đã lên lịch",
+    "dispatched": "Đã gửi",
+    "finished": "Đã phát xong",
+    "partial": "Phát một phần",
+    "failed": "Lỗi",
+    "cancelled": "Đã dừng",
+    "missed": "Lỡ giờ",
+    "queued": "Chờ gửi",
+    "received": "Đã nhận lệnh",
+    "fetched": "Đã tải âm thanh",
+    "playing": "Đang phát",
+    "preempted": "Bị ngắt",
+    "stopped": "Đã dừng phát",
+}
+# a spreadsheet cell starting with one of these is read as a formula (CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What the log is narrowed to; dates are local and inclusive."""
+
+    zone_id: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    source: str | None = None
+    content: str | None = None
+    priority: str | None = None
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> LogFilter:
+        """From a query string (`zone`, `from`, `to`, `source`, `content`, `priority`); an
+        empty value means any."""
+        date_from = _parse_date(args.get("from", ""), "from", "Từ ngày")
+        date_to = _parse_date(args.get("to", ""), "to", "Đến ngày")
+        if date_from and date_to and date_from > date_to:
+            raise ValidationError("to", "“Đến ngày” phải sau hoặc bằng “Từ ngày”")
+        return cls(
+            zone_id=(args.get("zone", "") or "").strip() or None,
+            date_from=date_from,
+            date_to=date_to,
+            source=_choice(args.get("source", ""), "source", "Loại", SOURCE_LABELS),
+            content=_choice(args.get("content", ""), "content", "Nội dung", CONTENT_LABELS),
+            priority=_choice(args.get("priority", ""), "priority", "Mức ưu tiên", PRIORITY_LABELS),
+        )
+
+    def query_args(self) -> dict[str, str]:
+        """The same filter as query-string arguments (links to other pages and exports)."""
+        values = {
+            "zone": self.zone_id or "",
+            "from": self.date_from.isoformat() if self.date_from else "",
+            "to": self.date_to.isoformat() if self.date_to else "",
+            "source": self.source or "",
+            "content": self.content or "",
+            "priority": self.priority or "",
+        }
+        return {key: value for key, value in values.items() if value}
+
+
+def _parse_date(text: str, field_name: str, label: str) -> date | None:
+    return clock.parse_date(
+        text, field_name, f"“{label}” phải là một ngày dạng năm-tháng-ngày, ví dụ 2026-11-26"
+    )
+
+
+def _choice(text: str, field_name: str, label: str, choices: Mapping[str, str]) -> str | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    if text not in choices:
+        raise ValidationError(field_name, f"“{label}” không có lựa chọn “{text[:40]}”")
+    return text
+
+
+def parse_month(text: str, today: date | None = None) -> tuple[int, int]:
+    """'2026-11' → (2026, 11); empty → the current local month."""
+    text = (text or "").strip()
+    if not text:
+        local = today or clock.to_local(utcnow()).date()  # type: ignore[union-attr]
+        return local.year, local.month
+    try:
+        year_text, month_text = text.split("-")
+        year, month = int(year_text), int(month_text)
+    except ValueError as exc:
+        raise ValidationError("month", "“Tháng” phải có dạng năm-tháng, ví dụ 2026-11") from exc
+    if not 1 <= month <= 12:
+        raise ValidationError("month", "“Tháng” không hợp lệ")
+    clock.check_year(year, "month")
+    return year, month
+
+
+MAX_PAGE = 1_000_000  # far beyond any log; a larger offset would overflow the database's integer
+
+
+def parse_page(text: str) -> int:
+    try:
+        page = int((text or "1").strip())
+    except ValueError as exc:
+        raise ValidationError("page", "“Trang” phải là số nguyên") from exc
+    if page > MAX_PAGE:
+        raise ValidationError("page", f"“Trang” phải từ 1 đến {MAX_PAGE}")
+    return max(1, page)
+
+
+def local_day_start(day: date) -> datetime:
+    """Local midnight of `day`, as stored (naive UTC)."""
+    return clock.parse_local(datetime(day.year, day.month, day.day).isoformat(), "date")
+
+
+def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
+    """The local calendar month as [start, end) in naive UTC."""
+    last_day = calendar.monthrange(year, month)[1]
+    # the last day's midnight plus a day (Asia/Ho_Chi_Minh keeps no summer time), so December
+    # of the last year allowed does not need the next year's midnight to pass the year bound
+    end = local_day_start(date(year, month, last_day)) + timedelta(days=1)
+    return local_day_start(date(year, month, 1)), end
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    targeted: int = 0
+    finished: int = 0
+    failed: int = 0
+    stopped: int = 0
+
+    @property
+    def waiting(self) -> int:
+        return self.targeted - self.finished - self.failed - self.stopped
+
+
+@dataclass(frozen=True)
+class LogRow:
+    id: int
+    at: datetime  # UTC, naive
+    title: str
+    source: str
+    content: str
+    priority: str
+    status: str
+    zone_ids: list[str]
+    device_ids: list[str]
+    created_by: str
+    counts: DeliveryCounts
+
+
+@dataclass(frozen=True)
+class LogPage(Page[LogRow]):
+    filter: LogFilter
+    zone_names: dict[str, str] = field(default_factory=dict)  # every zone the rows name
+
+
+@dataclass(frozen=True)
+class ZoneChoice:
+    id: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class ZoneMonth:
+    zone_id: str
+    zone_name: str
+    kind: str
+    by_priority: dict[str, int]
+    total: int
+    cancelled: int
+    airtime_s: float
+    unknown_airtime: int
+    targeted: int
+    finished: int
+    devices: int
+    offline_s: float
+
+    @property
+    def delivery_rate(self) -> float | None:
+        return self.finished / self.targeted if self.targeted else None
+
+    @property
+    def minutes(self) -> float:
+        return self.airtime_s / 60
+
+    @property
+    def offline_hours(self) -> float:
+        return self.offline_s / 3600
+
+
+@dataclass(frozen=True)
+class DeviceMonth:
+    device_id: str
+    name: str
+    zone_id: str
+    zone_name: str
+    offline_s: float
+    measured_s: float
+    online_now: bool
+
+    @property
+    def offline_hours(self) -> float:
+        return self.offline_s / 3600
+
+    @property
+    def online_share(self) -> float | None:
+        return 1 - self.offline_s / self.measured_s if self.measured_s > 0 else None
+
+
+@dataclass(frozen=True)
+class MonthlySummary:
+    year: int
+    month: int
+    start: datetime  # UTC, naive
+    end: datetime
+    measured_until: datetime  # the end, or now for the current month
+    zones: list[ZoneMonth]
+    devices: list[DeviceMonth]
+    generated_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def label(self) -> str:
+        return f"{self.month:02d}/{self.year}"
+
+
+# --- the reports ---------------------------------------------------------------------------
+
+
+class Reports:
+    """The report pages' and exports' one entry point (`BroadcastService.reports`)."""
+
+    def __init__(self, db: Database, media: audio.MediaStore) -> None:
+        self._db = db
+        self._media = media
+        self._durations: dict[str, float | None] = {}
+        self._durations_lock = threading.Lock()
+
+    # zones the user may choose
+
+    def zone_choices(self, user_id: int) -> list[ZoneChoice]:
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.READ_REPORTS)
+            return [ZoneChoice(z.id, z.name, z.kind) for z in _ordered(_scope_zones(session, user))]
+
+    # the log
+
+    def broadcast_log(
+        self, user_id: int, wanted: LogFilter, page: int = 1, per_page: int = PER_PAGE
+    ) -> LogPage:
+        per_page = max(1, min(per_page, MAX_PER_PAGE))
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.READ_REPORTS)
+            wanted = _authorized_filter(session, user, wanted)
+            condition = _log_condition(session, wanted)
+            total = session.scalar(select(func.count(Broadcast.id)).where(condition)) or 0
+            page = clamp_page(page, total, per_page)
+            broadcasts = list(
+                session.scalars(
+                    select(Broadcast)
+                    .options(selectinload(Broadcast.created_by))
+                    .where(condition)
+                    .order_by(_when().desc(), Broadcast.id.desc())
+                    .offset((page - 1) * per_page)
+                    .limit(per_page)
+                )
+            )
+            counts = _delivery_counts(
+                session, [b.id for b in broadcasts], _zone_device_ids(session, wanted.zone_id)
+            )
+            rows = [_log_row(b, counts.get(b.id, DeliveryCounts())) for b in broadcasts]
+            named = {zone_id for row in rows for zone_id in row.zone_ids}
+            names = {  # a commune-wide row shows the commune's name to a village head too
+                zone.id: zone.name
+                for zone in session.scalars(select(Zone).where(Zone.id.in_(named)))
+            }
+            return LogPage(rows, page, per_page, total, wanted, names)
+
+    def log_csv(self, user_id: int, wanted: LogFilter) -> bytes:
+        """One row per broadcast of the filter, with its delivery counts."""
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.READ_REPORTS)
+            wanted = _authorized_filter(session, user, wanted)
+            broadcasts = _all_broadcasts(session, wanted)
+            devices = _zone_device_ids(session, wanted.zone_id)
+            wanted_devices = None if devices is None else set(devices)
+            counts = {
+                b.id: _count(
+                    d.state
+                    for d in b.deliveries
+                    if wanted_devices is None or d.device_id in wanted_devices
+                )
+                for b in broadcasts
+            }
+            names = _zone_names(session)
+            header = [
+                "Mã lượt phát",
+                "Thời gian (giờ Việt Nam)",
+                "Tiêu đề",
+                "Loại",
+                "Nội dung",
+                "Mức ưu tiên",
+                "Trạng thái",
+                "Khu vực nhận",
+                "Cụm loa chọn riêng",
+                "Người gửi",
+                "Số cụm loa nhận",
+                "Đã phát xong",
+                "Lỗi",
+                "Đã dừng",
+                "Chưa xong",
+            ]
+            rows = []
+            for broadcast in broadcasts:
+                row = _log_row(broadcast, counts.get(broadcast.id, DeliveryCounts()))
+                rows.append(
+                    [
+                        row.id,
+                        clock.format_local(row.at, _TIME_FORMAT),
+                        row.title,
+                        SOURCE_LABELS.get(row.source, row.source),
+                        CONTENT_LABELS.get(row.content, row.content),
+                        PRIORITY_LABELS.get(row.priority, row.priority),
+                        STATUS_LABELS.get(row.status, row.status),
+                        ", ".join(names.get(z, z) for z in row.zone_ids),
+                        ", ".join(row.device_ids),
+                        row.created_by,
+                        row.counts.targeted,
+                        row.counts.finished,
+                        row.counts.failed,
+                        row.counts.stopped,
+                        row.counts.waiting,
+                    ]
+                )
+        _LOGGER.info("broadcast log exported: %d rows (%s)", len(rows), wanted.query_args())
+        return to_csv(header, rows)
+
+    def deliveries_csv(self, user_id: int, wanted: LogFilter) -> bytes:
+        """One row per delivery (receiver × broadcast) of the filter."""
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.READ_REPORTS)
+            wanted = _authorized_filter(session, user, wanted)
+            broadcasts = _all_broadcasts(session, wanted)
+            devices = _zone_device_ids(session, wanted.zone_id)
+            device_rows = {d.id: d for d in session.scalars(select(Device))}
+            names = _zone_names(session)
+            header = [
+                "Mã lượt phát",
+                "Thời gian (giờ Việt Nam)",
+                "Tiêu đề",
+                "Mức ưu tiên",
+                "Cụm loa",
+                "Tên cụm loa",
+                "Khu vực",
+                "Trạng thái",
+                "Chi tiết",
+                "Nhận lệnh lúc",
+                "Tải âm thanh xong lúc",
+                "Bắt đầu phát lúc",
+                "Kết thúc lúc",
+            ]
+            rows: list[list[Any]] = []
+            wanted_devices = None if devices is None else set(devices)
+            for broadcast in broadcasts:  # newest first; deliveries by receiver id
+                for delivery in broadcast.deliveries:
+                    if wanted_devices is not None and delivery.device_id not in wanted_devices:
+                        continue
+                    device = device_rows.get(delivery.device_id)
+                    zone_id = device.zone_id if device is not None else ""
+                    rows.append(
+                        [
+                            broadcast.id,
+                            clock.format_local(_time_of(broadcast), _TIME_FORMAT),
+                            broadcast.title,
+                            PRIORITY_LABELS.get(broadcast.priority, broadcast.priority),
+                            delivery.device_id,
+                            device.name if device is not None else "",
+                            names.get(zone_id, zone_id),
+                            STATUS_LABELS.get(delivery.state, delivery.state),
+                            delivery.detail,
+                            clock.format_local(delivery.received_at, _TIME_FORMAT),
+                            clock.format_local(delivery.fetched_at, _TIME_FORMAT),
+                            clock.format_local(delivery.started_at, _TIME_FORMAT),
+                            clock.format_local(delivery.finished_at, _TIME_FORMAT),
+                        ]
+                    )
+        _LOGGER.info("deliveries exported: %d rows (%s)", len(rows), wanted.query_args())
+        return to_csv(header, rows)
+
+    # the monthly summary
+
+    def monthly_summary(
+        self, user_id: int, year: int, month: int, zone_id: str | None = None
+    ) -> MonthlySummary:
+        start, end = month_bounds(year, month)
+        now = utcnow()
+        measured_until = max(start, min(end, now))
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.READ_REPORTS)
+            scope = _scope_zones(session, user)
+            if zone_id:
+                chosen = _authorized_zone(session, user, zone_id)
+                scope = zones.subtree(chosen)
+            scope = _ordered(scope)
+            device_months = [
+                _device_month(session, device, start, measured_until)
+                for device in zones.target_devices(scope)
+            ]
+            offline = {d.device_id: d for d in device_months}
+            month_filter = LogFilter(
+                date_from=clock.to_local(start).date(),  # type: ignore[union-attr]
+                date_to=clock.to_local(end - timedelta(microseconds=1)).date(),  # type: ignore[union-attr]
+            )
+            zone_months = []
+            for zone in scope:
+                reached = _all_broadcasts(session, replace(month_filter, zone_id=zone.id))
+                zone_devices = {d.id for d in zones.target_devices([zone])}
+                zone_months.append(self._zone_month(session, zone, reached, zone_devices, offline))
+        return MonthlySummary(year, month, start, end, measured_until, zone_months, device_months)
+
+    def monthly_csv(self, user_id: int, year: int, month: int, zone_id: str | None = None) -> bytes:
+        summary = self.monthly_summary(user_id, year, month, zone_id)
+        header = [
+            "Tháng",
+            "Mã khu vực",
+            "Khu vực",
+            *(f"Số lượt {PRIORITY_LABELS[p].lower()}" for p in PRIORITY_ORDER),
+            "Tổng số lượt phát",
+            "Số lượt bị dừng",
+            "Số phút phát",
+            "Số lượt chưa rõ thời lượng",
+            "Số lượt cụm loa được giao",
+            "Số lượt cụm loa phát xong",
+            "Tỉ lệ phát thành công (%)",
+            "Số cụm loa",
+            "Số giờ mất kết nối",
+        ]
+        rows = [
+            [
+                summary.label,
+                zone.zone_id,
+                zone.zone_name,
+                *(zone.by_priority.get(p, 0) for p in PRIORITY_ORDER),
+                zone.total,
+                zone.cancelled,
+                round(zone.minutes, 1),
+                zone.unknown_airtime,
+                zone.targeted,
+                zone.finished,
+                "" if zone.delivery_rate is None else round(zone.delivery_rate * 100, 1),
+                zone.devices,
+                round(zone.offline_hours, 1),
+            ]
+            for zone in summary.zones
+        ]
+        return to_csv(header, rows)
+
+    def _zone_month(
+        self,
+        session: Session,
+        zone: Zone,
+        reached: Sequence[Broadcast],
+        zone_devices: set[str],
+        offline: Mapping[str, DeviceMonth],
+    ) -> ZoneMonth:
+        by_priority: Counter[str] = Counter()
+        cancelled = targeted = finished = unknown = 0
+        airtime = 0.0
+        for broadcast in reached:
+            by_priority[broadcast.priority] += 1
+            if broadcast.status == BroadcastStatus.CANCELLED.value:
+                cancelled += 1
+            mine = [d for d in broadcast.deliveries if d.device_id in zone_devices]
+            for delivery in mine:
+                if delivery.state == DeliveryState.STOPPED.value:
+                    continue
+                targeted += 1
+                finished += delivery.state == DeliveryState.FINISHED.value
+            if any(
+                d.started_at is not None or d.state == DeliveryState.FINISHED.value for d in mine
+            ):
+                seconds = self.airtime_s(session, broadcast)
+                if seconds is None:
+                    unknown += 1
+                else:
+                    airtime += seconds
+        return ZoneMonth(
+            zone_id=zone.id,
+            zone_name=zone.name,
+            kind=zone.kind,
+            by_priority={p: by_priority.get(p, 0) for p in PRIORITY_ORDER},
+            total=len(reached),
+            cancelled=cancelled,
+            airtime_s=airtime,
+            unknown_airtime=unknown,
+            targeted=targeted,
+            finished=finished,
+            devices=len(zone_devices),
+            offline_s=sum(offline[d].offline_s for d in zone_devices if d in offline),
+        )
+
+    def airtime_s(self, session: Session, broadcast: Broadcast) -> float | None:
+        """How long a broadcast sounds: a relay's length, the media's length × repeat, or the
+        schedule's airtime; None when none is known."""
+        if broadcast.content == "relay":
+            return broadcast.duration_s
+        if broadcast.media_sha256:
+            seconds = self.media_duration_s(broadcast.media_sha256)
+            if seconds is not None:
+                return seconds * max(1, broadcast.repeat)
+        if broadcast.schedule_id is not None:
+            schedule = session.get(Schedule, broadcast.schedule_id)
+            if schedule is not None and schedule.airtime_s is not None:
+                return schedule.airtime_s
+        return None
+
+    def media_duration_s(self, sha256: str) -> float | None:
+        """The stored media's playing time, probed once per sha256 (content-addressed, so it
+        never changes)."""
+        with self._durations_lock:
+            if sha256 in self._durations:
+                return self._durations[sha256]
+        seconds: float | None
+        try:
+            path: Path = self._media.path(sha256)
+            seconds = audio.probe_duration_s(path) if path.exists() else None
+        except audio.AudioError as exc:
+            _LOGGER.warning("cannot measure media %s: %s", sha256[:12], exc)
+            seconds = None
+        with self._durations_lock:
+            if seconds is not None:  # a missing file may arrive later: not remembered
+                self._durations[sha256] = seconds
+        return seconds
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def csv_cell(value: object) -> object:
+    """A value as a spreadsheet cell: text that a spreadsheet would run as a formula gets a
+    leading apostrophe (OWASP's advice against CSV injection); numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "có" if value else "không"
+    if isinstance(value, int | float):
+        return value
+    text = str(value)
+    if text.lstrip(" ").startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def to_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+    """UTF-8 with a byte-order mark (so Excel reads Vietnamese), CRLF lines, RFC 4180 quoting."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([csv_cell(name) for name in header])
+    for row in rows:
+        writer.writerow([csv_cell(value) for value in row])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+# --- offline time --------------------------------------------------------------------------
+
+
+def offline_seconds(
+    transitions: Sequence[tuple[datetime, bool]],
+    online_now: bool,
+    start: datetime,
+    end: datetime,
+) -> float:
+    """Seconds offline within [start, end), from every transition of one device in time order.
+
+    Before its first transition a device was in the opposite state; with no transitions at all
+    it counts by its current state.
+    """
+    if end <= start:
+        return 0.0
+    if not transitions:
+        return 0.0 if online_now else (end - start).total_seconds()
+    online = not transitions[0][1]
+    for at, state in transitions:
+        if at > start:
+            break
+        online = state
+    total, cursor = 0.0, start
+    for at, state in transitions:
+        if at <= start:
+            continue
+        if at >= end:
+            break
+        if not online:
+            total += (at - cursor).total_seconds()
+        cursor, online = at, state
+    if not online:
+        total += (end - cursor).total_seconds()
+    return total
+
+
+def _device_month(session: Session, device: Device, start: datetime, end: datetime) -> DeviceMonth:
+    begin = max(start, device.created_at) if device.created_at else start
+    before = session.scalar(
+        select(DevicePresence)
+        .where(DevicePresence.device_id == device.id, DevicePresence.at <= begin)
+        .order_by(DevicePresence.at.desc(), DevicePresence.id.desc())
+        .limit(1)
+    )
+    during = list(
+        session.scalars(
+            select(DevicePresence)
+            .where(
+                DevicePresence.device_id == device.id,
+                DevicePresence.at > begin,
+                DevicePresence.at < end,
+            )
+            .order_by(DevicePresence.at, DevicePresence.id)
+        )
+    )
+    after = None
+    if before is None and not during:
+        after = session.scalar(
+            select(DevicePresence)
+            .where(DevicePresence.device_id == device.id, DevicePresence.at >= end)
+            .order_by(DevicePresence.at, DevicePresence.id)
+            .limit(1)
+        )
+    rows = [r for r in (before, *during, after) if r is not None]
+    seconds = offline_seconds([(r.at, r.online) for r in rows], device.online, begin, end)
+    return DeviceMonth(
+        device_id=device.id,
+        name=device.name,
+        zone_id=device.zone_id,
+        zone_name=device.zone.name,
+        offline_s=seconds,
+        measured_s=max(0.0, (end - begin).total_seconds()),
+        online_now=device.online,
+    )
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def _when() -> ColumnElement[datetime]:
+    return func.coalesce(Broadcast.occurrence_at, Broadcast.created_at)
+
+
+def _time_of(broadcast: Broadcast) -> datetime:
+    return broadcast.occurrence_at or broadcast.created_at
+
+
+def _scope_zones(session: Session, user: User) -> list[Zone]:
+    return zones.zones_for(session, user, Action.READ_REPORTS)
+
+
+def _ordered(found: Iterable[Zone]) -> list[Zone]:
+    """The commune first, then its villages by name."""
+    return sorted(found, key=lambda z: (z.kind != "commune", z.name, z.id))
+
+
+def _authorized_zone(session: Session, user: User, zone_id: str) -> Zone:
+    zone = session.get(Zone, zone_id)
+    if zone is None:
+        raise ValidationError("zone", f"không có khu vực “{zone_id[:63]}”")
+    if zone not in _scope_zones(session, user):
+        raise PermissionDenied(f"user {user.username!r} may not see reports of zone {zone_id!r}")
+    return zone
+
+
+def _authorized_filter(session: Session, user: User, wanted: LogFilter) -> LogFilter:
+    """A village head's reports are their own village's: no zone chosen means theirs."""
+    if wanted.zone_id is not None:
+        _authorized_zone(session, user, wanted.zone_id)
+        return wanted
+    if permissions.own_village_only(user.role, Action.READ_REPORTS):
+        if user.zone_id is None:
+            raise PermissionDenied(f"village head {user.username!r} has no village")
+        return replace(wanted, zone_id=user.zone_id)
+    return wanted
+
+
+def _zone_device_ids(session: Session, zone_id: str | None) -> list[str] | None:
+    """The receivers of a zone and below; None when no zone is chosen (all receivers)."""
+    if zone_id is None:
+        return None
+    zone = session.get(Zone, zone_id)
+    return [] if zone is None else [d.id for d in zones.target_devices([zone])]
+
+
+def _json_has(column: Any, value: str) -> ColumnElement[bool]:
+    """A JSON list of ids holds `value`. Ids are slugs (a-z, 0-9, -), so the quoted id can
+    only match a whole element, and LIKE needs no escaping; works on SQLite and PostgreSQL."""
+    return cast(column, String).like(f'%"{value}"%')
+
+
+def _log_condition(session: Session, wanted: LogFilter) -> ColumnElement[bool]:
+    now = utcnow()
+    conditions: list[ColumnElement[bool]] = [
+        or_(
+            Broadcast.occurrence_at.is_(None),
+            Broadcast.occurrence_at <= now,
+            Broadcast.status != BroadcastStatus.SCHEDULED.value,
+        )
+    ]
+    if wanted.zone_id is not None:
+        zone = session.get(Zone, wanted.zone_id)
+        if zone is None:
+            raise ValidationError("zone", f"không có khu vực “{wanted.zone_id[:63]}”")
+        related = {z.id for z in zones.ancestors_and_self(zone)} | {
+            z.id for z in zones.subtree(zone)
+        }
+        devices = [d.id for d in zones.target_devices([zone])]
+        reach = [_json_has(Broadcast.zone_ids, zone_id) for zone_id in sorted(related)]
+        reach += [_json_has(Broadcast.device_ids, device_id) for device_id in devices]
+        if devices:
+            reach.append(
+                exists().where(
+                    Delivery.broadcast_id == Broadcast.id, Delivery.device_id.in_(devices)
+                )
+            )
+        conditions.append(or_(*reach))
+    if wanted.date_from is not None:
+        conditions.append(_when() >= local_day_start(wanted.date_from))
+    if wanted.date_to is not None:
+        conditions.append(_when() < local_day_start(wanted.date_to) + timedelta(days=1))
+    if wanted.source is not None:
+        conditions.append(Broadcast.source == wanted.source)
+    if wanted.content is not None:
+        conditions.append(Broadcast.content == wanted.content)
+    if wanted.priority is not None:
+        conditions.append(Broadcast.priority == wanted.priority)
+    return and_(*conditions)
+
+
+def _all_broadcasts(session: Session, wanted: LogFilter) -> list[Broadcast]:
+    return list(
+        session.scalars(
+            select(Broadcast)
+            .options(selectinload(Broadcast.deliveries), selectinload(Broadcast.created_by))
+            .where(_log_condition(session, wanted))
+            .order_by(_when().desc(), Broadcast.id.desc())
+        )
+    )
+
+
+def _delivery_counts(
+    session: Session, broadcast_ids: Sequence[int], device_ids: Sequence[str] | None
+) -> dict[int, DeliveryCounts]:
+    if not broadcast_ids:
+        return {}
+    query = (
+        select(Delivery.broadcast_id, Delivery.state, func.count())
+        .where(Delivery.broadcast_id.in_(broadcast_ids))
+        .group_by(Delivery.broadcast_id, Delivery.state)
+    )
+    if device_ids is not None:
+        query = query.where(Delivery.device_id.in_(device_ids))
+    tally: dict[int, Counter[str]] = {}
+    for broadcast_id, state, count in session.execute(query):
+        tally.setdefault(broadcast_id, Counter())[state] += count
+    return {broadcast_id: _count(states.elements()) for broadcast_id, states in tally.items()}
+
+
+def _count(states: Iterable[str]) -> DeliveryCounts:
+    tally = Counter(states)
+    return DeliveryCounts(
+        targeted=sum(tally.values()),
+        finished=tally[DeliveryState.FINISHED.value],
+        failed=tally[DeliveryState.FAILED.value],
+        stopped=tally[DeliveryState.STOPPED.value],
+    )
+
+
+def _log_row(broadcast: Broadcast, counts: DeliveryCounts) -> LogRow:
+    return LogRow(
+        id=broadcast.id,
+        at=_time_of(broadcast),
+        title=broadcast.title,
+        source=broadcast.source,
+        content=broadcast.content,
+        priority=broadcast.priority,
+        status=broadcast.status,
+        zone_ids=list(broadcast.zone_ids),
+        device_ids=list(broadcast.device_ids or []),
+        created_by=broadcast.created_by.username if broadcast.created_by else "",
+        counts=counts,
+    )
+
+
+def _zone_names(session: Session) -> dict[str, str]:
+    return {zone.id: zone.name for zone in session.scalars(select(Zone))}
+
+
+__all__ = [
+    "CONTENT_LABELS",
+    "PRIORITY_LABELS",
+    "SOURCE_LABELS",
+    "STATUS_LABELS",
+    "DeliveryCounts",
+    "DeviceMonth",
+    "LogFilter",
+    "LogPage",
+    "LogRow",
+    "MonthlySummary",
+    "Reports",
+    "ZoneChoice",
+    "ZoneMonth",
+    "csv_cell",
+    "offline_seconds",
+    "parse_month",
+    "parse_page",
+    "to_csv",
+]

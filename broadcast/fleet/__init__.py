@@ -1,0 +1,1 @@
+"""The receivers: their registry and broker credentials, their health, the brokers."""

@@ -1,0 +1,55 @@
+"""MQTT broker back-ends for Loa: one access description, two brokers.
+
+`BrokerAccess` (users, `$7$` password hashes, per-user topic ACLs) is rendered for the embedded
+amqtt broker (`broadcast.fleet.brokers.embedded`, the single-machine default) or for mosquitto
+(`broadcast.fleet.brokers.mosquitto`, production). Every failure a person can fix surfaces as a
+one-line `BrokerError` naming the host:port or the file.
+
+    access = BrokerAccess((server_user("loa-server", pw), device_user("dev-1", pw1, ["xa-1"])))
+    access.save(path)                                  # JSON, mode 0600
+    EmbeddedBroker("127.0.0.1", 1883, access).start()  # or MosquittoBroker(dir, host, ...)
+
+Both brokers behave the same for Loa's clients (tests/broadcast/fleet/brokers proves it on
+each); see `broadcast.fleet.brokers.amqtt_broker` for the amqtt 0.12 behaviour corrected to match
+mosquitto.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from broadcast.fleet.brokers.access import (
+    DEVICE_COMMAND_FILTER,
+    ZONE_COMMAND_FILTER,
+    BrokerAccess,
+    BrokerError,
+    BrokerUser,
+    device_user,
+    filter_covers,
+    hash_password,
+    locked_hash,
+    server_user,
+    topic_matches,
+    verify_password,
+)
+from broadcast.fleet.brokers.net import format_address, port_is_free, wait_for_port
+
+_LOGGER = logging.getLogger(__name__)
+
+__all__ = [
+    "DEVICE_COMMAND_FILTER",
+    "ZONE_COMMAND_FILTER",
+    "BrokerAccess",
+    "BrokerError",
+    "BrokerUser",
+    "device_user",
+    "filter_covers",
+    "format_address",
+    "hash_password",
+    "locked_hash",
+    "port_is_free",
+    "server_user",
+    "topic_matches",
+    "verify_password",
+    "wait_for_port",
+]

@@ -1,0 +1,1 @@
+"""Who is who and where: zones, accounts, targets, the permissions table, the audit log."""

@@ -1,0 +1,146 @@
+"""Zones: a commune (xã) and its villages (thôn, xóm, tổ dân phố), and who may reach which."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
+
+from broadcast.const import ZoneKind
+from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.people import permissions
+from broadcast.people.permissions import Action, Reach
+from broadcast.store.models import Device, User, Zone
+from wire.protocol import ID_PATTERN
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def create_zone(
+    session: Session, zone_id: str, name: str, kind: ZoneKind, parent_id: str | None = None
+) -> Zone:
+    if not ID_PATTERN.fullmatch(zone_id):
+        raise ValidationError("id", f"zone id {zone_id!r} must be a lowercase slug (a-z, 0-9, -)")
+    if session.get(Zone, zone_id) is not None:
+        raise ValidationError("id", f"zone {zone_id!r} already exists")
+    if parent_id is not None and session.get(Zone, parent_id) is None:
+        raise ValidationError("parent", f"unknown parent zone {parent_id!r}")
+    zone = Zone(id=zone_id, name=name, kind=kind.value, parent_id=parent_id)
+    session.add(zone)
+    session.flush()
+    return zone
+
+
+def ancestors_and_self(zone: Zone) -> list[Zone]:
+    """The zone, then its parent, up to the commune: the command topics a receiver listens on."""
+    chain: list[Zone] = []
+    current: Zone | None = zone
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.parent
+    return chain
+
+
+def names_with_ancestors(chosen: Iterable[Zone]) -> dict[str, str]:
+    """Zone id → name of the given zones and every zone above them: a village head reads the
+    commune's name on the commune-wide broadcasts that play in their village."""
+    return {zone.id: zone.name for own in chosen for zone in ancestors_and_self(own)}
+
+
+def subtree(zone: Zone) -> list[Zone]:
+    result: list[Zone] = []
+    stack = [zone]
+    while stack:
+        current = stack.pop()
+        if current in result:
+            continue
+        result.append(current)
+        stack.extend(current.children)
+    return result
+
+
+def resolve_zones(session: Session, zone_ids: Iterable[str]) -> list[Zone]:
+    """Zones by id, in the given order; an unknown id is a ValidationError naming it."""
+    zones: list[Zone] = []
+    for zone_id in zone_ids:
+        zone = session.get(Zone, zone_id) if isinstance(zone_id, str) else None
+        if zone is None:
+            raise ValidationError("zones", f"unknown zone {zone_id!r}")
+        if zone not in zones:
+            zones.append(zone)
+    if not zones:
+        raise ValidationError("zones", "choose at least one zone")
+    return zones
+
+
+def target_devices(zones: Iterable[Zone]) -> list[Device]:
+    """Every receiver in the given zones and their sub-zones, each once, by id.
+
+    Two queries whatever the number of zones: walking `children` and `devices` lazily costs a
+    query per zone, which at a province's hundreds of villages made a page take seconds."""
+    chosen = list(zones)
+    session = object_session(chosen[0]) if chosen else None
+    if session is None:  # zones outside any session: walk their loaded relationships
+        devices = {d.id: d for zone in chosen for member in subtree(zone) for d in member.devices}
+        return [devices[key] for key in sorted(devices)]
+    query = select(Device).order_by(Device.id)
+    wanted = subtree_ids(session, chosen)
+    if wanted is not None:
+        query = query.where(Device.zone_id.in_(wanted))
+    return list(session.scalars(query))
+
+
+def subtree_ids(session: Session, chosen: Iterable[Zone]) -> set[str] | None:
+    """The ids of the given zones and all their sub-zones in one query; None when that is
+    every zone (so callers can leave out a filter that would list them all)."""
+    children: dict[str | None, list[str]] = {}
+    for zone_id, parent_id in session.execute(select(Zone.id, Zone.parent_id)):
+        children.setdefault(parent_id, []).append(zone_id)
+    wanted: set[str] = set()
+    stack = [zone.id for zone in chosen]
+    while stack:
+        zone_id = stack.pop()
+        if zone_id not in wanted:
+            wanted.add(zone_id)
+            stack.extend(children.get(zone_id, ()))
+    every = sum(len(ids) for ids in children.values())
+    return None if len(wanted) >= every else wanted
+
+
+def zones_for(session: Session, user: User, action: Action) -> list[Zone]:
+    """The zones where `user` may do `action`, by its `permissions.Reach`: every zone, their
+    own village and below, or none."""
+    reach = permissions.reach(user.role, action)
+    if reach == Reach.COMMUNE:
+        return list(session.scalars(select(Zone).order_by(Zone.kind, Zone.name)))
+    if reach == Reach.OWN_VILLAGE and user.zone is not None:
+        return subtree(user.zone)
+    return []
+
+
+def reachable_zones(session: Session, user: User) -> list[Zone]:
+    """The zones a user may broadcast to: a village head only their own village (and below)."""
+    return zones_for(session, user, Action.ANNOUNCE)
+
+
+def visible_zones(session: Session, user: User) -> list[Zone]:
+    """The zones a user may see: everyone sees the commune, except a village head (own village)."""
+    return zones_for(session, user, Action.VIEW)
+
+
+def check_can_target(
+    session: Session, user: User, zones: Iterable[Zone], action: Action = Action.ANNOUNCE
+) -> None:
+    allowed = {zone.id for zone in zones_for(session, user, action)}
+    for zone in zones:
+        if zone.id not in allowed:
+            raise PermissionDenied(f"user {user.username!r} may not broadcast to zone {zone.id!r}")
+
+
+def get_zone(session: Session, zone_id: str) -> Zone:
+    zone = session.get(Zone, zone_id)
+    if zone is None:
+        raise NotFound(f"zone {zone_id!r}")
+    return zone

@@ -1,0 +1,1 @@
+"""Time: schedule rules, planning runs ahead, manifests, the scheduler and its leader."""

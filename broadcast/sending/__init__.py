@@ -1,0 +1,1 @@
+"""One broadcast on its way: rendering, the MQTT dispatcher, answer-back, re-delivery."""

@@ -1,0 +1,614 @@
+"""Broadcasts and their delivery records: creation, validation and answer-back bookkeeping.
+
+Pure domain logic on a session; the service (`broadcast.service`) runs the slow parts (speech,
+audio, MQTT) around it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+import tts
+from broadcast import clock
+from broadcast.const import (
+    MAX_RELAY_MINUTES,
+    MAX_REPEAT,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    MAX_URL_CHARS,
+    BroadcastStatus,
+    ContentKind,
+    DeliveryState,
+)
+from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.fleet import receivers
+from broadcast.people import permissions, targets, zones
+from broadcast.people.permissions import Action
+from broadcast.people.targets import Targets
+from broadcast.store.models import Broadcast, Delivery, Device, DevicePresence, User, Zone, utcnow
+from wire.protocol import (
+    ContentType,
+    DeviceEvent,
+    DeviceStatus,
+    EventKind,
+    PlayBody,
+    Priority,
+    ReceiverState,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+# A delivery only moves forward: a late `received` never undoes `finished`. Playing and
+# preempted share a rank, so a cut item may start again (resume) and still finish.
+_STATE_RANK = {
+    DeliveryState.QUEUED: 0,
+    DeliveryState.RECEIVED: 1,
+    DeliveryState.FETCHED: 2,
+    DeliveryState.PLAYING: 3,
+    DeliveryState.PREEMPTED: 3,
+    DeliveryState.FINISHED: 4,
+    DeliveryState.FAILED: 4,
+    DeliveryState.STOPPED: 4,
+}
+_EVENT_STATE = {
+    EventKind.RECEIVED: DeliveryState.RECEIVED,
+    EventKind.FETCHED: DeliveryState.FETCHED,
+    EventKind.STARTED: DeliveryState.PLAYING,
+    EventKind.FINISHED: DeliveryState.FINISHED,
+    EventKind.FAILED: DeliveryState.FAILED,
+    EventKind.PREEMPTED: DeliveryState.PREEMPTED,
+}
+_STAMP_FIELD = {
+    EventKind.RECEIVED: "received_at",
+    EventKind.FETCHED: "fetched_at",
+    EventKind.STARTED: "started_at",
+    EventKind.PREEMPTED: "preempted_at",
+    EventKind.FINISHED: "finished_at",
+    EventKind.FAILED: "finished_at",
+}
+_TERMINAL = {
+    DeliveryState.FINISHED.value,
+    DeliveryState.FAILED.value,
+    DeliveryState.STOPPED.value,
+}
+OPEN_STATES = [state.value for state in DeliveryState if state.value not in _TERMINAL]
+# a receiver's words for an item a STOP ended (devices.timeline.STOPPED), and for its answer to
+# the STOP itself (devices.scheduler reports `received` with this detail)
+STOPPED_DETAIL = "stopped"
+STOP_ACK_DETAIL = "stop"
+# what `broadcast.sending.redelivery` writes on a delivery nobody answered (an answer still counts)
+NO_ANSWER = "no answer"
+_NOT_YET_ON_AIR = {
+    DeliveryState.QUEUED.value,
+    DeliveryState.RECEIVED.value,
+    DeliveryState.FETCHED.value,
+}
+# a broadcast in one of these has ended: nothing of it can sound any more, nothing to stop
+ENDED_STATUSES = frozenset(
+    {
+        BroadcastStatus.FINISHED.value,
+        BroadcastStatus.PARTIAL.value,
+        BroadcastStatus.FAILED.value,
+        BroadcastStatus.CANCELLED.value,
+    }
+)
+# statuses that settle to finished/partial once every receiver has answered
+_SETTLING = {
+    BroadcastStatus.DISPATCHED.value,
+    BroadcastStatus.MISSED.value,
+    BroadcastStatus.PARTIAL.value,  # a late answer to a delivery closed as unanswered
+}
+
+
+NO_SPEECH = (
+    "nothing to read aloud: the text has only symbols, punctuation or control characters;"
+    " type the words of the notice"
+)
+
+
+def clean_text(text: object, field: str = "text", *, spoken: bool = True) -> str:
+    """A text to store, stripped. `spoken`: it will be synthesized, so it must have something
+    to say (`tts.has_speech`), refused now rather than failing after it was accepted (and, for
+    a correction, after the original was stopped). A recording's label is not spoken."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError(field, f"the {field} is empty: type what is to be read aloud")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValidationError(field, f"at most {MAX_TEXT_CHARS} characters")
+    if spoken and not tts.has_speech(text):
+        raise ValidationError(field, NO_SPEECH, code="no_speech")
+    return text.strip()
+
+
+def clean_priority(value: object) -> Priority:
+    try:
+        return Priority(value)
+    except ValueError as exc:
+        choices = ", ".join(p.value for p in Priority)
+        raise ValidationError("priority", f"{value!r} is not one of {choices}") from exc
+
+
+def clean_repeat(value: object) -> int:
+    try:
+        repeat = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("repeat", f"{value!r} is not a whole number") from exc
+    if not 1 <= repeat <= MAX_REPEAT:
+        raise ValidationError("repeat", f"must be 1 to {MAX_REPEAT}")
+    return repeat
+
+
+def clean_relay_url(value: object) -> str:
+    """A stream to relay (tiếp sóng): an http(s) URL receivers can open, nothing else."""
+    text = str(value or "").strip()
+    if (
+        not _http_url(text)
+        or len(text) > MAX_URL_CHARS
+        or any(ch.isspace() or ord(ch) < 0x20 for ch in text)
+    ):
+        raise ValidationError(
+            "relay_url", "địa chỉ luồng phát phải là một URL http:// hoặc https:// hợp lệ"
+        )
+    return text
+
+
+def _http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:  # an unclosed "[" of an IPv6 address, a port beyond 65535
+        return False
+
+
+def clean_relay_minutes(value: object) -> int:
+    try:
+        minutes = int(str(value).strip())
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("minutes", "số phút tiếp sóng phải là số nguyên") from exc
+    if not 1 <= minutes <= MAX_RELAY_MINUTES:
+        raise ValidationError("minutes", f"tiếp sóng từ 1 đến {MAX_RELAY_MINUTES} phút")
+    return minutes
+
+
+def default_title(text: str) -> str:
+    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first_line if len(first_line) <= 80 else first_line[:79].rstrip() + "…"
+
+
+def create_broadcast(
+    session: Session,
+    *,
+    text: str,
+    zone_list: Sequence[Zone],
+    priority: Priority,
+    repeat: int,
+    source: str,
+    devices: Sequence[Device] = (),
+    created_by: User | None = None,
+    title: str = "",
+    schedule_id: int | None = None,
+    recording_sha256: str | None = None,
+    status: BroadcastStatus = BroadcastStatus.PENDING,
+    delivery_state: DeliveryState = DeliveryState.QUEUED,
+    delivery_detail: str = "",
+    **fields: Any,
+) -> Broadcast:
+    """A broadcast (pending unless told) with one delivery per target receiver.
+
+    `fields` are further `Broadcast` columns (a planned run's `occurrence_at`, `item_id`, …).
+    """
+    if len(title.strip()) > MAX_TITLE_CHARS:  # PostgreSQL would refuse it with a server error
+        raise ValidationError("title", f"at most {MAX_TITLE_CHARS} characters")
+    chosen = Targets(tuple(zone_list), tuple(devices))
+    broadcast = Broadcast(
+        recording_sha256=recording_sha256,
+        title=title.strip() or default_title(text),
+        text=text,
+        priority=priority.value,
+        repeat=repeat,
+        zone_ids=chosen.zone_ids,
+        device_ids=chosen.device_ids,
+        source=source,
+        schedule_id=schedule_id,
+        created_by_id=created_by.id if created_by else None,
+        status=status.value,
+        **fields,
+    )
+    session.add(broadcast)
+    session.flush()
+    for device in chosen.receivers():
+        session.add(
+            Delivery(
+                broadcast_id=broadcast.id,
+                device_id=device.id,
+                state=delivery_state.value,
+                detail=delivery_detail,
+            )
+        )
+    session.flush()
+    return broadcast
+
+
+def get_broadcast(session: Session, broadcast_id: int) -> Broadcast:
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        raise NotFound(f"broadcast {broadcast_id}")
+    return broadcast
+
+
+def recent_broadcasts(session: Session, limit: int = 20) -> list[Broadcast]:
+    """The log, newest first; planned runs appear once they are due (or cancelled)."""
+    now = utcnow()
+    when = func.coalesce(Broadcast.occurrence_at, Broadcast.created_at)
+    query = (
+        select(Broadcast)
+        .where(
+            or_(
+                Broadcast.occurrence_at.is_(None),
+                Broadcast.occurrence_at <= now,
+                Broadcast.status != BroadcastStatus.SCHEDULED.value,
+            )
+        )
+        .order_by(when.desc(), Broadcast.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def corrections_of(session: Session, broadcast_id: int) -> list[Broadcast]:
+    return list(
+        session.scalars(
+            select(Broadcast).where(Broadcast.corrects_id == broadcast_id).order_by(Broadcast.id)
+        )
+    )
+
+
+def apply_event(session: Session, event: DeviceEvent) -> Delivery | None:
+    """Advance a delivery from a receiver's answer-back; never moves a delivery backwards."""
+    if event.broadcast_id is None:
+        return None
+    delivery = session.scalar(
+        select(Delivery).where(
+            Delivery.broadcast_id == event.broadcast_id, Delivery.device_id == event.device_id
+        )
+    )
+    if delivery is None:
+        _LOGGER.info(
+            "event for broadcast %s from non-target %s", event.broadcast_id, event.device_id
+        )
+        return None
+    at = clock.from_timestamp(event.at)
+    new_state = _EVENT_STATE[event.kind]
+    if event.kind is EventKind.FAILED and event.detail == STOPPED_DETAIL:
+        new_state = DeliveryState.STOPPED
+    stopped_before_air = (
+        event.kind is EventKind.RECEIVED
+        and event.detail == STOP_ACK_DETAIL
+        and delivery.state in _NOT_YET_ON_AIR
+    )
+    if stopped_before_air:  # the receiver has the STOP: the item can never start there
+        new_state = DeliveryState.STOPPED
+    else:
+        stamp_field = _STAMP_FIELD[event.kind]
+        if getattr(delivery, stamp_field) is None:
+            setattr(delivery, stamp_field, at)
+    current = DeliveryState(delivery.state)
+    open_record = delivery.state not in _TERMINAL or delivery.detail == NO_ANSWER
+    unanswered = delivery.detail == NO_ANSWER
+    if open_record and (_STATE_RANK[new_state] >= _STATE_RANK[current] or unanswered):
+        delivery.state = new_state.value
+        if stopped_before_air:
+            delivery.detail = STOPPED_DETAIL
+        elif event.detail or unanswered:
+            delivery.detail = event.detail
+    delivery.updated_at = utcnow()
+    _settle(delivery.broadcast)
+    return delivery
+
+
+def close_unanswered(delivery: Delivery, cancelled: bool) -> None:
+    """Nobody will answer any more: the delivery ends (stopped if the broadcast was cancelled),
+    marked so that a very late real answer still replaces it."""
+    delivery.state = (DeliveryState.STOPPED if cancelled else DeliveryState.FAILED).value
+    delivery.detail = NO_ANSWER
+    delivery.updated_at = utcnow()
+    _settle(delivery.broadcast)
+
+
+def _settle(broadcast: Broadcast) -> None:
+    """Once every receiver has answered, the broadcast is finished (or partial). A missed run
+    settles too (receivers play their manifests without the server); a cancelled one is final.
+    """
+    if broadcast.status not in _SETTLING or not broadcast.deliveries:
+        return
+    states = [d.state for d in broadcast.deliveries]
+    if all(state in _TERMINAL for state in states):
+        all_ok = all(state == DeliveryState.FINISHED.value for state in states)
+        broadcast.status = (BroadcastStatus.FINISHED if all_ok else BroadcastStatus.PARTIAL).value
+
+
+class StatusChange(StrEnum):
+    IGNORED = "ignored"  # unknown device, a stale offline, an older state re-sent
+    UPDATED = "updated"
+    RETURNED = "returned"  # online again (or rebooted): worth re-sending what it missed
+
+
+def apply_status(session: Session, status: DeviceStatus) -> StatusChange:
+    """Record a receiver's retained state; a late last-will of an older boot is ignored."""
+    device = session.get(Device, status.device_id)
+    if device is None:
+        _LOGGER.warning("state from unregistered device %s", status.device_id)
+        return StatusChange.IGNORED
+    if not status.online and device.online and status.boot_id != device.boot_id:
+        _LOGGER.info("ignored stale offline of %s (boot %s)", device.id, status.boot_id)
+        return StatusChange.IGNORED
+    reported_at = clock.from_timestamp(status.at)
+    if (
+        status.online
+        and status.boot_id == device.boot_id
+        and device.last_seen is not None
+        and reported_at < device.last_seen
+    ):
+        return StatusChange.IGNORED  # an older state re-sent after a reconnect
+    returned = status.online and (not device.online or status.boot_id != device.boot_id)
+    if status.online != device.online:
+        # a last will carries the time of the connection it was set at: offline counts from now
+        at = reported_at if status.online else utcnow()
+        session.add(DevicePresence(device_id=device.id, at=at, online=status.online))
+    device.online = status.online
+    device.state = status.state.value
+    device.boot_id = status.boot_id
+    device.current_broadcast_id = (
+        status.current_broadcast if status.state is ReceiverState.PLAYING else None
+    )
+    device.last_seen = reported_at if status.online else device.last_seen
+    if status.online:
+        device.status_extra = dict(status.extra)
+        device.health_ok = receivers.device_health_ok(device)
+    return StatusChange.RETURNED if returned else StatusChange.UPDATED
+
+
+def play_body(
+    broadcast: Broadcast,
+    *,
+    media_sha256: str | None,
+    media_url: str,
+    play_at: float,
+    valid_until: float,
+) -> PlayBody:
+    """The PLAY of an announcement; re-sent copies are built from the same row, so they are
+    the same item with the same times."""
+    relay = broadcast.content == ContentKind.RELAY.value
+    return PlayBody(
+        broadcast_id=broadcast.id,
+        item_id=broadcast.item_id or f"b{broadcast.id}",
+        media_url=media_url if media_sha256 else "",
+        media_sha256=media_sha256 or "",
+        priority=Priority(broadcast.priority),
+        repeat=1 if relay else broadcast.repeat,
+        title=broadcast.title[:200],
+        play_at=play_at,
+        valid_until=valid_until,
+        content=ContentType.RELAY if relay else ContentType.MEDIA,
+        relay_url=(broadcast.relay_url or "") if relay else "",
+        duration_s=(broadcast.duration_s or 0.0) if relay else 0.0,
+    )
+
+
+def mark_dispatched(
+    broadcast: Broadcast,
+    media_sha256: str | None,
+    engine: str,
+    command_id: str,
+    *,
+    play_at: datetime | None = None,
+    valid_until: datetime | None = None,
+) -> None:
+    broadcast.media_sha256 = media_sha256
+    broadcast.tts_engine = engine
+    broadcast.command_id = command_id
+    broadcast.status = BroadcastStatus.DISPATCHED.value
+    broadcast.dispatched_at = utcnow()
+    broadcast.play_at = play_at
+    broadcast.valid_until = valid_until
+    broadcast.item_id = broadcast.item_id or f"b{broadcast.id}"
+    _settle(broadcast)
+
+
+def mark_due(broadcast: Broadcast) -> bool:
+    """A planned run came due: the receivers play it from their manifests; the log says so.
+    False if it is no longer waiting (cancelled, already fired)."""
+    if broadcast.status != BroadcastStatus.SCHEDULED.value:
+        return False
+    broadcast.status = BroadcastStatus.DISPATCHED.value
+    broadcast.dispatched_at = utcnow()
+    _settle(broadcast)
+    return True
+
+
+def mark_missed(broadcast: Broadcast, reason: str) -> bool:
+    """A planned run the server did not fire in time. Receivers may still have played it from
+    their manifests: their answer-back fills its deliveries and can settle it."""
+    if broadcast.status != BroadcastStatus.SCHEDULED.value:
+        return False
+    broadcast.status = BroadcastStatus.MISSED.value
+    broadcast.error = reason[:2000]
+    _settle(broadcast)
+    return True
+
+
+def mark_cancelled(broadcast: Broadcast) -> bool:
+    """Stopped by a person; False (and nothing changed) if it had ended: a finished broadcast
+    stays finished."""
+    if has_ended(broadcast):
+        return False
+    broadcast.status = BroadcastStatus.CANCELLED.value
+    broadcast.cancelled_at = utcnow()
+    return True
+
+
+def mark_failed(broadcast: Broadcast, error: str) -> None:
+    broadcast.status = BroadcastStatus.FAILED.value
+    broadcast.error = error[:2000]
+    for delivery in broadcast.deliveries:
+        if delivery.state not in _TERMINAL:
+            delivery.state = DeliveryState.FAILED.value
+            delivery.detail = "not dispatched"
+
+
+def viewing_scope(session: Session, user: User) -> tuple[set[str], set[str]]:
+    """The ids of the zones and of the receivers `user` may see (for `can_view`); visible zones
+    include their sub-zones, so their receivers are the ones whose zone is among them."""
+    visible = {zone.id for zone in zones.visible_zones(session, user)}
+    devices = session.scalars(select(Device.id).where(Device.zone_id.in_(visible)))
+    return visible, set(devices)
+
+
+# the zones whose commands sound on a village head's loudspeakers, and those receivers' ids
+ListeningScope = tuple[set[str], set[str]]
+
+
+def listening_scope(session: Session, user: User) -> ListeningScope | None:
+    """What plays on a village head's loudspeakers: broadcasts to their village, its sub-zones
+    or any zone above it (a commune-wide bulletin sounds there too), or to their receivers.
+    None for the other roles, who see the whole network."""
+    if not permissions.own_village_only(user.role, Action.VIEW):
+        return None
+    own = zones.visible_zones(session, user)
+    heard = {above.id for zone in own for above in zones.ancestors_and_self(zone)}
+    own_ids = {zone.id for zone in own}
+    devices = session.scalars(select(Device.id).where(Device.zone_id.in_(own_ids)))
+    return heard, set(devices)
+
+
+def sounds_in(
+    scope: ListeningScope | None, zone_ids: Sequence[str], device_ids: Sequence[str]
+) -> bool:
+    """Whether targets (zones and named receivers) reach the loudspeakers of `scope`."""
+    if scope is None:
+        return True
+    heard, devices = scope
+    return any(zone_id in heard for zone_id in zone_ids) or any(d in devices for d in device_ids)
+
+
+def can_view(
+    session: Session,
+    user: User,
+    broadcast: Broadcast,
+    scope: tuple[set[str], set[str]] | None = None,
+) -> bool:
+    """A village head sees only broadcasts that reached their village; others see all.
+    `scope` is the user's `viewing_scope`, computed once when checking many broadcasts."""
+    if broadcast.created_by_id == user.id:
+        return True
+    visible, own_devices = scope or viewing_scope(session, user)
+    named_devices = broadcast.device_ids or []
+    if all(zone_id in visible for zone_id in broadcast.zone_ids) and all(
+        device_id in own_devices for device_id in named_devices
+    ):
+        return True
+    targeted = {delivery.device_id for delivery in broadcast.deliveries}
+    return bool(targeted & own_devices)
+
+
+def has_ended(broadcast: Broadcast) -> bool:
+    """Every receiver is done with it (or it was stopped, or never went out)."""
+    return broadcast.status in ENDED_STATUSES
+
+
+def check_can_cancel(session: Session, user: User, broadcast: Broadcast) -> None:
+    """Who may stop or correct a broadcast: someone who may announce and could have sent it to
+    every one of its targets (a village head: not a commune-wide one). PermissionDenied else."""
+    if not permissions.allowed(user.role, Action.CANCEL_BROADCAST):
+        raise PermissionDenied(f"user {user.username!r} may not stop or correct broadcasts")
+    chosen = targets.stored(session, broadcast.zone_ids, broadcast.device_ids or [])
+    targets.check_can_target(session, user, chosen, Action.CANCEL_BROADCAST)
+
+
+@dataclass(frozen=True)
+class CancelRights:
+    """What a person may do with a broadcast on its page (the server enforces the same)."""
+
+    stop: bool  # "Dừng phát": only while it may still sound
+    correct: bool  # "Đính chính": also after it ended, not after it was stopped
+
+
+def cancel_rights(session: Session, user: User, broadcast: Broadcast) -> CancelRights:
+    try:
+        check_can_cancel(session, user, broadcast)
+    except PermissionDenied:
+        return CancelRights(stop=False, correct=False)
+    return CancelRights(
+        stop=not has_ended(broadcast),
+        correct=broadcast.status != BroadcastStatus.CANCELLED.value,
+    )
+
+
+def deliveries_in(broadcast: Broadcast, scope: ListeningScope | None) -> list[Delivery]:
+    """The deliveries to the receivers of a listening scope (a village head's own), or all of
+    them without one: a commune-wide broadcast shows a village head their village only."""
+    if scope is None:
+        return list(broadcast.deliveries)
+    own_devices = scope[1]
+    return [delivery for delivery in broadcast.deliveries if delivery.device_id in own_devices]
+
+
+@dataclass(frozen=True)
+class ReceiverPlace:
+    name: str  # the receiver's name, e.g. "Cụm loa 01" (its id if it has none)
+    zone: str  # the name of its zone, e.g. "Thôn 1": two villages both have a "Cụm loa 01"
+
+
+def receiver_places(session: Session, device_ids: Sequence[str]) -> dict[str, ReceiverPlace]:
+    """Names and zone names of receivers, in one query."""
+    if not device_ids:
+        return {}
+    query = (
+        select(Device.id, Device.name, Zone.name)
+        .join(Zone, Zone.id == Device.zone_id)
+        .where(Device.id.in_(list(device_ids)))
+    )
+    return {
+        device_id: ReceiverPlace(name or device_id, zone_name)
+        for device_id, name, zone_name in session.execute(query)
+    }
+
+
+def delivery_counts(
+    session: Session, broadcast_ids: Sequence[int], scope: ListeningScope | None = None
+) -> dict[int, dict[str, int]]:
+    """Deliveries per state of many broadcasts, counted in SQL: a list of 50 commune-wide
+    broadcasts at a province is tens of thousands of deliveries, which no list needs one by one.
+    With a listening `scope`, only the deliveries to its receivers count."""
+    counts: dict[int, dict[str, int]] = {broadcast_id: {} for broadcast_id in broadcast_ids}
+    if broadcast_ids:
+        query = (
+            select(Delivery.broadcast_id, Delivery.state, func.count())
+            .where(Delivery.broadcast_id.in_(broadcast_ids))
+            .group_by(Delivery.broadcast_id, Delivery.state)
+        )
+        if scope is not None:
+            query = query.where(Delivery.device_id.in_(scope[1]))
+        for broadcast_id, state, count in session.execute(query):
+            counts[broadcast_id][state] = count
+    return counts
+
+
+def visible_broadcasts(
+    session: Session,
+    user: User,
+    limit: int = 20,
+    scope: tuple[set[str], set[str]] | None = None,
+) -> list[Broadcast]:
+    """The newest `limit` broadcasts `user` may see (`scope`: their `viewing_scope`, if known)."""
+    scope = scope or viewing_scope(session, user)
+    recent = recent_broadcasts(session, limit * 5)
+    return [b for b in recent if can_view(session, user, b, scope)][:limit]

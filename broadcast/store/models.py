@@ -1,0 +1,303 @@
+"""Storage model (SQLAlchemy 2). Datetimes are stored naive in UTC, shown in Asia/Ho_Chi_Minh."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Zone(Base):
+    """Commune → villages (thôn, xóm, tổ dân phố); receivers belong to a zone."""
+
+    __tablename__ = "zones"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("zones.id"), nullable=True)
+
+    parent: Mapped[Zone | None] = relationship(remote_side="Zone.id", back_populates="children")
+    children: Mapped[list[Zone]] = relationship(back_populates="parent")
+    devices: Mapped[list[Device]] = relationship(back_populates="zone", order_by="Device.id")
+
+
+class Device(Base):
+    """A receiver (cụm loa): its broker credentials and its last reported state."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id"))
+    mqtt_password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    online: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(20), default="offline")
+    boot_id: Mapped[str] = mapped_column(String(64), default="")
+    last_seen: Mapped[datetime | None] = mapped_column(nullable=True)
+    current_broadcast_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # what the receiver's heartbeat reports beyond its state (cache, clock offset, …)
+    status_extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # that heartbeat read against `receivers.health_ok` (media cached, clock in step), kept as
+    # a column so a province's dashboard counts receivers needing attention in SQL
+    health_ok: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # the zones whose commands the broker's access list let it hear when Loa last wrote that
+    # list (`loa mqtt-config`, the embedded broker's file); None: never written since 0006
+    broker_zones: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # the item list last published on its manifest topic, to publish only what changed
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    manifest_published_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    zone: Mapped[Zone] = relationship(back_populates="devices")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20))
+    zone_id: Mapped[str | None] = mapped_column(ForeignKey("zones.id"), nullable=True)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locale: Mapped[str | None] = mapped_column(String(10), nullable=True)  # UI language
+
+    zone: Mapped[Zone | None] = relationship()
+
+
+class ApiToken(Base):
+    """Bearer tokens for the JSON API; only the sha256 of a token is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    user: Mapped[User] = relationship()
+
+
+class Bulletin(Base):
+    """Content (bản tin) that schedules turn into broadcasts: a text to synthesize, a recording
+    (for ethnic-minority languages and voices no engine speaks) or a stream relay (tiếp sóng)."""
+
+    __tablename__ = "bulletins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20), default="tts", server_default="tts")
+    recording_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    relay_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # of a relay
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # approval (duyệt): draft → submitted → approved | rejected (→ edited: draft again)
+    status: Mapped[str] = mapped_column(String(20), default="draft", server_default="draft")
+    source_name: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    review_comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
+
+
+class Schedule(Base):
+    """When a bulletin plays (`broadcast.programme.rules.Rule` reads the timing columns).
+
+    `run_at` (UTC) is the run of a one-off and the first run of a series; `time_of_day` (local
+    HH:MM) with `weekdays` (0 = Monday) or `cron` (local) the others; `valid_from`/`valid_to` are
+    local dates. The media is rendered when the schedule is made (`media_sha256`, `airtime_s`
+    = duration × repeat), so overlaps are checked on real durations and receivers can fetch it
+    ahead. `planned_until`: runs before it already have their broadcast row.
+    """
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bulletin_id: Mapped[int] = mapped_column(ForeignKey("bulletins.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    run_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    time_of_day: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    weekdays: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    cron: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    interval_h: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    series_key: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    valid_from: Mapped[date | None] = mapped_column(nullable=True)
+    valid_to: Mapped[date | None] = mapped_column(nullable=True)
+    zone_ids: Mapped[list[str]] = mapped_column(JSON)
+    device_ids: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    priority: Mapped[str] = mapped_column(String(20))
+    repeat: Mapped[int] = mapped_column(default=1)
+    active: Mapped[bool] = mapped_column(default=True)
+    media_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tts_engine: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    airtime_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    planned_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"), nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    bulletin: Mapped[Bulletin] = relationship()
+
+
+class Broadcast(Base):
+    """One item played on a set of zones and devices: the broadcast log.
+
+    An announcement is sent at once (`play_at` = dispatch + lead). Every run of a schedule has
+    its own row, made ahead when it enters the manifest horizon (`occurrence_at`, unique per
+    schedule; `item_id` is its id in the receivers' manifests).
+    """
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "occurrence_at", name="uq_broadcasts_occurrence"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(20))
+    repeat: Mapped[int] = mapped_column(default=1)
+    zone_ids: Mapped[list[str]] = mapped_column(JSON)
+    device_ids: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    source: Mapped[str] = mapped_column(String(20))
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"), nullable=True)
+    occurrence_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    item_id: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    play_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    valid_until: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    content: Mapped[str] = mapped_column(String(20), default="media", server_default="media")
+    relay_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # of a relay
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str] = mapped_column(Text, default="")
+    recording_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    media_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tts_engine: Mapped[str] = mapped_column(String(20), default="")
+    command_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="broadcast", order_by="Delivery.device_id"
+    )
+    created_by: Mapped[User | None] = relationship()
+
+
+class Delivery(Base):
+    """What one receiver did with one broadcast, from its answer-back events."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("broadcast_id", "device_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"))
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    state: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    received_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    fetched_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    preempted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    broadcast: Mapped[Broadcast] = relationship(back_populates="deliveries")
+
+
+class Sequence(Base):
+    """The last sequence number of each message stream (an MQTT topic): persisted, so a
+    restarted server goes on upward and receivers never take its messages for replays."""
+
+    __tablename__ = "sequences"
+
+    stream: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class DevicePresence(Base):
+    """Each time a receiver went online or offline: offline time in the monthly report."""
+
+    __tablename__ = "device_presence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    online: Mapped[bool] = mapped_column()
+
+
+class LoginAttempt(Base):
+    """Recent sign-in attempts, for the login rate limit (shared by every web worker)."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    username: Mapped[str] = mapped_column(String(80))
+    # What the limits count by (`accounts.LoginSource`): the client's network, or
+    # "device:<id>" for a device known for this user; the column kept its first name.
+    source: Mapped[str] = mapped_column("remote_addr", String(100))
+    success: Mapped[bool] = mapped_column()
+
+
+class AuditEntry(Base):
+    """One privileged action (nhật ký): who, what, when, from where. Append-only; each entry's
+    `hash` covers its fields and the previous entry's hash (`broadcast.people.audit`)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    username: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    origin: Mapped[str] = mapped_column(String(200))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's newest entry, one row: updating it first serializes writers (SQLite and
+    PostgreSQL alike), so two processes never chain onto the same entry."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,226 @@
+"""Broadcast records and answer-back bookkeeping, driven by protocol events."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from service_support import Users
+
+from broadcast.const import BroadcastStatus
+from broadcast.errors import PermissionDenied, ValidationError
+from broadcast.fleet import registry
+from broadcast.people import zones
+from broadcast.sending import broadcasts
+from broadcast.service import BroadcastService
+from broadcast.store.models import Device
+from wire.protocol import DeviceEvent, DeviceStatus, EventKind, Priority, ReceiverState
+
+
+@pytest.fixture
+def fleet(service: BroadcastService, users: Users) -> list[str]:
+    with service.db.session() as session:
+        for device_id, zone in (
+            ("loa-a-01", "thon-a"),
+            ("loa-a-02", "thon-a"),
+            ("loa-b-01", "thon-b"),
+        ):
+            registry.register_device(
+                session, service.settings, service.public_key_text, device_id, zone
+            )
+    return ["loa-a-01", "loa-a-02", "loa-b-01"]
+
+
+def _event(device: str, broadcast_id: int, kind: EventKind) -> DeviceEvent:
+    return DeviceEvent(device, "cmd", broadcast_id, kind, time.time())
+
+
+def test_deliveries_follow_events(service: BroadcastService, fleet: list[str]) -> None:
+    with service.db.session() as session:
+        targets = zones.resolve_zones(session, ["thon-a"])
+        broadcast = broadcasts.create_broadcast(
+            session,
+            text="Họp thôn",
+            zone_list=targets,
+            priority=Priority.EMERGENCY,
+            repeat=1,
+            source="announcement",
+        )
+        assert [d.device_id for d in broadcast.deliveries] == ["loa-a-01", "loa-a-02"]
+        broadcasts.mark_dispatched(broadcast, "0" * 64, "espeak", "cmd")
+        broadcast_id = broadcast.id
+    with service.db.session() as session:
+        for kind in (EventKind.RECEIVED, EventKind.STARTED, EventKind.FINISHED):
+            broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, kind))
+        # a late 'received' never moves a finished delivery backwards
+        broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, EventKind.RECEIVED))
+        # a device that was not targeted is ignored
+        assert (
+            broadcasts.apply_event(session, _event("loa-b-01", broadcast_id, EventKind.STARTED))
+            is None
+        )
+    with service.db.session() as session:
+        broadcast = broadcasts.get_broadcast(session, broadcast_id)
+        assert broadcast.deliveries[0].state == "finished"
+        assert broadcast.deliveries[0].started_at is not None
+        assert broadcast.status == BroadcastStatus.DISPATCHED
+        broadcasts.apply_event(session, _event("loa-a-02", broadcast_id, EventKind.FAILED))
+    with service.db.session() as session:
+        assert broadcasts.get_broadcast(session, broadcast_id).status == BroadcastStatus.PARTIAL
+
+
+def test_commune_and_village_together_dispatch_once(
+    service: BroadcastService, fleet: list[str]
+) -> None:
+    with service.db.session() as session:
+        targets = zones.resolve_zones(session, ["thon-a", "xa-test"])
+        broadcast = broadcasts.create_broadcast(
+            session,
+            text="Bão số 3",
+            zone_list=targets,
+            priority=Priority.EMERGENCY,
+            repeat=3,
+            source="announcement",
+        )
+        assert broadcast.zone_ids == ["xa-test"]
+        assert len(broadcast.deliveries) == 3
+
+
+def test_stale_last_will_is_ignored(service: BroadcastService, fleet: list[str]) -> None:
+    now = time.time()
+    change = broadcasts.StatusChange
+    with service.db.session() as session:
+        assert (
+            broadcasts.apply_status(
+                session, DeviceStatus("loa-a-01", ReceiverState.IDLE, "boot-2", now)
+            )
+            == change.RETURNED
+        )
+        assert (
+            broadcasts.apply_status(
+                session, DeviceStatus("loa-a-01", ReceiverState.OFFLINE, "boot-1", now)
+            )
+            == change.IGNORED
+        )
+    with service.db.session() as session:
+        device = session.get(Device, "loa-a-01")
+        assert device.online and device.boot_id == "boot-2"
+        assert (
+            broadcasts.apply_status(
+                session, DeviceStatus("loa-a-01", ReceiverState.PLAYING, "boot-2", now + 1)
+            )
+            == change.UPDATED
+        )
+        assert (
+            broadcasts.apply_status(
+                session, DeviceStatus("loa-a-01", ReceiverState.OFFLINE, "boot-2", now + 2)
+            )
+            == change.UPDATED
+        )
+    with service.db.session() as session:
+        assert not session.get(Device, "loa-a-01").online
+        assert (
+            broadcasts.apply_status(  # back after a broker restart: same boot, online again
+                session, DeviceStatus("loa-a-01", ReceiverState.IDLE, "boot-2", now + 3)
+            )
+            == change.RETURNED
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "zone_ids", "priority", "repeat", "field"),
+    [
+        ("   ", ["thon-a"], "emergency", 1, "text"),
+        ("Có bão", ["thon-x"], "emergency", 1, "zones"),
+        ("Có bão", [], "emergency", 1, "zones"),
+        ("Có bão", "thon-a", "emergency", 1, "zones"),
+        ("Có bão", ["thon-a"], "urgent", 1, "priority"),
+        ("Có bão", ["thon-a"], "emergency", 0, "repeat"),
+        ("Có bão", ["thon-a"], "emergency", "ba", "repeat"),
+    ],
+)
+def test_announce_rejects_bad_input(
+    service: BroadcastService, users: Users, text, zone_ids, priority, repeat, field
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        service.announce(users.officer, text, zone_ids, priority, repeat)
+    assert info.value.field == field
+
+
+def test_announce_denied_outside_role(service: BroadcastService, users: Users) -> None:
+    with pytest.raises(PermissionDenied):
+        service.announce(users.head_1, "Mất điện", ["thon-b"])
+    with pytest.raises(PermissionDenied):
+        service.announce(users.viewer, "Mất điện", ["thon-a"])
+
+
+def _dispatched_to_thon_a(service: BroadcastService) -> int:
+    with service.db.session() as session:
+        broadcast = broadcasts.create_broadcast(
+            session,
+            text="Họp thôn",
+            zone_list=zones.resolve_zones(session, ["thon-a"]),
+            priority=Priority.NORMAL,
+            repeat=1,
+            source="announcement",
+        )
+        broadcasts.mark_dispatched(broadcast, "0" * 64, "espeak", "cmd")
+        return broadcast.id
+
+
+def test_a_preempted_delivery_resumes_and_finishes(
+    service: BroadcastService, fleet: list[str]
+) -> None:
+    broadcast_id = _dispatched_to_thon_a(service)
+    with service.db.session() as session:
+        for kind in (EventKind.RECEIVED, EventKind.STARTED, EventKind.PREEMPTED):
+            broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, kind))
+        # a late 'fetched' does not undo the preemption
+        broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, EventKind.FETCHED))
+    with service.db.session() as session:
+        delivery = broadcasts.get_broadcast(session, broadcast_id).deliveries[0]
+        assert delivery.state == "preempted" and delivery.preempted_at is not None
+        broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, EventKind.STARTED))
+    with service.db.session() as session:
+        assert broadcasts.get_broadcast(session, broadcast_id).deliveries[0].state == "playing"
+        broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, EventKind.FINISHED))
+        broadcasts.apply_event(session, _event("loa-a-01", broadcast_id, EventKind.PREEMPTED))
+        broadcasts.apply_event(session, _event("loa-a-02", broadcast_id, EventKind.FINISHED))
+    with service.db.session() as session:
+        broadcast = broadcasts.get_broadcast(session, broadcast_id)
+        assert [d.state for d in broadcast.deliveries] == ["finished", "finished"]
+        assert broadcast.status == BroadcastStatus.FINISHED
+
+
+def test_a_missed_run_still_settles_from_answer_back(
+    service: BroadcastService, fleet: list[str]
+) -> None:
+    """The server missed the run, but the receivers played it from their manifests."""
+    with service.db.session() as session:
+        broadcast = broadcasts.create_broadcast(
+            session,
+            text="Bản tin",
+            zone_list=zones.resolve_zones(session, ["thon-b"]),
+            priority=Priority.NORMAL,
+            repeat=1,
+            source="schedule",
+            status=BroadcastStatus.SCHEDULED,
+        )
+        assert broadcasts.mark_missed(broadcast, "the server was not running")
+        assert not broadcasts.mark_due(broadcast)
+        broadcast_id = broadcast.id
+    with service.db.session() as session:
+        broadcasts.apply_event(session, _event("loa-b-01", broadcast_id, EventKind.FINISHED))
+    with service.db.session() as session:
+        assert broadcasts.get_broadcast(session, broadcast_id).status == BroadcastStatus.FINISHED
+
+
+def test_heartbeat_extras_are_kept(service: BroadcastService, fleet: list[str]) -> None:
+    extra = {"cache_complete": 0.75, "manifest_items": 4, "clock_offset_s": -0.4, "manifest_seq": 7}
+    with service.db.session() as session:
+        broadcasts.apply_status(
+            session,
+            DeviceStatus("loa-b-01", ReceiverState.IDLE, "boot-1", time.time(), extra=extra),
+        )
+    with service.db.session() as session:
+        assert session.get(Device, "loa-b-01").status_extra == extra

@@ -1,0 +1,128 @@
+"""The Alembic migrations build exactly the schema the models describe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from broadcast.service import BroadcastService
+from broadcast.store.db import downgrade, make_engine, upgrade
+from broadcast.store.models import Base
+
+
+def test_migrations_match_models(service: BroadcastService) -> None:
+    with service.db.engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        diff = [
+            change
+            for change in compare_metadata(context, Base.metadata)
+            if not (change[0] == "remove_table" and change[1].name == "apscheduler_jobs")
+        ]
+    assert diff == []
+
+
+def test_0003_keeps_existing_rows_and_downgrades(tmp_path: Path) -> None:
+    """A database of the previous release (0002) upgrades with its schedules and broadcasts
+    intact (new columns get their defaults) and downgrades again."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'loa.db'}")
+    upgrade(engine, "0002")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO bulletins (id, title, text, kind, created_at)"
+                " VALUES (1, 'Bản tin', 'Nội dung', 'tts', '2026-11-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO schedules (id, bulletin_id, kind, time_of_day, zone_ids, priority,"
+                " repeat, active, created_at) VALUES (1, 1, 'daily', '17:00', '[\"thon-a\"]',"
+                " 'normal', 1, 1, '2026-11-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO broadcasts (id, title, text, priority, repeat, zone_ids, source,"
+                " schedule_id, status, error, tts_engine, created_at) VALUES (1, 'Bản tin',"
+                " 'Nội dung', 'normal', 1, '[\"thon-a\"]', 'schedule', 1, 'finished', '',"
+                " 'espeak', '2026-11-01 10:00:00')"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        schedule = connection.execute(
+            text("SELECT device_ids, tts_engine, planned_until FROM schedules")
+        ).one()
+        assert tuple(schedule)[:2] == ("[]", "")
+        # planned up to the upgrade: the runs the old release fired are not taken for missed
+        assert str(schedule[2]) > "2026-11-01"
+        row = connection.execute(
+            text("SELECT device_ids, item_id, content, occurrence_at FROM broadcasts")
+        ).one()
+        assert tuple(row) == ("[]", "", "media", None)
+    downgrade(engine, "0002")
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("broadcasts")}
+        assert "occurrence_at" not in columns and "recording_sha256" in columns
+        assert "sequences" not in inspect(connection).get_table_names()
+        assert connection.execute(text("SELECT count(*) FROM schedules")).scalar() == 1
+    engine.dispose()
+
+
+def test_0005_adds_device_health_to_existing_receivers_and_downgrades(tmp_path: Path) -> None:
+    """Receivers of the previous release start healthy (their next heartbeat says otherwise)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'loa.db'}")
+    upgrade(engine, "0004")
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO zones (id, name, kind) VALUES ('thon-a', 'Thôn A', 'village')")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO devices (id, name, zone_id, mqtt_password_hash, created_at, online,"
+                " state, boot_id) VALUES ('loa-a-01', '', 'thon-a', '-', '2026-11-01 00:00:00',"
+                " 1, 'idle', 'b')"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT id, health_ok FROM devices")).one() == (
+            "loa-a-01",
+            1,
+        )
+    downgrade(engine, "0004")
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("devices")}
+        assert "health_ok" not in columns and "status_extra" in columns
+        assert connection.execute(text("SELECT count(*) FROM devices")).scalar() == 1
+    engine.dispose()
+
+
+def test_0006_adds_broker_zones_unknown_for_existing_receivers(tmp_path: Path) -> None:
+    """Receivers of the previous release get NULL (not known yet: no alarm) and downgrade."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'loa.db'}")
+    upgrade(engine, "0005")
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO zones (id, name, kind) VALUES ('thon-a', 'Thôn A', 'village')")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO devices (id, name, zone_id, mqtt_password_hash, created_at, online,"
+                " state, boot_id) VALUES ('loa-a-01', '', 'thon-a', '-', '2026-12-01 00:00:00',"
+                " 1, 'idle', 'b')"
+            )
+        )
+    upgrade(engine, "0006")
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT id, broker_zones FROM devices")).one()
+        assert tuple(row) == ("loa-a-01", None)
+    downgrade(engine, "0005")
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("devices")}
+        assert "broker_zones" not in columns and "health_ok" in columns
+    engine.dispose()

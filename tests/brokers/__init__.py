@@ -1,5 +1,0 @@
-"""Tests of the MQTT broker back-ends (broadcast.brokers)."""
-
-import logging
-
-_LOGGER = logging.getLogger(__name__)

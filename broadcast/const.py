@@ -54,6 +54,21 @@ class DeliveryState(StrEnum):
     STOPPED = "stopped"  # ended by a cancel (dừng): cut on air, or will never play
 
 
+# a delivery in one of these is over: the receiver will say nothing more of it
+FINAL_DELIVERY_STATES = frozenset(
+    {DeliveryState.FINISHED.value, DeliveryState.FAILED.value, DeliveryState.STOPPED.value}
+)
+# a broadcast in one of these has ended: nothing of it can sound any more, nothing to stop
+ENDED_BROADCAST_STATUSES = frozenset(
+    {
+        BroadcastStatus.FINISHED.value,
+        BroadcastStatus.PARTIAL.value,
+        BroadcastStatus.FAILED.value,
+        BroadcastStatus.CANCELLED.value,
+    }
+)
+
+
 class ScheduleKind(StrEnum):
     ONCE = "once"  # one run at a local date and time
     DAILY = "daily"  # every day at a local time

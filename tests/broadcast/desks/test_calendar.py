@@ -53,11 +53,7 @@ def _row(
 def _week(
     service: BroadcastService, user_id: int, zone: str = "", week: date = WEEK
 ) -> WeekCalendar:
-    with service.db.session() as session:
-        cal = calendar.week_calendar(session, user_id, zone, week, now=datetime(2029, 12, 1))
-        for schedule in cal.schedules:  # loaded while the session is open
-            _ = schedule.bulletin.title
-        return cal
+    return service.calendar.week(user_id, zone, week, now=datetime(2029, 12, 1))
 
 
 def _entries(cal: WeekCalendar) -> list[Entry]:

@@ -17,6 +17,8 @@ SERVER_MQTT_USERNAME = "loa-server"
 MAX_TEXT_CHARS = 20_000
 MAX_TITLE_CHARS = 300  # the title columns' length
 MAX_REPEAT = 10
+MAX_INTERVAL_H = 72  # a series repeats at most this many hours apart
+MAX_CRON_CHARS = 100  # the cron column's length
 
 
 class ZoneKind(StrEnum):

@@ -258,6 +258,16 @@ class BulletinDesk:
             for entry in session.scalars(query)
         ]
 
+    def may_write(self, user_id: int) -> bool:
+        """Whether the user may write bulletins: the forms that create one are offered only
+        then (each save checks again)."""
+        with self.db.session() as session:
+            try:
+                accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+            except PermissionDenied:
+                return False
+        return True
+
     def default_status(self, user: User) -> str:
         """The list a user opens: a reviewer who writes nothing (the leader) starts with the
         bulletins waiting for review; everyone else with every status ("")."""

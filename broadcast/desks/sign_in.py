@@ -69,6 +69,12 @@ def session_user(session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
 
 
+def set_audit_origin(origin: str | None) -> None:
+    """Privileged actions of the current request are audited as coming from `origin` ("web
+    10.0.0.5", "api 10.0.0.5"); None: from the system again, once the request is over."""
+    audit.set_origin(audit.SYSTEM if origin is None else origin)
+
+
 class SignInDesk:
     def __init__(self, db: Database) -> None:
         self.db = db

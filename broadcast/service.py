@@ -38,7 +38,11 @@ from broadcast.const import (
 )
 from broadcast.desks.administration import Administration
 from broadcast.desks.bulletins import BulletinDesk, check_playable
+from broadcast.desks.calendar import CalendarDesk
+from broadcast.desks.metrics import MetricsReading
+from broadcast.desks.overview import Overview
 from broadcast.desks.reporting import Reports
+from broadcast.desks.sign_in import SignInDesk
 from broadcast.errors import (
     Conflict,
     NotFound,
@@ -166,6 +170,10 @@ class BroadcastService:
         )
         self.reports = Reports(self.db, self.media)
         self.admin = Administration(self.db, settings, register_device=self.register_device)
+        self.calendar = CalendarDesk(self.db, self.media)
+        self.metrics = MetricsReading(self.db)
+        self.overview = Overview(self.db)
+        self.sign_in = SignInDesk(self.db)
         self.leader = ProgrammeLeader(
             settings, self.db, lambda: self.dispatcher, self._render_for_schedule
         )

@@ -1,27 +1,44 @@
-"""JSON shapes of the API (also used by the pages' live views)."""
+"""JSON shapes of the API (also used by the pages' live views).
+
+Each reads the plain records the desks return (`broadcast.desks.records`); a row with the same
+fields reads the same, for the pages that still read rows themselves (web/announce.py and
+web/api/announcements.py, web/api/schedules.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from broadcast.clock import iso_utc
-from broadcast.sending import broadcasts
-from broadcast.store.models import Broadcast, Bulletin, Delivery, Device, Schedule, Zone
+from broadcast.const import ENDED_BROADCAST_STATUSES, FINAL_DELIVERY_STATES
+from broadcast.desks.bulletins import HistoryEntry
+from broadcast.desks.records import (
+    BroadcastRecord,
+    BulletinRecord,
+    DeliveryRecord,
+    DeviceRecord,
+    ScheduleRecord,
+    ZoneRecord,
+)
 
 
-def zone_json(zone: Zone) -> dict[str, Any]:
+class ReceiverPlace(Protocol):
+    name: str  # the receiver's name (its id if it has none)
+    zone: str  # the name of its zone
+
+
+def zone_json(zone: ZoneRecord) -> dict[str, Any]:
     return {
         "id": zone.id,
         "name": zone.name,
         "kind": zone.kind,
         "parent": zone.parent_id,
-        "devices": [device.id for device in zone.devices],
+        "devices": list(zone.device_ids),
     }
 
 
-def device_json(device: Device) -> dict[str, Any]:
+def device_json(device: DeviceRecord) -> dict[str, Any]:
     return {
         "id": device.id,
         "name": device.name,
@@ -34,7 +51,7 @@ def device_json(device: Device) -> dict[str, Any]:
     }
 
 
-def broadcast_summary_json(broadcast: Broadcast, counts: Mapping[str, int]) -> dict[str, Any]:
+def broadcast_summary_json(broadcast: BroadcastRecord, counts: Mapping[str, int]) -> dict[str, Any]:
     """A broadcast in a list: its deliveries as a count per state (`broadcasts.delivery_counts`);
     the broadcast itself (`broadcast_json`) has one record per receiver."""
     return {
@@ -45,7 +62,7 @@ def broadcast_summary_json(broadcast: Broadcast, counts: Mapping[str, int]) -> d
 
 
 def broadcast_json(
-    broadcast: Broadcast, deliveries: Sequence[Delivery] | None = None
+    broadcast: BroadcastRecord, deliveries: Sequence[DeliveryRecord] | None = None
 ) -> dict[str, Any]:
     """A broadcast with a record per receiver: all of them, or the `deliveries` the caller may
     see (`broadcasts.deliveries_in`: a village head's own receivers)."""
@@ -68,7 +85,7 @@ def broadcast_json(
     }
 
 
-def _broadcast_fields(broadcast: Broadcast) -> dict[str, Any]:
+def _broadcast_fields(broadcast: BroadcastRecord) -> dict[str, Any]:
     return {
         "id": broadcast.id,
         "title": broadcast.title,
@@ -94,12 +111,15 @@ def _broadcast_fields(broadcast: Broadcast) -> dict[str, Any]:
     }
 
 
-def schedule_json(schedule: Schedule, next_run: datetime | None = None) -> dict[str, Any]:
-    """A schedule with its rule as stored (run_at in UTC; time_of_day and dates local)."""
+def schedule_json(schedule: ScheduleRecord, next_run: datetime | None = None) -> dict[str, Any]:
+    """A schedule with its rule as stored (run_at in UTC; time_of_day and dates local). A row
+    (web/api/schedules.py, until the scheduling desk returns records) names its bulletin's
+    title through the bulletin."""
+    title = schedule.title if isinstance(schedule, ScheduleRecord) else schedule.bulletin.title
     return {
         "id": schedule.id,
         "bulletin": schedule.bulletin_id,
-        "title": schedule.bulletin.title,
+        "title": title,
         "kind": schedule.kind,
         "zones": list(schedule.zone_ids),
         "devices": list(schedule.device_ids or []),
@@ -134,9 +154,9 @@ _STATE_STAMP = {
 
 
 def delivery_progress_json(
-    broadcast: Broadcast,
-    shown: Sequence[Delivery],
-    places: Mapping[str, broadcasts.ReceiverPlace],
+    broadcast: BroadcastRecord,
+    shown: Sequence[DeliveryRecord],
+    places: Mapping[str, ReceiverPlace],
 ) -> dict[str, Any]:
     """The live delivery view of a broadcast (its page and its event stream): for each of the
     `shown` deliveries (`broadcasts.deliveries_in`) the receiver's name and zone
@@ -166,13 +186,15 @@ def delivery_progress_json(
         "status": broadcast.status,
         "total": len(deliveries),
         "counts": counts,
-        "final": all(d["state"] not in broadcasts.OPEN_STATES for d in deliveries),
-        "ended": broadcasts.has_ended(broadcast),
+        "final": all(d["state"] in FINAL_DELIVERY_STATES for d in deliveries),
+        "ended": broadcast.status in ENDED_BROADCAST_STATUSES,
         "deliveries": deliveries,
     }
 
 
-def bulletin_json(bulletin: Bulletin, history: Sequence[Any] | None = None) -> dict[str, Any]:
+def bulletin_json(
+    bulletin: BulletinRecord, history: Sequence[HistoryEntry] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": bulletin.id,
         "title": bulletin.title,
@@ -183,11 +205,11 @@ def bulletin_json(bulletin: Bulletin, history: Sequence[Any] | None = None) -> d
         "relay_url": bulletin.relay_url,
         "duration_s": bulletin.duration_s,
         "source_name": bulletin.source_name or None,
-        "created_by": bulletin.created_by.username if bulletin.created_by else None,
+        "created_by": bulletin.created_by,
         "created_at": iso_utc(bulletin.created_at),
         "updated_at": iso_utc(bulletin.updated_at),
         "submitted_at": iso_utc(bulletin.submitted_at),
-        "reviewed_by": bulletin.reviewed_by.username if bulletin.reviewed_by else None,
+        "reviewed_by": bulletin.reviewed_by,
         "reviewed_at": iso_utc(bulletin.reviewed_at),
         "review_comment": bulletin.review_comment or None,
     }

@@ -17,10 +17,10 @@ from service_support import (
 from web_support import csrf_token, login
 from werkzeug.test import TestResponse
 
+from broadcast.desks.overview import FULL_LIST_UP_TO
 from broadcast.sending import broadcasts
 from broadcast.service import BroadcastService
 from broadcast.store.models import Device
-from web.dashboard import FULL_LIST_UP_TO
 from wire import protocol
 from wire.protocol import DeviceStatus, ReceiverState
 

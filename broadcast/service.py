@@ -19,7 +19,6 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +28,6 @@ from sqlalchemy.orm import Session
 
 import audio
 import tts
-from broadcast import clock
 from broadcast.const import (
     SERVER_MQTT_USERNAME,
     BroadcastStatus,
@@ -55,6 +53,7 @@ from broadcast.programme.leadership import Leadership
 from broadcast.sending import broadcasts, rendering
 from broadcast.sending.answerback import Answer, AnswerBackWriter, Rejected
 from broadcast.sending.dispatcher import Dispatcher
+from broadcast.sending.outbox import Outbox
 from broadcast.settings import Secrets, Settings
 from broadcast.store import sequences
 from broadcast.store.db import Database
@@ -152,22 +151,19 @@ class BroadcastService:
         self.renderer = rendering.MediaRenderer(
             self.synthesizer, self.media, settings.data_dir / "renders"
         )
-        self._render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loa-render")
+        self.dispatcher = dispatcher
+        self.outbox = Outbox(settings, self.db, self.media, self.renderer, lambda: self.dispatcher)
         self.bulletins = BulletinDesk(
             settings,
             self.db,
             self.media,
-            render=lambda text, recording: (
-                self._render_pool.submit(self.renderer.render, text, recording).result().sha256
-            ),
-            send=lambda broadcast_id: self._render_pool.submit(
-                self._render_and_dispatch, broadcast_id
-            ),
+            render=lambda text, recording: self.outbox.render(text, recording).sha256,
+            send=self.outbox.send,
         )
         self.reports = Reports(self.db, self.media)
         self.admin = Administration(self.db, settings, register_device=self.register_device)
         self.leader = ProgrammeLeader(
-            settings, self.db, lambda: self.dispatcher, self._render_for_schedule
+            settings, self.db, lambda: self.dispatcher, self.outbox.render_for_schedule
         )
         self.scheduler = self.leader.scheduler
         self.leadership = Leadership(
@@ -179,7 +175,6 @@ class BroadcastService:
         )
         self._started = False
         self.answers = AnswerBackWriter(self._apply_answers)
-        self.dispatcher = dispatcher
         if dispatcher is None and connect_mqtt:
             self.dispatcher = Dispatcher(
                 settings.mqtt_host,
@@ -210,7 +205,7 @@ class BroadcastService:
         if self._started:
             self.leadership.stop_watching()
         self.leader.stop()
-        self._render_pool.shutdown(wait=True, cancel_futures=True)
+        self.outbox.shutdown()
         self.leadership.release()
         if self.dispatcher is not None:
             self.dispatcher.stop()
@@ -231,7 +226,7 @@ class BroadcastService:
 
     def _on_elected(self) -> None:
         self.leader.elected()
-        self._resume_pending()
+        self.outbox.resume_pending()
 
     def _next_seq(self, stream: str) -> int:
         return sequences.next_value(self.db.engine, stream)
@@ -337,7 +332,7 @@ class BroadcastService:
                 },
             )
         _LOGGER.info("announcement %s queued for %s %s", broadcast_id, zone_ids, device_ids or "")
-        self._render_pool.submit(self._render_and_dispatch, broadcast_id)
+        self.outbox.send(broadcast_id)
         return broadcast_id
 
     def plan_announcement(
@@ -443,8 +438,13 @@ class BroadcastService:
             zone_ids, device_ids = list(broadcast.zone_ids), list(broadcast.device_ids or [])
             title, repeat = broadcast.title, broadcast.repeat
             planned = broadcast.schedule_id is not None and not ended
-        if not ended:
-            self._stop(user_id, broadcast_id, zone_ids, device_ids, correction)
+        if not ended and self.outbox.stop(
+            broadcast_id,
+            zone_ids,
+            device_ids,
+            lambda session, stopped: self._cancelled(session, user_id, stopped, correction),
+        ):
+            _LOGGER.warning("broadcast %s cancelled by user %s", broadcast_id, user_id)
         if planned:
             self._programme_changed()
         correction_id = None
@@ -460,6 +460,27 @@ class BroadcastService:
                 corrects_id=broadcast_id,
             )
         return CancelResult(broadcast_id, correction_id, stopped=not ended)
+
+    @staticmethod
+    def _cancelled(
+        session: Session, user_id: int, broadcast: Broadcast, correction: str | None
+    ) -> None:
+        """What a stop writes with the cancelled status: its audit entry, a series' end."""
+        audit.record(
+            session,
+            session.get(User, user_id),
+            audit.Action.CANCEL,
+            f"broadcast:{broadcast.id}",
+            {"correction": correction[:500] if correction else None},
+        )
+        schedule = session.get(Schedule, broadcast.schedule_id or 0)
+        if (
+            schedule is not None
+            and schedule.kind == ScheduleKind.SERIES
+            and schedule.ended_at is None
+        ):
+            planning.end_schedule(session, schedule, utcnow())
+            _LOGGER.info("series %s ended by cancelling %s", schedule.id, broadcast.id)
 
     # --- schedules ----------------------------------------------------------------------------
 
@@ -499,7 +520,7 @@ class BroadcastService:
         if relay:
             sha256, engine, airtime = None, ContentKind.RELAY.value, relay_seconds
         else:
-            sha256, engine, airtime = self._render_for_schedule(text, recording, repeat)
+            sha256, engine, airtime = self.outbox.render_for_schedule(text, recording, repeat)
         with self.db.session() as session:
             # one schedule at a time, across processes: the overlap check and the insert
             # must not interleave with another process's

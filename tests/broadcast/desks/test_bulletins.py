@@ -270,7 +270,9 @@ def test_seeded_demo_bulletin_is_approved_by_the_admin(
 
     service, _sent = recording_service(tmp_path / "data")
     # the long sample plan is not rendered here: the schedules only need an airtime
-    monkeypatch.setattr(service, "_render_for_schedule", lambda *_: ("0" * 64, "espeak", 600.0))
+    monkeypatch.setattr(
+        service.outbox, "render_for_schedule", lambda *_: ("0" * 64, "espeak", 600.0)
+    )
     try:
         seed.seed_demo(service, receivers=1)
         with service.db.session() as session:

@@ -189,7 +189,7 @@ def test_cancel_before_sending_sends_nothing(leader: Leader) -> None:
         )
         broadcast_id = row.id
     service.cancel_broadcast(leader.users.officer, broadcast_id)
-    service._render_and_dispatch(broadcast_id)  # what the render thread would do next
+    service.outbox.render_and_dispatch(broadcast_id)  # what the render thread would do next
     assert _plays(leader, THON_A) == []
     assert broadcast_status(service, broadcast_id) == "cancelled"
 

@@ -86,26 +86,6 @@ class ScheduleRequest:
 
 
 @dataclass(frozen=True)
-class CancelResult:
-    cancelled_id: int
-    correction_id: int | None
-    stopped: bool = True  # False: it had ended already, only the correction went out
-
-
-@dataclass(frozen=True)
-class AnnouncementPlan:
-    """What an announcement will do, for the person to confirm (nothing stored, nothing sent)."""
-
-    text: str  # cleaned; "" for a recording
-    zone_ids: list[str]
-    device_ids: list[str]
-    places: list[str]  # names of the zones where it sounds
-    receivers: list[tuple[str, str]]  # (device id, name) of every receiver it reaches
-    priority: str
-    repeat: int
-
-
-@dataclass(frozen=True)
 class RefreshedConfig:
     device_id: str
     path: Path
@@ -119,14 +99,6 @@ class KeyRotation:
     epoch: int  # the new sequence epoch every message carries from now on
     public_key: str  # the signing key's public half (base64), new or unchanged
     new_key: bool
-
-
-@dataclass(frozen=True)
-class AnnouncementRecording:
-    """A phone recording, validated, levelled and stored; sent only by `announce_recording`."""
-
-    sha256: str
-    duration_s: float
 
 
 class BroadcastService:
@@ -280,207 +252,6 @@ class BroadcastService:
         return programmes.next_occurrence(rule, utcnow())
 
     # --- announcements ------------------------------------------------------------------------
-
-    def announce(
-        self,
-        user_id: int,
-        text: object,
-        zone_ids: object,
-        priority: object = protocol.Priority.EMERGENCY.value,
-        repeat: object = 1,
-        title: str = "",
-        device_ids: object = None,
-        corrects_id: int | None = None,
-        recording_sha256: str | None = None,
-    ) -> int:
-        """Validate, authorize and queue an announcement for synthesis and dispatch at once
-        (given `recording_sha256`, a stored recording plays instead of the spoken text)."""
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.ANNOUNCE)
-            clean = broadcasts.clean_text(text, spoken=recording_sha256 is None)
-            level = broadcasts.clean_priority(priority)
-            count = broadcasts.clean_repeat(repeat)
-            chosen = targets.resolve(session, zone_ids, device_ids)
-            targets.check_can_target(session, user, chosen)
-            broadcast = broadcasts.create_broadcast(
-                session,
-                text=clean,
-                zone_list=chosen.zones,
-                devices=chosen.devices,
-                priority=level,
-                repeat=count,
-                source="correction" if corrects_id else "announcement",
-                created_by=user,
-                title=title,
-                corrects_id=corrects_id,
-                recording_sha256=recording_sha256,
-            )
-            broadcast_id = broadcast.id
-            audit.record(
-                session,
-                user,
-                audit.Action.ANNOUNCE,
-                f"broadcast:{broadcast_id}",
-                {
-                    "zones": chosen.zone_ids,
-                    "devices": chosen.device_ids,
-                    "priority": level.value,
-                    "repeat": count,
-                    "text": clean[:500],
-                    "corrects": corrects_id,
-                    "recording": recording_sha256,
-                },
-            )
-        _LOGGER.info("announcement %s queued for %s %s", broadcast_id, zone_ids, device_ids or "")
-        self.outbox.send(broadcast_id)
-        return broadcast_id
-
-    def plan_announcement(
-        self,
-        user_id: int,
-        text: object,
-        zone_ids: object,
-        priority: object = protocol.Priority.EMERGENCY.value,
-        repeat: object = 1,
-        device_ids: object = None,
-    ) -> AnnouncementPlan:
-        """Every check `announce` makes (role, text, priority, repeat, targets and who may reach
-        them), without storing or sending anything: what the confirm step shows. `text=None`
-        for a recording."""
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.ANNOUNCE)
-            clean = "" if text is None else broadcasts.clean_text(text)
-            level = broadcasts.clean_priority(priority)
-            count = broadcasts.clean_repeat(repeat)
-            chosen = targets.resolve(session, zone_ids, device_ids)
-            targets.check_can_target(session, user, chosen)
-            return AnnouncementPlan(
-                text=clean,
-                zone_ids=chosen.zone_ids,
-                device_ids=chosen.device_ids,
-                places=[zone.name for zone in chosen.footprint()],
-                receivers=[(device.id, device.name or device.id) for device in chosen.receivers()],
-                priority=level.value,
-                repeat=count,
-            )
-
-    def store_announcement_recording(
-        self, user_id: int, upload: Path, original_name: str
-    ) -> AnnouncementRecording:
-        """A recording from a phone for an announcement: validated, loudness-normalized and
-        transcoded by `audio.import_recording`, then kept in the media store (not sent)."""
-        with self.db.session() as session:
-            self._user(session, user_id, Action.ANNOUNCE)
-        stored = rendering.store_recording(self.media, upload, original_name)
-        return AnnouncementRecording(stored.sha256, stored.duration_s)
-
-    def announce_recording(
-        self,
-        user_id: int,
-        recording_sha256: object,
-        zone_ids: object,
-        priority: object = protocol.Priority.EMERGENCY.value,
-        repeat: object = 1,
-        title: str = "",
-        device_ids: object = None,
-    ) -> int:
-        """Send a stored recording (`store_announcement_recording`) as an announcement: the same
-        authorization, audit entry and dispatch as `announce`."""
-        try:
-            stored = isinstance(recording_sha256, str) and self.media.exists(recording_sha256)
-        except audio.AudioError:
-            stored = False
-        if not stored:
-            raise ValidationError("recording", "the recording is not stored; record it again")
-        sha256 = str(recording_sha256)
-        seconds = audio.probe_duration_s(self.media.path(sha256))
-        label = title.strip() or f"Thông báo ghi âm ({int(seconds) // 60}:{int(seconds) % 60:02d})"
-        return self.announce(
-            user_id,
-            label,
-            zone_ids,
-            priority,
-            repeat,
-            title=label,
-            device_ids=device_ids,
-            recording_sha256=sha256,
-        )
-
-    def cancel_broadcast(
-        self, user_id: int, broadcast_id: int, correction_text: object = None
-    ) -> CancelResult:
-        """Dừng / đính chính: STOP the broadcast on every target at once, mark it cancelled
-        (a series ends with it and leaves the manifests) and, given a text, announce the
-        correction as an emergency to the same targets. A broadcast that has ended keeps its
-        status: stopping it is refused (nothing plays any more), a correction still goes out."""
-        correction = None  # checked before anything is stopped: a "~" must not stop and fail
-        if isinstance(correction_text, str) and correction_text.strip():
-            correction = broadcasts.clean_text(correction_text, "correction")
-        elif correction_text not in (None, ""):
-            raise ValidationError("correction", "the correction must be a text")
-        if self.dispatcher is None:
-            raise ServiceUnavailable("this server runs without an MQTT connection")
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.ANNOUNCE)
-            broadcast = broadcasts.get_broadcast(session, broadcast_id)
-            if not broadcasts.can_view(session, user, broadcast):
-                raise NotFound(f"broadcast {broadcast_id}")
-            broadcasts.check_can_cancel(session, user, broadcast)
-            if broadcast.status == BroadcastStatus.CANCELLED.value:
-                raise Conflict("broadcast", "lượt phát này đã được dừng trước đó")
-            ended = broadcasts.has_ended(broadcast)
-            if ended and correction is None:
-                raise Conflict(
-                    "broadcast",
-                    "lượt phát này đã kết thúc, không còn gì để dừng",
-                    code="ended",
-                )
-            zone_ids, device_ids = list(broadcast.zone_ids), list(broadcast.device_ids or [])
-            title, repeat = broadcast.title, broadcast.repeat
-            planned = broadcast.schedule_id is not None and not ended
-        if not ended and self.outbox.stop(
-            broadcast_id,
-            zone_ids,
-            device_ids,
-            lambda session, stopped: self._cancelled(session, user_id, stopped, correction),
-        ):
-            _LOGGER.warning("broadcast %s cancelled by user %s", broadcast_id, user_id)
-        if planned:
-            self._programme_changed()
-        correction_id = None
-        if correction is not None:
-            correction_id = self.announce(
-                user_id,
-                correction,
-                zone_ids,
-                protocol.Priority.EMERGENCY.value,
-                repeat,
-                title=f"Đính chính: {title}"[:300],
-                device_ids=device_ids,
-                corrects_id=broadcast_id,
-            )
-        return CancelResult(broadcast_id, correction_id, stopped=not ended)
-
-    @staticmethod
-    def _cancelled(
-        session: Session, user_id: int, broadcast: Broadcast, correction: str | None
-    ) -> None:
-        """What a stop writes with the cancelled status: its audit entry, a series' end."""
-        audit.record(
-            session,
-            session.get(User, user_id),
-            audit.Action.CANCEL,
-            f"broadcast:{broadcast.id}",
-            {"correction": correction[:500] if correction else None},
-        )
-        schedule = session.get(Schedule, broadcast.schedule_id or 0)
-        if (
-            schedule is not None
-            and schedule.kind == ScheduleKind.SERIES
-            and schedule.ended_at is None
-        ):
-            planning.end_schedule(session, schedule, utcnow())
-            _LOGGER.info("series %s ended by cancelling %s", schedule.id, broadcast.id)
 
     # --- schedules ----------------------------------------------------------------------------
 
@@ -701,10 +472,6 @@ class BroadcastService:
         self._apply_answers([event])
 
     # --- helpers ------------------------------------------------------------------------------
-
-    @staticmethod
-    def can_announce(user: User) -> bool:
-        return permissions.allowed(user.role, Action.ANNOUNCE)
 
     @staticmethod
     def _user(session: Session, user_id: int, action: Action) -> User:

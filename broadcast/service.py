@@ -30,21 +30,20 @@ import audio
 import tts
 from broadcast.const import (
     SERVER_MQTT_USERNAME,
-    BroadcastStatus,
     ContentKind,
     ScheduleKind,
 )
 from broadcast.desks.administration import Administration
+from broadcast.desks.announcements import AnnouncementDesk
 from broadcast.desks.bulletins import BulletinDesk, check_playable
 from broadcast.desks.reporting import Reports
 from broadcast.errors import (
     Conflict,
     NotFound,
-    ServiceUnavailable,
     ValidationError,
 )
 from broadcast.fleet import receivers, registry
-from broadcast.people import accounts, audit, permissions, targets
+from broadcast.people import accounts, audit, targets
 from broadcast.people.permissions import Action
 from broadcast.programme import planning, schedules
 from broadcast.programme import rules as programmes
@@ -58,7 +57,7 @@ from broadcast.settings import Secrets, Settings
 from broadcast.store import sequences
 from broadcast.store.db import Database
 from broadcast.store.locks import process_lock
-from broadcast.store.models import Broadcast, Bulletin, Device, Schedule, User, utcnow
+from broadcast.store.models import Bulletin, Device, Schedule, User, utcnow
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -131,6 +130,9 @@ class BroadcastService:
             self.media,
             render=lambda text, recording: self.outbox.render(text, recording).sha256,
             send=self.outbox.send,
+        )
+        self.announcements = AnnouncementDesk(
+            self.db, self.media, self.outbox, programme_changed=self._programme_changed
         )
         self.reports = Reports(self.db, self.media)
         self.admin = Administration(self.db, settings, register_device=self.register_device)
@@ -250,8 +252,6 @@ class BroadcastService:
                 return None
             rule = planning.rule_of(schedule)
         return programmes.next_occurrence(rule, utcnow())
-
-    # --- announcements ------------------------------------------------------------------------
 
     # --- schedules ----------------------------------------------------------------------------
 

@@ -234,7 +234,7 @@ def _require_announcer() -> None:
     """Refuse a role that may not announce before reading what it sent."""
     service = get_service()
     with service.db.session() as db_session:
-        if not service.can_announce(user_row(db_session)):
+        if not service.announcements.can_announce(user_row(db_session).id):
             abort(403)
 
 
@@ -243,7 +243,7 @@ def _render_form(draft: Draft, error: str = "", error_field: str = "", status: i
     with service.db.session() as db_session:
         user = user_row(db_session)
         reachable = zones.reachable_zones(db_session, user)
-        if not reachable or not service.can_announce(user):
+        if not reachable or not service.announcements.can_announce(user.id):
             abort(403)
         if not draft.zones and not draft.devices and len(reachable) == 1:
             draft.zones = [reachable[0].id]
@@ -304,7 +304,7 @@ def prepare() -> Any:
     try:
         if draft.mode == "template":
             draft.text = notice_templates.fill(draft.template, draft.values or {})
-        plan = service.plan_announcement(
+        plan = service.announcements.plan(
             user_id,
             None if draft.mode == "record" else draft.text,
             draft.zones,
@@ -349,7 +349,7 @@ def _take_recording(service: BroadcastService, user_id: int, draft: Draft) -> No
         with tempfile.TemporaryDirectory(dir=service.settings.data_dir) as tmp:
             path = Path(tmp) / "upload"
             upload.save(path)
-            stored = service.store_announcement_recording(user_id, path, upload.filename)
+            stored = service.announcements.store_recording(user_id, path, upload.filename)
         draft.recording, draft.duration_s = stored.sha256, stored.duration_s
     elif not draft.recording:
         raise ValidationError("recording", "no recording", code="missing")
@@ -383,7 +383,7 @@ def confirm() -> Any:
     session[_SESSION_KEY] = [n for n in nonces if n != data.get("n")]
     try:
         if draft.mode == "record":
-            broadcast_id = service.announce_recording(
+            broadcast_id = service.announcements.announce_recording(
                 user_id,
                 draft.recording,
                 draft.zones,
@@ -393,7 +393,7 @@ def confirm() -> Any:
             )
         else:
             template = _template_or_none(draft.template) if draft.mode == "template" else None
-            broadcast_id = service.announce(
+            broadcast_id = service.announcements.announce(
                 user_id,
                 draft.text,
                 draft.zones,
@@ -485,7 +485,7 @@ def cancel(broadcast_id: int) -> Response:
         flash(_("Chưa đính chính được. Lời đính chính: chưa nhập nội dung."), "error")
         return redirect(url_for("announce.detail", broadcast_id=broadcast_id))
     try:
-        result = service.cancel_broadcast(user_id, broadcast_id, correction)
+        result = service.announcements.cancel(user_id, broadcast_id, correction)
     except PermissionDenied:
         abort(403)
     except NotFound:

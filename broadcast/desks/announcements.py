@@ -1,4 +1,36 @@
-"""The announcements desk (phát thông báo): urgent announcements, sent at once, stopped or corrected."""
+"""The announcements desk (phát thông báo): urgent announcements, sent at once, stopped or
+corrected.
+
+An announcement is checked (who may reach which village, text, priority, repeat), written to the
+broadcast log with its audit entry and handed to the outbox, which renders and sends it. A
+recording from a phone is stored first and sent by its hash. A broadcast is stopped (dừng) on
+every topic it went to, and a correction (đính chính) goes out as an emergency to the same
+zones and receivers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+import audio
+from broadcast.const import BroadcastStatus, ScheduleKind
+from broadcast.errors import Conflict, NotFound, ServiceUnavailable, ValidationError
+from broadcast.people import accounts, audit, permissions, targets
+from broadcast.people.permissions import Action
+from broadcast.programme import planning
+from broadcast.sending import broadcasts, rendering
+from broadcast.sending.outbox import Outbox
+from broadcast.store.db import Database
+from broadcast.store.models import Broadcast, Schedule, User, utcnow
+from wire import protocol
+
+_LOGGER = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class CancelResult:
@@ -28,8 +60,21 @@ class AnnouncementRecording:
     duration_s: float
 
 
-
 class AnnouncementDesk:
+    """`service.announcements`: what a person sends at once, and stops or corrects."""
+
+    def __init__(
+        self,
+        db: Database,
+        media: audio.MediaStore,
+        outbox: Outbox,
+        programme_changed: Callable[[], None],
+    ) -> None:
+        self._db = db
+        self._media = media
+        self._outbox = outbox
+        self._programme_changed = programme_changed
+
     def announce(
         self,
         user_id: int,
@@ -44,8 +89,8 @@ class AnnouncementDesk:
     ) -> int:
         """Validate, authorize and queue an announcement for synthesis and dispatch at once
         (given `recording_sha256`, a stored recording plays instead of the spoken text)."""
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.ANNOUNCE)
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.ANNOUNCE)
             clean = broadcasts.clean_text(text, spoken=recording_sha256 is None)
             level = broadcasts.clean_priority(priority)
             count = broadcasts.clean_repeat(repeat)
@@ -81,10 +126,10 @@ class AnnouncementDesk:
                 },
             )
         _LOGGER.info("announcement %s queued for %s %s", broadcast_id, zone_ids, device_ids or "")
-        self.outbox.send(broadcast_id)
+        self._outbox.send(broadcast_id)
         return broadcast_id
 
-    def plan_announcement(
+    def plan(
         self,
         user_id: int,
         text: object,
@@ -96,8 +141,8 @@ class AnnouncementDesk:
         """Every check `announce` makes (role, text, priority, repeat, targets and who may reach
         them), without storing or sending anything: what the confirm step shows. `text=None`
         for a recording."""
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.ANNOUNCE)
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.ANNOUNCE)
             clean = "" if text is None else broadcasts.clean_text(text)
             level = broadcasts.clean_priority(priority)
             count = broadcasts.clean_repeat(repeat)
@@ -113,14 +158,14 @@ class AnnouncementDesk:
                 repeat=count,
             )
 
-    def store_announcement_recording(
+    def store_recording(
         self, user_id: int, upload: Path, original_name: str
     ) -> AnnouncementRecording:
         """A recording from a phone for an announcement: validated, loudness-normalized and
         transcoded by `audio.import_recording`, then kept in the media store (not sent)."""
-        with self.db.session() as session:
-            self._user(session, user_id, Action.ANNOUNCE)
-        stored = rendering.store_recording(self.media, upload, original_name)
+        with self._db.session() as session:
+            accounts.require_user(session, user_id, Action.ANNOUNCE)
+        stored = rendering.store_recording(self._media, upload, original_name)
         return AnnouncementRecording(stored.sha256, stored.duration_s)
 
     def announce_recording(
@@ -133,16 +178,16 @@ class AnnouncementDesk:
         title: str = "",
         device_ids: object = None,
     ) -> int:
-        """Send a stored recording (`store_announcement_recording`) as an announcement: the same
+        """Send a stored recording (`store_recording`) as an announcement: the same
         authorization, audit entry and dispatch as `announce`."""
         try:
-            stored = isinstance(recording_sha256, str) and self.media.exists(recording_sha256)
+            stored = isinstance(recording_sha256, str) and self._media.exists(recording_sha256)
         except audio.AudioError:
             stored = False
         if not stored:
             raise ValidationError("recording", "the recording is not stored; record it again")
         sha256 = str(recording_sha256)
-        seconds = audio.probe_duration_s(self.media.path(sha256))
+        seconds = audio.probe_duration_s(self._media.path(sha256))
         label = title.strip() or f"Thông báo ghi âm ({int(seconds) // 60}:{int(seconds) % 60:02d})"
         return self.announce(
             user_id,
@@ -155,7 +200,7 @@ class AnnouncementDesk:
             recording_sha256=sha256,
         )
 
-    def cancel_broadcast(
+    def cancel(
         self, user_id: int, broadcast_id: int, correction_text: object = None
     ) -> CancelResult:
         """Dừng / đính chính: STOP the broadcast on every target at once, mark it cancelled
@@ -167,10 +212,10 @@ class AnnouncementDesk:
             correction = broadcasts.clean_text(correction_text, "correction")
         elif correction_text not in (None, ""):
             raise ValidationError("correction", "the correction must be a text")
-        if self.dispatcher is None:
+        if not self._outbox.connected:
             raise ServiceUnavailable("this server runs without an MQTT connection")
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.ANNOUNCE)
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.ANNOUNCE)
             broadcast = broadcasts.get_broadcast(session, broadcast_id)
             if not broadcasts.can_view(session, user, broadcast):
                 raise NotFound(f"broadcast {broadcast_id}")
@@ -187,7 +232,7 @@ class AnnouncementDesk:
             zone_ids, device_ids = list(broadcast.zone_ids), list(broadcast.device_ids or [])
             title, repeat = broadcast.title, broadcast.repeat
             planned = broadcast.schedule_id is not None and not ended
-        if not ended and self.outbox.stop(
+        if not ended and self._outbox.stop(
             broadcast_id,
             zone_ids,
             device_ids,
@@ -231,7 +276,11 @@ class AnnouncementDesk:
             planning.end_schedule(session, schedule, utcnow())
             _LOGGER.info("series %s ended by cancelling %s", schedule.id, broadcast.id)
 
-    @staticmethod
-    def can_announce(user: User) -> bool:
-        return permissions.allowed(user.role, Action.ANNOUNCE)
-
+    def can_announce(self, user_id: int) -> bool:
+        """Whether the user is active and their role may announce: pages and the API refuse
+        before reading what was sent (an upload may be large)."""
+        with self._db.session() as session:
+            user = session.get(User, user_id)
+            return (
+                user is not None and user.active and permissions.allowed(user.role, Action.ANNOUNCE)
+            )

@@ -175,7 +175,7 @@ def objects(service: BroadcastService, users: Users) -> Objects:
             time_of_day="05:10",
         ),
     )
-    broadcast = service.announce(users.officer, "Thông báo thôn B.", ["thon-b"])
+    broadcast = service.announcements.announce(users.officer, "Thông báo thôn B.", ["thon-b"])
     return Objects(bulletin, schedule, broadcast, users.viewer)
 
 

@@ -29,7 +29,7 @@ def create_announcement() -> tuple[Response, int]:
         ANNOUNCEMENT_FIELDS,
     )
     service = get_service()
-    broadcast_id = service.announce(
+    broadcast_id = service.announcements.announce(
         current_user_id(),
         data.get("text"),
         data.get("zones"),
@@ -64,7 +64,7 @@ def cancel_announcement(broadcast_id: int) -> Response:
     """Dừng / đính chính: `{"correction": "…"}` (optional) is announced as an emergency."""
     data = json_body('{"correction": "…"}', ("correction",), optional=True)
     service = get_service()
-    result = service.cancel_broadcast(current_user_id(), broadcast_id, data.get("correction"))
+    result = service.announcements.cancel(current_user_id(), broadcast_id, data.get("correction"))
     with service.db.session() as session:
         body = {
             "cancelled": broadcast_json(broadcasts.get_broadcast(session, result.cancelled_id)),
@@ -99,7 +99,7 @@ def create_recording_announcement() -> tuple[Response, int]:
     service = get_service()
     user_id = current_user_id()
     with service.db.session() as session:  # refuse before reading the upload
-        if not service.can_announce(api_user(session)):
+        if not service.announcements.can_announce(api_user(session).id):
             raise PermissionDenied("this role may not announce")
     upload = request.files.get("recording")
     if upload is None or not upload.filename:
@@ -108,8 +108,8 @@ def create_recording_announcement() -> tuple[Response, int]:
     with tempfile.TemporaryDirectory(dir=service.settings.data_dir) as folder:
         path = Path(folder) / "upload"
         upload.save(path)
-        stored = service.store_announcement_recording(user_id, path, upload.filename)
-    broadcast_id = service.announce_recording(
+        stored = service.announcements.store_recording(user_id, path, upload.filename)
+    broadcast_id = service.announcements.announce_recording(
         user_id,
         stored.sha256,
         _list(form, "zones"),

@@ -98,7 +98,7 @@ def test_manifests_are_signed_retained_and_per_device(leader: Leader) -> None:
 def test_sequence_rises_on_every_stream(leader: Leader) -> None:
     _daily(leader)
     _daily(leader, "06:00", ["thon-b"])
-    leader.service.announce(leader.users.officer, "Mất điện chiều nay.", ["thon-a"])
+    leader.service.announcements.announce(leader.users.officer, "Mất điện chiều nay.", ["thon-a"])
     leader.service.leader.refresh(force_manifests=True)
     by_stream: dict[str, list[int]] = defaultdict(list)
     for sent in leader.sent.sent:

@@ -115,7 +115,7 @@ def test_hostile_answers_are_counted_and_the_next_genuine_one_is_recorded(
             15,
             "the genuine state after the hostile ones",
         )
-        broadcast_id = service.announce(officer, "Thông báo thử loa.", ["thon-a"])
+        broadcast_id = service.announcements.announce(officer, "Thông báo thử loa.", ["thon-a"])
         wait_for(lambda: _delivery(service, broadcast_id) == "queued", 15, "the delivery row")
         received = DeviceEvent(DEVICE, "c", broadcast_id, EventKind.RECEIVED, time.time())
         probe.publish(event_topic, received.to_json())

@@ -1,0 +1,150 @@
+"""The scheduling desk."""
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    """What a person asks for; `broadcast.programme.rules.make_rule` says which fields each kind
+    needs. Times are local (Asia/Ho_Chi_Minh)."""
+
+    bulletin_id: int
+    kind: ScheduleKind | str
+    zone_ids: list[str]
+    priority: protocol.Priority | str
+    repeat: int | str = 1
+    run_at: str = ""  # local date and time: ONCE, and the first run of a SERIES
+    time_of_day: str = ""  # local HH:MM: DAILY, WEEKDAYS
+    weekdays: Sequence[int | str] = ()  # WEEKDAYS: 0 = Monday … 6 = Sunday
+    cron: str = ""  # CRON: "minute hour day month weekday" (Sunday = 0)
+    interval_h: int | str | None = None  # SERIES
+    series_key: str = ""  # SERIES: a newer series with the same key replaces this one
+    valid_from: str = ""  # local dates, inclusive
+    valid_to: str = ""
+    device_ids: Sequence[str] = field(default_factory=tuple)
+
+
+
+class SchedulingDesk:
+    def next_run(self, schedule_id: int) -> datetime | None:
+        """The schedule's next run from now (UTC, naive), or None when it has no more."""
+        with self.db.session() as session:
+            schedule = session.get(Schedule, schedule_id)
+            if schedule is None or not schedule.active or schedule.ended_at is not None:
+                return None
+            rule = planning.rule_of(schedule)
+        return programmes.next_occurrence(rule, utcnow())
+
+    def schedule(self, user_id: int, request: ScheduleRequest) -> int:
+        """Validate, render, check for overlaps, save; a series replaces the older one of its
+        key. Receivers get the runs through their manifests."""
+        now = utcnow()
+        with self.db.session() as session:
+            user = self._user(session, user_id, Action.SCHEDULE)
+            bulletin = session.get(Bulletin, request.bulletin_id)
+            if bulletin is None:
+                raise ValidationError("bulletin", f"unknown bulletin {request.bulletin_id}")
+            check_playable(bulletin)
+            chosen = targets.resolve(session, request.zone_ids, request.device_ids)
+            targets.check_can_target(session, user, chosen)
+            priority = broadcasts.clean_priority(request.priority)
+            relay = bulletin.kind == ContentKind.RELAY
+            repeat = 1 if relay else broadcasts.clean_repeat(request.repeat)
+            rule = programmes.make_rule(
+                request.kind,
+                now=now,
+                run_at=request.run_at,
+                time_of_day=request.time_of_day,
+                weekdays=request.weekdays,
+                cron=request.cron,
+                interval_h=request.interval_h,
+                valid_from=request.valid_from,
+                valid_to=request.valid_to,
+            )
+            series_key = (
+                programmes.clean_series_key(request.series_key)
+                if rule.kind is ScheduleKind.SERIES
+                else None
+            )
+            text, recording = bulletin.text, bulletin.recording_sha256
+            relay_seconds = bulletin.duration_s or 0.0
+        if relay:
+            sha256, engine, airtime = None, ContentKind.RELAY.value, relay_seconds
+        else:
+            sha256, engine, airtime = self.outbox.render_for_schedule(text, recording, repeat)
+        with self.db.session() as session:
+            # one schedule at a time, across processes: the overlap check and the insert
+            # must not interleave with another process's
+            sequences.hold(session, sequences.SCHEDULE_LOCK)
+            chosen = targets.resolve(session, request.zone_ids, request.device_ids)
+            span = schedules.check_span(rule, now, self.settings.overlap_window_days)
+            runs = programmes.occurrences(rule, *span)
+            schedules.check_spacing(runs, airtime)
+            clash = schedules.find_clash(
+                session,
+                runs=runs,
+                airtime_s=airtime,
+                chosen=chosen,
+                span=span,
+                replacing_series=series_key,
+            )
+            if clash is not None:
+                raise Conflict("time", schedules.clash_message(clash), code="overlap")
+            schedule = Schedule(
+                bulletin_id=request.bulletin_id,
+                kind=rule.kind.value,
+                run_at=rule.run_at,
+                time_of_day=rule.time_of_day or None,
+                weekdays=list(rule.weekdays) or None,
+                cron=rule.cron or None,
+                interval_h=rule.interval_h or None,
+                series_key=series_key,
+                valid_from=rule.valid_from,
+                valid_to=rule.valid_to,
+                zone_ids=chosen.zone_ids,
+                device_ids=chosen.device_ids,
+                priority=priority.value,
+                repeat=repeat,
+                media_sha256=sha256,
+                tts_engine=engine,
+                airtime_s=airtime,
+                created_by_id=user_id,
+                created_at=now,
+            )
+            session.add(schedule)
+            session.flush()
+            schedule_id = schedule.id
+            audit.record(
+                session,
+                session.get(User, user_id),
+                audit.Action.SCHEDULE_CREATE,
+                f"schedule:{schedule_id}",
+                {
+                    "bulletin": request.bulletin_id,
+                    "kind": rule.kind.value,
+                    "zones": chosen.zone_ids,
+                    "devices": chosen.device_ids,
+                    "priority": priority.value,
+                },
+            )
+            if series_key is not None:
+                for older in schedules.series_to_replace(session, series_key):
+                    if older.id != schedule_id:
+                        planning.end_schedule(session, older, now, replaced_by=schedule_id)
+                        _LOGGER.info("series %r: schedule %s replaces %s", series_key,
+                                     schedule_id, older.id)  # fmt: skip
+        _LOGGER.info("schedule %s added (%s)", schedule_id, rule.kind.value)
+        self._programme_changed()
+        return schedule_id
+
+    def cancel_schedule(self, user_id: int, schedule_id: int) -> None:
+        """No more runs: waiting ones are cancelled and leave the receivers' manifests."""
+        with self.db.session() as session:
+            user = self._user(session, user_id, Action.SCHEDULE)
+            schedule = session.get(Schedule, schedule_id)
+            if schedule is None:
+                raise NotFound(f"schedule {schedule_id}")
+            if schedule.ended_at is not None:  # keep when and why it ended (a newer series)
+                raise Conflict("schedule", "lịch phát này đã kết thúc hoặc đã bị hủy trước đó")
+            planning.end_schedule(session, schedule, utcnow())
+            audit.record(session, user, audit.Action.SCHEDULE_CANCEL, f"schedule:{schedule_id}")
+        _LOGGER.info("schedule %s cancelled", schedule_id)
+        self._programme_changed()
+

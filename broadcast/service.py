@@ -19,8 +19,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -30,23 +29,18 @@ import audio
 import tts
 from broadcast.const import (
     SERVER_MQTT_USERNAME,
-    ContentKind,
-    ScheduleKind,
 )
 from broadcast.desks.administration import Administration
 from broadcast.desks.announcements import AnnouncementDesk
-from broadcast.desks.bulletins import BulletinDesk, check_playable
+from broadcast.desks.bulletins import BulletinDesk
 from broadcast.desks.reporting import Reports
+from broadcast.desks.scheduling import SchedulingDesk
 from broadcast.errors import (
-    Conflict,
-    NotFound,
     ValidationError,
 )
 from broadcast.fleet import receivers, registry
-from broadcast.people import accounts, audit, targets
+from broadcast.people import accounts, audit
 from broadcast.people.permissions import Action
-from broadcast.programme import planning, schedules
-from broadcast.programme import rules as programmes
 from broadcast.programme.leader import ProgrammeLeader
 from broadcast.programme.leadership import Leadership
 from broadcast.sending import broadcasts, rendering
@@ -57,7 +51,7 @@ from broadcast.settings import Secrets, Settings
 from broadcast.store import sequences
 from broadcast.store.db import Database
 from broadcast.store.locks import process_lock
-from broadcast.store.models import Bulletin, Device, Schedule, User, utcnow
+from broadcast.store.models import Device, User
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -112,6 +106,9 @@ class BroadcastService:
         )
         self.announcements = AnnouncementDesk(
             self.db, self.media, self.outbox, programme_changed=self._programme_changed
+        )
+        self.scheduling = SchedulingDesk(
+            settings, self.db, self.outbox, programme_changed=self._programme_changed
         )
         self.reports = Reports(self.db, self.media)
         self.admin = Administration(self.db, settings, register_device=self.register_device)

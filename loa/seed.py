@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 import tts
 from broadcast.const import Role, ScheduleKind, ZoneKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.fleet import registry
 from broadcast.people import accounts, zones
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.store.models import Device, Schedule, User, Zone
 from wire.config import PlayerSettings
 from wire.protocol import Priority
@@ -101,7 +102,7 @@ def seed_demo(service: BroadcastService, receivers: int, realtime: bool = True) 
             desk.submit(admin_id, bulletin_id)
             desk.approve(admin_id, bulletin_id, "Bản tin mẫu của bản trình diễn")
         for time_of_day in DAILY_TIMES:
-            service.schedule(
+            service.scheduling.schedule(
                 admin_id,
                 ScheduleRequest(
                     bulletin_id=bulletin_id,

@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from broadcast.desks import bulletins as bulletin_desk
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
 from broadcast.people import accounts, permissions, zones
 from broadcast.people.permissions import Action
-from broadcast.service import ScheduleRequest
 from broadcast.store.models import Schedule
 from web import get_service
 from web.views import WEEKDAY_LABELS, user_row
@@ -135,7 +135,9 @@ def index() -> str:
                 .order_by(Schedule.id.desc())
             )
         )
-        next_runs = {schedule.id: service.next_run(schedule.id) for schedule in schedules}
+        next_runs = {
+            schedule.id: service.scheduling.next_run(schedule.id) for schedule in schedules
+        }
         return render_template(
             "bulletins/index.html",
             bulletins=bulletins,
@@ -343,7 +345,7 @@ def schedule(bulletin_id: int) -> Response:
     form = request.form
     kind = form.get("kind", "daily")
     try:
-        get_service().schedule(
+        get_service().scheduling.schedule(
             _user_id(),
             ScheduleRequest(
                 bulletin_id=bulletin_id,
@@ -393,7 +395,7 @@ def send(bulletin_id: int) -> Response:
 def cancel_schedule(schedule_id: int) -> Response:
     """Hủy lịch, from the schedule list or the week calendar (`next` brings the person back)."""
     try:
-        get_service().cancel_schedule(_user_id(), schedule_id)
+        get_service().scheduling.cancel(_user_id(), schedule_id)
     except LoaError as exc:
         _report(exc)
     else:

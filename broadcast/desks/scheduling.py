@@ -1,4 +1,36 @@
-"""The scheduling desk."""
+"""The scheduling desk (lịch phát): an approved bulletin put on the programme, and taken off.
+
+A schedule is a rule (`broadcast.programme.rules`) over zones and receivers. Its media is
+rendered when it is made, so its airtime is known and a schedule that would sound at the same
+time as another in a related zone is refused before it is saved. The leader plans its runs and
+the receivers get them through their manifests; this desk only tells it that the programme
+changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from broadcast.const import ContentKind, ScheduleKind
+from broadcast.desks.bulletins import check_playable
+from broadcast.errors import Conflict, NotFound, ValidationError
+from broadcast.people import accounts, audit, targets
+from broadcast.people.permissions import Action
+from broadcast.programme import planning, schedules
+from broadcast.programme import rules as programmes
+from broadcast.sending import broadcasts
+from broadcast.sending.outbox import Outbox
+from broadcast.settings import Settings
+from broadcast.store import sequences
+from broadcast.store.db import Database
+from broadcast.store.models import Bulletin, Schedule, User, utcnow
+from wire import protocol
+
+_LOGGER = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ScheduleRequest:
@@ -21,11 +53,24 @@ class ScheduleRequest:
     device_ids: Sequence[str] = field(default_factory=tuple)
 
 
-
 class SchedulingDesk:
+    """`service.scheduling`: schedules made, read and cancelled."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        outbox: Outbox,
+        programme_changed: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._outbox = outbox
+        self._programme_changed = programme_changed
+
     def next_run(self, schedule_id: int) -> datetime | None:
         """The schedule's next run from now (UTC, naive), or None when it has no more."""
-        with self.db.session() as session:
+        with self._db.session() as session:
             schedule = session.get(Schedule, schedule_id)
             if schedule is None or not schedule.active or schedule.ended_at is not None:
                 return None
@@ -36,8 +81,8 @@ class SchedulingDesk:
         """Validate, render, check for overlaps, save; a series replaces the older one of its
         key. Receivers get the runs through their manifests."""
         now = utcnow()
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.SCHEDULE)
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.SCHEDULE)
             bulletin = session.get(Bulletin, request.bulletin_id)
             if bulletin is None:
                 raise ValidationError("bulletin", f"unknown bulletin {request.bulletin_id}")
@@ -68,13 +113,13 @@ class SchedulingDesk:
         if relay:
             sha256, engine, airtime = None, ContentKind.RELAY.value, relay_seconds
         else:
-            sha256, engine, airtime = self.outbox.render_for_schedule(text, recording, repeat)
-        with self.db.session() as session:
+            sha256, engine, airtime = self._outbox.render_for_schedule(text, recording, repeat)
+        with self._db.session() as session:
             # one schedule at a time, across processes: the overlap check and the insert
             # must not interleave with another process's
             sequences.hold(session, sequences.SCHEDULE_LOCK)
             chosen = targets.resolve(session, request.zone_ids, request.device_ids)
-            span = schedules.check_span(rule, now, self.settings.overlap_window_days)
+            span = schedules.check_span(rule, now, self._settings.overlap_window_days)
             runs = programmes.occurrences(rule, *span)
             schedules.check_spacing(runs, airtime)
             clash = schedules.find_clash(
@@ -134,10 +179,10 @@ class SchedulingDesk:
         self._programme_changed()
         return schedule_id
 
-    def cancel_schedule(self, user_id: int, schedule_id: int) -> None:
+    def cancel(self, user_id: int, schedule_id: int) -> None:
         """No more runs: waiting ones are cancelled and leave the receivers' manifests."""
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.SCHEDULE)
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.SCHEDULE)
             schedule = session.get(Schedule, schedule_id)
             if schedule is None:
                 raise NotFound(f"schedule {schedule_id}")
@@ -147,4 +192,3 @@ class SchedulingDesk:
             audit.record(session, user, audit.Action.SCHEDULE_CANCEL, f"schedule:{schedule_id}")
         _LOGGER.info("schedule %s cancelled", schedule_id)
         self._programme_changed()
-

@@ -12,10 +12,10 @@ from flask import jsonify
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import NotFound, ValidationError
 from broadcast.people import accounts
 from broadcast.people.permissions import Action
-from broadcast.service import ScheduleRequest
 from broadcast.store.models import Schedule
 from web import get_service, inputs
 from web.api import bp, current_user_id, json_body, token_required
@@ -70,11 +70,11 @@ def create_schedule() -> tuple[Response, int]:
         valid_to=inputs.text(data, "valid_to"),
         device_ids=data.get("devices") or (),
     )
-    schedule_id = service.schedule(current_user_id(), request_)
+    schedule_id = service.scheduling.schedule(current_user_id(), request_)
     with service.db.session() as session:
         row = session.get(Schedule, schedule_id)
         assert row is not None
-        response = jsonify(schedule_json(row, next_run=service.next_run(schedule_id)))
+        response = jsonify(schedule_json(row, next_run=service.scheduling.next_run(schedule_id)))
     response.headers["Location"] = f"/api/v1/schedules/{schedule_id}"
     return response, 201
 
@@ -88,11 +88,11 @@ def get_schedule(schedule_id: int) -> Response:
         row = session.get(Schedule, schedule_id)
         if row is None:
             raise NotFound(f"schedule {schedule_id}")
-        return jsonify(schedule_json(row, next_run=service.next_run(schedule_id)))
+        return jsonify(schedule_json(row, next_run=service.scheduling.next_run(schedule_id)))
 
 
 @bp.delete("/schedules/<int:schedule_id>")
 @token_required
 def cancel_schedule(schedule_id: int) -> tuple[str, int]:
-    get_service().cancel_schedule(current_user_id(), schedule_id)
+    get_service().scheduling.cancel(current_user_id(), schedule_id)
     return "", 204

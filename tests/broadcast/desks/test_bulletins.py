@@ -15,9 +15,10 @@ from sqlalchemy import select
 from broadcast.const import Role, ScheduleKind
 from broadcast.desks import documents
 from broadcast.desks.bulletins import BulletinStatus
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import PermissionDenied, ValidationError
 from broadcast.people import audit
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.store.models import AuditEntry, Bulletin, User
 from wire.protocol import Priority
 
@@ -38,7 +39,7 @@ def _trail(service: BroadcastService, bulletin_id: int) -> list[tuple[str, str, 
 
 
 def _daily(service: BroadcastService, user_id: int, bulletin_id: int, at: str = "06:00") -> int:
-    return service.schedule(
+    return service.scheduling.schedule(
         user_id,
         ScheduleRequest(
             bulletin_id=bulletin_id,

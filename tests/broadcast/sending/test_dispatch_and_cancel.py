@@ -12,10 +12,10 @@ from service_support import (
 )
 
 from broadcast.const import ScheduleKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import PermissionDenied, ServiceUnavailable, ValidationError
 from broadcast.people import targets
 from broadcast.sending import broadcasts
-from broadcast.service import ScheduleRequest
 from broadcast.store.models import Broadcast, Schedule, User
 from wire import protocol
 from wire.protocol import Priority
@@ -277,7 +277,7 @@ def test_cancel_rights_follow_what_the_server_allows(leader: Leader) -> None:
 def test_cancelling_a_series_run_ends_the_series(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
     storm = approved_bulletin(service, officer, "Tin bão số 3", "Bão số 3.")
-    schedule_id = service.schedule(
+    schedule_id = service.scheduling.schedule(
         officer,
         ScheduleRequest(
             bulletin_id=storm,

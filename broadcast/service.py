@@ -1,7 +1,10 @@
 """The broadcast service: the one object that wires storage, speech, audio, scheduling and MQTT.
 
-The web layer and the CLI call its methods; it owns the background parts (renderer thread,
-scheduler, dispatcher) and starts and stops them together.
+It does nothing a person asks for itself: it builds the desks (`announcements`, `scheduling`,
+`bulletins`, `fleet`, `reports`, `admin`), each given exactly what it needs, and the web layer
+and the CLI call them. It owns the background parts (the outbox's render thread, the
+scheduler, the dispatcher, the answer-back writer), starts and stops them together, and wires
+leadership and the receivers' answer-back.
 
 Several processes may run a service on one data directory (web workers, the dev reloader). Each
 serves the web and API and publishes what its users send; only the one holding the scheduler
@@ -16,31 +19,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 import audio
 import tts
-from broadcast.const import (
-    SERVER_MQTT_USERNAME,
-)
+from broadcast.const import SERVER_MQTT_USERNAME
 from broadcast.desks.administration import Administration
 from broadcast.desks.announcements import AnnouncementDesk
 from broadcast.desks.bulletins import BulletinDesk
+from broadcast.desks.fleet import FleetDesk
 from broadcast.desks.reporting import Reports
 from broadcast.desks.scheduling import SchedulingDesk
-from broadcast.errors import (
-    ValidationError,
-)
-from broadcast.fleet import receivers, registry
-from broadcast.people import accounts, audit
-from broadcast.people.permissions import Action
 from broadcast.programme.leader import ProgrammeLeader
 from broadcast.programme.leadership import Leadership
 from broadcast.sending import broadcasts, rendering
@@ -51,7 +41,6 @@ from broadcast.settings import Secrets, Settings
 from broadcast.store import sequences
 from broadcast.store.db import Database
 from broadcast.store.locks import process_lock
-from broadcast.store.models import Device, User
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -71,7 +60,6 @@ class BroadcastService:
         self.db = Database(settings.database_url)
         self.db.migrate()
         self.signing_key = self.secrets.signing_key()
-        self.public_key_text = protocol.public_key_to_text(self.signing_key.public_key())
         self.media = audio.MediaStore(settings.media_dir)
         self.synthesizer = tts.Synthesizer(
             settings.tts_cache_dir, engine=settings.tts_engine, **settings.tts_options
@@ -95,7 +83,14 @@ class BroadcastService:
             settings, self.db, self.outbox, programme_changed=self._programme_changed
         )
         self.reports = Reports(self.db, self.media)
-        self.admin = Administration(self.db, settings, register_device=self.register_device)
+        self.fleet = FleetDesk(
+            settings,
+            self.db,
+            self.secrets,
+            protocol.public_key_to_text(self.signing_key.public_key()),
+            programme_changed=self._programme_changed,
+        )
+        self.admin = Administration(self.db, settings, register_device=self.fleet.register_device)
         self.leader = ProgrammeLeader(
             settings, self.db, lambda: self.dispatcher, self.outbox.render_for_schedule
         )
@@ -203,9 +198,3 @@ class BroadcastService:
 
     def _on_event(self, event: protocol.DeviceEvent) -> None:
         self._apply_answers([event])
-
-    # --- helpers ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _user(session: Session, user_id: int, action: Action) -> User:
-        return accounts.require_user(session, user_id, action)

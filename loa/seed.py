@@ -77,7 +77,7 @@ def seed_demo(service: BroadcastService, receivers: int, realtime: bool = True) 
                 _device, path = registry.register_device(
                     session,
                     settings,
-                    service.public_key_text,
+                    service.fleet.public_key_text,
                     device_id,
                     village_id,
                     name=f"Cụm loa {device_id.rsplit('-', 1)[-1]}",
@@ -85,7 +85,7 @@ def seed_demo(service: BroadcastService, receivers: int, realtime: bool = True) 
                 )
             else:
                 path = registry.issue_credentials(
-                    session, settings, service.public_key_text, device, player
+                    session, settings, service.fleet.public_key_text, device, player
                 )
             configs.append(path)
         keep = {path.name for path in configs}

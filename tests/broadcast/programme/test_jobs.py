@@ -183,7 +183,7 @@ def test_todays_programme_of_a_village_head_has_what_plays_on_their_loudspeakers
     with service.db.session() as session:
         for device_id, zone_id in registry_devices.items():
             registry.register_device(
-                session, service.settings, service.public_key_text, device_id, zone_id
+                session, service.settings, service.fleet.public_key_text, device_id, zone_id
             )
         bulletin = Bulletin(title="Bản tin", text="Bản tin.")
         session.add(bulletin)

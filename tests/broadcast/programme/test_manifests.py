@@ -177,7 +177,7 @@ def test_a_new_series_replaces_the_older_one(leader: Leader) -> None:
 
 def test_a_receiver_registered_later_gets_planned_runs(leader: Leader) -> None:
     schedule_id = _daily(leader)
-    leader.service.register_device("loa-a-03", "thon-a")
+    leader.service.fleet.register_device("loa-a-03", "thon-a")
     rows = _rows(leader, schedule_id)
     assert all("loa-a-03" in {d.device_id for d in row.deliveries} for row in rows)
     assert [i.item_id for i in leader.sent.manifests("loa-a-03")[-1].items] == [

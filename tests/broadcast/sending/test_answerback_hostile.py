@@ -55,7 +55,7 @@ def running(
     with setup.db.session() as session:
         for device_id, zone_id in ((DEVICE, "thon-a"), (OTHER, "thon-b")):
             registry.register_device(
-                session, setup.settings, setup.public_key_text, device_id, zone_id
+                session, setup.settings, setup.fleet.public_key_text, device_id, zone_id
             )
         access = registry.broker_access(session, setup.secrets.mqtt_password)
     setup.stop()

@@ -26,7 +26,7 @@ def fleet(service: BroadcastService, users: Users) -> list[str]:
             ("loa-b-01", "thon-b"),
         ):
             registry.register_device(
-                session, service.settings, service.public_key_text, device_id, zone
+                session, service.settings, service.fleet.public_key_text, device_id, zone
             )
     return ["loa-a-01", "loa-a-02", "loa-b-01"]
 

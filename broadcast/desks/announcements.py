@@ -11,22 +11,29 @@ zones and receivers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 import audio
 from broadcast.const import BroadcastStatus, ScheduleKind
-from broadcast.errors import Conflict, NotFound, ServiceUnavailable, ValidationError
-from broadcast.people import accounts, audit, permissions, targets
+from broadcast.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    ValidationError,
+)
+from broadcast.people import accounts, audit, permissions, targets, zones
 from broadcast.people.permissions import Action
 from broadcast.programme import planning
 from broadcast.sending import broadcasts, rendering
 from broadcast.sending.outbox import Outbox
 from broadcast.store.db import Database
-from broadcast.store.models import Broadcast, Schedule, User, utcnow
+from broadcast.store.models import Broadcast, Delivery, Schedule, User, utcnow
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,6 +65,142 @@ class AnnouncementRecording:
 
     sha256: str
     duration_s: float
+
+
+# --- what the pages and the API show (plain data, read in one transaction) -----------------
+
+
+@dataclass(frozen=True)
+class ZoneChoice:
+    id: str
+    name: str
+    receivers: int  # in it and in the zones below it
+
+
+@dataclass(frozen=True)
+class ReceiverChoice:
+    id: str
+    name: str  # "" when it has none
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Where a person may announce: the zones and receivers the form offers."""
+
+    zones: tuple[ZoneChoice, ...]
+    receivers: tuple[ReceiverChoice, ...]
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One receiver's record of a broadcast (times UTC, naive)."""
+
+    device_id: str
+    state: str
+    detail: str
+    received_at: datetime | None
+    fetched_at: datetime | None
+    started_at: datetime | None
+    preempted_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class BroadcastRecord:
+    """A broadcast as the log has it, with the deliveries its reader may see (a village head:
+    their own receivers, also of a commune-wide broadcast); none in a list, which counts them."""
+
+    id: int
+    title: str
+    text: str
+    status: str
+    priority: str
+    repeat: int
+    zone_ids: tuple[str, ...]
+    device_ids: tuple[str, ...]
+    source: str
+    schedule_id: int | None
+    item_id: str
+    content: str
+    relay_url: str | None
+    duration_s: float | None
+    error: str
+    media_sha256: str | None
+    created_at: datetime
+    dispatched_at: datetime | None
+    play_at: datetime | None
+    valid_until: datetime | None
+    corrects_id: int | None
+    cancelled_at: datetime | None
+    ended: bool  # nothing of it plays any more (`broadcasts.has_ended`)
+    deliveries: tuple[DeliveryRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class BroadcastSummary:
+    """A broadcast in a list: its visible deliveries as a count per state."""
+
+    broadcast: BroadcastRecord
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ReceiverProgress:
+    device_id: str
+    name: str  # its name, or its id when it has none
+    zone: str  # its zone's name: two villages may both have a "Cụm loa 01"
+    state: str
+    at: datetime | None  # when it reached that state (a stopped one: when it was closed)
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The live delivery view of a broadcast, over the receivers its reader may see."""
+
+    broadcast_id: int
+    status: str
+    counts: dict[str, int]  # receivers per state
+    final: bool  # every delivery is final: nothing more will change
+    ended: bool  # the broadcast has ended: nothing left to stop
+    receivers: tuple[ReceiverProgress, ...]
+
+
+@dataclass(frozen=True)
+class BroadcastLink:
+    id: int
+    title: str
+
+
+@dataclass(frozen=True)
+class BroadcastPage:
+    """Everything a broadcast's page shows."""
+
+    broadcast: BroadcastRecord
+    progress: Progress
+    zone_names: dict[str, str]  # zone id → name, of the zones the reader sees and above
+    corrected: BroadcastLink | None  # the broadcast this one corrects
+    corrections: tuple[BroadcastLink, ...]  # the corrections of this one
+    rights: broadcasts.CancelRights
+
+
+@dataclass(frozen=True)
+class LiveView:
+    broadcast: BroadcastRecord
+    progress: Progress
+
+
+# the moment a delivery reached its state (a stopped one: when it was closed)
+_STATE_STAMP = {
+    "received": "received_at",
+    "fetched": "fetched_at",
+    "playing": "started_at",
+    "preempted": "preempted_at",
+    "finished": "finished_at",
+    "failed": "finished_at",
+}
+_UNSTAMPED = ("queued", "received")  # no time of their own: not yet answered, or just heard
 
 
 class AnnouncementDesk:
@@ -284,3 +427,172 @@ class AnnouncementDesk:
             return (
                 user is not None and user.active and permissions.allowed(user.role, Action.ANNOUNCE)
             )
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def reach(self, user_id: int) -> Reach:
+        """The zones and receivers the user may announce to; PermissionDenied when they may
+        not announce, or there is nowhere they may."""
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.ANNOUNCE)
+            reachable = zones.reachable_zones(session, user)
+            if not reachable:
+                raise PermissionDenied(f"user {user.username!r} may announce nowhere")
+            return Reach(
+                zones=tuple(
+                    ZoneChoice(zone.id, zone.name, len(zones.target_devices([zone])))
+                    for zone in reachable
+                ),
+                receivers=tuple(
+                    ReceiverChoice(device.id, device.name or "")
+                    for device in zones.target_devices(reachable)
+                ),
+            )
+
+    def broadcast(self, user_id: int, broadcast_id: int) -> BroadcastRecord:
+        """A broadcast with the deliveries the user may see; NotFound if they may not see it."""
+        with self._db.session() as session:
+            user, broadcast = self._visible(session, user_id, broadcast_id)
+            scope = broadcasts.listening_scope(session, user)
+            return _record(broadcast, broadcasts.deliveries_in(broadcast, scope))
+
+    def recent(self, user_id: int, limit: int) -> list[BroadcastSummary]:
+        """The newest `limit` broadcasts the user may see, their deliveries counted per state
+        (a village head: only their own receivers)."""
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.VIEW)
+            rows = broadcasts.visible_broadcasts(session, user, limit)
+            scope = broadcasts.listening_scope(session, user)
+            counts = broadcasts.delivery_counts(session, [row.id for row in rows], scope)
+            return [BroadcastSummary(_record(row, ()), counts[row.id]) for row in rows]
+
+    def page(self, user_id: int, broadcast_id: int) -> BroadcastPage:
+        """What a broadcast's page shows; NotFound if the user may not see it."""
+        with self._db.session() as session:
+            user, broadcast = self._visible(session, user_id, broadcast_id)
+            scope = broadcasts.listening_scope(session, user)
+            corrected = (
+                session.get(Broadcast, broadcast.corrects_id) if broadcast.corrects_id else None
+            )
+            return BroadcastPage(
+                broadcast=_record(broadcast, broadcasts.deliveries_in(broadcast, scope)),
+                progress=_progress(session, broadcast, scope),
+                zone_names=zones.names_with_ancestors(zones.visible_zones(session, user)),
+                corrected=BroadcastLink(corrected.id, corrected.title) if corrected else None,
+                corrections=tuple(
+                    BroadcastLink(row.id, row.title)
+                    for row in broadcasts.corrections_of(session, broadcast_id)
+                ),
+                rights=broadcasts.cancel_rights(session, user, broadcast),
+            )
+
+    def live(self, user_id: int, broadcast_id: int) -> LiveView:
+        """The broadcast and its delivery view, read together; NotFound if not visible."""
+        with self._db.session() as session:
+            user, broadcast = self._visible(session, user_id, broadcast_id)
+            scope = broadcasts.listening_scope(session, user)
+            return LiveView(
+                _record(broadcast, broadcasts.deliveries_in(broadcast, scope)),
+                _progress(session, broadcast, scope),
+            )
+
+    def watch(self, user_id: int, broadcast_id: int) -> Callable[[], Progress | None]:
+        """For a stream that reads a broadcast's delivery view again and again: who may see it
+        and which receivers are checked once, here (NotFound); each call then reads the view,
+        or None once the broadcast is gone."""
+        with self._db.session() as session:
+            user, _broadcast = self._visible(session, user_id, broadcast_id)
+            scope = broadcasts.listening_scope(session, user)
+
+        def read() -> Progress | None:
+            with self._db.session() as session:
+                broadcast = session.get(Broadcast, broadcast_id)
+                return None if broadcast is None else _progress(session, broadcast, scope)
+
+        return read
+
+    @staticmethod
+    def _visible(session: Session, user_id: int, broadcast_id: int) -> tuple[User, Broadcast]:
+        user = accounts.require_user(session, user_id, Action.VIEW)
+        broadcast = broadcasts.get_broadcast(session, broadcast_id)
+        if not broadcasts.can_view(session, user, broadcast):
+            raise NotFound(f"broadcast {broadcast_id}")
+        return user, broadcast
+
+
+def _record(broadcast: Broadcast, deliveries: Sequence[Delivery]) -> BroadcastRecord:
+    return BroadcastRecord(
+        id=broadcast.id,
+        title=broadcast.title,
+        text=broadcast.text,
+        status=broadcast.status,
+        priority=broadcast.priority,
+        repeat=broadcast.repeat,
+        zone_ids=tuple(broadcast.zone_ids),
+        device_ids=tuple(broadcast.device_ids or ()),
+        source=broadcast.source,
+        schedule_id=broadcast.schedule_id,
+        item_id=broadcast.item_id,
+        content=broadcast.content,
+        relay_url=broadcast.relay_url,
+        duration_s=broadcast.duration_s,
+        error=broadcast.error,
+        media_sha256=broadcast.media_sha256,
+        created_at=broadcast.created_at,
+        dispatched_at=broadcast.dispatched_at,
+        play_at=broadcast.play_at,
+        valid_until=broadcast.valid_until,
+        corrects_id=broadcast.corrects_id,
+        cancelled_at=broadcast.cancelled_at,
+        ended=broadcasts.has_ended(broadcast),
+        deliveries=tuple(
+            DeliveryRecord(
+                device_id=delivery.device_id,
+                state=delivery.state,
+                detail=delivery.detail,
+                received_at=delivery.received_at,
+                fetched_at=delivery.fetched_at,
+                started_at=delivery.started_at,
+                preempted_at=delivery.preempted_at,
+                finished_at=delivery.finished_at,
+                updated_at=delivery.updated_at,
+            )
+            for delivery in deliveries
+        ),
+    )
+
+
+def _progress(
+    session: Session, broadcast: Broadcast, scope: broadcasts.ListeningScope | None
+) -> Progress:
+    """The delivery view of the receivers in `scope` (all without one), each named with its
+    zone, with when it reached its state."""
+    shown = broadcasts.deliveries_in(broadcast, scope)
+    places = broadcasts.receiver_places(session, [delivery.device_id for delivery in shown])
+    receivers = []
+    counts: dict[str, int] = {}
+    for delivery in shown:
+        stamp = _STATE_STAMP.get(delivery.state)
+        at = getattr(delivery, stamp) if stamp else None
+        if at is None and delivery.state not in _UNSTAMPED:
+            at = delivery.updated_at
+        counts[delivery.state] = counts.get(delivery.state, 0) + 1
+        place = places.get(delivery.device_id)
+        receivers.append(
+            ReceiverProgress(
+                device_id=delivery.device_id,
+                name=place.name if place else delivery.device_id,
+                zone=place.zone if place else "",
+                state=delivery.state,
+                at=at,
+                detail=delivery.detail or None,
+            )
+        )
+    return Progress(
+        broadcast_id=broadcast.id,
+        status=broadcast.status,
+        counts=counts,
+        final=all(item.state not in broadcasts.OPEN_STATES for item in receivers),
+        ended=broadcasts.has_ended(broadcast),
+        receivers=tuple(receivers),
+    )

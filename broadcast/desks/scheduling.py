@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+
+from sqlalchemy import select
 
 from broadcast.const import ContentKind, ScheduleKind
 from broadcast.desks.bulletins import check_playable
@@ -53,6 +55,35 @@ class ScheduleRequest:
     device_ids: Sequence[str] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A schedule with its rule as stored: `run_at` and the times in UTC (naive), `time_of_day`
+    and the validity dates local."""
+
+    id: int
+    bulletin_id: int
+    title: str  # its bulletin's
+    kind: str
+    zone_ids: tuple[str, ...]
+    device_ids: tuple[str, ...]
+    priority: str
+    repeat: int
+    run_at: datetime | None
+    time_of_day: str | None
+    weekdays: tuple[int, ...]
+    cron: str | None
+    interval_h: int | None
+    series_key: str | None
+    valid_from: date | None
+    valid_to: date | None
+    airtime_s: float | None
+    active: bool  # still planning runs: neither cancelled nor replaced
+    ended_at: datetime | None
+    replaced_by_id: int | None
+    created_at: datetime
+    next_run: datetime | None = None  # read one at a time only; None when it has no more
+
+
 class SchedulingDesk:
     """`service.scheduling`: schedules made, read and cancelled."""
 
@@ -72,10 +103,33 @@ class SchedulingDesk:
         """The schedule's next run from now (UTC, naive), or None when it has no more."""
         with self._db.session() as session:
             schedule = session.get(Schedule, schedule_id)
-            if schedule is None or not schedule.active or schedule.ended_at is not None:
-                return None
-            rule = planning.rule_of(schedule)
-        return programmes.next_occurrence(rule, utcnow())
+            return None if schedule is None else _next_run(schedule)
+
+    def check_can_schedule(self, user_id: int) -> None:
+        """PermissionDenied unless the user may schedule: the API refuses before pointing at
+        the mistakes of what was sent."""
+        with self._db.session() as session:
+            accounts.require_user(session, user_id, Action.SCHEDULE)
+
+    def active_schedules(self, user_id: int) -> list[ScheduleRecord]:
+        """The schedules still planning runs, oldest first (without their next runs)."""
+        with self._db.session() as session:
+            accounts.require_user(session, user_id, Action.READ_BULLETINS)
+            rows = session.scalars(
+                select(Schedule)
+                .where(Schedule.active.is_(True), Schedule.ended_at.is_(None))
+                .order_by(Schedule.id)
+            )
+            return [_record(row) for row in rows]
+
+    def get(self, user_id: int, schedule_id: int) -> ScheduleRecord:
+        """One schedule with its next run; NotFound if there is none."""
+        with self._db.session() as session:
+            accounts.require_user(session, user_id, Action.READ_BULLETINS)
+            schedule = session.get(Schedule, schedule_id)
+            if schedule is None:
+                raise NotFound(f"schedule {schedule_id}")
+            return _record(schedule, _next_run(schedule))
 
     def schedule(self, user_id: int, request: ScheduleRequest) -> int:
         """Validate, render, check for overlaps, save; a series replaces the older one of its
@@ -192,3 +246,40 @@ class SchedulingDesk:
             audit.record(session, user, audit.Action.SCHEDULE_CANCEL, f"schedule:{schedule_id}")
         _LOGGER.info("schedule %s cancelled", schedule_id)
         self._programme_changed()
+
+
+def _next_run(schedule: Schedule) -> datetime | None:
+    if not _is_active(schedule):
+        return None
+    return programmes.next_occurrence(planning.rule_of(schedule), utcnow())
+
+
+def _is_active(schedule: Schedule) -> bool:
+    return schedule.active and schedule.ended_at is None
+
+
+def _record(schedule: Schedule, next_run: datetime | None = None) -> ScheduleRecord:
+    return ScheduleRecord(
+        id=schedule.id,
+        bulletin_id=schedule.bulletin_id,
+        title=schedule.bulletin.title,
+        kind=schedule.kind,
+        zone_ids=tuple(schedule.zone_ids),
+        device_ids=tuple(schedule.device_ids or ()),
+        priority=schedule.priority,
+        repeat=schedule.repeat,
+        run_at=schedule.run_at,
+        time_of_day=schedule.time_of_day,
+        weekdays=tuple(schedule.weekdays or ()),
+        cron=schedule.cron,
+        interval_h=schedule.interval_h,
+        series_key=schedule.series_key,
+        valid_from=schedule.valid_from,
+        valid_to=schedule.valid_to,
+        airtime_s=schedule.airtime_s,
+        active=_is_active(schedule),
+        ended_at=schedule.ended_at,
+        replaced_by_id=schedule.replaced_by_id,
+        created_at=schedule.created_at,
+        next_run=next_run,
+    )

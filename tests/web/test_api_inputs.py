@@ -400,7 +400,7 @@ def test_an_unexpected_failure_is_a_json_500_without_a_traceback(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("secret internals /srv/loa/var")
 
-    monkeypatch.setattr(service.scheduling, "next_run", broken)
+    monkeypatch.setattr(service.scheduling, "get", broken)
     monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
     bulletin = approved_bulletin(service, users.officer, "Tin", "Họp dân.")
     unchecked = FlaskClient(app, app.response_class)  # a 500 is in no document: not checked

@@ -1,7 +1,7 @@
 """Bulletins (bản tin): write, get approved (duyệt), preview, schedule or send at once.
 
 A thin shell over `broadcast.desks.bulletins` (who may do what, the approval states, the audit)
-and `BroadcastService.schedule`. The officer pastes or uploads a document (.txt, .docx), edits
+and `service.scheduling.schedule`. The officer pastes or uploads a document (.txt, .docx), edits
 its broadcast script and saves a draft, then submits it; a leader listens to the preview and
 approves or rejects it with a comment ("Chờ duyệt" is the leader's list); an approved bulletin is
 scheduled or sent. Also recordings, for languages and voices no speech engine has, and stream

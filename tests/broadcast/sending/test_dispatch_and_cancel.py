@@ -251,7 +251,7 @@ def test_a_finished_broadcast_cannot_be_stopped_but_can_be_corrected(leader: Lea
 
 
 def test_cancel_rights_follow_what_the_server_allows(leader: Leader) -> None:
-    """The page offers exactly what cancel_broadcast would accept."""
+    """The page offers exactly what `announcements.cancel` would accept."""
     service, users = leader.service, leader.users
     commune_wide = service.announcements.announce(users.officer, "Tin toàn xã.", ["xa-test"])
     own = service.announcements.announce(users.head_1, "Họp thôn.", ["thon-a"])

@@ -176,7 +176,7 @@ def cmd_device_add(args: argparse.Namespace) -> int:
 
     service = BroadcastService(_settings(args), connect_mqtt=False)
     try:
-        path = service.register_device(args.id, args.zone, name=args.name)
+        path = service.fleet.register_device(args.id, args.zone, name=args.name)
     finally:
         service.stop()
     print(path)
@@ -195,7 +195,7 @@ def cmd_device_refresh(args: argparse.Namespace) -> int:
 
     service = BroadcastService(_settings(args), connect_mqtt=False)
     try:
-        refreshed = service.refresh_device_configs(args.ids or None)
+        refreshed = service.fleet.refresh_device_configs(args.ids or None)
     finally:
         service.stop()
     for item in refreshed:
@@ -225,7 +225,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
     service = BroadcastService(_settings(args), connect_mqtt=False)
     try:
-        rotation = service.rotate_keys(new_key=not args.epoch_only)
+        rotation = service.fleet.rotate_keys(new_key=not args.epoch_only)
     finally:
         service.stop()
     print(f"sequence epoch {rotation.epoch}")

@@ -1,7 +1,7 @@
 """Bulletins (bản tin): write, get approved (duyệt), preview, schedule or send at once.
 
 A thin shell over `broadcast.desks.bulletins` (who may do what, the approval states, the audit)
-and `BroadcastService.schedule`. The officer pastes or uploads a document (.txt, .docx), edits
+and `service.scheduling.schedule`. The officer pastes or uploads a document (.txt, .docx), edits
 its broadcast script and saves a draft, then submits it; a leader listens to the preview and
 approves or rejects it with a comment ("Chờ duyệt" is the leader's list); an approved bulletin is
 scheduled or sent. Also recordings, for languages and voices no speech engine has, and stream
@@ -23,8 +23,8 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from broadcast.desks import bulletins as bulletin_desk
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
-from broadcast.service import ScheduleRequest
 from web import get_service
 from web.views import WEEKDAY_LABELS
 
@@ -301,7 +301,7 @@ def schedule(bulletin_id: int) -> Response:
     form = request.form
     kind = form.get("kind", "daily")
     try:
-        get_service().schedule(
+        get_service().scheduling.schedule(
             _user_id(),
             ScheduleRequest(
                 bulletin_id=bulletin_id,
@@ -351,7 +351,7 @@ def send(bulletin_id: int) -> Response:
 def cancel_schedule(schedule_id: int) -> Response:
     """Hủy lịch, from the schedule list or the week calendar (`next` brings the person back)."""
     try:
-        get_service().cancel_schedule(_user_id(), schedule_id)
+        get_service().scheduling.cancel(_user_id(), schedule_id)
     except LoaError as exc:
         _report(exc)
     else:

@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
-from flask_login import current_user
-from sqlalchemy.orm import Session
 
 from broadcast import clock
-from broadcast.desks import sign_in
 from broadcast.desks.records import DeviceRecord, ScheduleRecord
-from broadcast.errors import PermissionDenied
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,15 +26,6 @@ WEEKDAY_LABELS = (
     lazy_gettext("Thứ Bảy"),
     lazy_gettext("Chủ nhật"),
 )
-
-
-def user_row(session: Session) -> Any:
-    """The signed-in user's row in the caller's session: only for the pages that still open one
-    (web/announce.py) until their desk reads for them; the others pass `current_user.id`."""
-    user = sign_in.session_user(session, current_user.id)
-    if user is None or not user.active:
-        raise PermissionDenied("unknown or disabled user")
-    return user
 
 
 def describe_schedule(schedule: ScheduleRecord) -> str:

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from broadcast.fleet import receivers
+from broadcast.sending import broadcasts
 from broadcast.store.models import Broadcast, Bulletin, Delivery, Device, Schedule, Zone
 
 
@@ -98,6 +99,7 @@ class BroadcastRecord:
 
     id: int
     title: str
+    text: str
     status: str
     priority: str
     repeat: int
@@ -118,6 +120,7 @@ class BroadcastRecord:
     valid_until: datetime | None
     corrects_id: int | None
     cancelled_at: datetime | None
+    ended: bool  # nothing of it plays any more (`broadcasts.has_ended`)
     deliveries: tuple[DeliveryRecord, ...] = ()
 
     @classmethod
@@ -129,6 +132,7 @@ class BroadcastRecord:
         return cls(
             id=broadcast.id,
             title=broadcast.title,
+            text=broadcast.text,
             status=broadcast.status,
             priority=broadcast.priority,
             repeat=broadcast.repeat,
@@ -149,6 +153,7 @@ class BroadcastRecord:
             valid_until=broadcast.valid_until,
             corrects_id=broadcast.corrects_id,
             cancelled_at=broadcast.cancelled_at,
+            ended=broadcasts.has_ended(broadcast),
             deliveries=tuple(DeliveryRecord.of(delivery) for delivery in shown),
         )
 
@@ -179,9 +184,10 @@ class ScheduleRecord:
     ended_at: datetime | None
     replaced_by_id: int | None
     created_at: datetime
+    next_run: datetime | None = None  # read one at a time only; None when it has no more
 
     @classmethod
-    def of(cls, schedule: Schedule) -> ScheduleRecord:
+    def of(cls, schedule: Schedule, next_run: datetime | None = None) -> ScheduleRecord:
         return cls(
             id=schedule.id,
             bulletin_id=schedule.bulletin_id,
@@ -204,6 +210,7 @@ class ScheduleRecord:
             ended_at=schedule.ended_at,
             replaced_by_id=schedule.replaced_by_id,
             created_at=schedule.created_at,
+            next_run=next_run,
         )
 
 

@@ -164,22 +164,11 @@ WEB_MAY_IMPORT = (
     "broadcast.settings",
     "broadcast.people.permissions",
 )
-# Web modules that still open sessions and read rows themselves, until their desks (announcements,
-# scheduling) read for them: remove each from here as it moves.
-WEB_NOT_YET_THROUGH_DESKS = frozenset(
-    {
-        "web/announce.py",
-        "web/api/announcements.py",
-        "web/api/schedules.py",
-    }
-)
 
 
 def _web_modules() -> Iterator[tuple[str, Path]]:
     for path in sorted((REPO / "web").rglob("*.py")):
-        relative = path.relative_to(REPO).as_posix()
-        if relative not in WEB_NOT_YET_THROUGH_DESKS:
-            yield relative, path
+        yield path.relative_to(REPO).as_posix(), path
 
 
 def _broadcast_names(path: Path) -> set[str]:
@@ -194,11 +183,6 @@ def _broadcast_names(path: Path) -> set[str]:
                 candidate = f"{node.module}.{alias.name}"
                 found.add(candidate if candidate in MODULES else node.module)
     return {name for name in found if name.split(".")[0] == "broadcast"}
-
-
-def test_the_excepted_web_modules_exist() -> None:
-    """An exception for a file that moved or went would hide nothing: name only real ones."""
-    assert all((REPO / name).is_file() for name in WEB_NOT_YET_THROUGH_DESKS)
 
 
 def test_web_enters_broadcast_only_through_its_desks() -> None:

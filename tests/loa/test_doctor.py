@@ -78,7 +78,7 @@ def test_receiver_checks(tmp_path: Path) -> None:
     with service.db.session() as session:
         zones.create_zone(session, "thon-1", "Thôn 1", ZoneKind.VILLAGE)
         _device, config_path = registry.register_device(
-            session, settings, service.public_key_text, "loa-thon-1-01", "thon-1"
+            session, settings, service.fleet.public_key_text, "loa-thon-1-01", "thon-1"
         )
         access = registry.broker_access(session, service.secrets.mqtt_password)
     service.stop()
@@ -135,7 +135,7 @@ def test_receivers_deaf_to_their_zones_are_named_with_what_to_run(tmp_path: Path
                 zones.create_zone(session, zone_id, zone_id, ZoneKind.VILLAGE)
             for device_id in ("loa-thon-1-01", "loa-thon-1-02"):
                 registry.register_device(
-                    session, settings, service.public_key_text, device_id, "thon-1"
+                    session, settings, service.fleet.public_key_text, device_id, "thon-1"
                 )
         for device_id in ("loa-thon-1-01", "loa-thon-1-02"):
             service._on_status(

@@ -13,11 +13,9 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Blueprint, g, jsonify, request, url_for
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from broadcast.desks import sign_in
 from broadcast.errors import (
     Conflict,
     NotFound,
@@ -105,15 +103,6 @@ def json_body(example: str, accepted: Iterable[str], *, optional: bool = False) 
 
 def current_user_id() -> int:
     return int(g.api_user_id)
-
-
-def api_user(session: Session) -> Any:
-    """The signed-in API user's row, read in the caller's session: only for the routes that
-    still open one (web/api/announcements.py) until their desk reads for them."""
-    user = sign_in.session_user(session, g.api_user_id)
-    if user is None:
-        raise PermissionDenied("unknown user")
-    return user
 
 
 @bp.get("/health")

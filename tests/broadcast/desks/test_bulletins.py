@@ -17,9 +17,10 @@ from broadcast.const import Role, ScheduleKind
 from broadcast.desks import documents
 from broadcast.desks.bulletins import BulletinStatus
 from broadcast.desks.records import BulletinRecord
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.people import audit
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.store.models import AuditEntry, Bulletin, User
 from wire.protocol import Priority
 
@@ -40,7 +41,7 @@ def _trail(service: BroadcastService, bulletin_id: int) -> list[tuple[str, str, 
 
 
 def _daily(service: BroadcastService, user_id: int, bulletin_id: int, at: str = "06:00") -> int:
-    return service.schedule(
+    return service.scheduling.schedule(
         user_id,
         ScheduleRequest(
             bulletin_id=bulletin_id,
@@ -238,7 +239,7 @@ def test_a_sent_bulletin_reads_back_with_its_deliveries(
     assert sorted(d.device_id for d in sent.deliveries) == ["loa-a-01", "loa-a-02"]
     with pytest.raises(PermissionDenied):
         desk.sent(users.leader, broadcast_id)
-    announcement = service.announce(users.officer, "Khẩn.", ["thon-b"])
+    announcement = service.announcements.announce(users.officer, "Khẩn.", ["thon-b"])
     with pytest.raises(NotFound):  # only broadcasts of bulletins are read here
         desk.sent(users.officer, announcement)
 
@@ -345,7 +346,9 @@ def test_seeded_demo_bulletin_is_approved_by_the_admin(
 
     service, _sent = recording_service(tmp_path / "data")
     # the long sample plan is not rendered here: the schedules only need an airtime
-    monkeypatch.setattr(service, "_render_for_schedule", lambda *_: ("0" * 64, "espeak", 600.0))
+    monkeypatch.setattr(
+        service.outbox, "render_for_schedule", lambda *_: ("0" * 64, "espeak", 600.0)
+    )
     try:
         seed.seed_demo(service, receivers=1)
         with service.db.session() as session:

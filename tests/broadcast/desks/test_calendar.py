@@ -13,8 +13,9 @@ from broadcast.const import BroadcastStatus, ScheduleKind
 from broadcast.desks import calendar
 from broadcast.desks.calendar import Entry, WeekCalendar, ZoneChoice
 from broadcast.desks.records import ScheduleRecord
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.store.models import Broadcast, Bulletin, Schedule
 from wire.protocol import Priority
 
@@ -251,7 +252,7 @@ def test_weeks_are_parsed_to_their_monday() -> None:
 
 def test_schedules_made_by_the_service_show(service: BroadcastService, users: Users) -> None:
     bulletin = approved_bulletin(service, users.officer, "Bản tin chiều", "Bản tin chiều.")
-    service.schedule(
+    service.scheduling.schedule(
         users.officer,
         ScheduleRequest(
             bulletin_id=bulletin,

@@ -261,7 +261,8 @@ def cmd_zones_list(args: argparse.Namespace) -> int:
         return 0
     for line in lines:
         code = f" {line.code}" if line.code else ""
-        receivers = f", {line.devices} receivers" if line.devices else ""
+        plural = "s" if line.devices != 1 else ""
+        receivers = f", {line.devices} receiver{plural}" if line.devices else ""
         print(f"{'  ' * line.depth}{line.id}  {line.name}  ({line.kind}{code}{receivers})")
     return 0
 

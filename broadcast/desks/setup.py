@@ -24,7 +24,7 @@ import io
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,12 @@ def slug(text: str) -> str:
 def clean_name(text: str) -> str:
     """NFC (a name typed on another system may come decomposed), spaces collapsed."""
     return " ".join(unicodedata.normalize("NFC", text or "").split())
+
+
+def name_key(text: str) -> str:
+    """How two names are the same zone's: case and spacing aside, diacritics kept (Thôn Đông
+    and Thôn Đồng are two villages)."""
+    return clean_name(text).casefold()
 
 
 def natural_key(text: str) -> tuple[Any, ...]:
@@ -275,6 +281,8 @@ def _read_rows(text: str, problems: _Problems) -> list[_Row]:
         return []
     if columns is None:
         problems.add(1, "", "the file is empty: it needs a header (code,name,kind,parent)", "empty")
+    elif not rows and not problems.found:
+        problems.add(previous, "", "the file lists no zones under its header", "empty")
     return rows
 
 
@@ -413,10 +421,16 @@ class Setup:
                     )
             parent_zone = _parent(session, parent)
             zones.check_placement(zone_kind, parent_zone)
-            new_id = zone_id.strip() or _derived_id(zone_kind, clean, parent_zone)
+            _check_new_name(session, zone_kind, clean, parent_zone)
+            new_id = zone_id.strip()
             if not new_id:
-                raise ValidationError("id", "the name makes no id: give one", "bad_id")
-            if session.get(Zone, new_id) is not None:
+                base = _derived_id(zone_kind, clean, parent_zone)
+                if not base:
+                    raise ValidationError("name", "the name makes no id: give --id", "bad_id")
+                new_id = _free_id(base, clean_code, lambda i: session.get(Zone, i) is not None)
+                if new_id is None:
+                    raise ValidationError("id", f"zone id {base!r} is taken: give one", "taken")
+            elif session.get(Zone, new_id) is not None:
                 raise ValidationError(
                     "id", f"zone {new_id!r} already exists: give another id", "taken"
                 )
@@ -484,6 +498,7 @@ class _Plan:
         self.by_given_id: dict[str, _Row] = {}
         self.by_id: dict[str, _Row] = {}  # rows already planned, by their zone's id
         self.claimed: dict[str, _Row] = {}  # existing zone id → the row that describes it
+        self.by_name: dict[tuple[ZoneKind, str | None, str], _Row] = {}
         self.bad: set[int] = set(problems.lines)
 
     def run(self) -> list[_Row]:
@@ -518,6 +533,13 @@ class _Plan:
     def _plan(self, row: _Row) -> bool:
         if not self._resolve_parent(row):
             return False
+        key = (row.kind, row.parent_id if row.parent_ref else None, name_key(row.name))
+        first = self.by_name.setdefault(key, row)
+        if first is not row:
+            return self._fail(
+                row, "name", f"{row.name!r} is already on line {first.line}, under the same"
+                " parent", "dup",
+            )  # fmt: skip
         if not self._match(row):
             return False
         if row.zone is None and not self._new_id(row):
@@ -620,11 +642,11 @@ class _Plan:
         """Existing zones of the row's kind and name it may describe: under the same parent;
         a code-less commune at the root that the row places under its province; anywhere
         when the row leaves the parent empty (a commune moved since keeps its place)."""
-        name = fold(row.name)
+        name = name_key(row.name)
         found = [
             zone
             for zone in self.session.scalars(select(Zone).where(Zone.kind == row.kind.value))
-            if fold(zone.name) == name
+            if name_key(zone.name) == name
             and (row.code is None or zone.code is None)
             and zone.id not in self.claimed
         ]
@@ -640,19 +662,14 @@ class _Plan:
             row.zone_id = row.given_id
             return True
         parent = None if row.parent_id is None else _Parent(row.parent_id)
-        candidate = _derived_id(row.kind, row.name, parent)
-        if not candidate:
+        base = _derived_id(row.kind, row.name, parent)
+        if not base:
             return self._fail(row, "name", "the name makes no id: add an id column", "bad_id")
-        if self._taken(candidate) and row.code is not None:
-            candidate = f"{candidate[: 62 - len(row.code)]}-{row.code}"
-        if self._taken(candidate):
+        candidate = _free_id(base, row.code, self._taken)
+        if candidate is None:
             return self._fail(
-                row,
-                "name",
-                f"zone id {candidate!r} is taken by another zone: give this row a code or an"
-                " id column",
-                "taken",
-            )
+                row, "name", f"zone id {base!r} is taken: add an id column", "taken"
+            )  # fmt: skip
         row.zone_id = candidate
         return True
 
@@ -667,6 +684,19 @@ class _Plan:
 @dataclass(frozen=True)
 class _Parent:
     id: str
+
+
+def _free_id(base: str, code: str | None, taken: Callable[[str], bool]) -> str | None:
+    """`base`, or when another zone has it (Thôn Đông, Thôn Đồng: thon-dong) `base-CODE`,
+    else `base-2`, `base-3`, …; None when even those are taken."""
+    if not taken(base):
+        return base
+    suffixes = ([code] if code else []) + [str(n) for n in range(2, 100)]
+    for suffix in suffixes:
+        candidate = f"{base[: 62 - len(suffix)].rstrip('-')}-{suffix}"
+        if not taken(candidate):
+            return candidate
+    return None
 
 
 def _derived_id(kind: ZoneKind, name: str, parent: Zone | _Parent | None) -> str:
@@ -699,6 +729,20 @@ def _apply(session: Session, actor: User | None, row: _Row, result: ImportResult
     if detail:
         session.flush()
         audit.record(session, actor, audit.Action.ZONE_UPDATE, f"zone:{zone.id}", detail)
+
+
+def _check_new_name(session: Session, kind: ZoneKind, name: str, parent: Zone | None) -> None:
+    """Two zones of a kind with one name under one parent would be one zone twice."""
+    query = select(Zone).where(
+        Zone.kind == kind.value,
+        Zone.parent_id.is_(None) if parent is None else Zone.parent_id == parent.id,
+    )
+    for zone in session.scalars(query):
+        if name_key(zone.name) == name_key(name):
+            where = f"under {parent.id}" if parent is not None else "at the root"
+            raise ValidationError(
+                "name", f"{kind} {zone.id!r} {where} already has that name", "taken"
+            )
 
 
 def _actor(session: Session, user_id: int | None) -> User | None:

@@ -134,7 +134,7 @@ def test_a_spreadsheet_file_reads_the_same(service: BroadcastService, desk: Setu
         (",Thôn 3,làng xã,16012", "kind", "bad_kind", "is not a kind"),
         ("1601,Xã Mới,xã,38", "code", "bad_code", "5 digits"),
         ("123,Thôn 3,thôn,16012", "code", "no_code", "a village has no administrative code"),
-        (",Xã Hoằng Hợp,xã,38", "name", "taken", "give this row a code or an id"),
+        (",Xã Hoằng Hợp,xã,38", "name", "dup", "'Xã Hoằng Hợp' is already on line 3"),
     ],
 )
 def test_a_bad_row_is_named_by_line_and_column_and_nothing_is_written(
@@ -164,6 +164,7 @@ def test_a_file_that_is_not_a_zone_list(desk: Setup) -> None:
     cases = {
         b"": (1, "", "empty"),
         b"name,kind\nX,xa\n": (1, "code", "header"),
+        b"code,name,kind,parent\n\n": (2, "", "empty"),
         b"code,name,kind,parent\n38,T\xe1nh,t\xe1nh,\n": (2, "", "encoding"),
     }
     for data, expected in cases.items():
@@ -171,6 +172,23 @@ def test_a_file_that_is_not_a_zone_list(desk: Setup) -> None:
             desk.import_zones(None, data)
         first = caught.value.problems[0]
         assert (first.line, first.column, first.code) == expected
+
+
+def test_names_that_differ_only_in_diacritics_are_two_zones(
+    service: BroadcastService, desk: Setup
+) -> None:
+    """Thôn Đông and Thôn Đồng make the same slug: the second gets a suffix, and importing the
+    file again finds each by its own name."""
+    text = PROVINCE + ",Thôn Đông,thôn,16012\n,Thôn Đồng,thôn,16012\n,thôn  đồng,thôn,16015\n"
+    created = desk.import_zones(None, text).created
+    assert created[-3:] == [
+        "xa-hoang-hop-thon-dong",
+        "xa-hoang-hop-thon-dong-2",
+        "xa-hoang-tien-thon-dong",
+    ]
+    assert not desk.import_zones(None, text).changed
+    assert desk.add_zone(None, "thôn", "Thôn Dòng", parent="16012").id == "xa-hoang-hop-thon-dong-3"
+    assert desk.add_zone(None, "xã", "Xã Hoằng Hợp", code="16021").id == "xa-hoang-hop-16021"
 
 
 def test_a_changed_file_renames_and_moves(service: BroadcastService, desk: Setup) -> None:
@@ -219,7 +237,8 @@ def test_add_makes_ids_from_names_under_the_tree_rules(
         "cannot be under commune": dict(kind="province", name="Tỉnh X", parent="xa-le"),
         "already zone 'tinh-thanh-hoa'": dict(kind="province", name="Tỉnh Y", code="38"),
         "2 digits": dict(kind="province", name="Tỉnh Z", code="038"),
-        "already exists": dict(kind="commune", name="Xã Lẻ"),
+        "commune 'xa-le' at the root already has that name": dict(kind="commune", name="xã  lẻ"),
+        "zone 'xa-le' already exists": dict(kind="commune", name="Xã Lẻ 2", zone_id="xa-le"),
         "no zone has id or code 'nope'": dict(kind="commune", name="Xã K", parent="nope"),
         "the name is empty": dict(kind="commune", name="  "),
         "is not a kind": dict(kind="county", name="X"),

@@ -22,8 +22,12 @@ MAX_CRON_CHARS = 100  # the cron column's length
 
 
 class ZoneKind(StrEnum):
-    COMMUNE = "commune"  # xã / phường
-    VILLAGE = "village"  # thôn, xóm, tổ dân phố
+    """The zone tree: province → commune → village; receivers (cụm loa) hang under villages.
+    `broadcast.people.zones.check_placement` holds which kind may sit under which."""
+
+    PROVINCE = "province"  # tỉnh, thành phố (trực thuộc trung ương)
+    COMMUNE = "commune"  # xã, phường, đặc khu
+    VILLAGE = "village"  # thôn, bản, xóm, ấp, tổ dân phố
 
 
 class Role(StrEnum):

@@ -34,6 +34,7 @@ from broadcast.desks.metrics import MetricsReading
 from broadcast.desks.overview import Overview
 from broadcast.desks.reporting import Reports
 from broadcast.desks.scheduling import SchedulingDesk
+from broadcast.desks.setup import Setup
 from broadcast.desks.sign_in import SignInDesk
 from broadcast.programme.leader import ProgrammeLeader
 from broadcast.programme.leadership import Leadership
@@ -99,6 +100,7 @@ class BroadcastService:
         self.metrics = MetricsReading(self.db)
         self.overview = Overview(self.db)
         self.sign_in = SignInDesk(self.db)
+        self.setup = Setup(self.db)
         self.leader = ProgrammeLeader(
             settings, self.db, lambda: self.dispatcher, self.outbox.render_for_schedule
         )

@@ -86,13 +86,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from broadcast.desks.setup import Setup
     from broadcast.service import BroadcastService
     from loa import runner
 
     settings = _settings(args)
     service = BroadcastService(settings)
-    readiness = Setup(service.db).readiness()
+    readiness = service.setup.readiness()
     if not readiness.ready:
         service.stop()
         print("\n".join(setup_steps(str(settings.data_dir), readiness)), file=sys.stderr)
@@ -135,11 +134,10 @@ def setup_steps(data: str, readiness: Readiness) -> list[str]:
 
 def _zone_desk(args: argparse.Namespace) -> tuple[Setup, BroadcastService]:
     """The set-up desk on the data directory (migrated), and what to stop afterwards."""
-    from broadcast.desks.setup import Setup
     from broadcast.service import BroadcastService
 
     service = BroadcastService(_settings(args), connect_mqtt=False)
-    return Setup(service.db), service
+    return service.setup, service
 
 
 # the option each field of a zone's ValidationError came from

@@ -257,7 +257,7 @@ def test_moving_the_commune_under_a_province_keeps_everyone_s_rights(
 ) -> None:
     with service.db.session() as session:
         registry.register_device(
-            session, service.settings, service.public_key_text, "loa-a-01", "thon-a"
+            session, service.settings, service.fleet.public_key_text, "loa-a-01", "thon-a"
         )
         before = {
             user.username: (user.role, user.zone_id, user.active)

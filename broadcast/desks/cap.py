@@ -443,7 +443,7 @@ def _info(element: Element, path: str, sent: datetime) -> Info:
 
 
 def _chosen(infos: tuple[Info, ...]) -> int | None:
-    languages = [info.language.casefold() for info in infos]
+    languages = [info.language.casefold().replace("_", "-") for info in infos]
     for index, language in enumerate(languages):
         if language == "vi-vn":
             return index

@@ -295,8 +295,11 @@ def test_an_update_or_cancel_without_references_is_refused(kind: str) -> None:
 
 
 def test_a_plain_vi_block_is_chosen_when_no_vi_vn_is_there() -> None:
-    alert = read_alert(_storm(("<language>vi-VN</language>", "<language>VI</language>")))
-    assert alert.chosen == 1 and alert.info is not None and alert.info.language == "VI"
+    for language in ("VI", "vi_VN", "vi-Latn"):
+        alert = read_alert(
+            _storm(("<language>vi-VN</language>", f"<language>{language}</language>"))
+        )
+        assert alert.chosen == 1 and alert.info is not None and alert.info.language == language
 
 
 def test_a_str_reads_as_the_bytes_do() -> None:
@@ -426,7 +429,17 @@ def test_an_alert_with_neither_text_nor_audio_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [b"", b"hello", b"<alert", b"<a></b>", b"\xff\xfe\x00<", "<a>&x;</a>"]
+    "data",
+    [
+        b"",
+        b"hello",
+        b"<alert",
+        b"<a></b>",
+        b"\xff\xfe\x00<",
+        "<a>&x;</a>",
+        b"<a>\x00</a>",
+        "<a>\ud800</a>",
+    ],
 )
 def test_what_is_not_xml_is_refused(data: bytes | str) -> None:
     _refused(data, "alert", "not_xml")

@@ -442,8 +442,13 @@ def _info(element: Element, path: str, sent: datetime) -> Info:
     )
 
 
+def _language(info: Info) -> str:
+    """A language tag as compared: case and "vi_VN" for "vi-VN" forgiven."""
+    return info.language.casefold().replace("_", "-")
+
+
 def _chosen(infos: tuple[Info, ...]) -> int | None:
-    languages = [info.language.casefold().replace("_", "-") for info in infos]
+    languages = [_language(info) for info in infos]
     for index, language in enumerate(languages):
         if language == "vi-vn":
             return index
@@ -530,6 +535,14 @@ def spoken_text(info: Info) -> str:
     return " ".join(parts)
 
 
+def _text_to_read(info: Info | None, path: str) -> str:
+    text = spoken_text(info) if info else ""
+    if len(text) > MAX_TEXT_CHARS:
+        message = f"the text to read is longer than {MAX_TEXT_CHARS} characters"
+        raise ValidationError(_path(path, "description"), message, "too_long")
+    return text
+
+
 def _ignored(alert: Alert, accepted: Collection[Status]) -> str:
     if alert.msg_type in (MsgType.ACK, MsgType.ERROR):
         return f"a msgType {alert.msg_type} answers another system: nothing to broadcast"
@@ -557,20 +570,15 @@ def bulletin_from(
     if alert.msg_type in (MsgType.UPDATE, MsgType.CANCEL) and not alert.references:
         message = f"an {alert.msg_type} names the earlier alert in <references>"
         raise ValidationError("references", message, "missing")
-    if alert.msg_type is MsgType.CANCEL:
-        info = alert.info
-        return CapBulletin(
-            Disposition.CANCEL,
-            alert.key,
-            references=alert.references,
-            text=spoken_text(info) if info else "",
-        )
     info = alert.info
+    path = f"info[{alert.chosen}]"
+    if alert.msg_type is MsgType.CANCEL:
+        text = _text_to_read(info, path)
+        return CapBulletin(Disposition.CANCEL, alert.key, references=alert.references, text=text)
     if info is None or alert.chosen is None:
         raise ValidationError("info", f"an {alert.msg_type} needs an <info> to say", "missing")
-    path = f"info[{alert.chosen}]"
     for index, other in enumerate(alert.infos):
-        if index != alert.chosen and other.language.casefold() == info.language.casefold():
+        if index != alert.chosen and _language(other) == _language(info):
             message = (
                 f"a second <info> in {info.language}: Loa reads one text per alert,"
                 " so send one alert per text"
@@ -586,14 +594,11 @@ def bulletin_from(
             f" (a <geocode> with valueName {ADMIN_CODE_NAME})"
         )
         raise ValidationError(_path(path, "area"), message, "no_target")
-    text = spoken_text(info)
+    text = _text_to_read(info, path)
     audio = next((resource for resource in info.resources if resource.is_audio), None)
     if not text and audio is None:
         message = "nothing to read aloud: no <headline>, <description> or <instruction>"
         raise ValidationError(_path(path, "description"), message, "missing")
-    if len(text) > MAX_TEXT_CHARS:
-        message = f"the text to read is longer than {MAX_TEXT_CHARS} characters"
-        raise ValidationError(_path(path, "description"), message, "too_long")
     title = " ".join((info.headline or info.event).split())
     if len(title) > MAX_TITLE_CHARS:
         title = title[: MAX_TITLE_CHARS - 1] + "…"

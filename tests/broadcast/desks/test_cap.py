@@ -411,6 +411,15 @@ def test_an_administrative_code_that_is_not_2_or_5_digits_is_refused(code: str) 
     assert (error.field, error.code) == ("info[1].area[1].geocode[0].value", "bad_code")
 
 
+def test_a_text_longer_than_loa_reads_is_refused() -> None:
+    long = "Bà con chú ý. " * 2000
+    for name in ("vn-storm-alert.xml", "vn-storm-cancel.xml"):
+        data = (DATA / name).read_text().replace("<description>", f"<description>{long}")
+        with pytest.raises(ValidationError) as caught:
+            bulletin_from(read_alert(data), now=NOW)
+        assert caught.value.code == "too_long" and caught.value.field.endswith("description")
+
+
 def test_an_alert_with_only_audio_plays_the_audio() -> None:
     alert = read_alert(_vi(drop=("headline", "description", "instruction")))
     bulletin = bulletin_from(alert, now=NOW)

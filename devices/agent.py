@@ -49,6 +49,7 @@ from devices import systemd
 from devices.amplifier import Amplifier, AmplifierError
 from devices.cache import MediaCache
 from devices.heartbeat import Snapshot, status_extra
+from devices.instance import InstanceLock
 from devices.intake import REPLAY_FILE, CommandIntake
 from devices.mixer import Mixer
 from devices.mqtt_link import MqttLink
@@ -113,6 +114,7 @@ class ReceiverAgent:
         self._started_at = time.time()
         self._data_dir = Path(config.data_dir)
         self._data_dir.mkdir(parents=True, exist_ok=True)
+        self._instance = InstanceLock(self._data_dir)
         cache = MediaCache(self._data_dir / "cache", config.cache_limit_mb * 1024 * 1024)
         self._player = player or make_player(
             config.player, config.device_id, default_dir=self._data_dir / "played"
@@ -179,10 +181,12 @@ class ReceiverAgent:
 
     def start(self) -> None:
         """Resume the stored programme, start playing it, connect in the background (paho
-        retries with backoff)."""
+        retries with backoff). AgentAlreadyRunning when another agent runs on the data
+        directory."""
         with self._lock:
             if self._started:
                 return
+            self._instance.acquire()
             self._started = True
         self._link.open(will=self._status(ReceiverState.OFFLINE))
         self._restore()
@@ -214,6 +218,7 @@ class ReceiverAgent:
                 _LOGGER.debug("%s: offline state not confirmed: %s", self.device_id, exc)
         if self._link.opened:
             self._link.close()
+        self._instance.release()
         _LOGGER.info("%s: stopped", self.device_id)
 
     # --- messages (paho network thread: no blocking work here) ----------------------------------
@@ -386,7 +391,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return run_agents([agent])
+    try:
+        return run_agents([agent])
+    except ConfigError as exc:  # another agent runs on its data directory
+        print(f"loa receiver: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

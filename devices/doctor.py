@@ -22,6 +22,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from devices.instance import running_pid
 from devices.intake import REPLAY_FILE, ReplayState
 from wire import protocol
 from wire.config import ConfigError, ReceiverConfig, tls_context
@@ -85,7 +86,8 @@ def mqtt_login_check(
 
     A receiver's login is bound to its client id (the device id), so `as_receiver` connects
     as the receiver itself and keeps its persistent session (a clean session would discard the
-    commands the broker queues for it); a running agent is disconnected for a moment.
+    commands the broker queues for it). That takes the session of an agent using it over, so
+    `receiver_checks` does not call it while an agent runs on the config's data directory.
     """
     answered = threading.Event()
     outcome: dict[str, str] = {}
@@ -215,6 +217,19 @@ def streams_check(data_dir: Path, device_id: str, server_key: str) -> Check:
     return Check("command streams", False, "; ".join(lines), STREAMS_FIX)
 
 
+def _login_left_to_agent(pid: int) -> Check:
+    """The login is the running agent's: logging in beside it would take its session over (a
+    login is bound to its client id) and cut it off for a moment, during an emergency too."""
+    who = f"pid {pid}" if pid else "another process"
+    return Check(
+        "broker login",
+        True,
+        f"not tried: the receiver agent ({who}) is running with this login; "
+        "its log says whether the broker accepts it",
+        "",
+    )
+
+
 def receiver_checks(config_path: Path) -> list[Check]:
     try:
         config = ReceiverConfig.load(config_path)
@@ -241,7 +256,10 @@ def receiver_checks(config_path: Path) -> list[Check]:
             checks.append(Check("broker TLS", True, "the CA (and client certificate) load"))
         except ConfigError as exc:
             checks.append(Check("broker TLS", False, str(exc), fix_tls))
-    if reachable.ok and checks[-1].ok:
+    agent_pid = running_pid(Path(config.data_dir))
+    if agent_pid is not None:
+        checks.append(_login_left_to_agent(agent_pid))
+    elif reachable.ok and checks[-1].ok:
         checks.append(
             mqtt_login_check(
                 "broker login",

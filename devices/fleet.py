@@ -100,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     _LOGGER.info("running %d receivers: %s", len(agents), ", ".join(a.device_id for a in agents))
-    return run_agents(agents)
+    try:
+        return run_agents(agents)
+    except ConfigError as exc:  # another agent runs on one of their data directories
+        print(f"loa fleet: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,8 +18,11 @@ from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from broadcast.store.models import Device
 from devices import doctor as device_doctor
+from devices.agent import ReceiverAgent
+from devices.players.file_sink import FileSinkPlayer
 from loa import doctor
 from loa.cli import main as loa
+from wire.config import ReceiverConfig
 from wire.protocol import DeviceStatus, ReceiverState
 
 CHRONY_OK = """Reference ID    : C0A80101 (ntp.example)
@@ -95,6 +99,7 @@ def test_receiver_checks(tmp_path: Path) -> None:
     try:
         ready = _by_name(device_doctor.receiver_checks(config_path))
         assert ready["broker login"].ok, ready["broker login"]
+        _running_agent_is_left_its_login(config_path, tmp_path)
         config["mqtt"]["password"] = "not-the-password"
         config["player"] = {"kind": "command", "argv": ["no-such-player-xyz", "{file}"]}
         config_path.write_text(json.dumps(config), encoding="utf-8")
@@ -108,6 +113,19 @@ def test_receiver_checks(tmp_path: Path) -> None:
     config_path.write_text("{not json", encoding="utf-8")
     [broken] = device_doctor.receiver_checks(config_path)
     assert broken.name == "config" and not broken.ok and str(config_path) in broken.detail
+
+
+def _running_agent_is_left_its_login(config_path: Path, tmp_path: Path) -> None:
+    """With the agent running, the doctor does not log in as the receiver: that would take the
+    agent's session over (a login is bound to its client id) and cut it off."""
+    config = ReceiverConfig.load(config_path)
+    agent = ReceiverAgent(config, FileSinkPlayer(tmp_path / "played", config.device_id))
+    agent.start()
+    try:
+        login = _by_name(device_doctor.receiver_checks(config_path))["broker login"]
+        assert login.ok and "not tried" in login.detail and f"pid {os.getpid()}" in login.detail
+    finally:
+        agent.stop()
 
 
 def test_clock_check_reads_chrony() -> None:

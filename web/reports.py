@@ -15,6 +15,7 @@ from broadcast.desks import reporting
 from broadcast.errors import ValidationError
 from broadcast.store.models import utcnow
 from web import get_service
+from web.i18n import error_text
 from web.views import user_row
 
 _LOGGER = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def _csv_response(data: bytes, filename: str) -> Response:
 
 
 def _flash_invalid(error: ValidationError) -> None:
-    flash(_("Bộ lọc chưa đúng: %(message)s (%(field)s)", message=error.message,
+    flash(_("Bộ lọc chưa đúng: %(message)s (%(field)s)", message=error_text(error),
             field=error.field), "error")  # fmt: skip
 
 
@@ -75,7 +76,7 @@ def _export(kind: str) -> Response | tuple[str, int]:
     try:
         wanted = reporting.LogFilter.from_args(request.args)
     except ValidationError as exc:
-        return exc.message, 400
+        return error_text(exc), 400
     if kind == "deliveries":
         data = service.reports.deliveries_csv(user_id, wanted)
     else:
@@ -137,7 +138,7 @@ def monthly_csv() -> Response | tuple[str, int]:
     try:
         year, month, zone_id = _month_args()
     except ValidationError as exc:
-        return exc.message, 400
+        return error_text(exc), 400
     data = service.reports.monthly_csv(user_id, year, month, zone_id)
     return _csv_response(data, f"loa-bao-cao-thang-{year:04d}-{month:02d}.csv")
 

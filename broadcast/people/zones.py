@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from broadcast.const import ZoneKind
-from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.people import permissions
 from broadcast.people.permissions import Action, Reach
 from broadcast.store.models import Device, User, Zone
@@ -22,11 +22,18 @@ def create_zone(
     session: Session, zone_id: str, name: str, kind: ZoneKind, parent_id: str | None = None
 ) -> Zone:
     if not ID_PATTERN.fullmatch(zone_id):
-        raise ValidationError("id", f"zone id {zone_id!r} must be a lowercase slug (a-z, 0-9, -)")
+        raise ValidationError(
+            "id",
+            N_("mã khu vực “%(id)s” chỉ gồm chữ thường không dấu, số và dấu gạch ngang"),
+            "invalid_slug",
+            id=zone_id,
+        )
     if session.get(Zone, zone_id) is not None:
-        raise ValidationError("id", f"zone {zone_id!r} already exists")
+        raise ValidationError("id", N_("mã khu vực “%(id)s” đã có"), "already_exists", id=zone_id)
     if parent_id is not None and session.get(Zone, parent_id) is None:
-        raise ValidationError("parent", f"unknown parent zone {parent_id!r}")
+        raise ValidationError(
+            "parent", N_("không có khu vực cha “%(id)s”"), "unknown_zone", id=parent_id
+        )
     zone = Zone(id=zone_id, name=name, kind=kind.value, parent_id=parent_id)
     session.add(zone)
     session.flush()
@@ -67,11 +74,13 @@ def resolve_zones(session: Session, zone_ids: Iterable[str]) -> list[Zone]:
     for zone_id in zone_ids:
         zone = session.get(Zone, zone_id) if isinstance(zone_id, str) else None
         if zone is None:
-            raise ValidationError("zones", f"unknown zone {zone_id!r}")
+            raise ValidationError(
+                "zones", N_("không có khu vực “%(id)s”"), "unknown_zone", id=zone_id
+            )
         if zone not in zones:
             zones.append(zone)
     if not zones:
-        raise ValidationError("zones", "choose at least one zone")
+        raise ValidationError("zones", N_("hãy chọn ít nhất một khu vực"), "required")
     return zones
 
 
@@ -136,11 +145,16 @@ def check_can_target(
     allowed = {zone.id for zone in zones_for(session, user, action)}
     for zone in zones:
         if zone.id not in allowed:
-            raise PermissionDenied(f"user {user.username!r} may not broadcast to zone {zone.id!r}")
+            raise PermissionDenied(
+                N_("người dùng “%(user)s” không được phát tới khu vực “%(zone)s”"),
+                "zone_out_of_reach",
+                user=user.username,
+                zone=zone.id,
+            )
 
 
 def get_zone(session: Session, zone_id: str) -> Zone:
     zone = session.get(Zone, zone_id)
     if zone is None:
-        raise NotFound(f"zone {zone_id!r}")
+        raise NotFound(N_("không có khu vực “%(id)s”"), "not_found", id=zone_id)
     return zone

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from broadcast import clock
 from broadcast.const import BroadcastStatus, ScheduleKind
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, ValidationError
 from broadcast.people import targets, zones
 from broadcast.programme import planning
 from broadcast.programme import rules as programmes
@@ -51,9 +51,15 @@ def check_spacing(runs: list[datetime], airtime_s: float) -> None:
     if close is not None:
         raise ValidationError(
             "time",
-            f"hai lần phát liền nhau quá gần ({clock.format_local(close[0])} và"
-            f" {clock.format_local(close[1])}): mỗi lần phát dài {airtime_s / 60:.0f} phút,"
-            f" cách nhau ít nhất {programmes.MIN_GAP_S // 60} phút",
+            N_(
+                "hai lần phát liền nhau quá gần (%(first)s và %(second)s): mỗi lần phát dài"
+                " %(minutes)s phút, cách nhau ít nhất %(gap)s phút"
+            ),
+            "too_close",
+            first=clock.format_local(close[0]),
+            second=clock.format_local(close[1]),
+            minutes=f"{airtime_s / 60:.0f}",
+            gap=programmes.MIN_GAP_S // 60,
         )
 
 

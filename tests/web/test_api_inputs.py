@@ -364,7 +364,7 @@ def test_dates_at_the_ends_of_the_calendar_in_reports(
     )
     assert response.status_code == 400, response.get_data(as_text=True)[:300]
     error = response.get_json()["error"]
-    assert error["field"] == field and "2000 to 2100" in error["message"], error
+    assert error["field"] == field and "2000 đến 2100" in error["message"], error
 
 
 @pytest.mark.parametrize(
@@ -390,7 +390,7 @@ def test_dates_at_the_ends_of_the_calendar_in_schedules(
     method, url, body = _request("schedule", ids, changes)
     field = "run_at" if "run_at" in changes else next(k for k, v in changes.items() if v)
     message = _refused(client, service, tokens["admin"], method, url, json.dumps(body), field)
-    assert "2000 to 2100" in message
+    assert "2000 đến 2100" in message
 
 
 def test_an_unexpected_failure_is_a_json_500_without_a_traceback(
@@ -512,7 +512,7 @@ def test_the_calendar_refuses_extreme_weeks(client: FlaskClient, week: str) -> N
     login(client, "officer")
     response = client.get(f"/calendar/?week={week}", follow_redirects=True)
     assert response.status_code == 200
-    assert "2000 to 2100" in response.get_data(as_text=True)  # the flashed bound
+    assert "2000 đến 2100" in response.get_data(as_text=True)  # the flashed bound
 
 
 @pytest.mark.parametrize(
@@ -538,7 +538,7 @@ def test_the_schedule_form_refuses_extreme_dates(
         follow_redirects=True,
     )
     assert response.status_code == 200
-    assert "2000 to 2100" in response.get_data(as_text=True)
+    assert "2000 đến 2100" in response.get_data(as_text=True)
     assert _stored(service) == before
 
 
@@ -566,7 +566,7 @@ def test_a_text_with_nothing_to_read_aloud_is_refused_up_front(
     for route, changes, field in cases:
         method, url, body = _request(route, ids, changes)
         message = _refused(client, service, tokens["admin"], method, url, json.dumps(body), field)
-        assert "nothing to read aloud" in message, (route, message)
+        assert "không có gì để đọc" in message, (route, message)
 
 
 def test_a_correction_with_nothing_to_read_stops_nothing(
@@ -601,7 +601,7 @@ def test_a_stored_bulletin_with_nothing_to_read_is_neither_sent_nor_scheduled(
     for route in ("send", "schedule"):
         method, url, body = _request(route, ids, {})
         message = _refused(client, service, tokens["admin"], method, url, json.dumps(body), "text")
-        assert "nothing to read aloud" in message
+        assert "không có gì để đọc" in message
 
 
 def test_the_village_head_is_told_in_words_they_understand(
@@ -623,6 +623,7 @@ def test_the_village_head_is_told_in_words_they_understand(
         page = response.get_data(as_text=True)
         assert expected in page, lang
         assert "Xác nhận phát" not in page and "nothing to read aloud:" not in page
+        assert "không có gì để đọc:" not in page
     assert _stored(service) == before
 
 

@@ -13,6 +13,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Blueprint, g, jsonify, request, url_for
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -27,6 +28,7 @@ from broadcast.fleet import receivers
 from broadcast.people import accounts, zones
 from broadcast.store.models import User
 from web import get_service, inputs
+from web.i18n import error_text
 from web.serialize import device_json, zone_json
 
 _LOGGER = logging.getLogger(__name__)
@@ -43,28 +45,31 @@ def error(status: int, message: str, field: str | None = None) -> tuple[Response
 
 @bp.errorhandler(ValidationError)
 def _validation(exc: ValidationError) -> tuple[Response, int]:
-    return error(400, exc.message, exc.field)
+    return error(400, error_text(exc), exc.field)
 
 
 @bp.errorhandler(Conflict)
 def _conflict(exc: Conflict) -> tuple[Response, int]:
     """Well-formed, but the state refuses it (already approved, already stopped, a clash)."""
-    return error(409, exc.message, exc.field)
+    return error(409, error_text(exc), exc.field)
 
 
 @bp.errorhandler(PermissionDenied)
 def _denied(exc: PermissionDenied) -> tuple[Response, int]:
-    return error(403, str(exc))
+    return error(403, error_text(exc))
 
 
 @bp.errorhandler(NotFound)
 def _not_found(exc: NotFound) -> tuple[Response, int]:
-    return error(404, f"not found: {exc}")
+    """A coded NotFound says what was not found in a sentence; an older one only names it."""
+    if exc.code:
+        return error(404, error_text(exc))
+    return error(404, _("không tìm thấy: %(what)s", what=error_text(exc)))
 
 
 @bp.errorhandler(ServiceUnavailable)
 def _unavailable(exc: ServiceUnavailable) -> tuple[Response, int]:
-    return error(503, str(exc))
+    return error(503, error_text(exc))
 
 
 @bp.errorhandler(HTTPException)
@@ -94,6 +99,7 @@ def token_required(view: F) -> F:
             if user is None:
                 return error(401, "unknown or revoked token")
             g.api_user_id = user.id
+            g.api_user_locale = user.locale  # the API's language when the request names none
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from wire.protocol import ContentType
+
 LOCAL_TZ_NAME = "Asia/Ho_Chi_Minh"
 LOCAL_TZ = ZoneInfo(LOCAL_TZ_NAME)
 
@@ -63,9 +65,18 @@ class ScheduleKind(StrEnum):
 
 
 class ContentKind(StrEnum):
+    """What a bulletin is made of (`Bulletin.kind`). How it travels to the receivers is the
+    wire's `ContentType` (`Broadcast.content`): a text and a recording are both media, and a
+    relay is the wire's relay, spelled there once."""
+
     TTS = "tts"  # a text, synthesized
     RECORDING = "recording"  # an uploaded recording, played as it is
-    RELAY = "relay"  # a live stream relayed for a set time (tiếp sóng)
+    RELAY = ContentType.RELAY.value  # a live stream relayed for a set time (tiếp sóng)
+
+    @property
+    def content_type(self) -> ContentType:
+        """How a broadcast of this content travels (`Broadcast.content`, the wire's body)."""
+        return ContentType.RELAY if self is ContentKind.RELAY else ContentType.MEDIA
 
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024

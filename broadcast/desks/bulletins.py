@@ -513,7 +513,7 @@ class BulletinDesk:
                 created_by=user,
                 title=bulletin.title,
                 recording_sha256=bulletin.recording_sha256,
-                content=ContentKind.RELAY.value if relay else "media",
+                content=ContentKind(bulletin.kind).content_type.value,
                 relay_url=bulletin.relay_url if relay else None,
                 duration_s=bulletin.duration_s if relay else None,
             )

@@ -58,7 +58,7 @@ from broadcast.store.models import (
     utcnow,
 )
 from broadcast.store.paging import Page, clamp_page
-from wire.protocol import Priority
+from wire.protocol import ContentType, Priority
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -603,7 +603,7 @@ class Reports:
     def airtime_s(self, session: Session, broadcast: Broadcast) -> float | None:
         """How long a broadcast sounds: a relay's length, the media's length × repeat, or the
         schedule's airtime; None when none is known."""
-        if broadcast.content == "relay":
+        if broadcast.content == ContentType.RELAY:
             return broadcast.duration_s
         if broadcast.media_sha256:
             seconds = self.media_duration_s(broadcast.media_sha256)

@@ -26,7 +26,6 @@ from broadcast.const import (
     MAX_TITLE_CHARS,
     MAX_URL_CHARS,
     BroadcastStatus,
-    ContentKind,
     DeliveryState,
 )
 from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
@@ -407,7 +406,7 @@ def play_body(
 ) -> PlayBody:
     """The PLAY of an announcement; re-sent copies are built from the same row, so they are
     the same item with the same times."""
-    relay = broadcast.content == ContentKind.RELAY.value
+    relay = broadcast.content == ContentType.RELAY
     return PlayBody(
         broadcast_id=broadcast.id,
         item_id=broadcast.item_id or f"b{broadcast.id}",

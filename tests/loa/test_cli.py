@@ -156,7 +156,6 @@ def test_device_add_writes_the_receiver_config(tmp_path: Path) -> None:
                         "dành riêng cho máy chủ")  # fmt: skip
 
 
-
 def test_device_refresh_turns_tls_on_in_configs_and_keeps_passwords(tmp_path: Path) -> None:
     """Receivers registered on plain MQTT get configs for the TLS broker; what the installer
     changed in a config (here its heartbeat) stays, and so does the password."""

@@ -12,7 +12,7 @@ from broadcast.people import zones
 from broadcast.programme import planning
 from broadcast.sending import broadcasts
 from broadcast.store.models import utcnow
-from web import STATE_LABELS, get_service
+from web import get_service, labels
 from web.views import HealthWords, device_health, user_row
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,5 +62,5 @@ def index() -> str:
             ),
             zone_names=zones.names_with_ancestors(visible),
             # translated once, not once per receiver row (a province has a thousand)
-            state_names={state: str(label) for state, label in STATE_LABELS.items()},
+            state_names={state: str(label) for state, label in labels.STATES.items()},
         )

@@ -41,7 +41,7 @@ from sqlalchemy import ColumnElement, String, and_, cast, exists, func, or_, sel
 from sqlalchemy.orm import Session, selectinload
 
 import audio
-from broadcast import clock
+from broadcast import clock, const
 from broadcast.const import BroadcastStatus, DeliveryState
 from broadcast.errors import N_, PermissionDenied, ValidationError
 from broadcast.people import accounts, permissions, zones
@@ -65,35 +65,11 @@ _LOGGER = logging.getLogger(__name__)
 PER_PAGE = 50
 MAX_PER_PAGE = 200
 
-SOURCE_LABELS = {
-    "announcement": "Thông báo",
-    "bulletin": "Bản tin phát ngay",
-    "correction": "Đính chính",
-    "schedule": "Theo lịch phát",
-}
-CONTENT_LABELS = {"media": "Âm thanh", "relay": "Tiếp sóng"}
-PRIORITY_LABELS = {
-    Priority.EMERGENCY.value: "Khẩn cấp",
-    Priority.PRIORITY.value: "Ưu tiên",
-    Priority.NORMAL.value: "Thông thường",
-}
+# the codes' words (`broadcast.const`, one table per enum); the filters' choices are their keys
+SOURCE_LABELS = const.SOURCE_LABELS
+CONTENT_LABELS = const.CONTENT_TYPE_LABELS
+PRIORITY_LABELS = const.PRIORITY_LABELS
 PRIORITY_ORDER = (Priority.EMERGENCY.value, Priority.PRIORITY.value, Priority.NORMAL.value)
-STATUS_LABELS = {
-    "pending": "Đang chuẩn bị",
-    "scheduled": "Đã lên lịch",
-    "dispatched": "Đã gửi",
-    "finished": "Đã phát xong",
-    "partial": "Phát một phần",
-    "failed": "Lỗi",
-    "cancelled": "Đã dừng",
-    "missed": "Lỡ giờ",
-    "queued": "Chờ gửi",
-    "received": "Đã nhận lệnh",
-    "fetched": "Đã tải âm thanh",
-    "playing": "Đang phát",
-    "preempted": "Bị ngắt",
-    "stopped": "Đã dừng phát",
-}
 # a spreadsheet cell starting with one of these is read as a formula (CSV injection)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -422,7 +398,7 @@ class Reports:
                         SOURCE_LABELS.get(row.source, row.source),
                         CONTENT_LABELS.get(row.content, row.content),
                         PRIORITY_LABELS.get(row.priority, row.priority),
-                        STATUS_LABELS.get(row.status, row.status),
+                        const.BROADCAST_STATUS_LABELS.get(row.status, row.status),
                         ", ".join(names.get(z, z) for z in row.zone_ids),
                         ", ".join(row.device_ids),
                         row.created_by,
@@ -477,7 +453,7 @@ class Reports:
                             delivery.device_id,
                             device.name if device is not None else "",
                             names.get(zone_id, zone_id),
-                            STATUS_LABELS.get(delivery.state, delivery.state),
+                            const.DELIVERY_STATE_LABELS.get(delivery.state, delivery.state),
                             delivery.detail,
                             clock.format_local(delivery.received_at, _TIME_FORMAT),
                             clock.format_local(delivery.fetched_at, _TIME_FORMAT),
@@ -907,7 +883,6 @@ __all__ = [
     "CONTENT_LABELS",
     "PRIORITY_LABELS",
     "SOURCE_LABELS",
-    "STATUS_LABELS",
     "DeliveryCounts",
     "DeviceMonth",
     "LogFilter",

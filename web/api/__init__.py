@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from broadcast.errors import (
+    N_,
     Conflict,
     NotFound,
     PermissionDenied,
@@ -91,13 +92,13 @@ def token_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
+        scheme, _space, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return error(401, "send 'Authorization: Bearer <token>' (see `loa token create`)")
+            return error(401, _("gửi kèm 'Authorization: Bearer <token>' (xem `loa token create`)"))
         with get_service().db.session() as session:
             user = accounts.user_for_token(session, token.strip())
             if user is None:
-                return error(401, "unknown or revoked token")
+                return error(401, _("token không có hoặc đã bị thu hồi"))
             g.api_user_id = user.id
             g.api_user_locale = user.locale  # the API's language when the request names none
         return view(*args, **kwargs)
@@ -119,7 +120,7 @@ def api_user(session: Any) -> User:
     """The signed-in API user, read in the caller's session."""
     user = session.get(User, g.api_user_id)
     if user is None:
-        raise PermissionDenied("unknown user")
+        raise PermissionDenied(N_("người dùng không có"), "unknown_user")
     return user
 
 
@@ -155,7 +156,12 @@ def list_devices() -> Response:
         if wanted is not None:
             visible = [zone for zone in visible if zone.id == wanted]
             if not visible:
-                raise ValidationError("zone", f"unknown zone {wanted!r}, or not one you may see")
+                raise ValidationError(
+                    "zone",
+                    N_("không có khu vực “%(id)s”, hoặc bạn không được xem khu vực đó"),
+                    "unknown_zone",
+                    id=wanted,
+                )
         zone_ids = zones.subtree_ids(session, visible)
         found = receivers.list_devices(
             session, zone_ids, offset=(page - 1) * per_page, limit=per_page, online=online
@@ -176,7 +182,9 @@ def page_number(name: str, default: int, highest: int) -> int:
     "²" and "٣" only to fail), or a ValidationError naming it."""
     raw = request.args.get(name, str(default))
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not 1 <= int(raw) <= highest:
-        raise ValidationError(name, f"a whole number from 1 to {highest}")
+        raise ValidationError(
+            name, N_("một số nguyên từ 1 đến %(max)s"), "out_of_range", max=highest
+        )
     return int(raw)
 
 
@@ -185,7 +193,7 @@ def _flag(name: str) -> bool | None:
     if raw is None:
         return None
     if raw.lower() not in ("true", "false"):
-        raise ValidationError(name, "true or false")
+        raise ValidationError(name, N_("true hoặc false"), "not_a_flag")
     return raw.lower() == "true"
 
 

@@ -2,7 +2,8 @@
 
 An error a person reads is a translation key, as Home Assistant's are: a stable `code`, a
 Vietnamese message id marked with `N_` (extracted by Babel: `web/babel.cfg` lists `N_` as a
-keyword for broadcast/) and the parameters it is formatted with (`%(name)s`). The domain knows
+keyword for broadcast/) and the parameters it is formatted with (`%(name)s`; any name but
+`code`, which is the error's own). The domain knows
 no Flask: `str(error)` is the Vietnamese text, for the CLI and the logs, and the web layer
 translates `msgid` into the request's language (`web.i18n.error_text`). A parameter that is
 itself a message id (a status's label, a verb) is marked with `N_` too, and is translated with

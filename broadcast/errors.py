@@ -2,12 +2,12 @@
 
 An error a person reads is a translation key, as Home Assistant's are: a stable `code`, a
 Vietnamese message id marked with `N_` (extracted by Babel: `web/babel.cfg` lists `N_` as a
-keyword for broadcast/) and the parameters it is formatted with (`%(name)s`; any name but
-`code`, which is the error's own). The domain knows
-no Flask: `str(error)` is the Vietnamese text, for the CLI and the logs, and the web layer
-translates `msgid` into the request's language (`web.i18n.error_text`). A parameter that is
-itself a message id (a status's label, a verb) is marked with `N_` too, and is translated with
-it. A plain string still works (`ValidationError("title", "…")`): it is shown as it is.
+keyword) and the parameters it is formatted with (`%(name)s`; any name but `code`, the error's
+own). The domain knows no Flask: `str(error)` is the Vietnamese text, for the CLI and the logs,
+and the web layer translates `msgid` into the request's language (`web.i18n.error_text`). A
+parameter that is itself a message id (a status's label, a verb) is marked with `N_` too, and
+is translated with it. A plain string still works (`ValidationError("title", "…")`): it is
+shown as it is.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def error_text(error: LoaError) -> str:
     if not error.msgid:
         return ""
     params = {
-        name: gettext(value) if isinstance(value, Msgid) else value
+        name: gettext(value) if isinstance(value, Msgid) and value else value
         for name, value in error.params.items()
     }
     return gettext(error.msgid, **params) if params else gettext(error.msgid)

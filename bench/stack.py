@@ -32,13 +32,14 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 
 from broadcast.const import BroadcastStatus, DeliveryState, Role, ScheduleKind, ZoneKind  # noqa: E402
+from broadcast.desks.scheduling import ScheduleRequest  # noqa: E402
 from broadcast.fleet import registry  # noqa: E402
 from broadcast.fleet.brokers.access import hash_password  # noqa: E402
 from broadcast.fleet.brokers.mosquitto import MosquittoBroker  # noqa: E402
 from broadcast.people import accounts, zones  # noqa: E402
 from broadcast.people.permissions import Action  # noqa: E402
 from broadcast.sending import broadcasts  # noqa: E402
-from broadcast.service import BroadcastService, ScheduleRequest  # noqa: E402
+from broadcast.service import BroadcastService  # noqa: E402
 from broadcast.settings import Settings  # noqa: E402
 from broadcast.store.models import Device, User, utcnow  # noqa: E402
 from devices.heartbeat import Snapshot, status_extra  # noqa: E402
@@ -126,7 +127,7 @@ def seed_province(service: BroadcastService, receivers: int, users: int) -> Prov
     desk.approve(admin_id, bulletin_id, "bench")
     for commune in communes:
         for time_of_day in DAILY_TIMES:
-            service.schedule(
+            service.scheduling.schedule(
                 admin_id,
                 ScheduleRequest(
                     bulletin_id=bulletin_id,

@@ -438,7 +438,7 @@ def _prepare(
             admin = session.query(User).filter(User.username == "admin").one().id
             daily = [s.id for s in session.query(Schedule).filter(Schedule.active.is_(True))]
         for schedule_id in daily:
-            service.cancel_schedule(admin, schedule_id)
+            service.scheduling.cancel(admin, schedule_id)
         password = service.secrets.mqtt_password
     finally:
         service.stop()

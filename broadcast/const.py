@@ -20,11 +20,17 @@ SERVER_MQTT_USERNAME = "loa-server"
 MAX_TEXT_CHARS = 20_000
 MAX_TITLE_CHARS = 300  # the title columns' length
 MAX_REPEAT = 10
+MAX_INTERVAL_H = 72  # a series repeats at most this many hours apart
+MAX_CRON_CHARS = 100  # the cron column's length
 
 
 class ZoneKind(StrEnum):
-    COMMUNE = "commune"  # xã / phường
-    VILLAGE = "village"  # thôn, xóm, tổ dân phố
+    """The zone tree: province → commune → village; receivers (cụm loa) hang under villages.
+    `broadcast.people.zones.check_placement` holds which kind may sit under which."""
+
+    PROVINCE = "province"  # tỉnh, thành phố (trực thuộc trung ương)
+    COMMUNE = "commune"  # xã, phường, đặc khu
+    VILLAGE = "village"  # thôn, bản, xóm, ấp, tổ dân phố
 
 
 class Role(StrEnum):
@@ -55,6 +61,21 @@ class DeliveryState(StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     STOPPED = "stopped"  # ended by a cancel (dừng): cut on air, or will never play
+
+
+# a delivery in one of these is over: the receiver will say nothing more of it
+FINAL_DELIVERY_STATES = frozenset(
+    {DeliveryState.FINISHED.value, DeliveryState.FAILED.value, DeliveryState.STOPPED.value}
+)
+# a broadcast in one of these has ended: nothing of it can sound any more, nothing to stop
+ENDED_BROADCAST_STATUSES = frozenset(
+    {
+        BroadcastStatus.FINISHED.value,
+        BroadcastStatus.PARTIAL.value,
+        BroadcastStatus.FAILED.value,
+        BroadcastStatus.CANCELLED.value,
+    }
+)
 
 
 class ScheduleKind(StrEnum):

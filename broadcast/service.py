@@ -1,7 +1,10 @@
 """The broadcast service: the one object that wires storage, speech, audio, scheduling and MQTT.
 
-The web layer and the CLI call its methods; it owns the background parts (renderer thread,
-scheduler, dispatcher) and starts and stops them together.
+It does nothing a person asks for itself: it builds the desks (`announcements`, `scheduling`,
+`bulletins`, `fleet`, `reports`, `admin`), each given exactly what it needs, and the web layer
+and the CLI call them. It owns the background parts (the outbox's render thread, the
+scheduler, the dispatcher, the answer-back writer), starts and stops them together, and wires
+leadership and the receivers' answer-back.
 
 Several processes may run a service on one data directory (web workers, the dev reloader). Each
 serves the web and API and publishes what its users send; only the one holding the scheduler
@@ -16,118 +19,36 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from pathlib import Path
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 import audio
 import tts
-from broadcast import clock
-from broadcast.const import (
-    SERVER_MQTT_USERNAME,
-    BroadcastStatus,
-    ContentKind,
-    ScheduleKind,
-)
+from broadcast.const import SERVER_MQTT_USERNAME
 from broadcast.desks.administration import Administration
-from broadcast.desks.bulletins import BulletinDesk, check_playable
+from broadcast.desks.announcements import AnnouncementDesk
+from broadcast.desks.bulletins import BulletinDesk
+from broadcast.desks.calendar import CalendarDesk
+from broadcast.desks.fleet import FleetDesk
+from broadcast.desks.metrics import MetricsReading
+from broadcast.desks.overview import Overview
 from broadcast.desks.reporting import Reports
-from broadcast.errors import (
-    Conflict,
-    NotFound,
-    ServiceUnavailable,
-    ValidationError,
-)
-from broadcast.fleet import receivers, registry
-from broadcast.people import accounts, audit, permissions, targets
-from broadcast.people.permissions import Action
-from broadcast.programme import planning, schedules
-from broadcast.programme import rules as programmes
+from broadcast.desks.scheduling import SchedulingDesk
+from broadcast.desks.setup import Setup
+from broadcast.desks.sign_in import SignInDesk
 from broadcast.programme.leader import ProgrammeLeader
 from broadcast.programme.leadership import Leadership
 from broadcast.sending import broadcasts, rendering
 from broadcast.sending.answerback import Answer, AnswerBackWriter, Rejected
 from broadcast.sending.dispatcher import Dispatcher
+from broadcast.sending.outbox import Outbox
 from broadcast.settings import Secrets, Settings
 from broadcast.store import sequences
 from broadcast.store.db import Database
 from broadcast.store.locks import process_lock
-from broadcast.store.models import Broadcast, Bulletin, Device, Schedule, User, utcnow
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ScheduleRequest:
-    """What a person asks for; `broadcast.programme.rules.make_rule` says which fields each kind
-    needs. Times are local (Asia/Ho_Chi_Minh)."""
-
-    bulletin_id: int
-    kind: ScheduleKind | str
-    zone_ids: list[str]
-    priority: protocol.Priority | str
-    repeat: int | str = 1
-    run_at: str = ""  # local date and time: ONCE, and the first run of a SERIES
-    time_of_day: str = ""  # local HH:MM: DAILY, WEEKDAYS
-    weekdays: Sequence[int | str] = ()  # WEEKDAYS: 0 = Monday … 6 = Sunday
-    cron: str = ""  # CRON: "minute hour day month weekday" (Sunday = 0)
-    interval_h: int | str | None = None  # SERIES
-    series_key: str = ""  # SERIES: a newer series with the same key replaces this one
-    valid_from: str = ""  # local dates, inclusive
-    valid_to: str = ""
-    device_ids: Sequence[str] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    cancelled_id: int
-    correction_id: int | None
-    stopped: bool = True  # False: it had ended already, only the correction went out
-
-
-@dataclass(frozen=True)
-class AnnouncementPlan:
-    """What an announcement will do, for the person to confirm (nothing stored, nothing sent)."""
-
-    text: str  # cleaned; "" for a recording
-    zone_ids: list[str]
-    device_ids: list[str]
-    places: list[str]  # names of the zones where it sounds
-    receivers: list[tuple[str, str]]  # (device id, name) of every receiver it reaches
-    priority: str
-    repeat: int
-
-
-@dataclass(frozen=True)
-class RefreshedConfig:
-    device_id: str
-    path: Path
-    new_password: bool  # the old config was gone or stale: the broker's access list changed
-    # the broker's access list, as Loa last wrote it, does not let it hear all its zones yet
-    broker_behind: bool = False
-
-
-@dataclass(frozen=True)
-class KeyRotation:
-    epoch: int  # the new sequence epoch every message carries from now on
-    public_key: str  # the signing key's public half (base64), new or unchanged
-    new_key: bool
-
-
-@dataclass(frozen=True)
-class AnnouncementRecording:
-    """A phone recording, validated, levelled and stored; sent only by `announce_recording`."""
-
-    sha256: str
-    duration_s: float
 
 
 class BroadcastService:
@@ -144,7 +65,6 @@ class BroadcastService:
         self.db = Database(settings.database_url)
         self.db.migrate()
         self.signing_key = self.secrets.signing_key()
-        self.public_key_text = protocol.public_key_to_text(self.signing_key.public_key())
         self.media = audio.MediaStore(settings.media_dir)
         self.synthesizer = tts.Synthesizer(
             settings.tts_cache_dir, engine=settings.tts_engine, **settings.tts_options
@@ -152,22 +72,37 @@ class BroadcastService:
         self.renderer = rendering.MediaRenderer(
             self.synthesizer, self.media, settings.data_dir / "renders"
         )
-        self._render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loa-render")
+        self.dispatcher = dispatcher
+        self.outbox = Outbox(settings, self.db, self.media, self.renderer, lambda: self.dispatcher)
         self.bulletins = BulletinDesk(
             settings,
             self.db,
             self.media,
-            render=lambda text, recording: (
-                self._render_pool.submit(self.renderer.render, text, recording).result().sha256
-            ),
-            send=lambda broadcast_id: self._render_pool.submit(
-                self._render_and_dispatch, broadcast_id
-            ),
+            render=lambda text, recording: self.outbox.render(text, recording).sha256,
+            send=self.outbox.send,
+        )
+        self.announcements = AnnouncementDesk(
+            self.db, self.media, self.outbox, programme_changed=self._programme_changed
+        )
+        self.scheduling = SchedulingDesk(
+            settings, self.db, self.outbox, programme_changed=self._programme_changed
         )
         self.reports = Reports(self.db, self.media)
-        self.admin = Administration(self.db, settings, register_device=self.register_device)
+        self.fleet = FleetDesk(
+            settings,
+            self.db,
+            self.secrets,
+            protocol.public_key_to_text(self.signing_key.public_key()),
+            programme_changed=self._programme_changed,
+        )
+        self.admin = Administration(self.db, settings, register_device=self.fleet.register_device)
+        self.calendar = CalendarDesk(self.db, self.media)
+        self.metrics = MetricsReading(self.db)
+        self.overview = Overview(self.db)
+        self.sign_in = SignInDesk(self.db)
+        self.setup = Setup(self.db)
         self.leader = ProgrammeLeader(
-            settings, self.db, lambda: self.dispatcher, self._render_for_schedule
+            settings, self.db, lambda: self.dispatcher, self.outbox.render_for_schedule
         )
         self.scheduler = self.leader.scheduler
         self.leadership = Leadership(
@@ -179,7 +114,6 @@ class BroadcastService:
         )
         self._started = False
         self.answers = AnswerBackWriter(self._apply_answers)
-        self.dispatcher = dispatcher
         if dispatcher is None and connect_mqtt:
             self.dispatcher = Dispatcher(
                 settings.mqtt_host,
@@ -210,7 +144,7 @@ class BroadcastService:
         if self._started:
             self.leadership.stop_watching()
         self.leader.stop()
-        self._render_pool.shutdown(wait=True, cancel_futures=True)
+        self.outbox.shutdown()
         self.leadership.release()
         if self.dispatcher is not None:
             self.dispatcher.stop()
@@ -231,50 +165,13 @@ class BroadcastService:
 
     def _on_elected(self) -> None:
         self.leader.elected()
-        self._resume_pending()
-
-    def _resume_pending(self) -> None:
-        """Broadcasts left pending by a stop are rendered and dispatched now."""
-        with self.db.session() as session:
-            pending = session.scalars(
-                select(Broadcast.id).where(Broadcast.status == BroadcastStatus.PENDING.value)
-            ).all()
-        for broadcast_id in pending:
-            self._render_pool.submit(self._render_and_dispatch, broadcast_id)
+        self.outbox.resume_pending()
 
     def _next_seq(self, stream: str) -> int:
         return sequences.next_value(self.db.engine, stream)
 
     def _epoch(self) -> int:
         return sequences.current_value(self.db.engine, sequences.EPOCH)
-
-    def rotate_keys(self, new_key: bool = True) -> KeyRotation:
-        """The way back for receivers that refuse a stream's commands as stale (they accepted a
-        sequence far beyond its counter: a leaked key, a bug, a restored database): a new
-        sequence epoch, which they accept at once and after which the older epoch is refused
-        everywhere; with `new_key`, also a new signing key, which receivers trust only from
-        their config file (`loa device refresh`), since whoever holds the old key could sign
-        anything. Processes already running read the epoch per message but keep the key they
-        started with: restart them after a new key."""
-        if new_key:
-            self.signing_key = self.secrets.replace_signing_key()
-            self.public_key_text = protocol.public_key_to_text(self.signing_key.public_key())
-        epoch = sequences.advance_epoch(self.db.engine, int(time.time()))
-        with self.db.session() as session:
-            audit.record(
-                session,
-                None,
-                audit.Action.KEYS_ROTATE,
-                "keys",
-                {"epoch": epoch, "new_key": new_key, "public_key": self.public_key_text},
-            )
-        _LOGGER.warning(
-            "new sequence epoch %d (signing key %s, %s)",
-            epoch,
-            self.public_key_text,
-            "new" if new_key else "kept",
-        )
-        return KeyRotation(epoch, self.public_key_text, new_key)
 
     # --- the programme -------------------------------------------------------------------------
 
@@ -283,495 +180,6 @@ class BroadcastService:
         sequences.next_value(self.db.engine, sequences.PROGRAMME_REVISION)
         if self.leading:
             self.leader.refresh()
-
-    def next_run(self, schedule_id: int) -> datetime | None:
-        """The schedule's next run from now (UTC, naive), or None when it has no more."""
-        with self.db.session() as session:
-            schedule = session.get(Schedule, schedule_id)
-            if schedule is None or not schedule.active or schedule.ended_at is not None:
-                return None
-            rule = planning.rule_of(schedule)
-        return programmes.next_occurrence(rule, utcnow())
-
-    # --- announcements ------------------------------------------------------------------------
-
-    def announce(
-        self,
-        user_id: int,
-        text: object,
-        zone_ids: object,
-        priority: object = protocol.Priority.EMERGENCY.value,
-        repeat: object = 1,
-        title: str = "",
-        device_ids: object = None,
-        corrects_id: int | None = None,
-        recording_sha256: str | None = None,
-    ) -> int:
-        """Validate, authorize and queue an announcement for synthesis and dispatch at once
-        (given `recording_sha256`, a stored recording plays instead of the spoken text)."""
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.ANNOUNCE)
-            clean = broadcasts.clean_text(text, spoken=recording_sha256 is None)
-            level = broadcasts.clean_priority(priority)
-            count = broadcasts.clean_repeat(repeat)
-            chosen = targets.resolve(session, zone_ids, device_ids)
-            targets.check_can_target(session, user, chosen)
-            broadcast = broadcasts.create_broadcast(
-                session,
-                text=clean,
-                zone_list=chosen.zones,
-                devices=chosen.devices,
-                priority=level,
-                repeat=count,
-                source="correction" if corrects_id else "announcement",
-                created_by=user,
-                title=title,
-                corrects_id=corrects_id,
-                recording_sha256=recording_sha256,
-            )
-            broadcast_id = broadcast.id
-            audit.record(
-                session,
-                user,
-                audit.Action.ANNOUNCE,
-                f"broadcast:{broadcast_id}",
-                {
-                    "zones": chosen.zone_ids,
-                    "devices": chosen.device_ids,
-                    "priority": level.value,
-                    "repeat": count,
-                    "text": clean[:500],
-                    "corrects": corrects_id,
-                    "recording": recording_sha256,
-                },
-            )
-        _LOGGER.info("announcement %s queued for %s %s", broadcast_id, zone_ids, device_ids or "")
-        self._render_pool.submit(self._render_and_dispatch, broadcast_id)
-        return broadcast_id
-
-    def plan_announcement(
-        self,
-        user_id: int,
-        text: object,
-        zone_ids: object,
-        priority: object = protocol.Priority.EMERGENCY.value,
-        repeat: object = 1,
-        device_ids: object = None,
-    ) -> AnnouncementPlan:
-        """Every check `announce` makes (role, text, priority, repeat, targets and who may reach
-        them), without storing or sending anything: what the confirm step shows. `text=None`
-        for a recording."""
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.ANNOUNCE)
-            clean = "" if text is None else broadcasts.clean_text(text)
-            level = broadcasts.clean_priority(priority)
-            count = broadcasts.clean_repeat(repeat)
-            chosen = targets.resolve(session, zone_ids, device_ids)
-            targets.check_can_target(session, user, chosen)
-            return AnnouncementPlan(
-                text=clean,
-                zone_ids=chosen.zone_ids,
-                device_ids=chosen.device_ids,
-                places=[zone.name for zone in chosen.footprint()],
-                receivers=[(device.id, device.name or device.id) for device in chosen.receivers()],
-                priority=level.value,
-                repeat=count,
-            )
-
-    def store_announcement_recording(
-        self, user_id: int, upload: Path, original_name: str
-    ) -> AnnouncementRecording:
-        """A recording from a phone for an announcement: validated, loudness-normalized and
-        transcoded by `audio.import_recording`, then kept in the media store (not sent)."""
-        with self.db.session() as session:
-            self._user(session, user_id, Action.ANNOUNCE)
-        stored = rendering.store_recording(self.media, upload, original_name)
-        return AnnouncementRecording(stored.sha256, stored.duration_s)
-
-    def announce_recording(
-        self,
-        user_id: int,
-        recording_sha256: object,
-        zone_ids: object,
-        priority: object = protocol.Priority.EMERGENCY.value,
-        repeat: object = 1,
-        title: str = "",
-        device_ids: object = None,
-    ) -> int:
-        """Send a stored recording (`store_announcement_recording`) as an announcement: the same
-        authorization, audit entry and dispatch as `announce`."""
-        try:
-            stored = isinstance(recording_sha256, str) and self.media.exists(recording_sha256)
-        except audio.AudioError:
-            stored = False
-        if not stored:
-            raise ValidationError("recording", "the recording is not stored; record it again")
-        sha256 = str(recording_sha256)
-        seconds = audio.probe_duration_s(self.media.path(sha256))
-        label = title.strip() or f"Thông báo ghi âm ({int(seconds) // 60}:{int(seconds) % 60:02d})"
-        return self.announce(
-            user_id,
-            label,
-            zone_ids,
-            priority,
-            repeat,
-            title=label,
-            device_ids=device_ids,
-            recording_sha256=sha256,
-        )
-
-    def _play_lead_s(self, priority: str) -> float:
-        if priority == protocol.Priority.EMERGENCY:
-            return self.settings.play_lead_s
-        return self.settings.routine_play_lead_s
-
-    def _status(self, broadcast_id: int) -> str:
-        with self.db.session() as session:
-            return broadcasts.get_broadcast(session, broadcast_id).status
-
-    def _render_and_dispatch(self, broadcast_id: int) -> None:
-        with self.db.session() as session:
-            broadcast = broadcasts.get_broadcast(session, broadcast_id)
-            if broadcast.status != BroadcastStatus.PENDING.value:
-                return
-            text, recording = broadcast.text, broadcast.recording_sha256
-            priority, relay_url = broadcast.priority, broadcast.relay_url or ""
-            relay = broadcast.content == ContentKind.RELAY.value
-            topics = targets.command_topics(broadcast.zone_ids, broadcast.device_ids or [])
-        try:
-            sha256, engine = None, ContentKind.RELAY.value
-            if not relay:
-                rendered = self.renderer.render(text, recording)
-                sha256, engine = rendered.sha256, rendered.engine
-            if self.dispatcher is None:
-                raise RuntimeError("this server runs without an MQTT connection")
-            with self.dispatcher.exclusive():  # a cancel cannot slip in between check and send
-                if self._status(broadcast_id) != BroadcastStatus.PENDING.value:
-                    _LOGGER.info("broadcast %s was cancelled before it was sent", broadcast_id)
-                    return
-                now = time.time()
-                # whole milliseconds: what the row stores is exactly what a re-sent copy says
-                play_at = round(now + self._play_lead_s(priority), 3)
-                valid_until = round(play_at + self.settings.item_valid_s, 3)
-                with self.db.session() as session:
-                    body = broadcasts.play_body(
-                        broadcasts.get_broadcast(session, broadcast_id),
-                        media_sha256=sha256,
-                        media_url=self.settings.media_url(sha256) if sha256 else "",
-                        play_at=play_at,
-                        valid_until=valid_until,
-                    )
-                ttl_s = max(protocol.DEFAULT_COMMAND_TTL_S, valid_until - now + 60)
-                sent = [self.dispatcher.send(topic, body, ttl_s=ttl_s) for topic in topics]
-                with self.db.session() as session:
-                    broadcasts.mark_dispatched(
-                        broadcasts.get_broadcast(session, broadcast_id),
-                        sha256,
-                        engine,
-                        sent[0].id if sent else "",
-                        play_at=clock.from_timestamp(play_at),
-                        valid_until=clock.from_timestamp(valid_until),
-                    )
-        except Exception as exc:
-            _LOGGER.exception("broadcast %s failed", broadcast_id)
-            with self.db.session() as session:
-                broadcast = broadcasts.get_broadcast(session, broadcast_id)
-                if broadcast.status == BroadcastStatus.PENDING.value:
-                    broadcasts.mark_failed(broadcast, str(exc))
-            return
-        _LOGGER.info(
-            "broadcast %s dispatched to %s (%s, %s)",
-            broadcast_id,
-            ", ".join(topics),
-            sha256[:12] if sha256 else relay_url,
-            engine,
-        )
-
-    def cancel_broadcast(
-        self, user_id: int, broadcast_id: int, correction_text: object = None
-    ) -> CancelResult:
-        """Dừng / đính chính: STOP the broadcast on every target at once, mark it cancelled
-        (a series ends with it and leaves the manifests) and, given a text, announce the
-        correction as an emergency to the same targets. A broadcast that has ended keeps its
-        status: stopping it is refused (nothing plays any more), a correction still goes out."""
-        correction = None  # checked before anything is stopped: a "~" must not stop and fail
-        if isinstance(correction_text, str) and correction_text.strip():
-            correction = broadcasts.clean_text(correction_text, "correction")
-        elif correction_text not in (None, ""):
-            raise ValidationError("correction", "the correction must be a text")
-        if self.dispatcher is None:
-            raise ServiceUnavailable("this server runs without an MQTT connection")
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.ANNOUNCE)
-            broadcast = broadcasts.get_broadcast(session, broadcast_id)
-            if not broadcasts.can_view(session, user, broadcast):
-                raise NotFound(f"broadcast {broadcast_id}")
-            broadcasts.check_can_cancel(session, user, broadcast)
-            if broadcast.status == BroadcastStatus.CANCELLED.value:
-                raise Conflict("broadcast", "lượt phát này đã được dừng trước đó")
-            ended = broadcasts.has_ended(broadcast)
-            if ended and correction is None:
-                raise Conflict(
-                    "broadcast",
-                    "lượt phát này đã kết thúc, không còn gì để dừng",
-                    code="ended",
-                )
-            zone_ids, device_ids = list(broadcast.zone_ids), list(broadcast.device_ids or [])
-            title, repeat = broadcast.title, broadcast.repeat
-            planned = broadcast.schedule_id is not None and not ended
-        if not ended:
-            self._stop(user_id, broadcast_id, zone_ids, device_ids, correction)
-        if planned:
-            self._programme_changed()
-        correction_id = None
-        if correction is not None:
-            correction_id = self.announce(
-                user_id,
-                correction,
-                zone_ids,
-                protocol.Priority.EMERGENCY.value,
-                repeat,
-                title=f"Đính chính: {title}"[:300],
-                device_ids=device_ids,
-                corrects_id=broadcast_id,
-            )
-        return CancelResult(broadcast_id, correction_id, stopped=not ended)
-
-    def _stop(
-        self,
-        user_id: int,
-        broadcast_id: int,
-        zone_ids: list[str],
-        device_ids: list[str],
-        correction: str | None,
-    ) -> None:
-        """The STOP on every topic of the broadcast, then its status (and a series' end)."""
-        assert self.dispatcher is not None
-        # Under the publish lock no PLAY of it can slip in between (the render thread checks
-        # the status under the same lock); the STOPs go first so a failed send leaves the
-        # broadcast as it was, to be cancelled again.
-        with self.dispatcher.exclusive():
-            for topic in targets.command_topics(zone_ids, device_ids):
-                self.dispatcher.send(topic, protocol.StopBody(broadcast_id=broadcast_id))
-            with self.db.session() as session:
-                broadcast = broadcasts.get_broadcast(session, broadcast_id)
-                if not broadcasts.mark_cancelled(broadcast):
-                    _LOGGER.info("broadcast %s ended before its STOP went out", broadcast_id)
-                    return
-                audit.record(
-                    session,
-                    session.get(User, user_id),
-                    audit.Action.CANCEL,
-                    f"broadcast:{broadcast_id}",
-                    {"correction": correction[:500] if correction else None},
-                )
-                schedule = session.get(Schedule, broadcast.schedule_id or 0)
-                if (
-                    schedule is not None
-                    and schedule.kind == ScheduleKind.SERIES
-                    and schedule.ended_at is None
-                ):
-                    planning.end_schedule(session, schedule, utcnow())
-                    _LOGGER.info("series %s ended by cancelling %s", schedule.id, broadcast_id)
-        _LOGGER.warning("broadcast %s cancelled by user %s", broadcast_id, user_id)
-
-    # --- schedules ----------------------------------------------------------------------------
-
-    def _render_for_schedule(
-        self, text: str, recording: str | None, repeat: int
-    ) -> tuple[str, str, float]:
-        """Media of a schedule, rendered now (cached): its sha256, engine and airtime."""
-        rendered = self._render_pool.submit(self.renderer.render, text, recording).result()
-        seconds = audio.probe_duration_s(self.media.path(rendered.sha256))
-        return rendered.sha256, rendered.engine, seconds * repeat
-
-    def schedule(self, user_id: int, request: ScheduleRequest) -> int:
-        """Validate, render, check for overlaps, save; a series replaces the older one of its
-        key. Receivers get the runs through their manifests."""
-        now = utcnow()
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.SCHEDULE)
-            bulletin = session.get(Bulletin, request.bulletin_id)
-            if bulletin is None:
-                raise ValidationError("bulletin", f"unknown bulletin {request.bulletin_id}")
-            check_playable(bulletin)
-            chosen = targets.resolve(session, request.zone_ids, request.device_ids)
-            targets.check_can_target(session, user, chosen)
-            priority = broadcasts.clean_priority(request.priority)
-            relay = bulletin.kind == ContentKind.RELAY
-            repeat = 1 if relay else broadcasts.clean_repeat(request.repeat)
-            rule = programmes.make_rule(
-                request.kind,
-                now=now,
-                run_at=request.run_at,
-                time_of_day=request.time_of_day,
-                weekdays=request.weekdays,
-                cron=request.cron,
-                interval_h=request.interval_h,
-                valid_from=request.valid_from,
-                valid_to=request.valid_to,
-            )
-            series_key = (
-                programmes.clean_series_key(request.series_key)
-                if rule.kind is ScheduleKind.SERIES
-                else None
-            )
-            text, recording = bulletin.text, bulletin.recording_sha256
-            relay_seconds = bulletin.duration_s or 0.0
-        if relay:
-            sha256, engine, airtime = None, ContentKind.RELAY.value, relay_seconds
-        else:
-            sha256, engine, airtime = self._render_for_schedule(text, recording, repeat)
-        with self.db.session() as session:
-            # one schedule at a time, across processes: the overlap check and the insert
-            # must not interleave with another process's
-            sequences.hold(session, sequences.SCHEDULE_LOCK)
-            chosen = targets.resolve(session, request.zone_ids, request.device_ids)
-            span = schedules.check_span(rule, now, self.settings.overlap_window_days)
-            runs = programmes.occurrences(rule, *span)
-            schedules.check_spacing(runs, airtime)
-            clash = schedules.find_clash(
-                session,
-                runs=runs,
-                airtime_s=airtime,
-                chosen=chosen,
-                span=span,
-                replacing_series=series_key,
-            )
-            if clash is not None:
-                raise Conflict("time", schedules.clash_message(clash), code="overlap")
-            schedule = Schedule(
-                bulletin_id=request.bulletin_id,
-                kind=rule.kind.value,
-                run_at=rule.run_at,
-                time_of_day=rule.time_of_day or None,
-                weekdays=list(rule.weekdays) or None,
-                cron=rule.cron or None,
-                interval_h=rule.interval_h or None,
-                series_key=series_key,
-                valid_from=rule.valid_from,
-                valid_to=rule.valid_to,
-                zone_ids=chosen.zone_ids,
-                device_ids=chosen.device_ids,
-                priority=priority.value,
-                repeat=repeat,
-                media_sha256=sha256,
-                tts_engine=engine,
-                airtime_s=airtime,
-                created_by_id=user_id,
-                created_at=now,
-            )
-            session.add(schedule)
-            session.flush()
-            schedule_id = schedule.id
-            audit.record(
-                session,
-                session.get(User, user_id),
-                audit.Action.SCHEDULE_CREATE,
-                f"schedule:{schedule_id}",
-                {
-                    "bulletin": request.bulletin_id,
-                    "kind": rule.kind.value,
-                    "zones": chosen.zone_ids,
-                    "devices": chosen.device_ids,
-                    "priority": priority.value,
-                },
-            )
-            if series_key is not None:
-                for older in schedules.series_to_replace(session, series_key):
-                    if older.id != schedule_id:
-                        planning.end_schedule(session, older, now, replaced_by=schedule_id)
-                        _LOGGER.info("series %r: schedule %s replaces %s", series_key,
-                                     schedule_id, older.id)  # fmt: skip
-        _LOGGER.info("schedule %s added (%s)", schedule_id, rule.kind.value)
-        self._programme_changed()
-        return schedule_id
-
-    def cancel_schedule(self, user_id: int, schedule_id: int) -> None:
-        """No more runs: waiting ones are cancelled and leave the receivers' manifests."""
-        with self.db.session() as session:
-            user = self._user(session, user_id, Action.SCHEDULE)
-            schedule = session.get(Schedule, schedule_id)
-            if schedule is None:
-                raise NotFound(f"schedule {schedule_id}")
-            if schedule.ended_at is not None:  # keep when and why it ended (a newer series)
-                raise Conflict("schedule", "lịch phát này đã kết thúc hoặc đã bị hủy trước đó")
-            planning.end_schedule(session, schedule, utcnow())
-            audit.record(session, user, audit.Action.SCHEDULE_CANCEL, f"schedule:{schedule_id}")
-        _LOGGER.info("schedule %s cancelled", schedule_id)
-        self._programme_changed()
-
-    # --- devices ------------------------------------------------------------------------------
-
-    def register_device(
-        self, device_id: str, zone_id: str, name: str = "", user_id: int | None = None
-    ) -> Path:
-        """A new receiver: broker credentials, its config file, and a manifest of its own.
-        From the web an admin (`user_id`) registers it; the CLI passes no user."""
-        with self.db.session() as session:
-            admin = None if user_id is None else self._user(session, user_id, Action.ADMINISTER)
-            _device, path = registry.register_device(
-                session, self.settings, self.public_key_text, device_id, zone_id, name=name
-            )
-            audit.record(
-                session,
-                admin,
-                audit.Action.DEVICE_REGISTER,
-                f"device:{device_id}",
-                {"zone": zone_id},
-            )
-        self._refresh_broker_access()
-        self._programme_changed()
-        return path
-
-    def refresh_device_configs(self, device_ids: list[str] | None = None) -> list[RefreshedConfig]:
-        """Rewrite receivers' configs (all when `device_ids` is None) with today's broker
-        address, TLS, zones and key; each keeps its password unless its old config is gone."""
-        refreshed: list[RefreshedConfig] = []
-        with self.db.session() as session:
-            query = select(Device).order_by(Device.id)
-            if device_ids is not None:
-                known = set(session.scalars(select(Device.id).where(Device.id.in_(device_ids))))
-                unknown = [device_id for device_id in device_ids if device_id not in known]
-                if unknown:
-                    raise ValidationError("id", f"unknown device {unknown[0]!r}")
-                query = query.where(Device.id.in_(device_ids))
-            for device in session.scalars(query):
-                path, new_password = registry.refresh_config(
-                    session, self.settings, self.public_key_text, device
-                )
-                audit.record(
-                    session,
-                    None,
-                    audit.Action.DEVICE_CONFIG,
-                    f"device:{device.id}",
-                    {"form": "refresh", "new_password": new_password},
-                )
-                refreshed.append(RefreshedConfig(device.id, path, new_password))
-        # new passwords, and zones the embedded broker must now allow (mosquitto: the command
-        # says to run `loa mqtt-config`)
-        self._refresh_broker_access()
-        with self.db.session() as session:
-            behind = {
-                device.id
-                for device in session.scalars(
-                    select(Device).where(Device.id.in_([item.device_id for item in refreshed]))
-                )
-                if receivers.zone_check(device).not_allowed
-            }
-        return [replace(item, broker_behind=item.device_id in behind) for item in refreshed]
-
-    def _refresh_broker_access(self) -> None:
-        """The embedded broker follows its access file: rewrite it, so a receiver registered
-        now can log in without a restart. (mosquitto: `loa mqtt-config`, then reload it.)"""
-        path = self.settings.broker_access_path
-        if not path.exists():
-            return
-        with self.db.session() as session:
-            access = registry.broker_access(session, self.secrets.mqtt_password)
-            access.save(path)
-            registry.record_broker_access(session, access)
-        _LOGGER.info("broker access file %s rewritten", path)
 
     # --- answer-back --------------------------------------------------------------------------
 
@@ -800,13 +208,3 @@ class BroadcastService:
 
     def _on_event(self, event: protocol.DeviceEvent) -> None:
         self._apply_answers([event])
-
-    # --- helpers ------------------------------------------------------------------------------
-
-    @staticmethod
-    def can_announce(user: User) -> bool:
-        return permissions.allowed(user.role, Action.ANNOUNCE)
-
-    @staticmethod
-    def _user(session: Session, user_id: int, action: Action) -> User:
-        return accounts.require_user(session, user_id, action)

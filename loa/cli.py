@@ -10,6 +10,7 @@ import argparse
 import getpass
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,10 @@ from wire import logs
 from wire.files import PUBLIC, write_atomic
 
 if TYPE_CHECKING:
+    from broadcast.desks.setup import Readiness, Setup
+    from broadcast.errors import LoaError
     from broadcast.fleet.brokers.mosquitto import TlsListener
+    from broadcast.service import BroadcastService
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -87,6 +91,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     service = BroadcastService(settings)
+    readiness = service.setup.readiness()
+    if not readiness.ready:
+        service.stop()
+        print("\n".join(setup_steps(str(settings.data_dir), readiness)), file=sys.stderr)
+        return 2
 
     def banner() -> None:
         print(
@@ -96,6 +105,164 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
 
     return runner.run(service, embedded_broker=args.embedded_broker, banner=banner)
+
+
+def setup_steps(data: str, readiness: Readiness) -> list[str]:
+    """What an operator runs on a data directory that cannot serve anyone yet (no zone to
+    broadcast to, or no admin to sign in), with the right flags, in order."""
+    data_flag = f"--data {shlex.quote(data)}"
+    missing = [
+        what
+        for what, lacking in (("no zones", not readiness.zones), ("no admin", not readiness.admins))
+        if lacking
+    ]
+    lines = [f"loa: {data} has {' and '.join(missing)} yet: nothing to serve. Set it up first:"]
+    if not readiness.zones:
+        lines += [
+            "  a province (CSV columns code,name,kind,parent; see docs/zones-example.csv):",
+            f"    loa zones import ZONES.csv {data_flag}",
+            "  or one commune and its villages:",
+            f'    loa zones add --kind commune --name "Xã …" [--code 12345] {data_flag}',
+            f'    loa zones add --kind village --name "Thôn 1" --parent COMMUNE_ID {data_flag}',
+        ]
+    if not readiness.admins:
+        lines.append("  the first admin (asks for a password):")
+        lines.append(f"    loa user add admin --role admin {data_flag}")
+    lines.append(f"then check with `loa zones list {data_flag}` and start `loa serve` again.")
+    return lines
+
+
+def _zone_desk(args: argparse.Namespace) -> tuple[Setup, BroadcastService]:
+    """The set-up desk on the data directory (migrated), and what to stop afterwards."""
+    from broadcast.service import BroadcastService
+
+    service = BroadcastService(_settings(args), connect_mqtt=False)
+    return service.setup, service
+
+
+# the option each field of a zone's ValidationError came from
+_ZONE_OPTIONS = {"kind": "--kind", "name": "--name", "code": "--code", "parent": "--parent"}
+
+
+def _zone_error(exc: Exception, options: dict[str, str]) -> LoaError:
+    """A domain refusal as the option the operator got wrong: `--parent: no zone has …`."""
+    from broadcast.errors import LoaError, ValidationError
+
+    if isinstance(exc, ValidationError):
+        return LoaError(f"{options.get(exc.field, exc.field)}: {exc.message}")
+    return LoaError(str(exc))
+
+
+def cmd_zones_import(args: argparse.Namespace) -> int:
+    from broadcast.desks.setup import ZoneFileError
+    from broadcast.errors import LoaError
+
+    data = _read_bytes(args.file)
+    desk, service = _zone_desk(args)
+    try:
+        result = desk.import_zones(None, data)
+    except ZoneFileError as exc:
+        for problem in exc.problems:
+            print(f"loa: {args.file} {problem}", file=sys.stderr)
+        count = len(exc.problems) + exc.more
+        more = f" (the first {len(exc.problems)} shown)" if exc.more else ""
+        print(
+            f"loa: {args.file}: {count} problem{'s' if count != 1 else ''}{more},"
+            " nothing was written",
+            file=sys.stderr,
+        )
+        return 2
+    except LoaError as exc:
+        raise _zone_error(exc, {}) from None
+    finally:
+        service.stop()
+    if not result.changed:
+        print(f"{args.file}: nothing to change, its {result.rows} zones are already there")
+        return 0
+    done = [
+        f"{len(ids)} {what}"
+        for ids, what in (
+            (result.created, "created"),
+            (result.renamed, "renamed"),
+            (result.coded, "given their code"),
+            (result.moved, "moved"),
+        )
+        if ids
+    ]
+    print(f"{args.file}: {result.rows} zones read, {', '.join(done)}")
+    if result.moved:
+        _moved_receivers_hint(args)
+    return 0
+
+
+def cmd_zones_add(args: argparse.Namespace) -> int:
+    from broadcast.errors import LoaError
+
+    desk, service = _zone_desk(args)
+    try:
+        line = desk.add_zone(
+            None, args.kind, args.name, args.code or "", args.parent or "", args.id or ""
+        )
+    except LoaError as exc:
+        raise _zone_error(exc, {**_ZONE_OPTIONS, "id": "--id"}) from None
+    finally:
+        service.stop()
+    code = f", code {line.code}" if line.code else ""
+    parent = f" under {line.parent_id}" if line.parent_id else ""
+    print(f"created {line.kind} {line.id} ({line.name}{code}){parent}")
+    return 0
+
+
+def cmd_zones_move(args: argparse.Namespace) -> int:
+    from broadcast.errors import LoaError
+
+    desk, service = _zone_desk(args)
+    try:
+        moved = desk.move_zone(None, args.zone, args.parent)
+    except LoaError as exc:
+        raise _zone_error(exc, {"parent": "--parent", "zone": "ZONE"}) from None
+    finally:
+        service.stop()
+    where = f"under {moved.parent}" if moved.parent else "at the root"
+    if not moved.changed:
+        print(f"{moved.zone_id} is already {where}: nothing to change")
+        return 0
+    before = f"under {moved.previous_parent}" if moved.previous_parent else "at the root"
+    print(f"{moved.zone_id} is now {where} (was {before})")
+    if moved.receivers:
+        _moved_receivers_hint(args, moved.receivers)
+    return 0
+
+
+def _moved_receivers_hint(args: argparse.Namespace, count: int | None = None) -> None:
+    """A receiver listens to its zone and every zone above it: after a move its config names
+    the old chain, and the dashboard flags it until the new one is on the Pi."""
+    data = f" --data {shlex.quote(args.data)}" if args.data else ""
+    receivers = f"its {count} receivers" if count else "receivers under the moved zones"
+    print(
+        f"loa: {receivers} now sit under another zone: run `loa device refresh{data}` (it also"
+        " updates the embedded broker) and copy each config to its Pi; with mosquitto, then"
+        " `loa mqtt-config` and reload it",
+        file=sys.stderr,
+    )
+
+
+def cmd_zones_list(args: argparse.Namespace) -> int:
+    desk, service = _zone_desk(args)
+    try:
+        lines = desk.tree(None)
+    finally:
+        service.stop()
+    if not lines:
+        data = f" --data {shlex.quote(args.data)}" if args.data else ""
+        print(f"no zones yet: `loa zones import FILE.csv{data}` or `loa zones add …{data}`")
+        return 0
+    for line in lines:
+        code = f" {line.code}" if line.code else ""
+        plural = "s" if line.devices != 1 else ""
+        receivers = f", {line.devices} receiver{plural}" if line.devices else ""
+        print(f"{'  ' * line.depth}{line.id}  {line.name}  ({line.kind}{code}{receivers})")
+    return 0
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -176,7 +343,7 @@ def cmd_device_add(args: argparse.Namespace) -> int:
 
     service = BroadcastService(_settings(args), connect_mqtt=False)
     try:
-        path = service.register_device(args.id, args.zone, name=args.name)
+        path = service.fleet.register_device(args.id, args.zone, name=args.name)
     finally:
         service.stop()
     print(path)
@@ -195,7 +362,7 @@ def cmd_device_refresh(args: argparse.Namespace) -> int:
 
     service = BroadcastService(_settings(args), connect_mqtt=False)
     try:
-        refreshed = service.refresh_device_configs(args.ids or None)
+        refreshed = service.fleet.refresh_device_configs(args.ids or None)
     finally:
         service.stop()
     for item in refreshed:
@@ -225,7 +392,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
     service = BroadcastService(_settings(args), connect_mqtt=False)
     try:
-        rotation = service.rotate_keys(new_key=not args.epoch_only)
+        rotation = service.fleet.rotate_keys(new_key=not args.epoch_only)
     finally:
         service.stop()
     print(f"sequence epoch {rotation.epoch}")
@@ -370,6 +537,20 @@ def _read_text(path: str | None) -> str:
         raise LoaError(
             f"cannot read {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
         ) from None
+    except OSError as exc:
+        raise LoaError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_bytes(path: str) -> bytes:
+    """A file's bytes, or one clear error naming it."""
+    from broadcast.errors import LoaError
+
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise LoaError(f"cannot read {path}: no such file") from None
+    except IsADirectoryError:
+        raise LoaError(f"cannot read {path}: it is a directory") from None
     except OSError as exc:
         raise LoaError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -593,6 +774,40 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--zone", default=None, help="village id, for a village head")
     user_add.add_argument("--password", default=None, help="(prompted when omitted)")
     user_add.set_defaults(func=cmd_user_add)
+
+    zones = sub.add_parser(
+        "zones", help="the zone tree: province → communes → villages"
+    ).add_subparsers(dest="action", required=True)
+    zones_import = zones.add_parser(
+        "import",
+        help="create or update zones from a CSV file (columns code,name,kind,parent; all or"
+        " nothing; importing it again changes nothing)",
+    )
+    _add_data(zones_import)
+    zones_import.add_argument("file", help="the CSV file (UTF-8, with or without BOM)")
+    zones_import.set_defaults(func=cmd_zones_import, log_level_default="WARNING")
+    zones_add = zones.add_parser("add", help="add one zone")
+    _add_data(zones_add)
+    zones_add.add_argument(
+        "--kind", required=True, help="province (tỉnh), commune (xã, phường) or village (thôn)"
+    )
+    zones_add.add_argument("--name", required=True, help="its name (Xã Hoằng Hợp)")
+    zones_add.add_argument(
+        "--code", default=None, help="administrative unit code: 2 digits (province), 5 (commune)"
+    )
+    zones_add.add_argument("--parent", default=None, help="the zone above it: id or code")
+    zones_add.add_argument("--id", default=None, help="its id (default: made from the name)")
+    zones_add.set_defaults(func=cmd_zones_add, log_level_default="WARNING")
+    zones_move = zones.add_parser(
+        "move", help="put a zone under another (a commune under its province)"
+    )
+    _add_data(zones_move)
+    zones_move.add_argument("zone", help="the zone to move: id or code")
+    zones_move.add_argument("--parent", required=True, help="the zone above it: id or code")
+    zones_move.set_defaults(func=cmd_zones_move, log_level_default="WARNING")
+    zones_list = zones.add_parser("list", help="print the zone tree")
+    _add_data(zones_list)
+    zones_list.set_defaults(func=cmd_zones_list, log_level_default="WARNING")
 
     device = sub.add_parser("device", help="receivers").add_subparsers(dest="action", required=True)
     device_add = device.add_parser(

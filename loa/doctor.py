@@ -1,10 +1,10 @@
 """`loa doctor --data DIR` on the server: what a running Loa needs, checked, with what to fix.
 
-The database (reachable, schema at the newest migration), receivers that do not hear the zones
-they are registered in, the data directory and its disk, the signing key (present, private),
-the broker (reachable, and the server's own login accepted), speech synthesis with the
-configured engine, and the clock. Read-only: it changes nothing
-(it does not even migrate the database). Receivers have their own: `loa doctor --config`.
+The database (reachable, schema at the newest migration), the set-up (zones and an admin),
+receivers that do not hear the zones they are registered in, the data directory and its disk,
+the signing key (present, private), the broker (reachable, and the server's own login
+accepted), speech synthesis with the configured engine, and the clock. Read-only: it changes
+nothing (it does not even migrate the database). Receivers have their own: `loa doctor --config`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from broadcast.const import SERVER_MQTT_USERNAME
+from broadcast.desks.setup import Setup
 from broadcast.errors import LoaError
 from broadcast.fleet import receivers
 from broadcast.settings import Secrets, Settings
@@ -131,12 +132,35 @@ def receivers_check(database_url: str) -> Check:
     return Check("receivers' zones", False, heading + detail, zone_fix(problems))
 
 
+def setup_check(settings: Settings) -> Check:
+    """Zones to broadcast to and an admin to sign in: without them `loa serve` refuses to
+    start (the steps it prints are the fix)."""
+    database = db.Database(settings.database_url)
+    try:
+        found = Setup(database).readiness()
+    except SQLAlchemyError as exc:
+        return Check("set-up", False, f"{exc.__class__.__name__}: {exc}"[:300])
+    finally:
+        database.dispose()
+    detail = f"zones: {found.zones}, communes: {found.communes}, active admins: {found.admins}"
+    if found.ready:
+        return Check("set-up", True, detail)
+    data = f"--data {settings.data_dir}"
+    steps = []
+    if not found.zones:
+        steps.append(f"`loa zones import FILE.csv {data}` (or `loa zones add`)")
+    if not found.admins:
+        steps.append(f"`loa user add admin --role admin {data}`")
+    return Check("set-up", False, detail, ", then ".join(steps))
+
+
 def server_checks(settings: Settings) -> list[Check]:
     checks = [
         disk_check("data directory", settings.data_dir),
         database_check(settings.database_url),
     ]
     if checks[-1].ok:
+        checks.append(setup_check(settings))
         checks.append(receivers_check(settings.database_url))
     key_path = settings.data_dir / "keys" / "server_ed25519.pem"
     checks.append(key_check(key_path))

@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 import tts
 from broadcast.const import Role, ScheduleKind, ZoneKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.fleet import registry
 from broadcast.people import accounts, zones
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.store.models import Device, Schedule, User, Zone
 from wire.config import PlayerSettings
 from wire.protocol import Priority
@@ -76,7 +77,7 @@ def seed_demo(service: BroadcastService, receivers: int, realtime: bool = True) 
                 _device, path = registry.register_device(
                     session,
                     settings,
-                    service.public_key_text,
+                    service.fleet.public_key_text,
                     device_id,
                     village_id,
                     name=f"Cụm loa {device_id.rsplit('-', 1)[-1]}",
@@ -84,7 +85,7 @@ def seed_demo(service: BroadcastService, receivers: int, realtime: bool = True) 
                 )
             else:
                 path = registry.issue_credentials(
-                    session, settings, service.public_key_text, device, player
+                    session, settings, service.fleet.public_key_text, device, player
                 )
             configs.append(path)
         keep = {path.name for path in configs}
@@ -101,7 +102,7 @@ def seed_demo(service: BroadcastService, receivers: int, realtime: bool = True) 
             desk.submit(admin_id, bulletin_id)
             desk.approve(admin_id, bulletin_id, "Bản tin mẫu của bản trình diễn")
         for time_of_day in DAILY_TIMES:
-            service.schedule(
+            service.scheduling.schedule(
                 admin_id,
                 ScheduleRequest(
                     bulletin_id=bulletin_id,

@@ -141,7 +141,7 @@ def add_devices(service: BroadcastService, devices: dict[str, str]) -> None:
     with service.db.session() as session:
         for device_id, zone_id in devices.items():
             registry.register_device(
-                session, service.settings, service.public_key_text, device_id, zone_id
+                session, service.settings, service.fleet.public_key_text, device_id, zone_id
             )
 
 

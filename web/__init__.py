@@ -17,9 +17,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broadcast import clock
 from broadcast.const import ContentKind
+from broadcast.desks.sign_in import set_audit_origin
 from broadcast.errors import NotFound as DomainNotFound
 from broadcast.errors import PermissionDenied
-from broadcast.people import audit
 from broadcast.service import BroadcastService
 from web import inputs, labels
 from web.views import describe_schedule
@@ -102,11 +102,11 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     def audit_origin() -> None:
         """Privileged actions of this request are logged as coming from the client's address."""
         channel = "api" if request.path.startswith("/api/") else "web"
-        audit.set_origin(f"{channel} {request.remote_addr or '?'}")
+        set_audit_origin(f"{channel} {request.remote_addr or '?'}")
 
     @app.teardown_request
     def audit_origin_reset(_error: BaseException | None) -> None:
-        audit.set_origin(audit.SYSTEM)
+        set_audit_origin(None)
 
     @app.errorhandler(400)
     @app.errorhandler(403)

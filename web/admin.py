@@ -8,14 +8,13 @@ import logging
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import login_required
+from flask_login import current_user, login_required
 
 from broadcast.const import Role
 from broadcast.desks import reporting
 from broadcast.errors import ValidationError
 from web import get_service
 from web.i18n import error_text
-from web.views import user_row
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -24,8 +23,8 @@ Page = str | tuple[str, int]
 
 
 def _user_id() -> int:
-    with get_service().db.session() as session:
-        return user_row(session).id
+    """The signed-in user; the desk checks on every call that they are active and may act."""
+    return int(current_user.id)
 
 
 def _flash_invalid(error: ValidationError) -> None:

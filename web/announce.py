@@ -4,9 +4,9 @@
    `record.js` adds the phone's microphone), or a notice template
    (`broadcast.desks.notice_templates`) whose blanks the person fills. Targets, priority (khẩn cấp
 by default) and repeat (3). 2. `POST /announce/` — everything is checked by the domain
-   (`BroadcastService.plan_announcement`, the same checks `announce` makes, including who may reach
+   (`service.announcements.plan`, the same checks `announce` makes, including who may reach
    which village) and a confirmation page says exactly what will play where. Nothing is sent yet. A
-   recording is imported and stored now (`store_announcement_recording`), so it is never uploaded
+   recording is imported and stored now (`store_recording`), so it is never uploaded
    twice. What is pending travels in a signed hidden field (a long text does not fit in a cookie),
    bound to the user, valid for PENDING_MAX_AGE_S and usable once: its nonce is kept in the session
    and spent on sending, so a double tap sends once.
@@ -14,7 +14,10 @@ by default) and repeat (3). 2. `POST /announce/` — everything is checked by th
    returns to the filled form.
 4. `GET /announce/<id>` — delivery per loudspeaker cluster, live through
    `GET /announce/<id>/events` (Server-Sent Events; `/status.json` stays the no-SSE fallback),
-   with "Dừng phát" and "Đính chính" (`cancel_broadcast`).
+   with "Dừng phát" and "Đính chính" (`cancel`).
+
+Every read and every change goes through the announcements desk (`service.announcements`),
+which returns plain data: this module holds the form, the confirmation token and the stream.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import logging
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,23 +46,19 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import login_required
+from flask_login import current_user, login_required
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from broadcast import clock
 from broadcast.const import MAX_REPEAT
 from broadcast.desks import notice_templates
+from broadcast.desks.announcements import Progress
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
-from broadcast.people import zones
-from broadcast.sending import broadcasts
 from broadcast.service import BroadcastService
-from broadcast.store.models import Broadcast
 from web import get_service
 from web.serialize import broadcast_json, delivery_progress_json
-from web.views import user_row
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("announce", __name__, url_prefix="/announce")
@@ -200,8 +199,7 @@ def _serializer(salt: str) -> URLSafeTimedSerializer:
 
 
 def _user_id() -> int:
-    with get_service().db.session() as db_session:
-        return user_row(db_session).id
+    return int(current_user.id)
 
 
 def _draft_from_request(template_id: str = "") -> Draft:
@@ -232,48 +230,44 @@ def _template_or_none(template_id: str) -> notice_templates.NoticeTemplate | Non
 
 def _require_announcer() -> None:
     """Refuse a role that may not announce before reading what it sent."""
-    service = get_service()
-    with service.db.session() as db_session:
-        if not service.can_announce(user_row(db_session)):
-            abort(403)
+    if not get_service().announcements.can_announce(_user_id()):
+        abort(403)
 
 
 def _render_form(draft: Draft, error: str = "", error_field: str = "", status: int = 200) -> Any:
-    service = get_service()
-    with service.db.session() as db_session:
-        user = user_row(db_session)
-        reachable = zones.reachable_zones(db_session, user)
-        if not reachable or not service.can_announce(user):
-            abort(403)
-        if not draft.zones and not draft.devices and len(reachable) == 1:
-            draft.zones = [reachable[0].id]
-        template = _template_or_none(draft.template) if draft.mode == "template" else None
-        kept = ""
-        if draft.mode == "record" and draft.recording:
-            kept = _serializer(_KEPT_SALT).dumps(
-                {"u": user.id, "recording": draft.recording, "duration_s": draft.duration_s}
-            )
-        page = render_template(
-            "announce/new.html",
-            zones=reachable,
-            devices=zones.target_devices(reachable),
-            draft=draft,
-            template=template,
-            templates=notice_templates.templates(),
-            # titles and labels in the page's language; the text stays Vietnamese (read aloud)
-            titles={item.id: _(item.title) for item in notice_templates.templates()},
-            labels={field.key: _(field.label) for field in template.fields} if template else {},
-            preview=template.preview(_) if template else "",
-            kept=kept,
-            error=error,
-            error_field=error_field,
-            priorities=PRIORITIES,
-            max_repeat=MAX_REPEAT,
-            max_upload=_max_upload(),
-            max_upload_mb=f"{_max_upload() / 1048576:.3g}".replace(".", ","),
-            device_counts={zone.id: len(zones.target_devices([zone])) for zone in reachable},
-            max_record_s=MAX_RECORD_S,
+    user_id = _user_id()
+    try:
+        reach = get_service().announcements.reach(user_id)
+    except PermissionDenied:
+        abort(403)
+    if not draft.zones and not draft.devices and len(reach.zones) == 1:
+        draft.zones = [reach.zones[0].id]
+    template = _template_or_none(draft.template) if draft.mode == "template" else None
+    kept = ""
+    if draft.mode == "record" and draft.recording:
+        kept = _serializer(_KEPT_SALT).dumps(
+            {"u": user_id, "recording": draft.recording, "duration_s": draft.duration_s}
         )
+    page = render_template(
+        "announce/new.html",
+        zones=reach.zones,
+        devices=reach.receivers,
+        draft=draft,
+        template=template,
+        templates=notice_templates.templates(),
+        # titles and labels in the page's language; the text stays Vietnamese (read aloud)
+        titles={item.id: _(item.title) for item in notice_templates.templates()},
+        labels={field.key: _(field.label) for field in template.fields} if template else {},
+        preview=template.preview(_) if template else "",
+        kept=kept,
+        error=error,
+        error_field=error_field,
+        priorities=PRIORITIES,
+        max_repeat=MAX_REPEAT,
+        max_upload=_max_upload(),
+        max_upload_mb=f"{_max_upload() / 1048576:.3g}".replace(".", ","),
+        max_record_s=MAX_RECORD_S,
+    )
     return page, status
 
 
@@ -304,7 +298,7 @@ def prepare() -> Any:
     try:
         if draft.mode == "template":
             draft.text = notice_templates.fill(draft.template, draft.values or {})
-        plan = service.plan_announcement(
+        plan = service.announcements.plan(
             user_id,
             None if draft.mode == "record" else draft.text,
             draft.zones,
@@ -349,7 +343,7 @@ def _take_recording(service: BroadcastService, user_id: int, draft: Draft) -> No
         with tempfile.TemporaryDirectory(dir=service.settings.data_dir) as tmp:
             path = Path(tmp) / "upload"
             upload.save(path)
-            stored = service.store_announcement_recording(user_id, path, upload.filename)
+            stored = service.announcements.store_recording(user_id, path, upload.filename)
         draft.recording, draft.duration_s = stored.sha256, stored.duration_s
     elif not draft.recording:
         raise ValidationError("recording", "no recording", code="missing")
@@ -383,7 +377,7 @@ def confirm() -> Any:
     session[_SESSION_KEY] = [n for n in nonces if n != data.get("n")]
     try:
         if draft.mode == "record":
-            broadcast_id = service.announce_recording(
+            broadcast_id = service.announcements.announce_recording(
                 user_id,
                 draft.recording,
                 draft.zones,
@@ -393,7 +387,7 @@ def confirm() -> Any:
             )
         else:
             template = _template_or_none(draft.template) if draft.mode == "template" else None
-            broadcast_id = service.announce(
+            broadcast_id = service.announcements.announce(
                 user_id,
                 draft.text,
                 draft.zones,
@@ -441,37 +435,21 @@ def too_large(_error: RequestEntityTooLarge) -> Response:
 # --- the delivery page ----------------------------------------------------------------------
 
 
-def _progress_json(
-    db_session: Session, broadcast: Broadcast, scope: broadcasts.ListeningScope | None
-) -> dict[str, Any]:
-    """The delivery view of the receivers the person may see (a village head: their own,
-    also of a commune-wide broadcast), each named with its zone."""
-    shown = broadcasts.deliveries_in(broadcast, scope)
-    places = broadcasts.receiver_places(db_session, [d.device_id for d in shown])
-    return delivery_progress_json(broadcast, shown, places)
-
-
 @bp.route("/<int:broadcast_id>")
 @login_required
 def detail(broadcast_id: int) -> str:
-    service = get_service()
-    with service.db.session() as db_session:
-        broadcast = _visible(db_session, broadcast_id)
-        user = user_row(db_session)
-        names = zones.names_with_ancestors(zones.visible_zones(db_session, user))
-        corrected = (
-            db_session.get(Broadcast, broadcast.corrects_id) if broadcast.corrects_id else None
-        )
-        scope = broadcasts.listening_scope(db_session, user)
-        return render_template(
-            "announce/detail.html",
-            broadcast=broadcast,
-            progress=_progress_json(db_session, broadcast, scope),
-            zone_names=names,
-            corrections=broadcasts.corrections_of(db_session, broadcast_id),
-            corrected=corrected,
-            rights=broadcasts.cancel_rights(db_session, user, broadcast),
-        )
+    """The delivery of the receivers the person may see (a village head: their own, also of a
+    commune-wide broadcast), each named with its zone."""
+    page = get_service().announcements.page(_user_id(), broadcast_id)
+    return render_template(
+        "announce/detail.html",
+        broadcast=page.broadcast,
+        progress=delivery_progress_json(page.progress),
+        zone_names=page.zone_names,
+        corrections=page.corrections,
+        corrected=page.corrected,
+        rights=page.rights,
+    )
 
 
 @bp.route("/<int:broadcast_id>/cancel", methods=["POST"])
@@ -485,7 +463,7 @@ def cancel(broadcast_id: int) -> Response:
         flash(_("Chưa đính chính được. Lời đính chính: chưa nhập nội dung."), "error")
         return redirect(url_for("announce.detail", broadcast_id=broadcast_id))
     try:
-        result = service.cancel_broadcast(user_id, broadcast_id, correction)
+        result = service.announcements.cancel(user_id, broadcast_id, correction)
     except PermissionDenied:
         abort(403)
     except NotFound:
@@ -509,12 +487,10 @@ def cancel(broadcast_id: int) -> Response:
 @login_required
 def status(broadcast_id: int) -> Response:
     """The no-SSE fallback: the broadcast, and its live delivery view under `progress`."""
-    with get_service().db.session() as db_session:
-        broadcast = _visible(db_session, broadcast_id)
-        scope = broadcasts.listening_scope(db_session, user_row(db_session))
-        body = broadcast_json(broadcast, broadcasts.deliveries_in(broadcast, scope))
-        body["progress"] = _progress_json(db_session, broadcast, scope)
-        return jsonify(body)
+    live = get_service().announcements.live(_user_id(), broadcast_id)
+    body = broadcast_json(live.broadcast)
+    body["progress"] = delivery_progress_json(live.progress)
+    return jsonify(body)
 
 
 @dataclass(frozen=True)
@@ -530,19 +506,14 @@ def events(broadcast_id: int) -> Response:
     """Server-Sent Events: `state` (the delivery view) at once and on every change, a comment
     as keep-alive, then `end` when every delivery is final (`{"final": true}`) or after
     EVENTS_MAX_S (`{"final": false}`: the page opens a new stream)."""
-    service = get_service()
-    with service.db.session() as db_session:
-        _visible(db_session, broadcast_id)
-        scope = broadcasts.listening_scope(db_session, user_row(db_session))
+    read = get_service().announcements.watch(_user_id(), broadcast_id)
     config = current_app.config
     limits = StreamLimits(
         poll_s=float(config.get("LOA_EVENTS_POLL_S", EVENTS_POLL_S)),
         keepalive_s=float(config.get("LOA_EVENTS_KEEPALIVE_S", EVENTS_KEEPALIVE_S)),
         max_s=float(config.get("LOA_EVENTS_MAX_S", EVENTS_MAX_S)),
     )
-    response = Response(
-        _event_stream(service, broadcast_id, scope, limits), mimetype="text/event-stream"
-    )
+    response = Response(_event_stream(read, limits), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not hold events back
     return response
@@ -552,32 +523,18 @@ def _sse(event: str, data: object) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _progress(
-    service: BroadcastService, broadcast_id: int, scope: broadcasts.ListeningScope | None
-) -> dict[str, Any] | None:
-    with service.db.session() as db_session:
-        broadcast = db_session.get(Broadcast, broadcast_id)
-        if broadcast is None:
-            return None
-        return _progress_json(db_session, broadcast, scope)
-
-
-def _event_stream(
-    service: BroadcastService,
-    broadcast_id: int,
-    scope: broadcasts.ListeningScope | None,
-    limits: StreamLimits,
-) -> Iterator[str]:
+def _event_stream(read: Callable[[], Progress | None], limits: StreamLimits) -> Iterator[str]:
     started = time.monotonic()
     last_write = started
     last: dict[str, Any] | None = None
     yield f"retry: {EVENTS_RETRY_MS}\n\n"
     max_polls = int(limits.max_s / max(limits.poll_s, 0.01)) + 2  # the time limit, counted too
     for _poll in range(max_polls):
-        progress = _progress(service, broadcast_id, scope)
-        if progress is None:  # deleted meanwhile
+        found = read()
+        if found is None:  # deleted meanwhile
             yield _sse("end", {"final": True})
             return
+        progress = delivery_progress_json(found)
         now = time.monotonic()
         if progress != last:
             yield _sse("state", progress)
@@ -592,13 +549,3 @@ def _event_stream(
             last_write = now
         time.sleep(limits.poll_s)
     yield _sse("end", {"final": False})
-
-
-def _visible(db_session: Session, broadcast_id: int) -> Broadcast:
-    try:
-        broadcast = broadcasts.get_broadcast(db_session, broadcast_id)
-    except NotFound:
-        abort(404)
-    if not broadcasts.can_view(db_session, user_row(db_session), broadcast):
-        abort(404)
-    return broadcast

@@ -2,13 +2,12 @@
 
 A browser that signs in gets a long-lived "known device" cookie (signed with the app's secret,
 HttpOnly, SameSite=Strict, sent only to /auth/): it names a random device id and the users who
-signed in on it, so the sign-in limits (`broadcast.people.accounts`) count that device's attempts
+signed in on it, so the sign-in limits (`broadcast.desks.sign_in`) count that device's attempts
 apart and a stranger's failures never block it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import secrets
@@ -39,9 +38,9 @@ from flask_login import (
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
-from broadcast.people import accounts, audit, permissions
+from broadcast.desks.sign_in import KnownDevice, SignedInUser
+from broadcast.people import permissions
 from broadcast.people.permissions import Action
-from broadcast.store.models import User
 from web import get_service
 
 _LOGGER = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ class CurrentUser(UserMixin):
         return f"{self.id}:{self.credential_stamp}"
 
     @classmethod
-    def from_row(cls, user: User) -> CurrentUser:
+    def of(cls, user: SignedInUser) -> CurrentUser:
         return cls(
             user.id,
             user.username,
@@ -89,12 +88,8 @@ class CurrentUser(UserMixin):
             user.zone_id,
             user.full_name,
             user.locale,
-            credential_stamp(user),
+            user.credential_stamp,
         )
-
-
-def credential_stamp(user: User) -> str:
-    return hashlib.sha256(f"loa-session:{user.password_hash}".encode()).hexdigest()[:16]
 
 
 def can(action: str) -> bool:
@@ -119,11 +114,10 @@ def init_app(app: Flask) -> None:
 @login_manager.user_loader
 def load_user(session_id: str) -> CurrentUser | None:
     user_id, _, stamp = session_id.partition(":")
-    with get_service().db.session() as session:
-        user = session.get(User, int(user_id)) if user_id.isdigit() else None
-        if user is None or not user.active or stamp != credential_stamp(user):
-            return None
-        return CurrentUser.from_row(user)
+    if not user_id.isdigit():
+        return None
+    user = get_service().sign_in.signed_in(int(user_id), stamp)
+    return None if user is None else CurrentUser.of(user)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -134,27 +128,19 @@ def login() -> str | Response | tuple[str, int, dict[str, str]]:
     password = request.form.get("password", "")
     address = request.remote_addr or "?"
     device = _known_device()
-    with get_service().db.session() as session:
-        source = accounts.login_source(session, username, address, device)
-        limit = accounts.login_limit(session, username, source)
-        if not limit.allowed:
-            _LOGGER.warning(
-                "login of %r from %s (%s) refused for %d s: rate limit",
-                username,
-                address,
-                source.key,
-                limit.retry_after_s,
-            )
-            flash(_retry_message(limit.retry_after_s), "error")
-            page = render_template("auth/login.html", username=username)
-            return page, 429, {"Retry-After": str(limit.retry_after_s)}
-        user = accounts.authenticate(session, username, password)
-        accounts.record_login(session, username, source, success=user is not None)
-        if user is None:
-            audit.record(session, None, audit.Action.LOGIN_FAILED, f"username:{username}")
-        else:
-            audit.record(session, user, audit.Action.LOGIN, f"user:{user.id}")
-        current = CurrentUser.from_row(user) if user is not None else None
+    attempt = get_service().sign_in.sign_in(username, password, address, device)
+    if not attempt.allowed:
+        _LOGGER.warning(
+            "login of %r from %s (%s) refused for %d s: rate limit",
+            username,
+            address,
+            attempt.source,
+            attempt.retry_after_s,
+        )
+        flash(_retry_message(attempt.retry_after_s), "error")
+        page = render_template("auth/login.html", username=username)
+        return page, 429, {"Retry-After": str(attempt.retry_after_s)}
+    current = CurrentUser.of(attempt.user) if attempt.user is not None else None
     if current is None:
         _LOGGER.warning("failed login for %r from %s", username, address)
         flash(_("Sai tên đăng nhập hoặc mật khẩu."), "error")
@@ -185,7 +171,7 @@ def _device_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.secret_key or "", salt=_KNOWN_DEVICE_SALT)
 
 
-def _known_device() -> accounts.KnownDevice | None:
+def _known_device() -> KnownDevice | None:
     """The device this browser's cookie names, if the cookie is ours, intact and not expired."""
     cookie = request.cookies.get(KNOWN_DEVICE_COOKIE)
     if not cookie:
@@ -202,10 +188,10 @@ def _known_device() -> accounts.KnownDevice | None:
     device_id, user_ids = data.get("device"), data.get("users")
     if not isinstance(device_id, str) or not isinstance(user_ids, list):
         return None
-    return accounts.KnownDevice(device_id, tuple(i for i in user_ids if isinstance(i, int)))
+    return KnownDevice(device_id, tuple(i for i in user_ids if isinstance(i, int)))
 
 
-def _remember_device(response: Response, device: accounts.KnownDevice | None, user_id: int) -> None:
+def _remember_device(response: Response, device: KnownDevice | None, user_id: int) -> None:
     """Set (or renew) the known-device cookie with this user at the front of its list."""
     device_id = device.device_id if device is not None else secrets.token_urlsafe(12)
     earlier = [] if device is None else [i for i in device.user_ids if i != user_id]

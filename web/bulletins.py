@@ -1,7 +1,7 @@
 """Bulletins (bản tin): write, get approved (duyệt), preview, schedule or send at once.
 
 A thin shell over `broadcast.desks.bulletins` (who may do what, the approval states, the audit)
-and `BroadcastService.schedule`. The officer pastes or uploads a document (.txt, .docx), edits
+and `service.scheduling.schedule`. The officer pastes or uploads a document (.txt, .docx), edits
 its broadcast script and saves a draft, then submits it; a leader listens to the preview and
 approves or rejects it with a comment ("Chờ duyệt" is the leader's list); an approved bulletin is
 scheduled or sent. Also recordings, for languages and voices no speech engine has, and stream
@@ -19,20 +19,15 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import login_required
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from broadcast.desks import bulletins as bulletin_desk
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
-from broadcast.people import accounts, permissions, zones
-from broadcast.people.permissions import Action
-from broadcast.service import ScheduleRequest
-from broadcast.store.models import Schedule
 from web import get_service
 from web.i18n import error_text
-from web.views import WEEKDAY_LABELS, user_row
+from web.views import WEEKDAY_LABELS
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("bulletins", __name__, url_prefix="/bulletins")
@@ -53,8 +48,8 @@ ALL = "all"
 
 
 def _user_id() -> int:
-    with get_service().db.session() as session:
-        return user_row(session).id
+    """The signed-in user; the desk checks on every call that they are active and may act."""
+    return int(current_user.id)
 
 
 def _desk() -> bulletin_desk.BulletinDesk:
@@ -91,18 +86,8 @@ def _report(exc: LoaError) -> None:
 
 def _require_writer() -> None:
     """The forms that create content are the officer's and the admin's (checked again on save)."""
-    with get_service().db.session() as session:
-        try:
-            accounts.require_user(session, user_row(session).id, Action.WRITE_BULLETIN)
-        except PermissionDenied:
-            abort(403)
-
-
-def _reviewer_only(role: str) -> bool:
-    """A reviewer who writes nothing (the leader) opens the bulletins waiting for review."""
-    return permissions.allowed(role, Action.APPROVE_BULLETIN) and not permissions.allowed(
-        role, Action.WRITE_BULLETIN
-    )
+    if not _desk().may_write(_user_id()):
+        abort(403)
 
 
 def _back(default: str) -> str:
@@ -120,37 +105,25 @@ def _detail(bulletin_id: int) -> Response:
 @bp.route("/")
 @login_required
 def index() -> str:
-    service = get_service()
-    desk = service.bulletins
-    with service.db.session() as session:
-        user = user_row(session)
-        default = bulletin_desk.BulletinStatus.SUBMITTED if _reviewer_only(user.role) else ALL
-        status = request.args.get("status", default)
-        try:
-            bulletins = desk.listing(session, user.id, "" if status == ALL else status)
-        except PermissionDenied:
-            abort(403)
-        except ValidationError as exc:
-            _report(exc)
-            status, bulletins = ALL, desk.listing(session, user.id)
-        schedules = list(
-            session.scalars(
-                select(Schedule)
-                .where(Schedule.active.is_(True), Schedule.ended_at.is_(None))
-                .order_by(Schedule.id.desc())
-            )
-        )
-        next_runs = {schedule.id: service.next_run(schedule.id) for schedule in schedules}
-        return render_template(
-            "bulletins/index.html",
-            bulletins=bulletins,
-            status=status,
-            statuses=[s.value for s in bulletin_desk.BulletinStatus],
-            counts=desk.status_counts(session),
-            abilities=desk.abilities(user),
-            schedules=schedules,
-            next_runs=next_runs,
-        )
+    desk, user_id = _desk(), _user_id()
+    asked = request.args.get("status")
+    try:
+        shown = desk.index(user_id, None if asked is None else "" if asked == ALL else asked)
+    except PermissionDenied:
+        abort(403)
+    except ValidationError as exc:
+        _report(exc)
+        asked, shown = ALL, desk.index(user_id, "")
+    return render_template(
+        "bulletins/index.html",
+        bulletins=shown.bulletins,
+        status=(shown.status or ALL) if asked is None else asked,
+        statuses=[s.value for s in bulletin_desk.BulletinStatus],
+        counts=shown.counts,
+        abilities=shown.abilities,
+        schedules=shown.schedules,
+        next_runs=shown.next_runs,
+    )
 
 
 @bp.route("/relay", methods=["POST"])
@@ -228,42 +201,28 @@ def upload_recording() -> Response:
 @bp.route("/<int:bulletin_id>")
 @login_required
 def detail(bulletin_id: int) -> str:
-    service = get_service()
-    desk = service.bulletins
-    with service.db.session() as session:
-        try:
-            user, bulletin = desk.read(session, user_row(session).id, bulletin_id)
-        except LoaError as exc:
-            _report(exc)
-            raise
-        reachable = zones.reachable_zones(session, user)
-        return render_template(
-            "bulletins/detail.html",
-            bulletin=bulletin,
-            may=desk.abilities(user, bulletin),
-            history=desk.history(session, bulletin_id),
-            schedules=bulletin_schedules(session, bulletin_id),
-            zones=reachable,
-            devices=zones.target_devices(reachable),
-            weekdays=list(enumerate(WEEKDAY_LABELS)),
-            preview=request.args.get("preview", ""),
-        )
-
-
-def bulletin_schedules(session: Session, bulletin_id: int) -> list[Schedule]:
-    query = select(Schedule).where(
-        Schedule.bulletin_id == bulletin_id,
-        Schedule.active.is_(True),
-        Schedule.ended_at.is_(None),
+    try:
+        shown = _desk().view(_user_id(), bulletin_id, with_targets=True)
+    except LoaError as exc:
+        _report(exc)
+        raise
+    return render_template(
+        "bulletins/detail.html",
+        bulletin=shown.bulletin,
+        may=shown.may,
+        history=shown.history,
+        schedules=shown.schedules,
+        zones=shown.zones,
+        devices=shown.devices,
+        weekdays=list(enumerate(WEEKDAY_LABELS)),
+        preview=request.args.get("preview", ""),
     )
-    return list(session.scalars(query))
 
 
 @bp.route("/<int:bulletin_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit(bulletin_id: int) -> str | Response:
-    service = get_service()
-    desk = service.bulletins
+    desk = _desk()
     if request.method == "POST":
         try:
             desk.edit(
@@ -277,22 +236,21 @@ def edit(bulletin_id: int) -> str | Response:
         else:
             flash(_("Đã sửa bản tin."), "info")
             return _detail(bulletin_id)
-    with service.db.session() as session:
-        try:
-            user, bulletin = desk.read(session, user_row(session).id, bulletin_id)
-        except LoaError as exc:
-            _report(exc)
-            raise
-        can = desk.abilities(user, bulletin)
-        if not can.write:
-            abort(403)
-        if not can.edit:
-            if request.method == "GET":
-                flash(_("Chỉ sửa được bản nháp hoặc bản tin bị trả lại."), "error")
-            return _detail(bulletin_id)
-        title = request.form.get("title", bulletin.title)
-        text = request.form.get("text", bulletin.text)
-        return render_template("bulletins/edit.html", bulletin=bulletin, title=title, text=text)
+    try:
+        shown = desk.view(_user_id(), bulletin_id)
+    except LoaError as exc:
+        _report(exc)
+        raise
+    if not shown.may.write:
+        abort(403)
+    if not shown.may.edit:
+        if request.method == "GET":
+            flash(_("Chỉ sửa được bản nháp hoặc bản tin bị trả lại."), "error")
+        return _detail(bulletin_id)
+    bulletin = shown.bulletin
+    title = request.form.get("title", bulletin.title)
+    text = request.form.get("text", bulletin.text)
+    return render_template("bulletins/edit.html", bulletin=bulletin, title=title, text=text)
 
 
 def _step(bulletin_id: int, done: str, step: str) -> Response:
@@ -348,7 +306,7 @@ def schedule(bulletin_id: int) -> Response:
     form = request.form
     kind = form.get("kind", "daily")
     try:
-        get_service().schedule(
+        get_service().scheduling.schedule(
             _user_id(),
             ScheduleRequest(
                 bulletin_id=bulletin_id,
@@ -398,7 +356,7 @@ def send(bulletin_id: int) -> Response:
 def cancel_schedule(schedule_id: int) -> Response:
     """Hủy lịch, from the schedule list or the week calendar (`next` brings the person back)."""
     try:
-        get_service().cancel_schedule(_user_id(), schedule_id)
+        get_service().scheduling.cancel(_user_id(), schedule_id)
     except LoaError as exc:
         _report(exc)
     else:

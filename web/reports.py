@@ -4,27 +4,25 @@ per zone (printable, and as CSV). Who may see which zone is `broadcast.desks.rep
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import UTC, date, datetime
 
 from flask import Blueprint, Response, flash, render_template, request
 from flask_babel import gettext as _
-from flask_login import login_required
+from flask_login import current_user, login_required
 
 from broadcast import clock
 from broadcast.desks import reporting
 from broadcast.errors import ValidationError
-from broadcast.store.models import utcnow
 from web import get_service
 from web.i18n import error_text
-from web.views import user_row
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 
 def _user_id() -> int:
-    with get_service().db.session() as session:
-        return user_row(session).id
+    """The signed-in user; the desk checks on every call that they are active and may act."""
+    return int(current_user.id)
 
 
 def _csv_response(data: bytes, filename: str) -> Response:
@@ -81,7 +79,7 @@ def _export(kind: str) -> Response | tuple[str, int]:
         data = service.reports.deliveries_csv(user_id, wanted)
     else:
         data = service.reports.log_csv(user_id, wanted)
-    stamp = clock.format_local(utcnow(), "%Y%m%d-%H%M")
+    stamp = clock.format_local(datetime.now(UTC), "%Y%m%d-%H%M")
     return _csv_response(data, f"loa-{kind}-{stamp}.csv")
 
 

@@ -1,27 +1,36 @@
-"""JSON shapes of the API (also used by the pages' live views)."""
+"""JSON shapes of the API (also used by the pages' live views).
+
+Each reads the plain records the desks return (`broadcast.desks.records`), never a row."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from broadcast.clock import iso_utc
-from broadcast.sending import broadcasts
-from broadcast.store.models import Broadcast, Bulletin, Delivery, Device, Schedule, Zone
+from broadcast.desks.announcements import BroadcastSummary, Progress
+from broadcast.desks.bulletins import HistoryEntry
+from broadcast.desks.records import (
+    BroadcastRecord,
+    BulletinRecord,
+    DeliveryRecord,
+    DeviceRecord,
+    ScheduleRecord,
+    ZoneRecord,
+)
 
 
-def zone_json(zone: Zone) -> dict[str, Any]:
+def zone_json(zone: ZoneRecord) -> dict[str, Any]:
     return {
         "id": zone.id,
         "name": zone.name,
         "kind": zone.kind,
         "parent": zone.parent_id,
-        "devices": [device.id for device in zone.devices],
+        "devices": list(zone.device_ids),
     }
 
 
-def device_json(device: Device) -> dict[str, Any]:
+def device_json(device: DeviceRecord) -> dict[str, Any]:
     return {
         "id": device.id,
         "name": device.name,
@@ -34,21 +43,21 @@ def device_json(device: Device) -> dict[str, Any]:
     }
 
 
-def broadcast_summary_json(broadcast: Broadcast, counts: Mapping[str, int]) -> dict[str, Any]:
-    """A broadcast in a list: its deliveries as a count per state (`broadcasts.delivery_counts`);
-    the broadcast itself (`broadcast_json`) has one record per receiver."""
+def broadcast_summary_json(summary: BroadcastSummary) -> dict[str, Any]:
+    """A broadcast in a list: its deliveries as a count per state; the broadcast itself
+    (`broadcast_json`) has one record per receiver."""
     return {
-        **_broadcast_fields(broadcast),
-        "deliveries_total": sum(counts.values()),
-        "delivery_counts": dict(counts),
+        **_broadcast_fields(summary.broadcast),
+        "deliveries_total": sum(summary.counts.values()),
+        "delivery_counts": dict(summary.counts),
     }
 
 
 def broadcast_json(
-    broadcast: Broadcast, deliveries: Sequence[Delivery] | None = None
+    broadcast: BroadcastRecord, deliveries: Sequence[DeliveryRecord] | None = None
 ) -> dict[str, Any]:
-    """A broadcast with a record per receiver: all of them, or the `deliveries` the caller may
-    see (`broadcasts.deliveries_in`: a village head's own receivers)."""
+    """A broadcast with a record per receiver: those it carries (a `BroadcastRecord`: the ones
+    its reader may see), or the `deliveries` given."""
     shown = broadcast.deliveries if deliveries is None else deliveries
     return {
         **_broadcast_fields(broadcast),
@@ -68,7 +77,7 @@ def broadcast_json(
     }
 
 
-def _broadcast_fields(broadcast: Broadcast) -> dict[str, Any]:
+def _broadcast_fields(broadcast: BroadcastRecord) -> dict[str, Any]:
     return {
         "id": broadcast.id,
         "title": broadcast.title,
@@ -94,12 +103,12 @@ def _broadcast_fields(broadcast: Broadcast) -> dict[str, Any]:
     }
 
 
-def schedule_json(schedule: Schedule, next_run: datetime | None = None) -> dict[str, Any]:
+def schedule_json(schedule: ScheduleRecord) -> dict[str, Any]:
     """A schedule with its rule as stored (run_at in UTC; time_of_day and dates local)."""
     return {
         "id": schedule.id,
         "bulletin": schedule.bulletin_id,
-        "title": schedule.bulletin.title,
+        "title": schedule.title,
         "kind": schedule.kind,
         "zones": list(schedule.zone_ids),
         "devices": list(schedule.device_ids or []),
@@ -114,65 +123,43 @@ def schedule_json(schedule: Schedule, next_run: datetime | None = None) -> dict[
         "valid_from": schedule.valid_from.isoformat() if schedule.valid_from else None,
         "valid_to": schedule.valid_to.isoformat() if schedule.valid_to else None,
         "airtime_s": schedule.airtime_s,
-        "active": schedule.active and schedule.ended_at is None,
+        "active": schedule.active,
         "ended_at": iso_utc(schedule.ended_at),
         "replaced_by": schedule.replaced_by_id,
         "created_at": iso_utc(schedule.created_at),
-        "next_run": iso_utc(next_run),
+        "next_run": iso_utc(schedule.next_run),
     }
 
 
-# the moment a delivery reached its state (a stopped one: when it was closed)
-_STATE_STAMP = {
-    "received": "received_at",
-    "fetched": "fetched_at",
-    "playing": "started_at",
-    "preempted": "preempted_at",
-    "finished": "finished_at",
-    "failed": "finished_at",
-}
-
-
-def delivery_progress_json(
-    broadcast: Broadcast,
-    shown: Sequence[Delivery],
-    places: Mapping[str, broadcasts.ReceiverPlace],
-) -> dict[str, Any]:
-    """The live delivery view of a broadcast (its page and its event stream): for each of the
-    `shown` deliveries (`broadcasts.deliveries_in`) the receiver's name and zone
-    (`broadcasts.receiver_places`), state and when it got there; a count per state; whether
-    every one is final, and whether the broadcast has ended (nothing left to stop)."""
-    deliveries = []
-    counts: dict[str, int] = {}
-    for delivery in shown:
-        stamp = _STATE_STAMP.get(delivery.state)
-        at = getattr(delivery, stamp) if stamp else None
-        if at is None and delivery.state not in ("queued", "received"):
-            at = delivery.updated_at
-        counts[delivery.state] = counts.get(delivery.state, 0) + 1
-        place = places.get(delivery.device_id)
-        deliveries.append(
-            {
-                "device": delivery.device_id,
-                "name": place.name if place else delivery.device_id,
-                "zone": place.zone if place else "",
-                "state": delivery.state,
-                "at": iso_utc(at),
-                "detail": delivery.detail or None,
-            }
-        )
+def delivery_progress_json(progress: Progress) -> dict[str, Any]:
+    """The live delivery view of a broadcast (its page and its event stream): each receiver
+    the reader may see, named with its zone, its state and when it got there; a count per
+    state; whether every delivery is final, and whether the broadcast has ended (nothing left
+    to stop)."""
     return {
-        "id": broadcast.id,
-        "status": broadcast.status,
-        "total": len(deliveries),
-        "counts": counts,
-        "final": all(d["state"] not in broadcasts.OPEN_STATES for d in deliveries),
-        "ended": broadcasts.has_ended(broadcast),
-        "deliveries": deliveries,
+        "id": progress.broadcast_id,
+        "status": progress.status,
+        "total": len(progress.receivers),
+        "counts": dict(progress.counts),
+        "final": progress.final,
+        "ended": progress.ended,
+        "deliveries": [
+            {
+                "device": receiver.device_id,
+                "name": receiver.name,
+                "zone": receiver.zone,
+                "state": receiver.state,
+                "at": iso_utc(receiver.at),
+                "detail": receiver.detail,
+            }
+            for receiver in progress.receivers
+        ],
     }
 
 
-def bulletin_json(bulletin: Bulletin, history: Sequence[Any] | None = None) -> dict[str, Any]:
+def bulletin_json(
+    bulletin: BulletinRecord, history: Sequence[HistoryEntry] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": bulletin.id,
         "title": bulletin.title,
@@ -183,11 +170,11 @@ def bulletin_json(bulletin: Bulletin, history: Sequence[Any] | None = None) -> d
         "relay_url": bulletin.relay_url,
         "duration_s": bulletin.duration_s,
         "source_name": bulletin.source_name or None,
-        "created_by": bulletin.created_by.username if bulletin.created_by else None,
+        "created_by": bulletin.created_by,
         "created_at": iso_utc(bulletin.created_at),
         "updated_at": iso_utc(bulletin.updated_at),
         "submitted_at": iso_utc(bulletin.submitted_at),
-        "reviewed_by": bulletin.reviewed_by.username if bulletin.reviewed_by else None,
+        "reviewed_by": bulletin.reviewed_by,
         "reviewed_at": iso_utc(bulletin.reviewed_at),
         "review_comment": bulletin.review_comment or None,
     }

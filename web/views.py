@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
-from flask_login import current_user
-from sqlalchemy.orm import Session
 
 from broadcast import clock
-from broadcast.errors import PermissionDenied
-from broadcast.fleet import receivers
-from broadcast.fleet.receivers import number
-from broadcast.store.models import Device, Schedule, User
+from broadcast.desks.records import DeviceRecord, ScheduleRecord
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,14 +28,7 @@ WEEKDAY_LABELS = (
 )
 
 
-def user_row(session: Session) -> User:
-    user = session.get(User, current_user.id)
-    if user is None or not user.active:
-        raise PermissionDenied("unknown or disabled user")
-    return user
-
-
-def describe_schedule(schedule: Schedule) -> str:
+def describe_schedule(schedule: ScheduleRecord) -> str:
     """'Hằng ngày 06:00', 'Thứ Hai, Thứ Tư lúc 17:00', 'Chuỗi “bao-so-3” mỗi 2 giờ từ …'."""
     kind = schedule.kind
     if kind == "daily":
@@ -69,7 +56,7 @@ def describe_schedule(schedule: Schedule) -> str:
 
 @dataclass(frozen=True)
 class DeviceHealth:
-    """What the dashboard shows of a receiver's heartbeat (`Device.status_extra`, written by
+    """What the dashboard shows of a receiver's heartbeat (its `status_extra`, written by
     `devices.heartbeat.status_extra`)."""
 
     cache: str  # media of its manifest already on the receiver: "100 % (6 mục)"
@@ -93,25 +80,25 @@ class HealthWords:
         return cls(_("(%(count)s mục)"), _("trống %(mb)s MB"))
 
 
-def device_health(device: Device, words: HealthWords | None = None) -> DeviceHealth:
-    """How a receiver's last heartbeat reads; whether it is healthy is `receivers.health`'s."""
+def device_health(device: DeviceRecord, words: HealthWords | None = None) -> DeviceHealth:
+    """How a receiver's last heartbeat reads; whether it is healthy is the desk's
+    (`DeviceRecord.health`)."""
     words = words or HealthWords.current()
-    extra: dict[str, Any] = device.status_extra or {}
-    found = receivers.health(extra)
+    found = device.health
     cache = "—"
     if found.cache_complete is not None:
         cache = f"{found.cache_complete * 100:.0f} %"
-        items = number(extra.get("manifest_items"))
+        items = device.manifest_items
         if items is not None:
             cache += " " + words.items % {"count": round(items)}
     clock_text = "—"
     if found.clock_offset_s is not None:
         clock_text = f"{found.clock_offset_s:+.1f} s".replace(".", ",")
     machine = []
-    temperature = number(extra.get("cpu_temp_c"))
+    temperature = device.cpu_temp_c
     if temperature is not None:
         machine.append(f"{temperature:.0f} °C")
-    disk = number(extra.get("disk_free_mb"))
+    disk = device.disk_free_mb
     if disk is not None:
         machine.append(words.disk_free % {"mb": round(disk)})
     machine_text = " · ".join(machine) or "—"
@@ -120,10 +107,10 @@ def device_health(device: Device, words: HealthWords | None = None) -> DeviceHea
     )
 
 
-def zone_problem(device: Device) -> str:
+def zone_problem(device: DeviceRecord) -> str:
     """Why a receiver does not hear the zones it is registered in, and what to run; "" if it
-    does (`receivers.zone_check`). A receiver that hears nothing must not go unnoticed."""
-    found = receivers.zone_check(device)
+    does (`DeviceRecord.zone_check`). A receiver that hears nothing must not go unnoticed."""
+    found = device.zone_check
     if found.ok:
         return ""
     if not found.config_ok:

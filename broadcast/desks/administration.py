@@ -377,7 +377,7 @@ class Administration:
         )
 
     def register_device(self, user_id: int, device_id: str, zone_id: str, name: str = "") -> Path:
-        """A new receiver (`BroadcastService.register_device`: broker credentials, its config
+        """A new receiver (`service.fleet.register_device`: broker credentials, its config
         file, its manifest), checked here first so every mistake reads in Vietnamese."""
         with self._db.session() as session:
             _admin(session, user_id)

@@ -31,13 +31,16 @@ import audio
 import tts
 from broadcast.const import MAX_TITLE_CHARS, ContentKind, ZoneKind
 from broadcast.desks import documents
+from broadcast.desks.records import BroadcastRecord, BulletinRecord, ScheduleRecord
 from broadcast.errors import N_, Conflict, NotFound, PermissionDenied, ValidationError
-from broadcast.people import accounts, audit, permissions, targets
+from broadcast.people import accounts, audit, permissions, targets, zones
 from broadcast.people.permissions import Action
+from broadcast.programme import planning
+from broadcast.programme import rules as programmes
 from broadcast.sending import broadcasts, rendering
 from broadcast.settings import Settings
 from broadcast.store.db import Database
-from broadcast.store.models import AuditEntry, Bulletin, User, Zone, utcnow
+from broadcast.store.models import AuditEntry, Bulletin, Schedule, User, Zone, utcnow
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -87,6 +90,38 @@ class HistoryEntry:
     action: str  # an `audit.Action` value
     username: str
     comment: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A zone or a receiver a bulletin may be sent to, as a form offers it."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class BulletinIndex:
+    """The bulletins page: the newest bulletins of one status, and the programme."""
+
+    status: str  # the status listed, "" for every status
+    bulletins: list[BulletinRecord]
+    counts: dict[str, int]  # bulletins per status
+    abilities: Abilities  # what the user may do (`write`: create bulletins)
+    schedules: list[ScheduleRecord]  # every active schedule, the newest first
+    next_runs: dict[int, datetime | None]  # by schedule id; None when it has no more runs
+
+
+@dataclass(frozen=True)
+class BulletinView:
+    """One bulletin as its page (or the API) shows it."""
+
+    bulletin: BulletinRecord
+    may: Abilities
+    history: list[HistoryEntry]
+    schedules: list[ScheduleRecord]  # its active schedules
+    zones: list[Choice]  # where the user may send it (empty unless asked for)
+    devices: list[Choice]  # the receivers in those zones
 
 
 def status_label(status: str) -> str:
@@ -233,6 +268,87 @@ class BulletinDesk:
             )
             for entry in session.scalars(query)
         ]
+
+    def may_write(self, user_id: int) -> bool:
+        """Whether the user may write bulletins: the forms that create one are offered only
+        then (each save checks again)."""
+        with self.db.session() as session:
+            try:
+                accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+            except PermissionDenied:
+                return False
+        return True
+
+    def default_status(self, user: User) -> str:
+        """The list a user opens: a reviewer who writes nothing (the leader) starts with the
+        bulletins waiting for review; everyone else with every status ("")."""
+        reviewer_only = permissions.allowed(
+            user.role, Action.APPROVE_BULLETIN
+        ) and not permissions.allowed(user.role, Action.WRITE_BULLETIN)
+        return BulletinStatus.SUBMITTED.value if reviewer_only else ""
+
+    def index(self, user_id: int, status: str | None = None) -> BulletinIndex:
+        """The bulletins page: `status` "" for every status, None for the user's default
+        (`default_status`); an unknown status is a ValidationError."""
+        with self.db.session() as session:
+            user = accounts.require_user(session, user_id, Action.READ_BULLETINS)
+            chosen = self.default_status(user) if status is None else status
+            rows = self.listing(session, user_id, chosen)
+            active = session.scalars(
+                select(Schedule)
+                .where(Schedule.active.is_(True), Schedule.ended_at.is_(None))
+                .order_by(Schedule.id.desc())
+            )
+            now = utcnow()
+            schedules, next_runs = [], {}
+            for schedule in active:
+                schedules.append(ScheduleRecord.of(schedule))
+                next_runs[schedule.id] = programmes.next_occurrence(planning.rule_of(schedule), now)
+            return BulletinIndex(
+                status=chosen,
+                bulletins=[BulletinRecord.of(row) for row in rows],
+                counts=self.status_counts(session),
+                abilities=self.abilities(user),
+                schedules=schedules,
+                next_runs=next_runs,
+            )
+
+    def bulletins(self, user_id: int, status: str = "") -> list[BulletinRecord]:
+        """The newest bulletins, of one status when given."""
+        with self.db.session() as session:
+            return [BulletinRecord.of(row) for row in self.listing(session, user_id, status)]
+
+    def view(self, user_id: int, bulletin_id: int, *, with_targets: bool = False) -> BulletinView:
+        """A bulletin with what the user may do with it, its history and active schedules;
+        with `with_targets`, also the zones and receivers they may send it to."""
+        with self.db.session() as session:
+            user, bulletin = self.read(session, user_id, bulletin_id)
+            schedules = session.scalars(
+                select(Schedule).where(
+                    Schedule.bulletin_id == bulletin_id,
+                    Schedule.active.is_(True),
+                    Schedule.ended_at.is_(None),
+                )
+            )
+            reachable = zones.reachable_zones(session, user) if with_targets else []
+            return BulletinView(
+                bulletin=BulletinRecord.of(bulletin),
+                may=self.abilities(user, bulletin),
+                history=self.history(session, bulletin_id),
+                schedules=[ScheduleRecord.of(schedule) for schedule in schedules],
+                zones=[Choice(zone.id, zone.name) for zone in reachable],
+                devices=[Choice(d.id, d.name) for d in zones.target_devices(reachable)],
+            )
+
+    def sent(self, user_id: int, broadcast_id: int) -> BroadcastRecord:
+        """A broadcast of a bulletin (`broadcast_bulletin`), with every delivery, for those
+        who may send bulletins; any other broadcast is not found here."""
+        with self.db.session() as session:
+            accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+            broadcast = broadcasts.get_broadcast(session, broadcast_id)
+            if broadcast.source != "bulletin":
+                raise NotFound(f"broadcast {broadcast_id}")
+            return BroadcastRecord.of(broadcast)
 
     # --- writing ------------------------------------------------------------------------------
 

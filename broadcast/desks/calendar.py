@@ -26,12 +26,14 @@ from sqlalchemy.orm import Session
 import audio
 from broadcast import clock
 from broadcast.const import BroadcastStatus, ZoneKind
+from broadcast.desks.records import ScheduleRecord
 from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.people import accounts, permissions, targets, zones
 from broadcast.people.permissions import Action
 from broadcast.programme import planning
 from broadcast.programme import rules as programmes
-from broadcast.store.models import Broadcast, Schedule, User, Zone, utcnow
+from broadcast.store.db import Database
+from broadcast.store.models import Broadcast, User, Zone, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -75,13 +77,19 @@ class Day:
 
 
 @dataclass(frozen=True)
+class ZoneChoice:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class WeekCalendar:
-    zone: Zone
-    zones: list[Zone]  # the zones this user may choose
+    zone: ZoneChoice
+    zones: list[ZoneChoice]  # the zones this user may choose
     zone_names: dict[str, str]  # every zone's name, for the entries' targets
     start: date  # the local Monday
     days: list[Day]
-    schedules: list[Schedule]  # those with runs this week, for "hủy lịch"
+    schedules: list[ScheduleRecord]  # those with runs this week, for "hủy lịch"
     can_cancel: bool
     can_open_bulletins: bool
 
@@ -143,8 +151,8 @@ def week_calendar(
         local = programmes.local_today(entry.at)
         days[(local - monday).days].entries.append(entry)
     return WeekCalendar(
-        zone=zone,
-        zones=zones.visible_zones(session, user),
+        zone=ZoneChoice(zone.id, zone.name),
+        zones=[ZoneChoice(z.id, z.name) for z in zones.visible_zones(session, user)],
         zone_names={z.id: z.name for z in session.scalars(select(Zone))},
         start=monday,
         days=days,
@@ -192,9 +200,9 @@ def _footprint(
 
 def _schedule_entries(
     session: Session, related: set[str], start: datetime, end: datetime
-) -> tuple[list[Entry], list[Schedule]]:
+) -> tuple[list[Entry], list[ScheduleRecord]]:
     entries: list[Entry] = []
-    shown: list[Schedule] = []
+    shown: list[ScheduleRecord] = []
     for schedule in planning.plannable(session):
         footprint, reach = _footprint(session, schedule.zone_ids, schedule.device_ids or [])
         if not footprint & related:
@@ -233,7 +241,7 @@ def _schedule_entries(
                 )
             )
         if runs:
-            shown.append(schedule)
+            shown.append(ScheduleRecord.of(schedule))
     return entries, shown
 
 
@@ -303,3 +311,22 @@ def _mark_conflicts(entries: list[Entry]) -> list[Entry]:
         replace(entry, conflicts=tuple(found[index])) if index in found else entry
         for index, entry in enumerate(entries)
     ]
+
+
+class CalendarDesk:
+    """`week_calendar` for the pages (`service.calendar`), in a session of its own."""
+
+    def __init__(self, db: Database, media: audio.MediaStore | None = None) -> None:
+        self.db = db
+        self.media = media
+
+    def week(
+        self,
+        user_id: int,
+        zone_id: str = "",
+        week: date | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> WeekCalendar:
+        with self.db.session() as session:
+            return week_calendar(session, user_id, zone_id, week, now=now, media=self.media)

@@ -1,8 +1,10 @@
-"""Zones: a commune (xã) and its villages (thôn, xóm, tổ dân phố), and who may reach which."""
+"""Zones: provinces (tỉnh), communes (xã, phường, đặc khu) and villages (thôn, bản, tổ dân
+phố), and who may reach which. A single-commune installation has its commune at the root."""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
 from sqlalchemy import select
@@ -18,8 +20,25 @@ from wire.protocol import ID_PATTERN
 _LOGGER = logging.getLogger(__name__)
 
 
+# What a zone of each kind may sit under (None: at the root). A commune at the root is a
+# single-commune installation, as Loa was before provinces.
+PARENT_KINDS: dict[ZoneKind, tuple[ZoneKind | None, ...]] = {
+    ZoneKind.PROVINCE: (None,),
+    ZoneKind.COMMUNE: (None, ZoneKind.PROVINCE),
+    ZoneKind.VILLAGE: (ZoneKind.COMMUNE,),
+}
+# mã đơn vị hành chính: 2 digits for a province, 5 for a commune (villages have none here)
+CODE_DIGITS: dict[ZoneKind, int] = {ZoneKind.PROVINCE: 2, ZoneKind.COMMUNE: 5}
+_DIGITS = re.compile(r"[0-9]+")
+
+
 def create_zone(
-    session: Session, zone_id: str, name: str, kind: ZoneKind, parent_id: str | None = None
+    session: Session,
+    zone_id: str,
+    name: str,
+    kind: ZoneKind,
+    parent_id: str | None = None,
+    code: str | None = None,
 ) -> Zone:
     if not ID_PATTERN.fullmatch(zone_id):
         raise ValidationError(
@@ -34,7 +53,9 @@ def create_zone(
         raise ValidationError(
             "parent", N_("không có khu vực cha “%(id)s”"), "unknown_zone", id=parent_id
         )
-    zone = Zone(id=zone_id, name=name, kind=kind.value, parent_id=parent_id)
+    if code is not None and by_code(session, code) is not None:
+        raise ValidationError("code", f"code {code} is already another zone's", code="taken")
+    zone = Zone(id=zone_id, name=name, kind=kind.value, parent_id=parent_id, code=code)
     session.add(zone)
     session.flush()
     return zone
@@ -158,3 +179,60 @@ def get_zone(session: Session, zone_id: str) -> Zone:
     if zone is None:
         raise NotFound(N_("không có khu vực “%(id)s”"), "not_found", id=zone_id)
     return zone
+
+
+def check_placement(kind: ZoneKind, parent: Zone | None) -> None:
+    """A province at the root, a commune at the root or under a province, a village under a
+    commune: anything else is a ValidationError on `parent` (code `wrong_parent`)."""
+    allowed = PARENT_KINDS[kind]
+    parent_kind = None if parent is None else ZoneKind(parent.kind)
+    if parent_kind in allowed:
+        return
+    if parent is None:
+        raise ValidationError("parent", f"a {kind} needs a parent ({allowed[0]})", "no_parent")
+    wanted = " or ".join(str(k) for k in allowed if k is not None) or "none"
+    raise ValidationError(
+        "parent",
+        f"a {kind} cannot be under {parent.kind} {parent.id!r} (its parent: {wanted})",
+        "wrong_parent",
+    )
+
+
+def clean_code(kind: ZoneKind, code: str | None) -> str | None:
+    """The administrative code as stored (None when absent), or a ValidationError on `code`:
+    a province's has 2 digits, a commune's 5, a village has none. A spreadsheet that dropped
+    leading zeros ("1" for Hà Nội's "01") is refused rather than guessed at."""
+    text = (code or "").strip()
+    if not text:
+        return None
+    digits = CODE_DIGITS.get(kind)
+    if digits is None:
+        raise ValidationError("code", f"a {kind} has no administrative code", "no_code")
+    if not _DIGITS.fullmatch(text) or len(text) != digits:
+        raise ValidationError(
+            "code",
+            f"a {kind}'s administrative code is {digits} digits, not {text[:20]!r}"
+            " (a spreadsheet may have dropped its leading zeros)",
+            "bad_code",
+        )
+    return text
+
+
+def by_code(session: Session, code: str) -> Zone | None:
+    return session.scalar(select(Zone).where(Zone.code == code))
+
+
+def find_zone(session: Session, reference: str) -> Zone | None:
+    """A zone named by its id or its administrative code (what an operator has at hand)."""
+    text = reference.strip()
+    if not text:
+        return None
+    return session.get(Zone, text) or by_code(session, text)
+
+
+def move_zone(session: Session, zone: Zone, parent: Zone | None) -> None:
+    """Put `zone` under `parent` (None: the root) if the tree rules allow it; its sub-zones,
+    receivers and users go with it, so everyone keeps the rights they had."""
+    check_placement(ZoneKind(zone.kind), parent)
+    zone.parent = parent
+    session.flush()

@@ -27,7 +27,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from broadcast import clock
-from broadcast.const import LOCAL_TZ, ScheduleKind
+from broadcast.const import LOCAL_TZ, MAX_CRON_CHARS, MAX_INTERVAL_H, ScheduleKind
 from broadcast.errors import N_, ValidationError
 from wire.protocol import ID_PATTERN
 
@@ -35,8 +35,6 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_OCCURRENCES = 2000  # bound of every expansion loop
 MIN_GAP_S = 15 * 60  # two runs of one schedule at least this far apart
-MAX_INTERVAL_H = 72
-MAX_CRON_CHARS = 100  # the cron column's length
 SERIES_START_SLACK = timedelta(minutes=10)  # "now" typed a minute ago still means now
 _CRON_DAY_NAMES = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 import tts
 from broadcast import clock
 from broadcast.const import (
+    ENDED_BROADCAST_STATUSES,
+    FINAL_DELIVERY_STATES,
     MAX_RELAY_MINUTES,
     MAX_REPEAT,
     MAX_TEXT_CHARS,
@@ -74,11 +76,7 @@ _STAMP_FIELD = {
     EventKind.FINISHED: "finished_at",
     EventKind.FAILED: "finished_at",
 }
-_TERMINAL = {
-    DeliveryState.FINISHED.value,
-    DeliveryState.FAILED.value,
-    DeliveryState.STOPPED.value,
-}
+_TERMINAL = FINAL_DELIVERY_STATES
 OPEN_STATES = [state.value for state in DeliveryState if state.value not in _TERMINAL]
 # a receiver's words for an item a STOP ended (devices.timeline.STOPPED), and for its answer to
 # the STOP itself (devices.scheduler reports `received` with this detail)
@@ -91,15 +89,7 @@ _NOT_YET_ON_AIR = {
     DeliveryState.RECEIVED.value,
     DeliveryState.FETCHED.value,
 }
-# a broadcast in one of these has ended: nothing of it can sound any more, nothing to stop
-ENDED_STATUSES = frozenset(
-    {
-        BroadcastStatus.FINISHED.value,
-        BroadcastStatus.PARTIAL.value,
-        BroadcastStatus.FAILED.value,
-        BroadcastStatus.CANCELLED.value,
-    }
-)
+ENDED_STATUSES = ENDED_BROADCAST_STATUSES
 # statuses that settle to finished/partial once every receiver has answered
 _SETTLING = {
     BroadcastStatus.DISPATCHED.value,

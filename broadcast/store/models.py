@@ -28,14 +28,18 @@ class Base(DeclarativeBase):
 
 
 class Zone(Base):
-    """Commune → villages (thôn, xóm, tổ dân phố); receivers belong to a zone."""
+    """Province → communes → villages (thôn, bản, tổ dân phố); receivers belong to a zone."""
 
     __tablename__ = "zones"
+    __table_args__ = (UniqueConstraint("code", name="uq_zones_code"),)
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("zones.id"), nullable=True)
+    # mã đơn vị hành chính of a province (2 digits) or a commune (5): how the province's
+    # systems and CAP alerts name it; unique when present, NULL for villages
+    code: Mapped[str | None] = mapped_column(String(10), nullable=True)
 
     parent: Mapped[Zone | None] = relationship(remote_side="Zone.id", back_populates="children")
     children: Mapped[list[Zone]] = relationship(back_populates="parent")

@@ -2,7 +2,7 @@
 translate (`broadcast.errors`): read from the source with `ast`, so a new raise site written
 the old way (an f-string, no code) fails here with its file and line.
 
-`broadcast/service.py` is left out while its code moves into the floors below."""
+`NOT_YET`: the modules main brought in the merge, converted next."""
 
 from __future__ import annotations
 
@@ -14,7 +14,19 @@ import pytest
 from broadcast.errors import N_, Conflict, LoaError, Msgid, NotFound, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2] / "broadcast"
-NOT_YET = {ROOT / "service.py"}
+NOT_YET = {
+    ROOT / path
+    for path in (
+        "service.py",
+        "desks/announcements.py",
+        "desks/bulletins.py",
+        "desks/cap.py",
+        "desks/fleet.py",
+        "desks/scheduling.py",
+        "desks/setup.py",
+        "people/zones.py",
+    )
+}
 CODED = {"ValidationError": 1, "Conflict": 1, "PermissionDenied": 0, "NotFound": 0}
 """Each coded error class → the position of its message (the field comes first)."""
 

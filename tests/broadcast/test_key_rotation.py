@@ -36,7 +36,7 @@ def test_a_new_epoch_reaches_every_message_and_every_manifest_at_once(
     leader: Leader, capsys: pytest.CaptureFixture[str]
 ) -> None:
     service, zone = leader.service, protocol.zone_command_topic("thon-a")
-    service.announce(leader.users.officer, "Thông báo trước khi đổi.", ["thon-a"])
+    service.announcements.announce(leader.users.officer, "Thông báo trước khi đổi.", ["thon-a"])
     [before] = wait_for(lambda: _plays(leader, zone), 30, "the first play")
     assert before.epoch == 0  # no rotation yet: what receivers before epochs expect
     leader.sent.clear()
@@ -53,7 +53,7 @@ def test_a_new_epoch_reaches_every_message_and_every_manifest_at_once(
     }
     assert {m.epoch for m in manifests} == {epoch}
 
-    service.announce(leader.users.officer, "Thông báo sau khi đổi.", ["thon-a"])
+    service.announcements.announce(leader.users.officer, "Thông báo sau khi đổi.", ["thon-a"])
     [after] = wait_for(lambda: _plays(leader, zone), 30, "the play after the rotation")
     assert after.epoch == epoch and after.seq == before.seq + 1  # verified with the same key
 

@@ -80,7 +80,7 @@ def _seed(settings: Settings) -> dict[str, str]:
                 registry.register_device(
                     session,
                     settings,
-                    service.public_key_text,
+                    service.fleet.public_key_text,
                     f"loa-{village}-01",
                     village,
                 )

@@ -21,10 +21,11 @@ from service_support import approved_bulletin
 from support import LOOPBACK, AmqttProcess, free_ports
 
 from broadcast.const import LOCAL_TZ, ScheduleKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.fleet import registry
 from broadcast.fleet.brokers import BrokerAccess, BrokerError
 from broadcast.fleet.brokers.mosquitto import MosquittoBroker
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from broadcast.store.db import Database
 from broadcast.store.models import Broadcast, Schedule, User
@@ -62,7 +63,7 @@ def without_daily_bulletins(service: BroadcastService) -> int:
         admin = session.query(User).filter(User.username == "admin").one().id
         daily = [s.id for s in session.query(Schedule).filter(Schedule.active.is_(True))]
     for schedule_id in daily:
-        service.cancel_schedule(admin, schedule_id)
+        service.scheduling.cancel(admin, schedule_id)
     return admin
 
 
@@ -147,7 +148,7 @@ def test_server_killed_before_scheduled_bulletin(
         access = registry.broker_access(session, service.secrets.mqtt_password)
     bulletin = approved_bulletin(service, admin, "Lịch tiêm phòng", "Tiêm phòng dại lúc 7h30.")
     run_at = datetime.now(UTC) + timedelta(seconds=lead_s)
-    schedule_id = service.schedule(
+    schedule_id = service.scheduling.schedule(
         admin,
         ScheduleRequest(
             bulletin_id=bulletin,

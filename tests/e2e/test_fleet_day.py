@@ -26,9 +26,10 @@ from service_support import approved_bulletin
 from support import LOOPBACK, free_port, free_ports
 
 from broadcast.const import LOCAL_TZ, ScheduleKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.fleet import registry
 from broadcast.fleet.brokers.mosquitto import MosquittoBroker
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from broadcast.store.db import Database
 from broadcast.store.models import Broadcast, Schedule, User
@@ -107,7 +108,7 @@ def test_fleet_day(tmp_path: Path, loa_processes: list[LoaProcess]) -> None:
         daily = [s.id for s in session.query(Schedule).filter(Schedule.active.is_(True))]
         access = registry.broker_access(session, service.secrets.mqtt_password)
     for schedule_id in daily:
-        service.cancel_schedule(admin, schedule_id)
+        service.scheduling.cancel(admin, schedule_id)
     start = datetime.now(UTC) + timedelta(seconds=LEAD_S)
     plan = [
         (
@@ -124,7 +125,7 @@ def test_fleet_day(tmp_path: Path, loa_processes: list[LoaProcess]) -> None:
         ),
     ]
     schedule_ids = [
-        service.schedule(
+        service.scheduling.schedule(
             admin,
             ScheduleRequest(
                 bulletin_id=bulletin,

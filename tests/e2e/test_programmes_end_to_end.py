@@ -16,9 +16,10 @@ from service_support import approved_bulletin
 from support import LOOPBACK, free_port, free_ports
 
 from broadcast.const import LOCAL_TZ, ScheduleKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.fleet import registry
 from broadcast.fleet.brokers.mosquitto import MosquittoBroker
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from broadcast.store.db import Database
 from broadcast.store.models import Broadcast, Schedule, User
@@ -34,10 +35,10 @@ def _plan(service: BroadcastService) -> int:
         admin = session.query(User).filter(User.username == "admin").one().id
         daily = [s.id for s in session.query(Schedule).filter(Schedule.active.is_(True))]
     for schedule_id in daily:
-        service.cancel_schedule(admin, schedule_id)
+        service.scheduling.cancel(admin, schedule_id)
     bulletin = approved_bulletin(service, admin, "Lịch tiêm phòng", "Tiêm phòng dại lúc 7h30.")
     at = datetime.now(UTC) + timedelta(seconds=LEAD_S)
-    return service.schedule(
+    return service.scheduling.schedule(
         admin,
         ScheduleRequest(
             bulletin_id=bulletin,

@@ -150,3 +150,56 @@ def test_no_module_imports_itself_round_a_loop() -> None:
         if module not in state:
             visit(module, [module])
     assert not cycles, "\n".join(" → ".join(cycle) for cycle in cycles)
+
+
+# What the web may import of `broadcast`: the composition root, the desks, and the plain
+# modules beside them (errors, constants, clock, settings, the permissions table). Everything
+# else (store, people, fleet, sending, programme) it reaches through a desk.
+WEB_MAY_IMPORT = (
+    "broadcast.service",
+    "broadcast.desks",
+    "broadcast.errors",
+    "broadcast.const",
+    "broadcast.clock",
+    "broadcast.settings",
+    "broadcast.people.permissions",
+)
+
+
+def _web_modules() -> Iterator[tuple[str, Path]]:
+    for path in sorted((REPO / "web").rglob("*.py")):
+        yield path.relative_to(REPO).as_posix(), path
+
+
+def _broadcast_names(path: Path) -> set[str]:
+    """The `broadcast` modules a file imports (`from broadcast import clock` is
+    `broadcast.clock`), or the module an imported name comes from."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                found.add(candidate if candidate in MODULES else node.module)
+    return {name for name in found if name.split(".")[0] == "broadcast"}
+
+
+def test_web_enters_broadcast_only_through_its_desks() -> None:
+    wrong = sorted(
+        f"{relative} imports {name}"
+        for relative, path in _web_modules()
+        for name in _broadcast_names(path)
+        if not any(name == ok or name.startswith(ok + ".") for ok in WEB_MAY_IMPORT)
+    )
+    assert not wrong, "\n".join(wrong)
+
+
+def test_web_opens_no_database_session_of_its_own() -> None:
+    """A view asks a desk, which opens the session, checks who may and returns plain records."""
+    wrong = sorted(
+        relative
+        for relative, path in _web_modules()
+        if ".db.session(" in path.read_text(encoding="utf-8")
+    )
+    assert not wrong, wrong

@@ -46,6 +46,13 @@ def _one_clear_line(result: subprocess.CompletedProcess[str], *needles: str) -> 
 
 def test_serve_with_broker_unreachable(tmp_path: Path) -> None:
     web_port, mqtt_port = free_ports(2)
+    # a data directory that can serve someone (an empty one says how to set it up instead)
+    data = str(tmp_path)
+    for step in (
+        ("zones", "add", "--kind", "commune", "--name", "Xã Thử", "--data", data),
+        ("user", "add", "admin", "--password", "mat-khau-dai-du", "--data", data),
+    ):
+        assert loa(*step).returncode == 0, step
     result = loa(
         "serve", "--data", str(tmp_path), "--port", str(web_port), "--mqtt-port", str(mqtt_port)
     )

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from support import LOOPBACK, free_port
 
-from broadcast.const import ZoneKind
+from broadcast.const import Role, ZoneKind
 from broadcast.fleet import registry
 from broadcast.fleet.brokers.embedded import EmbeddedBroker
-from broadcast.people import zones
+from broadcast.people import accounts, zones
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from broadcast.store.models import Device
@@ -78,7 +78,7 @@ def test_receiver_checks(tmp_path: Path) -> None:
     with service.db.session() as session:
         zones.create_zone(session, "thon-1", "Thôn 1", ZoneKind.VILLAGE)
         _device, config_path = registry.register_device(
-            session, settings, service.public_key_text, "loa-thon-1-01", "thon-1"
+            session, settings, service.fleet.public_key_text, "loa-thon-1-01", "thon-1"
         )
         access = registry.broker_access(session, service.secrets.mqtt_password)
     service.stop()
@@ -135,7 +135,7 @@ def test_receivers_deaf_to_their_zones_are_named_with_what_to_run(tmp_path: Path
                 zones.create_zone(session, zone_id, zone_id, ZoneKind.VILLAGE)
             for device_id in ("loa-thon-1-01", "loa-thon-1-02"):
                 registry.register_device(
-                    session, settings, service.public_key_text, device_id, "thon-1"
+                    session, settings, service.fleet.public_key_text, device_id, "thon-1"
                 )
         for device_id in ("loa-thon-1-01", "loa-thon-1-02"):
             service._on_status(
@@ -157,3 +157,21 @@ def test_receivers_deaf_to_their_zones_are_named_with_what_to_run(tmp_path: Path
     assert "1 of 2 receivers" in deaf.detail
     assert "loa-thon-1-02 listens to thon-1 but is registered in thon-2" in deaf.detail
     assert "loa device refresh loa-thon-1-02" in deaf.fix and "loa mqtt-config" in deaf.fix
+
+
+def test_a_data_directory_without_zones_or_admin_says_how_to_set_it_up(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "var", mqtt_port=free_port())
+    service = BroadcastService(settings, connect_mqtt=False)  # migrated, nothing in it
+    data = f"--data {settings.data_dir}"
+    try:
+        empty = _by_name(doctor.server_checks(settings))["set-up"]
+        assert not empty.ok and empty.detail.startswith("zones: 0,")
+        assert f"`loa zones import FILE.csv {data}`" in empty.fix
+        assert f"`loa user add admin --role admin {data}`" in empty.fix
+        with service.db.session() as session:
+            zones.create_zone(session, "xa-thu", "Xã Thử", ZoneKind.COMMUNE)
+            accounts.create_user(session, "admin", "correct horse battery", Role.ADMIN)
+        ready = _by_name(doctor.server_checks(settings))["set-up"]
+        assert ready.ok and ready.detail == "zones: 1, communes: 1, active admins: 1"
+    finally:
+        service.stop()

@@ -23,7 +23,7 @@ def users(service: BroadcastService) -> Users:
     with service.db.session() as session:
         for device_id, zone in (("loa-a-01", "thon-a"), ("loa-b-01", "thon-b")):
             registry.register_device(
-                session, service.settings, service.public_key_text, device_id, zone
+                session, service.settings, service.fleet.public_key_text, device_id, zone
             )
     return seeded
 

@@ -412,7 +412,7 @@ def test_dashboard_links_village_heads_to_the_flow(client: FlaskClient) -> None:
 
 
 def _announced(service: BroadcastService, user_id: int, zone: str = "thon-a") -> int:
-    broadcast_id = service.announce(user_id, "Cháy rừng", [zone], "emergency", 1)
+    broadcast_id = service.announcements.announce(user_id, "Cháy rừng", [zone], "emergency", 1)
     wait_for(lambda: broadcast_status(service, broadcast_id) == "dispatched", 60, "dispatched")
     return broadcast_id
 

@@ -330,7 +330,7 @@ def test_devices_come_a_page_at_a_time_with_the_total_and_the_next_page(
     with service.db.session() as session:
         for n in range(2, 26):
             registry.register_device(
-                session, service.settings, service.public_key_text, f"loa-b-{n:02d}", "thon-b"
+                session, service.settings, service.fleet.public_key_text, f"loa-b-{n:02d}", "thon-b"
             )
     service._on_status(DeviceStatus("loa-b-07", ReceiverState.IDLE, "boot", time.time()))
     officer = _auth(tokens["officer"])

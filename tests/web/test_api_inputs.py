@@ -127,7 +127,7 @@ def ids(app: Flask, service: BroadcastService, users: Users) -> dict[str, int]:
         desk.submit(users.officer, bulletin_id)
         waiting.append(bulletin_id)
     return {
-        "broadcast": service.announce(users.officer, "Mất điện từ 14h.", ["thon-a"]),
+        "broadcast": service.announcements.announce(users.officer, "Mất điện từ 14h.", ["thon-a"]),
         "draft": desk.create_bulletin(users.officer, "Nháp", "Họp dân."),
         "submitted": waiting[0],
         "returned": waiting[1],
@@ -400,7 +400,7 @@ def test_an_unexpected_failure_is_a_json_500_without_a_traceback(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("secret internals /srv/loa/var")
 
-    monkeypatch.setattr(service, "next_run", broken)
+    monkeypatch.setattr(service.scheduling, "get", broken)
     monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
     bulletin = approved_bulletin(service, users.officer, "Tin", "Họp dân.")
     unchecked = FlaskClient(app, app.response_class)  # a 500 is in no document: not checked
@@ -634,7 +634,7 @@ def test_the_correction_form_refuses_it_before_stopping(
     users: Users,
 ) -> None:
     login(client, "head-a")
-    broadcast = service.announce(users.head_1, "Mất điện từ 14h.", ["thon-a"])
+    broadcast = service.announcements.announce(users.head_1, "Mất điện từ 14h.", ["thon-a"])
     wait_for(lambda: broadcast_status(service, broadcast) != "pending", 30)
     url = f"/announce/{broadcast}"
     response = client.post(

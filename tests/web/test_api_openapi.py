@@ -15,6 +15,7 @@ from openapi_spec_validator import validate
 from werkzeug.wrappers import Response
 
 import web.api
+from broadcast.desks.overview import Overview
 from broadcast.errors import Conflict
 
 
@@ -136,7 +137,7 @@ def test_the_check_fails_a_status_the_operation_does_not_declare(
     def clash(*_args: object) -> None:
         raise Conflict("zone", "a state this operation never refuses for")
 
-    monkeypatch.setattr(web.api.zones, "visible_zones", clash)
+    monkeypatch.setattr(Overview, "zones", clash)
     with pytest.raises(AssertionError, match="answered 409"):
         client.get("/api/v1/zones", headers={"Authorization": f"Bearer {tokens['admin']}"})
 

@@ -11,7 +11,8 @@ from service_support import Users, approved_bulletin
 from web_support import csrf_token, login
 
 from broadcast.const import ScheduleKind
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.desks.scheduling import ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.store.models import Bulletin, Schedule
 from wire.protocol import Priority
 
@@ -20,7 +21,7 @@ WEEK = "/calendar/?zone=xa-test&week=2030-01-09"  # the week of Monday 7 January
 
 def _daily(service: BroadcastService, users: Users, title: str, zone: str, at: str) -> int:
     bulletin = approved_bulletin(service, users.officer, title, f"{title}.")
-    return service.schedule(
+    return service.scheduling.schedule(
         users.officer,
         ScheduleRequest(
             bulletin_id=bulletin,

@@ -17,10 +17,10 @@ from service_support import (
 from web_support import csrf_token, login
 from werkzeug.test import TestResponse
 
+from broadcast.desks.overview import FULL_LIST_UP_TO
 from broadcast.sending import broadcasts
 from broadcast.service import BroadcastService
 from broadcast.store.models import Device
-from web.dashboard import FULL_LIST_UP_TO
 from wire import protocol
 from wire.protocol import DeviceStatus, ReceiverState
 
@@ -274,7 +274,7 @@ def test_village_head_dashboard_lists_the_commune_wide_bulletins(
     from datetime import timedelta
 
     from broadcast.const import ScheduleKind
-    from broadcast.service import ScheduleRequest
+    from broadcast.desks.scheduling import ScheduleRequest
     from broadcast.store.models import Schedule, User, utcnow
 
     with service.db.session() as session:
@@ -292,7 +292,7 @@ def test_village_head_dashboard_lists_the_commune_wide_bulletins(
             priority="normal",
             time_of_day=time_of_day,
         )
-        made.append(service.schedule(officer, request))
+        made.append(service.scheduling.schedule(officer, request))
     with service.db.session() as session:  # made before today: today's runs count
         for schedule_id in made:
             session.get(Schedule, schedule_id).created_at = utcnow() - timedelta(days=2)
@@ -307,13 +307,13 @@ def test_dashboard_lists_todays_programme(client: FlaskClient, service: Broadcas
     from datetime import timedelta
 
     from broadcast.const import ScheduleKind
-    from broadcast.service import ScheduleRequest
+    from broadcast.desks.scheduling import ScheduleRequest
     from broadcast.store.models import Schedule, User, utcnow
 
     with service.db.session() as session:
         officer = session.query(User).filter(User.username == "officer").one().id
     bulletin = approved_bulletin(service, officer, "Bản tin nửa đêm", "Tin.")
-    schedule_id = service.schedule(
+    schedule_id = service.scheduling.schedule(
         officer,
         ScheduleRequest(
             bulletin_id=bulletin,

@@ -20,9 +20,10 @@ from service_support import Users, approved_bulletin
 from web_support import csrf_token, login
 
 from broadcast.const import Role, ScheduleKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.people import permissions
 from broadcast.people.permissions import Action, Reach
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from wire.protocol import Priority
 
 # the users of the fixtures and their roles; head-a is the village head of Thôn A
@@ -165,7 +166,7 @@ def test_every_action_guards_a_route() -> None:
 @pytest.fixture
 def objects(service: BroadcastService, users: Users) -> Objects:
     bulletin = approved_bulletin(service, users.officer, "Tin thôn B", "Họp dân thôn B.")
-    schedule = service.schedule(
+    schedule = service.scheduling.schedule(
         users.officer,
         ScheduleRequest(
             bulletin_id=bulletin,
@@ -175,7 +176,7 @@ def objects(service: BroadcastService, users: Users) -> Objects:
             time_of_day="05:10",
         ),
     )
-    broadcast = service.announce(users.officer, "Thông báo thôn B.", ["thon-b"])
+    broadcast = service.announcements.announce(users.officer, "Thông báo thôn B.", ["thon-b"])
     return Objects(bulletin, schedule, broadcast, users.viewer)
 
 

@@ -26,7 +26,8 @@ from service_support import Users, approved_bulletin
 from web_support import login
 
 from broadcast.const import ScheduleKind
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.desks.scheduling import ScheduleRequest
+from broadcast.service import BroadcastService
 from web import i18n
 from wire.protocol import Priority
 
@@ -171,7 +172,7 @@ def planned(service: BroadcastService, users: Users) -> None:
         daily, kind=ScheduleKind.ONCE, time_of_day="", run_at=f"{start}T09:30", valid_to=""
     )
     for request in (daily, weekdays, once):
-        service.schedule(users.officer, request)
+        service.scheduling.schedule(users.officer, request)
 
 
 @pytest.mark.parametrize(

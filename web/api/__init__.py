@@ -25,9 +25,6 @@ from broadcast.errors import (
     ServiceUnavailable,
     ValidationError,
 )
-from broadcast.fleet import receivers
-from broadcast.people import accounts, zones
-from broadcast.store.models import User
 from web import get_service, inputs
 from web.i18n import error_text
 from web.serialize import device_json, zone_json
@@ -95,12 +92,11 @@ def token_required(view: F) -> F:
         scheme, _space, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return error(401, _("gửi kèm 'Authorization: Bearer <token>' (xem `loa token create`)"))
-        with get_service().db.session() as session:
-            user = accounts.user_for_token(session, token.strip())
-            if user is None:
-                return error(401, _("token không có hoặc đã bị thu hồi"))
-            g.api_user_id = user.id
-            g.api_user_locale = user.locale  # the API's language when the request names none
+        user = get_service().sign_in.token_user(token.strip())
+        if user is None:
+            return error(401, _("token không có hoặc đã bị thu hồi"))
+        g.api_user_id = user.id
+        g.api_user_locale = user.locale  # the API's language when the request names none
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -116,14 +112,6 @@ def current_user_id() -> int:
     return int(g.api_user_id)
 
 
-def api_user(session: Any) -> User:
-    """The signed-in API user, read in the caller's session."""
-    user = session.get(User, g.api_user_id)
-    if user is None:
-        raise PermissionDenied(N_("người dùng không có"), "unknown_user")
-    return user
-
-
 @bp.get("/health")
 def health() -> Response:
     return jsonify({"status": "ok"})
@@ -132,10 +120,7 @@ def health() -> Response:
 @bp.get("/zones")
 @token_required
 def list_zones() -> Response:
-    with get_service().db.session() as session:
-        return jsonify(
-            [zone_json(zone) for zone in zones.visible_zones(session, api_user(session))]
-        )
+    return jsonify([zone_json(zone) for zone in get_service().overview.zones(current_user_id())])
 
 
 DEVICES_PER_PAGE = 100  # a commune's receivers fit in one page; a province's take several
@@ -150,24 +135,14 @@ def list_devices() -> Response:
     page = page_number("page", 1, 1_000_000)
     per_page = page_number("per_page", DEVICES_PER_PAGE, 1000)
     online = _flag("online")
-    with get_service().db.session() as session:
-        visible = zones.visible_zones(session, api_user(session))
-        wanted = request.args.get("zone")
-        if wanted is not None:
-            visible = [zone for zone in visible if zone.id == wanted]
-            if not visible:
-                raise ValidationError(
-                    "zone",
-                    N_("không có khu vực “%(id)s”, hoặc bạn không được xem khu vực đó"),
-                    "unknown_zone",
-                    id=wanted,
-                )
-        zone_ids = zones.subtree_ids(session, visible)
-        found = receivers.list_devices(
-            session, zone_ids, offset=(page - 1) * per_page, limit=per_page, online=online
-        )
-        total = receivers.count_devices(session, zone_ids, online)
-        response = jsonify([device_json(device) for device in found])
+    found, total = get_service().overview.receivers(
+        current_user_id(),
+        zone_id=request.args.get("zone"),
+        online=online,
+        offset=(page - 1) * per_page,
+        limit=per_page,
+    )
+    response = jsonify([device_json(device) for device in found])
     response.headers["X-Total-Count"] = str(total)
     if page * per_page < total:
         next_page = url_for(

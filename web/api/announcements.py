@@ -10,10 +10,9 @@ from typing import Any
 from flask import jsonify, request
 from werkzeug.wrappers import Response
 
-from broadcast.errors import NotFound, PermissionDenied, ValidationError
-from broadcast.sending import broadcasts
+from broadcast.errors import PermissionDenied, ValidationError
 from web import get_service, inputs
-from web.api import api_user, bp, current_user_id, json_body, page_number, token_required
+from web.api import bp, current_user_id, json_body, page_number, token_required
 from web.serialize import broadcast_json, broadcast_summary_json
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,8 +27,7 @@ def create_announcement() -> tuple[Response, int]:
         '{"text": "…", "zones": ["thon-1"], "priority": "emergency", "repeat": 3}',
         ANNOUNCEMENT_FIELDS,
     )
-    service = get_service()
-    broadcast_id = service.announce(
+    broadcast_id = get_service().announcements.announce(
         current_user_id(),
         data.get("text"),
         data.get("zones"),
@@ -38,24 +36,16 @@ def create_announcement() -> tuple[Response, int]:
         title=inputs.text(data, "title"),
         device_ids=data.get("devices"),
     )
-    with service.db.session() as session:
-        body = broadcast_json(broadcasts.get_broadcast(session, broadcast_id))
-    response = jsonify(body)
-    response.headers["Location"] = f"/api/v1/announcements/{broadcast_id}"
-    return response, 201
+    return _created(broadcast_id)
 
 
 @bp.get("/announcements/<int:broadcast_id>")
 @token_required
 def get_announcement(broadcast_id: int) -> Response:
-    with get_service().db.session() as session:
-        broadcast = broadcasts.get_broadcast(session, broadcast_id)
-        user = api_user(session)
-        if not broadcasts.can_view(session, user, broadcast):
-            raise NotFound(f"broadcast {broadcast_id}")
-        # a village head sees their own receivers' records, also of a commune-wide broadcast
-        scope = broadcasts.listening_scope(session, user)
-        return jsonify(broadcast_json(broadcast, broadcasts.deliveries_in(broadcast, scope)))
+    # a village head sees their own receivers' records, also of a commune-wide broadcast
+    return jsonify(
+        broadcast_json(get_service().announcements.broadcast(current_user_id(), broadcast_id))
+    )
 
 
 @bp.post("/announcements/<int:broadcast_id>/cancel")
@@ -63,18 +53,17 @@ def get_announcement(broadcast_id: int) -> Response:
 def cancel_announcement(broadcast_id: int) -> Response:
     """Dừng / đính chính: `{"correction": "…"}` (optional) is announced as an emergency."""
     data = json_body('{"correction": "…"}', ("correction",), optional=True)
-    service = get_service()
-    result = service.cancel_broadcast(current_user_id(), broadcast_id, data.get("correction"))
-    with service.db.session() as session:
-        body = {
-            "cancelled": broadcast_json(broadcasts.get_broadcast(session, result.cancelled_id)),
+    desk, user_id = get_service().announcements, current_user_id()
+    result = desk.cancel(user_id, broadcast_id, data.get("correction"))
+    correction = result.correction_id
+    return jsonify(
+        {
+            "cancelled": broadcast_json(desk.broadcast(user_id, result.cancelled_id)),
             "correction": (
-                broadcast_json(broadcasts.get_broadcast(session, result.correction_id))
-                if result.correction_id is not None
-                else None
+                broadcast_json(desk.broadcast(user_id, correction)) if correction else None
             ),
         }
-    return jsonify(body)
+    )
 
 
 @bp.get("/announcements")
@@ -83,12 +72,8 @@ def list_announcements() -> Response:
     """The newest broadcasts the caller may see (`?limit=`, at most 200), each with a count of
     its deliveries per state; `GET /announcements/<id>` has every receiver's record."""
     limit = page_number("limit", 50, 200)
-    with get_service().db.session() as session:
-        user = api_user(session)
-        rows = broadcasts.visible_broadcasts(session, user, limit)
-        scope = broadcasts.listening_scope(session, user)
-        counts = broadcasts.delivery_counts(session, [row.id for row in rows], scope)
-        return jsonify([broadcast_summary_json(row, counts[row.id]) for row in rows])
+    rows = get_service().announcements.recent(current_user_id(), limit)
+    return jsonify([broadcast_summary_json(row) for row in rows])
 
 
 @bp.post("/announcements/recording")
@@ -98,9 +83,8 @@ def create_recording_announcement() -> tuple[Response, int]:
     `devices` (repeated or comma-separated), `priority`, `repeat`, `title`."""
     service = get_service()
     user_id = current_user_id()
-    with service.db.session() as session:  # refuse before reading the upload
-        if not service.can_announce(api_user(session)):
-            raise PermissionDenied("this role may not announce")
+    if not service.announcements.can_announce(user_id):  # refuse before reading the upload
+        raise PermissionDenied("this role may not announce")
     upload = request.files.get("recording")
     if upload is None or not upload.filename:
         raise ValidationError("recording", "send the audio file as the form field 'recording'")
@@ -108,8 +92,8 @@ def create_recording_announcement() -> tuple[Response, int]:
     with tempfile.TemporaryDirectory(dir=service.settings.data_dir) as folder:
         path = Path(folder) / "upload"
         upload.save(path)
-        stored = service.store_announcement_recording(user_id, path, upload.filename)
-    broadcast_id = service.announce_recording(
+        stored = service.announcements.store_recording(user_id, path, upload.filename)
+    broadcast_id = service.announcements.announce_recording(
         user_id,
         stored.sha256,
         _list(form, "zones"),
@@ -118,9 +102,12 @@ def create_recording_announcement() -> tuple[Response, int]:
         title=form.get("title", ""),
         device_ids=_list(form, "devices"),
     )
-    with service.db.session() as session:
-        body = broadcast_json(broadcasts.get_broadcast(session, broadcast_id))
-    response = jsonify(body)
+    return _created(broadcast_id)
+
+
+def _created(broadcast_id: int) -> tuple[Response, int]:
+    record = get_service().announcements.broadcast(current_user_id(), broadcast_id)
+    response = jsonify(broadcast_json(record))
     response.headers["Location"] = f"/api/v1/announcements/{broadcast_id}"
     return response, 201
 

@@ -11,8 +11,6 @@ from flask import jsonify, request
 from werkzeug.wrappers import Response
 
 from broadcast.desks.bulletins import BulletinDesk
-from broadcast.sending import broadcasts
-from broadcast.store.models import Bulletin
 from web import get_service, inputs
 from web.api import bp, current_user_id, json_body, token_required
 from web.serialize import broadcast_json, bulletin_json
@@ -25,11 +23,8 @@ def _desk() -> BulletinDesk:
 
 
 def _one(bulletin_id: int, status: int = 200) -> tuple[Response, int]:
-    service = get_service()
-    with service.db.session() as session:
-        _user, bulletin = BulletinDesk.read(session, current_user_id(), bulletin_id)
-        body = bulletin_json(bulletin, history=BulletinDesk.history(session, bulletin_id))
-    response = jsonify(body)
+    shown = _desk().view(current_user_id(), bulletin_id)
+    response = jsonify(bulletin_json(shown.bulletin, history=shown.history))
     if status == 201:
         response.headers["Location"] = f"/api/v1/bulletins/{bulletin_id}"
     return response, status
@@ -39,11 +34,8 @@ def _one(bulletin_id: int, status: int = 200) -> tuple[Response, int]:
 @token_required
 def list_bulletins() -> Response:
     """The newest bulletins (`?status=submitted` for what waits for approval)."""
-    with get_service().db.session() as session:
-        rows: list[Bulletin] = BulletinDesk.listing(
-            session, current_user_id(), request.args.get("status", "")
-        )
-        return jsonify([bulletin_json(row) for row in rows])
+    rows = _desk().bulletins(current_user_id(), request.args.get("status", ""))
+    return jsonify([bulletin_json(row) for row in rows])
 
 
 @bp.post("/bulletins")
@@ -108,17 +100,15 @@ def send_bulletin(bulletin_id: int) -> tuple[Response, int]:
         '{"zones": ["thon-1"], "priority": "normal", "repeat": 1}',
         ("zones", "devices", "priority", "repeat"),
     )
-    service = get_service()
-    broadcast_id = service.bulletins.broadcast_bulletin(
-        current_user_id(),
+    desk, user_id = _desk(), current_user_id()
+    broadcast_id = desk.broadcast_bulletin(
+        user_id,
         bulletin_id,
         data.get("zones"),
         data.get("priority", "normal"),
         inputs.integer(data, "repeat", 1),
         data.get("devices"),
     )
-    with service.db.session() as session:
-        body = broadcast_json(broadcasts.get_broadcast(session, broadcast_id))
-    response = jsonify(body)
+    response = jsonify(broadcast_json(desk.sent(user_id, broadcast_id)))
     response.headers["Location"] = f"/api/v1/announcements/{broadcast_id}"
     return response, 201

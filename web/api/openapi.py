@@ -17,6 +17,8 @@ from flask import jsonify
 from werkzeug.wrappers import Response
 
 from broadcast.const import (
+    MAX_CRON_CHARS,
+    MAX_INTERVAL_H,
     MAX_REPEAT,
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
@@ -27,7 +29,6 @@ from broadcast.const import (
 )
 from broadcast.desks.bulletins import MAX_COMMENT_CHARS, BulletinStatus
 from broadcast.desks.reporting import CONTENT_LABELS, SOURCE_LABELS
-from broadcast.programme.rules import MAX_CRON_CHARS, MAX_INTERVAL_H
 from web import MAX_REQUEST_BYTES
 from web.api import bp
 from wire.protocol import ID_PATTERN, Priority

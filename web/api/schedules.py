@@ -9,14 +9,10 @@ from __future__ import annotations
 import logging
 
 from flask import jsonify
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from broadcast.errors import NotFound, ValidationError
-from broadcast.people import accounts
-from broadcast.people.permissions import Action
-from broadcast.service import ScheduleRequest
-from broadcast.store.models import Schedule
+from broadcast.desks.scheduling import ScheduleRequest
+from broadcast.errors import ValidationError
 from web import get_service, inputs
 from web.api import bp, current_user_id, json_body, token_required
 from web.serialize import schedule_json
@@ -31,22 +27,15 @@ SCHEDULE_FIELDS = (
 @bp.get("/schedules")
 @token_required
 def list_schedules() -> Response:
-    with get_service().db.session() as session:
-        accounts.require_user(session, current_user_id(), Action.READ_BULLETINS)
-        rows = session.scalars(
-            select(Schedule)
-            .where(Schedule.active.is_(True), Schedule.ended_at.is_(None))
-            .order_by(Schedule.id)
-        )
-        return jsonify([schedule_json(row) for row in rows])
+    rows = get_service().scheduling.active_schedules(current_user_id())
+    return jsonify([schedule_json(row) for row in rows])
 
 
 @bp.post("/schedules")
 @token_required
 def create_schedule() -> tuple[Response, int]:
-    service = get_service()
-    with service.db.session() as session:  # refuse before pointing at the body's mistakes
-        accounts.require_user(session, current_user_id(), Action.SCHEDULE)
+    desk = get_service().scheduling
+    desk.check_can_schedule(current_user_id())  # refuse before pointing at the body's mistakes
     data = json_body(
         '{"bulletin": 7, "kind": "daily", "time_of_day": "06:00", "zones": ["xa"]}',
         SCHEDULE_FIELDS,
@@ -70,11 +59,8 @@ def create_schedule() -> tuple[Response, int]:
         valid_to=inputs.text(data, "valid_to"),
         device_ids=data.get("devices") or (),
     )
-    schedule_id = service.schedule(current_user_id(), request_)
-    with service.db.session() as session:
-        row = session.get(Schedule, schedule_id)
-        assert row is not None
-        response = jsonify(schedule_json(row, next_run=service.next_run(schedule_id)))
+    schedule_id = desk.schedule(current_user_id(), request_)
+    response = jsonify(schedule_json(desk.get(current_user_id(), schedule_id)))
     response.headers["Location"] = f"/api/v1/schedules/{schedule_id}"
     return response, 201
 
@@ -82,17 +68,11 @@ def create_schedule() -> tuple[Response, int]:
 @bp.get("/schedules/<int:schedule_id>")
 @token_required
 def get_schedule(schedule_id: int) -> Response:
-    service = get_service()
-    with service.db.session() as session:
-        accounts.require_user(session, current_user_id(), Action.READ_BULLETINS)
-        row = session.get(Schedule, schedule_id)
-        if row is None:
-            raise NotFound(f"schedule {schedule_id}")
-        return jsonify(schedule_json(row, next_run=service.next_run(schedule_id)))
+    return jsonify(schedule_json(get_service().scheduling.get(current_user_id(), schedule_id)))
 
 
 @bp.delete("/schedules/<int:schedule_id>")
 @token_required
 def cancel_schedule(schedule_id: int) -> tuple[str, int]:
-    get_service().cancel_schedule(current_user_id(), schedule_id)
+    get_service().scheduling.cancel(current_user_id(), schedule_id)
     return "", 204

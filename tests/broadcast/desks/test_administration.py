@@ -51,7 +51,9 @@ ACTIONS: dict[str, Callable[[BroadcastService, int, Users], Any]] = {
     "device_page": lambda s, u, users: s.admin.device_page(u),
     "get_device": lambda s, u, users: s.admin.get_device(u, "loa-a-09"),
     "register_device": lambda s, u, users: s.admin.register_device(u, "loa-x", "thon-a"),
-    "register_via_service": lambda s, u, users: s.register_device("loa-y", "thon-a", user_id=u),
+    "register_via_service": lambda s, u, users: s.fleet.register_device(
+        "loa-y", "thon-a", user_id=u
+    ),
     "device_config": lambda s, u, users: s.admin.device_config(u, "loa-a-09"),
     "device_config_qr": lambda s, u, users: s.admin.device_config_qr(u, "loa-a-09"),
     "audit_page": lambda s, u, users: s.admin.audit_page(u),

@@ -4,20 +4,23 @@ documents (.txt, .docx) turned into editable scripts."""
 from __future__ import annotations
 
 import io
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 from typing import Any
 
 import docx
 import pytest
-from service_support import Users, approved_bulletin, recording_service, seed_commune
+from service_support import Users, add_devices, approved_bulletin, recording_service, seed_commune
 from sqlalchemy import select
 
 from broadcast.const import Role, ScheduleKind
 from broadcast.desks import documents
 from broadcast.desks.bulletins import BulletinStatus
-from broadcast.errors import PermissionDenied, ValidationError
+from broadcast.desks.records import BulletinRecord
+from broadcast.desks.scheduling import ScheduleRequest
+from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from broadcast.people import audit
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.store.models import AuditEntry, Bulletin, User
 from wire.protocol import Priority
 
@@ -38,7 +41,7 @@ def _trail(service: BroadcastService, bulletin_id: int) -> list[tuple[str, str, 
 
 
 def _daily(service: BroadcastService, user_id: int, bulletin_id: int, at: str = "06:00") -> int:
-    return service.schedule(
+    return service.scheduling.schedule(
         user_id,
         ScheduleRequest(
             bulletin_id=bulletin_id,
@@ -168,6 +171,79 @@ def test_who_may_do_what(service: BroadcastService, users: Users) -> None:
     ]  # nothing refused left a trace
 
 
+def test_the_pages_read_plain_records(service: BroadcastService, users: Users) -> None:
+    """What the bulletin pages and the API show: records read in the desk's own session, the
+    default list of each role, the programme with its next runs, and what each may do."""
+    add_devices(service, {"loa-a-01": "thon-a", "loa-b-01": "thon-b"})
+    desk = service.bulletins
+    draft = desk.create_bulletin(users.officer, "Nháp", "Bản nháp.")
+    ready = approved_bulletin(service, users.officer, "Tiêm phòng", "Tiêm phòng dại.")
+    schedule = _daily(service, users.officer, ready)
+    page = desk.index(users.officer)
+    assert page.status == "" and [b.id for b in page.bulletins] == [ready, draft]
+    assert page.counts["draft"] == 1 and page.counts["approved"] == 1 and page.abilities.write
+    [row] = page.schedules
+    assert (row.id, row.title, row.zone_ids, row.time_of_day) == (
+        schedule,
+        "Tiêm phòng",
+        ("thon-a",),
+        "06:00",
+    )
+    assert page.next_runs[schedule] is not None
+    reviewer = desk.index(users.leader)  # a reviewer who writes nothing starts with the queue
+    assert reviewer.status == "submitted" and reviewer.bulletins == []
+    assert not reviewer.abilities.write
+    assert [b.id for b in desk.index(users.leader, "").bulletins] == [ready, draft]
+    with pytest.raises(ValidationError):
+        desk.index(users.leader, "lost")
+    with pytest.raises(PermissionDenied):
+        desk.index(users.head_1)
+    [record] = desk.bulletins(users.viewer, "approved")
+    assert isinstance(record, BulletinRecord)
+    assert (record.id, record.created_by, record.reviewed_by) == (ready, "officer", "admin")
+    with pytest.raises(FrozenInstanceError):
+        record.title = "Khác"  # type: ignore[misc]
+
+    shown = desk.view(users.officer, ready, with_targets=True)
+    assert shown.bulletin.title == "Tiêm phòng" and shown.may.play and not shown.may.edit
+    assert [s.id for s in shown.schedules] == [schedule]
+    assert [h.action for h in shown.history] == [
+        "bulletin.create",
+        "bulletin.submit",
+        "bulletin.approve",
+    ]
+    assert {z.id for z in shown.zones} == {"xa-test", "thon-a", "thon-b"}
+    assert [(d.id, d.name) for d in shown.devices] == [("loa-a-01",) * 2, ("loa-b-01",) * 2]
+    looked = desk.view(users.leader, ready)
+    assert looked.zones == [] and looked.devices == [] and not looked.may.play
+    with pytest.raises(PermissionDenied):
+        desk.view(users.head_1, ready)
+    assert desk.may_write(users.officer) and desk.may_write(users.admin)
+    assert not desk.may_write(users.leader) and not desk.may_write(users.head_1)
+
+
+def test_a_sent_bulletin_reads_back_with_its_deliveries(
+    service: BroadcastService, users: Users
+) -> None:
+    add_devices(service, {"loa-a-01": "thon-a", "loa-a-02": "thon-a", "loa-b-01": "thon-b"})
+    desk = service.bulletins
+    bulletin = approved_bulletin(service, users.officer, "Tin", "Tin chiều.")
+    broadcast_id = desk.broadcast_bulletin(users.officer, bulletin, ["thon-a"])
+    sent = desk.sent(users.officer, broadcast_id)
+    assert (sent.id, sent.source, sent.title, sent.zone_ids) == (
+        broadcast_id,
+        "bulletin",
+        "Tin",
+        ("thon-a",),
+    )
+    assert sorted(d.device_id for d in sent.deliveries) == ["loa-a-01", "loa-a-02"]
+    with pytest.raises(PermissionDenied):
+        desk.sent(users.leader, broadcast_id)
+    announcement = service.announcements.announce(users.officer, "Khẩn.", ["thon-b"])
+    with pytest.raises(NotFound):  # only broadcasts of bulletins are read here
+        desk.sent(users.officer, announcement)
+
+
 def test_nobody_reviews_their_own_bulletin_but_the_admin(
     service: BroadcastService, users: Users
 ) -> None:
@@ -270,7 +346,9 @@ def test_seeded_demo_bulletin_is_approved_by_the_admin(
 
     service, _sent = recording_service(tmp_path / "data")
     # the long sample plan is not rendered here: the schedules only need an airtime
-    monkeypatch.setattr(service, "_render_for_schedule", lambda *_: ("0" * 64, "espeak", 600.0))
+    monkeypatch.setattr(
+        service.outbox, "render_for_schedule", lambda *_: ("0" * 64, "espeak", 600.0)
+    )
     try:
         seed.seed_demo(service, receivers=1)
         with service.db.session() as session:

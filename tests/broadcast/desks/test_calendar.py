@@ -11,9 +11,11 @@ from service_support import Users, add_devices, approved_bulletin
 from broadcast import clock
 from broadcast.const import BroadcastStatus, ScheduleKind
 from broadcast.desks import calendar
-from broadcast.desks.calendar import Entry, WeekCalendar
+from broadcast.desks.calendar import Entry, WeekCalendar, ZoneChoice
+from broadcast.desks.records import ScheduleRecord
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.store.models import Broadcast, Bulletin, Schedule
 from wire.protocol import Priority
 
@@ -53,11 +55,7 @@ def _row(
 def _week(
     service: BroadcastService, user_id: int, zone: str = "", week: date = WEEK
 ) -> WeekCalendar:
-    with service.db.session() as session:
-        cal = calendar.week_calendar(session, user_id, zone, week, now=datetime(2029, 12, 1))
-        for schedule in cal.schedules:  # loaded while the session is open
-            _ = schedule.bulletin.title
-        return cal
+    return service.calendar.week(user_id, zone, week, now=datetime(2029, 12, 1))
 
 
 def _entries(cal: WeekCalendar) -> list[Entry]:
@@ -217,7 +215,10 @@ def test_ended_schedules_and_runs_before_a_schedule_existed(
         "Sat 12/01 07:00",
         "Sun 13/01 07:00",
     ]
-    assert [s.id for s in cal.schedules] == [late]
+    [shown] = cal.schedules  # a record with its bulletin's title, read before the session closed
+    assert (shown.id, shown.title, shown.time_of_day) == (late, "Mới", "07:00")
+    assert isinstance(shown, ScheduleRecord) and isinstance(cal.zone, ZoneChoice)
+    assert (cal.zone.id, cal.zone.name) == ("thon-a", "Thôn A")
 
 
 def test_who_sees_which_zone(service: BroadcastService, users: Users) -> None:
@@ -251,7 +252,7 @@ def test_weeks_are_parsed_to_their_monday() -> None:
 
 def test_schedules_made_by_the_service_show(service: BroadcastService, users: Users) -> None:
     bulletin = approved_bulletin(service, users.officer, "Bản tin chiều", "Bản tin chiều.")
-    service.schedule(
+    service.scheduling.schedule(
         users.officer,
         ScheduleRequest(
             bulletin_id=bulletin,

@@ -185,6 +185,6 @@ def test_refreshing_a_moved_receivers_config_says_the_broker_is_behind(
         access = registry.broker_access(session, service.secrets.mqtt_password)
         registry.record_broker_access(session, access)
         session.get(Device, "loa-a-01").zone_id = "thon-b"
-    [refreshed] = service.refresh_device_configs(["loa-a-01"])
+    [refreshed] = service.fleet.refresh_device_configs(["loa-a-01"])
     assert refreshed.broker_behind and not refreshed.new_password
     assert ReceiverConfig.load(refreshed.path).zones == ["thon-b", "xa-test"]

@@ -54,12 +54,12 @@ def test_short_password_rejected(service: BroadcastService, users: Users) -> Non
 def test_register_device_writes_config_and_acl(service: BroadcastService, users: Users) -> None:
     with service.db.session() as session:
         _device, path = registry.register_device(
-            session, service.settings, service.public_key_text, "loa-a-01", "thon-a"
+            session, service.settings, service.fleet.public_key_text, "loa-a-01", "thon-a"
         )
         access = registry.broker_access(session, service.secrets.mqtt_password)
     config = ReceiverConfig.load(path)
     assert config.zones == ["thon-a", "xa-test"]
-    assert config.server_public_key == service.public_key_text
+    assert config.server_public_key == service.fleet.public_key_text
     assert path.stat().st_mode & 0o077 == 0
     user = access.user("loa-a-01")
     assert user is not None
@@ -68,5 +68,5 @@ def test_register_device_writes_config_and_acl(service: BroadcastService, users:
     assert not user.may_publish("loa/v1/zone/thon-a/cmd")
     with service.db.session() as session, pytest.raises(ValidationError):
         registry.register_device(
-            session, service.settings, service.public_key_text, "loa-a-01", "thon-a"
+            session, service.settings, service.fleet.public_key_text, "loa-a-01", "thon-a"
         )

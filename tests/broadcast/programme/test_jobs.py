@@ -12,9 +12,10 @@ from service_support import Users, approved_bulletin, make_service, seed_commune
 from support import LOOPBACK, free_port
 
 from broadcast.const import LOCAL_TZ, ScheduleKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.fleet import registry
 from broadcast.fleet.brokers.embedded import EmbeddedBroker
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.store.models import Broadcast
 from wire.protocol import Priority
 
@@ -43,7 +44,7 @@ def test_once_schedule_survives_restart(tmp_path: Path, broker_port: int) -> Non
     users: Users = seed_commune(first)
     first.start()
     bulletin = approved_bulletin(first, users.officer, "Lịch tiêm chủng", "Tiêm chủng lúc 7h30.")
-    schedule_id = first.schedule(
+    schedule_id = first.scheduling.schedule(
         users.officer,
         ScheduleRequest(
             bulletin_id=bulletin,
@@ -53,7 +54,7 @@ def test_once_schedule_survives_restart(tmp_path: Path, broker_port: int) -> Non
             run_at=_local_in(3),
         ),
     )
-    assert first.next_run(schedule_id) is not None
+    assert first.scheduling.next_run(schedule_id) is not None
     with first.db.session() as session:  # planned at once: a waiting row with its run time
         planned = list(session.query(Broadcast).filter(Broadcast.schedule_id == schedule_id))
         assert [row.status for row in planned] == ["scheduled"]
@@ -77,7 +78,7 @@ def test_once_schedule_survives_restart(tmp_path: Path, broker_port: int) -> Non
         assert fired[0].status == "dispatched", fired[0].error
         assert fired[0].source == "schedule"
         assert fired[0].id == planned[0].id  # the planned row, not a second one
-        assert second.next_run(schedule_id) is None
+        assert second.scheduling.next_run(schedule_id) is None
         assert waiting_runs(second.scheduler) == set()
     finally:
         second.stop()
@@ -85,7 +86,7 @@ def test_once_schedule_survives_restart(tmp_path: Path, broker_port: int) -> Non
 
 def test_daily_schedule_runs_at_local_time(service: BroadcastService, users: Users) -> None:
     bulletin = approved_bulletin(service, users.officer, "Bản tin chiều", "Bản tin chiều nay.")
-    schedule_id = service.schedule(
+    schedule_id = service.scheduling.schedule(
         users.officer,
         ScheduleRequest(
             bulletin_id=bulletin,
@@ -95,7 +96,7 @@ def test_daily_schedule_runs_at_local_time(service: BroadcastService, users: Use
             time_of_day="17:00",
         ),
     )
-    next_run = service.next_run(schedule_id)
+    next_run = service.scheduling.next_run(schedule_id)
     assert next_run is not None
     assert next_run.replace(tzinfo=UTC).astimezone(LOCAL_TZ).strftime("%H:%M") == "17:00"
     assert next_run.strftime("%H:%M") == "10:00"  # stored and computed in UTC
@@ -106,7 +107,7 @@ def test_schedule_in_the_past_is_rejected(service: BroadcastService, users: User
 
     bulletin = approved_bulletin(service, users.officer, "", "Nội dung.")
     with pytest.raises(ValidationError) as info:
-        service.schedule(
+        service.scheduling.schedule(
             users.officer,
             ScheduleRequest(
                 bulletin_id=bulletin,
@@ -182,7 +183,7 @@ def test_todays_programme_of_a_village_head_has_what_plays_on_their_loudspeakers
     with service.db.session() as session:
         for device_id, zone_id in registry_devices.items():
             registry.register_device(
-                session, service.settings, service.public_key_text, device_id, zone_id
+                session, service.settings, service.fleet.public_key_text, device_id, zone_id
             )
         bulletin = Bulletin(title="Bản tin", text="Bản tin.")
         session.add(bulletin)

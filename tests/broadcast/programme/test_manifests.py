@@ -17,8 +17,8 @@ from service_support import approved_bulletin, waiting_runs
 
 from broadcast import clock
 from broadcast.const import ScheduleKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.programme import planning
-from broadcast.service import ScheduleRequest
 from broadcast.store.models import Broadcast, Device, Schedule, utcnow
 from wire import protocol
 from wire.protocol import DeviceEvent, EventKind, Priority
@@ -28,7 +28,7 @@ from ..conftest import Leader
 
 def _daily(leader: Leader, time_of_day: str = "17:00", zones: list[str] | None = None) -> int:
     bulletin = approved_bulletin(leader.service, leader.users.officer, "Bản tin chiều", "Bản tin.")
-    return leader.service.schedule(
+    return leader.service.scheduling.schedule(
         leader.users.officer,
         ScheduleRequest(
             bulletin_id=bulletin,
@@ -98,7 +98,7 @@ def test_manifests_are_signed_retained_and_per_device(leader: Leader) -> None:
 def test_sequence_rises_on_every_stream(leader: Leader) -> None:
     _daily(leader)
     _daily(leader, "06:00", ["thon-b"])
-    leader.service.announce(leader.users.officer, "Mất điện chiều nay.", ["thon-a"])
+    leader.service.announcements.announce(leader.users.officer, "Mất điện chiều nay.", ["thon-a"])
     leader.service.leader.refresh(force_manifests=True)
     by_stream: dict[str, list[int]] = defaultdict(list)
     for sent in leader.sent.sent:
@@ -114,7 +114,7 @@ def test_only_changed_manifests_are_published(leader: Leader) -> None:
     leader.sent.clear()
     leader.service.leader.refresh()
     assert leader.sent.sent == []  # nothing changed
-    leader.service.cancel_schedule(leader.users.officer, schedule_id)
+    leader.service.scheduling.cancel(leader.users.officer, schedule_id)
     changed = {sent.topic for sent in leader.sent.sent}
     assert changed == {
         protocol.device_manifest_topic("loa-a-01"),
@@ -141,7 +141,7 @@ def test_a_new_series_replaces_the_older_one(leader: Leader) -> None:
     bulletin = approved_bulletin(service, officer, "Tin bão số 3", "Bão số 3 đang mạnh lên.")
 
     def series(text_key: str, start: str = "") -> int:
-        return service.schedule(
+        return service.scheduling.schedule(
             officer,
             ScheduleRequest(
                 bulletin_id=bulletin,
@@ -177,7 +177,7 @@ def test_a_new_series_replaces_the_older_one(leader: Leader) -> None:
 
 def test_a_receiver_registered_later_gets_planned_runs(leader: Leader) -> None:
     schedule_id = _daily(leader)
-    leader.service.register_device("loa-a-03", "thon-a")
+    leader.service.fleet.register_device("loa-a-03", "thon-a")
     rows = _rows(leader, schedule_id)
     assert all("loa-a-03" in {d.device_id for d in row.deliveries} for row in rows)
     assert [i.item_id for i in leader.sent.manifests("loa-a-03")[-1].items] == [
@@ -190,7 +190,7 @@ def test_a_relay_item_carries_its_stream_and_length(leader: Leader) -> None:
     relay = approved_bulletin(
         service, officer, "Thời sự VOV1", relay_url="https://radio.example.vn/vov1.mp3", minutes=30
     )
-    service.schedule(
+    service.scheduling.schedule(
         officer,
         ScheduleRequest(
             bulletin_id=relay,
@@ -214,7 +214,7 @@ def test_a_relay_item_carries_its_stream_and_length(leader: Leader) -> None:
 def test_named_devices_are_targets_too(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
     bulletin = approved_bulletin(service, officer, "Họp tổ", "Họp tổ dân phố.")
-    schedule_id = service.schedule(
+    schedule_id = service.scheduling.schedule(
         officer,
         ScheduleRequest(
             bulletin_id=bulletin,
@@ -252,7 +252,7 @@ def test_standby_changes_reach_the_leader(leader: Leader) -> None:
     try:
         assert not standby.leading
         bulletin = approved_bulletin(standby, leader.users.officer, "Bản tin", "Bản tin sáng.")
-        schedule_id = standby.schedule(
+        schedule_id = standby.scheduling.schedule(
             leader.users.officer,
             ScheduleRequest(
                 bulletin_id=bulletin,
@@ -293,7 +293,7 @@ def _assert_covers_horizon(rows: list, interval: timedelta) -> None:  # type: ig
 def test_series_items_stay_valid_until_the_next_one(leader: Leader, hours: int) -> None:
     service, officer = leader.service, leader.users.officer
     bulletin = approved_bulletin(service, officer, "Tin lũ", "Lũ trên sông.")
-    schedule_id = service.schedule(
+    schedule_id = service.scheduling.schedule(
         officer,
         ScheduleRequest(
             bulletin_id=bulletin,

@@ -20,7 +20,8 @@ from service_support import (
 )
 
 from broadcast.const import LOCAL_TZ, ScheduleKind
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.desks.scheduling import ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.store.models import Broadcast
 from wire.protocol import Priority
 
@@ -29,7 +30,7 @@ GRACE_S = 3.0
 
 def _once(service: BroadcastService, users: Users, zone: str, at: datetime) -> int:
     bulletin = approved_bulletin(service, users.officer, f"Tin {zone}", f"Thông báo cho {zone}.")
-    return service.schedule(
+    return service.scheduling.schedule(
         users.officer,
         ScheduleRequest(
             bulletin_id=bulletin,

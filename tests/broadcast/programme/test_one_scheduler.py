@@ -22,10 +22,10 @@ from service_support import add_devices, approved_bulletin, make_service, seed_c
 from support import LOOPBACK, REPO_ROOT, MqttProbe, RunningBroker, connected, free_port
 
 from broadcast.const import LOCAL_TZ, ScheduleKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.fleet import registry
 from broadcast.fleet.brokers import BrokerAccess, BrokerUser, hash_password
 from broadcast.fleet.brokers.embedded import EmbeddedBroker
-from broadcast.service import ScheduleRequest
 from broadcast.store.db import Database
 from broadcast.store.models import Broadcast
 from wire import protocol
@@ -92,7 +92,7 @@ def test_three_processes_run_one_scheduler(tmp_path: Path, processes: list[Servi
     add_devices(setup, {"loa-a-01": "thon-a"})
     bulletin = approved_bulletin(setup, users.officer, "Lịch tiêm", "Tiêm chủng lúc 7h30.")
     run_at = datetime.now(UTC) + timedelta(seconds=15)
-    schedule_id = setup.schedule(
+    schedule_id = setup.scheduling.schedule(
         users.officer,
         ScheduleRequest(
             bulletin_id=bulletin,

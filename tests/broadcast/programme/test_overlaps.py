@@ -10,8 +10,9 @@ from service_support import approved_bulletin
 
 from broadcast import clock
 from broadcast.const import ScheduleKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import ValidationError
-from broadcast.service import BroadcastService, ScheduleRequest
+from broadcast.service import BroadcastService
 from broadcast.store.models import Schedule, utcnow
 from wire.protocol import Priority
 
@@ -27,7 +28,7 @@ def _schedule(
     **timing: object,
 ) -> int:
     timing.setdefault("kind", ScheduleKind.DAILY)
-    return service.schedule(
+    return service.scheduling.schedule(
         officer,
         ScheduleRequest(
             bulletin_id=bulletin,
@@ -154,7 +155,7 @@ def test_a_window_outside_the_other_is_fine(leader: Leader) -> None:
 def test_cancelled_schedules_and_runs_do_not_count(
     leader: Leader, evening: tuple[int, int]
 ) -> None:
-    leader.service.cancel_schedule(leader.users.officer, evening[1])
+    leader.service.scheduling.cancel(leader.users.officer, evening[1])
     other = approved_bulletin(leader.service, leader.users.officer, "Tin khác", "Tin.")
     _schedule(leader.service, leader.users.officer, other, ["thon-a"], time_of_day="17:00")
 

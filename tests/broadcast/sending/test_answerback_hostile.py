@@ -55,7 +55,7 @@ def running(
     with setup.db.session() as session:
         for device_id, zone_id in ((DEVICE, "thon-a"), (OTHER, "thon-b")):
             registry.register_device(
-                session, setup.settings, setup.public_key_text, device_id, zone_id
+                session, setup.settings, setup.fleet.public_key_text, device_id, zone_id
             )
         access = registry.broker_access(session, setup.secrets.mqtt_password)
     setup.stop()
@@ -115,7 +115,7 @@ def test_hostile_answers_are_counted_and_the_next_genuine_one_is_recorded(
             15,
             "the genuine state after the hostile ones",
         )
-        broadcast_id = service.announce(officer, "Thông báo thử loa.", ["thon-a"])
+        broadcast_id = service.announcements.announce(officer, "Thông báo thử loa.", ["thon-a"])
         wait_for(lambda: _delivery(service, broadcast_id) == "queued", 15, "the delivery row")
         received = DeviceEvent(DEVICE, "c", broadcast_id, EventKind.RECEIVED, time.time())
         probe.publish(event_topic, received.to_json())

@@ -26,7 +26,7 @@ def fleet(service: BroadcastService, users: Users) -> list[str]:
             ("loa-b-01", "thon-b"),
         ):
             registry.register_device(
-                session, service.settings, service.public_key_text, device_id, zone
+                session, service.settings, service.fleet.public_key_text, device_id, zone
             )
     return ["loa-a-01", "loa-a-02", "loa-b-01"]
 
@@ -143,15 +143,15 @@ def test_announce_rejects_bad_input(
     service: BroadcastService, users: Users, text, zone_ids, priority, repeat, field
 ) -> None:
     with pytest.raises(ValidationError) as info:
-        service.announce(users.officer, text, zone_ids, priority, repeat)
+        service.announcements.announce(users.officer, text, zone_ids, priority, repeat)
     assert info.value.field == field
 
 
 def test_announce_denied_outside_role(service: BroadcastService, users: Users) -> None:
     with pytest.raises(PermissionDenied):
-        service.announce(users.head_1, "Mất điện", ["thon-b"])
+        service.announcements.announce(users.head_1, "Mất điện", ["thon-b"])
     with pytest.raises(PermissionDenied):
-        service.announce(users.viewer, "Mất điện", ["thon-a"])
+        service.announcements.announce(users.viewer, "Mất điện", ["thon-a"])
 
 
 def _dispatched_to_thon_a(service: BroadcastService) -> int:

@@ -12,10 +12,10 @@ from service_support import (
 )
 
 from broadcast.const import ScheduleKind
+from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import PermissionDenied, ServiceUnavailable, ValidationError
 from broadcast.people import targets
 from broadcast.sending import broadcasts
-from broadcast.service import ScheduleRequest
 from broadcast.store.models import Broadcast, Schedule, User
 from wire import protocol
 from wire.protocol import Priority
@@ -38,7 +38,9 @@ def _plays(leader: Leader, topic: str) -> list[protocol.Command]:
 
 
 def test_an_emergency_starts_together_after_a_short_lead(leader: Leader) -> None:
-    broadcast_id = leader.service.announce(leader.users.officer, "Cháy chợ, tránh xa.", ["thon-a"])
+    broadcast_id = leader.service.announcements.announce(
+        leader.users.officer, "Cháy chợ, tránh xa.", ["thon-a"]
+    )
     _dispatched(leader, broadcast_id)
     [command] = _plays(leader, THON_A)
     body = command.body
@@ -55,7 +57,7 @@ def test_an_emergency_starts_together_after_a_short_lead(leader: Leader) -> None
 
 
 def test_routine_items_get_a_longer_lead(leader: Leader) -> None:
-    broadcast_id = leader.service.announce(
+    broadcast_id = leader.service.announcements.announce(
         leader.users.officer, "Thu nộp quỹ.", ["thon-a"], priority="normal"
     )
     _dispatched(leader, broadcast_id)
@@ -64,7 +66,7 @@ def test_routine_items_get_a_longer_lead(leader: Leader) -> None:
 
 
 def test_devices_are_targets_beside_zones(leader: Leader) -> None:
-    broadcast_id = leader.service.announce(
+    broadcast_id = leader.service.announcements.announce(
         leader.users.officer,
         "Mất nước.",
         ["thon-a"],
@@ -82,16 +84,16 @@ def test_devices_are_targets_beside_zones(leader: Leader) -> None:
 
 def test_devices_alone_and_their_authorization(leader: Leader) -> None:
     service, users = leader.service, leader.users
-    only = service.announce(users.head_1, "Họp tổ.", [], device_ids=["loa-a-02"])
+    only = service.announcements.announce(users.head_1, "Họp tổ.", [], device_ids=["loa-a-02"])
     _dispatched(leader, only)
     assert len(_plays(leader, protocol.device_command_topic("loa-a-02"))) == 1
     with pytest.raises(PermissionDenied):  # a village head: own village's devices only
-        service.announce(users.head_1, "Họp tổ.", [], device_ids=["loa-b-01"])
+        service.announcements.announce(users.head_1, "Họp tổ.", [], device_ids=["loa-b-01"])
     with pytest.raises(ValidationError) as info:
-        service.announce(users.officer, "Họp tổ.", [], device_ids=["loa-zz"])
+        service.announcements.announce(users.officer, "Họp tổ.", [], device_ids=["loa-zz"])
     assert info.value.field == "devices"
     with pytest.raises(ValidationError) as info:
-        service.announce(users.officer, "Họp tổ.", [], device_ids=[])
+        service.announcements.announce(users.officer, "Họp tổ.", [], device_ids=[])
     assert info.value.field == "zones"
 
 
@@ -132,9 +134,11 @@ def test_relay_input_is_validated(leader: Leader, url: str, minutes: object, fie
 
 def test_cancel_stops_everywhere_and_plays_the_correction(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
-    wrong = service.announce(officer, "Bão đổ bộ lúc 15h.", ["thon-a"], device_ids=["loa-b-01"])
+    wrong = service.announcements.announce(
+        officer, "Bão đổ bộ lúc 15h.", ["thon-a"], device_ids=["loa-b-01"]
+    )
     _dispatched(leader, wrong)
-    result = service.cancel_broadcast(
+    result = service.announcements.cancel(
         officer, wrong, "Đính chính: bão đổ bộ lúc 17h, không phải 15h."
     )
     assert result.cancelled_id == wrong and result.correction_id is not None
@@ -160,14 +164,14 @@ def test_cancel_stops_everywhere_and_plays_the_correction(leader: Leader) -> Non
         assert [c.id for c in broadcasts.corrections_of(session, wrong)] == [correction.id]
         assert session.get(Broadcast, wrong).cancelled_at is not None
     with pytest.raises(ValidationError):
-        service.cancel_broadcast(officer, wrong)  # once is enough
+        service.announcements.cancel(officer, wrong)  # once is enough
 
 
 def test_a_cancelled_broadcast_is_final(leader: Leader) -> None:
     service = leader.service
-    broadcast_id = service.announce(leader.users.officer, "Tin sai.", ["thon-a"])
+    broadcast_id = service.announcements.announce(leader.users.officer, "Tin sai.", ["thon-a"])
     _dispatched(leader, broadcast_id)
-    service.cancel_broadcast(leader.users.officer, broadcast_id)
+    service.announcements.cancel(leader.users.officer, broadcast_id)
     for device in ("loa-a-01", "loa-a-02"):
         service._on_event(
             protocol.DeviceEvent(device, "c", broadcast_id, protocol.EventKind.FINISHED, 1.0)
@@ -188,25 +192,25 @@ def test_cancel_before_sending_sends_nothing(leader: Leader) -> None:
             source="announcement",
         )
         broadcast_id = row.id
-    service.cancel_broadcast(leader.users.officer, broadcast_id)
-    service._render_and_dispatch(broadcast_id)  # what the render thread would do next
+    service.announcements.cancel(leader.users.officer, broadcast_id)
+    service.outbox.render_and_dispatch(broadcast_id)  # what the render thread would do next
     assert _plays(leader, THON_A) == []
     assert broadcast_status(service, broadcast_id) == "cancelled"
 
 
 def test_who_may_cancel(leader: Leader) -> None:
     service, users = leader.service, leader.users
-    commune_wide = service.announce(users.officer, "Tin toàn xã.", ["xa-test"])
+    commune_wide = service.announcements.announce(users.officer, "Tin toàn xã.", ["xa-test"])
     _dispatched(leader, commune_wide)
     with pytest.raises(PermissionDenied):
-        service.cancel_broadcast(users.head_1, commune_wide)  # reaches beyond Thôn A
+        service.announcements.cancel(users.head_1, commune_wide)  # reaches beyond Thôn A
     with pytest.raises(PermissionDenied):
-        service.cancel_broadcast(users.viewer, commune_wide)
-    own = service.announce(users.head_1, "Họp thôn.", ["thon-a"])
+        service.announcements.cancel(users.viewer, commune_wide)
+    own = service.announcements.announce(users.head_1, "Họp thôn.", ["thon-a"])
     _dispatched(leader, own)
-    assert service.cancel_broadcast(users.head_1, own, "").correction_id is None
+    assert service.announcements.cancel(users.head_1, own, "").correction_id is None
     with pytest.raises(ValidationError) as info:
-        service.cancel_broadcast(users.officer, commune_wide, "   x" * 6000)
+        service.announcements.cancel(users.officer, commune_wide, "   x" * 6000)
     assert info.value.field == "correction"  # the field the person filled in
 
 
@@ -225,17 +229,17 @@ def test_a_finished_broadcast_cannot_be_stopped_but_can_be_corrected(leader: Lea
     """Nothing of it plays any more: a stop is refused with the reason and its status stays
     finished; a correction still goes out, linked to it, and leaves its status alone."""
     service, officer = leader.service, leader.users.officer
-    done = service.announce(officer, "Họp thôn lúc 8 giờ.", ["thon-a"])
+    done = service.announcements.announce(officer, "Họp thôn lúc 8 giờ.", ["thon-a"])
     _dispatched(leader, done)
     _finish(leader, done, ("loa-a-01", "loa-a-02"))
     leader.sent.clear()
     with pytest.raises(ValidationError) as info:
-        service.cancel_broadcast(officer, done)
+        service.announcements.cancel(officer, done)
     assert info.value.field == "broadcast" and info.value.code == "ended"
     assert "đã kết thúc" in info.value.message
     assert broadcast_status(service, done) == "finished"
     assert leader.sent.on(THON_A) == []  # no STOP for what has ended
-    result = service.cancel_broadcast(officer, done, "Đính chính: họp lúc 9 giờ.")
+    result = service.announcements.cancel(officer, done, "Đính chính: họp lúc 9 giờ.")
     assert result.correction_id is not None and not result.stopped
     assert broadcast_status(service, done) == "finished"
     with service.db.session() as session:
@@ -247,10 +251,10 @@ def test_a_finished_broadcast_cannot_be_stopped_but_can_be_corrected(leader: Lea
 
 
 def test_cancel_rights_follow_what_the_server_allows(leader: Leader) -> None:
-    """The page offers exactly what cancel_broadcast would accept."""
+    """The page offers exactly what `announcements.cancel` would accept."""
     service, users = leader.service, leader.users
-    commune_wide = service.announce(users.officer, "Tin toàn xã.", ["xa-test"])
-    own = service.announce(users.head_1, "Họp thôn.", ["thon-a"])
+    commune_wide = service.announcements.announce(users.officer, "Tin toàn xã.", ["xa-test"])
+    own = service.announcements.announce(users.head_1, "Họp thôn.", ["thon-a"])
     for broadcast_id in (commune_wide, own):
         _dispatched(leader, broadcast_id)
     with service.db.session() as session:
@@ -265,7 +269,7 @@ def test_cancel_rights_follow_what_the_server_allows(leader: Leader) -> None:
         assert rights(users.viewer, commune_wide) == neither
         assert rights(users.leader, own) == neither
         assert rights(users.head_1, own) == both
-    service.cancel_broadcast(users.head_1, own)
+    service.announcements.cancel(users.head_1, own)
     with service.db.session() as session:
         assert rights(users.head_1, own) == neither  # stopped: nothing left to do
 
@@ -273,7 +277,7 @@ def test_cancel_rights_follow_what_the_server_allows(leader: Leader) -> None:
 def test_cancelling_a_series_run_ends_the_series(leader: Leader) -> None:
     service, officer = leader.service, leader.users.officer
     storm = approved_bulletin(service, officer, "Tin bão số 3", "Bão số 3.")
-    schedule_id = service.schedule(
+    schedule_id = service.scheduling.schedule(
         officer,
         ScheduleRequest(
             bulletin_id=storm,
@@ -292,7 +296,7 @@ def test_cancelling_a_series_run_ends_the_series(leader: Leader) -> None:
             .first()
         )
         first_id = first.id
-    service.cancel_broadcast(officer, first_id, "Bão đã tan, hủy tin bão.")
+    service.announcements.cancel(officer, first_id, "Bão đã tan, hủy tin bão.")
     with service.db.session() as session:
         schedule = session.get(Schedule, schedule_id)
         assert not schedule.active and schedule.ended_at is not None
@@ -313,7 +317,7 @@ def test_cancel_needs_the_broker(tmp_path) -> None:  # type: ignore[no-untyped-d
     users = seed_commune(service)
     try:
         with pytest.raises(ServiceUnavailable):
-            service.cancel_broadcast(users.officer, 1)
+            service.announcements.cancel(users.officer, 1)
     finally:
         service.stop()
 
@@ -322,7 +326,7 @@ def test_a_stop_that_could_not_be_sent_can_be_retried(
     leader: Leader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = leader.service
-    broadcast_id = service.announce(leader.users.officer, "Tin sai.", ["thon-a"])
+    broadcast_id = service.announcements.announce(leader.users.officer, "Tin sai.", ["thon-a"])
     _dispatched(leader, broadcast_id)
 
     def broker_gone(*_args: object, **_kwargs: object) -> None:
@@ -330,8 +334,8 @@ def test_a_stop_that_could_not_be_sent_can_be_retried(
 
     monkeypatch.setattr(leader.sent, "_publish_payload", broker_gone)
     with pytest.raises(ServiceUnavailable):
-        service.cancel_broadcast(leader.users.officer, broadcast_id)
+        service.announcements.cancel(leader.users.officer, broadcast_id)
     assert broadcast_status(service, broadcast_id) == "dispatched"
     monkeypatch.undo()
-    service.cancel_broadcast(leader.users.officer, broadcast_id)
+    service.announcements.cancel(leader.users.officer, broadcast_id)
     assert broadcast_status(service, broadcast_id) == "cancelled"

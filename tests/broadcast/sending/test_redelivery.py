@@ -22,7 +22,7 @@ A1, A2 = "loa-a-01", "loa-a-02"
 
 
 def _announce(leader: Leader, text: str = "Mất điện từ 14 giờ.") -> int:
-    broadcast_id = leader.service.announce(leader.users.officer, text, ["thon-a"])
+    broadcast_id = leader.service.announcements.announce(leader.users.officer, text, ["thon-a"])
     wait_for(lambda: broadcast_status(leader.service, broadcast_id) == "dispatched")
     return broadcast_id
 
@@ -182,7 +182,7 @@ def test_a_receiver_back_online_is_tried_at_once(leader: Leader) -> None:
 def test_a_cancelled_broadcast_gets_its_stop_again_never_its_play(leader: Leader) -> None:
     broadcast_id = _announce(leader)
     _answer(leader, A1, broadcast_id, EventKind.STARTED)
-    leader.service.cancel_broadcast(leader.users.officer, broadcast_id)
+    leader.service.announcements.cancel(leader.users.officer, broadcast_id)
     _answer(leader, A1, broadcast_id, EventKind.FAILED, "stopped")  # cut on air
     cancelled_at = _row(leader, broadcast_id).cancelled_at
     assert cancelled_at is not None

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from previous_head import PASSWORD, USERS, database_url, make_single_commune
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
+from broadcast.desks.setup import Setup
+from broadcast.people import accounts, zones
 from broadcast.service import BroadcastService
-from broadcast.store.db import downgrade, make_engine, upgrade
-from broadcast.store.models import Base
+from broadcast.store.db import Database, downgrade, make_engine, upgrade
+from broadcast.store.models import Base, Zone
 
 
 def test_migrations_match_models(service: BroadcastService) -> None:
@@ -125,4 +130,42 @@ def test_0006_adds_broker_zones_unknown_for_existing_receivers(tmp_path: Path) -
     with engine.connect() as connection:
         columns = {c["name"] for c in inspect(connection).get_columns("devices")}
         assert "broker_zones" not in columns and "health_ok" in columns
+    engine.dispose()
+
+
+def test_0007_upgrades_a_single_commune_in_place(tmp_path: Path) -> None:
+    """A single-commune database of the previous release (on SQLite, or PostgreSQL with
+    `--db postgresql`) gains zone codes (none yet, its commune still at the root); a province
+    added and the commune moved under it, every user keeps role, zone and password; codes are
+    unique when present; it downgrades again keeping its zones."""
+    url = database_url(tmp_path / "data")
+    make_single_commune(url)
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, parent_id, code FROM zones ORDER BY id"))
+        assert [tuple(row) for row in rows] == [
+            ("thon-a", "xa-hoang-hop", None),
+            ("thon-b", "xa-hoang-hop", None),
+            ("xa-hoang-hop", None, None),
+        ]
+    database = Database(url)
+    desk = Setup(database)
+    desk.add_zone(None, "province", "Tỉnh Thanh Hóa", code="38")
+    assert desk.move_zone(None, "xa-hoang-hop", "38").receivers == 1
+    desk.add_zone(None, "commune", "Xã Hoằng Tiến", code="16015", parent="38")
+    with database.session() as session:
+        for username, (role, zone) in USERS.items():
+            user = accounts.authenticate(session, username, PASSWORD)
+            assert user is not None and (user.role, user.zone_id) == (role, zone)
+        assert zones.find_zone(session, "38") is not None
+    with pytest.raises(IntegrityError), database.session() as session:
+        session.add(Zone(id="xa-khac", name="Xã Khác", kind="commune", code="16015"))
+    database.dispose()
+    downgrade(engine, "0006")
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("zones")}
+        assert "code" not in columns
+        rows = connection.execute(text("SELECT id, parent_id FROM zones ORDER BY id"))
+        assert ("xa-hoang-hop", "tinh-thanh-hoa") in [tuple(row) for row in rows]
     engine.dispose()

@@ -213,7 +213,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Setup]
     service = BroadcastService(settings, connect_mqtt=True)
     seed_commune(service)
     configs = {
-        device: ReceiverConfig.load(service.register_device(device, zone))
+        device: ReceiverConfig.load(service.fleet.register_device(device, zone))
         for device, zone in DEVICES.items()
     }
     with service.db.session() as session:

@@ -1,0 +1,806 @@
+"""Setting up an installation (thiết lập): the zone tree from nothing, for the CLI and the
+admin pages.
+
+A province's installation is a tree: the province (tỉnh, thành phố) → its communes (xã, phường,
+đặc khu) → their villages (thôn, bản, tổ dân phố), with receivers under villages. A commune at
+the root is a single-commune installation, as Loa was before provinces; `move_zone` places it
+under a province later, with its villages, receivers and users.
+
+`import_zones` reads the tree from a CSV file (columns code, name, kind, parent; an optional id
+column), the way a province hands out its list of units. It is all or nothing: every row is
+checked against the file and the database first, and one bad row (its line and column named)
+writes nothing. It is idempotent: a row is matched to the zone it already made (by code, id,
+or name under the same parent), so importing the same file again changes nothing and says so;
+a changed name or parent in the file renames or moves the zone; zones absent from the file stay.
+
+Every change is audited like any other admin change (`ZONE_CREATE`, `ZONE_UPDATE`). `user_id`
+None is the operator at the server's console (the CLI); otherwise an admin.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broadcast.const import Role, ZoneKind
+from broadcast.errors import NotFound, ValidationError
+from broadcast.people import accounts, audit, zones
+from broadcast.people.permissions import Action
+from broadcast.store.db import Database
+from broadcast.store.models import Device, User, Zone
+from wire.protocol import ID_PATTERN
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_NAME_CHARS = 200  # the name column's length
+MAX_PROBLEMS = 20  # a file with hundreds of bad rows: the first ones say what is wrong
+_RANK = {ZoneKind.PROVINCE: 0, ZoneKind.COMMUNE: 1, ZoneKind.VILLAGE: 2}
+
+# The words a province's lists use for each level, Vietnamese and English; compared without
+# case or diacritics, so "Xa", "xã" and "XÃ" are all a commune.
+KIND_WORDS: dict[ZoneKind, tuple[str, ...]] = {
+    ZoneKind.PROVINCE: ("tỉnh", "thành phố", "province", "city"),
+    ZoneKind.COMMUNE: ("xã", "phường", "đặc khu", "commune", "ward", "special zone"),
+    ZoneKind.VILLAGE: (
+        "thôn", "bản", "tổ dân phố", "xóm", "ấp", "làng", "buôn", "bon", "sóc", "phum", "plei",
+        "khu phố", "khối phố", "khóm", "tiểu khu", "village", "hamlet",
+    ),
+}  # fmt: skip
+COLUMN_WORDS: dict[str, tuple[str, ...]] = {
+    "code": ("code", "mã", "mã đơn vị hành chính", "mã đvhc"),
+    "name": ("name", "tên"),
+    "kind": ("kind", "loại", "cấp"),
+    "parent": ("parent", "cấp trên", "thuộc", "trực thuộc"),
+    "id": ("id", "mã khu vực"),
+}
+REQUIRED_COLUMNS = ("code", "name", "kind", "parent")
+
+
+def fold(text: str) -> str:
+    """Lowercase, without diacritics (đ → d), spaces and dashes collapsed: how words and
+    names are compared."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().replace("_", " ").replace("-", " ").split())
+
+
+_KINDS = {fold(word): kind for kind, words in KIND_WORDS.items() for word in words}
+_COLUMNS = {fold(word): column for column, words in COLUMN_WORDS.items() for word in words}
+
+
+# the district level (huyện, quận, thị xã) ended on 1 July 2025: communes sit under provinces
+DISTRICT_WORDS = frozenset(fold(word) for word in ("huyện", "quận", "thị xã", "district"))
+
+
+def parse_kind(word: str) -> ZoneKind | None:
+    """The kind a word names (tỉnh, xã, thôn, province, …), or None."""
+    return _KINDS.get(fold(word))
+
+
+def unknown_kind(word: str) -> str:
+    """Why `word` is not a kind, with the words that are."""
+    shown = word.strip()[:40]
+    if fold(word) in DISTRICT_WORDS:
+        return (
+            f"{shown!r}: districts ended on 1 July 2025; put its communes directly under"
+            " their province"
+        )
+    said = f"{shown!r} is not a kind" if shown else "the kind is empty"
+    return (
+        f"{said}: tỉnh/thành phố, xã/phường/đặc khu or thôn/bản/tổ dân phố"
+        " (or province, commune, village)"
+    )
+
+
+def slug(text: str) -> str:
+    """A zone id from a Vietnamese name: "Xã Hoằng Hợp" → "xa-hoang-hop" (at most 63)."""
+    words = re.sub(r"[^a-z0-9]+", "-", fold(text)).strip("-")
+    return words[:63].rstrip("-")
+
+
+def clean_name(text: str) -> str:
+    """NFC (a name typed on another system may come decomposed), spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFC", text or "").split())
+
+
+def name_key(text: str) -> str:
+    """How two names are the same zone's: case and spacing aside, diacritics kept (Thôn Đông
+    and Thôn Đồng are two villages)."""
+    return clean_name(text).casefold()
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Thôn 2 before Thôn 10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", fold(text)))
+
+
+# --- what the desk answers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZoneLine:
+    """One zone of the tree, with its depth (0: at the root) and its receivers."""
+
+    id: str
+    name: str
+    kind: str
+    code: str | None
+    parent_id: str | None
+    depth: int
+    devices: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with one cell of an imported file (`line` 1 is the first)."""
+
+    line: int
+    column: str
+    message: str
+    code: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+class ZoneFileError(ValidationError):
+    """A file that cannot be imported; nothing was written. `problems` names each bad cell."""
+
+    def __init__(self, problems: list[Problem], more: int = 0) -> None:
+        count = len(problems) + more
+        super().__init__(
+            "file",
+            f"{count} problem{'s' if count != 1 else ''}, nothing was written: {problems[0]}",
+            problems[0].code,
+        )
+        self.problems = problems
+        self.more = more
+
+
+@dataclass
+class ImportResult:
+    """What an import changed, zone ids per kind of change."""
+
+    rows: int = 0
+    created: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
+    coded: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.renamed or self.coded or self.moved)
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    zone_id: str
+    previous_parent: str | None
+    parent: str | None
+    changed: bool
+    receivers: int  # under the moved zone: each now hears one more zone above it
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether an installation can serve anyone: a zone to broadcast to, an admin to sign in."""
+
+    zones: int
+    communes: int
+    admins: int
+
+    @property
+    def ready(self) -> bool:
+        return self.zones > 0 and self.admins > 0
+
+
+# --- reading a file -------------------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    line: int
+    kind: ZoneKind
+    name: str
+    code: str | None
+    parent_ref: str
+    given_id: str | None
+    zone: Zone | None = None  # the existing zone it describes
+    zone_id: str = ""
+    parent_id: str | None = None
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.found: list[Problem] = []
+        self.lines: set[int] = set()
+        self.bad_refs: set[str] = set()  # codes and ids of bad lines: their children wait
+
+    def add(self, line: int, column: str, message: str, code: str) -> None:
+        self.found.append(Problem(line, column, message, code))
+        self.lines.add(line)
+
+    def raise_any(self) -> None:
+        if self.found:
+            ordered = sorted(self.found, key=lambda p: p.line)
+            raise ZoneFileError(ordered[:MAX_PROBLEMS], max(0, len(ordered) - MAX_PROBLEMS))
+
+
+def _decode(data: bytes | str) -> str:
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ZoneFileError(
+            [Problem(line, "", "not UTF-8 text: save the file as CSV UTF-8", "encoding")]
+        ) from None
+
+
+def _delimiter(text: str) -> str:
+    """Comma, or what a spreadsheet in Vietnamese saves with (a semicolon: the comma is the
+    decimal separator there), or a tab."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    for candidate in (",", ";", "\t"):
+        if candidate in first:
+            return candidate
+    return ","
+
+
+def _read_rows(text: str, problems: _Problems) -> list[_Row]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    columns: dict[str, int] | None = None
+    rows: list[_Row] = []
+    previous = 0
+    try:
+        for cells in reader:
+            line, previous = previous + 1, reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue
+            if columns is None:
+                columns = _header(cells, line, problems)
+                if columns is None:
+                    return []
+                continue
+            row = _row(cells, columns, line, problems)
+            if row is not None:
+                rows.append(row)
+    except csv.Error as exc:
+        problems.add(reader.line_num, "", f"not a CSV file: {exc}", "csv")
+        return []
+    if columns is None:
+        problems.add(1, "", "the file is empty: it needs a header (code,name,kind,parent)", "empty")
+    elif not rows and not problems.found:
+        problems.add(previous, "", "the file lists no zones under its header", "empty")
+    return rows
+
+
+def _header(cells: list[str], line: int, problems: _Problems) -> dict[str, int] | None:
+    columns: dict[str, int] = {}
+    for index, cell in enumerate(cells):
+        column = _COLUMNS.get(fold(cell))
+        if column is None:
+            continue  # a remark column, say: ignored
+        if column in columns:
+            problems.add(line, cell.strip(), f"column {column} is given twice", "header")
+        columns[column] = index
+    missing = [column for column in REQUIRED_COLUMNS if column not in columns]
+    if missing:
+        problems.add(
+            line,
+            missing[0],
+            f"the header lacks {', '.join(missing)}: the first line must name the columns"
+            " code,name,kind,parent",
+            "header",
+        )
+        return None
+    return columns
+
+
+def _row(cells: list[str], columns: dict[str, int], line: int, problems: _Problems) -> _Row | None:
+    def cell(column: str) -> str:
+        index = columns.get(column)
+        return cells[index].strip() if index is not None and index < len(cells) else ""
+
+    before = len(problems.found)
+    kind = parse_kind(cell("kind"))
+    if kind is None:
+        problems.add(line, "kind", unknown_kind(cell("kind")), "bad_kind")
+    name = clean_name(cell("name"))
+    if not name:
+        problems.add(line, "name", "the name is empty", "empty_name")
+    elif len(name) > MAX_NAME_CHARS:
+        problems.add(line, "name", f"the name is longer than {MAX_NAME_CHARS} characters", "long")
+    code = None
+    if kind is not None:
+        try:
+            code = zones.clean_code(kind, cell("code"))
+        except ValidationError as exc:
+            problems.add(line, "code", exc.message, exc.code)
+    given_id = cell("id") or None
+    if given_id is not None and not ID_PATTERN.fullmatch(given_id):
+        problems.add(
+            line, "id", f"{given_id[:70]!r} is not a zone id (a-z, 0-9 and -, 63 at most)", "bad_id"
+        )
+    if len(problems.found) > before or kind is None:
+        problems.bad_refs.update(ref for ref in (cell("code"), cell("id")) if ref)
+        return None
+    return _Row(line, kind, name, code, cell("parent"), given_id)
+
+
+# --- the desk -------------------------------------------------------------------------------
+
+
+class Setup:
+    """The zone tree: import, add, move, list; and whether an installation is ready to serve."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def readiness(self) -> Readiness:
+        with self._db.session() as session:
+            count = session.scalar(select(func.count()).select_from(Zone)) or 0
+            communes = session.scalar(
+                select(func.count()).where(Zone.kind == ZoneKind.COMMUNE.value)
+            )
+            admins = session.scalar(
+                select(func.count()).where(User.role == Role.ADMIN.value, User.active.is_(True))
+            )
+            return Readiness(int(count), int(communes or 0), int(admins or 0))
+
+    def tree(self, user_id: int | None) -> list[ZoneLine]:
+        """Every zone, parents before their children: provinces, then communes, by name."""
+        with self._db.session() as session:
+            _actor(session, user_id)
+            counts = dict(
+                session.execute(select(Device.zone_id, func.count()).group_by(Device.zone_id)).all()
+            )
+            found = list(session.scalars(select(Zone)))
+            children: dict[str | None, list[Zone]] = {}
+            known = {zone.id for zone in found}
+            for zone in found:
+                parent = zone.parent_id if zone.parent_id in known else None
+                children.setdefault(parent, []).append(zone)
+            lines: list[ZoneLine] = []
+            stack = [(zone, 0) for zone in reversed(_ordered(children.get(None, [])))]
+            while stack:
+                zone, depth = stack.pop()
+                lines.append(
+                    ZoneLine(
+                        zone.id,
+                        zone.name,
+                        zone.kind,
+                        zone.code,
+                        zone.parent_id,
+                        depth,
+                        int(counts.get(zone.id, 0)),
+                    )
+                )
+                below = _ordered(children.get(zone.id, []))
+                stack.extend((child, depth + 1) for child in reversed(below))
+            return lines
+
+    def add_zone(
+        self,
+        user_id: int | None,
+        kind: str,
+        name: str,
+        code: str = "",
+        parent: str = "",
+        zone_id: str = "",
+    ) -> ZoneLine:
+        """One zone; without `zone_id`, its id is made from its name (a village's is prefixed
+        with its commune's id, since every commune has its Thôn 1)."""
+        with self._db.session() as session:
+            actor = _actor(session, user_id)
+            zone_kind = parse_kind(kind)
+            if zone_kind is None:
+                raise ValidationError("kind", unknown_kind(kind), "bad_kind")
+            clean = clean_name(name)
+            if not clean:
+                raise ValidationError("name", "the name is empty", "empty_name")
+            if len(clean) > MAX_NAME_CHARS:
+                raise ValidationError("name", f"longer than {MAX_NAME_CHARS} characters", "long")
+            clean_code = zones.clean_code(zone_kind, code)
+            if clean_code is not None:
+                taken = zones.by_code(session, clean_code)
+                if taken is not None:
+                    raise ValidationError(
+                        "code", f"code {clean_code} is already zone {taken.id!r}", "taken"
+                    )
+            parent_zone = _parent(session, parent)
+            zones.check_placement(zone_kind, parent_zone)
+            _check_new_name(session, zone_kind, clean, parent_zone)
+            new_id = zone_id.strip()
+            if not new_id:
+                base = _derived_id(zone_kind, clean, parent_zone)
+                if not base:
+                    raise ValidationError("name", "the name makes no id: give --id", "bad_id")
+                new_id = _free_id(base, clean_code, lambda i: session.get(Zone, i) is not None)
+                if new_id is None:
+                    raise ValidationError("id", f"zone id {base!r} is taken: give one", "taken")
+            elif session.get(Zone, new_id) is not None:
+                raise ValidationError(
+                    "id", f"zone {new_id!r} already exists: give another id", "taken"
+                )
+            zone = zones.create_zone(
+                session,
+                new_id,
+                clean,
+                zone_kind,
+                None if parent_zone is None else parent_zone.id,
+                clean_code,
+            )
+            _audit_create(session, actor, zone)
+            return ZoneLine(zone.id, zone.name, zone.kind, zone.code, zone.parent_id, 0, 0)
+
+    def move_zone(self, user_id: int | None, zone_ref: str, parent_ref: str) -> MoveResult:
+        """Put a zone (by id or code) under another (item 7: a single commune under the
+        province its operator names). Users keep their zones and roles: nothing else moves."""
+        with self._db.session() as session:
+            actor = _actor(session, user_id)
+            zone = zones.find_zone(session, zone_ref)
+            if zone is None:
+                raise NotFound(f"no zone has id or code {zone_ref.strip()[:70]!r}")
+            parent = _parent(session, parent_ref)
+            previous = zone.parent_id
+            new = None if parent is None else parent.id
+            receivers = len(zones.target_devices([zone]))
+            if previous == new:
+                return MoveResult(zone.id, previous, new, False, receivers)
+            zones.move_zone(session, zone, parent)
+            _audit_move(session, actor, zone, previous)
+            return MoveResult(zone.id, previous, new, True, receivers)
+
+    def import_zones(self, user_id: int | None, data: bytes | str) -> ImportResult:
+        """The zones a CSV file describes, created or brought in line, in one transaction;
+        ZoneFileError (naming every bad cell, up to MAX_PROBLEMS) and nothing written else."""
+        problems = _Problems()
+        rows = _read_rows(_decode(data), problems)
+        with self._db.session() as session:
+            actor = _actor(session, user_id)
+            planned = _Plan(session, rows, problems).run()
+            problems.raise_any()
+            result = ImportResult(rows=len(rows))
+            for row in planned:
+                _apply(session, actor, row, result)
+            _LOGGER.info(
+                "zones imported: %d rows, %d created, %d renamed, %d coded, %d moved",
+                len(rows),
+                len(result.created),
+                len(result.renamed),
+                len(result.coded),
+                len(result.moved),
+            )
+            return result
+
+
+class _Plan:
+    """Every row matched to the zone it describes (or a new id) and its parent resolved,
+    against the database and the rest of the file; problems collected, nothing written."""
+
+    def __init__(self, session: Session, rows: list[_Row], problems: _Problems) -> None:
+        self.session = session
+        self.rows = rows
+        self.problems = problems
+        self.by_code: dict[str, _Row] = {}
+        self.by_given_id: dict[str, _Row] = {}
+        self.by_id: dict[str, _Row] = {}  # rows already planned, by their zone's id
+        self.claimed: dict[str, _Row] = {}  # existing zone id → the row that describes it
+        self.by_name: dict[tuple[ZoneKind, str | None, str], _Row] = {}
+        self.bad: set[int] = set(problems.lines)
+
+    def run(self) -> list[_Row]:
+        for row in self.rows:
+            self._index(row)
+        ordered = sorted(self.rows, key=lambda row: (_RANK[row.kind], row.line))
+        planned: list[_Row] = []
+        for row in ordered:
+            if row.line in self.bad:
+                continue
+            if self._plan(row):
+                planned.append(row)
+            else:
+                self.bad.add(row.line)
+        return planned
+
+    def _fail(self, row: _Row, column: str, message: str, code: str) -> bool:
+        self.problems.add(row.line, column, message, code)
+        self.bad.add(row.line)
+        return False
+
+    def _index(self, row: _Row) -> None:
+        if row.code is not None:
+            first = self.by_code.setdefault(row.code, row)
+            if first is not row:
+                self._fail(row, "code", f"code {row.code} is already on line {first.line}", "dup")
+        if row.given_id is not None:
+            first = self.by_given_id.setdefault(row.given_id, row)
+            if first is not row:
+                self._fail(row, "id", f"id {row.given_id} is already on line {first.line}", "dup")
+
+    def _plan(self, row: _Row) -> bool:
+        if not self._resolve_parent(row):
+            return False
+        key = (row.kind, row.parent_id if row.parent_ref else None, name_key(row.name))
+        first = self.by_name.setdefault(key, row)
+        if first is not row:
+            return self._fail(
+                row, "name", f"{row.name!r} is already on line {first.line}, under the same"
+                " parent", "dup",
+            )  # fmt: skip
+        if not self._match(row):
+            return False
+        if row.zone is None and not self._new_id(row):
+            return False
+        self.by_id[row.zone_id] = row
+        return True
+
+    def _resolve_parent(self, row: _Row) -> bool:
+        """`row.parent_id` from the parent column (a code or an id, of the file or the
+        database), with the tree rules; False after reporting a problem."""
+        ref = row.parent_ref
+        allowed = zones.PARENT_KINDS[row.kind]
+        if not ref:
+            if None in allowed:
+                return True
+            return self._fail(
+                row, "parent", f"a {row.kind} needs its {allowed[0]} (code or id)", "no_parent"
+            )
+        if ref in self.problems.bad_refs:
+            self.bad.add(row.line)  # its parent's line is reported already
+            return False
+        in_file = self.by_code.get(ref) or self.by_given_id.get(ref) or self.by_id.get(ref)
+        if in_file is not None and in_file.line in self.bad:
+            self.bad.add(row.line)  # its parent's line is reported already
+            return False
+        if in_file is not None:
+            kind, parent_id = in_file.kind, in_file.zone_id
+            where = f"{in_file.kind} on line {in_file.line}"
+        else:
+            existing = zones.by_code(self.session, ref) or self.session.get(Zone, ref)
+            if existing is None:
+                return self._fail(
+                    row,
+                    "parent",
+                    f"unknown parent {ref[:70]!r}: no zone in the file or the database has"
+                    " that code or id",
+                    "unknown_parent",
+                )
+            if existing.id in self.claimed:  # the file describes it: its line decides
+                claimed = self.claimed[existing.id]
+                kind, parent_id = claimed.kind, claimed.zone_id
+            else:
+                kind, parent_id = ZoneKind(existing.kind), existing.id
+            where = f"{kind} {existing.id!r}"
+        if kind not in allowed:
+            wanted = " or ".join(str(k) for k in allowed if k is not None) or "no parent"
+            return self._fail(
+                row,
+                "parent",
+                f"a {row.kind} cannot be under {where} (its parent: {wanted})",
+                "wrong_parent",
+            )
+        row.parent_id = parent_id or None
+        return True
+
+    def _match(self, row: _Row) -> bool:
+        """`row.zone`: the existing zone this row describes, if any (by id, code, or the same
+        name and kind under the same parent, or a code-less one at the root the row now
+        places: a single commune joining its province)."""
+        session = self.session
+        zone: Zone | None = None
+        if row.given_id is not None:
+            zone = session.get(Zone, row.given_id)
+            if zone is not None and row.code is not None and zone.code not in (None, row.code):
+                return self._fail(
+                    row, "code", f"zone {zone.id!r} has code {zone.code}, not {row.code}", "code"
+                )
+        if row.code is not None:
+            coded = zones.by_code(session, row.code)
+            if coded is not None and zone is not None and coded is not zone:
+                return self._fail(
+                    row, "code", f"code {row.code} is already zone {coded.id!r}", "taken"
+                )
+            zone = zone or coded
+        if zone is None and row.given_id is None:
+            same = self._same_name(row)
+            if len(same) > 1:
+                ids = ", ".join(found.id for found in same[:5])
+                return self._fail(
+                    row, "name", f"several zones are named {row.name!r} ({ids}): add an id column",
+                    "dup",
+                )  # fmt: skip
+            zone = same[0] if same else None
+        if zone is None:
+            return True
+        if zone.kind != row.kind:
+            return self._fail(
+                row, "kind", f"zone {zone.id!r} is a {zone.kind}: a kind does not change", "kind"
+            )
+        earlier = self.claimed.get(zone.id)
+        if earlier is not None:
+            return self._fail(
+                row, "name", f"line {earlier.line} already describes zone {zone.id!r}", "dup"
+            )
+        self.claimed[zone.id] = row
+        row.zone, row.zone_id = zone, zone.id
+        return True
+
+    def _same_name(self, row: _Row) -> list[Zone]:
+        """Existing zones of the row's kind and name it may describe: under the same parent;
+        a code-less commune at the root that the row places under its province; anywhere
+        when the row leaves the parent empty (a commune moved since keeps its place)."""
+        name = name_key(row.name)
+        found = [
+            zone
+            for zone in self.session.scalars(select(Zone).where(Zone.kind == row.kind.value))
+            if name_key(zone.name) == name
+            and (row.code is None or zone.code is None)
+            and zone.id not in self.claimed
+        ]
+        if not row.parent_ref:
+            return found
+        exact = [zone for zone in found if zone.parent_id == row.parent_id]
+        if exact or row.kind != ZoneKind.COMMUNE:
+            return exact
+        return [zone for zone in found if zone.parent_id is None and zone.code is None]
+
+    def _new_id(self, row: _Row) -> bool:
+        if row.given_id is not None:
+            row.zone_id = row.given_id
+            return True
+        parent = None if row.parent_id is None else _Parent(row.parent_id)
+        base = _derived_id(row.kind, row.name, parent)
+        if not base:
+            return self._fail(row, "name", "the name makes no id: add an id column", "bad_id")
+        candidate = _free_id(base, row.code, self._taken)
+        if candidate is None:
+            return self._fail(
+                row, "name", f"zone id {base!r} is taken: add an id column", "taken"
+            )  # fmt: skip
+        row.zone_id = candidate
+        return True
+
+    def _taken(self, zone_id: str) -> bool:
+        return (
+            zone_id in self.by_id
+            or zone_id in self.by_given_id
+            or self.session.get(Zone, zone_id) is not None
+        )
+
+
+@dataclass(frozen=True)
+class _Parent:
+    id: str
+
+
+def _free_id(base: str, code: str | None, taken: Callable[[str], bool]) -> str | None:
+    """`base`, or when another zone has it (Thôn Đông, Thôn Đồng: thon-dong) `base-CODE`,
+    else `base-2`, `base-3`, …; None when even those are taken."""
+    if not taken(base):
+        return base
+    suffixes = ([code] if code else []) + [str(n) for n in range(2, 100)]
+    for suffix in suffixes:
+        candidate = f"{base[: 62 - len(suffix)].rstrip('-')}-{suffix}"
+        if not taken(candidate):
+            return candidate
+    return None
+
+
+def _derived_id(kind: ZoneKind, name: str, parent: Zone | _Parent | None) -> str:
+    made = slug(name)
+    if kind == ZoneKind.VILLAGE and parent is not None and made:
+        made = f"{parent.id}-{made}"[:63].rstrip("-")
+    return made
+
+
+def _apply(session: Session, actor: User | None, row: _Row, result: ImportResult) -> None:
+    zone = row.zone
+    if zone is None:
+        zone = zones.create_zone(session, row.zone_id, row.name, row.kind, row.parent_id, row.code)
+        _audit_create(session, actor, zone)
+        result.created.append(zone.id)
+        return
+    detail: dict[str, Any] = {}
+    if zone.name != row.name:
+        detail.update(name=row.name, previous_name=zone.name)
+        zone.name = row.name
+        result.renamed.append(zone.id)
+    if row.code is not None and zone.code != row.code:
+        detail.update(code=row.code, previous_code=zone.code)
+        zone.code = row.code
+        result.coded.append(zone.id)
+    if row.parent_ref and zone.parent_id != row.parent_id:
+        detail.update(parent=row.parent_id, previous_parent=zone.parent_id)
+        zone.parent_id = row.parent_id
+        result.moved.append(zone.id)
+    if detail:
+        session.flush()
+        audit.record(session, actor, audit.Action.ZONE_UPDATE, f"zone:{zone.id}", detail)
+
+
+def _check_new_name(session: Session, kind: ZoneKind, name: str, parent: Zone | None) -> None:
+    """Two zones of a kind with one name under one parent would be one zone twice."""
+    query = select(Zone).where(
+        Zone.kind == kind.value,
+        Zone.parent_id.is_(None) if parent is None else Zone.parent_id == parent.id,
+    )
+    for zone in session.scalars(query):
+        if name_key(zone.name) == name_key(name):
+            where = f"under {parent.id}" if parent is not None else "at the root"
+            raise ValidationError(
+                "name", f"{kind} {zone.id!r} {where} already has that name", "taken"
+            )
+
+
+def _actor(session: Session, user_id: int | None) -> User | None:
+    return None if user_id is None else accounts.require_user(session, user_id, Action.ADMINISTER)
+
+
+def _parent(session: Session, reference: str) -> Zone | None:
+    text = reference.strip()
+    if not text:
+        return None
+    found = zones.find_zone(session, text)
+    if found is None:
+        raise ValidationError(
+            "parent", f"no zone has id or code {text[:70]!r}", code="unknown_parent"
+        )
+    return found
+
+
+def _ordered(found: Iterable[Zone]) -> list[Zone]:
+    return sorted(found, key=lambda zone: (_rank(zone.kind), natural_key(zone.name), zone.id))
+
+
+def _rank(kind: str) -> int:
+    try:
+        return _RANK[ZoneKind(kind)]
+    except ValueError:
+        return len(_RANK)
+
+
+def _audit_create(session: Session, actor: User | None, zone: Zone) -> None:
+    audit.record(
+        session,
+        actor,
+        audit.Action.ZONE_CREATE,
+        f"zone:{zone.id}",
+        {"name": zone.name, "kind": zone.kind, "parent": zone.parent_id, "code": zone.code},
+    )
+
+
+def _audit_move(session: Session, actor: User | None, zone: Zone, previous: str | None) -> None:
+    audit.record(
+        session,
+        actor,
+        audit.Action.ZONE_UPDATE,
+        f"zone:{zone.id}",
+        {"parent": zone.parent_id, "previous_parent": previous},
+    )
+
+
+__all__ = [
+    "KIND_WORDS",
+    "ImportResult",
+    "MoveResult",
+    "Problem",
+    "Readiness",
+    "Setup",
+    "ZoneFileError",
+    "ZoneLine",
+    "parse_kind",
+    "slug",
+]

@@ -138,6 +138,11 @@ SCHEDULE_KIND_LABELS: dict[str, Msgid] = {
     ScheduleKind.CRON: N_("Theo lịch cron"),
     ScheduleKind.SERIES: N_("Chuỗi bản tin"),
 }
+ZONE_KIND_WORDS: dict[str, Msgid] = {  # inside a sentence ("a village cannot be under …")
+    ZoneKind.PROVINCE: N_("tỉnh"),
+    ZoneKind.COMMUNE: N_("xã"),
+    ZoneKind.VILLAGE: N_("thôn"),
+}
 CONTENT_KIND_LABELS: dict[str, Msgid] = {
     ContentKind.TTS: N_("Văn bản"),
     ContentKind.RECORDING: N_("Bản ghi âm"),

@@ -347,7 +347,7 @@ class BulletinDesk:
             accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
             broadcast = broadcasts.get_broadcast(session, broadcast_id)
             if broadcast.source != "bulletin":
-                raise NotFound(f"broadcast {broadcast_id}")
+                raise NotFound(N_("không có lượt phát %(id)s"), "not_found", id=broadcast_id)
             return BroadcastRecord.of(broadcast)
 
     # --- writing ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from broadcast.const import ZoneKind
+from broadcast.const import ZONE_KIND_WORDS, ZoneKind
 from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.people import permissions
 from broadcast.people.permissions import Action, Reach
@@ -54,7 +54,9 @@ def create_zone(
             "parent", N_("không có khu vực cha “%(id)s”"), "unknown_zone", id=parent_id
         )
     if code is not None and by_code(session, code) is not None:
-        raise ValidationError("code", f"code {code} is already another zone's", code="taken")
+        raise ValidationError(
+            "code", N_("mã hành chính %(value)s đã là của khu vực khác"), "taken", value=code
+        )
     zone = Zone(id=zone_id, name=name, kind=kind.value, parent_id=parent_id, code=code)
     session.add(zone)
     session.flush()
@@ -189,12 +191,32 @@ def check_placement(kind: ZoneKind, parent: Zone | None) -> None:
     if parent_kind in allowed:
         return
     if parent is None:
-        raise ValidationError("parent", f"a {kind} needs a parent ({allowed[0]})", "no_parent")
-    wanted = " or ".join(str(k) for k in allowed if k is not None) or "none"
+        raise ValidationError(
+            "parent",
+            N_("%(kind)s phải thuộc một %(parent_kind)s"),
+            "no_parent",
+            kind=ZONE_KIND_WORDS[kind],
+            parent_kind=ZONE_KIND_WORDS[str(allowed[0])],
+        )
+    wanted = next((k for k in allowed if k is not None), None)
+    words = {
+        "kind": ZONE_KIND_WORDS[kind],
+        "parent_kind": ZONE_KIND_WORDS[parent.kind],
+        "id": parent.id,
+    }
+    if wanted is None:
+        raise ValidationError(
+            "parent",
+            N_("%(kind)s không thể thuộc %(parent_kind)s “%(id)s”: %(kind)s ở cấp gốc"),
+            "wrong_parent",
+            **words,
+        )
     raise ValidationError(
         "parent",
-        f"a {kind} cannot be under {parent.kind} {parent.id!r} (its parent: {wanted})",
+        N_("%(kind)s không thể thuộc %(parent_kind)s “%(id)s”: phải thuộc một %(wanted)s"),
         "wrong_parent",
+        wanted=ZONE_KIND_WORDS[wanted],
+        **words,
     )
 
 
@@ -207,13 +229,20 @@ def clean_code(kind: ZoneKind, code: str | None) -> str | None:
         return None
     digits = CODE_DIGITS.get(kind)
     if digits is None:
-        raise ValidationError("code", f"a {kind} has no administrative code", "no_code")
+        raise ValidationError(
+            "code", N_("%(kind)s không có mã hành chính"), "no_code", kind=ZONE_KIND_WORDS[kind]
+        )
     if not _DIGITS.fullmatch(text) or len(text) != digits:
         raise ValidationError(
             "code",
-            f"a {kind}'s administrative code is {digits} digits, not {text[:20]!r}"
-            " (a spreadsheet may have dropped its leading zeros)",
+            N_(
+                "mã hành chính của %(kind)s có %(digits)s chữ số, không phải “%(value)s” (bảng"
+                " tính có thể đã bỏ mất các số 0 ở đầu)"
+            ),
             "bad_code",
+            kind=ZONE_KIND_WORDS[kind],
+            digits=digits,
+            value=text[:20],
         )
     return text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from broadcast.const import LOCAL_TZ
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, ValidationError
 
 # The years a date entered anywhere (a schedule, a report filter, a week) may fall in. Python's
 # calendar ends at year 1 and 9999, where adding a day or a time-zone offset overflows; a
@@ -49,15 +49,18 @@ def check_year(year: int, field: str) -> None:
     if not FIRST_YEAR <= year <= LAST_YEAR:
         raise ValidationError(
             field,
-            f"the year must be {FIRST_YEAR} to {LAST_YEAR}, not {year}"
-            f" (năm phải từ {FIRST_YEAR} đến {LAST_YEAR})",
-            code="year_out_of_range",
+            N_("năm phải từ %(first)s đến %(last)s, không phải %(year)s"),
+            "year_out_of_range",
+            first=FIRST_YEAR,
+            last=LAST_YEAR,
+            year=year,
         )
 
 
-def parse_date(text: str, field: str, message: str = "") -> date | None:
+def parse_date(text: str, field: str, message: str = "", **params: object) -> date | None:
     """'2026-11-26' → a date within the allowed years; '' → None; else a ValidationError
-    naming `field` with `message` (default: an English one with an example)."""
+    (code "not_a_date") naming `field` with `message`, a message id formatted with `params`
+    and `text`, the first 40 characters given (default: one with an example)."""
     text = (text or "").strip()
     if not text:
         return None
@@ -65,7 +68,10 @@ def parse_date(text: str, field: str, message: str = "") -> date | None:
         value = date.fromisoformat(text)
     except ValueError as exc:
         raise ValidationError(
-            field, message or f"{text[:40]!r} is not a date like 2026-11-26"
+            field,
+            message or N_("“%(text)s” không phải ngày dạng 2026-11-26"),
+            "not_a_date",
+            **{**params, "text": text[:40]},
         ) from exc
     check_year(value.year, field)
     return value
@@ -77,7 +83,10 @@ def parse_local(text: str, field: str) -> datetime:
         value = datetime.fromisoformat(text.strip())
     except (AttributeError, ValueError) as exc:
         raise ValidationError(
-            field, f"{text!r} is not a date and time like 2026-11-26T17:00"
+            field,
+            N_("“%(text)s” không phải ngày giờ dạng 2026-11-26T17:00"),
+            "not_a_datetime",
+            text=str(text)[:40],
         ) from exc
     check_year(value.year, field)  # before the offset is applied: it could overflow year 1 or 9999
     if value.tzinfo is None:
@@ -91,7 +100,11 @@ def parse_time_of_day(text: str, field: str) -> str:
         hour_text, minute_text = text.strip().split(":")
         hour, minute = int(hour_text), int(minute_text)
     except (AttributeError, ValueError) as exc:
-        raise ValidationError(field, f"{text!r} is not a time like 17:00") from exc
+        raise ValidationError(
+            field, N_("“%(text)s” không phải giờ dạng 17:00"), "not_a_time", text=str(text)[:40]
+        ) from exc
     if not (0 <= hour <= 23 and 0 <= minute <= 59):
-        raise ValidationError(field, f"{text!r} is not a time of day")
+        raise ValidationError(
+            field, N_("“%(text)s” không phải giờ trong ngày"), "not_a_time", text=text
+        )
     return f"{hour:02d}:{minute:02d}"

@@ -5,6 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from broadcast.errors import N_, Msgid
+from wire.protocol import ContentType, Priority, ReceiverState
+
 LOCAL_TZ_NAME = "Asia/Ho_Chi_Minh"
 LOCAL_TZ = ZoneInfo(LOCAL_TZ_NAME)
 
@@ -84,10 +87,82 @@ class ScheduleKind(StrEnum):
 
 
 class ContentKind(StrEnum):
+    """What a bulletin is made of (`Bulletin.kind`). How it travels to the receivers is the
+    wire's `ContentType` (`Broadcast.content`): a text and a recording are both media, and a
+    relay is the wire's relay, spelled there once."""
+
     TTS = "tts"  # a text, synthesized
     RECORDING = "recording"  # an uploaded recording, played as it is
-    RELAY = "relay"  # a live stream relayed for a set time (tiếp sóng)
+    RELAY = ContentType.RELAY.value  # a live stream relayed for a set time (tiếp sóng)
 
+    @property
+    def content_type(self) -> ContentType:
+        """How a broadcast of this content travels (`Broadcast.content`, the wire's body)."""
+        return ContentType.RELAY if self is ContentKind.RELAY else ContentType.MEDIA
+
+
+# How each code reads, one table per enum: the Vietnamese text is the message id (N_), the CSV
+# exports write it as it is and `web.labels` translates it into the request's language. The
+# bulletin's statuses are worded beside their enum (`broadcast.desks.bulletins.STATUS_LABELS`).
+BROADCAST_STATUS_LABELS: dict[str, Msgid] = {
+    BroadcastStatus.PENDING: N_("Đang chuẩn bị"),
+    BroadcastStatus.SCHEDULED: N_("Đã lên lịch"),
+    BroadcastStatus.DISPATCHED: N_("Đã gửi"),
+    BroadcastStatus.FINISHED: N_("Đã phát xong"),
+    BroadcastStatus.PARTIAL: N_("Phát một phần"),
+    BroadcastStatus.FAILED: N_("Lỗi"),
+    BroadcastStatus.CANCELLED: N_("Đã dừng"),
+    BroadcastStatus.MISSED: N_("Lỡ giờ (máy chủ không chạy)"),
+}
+DELIVERY_STATE_LABELS: dict[str, Msgid] = {
+    DeliveryState.QUEUED: N_("Chờ gửi"),
+    DeliveryState.RECEIVED: N_("Đã nhận lệnh"),
+    DeliveryState.FETCHED: N_("Đã tải âm thanh"),
+    DeliveryState.PLAYING: N_("Đang phát"),
+    DeliveryState.PREEMPTED: N_("Bị ngắt (tin khẩn hơn)"),
+    DeliveryState.FINISHED: N_("Đã phát xong"),
+    DeliveryState.FAILED: N_("Lỗi"),
+    DeliveryState.STOPPED: N_("Đã dừng phát"),
+}
+RECEIVER_STATE_LABELS: dict[str, Msgid] = {
+    ReceiverState.IDLE: N_("Sẵn sàng"),
+    ReceiverState.FETCHING: N_("Đang tải"),
+    ReceiverState.PLAYING: N_("Đang phát"),
+    ReceiverState.PREEMPTED: N_("Bị ngắt (tin khẩn hơn)"),
+    ReceiverState.OFFLINE: N_("Mất kết nối"),
+}
+SCHEDULE_KIND_LABELS: dict[str, Msgid] = {
+    ScheduleKind.ONCE: N_("Một lần"),
+    ScheduleKind.DAILY: N_("Hằng ngày"),
+    ScheduleKind.WEEKDAYS: N_("Theo thứ"),
+    ScheduleKind.CRON: N_("Theo lịch cron"),
+    ScheduleKind.SERIES: N_("Chuỗi bản tin"),
+}
+ZONE_KIND_WORDS: dict[str, Msgid] = {  # inside a sentence ("a village cannot be under …")
+    ZoneKind.PROVINCE: N_("tỉnh"),
+    ZoneKind.COMMUNE: N_("xã"),
+    ZoneKind.VILLAGE: N_("thôn"),
+}
+CONTENT_KIND_LABELS: dict[str, Msgid] = {
+    ContentKind.TTS: N_("Văn bản"),
+    ContentKind.RECORDING: N_("Bản ghi âm"),
+    ContentKind.RELAY: N_("Tiếp sóng"),
+}
+CONTENT_TYPE_LABELS: dict[str, Msgid] = {
+    ContentType.MEDIA: N_("Âm thanh"),
+    ContentType.RELAY: N_("Tiếp sóng"),
+}
+PRIORITY_LABELS: dict[str, Msgid] = {
+    Priority.EMERGENCY: N_("Khẩn cấp"),
+    Priority.PRIORITY: N_("Ưu tiên"),
+    Priority.NORMAL: N_("Thông thường"),
+}
+SOURCE_LABELS: dict[str, Msgid] = {  # `Broadcast.source`: how it was sent
+    "announcement": N_("Thông báo"),
+    "bulletin": N_("Bản tin phát ngay"),
+    "correction": N_("Đính chính"),
+    "schedule": N_("Theo lịch phát"),
+}
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_RELAY_MINUTES = 360  # wire.protocol.MAX_RELAY_S

@@ -11,48 +11,23 @@ from typing import Any
 
 from flask import Flask, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broadcast import clock
+from broadcast.const import ContentKind
 from broadcast.desks.sign_in import set_audit_origin
 from broadcast.errors import NotFound as DomainNotFound
 from broadcast.errors import PermissionDenied
 from broadcast.service import BroadcastService
-from web import inputs
+from web import inputs, labels
 from web.views import describe_schedule
+from wire.protocol import ContentType
 
 _LOGGER = logging.getLogger(__name__)
 csrf = CSRFProtect()
 MAX_REQUEST_BYTES = 2 * 1024 * 1024  # a larger request body is refused with 413
-
-# Lazy: each reads in the request's language (the catalog has the English).
-PRIORITY_LABELS = {
-    "emergency": lazy_gettext("Khẩn cấp"),
-    "priority": lazy_gettext("Ưu tiên"),
-    "normal": lazy_gettext("Thông thường"),
-}
-STATE_LABELS = {
-    "idle": lazy_gettext("Sẵn sàng"),
-    "fetching": lazy_gettext("Đang tải"),
-    "playing": lazy_gettext("Đang phát"),
-    "offline": lazy_gettext("Mất kết nối"),
-    "queued": lazy_gettext("Chờ gửi"),
-    "received": lazy_gettext("Đã nhận lệnh"),
-    "fetched": lazy_gettext("Đã tải âm thanh"),
-    "finished": lazy_gettext("Đã phát xong"),
-    "failed": lazy_gettext("Lỗi"),
-    "pending": lazy_gettext("Đang chuẩn bị"),
-    "dispatched": lazy_gettext("Đã gửi"),
-    "partial": lazy_gettext("Phát một phần"),
-    "preempted": lazy_gettext("Bị ngắt (tin khẩn hơn)"),
-    "scheduled": lazy_gettext("Đã lên lịch"),
-    "cancelled": lazy_gettext("Đã dừng"),
-    "stopped": lazy_gettext("Đã dừng phát"),
-    "missed": lazy_gettext("Lỡ giờ (máy chủ không chạy)"),
-}
 
 
 def create_app(service: BroadcastService, test_config: dict[str, Any] | None = None) -> Flask:
@@ -109,7 +84,14 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.jinja_env.filters["local_time"] = clock.format_local
     app.jinja_env.filters["zone_name"] = lambda zone_id, names: names.get(zone_id, zone_id)
     app.jinja_env.filters["schedule_text"] = describe_schedule
-    app.jinja_env.globals.update(PRIORITY_LABELS=PRIORITY_LABELS, STATE_LABELS=STATE_LABELS)
+    app.jinja_env.globals.update(
+        ContentKind=ContentKind,
+        ContentType=ContentType,
+        LABELS=labels,
+        label=labels.label,
+        PRIORITY_LABELS=labels.PRIORITY,
+        STATE_LABELS=labels.STATES,
+    )
 
     @app.get("/favicon.ico")
     def favicon() -> ResponseReturnValue:

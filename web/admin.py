@@ -14,6 +14,7 @@ from broadcast.const import Role
 from broadcast.desks import reporting
 from broadcast.errors import ValidationError
 from web import get_service
+from web.i18n import error_text
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -27,7 +28,7 @@ def _user_id() -> int:
 
 
 def _flash_invalid(error: ValidationError) -> None:
-    flash(_("Chưa lưu được: %(message)s (%(field)s)", message=error.message, field=error.field),
+    flash(_("Chưa lưu được: %(message)s (%(field)s)", message=error_text(error), field=error.field),
           "error")  # fmt: skip
 
 
@@ -242,7 +243,7 @@ def device_config_svg(device_id: str) -> Response | tuple[str, int]:
     try:
         code = get_service().admin.device_config_qr(_user_id(), device_id)
     except ValidationError as exc:
-        return exc.message, 422
+        return error_text(exc), 422
     response = Response(code.svg, mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "no-store"
     return response

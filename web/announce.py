@@ -58,6 +58,7 @@ from broadcast.desks.announcements import Progress
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
 from broadcast.service import BroadcastService
 from web import get_service
+from web.i18n import error_text
 from web.serialize import broadcast_json, delivery_progress_json
 
 _LOGGER = logging.getLogger(__name__)
@@ -123,22 +124,20 @@ def _message(exc: ValidationError, template: notice_templates.NoticeTemplate | N
         detail = _("chưa có chữ nào để đọc, hãy nhập lời thông báo bằng chữ")
     elif exc.field == "recording":
         detail = _recording_problems().get(exc.code) or _("không xử lý được bản ghi âm")
-    elif exc.field in ("text", "correction"):
-        detail = _("chưa nhập nội dung") if "empty" in exc.message else _("nội dung quá dài")
+    elif exc.field in ("text", "correction") and exc.code in ("empty", "too_long"):
+        detail = _("chưa nhập nội dung") if exc.code == "empty" else _("nội dung quá dài")
     elif exc.field == "repeat":
         detail = _("phải là một số từ 1 đến %(max)s", max=MAX_REPEAT)
     elif exc.field == "priority":
         detail = _("hãy chọn Khẩn cấp hoặc Ưu tiên")
     elif exc.field == "broadcast" and exc.code == "ended":
         detail = _("lượt phát này đã kết thúc, không còn gì để dừng")
-    elif exc.field in ("zones", "devices"):
-        detail = (
-            _("hãy chọn ít nhất một khu vực hoặc cụm loa")
-            if "choose" in exc.message
-            else _("khu vực hoặc cụm loa không tồn tại")
-        )
-    else:  # the templates' and the cancel's messages are Vietnamese already
-        detail = exc.message
+    elif exc.field in ("zones", "devices") and exc.code == "required":
+        detail = _("hãy chọn ít nhất một khu vực hoặc cụm loa")
+    elif exc.field in ("zones", "devices") and exc.code in ("unknown_zone", "unknown_device"):
+        detail = _("khu vực hoặc cụm loa không tồn tại")
+    else:  # a template's blank, a cancel refused, a zone out of reach: the domain's message
+        detail = error_text(exc)
     if label is None:  # a template's blank: its message names it
         return detail
     return f"{label}: {detail}"
@@ -314,7 +313,7 @@ def prepare() -> Any:
         why = _message(exc, chosen)
         return _render_form(draft, _("Chưa gửi được. %(why)s", why=why), exc.field)
     except LoaError as exc:
-        return _render_form(draft, _("Chưa gửi được. %(why)s", why=str(exc)))
+        return _render_form(draft, _("Chưa gửi được. %(why)s", why=error_text(exc)))
     nonce = secrets.token_urlsafe(12)
     pending_nonces = [n for n in session.get(_SESSION_KEY, []) if isinstance(n, str)]
     session[_SESSION_KEY] = [*pending_nonces, nonce][-MAX_PENDING:]
@@ -401,7 +400,7 @@ def confirm() -> Any:
     except ValidationError as exc:
         return _render_form(draft, _("Chưa gửi được. %(why)s", why=_message(exc)), exc.field)
     except LoaError as exc:
-        return _render_form(draft, _("Chưa gửi được. %(why)s", why=str(exc)))
+        return _render_form(draft, _("Chưa gửi được. %(why)s", why=error_text(exc)))
     flash(_("Đã gửi thông báo. Theo dõi từng cụm loa bên dưới."), "info")
     return redirect(url_for("announce.detail", broadcast_id=broadcast_id), 303)
 
@@ -471,7 +470,7 @@ def cancel(broadcast_id: int) -> Response:
     except ValidationError as exc:
         flash(_("Chưa dừng được. %(why)s", why=_message(exc)), "error")
     except LoaError as exc:
-        flash(_("Chưa dừng được. %(why)s", why=str(exc)), "error")
+        flash(_("Chưa dừng được. %(why)s", why=error_text(exc)), "error")
     else:
         if result.correction_id is not None and not result.stopped:
             flash(_("Lượt phát đã kết thúc; đang phát lời đính chính."), "info")

@@ -26,6 +26,7 @@ from broadcast.desks import bulletins as bulletin_desk
 from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
 from web import get_service
+from web.i18n import error_text
 from web.views import WEEKDAY_LABELS
 
 _LOGGER = logging.getLogger(__name__)
@@ -61,7 +62,11 @@ def _report(exc: LoaError) -> None:
         abort(403)
     if isinstance(exc, NotFound):
         abort(404)
-    if isinstance(exc, ValidationError) and exc.code in RECORDING_PROBLEMS:
+    if (
+        isinstance(exc, ValidationError)
+        and exc.field == "recording"
+        and exc.code in RECORDING_PROBLEMS
+    ):
         name = request.files["recording"].filename if "recording" in request.files else ""
         message = _(
             "Không nhận tệp “%(name)s”: %(problem)s. Nhận các tệp: %(accepted)s.",
@@ -74,9 +79,9 @@ def _report(exc: LoaError) -> None:
         message = _("Nội dung chưa có chữ nào để đọc: hãy nhập lời thông báo bằng chữ.")
         flash(f"{message} ({exc.field})", "error")
     elif isinstance(exc, ValidationError):
-        flash(f"{exc.message} ({exc.field})", "error")
+        flash(f"{error_text(exc)} ({exc.field})", "error")
     else:
-        flash(str(exc), "error")
+        flash(error_text(exc), "error")
 
 
 def _require_writer() -> None:

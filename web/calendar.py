@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from broadcast.desks import calendar
 from broadcast.errors import NotFound, PermissionDenied, ValidationError
 from web import get_service
+from web.i18n import error_text
 from web.views import WEEKDAY_LABELS
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def week() -> str | Response:
     try:
         chosen = calendar.parse_week(request.args["week"]) if request.args.get("week") else None
     except ValidationError as exc:
-        flash(f"{exc.message} ({exc.field})", "error")
+        flash(f"{error_text(exc)} ({exc.field})", "error")
         return redirect(url_for("calendar.week", zone=zone_id or None))
     try:
         week_calendar = get_service().calendar.week(current_user.id, zone_id, chosen)

@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 
-from web import STATE_LABELS, get_service
+from web import get_service, labels
 from web.views import HealthWords, device_health
 
 _LOGGER = logging.getLogger(__name__)
@@ -34,5 +34,5 @@ def index() -> str:
         recent=shown.recent,
         zone_names=shown.zone_names,
         # translated once, not once per receiver row (a province has a thousand)
-        state_names={state: str(label) for state, label in STATE_LABELS.items()},
+        state_names={state: str(label) for state, label in labels.STATES.items()},
     )

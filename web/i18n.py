@@ -7,7 +7,12 @@ step): a `.po` edit shows on the next start.
 
 The language is, in order: `?lang=` (remembered in the session), the signed-in user's choice,
 then Vietnamese; the browser's Accept-Language is not consulted, since an officer's phone set to
-English should still show the commune's system in Vietnamese unless they ask.
+English should still show the commune's system in Vietnamese unless they ask. The JSON API is
+read by programs, which ask for a language the HTTP way: there it is `?lang=`, then
+`Accept-Language` (when sent), then the token's user's choice, then Vietnamese.
+
+A domain error (`broadcast.errors`) carries a Vietnamese message id and its parameters:
+`error_text` is its message in the request's language, for pages and API alike.
 
 Extracting new strings: `pybabel extract -F web/babel.cfg -o /tmp/messages.pot .` then
 `pybabel update -i /tmp/messages.pot -d web/translations`.
@@ -20,10 +25,11 @@ from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, request, session
-from flask_babel import Babel, get_locale
+from flask import Flask, g, request, session
+from flask_babel import Babel, get_locale, gettext
 from flask_login import current_user
 
+from broadcast.errors import LoaError, Msgid
 from wire.files import atomic_output
 
 _LOGGER = logging.getLogger(__name__)
@@ -53,6 +59,8 @@ def compile_catalogs(target: Path) -> Path:
 
 def select_locale() -> str:
     asked = request.args.get("lang", "")
+    if request.blueprint == "api":
+        return _api_locale(asked)
     if asked in LOCALES:
         session["lang"] = asked
         return asked
@@ -64,6 +72,30 @@ def select_locale() -> str:
         if chosen in LOCALES:
             return str(chosen)
     return DEFAULT_LOCALE
+
+
+def _api_locale(asked: str) -> str:
+    """The API's language: no session (a program's request), the headers it sends instead."""
+    if asked in LOCALES:
+        return asked
+    if request.accept_languages:
+        best = request.accept_languages.best_match(LOCALES)
+        if best is not None:
+            return str(best)
+    chosen = g.get("api_user_locale")
+    return str(chosen) if chosen in LOCALES else DEFAULT_LOCALE
+
+
+def error_text(error: LoaError) -> str:
+    """The error's message in the request's language; a parameter that is a message id itself
+    (a status's label) translated with it. A message not in the catalog shows as it is."""
+    if not error.msgid:
+        return ""
+    params = {
+        name: gettext(value) if isinstance(value, Msgid) and value else value
+        for name, value in error.params.items()
+    }
+    return gettext(error.msgid, **params) if params else gettext(error.msgid)
 
 
 def init_app(app: Flask, compiled_dir: Path) -> None:

@@ -26,7 +26,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, ValidationError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,9 +110,11 @@ def loads(raw: bytes | str) -> Any:
             parse_constant=_Unholdable,  # NaN, Infinity, -Infinity: not JSON at all
         )
     except RecursionError:
-        raise ValidationError("body", f"JSON nested more than {MAX_DEPTH} levels deep") from None
+        raise _too_deep() from None
     except ValueError as exc:  # also a UnicodeDecodeError: bytes that are not UTF-8/16/32
-        raise ValidationError("body", f"not valid JSON ({exc})") from None
+        raise ValidationError(
+            "body", N_("không phải JSON hợp lệ (%(detail)s)"), "invalid_json", detail=str(exc)
+        ) from None
     _check(value)
     return value
 
@@ -123,18 +125,25 @@ def _check(document: Any) -> None:
     while pending:
         value, field, where, depth = pending.pop()
         if depth > MAX_DEPTH:
-            raise ValidationError("body", f"JSON nested more than {MAX_DEPTH} levels deep")
+            raise _too_deep()
         if isinstance(value, _Unholdable):
             raise ValidationError(
                 field,
-                f"{where or field}: {value.text} is not a number Loa can hold (whole numbers "
-                f"from {INT64_MIN} to {INT64_MAX}, finite numbers)",
+                N_(
+                    "%(where)s: %(value)s không phải số Loa lưu được (số nguyên từ %(min)s đến"
+                    " %(max)s, số hữu hạn)"
+                ),
+                "unholdable_number",
+                where=where or field,
+                value=value.text,
+                min=INT64_MIN,
+                max=INT64_MAX,
             )
         if isinstance(value, str):
             _check_text(value, field, where or field)
         elif isinstance(value, dict):
             for key, item in value.items():
-                _check_text(key, "body", "a field name")
+                _check_text(key, "body", N_("một tên trường"))
                 top = key[:64] if depth == 1 else field
                 pending.append((item, top, f"{where}.{key}" if where else key, depth + 1))
         elif isinstance(value, list):
@@ -150,12 +159,23 @@ def _check_text(text: str, field: str, where: str) -> None:
     if found is None:
         return
     if found.group() == "\x00":
-        raise ValidationError(field, f"{where}: a text may not contain NUL (\\u0000)")
+        raise ValidationError(
+            field, N_("%(where)s: văn bản không được chứa ký tự NUL (U+0000)"), "nul", where=where
+        )
     raise ValidationError(
         field,
-        f"{where}: \\u{ord(found.group()):04x} is half of a UTF-16 surrogate pair, not a "
-        "character; send the text as valid Unicode",
+        N_(
+            "%(where)s: U+%(char)s là một nửa của cặp surrogate UTF-16, không phải một ký tự;"
+            " hãy gửi văn bản Unicode hợp lệ"
+        ),
+        "lone_surrogate",
+        where=where,
+        char=f"{ord(found.group()):04X}",
     )
+
+
+def _too_deep() -> ValidationError:
+    return ValidationError("body", N_("JSON lồng quá %(max)s tầng"), "too_deep", max=MAX_DEPTH)
 
 
 def json_object(example: str, accepted: Iterable[str], *, optional: bool = False) -> dict[str, Any]:
@@ -166,17 +186,28 @@ def json_object(example: str, accepted: Iterable[str], *, optional: bool = False
         return {}
     if not request.is_json:
         raise ValidationError(
-            "body", f"send a JSON object (Content-Type: application/json), e.g. {example}"
+            "body",
+            N_("hãy gửi một đối tượng JSON (Content-Type: application/json), ví dụ %(example)s"),
+            "not_json",
+            example=example,
         )
     data = loads(raw)
     if not isinstance(data, dict):
-        raise ValidationError("body", f"send a JSON object, e.g. {example}")
+        raise ValidationError(
+            "body",
+            N_("hãy gửi một đối tượng JSON, ví dụ %(example)s"),
+            "not_an_object",
+            example=example,
+        )
     allowed = tuple(accepted)
     for key in data:
         if key not in allowed:
             raise ValidationError(
                 key if len(key) <= 64 else "body",
-                f"unknown field {key[:64]!r}; accepted: {', '.join(allowed)}",
+                N_("trường lạ %(key)s; các trường nhận: %(accepted)s"),
+                "unknown_field",
+                key=repr(key[:64]),
+                accepted=", ".join(allowed),
             )
     return data
 
@@ -204,16 +235,34 @@ def integers(
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ValidationError(key, f"a list of whole numbers, e.g. [{max(low, 0)}]")
+        raise ValidationError(
+            key,
+            N_("một danh sách số nguyên, ví dụ [%(example)s]"),
+            "not_a_list",
+            example=max(low, 0),
+        )
     return [_whole(item, key, f"{key}[{index}]", low, high) for index, item in enumerate(value)]
 
 
 def _whole(value: object, field: str, where: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         shown = json.dumps(value)[:40]
-        raise ValidationError(field, f"{where}: a whole number (a JSON integer), not {shown}")
+        raise ValidationError(
+            field,
+            N_("%(where)s: một số nguyên (số nguyên JSON), không phải %(value)s"),
+            "not_integer",
+            where=where,
+            value=shown,
+        )
     if not low <= value <= high:
-        raise ValidationError(field, f"{where}: a whole number from {low} to {high}")
+        raise ValidationError(
+            field,
+            N_("%(where)s: một số nguyên từ %(min)s đến %(max)s"),
+            "out_of_range",
+            where=where,
+            min=low,
+            max=high,
+        )
     return value
 
 
@@ -223,7 +272,12 @@ def text(data: dict[str, Any], key: str, default: str = "") -> str:
     if value is None:
         return default
     if not isinstance(value, str):
-        raise ValidationError(key, f"a text (a JSON string), not {json.dumps(value)[:40]}")
+        raise ValidationError(
+            key,
+            N_("một văn bản (chuỗi JSON), không phải %(value)s"),
+            "not_text",
+            value=json.dumps(value)[:40],
+        )
     return value
 
 
@@ -233,5 +287,5 @@ def flag(data: dict[str, Any], key: str, default: bool = False) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise ValidationError(key, "true or false")
+        raise ValidationError(key, N_("true hoặc false"), "not_a_flag")
     return value

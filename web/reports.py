@@ -14,6 +14,7 @@ from broadcast import clock
 from broadcast.desks import reporting
 from broadcast.errors import ValidationError
 from web import get_service
+from web.i18n import error_text
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -33,7 +34,7 @@ def _csv_response(data: bytes, filename: str) -> Response:
 
 
 def _flash_invalid(error: ValidationError) -> None:
-    flash(_("Bộ lọc chưa đúng: %(message)s (%(field)s)", message=error.message,
+    flash(_("Bộ lọc chưa đúng: %(message)s (%(field)s)", message=error_text(error),
             field=error.field), "error")  # fmt: skip
 
 
@@ -73,7 +74,7 @@ def _export(kind: str) -> Response | tuple[str, int]:
     try:
         wanted = reporting.LogFilter.from_args(request.args)
     except ValidationError as exc:
-        return exc.message, 400
+        return error_text(exc), 400
     if kind == "deliveries":
         data = service.reports.deliveries_csv(user_id, wanted)
     else:
@@ -135,7 +136,7 @@ def monthly_csv() -> Response | tuple[str, int]:
     try:
         year, month, zone_id = _month_args()
     except ValidationError as exc:
-        return exc.message, 400
+        return error_text(exc), 400
     data = service.reports.monthly_csv(user_id, year, month, zone_id)
     return _csv_response(data, f"loa-bao-cao-thang-{year:04d}-{month:02d}.csv")
 

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from broadcast.const import Role, ZoneKind
-from broadcast.errors import NotFound, ValidationError
+from broadcast.errors import N_, NotFound, ValidationError
 from broadcast.fleet import receivers
 from broadcast.people import accounts, audit, permissions, zones
 from broadcast.people.permissions import Action
@@ -187,7 +187,7 @@ class Administration:
                 secret,
                 chosen_role,
                 zone.id if zone is not None else None,
-                full_name=_clean_text(full_name, "full_name", "Họ tên", required=False),
+                full_name=_clean_text(full_name, "full_name", N_("Họ tên"), required=False),
             )
             audit.record(
                 session,
@@ -296,10 +296,12 @@ class Administration:
         parent unless told."""
         with self._db.session() as session:
             admin = _admin(session, user_id)
-            new_id = _clean_slug(zone_id, "id", "Mã khu vực")
+            new_id = _clean_slug(zone_id, "id", N_("Mã khu vực"))
             if session.get(Zone, new_id) is not None:
-                raise ValidationError("id", f"mã khu vực “{new_id}” đã có")
-            clean_name = _clean_text(name, "name", "Tên khu vực")
+                raise ValidationError(
+                    "id", N_("mã khu vực “%(id)s” đã có"), "already_exists", id=new_id
+                )
+            clean_name = _clean_text(name, "name", N_("Tên khu vực"))
             parent = _commune(session, parent_id)
             zone = Zone(id=new_id, name=clean_name, kind=ZoneKind.VILLAGE.value, parent=parent)
             session.add(zone)
@@ -318,8 +320,8 @@ class Administration:
             admin = _admin(session, user_id)
             zone = session.get(Zone, zone_id)
             if zone is None:
-                raise NotFound(f"zone {zone_id!r}")
-            clean_name = _clean_text(name, "name", "Tên khu vực")
+                raise NotFound(N_("không có khu vực “%(id)s”"), "not_found", id=zone_id)
+            clean_name = _clean_text(name, "name", N_("Tên khu vực"))
             if clean_name == zone.name:
                 return
             previous, zone.name = zone.name, clean_name
@@ -342,7 +344,9 @@ class Administration:
             _admin(session, user_id)
             chosen = session.get(Zone, zone_id) if zone_id else None
             if zone_id and chosen is None:
-                raise ValidationError("zone", f"Không có khu vực “{zone_id}”")
+                raise ValidationError(
+                    "zone", N_("không có khu vực “%(id)s”"), "unknown_zone", id=zone_id
+                )
             zone_ids = zones.subtree_ids(session, [chosen]) if chosen is not None else None
             total = receivers.count_devices(session, zone_ids)
             page = clamp_page(page, total, per_page)
@@ -357,7 +361,7 @@ class Administration:
             _admin(session, user_id)
             device = session.get(Device, device_id)
             if device is None:
-                raise NotFound(f"device {device_id!r}")
+                raise NotFound(N_("không có cụm loa “%(id)s”"), "not_found", id=device_id)
             return self._device_row(device)
 
     def _device_row(self, device: Device) -> DeviceRow:
@@ -377,12 +381,14 @@ class Administration:
         file, its manifest), checked here first so every mistake reads in Vietnamese."""
         with self._db.session() as session:
             _admin(session, user_id)
-            new_id = _clean_slug(device_id, "id", "Mã cụm loa")
+            new_id = _clean_slug(device_id, "id", N_("Mã cụm loa"))
             if session.get(Device, new_id) is not None:
-                raise ValidationError("id", f"mã cụm loa “{new_id}” đã có")
+                raise ValidationError(
+                    "id", N_("mã cụm loa “%(id)s” đã có"), "already_exists", id=new_id
+                )
             if not zone_id or session.get(Zone, zone_id) is None:
-                raise ValidationError("zone", "hãy chọn khu vực (thôn) của cụm loa")
-            clean_name = _clean_text(name, "name", "Tên cụm loa", required=False)
+                raise ValidationError("zone", N_("hãy chọn khu vực (thôn) của cụm loa"), "required")
+            clean_name = _clean_text(name, "name", N_("Tên cụm loa"), required=False)
         return self._register_device(new_id, zone_id, name=clean_name, user_id=user_id)
 
     def device_config(self, user_id: int, device_id: str) -> bytes:
@@ -422,11 +428,13 @@ class Administration:
 
     def _read_config(self, session: Session, device_id: str) -> bytes:
         if session.get(Device, device_id) is None:
-            raise NotFound(f"device {device_id!r}")
+            raise NotFound(N_("không có cụm loa “%(id)s”"), "not_found", id=device_id)
         try:
             return self._config_path(device_id).read_bytes()
         except FileNotFoundError as exc:
-            raise NotFound(f"config file of device {device_id!r}") from exc
+            raise NotFound(
+                N_("không có tệp cấu hình của cụm loa “%(id)s”"), "no_config", id=device_id
+            ) from exc
 
     # the audit log
 
@@ -478,7 +486,9 @@ def compact_config(data: bytes) -> str:
         full = json.loads(data)
         config = ReceiverConfig.from_dict(full)
     except (ValueError, ConfigError) as exc:
-        raise ValidationError("config", f"tệp cấu hình của cụm loa bị hỏng: {exc}") from exc
+        raise ValidationError(
+            "config", N_("tệp cấu hình của cụm loa bị hỏng: %(detail)s"), "damaged", detail=exc
+        ) from exc
     base = ReceiverConfig(
         device_id=config.device_id,
         zones=config.zones,
@@ -537,7 +547,9 @@ def qr_svg(payload: str) -> QrCode:
             code.save(buffer, kind="svg", scale=4, border=4, title="Loa receiver config")
             return QrCode(buffer.getvalue(), payload, code.version, code.error or error)
     raise ValidationError(
-        "config", "cấu hình quá lớn để đưa vào mã QR; hãy tải tệp cấu hình và chép vào máy thu"
+        "config",
+        N_("cấu hình quá lớn để đưa vào mã QR; hãy tải tệp cấu hình và chép vào máy thu"),
+        "too_large",
     )
 
 
@@ -564,22 +576,30 @@ def _user_row(user: User) -> UserRow:
 def _target_user(session: Session, target_id: int) -> User:
     user = session.get(User, target_id)
     if user is None:
-        raise NotFound(f"user {target_id}")
+        raise NotFound(N_("không có người dùng %(id)s"), "not_found", id=target_id)
     return user
 
 
 def _check_not_self(admin: User, user: User) -> None:
     """An admin may not lock or demote themself; so the acting admin always remains."""
     if user.id == admin.id:
-        raise ValidationError("user", "không thể tự khóa hoặc tự bỏ quyền quản trị của mình")
+        raise ValidationError(
+            "user", N_("không thể tự khóa hoặc tự bỏ quyền quản trị của mình"), "self"
+        )
 
 
 def _clean_username(session: Session, username: str) -> str:
     name = (username or "").strip()
     if not _USERNAME.fullmatch(name):
-        raise ValidationError("username", "tên đăng nhập dài 1 đến 80 ký tự, không có khoảng trắng")
+        raise ValidationError(
+            "username",
+            N_("tên đăng nhập dài 1 đến 80 ký tự, không có khoảng trắng"),
+            "invalid_username",
+        )
     if session.scalar(select(User.id).where(User.username == name)) is not None:
-        raise ValidationError("username", f"tên đăng nhập “{name}” đã có người dùng")
+        raise ValidationError(
+            "username", N_("tên đăng nhập “%(name)s” đã có người dùng"), "already_exists", name=name
+        )
     return name
 
 
@@ -587,7 +607,9 @@ def _clean_role(role: str) -> Role:
     try:
         return Role(role)
     except ValueError as exc:
-        raise ValidationError("role", "hãy chọn một vai trò trong danh sách") from exc
+        raise ValidationError(
+            "role", N_("hãy chọn một vai trò trong danh sách"), "unknown_choice"
+        ) from exc
 
 
 def _clean_user_zone(session: Session, role: Role, zone_id: str) -> Zone | None:
@@ -595,7 +617,7 @@ def _clean_user_zone(session: Session, role: Role, zone_id: str) -> Zone | None:
         return None
     zone = session.get(Zone, zone_id) if zone_id else None
     if zone is None or zone.kind != ZoneKind.VILLAGE:
-        raise ValidationError("zone", "trưởng thôn phải được gán một thôn")
+        raise ValidationError("zone", N_("trưởng thôn phải được gán một thôn"), "required")
     return zone
 
 
@@ -603,8 +625,9 @@ def _clean_password(password: str) -> str:
     if len(password) < accounts.MIN_PASSWORD_LENGTH:
         raise ValidationError(
             "password",
-            f"mật khẩu phải có ít nhất {accounts.MIN_PASSWORD_LENGTH} ký tự"
-            " (để trống để hệ thống tạo mật khẩu)",
+            N_("mật khẩu phải có ít nhất %(min)s ký tự (để trống để hệ thống tạo mật khẩu)"),
+            "too_short",
+            min=accounts.MIN_PASSWORD_LENGTH,
         )
     return password
 
@@ -612,9 +635,17 @@ def _clean_password(password: str) -> str:
 def _clean_text(text: str, field_name: str, label: str, required: bool = True) -> str:
     value = " ".join((text or "").split())
     if required and not value:
-        raise ValidationError(field_name, f"“{label}” không được để trống")
+        raise ValidationError(
+            field_name, N_("“%(label)s” không được để trống"), "required", label=label
+        )
     if len(value) > MAX_NAME_CHARS:
-        raise ValidationError(field_name, f"“{label}” dài tối đa {MAX_NAME_CHARS} ký tự")
+        raise ValidationError(
+            field_name,
+            N_("“%(label)s” dài tối đa %(max)s ký tự"),
+            "too_long",
+            label=label,
+            max=MAX_NAME_CHARS,
+        )
     return value
 
 
@@ -623,8 +654,12 @@ def _clean_slug(text: str, field_name: str, label: str) -> str:
     if not protocol.ID_PATTERN.fullmatch(value):
         raise ValidationError(
             field_name,
-            f"“{label}” chỉ gồm chữ thường không dấu, số và dấu gạch ngang (ví dụ thon-3),"
-            " tối đa 63 ký tự",
+            N_(
+                "“%(label)s” chỉ gồm chữ thường không dấu, số và dấu gạch ngang (ví dụ thon-3),"
+                " tối đa 63 ký tự"
+            ),
+            "invalid_slug",
+            label=label,
         )
     return value
 
@@ -633,11 +668,11 @@ def _commune(session: Session, parent_id: str) -> Zone:
     if parent_id:
         parent = session.get(Zone, parent_id)
         if parent is None or parent.kind != ZoneKind.COMMUNE:
-            raise ValidationError("parent", "hãy chọn xã (phường) chứa thôn này")
+            raise ValidationError("parent", N_("hãy chọn xã (phường) chứa thôn này"), "required")
         return parent
     communes = list(session.scalars(select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value)))
     if len(communes) != 1:
-        raise ValidationError("parent", "hãy chọn xã (phường) chứa thôn này")
+        raise ValidationError("parent", N_("hãy chọn xã (phường) chứa thôn này"), "required")
     return communes[0]
 
 

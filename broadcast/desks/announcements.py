@@ -22,6 +22,7 @@ import audio
 from broadcast.const import BroadcastStatus, ScheduleKind
 from broadcast.desks.records import BroadcastRecord
 from broadcast.errors import (
+    N_,
     Conflict,
     NotFound,
     PermissionDenied,
@@ -283,7 +284,9 @@ class AnnouncementDesk:
         except audio.AudioError:
             stored = False
         if not stored:
-            raise ValidationError("recording", "the recording is not stored; record it again")
+            raise ValidationError(
+                "recording", N_("bản ghi âm chưa được lưu; hãy ghi lại"), "not_stored"
+            )
         sha256 = str(recording_sha256)
         seconds = audio.probe_duration_s(self._media.path(sha256))
         label = title.strip() or f"Thông báo ghi âm ({int(seconds) // 60}:{int(seconds) % 60:02d})"
@@ -309,23 +312,25 @@ class AnnouncementDesk:
         if isinstance(correction_text, str) and correction_text.strip():
             correction = broadcasts.clean_text(correction_text, "correction")
         elif correction_text not in (None, ""):
-            raise ValidationError("correction", "the correction must be a text")
+            raise ValidationError("correction", N_("lời đính chính phải là văn bản"), "not_text")
         if not self._outbox.connected:
-            raise ServiceUnavailable("this server runs without an MQTT connection")
+            raise ServiceUnavailable(N_("máy chủ này chạy không có kết nối MQTT"), "no_broker")
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.ANNOUNCE)
             broadcast = broadcasts.get_broadcast(session, broadcast_id)
             if not broadcasts.can_view(session, user, broadcast):
-                raise NotFound(f"broadcast {broadcast_id}")
+                raise NotFound(N_("không có lượt phát %(id)s"), "not_found", id=broadcast_id)
             broadcasts.check_can_cancel(session, user, broadcast)
             if broadcast.status == BroadcastStatus.CANCELLED.value:
-                raise Conflict("broadcast", "lượt phát này đã được dừng trước đó")
+                raise Conflict(
+                    "broadcast", N_("lượt phát này đã được dừng trước đó"), "already_cancelled"
+                )
             ended = broadcasts.has_ended(broadcast)
             if ended and correction is None:
                 raise Conflict(
                     "broadcast",
-                    "lượt phát này đã kết thúc, không còn gì để dừng",
-                    code="ended",
+                    N_("lượt phát này đã kết thúc, không còn gì để dừng"),
+                    "ended",
                 )
             zone_ids, device_ids = list(broadcast.zone_ids), list(broadcast.device_ids or [])
             title, repeat = broadcast.title, broadcast.repeat
@@ -392,7 +397,11 @@ class AnnouncementDesk:
             user = accounts.require_user(session, user_id, Action.ANNOUNCE)
             reachable = zones.reachable_zones(session, user)
             if not reachable:
-                raise PermissionDenied(f"user {user.username!r} may announce nowhere")
+                raise PermissionDenied(
+                    N_("người dùng “%(user)s” không được thông báo tới khu vực nào"),
+                    "no_reach",
+                    user=user.username,
+                )
             return Reach(
                 zones=tuple(
                     ZoneChoice(zone.id, zone.name, len(zones.target_devices([zone])))
@@ -471,7 +480,7 @@ class AnnouncementDesk:
         user = accounts.require_user(session, user_id, Action.VIEW)
         broadcast = broadcasts.get_broadcast(session, broadcast_id)
         if not broadcasts.can_view(session, user, broadcast):
-            raise NotFound(f"broadcast {broadcast_id}")
+            raise NotFound(N_("không có lượt phát %(id)s"), "not_found", id=broadcast_id)
         return user, broadcast
 
 

@@ -32,7 +32,7 @@ import tts
 from broadcast.const import MAX_TITLE_CHARS, ContentKind, ZoneKind
 from broadcast.desks import documents
 from broadcast.desks.records import BroadcastRecord, BulletinRecord, ScheduleRecord
-from broadcast.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from broadcast.errors import N_, Conflict, NotFound, PermissionDenied, ValidationError
 from broadcast.people import accounts, audit, permissions, targets, zones
 from broadcast.people.permissions import Action
 from broadcast.programme import planning
@@ -56,10 +56,10 @@ class BulletinStatus(StrEnum):
 
 
 STATUS_LABELS = {
-    BulletinStatus.DRAFT: "Bản nháp",
-    BulletinStatus.SUBMITTED: "Chờ duyệt",
-    BulletinStatus.APPROVED: "Đã duyệt",
-    BulletinStatus.REJECTED: "Bị trả lại",
+    BulletinStatus.DRAFT: N_("Bản nháp"),
+    BulletinStatus.SUBMITTED: N_("Chờ duyệt"),
+    BulletinStatus.APPROVED: N_("Đã duyệt"),
+    BulletinStatus.REJECTED: N_("Bị trả lại"),
 }
 EDITABLE = (BulletinStatus.DRAFT, BulletinStatus.REJECTED)
 HISTORY_ACTIONS = (
@@ -134,7 +134,7 @@ def status_label(status: str) -> str:
 def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
     bulletin = session.get(Bulletin, bulletin_id)
     if bulletin is None:
-        raise NotFound(f"bulletin {bulletin_id}")
+        raise NotFound(N_("không có bản tin %(id)s"), "not_found", id=bulletin_id)
     return bulletin
 
 
@@ -143,9 +143,13 @@ def check_playable(bulletin: Bulletin) -> None:
     if bulletin.status != BulletinStatus.APPROVED:
         raise Conflict(
             "bulletin",
-            f"Bản tin “{bulletin.title}” đang ở trạng thái “{status_label(bulletin.status)}”:"
-            " chỉ bản tin đã duyệt mới được đặt lịch hoặc phát ngay.",
-            code="not_approved",
+            N_(
+                "Bản tin “%(title)s” đang ở trạng thái “%(status)s”: chỉ bản tin đã duyệt mới"
+                " được đặt lịch hoặc phát ngay."
+            ),
+            "not_approved",
+            title=bulletin.title,
+            status=status_label(bulletin.status),
         )
     if bulletin.kind == ContentKind.TTS and not tts.has_speech(bulletin.text):  # stored before
         raise ValidationError("text", broadcasts.NO_SPEECH, code="no_speech")
@@ -154,7 +158,9 @@ def check_playable(bulletin: Bulletin) -> None:
 def _clean_title(value: object, fallback: str = "") -> str:
     title = str(value or "").strip() or fallback
     if len(title) > MAX_TITLE_CHARS:
-        raise ValidationError("title", f"Tiêu đề dài quá {MAX_TITLE_CHARS} ký tự.")
+        raise ValidationError(
+            "title", N_("Tiêu đề dài quá %(max)s ký tự."), "too_long", max=MAX_TITLE_CHARS
+        )
     return title
 
 
@@ -227,7 +233,12 @@ class BulletinDesk:
             try:
                 query = query.where(Bulletin.status == BulletinStatus(status).value)
             except ValueError as exc:
-                raise ValidationError("status", f"không có trạng thái “{status}”") from exc
+                raise ValidationError(
+                    "status",
+                    N_("không có trạng thái “%(status)s”"),
+                    "unknown_choice",
+                    status=status,
+                ) from exc
         return list(session.scalars(query))
 
     @staticmethod
@@ -336,7 +347,7 @@ class BulletinDesk:
             accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
             broadcast = broadcasts.get_broadcast(session, broadcast_id)
             if broadcast.source != "bulletin":
-                raise NotFound(f"broadcast {broadcast_id}")
+                raise NotFound(N_("không có lượt phát %(id)s"), "not_found", id=broadcast_id)
             return BroadcastRecord.of(broadcast)
 
     # --- writing ------------------------------------------------------------------------------
@@ -361,7 +372,12 @@ class BulletinDesk:
         try:
             return tts.make_script(text, commune=commune_name)
         except tts.TtsError as exc:
-            raise ValidationError("document", str(exc)) from exc
+            raise ValidationError(
+                "document",
+                N_("không soạn được lời đọc từ văn bản: %(detail)s"),
+                "no_script",
+                detail=str(exc),
+            ) from exc
 
     def prepare_upload(
         self, user_id: int, file_name: str, data: bytes, with_opening: bool = True
@@ -394,7 +410,7 @@ class BulletinDesk:
             accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
         name = _clean_title(title)
         if not name:
-            raise ValidationError("title", "a recording needs a title")
+            raise ValidationError("title", N_("bản ghi âm cần có tiêu đề"), "required")
         sha256 = rendering.store_recording(self.media, upload, original_name).sha256
         with self.db.session() as session:
             user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
@@ -460,9 +476,13 @@ class BulletinDesk:
             if not self._editable(bulletin.status):
                 raise Conflict(
                     "status",
-                    f"Bản tin “{bulletin.title}” đang ở trạng thái"
-                    f" “{status_label(bulletin.status)}”: chỉ sửa được bản nháp hoặc bản bị"
-                    " trả lại.",
+                    N_(
+                        "Bản tin “%(title)s” đang ở trạng thái “%(status)s”: chỉ sửa được bản"
+                        " nháp hoặc bản bị trả lại."
+                    ),
+                    "not_editable",
+                    title=bulletin.title,
+                    status=status_label(bulletin.status),
                 )
             before = bulletin.status
             changed = []
@@ -474,7 +494,9 @@ class BulletinDesk:
             else:
                 new_title = _clean_title(title)
                 if not new_title:
-                    raise ValidationError("title", "Bản ghi âm và tiếp sóng cần có tiêu đề.")
+                    raise ValidationError(
+                        "title", N_("Bản ghi âm và tiếp sóng cần có tiêu đề."), "required"
+                    )
                 bulletin.text = new_title
             if new_title != bulletin.title:
                 bulletin.title = new_title
@@ -497,7 +519,7 @@ class BulletinDesk:
         with self.db.session() as session:
             user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
             bulletin = get_bulletin(session, bulletin_id)
-            self._expect(bulletin, (BulletinStatus.DRAFT,), "trình duyệt")
+            self._expect(bulletin, (BulletinStatus.DRAFT,), N_("trình duyệt"))
             bulletin.status = BulletinStatus.SUBMITTED.value
             bulletin.submitted_at = utcnow()
             audit.record(
@@ -521,18 +543,22 @@ class BulletinDesk:
     ) -> None:
         text = str(comment or "").strip()
         if len(text) > MAX_COMMENT_CHARS:
-            raise ValidationError("comment", f"Ý kiến dài quá {MAX_COMMENT_CHARS} ký tự.")
+            raise ValidationError(
+                "comment", N_("Ý kiến dài quá %(max)s ký tự."), "too_long", max=MAX_COMMENT_CHARS
+            )
         with self.db.session() as session:
             user = accounts.require_user(session, user_id, Action.APPROVE_BULLETIN)
             bulletin = get_bulletin(session, bulletin_id)
             if bulletin.created_by_id == user.id and not permissions.allowed(
                 user.role, Action.APPROVE_OWN_BULLETIN
             ):
-                raise PermissionDenied("không ai tự duyệt bản tin của chính mình")
-            verb = "duyệt" if decision == BulletinStatus.APPROVED else "trả lại"
+                raise PermissionDenied(
+                    N_("không ai tự duyệt bản tin của chính mình"), "own_bulletin"
+                )
+            verb = N_("duyệt") if decision == BulletinStatus.APPROVED else N_("trả lại")
             self._expect(bulletin, (BulletinStatus.SUBMITTED,), verb)
             if decision == BulletinStatus.REJECTED and not text:
-                raise ValidationError("comment", "Cần ghi lý do trả lại bản tin.")
+                raise ValidationError("comment", N_("Cần ghi lý do trả lại bản tin."), "required")
             bulletin.status = decision.value
             bulletin.reviewed_by_id = user.id
             bulletin.reviewed_at = utcnow()
@@ -550,8 +576,14 @@ class BulletinDesk:
         if bulletin.status not in statuses:
             raise Conflict(
                 "status",
-                f"Không thể {verb} bản tin “{bulletin.title}”: bản tin đang ở trạng thái"
-                f" “{status_label(bulletin.status)}”.",
+                N_(
+                    "Không thể %(verb)s bản tin “%(title)s”: bản tin đang ở trạng thái"
+                    " “%(status)s”."
+                ),
+                "wrong_status",
+                verb=verb,
+                title=bulletin.title,
+                status=status_label(bulletin.status),
             )
 
     # --- on air -------------------------------------------------------------------------------
@@ -563,7 +595,9 @@ class BulletinDesk:
             accounts.require_user(session, user_id, Action.PREVIEW_BULLETIN)
             bulletin = get_bulletin(session, bulletin_id)
             if bulletin.kind == ContentKind.RELAY:
-                raise ValidationError("bulletin", "tiếp sóng không có bản nghe thử")
+                raise ValidationError(
+                    "bulletin", N_("tiếp sóng không có bản nghe thử"), "no_preview"
+                )
             text, recording = bulletin.text, bulletin.recording_sha256
         return self._render(text, recording)
 
@@ -595,7 +629,7 @@ class BulletinDesk:
                 created_by=user,
                 title=bulletin.title,
                 recording_sha256=bulletin.recording_sha256,
-                content=ContentKind.RELAY.value if relay else "media",
+                content=ContentKind(bulletin.kind).content_type.value,
                 relay_url=bulletin.relay_url if relay else None,
                 duration_s=bulletin.duration_s if relay else None,
             )

@@ -27,7 +27,7 @@ import audio
 from broadcast import clock
 from broadcast.const import BroadcastStatus, ZoneKind
 from broadcast.desks.records import ScheduleRecord
-from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.people import accounts, permissions, targets, zones
 from broadcast.people.permissions import Action
 from broadcast.programme import planning
@@ -117,9 +117,9 @@ def monday_of(day: date) -> date:
 
 def parse_week(text: str) -> date:
     """'2026-11-26' → the Monday of that week."""
-    chosen = clock.parse_date(text, "week", f"“{text[:40]}” không phải một ngày dạng 2026-11-30")
+    chosen = clock.parse_date(text, "week", N_("“%(text)s” không phải một ngày dạng 2026-11-30"))
     if chosen is None:
-        raise ValidationError("week", "chọn một ngày trong tuần, dạng 2026-11-30")
+        raise ValidationError("week", N_("chọn một ngày trong tuần, dạng 2026-11-30"), "required")
     return monday_of(chosen)
 
 
@@ -166,7 +166,9 @@ def _chosen_zone(session: Session, user: User, zone_id: str) -> Zone:
     own_only = permissions.own_village_only(user.role, Action.VIEW)
     own = user.zone if own_only else None
     if own_only and own is None:
-        raise PermissionDenied(f"village head {user.username!r} has no village")
+        raise PermissionDenied(
+            N_("trưởng thôn “%(user)s” chưa được gán thôn"), "no_village", user=user.username
+        )
     if zone_id:
         zone = zones.get_zone(session, zone_id)
     elif own is not None:
@@ -176,10 +178,15 @@ def _chosen_zone(session: Session, user: User, zone_id: str) -> Zone:
             select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value).order_by(Zone.id)
         )
         if commune is None:
-            raise NotFound("no commune yet")
+            raise NotFound(N_("chưa có xã nào"), "no_commune")
         zone = commune
     if own is not None and zone not in zones.subtree(own):
-        raise PermissionDenied(f"user {user.username!r} may not see zone {zone.id!r}")
+        raise PermissionDenied(
+            N_("người dùng “%(user)s” không được xem khu vực “%(zone)s”"),
+            "zone_out_of_reach",
+            user=user.username,
+            zone=zone.id,
+        )
     return zone
 
 

@@ -46,7 +46,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from broadcast.clock import check_year
 from broadcast.const import MAX_TEXT_CHARS, MAX_TITLE_CHARS
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, ValidationError
 from wire.protocol import Priority
 
 NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -267,7 +267,11 @@ def _parse_xml(data: bytes | str) -> Element:
     size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
     if size > MAX_BYTES:
         raise ValidationError(
-            "alert", f"the alert is {size} bytes; at most {MAX_BYTES} are read", "too_large"
+            "alert",
+            N_("cảnh báo dài %(size)s byte; chỉ đọc tối đa %(max)s byte"),
+            "too_large",
+            size=size,
+            max=MAX_BYTES,
         )
     parser = DefusedXMLParser(
         target=_BoundedTree(), forbid_dtd=True, forbid_entities=True, forbid_external=True
@@ -276,13 +280,16 @@ def _parse_xml(data: bytes | str) -> Element:
         parser.feed(data)
         return parser.close()
     except _TooDeep:
-        message = f"elements are nested more than {MAX_DEPTH} deep"
-        raise ValidationError("alert", message, "too_deep") from None
+        raise ValidationError(
+            "alert", N_("các phần tử lồng nhau quá %(max)s tầng"), "too_deep", max=MAX_DEPTH
+        ) from None
     except DefusedXmlException:
-        message = "a DOCTYPE, entity declaration or external reference is not accepted"
+        message = N_("không nhận DOCTYPE, khai báo entity hay tham chiếu ra ngoài")
         raise ValidationError("alert", message, "forbidden_xml") from None
     except (ParseError, UnicodeError) as error:
-        raise ValidationError("alert", f"not well-formed XML ({error})", "not_xml") from None
+        raise ValidationError(
+            "alert", N_("không phải XML đúng dạng (%(detail)s)"), "not_xml", detail=str(error)
+        ) from None
 
 
 def _tag(name: str) -> str:
@@ -302,15 +309,19 @@ def _optional(element: Element, name: str, parent: str) -> str | None:
     when it appears twice: CAP allows one)."""
     found = _all(element, name)
     if len(found) > 1:
-        message = f"<{name}> appears {len(found)} times"
-        raise ValidationError(_path(parent, name), message, "duplicate")
+        message = N_("<%(element)s> có %(count)s lần")
+        raise ValidationError(
+            _path(parent, name), message, "duplicate", element=name, count=len(found)
+        )
     return ((found[0].text or "").strip() or None) if found else None
 
 
 def _required(element: Element, name: str, parent: str) -> str:
     text = _optional(element, name, parent)
     if text is None:
-        raise ValidationError(_path(parent, name), f"<{name}> is required", "missing")
+        raise ValidationError(
+            _path(parent, name), N_("thiếu <%(element)s>"), "missing", element=name
+        )
     return text
 
 
@@ -326,18 +337,26 @@ def _choice(kind: type[_E], text: str, field: str, aliases: dict[str, _E] | None
     if aliases and wanted in aliases:
         return aliases[wanted]
     allowed = ", ".join(member.value for member in kind)
-    raise ValidationError(field, f"{text[:40]!r} is not one of {allowed}", "bad_value")
+    raise ValidationError(
+        field,
+        N_("“%(value)s” không phải một trong %(allowed)s"),
+        "bad_value",
+        value=text[:40],
+        allowed=allowed,
+    )
 
 
 def _date(text: str, field: str) -> datetime:
     """A CAP date and time (with its UTC offset; "Z" tolerated) → aware UTC."""
     if not _DATE.fullmatch(text):
-        message = f"{text[:40]!r} is not a CAP date and time like 2026-11-26T17:00:00+07:00"
-        raise ValidationError(field, message, "bad_date")
+        message = N_("“%(value)s” không phải ngày giờ CAP như 2026-11-26T17:00:00+07:00")
+        raise ValidationError(field, message, "bad_date", value=text[:40])
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError(field, f"{text[:40]!r} is not a real date", "bad_date") from None
+        raise ValidationError(
+            field, N_("“%(value)s” không phải ngày có thật"), "bad_date", value=text[:40]
+        ) from None
     check_year(value.year, field)
     return value.astimezone(UTC)
 
@@ -346,11 +365,11 @@ def _identifier(element: Element, name: str, parent: str) -> str:
     text = _required(element, name, parent)
     field = _path(parent, name)
     if len(text) > MAX_ID_CHARS:
-        message = f"<{name}> is longer than {MAX_ID_CHARS} characters"
-        raise ValidationError(field, message, "too_long")
+        message = N_("<%(element)s> dài quá %(max)s ký tự")
+        raise ValidationError(field, message, "too_long", element=name, max=MAX_ID_CHARS)
     if _ID_FORBIDDEN.search(text):
-        message = f"<{name}> may not hold spaces, commas, '<' or '&' ({text[:40]!r})"
-        raise ValidationError(field, message, "bad_value")
+        message = N_("<%(element)s> không được chứa dấu cách, dấu phẩy, '<' hay '&' (“%(value)s”)")
+        raise ValidationError(field, message, "bad_value", element=name, value=text[:40])
     return text
 
 
@@ -361,12 +380,12 @@ def _references(text: str | None) -> tuple[Reference, ...]:
         field = f"references[{index}]"
         parts = item.split(",")
         if len(parts) != 3 or not all(parts):
-            message = f"{item[:80]!r} is not sender,identifier,sent"
-            raise ValidationError(field, message, "bad_reference")
+            message = N_("“%(value)s” không có dạng sender,identifier,sent")
+            raise ValidationError(field, message, "bad_reference", value=item[:80])
         sender, identifier, sent = parts
         if len(sender) > MAX_ID_CHARS or len(identifier) > MAX_ID_CHARS:
-            message = f"a sender or identifier is longer than {MAX_ID_CHARS} characters"
-            raise ValidationError(field, message, "too_long")
+            message = N_("sender hoặc identifier dài quá %(max)s ký tự")
+            raise ValidationError(field, message, "too_long", max=MAX_ID_CHARS)
         found.append(Reference(sender, identifier, _date(sent, field)))
     return tuple(found)
 
@@ -386,13 +405,13 @@ def _resource(element: Element, path: str) -> Resource:
     size = None
     if size_text is not None:
         if not size_text.isascii() or not size_text.isdigit() or len(size_text) > 15:
-            message = f"{size_text[:40]!r} is not a size in bytes"
-            raise ValidationError(_path(path, "size"), message, "bad_value")
+            message = N_("“%(value)s” không phải kích thước tính bằng byte")
+            raise ValidationError(_path(path, "size"), message, "bad_value", value=size_text[:40])
         size = int(size_text)
     digest = _optional(element, "digest", path)
     if digest is not None and not _DIGEST.fullmatch(digest):
-        message = f"{digest[:80]!r} is not a SHA-1 digest in hexadecimal"
-        raise ValidationError(_path(path, "digest"), message, "bad_value")
+        message = N_("“%(value)s” không phải mã băm SHA-1 dạng thập lục phân")
+        raise ValidationError(_path(path, "digest"), message, "bad_value", value=digest[:80])
     return Resource(
         description=_required(element, "resourceDesc", path),
         mime_type=_required(element, "mimeType", path),
@@ -408,13 +427,15 @@ def _info(element: Element, path: str, sent: datetime) -> Info:
         field = f"{path}.category[{index}]"
         categories.append(_choice(Category, (category.text or "").strip(), field))
     if not categories:
-        raise ValidationError(_path(path, "category"), "<category> is required", "missing")
+        raise ValidationError(
+            _path(path, "category"), N_("thiếu <%(element)s>"), "missing", element="category"
+        )
     expires_text = _optional(element, "expires", path)
     expires = None
     if expires_text is not None:
         expires = _date(expires_text, _path(path, "expires"))
         if expires <= sent:
-            message = "<expires> is not after the alert's <sent>"
+            message = N_("<expires> không sau <sent> của cảnh báo")
             raise ValidationError(_path(path, "expires"), message, "bad_date")
     certainty = _required(element, "certainty", path)
     return Info(
@@ -464,13 +485,18 @@ def read_alert(data: bytes | str) -> Alert:
     if root.tag != _tag("alert"):
         namespace, _, name = root.tag[1:].rpartition("}") if root.tag[:1] == "{" else ("", "", "")
         if (name or root.tag) == "alert":
-            message = (
-                f"the alert's namespace is {namespace or 'missing'!r}; Loa reads CAP 1.2"
-                f" ({NAMESPACE})"
+            message = N_(
+                "không gian tên của cảnh báo là “%(namespace)s”; Loa đọc CAP 1.2 (%(cap)s)"
             )
-            raise ValidationError("alert", message, "wrong_namespace")
-        message = f"the document is <{(name or root.tag)[:40]}>, not a CAP <alert>"
-        raise ValidationError("alert", message, "not_cap")
+            raise ValidationError(
+                "alert",
+                message,
+                "wrong_namespace",
+                namespace=namespace or N_("không có"),
+                cap=NAMESPACE,
+            )
+        message = N_("tài liệu là <%(element)s>, không phải <alert> của CAP")
+        raise ValidationError("alert", message, "not_cap", element=(name or root.tag)[:40])
     identifier = _identifier(root, "identifier", "")
     sender = _identifier(root, "sender", "")
     sent = _date(_required(root, "sent", ""), "sent")
@@ -515,11 +541,10 @@ def zone_codes(info: Info, path: str) -> tuple[str, ...]:
                 continue
             if not _ADMIN_CODE.fullmatch(geocode.value):
                 field = f"{path}.area[{area_index}].geocode[{index}].value"
-                message = (
-                    f"{geocode.value[:40]!r} is not an administrative unit code:"
-                    " 5 digits for a commune, 2 for a province"
+                message = N_(
+                    "“%(value)s” không phải mã đơn vị hành chính: 5 chữ số cho xã, 2 cho tỉnh"
                 )
-                raise ValidationError(field, message, "bad_code")
+                raise ValidationError(field, message, "bad_code", value=geocode.value[:40])
             codes[geocode.value] = None
     return tuple(codes)
 
@@ -538,8 +563,8 @@ def spoken_text(info: Info) -> str:
 def _text_to_read(info: Info | None, path: str) -> str:
     text = spoken_text(info) if info else ""
     if len(text) > MAX_TEXT_CHARS:
-        message = f"the text to read is longer than {MAX_TEXT_CHARS} characters"
-        raise ValidationError(_path(path, "description"), message, "too_long")
+        message = N_("lời cần đọc dài quá %(max)s ký tự")
+        raise ValidationError(_path(path, "description"), message, "too_long", max=MAX_TEXT_CHARS)
     return text
 
 
@@ -568,36 +593,43 @@ def bulletin_from(
     if reason:
         return CapBulletin(Disposition.IGNORE, alert.key, reason=reason)
     if alert.msg_type in (MsgType.UPDATE, MsgType.CANCEL) and not alert.references:
-        message = f"an {alert.msg_type} names the earlier alert in <references>"
-        raise ValidationError("references", message, "missing")
+        message = N_("cảnh báo %(msg_type)s phải nêu cảnh báo trước trong <references>")
+        raise ValidationError("references", message, "missing", msg_type=alert.msg_type.value)
     info = alert.info
     path = f"info[{alert.chosen}]"
     if alert.msg_type is MsgType.CANCEL:
         text = _text_to_read(info, path)
         return CapBulletin(Disposition.CANCEL, alert.key, references=alert.references, text=text)
     if info is None or alert.chosen is None:
-        raise ValidationError("info", f"an {alert.msg_type} needs an <info> to say", "missing")
+        raise ValidationError(
+            "info",
+            N_("cảnh báo %(msg_type)s cần một <info> để đọc"),
+            "missing",
+            msg_type=alert.msg_type.value,
+        )
     for index, other in enumerate(alert.infos):
         if index != alert.chosen and _language(other) == _language(info):
-            message = (
-                f"a second <info> in {info.language}: Loa reads one text per alert,"
-                " so send one alert per text"
+            message = N_(
+                "<info> thứ hai bằng %(language)s: Loa đọc một lời mỗi cảnh báo, hãy gửi mỗi"
+                " lời một cảnh báo"
             )
-            raise ValidationError(f"info[{index}]", message, "ambiguous")
+            raise ValidationError(f"info[{index}]", message, "ambiguous", language=info.language)
     if info.expires is not None and info.expires <= now:
-        message = f"the alert expired at {info.expires.isoformat()}"
-        raise ValidationError(_path(path, "expires"), message, "expired")
+        message = N_("cảnh báo đã hết hạn lúc %(expires)s")
+        raise ValidationError(
+            _path(path, "expires"), message, "expired", expires=info.expires.isoformat()
+        )
     codes = zone_codes(info, path)
     if not codes:
-        message = (
-            "no area names a commune or province by its administrative unit code"
-            f" (a <geocode> with valueName {ADMIN_CODE_NAME})"
+        message = N_(
+            "không vùng nào nêu xã hay tỉnh bằng mã đơn vị hành chính (một <geocode> có"
+            " valueName %(name)s)"
         )
-        raise ValidationError(_path(path, "area"), message, "no_target")
+        raise ValidationError(_path(path, "area"), message, "no_target", name=ADMIN_CODE_NAME)
     text = _text_to_read(info, path)
     audio = next((resource for resource in info.resources if resource.is_audio), None)
     if not text and audio is None:
-        message = "nothing to read aloud: no <headline>, <description> or <instruction>"
+        message = N_("không có gì để đọc: không có <headline>, <description> hay <instruction>")
         raise ValidationError(_path(path, "description"), message, "missing")
     title = " ".join((info.headline or info.event).split())
     if len(title) > MAX_TITLE_CHARS:

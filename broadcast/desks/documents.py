@@ -21,7 +21,7 @@ from docx.opc.exceptions import OpcError
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, ValidationError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,21 +41,32 @@ _READ_CHUNK = 64 * 1024
 
 def extract_text(file_name: str, data: bytes) -> str:
     """The text of an uploaded document; a ValidationError naming the file otherwise."""
-    name = PurePath(file_name or "").name or "tệp không tên"
+    name = PurePath(file_name or "").name or N_("tệp không tên")
     suffix = PurePath(name).suffix.lower()
     if suffix not in ACCEPTED_SUFFIXES:
-        hint = " Hãy lưu lại dưới dạng .docx." if suffix in (".doc", ".rtf", ".odt") else ""
-        raise ValidationError(
-            FIELD, f"Không nhận tệp “{name}”: chỉ nhận văn bản .txt hoặc tài liệu Word .docx.{hint}"
+        message = (
+            N_(
+                "Không nhận tệp “%(name)s”: chỉ nhận văn bản .txt hoặc tài liệu Word .docx."
+                " Hãy lưu lại dưới dạng .docx."
+            )
+            if suffix in (".doc", ".rtf", ".odt")
+            else N_("Không nhận tệp “%(name)s”: chỉ nhận văn bản .txt hoặc tài liệu Word .docx.")
         )
+        raise ValidationError(FIELD, message, "unsupported_type", name=name)
     if len(data) > MAX_DOCUMENT_BYTES:
         raise ValidationError(
-            FIELD, f"Tệp “{name}” quá lớn ({-(-len(data) // 1024)} KB): tối đa 1 MB."
+            FIELD,
+            N_("Tệp “%(name)s” quá lớn (%(kb)s KB): tối đa 1 MB."),
+            "too_large",
+            name=name,
+            kb=-(-len(data) // 1024),
         )
     text = _docx_text(name, data) if suffix == ".docx" else _plain_text(name, data)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     if not text.strip():
-        raise ValidationError(FIELD, f"Tệp “{name}” không có nội dung chữ.")
+        raise ValidationError(
+            FIELD, N_("Tệp “%(name)s” không có nội dung chữ."), "empty", name=name
+        )
     _LOGGER.info("document %s: %d characters", name, len(text))
     return text.strip()
 
@@ -76,8 +87,12 @@ def _plain_text(name: str, data: bytes) -> str:
     except UnicodeDecodeError as exc:
         raise ValidationError(
             FIELD,
-            f"Tệp “{name}” không phải văn bản UTF-8 hoặc UTF-16 (có thể là bảng mã cũ như TCVN3,"
-            " VNI): hãy mở tệp và lưu lại với bảng mã UTF-8.",
+            N_(
+                "Tệp “%(name)s” không phải văn bản UTF-8 hoặc UTF-16 (có thể là bảng mã cũ như"
+                " TCVN3, VNI): hãy mở tệp và lưu lại với bảng mã UTF-8."
+            ),
+            "not_utf8",
+            name=name,
         ) from exc
 
 
@@ -86,9 +101,7 @@ def _check_expansion(name: str, data: bytes) -> None:
     declares (entries, total, ratio per part) and then by reading every part with a bounded
     decompression: a part whose header understates its size is cut at the stated size and
     fails its CRC, so nothing beyond the budget is ever inflated, here or by python-docx."""
-    damaged = ValidationError(
-        FIELD, f"Tệp “{name}” không đọc được như tài liệu Word (.docx): tệp hỏng hoặc sai loại."
-    )
+    damaged = _damaged(name)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError) as exc:
@@ -98,9 +111,14 @@ def _check_expansion(name: str, data: bytes) -> None:
         if len(parts) > MAX_ENTRIES:
             raise ValidationError(
                 FIELD,
-                f"Tệp “{name}” có {len(parts)} phần nén bên trong (tài liệu Word chỉ có vài chục,"
-                f" tối đa {MAX_ENTRIES}): không phải tài liệu Word bình thường.",
-                code="zip_bomb",
+                N_(
+                    "Tệp “%(name)s” có %(parts)s phần nén bên trong (tài liệu Word chỉ có vài"
+                    " chục, tối đa %(max)s): không phải tài liệu Word bình thường."
+                ),
+                "zip_bomb",
+                name=name,
+                parts=len(parts),
+                max=MAX_ENTRIES,
             )
         declared = sum(part.file_size for part in parts)
         if declared > MAX_EXPANDED_BYTES:
@@ -111,10 +129,16 @@ def _check_expansion(name: str, data: bytes) -> None:
             ):
                 raise ValidationError(
                     FIELD,
-                    f"Tệp “{name}”: phần “{part.filename[:80]}” nén {part.compress_size} byte"
-                    f" thành {part.file_size} byte (hơn {MAX_RATIO} lần): không phải tài liệu"
-                    " Word bình thường.",
-                    code="zip_bomb",
+                    N_(
+                        "Tệp “%(name)s”: phần “%(part)s” nén %(packed)s byte thành %(size)s byte"
+                        " (hơn %(ratio)s lần): không phải tài liệu Word bình thường."
+                    ),
+                    "zip_bomb",
+                    name=name,
+                    part=part.filename[:80],
+                    packed=part.compress_size,
+                    size=part.file_size,
+                    ratio=MAX_RATIO,
                 )
         budget = MAX_EXPANDED_BYTES
         try:
@@ -133,10 +157,23 @@ def _check_expansion(name: str, data: bytes) -> None:
 def _too_big(name: str, size: int) -> ValidationError:
     return ValidationError(
         FIELD,
-        f"Tệp “{name}” giải nén ra {-(-size // 1048576)} MB, quá"
-        f" {MAX_EXPANDED_BYTES // 1048576} MB cho phép: tài liệu Word bình thường không lớn như"
-        " vậy (có thể tệp hỏng hoặc cố ý gây quá tải).",
-        code="zip_bomb",
+        N_(
+            "Tệp “%(name)s” giải nén ra %(mb)s MB, quá %(max)s MB cho phép: tài liệu Word bình"
+            " thường không lớn như vậy (có thể tệp hỏng hoặc cố ý gây quá tải)."
+        ),
+        "zip_bomb",
+        name=name,
+        mb=-(-size // 1048576),
+        max=MAX_EXPANDED_BYTES // 1048576,
+    )
+
+
+def _damaged(name: str) -> ValidationError:
+    return ValidationError(
+        FIELD,
+        N_("Tệp “%(name)s” không đọc được như tài liệu Word (.docx): tệp hỏng hoặc sai loại."),
+        "damaged",
+        name=name,
     )
 
 
@@ -146,9 +183,7 @@ def _docx_text(name: str, data: bytes) -> str:
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, OpcError, KeyError, ValueError) as exc:
-        raise ValidationError(
-            FIELD, f"Tệp “{name}” không đọc được như tài liệu Word (.docx): tệp hỏng hoặc sai loại."
-        ) from exc
+        raise _damaged(name) from exc
     lines: list[str] = []
     for block in document.iter_inner_content():
         _block_lines(block, lines)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, ValidationError
 from broadcast.fleet import receivers, registry
 from broadcast.people import accounts, audit
 from broadcast.people.permissions import Action
@@ -99,7 +99,9 @@ class FleetDesk:
                 known = set(session.scalars(select(Device.id).where(Device.id.in_(device_ids))))
                 unknown = [device_id for device_id in device_ids if device_id not in known]
                 if unknown:
-                    raise ValidationError("id", f"unknown device {unknown[0]!r}")
+                    raise ValidationError(
+                        "id", N_("không có cụm loa “%(id)s”"), "unknown_device", id=unknown[0]
+                    )
                 query = query.where(Device.id.in_(device_ids))
             for device in session.scalars(query):
                 path, new_password = registry.refresh_config(

@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, Msgid, ValidationError
 from wire.protocol import Priority
 
 _LOGGER = logging.getLogger(__name__)
@@ -90,8 +90,10 @@ def fill(template: NoticeTemplate | str, values: Mapping[str, object]) -> str:
         if field.required and not clean[field.key]:
             raise ValidationError(
                 field.key,
-                f"Chưa điền “{field.label}” của mẫu “{chosen.title}”",
-                code="required",
+                N_("Chưa điền “%(label)s” của mẫu “%(title)s”"),
+                "required",
+                label=Msgid(field.label),
+                title=Msgid(chosen.title),
             )
 
     def optional_part(match: re.Match[str]) -> str:
@@ -113,7 +115,9 @@ def get_template(template_id: object) -> NoticeTemplate:
     for template in templates():
         if template.id == template_id:
             return template
-    raise ValidationError("template", f"không có mẫu thông báo “{template_id}”")
+    raise ValidationError(
+        "template", N_("không có mẫu thông báo “%(id)s”"), "unknown_choice", id=template_id
+    )
 
 
 @lru_cache(maxsize=1)

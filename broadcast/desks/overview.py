@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from broadcast.desks.records import BroadcastRecord, DeviceRecord, ZoneRecord
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, ValidationError
 from broadcast.fleet import receivers
 from broadcast.fleet.receivers import ZoneCounts
 from broadcast.people import accounts, zones
@@ -132,7 +132,10 @@ class Overview:
                 visible = [zone for zone in visible if zone.id == zone_id]
                 if not visible:
                     raise ValidationError(
-                        "zone", f"unknown zone {zone_id!r}, or not one you may see"
+                        "zone",
+                        N_("không có khu vực “%(id)s”, hoặc bạn không được xem khu vực đó"),
+                        "unknown_zone",
+                        id=zone_id,
                     )
             zone_ids = zones.subtree_ids(session, visible)
             found = receivers.list_devices(

@@ -41,9 +41,9 @@ from sqlalchemy import ColumnElement, String, and_, cast, exists, func, or_, sel
 from sqlalchemy.orm import Session, selectinload
 
 import audio
-from broadcast import clock
+from broadcast import clock, const
 from broadcast.const import BroadcastStatus, DeliveryState
-from broadcast.errors import PermissionDenied, ValidationError
+from broadcast.errors import N_, PermissionDenied, ValidationError
 from broadcast.people import accounts, permissions, zones
 from broadcast.people.permissions import Action
 from broadcast.store.db import Database
@@ -58,42 +58,18 @@ from broadcast.store.models import (
     utcnow,
 )
 from broadcast.store.paging import Page, clamp_page
-from wire.protocol import Priority
+from wire.protocol import ContentType, Priority
 
 _LOGGER = logging.getLogger(__name__)
 
 PER_PAGE = 50
 MAX_PER_PAGE = 200
 
-SOURCE_LABELS = {
-    "announcement": "Thông báo",
-    "bulletin": "Bản tin phát ngay",
-    "correction": "Đính chính",
-    "schedule": "Theo lịch phát",
-}
-CONTENT_LABELS = {"media": "Âm thanh", "relay": "Tiếp sóng"}
-PRIORITY_LABELS = {
-    Priority.EMERGENCY.value: "Khẩn cấp",
-    Priority.PRIORITY.value: "Ưu tiên",
-    Priority.NORMAL.value: "Thông thường",
-}
+# the codes' words (`broadcast.const`, one table per enum); the filters' choices are their keys
+SOURCE_LABELS = const.SOURCE_LABELS
+CONTENT_LABELS = const.CONTENT_TYPE_LABELS
+PRIORITY_LABELS = const.PRIORITY_LABELS
 PRIORITY_ORDER = (Priority.EMERGENCY.value, Priority.PRIORITY.value, Priority.NORMAL.value)
-STATUS_LABELS = {
-    "pending": "Đang chuẩn bị",
-    "scheduled": "Đã lên lịch",
-    "dispatched": "Đã gửi",
-    "finished": "Đã phát xong",
-    "partial": "Phát một phần",
-    "failed": "Lỗi",
-    "cancelled": "Đã dừng",
-    "missed": "Lỡ giờ",
-    "queued": "Chờ gửi",
-    "received": "Đã nhận lệnh",
-    "fetched": "Đã tải âm thanh",
-    "playing": "Đang phát",
-    "preempted": "Bị ngắt",
-    "stopped": "Đã dừng phát",
-}
 # a spreadsheet cell starting with one of these is read as a formula (CSV injection)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -117,17 +93,21 @@ class LogFilter:
     def from_args(cls, args: Mapping[str, str]) -> LogFilter:
         """From a query string (`zone`, `from`, `to`, `source`, `content`, `priority`); an
         empty value means any."""
-        date_from = _parse_date(args.get("from", ""), "from", "Từ ngày")
-        date_to = _parse_date(args.get("to", ""), "to", "Đến ngày")
+        date_from = _parse_date(args.get("from", ""), "from", N_("Từ ngày"))
+        date_to = _parse_date(args.get("to", ""), "to", N_("Đến ngày"))
         if date_from and date_to and date_from > date_to:
-            raise ValidationError("to", "“Đến ngày” phải sau hoặc bằng “Từ ngày”")
+            raise ValidationError(
+                "to", N_("“Đến ngày” phải sau hoặc bằng “Từ ngày”"), "ends_before_start"
+            )
         return cls(
             zone_id=(args.get("zone", "") or "").strip() or None,
             date_from=date_from,
             date_to=date_to,
-            source=_choice(args.get("source", ""), "source", "Loại", SOURCE_LABELS),
-            content=_choice(args.get("content", ""), "content", "Nội dung", CONTENT_LABELS),
-            priority=_choice(args.get("priority", ""), "priority", "Mức ưu tiên", PRIORITY_LABELS),
+            source=_choice(args.get("source", ""), "source", N_("Loại"), SOURCE_LABELS),
+            content=_choice(args.get("content", ""), "content", N_("Nội dung"), CONTENT_LABELS),
+            priority=_choice(
+                args.get("priority", ""), "priority", N_("Mức ưu tiên"), PRIORITY_LABELS
+            ),
         )
 
     def query_args(self) -> dict[str, str]:
@@ -145,7 +125,10 @@ class LogFilter:
 
 def _parse_date(text: str, field_name: str, label: str) -> date | None:
     return clock.parse_date(
-        text, field_name, f"“{label}” phải là một ngày dạng năm-tháng-ngày, ví dụ 2026-11-26"
+        text,
+        field_name,
+        N_("“%(label)s” phải là một ngày dạng năm-tháng-ngày, ví dụ 2026-11-26"),
+        label=label,
     )
 
 
@@ -154,7 +137,13 @@ def _choice(text: str, field_name: str, label: str, choices: Mapping[str, str]) 
     if not text:
         return None
     if text not in choices:
-        raise ValidationError(field_name, f"“{label}” không có lựa chọn “{text[:40]}”")
+        raise ValidationError(
+            field_name,
+            N_("“%(label)s” không có lựa chọn “%(value)s”"),
+            "unknown_choice",
+            label=label,
+            value=text[:40],
+        )
     return text
 
 
@@ -168,9 +157,11 @@ def parse_month(text: str, today: date | None = None) -> tuple[int, int]:
         year_text, month_text = text.split("-")
         year, month = int(year_text), int(month_text)
     except ValueError as exc:
-        raise ValidationError("month", "“Tháng” phải có dạng năm-tháng, ví dụ 2026-11") from exc
+        raise ValidationError(
+            "month", N_("“Tháng” phải có dạng năm-tháng, ví dụ 2026-11"), "not_a_month"
+        ) from exc
     if not 1 <= month <= 12:
-        raise ValidationError("month", "“Tháng” không hợp lệ")
+        raise ValidationError("month", N_("“Tháng” không hợp lệ"), "not_a_month")
     clock.check_year(year, "month")
     return year, month
 
@@ -182,9 +173,11 @@ def parse_page(text: str) -> int:
     try:
         page = int((text or "1").strip())
     except ValueError as exc:
-        raise ValidationError("page", "“Trang” phải là số nguyên") from exc
+        raise ValidationError("page", N_("“Trang” phải là số nguyên"), "not_integer") from exc
     if page > MAX_PAGE:
-        raise ValidationError("page", f"“Trang” phải từ 1 đến {MAX_PAGE}")
+        raise ValidationError(
+            "page", N_("“Trang” phải từ 1 đến %(max)s"), "out_of_range", max=MAX_PAGE
+        )
     return max(1, page)
 
 
@@ -405,7 +398,7 @@ class Reports:
                         SOURCE_LABELS.get(row.source, row.source),
                         CONTENT_LABELS.get(row.content, row.content),
                         PRIORITY_LABELS.get(row.priority, row.priority),
-                        STATUS_LABELS.get(row.status, row.status),
+                        const.BROADCAST_STATUS_LABELS.get(row.status, row.status),
                         ", ".join(names.get(z, z) for z in row.zone_ids),
                         ", ".join(row.device_ids),
                         row.created_by,
@@ -460,7 +453,7 @@ class Reports:
                             delivery.device_id,
                             device.name if device is not None else "",
                             names.get(zone_id, zone_id),
-                            STATUS_LABELS.get(delivery.state, delivery.state),
+                            const.DELIVERY_STATE_LABELS.get(delivery.state, delivery.state),
                             delivery.detail,
                             clock.format_local(delivery.received_at, _TIME_FORMAT),
                             clock.format_local(delivery.fetched_at, _TIME_FORMAT),
@@ -586,7 +579,7 @@ class Reports:
     def airtime_s(self, session: Session, broadcast: Broadcast) -> float | None:
         """How long a broadcast sounds: a relay's length, the media's length × repeat, or the
         schedule's airtime; None when none is known."""
-        if broadcast.content == "relay":
+        if broadcast.content == ContentType.RELAY:
             return broadcast.duration_s
         if broadcast.media_sha256:
             seconds = self.media_duration_s(broadcast.media_sha256)
@@ -745,9 +738,16 @@ def _ordered(found: Iterable[Zone]) -> list[Zone]:
 def _authorized_zone(session: Session, user: User, zone_id: str) -> Zone:
     zone = session.get(Zone, zone_id)
     if zone is None:
-        raise ValidationError("zone", f"không có khu vực “{zone_id[:63]}”")
+        raise ValidationError(
+            "zone", N_("không có khu vực “%(id)s”"), "unknown_zone", id=zone_id[:63]
+        )
     if zone not in _scope_zones(session, user):
-        raise PermissionDenied(f"user {user.username!r} may not see reports of zone {zone_id!r}")
+        raise PermissionDenied(
+            N_("người dùng “%(user)s” không được xem báo cáo của khu vực “%(zone)s”"),
+            "zone_out_of_reach",
+            user=user.username,
+            zone=zone_id,
+        )
     return zone
 
 
@@ -758,7 +758,9 @@ def _authorized_filter(session: Session, user: User, wanted: LogFilter) -> LogFi
         return wanted
     if permissions.own_village_only(user.role, Action.READ_REPORTS):
         if user.zone_id is None:
-            raise PermissionDenied(f"village head {user.username!r} has no village")
+            raise PermissionDenied(
+                N_("trưởng thôn “%(user)s” chưa được gán thôn"), "no_village", user=user.username
+            )
         return replace(wanted, zone_id=user.zone_id)
     return wanted
 
@@ -789,7 +791,9 @@ def _log_condition(session: Session, wanted: LogFilter) -> ColumnElement[bool]:
     if wanted.zone_id is not None:
         zone = session.get(Zone, wanted.zone_id)
         if zone is None:
-            raise ValidationError("zone", f"không có khu vực “{wanted.zone_id[:63]}”")
+            raise ValidationError(
+                "zone", N_("không có khu vực “%(id)s”"), "unknown_zone", id=wanted.zone_id[:63]
+            )
         related = {z.id for z in zones.ancestors_and_self(zone)} | {
             z.id for z in zones.subtree(zone)
         }
@@ -879,7 +883,6 @@ __all__ = [
     "CONTENT_LABELS",
     "PRIORITY_LABELS",
     "SOURCE_LABELS",
-    "STATUS_LABELS",
     "DeliveryCounts",
     "DeviceMonth",
     "LogFilter",

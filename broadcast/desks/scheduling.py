@@ -19,7 +19,7 @@ from sqlalchemy import select
 from broadcast.const import ContentKind, ScheduleKind
 from broadcast.desks.bulletins import check_playable
 from broadcast.desks.records import ScheduleRecord
-from broadcast.errors import Conflict, NotFound, ValidationError
+from broadcast.errors import N_, Conflict, NotFound, ValidationError
 from broadcast.people import accounts, audit, targets
 from broadcast.people.permissions import Action
 from broadcast.programme import planning, schedules
@@ -100,7 +100,7 @@ class SchedulingDesk:
             accounts.require_user(session, user_id, Action.READ_BULLETINS)
             schedule = session.get(Schedule, schedule_id)
             if schedule is None:
-                raise NotFound(f"schedule {schedule_id}")
+                raise NotFound(N_("không có lịch phát %(id)s"), "not_found", id=schedule_id)
             return _record(schedule, _next_run(schedule))
 
     def schedule(self, user_id: int, request: ScheduleRequest) -> int:
@@ -111,7 +111,12 @@ class SchedulingDesk:
             user = accounts.require_user(session, user_id, Action.SCHEDULE)
             bulletin = session.get(Bulletin, request.bulletin_id)
             if bulletin is None:
-                raise ValidationError("bulletin", f"unknown bulletin {request.bulletin_id}")
+                raise ValidationError(
+                    "bulletin",
+                    N_("không có bản tin %(id)s"),
+                    "unknown_bulletin",
+                    id=request.bulletin_id,
+                )
             check_playable(bulletin)
             chosen = targets.resolve(session, request.zone_ids, request.device_ids)
             targets.check_can_target(session, user, chosen)
@@ -157,7 +162,7 @@ class SchedulingDesk:
                 replacing_series=series_key,
             )
             if clash is not None:
-                raise Conflict("time", schedules.clash_message(clash), code="overlap")
+                raise schedules.clash_conflict(clash)
             schedule = Schedule(
                 bulletin_id=request.bulletin_id,
                 kind=rule.kind.value,
@@ -211,9 +216,13 @@ class SchedulingDesk:
             user = accounts.require_user(session, user_id, Action.SCHEDULE)
             schedule = session.get(Schedule, schedule_id)
             if schedule is None:
-                raise NotFound(f"schedule {schedule_id}")
+                raise NotFound(N_("không có lịch phát %(id)s"), "not_found", id=schedule_id)
             if schedule.ended_at is not None:  # keep when and why it ended (a newer series)
-                raise Conflict("schedule", "lịch phát này đã kết thúc hoặc đã bị hủy trước đó")
+                raise Conflict(
+                    "schedule",
+                    N_("lịch phát này đã kết thúc hoặc đã bị hủy trước đó"),
+                    "ended",
+                )
             planning.end_schedule(session, schedule, utcnow())
             audit.record(session, user, audit.Action.SCHEDULE_CANCEL, f"schedule:{schedule_id}")
         _LOGGER.info("schedule %s cancelled", schedule_id)

@@ -31,8 +31,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcast.const import Role, ZoneKind
-from broadcast.errors import NotFound, ValidationError
+from broadcast.const import ZONE_KIND_WORDS, Role, ZoneKind
+from broadcast.errors import N_, NotFound, ValidationError
 from broadcast.people import accounts, audit, zones
 from broadcast.people.permissions import Action
 from broadcast.store.db import Database
@@ -86,19 +86,22 @@ def parse_kind(word: str) -> ZoneKind | None:
     return _KINDS.get(fold(word))
 
 
-def unknown_kind(word: str) -> str:
-    """Why `word` is not a kind, with the words that are."""
+def unknown_kind(word: str) -> ValidationError:
+    """Why `word` is not a kind, with the words that are (code `bad_kind`, on `kind`)."""
     shown = word.strip()[:40]
     if fold(word) in DISTRICT_WORDS:
-        return (
-            f"{shown!r}: districts ended on 1 July 2025; put its communes directly under"
-            " their province"
+        message = N_("“%(word)s”: cấp huyện đã bỏ từ ngày 1/7/2025; hãy đặt các xã trực thuộc tỉnh")
+    elif shown:
+        message = N_(
+            "“%(word)s” không phải loại khu vực: tỉnh/thành phố, xã/phường/đặc khu hoặc"
+            " thôn/bản/tổ dân phố (hay province, commune, village)"
         )
-    said = f"{shown!r} is not a kind" if shown else "the kind is empty"
-    return (
-        f"{said}: tỉnh/thành phố, xã/phường/đặc khu or thôn/bản/tổ dân phố"
-        " (or province, commune, village)"
-    )
+    else:
+        message = N_(
+            "chưa ghi loại khu vực: tỉnh/thành phố, xã/phường/đặc khu hoặc thôn/bản/tổ dân"
+            " phố (hay province, commune, village)"
+        )
+    return ValidationError("kind", message, "bad_kind", word=shown)
 
 
 def slug(text: str) -> str:
@@ -316,7 +319,7 @@ def _row(cells: list[str], columns: dict[str, int], line: int, problems: _Proble
     before = len(problems.found)
     kind = parse_kind(cell("kind"))
     if kind is None:
-        problems.add(line, "kind", unknown_kind(cell("kind")), "bad_kind")
+        problems.add(line, "kind", unknown_kind(cell("kind")).message, "bad_kind")
     name = clean_name(cell("name"))
     if not name:
         problems.add(line, "name", "the name is empty", "empty_name")
@@ -406,18 +409,24 @@ class Setup:
             actor = _actor(session, user_id)
             zone_kind = parse_kind(kind)
             if zone_kind is None:
-                raise ValidationError("kind", unknown_kind(kind), "bad_kind")
+                raise unknown_kind(kind)
             clean = clean_name(name)
             if not clean:
-                raise ValidationError("name", "the name is empty", "empty_name")
+                raise ValidationError("name", N_("tên khu vực trống"), "empty_name")
             if len(clean) > MAX_NAME_CHARS:
-                raise ValidationError("name", f"longer than {MAX_NAME_CHARS} characters", "long")
+                raise ValidationError(
+                    "name", N_("tên dài quá %(max)s ký tự"), "long", max=MAX_NAME_CHARS
+                )
             clean_code = zones.clean_code(zone_kind, code)
             if clean_code is not None:
                 taken = zones.by_code(session, clean_code)
                 if taken is not None:
                     raise ValidationError(
-                        "code", f"code {clean_code} is already zone {taken.id!r}", "taken"
+                        "code",
+                        N_("mã hành chính %(value)s đã là của khu vực “%(id)s”"),
+                        "taken",
+                        value=clean_code,
+                        id=taken.id,
                     )
             parent_zone = _parent(session, parent)
             zones.check_placement(zone_kind, parent_zone)
@@ -426,13 +435,17 @@ class Setup:
             if not new_id:
                 base = _derived_id(zone_kind, clean, parent_zone)
                 if not base:
-                    raise ValidationError("name", "the name makes no id: give --id", "bad_id")
+                    raise ValidationError(
+                        "name", N_("tên này không cho ra mã khu vực: hãy ghi mã (--id)"), "bad_id"
+                    )
                 new_id = _free_id(base, clean_code, lambda i: session.get(Zone, i) is not None)
                 if new_id is None:
-                    raise ValidationError("id", f"zone id {base!r} is taken: give one", "taken")
+                    raise ValidationError(
+                        "id", N_("mã khu vực “%(id)s” đã có: hãy ghi mã khác"), "taken", id=base
+                    )
             elif session.get(Zone, new_id) is not None:
                 raise ValidationError(
-                    "id", f"zone {new_id!r} already exists: give another id", "taken"
+                    "id", N_("mã khu vực “%(id)s” đã có: hãy ghi mã khác"), "taken", id=new_id
                 )
             zone = zones.create_zone(
                 session,
@@ -452,7 +465,11 @@ class Setup:
             actor = _actor(session, user_id)
             zone = zones.find_zone(session, zone_ref)
             if zone is None:
-                raise NotFound(f"no zone has id or code {zone_ref.strip()[:70]!r}")
+                raise NotFound(
+                    N_("không có khu vực nào mang mã hay mã hành chính “%(ref)s”"),
+                    "not_found",
+                    ref=zone_ref.strip()[:70],
+                )
             parent = _parent(session, parent_ref)
             previous = zone.parent_id
             new = None if parent is None else parent.id
@@ -739,9 +756,21 @@ def _check_new_name(session: Session, kind: ZoneKind, name: str, parent: Zone | 
     )
     for zone in session.scalars(query):
         if name_key(zone.name) == name_key(name):
-            where = f"under {parent.id}" if parent is not None else "at the root"
+            if parent is None:
+                raise ValidationError(
+                    "name",
+                    N_("%(kind)s “%(id)s” ở cấp gốc đã mang tên này"),
+                    "taken",
+                    kind=ZONE_KIND_WORDS[kind],
+                    id=zone.id,
+                )
             raise ValidationError(
-                "name", f"{kind} {zone.id!r} {where} already has that name", "taken"
+                "name",
+                N_("%(kind)s “%(id)s” thuộc “%(parent)s” đã mang tên này"),
+                "taken",
+                kind=ZONE_KIND_WORDS[kind],
+                id=zone.id,
+                parent=parent.id,
             )
 
 
@@ -756,7 +785,10 @@ def _parent(session: Session, reference: str) -> Zone | None:
     found = zones.find_zone(session, text)
     if found is None:
         raise ValidationError(
-            "parent", f"no zone has id or code {text[:70]!r}", code="unknown_parent"
+            "parent",
+            N_("không có khu vực nào mang mã hay mã hành chính “%(ref)s”"),
+            "unknown_parent",
+            ref=text[:70],
         )
     return found
 

@@ -59,6 +59,15 @@ class SignIn:
     user: SignedInUser | None
 
 
+@dataclass(frozen=True)
+class TokenUser:
+    """Whom a bearer token speaks for: their id, and their language for the API's words when
+    a request asks for none."""
+
+    id: int
+    locale: str | None
+
+
 def credential_stamp(password_hash: str) -> str:
     return hashlib.sha256(f"loa-session:{password_hash}".encode()).hexdigest()[:16]
 
@@ -106,12 +115,11 @@ class SignInDesk:
             audit.record(session, user, audit.Action.LOGIN, f"user:{user.id}")
             return SignIn(True, 0, source.key, SignedInUser.of(user))
 
-    def token_user(self, token: str) -> int | None:
-        """The id of the active user a bearer token belongs to; None for an unknown or revoked
-        token."""
+    def token_user(self, token: str) -> TokenUser | None:
+        """The active user a bearer token belongs to; None for an unknown or revoked token."""
         with self.db.session() as session:
             user = accounts.user_for_token(session, token)
-            return None if user is None else user.id
+            return None if user is None else TokenUser(user.id, user.locale)
 
     def token_may(self, token: str, action: Action) -> bool:
         """Whether a bearer token's user may do `action` (a Prometheus scrape: `ADMINISTER`)."""

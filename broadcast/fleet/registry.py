@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcast.const import SERVER_MQTT_USERNAME
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, ValidationError
 from broadcast.fleet import receivers
 from broadcast.fleet.brokers import (
     ZONE_COMMAND_FILTER,
@@ -41,17 +41,25 @@ def register_device(
 ) -> tuple[Device, Path]:
     """Create the device and write its receiver config (with a fresh password) under devices/."""
     if not protocol.ID_PATTERN.fullmatch(device_id):
-        raise ValidationError("id", f"device id {device_id!r} must be a lowercase slug")
+        raise ValidationError(
+            "id",
+            N_("mã cụm loa “%(id)s” chỉ gồm chữ thường không dấu, số và dấu gạch ngang"),
+            "invalid_slug",
+            id=device_id,
+        )
     if device_id.startswith(SERVER_MQTT_USERNAME):
         # the server's broker login and client ids (loa-server, loa-server-<process>)
         raise ValidationError(
-            "id", f"device id {device_id!r} is kept for the server: choose another name"
+            "id",
+            N_("mã cụm loa “%(id)s” dành riêng cho máy chủ: hãy chọn tên khác"),
+            "reserved",
+            id=device_id,
         )
     if session.get(Device, device_id) is not None:
-        raise ValidationError("id", f"device {device_id!r} already exists")
+        raise ValidationError("id", N_("mã cụm loa “%(id)s” đã có"), "already_exists", id=device_id)
     zone = session.get(Zone, zone_id)
     if zone is None:
-        raise ValidationError("zone", f"unknown zone {zone_id!r}")
+        raise ValidationError("zone", N_("không có khu vực “%(id)s”"), "unknown_zone", id=zone_id)
     device = Device(id=device_id, name=name or device_id, zone_id=zone.id, mqtt_password_hash="")
     session.add(device)
     session.flush()

@@ -37,7 +37,7 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from broadcast.const import Role
-from broadcast.errors import NotFound, ValidationError
+from broadcast.errors import N_, NotFound, ValidationError
 from broadcast.people import permissions
 from broadcast.people.permissions import Action
 from broadcast.store.models import ApiToken, LoginAttempt, User, Zone, utcnow
@@ -69,11 +69,18 @@ def create_user(
 ) -> User:
     username = username.strip()
     if not username or len(username) > 80:
-        raise ValidationError("username", "must be 1 to 80 characters")
+        raise ValidationError(
+            "username", N_("tên đăng nhập dài 1 đến 80 ký tự"), "invalid_username"
+        )
     if session.scalar(select(User).where(User.username == username)) is not None:
-        raise ValidationError("username", f"user {username!r} already exists")
+        raise ValidationError(
+            "username",
+            N_("tên đăng nhập “%(name)s” đã có người dùng"),
+            "already_exists",
+            name=username,
+        )
     if permissions.needs_village(role) and (zone_id is None or session.get(Zone, zone_id) is None):
-        raise ValidationError("zone", "a village head needs the id of an existing village")
+        raise ValidationError("zone", N_("trưởng thôn cần mã của một thôn đã có"), "required")
     user = User(
         username=username,
         password_hash="",
@@ -90,7 +97,12 @@ def create_user(
 
 def set_password(user: User, password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationError("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise ValidationError(
+            "password",
+            N_("mật khẩu phải có ít nhất %(min)s ký tự"),
+            "too_short",
+            min=MIN_PASSWORD_LENGTH,
+        )
     user.password_hash = _HASHER.hash(password)
 
 
@@ -115,7 +127,7 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
 def get_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise NotFound(f"no user named {username!r}")
+        raise NotFound(N_("không có người dùng “%(name)s”"), "not_found", name=username)
     return user
 
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from broadcast.const import Role
-from broadcast.errors import PermissionDenied
+from broadcast.errors import N_, PermissionDenied
 
 
 class Action(StrEnum):
@@ -103,7 +103,12 @@ def require(user: A | None, action: Action) -> A:
     """`user` if it is active and its role may do `action`; else PermissionDenied. Where (zones)
     is checked by the caller with `reach`, which knows the zones involved."""
     if user is None or not user.active:
-        raise PermissionDenied("unknown or disabled user")
+        raise PermissionDenied(N_("người dùng không có hoặc đã bị khóa"), "unknown_user")
     if not allowed(user.role, action):
-        raise PermissionDenied(f"role {user.role!r} may not {action.value.replace('_', ' ')}")
+        raise PermissionDenied(
+            N_("vai trò “%(role)s” không được làm việc này (%(action)s)"),
+            "role_not_allowed",
+            role=user.role,
+            action=action.value,
+        )
     return user

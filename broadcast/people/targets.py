@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from broadcast.errors import PermissionDenied, ValidationError
+from broadcast.errors import N_, PermissionDenied, ValidationError
 from broadcast.people import zones
 from broadcast.people.permissions import Action
 from broadcast.store.models import Device, User, Zone
@@ -63,7 +63,9 @@ def _id_list(value: object, field: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list | tuple):
-        raise ValidationError(field, f"must be a list of {field[:-1]} ids")
+        raise ValidationError(
+            field, N_("phải là một danh sách mã (%(field)s)"), "not_a_list", field=field
+        )
     return list(value)
 
 
@@ -72,13 +74,15 @@ def resolve(session: Session, zone_ids: object, device_ids: object = None) -> Ta
     wanted_zones = _id_list(zone_ids, "zones")
     wanted_devices = _id_list(device_ids, "devices")
     if not wanted_zones and not wanted_devices:
-        raise ValidationError("zones", "choose at least one zone or device")
+        raise ValidationError("zones", N_("hãy chọn ít nhất một khu vực hoặc cụm loa"), "required")
     found_zones = zones.resolve_zones(session, wanted_zones) if wanted_zones else []
     found_devices: list[Device] = []
     for device_id in wanted_devices:
         device = session.get(Device, device_id) if isinstance(device_id, str) else None
         if device is None:
-            raise ValidationError("devices", f"unknown device {device_id!r}")
+            raise ValidationError(
+                "devices", N_("không có cụm loa “%(id)s”"), "unknown_device", id=device_id
+            )
         if device not in found_devices:
             found_devices.append(device)
     return Targets(tuple(found_zones), tuple(found_devices))
@@ -102,7 +106,10 @@ def check_can_target(
     for device in targets.devices:
         if device.zone_id not in allowed:
             raise PermissionDenied(
-                f"user {user.username!r} may not broadcast to device {device.id!r}"
+                N_("người dùng “%(user)s” không được phát tới cụm loa “%(device)s”"),
+                "device_out_of_reach",
+                user=user.username,
+                device=device.id,
             )
 
 

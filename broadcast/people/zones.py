@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from broadcast.const import ZoneKind
-from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.const import ZONE_KIND_WORDS, ZoneKind
+from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.people import permissions
 from broadcast.people.permissions import Action, Reach
 from broadcast.store.models import Device, User, Zone
@@ -41,13 +41,22 @@ def create_zone(
     code: str | None = None,
 ) -> Zone:
     if not ID_PATTERN.fullmatch(zone_id):
-        raise ValidationError("id", f"zone id {zone_id!r} must be a lowercase slug (a-z, 0-9, -)")
+        raise ValidationError(
+            "id",
+            N_("mã khu vực “%(id)s” chỉ gồm chữ thường không dấu, số và dấu gạch ngang"),
+            "invalid_slug",
+            id=zone_id,
+        )
     if session.get(Zone, zone_id) is not None:
-        raise ValidationError("id", f"zone {zone_id!r} already exists")
+        raise ValidationError("id", N_("mã khu vực “%(id)s” đã có"), "already_exists", id=zone_id)
     if parent_id is not None and session.get(Zone, parent_id) is None:
-        raise ValidationError("parent", f"unknown parent zone {parent_id!r}")
+        raise ValidationError(
+            "parent", N_("không có khu vực cha “%(id)s”"), "unknown_zone", id=parent_id
+        )
     if code is not None and by_code(session, code) is not None:
-        raise ValidationError("code", f"code {code} is already another zone's", code="taken")
+        raise ValidationError(
+            "code", N_("mã hành chính %(value)s đã là của khu vực khác"), "taken", value=code
+        )
     zone = Zone(id=zone_id, name=name, kind=kind.value, parent_id=parent_id, code=code)
     session.add(zone)
     session.flush()
@@ -88,11 +97,13 @@ def resolve_zones(session: Session, zone_ids: Iterable[str]) -> list[Zone]:
     for zone_id in zone_ids:
         zone = session.get(Zone, zone_id) if isinstance(zone_id, str) else None
         if zone is None:
-            raise ValidationError("zones", f"unknown zone {zone_id!r}")
+            raise ValidationError(
+                "zones", N_("không có khu vực “%(id)s”"), "unknown_zone", id=zone_id
+            )
         if zone not in zones:
             zones.append(zone)
     if not zones:
-        raise ValidationError("zones", "choose at least one zone")
+        raise ValidationError("zones", N_("hãy chọn ít nhất một khu vực"), "required")
     return zones
 
 
@@ -157,13 +168,18 @@ def check_can_target(
     allowed = {zone.id for zone in zones_for(session, user, action)}
     for zone in zones:
         if zone.id not in allowed:
-            raise PermissionDenied(f"user {user.username!r} may not broadcast to zone {zone.id!r}")
+            raise PermissionDenied(
+                N_("người dùng “%(user)s” không được phát tới khu vực “%(zone)s”"),
+                "zone_out_of_reach",
+                user=user.username,
+                zone=zone.id,
+            )
 
 
 def get_zone(session: Session, zone_id: str) -> Zone:
     zone = session.get(Zone, zone_id)
     if zone is None:
-        raise NotFound(f"zone {zone_id!r}")
+        raise NotFound(N_("không có khu vực “%(id)s”"), "not_found", id=zone_id)
     return zone
 
 
@@ -175,12 +191,32 @@ def check_placement(kind: ZoneKind, parent: Zone | None) -> None:
     if parent_kind in allowed:
         return
     if parent is None:
-        raise ValidationError("parent", f"a {kind} needs a parent ({allowed[0]})", "no_parent")
-    wanted = " or ".join(str(k) for k in allowed if k is not None) or "none"
+        raise ValidationError(
+            "parent",
+            N_("%(kind)s phải thuộc một %(parent_kind)s"),
+            "no_parent",
+            kind=ZONE_KIND_WORDS[kind],
+            parent_kind=ZONE_KIND_WORDS[str(allowed[0])],
+        )
+    wanted = next((k for k in allowed if k is not None), None)
+    words = {
+        "kind": ZONE_KIND_WORDS[kind],
+        "parent_kind": ZONE_KIND_WORDS[parent.kind],
+        "id": parent.id,
+    }
+    if wanted is None:
+        raise ValidationError(
+            "parent",
+            N_("%(kind)s không thể thuộc %(parent_kind)s “%(id)s”: %(kind)s ở cấp gốc"),
+            "wrong_parent",
+            **words,
+        )
     raise ValidationError(
         "parent",
-        f"a {kind} cannot be under {parent.kind} {parent.id!r} (its parent: {wanted})",
+        N_("%(kind)s không thể thuộc %(parent_kind)s “%(id)s”: phải thuộc một %(wanted)s"),
         "wrong_parent",
+        wanted=ZONE_KIND_WORDS[wanted],
+        **words,
     )
 
 
@@ -193,13 +229,20 @@ def clean_code(kind: ZoneKind, code: str | None) -> str | None:
         return None
     digits = CODE_DIGITS.get(kind)
     if digits is None:
-        raise ValidationError("code", f"a {kind} has no administrative code", "no_code")
+        raise ValidationError(
+            "code", N_("%(kind)s không có mã hành chính"), "no_code", kind=ZONE_KIND_WORDS[kind]
+        )
     if not _DIGITS.fullmatch(text) or len(text) != digits:
         raise ValidationError(
             "code",
-            f"a {kind}'s administrative code is {digits} digits, not {text[:20]!r}"
-            " (a spreadsheet may have dropped its leading zeros)",
+            N_(
+                "mã hành chính của %(kind)s có %(digits)s chữ số, không phải “%(value)s” (bảng"
+                " tính có thể đã bỏ mất các số 0 ở đầu)"
+            ),
             "bad_code",
+            kind=ZONE_KIND_WORDS[kind],
+            digits=digits,
+            value=text[:20],
         )
     return text
 

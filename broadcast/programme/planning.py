@@ -160,7 +160,7 @@ def _materialize(
         play_at=at,
         valid_until=at + item_validity(schedule, item_valid_s),
         item_id=item_id(schedule.id, at),
-        content="relay" if relay else "media",
+        content=ContentKind(bulletin.kind).content_type.value,
         relay_url=bulletin.relay_url if relay else None,
         duration_s=bulletin.duration_s if relay else None,
         media_sha256=None if relay else schedule.media_sha256,

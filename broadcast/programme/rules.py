@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from broadcast import clock
 from broadcast.const import LOCAL_TZ, MAX_CRON_CHARS, MAX_INTERVAL_H, ScheduleKind
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, ValidationError
 from wire.protocol import ID_PATTERN
 
 _LOGGER = logging.getLogger(__name__)
@@ -228,42 +228,58 @@ def make_rule(
         schedule_kind = ScheduleKind(kind)
     except ValueError as exc:
         choices = ", ".join(k.value for k in ScheduleKind)
-        raise ValidationError("kind", f"loại lịch {kind!r} không có (chọn {choices})") from exc
+        raise ValidationError(
+            "kind",
+            N_("loại lịch %(kind)s không có (chọn %(choices)s)"),
+            "unknown_choice",
+            kind=repr(kind),
+            choices=choices,
+        ) from exc
     first_day = _parse_date(valid_from, "valid_from")
     last_day = _parse_date(valid_to, "valid_to")
     if first_day and last_day and last_day < first_day:
-        raise ValidationError("valid_to", "ngày kết thúc trước ngày bắt đầu")
+        raise ValidationError(
+            "valid_to", N_("ngày kết thúc trước ngày bắt đầu"), "ends_before_start"
+        )
     if last_day and last_day < local_today(now):
-        raise ValidationError("valid_to", "ngày kết thúc đã qua")
+        raise ValidationError("valid_to", N_("ngày kết thúc đã qua"), "in_the_past")
     rule = Rule(kind=schedule_kind, valid_from=first_day, valid_to=last_day)
     if schedule_kind is ScheduleKind.ONCE:
         at = clock.parse_local(run_at, "run_at")
         if at <= now:
-            raise ValidationError("run_at", "must be in the future (thời điểm phát đã qua)")
+            raise ValidationError("run_at", N_("thời điểm phát đã qua"), "in_the_past")
         rule = replace(rule, run_at=at)
     elif schedule_kind is ScheduleKind.SERIES:
         rule = replace(rule, run_at=_series_start(run_at, now), interval_h=_interval(interval_h))
     elif schedule_kind is ScheduleKind.CRON:
         expression = " ".join(str(cron or "").split())
         if len(expression) > MAX_CRON_CHARS:  # PostgreSQL would refuse it with a server error
-            raise ValidationError("cron", f"biểu thức cron dài quá {MAX_CRON_CHARS} ký tự")
+            raise ValidationError(
+                "cron",
+                N_("biểu thức cron dài quá %(max)s ký tự"),
+                "too_long",
+                max=MAX_CRON_CHARS,
+            )
         try:
             cron_trigger(expression)
         except ValueError as exc:
-            raise ValidationError("cron", f"biểu thức cron không hợp lệ: {exc}") from exc
+            raise ValidationError(
+                "cron", N_("biểu thức cron không hợp lệ: %(detail)s"), "invalid_cron", detail=exc
+            ) from exc
         rule = replace(rule, cron=expression)
     else:
         rule = replace(rule, time_of_day=clock.parse_time_of_day(time_of_day, "time_of_day"))
         if schedule_kind is ScheduleKind.WEEKDAYS:
             rule = replace(rule, weekdays=_weekdays(weekdays))
     if next_occurrence(rule, max(now, rule.window_start or now), within_days=366) is None:
-        raise ValidationError("time", "lịch này không có lần phát nào trong một năm tới")
+        raise ValidationError(
+            "time", N_("lịch này không có lần phát nào trong một năm tới"), "never_runs"
+        )
     return rule
 
 
 def _parse_date(text: str, field: str) -> date | None:
-    shown = (text or "").strip()[:40]
-    return clock.parse_date(text, field, f"{shown!r} không phải ngày dạng 2026-11-26")
+    return clock.parse_date(text, field)
 
 
 def _series_start(text: str, now: datetime) -> datetime:
@@ -272,7 +288,7 @@ def _series_start(text: str, now: datetime) -> datetime:
         return now.replace(microsecond=0) + timedelta(seconds=1)
     at = clock.parse_local(text, "run_at")
     if at < now - SERIES_START_SLACK:
-        raise ValidationError("run_at", "must be in the future (giờ bắt đầu đã qua)")
+        raise ValidationError("run_at", N_("giờ bắt đầu đã qua"), "in_the_past")
     return max(at, now.replace(microsecond=0) + timedelta(seconds=1))
 
 
@@ -280,9 +296,16 @@ def _interval(value: object) -> int:
     try:
         hours = int(str(value).strip())
     except (TypeError, ValueError) as exc:
-        raise ValidationError("interval_h", "số giờ lặp lại phải là số nguyên") from exc
+        raise ValidationError(
+            "interval_h", N_("số giờ lặp lại phải là số nguyên"), "not_integer"
+        ) from exc
     if not 1 <= hours <= MAX_INTERVAL_H:
-        raise ValidationError("interval_h", f"lặp lại mỗi 1 đến {MAX_INTERVAL_H} giờ")
+        raise ValidationError(
+            "interval_h",
+            N_("lặp lại mỗi 1 đến %(max)s giờ"),
+            "out_of_range",
+            max=MAX_INTERVAL_H,
+        )
     return hours
 
 
@@ -292,12 +315,22 @@ def _weekdays(values: Sequence[object]) -> tuple[int, ...]:
         try:
             day = int(str(value))
         except ValueError as exc:
-            raise ValidationError("weekdays", f"{value!r} không phải thứ trong tuần") from exc
+            raise ValidationError(
+                "weekdays",
+                N_("%(value)s không phải thứ trong tuần"),
+                "not_a_weekday",
+                value=repr(value),
+            ) from exc
         if not 0 <= day <= 6:
-            raise ValidationError("weekdays", f"{value!r} không phải thứ trong tuần (0 = thứ Hai)")
+            raise ValidationError(
+                "weekdays",
+                N_("%(value)s không phải thứ trong tuần (0 = thứ Hai)"),
+                "not_a_weekday",
+                value=repr(value),
+            )
         days.add(day)
     if not days:
-        raise ValidationError("weekdays", "chọn ít nhất một ngày trong tuần")
+        raise ValidationError("weekdays", N_("chọn ít nhất một ngày trong tuần"), "required")
     return tuple(sorted(days))
 
 
@@ -305,7 +338,9 @@ def clean_series_key(value: object) -> str:
     key = str(value or "").strip().lower()
     if not ID_PATTERN.fullmatch(key):
         raise ValidationError(
-            "series_key", "mã chuỗi bản tin viết thường, không dấu, nối bằng '-' (vd. bao-so-3)"
+            "series_key",
+            N_("mã chuỗi bản tin viết thường, không dấu, nối bằng '-' (vd. bao-so-3)"),
+            "invalid_slug",
         )
     return key
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from broadcast import clock
 from broadcast.const import BroadcastStatus, ScheduleKind
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, Conflict, ValidationError
 from broadcast.people import targets, zones
 from broadcast.programme import planning
 from broadcast.programme import rules as programmes
@@ -51,9 +51,15 @@ def check_spacing(runs: list[datetime], airtime_s: float) -> None:
     if close is not None:
         raise ValidationError(
             "time",
-            f"hai lần phát liền nhau quá gần ({clock.format_local(close[0])} và"
-            f" {clock.format_local(close[1])}): mỗi lần phát dài {airtime_s / 60:.0f} phút,"
-            f" cách nhau ít nhất {programmes.MIN_GAP_S // 60} phút",
+            N_(
+                "hai lần phát liền nhau quá gần (%(first)s và %(second)s): mỗi lần phát dài"
+                " %(minutes)s phút, cách nhau ít nhất %(gap)s phút"
+            ),
+            "too_close",
+            first=clock.format_local(close[0]),
+            second=clock.format_local(close[1]),
+            minutes=f"{airtime_s / 60:.0f}",
+            gap=programmes.MIN_GAP_S // 60,
         )
 
 
@@ -119,12 +125,23 @@ def _where(mine: list[Zone], meeting: list[Zone]) -> Zone:
     return meeting[0]
 
 
-def clash_message(clash: Clash) -> str:
-    return (
-        f"Trùng giờ: lần phát lúc {clock.format_local(clash.mine, '%H:%M ngày %d/%m/%Y')}"
-        f" sẽ phát đè lên bản tin “{clash.other.bulletin.title}” (phát lúc"
-        f" {clock.format_local(clash.theirs, '%H:%M ngày %d/%m/%Y')}) tại {clash.zone.name}"
-        f" (lịch số {clash.other.id}). Chọn giờ khác hoặc hủy lịch kia."
+def clash_conflict(clash: Clash) -> Conflict:
+    """The refusal of a schedule that would play over another (code `overlap`, on `time`)."""
+    return Conflict(
+        "time",
+        N_(
+            "Trùng giờ: lần phát lúc %(time)s ngày %(date)s sẽ phát đè lên bản tin “%(title)s”"
+            " (phát lúc %(other_time)s ngày %(other_date)s) tại %(zone)s (lịch số"
+            " %(schedule)s). Chọn giờ khác hoặc hủy lịch kia."
+        ),
+        "overlap",
+        time=clock.format_local(clash.mine, "%H:%M"),
+        date=clock.format_local(clash.mine, "%d/%m/%Y"),
+        title=clash.other.bulletin.title,
+        other_time=clock.format_local(clash.theirs, "%H:%M"),
+        other_date=clock.format_local(clash.theirs, "%d/%m/%Y"),
+        zone=clash.zone.name,
+        schedule=clash.other.id,
     )
 
 

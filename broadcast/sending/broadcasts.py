@@ -28,10 +28,9 @@ from broadcast.const import (
     MAX_TITLE_CHARS,
     MAX_URL_CHARS,
     BroadcastStatus,
-    ContentKind,
     DeliveryState,
 )
-from broadcast.errors import NotFound, PermissionDenied, ValidationError
+from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.fleet import receivers
 from broadcast.people import permissions, targets, zones
 from broadcast.people.permissions import Action
@@ -99,9 +98,9 @@ _SETTLING = {
 }
 
 
-NO_SPEECH = (
-    "nothing to read aloud: the text has only symbols, punctuation or control characters;"
-    " type the words of the notice"
+NO_SPEECH = N_(
+    "không có gì để đọc: nội dung chỉ có ký hiệu, dấu câu hoặc ký tự điều khiển;"
+    " hãy nhập lời thông báo bằng chữ"
 )
 
 
@@ -110,9 +109,11 @@ def clean_text(text: object, field: str = "text", *, spoken: bool = True) -> str
     to say (`tts.has_speech`), refused now rather than failing after it was accepted (and, for
     a correction, after the original was stopped). A recording's label is not spoken."""
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError(field, f"the {field} is empty: type what is to be read aloud")
+        raise ValidationError(
+            field, N_("chưa nhập nội dung (%(field)s): hãy nhập lời cần đọc"), "empty", field=field
+        )
     if len(text) > MAX_TEXT_CHARS:
-        raise ValidationError(field, f"at most {MAX_TEXT_CHARS} characters")
+        raise ValidationError(field, N_("dài tối đa %(max)s ký tự"), "too_long", max=MAX_TEXT_CHARS)
     if spoken and not tts.has_speech(text):
         raise ValidationError(field, NO_SPEECH, code="no_speech")
     return text.strip()
@@ -123,16 +124,24 @@ def clean_priority(value: object) -> Priority:
         return Priority(value)
     except ValueError as exc:
         choices = ", ".join(p.value for p in Priority)
-        raise ValidationError("priority", f"{value!r} is not one of {choices}") from exc
+        raise ValidationError(
+            "priority",
+            N_("%(value)s không phải một trong %(choices)s"),
+            "unknown_choice",
+            value=repr(value),
+            choices=choices,
+        ) from exc
 
 
 def clean_repeat(value: object) -> int:
     try:
         repeat = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError) as exc:
-        raise ValidationError("repeat", f"{value!r} is not a whole number") from exc
+        raise ValidationError(
+            "repeat", N_("%(value)s không phải số nguyên"), "not_integer", value=repr(value)
+        ) from exc
     if not 1 <= repeat <= MAX_REPEAT:
-        raise ValidationError("repeat", f"must be 1 to {MAX_REPEAT}")
+        raise ValidationError("repeat", N_("phải từ 1 đến %(max)s"), "out_of_range", max=MAX_REPEAT)
     return repeat
 
 
@@ -145,7 +154,9 @@ def clean_relay_url(value: object) -> str:
         or any(ch.isspace() or ord(ch) < 0x20 for ch in text)
     ):
         raise ValidationError(
-            "relay_url", "địa chỉ luồng phát phải là một URL http:// hoặc https:// hợp lệ"
+            "relay_url",
+            N_("địa chỉ luồng phát phải là một URL http:// hoặc https:// hợp lệ"),
+            "invalid_url",
         )
     return text
 
@@ -162,9 +173,16 @@ def clean_relay_minutes(value: object) -> int:
     try:
         minutes = int(str(value).strip())
     except (TypeError, ValueError) as exc:
-        raise ValidationError("minutes", "số phút tiếp sóng phải là số nguyên") from exc
+        raise ValidationError(
+            "minutes", N_("số phút tiếp sóng phải là số nguyên"), "not_integer"
+        ) from exc
     if not 1 <= minutes <= MAX_RELAY_MINUTES:
-        raise ValidationError("minutes", f"tiếp sóng từ 1 đến {MAX_RELAY_MINUTES} phút")
+        raise ValidationError(
+            "minutes",
+            N_("tiếp sóng từ 1 đến %(max)s phút"),
+            "out_of_range",
+            max=MAX_RELAY_MINUTES,
+        )
     return minutes
 
 
@@ -196,7 +214,9 @@ def create_broadcast(
     `fields` are further `Broadcast` columns (a planned run's `occurrence_at`, `item_id`, …).
     """
     if len(title.strip()) > MAX_TITLE_CHARS:  # PostgreSQL would refuse it with a server error
-        raise ValidationError("title", f"at most {MAX_TITLE_CHARS} characters")
+        raise ValidationError(
+            "title", N_("dài tối đa %(max)s ký tự"), "too_long", max=MAX_TITLE_CHARS
+        )
     chosen = Targets(tuple(zone_list), tuple(devices))
     broadcast = Broadcast(
         recording_sha256=recording_sha256,
@@ -230,7 +250,7 @@ def create_broadcast(
 def get_broadcast(session: Session, broadcast_id: int) -> Broadcast:
     broadcast = session.get(Broadcast, broadcast_id)
     if broadcast is None:
-        raise NotFound(f"broadcast {broadcast_id}")
+        raise NotFound(N_("không có lượt phát %(id)s"), "not_found", id=broadcast_id)
     return broadcast
 
 
@@ -376,7 +396,7 @@ def play_body(
 ) -> PlayBody:
     """The PLAY of an announcement; re-sent copies are built from the same row, so they are
     the same item with the same times."""
-    relay = broadcast.content == ContentKind.RELAY.value
+    relay = broadcast.content == ContentType.RELAY
     return PlayBody(
         broadcast_id=broadcast.id,
         item_id=broadcast.item_id or f"b{broadcast.id}",
@@ -518,7 +538,11 @@ def check_can_cancel(session: Session, user: User, broadcast: Broadcast) -> None
     """Who may stop or correct a broadcast: someone who may announce and could have sent it to
     every one of its targets (a village head: not a commune-wide one). PermissionDenied else."""
     if not permissions.allowed(user.role, Action.CANCEL_BROADCAST):
-        raise PermissionDenied(f"user {user.username!r} may not stop or correct broadcasts")
+        raise PermissionDenied(
+            N_("người dùng “%(user)s” không được dừng hoặc đính chính lượt phát"),
+            "may_not_cancel",
+            user=user.username,
+        )
     chosen = targets.stored(session, broadcast.zone_ids, broadcast.device_ids or [])
     targets.check_can_target(session, user, chosen, Action.CANCEL_BROADCAST)
 

@@ -100,7 +100,7 @@ class Outbox:
                 return
             text, recording = broadcast.text, broadcast.recording_sha256
             priority, relay_url = broadcast.priority, broadcast.relay_url or ""
-            relay = broadcast.content == ContentKind.RELAY.value
+            relay = broadcast.content == protocol.ContentType.RELAY
             topics = targets.command_topics(broadcast.zone_ids, broadcast.device_ids or [])
         try:
             sha256, engine = None, ContentKind.RELAY.value

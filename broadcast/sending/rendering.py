@@ -17,7 +17,7 @@ from pathlib import Path
 import audio
 import tts
 from broadcast.const import MAX_UPLOAD_BYTES, ContentKind
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, ValidationError
 from wire.files import write_private_file
 
 _LOGGER = logging.getLogger(__name__)
@@ -112,7 +112,28 @@ def store_recording(media: audio.MediaStore, upload: Path, original_name: str) -
             upload, original_name=original_name, max_bytes=MAX_UPLOAD_BYTES
         )
     except audio.RecordingError as exc:
-        raise ValidationError("recording", str(exc), code=exc.problem.value) from exc
+        raise ValidationError(
+            "recording",
+            N_("không nhận bản ghi âm: %(problem)s"),
+            exc.problem.value,
+            problem=RECORDING_PROBLEMS[exc.problem],
+        ) from exc
     except audio.AudioError as exc:
-        raise ValidationError("recording", str(exc)) from exc
+        raise ValidationError("recording", N_("không xử lý được bản ghi âm"), "unreadable") from exc
     return StoredRecording(media.put_bytes(info.mp3), info.duration_s)
+
+
+RECORDING_PROBLEMS = {
+    audio.RecordingProblem.MISSING: N_("không tìm thấy tệp, hãy ghi lại"),
+    audio.RecordingProblem.EMPTY: N_("tệp rỗng, hãy ghi lại"),
+    audio.RecordingProblem.TOO_LARGE: N_("tệp quá lớn"),
+    audio.RecordingProblem.NOT_AUDIO: N_("tệp này không phải bản ghi âm"),
+    audio.RecordingProblem.NO_SOUND_TRACK: N_("tệp không có tiếng"),
+    audio.RecordingProblem.UNSUPPORTED: N_("định dạng âm thanh chưa hỗ trợ"),
+    audio.RecordingProblem.DAMAGED: N_("tệp bị hỏng, không đọc hết được; hãy ghi lại"),
+    audio.RecordingProblem.TOO_SHORT: N_("bản ghi quá ngắn (ít nhất nửa giây)"),
+    audio.RecordingProblem.TOO_LONG: N_("bản ghi quá dài (tối đa 30 phút)"),
+    audio.RecordingProblem.SILENT: N_(
+        "bản ghi im lặng, không nghe thấy tiếng; kiểm tra micrô rồi ghi lại"
+    ),
+}

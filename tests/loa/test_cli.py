@@ -153,14 +153,14 @@ def test_device_add_writes_the_receiver_config(tmp_path: Path) -> None:
     assert len(config.mqtt.password) >= 24 and config.server_public_key
     assert path.stat().st_mode & 0o077 == 0  # it holds the device's password
     _one_clear_line(loa("device", "add", "loa-a-01", "--zone", "thon-a", "--data", str(data)),
-                    "already exists")  # fmt: skip
+                    "“loa-a-01” đã có")  # fmt: skip
     _one_clear_line(loa("device", "add", "loa-x-01", "--zone", "thon-x", "--data", str(data)),
                     "thon-x")  # fmt: skip
     _one_clear_line(loa("device", "add", "Loa X", "--zone", "thon-a", "--data", str(data)),
-                    "slug")  # fmt: skip
+                    "chỉ gồm chữ thường không dấu")  # fmt: skip
     for server_id in ("loa-server", "loa-server-1a2b3c4d5e6f"):  # the server's client ids
         _one_clear_line(loa("device", "add", server_id, "--zone", "thon-a", "--data", str(data)),
-                        "kept for the server")  # fmt: skip
+                        "dành riêng cho máy chủ")  # fmt: skip
 
 
 def test_device_refresh_turns_tls_on_in_configs_and_keeps_passwords(tmp_path: Path) -> None:

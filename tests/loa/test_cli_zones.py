@@ -120,15 +120,15 @@ def test_a_province_from_an_empty_data_directory(tmp_path: Path) -> None:
     under_province = ("--kind", "village", "--name", "Thôn 4", "--parent", "38")
     _refused(
         loa("zones", "add", *under_province, "--data", data),
-        "--parent: a village cannot be under province 'tinh-thanh-hoa'",
+        "--parent: thôn không thể thuộc tỉnh “tinh-thanh-hoa”",
     )
     _refused(
         loa("zones", "add", "--kind", "huyện", "--name", "Huyện Hoằng Hóa", "--data", data),
-        "--kind: 'huyện': districts ended on 1 July 2025",
+        "--kind: “huyện”: cấp huyện đã bỏ từ ngày 1/7/2025",
     )
     _refused(
         loa("zones", "add", "--kind", "xã", "--name", "Xã Sai", "--code", "1601", "--data", data),
-        "--code: a commune's administrative code is 5 digits",
+        "--code: mã hành chính của xã có 5 chữ số",
     )
     _refused(loa("zones", "import", str(tmp_path / "nope.csv"), "--data", data), "no such file")
 
@@ -153,9 +153,9 @@ def test_a_single_commune_upgrades_in_place_and_joins_its_province(tmp_path: Pat
     assert _ok(again) == "xa-hoang-hop is already under tinh-thanh-hoa: nothing to change\n"
     _refused(
         loa("zones", "move", "thon-a", "--parent", "38", "--data", str(data)),
-        "--parent: a village cannot be under province 'tinh-thanh-hoa'",
+        "--parent: thôn không thể thuộc tỉnh “tinh-thanh-hoa”",
     )
-    _refused(loa("zones", "move", "nope", "--parent", "38", "--data", str(data)), "'nope'")
+    _refused(loa("zones", "move", "nope", "--parent", "38", "--data", str(data)), "“nope”")
     assert _ok(loa("zones", "list", "--data", str(data))) == (
         "tinh-thanh-hoa  Tỉnh Thanh Hóa  (province 38)\n"
         "  xa-hoang-hop  Xã Hoằng Hợp  (commune)\n"

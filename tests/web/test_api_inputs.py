@@ -243,7 +243,7 @@ def test_numbers_beyond_what_loa_holds(
         method, url, body = _request(route, ids, {field: value})
         raw = json.dumps(body).replace(json.dumps(TOKEN), token)
         message = _refused(client, service, tokens["admin"], method, url, raw, field)
-        assert "not a number Loa can hold" in message and len(message) < 300, (route, message)
+        assert "không phải số Loa lưu được" in message and len(message) < 300, (route, message)
 
 
 @pytest.mark.parametrize("value", [2.7, 3.0, "3", True, False, [1], {}])
@@ -260,7 +260,7 @@ def test_integers_are_json_integers(
         wrapped = [value] if isinstance(body[field], list) else value
         method, url, body = _request(route, ids, {field: wrapped})
         message = _refused(client, service, tokens["admin"], method, url, json.dumps(body), field)
-        assert "whole number" in message, (route, message)
+        assert "số nguyên" in message, (route, message)
 
 
 def test_unknown_fields_are_refused_by_name(
@@ -271,7 +271,7 @@ def test_unknown_fields_are_refused_by_name(
         method, url, body = _request(route, ids, {"play_at": "2099-01-01T06:00"})
         raw = json.dumps(body)
         message = _refused(client, service, tokens["admin"], method, url, raw, "play_at")
-        assert "unknown field 'play_at'" in message
+        assert "trường lạ 'play_at'" in message
         assert all(name in message for name in ROUTES[route][2]), message  # the accepted ones
 
 
@@ -293,7 +293,7 @@ def test_deep_nesting(
     for route in ROUTES:
         method, url, _body = _request(route, ids, {})
         message = _refused(client, service, tokens["admin"], method, url, raw, "body")
-        assert "nested" in message, (route, message)
+        assert "JSON lồng" in message, (route, message)
 
 
 @pytest.mark.parametrize("number", [str(MAX_ID + 1), str(2**63), str(2**64), "9" * 40])
@@ -318,7 +318,7 @@ def test_a_bulletin_id_beyond_the_range_in_a_body(
         method, url, body = _request("schedule", ids, {"bulletin": number})
         raw = json.dumps(body)
         message = _refused(client, service, tokens["admin"], method, url, raw, "bulletin")
-        assert f"from 1 to {MAX_ID}" in message
+        assert f"từ 1 đến {MAX_ID}" in message
 
 
 def test_targets_that_are_not_lists(
@@ -364,7 +364,7 @@ def test_dates_at_the_ends_of_the_calendar_in_reports(
     )
     assert response.status_code == 400, response.get_data(as_text=True)[:300]
     error = response.get_json()["error"]
-    assert error["field"] == field and "2000 to 2100" in error["message"], error
+    assert error["field"] == field and "2000 đến 2100" in error["message"], error
 
 
 @pytest.mark.parametrize(
@@ -390,7 +390,7 @@ def test_dates_at_the_ends_of_the_calendar_in_schedules(
     method, url, body = _request("schedule", ids, changes)
     field = "run_at" if "run_at" in changes else next(k for k, v in changes.items() if v)
     message = _refused(client, service, tokens["admin"], method, url, json.dumps(body), field)
-    assert "2000 to 2100" in message
+    assert "2000 đến 2100" in message
 
 
 def test_an_unexpected_failure_is_a_json_500_without_a_traceback(
@@ -512,7 +512,7 @@ def test_the_calendar_refuses_extreme_weeks(client: FlaskClient, week: str) -> N
     login(client, "officer")
     response = client.get(f"/calendar/?week={week}", follow_redirects=True)
     assert response.status_code == 200
-    assert "2000 to 2100" in response.get_data(as_text=True)  # the flashed bound
+    assert "2000 đến 2100" in response.get_data(as_text=True)  # the flashed bound
 
 
 @pytest.mark.parametrize(
@@ -538,7 +538,7 @@ def test_the_schedule_form_refuses_extreme_dates(
         follow_redirects=True,
     )
     assert response.status_code == 200
-    assert "2000 to 2100" in response.get_data(as_text=True)
+    assert "2000 đến 2100" in response.get_data(as_text=True)
     assert _stored(service) == before
 
 
@@ -566,7 +566,7 @@ def test_a_text_with_nothing_to_read_aloud_is_refused_up_front(
     for route, changes, field in cases:
         method, url, body = _request(route, ids, changes)
         message = _refused(client, service, tokens["admin"], method, url, json.dumps(body), field)
-        assert "nothing to read aloud" in message, (route, message)
+        assert "không có gì để đọc" in message, (route, message)
 
 
 def test_a_correction_with_nothing_to_read_stops_nothing(
@@ -601,7 +601,7 @@ def test_a_stored_bulletin_with_nothing_to_read_is_neither_sent_nor_scheduled(
     for route in ("send", "schedule"):
         method, url, body = _request(route, ids, {})
         message = _refused(client, service, tokens["admin"], method, url, json.dumps(body), "text")
-        assert "nothing to read aloud" in message
+        assert "không có gì để đọc" in message
 
 
 def test_the_village_head_is_told_in_words_they_understand(
@@ -623,6 +623,7 @@ def test_the_village_head_is_told_in_words_they_understand(
         page = response.get_data(as_text=True)
         assert expected in page, lang
         assert "Xác nhận phát" not in page and "nothing to read aloud:" not in page
+        assert "không có gì để đọc:" not in page
     assert _stored(service) == before
 
 

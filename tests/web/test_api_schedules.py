@@ -118,6 +118,17 @@ def test_an_overlap_is_refused_with_the_clash(
     )
     assert status == 409 and error["error"]["field"] == "time"
     assert "Tin một" in error["error"]["message"]
+    assert error["error"]["message"].startswith("Trùng giờ: lần phát lúc 06:00 ngày ")
+    status, error = _call(
+        client,
+        "POST",
+        "/api/v1/schedules?lang=en",
+        tokens["officer"],
+        {"bulletin": second, **daily},
+    )  # the clash in the language asked for, its parameters (times, title, zone) in
+    message = error["error"]["message"]
+    assert status == 409 and message.startswith("Overlap: the run at 06:00 on "), message
+    assert "“Tin một”" in message and "Choose another time" in message
 
 
 def test_announcements_list_shows_what_the_caller_may_see(

@@ -13,10 +13,12 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Blueprint, g, jsonify, request, url_for
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from broadcast.errors import (
+    N_,
     Conflict,
     NotFound,
     PermissionDenied,
@@ -24,6 +26,7 @@ from broadcast.errors import (
     ValidationError,
 )
 from web import get_service, inputs
+from web.i18n import error_text
 from web.serialize import device_json, zone_json
 
 _LOGGER = logging.getLogger(__name__)
@@ -40,28 +43,31 @@ def error(status: int, message: str, field: str | None = None) -> tuple[Response
 
 @bp.errorhandler(ValidationError)
 def _validation(exc: ValidationError) -> tuple[Response, int]:
-    return error(400, exc.message, exc.field)
+    return error(400, error_text(exc), exc.field)
 
 
 @bp.errorhandler(Conflict)
 def _conflict(exc: Conflict) -> tuple[Response, int]:
     """Well-formed, but the state refuses it (already approved, already stopped, a clash)."""
-    return error(409, exc.message, exc.field)
+    return error(409, error_text(exc), exc.field)
 
 
 @bp.errorhandler(PermissionDenied)
 def _denied(exc: PermissionDenied) -> tuple[Response, int]:
-    return error(403, str(exc))
+    return error(403, error_text(exc))
 
 
 @bp.errorhandler(NotFound)
 def _not_found(exc: NotFound) -> tuple[Response, int]:
-    return error(404, f"not found: {exc}")
+    """A coded NotFound says what was not found in a sentence; an older one only names it."""
+    if exc.code:
+        return error(404, error_text(exc))
+    return error(404, _("không tìm thấy: %(what)s", what=error_text(exc)))
 
 
 @bp.errorhandler(ServiceUnavailable)
 def _unavailable(exc: ServiceUnavailable) -> tuple[Response, int]:
-    return error(503, str(exc))
+    return error(503, error_text(exc))
 
 
 @bp.errorhandler(HTTPException)
@@ -83,13 +89,14 @@ def token_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
+        scheme, _space, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return error(401, "send 'Authorization: Bearer <token>' (see `loa token create`)")
-        user_id = get_service().sign_in.token_user(token.strip())
-        if user_id is None:
-            return error(401, "unknown or revoked token")
-        g.api_user_id = user_id
+            return error(401, _("gửi kèm 'Authorization: Bearer <token>' (xem `loa token create`)"))
+        user = get_service().sign_in.token_user(token.strip())
+        if user is None:
+            return error(401, _("token không có hoặc đã bị thu hồi"))
+        g.api_user_id = user.id
+        g.api_user_locale = user.locale  # the API's language when the request names none
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -150,7 +157,9 @@ def page_number(name: str, default: int, highest: int) -> int:
     "²" and "٣" only to fail), or a ValidationError naming it."""
     raw = request.args.get(name, str(default))
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not 1 <= int(raw) <= highest:
-        raise ValidationError(name, f"a whole number from 1 to {highest}")
+        raise ValidationError(
+            name, N_("một số nguyên từ 1 đến %(max)s"), "out_of_range", max=highest
+        )
     return int(raw)
 
 
@@ -159,7 +168,7 @@ def _flag(name: str) -> bool | None:
     if raw is None:
         return None
     if raw.lower() not in ("true", "false"):
-        raise ValidationError(name, "true or false")
+        raise ValidationError(name, N_("true hoặc false"), "not_a_flag")
     return raw.lower() == "true"
 
 

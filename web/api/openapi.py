@@ -23,6 +23,7 @@ from broadcast.const import (
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
     BroadcastStatus,
+    ContentKind,
     DeliveryState,
     ScheduleKind,
 )
@@ -328,7 +329,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             {
                 "id": INTEGER,
                 "title": STRING,
-                "kind": {"type": "string", "enum": ["tts", "recording", "relay"]},
+                "kind": {"type": "string", "enum": [kind.value for kind in ContentKind]},
                 "status": {"type": "string", "enum": [status.value for status in BulletinStatus]},
                 "text": STRING,
                 "recording_sha256": nullable("string"),

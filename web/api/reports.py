@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from broadcast.clock import iso_utc
 from broadcast.desks.reporting import LogFilter, MonthlySummary, parse_month
-from broadcast.errors import ValidationError
+from broadcast.errors import N_, ValidationError
 from web import get_service
 from web.api import bp, current_user_id, page_number, token_required
 
@@ -71,7 +71,7 @@ def report_monthly() -> Response:
     text = request.args.get("month", "")
     match = MONTH.match(text)
     if match is None or not 1 <= int(match.group(2)) <= 12:
-        raise ValidationError("month", "the month as YYYY-MM, e.g. 2026-11")
+        raise ValidationError("month", N_("tháng dạng YYYY-MM, ví dụ 2026-11"), "not_a_month")
     year, month = parse_month(text)  # the domain's bounds on the year
     summary = get_service().reports.monthly_summary(
         current_user_id(), year, month, request.args.get("zone", "").strip() or None

@@ -595,7 +595,7 @@ def test_an_identifier_with_spaces_commas_or_too_long_is_refused(identifier: str
 )
 def test_an_unknown_value_is_refused_naming_its_element(old: str, new: str, field: str) -> None:
     error = _refused(_vi((old, new)), field, "bad_value")
-    assert "not" in error.message
+    assert "không" in error.message
 
 
 @pytest.mark.parametrize(

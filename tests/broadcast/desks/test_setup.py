@@ -130,10 +130,10 @@ def test_a_spreadsheet_file_reads_the_same(service: BroadcastService, desk: Setu
         ("39,Tỉnh Khác,tỉnh,38", "parent", "wrong_parent", "province cannot be under"),
         (",   ,thôn,16012", "name", "empty_name", "the name is empty"),
         (",Thôn 3,thôn,", "parent", "no_parent", "a village needs its commune"),
-        (",Thôn 3,huyện,16012", "kind", "bad_kind", "districts ended on 1 July 2025"),
-        (",Thôn 3,làng xã,16012", "kind", "bad_kind", "is not a kind"),
-        ("1601,Xã Mới,xã,38", "code", "bad_code", "5 digits"),
-        ("123,Thôn 3,thôn,16012", "code", "no_code", "a village has no administrative code"),
+        (",Thôn 3,huyện,16012", "kind", "bad_kind", "cấp huyện đã bỏ từ ngày 1/7/2025"),
+        (",Thôn 3,làng xã,16012", "kind", "bad_kind", "không phải loại khu vực"),
+        ("1601,Xã Mới,xã,38", "code", "bad_code", "có 5 chữ số"),
+        ("123,Thôn 3,thôn,16012", "code", "no_code", "thôn không có mã hành chính"),
         (",Xã Hoằng Hợp,xã,38", "name", "dup", "'Xã Hoằng Hợp' is already on line 3"),
     ],
 )
@@ -232,17 +232,19 @@ def test_add_makes_ids_from_names_under_the_tree_rules(
     assert (province.id, commune.parent_id) == ("tinh-thanh-hoa", "tinh-thanh-hoa")
     assert village.id == "phuong-hac-thanh-to-dan-pho-1" and alone.parent_id is None
     refused = {
-        "a village needs a parent": dict(kind="village", name="Thôn 9"),
-        "cannot be under province": dict(kind="village", name="Thôn 9", parent="38"),
-        "cannot be under commune": dict(kind="province", name="Tỉnh X", parent="xa-le"),
-        "already zone 'tinh-thanh-hoa'": dict(kind="province", name="Tỉnh Y", code="38"),
-        "2 digits": dict(kind="province", name="Tỉnh Z", code="038"),
-        "commune 'xa-le' at the root already has that name": dict(kind="commune", name="xã  lẻ"),
-        "zone 'xa-le' already exists": dict(kind="commune", name="Xã Lẻ 2", zone_id="xa-le"),
-        "no zone has id or code 'nope'": dict(kind="commune", name="Xã K", parent="nope"),
-        "the name is empty": dict(kind="commune", name="  "),
-        "is not a kind": dict(kind="county", name="X"),
-        "districts ended": dict(kind="district", name="X"),
+        "thôn phải thuộc một xã": dict(kind="village", name="Thôn 9"),
+        "không thể thuộc tỉnh": dict(kind="village", name="Thôn 9", parent="38"),
+        "không thể thuộc xã": dict(kind="province", name="Tỉnh X", parent="xa-le"),
+        "đã là của khu vực “tinh-thanh-hoa”": dict(kind="province", name="Tỉnh Y", code="38"),
+        "có 2 chữ số": dict(kind="province", name="Tỉnh Z", code="038"),
+        "xã “xa-le” ở cấp gốc đã mang tên này": dict(kind="commune", name="xã  lẻ"),
+        "mã khu vực “xa-le” đã có": dict(kind="commune", name="Xã Lẻ 2", zone_id="xa-le"),
+        "không có khu vực nào mang mã hay mã hành chính “nope”": dict(
+            kind="commune", name="Xã K", parent="nope"
+        ),
+        "tên khu vực trống": dict(kind="commune", name="  "),
+        "không phải loại khu vực": dict(kind="county", name="X"),
+        "cấp huyện đã bỏ": dict(kind="district", name="X"),
     }
     for words, arguments in refused.items():
         with pytest.raises(ValidationError) as caught:
@@ -288,9 +290,9 @@ def test_moving_the_commune_under_a_province_keeps_everyone_s_rights(
     assert (last.action, last.target) == (audit.Action.ZONE_UPDATE.value, "zone:xa-test")
     assert last.detail == {"parent": "tinh-thanh-hoa", "previous_parent": None}
     for zone, parent, words in (
-        ("thon-a", "38", "a village cannot be under province"),
-        ("tinh-thanh-hoa", "xa-test", "a province cannot be under commune"),
-        ("xa-test", "thon-b", "a commune cannot be under village"),
+        ("thon-a", "38", "thôn không thể thuộc tỉnh"),
+        ("tinh-thanh-hoa", "xa-test", "tỉnh không thể thuộc xã"),
+        ("xa-test", "thon-b", "xã không thể thuộc thôn"),
     ):
         with pytest.raises(ValidationError, match=words):
             desk.move_zone(None, zone, parent)

@@ -9,7 +9,7 @@ import pytest
 from service_support import PASSWORD, Users
 from sqlalchemy import select
 
-from broadcast.desks.sign_in import SignedInUser, credential_stamp, set_audit_origin
+from broadcast.desks.sign_in import SignedInUser, TokenUser, credential_stamp, set_audit_origin
 from broadcast.people import accounts, audit
 from broadcast.people.permissions import Action
 from broadcast.service import BroadcastService
@@ -77,7 +77,10 @@ def test_tokens_name_their_user_and_what_they_may_do(
         admin = accounts.create_token(session, session.get(User, users.admin))  # type: ignore[arg-type]
         officer = accounts.create_token(session, session.get(User, users.officer))  # type: ignore[arg-type]
     desk = service.sign_in
-    assert desk.token_user(admin) == users.admin and desk.token_user("loa_unknown") is None
+    assert (
+        desk.token_user(admin) == TokenUser(users.admin, None)
+        and desk.token_user("loa_unknown") is None
+    )
     assert desk.token_may(admin, Action.ADMINISTER)
     assert not desk.token_may(officer, Action.ADMINISTER) and desk.token_may(officer, Action.VIEW)
     assert not desk.token_may("loa_unknown", Action.VIEW)

@@ -163,7 +163,9 @@ def cmd_zones_import(args: argparse.Namespace) -> int:
         result = desk.import_zones(None, data)
     except ZoneFileError as exc:
         for problem in exc.problems:
-            print(f"loa: {args.file} {problem}", file=sys.stderr)
+            column = f", column {problem.column}" if problem.column else ""
+            where = f"line {problem.line}{column}"
+            print(f"loa: {args.file} {where}: {problem.message}", file=sys.stderr)
         count = len(exc.problems) + exc.more
         more = f" (the first {len(exc.problems)} shown)" if exc.more else ""
         print(

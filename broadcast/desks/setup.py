@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from broadcast.const import ZONE_KIND_WORDS, Role, ZoneKind
-from broadcast.errors import N_, NotFound, ValidationError
+from broadcast.errors import N_, NotFound, ValidationError, format_message
 from broadcast.people import accounts, audit, zones
 from broadcast.people.permissions import Action
 from broadcast.store.db import Database
@@ -144,15 +144,21 @@ class ZoneLine:
 
 @dataclass(frozen=True)
 class Problem:
-    """What is wrong with one cell of an imported file (`line` 1 is the first)."""
+    """What is wrong with one cell of an imported file (`line` 1 is the first): a coded,
+    marked message id and its parameters, as errors carry them (`broadcast.errors`)."""
 
     line: int
     column: str
-    message: str
+    msgid: str
     code: str
+    params: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return format_message(self.msgid, self.params)
 
     def __str__(self) -> str:
-        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
+        where = f"dòng {self.line}" + (f", cột {self.column}" if self.column else "")
         return f"{where}: {self.message}"
 
 
@@ -163,8 +169,10 @@ class ZoneFileError(ValidationError):
         count = len(problems) + more
         super().__init__(
             "file",
-            f"{count} problem{'s' if count != 1 else ''}, nothing was written: {problems[0]}",
+            N_("%(count)s lỗi, chưa ghi gì: %(first)s"),
             problems[0].code,
+            count=count,
+            first=str(problems[0]),
         )
         self.problems = problems
         self.more = more
@@ -229,8 +237,8 @@ class _Problems:
         self.lines: set[int] = set()
         self.bad_refs: set[str] = set()  # codes and ids of bad lines: their children wait
 
-    def add(self, line: int, column: str, message: str, code: str) -> None:
-        self.found.append(Problem(line, column, message, code))
+    def add(self, line: int, column: str, msgid: str, code: str, **params: object) -> None:
+        self.found.append(Problem(line, column, msgid, code, params))
         self.lines.add(line)
 
     def raise_any(self) -> None:
@@ -247,7 +255,7 @@ def _decode(data: bytes | str) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ZoneFileError(
-            [Problem(line, "", "not UTF-8 text: save the file as CSV UTF-8", "encoding")]
+            [Problem(line, "", N_("không phải chữ UTF-8: hãy lưu tệp dạng CSV UTF-8"), "encoding")]
         ) from None
 
 
@@ -280,12 +288,12 @@ def _read_rows(text: str, problems: _Problems) -> list[_Row]:
             if row is not None:
                 rows.append(row)
     except csv.Error as exc:
-        problems.add(reader.line_num, "", f"not a CSV file: {exc}", "csv")
+        problems.add(reader.line_num, "", N_("không phải tệp CSV: %(why)s"), "csv", why=str(exc))
         return []
     if columns is None:
-        problems.add(1, "", "the file is empty: it needs a header (code,name,kind,parent)", "empty")
+        problems.add(1, "", N_("tệp trống: cần dòng tiêu đề (code,name,kind,parent)"), "empty")
     elif not rows and not problems.found:
-        problems.add(previous, "", "the file lists no zones under its header", "empty")
+        problems.add(previous, "", N_("tệp không có khu vực nào dưới dòng tiêu đề"), "empty")
     return rows
 
 
@@ -296,16 +304,18 @@ def _header(cells: list[str], line: int, problems: _Problems) -> dict[str, int] 
         if column is None:
             continue  # a remark column, say: ignored
         if column in columns:
-            problems.add(line, cell.strip(), f"column {column} is given twice", "header")
+            problems.add(
+                line, cell.strip(), N_("cột %(column)s có hai lần"), "header", column=column
+            )
         columns[column] = index
     missing = [column for column in REQUIRED_COLUMNS if column not in columns]
     if missing:
         problems.add(
             line,
             missing[0],
-            f"the header lacks {', '.join(missing)}: the first line must name the columns"
-            " code,name,kind,parent",
+            N_("dòng tiêu đề thiếu %(missing)s: dòng đầu phải ghi các cột code,name,kind,parent"),
             "header",
+            missing=", ".join(missing),
         )
         return None
     return columns
@@ -319,22 +329,27 @@ def _row(cells: list[str], columns: dict[str, int], line: int, problems: _Proble
     before = len(problems.found)
     kind = parse_kind(cell("kind"))
     if kind is None:
-        problems.add(line, "kind", unknown_kind(cell("kind")).message, "bad_kind")
+        refused = unknown_kind(cell("kind"))
+        problems.add(line, "kind", refused.msgid, "bad_kind", **refused.params)
     name = clean_name(cell("name"))
     if not name:
-        problems.add(line, "name", "the name is empty", "empty_name")
+        problems.add(line, "name", N_("tên còn trống"), "empty_name")
     elif len(name) > MAX_NAME_CHARS:
-        problems.add(line, "name", f"the name is longer than {MAX_NAME_CHARS} characters", "long")
+        problems.add(line, "name", N_("tên dài quá %(max)s ký tự"), "long", max=MAX_NAME_CHARS)
     code = None
     if kind is not None:
         try:
             code = zones.clean_code(kind, cell("code"))
         except ValidationError as exc:
-            problems.add(line, "code", exc.message, exc.code)
+            problems.add(line, "code", exc.msgid, exc.code, **exc.params)
     given_id = cell("id") or None
     if given_id is not None and not ID_PATTERN.fullmatch(given_id):
         problems.add(
-            line, "id", f"{given_id[:70]!r} is not a zone id (a-z, 0-9 and -, 63 at most)", "bad_id"
+            line,
+            "id",
+            N_("“%(id)s” không phải mã khu vực (a-z, 0-9 và -, tối đa 63)"),
+            "bad_id",
+            id=given_id[:70],
         )
     if len(problems.found) > before or kind is None:
         problems.bad_refs.update(ref for ref in (cell("code"), cell("id")) if ref)
@@ -532,8 +547,8 @@ class _Plan:
                 self.bad.add(row.line)
         return planned
 
-    def _fail(self, row: _Row, column: str, message: str, code: str) -> bool:
-        self.problems.add(row.line, column, message, code)
+    def _fail(self, row: _Row, column: str, msgid: str, code: str, **params: object) -> bool:
+        self.problems.add(row.line, column, msgid, code, **params)
         self.bad.add(row.line)
         return False
 
@@ -541,11 +556,17 @@ class _Plan:
         if row.code is not None:
             first = self.by_code.setdefault(row.code, row)
             if first is not row:
-                self._fail(row, "code", f"code {row.code} is already on line {first.line}", "dup")
+                self._fail(
+                    row, "code", N_("mã %(zone_code)s đã có ở dòng %(at)s"), "dup",
+                    zone_code=row.code, at=first.line,
+                )  # fmt: skip
         if row.given_id is not None:
             first = self.by_given_id.setdefault(row.given_id, row)
             if first is not row:
-                self._fail(row, "id", f"id {row.given_id} is already on line {first.line}", "dup")
+                self._fail(
+                    row, "id", N_("id %(id)s đã có ở dòng %(at)s"), "dup",
+                    id=row.given_id, at=first.line,
+                )  # fmt: skip
 
     def _plan(self, row: _Row) -> bool:
         if not self._resolve_parent(row):
@@ -554,8 +575,8 @@ class _Plan:
         first = self.by_name.setdefault(key, row)
         if first is not row:
             return self._fail(
-                row, "name", f"{row.name!r} is already on line {first.line}, under the same"
-                " parent", "dup",
+                row, "name", N_("“%(name)s” đã có ở dòng %(at)s, cùng nơi trực thuộc"), "dup",
+                name=row.name, at=first.line,
             )  # fmt: skip
         if not self._match(row):
             return False
@@ -573,8 +594,9 @@ class _Plan:
             if None in allowed:
                 return True
             return self._fail(
-                row, "parent", f"a {row.kind} needs its {allowed[0]} (code or id)", "no_parent"
-            )
+                row, "parent", N_("%(kind)s cần ghi %(parent)s trực thuộc (mã hoặc id)"),
+                "no_parent", kind=ZONE_KIND_WORDS[row.kind], parent=ZONE_KIND_WORDS[allowed[0]],
+            )  # fmt: skip
         if ref in self.problems.bad_refs:
             self.bad.add(row.line)  # its parent's line is reported already
             return False
@@ -584,30 +606,36 @@ class _Plan:
             return False
         if in_file is not None:
             kind, parent_id = in_file.kind, in_file.zone_id
-            where = f"{in_file.kind} on line {in_file.line}"
+            where = f"{ZONE_KIND_WORDS[in_file.kind]} ở dòng {in_file.line}"
         else:
             existing = zones.by_code(self.session, ref) or self.session.get(Zone, ref)
             if existing is None:
                 return self._fail(
                     row,
                     "parent",
-                    f"unknown parent {ref[:70]!r}: no zone in the file or the database has"
-                    " that code or id",
+                    N_(
+                        "không có nơi trực thuộc “%(ref)s”: tệp và cơ sở dữ liệu không có khu vực"
+                        " nào mang mã hay id đó"
+                    ),
                     "unknown_parent",
+                    ref=ref[:70],
                 )
             if existing.id in self.claimed:  # the file describes it: its line decides
                 claimed = self.claimed[existing.id]
                 kind, parent_id = claimed.kind, claimed.zone_id
             else:
                 kind, parent_id = ZoneKind(existing.kind), existing.id
-            where = f"{kind} {existing.id!r}"
+            where = f"{ZONE_KIND_WORDS[kind]} “{existing.id}”"
         if kind not in allowed:
-            wanted = " or ".join(str(k) for k in allowed if k is not None) or "no parent"
+            wanted = " hoặc ".join(ZONE_KIND_WORDS[k] for k in allowed if k is not None)
             return self._fail(
                 row,
                 "parent",
-                f"a {row.kind} cannot be under {where} (its parent: {wanted})",
+                N_("%(kind)s không thể thuộc %(where)s (nơi trực thuộc: %(wanted)s)"),
                 "wrong_parent",
+                kind=ZONE_KIND_WORDS[row.kind],
+                where=where,
+                wanted=wanted or "không có",
             )
         row.parent_id = parent_id or None
         return True
@@ -622,35 +650,39 @@ class _Plan:
             zone = session.get(Zone, row.given_id)
             if zone is not None and row.code is not None and zone.code not in (None, row.code):
                 return self._fail(
-                    row, "code", f"zone {zone.id!r} has code {zone.code}, not {row.code}", "code"
-                )
+                    row, "code", N_("khu vực “%(id)s” mang mã %(has)s, không phải %(zone_code)s"),
+                    "code", id=zone.id, has=zone.code, zone_code=row.code,
+                )  # fmt: skip
         if row.code is not None:
             coded = zones.by_code(session, row.code)
             if coded is not None and zone is not None and coded is not zone:
                 return self._fail(
-                    row, "code", f"code {row.code} is already zone {coded.id!r}", "taken"
-                )
+                    row, "code", N_("mã %(zone_code)s đã là của khu vực “%(id)s”"), "taken",
+                    zone_code=row.code, id=coded.id,
+                )  # fmt: skip
             zone = zone or coded
         if zone is None and row.given_id is None:
             same = self._same_name(row)
             if len(same) > 1:
                 ids = ", ".join(found.id for found in same[:5])
                 return self._fail(
-                    row, "name", f"several zones are named {row.name!r} ({ids}): add an id column",
-                    "dup",
+                    row, "name", N_("nhiều khu vực cùng tên “%(name)s” (%(ids)s): hãy thêm cột id"),
+                    "dup", name=row.name, ids=ids,
                 )  # fmt: skip
             zone = same[0] if same else None
         if zone is None:
             return True
         if zone.kind != row.kind:
             return self._fail(
-                row, "kind", f"zone {zone.id!r} is a {zone.kind}: a kind does not change", "kind"
-            )
+                row, "kind", N_("khu vực “%(id)s” là %(kind)s: cấp khu vực không đổi được"),
+                "kind", id=zone.id, kind=ZONE_KIND_WORDS[zone.kind],
+            )  # fmt: skip
         earlier = self.claimed.get(zone.id)
         if earlier is not None:
             return self._fail(
-                row, "name", f"line {earlier.line} already describes zone {zone.id!r}", "dup"
-            )
+                row, "name", N_("dòng %(at)s đã ghi khu vực “%(id)s”"), "dup",
+                at=earlier.line, id=zone.id,
+            )  # fmt: skip
         self.claimed[zone.id] = row
         row.zone, row.zone_id = zone, zone.id
         return True
@@ -681,11 +713,12 @@ class _Plan:
         parent = None if row.parent_id is None else _Parent(row.parent_id)
         base = _derived_id(row.kind, row.name, parent)
         if not base:
-            return self._fail(row, "name", "the name makes no id: add an id column", "bad_id")
+            return self._fail(row, "name", N_("tên không tạo được id: hãy thêm cột id"), "bad_id")
         candidate = _free_id(base, row.code, self._taken)
         if candidate is None:
             return self._fail(
-                row, "name", f"zone id {base!r} is taken: add an id column", "taken"
+                row, "name", N_("id “%(id)s” đã có khu vực dùng: hãy thêm cột id"), "taken",
+                id=base,
             )  # fmt: skip
         row.zone_id = candidate
         return True
@@ -736,7 +769,7 @@ def _apply(session: Session, actor: User | None, row: _Row, result: ImportResult
         zone.name = row.name
         result.renamed.append(zone.id)
     if row.code is not None and zone.code != row.code:
-        detail.update(code=row.code, previous_code=zone.code)
+        detail.update(zone_code=row.code, previous_code=zone.code)
         zone.code = row.code
         result.coded.append(zone.id)
     if row.parent_ref and zone.parent_id != row.parent_id:

@@ -106,10 +106,10 @@ def test_a_province_from_an_empty_data_directory(tmp_path: Path) -> None:
     )
     lines = _refused(
         loa("zones", "import", str(broken), "--data", data),
-        f"{broken} line 13, column parent: unknown parent '99999'",
-        f"{broken} line 14, column code: code 16012 is already on line 3",
-        f"{broken} line 15, column parent: a village cannot be under province",
-        f"{broken} line 16, column name: the name is empty",
+        f"{broken} line 13, column parent: không có nơi trực thuộc “99999”",
+        f"{broken} line 14, column code: mã 16012 đã có ở dòng 3",
+        f"{broken} line 15, column parent: thôn không thể thuộc tỉnh",
+        f"{broken} line 16, column name: tên còn trống",
     )
     assert lines[-1] == f"loa: {broken}: 4 problems, nothing was written"
     assert _ok(loa("zones", "list", "--data", data)) == TREE

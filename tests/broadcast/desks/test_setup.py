@@ -123,18 +123,18 @@ def test_a_spreadsheet_file_reads_the_same(service: BroadcastService, desk: Setu
 @pytest.mark.parametrize(
     ("row", "column", "code", "words"),
     [
-        (",Thôn 3,thôn,99999", "parent", "unknown_parent", "unknown parent '99999'"),
-        ("16012,Xã Khác,xã,38", "code", "dup", "already on line 3"),
-        (",Thôn 3,thôn,38", "parent", "wrong_parent", "a village cannot be under province"),
-        ("16020,Xã Mới,xã,16012", "parent", "wrong_parent", "commune cannot be under commune"),
-        ("39,Tỉnh Khác,tỉnh,38", "parent", "wrong_parent", "province cannot be under"),
-        (",   ,thôn,16012", "name", "empty_name", "the name is empty"),
-        (",Thôn 3,thôn,", "parent", "no_parent", "a village needs its commune"),
+        (",Thôn 3,thôn,99999", "parent", "unknown_parent", "không có nơi trực thuộc “99999”"),
+        ("16012,Xã Khác,xã,38", "code", "dup", "đã có ở dòng 3"),
+        (",Thôn 3,thôn,38", "parent", "wrong_parent", "thôn không thể thuộc tỉnh"),
+        ("16020,Xã Mới,xã,16012", "parent", "wrong_parent", "xã không thể thuộc xã"),
+        ("39,Tỉnh Khác,tỉnh,38", "parent", "wrong_parent", "tỉnh không thể thuộc"),
+        (",   ,thôn,16012", "name", "empty_name", "tên còn trống"),
+        (",Thôn 3,thôn,", "parent", "no_parent", "thôn cần ghi xã trực thuộc"),
         (",Thôn 3,huyện,16012", "kind", "bad_kind", "cấp huyện đã bỏ từ ngày 1/7/2025"),
         (",Thôn 3,làng xã,16012", "kind", "bad_kind", "không phải loại khu vực"),
         ("1601,Xã Mới,xã,38", "code", "bad_code", "có 5 chữ số"),
         ("123,Thôn 3,thôn,16012", "code", "no_code", "thôn không có mã hành chính"),
-        (",Xã Hoằng Hợp,xã,38", "name", "dup", "'Xã Hoằng Hợp' is already on line 3"),
+        (",Xã Hoằng Hợp,xã,38", "name", "dup", "“Xã Hoằng Hợp” đã có ở dòng 3"),
     ],
 )
 def test_a_bad_row_is_named_by_line_and_column_and_nothing_is_written(
@@ -146,7 +146,7 @@ def test_a_bad_row_is_named_by_line_and_column_and_nothing_is_written(
     first = caught.value.problems[0]
     assert (first.line, first.column, first.code) == (4, column, code), first
     assert words in first.message, first.message
-    assert f"line 4, column {column}: " in str(first)
+    assert f"dòng 4, cột {column}: " in str(first)
     assert _zone_count(service) == 0 and _audit(service) == []
 
 

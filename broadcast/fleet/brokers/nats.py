@@ -245,9 +245,9 @@ class NatsBroker:
             if code is not None:
                 line = self._error_line(log_start)
                 self.stop()
+                where = "" if str(config_path) in line else f" (config {config_path})"
                 raise BrokerError(
-                    f"nats-server for {self.address} exited with code {code}: {line}"
-                    f" (config {config_path})"
+                    f"nats-server for {self.address} exited with code {code}: {line}{where}"
                 )
             if accepts_connections(self.host, self.port, timeout_s=0.2):
                 break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import stat
 from collections.abc import Callable
@@ -148,3 +149,58 @@ def test_the_broker_fixture_needs_the_passwords_for_nats(
 ) -> None:
     with pytest.raises(ValueError, match="needs the users' passwords"):
         broker_factory("nats", ACCESS)
+
+
+def test_unguessable_client_ids_keep_a_stolen_login_away_from_other_sessions(
+    tmp_path: Path,
+) -> None:
+    """The fallback for nats's unbound client ids (docs/deployment.md): each receiver and the
+    server's answer-back session connect with an id holding a secret token. A stolen receiver's
+    login, trying the ids it can guess, disturbs neither them nor their queued commands."""
+    access = BrokerAccess((*ACCESS.users, device_user("dev-b", "thief-pw", ["xa-2"])))
+    port = free_port()
+    running = RunningBroker("nats", LOOPBACK, port)
+    broker = NatsBroker(tmp_path / "n", LOOPBACK, port, access, {**PASSWORDS, "dev-b": "thief-pw"})
+    broker.start()
+    probes: list[MqttProbe] = []
+    try:
+        device_id = f"dev-a-{secrets.token_hex(16)}"
+        server_id = f"loa-server-{secrets.token_hex(16)}"
+        owner = MqttProbe(running, device_id, "dev-a", "dev-pw", clean_session=False)
+        probes.append(owner.connect_ok())
+        owner.subscribe_ok(protocol.device_command_topic("dev-a"))
+        answer_back = connected(running, "loa-server", "server-pw", server_id, clean_session=False)
+        probes.append(answer_back)
+        answer_back.subscribe_ok(protocol.STATE_TOPIC_FILTER)
+        guesses = ("dev-a", "loa-server", "server", device_id[:-1], server_id[:-1])
+
+        def try_guesses() -> None:
+            for guess in guesses:
+                for clean in (True, False):
+                    thief = MqttProbe(running, guess, "dev-b", "thief-pw", clean_session=clean)
+                    probes.append(thief)
+                    thief.connect()
+                    thief.close()
+
+        try_guesses()
+        assert owner.client.is_connected() and answer_back.client.is_connected()
+        publisher_id = f"loa-server-{secrets.token_hex(8)}"
+        publisher = connected(running, "loa-server", "server-pw", publisher_id)
+        probes.append(publisher)
+        live = secrets.token_hex(8).encode()
+        publisher.publish(protocol.device_command_topic("dev-a"), live)
+        assert owner.expect(protocol.device_command_topic("dev-a")).payload == live
+        owner.publish(protocol.device_state_topic("dev-a"), b"idle")
+        assert answer_back.expect(protocol.device_state_topic("dev-a")).payload == b"idle"
+        owner.close()
+        queued = secrets.token_hex(8).encode()
+        publisher.publish(protocol.device_command_topic("dev-a"), queued)
+        try_guesses()
+        again = MqttProbe(running, device_id, "dev-a", "dev-pw", clean_session=False)
+        probes.append(again)
+        assert again.connect()[1], "the receiver's session was lost"
+        assert again.expect(protocol.device_command_topic("dev-a")).payload == queued
+    finally:
+        for probe in probes:
+            probe.close()
+        broker.stop()

@@ -13,8 +13,9 @@ What NATS cannot take from Loa as it is (measured; docs/deployment.md has the co
   (PBKDF2) hashes of the access file, and has no auth callout (2.10); the caller hands the
   passwords (checked against the `$7$` hashes), and the config gets bcrypt hashes of them;
 * client ids: NATS cannot bind a login to its client id (mosquitto's
-  `use_username_as_clientid`); any login may connect with any client id and so close that
-  client's connection (its session survives, it is per client id, not per login).
+  `use_username_as_clientid`); any login may connect with any client id, close that client's
+  connection and, with a clean session, delete its queued commands. Loa's answer is client ids
+  no other login can guess (tests/broadcast/fleet/brokers/test_nats.py).
 
 `NatsBroker` runs the binary with that config as a child process on a given MQTT port (its NATS
 client port is left to the kernel, on loopback).
@@ -114,6 +115,9 @@ def _checked_path(path: Path) -> str:
 
 
 def _render_user(user: BrokerUser, password_hash: str) -> str:
+    # nats-server delivers a QoS 1 subscription through a JetStream consumer to the subject
+    # $MQTT.sub.<random>, subscribed with the client's own permissions; MQTT clients themselves
+    # cannot subscribe to $MQTT/... (refused, measured), so this grants them nothing more.
     publish = json.dumps([mqtt_to_subject(t) for t in user.publish])
     subscribe = json.dumps([*(mqtt_to_subject(t) for t in user.subscribe), "$MQTT.sub.>"])
     return (

@@ -204,3 +204,31 @@ def test_unguessable_client_ids_keep_a_stolen_login_away_from_other_sessions(
         for probe in probes:
             probe.close()
         broker.stop()
+
+
+def test_receivers_cannot_subscribe_to_nats_own_delivery_subjects(tmp_path: Path) -> None:
+    """Every user may subscribe to $MQTT.sub.> (nats delivers QoS 1 through it, with the
+    client's permissions), yet no MQTT client can: another receiver's commands stay its own."""
+    access = BrokerAccess((*ACCESS.users, device_user("dev-b", "spy-pw", ["xa-2"])))
+    port = free_port()
+    running = RunningBroker("nats", LOOPBACK, port)
+    broker = NatsBroker(tmp_path / "n", LOOPBACK, port, access, {**PASSWORDS, "dev-b": "spy-pw"})
+    broker.start()
+    probes: list[MqttProbe] = []
+    try:
+        spy = connected(running, "dev-b", "spy-pw", "dev-b")
+        probes.append(spy)
+        for topic in ("$MQTT/sub/#", "$MQTT/sub/+", "$MQTT/#", "#"):
+            assert spy.subscribe(topic, qos=0).is_failure, topic
+        owner = connected(running, "dev-a", "dev-pw", "dev-a")
+        probes.append(owner)
+        owner.subscribe_ok(protocol.device_command_topic("dev-a"))
+        server = connected(running, "loa-server", "server-pw", "loa-server-test")
+        probes.append(server)
+        server.publish(protocol.device_command_topic("dev-a"), b"for a")
+        assert owner.expect(protocol.device_command_topic("dev-a")).payload == b"for a"
+        assert spy.drain() == []
+    finally:
+        for probe in probes:
+            probe.close()
+        broker.stop()

@@ -1,8 +1,9 @@
 """Shared fixtures: a broadcast service on a fresh data directory, and real MQTT brokers.
 
 `broker_kind` parametrizes a test over the embedded amqtt broker and mosquitto (the production
-broker); `broker_factory` starts one on a free loopback port and stops it at teardown. A missing
-mosquitto FAILS the test (never skips): CI must prove the product on the broker it ships with.
+broker); `broker_factory` starts one (or nats-server, the clustered candidate) on a free loopback
+port and stops it at teardown. A missing mosquitto or nats-server FAILS the test (never skips):
+CI must prove the product on the brokers it ships with.
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher, profiles
 from service_support import make_service
-from support import BROKER_KINDS, LOOPBACK, AmqttProcess, RunningBroker, free_port, free_ports
+from support import (
+    BROKER_KINDS,
+    LOOPBACK,
+    PRODUCT_BROKER_KINDS,
+    AmqttProcess,
+    RunningBroker,
+    free_port,
+    free_ports,
+)
 
 from broadcast.fleet.brokers import BrokerAccess, BrokerError
 from broadcast.fleet.brokers.mosquitto import MosquittoBroker
+from broadcast.fleet.brokers.nats import NatsBroker
 from broadcast.people import accounts
 from broadcast.service import BroadcastService
 
@@ -27,21 +37,26 @@ _LOGGER = logging.getLogger(__name__)
 
 __all__ = ["BROKER_KINDS", "RunningBroker", "broker_factory", "broker_kind", "free_port"]
 
-BrokerFactory = Callable[[str, BrokerAccess], RunningBroker]
+BrokerFactory = Callable[..., RunningBroker]
 
 
-@pytest.fixture(params=BROKER_KINDS)
+@pytest.fixture(params=PRODUCT_BROKER_KINDS)
 def broker_kind(request: pytest.FixtureRequest) -> str:
-    """'amqtt' or 'mosquitto': run the test once per broker back-end."""
+    """'amqtt' or 'mosquitto': run the test once per broker back-end the product ships with."""
     return str(request.param)
 
 
 @pytest.fixture
 def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
-    """Start a broker of a kind with an access description; all are stopped at teardown."""
-    started: list[AmqttProcess | MosquittoBroker] = []
+    """Start a broker of a kind with an access description; all are stopped at teardown.
 
-    def start(kind: str, access: BrokerAccess) -> RunningBroker:
+    nats-server cannot read the access file's password hashes: it needs `passwords` (username →
+    password) to hash them its way (`broadcast.fleet.brokers.nats`)."""
+    started: list[AmqttProcess | MosquittoBroker | NatsBroker] = []
+
+    def start(
+        kind: str, access: BrokerAccess, passwords: dict[str, str] | None = None
+    ) -> RunningBroker:
         if kind not in BROKER_KINDS:
             raise ValueError(f"unknown broker kind {kind!r}; expected one of {BROKER_KINDS}")
         last_error: BrokerError | None = None
@@ -49,9 +64,13 @@ def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
             port, other_port = free_ports(2)
             server_port = port  # amqtt: one listener for all
             directory = tmp_path / f"{kind}-{len(started)}-{attempt}"
-            broker: AmqttProcess | MosquittoBroker
+            broker: AmqttProcess | MosquittoBroker | NatsBroker
             if kind == "amqtt":
                 broker = AmqttProcess(directory, LOOPBACK, port, access)
+            elif kind == "nats":
+                if passwords is None:
+                    raise ValueError("a nats broker needs the users' passwords")
+                broker = NatsBroker(directory, LOOPBACK, port, access, passwords)
             else:
                 server_port = other_port
                 broker = MosquittoBroker(directory, LOOPBACK, port, access, server_port=server_port)

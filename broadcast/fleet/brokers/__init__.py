@@ -1,17 +1,19 @@
-"""MQTT broker back-ends for Loa: one access description, two brokers.
+"""MQTT broker back-ends for Loa: one access description, three brokers.
 
 `BrokerAccess` (users, `$7$` password hashes, per-user topic ACLs) is rendered for the embedded
-amqtt broker (`broadcast.fleet.brokers.embedded`, the single-machine default) or for mosquitto
-(`broadcast.fleet.brokers.mosquitto`, production). Every failure a person can fix surfaces as a
-one-line `BrokerError` naming the host:port or the file.
+amqtt broker (`broadcast.fleet.brokers.embedded`, the single-machine default), for mosquitto
+(`broadcast.fleet.brokers.mosquitto`, production) or for nats-server
+(`broadcast.fleet.brokers.nats`, the clustered candidate, which also needs the passwords).
+Every failure a person can fix surfaces as a one-line `BrokerError` naming the host:port or the
+file.
 
     access = BrokerAccess((server_user("loa-server", pw), device_user("dev-1", pw1, ["xa-1"])))
     access.save(path)                                  # JSON, mode 0600
     EmbeddedBroker("127.0.0.1", 1883, access).start()  # or MosquittoBroker(dir, host, ...)
 
-Both brokers behave the same for Loa's clients (tests/broadcast/fleet/brokers proves it on
-each); see `broadcast.fleet.brokers.amqtt_broker` for the amqtt 0.12 behaviour corrected to match
-mosquitto.
+amqtt and mosquitto behave the same for Loa's clients (tests/broadcast/fleet/brokers proves it
+on each; nats-server too, but for client ids bound to logins); see
+`broadcast.fleet.brokers.amqtt_broker` for the amqtt 0.12 behaviour corrected to match mosquitto.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The broker contract Loa relies on, proven on BOTH the embedded amqtt broker and mosquitto.
+"""The broker contract Loa relies on, proven on the embedded amqtt broker, mosquitto, and
+nats-server (one node of the clustered candidate, issue 14); a test nats cannot pass is marked
+xfail(strict) with the engine's limitation.
 
 Real brokers on loopback, real paho clients. Negative checks ("nothing arrives") use a positive
 control: an allowed message sent right after the forbidden one must arrive, and the forbidden one
@@ -12,9 +14,10 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from support import MqttProbe, RunningBroker, connected
+from support import BROKER_KINDS, WAIT_S, MqttProbe, RunningBroker, connected
 
 from broadcast.fleet.brokers import BrokerAccess, device_user, server_user
+from broadcast.fleet.brokers.nats import ACK_WAIT_S
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,6 +29,7 @@ DEV_A, DEV_A_PW = "dev-a", "dev-a-secret"
 DEV_B, DEV_B_PW = "dev-b", "dev-b-secret"
 ZONE_1, ZONE_2 = "zone-1", "zone-2"
 
+PASSWORDS = {SERVER: SERVER_PW, DEV_A: DEV_A_PW, DEV_B: DEV_B_PW}
 ACCESS = BrokerAccess(
     (
         server_user(SERVER, SERVER_PW),
@@ -35,11 +39,15 @@ ACCESS = BrokerAccess(
 )
 
 
+@pytest.fixture(params=BROKER_KINDS)
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """Every broker kind, the clustered candidate included (tests/conftest.py has the others)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def broker(
-    broker_kind: str, broker_factory: Callable[[str, BrokerAccess], RunningBroker]
-) -> RunningBroker:
-    return broker_factory(broker_kind, ACCESS)
+def broker(broker_kind: str, broker_factory: Callable[..., RunningBroker]) -> RunningBroker:
+    return broker_factory(broker_kind, ACCESS, PASSWORDS)
 
 
 @pytest.fixture
@@ -52,6 +60,22 @@ def probes() -> list[MqttProbe]:
 
 def _payload() -> bytes:
     return uuid.uuid4().hex.encode()
+
+
+# nats-server 2.9 keeps MQTT sessions per client id and account, whatever the login: any login
+# may connect with any client id, closing its holder (and, with a clean session, deleting the
+# holder's queued commands). Loa's answer is unguessable client ids (docs/deployment.md).
+NATS_ID_TAKEOVER = (
+    "nats-server cannot bind a client id to a login: another login connecting with a"
+    " client's id closes that client's connection"
+)
+
+
+def _engine_limitation(request: pytest.FixtureRequest, kind: str, reason: str) -> None:
+    """Mark this test's run on `kind` as an expected failure: a documented engine limitation,
+    measured (strict: the day the engine passes, the mark must go)."""
+    if request.node.callspec.params.get("broker_kind") == kind:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def test_wrong_password_and_anonymous_are_refused(
@@ -193,8 +217,11 @@ def test_commands_queue_for_an_offline_device(
     probes.append(again)
     code, session_present = again.connect()
     assert not code.is_failure and session_present
+    # MQTT orders messages per topic only: nats (a JetStream consumer per subscription) may
+    # deliver the zone's command first
     first = again.expect(protocol.device_command_topic(DEV_A))
-    second = again.expect(protocol.zone_command_topic(ZONE_1))
+    early = [m for m in again.seen if m.topic == protocol.zone_command_topic(ZONE_1)]
+    second = early[0] if early else again.expect(protocol.zone_command_topic(ZONE_1))
     assert (first.payload, first.qos) == (one, 1)
     assert (second.payload, second.qos) == (two, 1)
     assert not first.retain and not second.retain, "queued commands must not look retained"
@@ -311,6 +338,9 @@ def test_a_failed_login_cannot_take_over_a_session(
 def test_a_reconnecting_device_takes_over_its_session(
     broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:
+    # nats re-sends a QoS 1 message left unacknowledged on a dead connection once its
+    # JetStream ack wait has passed (ACK_WAIT_S), not at once on the new connection
+    redelivery_s = WAIT_S + (ACK_WAIT_S if broker.kind == "nats" else 0)
     server = connected(broker.server, SERVER, SERVER_PW, "server")
     probes.append(server)
     server.subscribe_ok(protocol.STATE_TOPIC_FILTER)
@@ -323,7 +353,8 @@ def test_a_reconnecting_device_takes_over_its_session(
     new = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False).connect_ok()
     probes.append(new)
     # the command sent into the dead connection is re-sent on the new one
-    assert new.expect(protocol.device_command_topic(DEV_A)).payload == in_flight
+    topic = protocol.device_command_topic(DEV_A)
+    assert new.expect(topic, timeout_s=redelivery_s).payload == in_flight
     for _ in range(3):
         payload = _payload()
         server.publish(protocol.device_command_topic(DEV_A), payload)
@@ -359,17 +390,44 @@ def test_another_device_using_my_client_id_cannot_read_my_commands(
     assert [again.expect(topic).payload for _ in range(2)] == [b"queued for a", b"live for a"]
 
 
+def test_another_login_with_my_client_id_cannot_wipe_my_queued_commands(
+    broker: RunningBroker, probes: list[MqttProbe], request: pytest.FixtureRequest
+) -> None:
+    """A clean session under a client id deletes that id's persistent session: a stolen
+    receiver's login must not be able to do it to another receiver's queued commands."""
+    _engine_limitation(
+        request, "nats", f"{NATS_ID_TAKEOVER}, and a clean session deletes its queue"
+    )
+    topic = protocol.device_command_topic(DEV_A)
+    owner = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False).connect_ok()
+    owner.subscribe_ok(topic)
+    owner.close()
+    server = connected(broker.server, SERVER, SERVER_PW, "server")
+    probes.append(server)
+    queued = _payload()
+    server.publish(topic, queued)
+    thief = MqttProbe(broker, DEV_A, DEV_B, DEV_B_PW, clean_session=True)
+    probes.append(thief)
+    thief.connect()  # amqtt refuses it; mosquitto makes it dev-b's own session
+    thief.close()
+    again = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False)
+    probes.append(again)
+    assert again.connect()[1], "another login's clean session wiped device A's session"
+    assert again.expect(topic).payload == queued
+
+
 def _kicked(probe: MqttProbe) -> bool:
     """Whether the broker closed this probe's connection (it never reconnects by itself)."""
     return not probe.client.is_connected()
 
 
 def test_a_login_cannot_take_over_another_clients_id(
-    broker: RunningBroker, probes: list[MqttProbe]
+    broker: RunningBroker, probes: list[MqttProbe], request: pytest.FixtureRequest
 ) -> None:
     """A stolen receiver's login, connecting with a receiver's or the server's client id, is
     refused ("identifier rejected", amqtt) or bound to its own id (mosquitto); the holder of
     that id stays connected either way, and so does its session."""
+    _engine_limitation(request, "nats", NATS_ID_TAKEOVER)
     owner = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False).connect_ok()
     probes.append(owner)
     owner.subscribe_ok(protocol.device_command_topic(DEV_A))

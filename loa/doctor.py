@@ -174,11 +174,13 @@ def server_checks(settings: Settings) -> list[Check]:
             reachable.append(address)
     secrets_file = settings.data_dir / "secrets.json"
     tls = None
+    tls_ok = True
     try:
         tls = settings.mqtt_tls_context()
     except LoaError as exc:
+        tls_ok = False
         checks.append(Check("broker TLS", False, str(exc), "fix LOA_MQTT_TLS_CA/CERT/KEY"))
-    if checks[-1].ok and reachable and secrets_file.exists():
+    if tls_ok and reachable and secrets_file.exists():
         checks.append(
             mqtt_login_check(
                 "broker login",

@@ -8,14 +8,18 @@ broker. A real agent process, as in the field.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from support import RunningBroker
 
 from broadcast.fleet.brokers import BrokerAccess, device_user, server_user
+from devices.mqtt_link import MqttLink
 from wire import protocol
-from wire.protocol import EventKind, ReceiverState
+from wire.brokers import BrokerAddress
+from wire.config import broker_settings
+from wire.protocol import DeviceStatus, EventKind, ReceiverState
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +74,26 @@ def test_the_receiver_moves_to_the_second_broker_and_plays_there(
         for watcher in (on_first, on_second):
             if watcher is not None:
                 watcher.close()
+
+
+def test_a_first_broker_down_at_start_is_skipped(port_broker, kit) -> None:
+    """In process: the link's very first attempt fails and the second broker takes it."""
+    access = BrokerAccess(users=(device_user(DEVICE, DEVICE_PW, ZONES),))
+    live = port_broker("mosquitto", access).start()
+    down = kit.unused_port()
+    settings = broker_settings(
+        (BrokerAddress("127.0.0.1", down), BrokerAddress("127.0.0.1", live.port)),
+        username=DEVICE,
+        password=DEVICE_PW,
+        reconnect_max_s=2,
+    )
+    link = MqttLink(DEVICE, settings, ZONES, lambda *_: None, lambda: None)
+    link.open(will=DeviceStatus(DEVICE, ReceiverState.OFFLINE, "boot-1", time.time()))
+    try:
+        link.connect()
+        kit.wait_until(lambda: link.connected, timeout=10)
+        assert link.broker == f"127.0.0.1:{live.port}"
+        assert link.brokers == (f"127.0.0.1:{down}", f"127.0.0.1:{live.port}")
+    finally:
+        link.expect_close()
+        link.close()

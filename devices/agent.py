@@ -294,6 +294,7 @@ class ReceiverAgent:
                 clock_offset_s=self._intake.clock_offset_s,
                 zones=self._link.zones,
                 refused_topics=self._link.refused_topics,
+                broker=self._link.broker,
             ),
         )
 

@@ -57,7 +57,10 @@ def test_the_receiver_moves_to_the_second_broker_and_plays_there(
 
         first.kill()  # the node the village is on dies: no goodbye
         on_second = kit.watch_answers(running(second), SERVER, SERVER_PW)
-        on_second.wait_state(DEVICE, lambda s: s.state is ReceiverState.IDLE, timeout=MOVE_S)
+        moved = on_second.wait_state(
+            DEVICE, lambda s: s.state is ReceiverState.IDLE, timeout=MOVE_S
+        )
+        assert moved.extra["broker"] == f"127.0.0.1:{second.port}"  # the state says where
         agent.wait_log(f"connected to broker 127.0.0.1:{second.port} (2/2)")
         assert f"trying broker 127.0.0.1:{second.port} (2/2)" in agent.log
 

@@ -299,11 +299,11 @@ class MqttLink:
                 trusted = "the system's CAs (no mqtt.tls.ca_pem or ca_file)"
             return (
                 f"TLS: the broker's certificate is not trusted ({exc.verify_message}); it must be"
-                f" signed by {trusted} and name {self._settings.host}"
+                f" signed by {trusted} and name {self._failover.current.host}"
             )
         reason = str(exc.reason or exc.strerror or exc).lower().replace("_", " ")
         return (
-            f"TLS handshake failed ({reason}): check that port {self._settings.port} is the"
+            f"TLS handshake failed ({reason}): check that port {self._failover.current.port} is the"
             " broker's TLS listener and whether it wants a client certificate"
             " (mqtt.tls.cert_file)"
         )

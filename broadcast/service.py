@@ -129,6 +129,7 @@ class BroadcastService:
                 tls=settings.mqtt_tls_context(),
                 on_rejected=lambda device_id, reason: self.answers.put(Rejected(device_id, reason)),
                 epoch=self._epoch,
+                brokers=settings.server_brokers,
             )
 
     # --- lifecycle ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from broadcast import const
 from broadcast.errors import LoaError
 from broadcast.store.locks import FileLock
 from wire import protocol
+from wire.brokers import AddressError, BrokerAddress, parse_address_list
 from wire.config import ConfigError, TlsSettings, read_ca_pem, tls_context
 from wire.files import write_private_file
 
@@ -63,6 +64,9 @@ class Settings:
     mqtt_tls_ca: str = ""
     mqtt_tls_cert: str = ""
     mqtt_tls_key: str = ""
+    # Several brokers (the nodes of a cluster) for the server's link, tried in order with
+    # failover (`wire.brokers`): LOA_MQTT_HOSTS="node1:1883,node2:1883". Empty = mqtt_host/port.
+    mqtt_hosts: tuple[BrokerAddress, ...] = ()
     # The broker as receivers' config files give it (registration, admin download, QR code),
     # when it is not the server's own link: the server on mosquitto's plain listener on
     # 127.0.0.1, receivers on the TLS port of the broker's public name. Empty or 0 = the
@@ -70,6 +74,8 @@ class Settings:
     device_mqtt_host: str = ""
     device_mqtt_port: int = 0
     device_mqtt_tls_ca: str = ""
+    # The brokers receivers' configs list (`mqtt.hosts`), when several (LOA_DEVICE_MQTT_HOSTS).
+    device_mqtt_hosts: tuple[BrokerAddress, ...] = ()
     database_url: str = ""
     public_url: str = ""
     tts_engine: str = "espeak"
@@ -172,6 +178,21 @@ class Settings:
         return self.data_dir / "publish.lock"
 
     @property
+    def server_brokers(self) -> tuple[BrokerAddress, ...]:
+        """The brokers of the server's own link, in the order tried."""
+        return self.mqtt_hosts or (BrokerAddress(self.mqtt_host, self.mqtt_port),)
+
+    @property
+    def receiver_brokers(self) -> tuple[BrokerAddress, ...]:
+        """The brokers receivers' configs list: LOA_DEVICE_MQTT_HOSTS, else the one broker of
+        LOA_DEVICE_MQTT_HOST/PORT when either is set, else the server's own."""
+        if self.device_mqtt_hosts:
+            return self.device_mqtt_hosts
+        if self.device_mqtt_host or self.device_mqtt_port or not self.mqtt_hosts:
+            return (BrokerAddress(self.receiver_mqtt_host, self.receiver_mqtt_port),)
+        return self.mqtt_hosts
+
+    @property
     def receiver_mqtt_host(self) -> str:
         return self.device_mqtt_host or self.mqtt_host
 
@@ -225,6 +246,13 @@ def _port(value: str, name: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise LoaError(f"{name} must be a port number from 1 to 65535, not {value!r}")
     return int(value)
+
+
+def _addresses(value: str, name: str) -> tuple[BrokerAddress, ...]:
+    try:
+        return parse_address_list(value)
+    except AddressError as exc:
+        raise LoaError(f"{name} (comma-separated host:port) {exc}") from None
 
 
 def _count(value: str, name: str) -> int:
@@ -290,11 +318,19 @@ SOURCES = (
     Source("database_url", "database_url", "LOA_DATABASE_URL", _text),
     Source("mqtt_host", "mqtt_host", "LOA_MQTT_HOST", _text),
     Source("mqtt_port", "mqtt_port", "LOA_MQTT_PORT", _port),
+    Source("mqtt_hosts", "mqtt_hosts", "LOA_MQTT_HOSTS", _addresses),
     Source("mqtt_tls_ca", "mqtt_tls_ca", "LOA_MQTT_TLS_CA", _text),
     Source("mqtt_tls_cert", "mqtt_tls_cert", "LOA_MQTT_TLS_CERT", _text),
     Source("mqtt_tls_key", "mqtt_tls_key", "LOA_MQTT_TLS_KEY", _text),
     Source("device_mqtt_host", "device_mqtt_host", "LOA_DEVICE_MQTT_HOST", _text, "--mqtt-host"),
     Source("device_mqtt_port", "device_mqtt_port", "LOA_DEVICE_MQTT_PORT", _port, "--mqtt-port"),
+    Source(
+        "device_mqtt_hosts",
+        "device_mqtt_hosts",
+        "LOA_DEVICE_MQTT_HOSTS",
+        _addresses,
+        "--mqtt-hosts",
+    ),
     Source(
         "device_mqtt_tls_ca", "device_mqtt_tls_ca", "LOA_DEVICE_MQTT_TLS_CA", _text, "--mqtt-tls-ca"
     ),

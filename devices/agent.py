@@ -193,7 +193,10 @@ class ReceiverAgent:
         self._scheduler.start()
         self._link.connect()
         _LOGGER.info(
-            "%s: started (boot %s), broker %s", self.device_id, self.boot_id, self._link.broker
+            "%s: started (boot %s), broker %s",
+            self.device_id,
+            self.boot_id,
+            ", ".join(self._link.brokers),
         )
 
     def stop(self) -> None:
@@ -291,6 +294,7 @@ class ReceiverAgent:
                 clock_offset_s=self._intake.clock_offset_s,
                 zones=self._link.zones,
                 refused_topics=self._link.refused_topics,
+                broker=self._link.broker,
             ),
         )
 

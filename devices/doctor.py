@@ -244,27 +244,34 @@ def receiver_checks(config_path: Path) -> list[Check]:
         checks.append(Check("server key", False, str(exc), "re-download the config file"))
     checks.append(streams_check(Path(config.data_dir), config.device_id, key_text))
     mqtt_settings = config.mqtt
-    where = f"{mqtt_settings.host}:{mqtt_settings.port}"
-    fix = f"check the network, and that the broker listens on {where}"
-    reachable = tcp_check("broker", mqtt_settings.host, mqtt_settings.port, fix)
-    checks.append(reachable)
+    brokers = mqtt_settings.brokers
+    reachable = []
+    for address in brokers:  # every node of `mqtt.hosts`: the agent fails over between them
+        name = "broker" if len(brokers) == 1 else f"broker {address}"
+        fix = f"check the network, and that the broker listens on {address}"
+        check = tcp_check(name, address.host, address.port, fix)
+        checks.append(check)
+        if check.ok:
+            reachable.append(address)
     tls = None
+    tls_ok = True
     if mqtt_settings.tls is not None:
         fix_tls = "copy the broker's CA to that path, or the config again (it carries the CA)"
         try:
             tls = tls_context(mqtt_settings.tls, str(config_path))
             checks.append(Check("broker TLS", True, "the CA (and client certificate) load"))
         except ConfigError as exc:
+            tls_ok = False
             checks.append(Check("broker TLS", False, str(exc), fix_tls))
     agent_pid = running_pid(Path(config.data_dir))
     if agent_pid is not None:
         checks.append(_login_left_to_agent(agent_pid))
-    elif reachable.ok and checks[-1].ok:
+    elif reachable and tls_ok:
         checks.append(
             mqtt_login_check(
                 "broker login",
-                mqtt_settings.host,
-                mqtt_settings.port,
+                reachable[0].host,
+                reachable[0].port,
                 mqtt_settings.username,
                 mqtt_settings.password,
                 "the server must know this device: `loa mqtt-config` (mosquitto) or re-register",

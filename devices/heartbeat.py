@@ -88,6 +88,7 @@ def status_extra(
     clock_offset_s: float | None,
     zones: Sequence[str] = (),
     refused_topics: Sequence[str] = (),
+    broker: str = "",
     thermal_path: Path = THERMAL_PATH,
     now: float | None = None,
 ) -> dict[str, Any]:
@@ -95,7 +96,9 @@ def status_extra(
 
     `zones` are the zones whose commands the receiver subscribes to (its config file) and
     `refused_topics` the subscriptions the broker refused: the server compares them with the
-    zones it registered the receiver in, so a receiver that hears nothing is seen."""
+    zones it registered the receiver in, so a receiver that hears nothing is seen. `broker` is
+    the one (`host:port`) the receiver is on: with several (`mqtt.hosts`) it shows where a
+    failover left it."""
     current = time.time() if now is None else now
     return {
         "current_item": snapshot.item_id,
@@ -114,4 +117,5 @@ def status_extra(
         "disk_free_mb": disk_free_mb(data_dir),
         "zones": list(zones),
         "refused_topics": list(refused_topics),
+        "broker": broker,
     }

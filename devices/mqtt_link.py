@@ -4,8 +4,11 @@ Everything paho-specific of the receiver agent lives here, so `devices.agent` on
 "a command arrived", "(re)connected", "publish this state or event":
 
 * a persistent session (`clean_session=False`, client id = device id) lets the broker queue
-  QoS 1 commands while the receiver is offline; paho reconnects with backoff (1 s doubling
-  to `mqtt.reconnect_max_s`, 30 s by default);
+  QoS 1 commands while the receiver is offline; paho reconnects with backoff and jitter (1 s
+  doubling to `mqtt.reconnect_max_s`, 30 s by default), and with several brokers (`mqtt.hosts`)
+  moves on to the next after a failed attempt, or after a lost connection that has not come
+  back within `mqtt.failover_after_s` (`wire.brokers.Failover`, the server's rule too); the
+  same client id and persistent session on every broker;
 * on every (re)connect the command topics (the device's own and its zones') and the device's
   manifest topic (retained: the broker hands over the latest manifest at once) are subscribed;
 * a retained last will (the agent's `offline` state, carrying its boot id) is left with the
@@ -31,6 +34,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from wire.brokers import Backoff, Failover, aim_reconnect
 from wire.config import MqttSettings, tls_context
 from wire.protocol import (
     DeviceEvent,
@@ -69,8 +73,12 @@ class MqttLink:
         broker answered the subscriptions: `refused_topics` is up to date) are called in paho's
         thread. Raises ConfigError if the TLS files of `settings.tls` cannot be used."""
         self.device_id = device_id
-        self.broker = f"{settings.host}:{settings.port}"
         self._settings = settings
+        self._failover = Failover(
+            settings.brokers,
+            Backoff(max_s=max(1.0, settings.reconnect_max_s)),
+            settings.failover_after_s,
+        )
         self._tls = None if settings.tls is None else tls_context(settings.tls)
         self._zones = zones
         self._on_command = on_command
@@ -85,6 +93,15 @@ class MqttLink:
         self._fatal_event = threading.Event()
         self._closing = False
         self._connack_seen = False  # the broker answered this connection attempt
+
+    @property
+    def broker(self) -> str:
+        """The broker (`host:port`) the link is on, or trying next."""
+        return str(self._failover.current)
+
+    @property
+    def brokers(self) -> tuple[str, ...]:
+        return tuple(str(address) for address in self._failover.brokers)
 
     @property
     def zones(self) -> tuple[str, ...]:
@@ -128,7 +145,7 @@ class MqttLink:
         if self._tls is not None:
             client.tls_set_context(self._tls)
         client.will_set(device_state_topic(self.device_id), will.to_json(), qos=1, retain=True)
-        client.reconnect_delay_set(1, max(1, round(settings.reconnect_max_s)))
+        client.reconnect_delay_set(1, 1)  # every later wait is set by `_retry`
         client.suppress_exceptions = True  # an exception must never kill the network thread
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -141,8 +158,8 @@ class MqttLink:
         """Connect in the background; paho retries with backoff until `close`."""
         if self._client is None:
             return
-        settings = self._settings
-        self._client.connect_async(settings.host, settings.port, settings.keepalive)
+        first = self._failover.current
+        self._client.connect_async(first.host, first.port, self._settings.keepalive)
         self._client.loop_start()
 
     def publish_state(self, status: DeviceStatus) -> mqtt.MQTTMessageInfo | None:
@@ -189,11 +206,12 @@ class MqttLink:
                 self._warn_once(f"broker {self.broker} refused the connection: {reason}")
             return
         self._last_failure = ""
+        self._failover.connected()
         self._connected.set()
         _LOGGER.info(
             "%s: connected to broker %s (session present: %s)",
             self.device_id,
-            self.broker,
+            self._failover.position,
             bool(getattr(flags, "session_present", False)),
         )
         topics = [device_command_topic(self.device_id), device_manifest_topic(self.device_id)]
@@ -203,16 +221,18 @@ class MqttLink:
             self._subscribing[mid] = topics
         self._on_connected()
 
-    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+    def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
         # paho calls this from inside its `except OSError`, so the cause is still at hand.
         exc = sys.exc_info()[1]
         if isinstance(exc, ssl.SSLError):
             self._warn_once(f"broker {self.broker}: {self._describe_tls(exc)}")
         else:
             self._warn_once(f"broker {self.broker} unreachable: {_describe(exc)}")
+        if not self._closing:
+            self._retry(client, self._failover.failed())
 
     def _on_disconnect(
-        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
@@ -230,6 +250,13 @@ class MqttLink:
                 else "if it requires client certificates, set mqtt.tls.cert_file and key_file"
             )
             self._warn_once(f"broker {self.broker} hung up without answering: {hint}")
+        self._retry(client, self._failover.lost() if was_connected else self._failover.failed())
+
+    def _retry(self, client: mqtt.Client, delay_s: float) -> None:
+        if aim_reconnect(client, self._failover.current, delay_s):
+            _LOGGER.info(
+                "%s: trying broker %s in %.1f s", self.device_id, self._failover.position, delay_s
+            )
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: Any, _props: Any
@@ -272,11 +299,11 @@ class MqttLink:
                 trusted = "the system's CAs (no mqtt.tls.ca_pem or ca_file)"
             return (
                 f"TLS: the broker's certificate is not trusted ({exc.verify_message}); it must be"
-                f" signed by {trusted} and name {self._settings.host}"
+                f" signed by {trusted} and name {self._failover.current.host}"
             )
         reason = str(exc.reason or exc.strerror or exc).lower().replace("_", " ")
         return (
-            f"TLS handshake failed ({reason}): check that port {self._settings.port} is the"
+            f"TLS handshake failed ({reason}): check that port {self._failover.current.port} is the"
             " broker's TLS listener and whether it wants a client certificate"
             " (mqtt.tls.cert_file)"
         )

@@ -37,6 +37,12 @@ def _add_device_broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt-host", dest="device_mqtt_host", help="broker address for the Pi")
     parser.add_argument("--mqtt-port", dest="device_mqtt_port", type=int, help="broker port (1883)")
     parser.add_argument(
+        "--mqtt-hosts",
+        dest="device_mqtt_hosts",
+        metavar="HOST:PORT,...",
+        help="several brokers (a cluster's nodes) for the Pi, tried in order with failover",
+    )
+    parser.add_argument(
         "--mqtt-tls-ca",
         dest="device_mqtt_tls_ca",
         help="TLS to the broker: the CA file the Pi trusts (its PEM goes into the config),"
@@ -98,11 +104,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
     def banner() -> None:
-        print(
-            f"Loa server on {settings.public_url}/ (MQTT {settings.mqtt_host}:"
-            f"{settings.mqtt_port})",
-            flush=True,
-        )
+        brokers = ", ".join(str(address) for address in settings.server_brokers)
+        print(f"Loa server on {settings.public_url}/ (MQTT {brokers})", flush=True)
 
     return runner.run(service, embedded_broker=args.embedded_broker, banner=banner)
 
@@ -690,6 +693,12 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="web port (8080)")
     parser.add_argument("--mqtt-host", help="MQTT broker address")
     parser.add_argument("--mqtt-port", type=int, help="MQTT port (1883)")
+    parser.add_argument(
+        "--mqtt-hosts",
+        metavar="HOST:PORT,...",
+        help="several brokers (a cluster's nodes), tried in order with failover"
+        " (default: $LOA_MQTT_HOSTS; else --mqtt-host and --mqtt-port)",
+    )
     parser.add_argument(
         "--mqtt-tls-ca",
         help="TLS to the broker: its CA file, or 'system' (default: $LOA_MQTT_TLS_CA; none)",

@@ -164,20 +164,28 @@ def server_checks(settings: Settings) -> list[Check]:
         checks.append(receivers_check(settings.database_url))
     key_path = settings.data_dir / "keys" / "server_ed25519.pem"
     checks.append(key_check(key_path))
-    host, port = settings.mqtt_host, settings.mqtt_port
-    checks.append(tcp_check("broker", host, port, f"start the broker on {host}:{port}"))
+    brokers = settings.server_brokers
+    reachable = []
+    for address in brokers:  # every node of a cluster: the server fails over between them
+        name = "broker" if len(brokers) == 1 else f"broker {address}"
+        check = tcp_check(name, address.host, address.port, f"start the broker on {address}")
+        checks.append(check)
+        if check.ok:
+            reachable.append(address)
     secrets_file = settings.data_dir / "secrets.json"
     tls = None
+    tls_ok = True
     try:
         tls = settings.mqtt_tls_context()
     except LoaError as exc:
+        tls_ok = False
         checks.append(Check("broker TLS", False, str(exc), "fix LOA_MQTT_TLS_CA/CERT/KEY"))
-    if checks[-1].ok and secrets_file.exists():
+    if tls_ok and reachable and secrets_file.exists():
         checks.append(
             mqtt_login_check(
                 "broker login",
-                host,
-                port,
+                reachable[0].host,
+                reachable[0].port,
                 SERVER_MQTT_USERNAME,
                 Secrets(settings.data_dir).mqtt_password,
                 "regenerate the broker's users: `loa mqtt-config`, then reload mosquitto",

@@ -13,6 +13,11 @@ It is JSON so the Pi needs nothing beyond the standard library to read it. Examp
 `cert_file` + `key_file` for a client certificate when the broker requires one. The broker's
 certificate must name `mqtt.host`.
 
+`mqtt.hosts` (`["node1.example:1883", "node2.example:1883", …]`) lists several brokers, the nodes
+of a cluster, tried in order with failover and backoff (`wire.brokers`); `mqtt.host`/`port`, if
+also given, are ignored (the server writes them as the first, for older agents). A lost
+connection is retried on the same broker for `mqtt.failover_after_s` (10 s) before the next.
+
 Optional, with defaults that suit a Pi: `amplifier` (the relay that powers the loudspeaker
 amplifier: `pin` null = not controlled), `mixer` (ALSA volume, applied with the command and
 mpg123 players only, so a demo never touches a laptop's volume), `heartbeat_s`, `preempt_policy`
@@ -27,11 +32,18 @@ import json
 import logging
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wire.brokers import (
+    DEFAULT_FAILOVER_AFTER_S,
+    AddressError,
+    BrokerAddress,
+    parse_address,
+    unique,
+)
 from wire.files import write_private_file
 from wire.protocol import ProtocolError, check_id
 
@@ -61,7 +73,11 @@ class TlsSettings:
 
 @dataclass(frozen=True)
 class MqttSettings:
-    """The broker login; reconnects back off from 1 s to `reconnect_max_s`; `tls` None = plain."""
+    """The broker login; reconnects back off from 1 s to `reconnect_max_s`; `tls` None = plain.
+
+    `hosts` lists every broker as `host:port` when there are several (a cluster), in the order
+    tried; `host`/`port` are then its first (what an older agent reads). Empty = the one broker
+    `host`/`port`. A lost connection moves on after `failover_after_s` (`wire.brokers`)."""
 
     host: str
     port: int
@@ -70,6 +86,22 @@ class MqttSettings:
     keepalive: int = 30
     reconnect_max_s: float = 30.0
     tls: TlsSettings | None = None
+    hosts: tuple[str, ...] = ()
+    failover_after_s: float = DEFAULT_FAILOVER_AFTER_S
+
+    @property
+    def brokers(self) -> tuple[BrokerAddress, ...]:
+        """The brokers in the order a link tries them."""
+        if self.hosts:
+            return tuple(parse_address(text) for text in self.hosts)
+        return (BrokerAddress(self.host, self.port),)
+
+
+def broker_settings(brokers: Sequence[BrokerAddress], **login: Any) -> MqttSettings:
+    """MqttSettings for `brokers` in the config's normal form: `hosts` only when several."""
+    first = brokers[0]
+    hosts = tuple(str(address) for address in brokers) if len(brokers) > 1 else ()
+    return MqttSettings(host=first.host, port=first.port, hosts=hosts, **login)
 
 
 DEFAULT_PLAYER_ARGV = ("mpg123", "-q", "{file}")
@@ -140,7 +172,13 @@ class ReceiverConfig:
     preempt_policy: str = "resume"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        mqtt = data["mqtt"]
+        if mqtt["hosts"]:
+            mqtt["hosts"] = list(mqtt["hosts"])
+        else:
+            del mqtt["hosts"]  # one broker: the config reads as it always did
+        return data
 
     def save(self, path: Path) -> None:
         write_private_file(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
@@ -169,14 +207,16 @@ class ReceiverConfig:
             config = cls(
                 device_id=check_id(str(need(data, "device_id", "")), "device_id"),
                 zones=[check_id(str(z), "zone id") for z in zones],
-                mqtt=MqttSettings(
-                    host=str(need(mqtt, "host", "mqtt.")),
-                    port=int(need(mqtt, "port", "mqtt.")),
+                mqtt=broker_settings(
+                    fields.brokers(mqtt, need),
                     username=str(need(mqtt, "username", "mqtt.")),
                     password=str(need(mqtt, "password", "mqtt.")),
                     keepalive=int(mqtt.get("keepalive", 30)),
                     reconnect_max_s=fields.number(mqtt, "reconnect_max_s", "mqtt.", 30.0, 1.0),
                     tls=fields.tls(mqtt.get("tls")),
+                    failover_after_s=fields.number(
+                        mqtt, "failover_after_s", "mqtt.", DEFAULT_FAILOVER_AFTER_S, 0.0
+                    ),
                 ),
                 server_public_key=str(need(data, "server_public_key", "")),
                 data_dir=str(need(data, "data_dir", "")),
@@ -205,8 +245,6 @@ class ReceiverConfig:
             raise ConfigError(
                 f"{source}: field 'player.kind' must be 'file', 'command' or 'mpg123'"
             )
-        if not 1 <= config.mqtt.port <= 65535:
-            raise ConfigError(f"{source}: field 'mqtt.port' must be 1..65535")
         return config
 
     @classmethod
@@ -269,6 +307,29 @@ class _Fields:
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise self.fail(f"{where}{key}", "must be a non-empty list of strings")
         return list(value)
+
+    def brokers(
+        self, mqtt: dict[str, Any], need: Callable[[dict[str, Any], str, str], Any]
+    ) -> tuple[BrokerAddress, ...]:
+        """`mqtt.hosts` (a list of `host:port`) when given, else `mqtt.host` and `mqtt.port`."""
+        if "hosts" not in mqtt:
+            port = int(need(mqtt, "port", "mqtt."))
+            if not 1 <= port <= 65535:
+                raise self.fail("mqtt.port", "must be 1..65535")
+            return (BrokerAddress(str(need(mqtt, "host", "mqtt.")), port),)
+        hosts = mqtt["hosts"]
+        if not isinstance(hosts, list) or not hosts:
+            raise self.fail("mqtt.hosts", "must be a non-empty list of 'host:port'")
+        addresses = []
+        for index, text in enumerate(hosts):
+            try:
+                addresses.append(parse_address(text))
+            except AddressError as exc:
+                raise self.fail(f"mqtt.hosts[{index}]", str(exc)) from None
+        try:
+            return unique(addresses)
+        except AddressError as exc:
+            raise self.fail("mqtt.hosts", str(exc)) from None
 
     def amplifier(self, value: Any) -> AmplifierSettings:
         section = self.section(value, "amplifier")

@@ -25,7 +25,13 @@ from broadcast.people.zones import ancestors_and_self
 from broadcast.settings import Settings
 from broadcast.store.models import Device, Zone
 from wire import protocol
-from wire.config import ConfigError, MqttSettings, PlayerSettings, ReceiverConfig
+from wire.config import (
+    ConfigError,
+    MqttSettings,
+    PlayerSettings,
+    ReceiverConfig,
+    broker_settings,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -114,8 +120,8 @@ def refresh_config(
     fresh = replace(
         old,
         zones=_zone_ids(device),
-        mqtt=replace(old.mqtt, host=login.host, port=login.port, username=login.username,
-                     tls=login.tls),
+        mqtt=replace(old.mqtt, host=login.host, port=login.port, hosts=login.hosts,
+                     username=login.username, tls=login.tls),
         server_public_key=public_key_text,
     )  # fmt: skip
     fresh.save(path)
@@ -129,9 +135,8 @@ def _zone_ids(device: Device) -> list[str]:
 
 
 def _broker_login(settings: Settings, device: Device, password: str) -> MqttSettings:
-    return MqttSettings(
-        host=settings.receiver_mqtt_host,
-        port=settings.receiver_mqtt_port,
+    return broker_settings(
+        settings.receiver_brokers,
         username=device.id,
         password=password,
         tls=settings.receiver_mqtt_tls(),

@@ -18,6 +18,11 @@ the publish lock (`broadcast.store.locks`: a file beside SQLite, a PostgreSQL ad
 hosts), so each stream's messages reach the broker in sequence order whichever process sends
 them.
 
+With several brokers (the nodes of a cluster: `Settings.server_brokers`), both connections fail
+over between them as receivers do (`wire.brokers.Failover`: the next broker after a failed
+attempt, or after a lost connection that has not come back within `failover_after_s`; backoff
+with jitter from 1 s to 15 s), each keeping its client id and session flag.
+
 Answer-back that does not parse (any malformed payload, or one claiming another device) is
 refused in one log line per sender per minute and counted (`on_rejected`), so a stolen
 receiver can neither crash the listener nor fill the server's log.
@@ -31,7 +36,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
@@ -40,6 +45,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from broadcast.errors import ServiceUnavailable
 from broadcast.store.locks import ProcessLock
 from wire import protocol
+from wire.brokers import (
+    DEFAULT_FAILOVER_AFTER_S,
+    Backoff,
+    BrokerAddress,
+    Failover,
+    aim_reconnect,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,6 +61,7 @@ SequenceSource = Callable[[str], int]
 RejectHandler = Callable[[str, str], None]  # (device id from the topic, reason)
 
 REJECT_LOG_INTERVAL_S = 60.0
+RECONNECT_MAX_S = 15.0
 
 
 class RejectLog:
@@ -93,12 +106,18 @@ class Dispatcher:
         tls: ssl.SSLContext | None = None,
         on_rejected: RejectHandler | None = None,
         epoch: Callable[[], int] | None = None,
+        brokers: Sequence[BrokerAddress] = (),
+        failover_after_s: float = DEFAULT_FAILOVER_AFTER_S,
     ) -> None:
         """`tls` (Settings.mqtt_tls_context) makes both connections TLS; None = plain MQTT.
         `on_rejected(device_id, reason)` hears of every refused answer-back message; `epoch()`
-        is read for every message (a rotation takes effect without a restart; None = 0)."""
-        self.host = host
-        self.port = port
+        is read for every message (a rotation takes effect without a restart; None = 0).
+        `brokers`, when given, are every broker in the order tried (`host`/`port` then unused)."""
+        self.brokers = tuple(brokers) or (BrokerAddress(host, port),)
+        self._failover_after_s = failover_after_s
+        self._failover = self._new_failover()  # the publishing connection's
+        self._listener_failover = self._new_failover()
+        self._listener_up = False
         self._tls = tls
         self._username = username
         self._password = password
@@ -123,7 +142,19 @@ class Dispatcher:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        """The broker the publishing connection is on (or trying next)."""
+        return str(self._failover.current)
+
+    @property
+    def host(self) -> str:
+        return self._failover.current.host
+
+    @property
+    def port(self) -> int:
+        return self._failover.current.port
+
+    def _new_failover(self) -> Failover:
+        return Failover(self.brokers, Backoff(max_s=RECONNECT_MAX_S), self._failover_after_s)
 
     @property
     def connected(self) -> bool:
@@ -139,27 +170,39 @@ class Dispatcher:
         client.username_pw_set(self._username, self._password)
         if self._tls is not None:
             client.tls_set_context(self._tls)
-        client.reconnect_delay_set(1, 15)
+        client.reconnect_delay_set(1, 1)  # every later wait is set by `_retry`
         return client
 
     def start(self, timeout_s: float = 10.0) -> None:
-        """Connect the publishing link, or raise ServiceUnavailable naming host:port and why."""
+        """Connect the publishing link to the first broker that answers, or raise
+        ServiceUnavailable naming the broker(s) and why."""
         client = self._new_client(f"{self._client_id}-{uuid.uuid4().hex[:12]}", True)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
+        client.on_connect_fail = self._handle_connect_fail
         self._client = client
-        try:
-            client.connect(self.host, self.port, keepalive=30)
-        except ssl.SSLCertVerificationError as exc:
-            raise ServiceUnavailable(
-                f"MQTT broker {self.address}: its TLS certificate is not trusted"
-                f" ({exc.verify_message}); check LOA_MQTT_TLS_CA and that the certificate"
-                f" names {self.host}"
-            ) from exc
-        except OSError as exc:
-            raise ServiceUnavailable(
-                f"MQTT broker {self.address} unreachable: {exc.strerror or exc}"
-            ) from exc
+        for attempt in range(len(self.brokers)):
+            try:
+                client.connect(self.host, self.port, keepalive=30)
+                break
+            except ssl.SSLCertVerificationError as exc:
+                raise ServiceUnavailable(
+                    f"MQTT broker {self.address}: its TLS certificate is not trusted"
+                    f" ({exc.verify_message}); check LOA_MQTT_TLS_CA and that the certificate"
+                    f" names {self.host}"
+                ) from exc
+            except OSError as exc:
+                if attempt == len(self.brokers) - 1:
+                    every = ", ".join(str(address) for address in self.brokers)
+                    raise ServiceUnavailable(
+                        f"MQTT broker {every} unreachable: {exc.strerror or exc}"
+                    ) from exc
+                _LOGGER.warning(
+                    "MQTT broker %s unreachable (%s); trying the next",
+                    self.address,
+                    exc.strerror or exc,
+                )
+                self._failover.failed()
         client.loop_start()
         if not self._connected.wait(timeout_s) or self._refused:
             client.loop_stop()
@@ -173,8 +216,11 @@ class Dispatcher:
         listener = self._new_client(self._client_id, False)
         listener.on_connect = self._handle_listener_connect
         listener.on_message = self._handle_message
+        listener.on_disconnect = self._handle_listener_disconnect
+        listener.on_connect_fail = self._handle_listener_connect_fail
         self._listener = listener
-        listener.connect_async(self.host, self.port, keepalive=30)
+        first = self._listener_failover.current
+        listener.connect_async(first.host, first.port, keepalive=30)
         listener.loop_start()
 
     def stop(self) -> None:
@@ -249,7 +295,8 @@ class Dispatcher:
             client.disconnect()
             self._connected.set()
             return
-        _LOGGER.info("connected to MQTT broker %s", self.address)
+        self._failover.connected()
+        _LOGGER.info("connected to MQTT broker %s", self._failover.position)
         self._connected.set()
         if self._was_connected and self._on_reconnect is not None:
             self._on_reconnect()  # the broker may have lost retained messages: republish
@@ -263,23 +310,61 @@ class Dispatcher:
         reason: mqtt.ReasonCode,
         _properties: mqtt.Properties | None,
     ) -> None:
+        where = self._listener_failover.position
         if reason.is_failure:
-            _LOGGER.error("MQTT broker %s refused the answer-back link: %s", self.address, reason)
+            _LOGGER.error("MQTT broker %s refused the answer-back link: %s", where, reason)
             return
+        self._listener_failover.connected()
+        self._listener_up = True
         client.subscribe([(protocol.STATE_TOPIC_FILTER, 1), (protocol.EVENT_TOPIC_FILTER, 1)])
-        _LOGGER.info("listening for receivers' answer-back on %s", self.address)
+        _LOGGER.info("listening for receivers' answer-back on %s", where)
 
     def _handle_disconnect(
         self,
-        _client: mqtt.Client,
+        client: mqtt.Client,
         _userdata: object,
         _flags: mqtt.DisconnectFlags,
         reason: mqtt.ReasonCode,
         _properties: mqtt.Properties | None,
     ) -> None:
-        if self._connected.is_set() and not self._refused and not self._stopping:
-            _LOGGER.warning("lost MQTT broker %s (%s); reconnecting", self.address, reason)
+        was_connected = self._connected.is_set()
         self._connected.clear()
+        if self._refused or self._stopping:
+            return
+        if was_connected:
+            _LOGGER.warning("lost MQTT broker %s (%s); reconnecting", self.address, reason)
+        failover = self._failover
+        self._retry(client, failover, failover.lost() if was_connected else failover.failed())
+
+    def _handle_connect_fail(self, client: mqtt.Client, _userdata: object) -> None:
+        if not self._stopping:
+            self._retry(client, self._failover, self._failover.failed())
+
+    def _handle_listener_disconnect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.DisconnectFlags,
+        reason: mqtt.ReasonCode,
+        _properties: mqtt.Properties | None,
+    ) -> None:
+        was_connected, self._listener_up = self._listener_up, False
+        if self._stopping:
+            return
+        failover = self._listener_failover
+        if was_connected:
+            _LOGGER.warning("answer-back link lost MQTT broker %s (%s)", failover.current, reason)
+        self._retry(client, failover, failover.lost() if was_connected else failover.failed())
+
+    def _handle_listener_connect_fail(self, client: mqtt.Client, _userdata: object) -> None:
+        if not self._stopping:
+            failover = self._listener_failover
+            self._retry(client, failover, failover.failed())
+
+    @staticmethod
+    def _retry(client: mqtt.Client, failover: Failover, delay_s: float) -> None:
+        if aim_reconnect(client, failover.current, delay_s):
+            _LOGGER.info("trying MQTT broker %s in %.1f s", failover.position, delay_s)
 
     def _handle_message(
         self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage

@@ -27,12 +27,14 @@ ENV = {
     "LOA_DATABASE_URL": "postgresql+psycopg://loa@db/loa",
     "LOA_MQTT_HOST": "10.0.0.2",
     "LOA_MQTT_PORT": "1884",
+    "LOA_MQTT_HOSTS": "10.0.0.2:1884,10.0.0.3:1884",
     "LOA_MQTT_TLS_CA": "system",
     "LOA_MQTT_TLS_CERT": "/etc/loa/server.pem",
     "LOA_MQTT_TLS_KEY": "/etc/loa/server.key",
     "LOA_DEVICE_MQTT_HOST": "mqtt.example.vn",
     "LOA_DEVICE_MQTT_PORT": "8883",
     "LOA_DEVICE_MQTT_TLS_CA": "/etc/loa/ca.pem",
+    "LOA_DEVICE_MQTT_HOSTS": "node1.example.vn:8883,node2.example.vn:8883",
     "LOA_TTS": "piper",
     "LOA_TTS_MODEL": "/voices/vi.onnx",
     "LOA_PLAY_LEAD_S": "4.5",
@@ -57,6 +59,14 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
     )
     assert (settings.device_mqtt_host, settings.device_mqtt_port) == ("mqtt.example.vn", 8883)
     assert settings.device_mqtt_tls_ca == "/etc/loa/ca.pem"
+    assert [str(address) for address in settings.server_brokers] == [
+        "10.0.0.2:1884",
+        "10.0.0.3:1884",
+    ]
+    assert [str(address) for address in settings.receiver_brokers] == [
+        "node1.example.vn:8883",
+        "node2.example.vn:8883",
+    ]
     assert settings.tts_engine == "piper" and settings.tts_options == {"model": "/voices/vi.onnx"}
     assert (settings.play_lead_s, settings.routine_play_lead_s) == (4.5, 20.0)
     assert settings.require_approval is False and settings.trusted_proxies == 1

@@ -98,6 +98,7 @@ def test_heartbeat_extra(tmp_path: Path) -> None:
         data_dir=tmp_path,
         rejected_commands=3,
         clock_offset_s=-0.12345,
+        broker="node2.example:8883",
         thermal_path=thermal,
     )
     assert {k: extra[k] for k in ("current_item", "cache_complete", "manifest_items")} == {
@@ -111,6 +112,7 @@ def test_heartbeat_extra(tmp_path: Path) -> None:
         "0.1.0",
     )
     assert 89 <= extra["uptime_s"] < 120
+    assert extra["broker"] == "node2.example:8883"
     assert extra["cpu_temp_c"] == 48.3 and extra["disk_free_mb"] > 0
     json.dumps(extra)  # it travels as JSON
     assert not snapshot.changed_from(Snapshot(**{**snapshot.__dict__, "cache_complete": 0.8}))

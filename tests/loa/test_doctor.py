@@ -22,6 +22,7 @@ from devices.agent import ReceiverAgent
 from devices.players.file_sink import FileSinkPlayer
 from loa import doctor
 from loa.cli import main as loa
+from wire.brokers import BrokerAddress
 from wire.config import ReceiverConfig
 from wire.protocol import DeviceStatus, ReceiverState
 
@@ -113,6 +114,38 @@ def test_receiver_checks(tmp_path: Path) -> None:
     config_path.write_text("{not json", encoding="utf-8")
     [broken] = device_doctor.receiver_checks(config_path)
     assert broken.name == "config" and not broken.ok and str(config_path) in broken.detail
+
+
+def test_every_broker_of_a_list_is_checked_and_the_login_tried_on_one_that_answers(
+    tmp_path: Path,
+) -> None:
+    down, port = free_port(), free_port()
+    brokers = (BrokerAddress(LOOPBACK, down), BrokerAddress(LOOPBACK, port))
+    settings = Settings(data_dir=tmp_path / "var", mqtt_hosts=brokers)
+    service = BroadcastService(settings, connect_mqtt=False)
+    with service.db.session() as session:
+        zones.create_zone(session, "thon-1", "Thôn 1", ZoneKind.VILLAGE)
+        _device, config_path = registry.register_device(
+            session, settings, service.fleet.public_key_text, "loa-thon-1-01", "thon-1"
+        )
+        access = registry.broker_access(session, service.secrets.mqtt_password)
+    service.stop()
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    assert config["mqtt"]["hosts"] == [str(address) for address in brokers]
+    config["data_dir"] = str(tmp_path / "pi")
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    broker = EmbeddedBroker(LOOPBACK, port, access)
+    broker.start()
+    try:
+        for checks in (
+            _by_name(doctor.server_checks(settings)),
+            _by_name(device_doctor.receiver_checks(config_path)),
+        ):
+            assert not checks[f"broker {LOOPBACK}:{down}"].ok
+            assert checks[f"broker {LOOPBACK}:{port}"].ok
+            assert checks["broker login"].ok, checks["broker login"]
+    finally:
+        broker.stop()
 
 
 def _running_agent_is_left_its_login(config_path: Path, tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ It is JSON so the Pi needs nothing beyond the standard library to read it. Examp
 `ca_pem` (the CA that signed the broker's certificate, inline: what the server writes) or
 `ca_file` (a PEM file on the Pi), neither = the system's trusted CAs (a public certificate);
 `cert_file` + `key_file` for a client certificate when the broker requires one. The broker's
-certificate must name `mqtt.host`.
+certificate must name `mqtt.host`. `mqtt.client_id` (absent: the device id) is
+`<device_id>-<secret token>`, written by the server so no other login can guess it.
 
 Optional, with defaults that suit a Pi: `amplifier` (the relay that powers the loudspeaker
 amplifier: `pin` null = not controlled), `mixer` (ALSA volume, applied with the command and
@@ -61,7 +62,11 @@ class TlsSettings:
 
 @dataclass(frozen=True)
 class MqttSettings:
-    """The broker login; reconnects back off from 1 s to `reconnect_max_s`; `tls` None = plain."""
+    """The broker login; reconnects back off from 1 s to `reconnect_max_s`; `tls` None = plain.
+
+    `client_id` is `<device id>-<secret token>` (written by the server): an engine that lets any
+    login connect with any id (nats-server) then cannot be made to close this receiver's
+    connection by a guess; empty = the device id (configs written before it)."""
 
     host: str
     port: int
@@ -70,6 +75,11 @@ class MqttSettings:
     keepalive: int = 30
     reconnect_max_s: float = 30.0
     tls: TlsSettings | None = None
+    client_id: str = ""
+
+    def client_id_of(self, device_id: str) -> str:
+        """The MQTT client id the receiver `device_id` connects with."""
+        return self.client_id or device_id
 
 
 DEFAULT_PLAYER_ARGV = ("mpg123", "-q", "{file}")
@@ -177,6 +187,7 @@ class ReceiverConfig:
                     keepalive=int(mqtt.get("keepalive", 30)),
                     reconnect_max_s=fields.number(mqtt, "reconnect_max_s", "mqtt.", 30.0, 1.0),
                     tls=fields.tls(mqtt.get("tls")),
+                    client_id=fields.client_id(mqtt.get("client_id"), data.get("device_id")),
                 ),
                 server_public_key=str(need(data, "server_public_key", "")),
                 data_dir=str(need(data, "data_dir", "")),
@@ -224,6 +235,9 @@ class ReceiverConfig:
         return cls.from_dict(data, source=str(path))
 
 
+_CLIENT_ID_TAIL = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
 class _Fields:
     """Typed reads of optional fields; every ConfigError names the file and the field."""
 
@@ -232,6 +246,19 @@ class _Fields:
 
     def fail(self, name: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: field '{name}' {message}")
+
+    def client_id(self, value: Any, device_id: Any) -> str:
+        """`mqtt.client_id`: absent, empty, or `<device_id>-<token>` (letters and digits)."""
+        if value is None or value == "":
+            return ""
+        if not isinstance(value, str):
+            raise self.fail("mqtt.client_id", "must be a string")
+        prefix = f"{device_id}-"
+        if value != device_id and not (
+            value.startswith(prefix) and _CLIENT_ID_TAIL.fullmatch(value[len(prefix) :])
+        ):
+            raise self.fail("mqtt.client_id", f"must be '{prefix}' and the token the server wrote")
+        return value
 
     def section(self, value: Any, name: str) -> dict[str, Any]:
         if not isinstance(value, dict):

@@ -287,7 +287,10 @@ class BrokerAccess:
         if user is None or client_id == user.username or client_id in user.client_ids:
             return None
         if not user.any_client_id:
-            return f"user {user.username!r} may connect only with its own client ids"
+            secret = " or its secret one" if user.client_ids else ""
+            return (
+                f"user {user.username!r} may connect only with client id {user.username!r}{secret}"
+            )
         owner = self._client_id_owner(client_id)
         if owner is not None:
             return f"client id {client_id!r} belongs to user {owner!r}"

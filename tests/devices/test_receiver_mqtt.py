@@ -44,7 +44,8 @@ STEPS = [EventKind.RECEIVED, EventKind.FETCHED, EventKind.STARTED, EventKind.FIN
 def start_broker(broker_kind: str, broker_factory, devices: dict[str, list[str]]) -> Any:
     users = [server_user(SERVER, SERVER_PW)]
     users += [device_user(device, f"{device}-pw", zones) for device, zones in devices.items()]
-    return broker_factory(broker_kind, BrokerAccess(users=tuple(users)))
+    passwords = {SERVER: SERVER_PW, **{device: f"{device}-pw" for device in devices}}
+    return broker_factory(broker_kind, BrokerAccess(users=tuple(users)), passwords)
 
 
 def watch(kit, broker, name: str = "server") -> Any:
@@ -314,7 +315,8 @@ def test_a_stolen_login_cannot_silence_a_receiver_or_the_server(
         device_user(DEVICE, f"{DEVICE}-pw", ZONES, client_token=token),
         device_user(stolen, f"{stolen}-pw", ["thon-2"], client_token=new_client_token()),
     )
-    broker = broker_factory(broker_kind, BrokerAccess(users))
+    passwords = {SERVER: SERVER_PW, DEVICE: f"{DEVICE}-pw", stolen: f"{stolen}-pw"}
+    broker = broker_factory(broker_kind, BrokerAccess(users), passwords)
     device_id = secret_client_id(DEVICE, token)
     server_id = secret_client_id(SERVER, new_client_token())
     publisher_id = f"{server_id}-{uuid.uuid4().hex[:12]}"  # a server process's publishing session

@@ -36,6 +36,7 @@ from broadcast.desks.reporting import Reports
 from broadcast.desks.scheduling import SchedulingDesk
 from broadcast.desks.setup import Setup
 from broadcast.desks.sign_in import SignInDesk
+from broadcast.fleet.brokers import secret_client_id
 from broadcast.programme.leader import ProgrammeLeader
 from broadcast.programme.leadership import Leadership
 from broadcast.sending import broadcasts, rendering
@@ -130,6 +131,7 @@ class BroadcastService:
                 on_rejected=lambda device_id, reason: self.answers.put(Rejected(device_id, reason)),
                 epoch=self._epoch,
                 brokers=settings.server_brokers,
+                client_id=secret_client_id(SERVER_MQTT_USERNAME, self.secrets.mqtt_client_token),
             )
 
     # --- lifecycle ----------------------------------------------------------------------------

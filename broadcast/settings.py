@@ -364,13 +364,13 @@ class Secrets:
         finally:
             lock.release()
 
-    def _get(self, name: str) -> str:
+    def _get(self, name: str, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> str:
         if name not in self._values:
             with self._creating():
                 if self._path.exists():  # another process may have just written it
                     self._values = json.loads(self._path.read_text(encoding="utf-8"))
                 if name not in self._values:
-                    self._values[name] = secrets.token_urlsafe(32)
+                    self._values[name] = make()
                     write_private_file(self._path, json.dumps(self._values, indent=2) + "\n")
         return self._values[name]
 
@@ -381,6 +381,13 @@ class Secrets:
     @property
     def mqtt_password(self) -> str:
         return self._get("mqtt_server_password")
+
+    @property
+    def mqtt_client_token(self) -> str:
+        """The secret end of the server's MQTT client ids (`loa-server-<token>[-<process>]`):
+        on an engine that lets any login take any id (nats-server), a stolen receiver's login
+        cannot guess them to close the server's connections or wipe its answer-back session."""
+        return self._get("mqtt_client_token", lambda: secrets.token_hex(16))
 
     def signing_key(self) -> Ed25519PrivateKey:
         if self._key_path.exists():

@@ -81,13 +81,15 @@ def mqtt_login_check(
     tls: ssl.SSLContext | None = None,
     *,
     as_receiver: bool = False,
+    client_id: str = "",
 ) -> Check:
     """An MQTT CONNECT with these credentials (over TLS with `tls`): accepted, or the reason.
 
-    A receiver's login is bound to its client id (the device id), so `as_receiver` connects
-    as the receiver itself and keeps its persistent session (a clean session would discard the
-    commands the broker queues for it). That takes the session of an agent using it over, so
-    `receiver_checks` does not call it while an agent runs on the config's data directory.
+    A receiver's login is bound to its client id (`client_id`: its config's, else the device id
+    = username), so `as_receiver` connects as the receiver itself and keeps its persistent
+    session (a clean session would discard the commands the broker queues for it). That takes
+    the session of an agent using it over, so `receiver_checks` does not call it while an agent
+    runs on the config's data directory.
     """
     answered = threading.Event()
     outcome: dict[str, str] = {}
@@ -100,7 +102,7 @@ def mqtt_login_check(
 
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
-        client_id=username if as_receiver else f"{username}-doctor",
+        client_id=(client_id or username) if as_receiver else f"{username}-doctor",
         clean_session=not as_receiver,
         protocol=mqtt.MQTTv311,
         reconnect_on_failure=False,
@@ -277,6 +279,7 @@ def receiver_checks(config_path: Path) -> list[Check]:
                 "the server must know this device: `loa mqtt-config` (mosquitto) or re-register",
                 tls,
                 as_receiver=True,
+                client_id=mqtt_settings.client_id_of(config.device_id),
             )
         )
     checks.append(clock_check())

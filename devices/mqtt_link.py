@@ -51,7 +51,7 @@ _LOGGER = logging.getLogger("devices.agent")
 
 # CONNACK refusals that a retry cannot fix (MQTT 3.1.1 codes 2, 4, 5 as paho's v5 reason codes).
 _FATAL_CONNACK = {
-    133: "client identifier rejected (check device_id in the config)",
+    133: "client identifier rejected (check device_id and mqtt.client_id in the config)",
     134: "bad username or password (check mqtt.username and mqtt.password in the config)",
     135: "not authorized (check mqtt.username and mqtt.password in the config)",
 }
@@ -137,7 +137,7 @@ class MqttLink:
         settings = self._settings
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.device_id,
+            client_id=settings.client_id_of(self.device_id),
             clean_session=False,
             protocol=mqtt.MQTTv311,
         )

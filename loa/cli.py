@@ -833,7 +833,8 @@ def build_parser() -> argparse.ArgumentParser:
     device_refresh = device.add_parser(
         "refresh",
         help="rewrite receivers' config files with today's broker address, TLS and zones"
-        " (each keeps its password; copy the files to the Pis again)",
+        " (each keeps its password and gets a secret client id if it has none; copy the files"
+        " to the Pis again)",
     )
     _add_data(device_refresh)
     device_refresh.add_argument("ids", nargs="*", help="device ids (every receiver when none)")

@@ -42,7 +42,8 @@ BrokerFactory = Callable[..., RunningBroker]
 
 @pytest.fixture(params=PRODUCT_BROKER_KINDS)
 def broker_kind(request: pytest.FixtureRequest) -> str:
-    """'amqtt' or 'mosquitto': run the test once per broker back-end the product ships with."""
+    """'amqtt', 'mosquitto' or 'nats': run the test once per broker back-end the product is
+    tested on (nats needs the passwords: `broker_factory(kind, access, passwords)`)."""
     return str(request.param)
 
 

@@ -7,6 +7,7 @@ bounded in time so a broken broker fails a test instead of hanging it.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -25,21 +26,33 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 import broadcast
+from broadcast.const import SERVER_MQTT_USERNAME
 from broadcast.fleet.brokers import BrokerAccess, BrokerError, wait_for_port
+from broadcast.settings import Secrets
 
 _LOGGER = logging.getLogger(__name__)
 
 BROKER_KINDS = ("amqtt", "mosquitto", "nats")
-# The kinds the whole product (receivers, server, faults) is tested on. nats-server (the
-# clustered candidate, broadcast.fleet.brokers.nats) passes the broker contract
-# (tests/broadcast/fleet/brokers/test_integration.py) but cannot bind client ids to logins:
-# it joins these once receivers carry unguessable client ids (issue 14).
-PRODUCT_BROKER_KINDS = ("amqtt", "mosquitto")
+# The kinds the whole product (receivers, server, faults) is tested on: nats-server (the
+# clustered candidate, broadcast.fleet.brokers.nats, one node) too, since receivers and the
+# server carry secret client ids (it cannot bind ids to logins). It needs the passwords
+# (`loa_passwords` for a data directory), as it cannot read `$7$` hashes.
+PRODUCT_BROKER_KINDS = ("amqtt", "mosquitto", "nats")
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 10.0
 WAIT_S = 5.0  # how long to wait for something that must happen
 QUIET_S = 0.5  # how long to watch for something that must NOT happen
 REPO_ROOT = Path(broadcast.__file__).resolve().parent.parent
+
+
+def loa_passwords(data_dir: Path) -> dict[str, str]:
+    """Every broker login's password in a Loa data directory (the server's secret, each
+    receiver's config): what a nats broker needs, since it cannot read `$7$` hashes."""
+    passwords = {SERVER_MQTT_USERNAME: Secrets(data_dir).mqtt_password}
+    for path in sorted((data_dir / "devices").glob("*.json")):
+        mqtt_login = json.loads(path.read_text(encoding="utf-8"))["mqtt"]
+        passwords[mqtt_login["username"]] = mqtt_login["password"]
+    return passwords
 
 
 def free_port(host: str = LOOPBACK) -> int:

@@ -11,7 +11,8 @@ It is JSON so the Pi needs nothing beyond the standard library to read it. Examp
 `ca_pem` (the CA that signed the broker's certificate, inline: what the server writes) or
 `ca_file` (a PEM file on the Pi), neither = the system's trusted CAs (a public certificate);
 `cert_file` + `key_file` for a client certificate when the broker requires one. The broker's
-certificate must name `mqtt.host`.
+certificate must name `mqtt.host`. `mqtt.client_id` (absent: the device id) is
+`<device_id>-<secret token>`, written by the server so no other login can guess it.
 
 `mqtt.hosts` (`["node1.example:1883", "node2.example:1883", …]`) lists several brokers, the nodes
 of a cluster, tried in order with failover and backoff (`wire.brokers`); `mqtt.host`/`port`, if
@@ -77,7 +78,11 @@ class MqttSettings:
 
     `hosts` lists every broker as `host:port` when there are several (a cluster), in the order
     tried; `host`/`port` are then its first (what an older agent reads). Empty = the one broker
-    `host`/`port`. A lost connection moves on after `failover_after_s` (`wire.brokers`)."""
+    `host`/`port`. A lost connection moves on after `failover_after_s` (`wire.brokers`).
+
+    `client_id` is `<device id>-<secret token>` (written by the server): an engine that lets any
+    login connect with any id (nats-server) then cannot be made to close this receiver's
+    connection by a guess; empty = the device id (configs written before it)."""
 
     host: str
     port: int
@@ -88,6 +93,7 @@ class MqttSettings:
     tls: TlsSettings | None = None
     hosts: tuple[str, ...] = ()
     failover_after_s: float = DEFAULT_FAILOVER_AFTER_S
+    client_id: str = ""
 
     @property
     def brokers(self) -> tuple[BrokerAddress, ...]:
@@ -95,6 +101,10 @@ class MqttSettings:
         if self.hosts:
             return tuple(parse_address(text) for text in self.hosts)
         return (BrokerAddress(self.host, self.port),)
+
+    def client_id_of(self, device_id: str) -> str:
+        """The MQTT client id the receiver `device_id` connects with."""
+        return self.client_id or device_id
 
 
 def broker_settings(brokers: Sequence[BrokerAddress], **login: Any) -> MqttSettings:
@@ -217,6 +227,7 @@ class ReceiverConfig:
                     failover_after_s=fields.number(
                         mqtt, "failover_after_s", "mqtt.", DEFAULT_FAILOVER_AFTER_S, 0.0
                     ),
+                    client_id=fields.client_id(mqtt.get("client_id"), data.get("device_id")),
                 ),
                 server_public_key=str(need(data, "server_public_key", "")),
                 data_dir=str(need(data, "data_dir", "")),
@@ -262,6 +273,9 @@ class ReceiverConfig:
         return cls.from_dict(data, source=str(path))
 
 
+_CLIENT_ID_TAIL = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
 class _Fields:
     """Typed reads of optional fields; every ConfigError names the file and the field."""
 
@@ -270,6 +284,19 @@ class _Fields:
 
     def fail(self, name: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: field '{name}' {message}")
+
+    def client_id(self, value: Any, device_id: Any) -> str:
+        """`mqtt.client_id`: absent, empty, or `<device_id>-<token>` (letters and digits)."""
+        if value is None or value == "":
+            return ""
+        if not isinstance(value, str):
+            raise self.fail("mqtt.client_id", "must be a string")
+        prefix = f"{device_id}-"
+        if value != device_id and not (
+            value.startswith(prefix) and _CLIENT_ID_TAIL.fullmatch(value[len(prefix) :])
+        ):
+            raise self.fail("mqtt.client_id", f"must be '{prefix}' and the token the server wrote")
+        return value
 
     def section(self, value: Any, name: str) -> dict[str, Any]:
         if not isinstance(value, dict):

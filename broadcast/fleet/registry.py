@@ -18,6 +18,8 @@ from broadcast.fleet.brokers import (
     BrokerAccess,
     device_user,
     hash_password,
+    new_client_token,
+    secret_client_id,
     server_user,
     verify_password,
 )
@@ -79,10 +81,11 @@ def issue_credentials(
     device: Device,
     player: PlayerSettings | None = None,
 ) -> Path:
-    """Give the device a new password and (re)write its config file; the old password stops working
-    once the broker's access list is rewritten."""
+    """Give the device a new password and client id token and (re)write its config file; the
+    old password and client id stop working once the broker's access list is rewritten."""
     password = secrets.token_urlsafe(24)
     device.mqtt_password_hash = hash_password(password)
+    device.mqtt_client_token = new_client_token()
     session.flush()
     receiver_dir = settings.receivers_dir / device.id
     config = ReceiverConfig(
@@ -104,8 +107,10 @@ def refresh_config(
 ) -> tuple[Path, bool]:
     """Rewrite a receiver's config with the server's broker address, TLS, zones and key of now
     (after TLS is turned on, the broker moves, or the receiver changes zone), keeping the rest
-    of it and its password. Without a readable old config, or when its password no longer
-    matches, a new password is issued: True then, and the broker's access list must be rewritten.
+    of it and its password. A receiver without a client id token (registered before tokens)
+    gets one: its config then names `<device id>-<token>`. Without a readable old config, or
+    when its password no longer matches, a new password is issued: True then, and the broker's
+    access list must be rewritten.
     """
     path = settings.devices_dir / f"{device.id}.json"
     try:
@@ -116,12 +121,15 @@ def refresh_config(
     if not verify_password(old.mqtt.password, device.mqtt_password_hash):
         _LOGGER.warning("issuing new credentials for %s: its config's password is stale", device.id)
         return issue_credentials(session, settings, public_key_text, device, old.player), True
+    if not device.mqtt_client_token:
+        device.mqtt_client_token = new_client_token()
+        session.flush()
     login = _broker_login(settings, device, old.mqtt.password)
     fresh = replace(
         old,
         zones=_zone_ids(device),
         mqtt=replace(old.mqtt, host=login.host, port=login.port, hosts=login.hosts,
-                     username=login.username, tls=login.tls),
+                     username=login.username, tls=login.tls, client_id=login.client_id),
         server_public_key=public_key_text,
     )  # fmt: skip
     fresh.save(path)
@@ -140,6 +148,7 @@ def _broker_login(settings: Settings, device: Device, password: str) -> MqttSett
         username=device.id,
         password=password,
         tls=settings.receiver_mqtt_tls(),
+        client_id=secret_client_id(device.id, device.mqtt_client_token),
     )
 
 
@@ -167,6 +176,12 @@ def broker_access(session: Session, server_password: str) -> BrokerAccess:
     users = [server_user(SERVER_MQTT_USERNAME, server_password)]
     for device in session.scalars(select(Device).order_by(Device.id)):
         users.append(
-            device_user(device.id, "", _zone_ids(device), password_hash=device.mqtt_password_hash)
+            device_user(
+                device.id,
+                "",
+                _zone_ids(device),
+                password_hash=device.mqtt_password_hash,
+                client_token=device.mqtt_client_token,
+            )
         )
     return BrokerAccess(users=tuple(users))

@@ -6,11 +6,13 @@ of reconnections, after which the broker may have lost its retained manifests).
 
 Two connections, because several server processes may share one data directory:
 
-* every process publishes on its own connection (a unique client id, clean session);
+* every process publishes on its own connection (client id `<client_id>-<random>`, clean
+  session);
 * only the process that runs the scheduler (`broadcast.programme.leadership`) calls `listen()`: a
-  connection with the fixed client id `loa-server` and a persistent session subscribes to
-  states and events, so the broker queues answer-back while no server listens and no event is
-  handled twice.
+  connection with the fixed client id `client_id` (the service gives `loa-server-<secret token>`
+  of the installation, so no stolen receiver's login can guess it) and a persistent session
+  subscribes to states and events, so the broker queues answer-back while no server listens and
+  no event is handled twice.
 
 `send()` stamps each message with its stream (the topic), the stream's next sequence number and
 the current sequence epoch (`broadcast.store.sequences`), signs it, and publishes it while holding

@@ -55,6 +55,9 @@ class Device(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id"))
     mqtt_password_hash: Mapped[str] = mapped_column(String(300))
+    # the secret end of its MQTT client id (`<id>-<token>`, in its config): an engine that lets
+    # any login take any id (nats-server) cannot be guessed into closing it; "" = the id alone
+    mqtt_client_token: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     online: Mapped[bool] = mapped_column(default=False)
     state: Mapped[str] = mapped_column(String(20), default="offline")

@@ -35,6 +35,7 @@ from support import LOOPBACK, AmqttProcess
 from audio.formats import OutputFormat
 from broadcast.fleet.brokers import BrokerAccess
 from broadcast.fleet.brokers.mosquitto import MosquittoBroker
+from broadcast.fleet.brokers.nats import NatsBroker
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -528,7 +529,14 @@ class PortBroker:
     """A broker of one kind on a port chosen up front, which a test may stop and start again:
     what a receiver sees when the commune's server room loses power."""
 
-    def __init__(self, kind: str, directory: Path, port: int, access: BrokerAccess) -> None:
+    def __init__(
+        self,
+        kind: str,
+        directory: Path,
+        port: int,
+        access: BrokerAccess,
+        passwords: dict[str, str] | None = None,
+    ) -> None:
         self.kind = kind
         self.host = LOOPBACK
         self.port = port
@@ -536,7 +544,8 @@ class PortBroker:
         self.server_port = unused_port() if kind == "mosquitto" else port
         self.directory = directory
         self.access = access
-        self._broker: AmqttProcess | MosquittoBroker | None = None
+        self.passwords = passwords  # nats writes bcrypt hashes of them (it cannot read `$7$`)
+        self._broker: AmqttProcess | MosquittoBroker | NatsBroker | None = None
         self._starts = 0
 
     def start(self) -> PortBroker:
@@ -544,6 +553,10 @@ class PortBroker:
         self._starts += 1
         if self.kind == "amqtt":
             self._broker = AmqttProcess(directory, self.host, self.port, self.access)
+        elif self.kind == "nats":
+            if self.passwords is None:
+                raise ValueError("a nats broker needs the users' passwords")
+            self._broker = NatsBroker(directory, self.host, self.port, self.access, self.passwords)
         else:
             self._broker = MosquittoBroker(
                 directory, self.host, self.port, self.access, server_port=self.server_port
@@ -567,12 +580,15 @@ class PortBroker:
 
 
 @pytest.fixture
-def port_broker(tmp_path: Path) -> Iterator[Callable[[str, BrokerAccess], PortBroker]]:
-    """`port_broker(kind, access)`: a PortBroker on a free port, not started yet."""
+def port_broker(tmp_path: Path) -> Iterator[Callable[..., PortBroker]]:
+    """`port_broker(kind, access, passwords=None)`: a PortBroker on a free port, not started
+    yet (nats needs the passwords)."""
     made: list[PortBroker] = []
 
-    def make(kind: str, access: BrokerAccess) -> PortBroker:
-        broker = PortBroker(kind, tmp_path / "brokers", unused_port(), access)
+    def make(
+        kind: str, access: BrokerAccess, passwords: dict[str, str] | None = None
+    ) -> PortBroker:
+        broker = PortBroker(kind, tmp_path / "brokers", unused_port(), access, passwords)
         made.append(broker)
         return broker
 

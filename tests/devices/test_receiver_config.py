@@ -56,6 +56,10 @@ def test_good_config_loads(tmp_path: Path, good: dict) -> None:
         (lambda d: d.update(heartbeat_s=0.1), "heartbeat_s"),
         (lambda d: d.update(preempt_policy="later"), "preempt_policy"),
         (lambda d: d["player"].update(relay_argv=[]), "player.relay_argv"),
+        (lambda d: d["mqtt"].update(client_id=42), "mqtt.client_id"),
+        (lambda d: d["mqtt"].update(client_id="loa-cfg-2-ab12"), "mqtt.client_id"),
+        (lambda d: d["mqtt"].update(client_id="loa-cfg-1-a b"), "mqtt.client_id"),
+        (lambda d: d["mqtt"].update(client_id="loa-cfg-1-"), "mqtt.client_id"),
     ],
 )
 def test_errors_name_file_and_field(tmp_path: Path, good: dict, mutate, field: str) -> None:
@@ -82,6 +86,7 @@ def test_optional_sections_default_and_round_trip(tmp_path: Path, good: dict) ->
     assert config.mixer.command == ["amixer", "-q", "sset", "{control}", "{volume}%"]
     assert (config.heartbeat_s, config.preempt_policy) == (30.0, "resume")
     assert config.player.relay_argv == ["mpg123", "-q", "{url}"]
+    assert config.mqtt.client_id_of("loa-cfg-1") == "loa-cfg-1"  # a config from before tokens
 
     good.update(
         amplifier={"pin": 17, "warmup_s": 2, "idle_off_s": 300, "pin_factory": "mock"},
@@ -89,7 +94,9 @@ def test_optional_sections_default_and_round_trip(tmp_path: Path, good: dict) ->
         heartbeat_s=10,
         preempt_policy="drop",
     )
+    good["mqtt"]["client_id"] = "loa-cfg-1-0123456789abcdef0123456789abcdef"
     config = load_config(write(tmp_path / "r2.json", good))
+    assert config.mqtt.client_id_of("loa-cfg-1") == good["mqtt"]["client_id"]
     assert (config.amplifier.pin, config.amplifier.warmup_s) == (17, 2.0)
     assert (config.mixer.control, config.mixer.volume) == ("PCM", None)
     config.save(tmp_path / "saved.json")  # what the server writes when it registers a device

@@ -54,7 +54,7 @@ def test_a_locked_stream_comes_back_with_a_new_epoch_and_then_a_new_key(
     access = BrokerAccess(
         users=(server_user(SERVER, SERVER_PW), device_user(DEVICE, f"{DEVICE}-pw", ZONES))
     )
-    broker = broker_factory(broker_kind, access)
+    broker = broker_factory(broker_kind, access, {SERVER: SERVER_PW, DEVICE: f"{DEVICE}-pw"})
     watcher = kit.watch_answers(broker, SERVER, SERVER_PW)
     config: dict[str, Any] = kit.receiver_config(
         tmp_path, DEVICE, ZONES, broker.port, f"{DEVICE}-pw", server_key, heartbeat_s=1
@@ -158,7 +158,8 @@ def test_the_servers_own_rotation_unlocks_a_receiver(
             device_user(DEVICE, f"{DEVICE}-pw", ZONES),
         )
     )
-    broker = broker_factory(broker_kind, access)
+    passwords = {SERVER_MQTT_USERNAME: server_password, DEVICE: f"{DEVICE}-pw"}
+    broker = broker_factory(broker_kind, access, passwords)
     watcher = kit.watch_answers(broker, SERVER_MQTT_USERNAME, server_password)
     service = make_service(data, mqtt_port=broker.server.port, connect_mqtt=True)
     try:

@@ -38,6 +38,11 @@ def access(devices: dict[str, list[str]]) -> BrokerAccess:
     return BrokerAccess(users=tuple(users))
 
 
+def passwords(devices: dict[str, list[str]]) -> dict[str, str]:
+    """What `access` gave each login (nats-server needs them)."""
+    return {SERVER: SERVER_PW, **{device: f"{device}-pw" for device in devices}}
+
+
 def watch(kit, port: int, name: str = "server") -> Any:
     return kit.connect_watcher(
         "127.0.0.1",
@@ -85,7 +90,7 @@ def test_offline_receiver_skips_what_expired_and_resyncs_its_manifest(
     broker_kind: str, broker_factory, receiver, kit, media_server, server_key, tmp_path: Path
 ) -> None:
     """Killed mid-download, offline while an urgent item expires and a new manifest comes."""
-    broker = broker_factory(broker_kind, access({DEVICE: ZONES}))
+    broker = broker_factory(broker_kind, access({DEVICE: ZONES}), passwords({DEVICE: ZONES}))
     watcher = watch(kit, broker.server_port)
     try:
         first = receiver(broker.port, "first")
@@ -161,7 +166,7 @@ def test_offline_receiver_skips_what_expired_and_resyncs_its_manifest(
 def test_a_flood_of_bad_messages_plays_nothing(
     broker_kind: str, broker_factory, receiver, kit, media_server, server_key, tmp_path: Path
 ) -> None:
-    broker = broker_factory(broker_kind, access({DEVICE: ZONES}))
+    broker = broker_factory(broker_kind, access({DEVICE: ZONES}), passwords({DEVICE: ZONES}))
     watcher = watch(kit, broker.server_port)
     try:
         agent = receiver(broker.port, "agent", heartbeat_s=1)
@@ -227,7 +232,7 @@ def test_a_flood_of_bad_messages_plays_nothing(
 def test_reboot_mid_programme_plays_on_without_broker_and_rejoins(
     broker_kind: str, port_broker, receiver, kit, media_server, server_key, tmp_path: Path
 ) -> None:
-    broker = port_broker(broker_kind, access({DEVICE: ZONES})).start()
+    broker = port_broker(broker_kind, access({DEVICE: ZONES}), passwords({DEVICE: ZONES})).start()
     watcher = watch(kit, broker.server_port)
     realtime = {"kind": "file", "dir": str(tmp_path / DEVICE / "played"), "realtime": True}
     try:
@@ -282,7 +287,7 @@ def test_two_receivers_start_together(
     broker_kind: str, broker_factory, receiver, kit, media_server, server_key, tmp_path: Path
 ) -> None:
     devices = {"loa-sync-a": ZONES, "loa-sync-b": ZONES}
-    broker = broker_factory(broker_kind, access(devices))
+    broker = broker_factory(broker_kind, access(devices), passwords(devices))
     watcher = watch(kit, broker.server_port)
     try:
         agents = [receiver(broker.port, device, device=device) for device in devices]

@@ -40,7 +40,7 @@ def test_hostile_commands_are_counted_and_the_next_genuine_one_plays(
     access = BrokerAccess(
         users=(server_user(SERVER, SERVER_PW), device_user(DEVICE, f"{DEVICE}-pw", ZONES))
     )
-    broker = broker_factory(broker_kind, access)
+    broker = broker_factory(broker_kind, access, {SERVER: SERVER_PW, DEVICE: f"{DEVICE}-pw"})
     watcher = kit.watch_answers(broker, SERVER, SERVER_PW)
     try:
         config = kit.receiver_config(

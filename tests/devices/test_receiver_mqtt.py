@@ -20,7 +20,13 @@ from service_support import add_devices, seed_commune
 from support import MqttProbe
 
 from broadcast.fleet import receivers
-from broadcast.fleet.brokers import BrokerAccess, device_user, server_user
+from broadcast.fleet.brokers import (
+    BrokerAccess,
+    device_user,
+    new_client_token,
+    secret_client_id,
+    server_user,
+)
 from wire import protocol
 from wire.protocol import EventKind, Priority, ReceiverState
 
@@ -38,7 +44,8 @@ STEPS = [EventKind.RECEIVED, EventKind.FETCHED, EventKind.STARTED, EventKind.FIN
 def start_broker(broker_kind: str, broker_factory, devices: dict[str, list[str]]) -> Any:
     users = [server_user(SERVER, SERVER_PW)]
     users += [device_user(device, f"{device}-pw", zones) for device, zones in devices.items()]
-    return broker_factory(broker_kind, BrokerAccess(users=tuple(users)))
+    passwords = {SERVER: SERVER_PW, **{device: f"{device}-pw" for device in devices}}
+    return broker_factory(broker_kind, BrokerAccess(users=tuple(users)), passwords)
 
 
 def watch(kit, broker, name: str = "server") -> Any:
@@ -63,10 +70,13 @@ def receiver(tmp_path: Path, kit, server_key, spawn) -> Callable[..., Any]:
         password: str = f"{DEVICE}-pw",
         name: str = "agent",
         device: str = DEVICE,
+        client_id: str = "",
         **extra: Any,
     ) -> Any:
         config = kit.receiver_config(tmp_path, device, ZONES, broker.port, password, server_key)
         config["mqtt"]["reconnect_max_s"] = 2
+        if client_id:
+            config["mqtt"]["client_id"] = client_id
         config.update(extra)
         path = kit.write_json(tmp_path / f"{device}.json", config)
         return spawn("devices.agent", ["--config", str(path)], tmp_path / f"{name}.log")
@@ -293,24 +303,38 @@ def test_fleet_plays_zone_commands_and_refuses_tampered_media(
 def test_a_stolen_login_cannot_silence_a_receiver_or_the_server(
     broker_kind: str, broker_factory, receiver, kit, media_server, server_key, tmp_path: Path
 ) -> None:
-    """Another receiver's login, connecting with this receiver's client id or the server's, is
-    refused (amqtt: "identifier rejected") or bound to its own id (mosquitto); the receiver and
-    the server's sessions stay connected, and an emergency sent right after plays on time."""
+    """The receiver and the server connect with secret client ids (`<name>-<token>`, as Loa
+    writes them). Another receiver's login, connecting with any id it can guess, or on
+    amqtt/mosquitto even with theirs, is refused (amqtt: "identifier rejected"), bound to its
+    own id (mosquitto) or takes an id nobody holds (nats); the receiver and the server's
+    sessions stay connected, and an emergency sent right after plays on time."""
     stolen = "loa-thon-2-01"
-    broker = start_broker(broker_kind, broker_factory, {DEVICE: ZONES, stolen: ["thon-2"]})
-    publisher_id = f"{SERVER}-{uuid.uuid4().hex[:12]}"  # a server process's publishing session
+    token = new_client_token()
+    users = (
+        server_user(SERVER, SERVER_PW),
+        device_user(DEVICE, f"{DEVICE}-pw", ZONES, client_token=token),
+        device_user(stolen, f"{stolen}-pw", ["thon-2"], client_token=new_client_token()),
+    )
+    passwords = {SERVER: SERVER_PW, DEVICE: f"{DEVICE}-pw", stolen: f"{stolen}-pw"}
+    broker = broker_factory(broker_kind, BrokerAccess(users), passwords)
+    device_id = secret_client_id(DEVICE, token)
+    server_id = secret_client_id(SERVER, new_client_token())
+    publisher_id = f"{server_id}-{uuid.uuid4().hex[:12]}"  # a server process's publishing session
     watcher = kit.watch_answers(broker, SERVER, SERVER_PW, publisher_id)
-    answer_back = MqttProbe(broker.server, SERVER, SERVER, SERVER_PW, clean_session=False)
+    answer_back = MqttProbe(broker.server, server_id, SERVER, SERVER_PW, clean_session=False)
     answer_back.connect_ok().subscribe_ok(protocol.EVENT_TOPIC_FILTER)
     realtime = {"kind": "file", "dir": str(tmp_path / DEVICE / "played"), "realtime": True}
+    guesses = [DEVICE, SERVER, f"{SERVER}-{uuid.uuid4().hex[:12]}", device_id[:-1], server_id[:-1]]
+    if broker_kind in ("amqtt", "mosquitto"):  # they bind ids to logins: even known ids fail
+        guesses += [device_id, server_id, publisher_id]
     thieves: list[MqttProbe] = []
     try:
-        agent = receiver(broker, player=realtime)
+        agent = receiver(broker, player=realtime, client_id=device_id)
         watcher.wait_state(DEVICE, lambda s: s.state is ReceiverState.IDLE)
         data = kit.tone_mp3(0.3, 1040)
         url = media_server.add(f"takeover-{broker_kind}.mp3", data)
         zone = protocol.zone_command_topic("thon-1")
-        for client_id in (DEVICE, SERVER, publisher_id):
+        for client_id in guesses:
             for clean in (True, False):
                 thief = MqttProbe(broker, client_id, stolen, f"{stolen}-pw", clean_session=clean)
                 thieves.append(thief)
@@ -419,3 +443,12 @@ def test_bad_config_exits_with_one_line(tmp_path: Path, kit, server_key, spawn) 
     )
     assert fleet.wait_exit() != 0
     assert fleet.log.strip().splitlines() == [f"loa fleet: {path}: missing field 'mqtt.username'"]
+    config = kit.receiver_config(tmp_path, DEVICE, ZONES, 1883, "pw", server_key)
+    config["mqtt"]["client_id"] = "loa-thon-2-01-0123abcd"  # another receiver's id
+    path = kit.write_json(tmp_path / "broken.json", config)
+    agent = spawn("devices.agent", ["--config", str(path)], tmp_path / "agent-id.log")
+    assert agent.wait_exit() != 0
+    assert agent.log.strip().splitlines() == [
+        f"loa receiver: {path}: field 'mqtt.client_id' must be '{DEVICE}-' and the token the"
+        " server wrote"
+    ]

@@ -18,13 +18,14 @@ from processes import (
     wait_devices,
 )
 from service_support import approved_bulletin
-from support import LOOPBACK, AmqttProcess, free_ports
+from support import LOOPBACK, AmqttProcess, free_ports, loa_passwords
 
 from broadcast.const import LOCAL_TZ, ScheduleKind
 from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.fleet import registry
 from broadcast.fleet.brokers import BrokerAccess, BrokerError
 from broadcast.fleet.brokers.mosquitto import MosquittoBroker
+from broadcast.fleet.brokers.nats import NatsBroker
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from broadcast.store.db import Database
@@ -36,10 +37,15 @@ FINAL = {"finished", "partial", "failed", "cancelled", "expired"}
 ALERT = "Thông báo khẩn: nước sông Mã dâng cao, bà con vùng trũng di dời ngay."
 
 
-def make_broker(kind: str, directory: Path, port: int, access: BrokerAccess, server_port: int):  # type: ignore[no-untyped-def]
-    """amqtt has one listener for all (the server then uses `port` too)."""
+def make_broker(
+    kind: str, directory: Path, port: int, access: BrokerAccess, server_port: int, data: Path
+):  # type: ignore[no-untyped-def]
+    """amqtt and nats have one listener for all (the server then uses `port` too); nats takes
+    the passwords of Loa's data directory `data`."""
     if kind == "amqtt":
         return AmqttProcess(directory, LOOPBACK, port, access)
+    if kind == "nats":
+        return NatsBroker(directory, LOOPBACK, port, access, loa_passwords(data))
     return MosquittoBroker(directory, LOOPBACK, port, access, server_port=server_port)
 
 
@@ -85,7 +91,9 @@ def test_broker_restart_during_dispatch(
         access = registry.broker_access(session, service.secrets.mqtt_password)
     service.stop()
 
-    broker = make_broker(broker_kind, tmp_path / broker_kind, mqtt_port, access, settings.mqtt_port)
+    broker = make_broker(
+        broker_kind, tmp_path / broker_kind, mqtt_port, access, settings.mqtt_port, data
+    )
     start_broker(broker)
     try:
         server, fleet = start_server_and_fleet(
@@ -160,7 +168,9 @@ def test_server_killed_before_scheduled_bulletin(
     )
     service.stop()
 
-    broker = make_broker(broker_kind, tmp_path / broker_kind, mqtt_port, access, settings.mqtt_port)
+    broker = make_broker(
+        broker_kind, tmp_path / broker_kind, mqtt_port, access, settings.mqtt_port, data
+    )
     start_broker(broker)
     database = Database(settings.database_url)
     try:

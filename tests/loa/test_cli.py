@@ -195,6 +195,8 @@ def test_device_refresh_turns_tls_on_in_configs_and_keeps_passwords(tmp_path: Pa
     assert (after.mqtt.host, after.mqtt.port) == ("broker.xa.example", 8883)
     assert after.mqtt.tls is not None and after.mqtt.tls.ca_pem == ca
     assert after.mqtt.password == before.mqtt.password and after.heartbeat_s == 10.0
+    assert after.mqtt.client_id == before.mqtt.client_id  # its secret client id stays
+    assert before.mqtt.client_id.startswith("loa-a-01-")
     assert after.zones == before.zones and after.player == before.player
     second = ReceiverConfig.load(data / "devices" / "loa-a-02.json")
     assert second.mqtt.tls is not None and len(second.mqtt.password) >= 24

@@ -12,7 +12,8 @@ file.
     EmbeddedBroker("127.0.0.1", 1883, access).start()  # or MosquittoBroker(dir, host, ...)
 
 amqtt and mosquitto behave the same for Loa's clients (tests/broadcast/fleet/brokers proves it
-on each; nats-server too, but for client ids bound to logins); see
+on each; nats-server too, except that it cannot bind client ids to logins, so Loa's clients use
+secret ones, `secret_client_id`); see
 `broadcast.fleet.brokers.amqtt_broker` for the amqtt 0.12 behaviour corrected to match mosquitto.
 """
 
@@ -30,6 +31,8 @@ from broadcast.fleet.brokers.access import (
     filter_covers,
     hash_password,
     locked_hash,
+    new_client_token,
+    secret_client_id,
     server_user,
     topic_matches,
     verify_password,
@@ -49,7 +52,9 @@ __all__ = [
     "format_address",
     "hash_password",
     "locked_hash",
+    "new_client_token",
     "port_is_free",
+    "secret_client_id",
     "server_user",
     "topic_matches",
     "verify_password",

@@ -38,6 +38,7 @@ _HASH_BYTES = 64  # SHA-512 output, what mosquitto compares
 # no whitespace or control characters, so a name can never inject a line into either file.
 _USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _MAX_TOPIC_BYTES = 512
+CLIENT_TOKEN_BYTES = 16  # 128 bits: a secret client id suffix nobody guesses
 
 
 class BrokerError(RuntimeError):
@@ -175,9 +176,10 @@ def check_username(username: str) -> str:
 class BrokerUser:
     """One broker login and the topic filters it may publish to and subscribe to (read).
 
-    `any_client_id` False (a receiver) binds the login to one client id, the username, so no
-    login can connect as another client and make the broker close that client's connection.
-    True is for the server, whose processes each need a session of their own.
+    `any_client_id` False (a receiver) binds the login to its own client ids: the username, or
+    one of `client_ids` (`<username>-<secret token>`, unguessable, for engines that cannot bind
+    ids to logins), so no login can connect as another client and make the broker close that
+    client's connection. True is for the server, whose processes each need a session of their own.
     """
 
     username: str
@@ -185,6 +187,7 @@ class BrokerUser:
     publish: tuple[str, ...] = ()
     subscribe: tuple[str, ...] = ()
     any_client_id: bool = False
+    client_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_username(self.username)
@@ -196,6 +199,18 @@ class BrokerUser:
         object.__setattr__(self, "subscribe", tuple(check_topic_filter(t) for t in self.subscribe))
         if not isinstance(self.any_client_id, bool):
             raise ValueError(f"user {self.username!r}: any_client_id must be true or false")
+        object.__setattr__(self, "client_ids", tuple(self.client_ids))
+        for client_id in self.client_ids:
+            if not isinstance(client_id, str) or not _USERNAME_PATTERN.fullmatch(client_id):
+                raise ValueError(
+                    f"user {self.username!r}: client id {client_id!r} must match"
+                    f" {_USERNAME_PATTERN.pattern}"
+                )
+            if not client_id.startswith(f"{self.username}-"):
+                raise ValueError(
+                    f"user {self.username!r}: client id {client_id!r} must start with"
+                    f" {self.username + '-'!r}"
+                )
 
     def may_publish(self, topic: str) -> bool:
         return any(topic_matches(allowed, topic) for allowed in self.publish)
@@ -213,16 +228,18 @@ class BrokerUser:
             "publish": list(self.publish),
             "subscribe": list(self.subscribe),
             "any_client_id": self.any_client_id,
+            "client_ids": list(self.client_ids),
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> BrokerUser:
         if not isinstance(data, dict):
             raise ValueError("each user must be a JSON object")
-        unknown = set(data) - {"username", "password_hash", "publish", "subscribe", "any_client_id"}
+        known = {"username", "password_hash", "publish", "subscribe", "any_client_id", "client_ids"}
+        unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown user field(s) {sorted(unknown)}")
-        for key in ("publish", "subscribe"):
+        for key in ("publish", "subscribe", "client_ids"):
             value = data.get(key, [])
             if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
                 raise ValueError(f"user {data.get('username')!r}: {key} must be a list of strings")
@@ -236,6 +253,7 @@ class BrokerUser:
             any_client_id=data.get(
                 "any_client_id", DEVICE_COMMAND_FILTER in data.get("publish", [])
             ),
+            client_ids=tuple(data.get("client_ids", [])),
         )
 
 
@@ -261,16 +279,27 @@ class BrokerAccess:
     def client_id_refusal(self, username: str | None, client_id: str) -> str | None:
         """Why `username` may not connect as `client_id`, or None when it may.
 
-        A receiver connects only as itself (client id = username); the server with any client
-        id except another user's, so no login can take over another client's session.
+        A receiver connects only as itself (client id = username, or one of its secret
+        `client_ids`); the server with any client id except another user's, so no login can take
+        over another client's session.
         """
         user = self.user(username)
-        if user is None or client_id == user.username:
+        if user is None or client_id == user.username or client_id in user.client_ids:
             return None
         if not user.any_client_id:
-            return f"user {user.username!r} may connect only with client id {user.username!r}"
-        if self.user(client_id) is not None:
-            return f"client id {client_id!r} belongs to user {client_id!r}"
+            secret = " or its secret one" if user.client_ids else ""
+            return (
+                f"user {user.username!r} may connect only with client id {user.username!r}{secret}"
+            )
+        owner = self._client_id_owner(client_id)
+        if owner is not None:
+            return f"client id {client_id!r} belongs to user {owner!r}"
+        return None
+
+    def _client_id_owner(self, client_id: str) -> str | None:
+        for candidate in self.users:
+            if client_id == candidate.username or client_id in candidate.client_ids:
+                return candidate.username
         return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -369,12 +398,29 @@ def server_user(username: str, password: str, *, password_hash: str | None = Non
     )
 
 
+def new_client_token() -> str:
+    """A secret part of a client id: 128 random bits, lowercase hex (any broker takes it)."""
+    return secrets.token_hex(CLIENT_TOKEN_BYTES)
+
+
+def secret_client_id(name: str, token: str) -> str:
+    """`<name>-<token>`: a client id nobody can guess, for engines (nats-server) that let any
+    login connect with any id and so close its holder's connection; empty token = `name`."""
+    return f"{name}-{token}" if token else name
+
+
 def device_user(
-    device_id: str, password: str, zone_ids: Iterable[str], *, password_hash: str | None = None
+    device_id: str,
+    password: str,
+    zone_ids: Iterable[str],
+    *,
+    password_hash: str | None = None,
+    client_token: str = "",
 ) -> BrokerUser:
     """One receiver (username = device id): reads its own and its zones' commands and its own
     manifest, writes only its own state and events, so a stolen receiver cannot speak for
-    another.
+    another. It connects as its device id or, with `client_token`, as
+    `<device id>-<client_token>` (what its config names).
 
     `password_hash` and an empty password work as for `server_user`.
     """
@@ -388,4 +434,5 @@ def device_user(
             protocol.device_manifest_topic(device_id),
             *(protocol.zone_command_topic(zone) for zone in zones),
         ),
+        client_ids=(secret_client_id(device_id, client_token),) if client_token else (),
     )

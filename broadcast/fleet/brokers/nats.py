@@ -15,7 +15,8 @@ What NATS cannot take from Loa as it is (measured; docs/deployment.md has the co
 * client ids: NATS cannot bind a login to its client id (mosquitto's
   `use_username_as_clientid`); any login may connect with any client id, close that client's
   connection and, with a clean session, delete its queued commands. Loa's answer is client ids
-  no other login can guess (tests/broadcast/fleet/brokers/test_nats.py).
+  no other login can guess (`access.secret_client_id`: receivers' configs and the server carry
+  them; tests/broadcast/fleet/brokers/test_integration.py and test_nats.py).
 
 `NatsBroker` runs the binary with that config as a child process on a given MQTT port (its NATS
 client port is left to the kernel, on loopback).

@@ -9,7 +9,10 @@ import pytest
 from service_support import Users
 
 from broadcast.errors import PermissionDenied
+from broadcast.fleet import registry
 from broadcast.service import BroadcastService
+from broadcast.store.models import Device
+from wire.config import ReceiverConfig
 
 
 def test_only_an_admin_or_the_cli_registers_a_receiver(
@@ -38,3 +41,33 @@ def test_configs_written_after_a_new_key_carry_it(service: BroadcastService, use
     [refreshed] = desk.refresh_device_configs(["loa-a-09"])
     assert refreshed.path == path and not refreshed.new_password
     assert json.loads(path.read_text())["server_public_key"] == rotated.public_key
+
+
+def test_receivers_get_secret_client_ids_and_refresh_gives_old_ones_theirs(
+    service: BroadcastService, users: Users
+) -> None:
+    """A registered receiver's config names `<device id>-<128-bit token>`, the broker's access
+    list lets that login (only) use it; a receiver registered before tokens (none stored, none
+    in its config) gets one at `loa device refresh`, and a refresh keeps a token it has."""
+    desk = service.fleet
+    path = desk.register_device("loa-a-09", "thon-a")
+    desk.register_device("loa-b-09", "thon-b")
+    client_id = ReceiverConfig.load(path).mqtt.client_id
+    token = client_id.removeprefix("loa-a-09-")
+    assert client_id.startswith("loa-a-09-") and len(token) == 32 and int(token, 16) >= 0
+    with service.db.session() as session:
+        access = registry.broker_access(session, "server-pw")
+        assert access.client_id_refusal("loa-a-09", client_id) is None
+        assert access.client_id_refusal("loa-b-09", client_id) is not None
+        session.get(Device, "loa-a-09").mqtt_client_token = ""  # as migration 0008 leaves it
+    old = json.loads(path.read_text())
+    del old["mqtt"]["client_id"]
+    path.write_text(json.dumps(old))
+    assert ReceiverConfig.load(path).mqtt.client_id_of("loa-a-09") == "loa-a-09"
+    [refreshed] = desk.refresh_device_configs(["loa-a-09"])
+    assert not refreshed.new_password
+    renewed = ReceiverConfig.load(path).mqtt
+    assert renewed.client_id.startswith("loa-a-09-") and renewed.client_id != client_id
+    assert renewed.password == old["mqtt"]["password"]
+    desk.refresh_device_configs(["loa-a-09"])
+    assert ReceiverConfig.load(path).mqtt.client_id == renewed.client_id

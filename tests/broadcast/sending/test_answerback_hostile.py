@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from service_support import make_service, seed_commune, wait_for
 from sqlalchemy import select
-from support import MqttProbe, RunningBroker
+from support import MqttProbe, RunningBroker, loa_passwords
 
 from broadcast.fleet import registry
 from broadcast.service import BroadcastService
@@ -59,7 +59,7 @@ def running(
             )
         access = registry.broker_access(session, setup.secrets.mqtt_password)
     setup.stop()
-    broker = broker_factory(broker_kind, access)
+    broker = broker_factory(broker_kind, access, loa_passwords(data))
     service = make_service(data, mqtt_port=broker.server.port, connect_mqtt=True)
     service.start()
     try:

@@ -169,3 +169,22 @@ def test_0007_upgrades_a_single_commune_in_place(tmp_path: Path) -> None:
         rows = connection.execute(text("SELECT id, parent_id FROM zones ORDER BY id"))
         assert ("xa-hoang-hop", "tinh-thanh-hoa") in [tuple(row) for row in rows]
     engine.dispose()
+
+
+def test_0008_gives_existing_receivers_no_client_token_and_downgrades(tmp_path: Path) -> None:
+    """Receivers of the previous release (SQLite, or PostgreSQL with `--db postgresql`) keep
+    connecting as their device id (an empty token) until `loa device refresh`; a token is
+    stored, and the column goes again on downgrade."""
+    url = database_url(tmp_path / "data")
+    make_single_commune(url)
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        tokens = connection.execute(text("SELECT mqtt_client_token FROM devices")).scalars().all()
+        assert tokens and set(tokens) == {""}
+        connection.execute(text("UPDATE devices SET mqtt_client_token = :t"), {"t": "ab" * 16})
+    downgrade(engine, "0007")
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("devices")}
+        assert "mqtt_client_token" not in columns and "health_ok" in columns
+    engine.dispose()

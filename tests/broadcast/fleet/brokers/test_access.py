@@ -21,6 +21,9 @@ from broadcast.fleet.brokers import (
     device_user,
     filter_covers,
     hash_password,
+    locked_hash,
+    new_client_token,
+    secret_client_id,
     server_user,
     topic_matches,
     verify_password,
@@ -79,6 +82,8 @@ def test_a_mosquitto_passwd_hash_verifies_in_ours(tmp_path: Path) -> None:
     assert not verify_password("their-secreT", theirs)
 
 
+# nats-server cannot read `$7$` hashes at all: it is given the passwords (test_nats.py)
+@pytest.mark.parametrize("broker_kind", ["amqtt", "mosquitto"])
 def test_one_hash_format_serves_both_brokers(
     broker_kind: str,
     broker_factory: Callable[[str, BrokerAccess], RunningBroker],
@@ -239,3 +244,27 @@ def test_an_empty_password_locks_the_user_and_stored_hashes_are_reused() -> None
     assert server_user("loa-server", "", password_hash=stored).password_hash == stored
     with pytest.raises(ValueError):
         server_user("loa-server", "", password_hash="plain")
+
+
+def test_a_receiver_may_also_connect_with_its_secret_client_id() -> None:
+    """`<device id>-<token>` (what its config names) is the receiver's too, nobody else's."""
+    token = new_client_token()
+    assert len(token) == 32 and int(token, 16) >= 0  # 128 bits, hex
+    secret_a = secret_client_id("dev-a", token)
+    access = BrokerAccess(
+        (
+            server_user("loa-server", "a"),
+            device_user("dev-a", "b", [], client_token=token),
+            device_user("dev-b", "c", [], client_token=new_client_token()),
+        )
+    )
+    assert access.client_id_refusal("dev-a", secret_a) is None
+    assert access.client_id_refusal("dev-a", "dev-a") is None
+    refusal = access.client_id_refusal("dev-b", secret_a) or ""
+    assert "only with client id 'dev-b' or its secret one" in refusal
+    assert access.client_id_refusal("dev-a", f"dev-a-{new_client_token()}") is not None
+    assert "belongs to user 'dev-a'" in (access.client_id_refusal("loa-server", secret_a) or "")
+    assert BrokerAccess.from_dict(access.to_dict()) == access
+    assert secret_client_id("dev-a", "") == "dev-a"
+    with pytest.raises(ValueError, match="must start with 'dev-a-'"):
+        BrokerUser("dev-a", locked_hash(), client_ids=("dev-b-1234",))

@@ -1,6 +1,7 @@
 """The broker contract Loa relies on, proven on the embedded amqtt broker, mosquitto, and
-nats-server (one node of the clustered candidate, issue 14); a test nats cannot pass is marked
-xfail(strict) with the engine's limitation.
+nats-server (one node of the clustered candidate, issue 14). nats-server cannot bind a client id
+to a login, so the client-id takeover tests there prove what Loa does instead: secret client ids
+(`<name>-<token>`) that no other login can guess.
 
 Real brokers on loopback, real paho clients. Negative checks ("nothing arrives") use a positive
 control: an allowed message sent right after the forbidden one must arrive, and the forbidden one
@@ -16,7 +17,13 @@ from collections.abc import Callable
 import pytest
 from support import BROKER_KINDS, WAIT_S, MqttProbe, RunningBroker, connected
 
-from broadcast.fleet.brokers import BrokerAccess, device_user, server_user
+from broadcast.fleet.brokers import (
+    BrokerAccess,
+    device_user,
+    new_client_token,
+    secret_client_id,
+    server_user,
+)
 from broadcast.fleet.brokers.nats import ACK_WAIT_S
 from wire import protocol
 
@@ -28,13 +35,20 @@ SERVER, SERVER_PW = "loa-server", "server-secret-1"
 DEV_A, DEV_A_PW = "dev-a", "dev-a-secret"
 DEV_B, DEV_B_PW = "dev-b", "dev-b-secret"
 ZONE_1, ZONE_2 = "zone-1", "zone-2"
+# the secret client ids Loa writes (a receiver's config, the server's data directory): what a
+# stolen receiver's login cannot guess on an engine that does not bind ids to logins (nats)
+DEV_A_TOKEN, DEV_B_TOKEN, SERVER_TOKEN = (new_client_token() for _ in range(3))
+DEV_A_ID = secret_client_id(DEV_A, DEV_A_TOKEN)
+SERVER_ID = secret_client_id(SERVER, SERVER_TOKEN)
+# engines that bind a client id to its login: there even the holder's own id, known, is refused
+BINDS_CLIENT_IDS = ("amqtt", "mosquitto")
 
 PASSWORDS = {SERVER: SERVER_PW, DEV_A: DEV_A_PW, DEV_B: DEV_B_PW}
 ACCESS = BrokerAccess(
     (
         server_user(SERVER, SERVER_PW),
-        device_user(DEV_A, DEV_A_PW, [ZONE_1]),
-        device_user(DEV_B, DEV_B_PW, [ZONE_2]),
+        device_user(DEV_A, DEV_A_PW, [ZONE_1], client_token=DEV_A_TOKEN),
+        device_user(DEV_B, DEV_B_PW, [ZONE_2], client_token=DEV_B_TOKEN),
     )
 )
 
@@ -62,20 +76,16 @@ def _payload() -> bytes:
     return uuid.uuid4().hex.encode()
 
 
-# nats-server 2.9 keeps MQTT sessions per client id and account, whatever the login: any login
-# may connect with any client id, closing its holder (and, with a clean session, deleting the
-# holder's queued commands). Loa's answer is unguessable client ids (docs/deployment.md).
-NATS_ID_TAKEOVER = (
-    "nats-server cannot bind a client id to a login: another login connecting with a"
-    " client's id closes that client's connection"
-)
-
-
-def _engine_limitation(request: pytest.FixtureRequest, kind: str, reason: str) -> None:
-    """Mark this test's run on `kind` as an expected failure: a documented engine limitation,
-    measured (strict: the day the engine passes, the mark must go)."""
-    if request.node.callspec.params.get("broker_kind") == kind:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+def _stolen_ids(broker: RunningBroker, *held: str) -> list[str]:
+    """The client ids a stolen receiver's login tries in order to close `held` clients: the ones
+    it can guess (names, another token), and on engines that bind ids to logins the held ones
+    themselves. nats-server lets any login take any id, so there only the secret protects it:
+    the one login that knows a receiver's token is that receiver's own (both are in its config),
+    and the server's token never leaves its data directory."""
+    guesses = [DEV_A, SERVER, secret_client_id(DEV_A, new_client_token())]
+    guesses += [secret_client_id(SERVER, new_client_token()), f"{SERVER}-{uuid.uuid4().hex[:12]}"]
+    guesses += [client_id[:-1] for client_id in held]
+    return guesses + list(held) if broker.kind in BINDS_CLIENT_IDS else guesses
 
 
 def test_wrong_password_and_anonymous_are_refused(
@@ -391,26 +401,25 @@ def test_another_device_using_my_client_id_cannot_read_my_commands(
 
 
 def test_another_login_with_my_client_id_cannot_wipe_my_queued_commands(
-    broker: RunningBroker, probes: list[MqttProbe], request: pytest.FixtureRequest
+    broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:
     """A clean session under a client id deletes that id's persistent session: a stolen
-    receiver's login must not be able to do it to another receiver's queued commands."""
-    _engine_limitation(
-        request, "nats", f"{NATS_ID_TAKEOVER}, and a clean session deletes its queue"
-    )
+    receiver's login must not be able to do it to another receiver's queued commands, with any
+    id it can guess (and on amqtt/mosquitto, not even with the receiver's secret id)."""
     topic = protocol.device_command_topic(DEV_A)
-    owner = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False).connect_ok()
+    owner = MqttProbe(broker, DEV_A_ID, DEV_A, DEV_A_PW, clean_session=False).connect_ok()
     owner.subscribe_ok(topic)
     owner.close()
-    server = connected(broker.server, SERVER, SERVER_PW, "server")
+    server = connected(broker.server, SERVER, SERVER_PW, SERVER_ID)
     probes.append(server)
     queued = _payload()
     server.publish(topic, queued)
-    thief = MqttProbe(broker, DEV_A, DEV_B, DEV_B_PW, clean_session=True)
-    probes.append(thief)
-    thief.connect()  # amqtt refuses it; mosquitto makes it dev-b's own session
-    thief.close()
-    again = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False)
+    for client_id in _stolen_ids(broker, DEV_A_ID):
+        thief = MqttProbe(broker, client_id, DEV_B, DEV_B_PW, clean_session=True)
+        probes.append(thief)
+        thief.connect()  # amqtt refuses it; mosquitto makes it dev-b's own session
+        thief.close()
+    again = MqttProbe(broker, DEV_A_ID, DEV_A, DEV_A_PW, clean_session=False)
     probes.append(again)
     assert again.connect()[1], "another login's clean session wiped device A's session"
     assert again.expect(topic).payload == queued
@@ -422,39 +431,37 @@ def _kicked(probe: MqttProbe) -> bool:
 
 
 def test_a_login_cannot_take_over_another_clients_id(
-    broker: RunningBroker, probes: list[MqttProbe], request: pytest.FixtureRequest
+    broker: RunningBroker, probes: list[MqttProbe]
 ) -> None:
     """A stolen receiver's login, connecting with a receiver's or the server's client id, is
-    refused ("identifier rejected", amqtt) or bound to its own id (mosquitto); the holder of
+    refused ("identifier rejected", amqtt) or bound to its own id (mosquitto), even with the
+    holder's secret id; on nats it cannot guess the secret ids Loa's clients use. The holder of
     that id stays connected either way, and so does its session."""
-    _engine_limitation(request, "nats", NATS_ID_TAKEOVER)
-    owner = MqttProbe(broker, DEV_A, DEV_A, DEV_A_PW, clean_session=False).connect_ok()
+    owner = MqttProbe(broker, DEV_A_ID, DEV_A, DEV_A_PW, clean_session=False).connect_ok()
     probes.append(owner)
     owner.subscribe_ok(protocol.device_command_topic(DEV_A))
-    answer_back = connected(broker.server, SERVER, SERVER_PW, SERVER, clean_session=False)
+    answer_back = connected(broker.server, SERVER, SERVER_PW, SERVER_ID, clean_session=False)
     probes.append(answer_back)
     answer_back.subscribe_ok(protocol.STATE_TOPIC_FILTER)
-    publisher_id = f"{SERVER}-{uuid.uuid4().hex[:12]}"
+    publisher_id = f"{SERVER_ID}-{uuid.uuid4().hex[:12]}"
     publisher = connected(broker.server, SERVER, SERVER_PW, publisher_id)
     probes.append(publisher)
-    attempts = [
-        (broker, DEV_A, DEV_B, DEV_B_PW),  # another receiver's id
-        (broker, SERVER, DEV_B, DEV_B_PW),  # the server's answer-back session
-        (broker, publisher_id, DEV_B, DEV_B_PW),  # a server process's publishing session
-        (broker.server, SERVER, DEV_B, DEV_B_PW),  # the same through the server's listener
-    ]
-    for where, client_id, username, password in attempts:
+    attempts = [(broker, client_id) for client_id in _stolen_ids(broker, DEV_A_ID, SERVER_ID)]
+    attempts += [(broker, publisher_id), (broker.server, SERVER_ID), (broker.server, SERVER)]
+    if broker.kind not in BINDS_CLIENT_IDS:  # the holders' own secret ids: see _stolen_ids
+        attempts = [(where, cid) for where, cid in attempts if cid not in (publisher_id, SERVER_ID)]
+    for where, client_id in attempts:
         for clean in (True, False):
-            thief = MqttProbe(where, client_id, username, password, clean_session=clean)
+            thief = MqttProbe(where, client_id, DEV_B, DEV_B_PW, clean_session=clean)
             probes.append(thief)
             code, _present = thief.connect()
             if broker.kind == "amqtt":
                 assert code.is_failure and "identifier" in str(code).lower(), (
-                    f"{username} connected as {client_id!r}: {code}"
+                    f"{DEV_B} connected as {client_id!r}: {code}"
                 )
             thief.close()
             assert not any(map(_kicked, (owner, answer_back, publisher))), (
-                f"{username} connecting as {client_id!r} (clean {clean}) closed its holder"
+                f"{DEV_B} connecting as {client_id!r} (clean {clean}) closed its holder"
             )
     for probe in (owner, answer_back, publisher):
         assert not _kicked(probe), probe.client_id

@@ -40,8 +40,12 @@ class Snapshot:
 
     def changed_from(self, other: Snapshot | None) -> bool:
         """A change the server should see now (not only at the next heartbeat): everything but
-        the cache's progress, which moves with every file of a large manifest."""
+        the cache's progress, which moves with every file of a large manifest; its completion
+        counts, though: the server waits for it (every file of the programme is here), and a
+        manifest whose files arrive while the receiver stays idle changes nothing else."""
         if other is None:
+            return True
+        if (self.cache_complete >= 1.0) != (other.cache_complete >= 1.0):
             return True
         keys = (
             "state",

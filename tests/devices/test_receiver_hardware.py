@@ -116,6 +116,10 @@ def test_heartbeat_extra(tmp_path: Path) -> None:
     assert extra["cpu_temp_c"] == 48.3 and extra["disk_free_mb"] > 0
     json.dumps(extra)  # it travels as JSON
     assert not snapshot.changed_from(Snapshot(**{**snapshot.__dict__, "cache_complete": 0.8}))
+    # the last file arriving is news even when nothing else moves (an idle receiver, a manifest
+    # for later): the server waits for a complete cache
+    complete = Snapshot(**{**snapshot.__dict__, "cache_complete": 1.0})
+    assert complete.changed_from(snapshot) and snapshot.changed_from(complete)
     assert snapshot.changed_from(Snapshot(**{**snapshot.__dict__, "state": ReceiverState.IDLE}))
 
 

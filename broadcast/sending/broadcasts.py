@@ -76,8 +76,7 @@ _STAMP_FIELD = {
     EventKind.FINISHED: "finished_at",
     EventKind.FAILED: "finished_at",
 }
-_TERMINAL = FINAL_DELIVERY_STATES
-OPEN_STATES = [state.value for state in DeliveryState if state.value not in _TERMINAL]
+OPEN_STATES = [state.value for state in DeliveryState if state.value not in FINAL_DELIVERY_STATES]
 # a receiver's words for an item a STOP ended (devices.timeline.STOPPED), and for its answer to
 # the STOP itself (devices.scheduler reports `received` with this detail)
 STOPPED_DETAIL = "stopped"
@@ -89,7 +88,6 @@ _NOT_YET_ON_AIR = {
     DeliveryState.RECEIVED.value,
     DeliveryState.FETCHED.value,
 }
-ENDED_STATUSES = ENDED_BROADCAST_STATUSES
 # statuses that settle to finished/partial once every receiver has answered
 _SETTLING = {
     BroadcastStatus.DISPATCHED.value,
@@ -311,7 +309,7 @@ def apply_event(session: Session, event: DeviceEvent) -> Delivery | None:
         if getattr(delivery, stamp_field) is None:
             setattr(delivery, stamp_field, at)
     current = DeliveryState(delivery.state)
-    open_record = delivery.state not in _TERMINAL or delivery.detail == NO_ANSWER
+    open_record = delivery.state not in FINAL_DELIVERY_STATES or delivery.detail == NO_ANSWER
     unanswered = delivery.detail == NO_ANSWER
     if open_record and (_STATE_RANK[new_state] >= _STATE_RANK[current] or unanswered):
         delivery.state = new_state.value
@@ -340,7 +338,7 @@ def _settle(broadcast: Broadcast) -> None:
     if broadcast.status not in _SETTLING or not broadcast.deliveries:
         return
     states = [d.state for d in broadcast.deliveries]
-    if all(state in _TERMINAL for state in states):
+    if all(state in FINAL_DELIVERY_STATES for state in states):
         all_ok = all(state == DeliveryState.FINISHED.value for state in states)
         broadcast.status = (BroadcastStatus.FINISHED if all_ok else BroadcastStatus.PARTIAL).value
 
@@ -469,7 +467,7 @@ def mark_failed(broadcast: Broadcast, error: str) -> None:
     broadcast.status = BroadcastStatus.FAILED.value
     broadcast.error = error[:2000]
     for delivery in broadcast.deliveries:
-        if delivery.state not in _TERMINAL:
+        if delivery.state not in FINAL_DELIVERY_STATES:
             delivery.state = DeliveryState.FAILED.value
             delivery.detail = "not dispatched"
 
@@ -531,7 +529,7 @@ def can_view(
 
 def has_ended(broadcast: Broadcast) -> bool:
     """Every receiver is done with it (or it was stopped, or never went out)."""
-    return broadcast.status in ENDED_STATUSES
+    return broadcast.status in ENDED_BROADCAST_STATUSES
 
 
 def check_can_cancel(session: Session, user: User, broadcast: Broadcast) -> None:

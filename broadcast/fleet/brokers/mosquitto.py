@@ -43,6 +43,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from broadcast.fleet.brokers.access import BrokerAccess, BrokerError
+from broadcast.fleet.brokers.engine import log_explanation, stop_child
 from broadcast.fleet.brokers.net import accepts_connections, check_port_free, format_address
 from wire import protocol
 from wire.files import write_private_file
@@ -553,29 +554,13 @@ class MosquittoBroker:
     def stop(self, timeout_s: float = 5) -> None:
         """Terminate our own mosquitto process, kill it if it does not exit; idempotent."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                _LOGGER.warning("mosquitto (pid %d) ignored SIGTERM, killing it", process.pid)
-                process.kill()
-                process.wait(timeout=timeout_s)
+        stop_child(process, "mosquitto", timeout_s)
         if self._log is not None:
             self._log.close()
             self._log = None
 
     def _error_line(self, offset: int) -> str:
         """mosquitto's own explanation: its 'Error' lines (timestamps cut), else its last line."""
-        try:
-            with self.log_path.open("rb") as handle:
-                handle.seek(offset)
-                text = handle.read().decode("utf-8", "replace")
-        except OSError:
-            return f"no output (see {self.log_path})"
-        lines = [_TIMESTAMP.sub("", line).strip() for line in text.splitlines()]
-        lines = [line for line in lines if line]
-        errors = [line for line in lines if "error" in line.lower()]
-        if errors:
-            return " ".join(errors[-3:])
-        return lines[-1] if lines else f"no output (see {self.log_path})"
+        return log_explanation(
+            self.log_path, offset, _TIMESTAMP, lambda line: "error" in line.lower()
+        )

@@ -520,6 +520,16 @@ ERRORS = {
 TOO_LARGE = failure(f"the request body is larger than {MAX_REQUEST_BYTES // (1024 * 1024)} MiB")
 
 
+# Every authenticated operation reads it (`web.i18n`): the language of error messages, before
+# Accept-Language and the token user's own choice; any other value is ignored.
+LANG = {
+    "name": "lang",
+    "in": "query",
+    "schema": {"type": "string"},
+    "description": "Language of error messages: vi (default) or en; other values are ignored.",
+}
+
+
 def operation(
     operation_id: str,
     summary: str,
@@ -540,6 +550,7 @@ def operation(
     }
     if not public:
         result["responses"].update(ERRORS)
+        params = [*(params or []), LANG]
     else:
         result["security"] = []
     if conflict:

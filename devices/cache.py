@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from devices.http_get import HttpError, iter_body, open_url
@@ -122,15 +122,9 @@ class MediaCache:
         return target
 
     def fetch(
-        self,
-        url: str,
-        sha256: str,
-        timeout_s: float,
-        cancel: threading.Event | None = None,
-        pause: Callable[[], object] | None = None,
+        self, url: str, sha256: str, timeout_s: float, cancel: threading.Event | None = None
     ) -> tuple[Path, bool]:
-        """Return (path, downloaded): the cached copy, or a fresh verified download of `url`;
-        `pause` is called before each chunk is read (a download gives way to a start).
+        """Return (path, downloaded): the cached copy, or a fresh verified download of `url`.
 
         A 4xx answer is permanent (the file is not there); refused, timed out, 5xx or a cut
         download may succeed later."""
@@ -140,10 +134,7 @@ class MediaCache:
         try:
             response = open_url(url, timeout_s)
             with response:
-                chunks = iter_body(response, url, _CHUNK)
-                if pause is not None:
-                    chunks = _pausing(chunks, pause)
-                path = self.put_chunks(sha256, chunks, cancel)
+                path = self.put_chunks(sha256, iter_body(response, url, _CHUNK), cancel)
         except HttpError as exc:
             if exc.status is None:
                 raise CacheError(f"download failed: {exc}"[:200]) from exc
@@ -182,9 +173,3 @@ class MediaCache:
 
     def total_bytes(self) -> int:
         return sum(path.stat().st_size for path in self.root.glob(f"*{_SUFFIX}"))
-
-
-def _pausing(chunks: Iterable[bytes], pause: Callable[[], object]) -> Iterator[bytes]:
-    for chunk in chunks:
-        pause()
-        yield chunk

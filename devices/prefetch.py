@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 
 from devices.cache import CacheError, FetchCancelledError, MediaCache
-from devices.starts import START_WINDOW
 
 # The receiver logs as one component: lines keep saying `devices.agent` (operators grep for it).
 _LOGGER = logging.getLogger("devices.agent")
@@ -110,12 +109,7 @@ class Prefetcher:
                 return
             self._set_busy(True)
             self._cache.pin(self._kept())
-            # A download waits while a start is imminent (`devices.starts`): reading, hashing
-            # and writing it in this thread would take the GIL from the thread launching a sound
-            # (one receiver's, or in `loa fleet` another's), which must start on the instant.
-            _path, downloaded = self._cache.fetch(
-                url, sha, self._http_timeout_s, self._cancel, pause=START_WINDOW.quiet
-            )
+            _path, downloaded = self._cache.fetch(url, sha, self._http_timeout_s, self._cancel)
         except FetchCancelledError:
             return
         except CacheError as exc:

@@ -34,7 +34,8 @@ def _accept_dialogs(page: Page) -> None:
 
 def _no_sideways_scroll(page: Page) -> None:
     """Measured against the phone's configured width, not innerWidth (which a mobile browser
-    widens to the content)."""
+    widens to the content). A layout is only measured once the stylesheets have loaded."""
+    page.wait_for_load_state("load")
     problems = overflow(page, PHONE["width"])
     assert problems == [], f"{page.url} is wider than the phone: {problems}"
 
@@ -115,6 +116,7 @@ def test_village_head_sends_an_urgent_notice_from_a_phone_and_watches_it_play(
     # proofread in the page's own font (a monospace one splits Vietnamese tone marks)
     notice = page.locator(".announce-content .text")
     expect(notice).to_contain_text("nước sông lên nhanh")
+    page.wait_for_load_state("load")  # a style read before the stylesheet arrives is the default
     body_font = page.evaluate("getComputedStyle(document.body).fontFamily")
     assert notice.evaluate("el => getComputedStyle(el).fontFamily") == body_font
     assert notice.evaluate("el => getComputedStyle(el).whiteSpace") == "pre-wrap"

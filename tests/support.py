@@ -6,12 +6,12 @@ bounded in time so a broken broker fails a test instead of hanging it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
 import queue
+import random
 import socket
 import subprocess
 import sys
@@ -55,22 +55,59 @@ def loa_passwords(data_dir: Path) -> dict[str, str]:
     return passwords
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands out for bind(0) and for every outgoing connection."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _worker_slice() -> range:
+    """This test process's own stretch of ports, below the ephemeral range.
+
+    A port from bind(0) lies in the ephemeral range, so once its server stopped (a broker or a
+    server restarted by a fault test) any outgoing connection on the machine could take it as
+    its source port, and the restart found it "already in use". Ports below the range are never
+    handed out by the kernel; each xdist worker gets its own slice so two workers never pick
+    the same one.
+    """
+    floor = 20000
+    ceiling = max(floor + 1000, _ephemeral_range()[0])
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    index = int(worker) % workers if worker.isdigit() else 0
+    size = (ceiling - floor) // workers
+    return range(floor + index * size, floor + (index + 1) * size)
+
+
+_SLICE = _worker_slice()
+_next_in_slice = [_SLICE.start + random.randrange(len(_SLICE))]  # another session may run too
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port nothing listens on right now (the kernel picks it)."""
+    """A TCP port nothing listens on right now, outside the kernel's ephemeral range."""
     return free_ports(1, host)[0]
 
 
 def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """`count` different free ports: all are held while the kernel picks, so two calls in a row
-    cannot hand out the same port twice (they did: a mosquitto with both listeners on one)."""
-    with contextlib.ExitStack() as held:
-        sockets = [
-            held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            for _ in range(count)
-        ]
-        for sock in sockets:
-            sock.bind((host, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
+    """`count` different free ports from this worker's slice (`_worker_slice`), each checked by
+    binding it; the slice is walked round, so a test never gets a port it was given a moment
+    ago by another call."""
+    ports: list[int] = []
+    for _ in range(len(_SLICE)):
+        port = _next_in_slice[0]
+        _next_in_slice[0] = port + 1 if port + 1 < _SLICE.stop else _SLICE.start
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError(f"no {count} free ports in {_SLICE} on {host}")
 
 
 @dataclass

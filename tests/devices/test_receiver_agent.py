@@ -26,9 +26,12 @@ from wire.config import ReceiverConfig
 from wire.protocol import EventKind, Priority, ReceiverState
 
 DEVICE = "loa-unit-1"
-# How close to `play_at` a start must be: the tests share two cores with other test workers, so
-# this checks the mechanism; bench/text_to_sound.py measures the precision (start spread).
-ON_TIME_S = 0.1
+# How close to `play_at` a start must be. This checks the mechanism (not on receipt, not after a
+# scheduler step, a warm-up or a fetch: each of those is a second or more off here); the
+# precision is measured by bench/text_to_sound.py (start spread). A tighter bound made a timed
+# unit test: on two cores shared with other test workers a process is sometimes not scheduled
+# for 100-300 ms.
+ON_TIME_S = 0.4
 FIRST_DOWNLOAD_S = 2.0
 RESTART_BUDGET_S = 3.0
 
@@ -554,7 +557,7 @@ def test_amplifier_warms_up_before_audio_and_switches_off_when_idle(
     make_agent, server_key, media_server, kit, tmp_path: Path
 ) -> None:
     agent = make_agent(
-        amplifier={"pin": 17, "warmup_s": 0.5, "idle_off_s": 1.0, "pin_factory": "mock"}
+        amplifier={"pin": 17, "warmup_s": 1.0, "idle_off_s": 1.0, "pin_factory": "mock"}
     )
     recorder = Recorder(agent)
     pin = agent.amplifier.factory.pin(17)
@@ -567,12 +570,12 @@ def test_amplifier_warms_up_before_audio_and_switches_off_when_idle(
     switched_on = agent.amplifier.on_since
     assert pin.state is True
     started = next(e.at for e in recorder.of("now") if e.kind is EventKind.STARTED)
-    assert started - switched_on >= 0.5  # no audio into a cold amplifier
+    assert started - switched_on >= 1.0  # no audio into a cold amplifier
     kit.wait_until(lambda: recorder.last("now") == (EventKind.FINISHED, ""))
     kit.wait_until(lambda: pin.state is False, timeout=3)
     assert time.time() - started >= 1.0 + 0.3 - 0.05
 
-    at = time.time() + 1.5
+    at = time.time() + 2.0
     agent._accept(
         ZONE,
         kit.play_command(server_key, url, data, 2, stream=ZONE, item_id="timed", play_at=at)[1],
@@ -580,7 +583,7 @@ def test_amplifier_warms_up_before_audio_and_switches_off_when_idle(
     kit.wait_until(lambda: recorder.last("timed") == (EventKind.STARTED, ""))
     started = next(e.at for e in recorder.of("timed") if e.kind is EventKind.STARTED)
     assert abs(started - at) < ON_TIME_S  # switched on early enough to start exactly on time
-    assert at - agent.amplifier.on_since >= 0.5
+    assert at - agent.amplifier.on_since >= 1.0
     assert agent._status(agent.state).extra["amplifier_on"] is True
     agent.stop()
     assert pin.state is False

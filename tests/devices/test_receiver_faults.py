@@ -26,10 +26,11 @@ DEVICE = "loa-thon-1-01"
 ZONES = ["thon-1", "xa-hoang-hop"]
 DEVICE_TOPIC = protocol.device_command_topic(DEVICE)
 MANIFEST_TOPIC = protocol.device_manifest_topic(DEVICE)
-# How close to `play_at` a start must be here: the tests share two cores with other test
-# workers, so this checks the mechanism (not early, not late by whole scheduling steps); the
-# precision itself is measured by bench/text_to_sound.py (start spread).
-ON_TIME_S = 0.1
+# How close to `play_at` a start must be here: this checks the mechanism (not early, not late by
+# whole scheduling steps, a second or more); the precision itself is measured by
+# bench/text_to_sound.py (start spread). On two cores shared with other test workers a process
+# is sometimes not scheduled for 100-300 ms, so a tighter bound would time a unit test.
+ON_TIME_S = 0.4
 
 
 def access(devices: dict[str, list[str]]) -> BrokerAccess:

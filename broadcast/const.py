@@ -39,6 +39,7 @@ class Role(StrEnum):
     LEADER = "leader"  # lãnh đạo
     VILLAGE_HEAD = "village_head"  # trưởng thôn
     VIEWER = "viewer"  # xem
+    PROVINCE_EDITOR = "province_editor"  # biên tập viên tỉnh: writes bulletins for communes
 
 
 class BroadcastStatus(StrEnum):

@@ -38,6 +38,7 @@ from flask_login import (
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
+from broadcast.const import ZoneKind
 from broadcast.desks.sign_in import KnownDevice, SignedInUser
 from broadcast.people import permissions
 from broadcast.people.permissions import Action
@@ -98,17 +99,17 @@ def can(action: str) -> bool:
     return bool(current_user.is_authenticated) and current_user.can(action)
 
 
-def reach(action: str) -> str | None:
-    """The templates' `reach("announce")`: where the signed-in user may do it ("commune",
-    "own_village"), or None."""
-    if not current_user.is_authenticated:
-        return None
-    return permissions.reach(current_user.role, Action(action))
+def village_announcer() -> bool:
+    """The templates' `village_announcer()`: whether the signed-in user announces to one
+    village only (a village head, whose dashboard leads with the urgent button)."""
+    if not current_user.is_authenticated or not current_user.can("announce"):
+        return False
+    return permissions.zone_kinds(current_user.role) == (ZoneKind.VILLAGE,)
 
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
-    app.jinja_env.globals.update(can=can, reach=reach)
+    app.jinja_env.globals.update(can=can, village_announcer=village_announcer)
 
 
 @login_manager.user_loader

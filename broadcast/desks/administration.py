@@ -178,7 +178,7 @@ class Administration:
             admin = _admin(session, user_id)
             name = _clean_username(session, username)
             chosen_role = _clean_role(role)
-            zone = _clean_user_zone(session, chosen_role, zone_id)
+            zone = _clean_user_zone(session, admin, chosen_role, zone_id)
             generated = not password
             secret = accounts.generate_password() if generated else _clean_password(password)
             user = accounts.create_user(
@@ -247,7 +247,7 @@ class Administration:
             admin = _admin(session, user_id)
             user = _target_user(session, target_id)
             chosen_role = _clean_role(role)
-            zone = _clean_user_zone(session, chosen_role, zone_id)
+            zone = _clean_user_zone(session, admin, chosen_role, zone_id)
             if not permissions.allowed(chosen_role, Action.ADMINISTER):  # may not lock self out
                 _check_not_self(admin, user)
             previous = {"role": user.role, "zone": user.zone_id}
@@ -612,12 +612,23 @@ def _clean_role(role: str) -> Role:
         ) from exc
 
 
-def _clean_user_zone(session: Session, role: Role, zone_id: str) -> Zone | None:
-    if not permissions.needs_village(role):
-        return None
+def _clean_user_zone(session: Session, admin: User, role: Role, zone_id: str) -> Zone | None:
+    """The zone an account of `role` is bound to: one the role may have
+    (`accounts.check_role_zone`) and inside the admin's own zone; none (installation-wide) only
+    from an installation-wide admin."""
     zone = session.get(Zone, zone_id) if zone_id else None
-    if zone is None or zone.kind != ZoneKind.VILLAGE:
-        raise ValidationError("zone", N_("trưởng thôn phải được gán một thôn"), "required")
+    if zone_id and zone is None:
+        raise ValidationError(
+            "zone", N_("không có khu vực “%(id)s”"), "unknown_zone", id=zone_id[:63]
+        )
+    if admin.zone is not None and (zone is None or not zones.in_scope(session, admin, zone.id)):
+        raise ValidationError(
+            "zone",
+            N_("hãy chọn một khu vực thuộc “%(zone)s”"),
+            "zone_out_of_reach",
+            zone=admin.zone.name,
+        )
+    accounts.check_role_zone(session, role, zone)
     return zone
 
 

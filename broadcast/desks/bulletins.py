@@ -445,6 +445,7 @@ class BulletinDesk:
         """Save a new bulletin: a draft, or approved at once when approval is turned off."""
         now = utcnow()
         bulletin.created_by_id = user.id
+        bulletin.zone_id = user.zone_id
         bulletin.created_at = now
         bulletin.status = BulletinStatus.DRAFT.value
         if not self.settings.require_approval:

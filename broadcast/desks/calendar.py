@@ -163,12 +163,8 @@ def week_calendar(
 
 
 def _chosen_zone(session: Session, user: User, zone_id: str) -> Zone:
-    own_only = permissions.own_village_only(user.role, Action.VIEW)
-    own = user.zone if own_only else None
-    if own_only and own is None:
-        raise PermissionDenied(
-            N_("trưởng thôn “%(user)s” chưa được gán thôn"), "no_village", user=user.username
-        )
+    """The zone asked for, else the user's own, else (installation-wide) the first commune."""
+    own = user.zone
     if zone_id:
         zone = zones.get_zone(session, zone_id)
     elif own is not None:
@@ -180,7 +176,7 @@ def _chosen_zone(session: Session, user: User, zone_id: str) -> Zone:
         if commune is None:
             raise NotFound(N_("chưa có xã nào"), "no_commune")
         zone = commune
-    if own is not None and zone not in zones.subtree(own):
+    if not zones.in_scope(session, user, zone.id):
         raise PermissionDenied(
             N_("người dùng “%(user)s” không được xem khu vực “%(zone)s”"),
             "zone_out_of_reach",

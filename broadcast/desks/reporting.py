@@ -44,7 +44,7 @@ import audio
 from broadcast import clock, const
 from broadcast.const import BroadcastStatus, DeliveryState
 from broadcast.errors import N_, PermissionDenied, ValidationError
-from broadcast.people import accounts, permissions, zones
+from broadcast.people import accounts, zones
 from broadcast.people.permissions import Action
 from broadcast.store.db import Database
 from broadcast.store.models import (
@@ -752,15 +752,11 @@ def _authorized_zone(session: Session, user: User, zone_id: str) -> Zone:
 
 
 def _authorized_filter(session: Session, user: User, wanted: LogFilter) -> LogFilter:
-    """A village head's reports are their own village's: no zone chosen means theirs."""
+    """A zone-bound account's reports are its own zone's: no zone chosen means theirs."""
     if wanted.zone_id is not None:
         _authorized_zone(session, user, wanted.zone_id)
         return wanted
-    if permissions.own_village_only(user.role, Action.READ_REPORTS):
-        if user.zone_id is None:
-            raise PermissionDenied(
-                N_("trưởng thôn “%(user)s” chưa được gán thôn"), "no_village", user=user.username
-            )
+    if user.zone_id is not None:
         return replace(wanted, zone_id=user.zone_id)
     return wanted
 

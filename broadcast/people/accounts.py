@@ -36,8 +36,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
-from broadcast.const import Role
-from broadcast.errors import N_, NotFound, ValidationError
+from broadcast.const import Role, ZoneKind
+from broadcast.errors import N_, Msgid, NotFound, ValidationError
 from broadcast.people import permissions
 from broadcast.people.permissions import Action
 from broadcast.store.models import ApiToken, LoginAttempt, User, Zone, utcnow
@@ -79,8 +79,10 @@ def create_user(
             "already_exists",
             name=username,
         )
-    if permissions.needs_village(role) and (zone_id is None or session.get(Zone, zone_id) is None):
-        raise ValidationError("zone", N_("trưởng thôn cần mã của một thôn đã có"), "required")
+    zone = session.get(Zone, zone_id) if zone_id is not None else None
+    if zone_id is not None and zone is None:
+        raise ValidationError("zone", N_("không có khu vực “%(id)s”"), "unknown_zone", id=zone_id)
+    check_role_zone(session, role, zone)
     user = User(
         username=username,
         password_hash="",
@@ -93,6 +95,34 @@ def create_user(
     session.flush()
     _LOGGER.info("created user %s (%s)", username, role.value)
     return user
+
+
+# What an account of a role bound to the wrong kind of zone (or to none) is told.
+_WANTED_ZONE: dict[Role, Msgid] = {
+    Role.ADMIN: N_("quản trị chỉ gán được cho một tỉnh hoặc một xã"),
+    Role.PROVINCE_EDITOR: N_("biên tập viên tỉnh phải được gán một tỉnh"),
+    Role.OFFICER: N_("cán bộ văn hóa phải được gán một xã"),
+    Role.LEADER: N_("lãnh đạo phải được gán một xã"),
+    Role.VIEWER: N_("tài khoản xem phải được gán một xã"),
+    Role.VILLAGE_HEAD: N_("trưởng thôn phải được gán một thôn"),
+}
+
+
+def check_role_zone(session: Session, role: Role, zone: Zone | None) -> None:
+    """A ValidationError on `zone` unless an account of `role` may be bound to `zone`
+    (`permissions.ZONE_KINDS`). Once a province is set up, only an admin or a province editor
+    may be bound to no zone: a commune's staff must not see every commune by an omission."""
+    kinds = permissions.zone_kinds(role)
+    kind = None if zone is None else ZoneKind(zone.kind)
+    bound_kinds = [k for k in kinds if k is not None]
+    if kind in kinds and not (
+        zone is None
+        and ZoneKind.COMMUNE in bound_kinds
+        and role is not Role.ADMIN
+        and session.scalar(select(Zone.id).where(Zone.kind == ZoneKind.PROVINCE.value).limit(1))
+    ):
+        return
+    raise ValidationError("zone", _WANTED_ZONE[role], "wrong_zone_kind")
 
 
 def set_password(user: User, password: str) -> None:

@@ -90,6 +90,7 @@ def record(
         target=target[:200],
         detail=_plain(detail or {}),
         origin=current_origin(),
+        zone_id=None if user is None else user.zone_id,
         prev_hash=head.hash,
     )
     entry.hash = entry_hash(entry)
@@ -113,6 +114,8 @@ def entry_hash(entry: AuditEntry) -> str:
         entry.origin,
         entry.prev_hash,
     ]
+    if entry.zone_id is not None:  # entries from before zones were recorded have none
+        fields.append(entry.zone_id)
     canonical = json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

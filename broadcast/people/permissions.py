@@ -4,8 +4,10 @@ Every desk checks its callers here, the web decides which buttons and links to o
 (`can` in the templates), and `tests/web/test_role_boundaries.py` derives who may reach each
 page and API route from it, so a change of policy is one edit in `PERMISSIONS`.
 
-Where a role may act is its `Reach`: a village head acts only within their own village (and the
-zones below it), the other roles commune-wide.
+Where is the user's zone: every account acts only in the subtree of the zone it is bound to (a
+province admin in the whole province, a commune officer in their commune, a village head in
+their village); an account bound to no zone is installation-wide. `ZONE_KINDS` says which kind
+of zone each role may be bound to.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
-from broadcast.const import Role
+from broadcast.const import Role, ZoneKind
 from broadcast.errors import N_, PermissionDenied
 
 
@@ -31,34 +33,35 @@ class Action(StrEnum):
     ADMINISTER = "administer"  # users, zones, receivers, the audit log and metrics
 
 
-class Reach(StrEnum):
-    COMMUNE = "commune"  # every zone
-    OWN_VILLAGE = "own_village"  # the user's village and the zones below it
+_EVERYONE = frozenset(Role)
+_CONTENT = frozenset({Role.ADMIN, Role.OFFICER})
+_ANNOUNCERS = frozenset({Role.ADMIN, Role.OFFICER, Role.VILLAGE_HEAD})
 
-
-_C, _V = Reach.COMMUNE, Reach.OWN_VILLAGE
-_EVERYONE = {
-    Role.ADMIN: _C,
-    Role.OFFICER: _C,
-    Role.LEADER: _C,
-    Role.VIEWER: _C,
-    Role.VILLAGE_HEAD: _V,
-}
-_CONTENT = {Role.ADMIN: _C, Role.OFFICER: _C}
-_ANNOUNCERS = {Role.ADMIN: _C, Role.OFFICER: _C, Role.VILLAGE_HEAD: _V}
-
-PERMISSIONS: dict[Action, dict[Role, Reach]] = {
+PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.VIEW: _EVERYONE,
     Action.ANNOUNCE: _ANNOUNCERS,
-    Action.CANCEL_BROADCAST: _ANNOUNCERS,
-    Action.READ_BULLETINS: {Role.ADMIN: _C, Role.OFFICER: _C, Role.LEADER: _C, Role.VIEWER: _C},
-    Action.WRITE_BULLETIN: _CONTENT,
-    Action.APPROVE_BULLETIN: {Role.ADMIN: _C, Role.LEADER: _C},
-    Action.APPROVE_OWN_BULLETIN: {Role.ADMIN: _C},
-    Action.PREVIEW_BULLETIN: {Role.ADMIN: _C, Role.OFFICER: _C, Role.LEADER: _C},
+    Action.CANCEL_BROADCAST: _ANNOUNCERS | {Role.PROVINCE_EDITOR},
+    Action.READ_BULLETINS: _EVERYONE - {Role.VILLAGE_HEAD},
+    Action.WRITE_BULLETIN: _CONTENT | {Role.PROVINCE_EDITOR},
+    Action.APPROVE_BULLETIN: frozenset({Role.ADMIN, Role.LEADER}),
+    Action.APPROVE_OWN_BULLETIN: frozenset({Role.ADMIN, Role.PROVINCE_EDITOR}),
+    Action.PREVIEW_BULLETIN: frozenset(
+        {Role.ADMIN, Role.OFFICER, Role.LEADER, Role.PROVINCE_EDITOR}
+    ),
     Action.SCHEDULE: _CONTENT,
     Action.READ_REPORTS: _EVERYONE,
-    Action.ADMINISTER: {Role.ADMIN: _C},
+    Action.ADMINISTER: frozenset({Role.ADMIN}),
+}
+
+# The kinds of zone an account of each role may be bound to; None: to no zone (installation-
+# wide, as every account of a single-commune installation was before provinces).
+ZONE_KINDS: dict[Role, tuple[ZoneKind | None, ...]] = {
+    Role.ADMIN: (None, ZoneKind.PROVINCE, ZoneKind.COMMUNE),
+    Role.PROVINCE_EDITOR: (None, ZoneKind.PROVINCE),
+    Role.OFFICER: (None, ZoneKind.COMMUNE),
+    Role.LEADER: (None, ZoneKind.COMMUNE),
+    Role.VIEWER: (None, ZoneKind.COMMUNE),
+    Role.VILLAGE_HEAD: (ZoneKind.VILLAGE,),
 }
 
 
@@ -73,35 +76,34 @@ class Actor(Protocol):
 A = TypeVar("A", bound=Actor)
 
 
-def reach(role: Role | str, action: Action) -> Reach | None:
-    """Where `role` may do `action`; None when it may not at all (or is no known role)."""
-    try:
-        return PERMISSIONS[action].get(Role(role))
-    except ValueError:
-        return None
-
-
 def allowed(role: Role | str, action: Action) -> bool:
-    return reach(role, action) is not None
+    """Whether `role` may do `action` somewhere (where: the account's zone, `zones.zones_for`)."""
+    try:
+        return Role(role) in PERMISSIONS[action]
+    except ValueError:
+        return False
 
 
 def roles(action: Action) -> frozenset[Role]:
-    return frozenset(PERMISSIONS[action])
+    return PERMISSIONS[action]
 
 
-def own_village_only(role: Role | str, action: Action) -> bool:
-    """Whether `role` does `action` only within its own village."""
-    return reach(role, action) == Reach.OWN_VILLAGE
+def zone_kinds(role: Role | str) -> tuple[ZoneKind | None, ...]:
+    """The kinds of zone an account of `role` may be bound to (None: no zone at all)."""
+    try:
+        return ZONE_KINDS[Role(role)]
+    except ValueError:
+        return ()
 
 
-def needs_village(role: Role | str) -> bool:
-    """Whether a user of `role` must be given a village: it acts somewhere only within one."""
-    return any(own_village_only(role, action) for action in Action)
+def needs_zone(role: Role | str) -> bool:
+    """Whether an account of `role` must be bound to a zone (a village head: to a village)."""
+    return None not in zone_kinds(role)
 
 
 def require(user: A | None, action: Action) -> A:
     """`user` if it is active and its role may do `action`; else PermissionDenied. Where (zones)
-    is checked by the caller with `reach`, which knows the zones involved."""
+    is checked by the caller with `zones.zones_for`, which knows the zones involved."""
     if user is None or not user.active:
         raise PermissionDenied(N_("người dùng không có hoặc đã bị khóa"), "unknown_user")
     if not allowed(user.role, action):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, object_session
 from broadcast.const import ZONE_KIND_WORDS, ZoneKind
 from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.people import permissions
-from broadcast.people.permissions import Action, Reach
+from broadcast.people.permissions import Action
 from broadcast.store.models import Device, User, Zone
 from wire.protocol import ID_PATTERN
 
@@ -127,6 +127,12 @@ def target_devices(zones: Iterable[Zone]) -> list[Device]:
 def subtree_ids(session: Session, chosen: Iterable[Zone]) -> set[str] | None:
     """The ids of the given zones and all their sub-zones in one query; None when that is
     every zone (so callers can leave out a filter that would list them all)."""
+    wanted, every = _below(session, chosen)
+    return None if len(wanted) >= every else wanted
+
+
+def _below(session: Session, chosen: Iterable[Zone]) -> tuple[set[str], int]:
+    """The ids of the given zones and all their sub-zones, and how many zones there are."""
     children: dict[str | None, list[str]] = {}
     for zone_id, parent_id in session.execute(select(Zone.id, Zone.parent_id)):
         children.setdefault(parent_id, []).append(zone_id)
@@ -137,28 +143,52 @@ def subtree_ids(session: Session, chosen: Iterable[Zone]) -> set[str] | None:
         if zone_id not in wanted:
             wanted.add(zone_id)
             stack.extend(children.get(zone_id, ()))
-    every = sum(len(ids) for ids in children.values())
-    return None if len(wanted) >= every else wanted
+    return wanted, sum(len(ids) for ids in children.values())
 
 
 def zones_for(session: Session, user: User, action: Action) -> list[Zone]:
-    """The zones where `user` may do `action`, by its `permissions.Reach`: every zone, their
-    own village and below, or none."""
-    reach = permissions.reach(user.role, action)
-    if reach == Reach.COMMUNE:
+    """The zones where `user` may do `action`: the subtree of the zone the account is bound to
+    (every zone for an installation-wide account), or none if its role may not do it."""
+    if not permissions.allowed(user.role, action):
+        return []
+    if user.zone is None:
         return list(session.scalars(select(Zone).order_by(Zone.kind, Zone.name)))
-    if reach == Reach.OWN_VILLAGE and user.zone is not None:
-        return subtree(user.zone)
-    return []
+    return subtree(user.zone)
+
+
+def scope_ids(session: Session, user: User) -> set[str] | None:
+    """The ids of the zones `user` works in (their zone and below), in one query; None for an
+    installation-wide account (no filter needed)."""
+    if user.zone is None:
+        return None
+    return _below(session, [user.zone])[0]
+
+
+def in_scope(session: Session, user: User, zone_id: str | None) -> bool:
+    """Whether the zone `zone_id` is one `user` works in; an object with no zone (made by an
+    installation-wide account) is in the scope of installation-wide accounts only."""
+    scope = scope_ids(session, user)
+    if scope is None:
+        return True
+    return zone_id is not None and zone_id in scope
+
+
+def heard_ids(session: Session, user: User) -> set[str] | None:
+    """The zones whose broadcasts sound in `user`'s area: their zone, every zone below it and
+    every zone above it (a province bulletin plays in each commune); None: everywhere."""
+    scope = scope_ids(session, user)
+    if scope is None or user.zone is None:
+        return None
+    return scope | {zone.id for zone in ancestors_and_self(user.zone)}
 
 
 def reachable_zones(session: Session, user: User) -> list[Zone]:
-    """The zones a user may broadcast to: a village head only their own village (and below)."""
+    """The zones a user may broadcast to: their own zone and below."""
     return zones_for(session, user, Action.ANNOUNCE)
 
 
 def visible_zones(session: Session, user: User) -> list[Zone]:
-    """The zones a user may see: everyone sees the commune, except a village head (own village)."""
+    """The zones a user may see: their own zone and below (every zone if installation-wide)."""
     return zones_for(session, user, Action.VIEW)
 
 

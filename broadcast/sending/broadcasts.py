@@ -485,14 +485,13 @@ ListeningScope = tuple[set[str], set[str]]
 
 
 def listening_scope(session: Session, user: User) -> ListeningScope | None:
-    """What plays on a village head's loudspeakers: broadcasts to their village, its sub-zones
-    or any zone above it (a commune-wide bulletin sounds there too), or to their receivers.
-    None for the other roles, who see the whole network."""
-    if not permissions.own_village_only(user.role, Action.VIEW):
+    """What plays on the loudspeakers of `user`'s zone: broadcasts to it, its sub-zones or any
+    zone above it (a commune-wide bulletin sounds in a village, a province one in a commune), or
+    to its receivers. None for an installation-wide account, who sees the whole network."""
+    heard = zones.heard_ids(session, user)
+    if heard is None:
         return None
-    own = zones.visible_zones(session, user)
-    heard = {above.id for zone in own for above in zones.ancestors_and_self(zone)}
-    own_ids = {zone.id for zone in own}
+    own_ids = zones.scope_ids(session, user) or set()
     devices = session.scalars(select(Device.id).where(Device.zone_id.in_(own_ids)))
     return heard, set(devices)
 

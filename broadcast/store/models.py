@@ -124,6 +124,9 @@ class Bulletin(Base):
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # of a relay
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # whose it is: the zone of the account that wrote it (a commune, the province); None: made
+    # by an installation-wide account. Staff of that zone and above see and edit it.
+    zone_id: Mapped[str | None] = mapped_column(ForeignKey("zones.id"), nullable=True, index=True)
     # approval (duyệt): draft → submitted → approved | rejected (→ edited: draft again)
     status: Mapped[str] = mapped_column(String(20), default="draft", server_default="draft")
     source_name: Mapped[str] = mapped_column(String(300), default="", server_default="")
@@ -295,6 +298,9 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     origin: Mapped[str] = mapped_column(String(200))
+    # where it happened (the acting account's zone), so a commune's admin reads its own; None:
+    # installation-wide. Hashed when set (entries from before zones were recorded have none).
+    zone_id: Mapped[str | None] = mapped_column(String(63), nullable=True, index=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

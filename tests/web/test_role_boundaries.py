@@ -22,7 +22,7 @@ from web_support import csrf_token, login
 from broadcast.const import Role, ScheduleKind
 from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.people import permissions
-from broadcast.people.permissions import Action, Reach
+from broadcast.people.permissions import Action
 from broadcast.service import BroadcastService
 from wire.protocol import Priority
 
@@ -35,6 +35,7 @@ USERS = {
     "viewer": Role.VIEWER,
 }
 ROLES = tuple(USERS)
+BOUND_TO = {"head-a": "thon-a"}  # the others are installation-wide (no zone)
 PUBLIC = "public"
 SIGNED_IN = "signed in"  # any role, e.g. to sign out
 
@@ -60,7 +61,7 @@ def allowed_users(need: Need) -> frozenset[str] | str:
         return frozenset(
             name
             for name, role in USERS.items()
-            if permissions.reach(role, need.action) == Reach.COMMUNE
+            if permissions.allowed(role, need.action) and BOUND_TO.get(name) in (None, "thon-b")
         )
     assert isinstance(need, Action), need
     return frozenset(name for name, role in USERS.items() if permissions.allowed(role, need))

@@ -195,10 +195,13 @@ def test_change_role(service: BroadcastService, users: Users) -> None:
         "previous_role": "officer",
         "previous_zone": None,
     }
-    service.admin.change_role(users.admin, users.officer, "leader", "thon-b")
+    with pytest.raises(ValidationError) as info:  # a village only for heads
+        service.admin.change_role(users.admin, users.officer, "leader", "thon-b")
+    assert info.value.field == "zone"
+    service.admin.change_role(users.admin, users.officer, "leader", "")
     with service.db.session() as session:
         officer = session.get(User, users.officer)
-        assert (officer.role, officer.zone_id) == ("leader", None)  # a village only for heads
+        assert (officer.role, officer.zone_id) == ("leader", None)
     with pytest.raises(ValidationError) as info:
         service.admin.change_role(users.admin, users.officer, "village_head")
     assert info.value.field == "zone"

@@ -195,6 +195,8 @@ def cmd_zones_import(args: argparse.Namespace) -> int:
         if ids
     ]
     print(f"{args.file}: {result.rows} zones read, {', '.join(done)}")
+    if result.bound:
+        print(f"bound to their commune (admins stay installation-wide): {', '.join(result.bound)}")
     if result.moved:
         _moved_receivers_hint(args)
     return 0
@@ -234,6 +236,11 @@ def cmd_zones_move(args: argparse.Namespace) -> int:
         return 0
     before = f"under {moved.previous_parent}" if moved.previous_parent else "at the root"
     print(f"{moved.zone_id} is now {where} (was {before})")
+    if moved.bound:
+        print(
+            f"bound to {moved.zone_id}, which was the whole installation for them:"
+            f" {', '.join(moved.bound)} (admins stay installation-wide)"
+        )
     if moved.receivers:
         _moved_receivers_hint(args, moved.receivers)
     return 0

@@ -187,6 +187,7 @@ class ImportResult:
     renamed: list[str] = field(default_factory=list)
     coded: list[str] = field(default_factory=list)
     moved: list[str] = field(default_factory=list)
+    bound: list[str] = field(default_factory=list)  # staff bound to their commune (`bind_staff`)
 
     @property
     def changed(self) -> bool:
@@ -200,6 +201,7 @@ class MoveResult:
     parent: str | None
     changed: bool
     receivers: int  # under the moved zone: each now hears one more zone above it
+    bound: tuple[str, ...] = ()  # the commune's staff bound to it (`zones.move_zone`)
 
 
 @dataclass(frozen=True)
@@ -491,9 +493,9 @@ class Setup:
             receivers = len(zones.target_devices([zone]))
             if previous == new:
                 return MoveResult(zone.id, previous, new, False, receivers)
-            zones.move_zone(session, zone, parent)
-            _audit_move(session, actor, zone, previous)
-            return MoveResult(zone.id, previous, new, True, receivers)
+            bound = zones.move_zone(session, zone, parent)
+            _audit_move(session, actor, zone, previous, bound)
+            return MoveResult(zone.id, previous, new, True, receivers, tuple(bound))
 
     def import_zones(self, user_id: int | None, data: bytes | str) -> ImportResult:
         """The zones a CSV file describes, created or brought in line, in one transaction;
@@ -774,8 +776,13 @@ def _apply(session: Session, actor: User | None, row: _Row, result: ImportResult
         result.coded.append(zone.id)
     if row.parent_ref and zone.parent_id != row.parent_id:
         detail.update(parent=row.parent_id, previous_parent=zone.parent_id)
+        was_root = zone.parent_id is None
         zone.parent_id = row.parent_id
         result.moved.append(zone.id)
+        session.flush()
+        if was_root:
+            session.refresh(zone)
+            result.bound.extend(zones.bind_staff(session, zone))
     if detail:
         session.flush()
         audit.record(session, actor, audit.Action.ZONE_UPDATE, f"zone:{zone.id}", detail)
@@ -847,14 +854,13 @@ def _audit_create(session: Session, actor: User | None, zone: Zone) -> None:
     )
 
 
-def _audit_move(session: Session, actor: User | None, zone: Zone, previous: str | None) -> None:
-    audit.record(
-        session,
-        actor,
-        audit.Action.ZONE_UPDATE,
-        f"zone:{zone.id}",
-        {"parent": zone.parent_id, "previous_parent": previous},
-    )
+def _audit_move(
+    session: Session, actor: User | None, zone: Zone, previous: str | None, bound: list[str]
+) -> None:
+    detail: dict[str, Any] = {"parent": zone.parent_id, "previous_parent": previous}
+    if bound:
+        detail["bound_users"] = bound
+    audit.record(session, actor, audit.Action.ZONE_UPDATE, f"zone:{zone.id}", detail)
 
 
 __all__ = [

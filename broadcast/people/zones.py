@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
 from broadcast.const import ZONE_KIND_WORDS, ZoneKind
@@ -289,9 +289,37 @@ def find_zone(session: Session, reference: str) -> Zone | None:
     return session.get(Zone, text) or by_code(session, text)
 
 
-def move_zone(session: Session, zone: Zone, parent: Zone | None) -> None:
+def move_zone(session: Session, zone: Zone, parent: Zone | None) -> list[str]:
     """Put `zone` under `parent` (None: the root) if the tree rules allow it; its sub-zones,
-    receivers and users go with it, so everyone keeps the rights they had."""
+    receivers and users go with it, so everyone keeps the rights they had (`bind_staff`).
+    Returns the user names bound to it."""
     check_placement(ZoneKind(zone.kind), parent)
+    was_root = zone.parent_id is None
     zone.parent = parent
     session.flush()
+    return bind_staff(session, zone) if was_root and parent is not None else []
+
+
+def bind_staff(session: Session, commune: Zone) -> list[str]:
+    """Bind the unbound officers, leaders and viewers to `commune`, just placed under its
+    province, when it was the one commune at the root: in a single-commune installation those
+    accounts were bound to no zone because the installation was their commune, and left unbound
+    they would now see the whole province. Admins stay installation-wide. The names bound."""
+    others = session.scalar(
+        select(func.count())
+        .select_from(Zone)
+        .where(Zone.kind == ZoneKind.COMMUNE.value, Zone.parent_id.is_(None), Zone.id != commune.id)
+    )
+    if commune.kind != ZoneKind.COMMUNE.value or commune.parent_id is None or others:
+        return []
+    staff = [
+        role.value
+        for role, kinds in permissions.ZONE_KINDS.items()
+        if kinds == (None, ZoneKind.COMMUNE)
+    ]
+    bound = list(session.scalars(select(User).where(User.zone_id.is_(None), User.role.in_(staff))))
+    for user in bound:
+        user.zone_id = commune.id
+    session.flush()
+    _LOGGER.info("bound %d accounts of commune %s to it", len(bound), commune.id)
+    return sorted(user.username for user in bound)

@@ -147,7 +147,11 @@ def test_a_single_commune_upgrades_in_place_and_joins_its_province(tmp_path: Pat
                    "--code", "38", "--data", str(data))  # fmt: skip
     assert _ok(province) == "created province tinh-thanh-hoa (Tỉnh Thanh Hóa, code 38)\n"
     moved = loa("zones", "move", "xa-hoang-hop", "--parent", "38", "--data", str(data))
-    assert _ok(moved) == "xa-hoang-hop is now under tinh-thanh-hoa (was at the root)\n"
+    assert _ok(moved) == (
+        "xa-hoang-hop is now under tinh-thanh-hoa (was at the root)\n"
+        "bound to xa-hoang-hop, which was the whole installation for them: chi"
+        " (admins stay installation-wide)\n"
+    )
     assert f"run `loa device refresh --data {data}`" in moved.stderr
     again = loa("zones", "move", "xa-hoang-hop", "--parent", "tinh-thanh-hoa", "--data", str(data))
     assert _ok(again) == "xa-hoang-hop is already under tinh-thanh-hoa: nothing to change\n"

@@ -9,6 +9,7 @@ import unicodedata
 import pytest
 from service_support import Users
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from broadcast.const import Role, ZoneKind
 from broadcast.desks.setup import Setup, ZoneFileError, parse_kind, slug
@@ -46,6 +47,11 @@ def _tree(desk: Setup) -> list[tuple[int, str, str, str | None]]:
 def _audit(service: BroadcastService) -> list[AuditEntry]:
     with service.db.session() as session:
         return list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+
+
+def _reach(session: Session, user: User | None) -> list[str]:
+    assert user is not None
+    return sorted(zone.id for zone in zones.zones_for(session, user, Action.VIEW))
 
 
 def _zone_count(service: BroadcastService) -> int:
@@ -219,6 +225,7 @@ def test_a_single_commune_joins_its_province_by_import(
         (1, "xa-test", "commune", "16099"),
         (2, "thon-a", "village", None),
     ]
+    assert result.bound == ["leader", "officer", "viewer"]
     assert not desk.import_zones(None, text).changed
 
 
@@ -262,22 +269,25 @@ def test_moving_the_commune_under_a_province_keeps_everyone_s_rights(
             session, service.settings, service.fleet.public_key_text, "loa-a-01", "thon-a"
         )
         before = {
-            user.username: (user.role, user.zone_id, user.active)
+            user.username: (user.role, user.active, _reach(session, user))
             for user in session.scalars(select(User))
         }
         head = session.get(User, users.head_1)
         assert head is not None
         head_zones = [z.id for z in zones.zones_for(session, head, Action.ANNOUNCE)]
     desk.add_zone(None, "province", "Tỉnh Thanh Hóa", code="38")
+    with service.db.session() as session:  # the province is in the installation-wide reach
+        before["admin"] = (*before["admin"][:2], _reach(session, session.get(User, users.admin)))
     moved = desk.move_zone(None, "xa-test", "38")
     assert (moved.previous_parent, moved.parent, moved.changed) == (None, "tinh-thanh-hoa", True)
     assert moved.receivers == 1
     assert not desk.move_zone(None, "xa-test", "tinh-thanh-hoa").changed
     with service.db.session() as session:
         after = {
-            user.username: (user.role, user.zone_id, user.active)
+            user.username: (user.role, user.active, _reach(session, user))
             for user in session.scalars(select(User))
         }
+        bound = {user.username: user.zone_id for user in session.scalars(select(User))}
         head = session.get(User, users.head_1)
         assert head is not None
         assert [z.id for z in zones.zones_for(session, head, Action.ANNOUNCE)] == head_zones
@@ -285,10 +295,24 @@ def test_moving_the_commune_under_a_province_keeps_everyone_s_rights(
         assert device is not None
         # the receiver now hears its province too: its config must be refreshed (loa says so)
         assert receivers.zone_check(device).expected == ("thon-a", "xa-test", "tinh-thanh-hoa")
+    # the same zones as before for everyone: the commune's staff, unbound while the installation
+    # was their commune, are bound to it (else they would see the province); the admin is not
     assert after == before
+    assert moved.bound == ("leader", "officer", "viewer")
+    assert bound == {
+        "admin": None,
+        "officer": "xa-test",
+        "head-a": "thon-a",
+        "viewer": "xa-test",
+        "leader": "xa-test",
+    }
     last = _audit(service)[-1]
     assert (last.action, last.target) == (audit.Action.ZONE_UPDATE.value, "zone:xa-test")
-    assert last.detail == {"parent": "tinh-thanh-hoa", "previous_parent": None}
+    assert last.detail == {
+        "parent": "tinh-thanh-hoa",
+        "previous_parent": None,
+        "bound_users": ["leader", "officer", "viewer"],
+    }
     for zone, parent, words in (
         ("thon-a", "38", "thôn không thể thuộc tỉnh"),
         ("tinh-thanh-hoa", "xa-test", "tỉnh không thể thuộc xã"),

@@ -16,7 +16,15 @@ from sqlalchemy import select
 from broadcast.const import Role, ZoneKind
 from broadcast.people import accounts, zones
 from broadcast.service import BroadcastService
-from broadcast.store.models import Broadcast, Bulletin, Delivery, Device, Schedule, User
+from broadcast.store.models import (
+    Broadcast,
+    Bulletin,
+    Delivery,
+    Device,
+    DevicePresence,
+    Schedule,
+    User,
+)
 
 PROVINCE_USERS = {  # name: (role, zone)
     "tinh": (Role.PROVINCE_EDITOR, "tinh-test"),
@@ -95,13 +103,26 @@ def seed_october(service: BroadcastService) -> None:
     """October 2025, counted by hand in tests/broadcast/desks/test_province_reports.py.
 
     Xã Thử: loa-a-01 online, loa-a-02 online but unhealthy, loa-b-01 offline; Xã Hai:
-    loa-c-01 offline. p1 (province-wide relay of 10 min), p2 (Xã Thử, a planned run of 2
-    min), p3 (Thôn C, stopped), p6 (Thôn C, a media of unknown length); p4 is Tỉnh Khác's
-    and p5 September's."""
+    loa-c-01 offline. Offline time: loa-a-01 4 h, loa-a-02 none, loa-b-01 the whole month
+    (744 h, no change recorded), loa-c-01 24 h, loa-x-01 744 h. p1 (province-wide relay of
+    10 min), p2 (Xã Thử, a planned run of 2 min), p3 (Thôn C, stopped), p6 (Thôn C, a media
+    of unknown length); p4 is Tỉnh Khác's and p5 September's."""
     with service.db.session() as session:
         for device in session.scalars(select(Device)):
             device.online = device.id in ("loa-a-01", "loa-a-02")
             device.health_ok = device.id != "loa-a-02"
+            device.created_at = datetime(2025, 1, 1)
+        session.add_all(
+            [  # loa-a-01 offline 3 h after the month starts and its last hour: 4 h
+                DevicePresence(device_id="loa-a-01", at=datetime(2025, 9, 30, 15), online=False),
+                DevicePresence(device_id="loa-a-01", at=datetime(2025, 9, 30, 20), online=True),
+                DevicePresence(device_id="loa-a-01", at=datetime(2025, 10, 31, 16), online=False),
+                # online until its last day: 24 h
+                DevicePresence(device_id="loa-c-01", at=datetime(2025, 10, 30, 17), online=False),
+                # its first change after the month: offline all month (744 h)
+                DevicePresence(device_id="loa-x-01", at=datetime(2025, 11, 5), online=True),
+            ]
+        )
         bulletin = Bulletin(title="Bản tin sáng", text="Bản tin sáng")
         session.add(bulletin)
         session.flush()

@@ -36,7 +36,7 @@ def _province_arg() -> str | None:
     return request.args.get("province", "").strip() or None
 
 
-def _report(month_text: str) -> tuple[ProvinceReport, int]:
+def _report(month_text: str, *, offline: bool = False) -> tuple[ProvinceReport, int]:
     """The month asked for, or this month with the reason flashed (400) when it is not one."""
     service = get_service()
     user_id = int(current_user.id)
@@ -46,8 +46,11 @@ def _report(month_text: str) -> tuple[ProvinceReport, int]:
         flash(_("Bộ lọc chưa đúng: %(message)s (%(field)s)", message=error_text(exc),
                 field=exc.field), "error")  # fmt: skip
         year, month = reporting.parse_month("")
-        return service.province_reports.report(user_id, year, month, _province_arg()), 400
-    return service.province_reports.report(user_id, year, month, _province_arg()), 200
+        return service.province_reports.report(
+            user_id, year, month, _province_arg(), offline=offline
+        ), 400
+    found = service.province_reports.report(user_id, year, month, _province_arg(), offline=offline)
+    return found, 200
 
 
 def _month_value(report: ProvinceReport) -> str:
@@ -67,7 +70,7 @@ def index() -> tuple[str, int]:
 @bp.route("/monthly")
 @login_required
 def monthly() -> tuple[str, int]:
-    report, status = _report(request.args.get("month", ""))
+    report, status = _report(request.args.get("month", ""), offline=True)
     previous = (
         date(report.year - 1, 12, 1)
         if report.month == 1

@@ -44,6 +44,7 @@ from broadcast.desks.reporting import (
     PRIORITY_ORDER,
     Reports,
     month_bounds,
+    offline_seconds,
     to_csv,
 )
 from broadcast.errors import N_, NotFound, PermissionDenied
@@ -51,7 +52,16 @@ from broadcast.fleet import receivers
 from broadcast.people import accounts, permissions
 from broadcast.people.permissions import Action
 from broadcast.store.db import Database
-from broadcast.store.models import Broadcast, Delivery, Device, Schedule, User, Zone, utcnow
+from broadcast.store.models import (
+    Broadcast,
+    Delivery,
+    Device,
+    DevicePresence,
+    Schedule,
+    User,
+    Zone,
+    utcnow,
+)
 from wire.protocol import ContentType
 
 _LOGGER = logging.getLogger(__name__)
@@ -95,6 +105,11 @@ class CommuneFigures:
     targeted: int = 0  # deliveries, those a person stopped left out
     finished: int = 0
     bulletins: ProvinceBulletinCounts = ProvinceBulletinCounts()
+    offline_s: float | None = None  # its receivers' offline time in the month; None: not asked
+
+    @property
+    def offline_hours(self) -> float | None:
+        return None if self.offline_s is None else self.offline_s / 3600
 
     @property
     def minutes(self) -> float:
@@ -161,10 +176,18 @@ class ProvinceReports:
             return found is not None
 
     def report(
-        self, user_id: int, year: int, month: int, province_id: str | None = None
+        self,
+        user_id: int,
+        year: int,
+        month: int,
+        province_id: str | None = None,
+        *,
+        offline: bool = False,
     ) -> ProvinceReport:
         """The month of the province `province_id` (default: the user's, or the first by name
-        for an installation-wide account), commune by commune. A fixed number of queries."""
+        for an installation-wide account), commune by commune. A fixed number of queries;
+        `offline` adds the receivers' offline time (the monthly report: three more queries,
+        whose rows are every online/offline change of the month)."""
         start, end = month_bounds(year, month)
         measured_until = max(start, min(end, utcnow()))
         with self._db.session() as session:
@@ -189,6 +212,7 @@ class ProvinceReports:
             reached = _broadcast_counts(session, ids, start, end)
             airtime = self._airtime(session, ids, start, end)
             bulletins = _bulletin_counts(session, ids, start, end)
+            offline_s = _offline_seconds(session, ids, start, measured_until) if offline else None
             rows = [
                 _figures(
                     commune.id,
@@ -199,6 +223,7 @@ class ProvinceReports:
                     reached.get(commune.id, {}),
                     airtime.get(commune.id, (0.0, 0)),
                     bulletins.get(commune.id, ProvinceBulletinCounts()),
+                    None if offline_s is None else offline_s.get(commune.id, 0.0),
                 )
                 for commune in communes
             ]
@@ -227,7 +252,7 @@ class ProvinceReports:
     ) -> bytes:
         """One row per commune, then the province's (Vietnamese headers, as the commune
         report's CSV; UTF-8 with a BOM for Excel)."""
-        found = self.report(user_id, year, month, province_id)
+        found = self.report(user_id, year, month, province_id, offline=True)
         header = [
             "Tháng",
             "Mã khu vực",
@@ -244,6 +269,7 @@ class ProvinceReports:
             "Số lượt cụm loa được giao",
             "Số lượt cụm loa phát xong",
             "Tỉ lệ phát thành công (%)",
+            "Số giờ mất kết nối",
             "Bản tin tỉnh đã phát",
             "Bản tin tỉnh đang chờ",
             "Bản tin tỉnh bị từ chối",
@@ -508,6 +534,64 @@ def _bulletin_counts(
     return {}
 
 
+def _offline_seconds(
+    session: Session, commune_ids: Collection[str], start: datetime, end: datetime
+) -> dict[str, float]:
+    """Per commune: its receivers' offline seconds in [start, end), by `reporting`'s rule
+    (`offline_seconds`: each receiver from its registration on, by its online/offline
+    changes). Four queries whatever the number of receivers: the receivers, each one's last
+    change before the month, the month's changes, and each one's first change after it (for a
+    receiver whose only changes came later)."""
+    if not commune_ids:
+        return {}
+    commune = _commune_of()
+    devices = list(
+        session.execute(
+            select(Device.id, Device.online, Device.created_at, commune)
+            .join(Zone, Zone.id == Device.zone_id)
+            .where(commune.in_(commune_ids))
+        )
+    )
+    in_communes = (
+        select(Device.id).join(Zone, Zone.id == Device.zone_id).where(commune.in_(commune_ids))
+    )
+    mine = DevicePresence.device_id.in_(in_communes.scalar_subquery())
+    changes: dict[str, list[tuple[datetime, int, bool]]] = {}
+    for bound, pick in (
+        (DevicePresence.at <= start, func.max),
+        (DevicePresence.at >= end, func.min),
+    ):
+        edge = (
+            select(DevicePresence.device_id, pick(DevicePresence.at).label("at"))
+            .where(bound, mine)
+            .group_by(DevicePresence.device_id)
+            .subquery()
+        )
+        query = select(
+            DevicePresence.device_id, DevicePresence.at, DevicePresence.id, DevicePresence.online
+        ).join(
+            edge, and_(edge.c.device_id == DevicePresence.device_id, edge.c.at == DevicePresence.at)
+        )
+        for device_id, at, row_id, online in session.execute(query):
+            changes.setdefault(device_id, []).append((at, row_id, online))
+    during = select(
+        DevicePresence.device_id, DevicePresence.at, DevicePresence.id, DevicePresence.online
+    ).where(DevicePresence.at > start, DevicePresence.at < end, mine)
+    for device_id, at, row_id, online in session.execute(during):
+        changes.setdefault(device_id, []).append((at, row_id, online))
+    found: dict[str, float] = {}
+    for device_id, online_now, created_at, commune_id in devices:
+        begin = max(start, created_at) if created_at else start
+        rows = sorted(changes.get(device_id, []))
+        before = [row for row in rows if row[0] <= begin][-1:]
+        inside = [row for row in rows if begin < row[0] < end]
+        after = [row for row in rows if row[0] >= end][:1] if not before and not inside else []
+        transitions = [(at, online) for at, _id, online in (*before, *inside, *after)]
+        seconds = offline_seconds(transitions, online_now, begin, end)
+        found[commune_id] = found.get(commune_id, 0.0) + seconds
+    return found
+
+
 # --- assembling ----------------------------------------------------------------------------
 
 
@@ -528,6 +612,7 @@ def _figures(
     reached: Mapping[tuple[str, bool], int],
     airtime: tuple[float, int],
     bulletins: ProvinceBulletinCounts,
+    offline_s: float | None,
 ) -> CommuneFigures:
     by_priority, total, cancelled = _tally(reached)
     stopped = states[DeliveryState.STOPPED.value]
@@ -546,6 +631,7 @@ def _figures(
         targeted=sum(states.values()) - stopped,
         finished=states[DeliveryState.FINISHED.value],
         bulletins=bulletins,
+        offline_s=offline_s,
     )
 
 
@@ -560,6 +646,7 @@ def _province_total(
     bulletins = ProvinceBulletinCounts()
     for row in rows:
         bulletins = bulletins + row.bulletins
+    measured = [row.offline_s for row in rows if row.offline_s is not None]
     return CommuneFigures(
         zone_id=zone_id,
         name=name,
@@ -575,6 +662,7 @@ def _province_total(
         targeted=sum(row.targeted for row in rows),
         finished=sum(row.finished for row in rows),
         bulletins=bulletins,
+        offline_s=sum(measured) if len(measured) == len(rows) else None,
     )
 
 
@@ -596,6 +684,7 @@ def _csv_row(label: str, figures: CommuneFigures) -> list[object]:
         figures.targeted,
         figures.finished,
         "" if rate is None else round(rate * 100, 1),
+        "" if figures.offline_hours is None else round(figures.offline_hours, 1),
         figures.bulletins.played,
         figures.bulletins.waiting,
         figures.bulletins.declined,

@@ -63,6 +63,7 @@ def test_the_monthly_report(client: FlaskClient, ids: dict[str, int]) -> None:
     assert "12,0" in rows["xa-test"] and "75,0 %" in rows["xa-test"]
     assert "22,0" in rows["tinh-test"]  # the communes' minutes summed
     assert "(1 lượt chưa rõ thời lượng)" in rows["xa-hai"]
+    assert 'offline">748,0<' in rows["xa-test"] and 'offline">772,0<' in rows["tinh-test"]
     assert 'href="/reports/monthly?zone=xa-hai&amp;month=2025-10"' in rows["xa-hai"]
     assert 'class="stack"' in page  # the table stacks on a phone
 
@@ -147,6 +148,7 @@ def test_api_monthly(client: FlaskClient, service: BroadcastService, ids: dict[s
     assert (xa["minutes"], xa["delivery_rate"]) == (12.0, 0.75)
     assert xa["province_bulletins"] == {"played": 0, "waiting": 0, "declined": 0}
     assert communes["xa-ba"]["delivery_rate"] is None
+    assert (xa["offline_hours"], body["total"]["offline_hours"]) == (748.0, 772.0)
     assert body["total"]["minutes"] == 22.0
     assert body["total"]["broadcasts"] == 4
 
@@ -156,6 +158,7 @@ def test_api_dashboard(client: FlaskClient, service: BroadcastService, ids: dict
     body = client.get("/api/v1/province/dashboard?province=tinh-test", headers=headers).get_json()
     assert [row["zone"] for row in body["communes"]] == ["xa-ba", "xa-hai", "xa-test"]
     assert body["total"]["receivers"] == 4
+    assert body["total"]["offline_hours"] is None  # the monthly report's
     assert client.get("/api/v1/province/dashboard", headers=headers).status_code == 200
 
 

@@ -953,6 +953,9 @@ COMMUNE_FIGURES = obj(
         "deliveries_targeted": {**INTEGER, "description": "stopped deliveries left out"},
         "deliveries_finished": INTEGER,
         "delivery_rate": nullable("number"),
+        "offline_hours": nullable(
+            "number", description="its receivers' offline time; null on the dashboard"
+        ),
         "province_bulletins": obj(
             {key: INTEGER for key in ("played", "waiting", "declined")},
             description="the province's bulletins this commune played, holds, declined",

@@ -37,12 +37,14 @@ def province_dashboard() -> Response:
 @bp.get("/province/monthly")
 @token_required
 def province_monthly() -> Response:
-    """`?month=YYYY-MM&province=`: the province's month per commune."""
+    """`?month=YYYY-MM&province=`: the province's month per commune, with offline time."""
     text = request.args.get("month", "")
     if MONTH.match(text) is None:
         raise ValidationError("month", N_("tháng dạng YYYY-MM, ví dụ 2026-11"), "not_a_month")
     year, month = parse_month(text)  # the domain's bounds on the year and the month
-    report = get_service().province_reports.report(current_user_id(), year, month, _province_arg())
+    report = get_service().province_reports.report(
+        current_user_id(), year, month, _province_arg(), offline=True
+    )
     return jsonify(_report_json(report))
 
 
@@ -62,6 +64,9 @@ def _figures_json(figures: CommuneFigures) -> dict[str, Any]:
         "deliveries_targeted": figures.targeted,
         "deliveries_finished": figures.finished,
         "delivery_rate": figures.delivery_rate,
+        "offline_hours": (
+            None if figures.offline_hours is None else round(figures.offline_hours, 3)
+        ),
         "province_bulletins": {
             "played": figures.bulletins.played,
             "waiting": figures.bulletins.waiting,

@@ -64,6 +64,36 @@ def test_each_commune_counted_by_hand(service: BroadcastService, ids: dict[str, 
     ba = rows["xa-ba"]
     assert (ba.receivers, ba.broadcasts, ba.targeted, ba.minutes) == (0, 0, 0, 0.0)
     assert ba.delivery_rate is None
+    # offline time only when asked (the monthly report; the dashboard does without)
+    assert {row.offline_hours for row in report.communes} == {None}
+    assert report.total.offline_hours is None
+
+
+def test_offline_time_by_hand(service: BroadcastService, ids: dict[str, int]) -> None:
+    """`reporting`'s rule: loa-a-01 4 h + loa-a-02 0 + loa-b-01 744 h; loa-c-01 24 h."""
+    report = service.province_reports.report(ids["tinh"], YEAR, MONTH, offline=True)
+    hours = {row.zone_id: row.offline_hours for row in report.communes}
+    assert hours == {
+        "xa-ba": 0.0,
+        "xa-hai": pytest.approx(24.0),
+        "xa-test": pytest.approx(748.0),
+    }
+    assert report.total.offline_hours == pytest.approx(772.0)
+    khac = service.province_reports.report(ids["admin"], YEAR, MONTH, "tinh-khac", offline=True)
+    assert khac.communes[0].offline_hours == pytest.approx(744.0)  # by its change after
+
+
+def test_offline_time_agrees_with_the_commune_report(
+    service: BroadcastService, ids: dict[str, int]
+) -> None:
+    """The drill-down shows the same hours (reporting.Reports.monthly_summary)."""
+    province = service.province_reports.report(ids["tinh"], YEAR, MONTH, offline=True)
+    for row in province.communes:
+        commune = service.reports.monthly_summary(ids["tinh"], YEAR, MONTH, row.zone_id)
+        own = next(zone for zone in commune.zones if zone.zone_id == row.zone_id)
+        assert row.offline_hours == pytest.approx(own.offline_hours), row.zone_id
+        assert row.minutes == pytest.approx(own.minutes), row.zone_id
+        assert (row.targeted, row.finished) == (own.targeted, own.finished), row.zone_id
 
 
 def test_the_province_total(service: BroadcastService, ids: dict[str, int]) -> None:
@@ -172,6 +202,10 @@ def test_csv(service: BroadcastService, ids: dict[str, int]) -> None:
     assert table["tinh-test"]["Xã / phường"] == "Tỉnh Thử"
     assert table["tinh-test"]["Số phút phát"] == "22.0"
     assert table["xa-hai"]["Bản tin tỉnh đã phát"] == "0"
+    assert (xa["Số giờ mất kết nối"], table["tinh-test"]["Số giờ mất kết nối"]) == (
+        "748.0",
+        "772.0",
+    )
 
 
 # --- scale: the queries do not grow with the communes or their receivers ------------------
@@ -243,10 +277,13 @@ def test_queries_do_not_grow_with_the_province(service: BroadcastService) -> Non
         editor = _province_of(service, key, communes)
         with _counted(service) as statements:
             report = service.province_reports.report(editor, YEAR, MONTH)
+        with _counted(service) as monthly:
+            service.province_reports.report(editor, YEAR, MONTH, offline=True)
         assert len(report.communes) == communes
         assert report.total.receivers == 2 * communes
         assert (report.total.targeted, report.total.finished) == (2 * communes, communes)
         assert report.total.minutes == pytest.approx(sum(60 + n for n in range(communes)) / 60)
-        counts[communes] = len(statements)
+        counts[communes] = (len(statements), len(monthly))
     assert counts[2] == counts[20], counts
-    assert counts[20] <= 10, counts
+    assert counts[20][0] <= 10, counts
+    assert counts[20][1] == counts[20][0] + 4, counts

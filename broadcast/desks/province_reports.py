@@ -275,6 +275,12 @@ class ProvinceReports:
             "Bản tin tỉnh bị từ chối",
         ]
         rows = [_csv_row(found.label, figures) for figures in [*found.communes, found.total]]
+        _LOGGER.info(
+            "province report exported: %s, %s, %d communes",
+            found.province_id or "-",
+            found.label,
+            len(found.communes),
+        )
         return to_csv(header, rows)
 
     def _airtime(

@@ -22,6 +22,8 @@ delivery of it (the commune report also counts broadcasts that only named the co
   counts three times);
 - delivery rate: finished deliveries / deliveries of the commune's receivers in the month,
   deliveries a person stopped left out of both;
+- offline hours (the monthly report only): `reporting.offline_seconds` of each receiver,
+  summed per commune;
 - province bulletins: `ProvinceBulletinCounts`, from the forwarding table (issue 13 item 3)
   once it exists; zeros until then (`_bulletin_counts`).
 """
@@ -186,7 +188,7 @@ class ProvinceReports:
     ) -> ProvinceReport:
         """The month of the province `province_id` (default: the user's, or the first by name
         for an installation-wide account), commune by commune. A fixed number of queries;
-        `offline` adds the receivers' offline time (the monthly report: three more queries,
+        `offline` adds the receivers' offline time (the monthly report: four more queries,
         whose rows are every online/offline change of the month)."""
         start, end = month_bounds(year, month)
         measured_until = max(start, min(end, utcnow()))

@@ -1,10 +1,10 @@
 """The broadcast service: the one object that wires storage, speech, audio, scheduling and MQTT.
 
 It does nothing a person asks for itself: it builds the desks (`announcements`, `scheduling`,
-`bulletins`, `fleet`, `reports`, `admin`), each given exactly what it needs, and the web layer
-and the CLI call them. It owns the background parts (the outbox's render thread, the
-scheduler, the dispatcher, the answer-back writer), starts and stops them together, and wires
-leadership and the receivers' answer-back.
+`bulletins`, `fleet`, `reports`, `province_reports`, `admin`), each given exactly what it
+needs, and the web layer and the CLI call them. It owns the background parts (the outbox's render
+thread, the scheduler, the dispatcher, the answer-back writer), starts and stops them together,
+and wires leadership and the receivers' answer-back.
 
 Several processes may run a service on one data directory (web workers, the dev reloader). Each
 serves the web and API and publishes what its users send; only the one holding the scheduler
@@ -32,6 +32,7 @@ from broadcast.desks.calendar import CalendarDesk
 from broadcast.desks.fleet import FleetDesk
 from broadcast.desks.metrics import MetricsReading
 from broadcast.desks.overview import Overview
+from broadcast.desks.province_reports import ProvinceReports
 from broadcast.desks.reporting import Reports
 from broadcast.desks.scheduling import SchedulingDesk
 from broadcast.desks.setup import Setup
@@ -89,6 +90,7 @@ class BroadcastService:
             settings, self.db, self.outbox, programme_changed=self._programme_changed
         )
         self.reports = Reports(self.db, self.media)
+        self.province_reports = ProvinceReports(self.db, self.reports)
         self.fleet = FleetDesk(
             settings,
             self.db,

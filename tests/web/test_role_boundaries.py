@@ -48,7 +48,15 @@ class InThonB:
     action: Action
 
 
-Need = Action | InThonB | str
+@dataclass(frozen=True)
+class ProvinceLevel:
+    """The route reads a whole province (/province/): a role that may do `action`, on an
+    account bound to a province or to no zone; commune and village accounts are refused."""
+
+    action: Action
+
+
+Need = Action | InThonB | ProvinceLevel | str
 
 
 def allowed_users(need: Need) -> frozenset[str] | str:
@@ -62,6 +70,12 @@ def allowed_users(need: Need) -> frozenset[str] | str:
             name
             for name, role in USERS.items()
             if permissions.allowed(role, need.action) and BOUND_TO.get(name) in (None, "thon-b")
+        )
+    if isinstance(need, ProvinceLevel):  # no account of the fixtures is bound to a province
+        return frozenset(
+            name
+            for name, role in USERS.items()
+            if permissions.allowed(role, need.action) and BOUND_TO.get(name) is None
         )
     assert isinstance(need, Action), need
     return frozenset(name for name, role in USERS.items() if permissions.allowed(role, need))
@@ -126,6 +140,9 @@ PAGES: dict[str, dict[str, Need]] = {
     "reports.deliveries_csv": {"GET": InThonB(Action.READ_REPORTS)},
     "reports.monthly": {"GET": InThonB(Action.READ_REPORTS)},
     "reports.monthly_csv": {"GET": InThonB(Action.READ_REPORTS)},
+    "province.index": {"GET": ProvinceLevel(Action.READ_REPORTS)},
+    "province.monthly": {"GET": ProvinceLevel(Action.READ_REPORTS)},
+    "province.monthly_csv": {"GET": ProvinceLevel(Action.READ_REPORTS)},
 }
 ZONE_QUERY = {"calendar.week", *(name for name in PAGES if name.startswith("reports."))}
 
@@ -153,6 +170,8 @@ API: dict[tuple[str, str], Need] = {
     ("POST", "/bulletins/{bulletin_id}/send"): Action.WRITE_BULLETIN,
     ("GET", "/reports/broadcasts?zone=thon-b"): InThonB(Action.READ_REPORTS),
     ("GET", "/reports/monthly?month=2026-11&zone=thon-b"): InThonB(Action.READ_REPORTS),
+    ("GET", "/province/dashboard"): ProvinceLevel(Action.READ_REPORTS),
+    ("GET", "/province/monthly?month=2026-11"): ProvinceLevel(Action.READ_REPORTS),
 }
 
 
@@ -160,7 +179,7 @@ def test_every_action_guards_a_route() -> None:
     """No row of the table is dead: each action but the four-eyes exception (checked in
     tests/broadcast/desks/test_bulletins.py) is what some route needs."""
     needs = [*(need for rules in PAGES.values() for need in rules.values()), *API.values()]
-    named = {need.action if isinstance(need, InThonB) else need for need in needs}
+    named = {need.action if isinstance(need, InThonB | ProvinceLevel) else need for need in needs}
     assert set(Action) - named == {Action.APPROVE_OWN_BULLETIN}
 
 

@@ -935,6 +935,73 @@ PATHS: dict[str, dict[str, Any]] = {
 }
 
 
+# --- the province report (toàn tỉnh, `web.api.province`) ----------------------------------
+
+COMMUNE_FIGURES = obj(
+    {
+        "zone": STRING,
+        "name": STRING,
+        "code": nullable("string", description="mã đơn vị hành chính"),
+        "receivers": INTEGER,
+        "online": INTEGER,
+        "attention": {**INTEGER, "description": "offline or unhealthy (media, clock, zones)"},
+        "broadcasts": {**INTEGER, "description": "with a delivery to one of its receivers"},
+        "by_priority": {"type": "object", "additionalProperties": INTEGER},
+        "cancelled": INTEGER,
+        "minutes": {**NUMBER, "description": "airtime played; the province's: the communes' sum"},
+        "broadcasts_of_unknown_length": INTEGER,
+        "deliveries_targeted": {**INTEGER, "description": "stopped deliveries left out"},
+        "deliveries_finished": INTEGER,
+        "delivery_rate": nullable("number"),
+        "offline_hours": nullable(
+            "number", description="its receivers' offline time; null on the dashboard"
+        ),
+        "province_bulletins": obj(
+            {key: INTEGER for key in ("played", "waiting", "declined")},
+            description="the province's bulletins this commune played, holds, declined",
+        ),
+    },
+)
+SCHEMAS["ProvinceReport"] = obj(
+    {
+        "province": nullable(
+            "string", description="None: the communes of an installation without a province"
+        ),
+        "name": STRING,
+        "month": {"type": "string", "examples": ["2026-11"]},
+        "start": TIME,
+        "end": TIME,
+        "measured_until": TIME,
+        "generated_at": TIME,
+        "communes": array(COMMUNE_FIGURES),
+        "total": COMMUNE_FIGURES,
+    }
+)
+PROVINCE_PARAM = query("province", "a province's zone id (default: the account's, or the first)")
+PATHS["/province/dashboard"] = {
+    "get": operation(
+        "provinceDashboard",
+        "This month per commune of a province: receivers, minutes, delivery rate, province "
+        "bulletins (accounts bound to a province, or installation-wide)",
+        {"200": ok(ref("ProvinceReport"))},
+        params=[PROVINCE_PARAM],
+        tag="reports",
+    )
+}
+PATHS["/province/monthly"] = {
+    "get": operation(
+        "provinceMonthly",
+        "A month per commune of a province, and the province's total",
+        {"200": ok(ref("ProvinceReport"))},
+        params=[
+            {**query("month", "the local calendar month", MONTH), "required": True},
+            PROVINCE_PARAM,
+        ],
+        tag="reports",
+    )
+}
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",

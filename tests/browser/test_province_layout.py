@@ -1,0 +1,51 @@
+"""The province pages (Toàn tỉnh) in a real browser: the demo commune put under a province
+with two more communes, read by a province editor, fit a 360 px phone in both languages, and
+the nav link leads there."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import BrowserContext
+
+from broadcast.const import Role, ZoneKind
+from broadcast.people import accounts, zones
+from broadcast.service import BroadcastService
+from broadcast.settings import Settings
+from loa.seed import COMMUNE
+
+from .conftest import PASSWORD, PHONE, DemoSystem, overflow, screenshot, sign_in
+
+
+@pytest.fixture(scope="module")
+def province(demo_system: DemoSystem) -> str:
+    """Tỉnh Thử over the demo commune, Xã Hai and Xã Ba; its editor's username."""
+    service = BroadcastService(Settings(data_dir=demo_system.data), connect_mqtt=False)
+    try:
+        with service.db.session() as session:
+            zones.create_zone(session, "tinh-thu", "Tỉnh Thử Nghiệm Dài Tên", ZoneKind.PROVINCE)
+            zones.move_zone(
+                session, zones.get_zone(session, COMMUNE[0]), zones.get_zone(session, "tinh-thu")
+            )
+            for key, name in (("xa-hai", "Xã Hai"), ("xa-ba", "Phường Ba Đình Rất Dài Tên")):
+                zones.create_zone(session, key, name, ZoneKind.COMMUNE, "tinh-thu")
+            accounts.create_user(session, "bientap", PASSWORD, Role.PROVINCE_EDITOR, "tinh-thu")
+    finally:
+        service.stop()
+    return "bientap"
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_province_pages_fit_a_phone(
+    demo_system: DemoSystem, phone: BrowserContext, province: str, lang: str
+) -> None:
+    page = phone.new_page()
+    sign_in(page, demo_system.base, province)
+    page.goto(f"{demo_system.base}/?lang={lang}")
+    page.locator("#nav-province").click()
+    page.wait_for_url(lambda url: "/province/" in url)
+    for name, path in (("province", "/province/"), ("province-monthly", "/province/monthly")):
+        response = page.goto(demo_system.base + path)
+        assert response is not None and response.status == 200, path
+        assert page.locator("tr[data-zone]").count() >= 3, path
+        assert overflow(page, PHONE["width"]) == [], path
+        screenshot(page, f"{name}-{lang}")

@@ -68,7 +68,6 @@ class Overview:
             user = accounts.require_user(session, user_id, Action.VIEW)
             visible = zones.visible_zones(session, user)
             zone_ids = zones.subtree_ids(session, visible)
-            scope = broadcasts.viewing_scope(session, user)
             counts = receivers.counts_by_zone(session, zone_ids)
             total = sum(zone.total for zone in counts)
             large = total > FULL_LIST_UP_TO
@@ -81,7 +80,7 @@ class Overview:
             slots = planning.todays_programme(
                 session, now or utcnow(), broadcasts.listening_scope(session, user)
             )
-            recent = broadcasts.visible_broadcasts(session, user, RECENT_BROADCASTS, scope=scope)
+            recent = broadcasts.visible_broadcasts(session, user, RECENT_BROADCASTS)
             return Dashboard(
                 total=total,
                 online=sum(zone.online for zone in counts),

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 import audio
 import tts
 from broadcast.const import MAX_TITLE_CHARS, ContentKind, ZoneKind
-from broadcast.desks import documents
+from broadcast.desks import documents, reporting
 from broadcast.desks.records import BroadcastRecord, BulletinRecord, ScheduleRecord
 from broadcast.errors import N_, Conflict, NotFound, PermissionDenied, ValidationError
 from broadcast.people import accounts, audit, permissions, targets, zones
@@ -98,6 +98,7 @@ class Choice:
 
     id: str
     name: str
+    depth: int = 0  # a zone's depth below the first offered (a form indents villages)
 
 
 @dataclass(frozen=True)
@@ -393,13 +394,18 @@ class BulletinDesk:
                     Schedule.ended_at.is_(None),
                 )
             )
-            reachable = zones.reachable_zones(session, user) if with_targets else []
+            reachable = (
+                reporting.tree_ordered(zones.reachable_zones(session, user)) if with_targets else []
+            )
             return BulletinView(
                 bulletin=BulletinRecord.of(bulletin),
                 may=self.abilities(user, bulletin),
                 history=self.history(session, bulletin_id),
                 schedules=[ScheduleRecord.of(schedule) for schedule in schedules],
-                zones=[Choice(zone.id, zone.name) for zone in reachable],
+                zones=[
+                    Choice(zone.id, zone.name, depth)
+                    for zone, depth in reporting.with_depths(reachable)
+                ],
                 devices=[Choice(d.id, d.name) for d in zones.target_devices(reachable)],
             )
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 import audio
 from broadcast import clock
-from broadcast.const import BroadcastStatus, ZoneKind
+from broadcast.const import BroadcastStatus
 from broadcast.desks import reporting
 from broadcast.desks.bulletins import cancellable_schedules
 from broadcast.desks.records import ScheduleRecord
@@ -138,7 +138,7 @@ def week_calendar(
     now: datetime | None = None,
     media: audio.MediaStore | None = None,
 ) -> WeekCalendar:
-    """The zone's week (default: the commune, or a village head's village; this week).
+    """The zone's week (default: the account's zone, else the top of the tree; this week).
 
     `media`, when given, measures announcements' recorded length; without it they count as
     instants."""
@@ -178,19 +178,19 @@ def week_calendar(
 
 
 def _chosen_zone(session: Session, user: User, zone_id: str) -> Zone:
-    """The zone asked for, else the user's own, else (installation-wide) the first commune."""
+    """The zone asked for, else the user's own, else (installation-wide) the top of the tree:
+    the province (everything planned in it), or a single-commune installation's commune."""
     own = user.zone
     if zone_id:
         zone = zones.get_zone(session, zone_id)
     elif own is not None:
         zone = own
     else:
-        commune = session.scalar(
-            select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value).order_by(Zone.id)
-        )
-        if commune is None:
+        roots = session.scalars(select(Zone).where(Zone.parent_id.is_(None)))
+        top = reporting.tree_ordered(roots)
+        if not top:
             raise NotFound(N_("chưa có xã nào"), "no_commune")
-        zone = commune
+        zone = top[0]
     if not zones.in_scope(session, user, zone.id):
         raise PermissionDenied(
             N_("người dùng “%(user)s” không được xem khu vực “%(zone)s”"),

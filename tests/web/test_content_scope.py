@@ -253,6 +253,14 @@ def test_schedules_are_listed_where_they_sound_and_cancelled_only_by_their_commu
         assert _api(web, p, name, "GET", f"/schedules/{planned.b}").status_code == 404, name
         assert _api(web, p, name, "GET", f"/schedules/{planned.province}").status_code == 200
     assert _api(web, p, "officer-a", "DELETE", f"/schedules/{planned.b}").status_code == 404
+    # their own approved bulletin, to the other commune or the province; the other's bulletin
+    bulletin = service.scheduling.get(p["officer-a"], planned.a).bulletin_id
+    for zone in ("xa-b", "thon-b1", "tinh-t"):
+        body = {"bulletin": bulletin, "kind": "daily", "time_of_day": "05:00", "zones": [zone]}
+        assert _api(web, p, "officer-a", "POST", "/schedules", json=body).status_code == 403
+    other = service.scheduling.get(p["officer-b"], planned.b).bulletin_id
+    body = {"bulletin": other, "kind": "daily", "time_of_day": "05:00", "zones": ["xa-a"]}
+    assert _api(web, p, "officer-a", "POST", "/schedules", json=body).status_code == 400
     # the province's plays here, read-only
     assert _api(web, p, "officer-a", "DELETE", f"/schedules/{planned.province}").status_code == 403
     index = service.bulletins.index(p["officer-a"], "")

@@ -1,5 +1,5 @@
 """Reports (báo cáo): the broadcast log filtered and paginated, its CSV exports, and the monthly
-summary per zone that the commune sends to the district.
+summary per zone that the commune sends up to the province.
 
 Who sees what is decided here: every account sees the zones of its scope (its zone and below;
 an installation-wide account every zone), with no zone chosen its own zone; asking for another

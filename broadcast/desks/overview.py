@@ -1,5 +1,6 @@
 """The overview desk (`service.overview`): what the dashboard shows and the zones and receivers
-the API lists, each as its reader may see them (a village head: their own village).
+the API lists, each as its reader may see them: the subtree of their zone (an installation-wide
+account: everything), and what sounds there from above.
 
 Above `FULL_LIST_UP_TO` receivers (a district, a province) the dashboard lists receivers per
 zone and only the ones that need attention: a thousand rows are unreadable and slow on a phone.

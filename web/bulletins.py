@@ -123,6 +123,7 @@ def index() -> str:
         abilities=shown.abilities,
         schedules=shown.schedules,
         next_runs=shown.next_runs,
+        cancellable=shown.cancellable,
     )
 
 

@@ -1,7 +1,8 @@
 """The week calendar page (lịch phát theo tuần): `broadcast.desks.calendar` for one zone and week.
 
-`/calendar/?zone=<id>&week=YYYY-MM-DD` (any day of the week; default: the commune, or a village
-head's own village, this week). Who may see which zone is decided in `broadcast.desks.calendar`.
+`/calendar/?zone=<id>&week=YYYY-MM-DD` (any day of the week; default: the account's own zone,
+for an installation-wide account the top of the tree; this week). Who may see which zone is
+decided in `broadcast.desks.calendar`.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 import audio
 from broadcast.const import BroadcastStatus, ScheduleKind
+from broadcast.desks import reporting
 from broadcast.desks.records import BroadcastRecord
 from broadcast.errors import (
     N_,
@@ -77,6 +78,7 @@ class ZoneChoice:
     id: str
     name: str
     receivers: int  # in it and in the zones below it
+    depth: int = 0  # below the first zone offered (a form indents a commune's villages)
 
 
 @dataclass(frozen=True)
@@ -395,7 +397,7 @@ class AnnouncementDesk:
         not announce, or there is nowhere they may."""
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.ANNOUNCE)
-            reachable = zones.reachable_zones(session, user)
+            reachable = reporting.tree_ordered(zones.reachable_zones(session, user))
             if not reachable:
                 raise PermissionDenied(
                     N_("người dùng “%(user)s” không được thông báo tới khu vực nào"),
@@ -404,8 +406,8 @@ class AnnouncementDesk:
                 )
             return Reach(
                 zones=tuple(
-                    ZoneChoice(zone.id, zone.name, len(zones.target_devices([zone])))
-                    for zone in reachable
+                    ZoneChoice(zone.id, zone.name, len(zones.target_devices([zone])), depth)
+                    for zone, depth in reporting.with_depths(reachable)
                 ),
                 receivers=tuple(
                     ReceiverChoice(device.id, device.name or "")

@@ -18,19 +18,19 @@ transaction, and the bulletin's history is read back from there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 import audio
 import tts
 from broadcast.const import MAX_TITLE_CHARS, ContentKind, ZoneKind
-from broadcast.desks import documents
+from broadcast.desks import documents, reporting
 from broadcast.desks.records import BroadcastRecord, BulletinRecord, ScheduleRecord
 from broadcast.errors import N_, Conflict, NotFound, PermissionDenied, ValidationError
 from broadcast.people import accounts, audit, permissions, targets, zones
@@ -98,6 +98,7 @@ class Choice:
 
     id: str
     name: str
+    depth: int = 0  # a zone's depth below the first offered (a form indents villages)
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,9 @@ class BulletinIndex:
     bulletins: list[BulletinRecord]
     counts: dict[str, int]  # bulletins per status
     abilities: Abilities  # what the user may do (`write`: create bulletins)
-    schedules: list[ScheduleRecord]  # every active schedule, the newest first
+    schedules: list[ScheduleRecord]  # the active schedules sounding in the user's area
     next_runs: dict[int, datetime | None]  # by schedule id; None when it has no more runs
+    cancellable: frozenset[int] = frozenset()  # ids of the schedules the user may cancel
 
 
 @dataclass(frozen=True)
@@ -131,11 +133,60 @@ def status_label(status: str) -> str:
         return status
 
 
-def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
+def get_bulletin(session: Session, bulletin_id: int, user: User | None = None) -> Bulletin:
+    """The bulletin; given `user`, only one whose zone is in their scope: another commune's
+    bulletin is NotFound, the same as none at all (it does not tell them it exists)."""
     bulletin = session.get(Bulletin, bulletin_id)
-    if bulletin is None:
+    if bulletin is None or (user and not zones.in_scope(session, user, bulletin.zone_id)):
         raise NotFound(N_("không có bản tin %(id)s"), "not_found", id=bulletin_id)
     return bulletin
+
+
+def scope_condition(session: Session, user: User) -> ColumnElement[bool] | None:
+    """The SQL condition on bulletins of `user`'s scope (`zones.in_scope`); None: every one."""
+    scope = zones.scope_ids(session, user)
+    return None if scope is None else Bulletin.zone_id.in_(sorted(scope))
+
+
+def check_can_cancel_schedule(session: Session, user: User, schedule: Schedule) -> None:
+    """PermissionDenied unless `user` may schedule and every target of `schedule` is in their
+    scope: a province's schedule that sounds in a commune is shown there, not cancelled."""
+    permissions.require(user, Action.SCHEDULE)
+    chosen = targets.stored(session, schedule.zone_ids, schedule.device_ids or [])
+    targets.check_can_target(session, user, chosen, Action.SCHEDULE)
+
+
+def cancellable_schedules(
+    session: Session, user: User, schedules: Iterable[Schedule]
+) -> frozenset[int]:
+    """The ids of those `schedules` that `user` may cancel (`check_can_cancel_schedule`)."""
+    if not permissions.allowed(user.role, Action.SCHEDULE):
+        return frozenset()
+    reach = zones.zones_for(session, user, Action.SCHEDULE)
+    allowed = {zone.id for zone in reach}
+    devices = {device.id for device in zones.target_devices(reach)}
+    return frozenset(
+        schedule.id
+        for schedule in schedules
+        if all(zone_id in allowed for zone_id in schedule.zone_ids)
+        and all(device_id in devices for device_id in schedule.device_ids or [])
+    )
+
+
+def commune_of(session: Session, user: User) -> Zone | None:
+    """The commune whose station speaks for `user`: the commune of their zone, or the one commune
+    of their scope (an installation-wide account of a single-commune installation); None when
+    that is not one commune (a province's account)."""
+    if user.zone is not None:
+        for zone in zones.ancestors_and_self(user.zone):
+            if zone.kind == ZoneKind.COMMUNE.value:
+                return zone
+    query = select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value).order_by(Zone.id).limit(2)
+    scope = zones.scope_ids(session, user)
+    if scope is not None:
+        query = query.where(Zone.id.in_(sorted(scope)))
+    found = list(session.scalars(query))
+    return found[0] if len(found) == 1 else None
 
 
 def check_playable(bulletin: Bulletin) -> None:
@@ -220,15 +271,18 @@ class BulletinDesk:
     def read(session: Session, user_id: int, bulletin_id: int) -> tuple[User, Bulletin]:
         """A bulletin for someone allowed to read bulletins (not a village head)."""
         user = accounts.require_user(session, user_id, Action.READ_BULLETINS)
-        return user, get_bulletin(session, bulletin_id)
+        return user, get_bulletin(session, bulletin_id, user)
 
     @staticmethod
     def listing(
         session: Session, user_id: int, status: str = "", limit: int = 100
     ) -> list[Bulletin]:
         """The newest bulletins, of one status when given (a leader's "Chờ duyệt")."""
-        accounts.require_user(session, user_id, Action.READ_BULLETINS)
+        user = accounts.require_user(session, user_id, Action.READ_BULLETINS)
         query = select(Bulletin).order_by(Bulletin.id.desc()).limit(limit)
+        scoped = scope_condition(session, user)
+        if scoped is not None:
+            query = query.where(scoped)
         if status:
             try:
                 query = query.where(Bulletin.status == BulletinStatus(status).value)
@@ -242,8 +296,13 @@ class BulletinDesk:
         return list(session.scalars(query))
 
     @staticmethod
-    def status_counts(session: Session) -> dict[str, int]:
-        rows = session.execute(select(Bulletin.status, func.count()).group_by(Bulletin.status))
+    def status_counts(session: Session, user: User | None = None) -> dict[str, int]:
+        """Bulletins per status (of `user`'s scope when given)."""
+        query = select(Bulletin.status, func.count()).group_by(Bulletin.status)
+        scoped = None if user is None else scope_condition(session, user)
+        if scoped is not None:
+            query = query.where(scoped)
+        rows = session.execute(query)
         counts = {status.value: 0 for status in BulletinStatus}
         counts.update({status: count for status, count in rows})
         return counts
@@ -300,17 +359,22 @@ class BulletinDesk:
                 .order_by(Schedule.id.desc())
             )
             now = utcnow()
-            schedules, next_runs = [], {}
+            heard = broadcasts.listening_scope(session, user)
+            schedules, next_runs, shown = [], {}, []
             for schedule in active:
+                if not broadcasts.sounds_in(heard, schedule.zone_ids, schedule.device_ids or []):
+                    continue
+                shown.append(schedule)
                 schedules.append(ScheduleRecord.of(schedule))
                 next_runs[schedule.id] = programmes.next_occurrence(planning.rule_of(schedule), now)
             return BulletinIndex(
                 status=chosen,
                 bulletins=[BulletinRecord.of(row) for row in rows],
-                counts=self.status_counts(session),
+                counts=self.status_counts(session, user),
                 abilities=self.abilities(user),
                 schedules=schedules,
                 next_runs=next_runs,
+                cancellable=cancellable_schedules(session, user, shown),
             )
 
     def bulletins(self, user_id: int, status: str = "") -> list[BulletinRecord]:
@@ -330,13 +394,18 @@ class BulletinDesk:
                     Schedule.ended_at.is_(None),
                 )
             )
-            reachable = zones.reachable_zones(session, user) if with_targets else []
+            reachable = (
+                reporting.tree_ordered(zones.reachable_zones(session, user)) if with_targets else []
+            )
             return BulletinView(
                 bulletin=BulletinRecord.of(bulletin),
                 may=self.abilities(user, bulletin),
                 history=self.history(session, bulletin_id),
                 schedules=[ScheduleRecord.of(schedule) for schedule in schedules],
-                zones=[Choice(zone.id, zone.name) for zone in reachable],
+                zones=[
+                    Choice(zone.id, zone.name, depth)
+                    for zone, depth in reporting.with_depths(reachable)
+                ],
                 devices=[Choice(d.id, d.name) for d in zones.target_devices(reachable)],
             )
 
@@ -344,9 +413,9 @@ class BulletinDesk:
         """A broadcast of a bulletin (`broadcast_bulletin`), with every delivery, for those
         who may send bulletins; any other broadcast is not found here."""
         with self.db.session() as session:
-            accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
             broadcast = broadcasts.get_broadcast(session, broadcast_id)
-            if broadcast.source != "bulletin":
+            if broadcast.source != "bulletin" or not broadcasts.can_view(session, user, broadcast):
                 raise NotFound(N_("không có lượt phát %(id)s"), "not_found", id=broadcast_id)
             return BroadcastRecord.of(broadcast)
 
@@ -356,19 +425,16 @@ class BulletinDesk:
         self, user_id: int, document: object, with_opening: bool = True
     ) -> tts.BroadcastScript:
         """What an official document becomes when read aloud; the officer edits it before saving."""
-        with self.db.session() as session:
-            accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
-        return self._script(document, with_opening)
+        return self._script(user_id, document, with_opening)
 
-    def _script(self, document: object, with_opening: bool) -> tts.BroadcastScript:
+    def _script(self, user_id: int, document: object, with_opening: bool) -> tts.BroadcastScript:
+        """The script, opened with the name of the writer's commune (none for a province's
+        account: "Đài truyền thanh xã …" would name the wrong station)."""
+        with self.db.session() as session:
+            user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
+            commune = commune_of(session, user) if with_opening else None
+            commune_name = commune.name if commune is not None else None
         text = broadcasts.clean_text(document)
-        commune_name = None
-        if with_opening:
-            with self.db.session() as session:
-                commune = session.scalar(
-                    select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value).order_by(Zone.id)
-                )
-                commune_name = commune.name if commune is not None else None
         try:
             return tts.make_script(text, commune=commune_name)
         except tts.TtsError as exc:
@@ -385,7 +451,7 @@ class BulletinDesk:
         """An uploaded .txt or .docx, as an editable script (`broadcast.desks.documents`)."""
         with self.db.session() as session:
             accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
-        return self._script(documents.extract_text(file_name, data), with_opening)
+        return self._script(user_id, documents.extract_text(file_name, data), with_opening)
 
     def create_bulletin(
         self, user_id: int, title: object, text: object, source_name: str = ""
@@ -473,7 +539,7 @@ class BulletinDesk:
         rejected one becomes a draft again, to be submitted anew."""
         with self.db.session() as session:
             user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
-            bulletin = get_bulletin(session, bulletin_id)
+            bulletin = get_bulletin(session, bulletin_id, user)
             if not self._editable(bulletin.status):
                 raise Conflict(
                     "status",
@@ -519,7 +585,7 @@ class BulletinDesk:
         """Send a draft to the leaders for approval (trình duyệt)."""
         with self.db.session() as session:
             user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
-            bulletin = get_bulletin(session, bulletin_id)
+            bulletin = get_bulletin(session, bulletin_id, user)
             self._expect(bulletin, (BulletinStatus.DRAFT,), N_("trình duyệt"))
             bulletin.status = BulletinStatus.SUBMITTED.value
             bulletin.submitted_at = utcnow()
@@ -549,7 +615,7 @@ class BulletinDesk:
             )
         with self.db.session() as session:
             user = accounts.require_user(session, user_id, Action.APPROVE_BULLETIN)
-            bulletin = get_bulletin(session, bulletin_id)
+            bulletin = get_bulletin(session, bulletin_id, user)
             if bulletin.created_by_id == user.id and not permissions.allowed(
                 user.role, Action.APPROVE_OWN_BULLETIN
             ):
@@ -593,8 +659,8 @@ class BulletinDesk:
         """Render a bulletin as it would play (without sending it) and return its media sha256;
         the leader listens before approving."""
         with self.db.session() as session:
-            accounts.require_user(session, user_id, Action.PREVIEW_BULLETIN)
-            bulletin = get_bulletin(session, bulletin_id)
+            user = accounts.require_user(session, user_id, Action.PREVIEW_BULLETIN)
+            bulletin = get_bulletin(session, bulletin_id, user)
             if bulletin.kind == ContentKind.RELAY:
                 raise ValidationError(
                     "bulletin", N_("tiếp sóng không có bản nghe thử"), "no_preview"
@@ -614,7 +680,7 @@ class BulletinDesk:
         """Send an approved bulletin now (phát ngay)."""
         with self.db.session() as session:
             user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
-            bulletin = get_bulletin(session, bulletin_id)
+            bulletin = get_bulletin(session, bulletin_id, user)
             check_playable(bulletin)
             chosen = targets.resolve(session, zone_ids, device_ids)
             targets.check_can_target(session, user, chosen)

@@ -11,7 +11,9 @@ emergency preempts, but two routine items would wait for each other). Runs cance
 one, runs from before their schedule existed, and broadcasts that failed or were cancelled are
 left out: the calendar shows what plays.
 
-Admins, officers, leaders and viewers see any zone; a village head only their own village.
+Every account sees the zones of its scope (its zone and below; an installation-wide account
+every zone): a commune's week shows what its province sends there, never another commune's.
+A schedule is cancelled here only by someone who could have made it (every target theirs).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from sqlalchemy.orm import Session
 
 import audio
 from broadcast import clock
-from broadcast.const import BroadcastStatus, ZoneKind
+from broadcast.const import BroadcastStatus
+from broadcast.desks import reporting
+from broadcast.desks.bulletins import cancellable_schedules
 from broadcast.desks.records import ScheduleRecord
 from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.people import accounts, permissions, targets, zones
@@ -33,7 +37,7 @@ from broadcast.people.permissions import Action
 from broadcast.programme import planning
 from broadcast.programme import rules as programmes
 from broadcast.store.db import Database
-from broadcast.store.models import Broadcast, User, Zone, utcnow
+from broadcast.store.models import Broadcast, Schedule, User, Zone, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -80,18 +84,20 @@ class Day:
 class ZoneChoice:
     id: str
     name: str
+    depth: int = 0  # below the first zone listed (a picker indents villages)
 
 
 @dataclass(frozen=True)
 class WeekCalendar:
     zone: ZoneChoice
-    zones: list[ZoneChoice]  # the zones this user may choose
+    zones: list[ZoneChoice]  # the zones this user may choose, in tree order
     zone_names: dict[str, str]  # every zone's name, for the entries' targets
     start: date  # the local Monday
     days: list[Day]
     schedules: list[ScheduleRecord]  # those with runs this week, for "hủy lịch"
-    can_cancel: bool
+    can_cancel: bool  # the user's role may cancel schedules (`cancellable`: which ones)
     can_open_bulletins: bool
+    cancellable: frozenset[int] = frozenset()  # schedules whose every target is the user's
 
     @property
     def previous(self) -> date:
@@ -132,7 +138,7 @@ def week_calendar(
     now: datetime | None = None,
     media: audio.MediaStore | None = None,
 ) -> WeekCalendar:
-    """The zone's week (default: the commune, or a village head's village; this week).
+    """The zone's week (default: the account's zone, else the top of the tree; this week).
 
     `media`, when given, measures announcements' recorded length; without it they count as
     instants."""
@@ -143,39 +149,48 @@ def week_calendar(
     start = programmes.local_midnight(monday)
     end = programmes.local_midnight(monday + timedelta(days=7))
     related = targets.related_zone_ids([zone])
-    entries, schedules = _schedule_entries(session, related, start, end)
+    entries, shown = _schedule_entries(session, related, start, end)
     entries += _broadcast_entries(session, related, start, end, media)
     entries = _mark_conflicts(sorted(entries, key=lambda e: (e.at, e.title)))
     days = [Day(monday + timedelta(days=offset), []) for offset in range(7)]
     for entry in entries:
         local = programmes.local_today(entry.at)
         days[(local - monday).days].entries.append(entry)
+    visible = zones.visible_zones(session, user)
+    named = {z for entry in entries for z in entry.zone_ids}
     return WeekCalendar(
         zone=ZoneChoice(zone.id, zone.name),
-        zones=[ZoneChoice(z.id, z.name) for z in zones.visible_zones(session, user)],
-        zone_names={z.id: z.name for z in session.scalars(select(Zone))},
+        zones=[
+            ZoneChoice(z.id, z.name, depth)
+            for z, depth in reporting.with_depths(reporting.tree_ordered(visible))
+        ],
+        zone_names={  # the zones the user sees, those above and those the entries name
+            **{z.id: z.name for z in session.scalars(select(Zone).where(Zone.id.in_(named)))},
+            **zones.names_with_ancestors(visible),
+        },
         start=monday,
         days=days,
-        schedules=schedules,
+        schedules=[ScheduleRecord.of(schedule) for schedule in shown],
         can_cancel=permissions.allowed(user.role, Action.SCHEDULE),
         can_open_bulletins=permissions.allowed(user.role, Action.READ_BULLETINS),
+        cancellable=cancellable_schedules(session, user, shown),
     )
 
 
 def _chosen_zone(session: Session, user: User, zone_id: str) -> Zone:
-    """The zone asked for, else the user's own, else (installation-wide) the first commune."""
+    """The zone asked for, else the user's own, else (installation-wide) the top of the tree:
+    the province (everything planned in it), or a single-commune installation's commune."""
     own = user.zone
     if zone_id:
         zone = zones.get_zone(session, zone_id)
     elif own is not None:
         zone = own
     else:
-        commune = session.scalar(
-            select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value).order_by(Zone.id)
-        )
-        if commune is None:
+        roots = session.scalars(select(Zone).where(Zone.parent_id.is_(None)))
+        top = reporting.tree_ordered(roots)
+        if not top:
             raise NotFound(N_("chưa có xã nào"), "no_commune")
-        zone = commune
+        zone = top[0]
     if not zones.in_scope(session, user, zone.id):
         raise PermissionDenied(
             N_("người dùng “%(user)s” không được xem khu vực “%(zone)s”"),
@@ -196,9 +211,9 @@ def _footprint(
 
 def _schedule_entries(
     session: Session, related: set[str], start: datetime, end: datetime
-) -> tuple[list[Entry], list[ScheduleRecord]]:
+) -> tuple[list[Entry], list[Schedule]]:
     entries: list[Entry] = []
-    shown: list[ScheduleRecord] = []
+    shown: list[Schedule] = []
     for schedule in planning.plannable(session):
         footprint, reach = _footprint(session, schedule.zone_ids, schedule.device_ids or [])
         if not footprint & related:
@@ -237,7 +252,7 @@ def _schedule_entries(
                 )
             )
         if runs:
-            shown.append(ScheduleRecord.of(schedule))
+            shown.append(schedule)
     return entries, shown
 
 

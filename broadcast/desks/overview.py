@@ -1,5 +1,6 @@
 """The overview desk (`service.overview`): what the dashboard shows and the zones and receivers
-the API lists, each as its reader may see them (a village head: their own village).
+the API lists, each as its reader may see them: the subtree of their zone (an installation-wide
+account: everything), and what sounds there from above.
 
 Above `FULL_LIST_UP_TO` receivers (a district, a province) the dashboard lists receivers per
 zone and only the ones that need attention: a thousand rows are unreadable and slow on a phone.
@@ -68,7 +69,6 @@ class Overview:
             user = accounts.require_user(session, user_id, Action.VIEW)
             visible = zones.visible_zones(session, user)
             zone_ids = zones.subtree_ids(session, visible)
-            scope = broadcasts.viewing_scope(session, user)
             counts = receivers.counts_by_zone(session, zone_ids)
             total = sum(zone.total for zone in counts)
             large = total > FULL_LIST_UP_TO
@@ -81,7 +81,7 @@ class Overview:
             slots = planning.todays_programme(
                 session, now or utcnow(), broadcasts.listening_scope(session, user)
             )
-            recent = broadcasts.visible_broadcasts(session, user, RECENT_BROADCASTS, scope=scope)
+            recent = broadcasts.visible_broadcasts(session, user, RECENT_BROADCASTS)
             return Dashboard(
                 total=total,
                 online=sum(zone.online for zone in counts),

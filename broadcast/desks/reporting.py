@@ -1,8 +1,9 @@
 """Reports (báo cáo): the broadcast log filtered and paginated, its CSV exports, and the monthly
-summary per zone that the commune sends to the district.
+summary per zone that the commune sends up to the province.
 
-Who sees what is decided here: admins, officers, leaders and viewers see every zone; a village
-head only their own village (asking for another zone is PermissionDenied).
+Who sees what is decided here: every account sees the zones of its scope (its zone and below;
+an installation-wide account every zone), with no zone chosen its own zone; asking for another
+zone is PermissionDenied. A commune's report counts what its province sent there too.
 
 A broadcast *reached* a zone when it targeted the zone itself, a zone above it (its commune), a
 zone below it, or a receiver in it (named, or with a delivery). When a zone is chosen, delivery
@@ -236,6 +237,7 @@ class ZoneChoice:
     id: str
     name: str
     kind: str
+    depth: int = 0  # below the first zone listed: a picker indents a province's villages
 
 
 @dataclass(frozen=True)
@@ -318,7 +320,8 @@ class Reports:
     def zone_choices(self, user_id: int) -> list[ZoneChoice]:
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.READ_REPORTS)
-            return [ZoneChoice(z.id, z.name, z.kind) for z in _ordered(_scope_zones(session, user))]
+            ordered = tree_ordered(_scope_zones(session, user))
+            return [ZoneChoice(z.id, z.name, z.kind, depth) for z, depth in with_depths(ordered)]
 
     # the log
 
@@ -478,7 +481,7 @@ class Reports:
             if zone_id:
                 chosen = _authorized_zone(session, user, zone_id)
                 scope = zones.subtree(chosen)
-            scope = _ordered(scope)
+            scope = tree_ordered(scope)
             device_months = [
                 _device_month(session, device, start, measured_until)
                 for device in zones.target_devices(scope)
@@ -730,9 +733,21 @@ def _scope_zones(session: Session, user: User) -> list[Zone]:
     return zones.zones_for(session, user, Action.READ_REPORTS)
 
 
-def _ordered(found: Iterable[Zone]) -> list[Zone]:
-    """The commune first, then its villages by name."""
-    return sorted(found, key=lambda z: (z.kind != "commune", z.name, z.id))
+def tree_ordered(found: Iterable[Zone]) -> list[Zone]:
+    """In tree order: a province, then each of its communes by name, each followed by its
+    villages by name (a single-commune installation: the commune, then its villages)."""
+
+    def path(zone: Zone) -> tuple[tuple[str, str], ...]:
+        return tuple((z.name, z.id) for z in reversed(zones.ancestors_and_self(zone)))
+
+    return sorted(found, key=path)
+
+
+def with_depths(ordered: Sequence[Zone]) -> list[tuple[Zone, int]]:
+    """Zones in tree order, each with its depth below the shallowest of them."""
+    depths = [len(zones.ancestors_and_self(zone)) for zone in ordered]
+    top = min(depths, default=0)
+    return [(zone, depth - top) for zone, depth in zip(ordered, depths, strict=True)]
 
 
 def _authorized_zone(session: Session, user: User, zone_id: str) -> Zone:

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from broadcast.const import ContentKind, ScheduleKind
-from broadcast.desks.bulletins import check_playable
+from broadcast.desks.bulletins import check_can_cancel_schedule, check_playable
 from broadcast.desks.records import ScheduleRecord
 from broadcast.errors import N_, Conflict, NotFound, ValidationError
-from broadcast.people import accounts, audit, targets
+from broadcast.people import accounts, audit, targets, zones
 from broadcast.people.permissions import Action
 from broadcast.programme import planning, schedules
 from broadcast.programme import rules as programmes
@@ -84,23 +85,23 @@ class SchedulingDesk:
             accounts.require_user(session, user_id, Action.SCHEDULE)
 
     def active_schedules(self, user_id: int) -> list[ScheduleRecord]:
-        """The schedules still planning runs, oldest first (without their next runs)."""
+        """The schedules still planning runs that sound in the user's area (a province's too),
+        oldest first (without their next runs)."""
         with self._db.session() as session:
-            accounts.require_user(session, user_id, Action.READ_BULLETINS)
+            user = accounts.require_user(session, user_id, Action.READ_BULLETINS)
+            heard = broadcasts.listening_scope(session, user)
             rows = session.scalars(
                 select(Schedule)
                 .where(Schedule.active.is_(True), Schedule.ended_at.is_(None))
                 .order_by(Schedule.id)
             )
-            return [_record(row) for row in rows]
+            return [_record(row) for row in rows if _sounds_in(heard, row)]
 
     def get(self, user_id: int, schedule_id: int) -> ScheduleRecord:
-        """One schedule with its next run; NotFound if there is none."""
+        """One schedule with its next run; NotFound if there is none in the user's area."""
         with self._db.session() as session:
-            accounts.require_user(session, user_id, Action.READ_BULLETINS)
-            schedule = session.get(Schedule, schedule_id)
-            if schedule is None:
-                raise NotFound(N_("không có lịch phát %(id)s"), "not_found", id=schedule_id)
+            user = accounts.require_user(session, user_id, Action.READ_BULLETINS)
+            schedule = _heard_schedule(session, user, schedule_id)
             return _record(schedule, _next_run(schedule))
 
     def schedule(self, user_id: int, request: ScheduleRequest) -> int:
@@ -110,7 +111,7 @@ class SchedulingDesk:
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.SCHEDULE)
             bulletin = session.get(Bulletin, request.bulletin_id)
-            if bulletin is None:
+            if bulletin is None or not zones.in_scope(session, user, bulletin.zone_id):
                 raise ValidationError(
                     "bulletin",
                     N_("không có bản tin %(id)s"),
@@ -214,9 +215,8 @@ class SchedulingDesk:
         """No more runs: waiting ones are cancelled and leave the receivers' manifests."""
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.SCHEDULE)
-            schedule = session.get(Schedule, schedule_id)
-            if schedule is None:
-                raise NotFound(N_("không có lịch phát %(id)s"), "not_found", id=schedule_id)
+            schedule = _heard_schedule(session, user, schedule_id)
+            check_can_cancel_schedule(session, user, schedule)
             if schedule.ended_at is not None:  # keep when and why it ended (a newer series)
                 raise Conflict(
                     "schedule",
@@ -227,6 +227,18 @@ class SchedulingDesk:
             audit.record(session, user, audit.Action.SCHEDULE_CANCEL, f"schedule:{schedule_id}")
         _LOGGER.info("schedule %s cancelled", schedule_id)
         self._programme_changed()
+
+
+def _sounds_in(heard: broadcasts.ListeningScope | None, schedule: Schedule) -> bool:
+    return broadcasts.sounds_in(heard, schedule.zone_ids, schedule.device_ids or [])
+
+
+def _heard_schedule(session: Session, user: User, schedule_id: int) -> Schedule:
+    """The schedule if it sounds in `user`'s area; else NotFound, as if there were none."""
+    schedule = session.get(Schedule, schedule_id)
+    if schedule is None or not _sounds_in(broadcasts.listening_scope(session, user), schedule):
+        raise NotFound(N_("không có lịch phát %(id)s"), "not_found", id=schedule_id)
+    return schedule
 
 
 def _next_run(schedule: Schedule) -> datetime | None:

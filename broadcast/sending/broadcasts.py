@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, String, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 import tts
@@ -252,8 +252,11 @@ def get_broadcast(session: Session, broadcast_id: int) -> Broadcast:
     return broadcast
 
 
-def recent_broadcasts(session: Session, limit: int = 20) -> list[Broadcast]:
-    """The log, newest first; planned runs appear once they are due (or cancelled)."""
+def recent_broadcasts(
+    session: Session, limit: int = 20, where: ColumnElement[bool] | None = None
+) -> list[Broadcast]:
+    """The log, newest first; planned runs appear once they are due (or cancelled). `where`
+    narrows it (`heard_condition`)."""
     now = utcnow()
     when = func.coalesce(Broadcast.occurrence_at, Broadcast.created_at)
     query = (
@@ -268,6 +271,8 @@ def recent_broadcasts(session: Session, limit: int = 20) -> list[Broadcast]:
         .order_by(when.desc(), Broadcast.id.desc())
         .limit(limit)
     )
+    if where is not None:
+        query = query.where(where)
     return list(session.scalars(query))
 
 
@@ -472,14 +477,6 @@ def mark_failed(broadcast: Broadcast, error: str) -> None:
             delivery.detail = "not dispatched"
 
 
-def viewing_scope(session: Session, user: User) -> tuple[set[str], set[str]]:
-    """The ids of the zones and of the receivers `user` may see (for `can_view`); visible zones
-    include their sub-zones, so their receivers are the ones whose zone is among them."""
-    visible = {zone.id for zone in zones.visible_zones(session, user)}
-    devices = session.scalars(select(Device.id).where(Device.zone_id.in_(visible)))
-    return visible, set(devices)
-
-
 # the zones whose commands sound on a village head's loudspeakers, and those receivers' ids
 ListeningScope = tuple[set[str], set[str]]
 
@@ -506,24 +503,40 @@ def sounds_in(
     return any(zone_id in heard for zone_id in zone_ids) or any(d in devices for d in device_ids)
 
 
-def can_view(
-    session: Session,
-    user: User,
-    broadcast: Broadcast,
-    scope: tuple[set[str], set[str]] | None = None,
-) -> bool:
-    """A village head sees only broadcasts that reached their village; others see all.
-    `scope` is the user's `viewing_scope`, computed once when checking many broadcasts."""
-    if broadcast.created_by_id == user.id:
+def can_view(session: Session, user: User, broadcast: Broadcast) -> bool:
+    """Who sent it, and everyone whose area it sounds in: a commune's accounts see their
+    commune's broadcasts and those from above (a province's), never another commune's; an
+    installation-wide account sees all."""
+    return _heard(user, broadcast, listening_scope(session, user))
+
+
+def _heard(user: User, broadcast: Broadcast, scope: ListeningScope | None) -> bool:
+    if scope is None or broadcast.created_by_id == user.id:
         return True
-    visible, own_devices = scope or viewing_scope(session, user)
-    named_devices = broadcast.device_ids or []
-    if all(zone_id in visible for zone_id in broadcast.zone_ids) and all(
-        device_id in own_devices for device_id in named_devices
-    ):
+    if sounds_in(scope, broadcast.zone_ids, broadcast.device_ids or []):
         return True
-    targeted = {delivery.device_id for delivery in broadcast.deliveries}
-    return bool(targeted & own_devices)
+    return any(delivery.device_id in scope[1] for delivery in broadcast.deliveries)
+
+
+def _json_has(column: Any, value: str) -> ColumnElement[bool]:
+    """A JSON list of ids holds `value`. Ids are slugs (a-z, 0-9, -), so the quoted id can
+    only match a whole element, and LIKE needs no escaping; works on SQLite and PostgreSQL."""
+    return cast(column, String).like(f'%"{value}"%')
+
+
+def heard_condition(user: User, scope: ListeningScope) -> ColumnElement[bool]:
+    """`can_view` in SQL, for a listening scope: a commune's list must not be the newest
+    broadcasts of the whole province filtered down to none of theirs."""
+    heard, devices = scope
+    reach: list[ColumnElement[bool]] = [Broadcast.created_by_id == user.id]
+    reach += [_json_has(Broadcast.zone_ids, zone_id) for zone_id in sorted(heard)]
+    if devices:
+        reach.append(
+            exists().where(
+                Delivery.broadcast_id == Broadcast.id, Delivery.device_id.in_(sorted(devices))
+            )
+        )
+    return or_(*reach)
 
 
 def has_ended(broadcast: Broadcast) -> bool:
@@ -613,13 +626,11 @@ def delivery_counts(
     return counts
 
 
-def visible_broadcasts(
-    session: Session,
-    user: User,
-    limit: int = 20,
-    scope: tuple[set[str], set[str]] | None = None,
-) -> list[Broadcast]:
-    """The newest `limit` broadcasts `user` may see (`scope`: their `viewing_scope`, if known)."""
-    scope = scope or viewing_scope(session, user)
-    recent = recent_broadcasts(session, limit * 5)
-    return [b for b in recent if can_view(session, user, b, scope)][:limit]
+def visible_broadcasts(session: Session, user: User, limit: int = 20) -> list[Broadcast]:
+    """The newest `limit` broadcasts `user` may see (`can_view`)."""
+    scope = listening_scope(session, user)
+    every = session.scalar(select(func.count(Zone.id))) or 0
+    if scope is None or len(scope[0]) >= every:  # an account of the one province hears all
+        return recent_broadcasts(session, limit)
+    recent = recent_broadcasts(session, limit, heard_condition(user, scope))
+    return [b for b in recent if _heard(user, b, scope)]

@@ -1011,8 +1011,11 @@ def document() -> dict[str, Any]:
             "description": (
                 "Commune loudspeaker network (đài truyền thanh cấp xã). Authenticate with "
                 "`Authorization: Bearer <token>` (`loa token create USERNAME`); every call "
-                "has the same authorization as the web pages. Errors are JSON objects whose "
-                "`error.field` names the input at fault: 400 for input that is wrong in itself, "
+                "has the same authorization as the web pages, in the token's user's zone: "
+                "what lies outside it (another commune's bulletin, schedule or broadcast) is "
+                "404, and what only sounds there from above (a province's broadcast) is "
+                "read-only. Errors are JSON objects whose `error.field` names the input at "
+                "fault: 400 for input that is wrong in itself, "
                 "409 for a request the current state refuses (a bulletin not yet approved, a "
                 "broadcast already stopped, a clashing schedule), 413 for a request body over "
                 f"{MAX_REQUEST_BYTES // (1024 * 1024)} MiB, and 405, with an `Allow` header "

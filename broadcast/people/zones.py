@@ -7,14 +7,14 @@ import logging
 import re
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, object_session
 
 from broadcast.const import ZONE_KIND_WORDS, ZoneKind
 from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.people import permissions
 from broadcast.people.permissions import Action
-from broadcast.store.models import Device, User, Zone
+from broadcast.store.models import Bulletin, Device, User, Zone
 from wire.protocol import ID_PATTERN
 
 _LOGGER = logging.getLogger(__name__)
@@ -304,7 +304,8 @@ def bind_staff(session: Session, commune: Zone) -> list[str]:
     """Bind the unbound officers, leaders and viewers to `commune`, just placed under its
     province, when it was the one commune at the root: in a single-commune installation those
     accounts were bound to no zone because the installation was their commune, and left unbound
-    they would now see the whole province. Admins stay installation-wide. The names bound."""
+    they would now see the whole province. Its bulletins, written then, become its own too.
+    Admins stay installation-wide. The names bound."""
     others = session.scalar(
         select(func.count())
         .select_from(Zone)
@@ -320,6 +321,8 @@ def bind_staff(session: Session, commune: Zone) -> list[str]:
     bound = list(session.scalars(select(User).where(User.zone_id.is_(None), User.role.in_(staff))))
     for user in bound:
         user.zone_id = commune.id
+    # and its bulletins, written when every account was installation-wide: they stay its own
+    session.execute(update(Bulletin).where(Bulletin.zone_id.is_(None)).values(zone_id=commune.id))
     session.flush()
     _LOGGER.info("bound %d accounts of commune %s to it", len(bound), commune.id)
     return sorted(user.username for user in bound)

@@ -275,6 +275,7 @@ def test_moving_the_commune_under_a_province_keeps_everyone_s_rights(
         head = session.get(User, users.head_1)
         assert head is not None
         head_zones = [z.id for z in zones.zones_for(session, head, Action.ANNOUNCE)]
+    written = service.bulletins.create_bulletin(users.officer, "Tin xã", "Họp dân tối nay.")
     desk.add_zone(None, "province", "Tỉnh Thanh Hóa", code="38")
     with service.db.session() as session:  # the province is in the installation-wide reach
         before["admin"] = (*before["admin"][:2], _reach(session, session.get(User, users.admin)))
@@ -299,6 +300,9 @@ def test_moving_the_commune_under_a_province_keeps_everyone_s_rights(
     # was their commune, are bound to it (else they would see the province); the admin is not
     assert after == before
     assert moved.bound == ("leader", "officer", "viewer")
+    # the commune's bulletins, written while its accounts were unbound, are its own: its
+    # officer still finds them
+    assert service.bulletins.view(users.officer, written).bulletin.id == written
     assert bound == {
         "admin": None,
         "officer": "xa-test",

@@ -40,6 +40,7 @@ def test_zones_and_devices(client: FlaskClient, tokens: dict[str, str]) -> None:
         "name": "Thôn A",
         "kind": "village",
         "parent": "xa-test",
+        "code": None,
         "devices": ["loa-a-01"],
     }
     assert by_id["xa-test"]["kind"] == "commune"

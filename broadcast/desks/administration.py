@@ -296,7 +296,7 @@ class Administration:
             return NewPassword(user.id, user.username, secret)
 
     def change_role(self, user_id: int, target_id: int, role: str, zone_id: str = "") -> None:
-        """A new role (and village, for a village head)."""
+        """A new role and the zone it is bound to (a zone of the admin's, one the role may have)."""
         with self._db.session() as session:
             admin = _admin(session, user_id)
             user = _target_user(session, admin, target_id)

@@ -52,7 +52,7 @@ def seed_commune(service: BroadcastService) -> Users:
 
 @dataclass(frozen=True)
 class Province:
-    """A province with two communes (`seed_province`): zone and receiver ids, and the user id
+    """A province with two communes (`seed_two_communes`): zone and receiver ids, and the user id
     of each account, bound where its name says; `root_admin` is installation-wide."""
 
     province: str
@@ -74,7 +74,7 @@ class Province:
     head_b: int
 
 
-def seed_province(service: BroadcastService) -> Province:
+def seed_two_communes(service: BroadcastService) -> Province:
     """Tỉnh Thử (code 99) → Xã An (99001: Thôn An 1, Thôn An 2) and Xã Bình (99002: Thôn
     Bình 1), a receiver in Thôn An 1 and one in Thôn Bình 1, and accounts at every level; the
     ids avoid `seed_commune`'s, so both can share one database. Users' names: root-admin,

@@ -115,14 +115,14 @@ def test_user_add_and_token(tmp_path: Path) -> None:
 
 
 def test_user_add_binds_any_role_to_its_zone(tmp_path: Path) -> None:
-    from service_support import make_service, seed_province
+    from service_support import make_service, seed_two_communes
     from sqlalchemy import select
 
     from broadcast.store.models import User
 
     data = tmp_path / "data"
     service = make_service(data)
-    seed_province(service)
+    seed_two_communes(service)
     service.stop()
 
     def add(name: str, role: str, *zone: str) -> subprocess.CompletedProcess[str]:

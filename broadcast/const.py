@@ -144,6 +144,11 @@ ZONE_KIND_WORDS: dict[str, Msgid] = {  # inside a sentence ("a village cannot be
     ZoneKind.COMMUNE: N_("xã"),
     ZoneKind.VILLAGE: N_("thôn"),
 }
+ZONE_KIND_LABELS: dict[str, Msgid] = {  # a zone's level, as a column or a choice shows it
+    ZoneKind.PROVINCE: N_("Tỉnh, thành phố"),
+    ZoneKind.COMMUNE: N_("Xã, phường, đặc khu"),
+    ZoneKind.VILLAGE: N_("Thôn, bản, tổ dân phố"),
+}
 CONTENT_KIND_LABELS: dict[str, Msgid] = {
     ContentKind.TTS: N_("Văn bản"),
     ContentKind.RECORDING: N_("Bản ghi âm"),

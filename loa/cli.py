@@ -309,17 +309,38 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
+    """A user bound to their zone (by id or administrative code), or installation-wide."""
     from broadcast.const import Role
-    from broadcast.people import accounts, audit
+    from broadcast.errors import LoaError, ValidationError
+    from broadcast.people import accounts, audit, zones
     from broadcast.service import BroadcastService
 
-    password = args.password or getpass.getpass(f"Password for {args.username}: ")
+    role = Role(args.role)
     service = BroadcastService(_settings(args), connect_mqtt=False)
     try:
         with service.db.session() as session:
-            user = accounts.create_user(
-                session, args.username, password, Role(args.role), args.zone
-            )
+            zone = None
+            if args.zone is not None:
+                zone = zones.find_zone(session, args.zone)
+                if zone is None:
+                    raise LoaError(
+                        f"--zone: no zone has the id or administrative code {args.zone!r}"
+                        " (see `loa zones list`)"
+                    )
+            try:
+                accounts.check_role_zone(session, role, zone)
+            except ValidationError as exc:
+                raise LoaError(
+                    f"--zone: {exc.message} ({role.value}: {_ROLE_ZONES_TEXT[role.value]})"
+                ) from None
+            password = args.password or getpass.getpass(f"Password for {args.username}: ")
+            try:
+                user = accounts.create_user(
+                    session, args.username, password, role, None if zone is None else zone.id
+                )
+            except ValidationError as exc:
+                option = {"password": "--password", "zone": "--zone"}.get(exc.field, "username")
+                raise LoaError(f"{option}: {exc.message}") from None
             audit.record(
                 session,
                 None,
@@ -327,10 +348,23 @@ def cmd_user_add(args: argparse.Namespace) -> int:
                 f"user:{user.id}",
                 {"username": user.username, "role": user.role, "zone": user.zone_id},
             )
+            where = "installation-wide" if zone is None else f"in {zone.kind} {zone.id}"
     finally:
         service.db.dispose()
-    print(f"created user {args.username} ({args.role})")
+    print(f"created user {args.username} ({args.role}, {where})")
     return 0
+
+
+# which zone each role is bound to, for the help text and the refusals (as
+# `broadcast.people.permissions.ZONE_KINDS` says; tests/loa/test_cli.py checks they agree)
+_ROLE_ZONES_TEXT = {
+    "admin": "none (installation-wide), a province or a commune",
+    "province_editor": "none or a province",
+    "officer": "a commune (none only before any province exists)",
+    "leader": "a commune (none only before any province exists)",
+    "viewer": "a commune (none only before any province exists)",
+    "village_head": "a village",
+}
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
@@ -783,13 +817,25 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.set_defaults(func=cmd_fleet)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
-    user_add = user.add_parser("add", help="add a user (the first admin, say)")
+    user_add = user.add_parser(
+        "add",
+        help="add a user (the first admin, say), bound to their zone",
+        description="Add a user. Every account works only inside its zone (a province admin in"
+        " the whole province, a commune's staff in their commune, a village head in their"
+        " village); one with no --zone is installation-wide. Zones by role: "
+        + "; ".join(f"{role}: {text}" for role, text in _ROLE_ZONES_TEXT.items())
+        + ".",
+    )
     _add_data(user_add)
     user_add.add_argument("username")
+    user_add.add_argument("--role", default="admin", choices=list(_ROLE_ZONES_TEXT))
     user_add.add_argument(
-        "--role", default="admin", choices=["admin", "officer", "leader", "village_head", "viewer"]
+        "--zone",
+        default=None,
+        metavar="ZONE",
+        help="the zone the user is bound to: its id or administrative code (`loa zones list`);"
+        " none: installation-wide",
     )
-    user_add.add_argument("--zone", default=None, help="village id, for a village head")
     user_add.add_argument("--password", default=None, help="(prompted when omitted)")
     user_add.set_defaults(func=cmd_user_add)
 

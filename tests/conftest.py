@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher, profiles
-from service_support import make_service
+from service_support import Province, make_service, seed_two_communes
 from support import (
     BROKER_KINDS,
     LOOPBACK,
@@ -144,3 +144,11 @@ def service(tmp_path: Path) -> Iterator[BroadcastService]:
     svc = make_service(tmp_path / "data")
     yield svc
     svc.stop()
+
+
+@pytest.fixture
+def province(service: BroadcastService) -> Province:
+    """A province with two communes, their villages, a receiver in each commune and accounts
+    at every level (`service_support.seed_two_communes`); beside the test commune when a test
+    also seeds that."""
+    return seed_two_communes(service)

@@ -50,6 +50,67 @@ def seed_commune(service: BroadcastService) -> Users:
     return Users(*ids)
 
 
+@dataclass(frozen=True)
+class Province:
+    """A province with two communes (`seed_two_communes`): zone and receiver ids, and the user id
+    of each account, bound where its name says; `root_admin` is installation-wide."""
+
+    province: str
+    commune_a: str
+    commune_b: str
+    village_a: str
+    village_a2: str
+    village_b: str
+    device_a: str
+    device_b: str
+    root_admin: int
+    province_admin: int
+    province_editor: int
+    admin_a: int
+    admin_b: int
+    officer_a: int
+    officer_b: int
+    head_a: int
+    head_b: int
+
+
+def seed_two_communes(service: BroadcastService) -> Province:
+    """Tỉnh Thử (code 99) → Xã An (99001: Thôn An 1, Thôn An 2) and Xã Bình (99002: Thôn
+    Bình 1), a receiver in Thôn An 1 and one in Thôn Bình 1, and accounts at every level; the
+    ids avoid `seed_commune`'s, so both can share one database. Users' names: root-admin,
+    tinh-admin, tinh-editor, an-admin, binh-admin, an-officer, binh-officer, an-head,
+    binh-head (password PASSWORD)."""
+    with service.db.session() as session:
+        zones.create_zone(session, "tinh-thu", "Tỉnh Thử", ZoneKind.PROVINCE, code="99")
+        zones.create_zone(session, "xa-an", "Xã An", ZoneKind.COMMUNE, "tinh-thu", "99001")
+        zones.create_zone(session, "xa-binh", "Xã Bình", ZoneKind.COMMUNE, "tinh-thu", "99002")
+        zones.create_zone(session, "thon-an-1", "Thôn An 1", ZoneKind.VILLAGE, "xa-an")
+        zones.create_zone(session, "thon-an-2", "Thôn An 2", ZoneKind.VILLAGE, "xa-an")
+        zones.create_zone(session, "thon-binh-1", "Thôn Bình 1", ZoneKind.VILLAGE, "xa-binh")
+        ids = {
+            name: accounts.create_user(session, name, PASSWORD, role, zone).id
+            for name, role, zone in (
+                ("root-admin", Role.ADMIN, None),
+                ("tinh-admin", Role.ADMIN, "tinh-thu"),
+                ("tinh-editor", Role.PROVINCE_EDITOR, "tinh-thu"),
+                ("an-admin", Role.ADMIN, "xa-an"),
+                ("binh-admin", Role.ADMIN, "xa-binh"),
+                ("an-officer", Role.OFFICER, "xa-an"),
+                ("binh-officer", Role.OFFICER, "xa-binh"),
+                ("an-head", Role.VILLAGE_HEAD, "thon-an-1"),
+                ("binh-head", Role.VILLAGE_HEAD, "thon-binh-1"),
+            )
+        }
+        for device_id, zone_id in (("loa-an-1-01", "thon-an-1"), ("loa-binh-1-01", "thon-binh-1")):
+            registry.register_device(
+                session, service.settings, service.fleet.public_key_text, device_id, zone_id
+            )
+    return Province(
+        "tinh-thu", "xa-an", "xa-binh", "thon-an-1", "thon-an-2", "thon-binh-1",
+        "loa-an-1-01", "loa-binh-1-01", *ids.values(),
+    )  # fmt: skip
+
+
 def waiting_runs(scheduler: Scheduler) -> set[int]:
     """The broadcast ids the scheduler will fire: its run jobs, read from APScheduler."""
     return {

@@ -1,6 +1,8 @@
 """Administration pages (quản trị): users, zones, receivers (config file and QR code) and the
 audit log. Admins only: `broadcast.desks.administration` checks the role on every call, and a
-refusal is a 403 here."""
+refusal is a 403 here. The desk also keeps each admin inside its zone: the lists are its
+subtree, anything else reads as missing (404), and the choices a form offers (roles and their
+zones, kinds of zone and their parents) are the desk's, so a page offers nothing it refuses."""
 
 from __future__ import annotations
 
@@ -10,15 +12,14 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from broadcast.const import Role
 from broadcast.desks import reporting
+from broadcast.desks.administration import ZoneChoice
 from broadcast.errors import ValidationError
 from web import get_service
 from web.i18n import error_text
 
 _LOGGER = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-ROLES = tuple(role.value for role in Role)
 Page = str | tuple[str, int]
 
 
@@ -49,15 +50,30 @@ def index() -> Response:
 # --- users ---------------------------------------------------------------------------------
 
 
+def _choices_by_value(
+    choices: dict[str, list[ZoneChoice]] | dict[str, tuple[ZoneChoice | None, ...]],
+) -> list[tuple[ZoneChoice, str]]:
+    """Each zone offered for some key (a role, a kind) once, in the desk's order, with the
+    keys it fits ("admin officer"): one select whose options follow another's value."""
+    found: dict[str, tuple[ZoneChoice, list[str]]] = {}
+    for key, zones in choices.items():
+        for zone in zones:
+            choice = zone if zone is not None else ZoneChoice("", "", "")
+            found.setdefault(choice.id, (choice, []))[1].append(key)
+    return [(choice, " ".join(keys)) for choice, keys in found.values()]
+
+
 def _users_page(user_id: int, form: dict[str, str], status: int = 200) -> Page:
     service = get_service()
     users = service.admin.list_users(user_id)
-    zones = service.admin.list_zones(user_id)
+    choices = service.admin.user_zone_choices(user_id)
+    if form["role"] not in choices:
+        form = {**form, "role": next(iter(choices), "")}
     page = render_template(
         "admin/users.html",
         users=users,
-        villages=[zone for zone in zones if zone.kind == "village"],
-        roles=ROLES,
+        roles=tuple(choices),
+        zone_options=_choices_by_value(choices),
         form=form,
         me=user_id,
     )
@@ -132,12 +148,14 @@ def change_role(target_id: int) -> Response:
 def zones() -> Page | Response:
     service = get_service()
     user_id = _user_id()
-    form = {"id": "", "name": "", "parent": ""}
+    form = {"kind": "", "name": "", "parent": "", "code": "", "id": ""}
     status = 200
     if request.method == "POST":
         form = {key: request.form.get(key, "") for key in form}
         try:
-            zone = service.admin.create_village(user_id, form["id"], form["name"], form["parent"])
+            zone = service.admin.create_zone(
+                user_id, form["kind"], form["name"], form["parent"], form["code"], form["id"]
+            )
         except ValidationError as exc:
             _flash_invalid(exc)
             status = 400
@@ -145,10 +163,13 @@ def zones() -> Page | Response:
             flash(_("Đã thêm %(name)s.", name=zone.name), "info")
             return redirect(url_for("admin.zones"))
     found = service.admin.list_zones(user_id)
+    offer = service.admin.zone_form(user_id)
     page = render_template(
         "admin/zones.html",
         zones=found,
-        communes=[zone for zone in found if zone.kind == "commune"],
+        kinds=offer.kinds,
+        parent_options=_choices_by_value(offer.parents),
+        own_zone=current_user.zone_id,
         form=form,
     )
     return (page, status) if status != 200 else page
@@ -157,12 +178,15 @@ def zones() -> Page | Response:
 @bp.route("/zones/<zone_id>/name", methods=["POST"])
 @login_required
 def rename_zone(zone_id: str) -> Response:
+    """A zone's new name and, for a province or a commune, administrative code."""
     try:
-        get_service().admin.rename_zone(_user_id(), zone_id, request.form.get("name", ""))
+        get_service().admin.edit_zone(
+            _user_id(), zone_id, request.form.get("name", ""), request.form.get("code")
+        )
     except ValidationError as exc:
         _flash_invalid(exc)
     else:
-        flash(_("Đã đổi tên khu vực."), "info")
+        flash(_("Đã lưu khu vực."), "info")
     return redirect(url_for("admin.zones"))
 
 

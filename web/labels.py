@@ -31,6 +31,7 @@ CONTENT_KIND = _lazy(const.CONTENT_KIND_LABELS)
 CONTENT_TYPE = _lazy(const.CONTENT_TYPE_LABELS)
 PRIORITY = _lazy(const.PRIORITY_LABELS)
 SOURCE = _lazy(const.SOURCE_LABELS)
+ZONE_KIND = _lazy(const.ZONE_KIND_LABELS)
 
 # What the scripts of the announcement page and the dashboard look a state up in: a receiver's,
 # a delivery's or a broadcast's (the codes they share read the same in each table).
@@ -55,5 +56,6 @@ __all__ = [
     "SCHEDULE_KIND",
     "SOURCE",
     "STATES",
+    "ZONE_KIND",
     "label",
 ]

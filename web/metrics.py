@@ -2,8 +2,9 @@
 
 Because every number comes from the shared database, any web worker gives the same answer and
 nothing needs prometheus_client's multi-process mode. Scraping is allowed from the machine
-itself (a Prometheus or node agent beside the server) or with an admin's API token
-(`Authorization: Bearer …`), since device names and counts are not for everyone.
+itself (a Prometheus or node agent beside the server) or with an installation-wide admin's API
+token (`Authorization: Bearer …`), since device names and counts, every commune's, are not for
+everyone, nor for a province's or a commune's admin.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from prometheus_client.core import (
 )
 
 from broadcast.desks.metrics import MetricsReading, Readings
-from broadcast.people.permissions import Action
 from web import get_service
 
 _LOGGER = logging.getLogger(__name__)
@@ -95,7 +95,9 @@ def _allowed() -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return False
-    return get_service().sign_in.token_may(token.strip(), Action.ADMINISTER)
+    service = get_service()
+    user = service.sign_in.token_user(token.strip())
+    return user is not None and service.metrics.may_read(user.id)
 
 
 @bp.get("/metrics")

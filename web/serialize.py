@@ -26,6 +26,7 @@ def zone_json(zone: ZoneRecord) -> dict[str, Any]:
         "name": zone.name,
         "kind": zone.kind,
         "parent": zone.parent_id,
+        "code": zone.code,
         "devices": list(zone.device_ids),
     }
 

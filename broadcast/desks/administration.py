@@ -9,6 +9,12 @@ the installer's phone) is itself audited (`DEVICE_CONFIG`). The QR code holds th
 *compact form*: the same JSON without the fields that equal their defaults, which
 `wire.config.ReceiverConfig.from_dict` reads back to the same config (checked before it is
 encoded). That keeps the code small enough for a phone camera (about version 12 instead of 26).
+
+Where: an admin bound to a zone works only in its subtree (a province admin in its communes
+and their villages, a commune admin in its commune); one bound to no zone, everywhere. Users,
+zones, receivers and audit entries outside the subtree are hidden: asking for one by id is a
+NotFound, as for one that does not exist. A zone's id or code in the wrong subtree is refused
+as unknown too.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from broadcast.const import Role, ZoneKind
-from broadcast.errors import N_, NotFound, ValidationError
+from broadcast.desks import setup
+from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.fleet import receivers
 from broadcast.people import accounts, audit, permissions, zones
 from broadcast.people.permissions import Action
@@ -83,6 +90,26 @@ class ZoneRow:
     parent_id: str | None
     parent_name: str
     devices: int
+    code: str | None = None  # mã đơn vị hành chính (a province's or a commune's)
+    depth: int = 0  # below the top of the admin's tree (0: its own zone, or the root)
+
+
+@dataclass(frozen=True)
+class ZoneChoice:
+    """A zone an account may be bound to; id "" is none (installation-wide)."""
+
+    id: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class ZoneForm:
+    """What the admin may create: the kinds, and the zones each may sit under (None: at the
+    root, for an installation-wide admin only)."""
+
+    kinds: tuple[str, ...]
+    parents: dict[str, tuple[ZoneChoice | None, ...]]
 
 
 @dataclass(frozen=True)
@@ -159,10 +186,37 @@ class Administration:
     # users
 
     def list_users(self, user_id: int) -> list[UserRow]:
+        """The accounts bound inside the admin's zone (every account for an installation-wide
+        admin; installation-wide accounts only to them)."""
         with self._db.session() as session:
-            _admin(session, user_id)
-            users = session.scalars(select(User).order_by(User.username))
-            return [_user_row(user) for user in users]
+            admin = _admin(session, user_id)
+            query = select(User).order_by(User.username)
+            scope = zones.scope_ids(session, admin)
+            if scope is not None:
+                query = query.where(User.zone_id.in_(scope))
+            return [_user_row(user) for user in session.scalars(query)]
+
+    def user_zone_choices(self, user_id: int) -> dict[str, list[ZoneChoice]]:
+        """Role → the zones this admin may bind an account of that role to (in tree order;
+        "" first when it may be installation-wide): what the users page offers, exactly what
+        `create_user` and `change_role` accept. A role with no choice is absent."""
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            lines = setup.zone_tree(session, admin)
+            found: dict[str, list[ZoneChoice]] = {}
+            for role in Role:
+                choices: list[ZoneChoice] = []
+                if admin.zone is None and _binds(session, role, None):
+                    choices.append(ZoneChoice("", "", ""))
+                kinds = set(permissions.zone_kinds(role))
+                choices.extend(
+                    ZoneChoice(line.id, line.name, line.kind)
+                    for line in lines
+                    if ZoneKind(line.kind) in kinds
+                )
+                if choices:
+                    found[role.value] = choices
+            return found
 
     def create_user(
         self,
@@ -208,7 +262,7 @@ class Administration:
         admin always remains."""
         with self._db.session() as session:
             admin = _admin(session, user_id)
-            user = _target_user(session, target_id)
+            user = _target_user(session, admin, target_id)
             if not active:
                 _check_not_self(admin, user)
             if user.active == active:
@@ -228,7 +282,7 @@ class Administration:
         """A new generated password, shown once to the admin."""
         with self._db.session() as session:
             admin = _admin(session, user_id)
-            user = _target_user(session, target_id)
+            user = _target_user(session, admin, target_id)
             secret = accounts.generate_password()
             accounts.set_password(user, secret)
             revoked = accounts.revoke_tokens(session, user)  # a reset means: trust nothing old
@@ -242,10 +296,10 @@ class Administration:
             return NewPassword(user.id, user.username, secret)
 
     def change_role(self, user_id: int, target_id: int, role: str, zone_id: str = "") -> None:
-        """A new role (and village, for a village head)."""
+        """A new role and the zone it is bound to (a zone of the admin's, one the role may have)."""
         with self._db.session() as session:
             admin = _admin(session, user_id)
-            user = _target_user(session, target_id)
+            user = _target_user(session, admin, target_id)
             chosen_role = _clean_role(role)
             zone = _clean_user_zone(session, admin, chosen_role, zone_id)
             if not permissions.allowed(chosen_role, Action.ADMINISTER):  # may not lock self out
@@ -272,66 +326,95 @@ class Administration:
     # zones
 
     def list_zones(self, user_id: int) -> list[ZoneRow]:
-        with self._db.session() as session:
-            _admin(session, user_id)
-            counts = dict(
-                session.execute(select(Device.zone_id, func.count()).group_by(Device.zone_id)).all()
-            )
-            found = session.scalars(select(Zone))
-            ordered = sorted(found, key=lambda z: (z.kind != ZoneKind.COMMUNE, z.name, z.id))
-            return [
-                ZoneRow(
-                    zone.id,
-                    zone.name,
-                    zone.kind,
-                    zone.parent_id,
-                    zone.parent.name if zone.parent is not None else "",
-                    int(counts.get(zone.id, 0)),
-                )
-                for zone in ordered
-            ]
-
-    def create_village(self, user_id: int, zone_id: str, name: str, parent_id: str = "") -> ZoneRow:
-        """A village (thôn, xóm, tổ dân phố) under a commune; with one commune it is the
-        parent unless told."""
+        """The admin's zone and every zone below it (all zones for an installation-wide
+        admin), parents before their children."""
         with self._db.session() as session:
             admin = _admin(session, user_id)
-            new_id = _clean_slug(zone_id, "id", N_("Mã khu vực"))
-            if session.get(Zone, new_id) is not None:
-                raise ValidationError(
-                    "id", N_("mã khu vực “%(id)s” đã có"), "already_exists", id=new_id
-                )
-            clean_name = _clean_text(name, "name", N_("Tên khu vực"))
-            parent = _commune(session, parent_id)
-            zone = Zone(id=new_id, name=clean_name, kind=ZoneKind.VILLAGE.value, parent=parent)
-            session.add(zone)
-            session.flush()
-            audit.record(
-                session,
-                admin,
-                audit.Action.ZONE_CREATE,
-                f"zone:{zone.id}",
-                {"name": zone.name, "kind": zone.kind, "parent": parent.id},
-            )
-            return ZoneRow(zone.id, zone.name, zone.kind, parent.id, parent.name, 0)
+            return _zone_rows(session, setup.zone_tree(session, admin))
 
-    def rename_zone(self, user_id: int, zone_id: str, name: str) -> None:
+    def zone_form(self, user_id: int) -> ZoneForm:
+        """The kinds of zone this admin may create and where each may go (`create_zone`
+        accepts exactly these): a commune admin, villages of its commune; a province admin,
+        communes of its province and villages below; an installation-wide admin, anything."""
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            lines = setup.zone_tree(session, admin)
+            parents: dict[str, tuple[ZoneChoice | None, ...]] = {}
+            for kind in ZoneKind:
+                allowed = zones.PARENT_KINDS[kind]
+                options: list[ZoneChoice | None] = []
+                if admin.zone is None and None in allowed:
+                    options.append(None)
+                options.extend(
+                    ZoneChoice(line.id, line.name, line.kind)
+                    for line in lines
+                    if ZoneKind(line.kind) in allowed
+                )
+                if options:
+                    parents[kind.value] = tuple(options)
+            return ZoneForm(tuple(parents), parents)
+
+    def create_zone(
+        self,
+        user_id: int,
+        kind: str,
+        name: str,
+        parent_id: str = "",
+        code: str = "",
+        zone_id: str = "",
+    ) -> ZoneRow:
+        """A province, commune or village (`setup.add_zone`: the tree rules, the code's
+        digits, an id made from the name when none is given), under a zone of the admin's."""
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            zone = setup.add_zone(
+                session, admin, kind, name, code=code, parent=parent_id, zone_id=zone_id
+            )
+            parent = zone.parent
+            return ZoneRow(
+                zone.id,
+                zone.name,
+                zone.kind,
+                zone.parent_id,
+                parent.name if parent is not None else "",
+                0,
+                zone.code,
+            )
+
+    def edit_zone(self, user_id: int, zone_id: str, name: str, code: str | None = None) -> None:
+        """A new name and, when `code` is given, administrative code ("" removes it), for a
+        zone below the admin's own: its own zone is named by the level above."""
         with self._db.session() as session:
             admin = _admin(session, user_id)
             zone = session.get(Zone, zone_id)
-            if zone is None:
+            if zone is None or not zones.in_scope(session, admin, zone.id):
                 raise NotFound(N_("không có khu vực “%(id)s”"), "not_found", id=zone_id)
+            if zone.id == admin.zone_id:
+                raise PermissionDenied(
+                    N_("khu vực của tài khoản do cấp trên đặt tên và mã"), "own_zone"
+                )
             clean_name = _clean_text(name, "name", N_("Tên khu vực"))
-            if clean_name == zone.name:
+            detail: dict[str, Any] = {}
+            if clean_name != zone.name:
+                detail.update(name=clean_name, previous_name=zone.name)
+                zone.name = clean_name
+            if code is not None:
+                clean_code = zones.clean_code(ZoneKind(zone.kind), code)
+                taken = zones.by_code(session, clean_code) if clean_code is not None else None
+                if taken is not None and taken.id != zone.id:
+                    raise ValidationError(
+                        "code",
+                        N_("mã hành chính %(value)s đã là của khu vực khác"),
+                        "taken",
+                        value=clean_code,
+                    )
+                if clean_code != zone.code:
+                    detail.update(zone_code=clean_code, previous_code=zone.code)
+                    zone.code = clean_code
+            if not detail:
                 return
-            previous, zone.name = zone.name, clean_name
-            audit.record(
-                session,
-                admin,
-                audit.Action.ZONE_UPDATE,
-                f"zone:{zone.id}",
-                {"name": clean_name, "previous_name": previous},
-            )
+            session.flush()
+            audit.record(session, admin, audit.Action.ZONE_UPDATE, f"zone:{zone.id}", detail)
 
     # devices
 
@@ -341,13 +424,16 @@ class Administration:
         """Receivers by id, a page at a time (a province registers thousands), optionally those
         of one zone and its sub-zones; a page past the end shows the last one."""
         with self._db.session() as session:
-            _admin(session, user_id)
+            admin = _admin(session, user_id)
             chosen = session.get(Zone, zone_id) if zone_id else None
-            if zone_id and chosen is None:
+            if zone_id and (chosen is None or not zones.in_scope(session, admin, chosen.id)):
                 raise ValidationError(
-                    "zone", N_("không có khu vực “%(id)s”"), "unknown_zone", id=zone_id
+                    "zone", N_("không có khu vực “%(id)s”"), "unknown_zone", id=zone_id[:63]
                 )
-            zone_ids = zones.subtree_ids(session, [chosen]) if chosen is not None else None
+            if chosen is not None:
+                zone_ids = zones.subtree_ids(session, [chosen])
+            else:
+                zone_ids = zones.scope_ids(session, admin)
             total = receivers.count_devices(session, zone_ids)
             page = clamp_page(page, total, per_page)
             found = receivers.list_devices(
@@ -358,11 +444,8 @@ class Administration:
 
     def get_device(self, user_id: int, device_id: str) -> DeviceRow:
         with self._db.session() as session:
-            _admin(session, user_id)
-            device = session.get(Device, device_id)
-            if device is None:
-                raise NotFound(N_("không có cụm loa “%(id)s”"), "not_found", id=device_id)
-            return self._device_row(device)
+            admin = _admin(session, user_id)
+            return self._device_row(_device(session, admin, device_id))
 
     def _device_row(self, device: Device) -> DeviceRow:
         return DeviceRow(
@@ -380,13 +463,14 @@ class Administration:
         """A new receiver (`service.fleet.register_device`: broker credentials, its config
         file, its manifest), checked here first so every mistake reads in Vietnamese."""
         with self._db.session() as session:
-            _admin(session, user_id)
+            admin = _admin(session, user_id)
             new_id = _clean_slug(device_id, "id", N_("Mã cụm loa"))
             if session.get(Device, new_id) is not None:
                 raise ValidationError(
                     "id", N_("mã cụm loa “%(id)s” đã có"), "already_exists", id=new_id
                 )
-            if not zone_id or session.get(Zone, zone_id) is None:
+            zone = session.get(Zone, zone_id) if zone_id else None
+            if zone is None or not zones.in_scope(session, admin, zone.id):
                 raise ValidationError("zone", N_("hãy chọn khu vực (thôn) của cụm loa"), "required")
             clean_name = _clean_text(name, "name", N_("Tên cụm loa"), required=False)
         return self._register_device(new_id, zone_id, name=clean_name, user_id=user_id)
@@ -395,7 +479,7 @@ class Administration:
         """The receiver's config file (it holds the device's broker password): audited."""
         with self._db.session() as session:
             admin = _admin(session, user_id)
-            data = self._read_config(session, device_id)
+            data = self._read_config(session, admin, device_id)
             audit.record(
                 session, admin, audit.Action.DEVICE_CONFIG, f"device:{device_id}", {"form": "file"}
             )
@@ -405,7 +489,7 @@ class Administration:
         """The config's compact form as a QR code (SVG), for the installer's phone: audited."""
         with self._db.session() as session:
             admin = _admin(session, user_id)
-            data = self._read_config(session, device_id)
+            data = self._read_config(session, admin, device_id)
             code = config_qr(data)
             audit.record(
                 session,
@@ -420,15 +504,14 @@ class Administration:
         """Where the installer must copy the broker's CA when the QR code leaves it out (too
         large for a phone camera), or "" when the code carries it; not audited: no secret."""
         with self._db.session() as session:
-            _admin(session, user_id)
-            return config_qr(self._read_config(session, device_id)).ca_file
+            admin = _admin(session, user_id)
+            return config_qr(self._read_config(session, admin, device_id)).ca_file
 
     def _config_path(self, device_id: str) -> Path:
         return self._settings.devices_dir / f"{device_id}.json"
 
-    def _read_config(self, session: Session, device_id: str) -> bytes:
-        if session.get(Device, device_id) is None:
-            raise NotFound(N_("không có cụm loa “%(id)s”"), "not_found", id=device_id)
+    def _read_config(self, session: Session, admin: User, device_id: str) -> bytes:
+        _device(session, admin, device_id)
         try:
             return self._config_path(device_id).read_bytes()
         except FileNotFoundError as exc:
@@ -439,17 +522,22 @@ class Administration:
     # the audit log
 
     def audit_page(self, user_id: int, page: int = 1, per_page: int = AUDIT_PER_PAGE) -> AuditPage:
-        """Newest first, with the verification of the whole chain."""
+        """Newest first, with the verification of the whole chain. An admin bound to a zone
+        reads the entries of accounts bound inside it (not those of the level above, nor the
+        console's); the chain is checked whole, `entries` counts what they may read."""
         with self._db.session() as session:
-            _admin(session, user_id)
+            admin = _admin(session, user_id)
             result = audit.verify(session)
-            total = session.scalar(select(func.count(AuditEntry.id))) or 0
+            scope = zones.scope_ids(session, admin)
+            wanted = select(AuditEntry)
+            counted = select(func.count(AuditEntry.id))
+            if scope is not None:
+                wanted = wanted.where(AuditEntry.zone_id.in_(scope))
+                counted = counted.where(AuditEntry.zone_id.in_(scope))
+            total = session.scalar(counted) or 0
             page = clamp_page(page, total, per_page)
             entries = session.scalars(
-                select(AuditEntry)
-                .order_by(AuditEntry.seq.desc())
-                .offset((page - 1) * per_page)
-                .limit(per_page)
+                wanted.order_by(AuditEntry.seq.desc()).offset((page - 1) * per_page).limit(per_page)
             )
             rows = [
                 AuditRow(
@@ -467,7 +555,7 @@ class Administration:
             ]
             check = AuditCheck(
                 result.ok,
-                result.entries,
+                result.entries if scope is None else total,
                 result.broken_seq,
                 AUDIT_PROBLEMS.get(result.problem, "other") if result.problem else "",
             )
@@ -573,11 +661,51 @@ def _user_row(user: User) -> UserRow:
     )
 
 
-def _target_user(session: Session, target_id: int) -> User:
+def _target_user(session: Session, admin: User, target_id: int) -> User:
+    """The account `target_id` if bound inside the admin's zone; else NotFound, as if it did
+    not exist (an installation-wide account is in an installation-wide admin's scope only)."""
     user = session.get(User, target_id)
-    if user is None:
+    if user is None or not zones.in_scope(session, admin, user.zone_id):
         raise NotFound(N_("không có người dùng %(id)s"), "not_found", id=target_id)
     return user
+
+
+def _device(session: Session, admin: User, device_id: str) -> Device:
+    """The receiver `device_id` if its zone is the admin's; else NotFound, as if unknown."""
+    device = session.get(Device, device_id)
+    if device is None or not zones.in_scope(session, admin, device.zone_id):
+        raise NotFound(N_("không có cụm loa “%(id)s”"), "not_found", id=device_id)
+    return device
+
+
+def _zone_rows(session: Session, lines: list[setup.ZoneLine]) -> list[ZoneRow]:
+    parents = {line.parent_id for line in lines if line.parent_id is not None}
+    names: dict[str, str] = {
+        zone_id: name
+        for zone_id, name in session.execute(select(Zone.id, Zone.name).where(Zone.id.in_(parents)))
+    }
+    return [
+        ZoneRow(
+            line.id,
+            line.name,
+            line.kind,
+            line.parent_id,
+            names.get(line.parent_id, "") if line.parent_id is not None else "",
+            line.devices,
+            line.code,
+            line.depth,
+        )
+        for line in lines
+    ]
+
+
+def _binds(session: Session, role: Role, zone: Zone | None) -> bool:
+    """Whether an account of `role` may be bound to `zone` (`accounts.check_role_zone`)."""
+    try:
+        accounts.check_role_zone(session, role, zone)
+    except ValidationError:
+        return False
+    return True
 
 
 def _check_not_self(admin: User, user: User) -> None:
@@ -675,18 +803,6 @@ def _clean_slug(text: str, field_name: str, label: str) -> str:
     return value
 
 
-def _commune(session: Session, parent_id: str) -> Zone:
-    if parent_id:
-        parent = session.get(Zone, parent_id)
-        if parent is None or parent.kind != ZoneKind.COMMUNE:
-            raise ValidationError("parent", N_("hãy chọn xã (phường) chứa thôn này"), "required")
-        return parent
-    communes = list(session.scalars(select(Zone).where(Zone.kind == ZoneKind.COMMUNE.value)))
-    if len(communes) != 1:
-        raise ValidationError("parent", N_("hãy chọn xã (phường) chứa thôn này"), "required")
-    return communes[0]
-
-
 __all__ = [
     "AUDIT_PROBLEMS",
     "Administration",
@@ -697,6 +813,8 @@ __all__ = [
     "NewPassword",
     "QrCode",
     "UserRow",
+    "ZoneChoice",
+    "ZoneForm",
     "ZoneRow",
     "compact_config",
     "config_qr",

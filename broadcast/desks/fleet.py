@@ -20,12 +20,12 @@ from sqlalchemy import select
 
 from broadcast.errors import N_, ValidationError
 from broadcast.fleet import receivers, registry
-from broadcast.people import accounts, audit
+from broadcast.people import accounts, audit, zones
 from broadcast.people.permissions import Action
 from broadcast.settings import Secrets, Settings
 from broadcast.store import sequences
 from broadcast.store.db import Database
-from broadcast.store.models import Device
+from broadcast.store.models import Device, User
 from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -68,13 +68,18 @@ class FleetDesk:
         self, device_id: str, zone_id: str, name: str = "", user_id: int | None = None
     ) -> Path:
         """A new receiver: broker credentials, its config file, and a manifest of its own.
-        From the web an admin (`user_id`) registers it; the CLI passes no user."""
+        From the web an admin (`user_id`) registers it, in a zone of theirs; the CLI passes
+        no user."""
         with self._db.session() as session:
             admin = (
                 None
                 if user_id is None
                 else accounts.require_user(session, user_id, Action.ADMINISTER)
             )
+            if admin is not None and not zones.in_scope(session, admin, zone_id):
+                raise ValidationError(
+                    "zone", N_("không có khu vực “%(id)s”"), "unknown_zone", id=zone_id[:63]
+                )
             _device, path = registry.register_device(
                 session, self._settings, self.public_key_text, device_id, zone_id, name=name
             )
@@ -89,11 +94,17 @@ class FleetDesk:
         self._programme_changed()
         return path
 
-    def refresh_device_configs(self, device_ids: list[str] | None = None) -> list[RefreshedConfig]:
+    def refresh_device_configs(
+        self, device_ids: list[str] | None = None, user_id: int | None = None
+    ) -> list[RefreshedConfig]:
         """Rewrite receivers' configs (all when `device_ids` is None) with today's broker
-        address, TLS, zones and key; each keeps its password unless its old config is gone."""
+        address, TLS, zones and key; each keeps its password unless its old config is gone.
+        The console (no `user_id`) or an installation-wide admin only: it touches the fleet."""
         refreshed: list[RefreshedConfig] = []
         with self._db.session() as session:
+            actor = (
+                None if user_id is None else accounts.require_installation_admin(session, user_id)
+            )
             query = select(Device).order_by(Device.id)
             if device_ids is not None:
                 known = set(session.scalars(select(Device.id).where(Device.id.in_(device_ids))))
@@ -109,7 +120,7 @@ class FleetDesk:
                 )
                 audit.record(
                     session,
-                    None,
+                    actor,
                     audit.Action.DEVICE_CONFIG,
                     f"device:{device.id}",
                     {"form": "refresh", "new_password": new_password},
@@ -140,14 +151,19 @@ class FleetDesk:
             registry.record_broker_access(session, access)
         _LOGGER.info("broker access file %s rewritten", path)
 
-    def rotate_keys(self, new_key: bool = True) -> KeyRotation:
+    def rotate_keys(self, new_key: bool = True, user_id: int | None = None) -> KeyRotation:
         """The way back for receivers that refuse a stream's commands as stale (they accepted a
         sequence far beyond its counter: a leaked key, a bug, a restored database): a new
         sequence epoch, which they accept at once and after which the older epoch is refused
         everywhere; with `new_key`, also a new signing key, which receivers trust only from
         their config file (`loa device refresh`), since whoever holds the old key could sign
         anything. Processes already running read the epoch per message but keep the key they
-        started with: restart them after a new key."""
+        started with: restart them after a new key. The console (no `user_id`) or an
+        installation-wide admin only: every receiver of every commune trusts the key."""
+        actor_id = None
+        if user_id is not None:
+            with self._db.session() as session:
+                actor_id = accounts.require_installation_admin(session, user_id).id
         if new_key:
             signing_key = self._secrets.replace_signing_key()
             self.public_key_text = protocol.public_key_to_text(signing_key.public_key())
@@ -155,7 +171,7 @@ class FleetDesk:
         with self._db.session() as session:
             audit.record(
                 session,
-                None,
+                None if actor_id is None else session.get(User, actor_id),
                 audit.Action.KEYS_ROTATE,
                 "keys",
                 {"epoch": epoch, "new_key": new_key, "public_key": self.public_key_text},

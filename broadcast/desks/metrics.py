@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from broadcast.errors import PermissionDenied
+from broadcast.people import accounts
 from broadcast.store import sequences
 from broadcast.store.db import Database
 from broadcast.store.models import Broadcast, Delivery, Device, utcnow
@@ -34,6 +36,16 @@ class Readings:
 class MetricsReading:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def may_read(self, user_id: int) -> bool:
+        """Whether `user_id` may scrape: an active installation-wide admin (the numbers are
+        every commune's, device names included); a province or commune admin may not."""
+        with self.db.session() as session:
+            try:
+                accounts.require_installation_admin(session, user_id)
+            except PermissionDenied:
+                return False
+            return True
 
     def read(self, now: datetime | None = None) -> Readings:
         since = (now or utcnow()) - LATENCY_WINDOW

@@ -22,10 +22,18 @@ class ZoneRecord:
     kind: str  # a `const.ZoneKind` value
     parent_id: str | None
     device_ids: tuple[str, ...]  # its own receivers, not those of the zones below
+    code: str | None = None  # mã đơn vị hành chính: a province's or a commune's
 
     @classmethod
     def of(cls, zone: Zone) -> ZoneRecord:
-        return cls(zone.id, zone.name, zone.kind, zone.parent_id, tuple(d.id for d in zone.devices))
+        return cls(
+            zone.id,
+            zone.name,
+            zone.kind,
+            zone.parent_id,
+            tuple(d.id for d in zone.devices),
+            zone.code,
+        )
 
 
 @dataclass(frozen=True)

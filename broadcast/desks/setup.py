@@ -380,36 +380,10 @@ class Setup:
             return Readiness(int(count), int(communes or 0), int(admins or 0))
 
     def tree(self, user_id: int | None) -> list[ZoneLine]:
-        """Every zone, parents before their children: provinces, then communes, by name."""
+        """Every zone, parents before their children: provinces, then communes, by name; for
+        an admin bound to a zone, that zone and the zones below it."""
         with self._db.session() as session:
-            _actor(session, user_id)
-            counts = dict(
-                session.execute(select(Device.zone_id, func.count()).group_by(Device.zone_id)).all()
-            )
-            found = list(session.scalars(select(Zone)))
-            children: dict[str | None, list[Zone]] = {}
-            known = {zone.id for zone in found}
-            for zone in found:
-                parent = zone.parent_id if zone.parent_id in known else None
-                children.setdefault(parent, []).append(zone)
-            lines: list[ZoneLine] = []
-            stack = [(zone, 0) for zone in reversed(_ordered(children.get(None, [])))]
-            while stack:
-                zone, depth = stack.pop()
-                lines.append(
-                    ZoneLine(
-                        zone.id,
-                        zone.name,
-                        zone.kind,
-                        zone.code,
-                        zone.parent_id,
-                        depth,
-                        int(counts.get(zone.id, 0)),
-                    )
-                )
-                below = _ordered(children.get(zone.id, []))
-                stack.extend((child, depth + 1) for child in reversed(below))
-            return lines
+            return zone_tree(session, _actor(session, user_id))
 
     def add_zone(
         self,
@@ -424,62 +398,15 @@ class Setup:
         with its commune's id, since every commune has its Thôn 1)."""
         with self._db.session() as session:
             actor = _actor(session, user_id)
-            zone_kind = parse_kind(kind)
-            if zone_kind is None:
-                raise unknown_kind(kind)
-            clean = clean_name(name)
-            if not clean:
-                raise ValidationError("name", N_("tên khu vực trống"), "empty_name")
-            if len(clean) > MAX_NAME_CHARS:
-                raise ValidationError(
-                    "name", N_("tên dài quá %(max)s ký tự"), "long", max=MAX_NAME_CHARS
-                )
-            clean_code = zones.clean_code(zone_kind, code)
-            if clean_code is not None:
-                taken = zones.by_code(session, clean_code)
-                if taken is not None:
-                    raise ValidationError(
-                        "code",
-                        N_("mã hành chính %(value)s đã là của khu vực “%(id)s”"),
-                        "taken",
-                        value=clean_code,
-                        id=taken.id,
-                    )
-            parent_zone = _parent(session, parent)
-            zones.check_placement(zone_kind, parent_zone)
-            _check_new_name(session, zone_kind, clean, parent_zone)
-            new_id = zone_id.strip()
-            if not new_id:
-                base = _derived_id(zone_kind, clean, parent_zone)
-                if not base:
-                    raise ValidationError(
-                        "name", N_("tên này không cho ra mã khu vực: hãy ghi mã (--id)"), "bad_id"
-                    )
-                new_id = _free_id(base, clean_code, lambda i: session.get(Zone, i) is not None)
-                if new_id is None:
-                    raise ValidationError(
-                        "id", N_("mã khu vực “%(id)s” đã có: hãy ghi mã khác"), "taken", id=base
-                    )
-            elif session.get(Zone, new_id) is not None:
-                raise ValidationError(
-                    "id", N_("mã khu vực “%(id)s” đã có: hãy ghi mã khác"), "taken", id=new_id
-                )
-            zone = zones.create_zone(
-                session,
-                new_id,
-                clean,
-                zone_kind,
-                None if parent_zone is None else parent_zone.id,
-                clean_code,
-            )
-            _audit_create(session, actor, zone)
+            zone = add_zone(session, actor, kind, name, code=code, parent=parent, zone_id=zone_id)
             return ZoneLine(zone.id, zone.name, zone.kind, zone.code, zone.parent_id, 0, 0)
 
     def move_zone(self, user_id: int | None, zone_ref: str, parent_ref: str) -> MoveResult:
         """Put a zone (by id or code) under another (item 7: a single commune under the
-        province its operator names). Users keep their zones and roles: nothing else moves."""
+        province its operator names). Users keep their zones and roles: nothing else moves.
+        Only the console or an installation-wide admin reshapes the tree."""
         with self._db.session() as session:
-            actor = _actor(session, user_id)
+            actor = _installation_actor(session, user_id)
             zone = zones.find_zone(session, zone_ref)
             if zone is None:
                 raise NotFound(
@@ -503,7 +430,7 @@ class Setup:
         problems = _Problems()
         rows = _read_rows(_decode(data), problems)
         with self._db.session() as session:
-            actor = _actor(session, user_id)
+            actor = _installation_actor(session, user_id)
             planned = _Plan(session, rows, problems).run()
             problems.raise_any()
             result = ImportResult(rows=len(rows))
@@ -518,6 +445,111 @@ class Setup:
                 len(result.moved),
             )
             return result
+
+
+def zone_tree(session: Session, actor: User | None) -> list[ZoneLine]:
+    """The zones `actor` works in (every zone for the console or an installation-wide
+    account), parents before their children, each level by rank and name; depth 0 is the
+    top of what is listed."""
+    counts = dict(
+        session.execute(select(Device.zone_id, func.count()).group_by(Device.zone_id)).all()
+    )
+    found = list(session.scalars(select(Zone)))
+    children: dict[str | None, list[Zone]] = {}
+    known = {zone.id for zone in found}
+    for zone in found:
+        parent = zone.parent_id if zone.parent_id in known else None
+        children.setdefault(parent, []).append(zone)
+    top = children.get(None, []) if actor is None or actor.zone is None else [actor.zone]
+    lines: list[ZoneLine] = []
+    seen: set[str] = set()
+    stack = [(zone, 0) for zone in reversed(_ordered(top))]
+    while stack:
+        zone, depth = stack.pop()
+        if zone.id in seen:
+            continue
+        seen.add(zone.id)
+        lines.append(
+            ZoneLine(
+                zone.id,
+                zone.name,
+                zone.kind,
+                zone.code,
+                zone.parent_id,
+                depth,
+                int(counts.get(zone.id, 0)),
+            )
+        )
+        below = _ordered(children.get(zone.id, []))
+        stack.extend((child, depth + 1) for child in reversed(below))
+    return lines
+
+
+def add_zone(
+    session: Session,
+    actor: User | None,
+    kind: str,
+    name: str,
+    *,
+    code: str = "",
+    parent: str = "",
+    zone_id: str = "",
+) -> Zone:
+    """One zone, checked against the tree rules (`zones.check_placement`, `zones.clean_code`)
+    and audited; an admin bound to a zone creates only below it (a commune admin: villages of
+    its commune; a province admin: communes of its province and their villages), so only the
+    console or an installation-wide admin adds a zone at the root (a province)."""
+    zone_kind = parse_kind(kind)
+    if zone_kind is None:
+        raise unknown_kind(kind)
+    clean = clean_name(name)
+    if not clean:
+        raise ValidationError("name", N_("tên khu vực trống"), "empty_name")
+    if len(clean) > MAX_NAME_CHARS:
+        raise ValidationError("name", N_("tên dài quá %(max)s ký tự"), "long", max=MAX_NAME_CHARS)
+    clean_code = zones.clean_code(zone_kind, code)
+    if clean_code is not None:
+        taken = zones.by_code(session, clean_code)
+        if taken is not None:
+            raise ValidationError(
+                "code",
+                N_("mã hành chính %(value)s đã là của khu vực “%(id)s”"),
+                "taken",
+                value=clean_code,
+                id=taken.id,
+            )
+    parent_zone = _parent(session, parent, actor)
+    if parent_zone is None and actor is not None and actor.zone is not None:
+        raise ValidationError(
+            "parent",
+            N_("hãy chọn nơi trực thuộc trong “%(zone)s”"),
+            "zone_out_of_reach",
+            zone=actor.zone.name,
+        )
+    zones.check_placement(zone_kind, parent_zone)
+    _check_new_name(session, zone_kind, clean, parent_zone)
+    new_id = zone_id.strip()
+    if not new_id:
+        base = _derived_id(zone_kind, clean, parent_zone)
+        if not base:
+            raise ValidationError(
+                "name", N_("tên này không cho ra mã khu vực: hãy ghi mã (--id)"), "bad_id"
+            )
+        new_id = _free_id(base, clean_code, lambda i: session.get(Zone, i) is not None)
+        if new_id is None:
+            raise ValidationError(
+                "id", N_("mã khu vực “%(id)s” đã có: hãy ghi mã khác"), "taken", id=base
+            )
+    elif session.get(Zone, new_id) is not None:
+        raise ValidationError(
+            "id", N_("mã khu vực “%(id)s” đã có: hãy ghi mã khác"), "taken", id=new_id
+        )
+    zone = zones.create_zone(
+        session, new_id, clean, zone_kind, None if parent_zone is None else parent_zone.id,
+        clean_code,
+    )  # fmt: skip
+    _audit_create(session, actor, zone)
+    return zone
 
 
 class _Plan:
@@ -818,11 +850,22 @@ def _actor(session: Session, user_id: int | None) -> User | None:
     return None if user_id is None else accounts.require_user(session, user_id, Action.ADMINISTER)
 
 
-def _parent(session: Session, reference: str) -> Zone | None:
+def _installation_actor(session: Session, user_id: int | None) -> User | None:
+    """The console (None) or an installation-wide admin: who may reshape the whole tree."""
+    if user_id is None:
+        return None
+    return accounts.require_installation_admin(session, user_id)
+
+
+def _parent(session: Session, reference: str, actor: User | None = None) -> Zone | None:
+    """The zone named by id or administrative code; for an admin bound to a zone, one of
+    its zones only (another reads as unknown: it does not tell them it exists)."""
     text = reference.strip()
     if not text:
         return None
     found = zones.find_zone(session, text)
+    if found is not None and actor is not None and not zones.in_scope(session, actor, found.id):
+        found = None
     if found is None:
         raise ValidationError(
             "parent",

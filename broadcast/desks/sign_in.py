@@ -122,7 +122,8 @@ class SignInDesk:
             return None if user is None else TokenUser(user.id, user.locale)
 
     def token_may(self, token: str, action: Action) -> bool:
-        """Whether a bearer token's user may do `action` (a Prometheus scrape: `ADMINISTER`)."""
+        """Whether a bearer token's user may do `action` somewhere (their role; where is the
+        caller's: a Prometheus scrape asks `service.metrics.may_read`, installation-wide only)."""
         with self.db.session() as session:
             user = accounts.user_for_token(session, token)
             return user is not None and permissions.allowed(user.role, action)

@@ -37,7 +37,7 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from broadcast.const import Role, ZoneKind
-from broadcast.errors import N_, Msgid, NotFound, ValidationError
+from broadcast.errors import N_, Msgid, NotFound, PermissionDenied, ValidationError
 from broadcast.people import permissions
 from broadcast.people.permissions import Action
 from broadcast.store.models import ApiToken, LoginAttempt, User, Zone, utcnow
@@ -193,6 +193,18 @@ def require_user(session: Session, user_id: int, action: Action) -> User:
     """The active user `user_id` if `permissions` lets their role do `action`; else
     PermissionDenied."""
     return permissions.require(session.get(User, user_id), action)
+
+
+def require_installation_admin(session: Session, user_id: int) -> User:
+    """The active admin `user_id` if bound to no zone: what concerns every province and
+    commune at once (signing keys, every receiver's config, metrics, the tree's root) is
+    theirs alone; else PermissionDenied."""
+    user = require_user(session, user_id, Action.ADMINISTER)
+    if user.zone_id is not None:
+        raise PermissionDenied(
+            N_("chỉ quản trị toàn hệ thống được làm việc này"), "installation_only"
+        )
+    return user
 
 
 @dataclass(frozen=True)

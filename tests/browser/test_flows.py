@@ -206,3 +206,29 @@ def test_village_head_cannot_see_or_target_another_village(
     )
     assert status == 200
     assert not [b for b in recent if b["title"].startswith("Thông báo giả")], recent
+
+
+def test_the_zone_choice_follows_the_role_on_the_users_page(
+    demo_system: DemoSystem, phone: BrowserContext
+) -> None:
+    """The server says which zones each role may be bound to (data-when); the page shows only
+    those for the chosen role, so the form offers nothing the server refuses."""
+    page = phone.new_page()
+    sign_in(page, demo_system.base, "admin", demo_system.admin_password)
+    page.goto(f"{demo_system.base}/admin/users")
+    form = page.locator("#new-user")
+
+    def shown() -> set[str]:
+        return set(
+            form.locator("#zone option").evaluate_all(
+                "options => options.filter(o => !o.hidden && !o.disabled).map(o => o.value)"
+            )
+        )
+
+    form.locator("#role").select_option("village_head")
+    villages = shown()
+    assert villages and "" not in villages and "xa-hoang-hop" not in villages
+    assert form.locator("#zone").input_value() in villages
+    form.locator("#role").select_option("admin")
+    assert "" in shown() and not shown() & villages
+    _no_sideways_scroll(page)

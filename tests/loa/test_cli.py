@@ -114,6 +114,64 @@ def test_user_add_and_token(tmp_path: Path) -> None:
     assert token.stdout.strip().startswith("loa_")
 
 
+def test_user_add_binds_any_role_to_its_zone(tmp_path: Path) -> None:
+    from service_support import make_service, seed_two_communes
+    from sqlalchemy import select
+
+    from broadcast.store.models import User
+
+    data = tmp_path / "data"
+    service = make_service(data)
+    seed_two_communes(service)
+    service.stop()
+
+    def add(name: str, role: str, *zone: str) -> subprocess.CompletedProcess[str]:
+        return loa(
+            "user", "add", name, "--role", role, *zone, "--password", "mat-khau-dai-du",
+            "--data", str(data),
+        )  # fmt: skip
+
+    for name, role, zone in (
+        ("xa-officer", "officer", "99001"),  # by administrative code
+        ("tinh-bien-tap", "province_editor", "99"),
+        ("thon-head", "village_head", "thon-an-2"),  # by id
+        ("tinh-admin-2", "admin", "tinh-thu"),
+    ):
+        added = add(name, role, "--zone", zone)
+        assert added.returncode == 0, added.stderr
+        assert name in added.stdout and "in " in added.stdout
+    _one_clear_line(add("x", "officer", "--zone", "nowhere"), "--zone", "nowhere")
+    _one_clear_line(add("x", "village_head", "--zone", "xa-an"), "--zone", "village_head")
+    _one_clear_line(add("x", "officer"), "--zone", "a commune")  # a province exists
+    _one_clear_line(add("x", "province_editor", "--zone", "99001"), "--zone", "province")
+    service = make_service(data)
+    with service.db.session() as session:
+        bound = {name: zone for name, zone in session.execute(select(User.username, User.zone_id))}
+    service.stop()
+    assert (bound["xa-officer"], bound["tinh-bien-tap"], bound["thon-head"]) == (
+        "xa-an",
+        "tinh-thu",
+        "thon-an-2",
+    )
+    assert "x" not in bound
+
+
+def test_user_add_help_names_every_role_and_its_zone() -> None:
+    from broadcast.const import Role
+    from broadcast.people import permissions
+    from loa.cli import _ROLE_ZONES_TEXT
+
+    assert set(_ROLE_ZONES_TEXT) == {role.value for role in Role}
+    for role in Role:  # the words follow the table
+        text = _ROLE_ZONES_TEXT[role.value]
+        for kind in permissions.zone_kinds(role):
+            assert (kind or "none") in text, role
+    helped = loa("user", "add", "--help")
+    assert helped.returncode == 0
+    flat = " ".join(helped.stdout.split())
+    assert "province_editor" in flat and "administrative code" in flat
+
+
 def test_normalize_lines_keeps_one_line_per_line() -> None:
     result = loa("normalize", "--lines", stdin="UBND xã\n\nngày 21/3/2023\n")
     assert result.returncode == 0, result.stderr

@@ -220,7 +220,13 @@ def test_create_and_rename_zone(client: FlaskClient, service: BroadcastService) 
     token = csrf_token(client, "/admin/zones")
     response = client.post(
         "/admin/zones",
-        data={"id": "thon-c", "name": "Thôn C", "parent": "xa-test", "csrf_token": token},
+        data={
+            "kind": "village",
+            "id": "thon-c",
+            "name": "Thôn C",
+            "parent": "xa-test",
+            "csrf_token": token,
+        },
     )
     assert response.status_code == 302
     client.post(
@@ -231,9 +237,11 @@ def test_create_and_rename_zone(client: FlaskClient, service: BroadcastService) 
     assert [e.target for e in _audit(service, audit.Action.ZONE_CREATE)] == ["zone:thon-c"]
     assert [e.target for e in _audit(service, audit.Action.ZONE_UPDATE)] == ["zone:thon-c"]
     response = client.post(
-        "/admin/zones", data={"id": "Thôn D", "name": "Thôn D", "csrf_token": token}
-    )
-    assert response.status_code == 400 and "Mã khu vực" in response.get_data(as_text=True)
+        "/admin/zones",
+        data={"kind": "village", "id": "Thôn D", "name": "Thôn D", "parent": "xa-test",
+              "csrf_token": token},
+    )  # fmt: skip
+    assert response.status_code == 400 and "mã khu vực" in response.get_data(as_text=True)
     assert (
         client.post("/admin/zones/thon-z/name", data={"name": "Z", "csrf_token": token}).status_code
         == 404

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
-from service_support import RecordingDispatcher, broadcast_status, wait_for
+from service_support import Province, RecordingDispatcher, broadcast_status, wait_for
 from support import tone_wav
 
 from broadcast.fleet import registry
+from broadcast.people import accounts
 from broadcast.service import BroadcastService
 from wire import protocol
 from wire.protocol import DeviceStatus, ReceiverState
@@ -40,6 +41,7 @@ def test_zones_and_devices(client: FlaskClient, tokens: dict[str, str]) -> None:
         "name": "Thôn A",
         "kind": "village",
         "parent": "xa-test",
+        "code": None,
         "devices": ["loa-a-01"],
     }
     assert by_id["xa-test"]["kind"] == "commune"
@@ -386,3 +388,15 @@ def test_the_announcement_list_counts_deliveries_per_state(
     full = client.get(f"/api/v1/announcements/{body['id']}", headers=_auth(tokens["officer"]))
     states = {d["device"]: d["state"] for d in full.get_json()["deliveries"]}
     assert states == {"loa-a-01": "finished", "loa-b-01": "queued"}
+
+
+def test_zones_of_a_province_carry_their_kind_and_code(
+    client: FlaskClient, service: BroadcastService, province: Province
+) -> None:
+    with service.db.session() as session:
+        token = accounts.create_token(session, accounts.get_user(session, "tinh-admin"))
+    zones = {z["id"]: z for z in client.get("/api/v1/zones", headers=_auth(token)).get_json()}
+    assert set(zones) == {"tinh-thu", "xa-an", "xa-binh", "thon-an-1", "thon-an-2", "thon-binh-1"}
+    assert (zones["tinh-thu"]["kind"], zones["tinh-thu"]["code"]) == ("province", "99")
+    assert (zones["xa-binh"]["parent"], zones["xa-binh"]["code"]) == ("tinh-thu", "99002")
+    assert zones["thon-an-1"]["code"] is None

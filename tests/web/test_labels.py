@@ -11,7 +11,7 @@ from flask import Flask
 from flask_babel import force_locale
 
 from broadcast import const
-from broadcast.const import BroadcastStatus, ContentKind, DeliveryState, ScheduleKind
+from broadcast.const import BroadcastStatus, ContentKind, DeliveryState, ScheduleKind, ZoneKind
 from broadcast.desks.bulletins import BulletinStatus
 from web import labels
 from wire.protocol import ContentType, Priority, ReceiverState
@@ -25,6 +25,7 @@ TABLES: list[tuple[type[StrEnum], dict[str, object]]] = [
     (ContentKind, labels.CONTENT_KIND),
     (ContentType, labels.CONTENT_TYPE),
     (Priority, labels.PRIORITY),
+    (ZoneKind, labels.ZONE_KIND),
 ]
 
 

@@ -26,6 +26,7 @@ from broadcast.const import (
     ContentKind,
     DeliveryState,
     ScheduleKind,
+    ZoneKind,
 )
 from broadcast.desks.bulletins import MAX_COMMENT_CHARS, BulletinStatus
 from broadcast.desks.reporting import CONTENT_LABELS, SOURCE_LABELS
@@ -167,8 +168,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {
             "id": STRING,
             "name": STRING,
-            "kind": {"type": "string", "enum": ["commune", "village"]},
+            "kind": {"type": "string", "enum": [kind.value for kind in ZoneKind]},
             "parent": nullable("string"),
+            "code": nullable(
+                "string",
+                description="mã đơn vị hành chính: 2 digits for a province, 5 for a commune",
+            ),
             "devices": IDS,
         }
     ),

@@ -46,8 +46,10 @@ ACTIONS: dict[str, Callable[[BroadcastService, int, Users], Any]] = {
     "reset_password": lambda s, u, users: s.admin.reset_password(u, users.viewer),
     "change_role": lambda s, u, users: s.admin.change_role(u, users.viewer, "admin"),
     "list_zones": lambda s, u, users: s.admin.list_zones(u),
-    "create_village": lambda s, u, users: s.admin.create_village(u, "thon-c", "Thôn C"),
-    "rename_zone": lambda s, u, users: s.admin.rename_zone(u, "thon-a", "Thôn Mới"),
+    "zone_form": lambda s, u, users: s.admin.zone_form(u),
+    "user_zone_choices": lambda s, u, users: s.admin.user_zone_choices(u),
+    "create_zone": lambda s, u, users: s.admin.create_zone(u, "village", "Thôn C", "xa-test"),
+    "edit_zone": lambda s, u, users: s.admin.edit_zone(u, "thon-a", "Thôn Mới"),
     "device_page": lambda s, u, users: s.admin.device_page(u),
     "get_device": lambda s, u, users: s.admin.get_device(u, "loa-a-09"),
     "register_device": lambda s, u, users: s.admin.register_device(u, "loa-x", "thon-a"),
@@ -210,16 +212,16 @@ def test_change_role(service: BroadcastService, users: Users) -> None:
 # --- zones --------------------------------------------------------------------------------
 
 
-def test_create_and_rename_a_village(service: BroadcastService, users: Users) -> None:
-    row = service.admin.create_village(users.admin, "thon-c", "  Thôn   C ")
+def test_create_and_edit_a_village(service: BroadcastService, users: Users) -> None:
+    row = service.admin.create_zone(users.admin, "village", "  Thôn   C ", "xa-test", "", "thon-c")
     assert (row.id, row.name, row.kind, row.parent_id) == ("thon-c", "Thôn C", "village", "xa-test")
     entry = _last(service)
     assert (entry.action, entry.target, entry.detail) == (
         audit.Action.ZONE_CREATE.value,
         "zone:thon-c",
-        {"name": "Thôn C", "kind": "village", "parent": "xa-test"},
+        {"name": "Thôn C", "kind": "village", "parent": "xa-test", "code": None},
     )
-    service.admin.rename_zone(users.admin, "thon-c", "Thôn Cầu")
+    service.admin.edit_zone(users.admin, "thon-c", "Thôn Cầu")
     entry = _last(service)
     assert (entry.action, entry.detail) == (
         audit.Action.ZONE_UPDATE.value,
@@ -228,31 +230,65 @@ def test_create_and_rename_a_village(service: BroadcastService, users: Users) ->
     zones = {zone.id: zone for zone in service.admin.list_zones(users.admin)}
     assert zones["thon-c"].name == "Thôn Cầu" and zones["thon-c"].parent_name == "Xã Thử"
     assert list(zones) == ["xa-test", "thon-a", "thon-b", "thon-c"]
+    assert [zone.depth for zone in zones.values()] == [0, 1, 1, 1]
+
+
+def test_create_every_level_with_codes(service: BroadcastService, users: Users) -> None:
+    province = service.admin.create_zone(users.admin, "province", "Tỉnh Mới", code="98")
+    assert (province.kind, province.code, province.parent_id) == ("province", "98", None)
+    commune = service.admin.create_zone(users.admin, "xã", "Xã Mới", province.id, "98001")
+    assert (commune.kind, commune.code, commune.parent_name) == ("commune", "98001", "Tỉnh Mới")
+    village = service.admin.create_zone(users.admin, "village", "Thôn 1", commune.id)
+    assert village.id == f"{commune.id}-thon-1"  # made from the name, under its commune's id
+    service.admin.edit_zone(users.admin, commune.id, "Xã Mới", "98002")
+    assert _last(service).detail == {"zone_code": "98002", "previous_code": "98001"}
+    with pytest.raises(ValidationError) as info:
+        service.admin.edit_zone(users.admin, commune.id, "Xã Mới", "123")
+    assert info.value.field == "code"
+    with pytest.raises(ValidationError) as info:
+        service.admin.edit_zone(users.admin, "xa-test", "Xã Thử", "98002")  # taken
+    assert info.value.field == "code"
+    rows = {row.id: row for row in service.admin.list_zones(users.admin)}
+    assert (rows[village.id].depth, rows[commune.id].code) == (2, "98002")
 
 
 @pytest.mark.parametrize(
-    ("zone_id", "name", "parent", "field"),
+    ("kind", "zone_id", "name", "parent", "code", "field"),
     [
-        ("Thôn C", "Thôn C", "", "id"),
-        ("thon-a", "Thôn A2", "", "id"),
-        ("thon-c", "   ", "", "name"),
-        ("thon-c", "Thôn C", "thon-a", "parent"),
-        ("thon-c", "Thôn C", "xa-khac", "parent"),
+        ("village", "Thôn C", "Thôn C", "xa-test", "", "id"),
+        ("village", "thon-a", "Thôn A2", "xa-test", "", "id"),
+        ("village", "thon-c", "   ", "xa-test", "", "name"),
+        ("village", "thon-c", "Thôn A", "xa-test", "", "name"),
+        ("village", "thon-c", "Thôn C", "thon-a", "", "parent"),
+        ("village", "thon-c", "Thôn C", "xa-khac", "", "parent"),
+        ("village", "thon-c", "Thôn C", "", "", "parent"),
+        ("village", "thon-c", "Thôn C", "xa-test", "12345", "code"),
+        ("commune", "xa-c", "Xã C", "", "1", "code"),
+        ("castle", "x", "X", "", "", "kind"),
     ],
 )
-def test_village_mistakes(
-    service: BroadcastService, users: Users, zone_id: str, name: str, parent: str, field: str
+def test_zone_mistakes(
+    service: BroadcastService,
+    users: Users,
+    kind: str,
+    zone_id: str,
+    name: str,
+    parent: str,
+    code: str,
+    field: str,
 ) -> None:
+    before = len(_entries(service))
     with pytest.raises(ValidationError) as info:
-        service.admin.create_village(users.admin, zone_id, name, parent)
+        service.admin.create_zone(users.admin, kind, name, parent, code, zone_id)
     assert info.value.field == field
+    assert len(_entries(service)) == before
 
 
-def test_rename_unknown_zone(service: BroadcastService, users: Users) -> None:
+def test_edit_unknown_zone(service: BroadcastService, users: Users) -> None:
     with pytest.raises(NotFound):
-        service.admin.rename_zone(users.admin, "thon-z", "Thôn Z")
+        service.admin.edit_zone(users.admin, "thon-z", "Thôn Z")
     with pytest.raises(ValidationError):
-        service.admin.rename_zone(users.admin, "thon-a", "")
+        service.admin.edit_zone(users.admin, "thon-a", "")
 
 
 # --- devices ------------------------------------------------------------------------------

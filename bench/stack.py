@@ -348,7 +348,7 @@ def _receivers_worker(
         client.on_connect = on_connect
         if arrivals is not None:
             client.on_subscribe = lambda *_args: connected.release()
-            client.on_message = arrivals.handler(number)
+            client.on_message = arrivals.handler(number, device_id)
         client.connect_async(LOOPBACK, port, keepalive=60)
         client.loop_start()
         clients.append(client)
@@ -388,6 +388,10 @@ def _receivers_worker(
     results.put({"published": published, "failed": failed})
 
 
+_BROADCAST_ID = re.compile(rb'"broadcast_id":(\d+)')
+_COMMAND_ID = re.compile(rb'"id":"([0-9a-f]{1,64})"')
+
+
 class Arrivals:
     """What the command topics brought each receiver of a worker process: (epoch time, CRC-32)."""
 
@@ -395,14 +399,36 @@ class Arrivals:
         self._cond = threading.Condition()
         self._got: list[list[tuple[float, int]]] = [[] for _ in range(size)]
 
-    def handler(self, number: int) -> Any:
+    def handler(self, number: int, device_id: str) -> Any:
+        """The receiver's on_message: note the arrival, then answer a PLAY `received` once per
+        broadcast, as the agent does after verifying it (unanswered, the server would send it
+        again on the receiver's own topic, `broadcast.sending.redelivery`)."""
         own = self._got[number]
+        answered: set[int] = set()
+        topic = protocol.device_event_topic(device_id)
 
-        def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+        def on_message(client: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
             at = time.time()
+            payload = message.payload
             with self._cond:
-                own.append((at, zlib.crc32(message.payload)))
+                own.append((at, zlib.crc32(payload)))
                 self._cond.notify_all()
+            found = _BROADCAST_ID.search(payload)
+            if found is None or b'"kind":"play"' not in payload:
+                return
+            broadcast_id = int(found.group(1))
+            if broadcast_id in answered:
+                return
+            answered.add(broadcast_id)
+            command = _COMMAND_ID.search(payload)
+            event = protocol.DeviceEvent(
+                device_id,
+                command.group(1).decode() if command else "",
+                broadcast_id,
+                protocol.EventKind.RECEIVED,
+                time.time(),
+            )
+            client.publish(topic, event.to_json(), qos=1)
 
         return on_message
 

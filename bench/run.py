@@ -39,7 +39,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str]]] = {
     "footprint": (footprint, ["--server-receivers", "1000"]),
     "growth": (growth, []),
     "tts_pipeline": (tts_pipeline, []),
-    "province": (province, ["--communes", "100", "--rounds", "20"]),
+    "province": (province, ["--communes", "100", "--rounds", "20", "--tts-rounds", "5"]),
 }
 
 

@@ -53,6 +53,7 @@ import tempfile
 import threading
 import time
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -495,6 +496,7 @@ def _result(
     }
     result: dict[str, Any] = {
         "benchmark": "province",
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "communes": tree.communes,
         "villages_per_commune": tree.villages,
         "receivers_per_village": tree.per_village,
@@ -569,7 +571,7 @@ def table(result: dict) -> list[str]:
         f"once, heartbeating every 30 s. {result['rounds']} rounds after one warm-up. Machine "
         f"load average (1 min) at the start {loads['start']:.1f}, after the rounds "
         f"{loads['after_rounds']:.1f}, during the web load {web['load_average_1min']:.1f}, on "
-        f"{result['cores']} cores.",
+        f"{result['cores']} cores. Measured {result['measured_at']}.",
         "",
         f"**One emergency to all {communes} communes** (POST /api/v1/announcements, the "
         "installation-wide admin) → every commune's signed command seen on the broker and the "

@@ -432,7 +432,14 @@ def text_to_sound_run(tree: Tree, rounds: int) -> dict[str, Any]:
     """c: text → every receiver of the province playing, with the machine's load around it."""
     load_before = os.getloadavg()[0]
     found = text_to_sound.run(
-        tree.receivers, rounds, [0.0], communes=tree.communes, villages=tree.villages
+        tree.receivers,
+        rounds,
+        [0.0],
+        # text_to_sound's own layout, 50 agents to a `loa fleet` process (200 in 4): at 100 to
+        # a process, 400 agents spent seconds handing each process's GIL around
+        fleet_processes=max(text_to_sound.DEFAULT_FLEET_PROCESSES, -(-tree.receivers // 50)),
+        communes=tree.communes,
+        villages=tree.villages,
     )
     found["load_average_1min"] = {"start": load_before, "end": os.getloadavg()[0]}
     return found

@@ -90,6 +90,7 @@ from broadcast.fleet.brokers.access import (  # noqa: E402
 
 _LOGGER = logging.getLogger(__name__)
 
+FULL_COMMUNES = 100  # issue 13 item 6: 100 communes × 5 villages × 4 receivers
 GOAL_EMERGENCY_P99_S = 1.0
 GOAL_FANOUT_RATIO = 1.5
 GOAL_PAGE_P99_S = web_load.GOAL_P99_S
@@ -578,8 +579,21 @@ def table(result: dict) -> list[str]:
         f"once, heartbeating every 30 s. {result['rounds']} rounds after one warm-up. Machine "
         f"load average (1 min) at the start {loads['start']:.1f}, after the rounds "
         f"{loads['after_rounds']:.1f}, during the web load {web['load_average_1min']:.1f}, on "
-        f"{result['cores']} cores. Measured {result['measured_at']}.",
+        f"{result['cores']} cores. Measured {result['measured_at']}. Today's single-commune "
+        "figures are the sections above: the web app under load (one commune's pages, 1,000 "
+        "receivers), command fan-out and growth (one zone topic), text to sound (200 "
+        "receivers in one commune).",
         "",
+        *(
+            [
+                f"**Not the issue's scale** ({communes} communes, not 100): a run on a busy "
+                "machine to see every part work and how it grows; the full run is "
+                "`python bench/run.py --only province` on a quiet one.",
+                "",
+            ]
+            if communes < FULL_COMMUNES
+            else []
+        ),
         f"**One emergency to all {communes} communes** (POST /api/v1/announcements, the "
         "installation-wide admin) → every commune's signed command seen on the broker and the "
         "MP3 served (GET /media/…, asked at the first command). Today's figure: the same to one "
@@ -641,6 +655,7 @@ def table(result: dict) -> list[str]:
         "POST, rendering and the answer-back of the round; the floor's only the answer-back "
         "the repeated bytes do not trigger.)",
         "",
+        *_why_publish(result),
         f"**Pages under the province** ({web['users']} users: province editors and commune "
         f"officers, each of another commune; think time {0.5 * web['think_s']:g}–"
         f"{1.5 * web['think_s']:g} s, {web['duration_s']:.0f} s, while {n:,} receivers "
@@ -668,6 +683,28 @@ def table(result: dict) -> list[str]:
         *_text_to_sound_lines(result),
     ]
     return lines
+
+
+def _why_publish(result: dict) -> list[str]:
+    """What the emergency's and the fan-out's times are made of, from the run's own numbers."""
+    communes, em = result["communes"], result["emergency"]
+    span = em["province"]["publish_span_s"]["p50_s"]
+    raw = result["fanout"]["raw"]["p50_s"]
+    api_one, api_all = (
+        em["commune"]["api_answer_s"]["p50_s"],
+        em["province"]["api_answer_s"]["p50_s"],
+    )
+    return [
+        f"What it is made of: the dispatcher publishes the {communes} commands one after "
+        "another under the publish lock (`Dispatcher.send`), each after two database "
+        "transactions (its stream's next sequence number, the epoch), an Ed25519 signature and "
+        f"the broker's PUBACK of the one before: {span / communes * 1000:.1f} ms a command "
+        f"here (first signed → last on the broker {_ms(span)}), against "
+        f"{raw / communes * 1000:.1f} ms a message for the floor's whole fan-out. The POST "
+        f"itself grows with the receivers (a delivery row per receiver): {_ms(api_one)} to "
+        f"one commune, {_ms(api_all)} to {communes}.",
+        "",
+    ]
 
 
 def _text_to_sound_lines(result: dict) -> list[str]:

@@ -26,6 +26,7 @@ sys.path.insert(0, str(BENCH_DIR))
 import fanout  # noqa: E402
 import footprint  # noqa: E402
 import growth  # noqa: E402
+import province  # noqa: E402
 import text_to_sound  # noqa: E402
 import tts_pipeline  # noqa: E402
 import web_load  # noqa: E402
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str]]] = {
     "footprint": (footprint, ["--server-receivers", "1000"]),
     "growth": (growth, []),
     "tts_pipeline": (tts_pipeline, []),
+    "province": (province, ["--communes", "100", "--rounds", "20", "--tts-rounds", "5"]),
 }
 
 

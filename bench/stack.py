@@ -19,7 +19,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,11 @@ sys.path.insert(0, str(REPO))
 from broadcast.const import BroadcastStatus, DeliveryState, Role, ScheduleKind, ZoneKind  # noqa: E402
 from broadcast.desks.scheduling import ScheduleRequest  # noqa: E402
 from broadcast.fleet import registry  # noqa: E402
-from broadcast.fleet.brokers.access import hash_password  # noqa: E402
+from broadcast.fleet.brokers.access import (  # noqa: E402
+    BrokerAccess,
+    BrokerUser,
+    hash_password,
+)
 from broadcast.fleet.brokers.mosquitto import MosquittoBroker  # noqa: E402
 from broadcast.people import accounts, zones  # noqa: E402
 from broadcast.people.permissions import Action  # noqa: E402
@@ -80,6 +85,31 @@ class Province:
     device_ids: list[str]
     users: list[tuple[str, str, str]]  # (username, password, API token)
     admin_token: str
+    communes: list[str] = field(default_factory=list)
+    # device id → the zones whose command topics it listens on (village, commune, province)
+    listens: dict[str, list[str]] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)  # username → role
+    server_mqtt_password: str = ""
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A province as issue 13 draws it: one province zone (code 2 digits), `communes` communes
+    (5-digit codes) of `villages` villages of `per_village` receivers each; one officer per
+    commune bound to it, `editors` province editors bound to the province, an installation-wide
+    admin."""
+
+    communes: int = 100
+    villages: int = 5
+    per_village: int = 4
+    editors: int = 10
+
+    @property
+    def receivers(self) -> int:
+        return self.communes * self.villages * self.per_village
+
+
+PROVINCE_ID, PROVINCE_NAME, PROVINCE_CODE = "tinh-bench", "Tỉnh Thử Tải", "38"
 
 
 def seed_province(service: BroadcastService, receivers: int, users: int) -> Province:
@@ -121,6 +151,82 @@ def seed_province(service: BroadcastService, receivers: int, users: int) -> Prov
             session.add(user)
             session.flush()
             made.append((user.username, USER_PASSWORD, accounts.create_token(session, user)))
+    _add_daily(service, communes, admin_id)
+    _add_history(service, communes, admin_id)
+    return Province(device_ids, made, admin_token)
+
+
+def seed_tree(service: BroadcastService, tree: Tree) -> Province:
+    """A province under one province zone, through the domain (`zones.create_zone`, users bound
+    by `accounts.check_role_zone`), with the daily bulletins and a week of history of
+    `seed_province`. Receivers and users are stored as there (one cheap shared hash each)."""
+    cheap_hash = hash_password(RECEIVER_PASSWORD, iterations=BENCH_HASH_ITERATIONS)
+    communes: list[str] = []
+    listens: dict[str, list[str]] = {}
+    with service.db.session() as session:
+        zones.create_zone(
+            session, PROVINCE_ID, PROVINCE_NAME, ZoneKind.PROVINCE, code=PROVINCE_CODE
+        )
+        for c in range(tree.communes):
+            commune = f"xa-{c + 1:03d}"
+            zones.create_zone(
+                session,
+                commune,
+                f"Xã {c + 1:03d}",
+                ZoneKind.COMMUNE,
+                PROVINCE_ID,
+                code=f"{int(PROVINCE_CODE) * 1000 + c + 1:05d}",
+            )
+            communes.append(commune)
+            for v in range(tree.villages):
+                village = f"{commune}-thon-{v + 1}"
+                zones.create_zone(session, village, f"Thôn {v + 1}", ZoneKind.VILLAGE, commune)
+                for _ in range(tree.per_village):
+                    device_id = f"loa-{len(listens):05d}"
+                    session.add(
+                        Device(
+                            id=device_id,
+                            name=device_id,
+                            zone_id=village,
+                            mqtt_password_hash=cheap_hash,
+                        )
+                    )
+                    listens[device_id] = [village, commune, PROVINCE_ID]
+        admin = accounts.create_user(session, "bench-admin", USER_PASSWORD, Role.ADMIN)
+        admin_token = accounts.create_token(session, admin)
+        admin_id = admin.id
+        accounts_made: list[tuple[str, Role, str]] = [
+            (f"bientap{n:02d}", Role.PROVINCE_EDITOR, PROVINCE_ID) for n in range(tree.editors)
+        ] + [(f"canbo-{commune}", Role.OFFICER, commune) for commune in communes]
+        made, roles = [], {}
+        for username, role, zone_id in accounts_made:
+            # one argon2 hash costs ~0.3 s: the users share the admin's (each login verifies it)
+            accounts.check_role_zone(session, role, zones.get_zone(session, zone_id))
+            user = User(
+                username=username,
+                password_hash=admin.password_hash,
+                role=role.value,
+                zone_id=zone_id,
+            )
+            session.add(user)
+            session.flush()
+            made.append((username, USER_PASSWORD, accounts.create_token(session, user)))
+            roles[username] = role.value
+    _add_daily(service, communes, admin_id)
+    _add_history(service, communes, admin_id)
+    return Province(
+        list(listens),
+        made,
+        admin_token,
+        communes=communes,
+        listens=listens,
+        roles=roles,
+        server_mqtt_password=service.secrets.mqtt_password,
+    )
+
+
+def _add_daily(service: BroadcastService, communes: list[str], admin_id: int) -> None:
+    """A daily bulletin at 06:00 and 17:00 in every commune (the leader plans its runs)."""
     desk = service.bulletins
     bulletin_id = desk.create_bulletin(admin_id, "Bản tin hằng ngày", BULLETIN_TEXT)
     desk.submit(admin_id, bulletin_id)
@@ -137,8 +243,6 @@ def seed_province(service: BroadcastService, receivers: int, users: int) -> Prov
                     time_of_day=time_of_day,
                 ),
             )
-    _add_history(service, communes, admin_id)
-    return Province(device_ids, made, admin_token)
 
 
 def _add_history(service: BroadcastService, communes: list[str], admin_id: int) -> None:
@@ -180,14 +284,23 @@ def _receivers_worker(
     ready: Any,
     results: Any,
     stop: Any,
+    topics: list[list[str]] | None = None,
+    worker_no: int = 0,
+    jobs: Any = None,
+    answers: Any = None,
 ) -> None:
     """Receivers in one process: connect as the agent does, then publish the retained state every
-    `period_s` at their own phase (monotonic `start_at + phase + k * period_s`)."""
+    `period_s` at their own phase (monotonic `start_at + phase + k * period_s`).
+
+    With `topics` (per receiver), each also subscribes to those command topics as the agent does
+    and notes what arrives (epoch time, CRC-32 of the payload, nothing parsed: a plain
+    subscriber); a thread answers `jobs` (`Arrivals.wait`)."""
     data_dir = Path(tempfile.gettempdir())
     started_at = time.time()
     boot_id = os.urandom(8).hex()
     connected = threading.Semaphore(0)
     clients: list[mqtt.Client] = []
+    arrivals = Arrivals(len(device_ids)) if topics is not None else None
 
     def status(device_id: str, state: protocol.ReceiverState) -> bytes:
         snapshot = Snapshot(state, manifest_items=4, cache_complete=1.0)
@@ -204,7 +317,7 @@ def _receivers_worker(
         )
         return message.to_json()
 
-    for device_id in device_ids:
+    for number, device_id in enumerate(device_ids):
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=device_id,
@@ -223,12 +336,19 @@ def _receivers_worker(
             _p: object,
             device_id: str = device_id,
             topic: str = topic,
+            number: int = number,
         ) -> None:
             if not reason.is_failure:  # the agent publishes its state on every (re)connect
                 c.publish(topic, status(device_id, protocol.ReceiverState.IDLE), 1, True)
-                connected.release()
+                if topics is None:
+                    connected.release()
+                else:
+                    c.subscribe([(t, 1) for t in topics[number]])
 
         client.on_connect = on_connect
+        if arrivals is not None:
+            client.on_subscribe = lambda *_args: connected.release()
+            client.on_message = arrivals.handler(number, device_id)
         client.connect_async(LOOPBACK, port, keepalive=60)
         client.loop_start()
         clients.append(client)
@@ -239,6 +359,10 @@ def _receivers_worker(
             break
         count += 1
     ready.put(count)
+    if arrivals is not None and jobs is not None:
+        threading.Thread(
+            target=arrivals.serve, args=(worker_no, jobs, answers, stop), daemon=True
+        ).start()
     published = failed = 0
     due = [start_at + phase for phase in phases]
     while not stop.is_set():
@@ -262,6 +386,80 @@ def _receivers_worker(
         client.disconnect()
         client.loop_stop()
     results.put({"published": published, "failed": failed})
+
+
+_BROADCAST_ID = re.compile(rb'"broadcast_id":(\d+)')
+_COMMAND_ID = re.compile(rb'"id":"([0-9a-f]{1,64})"')
+
+
+class Arrivals:
+    """What the command topics brought each receiver of a worker process: (epoch time, CRC-32)."""
+
+    def __init__(self, size: int) -> None:
+        self._cond = threading.Condition()
+        self._got: list[list[tuple[float, int]]] = [[] for _ in range(size)]
+
+    def handler(self, number: int, device_id: str) -> Any:
+        """The receiver's on_message: note the arrival, then answer a PLAY `received` once per
+        broadcast, as the agent does after verifying it (unanswered, the server would send it
+        again on the receiver's own topic, `broadcast.sending.redelivery`)."""
+        own = self._got[number]
+        answered: set[int] = set()
+        topic = protocol.device_event_topic(device_id)
+
+        def on_message(client: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+            at = time.time()
+            payload = message.payload
+            with self._cond:
+                own.append((at, zlib.crc32(payload)))
+                self._cond.notify_all()
+            found = _BROADCAST_ID.search(payload)
+            if found is None or b'"kind":"play"' not in payload:
+                return
+            broadcast_id = int(found.group(1))
+            if broadcast_id in answered:
+                return
+            answered.add(broadcast_id)
+            command = _COMMAND_ID.search(payload)
+            event = protocol.DeviceEvent(
+                device_id,
+                command.group(1).decode() if command else "",
+                broadcast_id,
+                protocol.EventKind.RECEIVED,
+                time.time(),
+            )
+            client.publish(topic, event.to_json(), qos=1)
+
+        return on_message
+
+    def wait(self, since: float, crcs: frozenset[int], timeout_s: float) -> tuple[float, int]:
+        """(latest first arrival, receivers that had one): the moment every receiver here had
+        one of `crcs` that arrived after `since`, or what was there at the timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                firsts = [
+                    next((at for at, crc in got if at >= since and crc in crcs), None)
+                    for got in self._got
+                ]
+                have = [at for at in firsts if at is not None]
+                left = deadline - time.monotonic()
+                if len(have) == len(firsts) or left <= 0:
+                    return max(have, default=0.0), len(have)
+                self._cond.wait(min(left, 0.5))
+
+    def serve(self, worker_no: int, jobs: Any, answers: Any, stop: Any) -> None:
+        """Answer (job id, since, crcs, timeout) until `stop` or a None job."""
+        while not stop.is_set():
+            try:
+                job = jobs.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if job is None:
+                return
+            job_id, since, crcs, timeout_s = job
+            last, count = self.wait(since, frozenset(crcs), timeout_s)
+            answers.put((worker_no, job_id, last, count))
 
 
 # --- reading /proc --------------------------------------------------------------------------------
@@ -383,13 +581,19 @@ class Gunicorn:
 
 
 def list_devices(base: str, token: str) -> list[dict[str, Any]]:
-    response = requests.get(
-        f"{base}/api/v1/devices?per_page=1000",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=REQUEST_TIMEOUT_S * 3,
-    )
-    response.raise_for_status()
-    return list(response.json())
+    """Every receiver the token may see, a page of 1,000 at a time (at most 100 pages)."""
+    found: list[dict[str, Any]] = []
+    for page in range(1, 101):
+        response = requests.get(
+            f"{base}/api/v1/devices?per_page=1000&page={page}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=REQUEST_TIMEOUT_S * 3,
+        )
+        response.raise_for_status()
+        found += response.json()
+        if len(found) >= int(response.headers.get("X-Total-Count", len(found))):
+            break
+    return found
 
 
 def wait_devices(base: str, token: str, count: int, timeout_s: float) -> float:
@@ -429,9 +633,17 @@ class Stack:
 
 
 def start_stack(
-    receivers: int, users: int, database: str, workers: int, threads: int
+    receivers: int,
+    users: int,
+    database: str,
+    workers: int,
+    threads: int,
+    tree: Tree | None = None,
+    extra_broker_users: tuple[BrokerUser, ...] = (),
 ) -> tuple[Stack, dict[str, float]]:
-    """Seed a province in a fresh data directory, then start mosquitto and gunicorn on it."""
+    """Seed a province in a fresh data directory (`seed_tree(tree)` when given, else
+    `seed_province`), then start mosquitto (with `extra_broker_users` besides the server's and
+    the receivers' logins) and gunicorn on it."""
     folder = Path(tempfile.mkdtemp(prefix="loa-bench-web-"))
     os.chmod(folder, 0o755)  # PostgreSQL runs as its own user under root
     timings: dict[str, float] = {}
@@ -456,9 +668,13 @@ def start_stack(
     started = time.monotonic()
     service = BroadcastService(settings, connect_mqtt=False)
     try:
-        province = seed_province(service, receivers, users)
+        if tree is not None:
+            province = seed_tree(service, tree)
+        else:
+            province = seed_province(service, receivers, users)
         with service.db.session() as session:
             access = registry.broker_access(session, service.secrets.mqtt_password)
+        access = BrokerAccess(users=(*access.users, *extra_broker_users))
     finally:
         service.stop()
     timings["seed_s"] = time.monotonic() - started
@@ -493,17 +709,34 @@ def start_stack(
 class ReceiverFleet:
     """The simulated receivers, spread over worker processes, heartbeating at even phases."""
 
-    def __init__(self, port: int, device_ids: list[str], period_s: float) -> None:
+    def __init__(
+        self,
+        port: int,
+        device_ids: list[str],
+        period_s: float,
+        listens: dict[str, list[str]] | None = None,
+        per_process: int = CLIENTS_PER_PROCESS,
+    ) -> None:
+        """With `listens` (device id → zones), every receiver also subscribes to its zones'
+        command topics and `arrived` says when commands reached them all."""
         context = mp.get_context("spawn")
         self.ready, self.results, self.stop_event = (
             context.Queue(),
             context.Queue(),
             context.Event(),
         )
-        workers = max(1, -(-len(device_ids) // CLIENTS_PER_PROCESS))
+        self.answers = context.Queue()
+        workers = max(1, -(-len(device_ids) // per_process))
+        self.jobs = [context.Queue() for _ in range(workers)]
+        self._job_no = 0
         start_at = time.monotonic() + 5.0
         total = len(device_ids)
         phases = [n * period_s / total for n in range(total)]
+        topics = (
+            [[protocol.zone_command_topic(z) for z in listens[d]] for d in device_ids]
+            if listens is not None
+            else None
+        )
         self.processes = [
             context.Process(
                 target=_receivers_worker,
@@ -516,6 +749,10 @@ class ReceiverFleet:
                     self.ready,
                     self.results,
                     self.stop_event,
+                    topics[w::workers] if topics is not None else None,
+                    w,
+                    self.jobs[w],
+                    self.answers,
                 ),
             )
             for w in range(workers)
@@ -533,8 +770,28 @@ class ReceiverFleet:
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(p.pid) for p in self.processes if p.pid)
 
+    def arrived(self, since: float, crcs: set[int], timeout_s: float) -> tuple[float, int]:
+        """(the moment the last receiver had one of `crcs` arrived after `since`, how many
+        receivers had one): every worker process answers for its own receivers."""
+        self._job_no += 1
+        for jobs in self.jobs:
+            jobs.put((self._job_no, since, sorted(crcs), timeout_s))
+        last, count, pending = 0.0, 0, len(self.jobs)
+        deadline = time.monotonic() + timeout_s + 30
+        while pending and time.monotonic() < deadline:
+            try:
+                _worker, job_no, at, have = self.answers.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if job_no == self._job_no:
+                pending -= 1
+                last, count = max(last, at), count + have
+        return last, count
+
     def stop(self) -> dict[str, int]:
         self.stop_event.set()
+        for jobs in self.jobs:
+            jobs.put(None)
         totals = {"published": 0, "failed": 0}
         for _ in self.processes:
             with contextlib.suppress(queue.Empty):

@@ -101,6 +101,8 @@ SHM = "/dev/shm"
 # work (measured: 2.7 CPU-s per announcement in 1 process, 1.4 in 4). A few processes use the
 # host's cores as receivers would; one per receiver would cost 200 interpreters.
 DEFAULT_FLEET_PROCESSES = 4
+MAX_AGENTS_PER_PROCESS = 250
+VILLAGES_PER_COMMUNE = 5
 WAKE_FLOOR_LEAD_S = 0.5  # the bare threads are started this long before their common moment
 WAKE_FLOOR_HOLD_S = 0.2  # and end this long after it
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -415,10 +417,17 @@ class Floor:
 
 
 def _prepare(
-    folder: Path, receivers: int, play_lead_s: float, receiver_storage: Path | None
-) -> tuple[Settings, str, str]:
-    """Seed a commune with `receivers` file-player receivers; return settings, API token and
-    the server's broker password. The demo's daily bulletins are cancelled: only the rounds'
+    folder: Path,
+    receivers: int,
+    play_lead_s: float,
+    receiver_storage: Path | None,
+    communes: int = 0,
+    villages: int = VILLAGES_PER_COMMUNE,
+) -> tuple[Settings, str, str, list[str]]:
+    """Seed a commune with `receivers` file-player receivers (or, with `communes`, a province
+    of that many communes of `villages` villages, the receivers spread over them); return
+    settings, API token, the server's broker password and the zones an announcement targets
+    (the commune, or every commune). The demo's daily bulletins are cancelled: only the rounds'
     announcements play. With `receiver_storage`, the receivers keep their files there (their
     data directories are under the server's `receivers/`, which becomes a link to it)."""
     settings = Settings(
@@ -433,7 +442,12 @@ def _prepare(
         settings.receivers_dir.symlink_to(receiver_storage, target_is_directory=True)
     service = BroadcastService(settings, connect_mqtt=False)
     try:
-        demo = seed.seed_demo(service, receivers=receivers, realtime=False)
+        if communes:
+            demo = seed.seed_province_demo(service, receivers, communes, villages, realtime=False)
+            targets = [commune for commune, _villages in seed.province_zone_ids(communes, villages)]
+        else:
+            demo = seed.seed_demo(service, receivers=receivers, realtime=False)
+            targets = [COMMUNE]
         with service.db.session() as session:
             admin = session.query(User).filter(User.username == "admin").one().id
             daily = [s.id for s in session.query(Schedule).filter(Schedule.active.is_(True))]
@@ -442,7 +456,7 @@ def _prepare(
         password = service.secrets.mqtt_password
     finally:
         service.stop()
-    return settings, demo.api_token, password
+    return settings, demo.api_token, password, targets
 
 
 def _free_port() -> int:
@@ -474,10 +488,11 @@ def _round(
     lead_s: float,
     device_ids: list[str],
     text: str,
-    processes: dict[str, list[_Child]],
+    processes: dict[str, list[Any]],
+    zones: list[str],
 ) -> dict[str, Any]:
-    """One urgent announcement to the whole commune; every instant of it (epoch seconds) and the
-    CPU time each kind of process spent on it."""
+    """One urgent announcement to `zones` (the whole commune, or every commune of a province);
+    every instant of it (epoch seconds) and the CPU time each kind of process spent on it."""
     count = len(device_ids)
     cpu_before = {k: sum(c.cpu_s() for c in group) for k, group in processes.items()}
     announced = time.time()
@@ -485,7 +500,7 @@ def _round(
         "POST",
         f"{base}/api/v1/announcements",
         token,
-        {"text": text, "zones": [COMMUNE], "priority": "emergency", "repeat": 1},
+        {"text": text, "zones": zones, "priority": "emergency", "repeat": 1},
     )
     answered = time.time()
     if status != 201:
@@ -641,15 +656,33 @@ class Server:
             self.child = None
 
 
+class _Pid:
+    """A process we did not start as a `_Child` (the broker), read the same way."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu_s(self) -> float:
+        try:
+            return _cpu_s(self.pid)
+        except OSError:
+            return 0.0
+
+
 def run(
     receivers: int,
     rounds: int,
     leads: list[float],
     fleet_processes: int = DEFAULT_FLEET_PROCESSES,
     storage: str = TMPFS,
+    communes: int = 0,
+    villages: int = VILLAGES_PER_COMMUNE,
 ) -> dict[str, Any]:
     """Set everything up once, then for each play lead: restart the server with it, one
-    unmeasured warm-up announcement, `rounds` measured ones."""
+    unmeasured warm-up announcement, `rounds` measured ones. With `communes`, the receivers
+    are spread over a province of that many communes and each announcement targets them all."""
+    # paho's select() watches fds < 1024: an agent holds three, so at most 250 per process
+    fleet_processes = max(fleet_processes, -(-receivers // MAX_AGENTS_PER_PROCESS))
     folder = Path(tempfile.mkdtemp(prefix="loa-bench-tts-"))
     receiver_storage = (
         Path(tempfile.mkdtemp(prefix="loa-bench-receivers-", dir=SHM)) if storage == TMPFS else None
@@ -662,7 +695,9 @@ def run(
     texts = urgent_texts(len(leads) * (rounds + 1))
     try:
         began = time.monotonic()
-        settings, token, password = _prepare(folder, receivers, leads[0], receiver_storage)
+        settings, token, password, zones = _prepare(
+            folder, receivers, leads[0], receiver_storage, communes, villages
+        )
         database = Database(settings.database_url)
         with database.session() as session:
             access = registry.broker_access(session, password)
@@ -695,11 +730,18 @@ def run(
                 server.stop()
                 server.start(lead_s)
             assert server.child is not None
-            processes = {"server": [server.child], "fleet": fleets}
+            broker_pid = broker._process.pid if broker._process is not None else 0
+            processes: dict[str, list[Any]] = {
+                "server": [server.child],
+                "fleet": fleets,
+                "broker": [_Pid(broker_pid)],
+            }
             _settle(processes)  # manifests and states settle
 
             def announce(text: str, lead_s: float = lead_s, processes: Any = processes) -> Any:
-                return _round(base, token, answers, settings, lead_s, device_ids, text, processes)
+                return _round(
+                    base, token, answers, settings, lead_s, device_ids, text, processes, zones
+                )
 
             batch = texts[phase * (rounds + 1) : (phase + 1) * (rounds + 1)]
             announce(batch[0])  # warm-up, not counted
@@ -717,7 +759,10 @@ def run(
             if not child.alive():
                 raise RuntimeError(f"{child.log_path.name} exited:\n{child.tail()}")
         logs = sorted(folder.glob("*.log"))
-        return _result(receivers, rounds, fleet_processes, storage, setup_s, phases, logs)
+        result = _result(receivers, rounds, fleet_processes, storage, setup_s, phases, logs)
+        result["communes"] = communes
+        result["zones"] = len(zones)
+        return result
     finally:
         if wake_floor is not None:
             wake_floor.close()
@@ -734,7 +779,7 @@ def run(
             shutil.rmtree(receiver_storage, ignore_errors=True)
 
 
-def _settle(processes: dict[str, list[_Child]]) -> None:
+def _settle(processes: dict[str, list[Any]]) -> None:
     """Wait until the server and the receivers are idle (bounded by SETTLE_MAX_S)."""
     children = [child for group in processes.values() for child in group]
     before = sum(child.cpu_s() for child in children)
@@ -869,7 +914,13 @@ def table(result: dict) -> list[str]:
         f"CPU per announcement (median): server {_s(fastest['cpu_per_round_s']['server'])} "
         f"({fastest['server_cpu_per_receiver_ms']:.1f} ms per receiver), receivers "
         f"{_s(fastest['cpu_per_round_s']['fleet'])} "
-        f"({fastest['fleet_cpu_per_receiver_ms']:.1f} ms each): on {result['cores']} cores no "
+        f"({fastest['fleet_cpu_per_receiver_ms']:.1f} ms each)"
+        + (
+            f", mosquitto {_s(fastest['cpu_per_round_s']['broker'])}"
+            if "broker" in fastest["cpu_per_round_s"]
+            else ""
+        )
+        + f": on {result['cores']} cores no "
         f"order of that work has the last receiver ready sooner than "
         f"{_s(fastest['cpu_bound_s'])} after dispatch.",
         "",
@@ -983,9 +1034,19 @@ def main(argv: list[str] | None = None) -> int:
         default=TMPFS,
         help="where the receivers keep their files (default: tmpfs)",
     )
+    parser.add_argument(
+        "--communes",
+        type=int,
+        default=0,
+        help="spread the receivers over a province of this many communes and announce to all",
+    )
+    parser.add_argument("--villages", type=int, default=VILLAGES_PER_COMMUNE)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    result = run(args.receivers, args.rounds, args.leads, args.fleet_processes, args.storage)
+    result = run(
+        args.receivers, args.rounds, args.leads, args.fleet_processes, args.storage,
+        args.communes, args.villages,
+    )  # fmt: skip
     print("\n".join(table(result)))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

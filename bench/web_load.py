@@ -85,6 +85,14 @@ PATHS = {
     "floor": "/api/v1/health",
     "probe": "/api/v1/health",
 }
+# (kind, path, with the user's API token, bytes a 200 body must hold: the page asked for, not
+# the login page a lost session would be sent to)
+Route = tuple[str, str, bool, bytes]
+ROUTES: list[Route] = [
+    ("page", "/", False, b'id="devices"'),
+    ("devices", "/api/v1/devices", True, b""),
+    ("announcements", "/api/v1/announcements", True, b""),
+]
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -114,9 +122,11 @@ def _login(base: str, username: str, password: str) -> requests.Session:
     return session
 
 
-def _timed_get(session: requests.Session, url: str, headers: dict[str, str]) -> tuple[float, str]:
-    """(seconds, error): error is "" for a 200 with the expected body (the dashboard's, not the
-    login page a lost session would be sent to)."""
+def _timed_get(
+    session: requests.Session, url: str, headers: dict[str, str], marker: bytes = b""
+) -> tuple[float, str]:
+    """(seconds, error): error is "" for a 200 whose body holds `marker` (e.g. the dashboard's,
+    not the login page a lost session would be sent to)."""
     started = time.perf_counter()
     try:
         response = session.get(
@@ -125,8 +135,8 @@ def _timed_get(session: requests.Session, url: str, headers: dict[str, str]) -> 
         body = response.content
         if response.status_code != 200:
             error = f"HTTP {response.status_code}"
-        elif url.endswith("/") and b'id="devices"' not in body:
-            error = "not the dashboard"
+        elif marker not in body:
+            error = "not the page asked for"
         else:
             error = ""
     except requests.RequestException as exc:
@@ -136,7 +146,7 @@ def _timed_get(session: requests.Session, url: str, headers: dict[str, str]) -> 
 
 def _users_worker(
     base: str,
-    users: list[tuple[str, str, str]],
+    users: list[tuple[str, str, str, list[Route]]],
     think_s: float,
     probe: bool,
     plan: Any,
@@ -145,24 +155,25 @@ def _users_worker(
     results: Any,
 ) -> None:
     """Users of one load-generator process: sign in, wait for `go`, then run the phases whose
-    monotonic times are in `plan` (floor, load, end); threads record (kind, latency, error)."""
+    monotonic times are in `plan` (floor, load, end); each user goes round its own routes;
+    threads record (kind, latency, error)."""
     records: list[tuple[str, float, str]] = []
     lock = threading.Lock()
-    sessions = [_login(base, name, password) for name, password, _token in users]
+    sessions = [_login(base, name, password) for name, password, _token, _routes in users]
     # Warm-up, untimed: a worker's first page or API call compiles its templates and queries
     # (up to a second); each user's keep-alive connection stays with one worker, so one call of
     # each kind per user warms every worker, as a server that has been up a while is.
-    for session, (_name, _password, token) in zip(sessions, users, strict=True):
-        for kind in LOAD_KINDS:
-            headers = {} if kind == "page" else {"Authorization": f"Bearer {token}"}
-            _timed_get(session, base + PATHS[kind], headers)
+    for session, (_name, _password, token, routes) in zip(sessions, users, strict=True):
+        for _kind, path, with_token, marker in routes:
+            headers = {"Authorization": f"Bearer {token}"} if with_token else {}
+            _timed_get(session, base + path, headers, marker)
     ready.put(len(sessions))
     if not go.wait(600):
         results.put([])
         return
     floor_at, load_at, end_at = plan[:]
 
-    def user(number: int, session: requests.Session, token: str) -> None:
+    def user(number: int, session: requests.Session, token: str, routes: list[Route]) -> None:
         rng = random.Random(number)
         auth = {"Authorization": f"Bearer {token}"}
         own: list[tuple[str, float, str]] = []
@@ -172,11 +183,12 @@ def _users_worker(
         time.sleep(rng.uniform(0, think_s))
         while (now := time.monotonic()) < end_at:
             if now < load_at:
-                kind = "floor"
+                kind, path, headers, marker = "floor", PATHS["floor"], {}, b""
             else:
-                kind = LOAD_KINDS[turn % len(LOAD_KINDS)]
+                kind, path, with_token, marker = routes[turn % len(routes)]
+                headers = auth if with_token else {}
                 turn += 1
-            latency, error = _timed_get(session, base + PATHS[kind], {} if kind == "page" else auth)
+            latency, error = _timed_get(session, base + path, headers, marker)
             own.append((kind, latency, error))
             time.sleep(rng.uniform(0.5, 1.5) * think_s)
         with lock:
@@ -195,7 +207,7 @@ def _users_worker(
             records.extend(own)
 
     threads = [
-        threading.Thread(target=user, args=(n, s, users[n][2]), daemon=True)
+        threading.Thread(target=user, args=(n, s, users[n][2], users[n][3]), daemon=True)
         for n, s in enumerate(sessions)
     ]
     if probe:
@@ -223,47 +235,36 @@ def _summary(latencies: list[float], errors: dict[str, int], seconds: float) -> 
     }
 
 
-def run(
-    receivers: int,
-    users: int,
+def load(
+    stack: Stack,
+    fleet: ReceiverFleet,
+    users: list[tuple[str, str, str, list[Route]]],
     duration_s: float,
     floor_s: float,
     think_s: float,
     generators: int,
-    database: str,
-    workers: int,
-    threads: int,
 ) -> dict[str, Any]:
-    stack, timings = start_stack(receivers, users, database, workers, threads)
-    fleet: ReceiverFleet | None = None
-    generator_processes: list[Any] = []
-    try:
-        started = time.monotonic()
-        fleet = ReceiverFleet(stack.mqtt_port, stack.province.device_ids, HEARTBEAT_S)
-        connected = fleet.wait_connected()
-        if connected != receivers:
-            raise RuntimeError(f"only {connected} of {receivers} receivers connected")
-        timings["receivers_connected_s"] = time.monotonic() - started
-        timings["receivers_online_s"] = wait_devices(
-            stack.base, stack.province.admin_token, receivers, timeout_s=180
+    """The users signed in on `stack` while `fleet` heartbeats: the floor phase, then the load
+    phase; every request's (kind, latency, error), the CPU of every part at the phases'
+    edges, the server's memory and the machine's load."""
+    context = mp.get_context("spawn")
+    ready, results, go = context.Queue(), context.Queue(), context.Event()
+    plan = context.Array("d", 3)
+    groups = [users[g::generators] for g in range(generators)]
+    generator_processes = [
+        context.Process(
+            target=_users_worker,
+            args=(stack.base, group, think_s, g == 0, plan, go, ready, results),
         )
-        context = mp.get_context("spawn")
-        ready, results, go = context.Queue(), context.Queue(), context.Event()
-        plan = context.Array("d", 3)
-        groups = [stack.province.users[g::generators] for g in range(generators)]
-        generator_processes = [
-            context.Process(
-                target=_users_worker,
-                args=(stack.base, group, think_s, g == 0, plan, go, ready, results),
-            )
-            for g, group in enumerate(groups)
-            if group
-        ]
+        for g, group in enumerate(groups)
+        if group
+    ]
+    try:
         started = time.monotonic()
         for process in generator_processes:
             process.start()
         signed_in = sum(ready.get(timeout=300) for _ in generator_processes)
-        timings["users_signed_in_s"] = time.monotonic() - started
+        signed_in_s = time.monotonic() - started
         floor_at = time.monotonic() + 1.0
         load_at = floor_at + floor_s
         end_at = load_at + duration_s
@@ -288,7 +289,6 @@ def run(
         time.sleep(max(0.0, end_at - 1.0 - time.monotonic()))
         cpu_after = cpu_now()
         load_average = os.getloadavg()[0]  # the last minute's: how shared the machine was
-        measured_s = end_at - 1.0 - load_at
         memory = {
             "gunicorn": tree_memory(gunicorn_pid),
             "gunicorn_processes": len(process_tree(gunicorn_pid)),
@@ -299,15 +299,28 @@ def run(
         records: list[tuple[str, float, str]] = []
         for _ in generator_processes:
             records.extend(results.get(timeout=2 * REQUEST_TIMEOUT_S + 30))
-        fresh = _fresh_heartbeats(stack.base, stack.province.admin_token)
-        profile = profile_requests(stack)
     finally:
         for process in generator_processes:
             process.join(timeout=30)
             if process.is_alive():
                 process.kill()
-        heartbeats = fleet.stop() if fleet is not None else {"published": 0, "failed": 0}
-        stack.stop()
+    return {
+        "records": records,
+        "signed_in": signed_in,
+        "users_signed_in_s": signed_in_s,
+        "cpu_floor": cpu_floor,
+        "cpu_before": cpu_before,
+        "cpu_after": cpu_after,
+        "measured_s": end_at - 1.0 - load_at,
+        "load_average_1min": load_average,
+        "memory": memory,
+    }
+
+
+def summarize(
+    records: list[tuple[str, float, str]], rows_wanted: list[tuple[str, tuple[str, ...], float]]
+) -> dict[str, dict[str, Any]]:
+    """Per row (name, the kinds it counts, seconds they ran): count, rate, p50, p99, errors."""
 
     def latencies(kinds: tuple[str, ...]) -> tuple[list[float], dict[str, int]]:
         chosen = [r for r in records if r[0] in kinds]
@@ -318,16 +331,70 @@ def run(
         return [r[1] for r in chosen if not r[2]], errors
 
     rows = {}
-    for name, kinds, seconds in (
-        ("floor", ("floor",), floor_s),
-        ("page", ("page",), duration_s),
-        ("api", ("devices", "announcements"), duration_s),
-        ("api_devices", ("devices",), duration_s),
-        ("api_announcements", ("announcements",), duration_s),
-        ("probe", ("probe",), duration_s),
-    ):
+    for name, kinds, seconds in rows_wanted:
         values, errors = latencies(kinds)
         rows[name] = _summary(values, errors, seconds)
+    return rows
+
+
+def run(
+    receivers: int,
+    users: int,
+    duration_s: float,
+    floor_s: float,
+    think_s: float,
+    generators: int,
+    database: str,
+    workers: int,
+    threads: int,
+) -> dict[str, Any]:
+    stack, timings = start_stack(receivers, users, database, workers, threads)
+    fleet: ReceiverFleet | None = None
+    try:
+        started = time.monotonic()
+        fleet = ReceiverFleet(stack.mqtt_port, stack.province.device_ids, HEARTBEAT_S)
+        connected = fleet.wait_connected()
+        if connected != receivers:
+            raise RuntimeError(f"only {connected} of {receivers} receivers connected")
+        timings["receivers_connected_s"] = time.monotonic() - started
+        timings["receivers_online_s"] = wait_devices(
+            stack.base, stack.province.admin_token, receivers, timeout_s=180
+        )
+        loaded = load(
+            stack,
+            fleet,
+            [(*user, ROUTES) for user in stack.province.users],
+            duration_s,
+            floor_s,
+            think_s,
+            generators,
+        )
+        timings["users_signed_in_s"] = loaded["users_signed_in_s"]
+        fresh = _fresh_heartbeats(stack.base, stack.province.admin_token)
+        profile = profile_requests(stack)
+    finally:
+        heartbeats = fleet.stop() if fleet is not None else {"published": 0, "failed": 0}
+        stack.stop()
+    records, signed_in = loaded["records"], loaded["signed_in"]
+    cpu_floor, cpu_before, cpu_after = (
+        loaded["cpu_floor"],
+        loaded["cpu_before"],
+        loaded["cpu_after"],
+    )
+    measured_s, memory = loaded["measured_s"], loaded["memory"]
+    load_average = loaded["load_average_1min"]
+
+    rows = summarize(
+        records,
+        [
+            ("floor", ("floor",), floor_s),
+            ("page", ("page",), duration_s),
+            ("api", ("devices", "announcements"), duration_s),
+            ("api_devices", ("devices",), duration_s),
+            ("api_announcements", ("announcements",), duration_s),
+            ("probe", ("probe",), duration_s),
+        ],
+    )
     load_requests = sum(rows[k]["count"] + rows[k]["errors"] for k in ("page", "api"))
     baseline = (cpu_before["gunicorn"] - cpu_floor["gunicorn"]) / floor_s
     result: dict[str, Any] = {

@@ -65,7 +65,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     settings = _settings(args)
     service = BroadcastService(settings)
-    demo = seed.seed_demo(service, args.receivers)
+    if args.province:
+        demo = seed.seed_province_demo(service, args.receivers)
+    else:
+        demo = seed.seed_demo(service, args.receivers)
 
     def banner() -> None:
         played = settings.receivers_dir
@@ -76,6 +79,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     "Loa demo is running (Ctrl-C stops everything).",
                     f"  Web:        {settings.public_url}/",
                     f"  Login:      admin / {demo.admin_password}",
+                    *(
+                        [
+                            f"              {seed.PROVINCE_EDITOR}, canbo-xa-001 … "
+                            f"canbo-xa-{seed.PROVINCE_COMMUNES:03d} (same password)"
+                        ]
+                        if args.province
+                        else []
+                    ),
                     f"  API token:  {demo.api_token}",
                     f"  MQTT:       {settings.mqtt_host}:{settings.mqtt_port} (embedded amqtt)",
                     f"  Receivers:  {len(demo.receiver_configs)} simulated, writing what they play"
@@ -794,6 +805,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole system on embedded defaults")
     _add_server_options(demo)
     demo.add_argument("--receivers", type=int, default=3, help="simulated receivers (3)")
+    demo.add_argument(
+        "--province",
+        action="store_true",
+        help="seed a province of 3 communes (a province editor, an officer per "
+        "commune) instead of one commune",
+    )
     demo.set_defaults(func=cmd_demo)
 
     serve = sub.add_parser("serve", help="run the web server, scheduler and dispatcher")

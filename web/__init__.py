@@ -63,6 +63,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         i18n,
         media,
         metrics,
+        province_bulletins,
         reports,
     )
 
@@ -77,6 +78,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.register_blueprint(media.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(province_bulletins.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)

@@ -638,18 +638,10 @@ class SourceBulletinDesk:
 
     def decline(self, user_id: int, forward_id: int, reason: object) -> None:
         """The commune does not play a normal bulletin, and says why (the province reads it)."""
-        text = str(reason or "").strip() if isinstance(reason, str | None) else None
-        if text is None:
-            raise ValidationError("reason", N_("lý do phải là văn bản"), "not_text")
-        if not text:
-            raise ValidationError("reason", N_("Cần ghi lý do từ chối."), "required")
-        if len(text) > MAX_REASON_CHARS:
-            raise ValidationError(
-                "reason", N_("Lý do dài quá %(max)s ký tự."), "too_long", max=MAX_REASON_CHARS
-            )
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.SCHEDULE)
             row = self._inbox_forward(session, user, forward_id)
+            text = _clean_reason(reason)
             self._expect_waiting(row, N_("từ chối"))
             if row.priority != Priority.NORMAL:
                 raise Conflict(
@@ -672,6 +664,8 @@ class SourceBulletinDesk:
     def reorder(self, user_id: int, forward_ids: object) -> None:
         """The commune's order of the priority items heading one run (every one of them, in the
         order they are to play); refused once the run has started."""
+        with self._db.session() as session:
+            accounts.require_user(session, user_id, Action.SCHEDULE)
         if not isinstance(forward_ids, list | tuple) or not all(
             isinstance(item, int) and not isinstance(item, bool) for item in forward_ids
         ):
@@ -757,6 +751,19 @@ class SourceBulletinDesk:
             if finished:
                 row.state = ForwardState.PLAYED.value
                 row.played_at = max((d.finished_at or d.updated_at) for d in finished)
+
+
+def _clean_reason(reason: object) -> str:
+    if not isinstance(reason, str | None):
+        raise ValidationError("reason", N_("lý do phải là văn bản"), "not_text")
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationError("reason", N_("Cần ghi lý do từ chối."), "required")
+    if len(text) > MAX_REASON_CHARS:
+        raise ValidationError(
+            "reason", N_("Lý do dài quá %(max)s ký tự."), "too_long", max=MAX_REASON_CHARS
+        )
+    return text
 
 
 def _communes(session: Session, user: User, action: Action = Action.SEND_DOWN) -> list[Zone]:

@@ -172,6 +172,21 @@ def _flag(name: str) -> bool | None:
     return raw.lower() == "true"
 
 
-from web.api import announcements, bulletins, openapi, reports, schedules  # noqa: E402
+from web.api import (  # noqa: E402
+    announcements,
+    bulletins,
+    openapi,
+    province_bulletins,
+    reports,
+    schedules,
+)
 
-__all__ = ["announcements", "bp", "bulletins", "openapi", "reports", "schedules"]
+__all__ = [
+    "announcements",
+    "bp",
+    "bulletins",
+    "openapi",
+    "province_bulletins",
+    "reports",
+    "schedules",
+]

@@ -4,64 +4,22 @@ the commune's next run (priority) or sent at once (emergency), and the province'
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from service_support import (
-    PASSWORD,
-    RecordingDispatcher,
-    add_devices,
-    recording_service,
-    wait_for,
-)
+from service_support import Province, recording_service, seed_province, wait_for
 from sqlalchemy import select
 
 from broadcast import clock
-from broadcast.const import BroadcastStatus, Role, ScheduleKind, ZoneKind
+from broadcast.const import BroadcastStatus, ScheduleKind
 from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.desks.source_bulletins import HEAD_STEP, ForwardState
 from broadcast.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from broadcast.people import accounts, zones
 from broadcast.programme import planning
-from broadcast.service import BroadcastService
 from broadcast.store.models import Broadcast, BulletinForward, Schedule, utcnow
 from wire import protocol
 from wire.protocol import Priority
-
-
-@dataclass
-class Province:
-    service: BroadcastService
-    sent: RecordingDispatcher
-    admin: int
-    editor: int
-    officer_a: int
-    officer_b: int
-    leader_a: int
-
-
-def seed_province(service: BroadcastService) -> Province:
-    """Tỉnh X with Xã A (Thôn A1) and Xã B (Thôn B1), a receiver in each village."""
-    with service.db.session() as session:
-        zones.create_zone(session, "tinh-x", "Tỉnh X", ZoneKind.PROVINCE, code="99")
-        zones.create_zone(session, "xa-a", "Xã A", ZoneKind.COMMUNE, "tinh-x", "99001")
-        zones.create_zone(session, "xa-b", "Xã B", ZoneKind.COMMUNE, "tinh-x", "99002")
-        zones.create_zone(session, "thon-a1", "Thôn A1", ZoneKind.VILLAGE, "xa-a")
-        zones.create_zone(session, "thon-b1", "Thôn B1", ZoneKind.VILLAGE, "xa-b")
-        ids = [
-            accounts.create_user(session, name, PASSWORD, role, zone).id
-            for name, role, zone in (
-                ("admin", Role.ADMIN, None),
-                ("editor", Role.PROVINCE_EDITOR, "tinh-x"),
-                ("officer-a", Role.OFFICER, "xa-a"),
-                ("officer-b", Role.OFFICER, "xa-b"),
-                ("leader-a", Role.LEADER, "xa-a"),
-            )
-        ]
-    add_devices(service, {"loa-a1": "thon-a1", "loa-b1": "thon-b1"})
-    return Province(service, None, *ids)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -234,16 +192,16 @@ def test_an_emergency_goes_out_at_once_to_the_communes_and_is_corrected_like_any
     province: Province,
 ) -> None:
     p, desk = province, province.service.source_bulletins
+    sent = p.sent
+    assert sent is not None
     bulletin = _bulletin(p, "Lũ quét", "Nguy cơ lũ quét, di dời ngay.")
     forwards = desk.send_down(p.editor, bulletin, ["xa-a"], "emergency")
     [status] = desk.status(p.editor, bulletin).communes
     assert status.state == "placed" and status.broadcast_id is not None
     broadcast_id = status.broadcast_id
-    wait_for(
-        lambda: p.sent.on(protocol.zone_command_topic("xa-a")), what="the PLAY on Xã A's topic"
-    )
-    assert not p.sent.on(protocol.zone_command_topic("xa-b"))
-    [play] = p.sent.on(protocol.zone_command_topic("xa-a"))
+    wait_for(lambda: sent.on(protocol.zone_command_topic("xa-a")), what="the PLAY on Xã A's topic")
+    assert not sent.on(protocol.zone_command_topic("xa-b"))
+    [play] = sent.on(protocol.zone_command_topic("xa-a"))
     assert play.command.body.priority is Priority.EMERGENCY
     assert desk.forward(p.officer_a, forwards[0]).status.state == "placed"
 

@@ -75,7 +75,7 @@ from wire.protocol import MANIFEST_HORIZON_S, Priority
 
 _LOGGER = logging.getLogger(__name__)
 
-PRIORITY_LEAD_S = 120.0  # a run sooner than this is too close for receivers to fetch the item
+PRIORITY_LEAD_S = 60.0  # a run sooner than this is too close for receivers to fetch the item
 HEAD_STEP = timedelta(milliseconds=1)  # between the priority items heading one run
 MAX_REASON_CHARS = 2000
 RECENT_LIMIT = 100

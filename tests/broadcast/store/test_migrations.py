@@ -188,3 +188,21 @@ def test_0008_gives_existing_receivers_no_client_token_and_downgrades(tmp_path: 
         columns = {c["name"] for c in inspect(connection).get_columns("devices")}
         assert "mqtt_client_token" not in columns and "health_ok" in columns
     engine.dispose()
+
+
+def test_0010_adds_an_empty_forwarding_record_and_downgrades(tmp_path: Path) -> None:
+    """An existing installation has sent nothing down: the table comes empty, keeps one row
+    per bulletin and commune, and goes again on downgrade."""
+    url = database_url(tmp_path / "data")
+    make_single_commune(url)
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        assert connection.execute(text("SELECT count(*) FROM bulletin_forwards")).scalar() == 0
+        uniques = inspect(connection).get_unique_constraints("bulletin_forwards")
+        assert [u["column_names"] for u in uniques] == [["bulletin_id", "commune_id"]]
+    downgrade(engine, "0009")
+    with engine.connect() as connection:
+        assert "bulletin_forwards" not in inspect(connection).get_table_names()
+        assert "zone_id" in {c["name"] for c in inspect(connection).get_columns("bulletins")}
+    engine.dispose()

@@ -368,7 +368,7 @@ class SourceBulletinDesk:
             user,
             audit.Action.BULLETIN_APPROVE,
             f"bulletin:{bulletin.id}",
-            {"comment": "sent down"},
+            {"comment": "Duyệt khi gửi xuống xã"},
         )
 
     @staticmethod

@@ -169,5 +169,5 @@ def reorder() -> Response:
     desk, user_id = _desk(), current_user_id()
     desk.inbox(user_id)
     data = json_body('{"order": [12, 11]}', ("order",))
-    desk.reorder(user_id, data.get("order"))
+    desk.reorder(user_id, inputs.integers(data, "order", low=1, high=inputs.MAX_ID))
     return jsonify(inbox_json(desk.inbox(user_id)))

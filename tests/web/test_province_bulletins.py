@@ -227,3 +227,32 @@ def test_the_api_sends_down_and_the_commune_places_declines_and_reorders(
         f"/api/v1/province-bulletins/inbox/{waiting['id']}/place",
         json={"run_at": _local(timedelta(hours=7))}, headers=officer_b,
     ).status_code == 404  # fmt: skip
+
+
+def test_the_officer_reorders_the_priority_items_heading_a_run_on_the_page(
+    app: Flask, province: Province
+) -> None:
+    service = province.service
+    own = service.bulletins.create_bulletin(province.officer_a, "Bản tin xã", "Tin xã A.")
+    service.scheduling.schedule(
+        province.officer_a,
+        ScheduleRequest(
+            bulletin_id=own, kind=ScheduleKind.ONCE, zone_ids=["xa-a"],
+            priority=Priority.NORMAL, run_at=_local(timedelta(hours=2)),
+        ),
+    )  # fmt: skip
+    for title in ("Ưu tiên một", "Ưu tiên hai"):
+        bulletin = service.bulletins.create_bulletin(province.editor, title, f"{title}.")
+        service.source_bulletins.send_down(province.editor, bulletin, ["xa-a"], "priority")
+    officer = _client(app, "officer-a")
+    page = officer.get("/province-bulletins/inbox").get_data(as_text=True)
+    assert page.index("Ưu tiên một") < page.index("Ưu tiên hai")
+    second = int(re.findall(r'id="head-(\d+)"', page)[1])
+    token = csrf_token(officer, "/province-bulletins/inbox")
+    moved = officer.post(
+        f"/province-bulletins/inbox/{second}/move", data={"csrf_token": token, "direction": "up"}
+    )
+    assert moved.status_code == 302
+    page = officer.get("/province-bulletins/inbox").get_data(as_text=True)
+    assert page.index("Ưu tiên hai") < page.index("Ưu tiên một")
+    assert "Đã đổi thứ tự phát." in page

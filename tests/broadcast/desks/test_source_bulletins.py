@@ -35,13 +35,13 @@ def _bulletin(p: Province, title: str = "Tin tỉnh", text: str = "Tỉnh thông
     return p.service.bulletins.create_bulletin(p.editor, title, text)
 
 
-def _local(at: timedelta) -> str:
+def _local(at: timedelta, fmt: str = "%Y-%m-%dT%H:%M") -> str:
     moment = clock.to_local(utcnow() + at)
     assert moment is not None
-    return moment.strftime("%Y-%m-%dT%H:%M")
+    return moment.strftime(fmt)
 
 
-def _commune_daily(p: Province, officer: int, zone: str, at: str) -> int:
+def _commune_run(p: Province, officer: int, zone: str, at: str) -> int:
     bulletin = p.service.bulletins.create_bulletin(officer, "Bản tin xã", "Bản tin của xã.")
     return p.service.scheduling.schedule(
         officer,
@@ -145,8 +145,8 @@ def test_a_priority_bulletin_heads_the_communes_next_run_in_the_communes_order(
 ) -> None:
     p, desk = province, province.service.source_bulletins
     run_at = _local(timedelta(hours=2))
-    _commune_daily(p, p.officer_a, "thon-a1", run_at)
-    _commune_daily(p, p.officer_a, "xa-a", _local(timedelta(hours=5)))
+    _commune_run(p, p.officer_a, "thon-a1", run_at)
+    _commune_run(p, p.officer_a, "xa-a", _local(timedelta(hours=5)))
     start = clock.parse_local(run_at, "run_at")
     first = desk.send_down(p.editor, _bulletin(p, "Ưu tiên 1"), ["xa-a", "xa-b"], "priority")
     second = desk.send_down(p.editor, _bulletin(p, "Ưu tiên 2"), ["xa-a"], "priority")
@@ -224,3 +224,35 @@ def test_an_emergency_goes_out_at_once_to_the_communes_and_is_corrected_like_any
     [status] = desk.status(p.editor, bulletin).communes
     assert status.deliveries == 1 and status.finished == 1 and status.rate == 1.0
     assert status.state == ForwardState.PLAYED and status.played_at is not None
+
+
+def test_the_next_run_is_the_communes_own_and_not_cancelled(province: Province) -> None:
+    """A province-wide schedule is not the commune's programme, a cancelled run is no run, and
+    a run sooner than the lead is too close: the priority bulletin heads the next one after."""
+    p, desk = province, province.service.source_bulletins
+    soon = _commune_run(p, p.officer_a, "xa-a", _local(timedelta(seconds=30), "%Y-%m-%dT%H:%M:%S"))
+    assert soon
+    province_wide = p.service.bulletins.create_bulletin(p.admin, "Tin toàn tỉnh", "Toàn tỉnh.")
+    p.service.scheduling.schedule(
+        p.admin,
+        ScheduleRequest(
+            bulletin_id=province_wide, kind=ScheduleKind.ONCE, zone_ids=["tinh-x"],
+            priority=Priority.NORMAL, run_at=_local(timedelta(hours=1)),
+        ),
+    )  # fmt: skip
+    cancelled = _commune_run(p, p.officer_a, "thon-a1", _local(timedelta(hours=2)))
+    with p.service.db.session() as session:
+        planning.plan(session, now=utcnow(), horizon_s=48 * 3600, grace_s=900, item_valid_s=900)
+        row = session.scalar(select(Broadcast).where(Broadcast.schedule_id == cancelled))
+        assert row is not None
+        row_id = row.id
+    p.service.announcements.cancel(p.officer_a, row_id)  # that one run only
+    with p.service.db.session() as session:
+        run = session.get(Broadcast, row_id)
+        assert run is not None and run.status == BroadcastStatus.CANCELLED
+    expected = _local(timedelta(hours=3))
+    _commune_run(p, p.officer_a, "thon-a1", expected)
+    [forward] = desk.send_down(p.editor, _bulletin(p), ["xa-a"], "priority")
+    [run] = desk.inbox(p.officer_a).runs
+    assert run.run_at == clock.parse_local(expected, "run_at")
+    assert run.items[0].status.forward_id == forward

@@ -91,7 +91,7 @@ class ForwardState(StrEnum):
 FORWARD_STATE_LABELS: dict[str, Msgid] = {
     ForwardState.RECEIVED: N_("Đã nhận, chờ xếp lịch"),
     ForwardState.PLACED: N_("Đã xếp lịch"),
-    ForwardState.DECLINED: N_("Từ chối"),
+    ForwardState.DECLINED: N_("Đã từ chối"),
     ForwardState.PLAYED: N_("Đã phát"),
 }
 

@@ -482,7 +482,7 @@ class SourceBulletinDesk:
                     .order_by(BulletinForward.id.desc())
                 )
             )
-            self._refresh(session, rows)
+            settle_played(session, rows)
             order: list[int] = []
             grouped: dict[int, list[BulletinForward]] = {}
             for row in rows:
@@ -512,7 +512,7 @@ class SourceBulletinDesk:
             )
             if not rows and not zones.in_scope(session, user, bulletin.zone_id):
                 raise NotFound(N_("không có bản tin %(id)s"), "not_found", id=bulletin_id)
-            self._refresh(session, rows)
+            settle_played(session, rows)
             return _sent(session, bulletin, rows)
 
     # --- the commune -------------------------------------------------------------------------
@@ -531,7 +531,7 @@ class SourceBulletinDesk:
                     .limit(500)
                 )
             )
-            self._refresh(session, rows)
+            settle_played(session, rows)
             waiting, decided = [], []
             heads: dict[tuple[str, datetime], list[BulletinForward]] = {}
             for row in rows:
@@ -574,7 +574,7 @@ class SourceBulletinDesk:
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.SCHEDULE)
             row = self._inbox_forward(session, user, forward_id)
-            self._refresh(session, [row])
+            settle_played(session, [row])
             return _item(session, row)
 
     def place(
@@ -736,21 +736,21 @@ class SourceBulletinDesk:
                 state=state_label(row.state),
             )
 
-    # --- played ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _refresh(session: Session, rows: Iterable[BulletinForward]) -> None:
-        """Mark `played` what the commune's receivers have finished."""
-        for row in rows:
-            if row.state != ForwardState.PLACED:
-                continue
-            shown = _deliveries(session, row)
-            if not shown or any(d.state not in FINAL_DELIVERY_STATES for d in shown):
-                continue
-            finished = [d for d in shown if d.state == DeliveryState.FINISHED]
-            if finished:
-                row.state = ForwardState.PLAYED.value
-                row.played_at = max((d.finished_at or d.updated_at) for d in finished)
+def settle_played(session: Session, rows: Iterable[BulletinForward]) -> None:
+    """Mark `played` the placed forwards the commune's receivers have finished: every delivery
+    ended and at least one finished (when it is read: the province's lists, the inbox; a
+    report counting played ones calls it first)."""
+    for row in rows:
+        if row.state != ForwardState.PLACED:
+            continue
+        shown = _deliveries(session, row)
+        if not shown or any(d.state not in FINAL_DELIVERY_STATES for d in shown):
+            continue
+        finished = [d for d in shown if d.state == DeliveryState.FINISHED]
+        if finished:
+            row.state = ForwardState.PLAYED.value
+            row.played_at = max((d.finished_at or d.updated_at) for d in finished)
 
 
 def _clean_reason(reason: object) -> str:

@@ -52,6 +52,7 @@ class Province:
     admin: str  # API tokens
     editor: str
     officer_a: str
+    officer_b: str
     commune_schedule: int | None  # the commune's own run, made before the server started
 
 
@@ -104,7 +105,7 @@ def _seed(service: BroadcastService, commune_run_at: datetime | None, text: str)
             schedule_id = schedule_id or made
     return Province(
         "", settings.data_dir, Database(settings.database_url), tokens["admin"],
-        tokens["editor"], tokens["officer-a"], schedule_id,
+        tokens["editor"], tokens["officer-a"], tokens["officer-b"], schedule_id,
     )  # fmt: skip
 
 
@@ -163,10 +164,39 @@ def _plays(province: Province, device_id: str, broadcast_id: int) -> list[dict[s
     ]  # fmt: skip
 
 
-def _runs_of(province: Province, schedule_id: int) -> list[int]:
-    with province.database.session() as session:
-        rows = session.query(Broadcast).filter(Broadcast.schedule_id == schedule_id).all()
-        return [row.id for row in rows]
+def _runs_of(province: Province, schedule_id: int, timeout_s: float = 30.0) -> list[int]:
+    """The planned rows of a schedule, once the leader has made them."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with province.database.session() as session:
+            rows = session.query(Broadcast).filter(Broadcast.schedule_id == schedule_id).all()
+            if rows or time.monotonic() > deadline:
+                return [row.id for row in rows]
+        time.sleep(0.3)
+
+
+def _commune_run(province: Province, officer: str, commune: str, run_at: datetime) -> int:
+    """The commune's own one-off run, as its officer makes it over the API (approved by the
+    admin); returns the schedule's id."""
+    status, bulletin = http_json(
+        "POST",
+        f"{province.base}/api/v1/bulletins",
+        officer,
+        {"title": "Bản tin xã", "text": "Bản tin của xã.", "submit": True},
+    )
+    assert status == 201, bulletin
+    status, body = http_json(
+        "POST", f"{province.base}/api/v1/bulletins/{bulletin['id']}/approve", province.admin, {}
+    )
+    assert status == 200, body
+    status, schedule = http_json(
+        "POST",
+        f"{province.base}/api/v1/schedules",
+        officer,
+        {"bulletin": bulletin["id"], "kind": "once", "run_at": _local(run_at), "zones": [commune]},
+    )
+    assert status == 201, schedule
+    return int(schedule["id"])
 
 
 def _wait_forward(
@@ -230,8 +260,10 @@ def test_a_normal_bulletin_waits_until_placed_then_plays_at_its_slot(start_provi
 
 
 def test_priority_bulletins_head_the_next_run_in_the_communes_order(start_province: Any) -> None:
-    run_at = (datetime.now(UTC) + timedelta(seconds=110)).replace(microsecond=0)
-    province = start_province(run_at)
+    province = start_province()
+    run_at = (datetime.now(UTC) + timedelta(seconds=75)).replace(microsecond=0)
+    own_schedule = _commune_run(province, province.officer_a, "xa-a", run_at)
+    _commune_run(province, province.officer_b, "xa-b", run_at)  # Xã B's plays alone
     first = _send(province, "Ưu tiên một: tỉnh thông báo nắng nóng.", "priority")
     second = _send(province, "Ưu tiên hai: tỉnh thông báo cấp nước.", "priority")
     heads = [first["communes"][0], second["communes"][0]]
@@ -246,8 +278,7 @@ def test_priority_bulletins_head_the_next_run_in_the_communes_order(start_provin
     assert status == 200, inbox
     assert [i["id"] for i in inbox["runs"][0]["items"]] == [heads[1]["id"], heads[0]["id"]]
 
-    assert province.commune_schedule is not None
-    [commune_run] = _runs_of(province, province.commune_schedule)
+    [commune_run] = _runs_of(province, own_schedule)
     body = wait_for_status(province.base, province.admin, commune_run, ENDED, 240)
     assert body["status"] == "finished", body
     assert {d["device"] for d in body["deliveries"]} == set(XA_A)

@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
+from broadcast import clock
 from broadcast.desks.source_bulletins import SourceBulletinDesk
 from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
 from web import get_service
@@ -170,6 +171,18 @@ def place(forward_id: int) -> Response:
         _report(exc)
     else:
         flash(_("Đã xếp bản tin vào lịch phát."), "info")
+    return _to_inbox()
+
+
+@bp.route("/inbox/<int:forward_id>/head", methods=["POST"])
+@login_required
+def head(forward_id: int) -> Response:
+    try:
+        run_at = _desk().head(_user_id(), forward_id)
+    except LoaError as exc:
+        _report(exc)
+    else:
+        flash(_("Bản tin sẽ phát đầu lượt phát lúc %(at)s.", at=clock.format_local(run_at)), "info")
     return _to_inbox()
 
 

@@ -577,6 +577,55 @@ class SourceBulletinDesk:
             settle_played(session, [row])
             return _item(session, row)
 
+    def head(self, user_id: int, forward_id: int) -> datetime:
+        """Put a waiting priority bulletin (its commune had no run in the horizon when it came)
+        at the head of the commune's next run now; returns that run's start. A Conflict when
+        there is still none."""
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.SCHEDULE)
+            row = self._inbox_forward(session, user, forward_id)
+            self._expect_waiting(row, N_("đưa lên đầu lượt phát"))
+            if row.priority != Priority.PRIORITY:
+                raise Conflict(
+                    "forward", N_("chỉ bản tin ưu tiên mới đứng đầu lượt phát"), "not_priority"
+                )
+            bulletin = row.bulletin
+            relay = bulletin.kind == ContentKind.RELAY
+            text, recording, relay_s = bulletin.text, bulletin.recording_sha256, bulletin.duration_s
+        media = (
+            (None, ContentKind.RELAY.value, relay_s or 0.0)
+            if relay
+            else self._outbox.render_for_schedule(text, recording, 1)
+        )
+        now = utcnow()
+        with self._db.session() as session:
+            sequences.hold(session, sequences.SCHEDULE_LOCK)
+            user = accounts.require_user(session, user_id, Action.SCHEDULE)
+            row = self._inbox_forward(session, user, forward_id)
+            self._expect_waiting(row, N_("đưa lên đầu lượt phát"))
+            self._head_next_run(session, row, row.commune, row.bulletin_id, media, now)
+            if row.run_at is None:
+                raise Conflict(
+                    "forward",
+                    N_(
+                        "%(commune)s chưa có lượt phát nào trong 48 giờ tới: hãy xếp bản tin vào"
+                        " một giờ phát."
+                    ),
+                    "no_run",
+                    commune=row.commune.name,
+                )
+            row.decided_by_id = user.id
+            run_at = row.run_at
+            audit.record(
+                session,
+                user,
+                audit.Action.FORWARD_PLACE,
+                f"bulletin:{row.bulletin_id}",
+                {"commune": row.commune_id, "schedule": row.schedule_id, "head": True},
+            )
+        self._programme_changed()
+        return run_at
+
     def place(
         self,
         user_id: int,

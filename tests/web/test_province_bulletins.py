@@ -217,12 +217,22 @@ def test_the_api_sends_down_and_the_commune_places_declines_and_reorders(
         json={"reason": "Muộn rồi."}, headers=officer_a,
     ).status_code == 409  # fmt: skip
 
+    waiting_b = client.post(
+        "/api/v1/province-bulletins",
+        json={"text": "Ưu tiên cho xã B.", "communes": ["xa-b"], "priority": "priority"},
+        headers=editor,
+    ).get_json()["communes"][0]
+    assert waiting_b["state"] == "received"  # Xã B has no run
+    officer_b = _token(province, "officer-b")
+    headed = client.post(
+        f"/api/v1/province-bulletins/inbox/{waiting_b['id']}/head", headers=officer_b
+    )
+    assert headed.status_code == 409
     listed = client.get("/api/v1/province-bulletins", headers=editor).get_json()
-    assert len(listed) == 3
+    assert len(listed) == 4
     one = client.get(f"/api/v1/province-bulletins/{normal.get_json()['bulletin']}", headers=editor)
     states = {row["commune"]: row["state"] for row in one.get_json()["communes"]}
     assert states == {"xa-a": "placed", "xa-b": "received"}
-    officer_b = _token(province, "officer-b")
     assert client.post(
         f"/api/v1/province-bulletins/inbox/{waiting['id']}/place",
         json={"run_at": _local(timedelta(hours=7))}, headers=officer_b,

@@ -1081,6 +1081,17 @@ PATHS.update(
                 tag="province",
             )
         },
+        "/province-bulletins/inbox/{forward_id}/head": {
+            "post": operation(
+                "headForward",
+                "Put a waiting priority bulletin at the head of the commune's next programme"
+                " run (it had none in the horizon when the bulletin came)",
+                {"200": ok(ref("InboxItem"))},
+                params=[FORWARD_ID],
+                conflict="not a waiting priority one, or still no run in the next 48 h",
+                tag="province",
+            )
+        },
         "/province-bulletins/inbox/{forward_id}/decline": {
             "post": operation(
                 "declineForward",

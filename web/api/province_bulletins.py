@@ -153,6 +153,15 @@ def place(forward_id: int) -> Response:
     return jsonify(inbox_item_json(desk.forward(user_id, forward_id)))
 
 
+@bp.post("/province-bulletins/inbox/<int:forward_id>/head")
+@token_required
+def head(forward_id: int) -> Response:
+    """A waiting priority bulletin to the head of the commune's next run, now."""
+    desk, user_id = _desk(), current_user_id()
+    desk.head(user_id, forward_id)
+    return jsonify(inbox_item_json(desk.forward(user_id, forward_id)))
+
+
 @bp.post("/province-bulletins/inbox/<int:forward_id>/decline")
 @token_required
 def decline(forward_id: int) -> Response:

@@ -256,3 +256,22 @@ def test_the_next_run_is_the_communes_own_and_not_cancelled(province: Province) 
     [run] = desk.inbox(p.officer_a).runs
     assert run.run_at == clock.parse_local(expected, "run_at")
     assert run.items[0].status.forward_id == forward
+
+
+def test_a_waiting_priority_bulletin_heads_a_run_made_later(province: Province) -> None:
+    p, desk = province, province.service.source_bulletins
+    [waiting] = desk.send_down(p.editor, _bulletin(p, "Ưu tiên"), ["xa-b"], "priority")
+    with pytest.raises(Conflict) as none_yet:  # Xã B has no run in the horizon
+        desk.head(p.officer_b, waiting)
+    assert none_yet.value.code == "no_run"
+    assert desk.forward(p.officer_b, waiting).status.state == "received"
+    with pytest.raises(NotFound):
+        desk.head(p.officer_a, waiting)
+    later = _local(timedelta(hours=4))
+    _commune_run(p, p.officer_b, "thon-b1", later)
+    assert desk.head(p.officer_b, waiting) == clock.parse_local(later, "run_at")
+    item = desk.forward(p.officer_b, waiting)
+    assert item.status.state == "placed" and item.status.decided_by == "officer-b"
+    assert [i.status.forward_id for i in desk.inbox(p.officer_b).runs[0].items] == [waiting]
+    with pytest.raises(Conflict):
+        desk.head(p.officer_b, waiting)  # not waiting any more

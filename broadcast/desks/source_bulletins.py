@@ -18,7 +18,8 @@ their province, with a priority. One `BulletinForward` per commune records its c
   time, one after the other, and only an emergency cuts what plays (`devices.timeline`), so at
   T the priority items play first, in that order, and the run's own items after them (they stay
   valid for 15 minutes). The commune officer may reorder them until the run starts. With no run
-  in the horizon it waits in the inbox, to be placed like a normal one (still ưu tiên);
+  in the horizon it waits in the inbox until the officer puts it at the head of the next run
+  once there is one (`head`), or places it in a slot (still ưu tiên); it is never declined;
 * khẩn cấp (emergency): it plays at once on every loudspeaker of the target communes: one
   emergency broadcast to those communes through the outbox, as a commune's emergency goes, cut
   into whatever plays, stopped or corrected from its page like any announcement.

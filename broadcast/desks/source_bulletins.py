@@ -32,12 +32,12 @@ commune's state, when it plays, who decided what and why, and the deliveries wit
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from broadcast.const import (
@@ -801,6 +801,45 @@ def settle_played(session: Session, rows: Iterable[BulletinForward]) -> None:
         if finished:
             row.state = ForwardState.PLAYED.value
             row.played_at = max((d.finished_at or d.updated_at) for d in finished)
+
+
+def forward_counts(
+    session: Session, commune_ids: Collection[str], start: datetime, end: datetime
+) -> dict[str, tuple[int, int, int]]:
+    """Per commune: the province bulletins sent to it in [start, end) that it played, still
+    holds (received, or placed and not yet played) and declined. The placed ones are settled
+    first (`settle_played`: queries per unsettled forward, none per receiver), then one
+    GROUP BY commune, state counts them (the province report's figures)."""
+    ids = list(commune_ids)
+    if not ids:
+        return {}
+    window = (
+        BulletinForward.commune_id.in_(ids),
+        BulletinForward.sent_at >= start,
+        BulletinForward.sent_at < end,
+    )
+    settle_played(
+        session,
+        session.scalars(
+            select(BulletinForward).where(*window, BulletinForward.state == ForwardState.PLACED)
+        ).all(),
+    )
+    session.flush()
+    counts: dict[str, list[int]] = {}
+    query = (
+        select(BulletinForward.commune_id, BulletinForward.state, func.count())
+        .where(*window)
+        .group_by(BulletinForward.commune_id, BulletinForward.state)
+    )
+    for commune_id, state, count in session.execute(query):
+        row = counts.setdefault(commune_id, [0, 0, 0])
+        if state == ForwardState.PLAYED:
+            row[0] += count
+        elif state == ForwardState.DECLINED:
+            row[2] += count
+        else:
+            row[1] += count
+    return {commune_id: (row[0], row[1], row[2]) for commune_id, row in counts.items()}
 
 
 def _clean_reason(reason: object) -> str:

@@ -12,7 +12,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from openapi_check import CheckedClient
-from service_support import Province, recording_service, seed_province
+from send_down_support import SendDownProvince, seed_send_down
+from service_support import recording_service
 from web_support import csrf_token, login
 
 from broadcast import clock
@@ -25,16 +26,16 @@ from wire.protocol import Priority
 
 
 @pytest.fixture
-def province(tmp_path: Path) -> Iterator[Province]:
+def province(tmp_path: Path) -> Iterator[SendDownProvince]:
     service, recorder = recording_service(tmp_path / "data", require_approval=False)
-    seeded = seed_province(service)
+    seeded = seed_send_down(service)
     seeded.sent = recorder
     yield seeded
     service.stop()
 
 
 @pytest.fixture
-def app(province: Province) -> Flask:
+def app(province: SendDownProvince) -> Flask:
     app = create_app(province.service, {"TESTING": True})
     app.test_client_class = CheckedClient
     return app
@@ -52,7 +53,7 @@ def _local(after: timedelta) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M")
 
 
-def _token(province: Province, username: str) -> dict[str, str]:
+def _token(province: SendDownProvince, username: str) -> dict[str, str]:
     with province.service.db.session() as session:
         token = accounts.create_token(session, accounts.get_user(session, username))
     return {"Authorization": f"Bearer {token}"}
@@ -136,7 +137,7 @@ def test_pages_refuse_whoever_may_not(app: Flask) -> None:
 
 
 def test_the_api_sends_down_and_the_commune_places_declines_and_reorders(
-    app: Flask, province: Province
+    app: Flask, province: SendDownProvince
 ) -> None:
     client = app.test_client()
     editor, officer_a = _token(province, "editor"), _token(province, "officer-a")
@@ -240,7 +241,7 @@ def test_the_api_sends_down_and_the_commune_places_declines_and_reorders(
 
 
 def test_the_officer_reorders_the_priority_items_heading_a_run_on_the_page(
-    app: Flask, province: Province
+    app: Flask, province: SendDownProvince
 ) -> None:
     service = province.service
     own = service.bulletins.create_bulletin(province.officer_a, "Bản tin xã", "Tin xã A.")

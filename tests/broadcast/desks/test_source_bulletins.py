@@ -8,13 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from service_support import Province, recording_service, seed_province, wait_for
+from send_down_support import SendDownProvince, seed_send_down
+from service_support import recording_service, wait_for
 from sqlalchemy import select
 
 from broadcast import clock
 from broadcast.const import BroadcastStatus, ScheduleKind
 from broadcast.desks.scheduling import ScheduleRequest
-from broadcast.desks.source_bulletins import HEAD_STEP, ForwardState
+from broadcast.desks.source_bulletins import HEAD_STEP, ForwardState, forward_counts
 from broadcast.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from broadcast.programme import planning
 from broadcast.store.models import Broadcast, BulletinForward, Schedule, utcnow
@@ -23,15 +24,17 @@ from wire.protocol import Priority
 
 
 @pytest.fixture
-def province(tmp_path: Path) -> Iterator[Province]:
+def province(tmp_path: Path) -> Iterator[SendDownProvince]:
     service, recorder = recording_service(tmp_path / "data", require_approval=False)
-    seeded = seed_province(service)
+    seeded = seed_send_down(service)
     seeded.sent = recorder
     yield seeded
     service.stop()
 
 
-def _bulletin(p: Province, title: str = "Tin tỉnh", text: str = "Tỉnh thông báo lịch tiêm.") -> int:
+def _bulletin(
+    p: SendDownProvince, title: str = "Tin tỉnh", text: str = "Tỉnh thông báo lịch tiêm."
+) -> int:
     return p.service.bulletins.create_bulletin(p.editor, title, text)
 
 
@@ -41,7 +44,7 @@ def _local(at: timedelta, fmt: str = "%Y-%m-%dT%H:%M") -> str:
     return moment.strftime(fmt)
 
 
-def _commune_run(p: Province, officer: int, zone: str, at: str) -> int:
+def _commune_run(p: SendDownProvince, officer: int, zone: str, at: str) -> int:
     bulletin = p.service.bulletins.create_bulletin(officer, "Bản tin xã", "Bản tin của xã.")
     return p.service.scheduling.schedule(
         officer,
@@ -56,7 +59,7 @@ def _commune_run(p: Province, officer: int, zone: str, at: str) -> int:
 
 
 def test_a_normal_bulletin_waits_in_each_inbox_until_placed_or_declined(
-    province: Province,
+    province: SendDownProvince,
 ) -> None:
     p, desk = province, province.service.source_bulletins
     bulletin = _bulletin(p)
@@ -96,7 +99,7 @@ def test_a_normal_bulletin_waits_in_each_inbox_until_placed_or_declined(
     assert sent.counts["placed"] == 1 and sent.counts["declined"] == 1
 
 
-def test_placing_in_a_zone_outside_the_commune_is_refused(province: Province) -> None:
+def test_placing_in_a_zone_outside_the_commune_is_refused(province: SendDownProvince) -> None:
     p, desk = province, province.service.source_bulletins
     [forward] = desk.send_down(p.editor, _bulletin(p), ["xa-a"])
     with pytest.raises(ValidationError) as refused:
@@ -106,7 +109,7 @@ def test_placing_in_a_zone_outside_the_commune_is_refused(province: Province) ->
         desk.place(p.officer_a, forward, "not a time")
 
 
-def test_scope_and_roles(province: Province) -> None:
+def test_scope_and_roles(province: SendDownProvince) -> None:
     p, desk = province, province.service.source_bulletins
     bulletin = _bulletin(p)
     for not_sender in (p.officer_a, p.leader_a):
@@ -128,7 +131,7 @@ def test_scope_and_roles(province: Province) -> None:
 
 def test_a_province_editor_publishes_their_own_bulletin_by_sending_it(tmp_path: Path) -> None:
     service, _ = recording_service(tmp_path / "data")  # approval required
-    p = seed_province(service)
+    p = seed_send_down(service)
     try:
         bulletin = service.bulletins.create_bulletin(p.editor, "Tin tỉnh", "Nội dung.")
         service.source_bulletins.send_down(p.editor, bulletin, ["xa-a"])
@@ -141,7 +144,7 @@ def test_a_province_editor_publishes_their_own_bulletin_by_sending_it(tmp_path: 
 
 
 def test_a_priority_bulletin_heads_the_communes_next_run_in_the_communes_order(
-    province: Province,
+    province: SendDownProvince,
 ) -> None:
     p, desk = province, province.service.source_bulletins
     run_at = _local(timedelta(hours=2))
@@ -189,7 +192,7 @@ def test_a_priority_bulletin_heads_the_communes_next_run_in_the_communes_order(
 
 
 def test_an_emergency_goes_out_at_once_to_the_communes_and_is_corrected_like_any(
-    province: Province,
+    province: SendDownProvince,
 ) -> None:
     p, desk = province, province.service.source_bulletins
     sent = p.sent
@@ -226,7 +229,7 @@ def test_an_emergency_goes_out_at_once_to_the_communes_and_is_corrected_like_any
     assert status.state == ForwardState.PLAYED and status.played_at is not None
 
 
-def test_the_next_run_is_the_communes_own_and_not_cancelled(province: Province) -> None:
+def test_the_next_run_is_the_communes_own_and_not_cancelled(province: SendDownProvince) -> None:
     """A province-wide schedule is not the commune's programme, a cancelled run is no run, and
     a run sooner than the lead is too close: the priority bulletin heads the next one after."""
     p, desk = province, province.service.source_bulletins
@@ -258,7 +261,7 @@ def test_the_next_run_is_the_communes_own_and_not_cancelled(province: Province) 
     assert run.items[0].status.forward_id == forward
 
 
-def test_a_waiting_priority_bulletin_heads_a_run_made_later(province: Province) -> None:
+def test_a_waiting_priority_bulletin_heads_a_run_made_later(province: SendDownProvince) -> None:
     p, desk = province, province.service.source_bulletins
     [waiting] = desk.send_down(p.editor, _bulletin(p, "Ưu tiên"), ["xa-b"], "priority")
     with pytest.raises(Conflict) as none_yet:  # Xã B has no run in the horizon
@@ -275,3 +278,26 @@ def test_a_waiting_priority_bulletin_heads_a_run_made_later(province: Province) 
     assert [i.status.forward_id for i in desk.inbox(p.officer_b).runs[0].items] == [waiting]
     with pytest.raises(Conflict):
         desk.head(p.officer_b, waiting)  # not waiting any more
+
+
+def test_forward_counts_per_commune_for_the_province_report(province: SendDownProvince) -> None:
+    p, desk = province, province.service.source_bulletins
+    sent = p.sent
+    assert sent is not None
+    declined, held = desk.send_down(p.editor, _bulletin(p, "Thường"), None)
+    desk.decline(p.officer_a, declined, "Không phù hợp.")
+    [alert] = desk.send_down(p.editor, _bulletin(p, "Khẩn"), ["xa-a"], "emergency")
+    [play] = wait_for(lambda: sent.on(protocol.zone_command_topic("xa-a")), what="the PLAY")
+    broadcast_id = desk.forward(p.officer_a, alert).status.broadcast_id
+    p.service._on_event(
+        protocol.DeviceEvent(
+            device_id="loa-a1", command_id=play.command.id, broadcast_id=broadcast_id,
+            kind=protocol.EventKind.FINISHED, at=clock.to_timestamp(utcnow()),
+        )
+    )  # fmt: skip
+    start, end = utcnow() - timedelta(days=1), utcnow() + timedelta(days=1)
+    with p.service.db.session() as session:
+        counts = forward_counts(session, ["xa-a", "xa-b"], start, end)
+        assert counts == {"xa-a": (1, 0, 1), "xa-b": (0, 1, 0)}
+        assert forward_counts(session, ["xa-b"], end, end + timedelta(days=1)) == {}
+    assert held

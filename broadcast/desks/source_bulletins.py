@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from broadcast.const import (
@@ -181,7 +182,9 @@ def commune_run(
     inside = zones.subtree_ids(session, [commune])
     heads = set(
         session.scalars(
-            select(BulletinForward.schedule_id).where(BulletinForward.position.is_not(None))
+            select(BulletinForward.schedule_id).where(
+                BulletinForward.position.is_not(None), BulletinForward.run_at >= after
+            )
         )
     )
     best: datetime | None = None
@@ -311,7 +314,16 @@ class SourceBulletinDesk:
                     forward.broadcast_id = emergency_id
                     forward.decided_at = now
                 session.add(forward)
-                session.flush()
+                try:
+                    session.flush()
+                except IntegrityError as exc:  # the same sent at once from another request
+                    raise Conflict(
+                        "communes",
+                        N_("Bản tin “%(title)s” đã được gửi xuống %(commune)s."),
+                        "already_sent",
+                        title=bulletin.title,
+                        commune=commune.name,
+                    ) from exc
                 if media is not None:
                     self._head_next_run(session, forward, commune, bulletin.id, media, now)
                 forwards.append(forward.id)
@@ -483,17 +495,15 @@ class SourceBulletinDesk:
                     .order_by(BulletinForward.id.desc())
                 )
             )
-            settle_played(session, rows)
             order: list[int] = []
             grouped: dict[int, list[BulletinForward]] = {}
             for row in rows:
                 if row.bulletin_id not in grouped:
                     order.append(row.bulletin_id)
                 grouped.setdefault(row.bulletin_id, []).append(row)
-            return [
-                _sent(session, grouped[bulletin_id][0].bulletin, grouped[bulletin_id])
-                for bulletin_id in order[:limit]
-            ]
+            shown = order[:limit]
+            tallies = settle_played(session, [row for b in shown for row in grouped[b]])
+            return [_sent(grouped[b][0].bulletin, grouped[b], tallies) for b in shown]
 
     def status(self, user_id: int, bulletin_id: int) -> SentBulletin:
         """One bulletin's state in each of the user's communes (none yet: never sent)."""
@@ -513,8 +523,7 @@ class SourceBulletinDesk:
             )
             if not rows and not zones.in_scope(session, user, bulletin.zone_id):
                 raise NotFound(N_("không có bản tin %(id)s"), "not_found", id=bulletin_id)
-            settle_played(session, rows)
-            return _sent(session, bulletin, rows)
+            return _sent(bulletin, rows, settle_played(session, rows))
 
     # --- the commune -------------------------------------------------------------------------
 
@@ -532,26 +541,26 @@ class SourceBulletinDesk:
                     .limit(500)
                 )
             )
-            settle_played(session, rows)
+            tallies = settle_played(session, rows)
             waiting, decided = [], []
             heads: dict[tuple[str, datetime], list[BulletinForward]] = {}
             for row in rows:
                 if row.state == ForwardState.RECEIVED:
-                    waiting.append(_item(session, row))
+                    waiting.append(_item(row, tallies))
                     continue
                 upcoming = row.run_at is not None and row.run_at > now
                 if row.priority == Priority.PRIORITY and upcoming and row.schedule_id:
                     assert row.run_at is not None
                     heads.setdefault((row.commune_id, row.run_at), []).append(row)
                 if len(decided) < RECENT_LIMIT:
-                    decided.append(_item(session, row))
+                    decided.append(_item(row, tallies))
             runs = [
                 HeadedRun(
                     commune_id=commune_id,
                     commune=members[0].commune.name,
                     run_at=run_at,
                     items=tuple(
-                        _item(session, row)
+                        _item(row, tallies)
                         for row in sorted(members, key=lambda row: row.position or 0)
                     ),
                 )
@@ -575,8 +584,7 @@ class SourceBulletinDesk:
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.SCHEDULE)
             row = self._inbox_forward(session, user, forward_id)
-            settle_played(session, [row])
-            return _item(session, row)
+            return _item(row, settle_played(session, [row]))
 
     def head(self, user_id: int, forward_id: int) -> datetime:
         """Put a waiting priority bulletin (its commune had no run in the horizon when it came)
@@ -787,20 +795,95 @@ class SourceBulletinDesk:
             )
 
 
-def settle_played(session: Session, rows: Iterable[BulletinForward]) -> None:
+@dataclass
+class _Tally:
+    """A forward's deliveries to its commune's receivers, over all its broadcasts."""
+
+    deliveries: int = 0
+    finished: int = 0
+    open: int = 0
+    last_finished: datetime | None = None
+
+
+def _tallies(session: Session, rows: Sequence[BulletinForward]) -> dict[int, _Tally]:
+    """Per forward id: its deliveries in its commune, in four queries whatever the number of
+    forwards, receivers or communes (the zone tree, the runs of the schedules, the deliveries
+    grouped by broadcast, zone and state)."""
+    tallies = {row.id: _Tally() for row in rows}
+    schedule_ids = {row.schedule_id for row in rows if row.schedule_id and not row.broadcast_id}
+    runs: dict[int, list[int]] = {}
+    if schedule_ids:
+        for broadcast_id, schedule_id in session.execute(
+            select(Broadcast.id, Broadcast.schedule_id).where(
+                Broadcast.schedule_id.in_(schedule_ids)
+            )
+        ):
+            runs.setdefault(schedule_id, []).append(broadcast_id)
+    wanted: dict[tuple[int, str], list[int]] = {}  # (broadcast, commune) → forward ids
+    for row in rows:
+        if row.broadcast_id is not None:
+            ids = [row.broadcast_id]
+        else:
+            ids = runs.get(row.schedule_id or 0, [])
+        for broadcast_id in ids:
+            wanted.setdefault((broadcast_id, row.commune_id), []).append(row.id)
+    if not wanted:
+        return tallies
+    communes = {row.commune_id for row in rows}
+    parents: dict[str, str | None] = {
+        zone_id: parent_id
+        for zone_id, parent_id in session.execute(select(Zone.id, Zone.parent_id))
+    }
+    commune_of: dict[str, str | None] = {}
+
+    def find(zone_id: str) -> str | None:
+        if zone_id not in commune_of:
+            current: str | None = zone_id
+            seen: set[str] = set()
+            while current is not None and current not in communes and current not in seen:
+                seen.add(current)
+                current = parents.get(current)
+            commune_of[zone_id] = current
+        return commune_of[zone_id]
+
+    query = (
+        select(
+            Delivery.broadcast_id,
+            Device.zone_id,
+            Delivery.state,
+            func.count(),
+            func.max(func.coalesce(Delivery.finished_at, Delivery.updated_at)),
+        )
+        .join(Device, Delivery.device_id == Device.id)
+        .where(Delivery.broadcast_id.in_({broadcast_id for broadcast_id, _ in wanted}))
+        .group_by(Delivery.broadcast_id, Device.zone_id, Delivery.state)
+    )
+    for broadcast_id, zone_id, state, count, last in session.execute(query):
+        commune = find(zone_id)
+        for forward_id in wanted.get((broadcast_id, commune or ""), []):
+            tally = tallies[forward_id]
+            tally.deliveries += count
+            if state not in FINAL_DELIVERY_STATES:
+                tally.open += count
+            if state == DeliveryState.FINISHED:
+                tally.finished += count
+                if last is not None and (tally.last_finished is None or last > tally.last_finished):
+                    tally.last_finished = last
+    return tallies
+
+
+def settle_played(session: Session, rows: Iterable[BulletinForward]) -> dict[int, _Tally]:
     """Mark `played` the placed forwards the commune's receivers have finished: every delivery
     ended and at least one finished (when it is read: the province's lists, the inbox; a
-    report counting played ones calls it first)."""
-    for row in rows:
-        if row.state != ForwardState.PLACED:
-            continue
-        shown = _deliveries(session, row)
-        if not shown or any(d.state not in FINAL_DELIVERY_STATES for d in shown):
-            continue
-        finished = [d for d in shown if d.state == DeliveryState.FINISHED]
-        if finished:
+    report counting played ones calls it first). Returns each forward's deliveries."""
+    listed = list(rows)
+    tallies = _tallies(session, listed)
+    for row in listed:
+        tally = tallies[row.id]
+        if row.state == ForwardState.PLACED and tally.finished and not tally.open:
             row.state = ForwardState.PLAYED.value
-            row.played_at = max((d.finished_at or d.updated_at) for d in finished)
+            row.played_at = tally.last_finished
+    return tallies
 
 
 def forward_counts(
@@ -903,32 +986,8 @@ def _space(session: Session, rows: Sequence[BulletinForward]) -> None:
     session.flush()
 
 
-def _deliveries(session: Session, row: BulletinForward) -> list[Delivery]:
-    """The deliveries of the forward's broadcasts to the commune's receivers."""
-    if row.broadcast_id is not None:
-        ids = [row.broadcast_id]
-    elif row.schedule_id is not None:
-        ids = list(
-            session.scalars(select(Broadcast.id).where(Broadcast.schedule_id == row.schedule_id))
-        )
-    else:
-        return []
-    if not ids:
-        return []
-    inside = zones.subtree_ids(session, [row.commune])
-    query = (
-        select(Delivery)
-        .join(Device, Delivery.device_id == Device.id)
-        .where(Delivery.broadcast_id.in_(ids))
-    )
-    if inside is not None:
-        query = query.where(Device.zone_id.in_(inside))
-    return list(session.scalars(query))
-
-
-def _status(session: Session, row: BulletinForward) -> CommuneStatus:
-    shown = _deliveries(session, row)
-    finished = sum(1 for d in shown if d.state == DeliveryState.FINISHED)
+def _status(row: BulletinForward, tallies: dict[int, _Tally]) -> CommuneStatus:
+    tally = tallies.get(row.id) or _Tally()
     return CommuneStatus(
         forward_id=row.id,
         bulletin_id=row.bulletin_id,
@@ -944,27 +1003,29 @@ def _status(session: Session, row: BulletinForward) -> CommuneStatus:
         decided_by=row.decided_by.username if row.decided_by else "",
         decided_at=row.decided_at,
         played_at=row.played_at,
-        deliveries=len(shown),
-        finished=finished,
-        rate=finished / len(shown) if shown else None,
+        deliveries=tally.deliveries,
+        finished=tally.finished,
+        rate=tally.finished / tally.deliveries if tally.deliveries else None,
     )
 
 
-def _item(session: Session, row: BulletinForward) -> InboxItem:
+def _item(row: BulletinForward, tallies: dict[int, _Tally]) -> InboxItem:
     return InboxItem(
-        status=_status(session, row),
+        status=_status(row, tallies),
         bulletin=BulletinRecord.of(row.bulletin),
         sent_by=row.sent_by.username if row.sent_by else "",
         sent_at=row.sent_at,
     )
 
 
-def _sent(session: Session, bulletin: Bulletin, rows: Sequence[BulletinForward]) -> SentBulletin:
+def _sent(
+    bulletin: Bulletin, rows: Sequence[BulletinForward], tallies: dict[int, _Tally]
+) -> SentBulletin:
     counts = {state.value: 0 for state in ForwardState}
     statuses = []
     for row in sorted(rows, key=lambda row: row.commune.name):
         counts[row.state] = counts.get(row.state, 0) + 1
-        statuses.append(_status(session, row))
+        statuses.append(_status(row, tallies))
     first = min(rows, key=lambda row: row.sent_at) if rows else None
     return SentBulletin(
         bulletin=BulletinRecord.of(bulletin),

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from send_down_support import SendDownProvince, seed_send_down
-from service_support import recording_service, wait_for
-from sqlalchemy import select
+from service_support import add_devices, broadcast_status, recording_service, wait_for
+from sqlalchemy import event, select
 
 from broadcast import clock
 from broadcast.const import BroadcastStatus, ScheduleKind
@@ -301,3 +301,38 @@ def test_forward_counts_per_commune_for_the_province_report(province: SendDownPr
         assert counts == {"xa-a": (1, 0, 1), "xa-b": (0, 1, 0)}
         assert forward_counts(session, ["xa-b"], end, end + timedelta(days=1)) == {}
     assert held
+
+
+def test_the_provinces_list_does_not_query_per_receiver(province: SendDownProvince) -> None:
+    """Each commune's deliveries are counted in SQL: a bulletin heard by six times as many
+    receivers is read with the same statements."""
+    p, desk = province, province.service.source_bulletins
+    few = _bulletin(p, "Một")
+    desk.send_down(p.editor, few, None, "emergency")
+    add_devices(p.service, {f"loa-a1-{n:02d}": "thon-a1" for n in range(2, 12)})
+    many = _bulletin(p, "Hai")
+    desk.send_down(p.editor, many, None, "emergency")
+    sent = p.sent
+    assert sent is not None
+    topic = protocol.zone_command_topic("xa-a")
+    wait_for(lambda: len(sent.on(topic)) == 2, what="both sent (the outbox's own statements)")
+    for bulletin_id in (few, many):
+        broadcast_id = desk.status(p.editor, bulletin_id).communes[0].broadcast_id
+        assert broadcast_id is not None
+        wait_for(lambda b=broadcast_id: broadcast_status(p.service, b) == "dispatched")
+    statements: list[object] = []
+
+    def count(*args: object) -> None:
+        statements.append(args[2])
+
+    def reading(bulletin_id: int) -> tuple[int, int]:
+        statements.clear()
+        event.listen(p.service.db.engine, "before_cursor_execute", count)
+        try:
+            sent = desk.status(p.editor, bulletin_id)
+        finally:
+            event.remove(p.service.db.engine, "before_cursor_execute", count)
+        return len(statements), sum(row.deliveries for row in sent.communes)
+
+    assert reading(few)[1] == 2 and reading(many)[1] == 12
+    assert reading(many)[0] == reading(few)[0]

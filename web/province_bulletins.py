@@ -60,11 +60,16 @@ def _province_page(form: dict[str, str] | None = None) -> str:
     try:
         communes = desk.communes(user_id)
         sent = desk.sent(user_id)
+        unsent = desk.unsent(user_id)
     except LoaError as exc:
         _report(exc)
         raise
     return render_template(
-        "province_bulletins/index.html", communes=communes, sent=sent, form=form or {}
+        "province_bulletins/index.html",
+        communes=communes,
+        sent=sent,
+        unsent=unsent,
+        form=form or {},
     )
 
 

@@ -505,6 +505,25 @@ class SourceBulletinDesk:
             tallies = settle_played(session, [row for b in shown for row in grouped[b]])
             return [_sent(grouped[b][0].bulletin, grouped[b], tallies) for b in shown]
 
+    def unsent(self, user_id: int, limit: int = 20) -> list[BulletinRecord]:
+        """The province's bulletins (written in the user's zone) not yet sent to any commune,
+        newest first: written on the bulletins desk, sent from here."""
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.SEND_DOWN)
+            own = (
+                Bulletin.zone_id.is_(None)
+                if user.zone_id is None
+                else Bulletin.zone_id == user.zone_id
+            )
+            sent = select(BulletinForward.id).where(BulletinForward.bulletin_id == Bulletin.id)
+            query = (
+                select(Bulletin)
+                .where(own, ~sent.exists())
+                .order_by(Bulletin.id.desc())
+                .limit(limit)
+            )
+            return [BulletinRecord.of(row) for row in session.scalars(query)]
+
     def status(self, user_id: int, bulletin_id: int) -> SentBulletin:
         """One bulletin's state in each of the user's communes (none yet: never sent)."""
         with self._db.session() as session:

@@ -130,6 +130,25 @@ def test_the_script_step_turns_a_document_into_what_is_read(app: Flask) -> None:
     )
 
 
+def test_the_provinces_unsent_bulletins_are_listed_to_send(
+    app: Flask, province: SendDownProvince
+) -> None:
+    written = province.service.bulletins.create_bulletin(
+        province.editor, "Viết ở bàn biên tập", "Nội dung."
+    )
+    editor = _client(app, "editor")
+    page = editor.get("/province-bulletins/").get_data(as_text=True)
+    assert f'href="/province-bulletins/{written}"' in page
+    token = csrf_token(editor, f"/province-bulletins/{written}")
+    sent = editor.post(
+        f"/province-bulletins/{written}/send",
+        data={"csrf_token": token, "communes": "xa-b", "priority": "normal"},
+    )
+    assert sent.status_code == 302
+    page = editor.get("/province-bulletins/").get_data(as_text=True)
+    assert 'id="unsent"' not in page and "Viết ở bàn biên tập" in page
+
+
 def test_pages_refuse_whoever_may_not(app: Flask) -> None:
     assert _client(app, "officer-a").get("/province-bulletins/").status_code == 403
     assert _client(app, "leader-a").get("/province-bulletins/inbox").status_code == 403

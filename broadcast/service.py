@@ -37,6 +37,7 @@ from broadcast.desks.reporting import Reports
 from broadcast.desks.scheduling import SchedulingDesk
 from broadcast.desks.setup import Setup
 from broadcast.desks.sign_in import SignInDesk
+from broadcast.desks.source_bulletins import SourceBulletinDesk
 from broadcast.fleet.brokers import secret_client_id
 from broadcast.programme.leader import ProgrammeLeader
 from broadcast.programme.leadership import Leadership
@@ -88,6 +89,13 @@ class BroadcastService:
         )
         self.scheduling = SchedulingDesk(
             settings, self.db, self.outbox, programme_changed=self._programme_changed
+        )
+        self.source_bulletins = SourceBulletinDesk(
+            settings,
+            self.db,
+            self.outbox,
+            self.scheduling,
+            programme_changed=self._programme_changed,
         )
         self.reports = Reports(self.db, self.media)
         self.province_reports = ProvinceReports(self.db, self.reports)

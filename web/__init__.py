@@ -64,6 +64,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         media,
         metrics,
         province,
+        province_bulletins,
         reports,
     )
 
@@ -79,6 +80,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.register_blueprint(metrics.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(province.bp)
+    app.register_blueprint(province_bulletins.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)

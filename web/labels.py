@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext
 from flask_babel.speaklater import LazyString
 
 from broadcast import const
-from broadcast.desks import bulletins
+from broadcast.desks import bulletins, source_bulletins
 
 
 def _lazy(table: Mapping[str, str]) -> dict[str, LazyString]:
@@ -32,6 +32,7 @@ CONTENT_TYPE = _lazy(const.CONTENT_TYPE_LABELS)
 PRIORITY = _lazy(const.PRIORITY_LABELS)
 SOURCE = _lazy(const.SOURCE_LABELS)
 ZONE_KIND = _lazy(const.ZONE_KIND_LABELS)
+FORWARD_STATE = _lazy(source_bulletins.FORWARD_STATE_LABELS)
 
 # What the scripts of the announcement page and the dashboard look a state up in: a receiver's,
 # a delivery's or a broadcast's (the codes they share read the same in each table).
@@ -51,6 +52,7 @@ __all__ = [
     "CONTENT_KIND",
     "CONTENT_TYPE",
     "DELIVERY_STATE",
+    "FORWARD_STATE",
     "PRIORITY",
     "RECEIVER_STATE",
     "SCHEDULE_KIND",

@@ -190,13 +190,33 @@ class AnnouncementDesk:
     ) -> int:
         """Validate, authorize and queue an announcement for synthesis and dispatch at once
         (given `recording_sha256`, a stored recording plays instead of the spoken text)."""
+        return self._announce(
+            Action.ANNOUNCE, user_id, text, zone_ids, priority, repeat, title, device_ids,
+            corrects_id, recording_sha256,
+        )  # fmt: skip
+
+    def _announce(
+        self,
+        action: Action,
+        user_id: int,
+        text: object,
+        zone_ids: object,
+        priority: object,
+        repeat: object,
+        title: str,
+        device_ids: object,
+        corrects_id: int | None,
+        recording_sha256: str | None,
+    ) -> int:
+        """`announce`, or a correction (`action` CANCEL_BROADCAST: whoever may stop a broadcast
+        corrects it, a province editor their province's emergency included)."""
         with self._db.session() as session:
-            user = accounts.require_user(session, user_id, Action.ANNOUNCE)
+            user = accounts.require_user(session, user_id, action)
             clean = broadcasts.clean_text(text, spoken=recording_sha256 is None)
             level = broadcasts.clean_priority(priority)
             count = broadcasts.clean_repeat(repeat)
             chosen = targets.resolve(session, zone_ids, device_ids)
-            targets.check_can_target(session, user, chosen)
+            targets.check_can_target(session, user, chosen, action)
             broadcast = broadcasts.create_broadcast(
                 session,
                 text=clean,
@@ -318,7 +338,7 @@ class AnnouncementDesk:
         if not self._outbox.connected:
             raise ServiceUnavailable(N_("máy chủ này chạy không có kết nối MQTT"), "no_broker")
         with self._db.session() as session:
-            user = accounts.require_user(session, user_id, Action.ANNOUNCE)
+            user = accounts.require_user(session, user_id, Action.CANCEL_BROADCAST)
             broadcast = broadcasts.get_broadcast(session, broadcast_id)
             if not broadcasts.can_view(session, user, broadcast):
                 raise NotFound(N_("không có lượt phát %(id)s"), "not_found", id=broadcast_id)
@@ -348,15 +368,17 @@ class AnnouncementDesk:
             self._programme_changed()
         correction_id = None
         if correction is not None:
-            correction_id = self.announce(
+            correction_id = self._announce(
+                Action.CANCEL_BROADCAST,
                 user_id,
                 correction,
                 zone_ids,
                 protocol.Priority.EMERGENCY.value,
                 repeat,
-                title=f"Đính chính: {title}"[:300],
-                device_ids=device_ids,
-                corrects_id=broadcast_id,
+                f"Đính chính: {title}"[:300],
+                device_ids,
+                broadcast_id,
+                None,
             )
         return CancelResult(broadcast_id, correction_id, stopped=not ended)
 

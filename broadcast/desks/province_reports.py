@@ -24,8 +24,8 @@ delivery of it (the commune report also counts broadcasts that only named the co
   deliveries a person stopped left out of both;
 - offline hours (the monthly report only): `reporting.offline_seconds` of each receiver,
   summed per commune;
-- province bulletins: `ProvinceBulletinCounts`, from the forwarding table (issue 13 item 3)
-  once it exists; zeros until then (`_bulletin_counts`).
+- province bulletins: `ProvinceBulletinCounts`, from each bulletin's forward to the commune
+  (`source_bulletins`, Thông tư 39): played, held (in its inbox or programme), declined.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from broadcast.const import BroadcastStatus, DeliveryState, ZoneKind
+from broadcast.desks import source_bulletins
 from broadcast.desks.reporting import (
     PRIORITY_LABELS,
     PRIORITY_ORDER,
@@ -76,8 +77,7 @@ TOTAL_NAME = "Tổng cộng"  # the total row's name where there is no province 
 @dataclass(frozen=True)
 class ProvinceBulletinCounts:
     """What a commune did with the province's bulletins of the month (Thông tư 39): played,
-    still waiting in its inbox or programme, declined. Zero until the forwarding table of
-    issue 13 item 3 exists (`_bulletin_counts` is where it is read)."""
+    still waiting in its inbox or programme, declined (`_bulletin_counts`)."""
 
     played: int = 0
     waiting: int = 0
@@ -534,12 +534,14 @@ def _distinct_broadcasts(
 def _bulletin_counts(
     session: Session, commune_ids: Collection[str], start: datetime, end: datetime
 ) -> dict[str, ProvinceBulletinCounts]:
-    """Per commune: the province bulletins of the month it played, holds and declined.
-
-    The place for the forwarding table of issue 13 item 3 (a province bulletin's record per
-    target commune): one GROUP BY commune, state query here. Until that table exists there is
-    nothing to count, and every commune shows zeros."""
-    return {}
+    """Per commune: the province bulletins of the month it played, holds and declined, from
+    their forwards (`source_bulletins.forward_counts`: one GROUP BY commune, state)."""
+    return {
+        commune: ProvinceBulletinCounts(*counts)
+        for commune, counts in source_bulletins.forward_counts(
+            session, commune_ids, start, end
+        ).items()
+    }
 
 
 def _offline_seconds(

@@ -104,14 +104,18 @@ class SchedulingDesk:
             schedule = _heard_schedule(session, user, schedule_id)
             return _record(schedule, _next_run(schedule))
 
-    def schedule(self, user_id: int, request: ScheduleRequest) -> int:
+    def schedule(self, user_id: int, request: ScheduleRequest, *, forwarded: bool = False) -> int:
         """Validate, render, check for overlaps, save; a series replaces the older one of its
-        key. Receivers get the runs through their manifests."""
+        key. Receivers get the runs through their manifests. `forwarded`: a province bulletin
+        placed from the commune's inbox (`source_bulletins` checked it was sent down to the
+        user's commune), which is not the commune's own."""
         now = utcnow()
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.SCHEDULE)
             bulletin = session.get(Bulletin, request.bulletin_id)
-            if bulletin is None or not zones.in_scope(session, user, bulletin.zone_id):
+            if bulletin is None or not (
+                forwarded or zones.in_scope(session, user, bulletin.zone_id)
+            ):
                 raise ValidationError(
                     "bulletin",
                     N_("không có bản tin %(id)s"),

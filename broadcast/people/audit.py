@@ -47,6 +47,10 @@ class Action(StrEnum):
     BULLETIN_APPROVE = "bulletin.approve"
     BULLETIN_REJECT = "bulletin.reject"
     SCHEDULE_CREATE = "schedule.create"
+    SEND_DOWN = "bulletin.send_down"  # to communes, by the province
+    FORWARD_PLACE = "bulletin.place"  # a commune put a province bulletin in its programme
+    FORWARD_DECLINE = "bulletin.decline"
+    FORWARD_REORDER = "bulletin.reorder"  # the priority items heading a run
     SCHEDULE_CANCEL = "schedule.cancel"
     USER_CREATE = "user.create"
     USER_UPDATE = "user.update"

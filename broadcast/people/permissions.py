@@ -28,7 +28,9 @@ class Action(StrEnum):
     APPROVE_BULLETIN = "approve_bulletin"  # approve or reject a submitted bulletin
     APPROVE_OWN_BULLETIN = "approve_own_bulletin"  # ...one this user wrote (else four eyes)
     PREVIEW_BULLETIN = "preview_bulletin"  # render a bulletin's speech to listen before airing
-    SCHEDULE = "schedule"  # plan and cancel a bulletin's runs
+    SCHEDULE = "schedule"  # plan and cancel a bulletin's runs (and place or decline, in
+    # a commune's inbox, what the province sent down)
+    SEND_DOWN = "send_down"  # send a bulletin down to communes (TT-39 source information)
     READ_REPORTS = "read_reports"  # the broadcast log and monthly reports
     ADMINISTER = "administer"  # users, zones, receivers, the audit log and metrics
 
@@ -49,6 +51,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
         {Role.ADMIN, Role.OFFICER, Role.LEADER, Role.PROVINCE_EDITOR}
     ),
     Action.SCHEDULE: _CONTENT,
+    Action.SEND_DOWN: frozenset({Role.ADMIN, Role.PROVINCE_EDITOR}),
     Action.READ_REPORTS: _EVERYONE,
     Action.ADMINISTER: frozenset({Role.ADMIN}),
 }

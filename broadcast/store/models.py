@@ -248,6 +248,40 @@ class Delivery(Base):
     broadcast: Mapped[Broadcast] = relationship(back_populates="deliveries")
 
 
+class BulletinForward(Base):
+    """A province bulletin sent down to one commune (Thông tư 39/2020/TT-BTTTT) and what the
+    commune did with it: received (in its inbox), placed (a schedule of its programme: by the
+    officer for a normal one, at the head of the next run for a priority one; an emergency's
+    broadcast), declined (with the reason) or played (its receivers finished it)."""
+
+    __tablename__ = "bulletin_forwards"
+    __table_args__ = (
+        UniqueConstraint("bulletin_id", "commune_id", name="uq_bulletin_forwards_commune"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bulletin_id: Mapped[int] = mapped_column(ForeignKey("bulletins.id"), index=True)
+    commune_id: Mapped[str] = mapped_column(ForeignKey("zones.id"), index=True)
+    priority: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"), nullable=True)
+    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), nullable=True)
+    # UTC: the slot it was placed in, or the start of the programme run a priority one heads
+    run_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    position: Mapped[int | None] = mapped_column(Integer, nullable=True)  # among that run's
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")  # why declined
+    sent_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    played_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    bulletin: Mapped[Bulletin] = relationship()
+    commune: Mapped[Zone] = relationship()
+    sent_by: Mapped[User | None] = relationship(foreign_keys=[sent_by_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+
 class Sequence(Base):
     """The last sequence number of each message stream (an MQTT topic): persisted, so a
     restarted server goes on upward and receivers never take its messages for replays."""

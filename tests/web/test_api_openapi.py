@@ -97,6 +97,11 @@ def test_state_conflicts_are_documented_as_409(client: FlaskClient) -> None:
         ("post", "/bulletins/{bulletin_id}/approve"),
         ("post", "/bulletins/{bulletin_id}/reject"),
         ("post", "/bulletins/{bulletin_id}/send"),
+        ("post", "/province-bulletins"),
+        ("post", "/province-bulletins/inbox/{forward_id}/place"),
+        ("post", "/province-bulletins/inbox/{forward_id}/decline"),
+        ("post", "/province-bulletins/inbox/{forward_id}/head"),
+        ("post", "/province-bulletins/inbox/reorder"),
     }
 
 

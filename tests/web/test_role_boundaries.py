@@ -89,6 +89,7 @@ class Objects:
     schedule: int
     broadcast: int
     user: int
+    forward: int  # the province bulletin in the commune's inbox
     zone: str = "thon-b"
     device: str = "loa-b-01"
 
@@ -135,6 +136,14 @@ PAGES: dict[str, dict[str, Need]] = {
     "bulletins.create_relay": {"POST": Action.WRITE_BULLETIN},
     "bulletins.cancel_schedule": {"POST": Action.SCHEDULE},
     "calendar.week": {"GET": InThonB(Action.VIEW)},
+    "province_bulletins.index": {"GET": Action.SEND_DOWN, "POST": Action.SEND_DOWN},
+    "province_bulletins.detail": {"GET": Action.SEND_DOWN},
+    "province_bulletins.send": {"POST": Action.SEND_DOWN},
+    "province_bulletins.inbox": {"GET": Action.SCHEDULE},
+    "province_bulletins.place": {"POST": Action.SCHEDULE},
+    "province_bulletins.decline": {"POST": Action.SCHEDULE},
+    "province_bulletins.head": {"POST": Action.SCHEDULE},
+    "province_bulletins.move": {"POST": Action.SCHEDULE},
     "reports.index": {"GET": InThonB(Action.READ_REPORTS)},
     "reports.broadcasts_csv": {"GET": InThonB(Action.READ_REPORTS)},
     "reports.deliveries_csv": {"GET": InThonB(Action.READ_REPORTS)},
@@ -168,6 +177,14 @@ API: dict[tuple[str, str], Need] = {
     ("POST", "/bulletins/{bulletin_id}/approve"): Action.APPROVE_BULLETIN,
     ("POST", "/bulletins/{bulletin_id}/reject"): Action.APPROVE_BULLETIN,
     ("POST", "/bulletins/{bulletin_id}/send"): Action.WRITE_BULLETIN,
+    ("GET", "/province-bulletins"): Action.SEND_DOWN,
+    ("POST", "/province-bulletins"): Action.SEND_DOWN,
+    ("GET", "/province-bulletins/{bulletin_id}"): Action.SEND_DOWN,
+    ("GET", "/province-bulletins/inbox"): Action.SCHEDULE,
+    ("POST", "/province-bulletins/inbox/{forward_id}/place"): Action.SCHEDULE,
+    ("POST", "/province-bulletins/inbox/{forward_id}/decline"): Action.SCHEDULE,
+    ("POST", "/province-bulletins/inbox/{forward_id}/head"): Action.SCHEDULE,
+    ("POST", "/province-bulletins/inbox/reorder"): Action.SCHEDULE,
     ("GET", "/reports/broadcasts?zone=thon-b"): InThonB(Action.READ_REPORTS),
     ("GET", "/reports/monthly?month=2026-11&zone=thon-b"): InThonB(Action.READ_REPORTS),
     ("GET", "/province/dashboard"): ProvinceLevel(Action.READ_REPORTS),
@@ -197,7 +214,9 @@ def objects(service: BroadcastService, users: Users) -> Objects:
         ),
     )
     broadcast = service.announcements.announce(users.officer, "Thông báo thôn B.", ["thon-b"])
-    return Objects(bulletin, schedule, broadcast, users.viewer)
+    province = service.bulletins.create_bulletin(users.admin, "Tin tỉnh", "Tin từ tỉnh.")
+    [forward] = service.source_bulletins.send_down(users.admin, province, ["xa-test"])
+    return Objects(bulletin, schedule, broadcast, users.viewer, forward)
 
 
 def _page_url(app: Flask, endpoint: str, objects: Objects) -> str:
@@ -207,6 +226,7 @@ def _page_url(app: Flask, endpoint: str, objects: Objects) -> str:
         "schedule_id": objects.schedule,
         "broadcast_id": objects.broadcast,
         "target_id": objects.user,
+        "forward_id": objects.forward,
         "zone_id": objects.zone,
         "device_id": objects.device,
         "sha256": "0" * 64,
@@ -287,6 +307,10 @@ BODIES: dict[str, dict[str, Any] | None] = {
     "/bulletins/{bulletin_id}/reject": {"comment": "Thử."},
     "/bulletins/{bulletin_id}/send": {"zones": ["thon-b"]},
     "/schedules/{schedule_id}": None,
+    "/province-bulletins": {"text": "Thử.", "communes": "all"},
+    "/province-bulletins/inbox/{forward_id}/place": {"run_at": "2099-01-01T06:00"},
+    "/province-bulletins/inbox/{forward_id}/decline": {"reason": "Thử."},
+    "/province-bulletins/inbox/reorder": {"order": [1]},
 }
 
 
@@ -301,6 +325,7 @@ def test_api_refuses_every_role_not_allowed(
             broadcast_id=objects.broadcast,
             schedule_id=objects.schedule,
             bulletin_id=objects.bulletin,
+            forward_id=objects.forward,
         )
         if allowed == PUBLIC:
             assert client.open(url, method=method).status_code == 200

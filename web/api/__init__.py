@@ -172,7 +172,15 @@ def _flag(name: str) -> bool | None:
     return raw.lower() == "true"
 
 
-from web.api import announcements, bulletins, openapi, province, reports, schedules  # noqa: E402
+from web.api import (  # noqa: E402
+    announcements,
+    bulletins,
+    openapi,
+    province,
+    province_bulletins,
+    reports,
+    schedules,
+)
 
 __all__ = [
     "announcements",
@@ -180,6 +188,7 @@ __all__ = [
     "bulletins",
     "openapi",
     "province",
+    "province_bulletins",
     "reports",
     "schedules",
 ]

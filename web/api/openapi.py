@@ -30,6 +30,7 @@ from broadcast.const import (
 )
 from broadcast.desks.bulletins import MAX_COMMENT_CHARS, BulletinStatus
 from broadcast.desks.reporting import CONTENT_LABELS, SOURCE_LABELS
+from broadcast.desks.source_bulletins import ForwardState
 from web import MAX_REQUEST_BYTES
 from web.api import bp
 from wire.protocol import ID_PATTERN, Priority
@@ -1005,6 +1006,185 @@ PATHS["/province/monthly"] = {
         tag="reports",
     )
 }
+# --- bulletins from the province (TT-39) ------------------------------------------------------
+
+FORWARD_STATE = {
+    "type": "string",
+    "enum": [state.value for state in ForwardState],
+    "description": "received (in the commune's inbox), placed (in its programme, or sent at"
+    " once), declined (with a reason), played (its receivers finished it)",
+}
+COMMUNE_STATUS_FIELDS: dict[str, Any] = {
+    "id": {**INTEGER, "description": "the forward: this bulletin in this commune"},
+    "bulletin": INTEGER,
+    "commune": STRING,
+    "commune_name": STRING,
+    "priority": PRIORITY,
+    "state": FORWARD_STATE,
+    "run_at": {**TIME, "description": "UTC: the slot it was placed in, or the run it heads"},
+    "position": nullable("integer", description="among the priority items heading that run"),
+    "schedule": nullable("integer"),
+    "broadcast": nullable("integer", description="an emergency's broadcast"),
+    "reason": {**STRING, "description": "why the commune declined it"},
+    "decided_by": nullable("string"),
+    "decided_at": TIME,
+    "played_at": TIME,
+    "deliveries": {**INTEGER, "description": "to the commune's receivers, every run"},
+    "finished": INTEGER,
+    "rate": nullable("number", description="finished / deliveries"),
+}
+INBOX_ITEM_FIELDS: dict[str, Any] = {
+    **COMMUNE_STATUS_FIELDS,
+    "title": STRING,
+    "kind": STRING,
+    "text": STRING,
+    "sent_by": nullable("string"),
+    "sent_at": TIME,
+}
+SCHEMAS.update(
+    {
+        "CommuneStatus": obj(COMMUNE_STATUS_FIELDS),
+        "SentBulletin": obj(
+            {
+                "bulletin": INTEGER,
+                "title": STRING,
+                "sent_at": TIME,
+                "sent_by": nullable("string"),
+                "counts": {"type": "object", "additionalProperties": INTEGER},
+                "communes": array(ref("CommuneStatus")),
+            }
+        ),
+        "InboxItem": obj(INBOX_ITEM_FIELDS),
+        "Inbox": obj(
+            {
+                "waiting": array(ref("InboxItem")),
+                "runs": array(
+                    obj(
+                        {"commune": STRING, "run_at": TIME, "items": array(ref("InboxItem"))},
+                        description="the priority items heading one run, in play order",
+                    )
+                ),
+                "decided": array(ref("InboxItem")),
+            }
+        ),
+        "SendDownRequest": request_obj(
+            {
+                "bulletin": {**ID, "description": "an existing bulletin of the province"},
+                "title": TITLE,
+                "text": {**TEXT, "description": "a bulletin written now (without `bulletin`)"},
+                "communes": {
+                    "oneOf": [
+                        {**array(NAME_ID), "minItems": 1},
+                        {"const": "all", "description": "every commune the caller reaches"},
+                    ]
+                },
+                "priority": {**PRIORITY, "default": Priority.NORMAL.value},
+            },
+            required=["communes"],
+            oneOf=[{"required": ["bulletin"]}, {"required": ["text"]}],
+            examples=[{"text": "Lịch tiêm phòng…", "communes": "all", "priority": "normal"}],
+        ),
+        "PlaceRequest": request_obj(
+            {
+                "run_at": {**LOCAL_DATETIME, "description": "local time of the slot"},
+                "zones": {**ZONE_IDS, "description": "zones of the commune (default: all of it)"},
+                "repeat": {**REPEAT, "default": 1},
+            },
+            required=["run_at"],
+        ),
+        "DeclineRequest": request_obj(
+            {"reason": {**COMMENT, "minLength": 1, "pattern": r"\S"}}, required=["reason"]
+        ),
+        "ReorderRequest": request_obj(
+            {"order": array(ID, minItems=1, description="every forward heading the run")},
+            required=["order"],
+        ),
+    }
+)
+FORWARD_ID = path_id("forward_id", "a province bulletin in a commune's inbox")
+PATHS.update(
+    {
+        "/province-bulletins": {
+            "post": operation(
+                "sendDown",
+                "Send a bulletin down to communes (province editor, admin): normal waits in"
+                " each commune's inbox, priority heads its next programme run, emergency plays"
+                " at once",
+                {"201": ok(ref("SentBulletin"), headers=LOCATION)},
+                body=ref("SendDownRequest"),
+                conflict="already sent to one of the communes, not approved, or a commune's own"
+                " bulletin",
+                tag="province",
+            ),
+            "get": operation(
+                "listSentDown",
+                "Bulletins sent down to the caller's communes, each commune's state",
+                {"200": ok(array(ref("SentBulletin")))},
+                tag="province",
+            ),
+        },
+        "/province-bulletins/{bulletin_id}": {
+            "get": operation(
+                "getSentDown",
+                "One bulletin in each commune: received, placed (when), played, declined (why)",
+                {"200": ok(ref("SentBulletin"))},
+                params=[BULLETIN_ID],
+                tag="province",
+            )
+        },
+        "/province-bulletins/inbox": {
+            "get": operation(
+                "getInbox",
+                "The commune's inbox (Bản tin từ tỉnh): waiting, heading runs, decided",
+                {"200": ok(ref("Inbox"))},
+                tag="province",
+            )
+        },
+        "/province-bulletins/inbox/{forward_id}/place": {
+            "post": operation(
+                "placeForward",
+                "Place a waiting bulletin in a slot of the commune's programme",
+                {"200": ok(ref("InboxItem"))},
+                body=ref("PlaceRequest"),
+                params=[FORWARD_ID],
+                conflict="not waiting any more, or the slot clashes (field `time`)",
+                tag="province",
+            )
+        },
+        "/province-bulletins/inbox/{forward_id}/head": {
+            "post": operation(
+                "headForward",
+                "Put a waiting priority bulletin at the head of the commune's next programme"
+                " run (it had none in the horizon when the bulletin came)",
+                {"200": ok(ref("InboxItem"))},
+                params=[FORWARD_ID],
+                conflict="not a waiting priority one, or still no run in the next 48 h",
+                tag="province",
+            )
+        },
+        "/province-bulletins/inbox/{forward_id}/decline": {
+            "post": operation(
+                "declineForward",
+                "Decline a waiting normal bulletin, with the reason the province reads",
+                {"200": ok(ref("InboxItem"))},
+                body=ref("DeclineRequest"),
+                params=[FORWARD_ID],
+                conflict="not waiting any more, or a priority one (it must play)",
+                tag="province",
+            )
+        },
+        "/province-bulletins/inbox/reorder": {
+            "post": operation(
+                "reorderHeads",
+                "The order of the priority items heading one run (all of them)",
+                {"200": ok(ref("Inbox"))},
+                body=ref("ReorderRequest"),
+                conflict="not priority items heading a run, or the run has started",
+                tag="province",
+            )
+        },
+    }
+)
 
 
 def document() -> dict[str, Any]:

@@ -136,7 +136,8 @@ def test_0006_adds_broker_zones_unknown_for_existing_receivers(tmp_path: Path) -
 def test_0007_upgrades_a_single_commune_in_place(tmp_path: Path) -> None:
     """A single-commune database of the previous release (on SQLite, or PostgreSQL with
     `--db postgresql`) gains zone codes (none yet, its commune still at the root); a province
-    added and the commune moved under it, every user keeps role, zone and password; codes are
+    added and the commune moved under it, every user keeps role and password (its officer,
+    unbound while the installation was the commune, is bound to it: the same zones); codes are
     unique when present; it downgrades again keeping its zones."""
     url = database_url(tmp_path / "data")
     make_single_commune(url)
@@ -157,7 +158,8 @@ def test_0007_upgrades_a_single_commune_in_place(tmp_path: Path) -> None:
     with database.session() as session:
         for username, (role, zone) in USERS.items():
             user = accounts.authenticate(session, username, PASSWORD)
-            assert user is not None and (user.role, user.zone_id) == (role, zone)
+            expected = "xa-hoang-hop" if role == "officer" else zone
+            assert user is not None and (user.role, user.zone_id) == (role, expected)
         assert zones.find_zone(session, "38") is not None
     with pytest.raises(IntegrityError), database.session() as session:
         session.add(Zone(id="xa-khac", name="Xã Khác", kind="commune", code="16015"))
@@ -187,4 +189,22 @@ def test_0008_gives_existing_receivers_no_client_token_and_downgrades(tmp_path: 
     with engine.connect() as connection:
         columns = {c["name"] for c in inspect(connection).get_columns("devices")}
         assert "mqtt_client_token" not in columns and "health_ok" in columns
+    engine.dispose()
+
+
+def test_0010_adds_an_empty_forwarding_record_and_downgrades(tmp_path: Path) -> None:
+    """An existing installation has sent nothing down: the table comes empty, keeps one row
+    per bulletin and commune, and goes again on downgrade."""
+    url = database_url(tmp_path / "data")
+    make_single_commune(url)
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        assert connection.execute(text("SELECT count(*) FROM bulletin_forwards")).scalar() == 0
+        uniques = inspect(connection).get_unique_constraints("bulletin_forwards")
+        assert [u["column_names"] for u in uniques] == [["bulletin_id", "commune_id"]]
+    downgrade(engine, "0009")
+    with engine.connect() as connection:
+        assert "bulletin_forwards" not in inspect(connection).get_table_names()
+        assert "zone_id" in {c["name"] for c in inspect(connection).get_columns("bulletins")}
     engine.dispose()

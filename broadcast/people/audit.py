@@ -57,6 +57,7 @@ class Action(StrEnum):
     DEVICE_REGISTER = "device.register"
     DEVICE_CONFIG = "device.config"
     KEYS_ROTATE = "keys.rotate"
+    INBOUND = "inbound.receive"
 
 
 def set_origin(origin: str) -> None:

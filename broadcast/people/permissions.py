@@ -29,11 +29,12 @@ class Action(StrEnum):
     APPROVE_OWN_BULLETIN = "approve_own_bulletin"  # ...one this user wrote (else four eyes)
     PREVIEW_BULLETIN = "preview_bulletin"  # render a bulletin's speech to listen before airing
     SCHEDULE = "schedule"  # plan and cancel a bulletin's runs
+    FEED = "feed"  # post bulletins and CAP alerts from a source-information system (API only)
     READ_REPORTS = "read_reports"  # the broadcast log and monthly reports
     ADMINISTER = "administer"  # users, zones, receivers, the audit log and metrics
 
 
-_EVERYONE = frozenset(Role)
+_EVERYONE = frozenset(Role) - {Role.SOURCE}  # people; a source system only feeds
 _CONTENT = frozenset({Role.ADMIN, Role.OFFICER})
 _ANNOUNCERS = frozenset({Role.ADMIN, Role.OFFICER, Role.VILLAGE_HEAD})
 
@@ -49,6 +50,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
         {Role.ADMIN, Role.OFFICER, Role.LEADER, Role.PROVINCE_EDITOR}
     ),
     Action.SCHEDULE: _CONTENT,
+    Action.FEED: frozenset({Role.SOURCE}),
     Action.READ_REPORTS: _EVERYONE,
     Action.ADMINISTER: frozenset({Role.ADMIN}),
 }
@@ -62,6 +64,7 @@ ZONE_KINDS: dict[Role, tuple[ZoneKind | None, ...]] = {
     Role.LEADER: (None, ZoneKind.COMMUNE),
     Role.VIEWER: (None, ZoneKind.COMMUNE),
     Role.VILLAGE_HEAD: (ZoneKind.VILLAGE,),
+    Role.SOURCE: (None, ZoneKind.PROVINCE),
 }
 
 

@@ -172,6 +172,6 @@ def _flag(name: str) -> bool | None:
     return raw.lower() == "true"
 
 
-from web.api import announcements, bulletins, openapi, reports, schedules  # noqa: E402
+from web.api import announcements, bulletins, inbound, openapi, reports, schedules  # noqa: E402
 
-__all__ = ["announcements", "bp", "bulletins", "openapi", "reports", "schedules"]
+__all__ = ["announcements", "bp", "bulletins", "inbound", "openapi", "reports", "schedules"]

@@ -158,6 +158,12 @@ class SourceIntake:
         self.media = media
         self._forwarder = forwarder
 
+    def check_may_feed(self, user_id: int) -> None:
+        """PermissionDenied unless `user_id` is a source system's account: checked before a
+        request's body is read."""
+        with self.db.session() as session:
+            accounts.require_user(session, user_id, Action.FEED)
+
     # --- JSON bulletins ---------------------------------------------------------------------
 
     def post_bulletin(
@@ -170,6 +176,7 @@ class SourceIntake:
     ) -> Intake:
         """A bulletin: `text` (read by the speech engine) or audio (`audio_url` fetched, or an
         uploaded file), `priority`, `communes`, optional `title` and `valid_until`."""
+        self.check_may_feed(user_id)
         clean_key = _clean_key(key)
         upload_sha = _file_sha256(upload) if upload is not None else ""
         body = _canonical({name: fields.get(name) for name in BULLETIN_FIELDS}, upload_sha)
@@ -257,8 +264,7 @@ class SourceIntake:
     def post_cap(self, user_id: int, data: bytes, now: datetime | None = None) -> Intake:
         """One CAP 1.2 alert (`broadcast.desks.cap` reads and maps it)."""
         moment = (now or datetime.now(UTC)).astimezone(UTC)
-        with self.db.session() as session:
-            accounts.require_user(session, user_id, Action.FEED)
+        self.check_may_feed(user_id)
         alert = cap.read_alert(data)
         mapped = cap.bulletin_from(alert, now=moment, accepted=(cap.Status.ACTUAL,))
         key = f"cap:{alert.sender} {alert.identifier}"

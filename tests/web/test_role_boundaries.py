@@ -151,6 +151,10 @@ API: dict[tuple[str, str], Need] = {
     ("POST", "/bulletins/{bulletin_id}/approve"): Action.APPROVE_BULLETIN,
     ("POST", "/bulletins/{bulletin_id}/reject"): Action.APPROVE_BULLETIN,
     ("POST", "/bulletins/{bulletin_id}/send"): Action.WRITE_BULLETIN,
+    ("POST", "/source/bulletins"): Action.FEED,
+    ("POST", "/source/cap"): Action.FEED,
+    ("GET", "/source/items"): Action.FEED,
+    ("GET", "/source/items/{item_id}"): Action.FEED,
     ("GET", "/reports/broadcasts?zone=thon-b"): InThonB(Action.READ_REPORTS),
     ("GET", "/reports/monthly?month=2026-11&zone=thon-b"): InThonB(Action.READ_REPORTS),
 }
@@ -282,6 +286,7 @@ def test_api_refuses_every_role_not_allowed(
             broadcast_id=objects.broadcast,
             schedule_id=objects.schedule,
             bulletin_id=objects.bulletin,
+            item_id=1,
         )
         if allowed == PUBLIC:
             assert client.open(url, method=method).status_code == 200

@@ -25,6 +25,7 @@ def post_source_bulletin() -> tuple[Response, int]:
     """A bulletin from the source: JSON, or multipart/form-data with the audio file as
     `audio`; the `Idempotency-Key` header makes a retry create nothing twice."""
     service = get_service()
+    service.inbound.check_may_feed(current_user_id())  # before the body is read
     key = request.headers.get("Idempotency-Key", "")
     if request.mimetype == "multipart/form-data":
         form = request.form
@@ -58,6 +59,7 @@ def post_source_bulletin() -> tuple[Response, int]:
 @token_required
 def post_cap_alert() -> tuple[Response, int]:
     """A CAP 1.2 alert as the request body; (sender, identifier) is its idempotency key."""
+    get_service().inbound.check_may_feed(current_user_id())  # before the body is read
     if request.mimetype not in CAP_TYPES:
         raise ValidationError(
             "Content-Type",

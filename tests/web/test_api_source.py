@@ -1,0 +1,165 @@
+"""The source-information system's API: idempotent bulletins, CAP alerts, what became of them.
+Every answer is checked against the OpenAPI document (`openapi_check.CheckedClient`)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from service_support import PASSWORD
+from support import tone_wav
+from web_support import csrf_token
+
+from broadcast.service import BroadcastService
+
+CAP = Path(__file__).resolve().parents[1] / "data" / "cap"
+
+
+class Forwarded:
+    """The source-bulletins desk's side, as the intake calls it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, tuple[str, ...], str]] = []
+        self.withdrawn: list[int] = []
+
+    def send_down(self, user_id, bulletin_id, commune_ids, priority, valid_until) -> int:
+        self.sent.append((bulletin_id, tuple(commune_ids), priority.value))
+        return len(self.sent)
+
+    def withdraw(self, user_id: int, sent_id: int) -> None:
+        self.withdrawn.append(sent_id)
+
+
+@pytest.fixture
+def down(service: BroadcastService) -> Forwarded:
+    forwarded = Forwarded()
+    service.source_bulletins = forwarded  # type: ignore[attr-defined]
+    return forwarded
+
+
+def _headers(token: str, key: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return headers
+
+
+BODY = {"text": "Chiều nay họp dân lúc 14 giờ.", "priority": "normal", "communes": ["xa-test"]}
+
+
+def test_a_bulletin_is_created_once_and_a_retry_finds_it(
+    client: FlaskClient, tokens: dict[str, str], down: Forwarded
+) -> None:
+    headers = _headers(tokens["source"], "2026-12-07-001")
+    first = client.post("/api/v1/source/bulletins", json=BODY, headers=headers)
+    assert first.status_code == 201, first.get_json()
+    item = first.get_json()
+    assert (item["kind"], item["disposition"], item["communes"]) == (
+        "bulletin",
+        "broadcast",
+        ["xa-test"],
+    )
+    assert first.headers["Location"] == f"/api/v1/source/items/{item['id']}"
+    again = client.post("/api/v1/source/bulletins", json=BODY, headers=headers)
+    assert (again.status_code, again.get_json()) == (200, item)
+    assert len(down.sent) == 1
+    other = client.post(
+        "/api/v1/source/bulletins", json={**BODY, "priority": "priority"}, headers=headers
+    )
+    assert other.status_code == 409
+    assert other.get_json()["error"]["field"] == "Idempotency-Key"
+    read = client.get(f"/api/v1/source/items/{item['id']}", headers=_headers(tokens["source"]))
+    assert read.get_json() == item
+    listed = client.get("/api/v1/source/items", headers=_headers(tokens["source"]))
+    assert [row["id"] for row in listed.get_json()] == [item["id"]]
+
+
+def test_a_bulletin_without_a_key_or_with_a_bad_field_is_a_400(
+    client: FlaskClient, tokens: dict[str, str], down: Forwarded
+) -> None:
+    response = client.post(
+        "/api/v1/source/bulletins", json=BODY, headers=_headers(tokens["source"])
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == "Idempotency-Key"
+    response = client.post(
+        "/api/v1/source/bulletins",
+        json={**BODY, "communes": ["no-such-commune"]},
+        headers=_headers(tokens["source"], "k2"),
+    )
+    assert (response.status_code, response.get_json()["error"]["field"]) == (400, "communes")
+    response = client.post(
+        "/api/v1/source/bulletins",
+        json={**BODY, "zones": ["xa-test"]},
+        headers=_headers(tokens["source"], "k3"),
+    )
+    assert response.status_code == 400
+    assert down.sent == []
+
+
+def test_an_uploaded_recording_is_a_bulletin_too(
+    client: FlaskClient, tokens: dict[str, str], down: Forwarded, tmp_path: Path
+) -> None:
+    wav = tone_wav(tmp_path / "tin.wav", seconds=1.0).read_bytes()
+    response = client.post(
+        "/api/v1/source/bulletins",
+        data={
+            "audio": (io.BytesIO(wav), "tin.wav"),
+            "title": "Tin tiếng Mông",
+            "priority": "priority",
+            "communes": "xa-test",
+        },
+        headers=_headers(tokens["source"], "rec-1"),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 201, response.get_json()
+    assert down.sent[0][1:] == (("xa-test",), "priority")
+
+
+def test_people_may_not_feed(client: FlaskClient, tokens: dict[str, str], down: Forwarded) -> None:
+    for name in ("admin", "officer", "head-a"):
+        response = client.post(
+            "/api/v1/source/bulletins", json=BODY, headers=_headers(tokens[name], "k")
+        )
+        assert response.status_code == 403
+        response = client.post(
+            "/api/v1/source/cap",
+            data=b"<alert/>",
+            headers=_headers(tokens[name]),
+            content_type="application/json",
+        )
+        assert response.status_code == 403
+    assert down.sent == []
+
+
+def test_a_source_account_cannot_sign_in_on_the_pages(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    token = csrf_token(client, "/auth/login")
+    response = client.post(
+        "/auth/login", data={"username": "nguon", "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 200  # the form again, not a redirect into the site
+    assert client.get("/").status_code == 302  # still signed out
+
+
+def test_malformed_or_mistyped_cap_is_a_400_and_creates_nothing(
+    client: FlaskClient, tokens: dict[str, str], down: Forwarded
+) -> None:
+    headers = _headers(tokens["source"])
+    wrong_type = client.post(
+        "/api/v1/source/cap", data=b"<alert/>", headers=headers, content_type="text/plain"
+    )
+    assert (wrong_type.status_code, wrong_type.get_json()["error"]["field"]) == (
+        400,
+        "Content-Type",
+    )
+    for data in (b"not xml", b"<alert/>", (CAP / "oasis-a2-thunderstorm.xml").read_bytes()):
+        response = client.post(
+            "/api/v1/source/cap", data=data, headers=headers, content_type="application/cap+xml"
+        )
+        assert response.status_code == 400, response.get_json()
+    listed = client.get("/api/v1/source/items", headers=headers)
+    assert listed.get_json() == [] and down.sent == []

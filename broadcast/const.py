@@ -40,6 +40,7 @@ class Role(StrEnum):
     VILLAGE_HEAD = "village_head"  # trưởng thôn
     VIEWER = "viewer"  # xem
     PROVINCE_EDITOR = "province_editor"  # biên tập viên tỉnh: writes bulletins for communes
+    SOURCE = "source"  # hệ thống thông tin nguồn: an external system posting over the API only
 
 
 class BroadcastStatus(StrEnum):

@@ -30,6 +30,7 @@ from broadcast.desks.announcements import AnnouncementDesk
 from broadcast.desks.bulletins import BulletinDesk
 from broadcast.desks.calendar import CalendarDesk
 from broadcast.desks.fleet import FleetDesk
+from broadcast.desks.inbound import SourceIntake
 from broadcast.desks.metrics import MetricsReading
 from broadcast.desks.overview import Overview
 from broadcast.desks.province_reports import ProvinceReports
@@ -112,6 +113,9 @@ class BroadcastService:
         self.overview = Overview(self.db)
         self.sign_in = SignInDesk(self.db)
         self.setup = Setup(self.db)
+        self.inbound = SourceIntake(
+            self.db, settings, self.media, forwarder=lambda: self.source_bulletins
+        )
         self.leader = ProgrammeLeader(
             settings, self.db, lambda: self.dispatcher, self.outbox.render_for_schedule
         )

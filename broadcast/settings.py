@@ -103,6 +103,10 @@ class Settings:
     # proxy, 0 makes every client look like the proxy's address to the sign-in limits and the
     # audit log, and makes /metrics open to anyone (a loopback proxy looks local).
     trusted_proxies: int = 0
+    # Whether a source system's audio URL may point into a loopback or private network (the
+    # province's HTTT nguồn on its own LAN; LOA_SOURCE_PRIVATE_AUDIO=1). Off, such an address is
+    # refused, so a source account cannot make the server read its neighbours.
+    source_private_audio: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -291,6 +295,13 @@ def _approval(value: str, name: str) -> bool:
     return answer in ("1", "yes", "true")
 
 
+def _yes_no(value: str, name: str) -> bool:
+    answer = value.lower()
+    if answer not in ("1", "yes", "true", "0", "no", "false"):
+        raise LoaError(f"{name} must be 1 or 0, not {value!r}")
+    return answer in ("1", "yes", "true")
+
+
 TTS_ENGINES = ("espeak", "gtts", "piper")
 
 
@@ -340,6 +351,7 @@ SOURCES = (
     Source("routine_play_lead_s", "routine_play_lead", "LOA_ROUTINE_PLAY_LEAD_S", _seconds(0, 600)),
     Source("require_approval", "no_approval", "LOA_REQUIRE_APPROVAL", _approval),
     Source("trusted_proxies", "trusted_proxies", "LOA_TRUSTED_PROXIES", _count),
+    Source("source_private_audio", "source_private_audio", "LOA_SOURCE_PRIVATE_AUDIO", _yes_no),
 )
 
 

@@ -108,6 +108,8 @@ class SignInDesk:
             if not limit.allowed:
                 return SignIn(False, limit.retry_after_s, source.key, None)
             user = accounts.authenticate(session, username, password)
+            if user is not None and not permissions.allowed(user.role, Action.VIEW):
+                user = None  # a source system's account works over the API only
             accounts.record_login(session, username, source, success=user is not None)
             if user is None:
                 audit.record(session, None, audit.Action.LOGIN_FAILED, f"username:{username}")

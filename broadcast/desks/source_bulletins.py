@@ -52,7 +52,15 @@ from broadcast.const import (
 from broadcast.desks.bulletins import BulletinStatus, check_playable, get_bulletin
 from broadcast.desks.records import BulletinRecord
 from broadcast.desks.scheduling import ScheduleRequest, SchedulingDesk
-from broadcast.errors import N_, Conflict, Msgid, NotFound, PermissionDenied, ValidationError
+from broadcast.errors import (
+    N_,
+    Conflict,
+    Msgid,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    ValidationError,
+)
 from broadcast.people import accounts, audit, permissions, targets, zones
 from broadcast.people.permissions import Action
 from broadcast.programme import planning
@@ -88,6 +96,7 @@ class ForwardState(StrEnum):
     PLACED = "placed"  # in the commune's programme (or sent at once: an emergency)
     DECLINED = "declined"  # the commune said no, and why
     PLAYED = "played"  # its receivers finished it
+    WITHDRAWN = "withdrawn"  # the province took it back before it played
 
 
 FORWARD_STATE_LABELS: dict[str, Msgid] = {
@@ -95,7 +104,10 @@ FORWARD_STATE_LABELS: dict[str, Msgid] = {
     ForwardState.PLACED: N_("Đã xếp lịch"),
     ForwardState.DECLINED: N_("Đã từ chối"),
     ForwardState.PLAYED: N_("Đã phát"),
+    ForwardState.WITHDRAWN: N_("Tỉnh đã thu hồi"),
 }
+# Why a withdrawn forward ended, as its reason says it (the API and the pages show it).
+WITHDRAWN_REASON = "withdrawn by the province"
 
 
 @dataclass(frozen=True)
@@ -713,6 +725,66 @@ class SourceBulletinDesk:
             )
         return schedule_id
 
+    def withdraw(self, user_id: int, bulletin_id: int) -> list[int]:
+        """Thu hồi: the province takes a bulletin back from its communes (a CAP Update or
+        Cancel names the alert it came from). What still waits in an inbox or a programme is
+        withdrawn (its runs leave the manifests) and an emergency still sounding is stopped;
+        what played or was declined stays as it was. Returns the forwards withdrawn."""
+        now = utcnow()
+        stops: dict[int, tuple[list[str], list[str]]] = {}
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.SEND_DOWN)
+            bulletin = self._own_bulletin(session, user, bulletin_id)
+            reachable = [zone.id for zone in _communes(session, user)]
+            rows = list(
+                session.scalars(
+                    select(BulletinForward).where(
+                        BulletinForward.bulletin_id == bulletin.id,
+                        BulletinForward.commune_id.in_(reachable),
+                        BulletinForward.state.in_(
+                            [ForwardState.RECEIVED.value, ForwardState.PLACED.value]
+                        ),
+                    )
+                )
+            )
+            settle_played(session, rows)  # what has played stays played
+            rows = [row for row in rows if row.state != ForwardState.PLAYED.value]
+            for row in rows:
+                broadcast = session.get(Broadcast, row.broadcast_id or 0)
+                if broadcast is not None and not broadcasts.has_ended(broadcast):
+                    stops[broadcast.id] = (
+                        list(broadcast.zone_ids),
+                        list(broadcast.device_ids or []),
+                    )
+            if stops and not self._outbox.connected:
+                raise ServiceUnavailable(N_("máy chủ này chạy không có kết nối MQTT"), "no_broker")
+            ended = False
+            for row in rows:
+                schedule = session.get(Schedule, row.schedule_id or 0)
+                if schedule is not None and schedule.ended_at is None:
+                    planning.end_schedule(session, schedule, now)
+                    ended = True
+                row.state = ForwardState.WITHDRAWN.value
+                row.decided_by_id = user.id
+                row.decided_at = now
+                row.reason = WITHDRAWN_REASON
+            withdrawn = [row.id for row in rows]
+            audit.record(
+                session,
+                user,
+                audit.Action.WITHDRAW,
+                f"bulletin:{bulletin.id}",
+                {"forwards": withdrawn, "stopped": sorted(stops)},
+            )
+        for broadcast_id, (zone_ids, device_ids) in stops.items():
+            self._outbox.stop(broadcast_id, zone_ids, device_ids, lambda _session, _row: None)
+        if ended:
+            self._programme_changed()
+        _LOGGER.info(
+            "bulletin %s withdrawn from forwards %s by %s", bulletin_id, withdrawn, user_id
+        )
+        return withdrawn
+
     def decline(self, user_id: int, forward_id: int, reason: object) -> None:
         """The commune does not play a normal bulletin, and says why (the province reads it)."""
         with self._db.session() as session:
@@ -939,7 +1011,7 @@ def forward_counts(
             row[0] += count
         elif state == ForwardState.DECLINED:
             row[2] += count
-        else:
+        elif state != ForwardState.WITHDRAWN:  # taken back: neither held nor the commune's no
             row[1] += count
     return {commune_id: (row[0], row[1], row[2]) for commune_id, row in counts.items()}
 

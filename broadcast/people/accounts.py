@@ -105,6 +105,7 @@ _WANTED_ZONE: dict[Role, Msgid] = {
     Role.LEADER: N_("lãnh đạo phải được gán một xã"),
     Role.VIEWER: N_("tài khoản xem phải được gán một xã"),
     Role.VILLAGE_HEAD: N_("trưởng thôn phải được gán một thôn"),
+    Role.SOURCE: N_("hệ thống nguồn phải được gán một tỉnh"),
 }
 
 

@@ -51,6 +51,7 @@ class Action(StrEnum):
     FORWARD_PLACE = "bulletin.place"  # a commune put a province bulletin in its programme
     FORWARD_DECLINE = "bulletin.decline"
     FORWARD_REORDER = "bulletin.reorder"  # the priority items heading a run
+    WITHDRAW = "bulletin.withdraw"  # the province took a bulletin back from its communes
     SCHEDULE_CANCEL = "schedule.cancel"
     USER_CREATE = "user.create"
     USER_UPDATE = "user.update"
@@ -61,6 +62,7 @@ class Action(StrEnum):
     DEVICE_REGISTER = "device.register"
     DEVICE_CONFIG = "device.config"
     KEYS_ROTATE = "keys.rotate"
+    INBOUND = "inbound.receive"
 
 
 def set_origin(origin: str) -> None:

@@ -31,11 +31,12 @@ class Action(StrEnum):
     SCHEDULE = "schedule"  # plan and cancel a bulletin's runs (and place or decline, in
     # a commune's inbox, what the province sent down)
     SEND_DOWN = "send_down"  # send a bulletin down to communes (TT-39 source information)
+    FEED = "feed"  # post bulletins and CAP alerts from a source-information system (API only)
     READ_REPORTS = "read_reports"  # the broadcast log and monthly reports
     ADMINISTER = "administer"  # users, zones, receivers, the audit log and metrics
 
 
-_EVERYONE = frozenset(Role)
+_EVERYONE = frozenset(Role) - {Role.SOURCE}  # people; a source system only feeds
 _CONTENT = frozenset({Role.ADMIN, Role.OFFICER})
 _ANNOUNCERS = frozenset({Role.ADMIN, Role.OFFICER, Role.VILLAGE_HEAD})
 
@@ -51,7 +52,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
         {Role.ADMIN, Role.OFFICER, Role.LEADER, Role.PROVINCE_EDITOR}
     ),
     Action.SCHEDULE: _CONTENT,
-    Action.SEND_DOWN: frozenset({Role.ADMIN, Role.PROVINCE_EDITOR}),
+    Action.SEND_DOWN: frozenset({Role.ADMIN, Role.PROVINCE_EDITOR, Role.SOURCE}),
+    Action.FEED: frozenset({Role.SOURCE}),
     Action.READ_REPORTS: _EVERYONE,
     Action.ADMINISTER: frozenset({Role.ADMIN}),
 }
@@ -65,6 +67,7 @@ ZONE_KINDS: dict[Role, tuple[ZoneKind | None, ...]] = {
     Role.LEADER: (None, ZoneKind.COMMUNE),
     Role.VIEWER: (None, ZoneKind.COMMUNE),
     Role.VILLAGE_HEAD: (ZoneKind.VILLAGE,),
+    Role.SOURCE: (None, ZoneKind.PROVINCE),
 }
 
 

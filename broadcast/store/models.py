@@ -348,3 +348,31 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class InboundItem(Base):
+    """One bulletin or CAP alert an external source-information system posted (HTTT nguồn):
+    kept by its idempotency key, so a retried POST finds what the first one made."""
+
+    __tablename__ = "inbound_items"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_inbound_items_user_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # the client's Idempotency-Key, or "cap:<sender> <identifier>" for a CAP alert
+    key: Mapped[str] = mapped_column(String(600))
+    body_sha256: Mapped[str] = mapped_column(String(64))  # the same key with another body: 409
+    kind: Mapped[str] = mapped_column(String(10))  # "bulletin" or "cap"
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disposition: Mapped[str] = mapped_column(String(20))  # broadcast, correct, cancel, ignore
+    priority: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    zone_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # the communes
+    title: Mapped[str] = mapped_column(String(300), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")  # why it was ignored
+    valid_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    # what the province desk made of it (`source_bulletins`); None until it was sent down
+    sent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # a CAP alert's (sender, identifier): what a later Update or Cancel names in <references>
+    cap_sender: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    cap_identifier: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_items.id"), nullable=True)

@@ -9,8 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from openapi_check import CheckedClient
-from service_support import RecordingDispatcher, Users, seed_commune
+from service_support import PASSWORD, RecordingDispatcher, Users, seed_commune
 
+from broadcast.const import Role
 from broadcast.fleet import registry
 from broadcast.people import accounts
 from broadcast.service import BroadcastService
@@ -51,7 +52,11 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def tokens(service: BroadcastService, users: Users) -> dict[str, str]:
     with service.db.session() as session:
+        source = accounts.create_user(session, "nguon", PASSWORD, Role.SOURCE)
         return {
-            name: accounts.create_token(session, accounts.get_user(session, name))
-            for name in ("admin", "officer", "head-a", "viewer", "leader")
+            **{
+                name: accounts.create_token(session, accounts.get_user(session, name))
+                for name in ("admin", "officer", "head-a", "viewer", "leader")
+            },
+            "source": accounts.create_token(session, source),  # an HTTT nguồn: the API only
         }

@@ -185,6 +185,10 @@ API: dict[tuple[str, str], Need] = {
     ("POST", "/province-bulletins/inbox/{forward_id}/decline"): Action.SCHEDULE,
     ("POST", "/province-bulletins/inbox/{forward_id}/head"): Action.SCHEDULE,
     ("POST", "/province-bulletins/inbox/reorder"): Action.SCHEDULE,
+    ("POST", "/source/bulletins"): Action.FEED,
+    ("POST", "/source/cap"): Action.FEED,
+    ("GET", "/source/items"): Action.FEED,
+    ("GET", "/source/items/{item_id}"): Action.FEED,
     ("GET", "/reports/broadcasts?zone=thon-b"): InThonB(Action.READ_REPORTS),
     ("GET", "/reports/monthly?month=2026-11&zone=thon-b"): InThonB(Action.READ_REPORTS),
     ("GET", "/province/dashboard"): ProvinceLevel(Action.READ_REPORTS),
@@ -326,6 +330,7 @@ def test_api_refuses_every_role_not_allowed(
             schedule_id=objects.schedule,
             bulletin_id=objects.bulletin,
             forward_id=objects.forward,
+            item_id=1,
         )
         if allowed == PUBLIC:
             assert client.open(url, method=method).status_code == 200

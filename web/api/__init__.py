@@ -175,6 +175,7 @@ def _flag(name: str) -> bool | None:
 from web.api import (  # noqa: E402
     announcements,
     bulletins,
+    inbound,
     openapi,
     province,
     province_bulletins,
@@ -186,6 +187,7 @@ __all__ = [
     "announcements",
     "bp",
     "bulletins",
+    "inbound",
     "openapi",
     "province",
     "province_bulletins",

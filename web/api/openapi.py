@@ -151,6 +151,50 @@ BROADCAST_FIELDS: dict[str, Any] = {
 DELIVERY_STATE = {"type": "string", "enum": [state.value for state in DeliveryState]}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
+    "SourceItem": obj(
+        {
+            "id": ID,
+            "key": {**STRING, "description": "the Idempotency-Key, or cap:<sender> <identifier>"},
+            "kind": {"type": "string", "enum": ["bulletin", "cap"]},
+            "received_at": TIME,
+            "disposition": {
+                "type": "string",
+                "enum": ["broadcast", "correct", "cancel", "ignore"],
+                "description": "what Loa did: sent it down, sent it as the correction of the "
+                "alerts it references, stopped them, or received and ignored it (`reason`)",
+            },
+            "priority": {**PRIORITY, "type": ["string", "null"], "enum": [*PRIORITY["enum"], None]},
+            "communes": array(NAME_ID, description="the communes it went down to"),
+            "title": STRING,
+            "reason": STRING,
+            "valid_until": TIME,
+            "sent_id": nullable("integer", description="the province bulletin it became"),
+            "replaces": nullable("integer", description="the item it corrects or stops"),
+        }
+    ),
+    "SourceBulletinRequest": request_obj(
+        {
+            "title": TITLE,
+            "text": TEXT,
+            "audio_url": {
+                "type": "string",
+                "maxLength": 1000,
+                "description": "an http(s) address of the recording, fetched and validated",
+            },
+            "priority": PRIORITY,
+            "communes": array(
+                {"type": "string", "minLength": 1, "maxLength": 63},
+                minItems=1,
+                maxItems=1000,
+                description="zone ids or administrative unit codes (a province: all its communes)",
+            ),
+            "valid_until": {
+                "type": "string",
+                "description": "ISO 8601 with an offset, e.g. 2026-12-08T17:00+07:00",
+            },
+        },
+        required=["priority", "communes"],
+    ),
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -667,7 +711,89 @@ LOG_FILTERS = [
 ]
 NOT_APPROVED = "the bulletin is not approved (field `bulletin`)"
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": "one per request; a retry sends the same key and creates nothing twice",
+}
+SOURCE_ANSWERS = {
+    "201": ok(ref("SourceItem"), "received", headers=LOCATION),
+    "200": ok(ref("SourceItem"), "a retry: what the first request made"),
+}
+SOURCE_CONFLICT = "the same key came with another request"
 PATHS: dict[str, dict[str, Any]] = {
+    "/source/bulletins": {
+        "post": {
+            **operation(
+                "postSourceBulletin",
+                "A bulletin from the source-information system, sent down to the communes "
+                "(Thông tư 39: emergency plays at once, priority first in the next programme, "
+                "normal waits for the commune to place it)",
+                {**SOURCE_ANSWERS, "413": TOO_LARGE},
+                params=[IDEMPOTENCY_KEY],
+                conflict=SOURCE_CONFLICT,
+                tag="source",
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {"schema": ref("SourceBulletinRequest")},
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["audio", "priority", "communes", "title"],
+                            "properties": {
+                                "audio": {"type": "string", "format": "binary"},
+                                "title": TITLE,
+                                "priority": PRIORITY,
+                                "communes": {"type": "string", "description": "comma-separated"},
+                                "valid_until": STRING,
+                            },
+                        }
+                    },
+                },
+            },
+        }
+    },
+    "/source/cap": {
+        "post": {
+            **operation(
+                "postCapAlert",
+                "A CAP 1.2 alert: geocodes VN-ADMIN name the communes, urgency and severity "
+                "the priority, Update and Cancel correct or stop the alerts they reference",
+                {**SOURCE_ANSWERS, "413": TOO_LARGE},
+                conflict=SOURCE_CONFLICT,
+                tag="source",
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    media: {"schema": {"type": "string", "description": "the alert's XML"}}
+                    for media in ("application/cap+xml", "application/xml", "text/xml")
+                },
+            },
+        }
+    },
+    "/source/items": {
+        "get": operation(
+            "listSourceItems",
+            "What this source posted, newest first",
+            {"200": ok(array(ref("SourceItem")))},
+            params=[page("limit", "at most this many", 200, 50)],
+            tag="source",
+        )
+    },
+    "/source/items/{item_id}": {
+        "get": operation(
+            "getSourceItem",
+            "One item this source posted and what became of it",
+            {"200": ok(ref("SourceItem"))},
+            params=[path_id("item_id", "an item this source posted")],
+            tag="source",
+        )
+    },
     "/health": {
         "get": operation(
             "health",

@@ -1,4 +1,5 @@
-"""Bulletins from the province end to end (Thông tư 39/2020/TT-BTTTT), one test per priority:
+"""Bulletins from the province end to end (Thông tư 39/2020/TT-BTTTT), one test per priority
+and one for a CAP alert from the source-information system:
 the province editor sends over the API, the commune officer acts over the API, and real
 receivers (`loa fleet`, file players sounding for as long as the audio lasts) on mosquitto play
 what the rules say, in Xã A and never in Xã B.
@@ -6,12 +7,16 @@ what the rules say, in Xã A and never in Xã B.
 * thông thường: nothing plays until Xã A's officer places it; then it plays at its slot;
 * ưu tiên: two of them head Xã A's next programme run, in the order Xã A's officer chose,
   before the commune's own item of that run;
-* khẩn cấp: it cuts what Xã A is playing at once; Xã B plays on undisturbed.
+* khẩn cấp: it cuts what Xã A is playing at once; Xã B plays on undisturbed;
+* a CAP 1.2 alert naming Xã A's administrative code plays there at once and nowhere else.
 """
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +58,7 @@ class Province:
     editor: str
     officer_a: str
     officer_b: str
+    source: str  # the province's source-information system (HTTT nguồn)
     commune_schedule: int | None  # the commune's own run, made before the server started
 
 
@@ -75,6 +81,7 @@ def _seed(service: BroadcastService, commune_run_at: datetime | None, text: str)
                 ("editor", Role.PROVINCE_EDITOR, "tinh-x"),
                 ("officer-a", Role.OFFICER, "xa-a"),
                 ("officer-b", Role.OFFICER, "xa-b"),
+                ("nguon", Role.SOURCE, "tinh-x"),
             )
         }
         tokens = {name: accounts.create_token(session, user) for name, user in users.items()}
@@ -105,7 +112,7 @@ def _seed(service: BroadcastService, commune_run_at: datetime | None, text: str)
             schedule_id = schedule_id or made
     return Province(
         "", settings.data_dir, Database(settings.database_url), tokens["admin"],
-        tokens["editor"], tokens["officer-a"], tokens["officer-b"], schedule_id,
+        tokens["editor"], tokens["officer-a"], tokens["officer-b"], tokens["nguon"], schedule_id,
     )  # fmt: skip
 
 
@@ -332,3 +339,79 @@ def test_an_emergency_cuts_in_at_once_in_the_target_commune_only(start_province:
     assert not any(p["stopped"] for p in elsewhere), elsewhere  # Xã B played on undisturbed
     played = _wait_forward(province, sent["bulletin"], "played", 30)
     assert played["rate"] == 1.0
+
+
+CAP_ALERT = """<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>X-PCTT-{stamp}</identifier>
+  <sender>pctt@tinh-x.example</sender>
+  <sent>{sent}</sent>
+  <status>Actual</status>
+  <msgType>Alert</msgType>
+  <scope>Public</scope>
+  <info>
+    <language>vi-VN</language>
+    <category>Met</category>
+    <event>Lũ quét</event>
+    <urgency>Immediate</urgency>
+    <severity>Severe</severity>
+    <certainty>Likely</certainty>
+    <expires>{expires}</expires>
+    <headline>Cảnh báo lũ quét</headline>
+    <instruction>Bà con ven suối di chuyển ngay lên chỗ cao.</instruction>
+    <area>
+      <areaDesc>Xã A, và một xã của tỉnh khác</areaDesc>
+      <geocode><valueName>VN-ADMIN</valueName><value>99001</value></geocode>
+      <geocode><valueName>VN-ADMIN</valueName><value>98001</value></geocode>
+    </area>
+  </info>
+</alert>
+"""
+
+
+def _post_cap(province: Province, alert: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"{province.base}/api/v1/source/cap",
+        data=alert.encode("utf-8"),
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {province.source}",
+            "Content-Type": "application/cap+xml",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_cap_alert_plays_where_its_code_points_and_nowhere_else(start_province: Any) -> None:
+    province = start_province()
+    now = datetime.now(UTC).replace(microsecond=0)
+    alert = CAP_ALERT.format(
+        stamp=int(now.timestamp()),
+        sent=now.isoformat(),
+        expires=(now + timedelta(hours=2)).isoformat(),
+    )
+    status, item = _post_cap(province, alert)
+    assert status == 201, item
+    assert (item["disposition"], item["priority"], item["communes"]) == (
+        "broadcast",
+        "emergency",
+        ["xa-a"],
+    )
+    assert item["reason"].endswith("98001")  # another province's commune: left out, said
+    row = _wait_forward(province, item["sent_id"], "placed", 30)
+    emergency = wait_for_status(province.base, province.editor, row["broadcast"], ENDED, 60)
+    assert emergency["status"] == "finished", emergency
+    assert {d["device"] for d in emergency["deliveries"]} == set(XA_A)
+    for device_id in XA_A:
+        [played] = _plays(province, device_id, row["broadcast"])
+        assert played["priority"] == "emergency"
+    assert not played_lines(province.data / "receivers", XA_B[0])  # Xã B heard nothing
+    again, same = _post_cap(province, alert)  # the agency retries: nothing is made twice
+    assert (again, same) == (200, item)
+    time.sleep(2.0)
+    for device_id in XA_A:
+        assert len(_plays(province, device_id, row["broadcast"])) == 1

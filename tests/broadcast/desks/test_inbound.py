@@ -352,3 +352,26 @@ def test_malformed_cap_is_refused_and_stores_nothing(
     with pytest.raises(ValidationError):
         service.inbound.post_cap(province.source, data, now=STORM_TIME)
     assert _count(service) == (0, 0) and _forwards(service) == []
+
+
+SPEC_NOW = datetime(2003, 6, 17, 22, 0, tzinfo=UTC)  # before the thunderstorm warning expires
+
+
+@pytest.mark.parametrize(
+    ("name", "priority", "communes"),
+    [
+        ("oasis-a1-homeland-security-vn.xml", "emergency", ("hac-thanh", "hoang-hop")),
+        ("oasis-a2-thunderstorm-vn.xml", "emergency", ("hoang-hop", "hac-thanh")),
+        ("oasis-a3-earthquake-vn.xml", "normal", ("hoang-hop",)),
+        ("oasis-a4-amber-vn.xml", "emergency", ("hac-thanh", "hoang-hop")),
+    ],
+)
+def test_the_specifications_examples_adapted_go_down_to_their_communes(
+    service: BroadcastService, province: Province, name: str, priority: str, communes: tuple
+) -> None:
+    """The OASIS CAP 1.2 examples (Appendix A) with Vietnamese codes: a province's code is all
+    its communes; the earthquake Update references an alert never received, so it goes out as
+    a new one."""
+    record = service.inbound.post_cap(province.source, _cap(name), now=SPEC_NOW).record
+    assert (record.priority, record.communes) == (priority, communes)
+    assert {commune for _b, commune, _p, _s in _forwards(service)} == set(communes)

@@ -7,8 +7,8 @@ import logging
 import re
 from collections.abc import Iterable
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session, aliased, object_session
 
 from broadcast.const import ZONE_KIND_WORDS, ZoneKind
 from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
@@ -144,6 +144,21 @@ def _below(session: Session, chosen: Iterable[Zone]) -> tuple[set[str], int]:
             wanted.add(zone_id)
             stack.extend(children.get(zone_id, ()))
     return wanted, sum(len(ids) for ids in children.values())
+
+
+def subtree_select(zone_ids: Iterable[str]) -> Select[tuple[str]]:
+    """The ids of the given zones and every zone below them as a subquery (a recursive CTE), for
+    `IN (…)` in SQL: its size does not grow with the tree, where a list of a province's hundreds
+    of zone ids would (`store.json_lists`)."""
+    top = select(Zone.id).where(Zone.id.in_(sorted(set(zone_ids)))).cte(recursive=True)
+    child = aliased(Zone)
+    tree = top.union(select(child.id).where(child.parent_id == top.c.id))
+    return select(tree.c.id)
+
+
+def devices_select(zone_ids: Iterable[str]) -> Select[tuple[str]]:
+    """The ids of the receivers in the given zones and below them, as a subquery."""
+    return select(Device.id).where(Device.zone_id.in_(subtree_select(zone_ids)))
 
 
 def zones_for(session: Session, user: User, action: Action) -> list[Zone]:

@@ -324,11 +324,15 @@ def test_the_calendar_shows_a_commune_its_own_and_the_province_s(
     assert f"schedules/{planned.a}/cancel" in page
     assert f"schedules/{planned.province}/cancel" not in page
     root = service.calendar.week(p["root"], "", week.date())  # the province by default
-    assert {e.title for day in root.days for e in day.entries} == {
-        "Lịch province", "Lịch a", "Lịch b"
-    }  # fmt: skip
-    assert [(z.id, z.depth) for z in root.zones] == [
-        ("tinh-t", 0), ("xa-a", 1), ("thon-a1", 2), ("xa-b", 1), ("thon-b1", 2)
+    # a province's week: what sounds province-wide, the rest counted per commune
+    assert {e.title for day in root.days for e in day.entries} == {"Lịch province"}
+    assert [(c.id, c.runs, c.conflicts) for c in root.communes] == [("xa-a", 1, 0), ("xa-b", 1, 0)]
+    assert [(z.id, z.depth) for z in root.zones] == [("tinh-t", 0), ("xa-a", 1), ("xa-b", 1)]
+    commune = service.calendar.week(p["root"], "xa-b", week.date())
+    assert {e.title for day in commune.days for e in day.entries} == {"Lịch province", "Lịch b"}
+    assert not commune.communes
+    assert [(z.id, z.depth) for z in commune.zones] == [
+        ("tinh-t", 0), ("xa-a", 1), ("xa-b", 1), ("thon-b1", 2)
     ]  # fmt: skip
 
 

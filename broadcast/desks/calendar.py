@@ -294,16 +294,9 @@ def _zone_choices(tree: zones.ZoneTree, user: User, zone: zones.TreeZone) -> lis
     the zones below each zone on the way to the chosen one. A commune's account sees its commune
     and villages; a province's its communes, and a commune's villages once one is chosen (not
     hundreds of villages at once)."""
-    top = [tree.by_id[user.zone_id]] if user.zone_id in tree.by_id else tree.children(None)
+    top = tree.top_of(user)
     opened = {z.id for z in tree.ancestors_and_self(zone.id)} | {z.id for z in top}
-    choices: list[ZoneChoice] = []
-    stack = [(z, 0) for z in reversed(top)]
-    while stack:
-        current, depth = stack.pop()
-        choices.append(ZoneChoice(current.id, current.name, depth))
-        if current.id in opened:
-            stack.extend((child, depth + 1) for child in reversed(tree.children(current.id)))
-    return choices
+    return [ZoneChoice(z.id, z.name, depth) for z, depth in tree.walk(top, opened)]
 
 
 def _per_commune(

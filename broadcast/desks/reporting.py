@@ -321,8 +321,10 @@ class Reports:
     def zone_choices(self, user_id: int) -> list[ZoneChoice]:
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.READ_REPORTS)
-            ordered = tree_ordered(_scope_zones(session, user))
-            return [ZoneChoice(z.id, z.name, z.kind, depth) for z, depth in with_depths(ordered)]
+            tree = zones.ZoneTree.load(session)  # one query, where walking the zones took one each
+            return [
+                ZoneChoice(z.id, z.name, z.kind, depth) for z, depth in tree.walk(tree.top_of(user))
+            ]
 
     # the log
 

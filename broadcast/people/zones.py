@@ -229,8 +229,25 @@ class ZoneTree:
         above = {z.id for zone_id in wanted for z in self.ancestors_and_self(zone_id)}
         return above | self.subtree_ids(wanted)
 
-    def depth(self, zone_id: str) -> int:
-        return len(self.ancestors_and_self(zone_id))
+    def walk(
+        self, top: Iterable[TreeZone], opened: set[str] | None = None
+    ) -> list[tuple[TreeZone, int]]:
+        """`top` and the zones below, in tree order (each zone followed by its sub-zones, by
+        name), each with its depth below `top`; with `opened`, only the sub-zones of those."""
+        found: list[tuple[TreeZone, int]] = []
+        stack = [(zone, 0) for zone in reversed(list(top))]
+        while stack:
+            zone, depth = stack.pop()
+            found.append((zone, depth))
+            if opened is None or zone.id in opened:
+                stack.extend((child, depth + 1) for child in reversed(self.children(zone.id)))
+        return found
+
+    def top_of(self, user: User) -> list[TreeZone]:
+        """The top of `user`'s scope: their zone, or the roots for an installation-wide one."""
+        if user.zone_id is not None and user.zone_id in self.by_id:
+            return [self.by_id[user.zone_id]]
+        return self.children(None)
 
 
 def zones_for(session: Session, user: User, action: Action) -> list[Zone]:

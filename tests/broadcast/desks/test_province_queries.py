@@ -214,19 +214,22 @@ def _statements(service: BroadcastService) -> Iterator[list[str]]:
         event.remove(service.db.engine, "before_cursor_execute", record)
 
 
-def _largest(service: BroadcastService, ask: Callable[[], object]) -> int:
+def _largest(service: BroadcastService, ask: Callable[[], object]) -> tuple[int, int]:
+    """How many statements `ask` runs, and the length of the longest."""
     with _statements(service) as seen:
         ask()
-    return max(len(statement) for statement in seen)
+    return len(seen), max(len(statement) for statement in seen)
 
 
 def test_the_queries_do_not_grow_with_the_tree(service: BroadcastService) -> None:
-    """The longest statement of a province editor's report, CSV and broadcast list is as long
-    with 100 communes as with 3 (a list of ids would make it grow with every zone)."""
+    """A province editor's report, its zone picker, CSV and broadcast list run as many
+    statements with 100 communes as with 3, the longest as long (a list of ids would make it
+    grow with every zone, a walk of the tree add a query for each)."""
     tree = _build(service, communes=3, villages=5)
 
-    def sizes() -> tuple[int, ...]:
+    def sizes() -> tuple[tuple[int, int], ...]:
         return (
+            _largest(service, lambda: service.reports.zone_choices(tree.editor)),
             _largest(service, lambda: service.reports.broadcast_log(tree.editor, LogFilter())),
             _largest(service, lambda: service.reports.log_csv(tree.editor, LogFilter())),
             _largest(service, lambda: service.reports.deliveries_csv(tree.editor, LogFilter())),

@@ -257,7 +257,29 @@ def zones_for(session: Session, user: User, action: Action) -> list[Zone]:
         return []
     if user.zone is None:
         return list(session.scalars(select(Zone).order_by(Zone.kind, Zone.name)))
-    return subtree(user.zone)
+    return subtree_rows(session, user.zone)
+
+
+def subtree_rows(session: Session, zone: Zone) -> list[Zone]:
+    """`subtree(zone)` in one query (a recursive CTE), where walking `Zone.children` costs a
+    query per zone: the zone first, then each zone before those below it."""
+    rows = list(
+        session.scalars(
+            select(Zone).where(Zone.id.in_(subtree_select([zone.id]))).order_by(Zone.id)
+        )
+    )
+    children: dict[str | None, list[Zone]] = {}
+    for row in rows:
+        children.setdefault(row.parent_id, []).append(row)
+    found: list[Zone] = []
+    stack = [zone]
+    while stack:
+        current = stack.pop()
+        if current in found:
+            continue
+        found.append(current)
+        stack.extend(children.get(current.id, ()))
+    return found
 
 
 def scope_ids(session: Session, user: User) -> set[str] | None:

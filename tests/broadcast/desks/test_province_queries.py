@@ -222,7 +222,7 @@ def _largest(service: BroadcastService, ask: Callable[[], object]) -> tuple[int,
 
 
 def test_the_queries_do_not_grow_with_the_tree(service: BroadcastService) -> None:
-    """A province editor's report, its zone picker, CSV and broadcast list run as many
+    """A province editor's report, its zone picker, CSV, broadcast list and zones run as many
     statements with 100 communes as with 3, the longest as long (a list of ids would make it
     grow with every zone, a walk of the tree add a query for each)."""
     tree = _build(service, communes=3, villages=5)
@@ -230,6 +230,7 @@ def test_the_queries_do_not_grow_with_the_tree(service: BroadcastService) -> Non
     def sizes() -> tuple[tuple[int, int], ...]:
         return (
             _largest(service, lambda: service.reports.zone_choices(tree.editor)),
+            _largest(service, lambda: service.overview.zones(tree.editor)),
             _largest(service, lambda: service.reports.broadcast_log(tree.editor, LogFilter())),
             _largest(service, lambda: service.reports.log_csv(tree.editor, LogFilter())),
             _largest(service, lambda: service.reports.deliveries_csv(tree.editor, LogFilter())),

@@ -202,7 +202,7 @@ def week_calendar(
     entries = sorted(entries, key=lambda e: (e.at, e.title))
     communes: list[CommuneWeek] = []
     if zone.kind == ZoneKind.PROVINCE.value:  # a province: its own entries, then per commune
-        communes = _per_commune(tree, zone, _mark_conflicts(entries))
+        communes = _per_commune(tree, zone, set(above), entries)
         entries = [entry for entry in entries if entry.footprint & set(above)]
         shown = [s for s in shown if any(e.schedule_id == s.id for e in entries)]
     entries = _mark_conflicts(entries)
@@ -300,23 +300,27 @@ def _zone_choices(tree: zones.ZoneTree, user: User, zone: zones.TreeZone) -> lis
 
 
 def _per_commune(
-    tree: zones.ZoneTree, province: zones.TreeZone, entries: list[Entry]
+    tree: zones.ZoneTree, province: zones.TreeZone, above: set[str], entries: list[Entry]
 ) -> list[CommuneWeek]:
-    """How many runs of the week sound in each zone right below the province (its communes),
-    and how many of those clash, for what does not sound province-wide."""
-    runs: dict[str, int] = {}
-    clashes: dict[str, int] = {}
+    """How many runs of the week sound in each zone right below the province (its communes)
+    other than the province-wide ones (those targeting `above`), and how many of them clash,
+    with one another or with a province-wide one. Runs in two communes never clash, so each
+    commune is checked alone (the province at once would compare every pair at 06:00)."""
+    wide = [entry for entry in entries if entry.footprint & above]
+    own: dict[str, list[Entry]] = {}
     for entry in entries:
-        if province.id in entry.footprint:
+        if entry.footprint & above:
             continue
         below = {_child_towards(tree, province.id, zone_id) for zone_id in entry.footprint}
         for commune in (c for c in below if c is not None):
-            runs[commune] = runs.get(commune, 0) + 1
-            clashes[commune] = clashes.get(commune, 0) + bool(entry.conflicts)
-    return [
-        CommuneWeek(commune.id, commune.name, runs.get(commune.id, 0), clashes.get(commune.id, 0))
-        for commune in tree.children(province.id)
-    ]
+            own.setdefault(commune, []).append(entry)
+    rows = []
+    for commune in tree.children(province.id):
+        mine = own.get(commune.id, [])
+        marked = _mark_conflicts(sorted(wide + mine, key=lambda e: (e.at, e.title)))
+        clashes = sum(1 for e in marked if e.conflicts and not e.footprint & above)
+        rows.append(CommuneWeek(commune.id, commune.name, len(mine), clashes))
+    return rows
 
 
 def _child_towards(tree: zones.ZoneTree, top_id: str, zone_id: str) -> str | None:
@@ -347,15 +351,20 @@ def _schedule_entries(
             )
         )
         statuses = {(schedule_id, at): status for schedule_id, at, status in rows}
+    # a province's communes share a few rules ("daily at 06:00"): each is expanded once
+    expanded: dict[programmes.Rule, list[datetime]] = {}
     for schedule in schedules:
         footprint, reach = places.footprint(schedule.zone_ids, schedule.device_ids or [])
         if not footprint & related:
             continue
         created = schedule.created_at.replace(microsecond=0)
         airtime = timedelta(seconds=schedule.airtime_s or 0.0)
+        rule = planning.rule_of(schedule)
+        if rule not in expanded:
+            expanded[rule] = programmes.occurrences(rule, start, end)
         runs = [
             at
-            for at in programmes.occurrences(planning.rule_of(schedule), start, end)
+            for at in expanded[rule]
             if statuses.get((schedule.id, at)) != BroadcastStatus.CANCELLED.value
             and (at >= created or (schedule.id, at) in statuses)
         ]

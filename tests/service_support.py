@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,6 +18,7 @@ from broadcast.sending.dispatcher import Dispatcher
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from broadcast.store.locks import process_lock
+from broadcast.store.models import Bulletin, Device, Schedule, User, Zone
 from wire import protocol
 
 PASSWORD = "correct horse battery"
@@ -254,3 +256,96 @@ def approved_bulletin(
     desk.submit(author, bulletin_id)
     desk.approve(reviewer, bulletin_id)
     return bulletin_id
+
+
+CALENDAR_PROVINCE = "tinh-lich"
+
+
+def seed_calendar_province(service: BroadcastService) -> dict[str, int]:
+    """A province (`CALENDAR_PROVINCE`, no communes yet: `add_calendar_communes`) with a daily
+    province-wide schedule at 06:00 local, an installation-wide admin "lich-root" and a
+    province editor "lich-editor" (password PASSWORD); user ids by name."""
+    with service.db.session() as session:
+        zones.create_zone(session, CALENDAR_PROVINCE, "Tỉnh Lịch", ZoneKind.PROVINCE, code="96")
+        ids = {
+            name: accounts.create_user(session, name, PASSWORD, role, zone).id
+            for name, role, zone in (
+                ("lich-root", Role.ADMIN, None),
+                ("lich-editor", Role.PROVINCE_EDITOR, CALENDAR_PROVINCE),
+            )
+        }
+        _stored_schedule(session, "Tin toàn tỉnh", [CALENDAR_PROVINCE], [], "06:00")
+    return ids
+
+
+def add_calendar_communes(service: BroadcastService, first: int, last: int) -> None:
+    """Communes `lich-xa-<n>` (n from `first` to `last`) of `CALENDAR_PROVINCE`, as plain rows:
+    two villages each with a receiver, and a week's worth of what a commune plans: a daily
+    schedule on the commune (06:00, beside the province's), one on a village (07:00), one naming
+    a receiver (18:00), and an officer "lich-officer-<n>"."""
+    with service.db.session() as session:
+        # one argon2 hash for all (each costs time): lich-root's, whose password is PASSWORD too
+        password_hash = session.query(User).filter_by(username="lich-root").one().password_hash
+        for n in range(first, last + 1):
+            commune = f"lich-xa-{n:03d}"
+            session.add(
+                Zone(
+                    id=commune,
+                    name=f"Xã Lịch {n:03d}",
+                    kind=ZoneKind.COMMUNE.value,
+                    parent_id=CALENDAR_PROVINCE,
+                    code=f"96{n:03d}",
+                )
+            )
+            for v in (1, 2):
+                session.add(
+                    Zone(
+                        id=f"{commune}-t{v}",
+                        name=f"Thôn {v}",
+                        kind=ZoneKind.VILLAGE.value,
+                        parent_id=commune,
+                    )
+                )
+            session.flush()
+            for v in (1, 2):
+                session.add(
+                    Device(
+                        id=f"loa-{commune}-t{v}",
+                        name=f"Loa {v}",
+                        zone_id=f"{commune}-t{v}",
+                        mqtt_password_hash="-",
+                    )
+                )
+            session.add(
+                User(
+                    username=f"lich-officer-{n}",
+                    password_hash=password_hash,
+                    role=Role.OFFICER.value,
+                    zone_id=commune,
+                )
+            )
+            session.flush()
+            _stored_schedule(session, f"Tin xã {n:03d}", [commune], [], "06:00")
+            _stored_schedule(session, f"Tin thôn {n:03d}", [f"{commune}-t1"], [], "07:00")
+            _stored_schedule(session, f"Tin loa {n:03d}", [], [f"loa-{commune}-t2"], "18:00")
+
+
+def _stored_schedule(
+    session: object, title: str, zone_ids: list[str], device_ids: list[str], at: str
+) -> None:
+    """A daily schedule stored as it is (no overlap check), made long ago, with its bulletin."""
+    bulletin = Bulletin(title=title, text=title, status="approved")
+    session.add(bulletin)  # type: ignore[attr-defined]
+    session.flush()  # type: ignore[attr-defined]
+    session.add(  # type: ignore[attr-defined]
+        Schedule(
+            bulletin_id=bulletin.id,
+            kind="daily",
+            time_of_day=at,
+            zone_ids=zone_ids,
+            device_ids=device_ids,
+            priority="normal",
+            airtime_s=300.0,
+            created_at=datetime(2020, 1, 1),
+        )
+    )

@@ -450,8 +450,8 @@ class AnnouncementDesk:
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.VIEW)
             rows = broadcasts.visible_broadcasts(session, user, limit)
-            scope = broadcasts.listening_scope(session, user)
-            counts = broadcasts.delivery_counts(session, [row.id for row in rows], scope)
+            devices = broadcasts.heard_devices(user)
+            counts = broadcasts.delivery_counts(session, [row.id for row in rows], devices)
             return [BroadcastSummary(_record(row, ()), counts[row.id]) for row in rows]
 
     def page(self, user_id: int, broadcast_id: int) -> BroadcastPage:

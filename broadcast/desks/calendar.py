@@ -11,6 +11,10 @@ emergency preempts, but two routine items would wait for each other). Runs cance
 one, runs from before their schedule existed, and broadcasts that failed or were cancelled are
 left out: the calendar shows what plays.
 
+A province's week would be every commune's (hundreds of entries a day): it lists what sounds
+province-wide (targets the province or above) and, per commune, how many runs sound there and
+how many of them clash; the commune's own week, a click away, has the details.
+
 Every account sees the zones of its scope (its zone and below; an installation-wide account
 every zone): a commune's week shows what its province sends there, never another commune's.
 A schedule is cancelled here only by someone who could have made it (every target theirs).
@@ -21,23 +25,24 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 import audio
 from broadcast import clock
-from broadcast.const import BroadcastStatus
-from broadcast.desks import reporting
+from broadcast.const import BroadcastStatus, ZoneKind
 from broadcast.desks.bulletins import cancellable_schedules
 from broadcast.desks.records import ScheduleRecord
 from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
-from broadcast.people import accounts, permissions, targets, zones
+from broadcast.people import accounts, permissions, zones
 from broadcast.people.permissions import Action
 from broadcast.programme import planning
 from broadcast.programme import rules as programmes
 from broadcast.store.db import Database
-from broadcast.store.models import Broadcast, Schedule, User, Zone, utcnow
+from broadcast.store.json_lists import json_list_has_any
+from broadcast.store.models import Broadcast, Device, Schedule, User, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -88,6 +93,16 @@ class ZoneChoice:
 
 
 @dataclass(frozen=True)
+class CommuneWeek:
+    """A province's week, one commune: its runs (its own and its villages') and clashes."""
+
+    id: str
+    name: str
+    runs: int
+    conflicts: int
+
+
+@dataclass(frozen=True)
 class WeekCalendar:
     zone: ZoneChoice
     zones: list[ZoneChoice]  # the zones this user may choose, in tree order
@@ -98,6 +113,8 @@ class WeekCalendar:
     can_cancel: bool  # the user's role may cancel schedules (`cancellable`: which ones)
     can_open_bulletins: bool
     cancellable: frozenset[int] = frozenset()  # schedules whose every target is the user's
+    # a province's week: the entries are what sounds province-wide, the rest counted here
+    communes: list[CommuneWeek] = field(default_factory=list)
 
     @property
     def previous(self) -> date:
@@ -140,33 +157,68 @@ def week_calendar(
 ) -> WeekCalendar:
     """The zone's week (default: the account's zone, else the top of the tree; this week).
 
+    A fixed number of queries at any size of tree: the zones are read once (`ZoneTree`), and
+    only the schedules and broadcasts that sound in the zone are read, filtered in SQL.
+    A province's week lists what sounds province-wide and counts the rest per commune.
+
     `media`, when given, measures announcements' recorded length; without it they count as
     instants."""
     user = accounts.require_user(session, user_id, Action.VIEW)
-    zone = _chosen_zone(session, user, zone_id)
+    tree = zones.ZoneTree.load(session)
+    zone = _chosen_zone(tree, user, zone_id)
     now = now or utcnow()
     monday = monday_of(week or programmes.local_today(now))
     start = programmes.local_midnight(monday)
     end = programmes.local_midnight(monday + timedelta(days=7))
-    related = targets.related_zone_ids([zone])
-    entries, shown = _schedule_entries(session, related, start, end)
-    entries += _broadcast_entries(session, related, start, end, media)
-    entries = _mark_conflicts(sorted(entries, key=lambda e: (e.at, e.title)))
+    above = [z.id for z in tree.ancestors_and_self(zone.id)]
+    schedules = list(
+        session.scalars(
+            select(Schedule)
+            .options(selectinload(Schedule.bulletin))
+            .where(
+                Schedule.active.is_(True),
+                Schedule.ended_at.is_(None),
+                _sounding_in(Schedule.zone_ids, Schedule.device_ids, zone.id, above),
+            )
+            .order_by(Schedule.id)
+        )
+    )
+    when = func.coalesce(Broadcast.play_at, Broadcast.created_at)
+    sent = list(
+        session.scalars(
+            select(Broadcast).where(
+                Broadcast.schedule_id.is_(None),
+                Broadcast.status.not_in(LEFT_OUT),
+                when >= start,
+                when < end,
+                _sounding_in(Broadcast.zone_ids, Broadcast.device_ids, zone.id, above),
+            )
+        )
+    )
+    places = _Places(session, tree, [*schedules, *sent])
+    related = tree.related_ids([zone.id])
+    entries, shown = _schedule_entries(session, places, related, schedules, start, end)
+    entries += _broadcast_entries(places, related, sent, media)
+    entries = sorted(entries, key=lambda e: (e.at, e.title))
+    communes: list[CommuneWeek] = []
+    if zone.kind == ZoneKind.PROVINCE.value:  # a province: its own entries, then per commune
+        communes = _per_commune(tree, zone, set(above), entries)
+        entries = [entry for entry in entries if entry.footprint & set(above)]
+        shown = [s for s in shown if any(e.schedule_id == s.id for e in entries)]
+    entries = _mark_conflicts(entries)
     days = [Day(monday + timedelta(days=offset), []) for offset in range(7)]
     for entry in entries:
         local = programmes.local_today(entry.at)
         days[(local - monday).days].entries.append(entry)
-    visible = zones.visible_zones(session, user)
     named = {z for entry in entries for z in entry.zone_ids}
+    named |= {z for schedule in shown for z in schedule.zone_ids}
+    choices = _zone_choices(tree, user, zone)
     return WeekCalendar(
         zone=ZoneChoice(zone.id, zone.name),
-        zones=[
-            ZoneChoice(z.id, z.name, depth)
-            for z, depth in reporting.with_depths(reporting.tree_ordered(visible))
-        ],
-        zone_names={  # the zones the user sees, those above and those the entries name
-            **{z.id: z.name for z in session.scalars(select(Zone).where(Zone.id.in_(named)))},
-            **zones.names_with_ancestors(visible),
+        zones=choices,
+        zone_names={  # the entries' zones and the picker's
+            **{z: tree.by_id[z].name for z in named if z in tree.by_id},
+            **{choice.id: choice.name for choice in choices},
         },
         start=monday,
         days=days,
@@ -174,24 +226,60 @@ def week_calendar(
         can_cancel=permissions.allowed(user.role, Action.SCHEDULE),
         can_open_bulletins=permissions.allowed(user.role, Action.READ_BULLETINS),
         cancellable=cancellable_schedules(session, user, shown),
+        communes=communes,
     )
 
 
-def _chosen_zone(session: Session, user: User, zone_id: str) -> Zone:
+def _sounding_in(
+    zone_ids: Any, device_ids: Any, zone_id: str, above: list[str]
+) -> ColumnElement[bool]:
+    """SQL: targets (JSON lists of zones and named receivers) that sound together with the
+    zone `zone_id`: a target is the zone, one above it (`above`) or one below it, or a receiver
+    in one of those. Subqueries, not lists of ids (`store.json_lists`)."""
+    below = zones.subtree_select([zone_id])
+    devices = select(Device.id).where(or_(Device.zone_id.in_(above), Device.zone_id.in_(below)))
+    return or_(
+        json_list_has_any(zone_ids, above),
+        json_list_has_any(zone_ids, below),
+        json_list_has_any(device_ids, devices),
+    )
+
+
+class _Places:
+    """Where the schedules and broadcasts read sound, from the tree in memory and one query for
+    the zones of the receivers they name."""
+
+    def __init__(
+        self, session: Session, tree: zones.ZoneTree, rows: list[Schedule | Broadcast]
+    ) -> None:
+        self.tree = tree
+        named = sorted({d for row in rows for d in row.device_ids or []})
+        self.device_zones = zones.device_zones(session, named)
+
+    def footprint(
+        self, zone_ids: list[str], device_ids: list[str]
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """The zones where it sounds, and every zone sounding together with those."""
+        found = {z for z in zone_ids if z in self.tree.by_id}
+        found |= {self.device_zones[d] for d in device_ids if d in self.device_zones}
+        return frozenset(found), frozenset(self.tree.related_ids(found))
+
+
+def _chosen_zone(tree: zones.ZoneTree, user: User, zone_id: str) -> zones.TreeZone:
     """The zone asked for, else the user's own, else (installation-wide) the top of the tree:
     the province (everything planned in it), or a single-commune installation's commune."""
-    own = user.zone
     if zone_id:
-        zone = zones.get_zone(session, zone_id)
-    elif own is not None:
-        zone = own
+        zone = tree.by_id.get(zone_id)
+        if zone is None:
+            raise NotFound(N_("không có khu vực “%(id)s”"), "not_found", id=zone_id)
+    elif user.zone_id is not None and user.zone_id in tree.by_id:
+        zone = tree.by_id[user.zone_id]
     else:
-        roots = session.scalars(select(Zone).where(Zone.parent_id.is_(None)))
-        top = reporting.tree_ordered(roots)
+        top = tree.children(None)
         if not top:
             raise NotFound(N_("chưa có xã nào"), "no_commune")
         zone = top[0]
-    if not zones.in_scope(session, user, zone.id):
+    if user.zone_id is not None and zone.id not in tree.subtree_ids([user.zone_id]):
         raise PermissionDenied(
             N_("người dùng “%(user)s” không được xem khu vực “%(zone)s”"),
             "zone_out_of_reach",
@@ -201,39 +289,84 @@ def _chosen_zone(session: Session, user: User, zone_id: str) -> Zone:
     return zone
 
 
-def _footprint(
-    session: Session, zone_ids: list[str], device_ids: list[str]
-) -> tuple[frozenset[str], frozenset[str]]:
-    """The zones where it sounds, and every zone sounding together with those."""
-    footprint = targets.stored(session, zone_ids, device_ids).footprint()
-    return frozenset(z.id for z in footprint), frozenset(targets.related_zone_ids(footprint))
+def _zone_choices(tree: zones.ZoneTree, user: User, zone: zones.TreeZone) -> list[ZoneChoice]:
+    """The picker, in tree order: the top of the user's scope and the zones right below it, and
+    the zones below each zone on the way to the chosen one. A commune's account sees its commune
+    and villages; a province's its communes, and a commune's villages once one is chosen (not
+    hundreds of villages at once)."""
+    top = tree.top_of(user)
+    opened = {z.id for z in tree.ancestors_and_self(zone.id)} | {z.id for z in top}
+    return [ZoneChoice(z.id, z.name, depth) for z, depth in tree.walk(top, opened)]
+
+
+def _per_commune(
+    tree: zones.ZoneTree, province: zones.TreeZone, above: set[str], entries: list[Entry]
+) -> list[CommuneWeek]:
+    """How many runs of the week sound in each zone right below the province (its communes)
+    other than the province-wide ones (those targeting `above`), and how many of them clash,
+    with one another or with a province-wide one. Runs in two communes never clash, so each
+    commune is checked alone (the province at once would compare every pair at 06:00)."""
+    wide = [entry for entry in entries if entry.footprint & above]
+    own: dict[str, list[Entry]] = {}
+    for entry in entries:
+        if entry.footprint & above:
+            continue
+        below = {_child_towards(tree, province.id, zone_id) for zone_id in entry.footprint}
+        for commune in (c for c in below if c is not None):
+            own.setdefault(commune, []).append(entry)
+    rows = []
+    for commune in tree.children(province.id):
+        mine = own.get(commune.id, [])
+        marked = _mark_conflicts(sorted(wide + mine, key=lambda e: (e.at, e.title)))
+        clashes = sum(1 for e in marked if e.conflicts and not e.footprint & above)
+        rows.append(CommuneWeek(commune.id, commune.name, len(mine), clashes))
+    return rows
+
+
+def _child_towards(tree: zones.ZoneTree, top_id: str, zone_id: str) -> str | None:
+    """The zone right below `top_id` on the way down to `zone_id` (None: not below it)."""
+    chain = [z.id for z in tree.ancestors_and_self(zone_id)]
+    if top_id not in chain[1:]:
+        return None
+    return chain[chain.index(top_id) - 1]
 
 
 def _schedule_entries(
-    session: Session, related: set[str], start: datetime, end: datetime
+    session: Session,
+    places: _Places,
+    related: set[str],
+    schedules: list[Schedule],
+    start: datetime,
+    end: datetime,
 ) -> tuple[list[Entry], list[Schedule]]:
     entries: list[Entry] = []
     shown: list[Schedule] = []
-    for schedule in planning.plannable(session):
-        footprint, reach = _footprint(session, schedule.zone_ids, schedule.device_ids or [])
+    statuses: dict[tuple[int, datetime], str] = {}
+    if schedules:  # the week's rows of every schedule read, in one query
+        rows = session.execute(
+            select(Broadcast.schedule_id, Broadcast.occurrence_at, Broadcast.status).where(
+                Broadcast.schedule_id.in_([s.id for s in schedules]),
+                Broadcast.occurrence_at >= start,
+                Broadcast.occurrence_at < end,
+            )
+        )
+        statuses = {(schedule_id, at): status for schedule_id, at, status in rows}
+    # a province's communes share a few rules ("daily at 06:00"): each is expanded once
+    expanded: dict[programmes.Rule, list[datetime]] = {}
+    for schedule in schedules:
+        footprint, reach = places.footprint(schedule.zone_ids, schedule.device_ids or [])
         if not footprint & related:
             continue
-        rows = {
-            at: status
-            for at, status in session.execute(
-                select(Broadcast.occurrence_at, Broadcast.status).where(
-                    Broadcast.schedule_id == schedule.id,
-                    Broadcast.occurrence_at >= start,
-                    Broadcast.occurrence_at < end,
-                )
-            )
-        }
         created = schedule.created_at.replace(microsecond=0)
         airtime = timedelta(seconds=schedule.airtime_s or 0.0)
+        rule = planning.rule_of(schedule)
+        if rule not in expanded:
+            expanded[rule] = programmes.occurrences(rule, start, end)
         runs = [
             at
-            for at in programmes.occurrences(planning.rule_of(schedule), start, end)
-            if rows.get(at) != BroadcastStatus.CANCELLED.value and (at >= created or at in rows)
+            for at in expanded[rule]
+            if statuses.get((schedule.id, at)) != BroadcastStatus.CANCELLED.value
+            and (at >= created or (schedule.id, at) in statuses)
         ]
         for at in runs:
             entries.append(
@@ -257,23 +390,15 @@ def _schedule_entries(
 
 
 def _broadcast_entries(
-    session: Session,
+    places: _Places,
     related: set[str],
-    start: datetime,
-    end: datetime,
+    sent: list[Broadcast],
     media: audio.MediaStore | None,
 ) -> list[Entry]:
     """Broadcasts sent at once (no schedule), by the time they were to play."""
-    when = func.coalesce(Broadcast.play_at, Broadcast.created_at)
-    query = select(Broadcast).where(
-        Broadcast.schedule_id.is_(None),
-        Broadcast.status.not_in(LEFT_OUT),
-        when >= start,
-        when < end,
-    )
     entries = []
-    for row in session.scalars(query):
-        footprint, reach = _footprint(session, row.zone_ids, row.device_ids or [])
+    for row in sent:
+        footprint, reach = places.footprint(row.zone_ids, row.device_ids or [])
         if not footprint & related:
             continue
         at = row.play_at or row.created_at

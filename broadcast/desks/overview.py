@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
+
 from broadcast.desks.records import BroadcastRecord, DeviceRecord, ZoneRecord
 from broadcast.errors import N_, ValidationError
 from broadcast.fleet import receivers
@@ -22,7 +24,7 @@ from broadcast.people.permissions import Action
 from broadcast.programme import planning
 from broadcast.sending import broadcasts
 from broadcast.store.db import Database
-from broadcast.store.models import utcnow
+from broadcast.store.models import Device, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -111,7 +113,14 @@ class Overview:
         """The zones the user may see (a village head: their village and below)."""
         with self.db.session() as session:
             user = accounts.require_user(session, user_id, Action.VIEW)
-            return [ZoneRecord.of(zone) for zone in zones.visible_zones(session, user)]
+            visible = zones.visible_zones(session, user)
+            devices: dict[str, list[str]] = {zone.id: [] for zone in visible}
+            query = select(Device.id, Device.zone_id).order_by(Device.id)  # one query, any size
+            if user.zone_id is not None:
+                query = query.where(Device.zone_id.in_(zones.subtree_select([user.zone_id])))
+            for device_id, zone_id in session.execute(query):
+                devices.setdefault(zone_id, []).append(device_id)
+            return [ZoneRecord.of(zone, devices[zone.id]) for zone in visible]
 
     def receivers(
         self,

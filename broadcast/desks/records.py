@@ -5,7 +5,7 @@ either."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -25,13 +25,15 @@ class ZoneRecord:
     code: str | None = None  # mã đơn vị hành chính: a province's or a commune's
 
     @classmethod
-    def of(cls, zone: Zone) -> ZoneRecord:
+    def of(cls, zone: Zone, device_ids: Sequence[str] | None = None) -> ZoneRecord:
+        """With `device_ids` (its receivers, read for many zones at once), `zone.devices` is
+        not loaded: a query per zone."""
         return cls(
             zone.id,
             zone.name,
             zone.kind,
             zone.parent_id,
-            tuple(d.id for d in zone.devices),
+            tuple(d.id for d in zone.devices) if device_ids is None else tuple(device_ids),
             zone.code,
         )
 

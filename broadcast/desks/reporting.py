@@ -38,7 +38,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 import audio
@@ -48,6 +48,7 @@ from broadcast.errors import N_, PermissionDenied, ValidationError
 from broadcast.people import accounts, zones
 from broadcast.people.permissions import Action
 from broadcast.store.db import Database
+from broadcast.store.json_lists import json_list_has_any
 from broadcast.store.models import (
     Broadcast,
     Delivery,
@@ -320,8 +321,10 @@ class Reports:
     def zone_choices(self, user_id: int) -> list[ZoneChoice]:
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.READ_REPORTS)
-            ordered = tree_ordered(_scope_zones(session, user))
-            return [ZoneChoice(z.id, z.name, z.kind, depth) for z, depth in with_depths(ordered)]
+            tree = zones.ZoneTree.load(session)  # one query, where walking the zones took one each
+            return [
+                ZoneChoice(z.id, z.name, z.kind, depth) for z, depth in tree.walk(tree.top_of(user))
+            ]
 
     # the log
 
@@ -345,9 +348,8 @@ class Reports:
                     .limit(per_page)
                 )
             )
-            counts = _delivery_counts(
-                session, [b.id for b in broadcasts], _zone_device_ids(session, wanted.zone_id)
-            )
+            devices = None if wanted.zone_id is None else zones.devices_select([wanted.zone_id])
+            counts = _delivery_counts(session, [b.id for b in broadcasts], devices)
             rows = [_log_row(b, counts.get(b.id, DeliveryCounts())) for b in broadcasts]
             named = {zone_id for row in rows for zone_id in row.zone_ids}
             names = {  # a commune-wide row shows the commune's name to a village head too
@@ -756,7 +758,7 @@ def _authorized_zone(session: Session, user: User, zone_id: str) -> Zone:
         raise ValidationError(
             "zone", N_("không có khu vực “%(id)s”"), "unknown_zone", id=zone_id[:63]
         )
-    if zone not in _scope_zones(session, user):
+    if not zones.in_scope(session, user, zone.id):
         raise PermissionDenied(
             N_("người dùng “%(user)s” không được xem báo cáo của khu vực “%(zone)s”"),
             "zone_out_of_reach",
@@ -780,14 +782,7 @@ def _zone_device_ids(session: Session, zone_id: str | None) -> list[str] | None:
     """The receivers of a zone and below; None when no zone is chosen (all receivers)."""
     if zone_id is None:
         return None
-    zone = session.get(Zone, zone_id)
-    return [] if zone is None else [d.id for d in zones.target_devices([zone])]
-
-
-def _json_has(column: Any, value: str) -> ColumnElement[bool]:
-    """A JSON list of ids holds `value`. Ids are slugs (a-z, 0-9, -), so the quoted id can
-    only match a whole element, and LIKE needs no escaping; works on SQLite and PostgreSQL."""
-    return cast(column, String).like(f'%"{value}"%')
+    return list(session.scalars(zones.devices_select([zone_id]).order_by(Device.id)))
 
 
 def _log_condition(session: Session, wanted: LogFilter) -> ColumnElement[bool]:
@@ -805,19 +800,7 @@ def _log_condition(session: Session, wanted: LogFilter) -> ColumnElement[bool]:
             raise ValidationError(
                 "zone", N_("không có khu vực “%(id)s”"), "unknown_zone", id=wanted.zone_id[:63]
             )
-        related = {z.id for z in zones.ancestors_and_self(zone)} | {
-            z.id for z in zones.subtree(zone)
-        }
-        devices = [d.id for d in zones.target_devices([zone])]
-        reach = [_json_has(Broadcast.zone_ids, zone_id) for zone_id in sorted(related)]
-        reach += [_json_has(Broadcast.device_ids, device_id) for device_id in devices]
-        if devices:
-            reach.append(
-                exists().where(
-                    Delivery.broadcast_id == Broadcast.id, Delivery.device_id.in_(devices)
-                )
-            )
-        conditions.append(or_(*reach))
+        conditions.append(_reached(zone))
     if wanted.date_from is not None:
         conditions.append(_when() >= local_day_start(wanted.date_from))
     if wanted.date_to is not None:
@@ -829,6 +812,20 @@ def _log_condition(session: Session, wanted: LogFilter) -> ColumnElement[bool]:
     if wanted.priority is not None:
         conditions.append(Broadcast.priority == wanted.priority)
     return and_(*conditions)
+
+
+def _reached(zone: Zone) -> ColumnElement[bool]:
+    """The broadcast reached `zone`: it targeted the zone, a zone above or below it, or one of
+    its receivers (named, or with a delivery). Subqueries, not lists of ids: a province has
+    hundreds of zones and thousands of receivers."""
+    below = zones.subtree_select([zone.id])
+    devices = zones.devices_select([zone.id])
+    return or_(
+        json_list_has_any(Broadcast.zone_ids, [z.id for z in zones.ancestors_and_self(zone)]),
+        json_list_has_any(Broadcast.zone_ids, below),
+        json_list_has_any(Broadcast.device_ids, devices),
+        exists().where(Delivery.broadcast_id == Broadcast.id, Delivery.device_id.in_(devices)),
+    )
 
 
 def _all_broadcasts(session: Session, wanted: LogFilter) -> list[Broadcast]:
@@ -843,7 +840,7 @@ def _all_broadcasts(session: Session, wanted: LogFilter) -> list[Broadcast]:
 
 
 def _delivery_counts(
-    session: Session, broadcast_ids: Sequence[int], device_ids: Sequence[str] | None
+    session: Session, broadcast_ids: Sequence[int], devices: Select[tuple[str]] | None
 ) -> dict[int, DeliveryCounts]:
     if not broadcast_ids:
         return {}
@@ -852,8 +849,8 @@ def _delivery_counts(
         .where(Delivery.broadcast_id.in_(broadcast_ids))
         .group_by(Delivery.broadcast_id, Delivery.state)
     )
-    if device_ids is not None:
-        query = query.where(Delivery.device_id.in_(device_ids))
+    if devices is not None:
+        query = query.where(Delivery.device_id.in_(devices))
     tally: dict[int, Counter[str]] = {}
     for broadcast_id, state, count in session.execute(query):
         tally.setdefault(broadcast_id, Counter())[state] += count

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session, aliased, object_session
 
 from broadcast.const import ZONE_KIND_WORDS, ZoneKind
 from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
@@ -146,6 +147,109 @@ def _below(session: Session, chosen: Iterable[Zone]) -> tuple[set[str], int]:
     return wanted, sum(len(ids) for ids in children.values())
 
 
+def subtree_select(zone_ids: Iterable[str]) -> Select[tuple[str]]:
+    """The ids of the given zones and every zone below them as a subquery (a recursive CTE), for
+    `IN (…)` in SQL: its size does not grow with the tree, where a list of a province's hundreds
+    of zone ids would (`store.json_lists`)."""
+    top = select(Zone.id).where(Zone.id.in_(sorted(set(zone_ids)))).cte(recursive=True)
+    child = aliased(Zone)
+    tree = top.union(select(child.id).where(child.parent_id == top.c.id))
+    return select(tree.c.id)
+
+
+def devices_select(zone_ids: Iterable[str]) -> Select[tuple[str]]:
+    """The ids of the receivers in the given zones and below them, as a subquery."""
+    return select(Device.id).where(Device.zone_id.in_(subtree_select(zone_ids)))
+
+
+def device_zones(session: Session, device_ids: Iterable[str]) -> dict[str, str]:
+    """Receiver id → its zone's id, for the receivers named (those that exist), in one query."""
+    named = sorted(set(device_ids))
+    if not named:
+        return {}
+    query = select(Device.id, Device.zone_id).where(Device.id.in_(named))
+    return {device_id: zone_id for device_id, zone_id in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class TreeZone:
+    """A zone as the tree walks need it (`ZoneTree`), without loading a row object."""
+
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None
+
+
+class ZoneTree:
+    """Every zone, read in one query, and the tree's walks in memory: a page that would walk
+    `Zone.children` lazily costs a query per zone, hundreds at a province."""
+
+    def __init__(self, rows: Iterable[TreeZone]) -> None:
+        self.by_id = {row.id: row for row in rows}
+        self._children: dict[str | None, list[TreeZone]] = {}
+        for row in self.by_id.values():
+            self._children.setdefault(row.parent_id, []).append(row)
+        for children in self._children.values():
+            children.sort(key=lambda row: (row.name, row.id))
+
+    @classmethod
+    def load(cls, session: Session) -> ZoneTree:
+        query = select(Zone.id, Zone.name, Zone.kind, Zone.parent_id)
+        return cls(TreeZone(*row) for row in session.execute(query))
+
+    def children(self, zone_id: str | None) -> list[TreeZone]:
+        """The zones right below `zone_id` (None: the roots), by name."""
+        return list(self._children.get(zone_id, ()))
+
+    def ancestors_and_self(self, zone_id: str) -> list[TreeZone]:
+        """The zone, then its parent, up to the root (as `ancestors_and_self`)."""
+        chain: list[TreeZone] = []
+        current = self.by_id.get(zone_id)
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = self.by_id.get(current.parent_id) if current.parent_id else None
+        return chain
+
+    def subtree_ids(self, zone_ids: Iterable[str]) -> set[str]:
+        """The given zones and every zone below them."""
+        found: set[str] = set()
+        stack = [zone_id for zone_id in zone_ids if zone_id in self.by_id]
+        while stack:
+            zone_id = stack.pop()
+            if zone_id not in found:
+                found.add(zone_id)
+                stack.extend(child.id for child in self._children.get(zone_id, ()))
+        return found
+
+    def related_ids(self, zone_ids: Iterable[str]) -> set[str]:
+        """The zones that sound together with these: each, its ancestors and its descendants
+        (as `targets.related_zone_ids`)."""
+        wanted = list(zone_ids)
+        above = {z.id for zone_id in wanted for z in self.ancestors_and_self(zone_id)}
+        return above | self.subtree_ids(wanted)
+
+    def walk(
+        self, top: Iterable[TreeZone], opened: set[str] | None = None
+    ) -> list[tuple[TreeZone, int]]:
+        """`top` and the zones below, in tree order (each zone followed by its sub-zones, by
+        name), each with its depth below `top`; with `opened`, only the sub-zones of those."""
+        found: list[tuple[TreeZone, int]] = []
+        stack = [(zone, 0) for zone in reversed(list(top))]
+        while stack:
+            zone, depth = stack.pop()
+            found.append((zone, depth))
+            if opened is None or zone.id in opened:
+                stack.extend((child, depth + 1) for child in reversed(self.children(zone.id)))
+        return found
+
+    def top_of(self, user: User) -> list[TreeZone]:
+        """The top of `user`'s scope: their zone, or the roots for an installation-wide one."""
+        if user.zone_id is not None and user.zone_id in self.by_id:
+            return [self.by_id[user.zone_id]]
+        return self.children(None)
+
+
 def zones_for(session: Session, user: User, action: Action) -> list[Zone]:
     """The zones where `user` may do `action`: the subtree of the zone the account is bound to
     (every zone for an installation-wide account), or none if its role may not do it."""
@@ -153,7 +257,29 @@ def zones_for(session: Session, user: User, action: Action) -> list[Zone]:
         return []
     if user.zone is None:
         return list(session.scalars(select(Zone).order_by(Zone.kind, Zone.name)))
-    return subtree(user.zone)
+    return subtree_rows(session, user.zone)
+
+
+def subtree_rows(session: Session, zone: Zone) -> list[Zone]:
+    """`subtree(zone)` in one query (a recursive CTE), where walking `Zone.children` costs a
+    query per zone: the zone first, then each zone before those below it."""
+    rows = list(
+        session.scalars(
+            select(Zone).where(Zone.id.in_(subtree_select([zone.id]))).order_by(Zone.id)
+        )
+    )
+    children: dict[str | None, list[Zone]] = {}
+    for row in rows:
+        children.setdefault(row.parent_id, []).append(row)
+    found: list[Zone] = []
+    stack = [zone]
+    while stack:
+        current = stack.pop()
+        if current in found:
+            continue
+        found.append(current)
+        stack.extend(children.get(current.id, ()))
+    return found
 
 
 def scope_ids(session: Session, user: User) -> set[str] | None:

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, String, cast, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
 import tts
@@ -35,6 +35,7 @@ from broadcast.fleet import receivers
 from broadcast.people import permissions, targets, zones
 from broadcast.people.permissions import Action
 from broadcast.people.targets import Targets
+from broadcast.store.json_lists import json_list_has_any
 from broadcast.store.models import Broadcast, Delivery, Device, DevicePresence, User, Zone, utcnow
 from wire.protocol import (
     ContentType,
@@ -486,10 +487,9 @@ def listening_scope(session: Session, user: User) -> ListeningScope | None:
     zone above it (a commune-wide bulletin sounds in a village, a province one in a commune), or
     to its receivers. None for an installation-wide account, who sees the whole network."""
     heard = zones.heard_ids(session, user)
-    if heard is None:
+    if heard is None or user.zone is None:
         return None
-    own_ids = zones.scope_ids(session, user) or set()
-    devices = session.scalars(select(Device.id).where(Device.zone_id.in_(own_ids)))
+    devices = session.scalars(zones.devices_select([user.zone.id]))
     return heard, set(devices)
 
 
@@ -518,25 +518,20 @@ def _heard(user: User, broadcast: Broadcast, scope: ListeningScope | None) -> bo
     return any(delivery.device_id in scope[1] for delivery in broadcast.deliveries)
 
 
-def _json_has(column: Any, value: str) -> ColumnElement[bool]:
-    """A JSON list of ids holds `value`. Ids are slugs (a-z, 0-9, -), so the quoted id can
-    only match a whole element, and LIKE needs no escaping; works on SQLite and PostgreSQL."""
-    return cast(column, String).like(f'%"{value}"%')
-
-
-def heard_condition(user: User, scope: ListeningScope) -> ColumnElement[bool]:
-    """`can_view` in SQL, for a listening scope: a commune's list must not be the newest
-    broadcasts of the whole province filtered down to none of theirs."""
-    heard, devices = scope
-    reach: list[ColumnElement[bool]] = [Broadcast.created_by_id == user.id]
-    reach += [_json_has(Broadcast.zone_ids, zone_id) for zone_id in sorted(heard)]
-    if devices:
-        reach.append(
-            exists().where(
-                Delivery.broadcast_id == Broadcast.id, Delivery.device_id.in_(sorted(devices))
-            )
-        )
-    return or_(*reach)
+def heard_condition(user: User) -> ColumnElement[bool]:
+    """`can_view` in SQL for a zone-bound account: a commune's list must not be the newest
+    broadcasts of the whole province filtered down to none of theirs. Subqueries of the tree,
+    not lists of ids, so a province's account gets a query of the same size as a village's."""
+    if user.zone is None:  # installation-wide: hears everything
+        return true()
+    above = [zone.id for zone in zones.ancestors_and_self(user.zone)]
+    devices = zones.devices_select([user.zone.id])
+    return or_(
+        Broadcast.created_by_id == user.id,
+        json_list_has_any(Broadcast.zone_ids, above),
+        json_list_has_any(Broadcast.zone_ids, zones.subtree_select([user.zone.id])),
+        exists().where(Delivery.broadcast_id == Broadcast.id, Delivery.device_id.in_(devices)),
+    )
 
 
 def has_ended(broadcast: Broadcast) -> bool:
@@ -606,12 +601,18 @@ def receiver_places(session: Session, device_ids: Sequence[str]) -> dict[str, Re
     }
 
 
+def heard_devices(user: User) -> Select[tuple[str]] | None:
+    """The receivers of `user`'s zone and below as a subquery (`delivery_counts`); None for an
+    installation-wide account (every receiver)."""
+    return None if user.zone is None else zones.devices_select([user.zone.id])
+
+
 def delivery_counts(
-    session: Session, broadcast_ids: Sequence[int], scope: ListeningScope | None = None
+    session: Session, broadcast_ids: Sequence[int], devices: Select[tuple[str]] | None = None
 ) -> dict[int, dict[str, int]]:
     """Deliveries per state of many broadcasts, counted in SQL: a list of 50 commune-wide
     broadcasts at a province is tens of thousands of deliveries, which no list needs one by one.
-    With a listening `scope`, only the deliveries to its receivers count."""
+    With `devices` (`heard_devices`), only the deliveries to those receivers count."""
     counts: dict[int, dict[str, int]] = {broadcast_id: {} for broadcast_id in broadcast_ids}
     if broadcast_ids:
         query = (
@@ -619,8 +620,8 @@ def delivery_counts(
             .where(Delivery.broadcast_id.in_(broadcast_ids))
             .group_by(Delivery.broadcast_id, Delivery.state)
         )
-        if scope is not None:
-            query = query.where(Delivery.device_id.in_(scope[1]))
+        if devices is not None:
+            query = query.where(Delivery.device_id.in_(devices))
         for broadcast_id, state, count in session.execute(query):
             counts[broadcast_id][state] = count
     return counts
@@ -632,5 +633,5 @@ def visible_broadcasts(session: Session, user: User, limit: int = 20) -> list[Br
     every = session.scalar(select(func.count(Zone.id))) or 0
     if scope is None or len(scope[0]) >= every:  # an account of the one province hears all
         return recent_broadcasts(session, limit)
-    recent = recent_broadcasts(session, limit, heard_condition(user, scope))
+    recent = recent_broadcasts(session, limit, heard_condition(user))
     return [b for b in recent if _heard(user, b, scope)]

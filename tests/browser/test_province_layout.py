@@ -49,3 +49,9 @@ def test_province_pages_fit_a_phone(
         assert page.locator("tr[data-zone]").count() >= 3, path
         assert overflow(page, PHONE["width"]) == [], path
         screenshot(page, f"{name}-{lang}")
+    # the province's week: its own runs and a line per commune
+    response = page.goto(f"{demo_system.base}/calendar/")
+    assert response is not None and response.status == 200
+    assert page.locator("#communes tbody tr").count() >= 3
+    assert overflow(page, PHONE["width"]) == []
+    screenshot(page, f"province-calendar-{lang}")

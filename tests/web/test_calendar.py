@@ -7,7 +7,12 @@ import re
 from datetime import datetime
 
 from flask.testing import FlaskClient
-from service_support import Users, approved_bulletin
+from service_support import (
+    Users,
+    add_calendar_communes,
+    approved_bulletin,
+    seed_calendar_province,
+)
 from web_support import csrf_token, login
 
 from broadcast.const import ScheduleKind
@@ -149,3 +154,21 @@ def test_who_sees_which_calendar(
     response = client.get("/calendar/?zone=thon-a&week=tuan-sau", follow_redirects=True)
     page = response.get_data(as_text=True)
     assert "(week)" in page and "Lịch phát theo tuần: Thôn A" in page
+
+
+def test_a_province_s_week_stays_small(client: FlaskClient, service: BroadcastService) -> None:
+    """A province editor's week lists the province-wide runs and one line per commune: adding
+    18 communes (each with 21 runs in the week) adds a few hundred bytes each, not pages."""
+    seed_calendar_province(service)
+    add_calendar_communes(service, 1, 2)
+    login(client, "lich-editor")
+    week = "/calendar/?week=2030-01-09"
+    small = client.get(week).get_data(as_text=True)
+    add_calendar_communes(service, 3, 20)
+    page = client.get(week).get_data(as_text=True)
+    assert len(page.encode()) - len(small.encode()) < 18 * 600
+    assert page.count("Tin toàn tỉnh") >= 7 and "Tin xã 001" not in page
+    assert 'id="communes"' in page and page.count('href="/calendar/?zone=lich-xa-') == 20
+    assert "Xã Lịch 020" in page and "lich-xa-020-t1" not in page
+    commune = client.get("/calendar/?zone=lich-xa-003&week=2030-01-09").get_data(as_text=True)
+    assert "Tin xã 003" in commune and 'id="communes"' not in commune

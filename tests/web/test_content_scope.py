@@ -275,6 +275,30 @@ def test_schedules_are_listed_where_they_sound_and_cancelled_only_by_their_commu
     assert _api(web, p, "root", "DELETE", f"/schedules/{planned.province}").status_code == 204
 
 
+def test_a_commune_s_officer_can_neither_read_nor_cancel_another_commune_s_schedule(
+    service: BroadcastService, two_communes: Province, planned: Planned, web: FlaskClient
+) -> None:
+    """Reported at an older main: the officer of xa-a cancelled xa-b's schedule through the
+    page's form (302, the schedule ended) and saw every commune's schedules with their buttons."""
+    p = two_communes
+    client = _as(web, "officer-a")
+    page = client.get("/bulletins/?status=all").get_data(as_text=True)
+    assert f"/schedules/{planned.b}/" not in page and "Lịch b" not in page
+    assert f"/schedules/{planned.a}/cancel" in page
+    token = csrf_token(client, "/bulletins/")
+    response = client.post(f"/bulletins/schedules/{planned.b}/cancel", data={"csrf_token": token})
+    assert response.status_code == 404
+    assert _api(web, p, "officer-a", "GET", f"/schedules/{planned.b}").status_code == 404
+    assert _api(web, p, "officer-a", "DELETE", f"/schedules/{planned.b}").status_code == 404
+    still = service.scheduling.get(p["officer-b"], planned.b)
+    assert still.active and still.ended_at is None
+    assert service.scheduling.next_run(planned.b) is not None
+    # the commune's own schedule is cancelled by the same form
+    response = client.post(f"/bulletins/schedules/{planned.a}/cancel", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert service.scheduling.next_run(planned.a) is None
+
+
 def test_the_calendar_shows_a_commune_its_own_and_the_province_s(
     service: BroadcastService, two_communes: Province, planned: Planned, web: FlaskClient
 ) -> None:
@@ -300,11 +324,15 @@ def test_the_calendar_shows_a_commune_its_own_and_the_province_s(
     assert f"schedules/{planned.a}/cancel" in page
     assert f"schedules/{planned.province}/cancel" not in page
     root = service.calendar.week(p["root"], "", week.date())  # the province by default
-    assert {e.title for day in root.days for e in day.entries} == {
-        "Lịch province", "Lịch a", "Lịch b"
-    }  # fmt: skip
-    assert [(z.id, z.depth) for z in root.zones] == [
-        ("tinh-t", 0), ("xa-a", 1), ("thon-a1", 2), ("xa-b", 1), ("thon-b1", 2)
+    # a province's week: what sounds province-wide, the rest counted per commune
+    assert {e.title for day in root.days for e in day.entries} == {"Lịch province"}
+    assert [(c.id, c.runs, c.conflicts) for c in root.communes] == [("xa-a", 1, 0), ("xa-b", 1, 0)]
+    assert [(z.id, z.depth) for z in root.zones] == [("tinh-t", 0), ("xa-a", 1), ("xa-b", 1)]
+    commune = service.calendar.week(p["root"], "xa-b", week.date())
+    assert {e.title for day in commune.days for e in day.entries} == {"Lịch province", "Lịch b"}
+    assert not commune.communes
+    assert [(z.id, z.depth) for z in commune.zones] == [
+        ("tinh-t", 0), ("xa-a", 1), ("xa-b", 1), ("thon-b1", 2)
     ]  # fmt: skip
 
 

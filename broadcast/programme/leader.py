@@ -34,6 +34,7 @@ _LOGGER = logging.getLogger(__name__)
 
 MANIFEST_JOB = "manifests"
 REDELIVERY_JOB = "redelivery"
+MANIFEST_BATCH = 100  # manifests published under one hold of the publish lock
 
 ScheduleRenderer = Callable[[str, str | None, int], tuple[str, str, float]]
 
@@ -155,17 +156,24 @@ class ProgrammeLeader:
                 media_url=self.settings.media_url,
                 force=force,
             )
-        for manifest in waiting:
-            topic = protocol.device_manifest_topic(manifest.device_id)
+        # in batches (one transaction for their numbers, their PUBACKs awaited together), small
+        # enough that an emergency waiting for the publish lock is not held up long
+        for start in range(0, len(waiting), MANIFEST_BATCH):
+            batch = waiting[start : start + MANIFEST_BATCH]
             try:
-                dispatcher.send(
-                    topic, manifest.body, ttl_s=self.settings.manifest_horizon_s, retain=True
+                dispatcher.send_many(
+                    [(protocol.device_manifest_topic(m.device_id), m.body) for m in batch],
+                    ttl_s=self.settings.manifest_horizon_s,
+                    retain=True,
                 )
             except LoaError as exc:
-                _LOGGER.error("manifest of %s not published: %s", manifest.device_id, exc)
+                # not marked: the next refresh publishes them again (a newer copy is harmless)
+                names = ", ".join(m.device_id for m in batch[:5]) + ("…" if len(batch) > 5 else "")
+                _LOGGER.error("%d manifests (%s) not published: %s", len(batch), names, exc)
                 continue
             with self.db.session() as session:
-                manifests.mark_published(session, manifest.device_id, manifest.sha256, now)
+                for manifest in batch:
+                    manifests.mark_published(session, manifest.device_id, manifest.sha256, now)
         if waiting:
             _LOGGER.info(
                 "published %d manifests (%s)",

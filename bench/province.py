@@ -270,7 +270,7 @@ class Province:
         first = self.monitor.wait(broadcast_id, 1, ROUND_TIMEOUT_S)
         if not first:
             raise RuntimeError(f"broadcast {broadcast_id}: no command within {ROUND_TIMEOUT_S} s")
-        ((_at, payload),) = first.values()
+        _at, payload = min(first.values())  # several may have come at once (one batch)
         sha = _SHA.search(payload)
         servable = self.media_servable(sha.group(1).decode()) if sha else posted
         commands = self.monitor.wait(broadcast_id, len(zones), ROUND_TIMEOUT_S)

@@ -14,7 +14,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from service_support import broadcast_status, wait_for
+from service_support import add_devices, broadcast_status, wait_for
+from sqlalchemy import event
 
 from broadcast.errors import ServiceUnavailable
 from broadcast.sending.dispatcher import Dispatcher, NumberSource
@@ -281,3 +282,26 @@ def test_a_broker_lost_mid_batch_leads_to_redelivery_not_loss(
     leader.service.leader.redeliver()
     [again] = leader.sent.on(protocol.device_command_topic("loa-b-01"))
     assert again.command.body == original.command.body  # the same item, play_at and deadline
+
+
+def test_a_broadcasts_deliveries_are_written_in_one_statement(leader: Leader) -> None:
+    """One row per receiver, but not a round trip per row (a province has 2,000)."""
+    add_devices(leader.service, {f"loa-c-{n:02d}": "thon-b" for n in range(40)})
+    inserts: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("INSERT INTO deliveries"):
+            inserts.append(statement)
+
+    engine = leader.service.db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        broadcast_id = _announce(leader)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(inserts) == 1
+    with leader.service.db.session() as session:
+        row = session.get(Broadcast, broadcast_id)
+        assert row is not None
+        assert len(row.deliveries) == 3 + 40
+        assert {d.state for d in row.deliveries} == {"queued"}

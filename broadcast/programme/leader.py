@@ -172,8 +172,7 @@ class ProgrammeLeader:
                 _LOGGER.error("%d manifests (%s) not published: %s", len(batch), names, exc)
                 continue
             with self.db.session() as session:
-                for manifest in batch:
-                    manifests.mark_published(session, manifest.device_id, manifest.sha256, now)
+                manifests.mark_published(session, batch, now)
         if waiting:
             _LOGGER.info(
                 "published %d manifests (%s)",

@@ -18,6 +18,7 @@ from service_support import add_devices, broadcast_status, wait_for
 from sqlalchemy import event
 
 from broadcast.errors import ServiceUnavailable
+from broadcast.programme import leader as leader_module
 from broadcast.sending.dispatcher import Dispatcher, NumberSource
 from broadcast.settings import RedeliveryPolicy
 from broadcast.store.locks import FileLock
@@ -305,3 +306,33 @@ def test_a_broadcasts_deliveries_are_written_in_one_statement(leader: Leader) ->
         assert row is not None
         assert len(row.deliveries) == 3 + 40
         assert {d.state for d in row.deliveries} == {"queued"}
+
+
+def test_unanswered_receivers_get_the_play_again_in_batches(
+    leader: Leader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(leader_module, "REDELIVERY_BATCH", 2)
+    add_devices(leader.service, {f"loa-c-{n:02d}": "thon-b" for n in range(5)})
+    broadcast_id = _announce(leader)
+    wait_for(lambda: broadcast_status(leader.service, broadcast_id) == "dispatched")
+    leader.service._on_event(
+        protocol.DeviceEvent(
+            "loa-c-02", "cmd", broadcast_id, protocol.EventKind.RECEIVED, 1_900_000_000.0, ""
+        )
+    )
+    [original] = leader.sent.on(protocol.zone_command_topic("thon-b"))
+    with leader.service.db.session() as session:
+        row = session.get(Broadcast, broadcast_id)
+        assert row is not None and row.dispatched_at is not None
+        dispatched_at = row.dispatched_at
+    leader.sent.clear()
+    clock = leader.service.leader.clock
+    assert isinstance(clock, ManualClock)
+    clock.now = dispatched_at + timedelta(seconds=POLICY.first_after_s + 1)
+    leader.service.leader.redeliver()
+    silent = ["loa-a-01", "loa-a-02", "loa-b-01", "loa-c-00", "loa-c-01", "loa-c-03", "loa-c-04"]
+    assert sorted(s.topic for s in leader.sent.sent) == sorted(
+        protocol.device_command_topic(device) for device in silent
+    )
+    assert {s.command.body for s in leader.sent.sent} == {original.command.body}
+    assert {s.command.seq for s in leader.sent.sent} == {1}  # each its own stream's first

@@ -48,8 +48,6 @@ from wire.protocol import (
 
 _LOGGER = logging.getLogger(__name__)
 
-_DELIVERY_ROWS_PER_INSERT = 1000  # 5 parameters a row: well within SQLite's and PostgreSQL's
-
 # A delivery only moves forward: a late `received` never undoes `finished`. Playing and
 # preempted share a rank, so a cut item may start again (resume) and still finish.
 _STATE_RANK = {
@@ -234,8 +232,8 @@ def create_broadcast(
     )
     session.add(broadcast)
     session.flush()
-    # multi-row INSERTs: the ORM writes them a row at a time (it wants each new id back), a
-    # round trip per receiver, which at a province's 2,000 made the POST grow by seconds
+    # one bulk INSERT (executemany, sent as multi-row statements): the unit of work writes a
+    # row at a time, as it wants each new id back, a round trip per receiver
     now = utcnow()
     rows = [
         {
@@ -247,8 +245,8 @@ def create_broadcast(
         }
         for device in chosen.receivers()
     ]
-    for start in range(0, len(rows), _DELIVERY_ROWS_PER_INSERT):
-        session.execute(insert(Delivery).values(rows[start : start + _DELIVERY_ROWS_PER_INSERT]))
+    if rows:
+        session.execute(insert(Delivery), rows)
     session.expire(broadcast, ["deliveries"])  # loaded from the rows just written when read
     return broadcast
 

@@ -285,7 +285,7 @@ def test_a_broker_lost_mid_batch_leads_to_redelivery_not_loss(
     assert again.command.body == original.command.body  # the same item, play_at and deadline
 
 
-def test_a_broadcasts_deliveries_are_written_in_one_statement(leader: Leader) -> None:
+def test_a_broadcasts_deliveries_are_written_in_one_bulk_insert(leader: Leader) -> None:
     """One row per receiver, but not a round trip per row (a province has 2,000)."""
     add_devices(leader.service, {f"loa-c-{n:02d}": "thon-b" for n in range(40)})
     inserts: list[str] = []

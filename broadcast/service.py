@@ -144,6 +144,7 @@ class BroadcastService:
                 tls=settings.mqtt_tls_context(),
                 on_rejected=lambda device_id, reason: self.answers.put(Rejected(device_id, reason)),
                 epoch=self._epoch,
+                numbers=self._numbers,
                 brokers=settings.server_brokers,
                 client_id=secret_client_id(SERVER_MQTT_USERNAME, self.secrets.mqtt_client_token),
             )
@@ -189,6 +190,11 @@ class BroadcastService:
 
     def _epoch(self) -> int:
         return sequences.current_value(self.db.engine, sequences.EPOCH)
+
+    def _numbers(self, topics: Sequence[str]) -> tuple[list[int], int]:
+        """A batch's sequence numbers and the epoch, in one transaction."""
+        taken, epoch = sequences.take(self.db.engine, topics)
+        return sequences.numbered(topics, taken), epoch
 
     # --- the programme -------------------------------------------------------------------------
 

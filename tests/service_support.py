@@ -138,6 +138,16 @@ class Sent:
     command: protocol.Command
 
 
+class Acknowledged:
+    """A publish the (absent) broker acknowledged at once."""
+
+    def is_published(self) -> bool:
+        return True
+
+    def wait_for_publish(self, timeout: float | None = None) -> None:
+        """Nothing to wait for."""
+
+
 class RecordingDispatcher(Dispatcher):
     """The real dispatcher (sequence numbers, publish lock, signing) minus the broker: every
     message is verified with the server's public key and kept in `sent`."""
@@ -156,6 +166,7 @@ class RecordingDispatcher(Dispatcher):
             on_status=service._on_status,
             on_event=service._on_event,
             epoch=service._epoch,
+            numbers=service._numbers,
         )
         self._public_key = service.signing_key.public_key()
         self.sent: list[Sent] = []
@@ -170,10 +181,9 @@ class RecordingDispatcher(Dispatcher):
     def stop(self) -> None:
         """Nothing to disconnect."""
 
-    def _publish_payload(
-        self, topic: str, payload: bytes, retain: bool, timeout_s: float = 10.0
-    ) -> None:
+    def _publish_payload(self, topic: str, payload: bytes, retain: bool) -> Acknowledged:
         self.sent.append(Sent(topic, retain, protocol.verify_command(payload, self._public_key)))
+        return Acknowledged()
 
     def on(self, topic: str) -> list[Sent]:
         return [sent for sent in self.sent if sent.topic == topic]

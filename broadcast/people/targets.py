@@ -41,6 +41,8 @@ class Targets:
     @property
     def device_ids(self) -> list[str]:
         """Named devices that no targeted zone covers (the ones that need their own topic)."""
+        if not self.devices:
+            return []  # without loading every receiver of the zones (a province's thousands)
         covered = {device.id for device in zones.target_devices(self.zones)}
         return [device.id for device in self.devices if device.id not in covered]
 

@@ -11,10 +11,11 @@ Other processes learn of a change through the programme revision (`broadcast.sto
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from broadcast import clock
@@ -34,6 +35,8 @@ _LOGGER = logging.getLogger(__name__)
 
 MANIFEST_JOB = "manifests"
 REDELIVERY_JOB = "redelivery"
+MANIFEST_BATCH = 100  # manifests published under one hold of the publish lock
+REDELIVERY_BATCH = 100  # re-sent commands likewise
 
 ScheduleRenderer = Callable[[str, str | None, int], tuple[str, str, float]]
 
@@ -155,17 +158,23 @@ class ProgrammeLeader:
                 media_url=self.settings.media_url,
                 force=force,
             )
-        for manifest in waiting:
-            topic = protocol.device_manifest_topic(manifest.device_id)
+        # in batches (one transaction for their numbers, their PUBACKs awaited together), small
+        # enough that an emergency waiting for the publish lock is not held up long
+        for start in range(0, len(waiting), MANIFEST_BATCH):
+            batch = waiting[start : start + MANIFEST_BATCH]
             try:
-                dispatcher.send(
-                    topic, manifest.body, ttl_s=self.settings.manifest_horizon_s, retain=True
+                dispatcher.send_many(
+                    [(protocol.device_manifest_topic(m.device_id), m.body) for m in batch],
+                    ttl_s=self.settings.manifest_horizon_s,
+                    retain=True,
                 )
             except LoaError as exc:
-                _LOGGER.error("manifest of %s not published: %s", manifest.device_id, exc)
+                # not marked: the next refresh publishes them again (a newer copy is harmless)
+                names = ", ".join(m.device_id for m in batch[:5]) + ("…" if len(batch) > 5 else "")
+                _LOGGER.error("%d manifests (%s) not published: %s", len(batch), names, exc)
                 continue
             with self.db.session() as session:
-                manifests.mark_published(session, manifest.device_id, manifest.sha256, now)
+                manifests.mark_published(session, batch, now)
         if waiting:
             _LOGGER.info(
                 "published %d manifests (%s)",
@@ -222,26 +231,41 @@ class ProgrammeLeader:
             due = self.redeliveries.sweep(session, now)
         if dispatcher is None or not dispatcher.connected:
             return
-        for resend in due:
-            topic = protocol.device_command_topic(resend.device_id)
+        # a batch per broadcast (the same body to each receiver's topic), of at most
+        # REDELIVERY_BATCH, so a province's receivers back from a broker restart are not sent
+        # one PUBACK at a time
+        for batch in _batches(due):
+            first, devices = batch[0], [resend.device_id for resend in batch]
             with dispatcher.exclusive():  # a cancel cannot slip in between check and send
                 with self.db.session() as session:
-                    row = session.get(Broadcast, resend.broadcast_id)
-                    body = None if row is None else _body_for(row, resend.action, self.settings)
+                    row = session.get(Broadcast, first.broadcast_id)
+                    body = None if row is None else _body_for(row, first.action, self.settings)
                 if body is None:
                     continue
                 try:
-                    dispatcher.send(topic, body, ttl_s=_ttl_for(body))
+                    dispatcher.send_many(
+                        [(protocol.device_command_topic(device), body) for device in devices],
+                        ttl_s=_ttl_for(body),
+                    )
                 except LoaError as exc:
-                    _LOGGER.warning("could not re-send to %s: %s", resend.device_id, exc)
+                    _LOGGER.warning("could not re-send to %s: %s", ", ".join(devices), exc)
                     return
-            self.redeliveries.sent(resend, now)
+            for resend in batch:
+                self.redeliveries.sent(resend, now)
             _LOGGER.info(
                 "re-sent %s of broadcast %s to %s (no answer yet)",
-                resend.action.value,
-                resend.broadcast_id,
-                resend.device_id,
+                first.action.value,
+                first.broadcast_id,
+                ", ".join(devices),
             )
+
+
+def _batches(due: list[redelivery.Resend]) -> Iterator[list[redelivery.Resend]]:
+    """The resends in runs of the same broadcast and action, at most REDELIVERY_BATCH each."""
+    for _key, run in itertools.groupby(due, key=lambda r: (r.broadcast_id, r.action)):
+        resends = list(run)
+        for start in range(0, len(resends), REDELIVERY_BATCH):
+            yield resends[start : start + REDELIVERY_BATCH]
 
 
 def _body_for(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -139,8 +139,9 @@ def pending(
     return result
 
 
-def mark_published(session: Session, device_id: str, sha256: str, at: datetime) -> None:
-    device = session.get(Device, device_id)
-    if device is not None:
-        device.manifest_sha256 = sha256
+def mark_published(session: Session, published: Sequence[PendingManifest], at: datetime) -> None:
+    """Remember what each receiver was sent (its devices loaded in one query, not one each)."""
+    wanted = {manifest.device_id: manifest.sha256 for manifest in published}
+    for device in session.scalars(select(Device).where(Device.id.in_(wanted))):
+        device.manifest_sha256 = wanted[device.id]
         device.manifest_published_at = at

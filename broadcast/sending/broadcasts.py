@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, exists, func, insert, or_, select, true
 from sqlalchemy.orm import Session
 
 import tts
@@ -233,16 +233,22 @@ def create_broadcast(
     )
     session.add(broadcast)
     session.flush()
-    for device in chosen.receivers():
-        session.add(
-            Delivery(
-                broadcast_id=broadcast.id,
-                device_id=device.id,
-                state=delivery_state.value,
-                detail=delivery_detail,
-            )
-        )
-    session.flush()
+    # one bulk INSERT (executemany, sent as multi-row statements): the unit of work writes a
+    # row at a time, as it wants each new id back, a round trip per receiver
+    now = utcnow()
+    rows = [
+        {
+            "broadcast_id": broadcast.id,
+            "device_id": device.id,
+            "state": delivery_state.value,
+            "detail": delivery_detail,
+            "updated_at": now,
+        }
+        for device in chosen.receivers()
+    ]
+    if rows:
+        session.execute(insert(Delivery), rows)
+    session.expire(broadcast, ["deliveries"])  # loaded from the rows just written when read
     return broadcast
 
 

@@ -14,11 +14,19 @@ Two connections, because several server processes may share one data directory:
   subscribes to states and events, so the broker queues answer-back while no server listens and
   no event is handled twice.
 
-`send()` stamps each message with its stream (the topic), the stream's next sequence number and
-the current sequence epoch (`broadcast.store.sequences`), signs it, and publishes it while holding
-the publish lock (`broadcast.store.locks`: a file beside SQLite, a PostgreSQL advisory lock across
-hosts), so each stream's messages reach the broker in sequence order whichever process sends
-them.
+`send_many()` stamps each message with its stream (the topic), the stream's next sequence number
+and the current sequence epoch (`broadcast.store.sequences`, every number of the batch and the
+epoch taken in one transaction), signs them all, publishes them all, then waits for the broker's
+PUBACK of each (one deadline for the batch), all while holding the publish lock
+(`broadcast.store.locks`: a file beside SQLite, a PostgreSQL advisory lock across hosts), so each
+stream's messages reach the broker in sequence order whichever process sends them. A broadcast
+to a hundred communes thus costs one database round trip and one broker round trip, not a
+hundred of each. `send()` is a batch of one.
+
+A PUBACK that does not come within the deadline is not an error (as with one message): the
+client keeps the message in flight and sends it again on reconnecting, and what receivers have
+not answered is sent again by `broadcast.sending.redelivery`. Published while the broker is
+down, the batch is queued by the client the same way, with one warning.
 
 With several brokers (the nodes of a cluster: `Settings.server_brokers`), both connections fail
 over between them as receivers do (`wire.brokers.Failover`: the next broker after a failed
@@ -60,10 +68,23 @@ _LOGGER = logging.getLogger(__name__)
 StatusHandler = Callable[[protocol.DeviceStatus], None]
 EventHandler = Callable[[protocol.DeviceEvent], None]
 SequenceSource = Callable[[str], int]
+# the next number of each topic (in order; a topic named twice gets two) and the current epoch
+NumberSource = Callable[[Sequence[str]], tuple[list[int], int]]
+Message = tuple[str, protocol.Body]  # (topic, body)
 RejectHandler = Callable[[str, str], None]  # (device id from the topic, reason)
 
 REJECT_LOG_INTERVAL_S = 60.0
 RECONNECT_MAX_S = 15.0
+PUBACK_TIMEOUT_S = 10.0
+PUBACK_SLICE_S = 0.25  # how often a wait for PUBACKs looks whether the connection is still up
+MAX_INFLIGHT = 1000  # QoS 1 messages awaiting their PUBACK: a province's batch goes out at once
+
+
+def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return False  # lost with the connection: the client sends it again on reconnecting
 
 
 class RejectLog:
@@ -110,10 +131,13 @@ class Dispatcher:
         epoch: Callable[[], int] | None = None,
         brokers: Sequence[BrokerAddress] = (),
         failover_after_s: float = DEFAULT_FAILOVER_AFTER_S,
+        numbers: NumberSource | None = None,
     ) -> None:
         """`tls` (Settings.mqtt_tls_context) makes both connections TLS; None = plain MQTT.
         `on_rejected(device_id, reason)` hears of every refused answer-back message; `epoch()`
-        is read for every message (a rotation takes effect without a restart; None = 0).
+        is read for every batch (a rotation takes effect without a restart; None = 0).
+        `numbers(topics)`, when given, takes a batch's sequence numbers and the epoch at once
+        (otherwise `next_seq` per topic and `epoch()`).
         `brokers`, when given, are every broker in the order tried (`host`/`port` then unused)."""
         self.brokers = tuple(brokers) or (BrokerAddress(host, port),)
         self._failover_after_s = failover_after_s
@@ -132,6 +156,7 @@ class Dispatcher:
         self._on_reconnect = on_reconnect
         self._on_rejected = on_rejected
         self._epoch = epoch or (lambda: 0)
+        self._numbers = numbers or self._numbers_one_by_one
         self._reject_log = RejectLog()
         self._was_connected = False
         self._connected = threading.Event()
@@ -173,6 +198,7 @@ class Dispatcher:
         if self._tls is not None:
             client.tls_set_context(self._tls)
         client.reconnect_delay_set(1, 1)  # every later wait is set by `_retry`
+        client.max_inflight_messages_set(MAX_INFLIGHT)
         return client
 
     def start(self, timeout_s: float = 10.0) -> None:
@@ -259,27 +285,88 @@ class Dispatcher:
         retain: bool = False,
     ) -> protocol.Command:
         """Sign and publish one message on `topic` (its stream) with the stream's next number."""
+        return self.send_many([(topic, body)], ttl_s=ttl_s, retain=retain)[0]
+
+    def send_many(
+        self,
+        messages: Sequence[Message],
+        *,
+        ttl_s: float = protocol.DEFAULT_COMMAND_TTL_S,
+        retain: bool = False,
+        timeout_s: float = PUBACK_TIMEOUT_S,
+    ) -> list[protocol.Command]:
+        """Sign and publish each (topic, body) with its stream's next number, in order; return
+        once the broker has acknowledged them all or `timeout_s` has passed."""
+        if not messages:
+            return []
+        topics = [topic for topic, _body in messages]
         with self.exclusive():
-            command = protocol.new_command(
-                body, stream=topic, seq=self._next_seq(topic), ttl_s=ttl_s, epoch=self._epoch()
-            )
-            self._publish_payload(topic, protocol.sign_command(command, self._signing_key), retain)
-        return command
+            seqs, epoch = self._numbers(topics)
+            commands = [
+                protocol.new_command(body, stream=topic, seq=seq, ttl_s=ttl_s, epoch=epoch)
+                for (topic, body), seq in zip(messages, seqs, strict=True)
+            ]
+            payloads = [protocol.sign_command(command, self._signing_key) for command in commands]
+            pending = [
+                self._publish_payload(topic, payload, retain)
+                for topic, payload in zip(topics, payloads, strict=True)
+            ]
+            self._wait_for_pubacks(topics, pending, timeout_s)
+        return commands
+
+    def _numbers_one_by_one(self, topics: Sequence[str]) -> tuple[list[int], int]:
+        return [self._next_seq(topic) for topic in topics], self._epoch()
 
     def _publish_payload(
-        self, topic: str, payload: bytes, retain: bool, timeout_s: float = 10.0
-    ) -> None:
+        self, topic: str, payload: bytes, retain: bool
+    ) -> mqtt.MQTTMessageInfo | None:
+        """Hand one message to the client; what to wait on for its PUBACK (None: nothing, the
+        client queued it for the next connection)."""
         if self._client is None:
             raise ServiceUnavailable("the MQTT link is not started")
         info = self._client.publish(topic, payload, qos=1, retain=retain)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:
+            return None
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ServiceUnavailable(
                 f"MQTT publish to {topic} failed: {mqtt.error_string(info.rc)}"
             )
-        if not self.connected:
-            _LOGGER.warning("broker %s is down: message on %s queued", self.address, topic)
-            return
-        info.wait_for_publish(timeout_s)
+        return info
+
+    def _wait_for_pubacks(
+        self,
+        topics: Sequence[str],
+        pending: Sequence[mqtt.MQTTMessageInfo | None],
+        timeout_s: float,
+    ) -> None:
+        """Wait (one deadline for them all) until the broker has acknowledged every message
+        handed over; stop waiting as soon as the connection is down (the client sends them
+        again on reconnecting)."""
+        deadline = time.monotonic() + timeout_s
+        queued = [topic for topic, info in zip(topics, pending, strict=True) if info is None]
+        for info in pending:
+            while info is not None and not _acknowledged(info) and self.connected:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                info.wait_for_publish(min(remaining, PUBACK_SLICE_S))
+        unacknowledged = sum(1 for info in pending if info is not None and not _acknowledged(info))
+        missing = len(queued) + unacknowledged
+        if missing and not self.connected:
+            _LOGGER.warning(
+                "broker %s is down: %d message(s) queued (on %s)",
+                self.address,
+                missing,
+                ", ".join(topics[:5]) + (", …" if len(topics) > 5 else ""),
+            )
+        elif missing:
+            _LOGGER.warning(
+                "broker %s: %d of %d message(s) not acknowledged within %.0f s",
+                self.address,
+                missing,
+                len(topics),
+                timeout_s,
+            )
 
     # --- callbacks ----------------------------------------------------------------------------
 

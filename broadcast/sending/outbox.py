@@ -1,4 +1,5 @@
-"""The outbox: what sends a broadcast (renders it, then one PLAY per topic) and what stops it.
+"""The outbox: what sends a broadcast (renders it, then one PLAY per topic, published as one
+batch) and what stops it.
 
 It is not a desk: nobody asks it anything. The desks hand it what they decided (an announcement
 queued, a broadcast to stop, a schedule's media to render) and it does the sending on one render
@@ -126,7 +127,8 @@ class Outbox:
                         valid_until=valid_until,
                     )
                 ttl_s = max(protocol.DEFAULT_COMMAND_TTL_S, valid_until - now + 60)
-                sent = [self.dispatcher.send(topic, body, ttl_s=ttl_s) for topic in topics]
+                # one batch: every number taken at once, every PUBACK awaited together
+                sent = self.dispatcher.send_many([(topic, body) for topic in topics], ttl_s=ttl_s)
                 with self._db.session() as session:
                     broadcasts.mark_dispatched(
                         broadcasts.get_broadcast(session, broadcast_id),
@@ -166,8 +168,10 @@ class Outbox:
         # the status under the same lock); the STOPs go first so a failed send leaves the
         # broadcast as it was, to be cancelled again.
         with dispatcher.exclusive():
-            for topic in targets.command_topics(zone_ids, device_ids):
-                dispatcher.send(topic, protocol.StopBody(broadcast_id=broadcast_id))
+            stop = protocol.StopBody(broadcast_id=broadcast_id)
+            dispatcher.send_many(
+                [(topic, stop) for topic in targets.command_topics(zone_ids, device_ids)]
+            )
             with self._db.session() as session:
                 broadcast = broadcasts.get_broadcast(session, broadcast_id)
                 if not broadcasts.mark_cancelled(broadcast):

@@ -1,11 +1,12 @@
 """Per-stream monotonic sequence numbers (`Command.seq`), persisted in the `sequences` table.
 
 Every command and manifest carries the next number of its stream (the topic it is published
-on), so a receiver can tell a new message from a replayed or re-delivered copy. Each number is
-taken atomically in its own short transaction (one upsert … RETURNING), never inside a caller's
-session, so two processes can never hand out the same number and a restarted server goes on
-upward. The publisher holds `Settings.publish_lock_path` from taking a number until the broker
-has the message, so numbers reach the broker in order too.
+on), so a receiver can tell a new message from a replayed or re-delivered copy. Numbers are
+taken atomically in their own short transaction (one upsert … RETURNING, for one stream or for
+every stream of a broadcast at once: `take`), never inside a caller's session, so two processes
+can never hand out the same number and a restarted server goes on upward. The publisher holds
+`Settings.publish_lock_path` from taking a number until the broker has the message, so numbers
+reach the broker in order too.
 
 Internal counters that are not topics (the programme revision other processes watch) share the
 table under names starting with "_", which no topic can.
@@ -20,6 +21,9 @@ database was restored from a backup taken before a rotation.
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterable
+from collections.abc import Sequence as Sequence_
 from typing import Any
 
 from sqlalchemy import Engine, case, select
@@ -55,6 +59,42 @@ def next_value(engine: Engine, stream: str) -> int:
     """Increment `stream` (starting at 1) and return the new value, committed."""
     with engine.begin() as connection:
         return int(connection.execute(_increment(engine.dialect.name, stream)).scalar_one())
+
+
+def take(engine: Engine, streams: Iterable[str]) -> tuple[dict[str, int], int]:
+    """The next number of each of `streams` and the current epoch, in one committed
+    transaction (a broadcast to a hundred communes costs one round trip, not two hundred).
+
+    A stream named more than once gets as many numbers; its entry is the last of them, the
+    earlier ones being that value minus one, two, … (`numbered`)."""
+    wanted = Counter(streams)
+    if not wanted:
+        return {}, current_value(engine, EPOCH)
+    insert = _UPSERT_DIALECTS.get(engine.dialect.name)
+    if insert is None:
+        raise RuntimeError(f"sequences need SQLite or PostgreSQL, not {engine.dialect.name}")
+    rows = [{"stream": stream, "value": amount} for stream, amount in sorted(wanted.items())]
+    statement = insert(Sequence).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Sequence.stream], set_={"value": Sequence.value + statement.excluded.value}
+    ).returning(Sequence.stream, Sequence.value)
+    with engine.begin() as connection:
+        taken = {stream: int(value) for stream, value in connection.execute(statement)}
+        epoch = connection.execute(
+            select(Sequence.value).where(Sequence.stream == EPOCH)
+        ).scalar_one_or_none()
+    return taken, int(epoch or 0)
+
+
+def numbered(streams: Sequence_[str], taken: dict[str, int]) -> list[int]:
+    """The number of each of `streams` in order, from `take(engine, streams)`: a stream named
+    twice gets its two numbers in increasing order."""
+    remaining = Counter(streams)
+    result = []
+    for stream in streams:
+        remaining[stream] -= 1
+        result.append(taken[stream] - remaining[stream])
+    return result
 
 
 def hold(session: Session, name: str) -> None:

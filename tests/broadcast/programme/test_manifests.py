@@ -18,6 +18,8 @@ from service_support import approved_bulletin, waiting_runs
 from broadcast import clock
 from broadcast.const import ScheduleKind
 from broadcast.desks.scheduling import ScheduleRequest
+from broadcast.errors import ServiceUnavailable
+from broadcast.programme import leader as leader_module
 from broadcast.programme import planning
 from broadcast.store.models import Broadcast, Device, Schedule, utcnow
 from wire import protocol
@@ -307,3 +309,29 @@ def test_series_items_stay_valid_until_the_next_one(leader: Leader, hours: int) 
     rows = _rows(leader, schedule_id)
     _assert_covers_horizon(rows, timedelta(hours=hours))
     assert all(r.valid_until - r.play_at == timedelta(hours=hours) for r in rows)
+
+
+def test_a_batch_of_manifests_that_failed_goes_out_at_the_next_refresh(
+    leader: Leader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Manifests go out in batches; one that fails leaves its receivers unmarked, so the next
+    refresh publishes theirs, and only theirs, again."""
+    monkeypatch.setattr(leader_module, "MANIFEST_BATCH", 1)
+    publish = leader.sent._publish_payload
+    failing = protocol.device_manifest_topic("loa-a-01")
+
+    def refused(topic: str, payload: bytes, retain: bool) -> object:
+        if topic == failing:
+            raise ServiceUnavailable(f"MQTT publish to {topic} failed: no connection")
+        return publish(topic, payload, retain)
+
+    monkeypatch.setattr(leader.sent, "_publish_payload", refused)
+    leader.sent.clear()
+    _daily(leader)
+    assert leader.sent.on(failing) == []
+    assert len(leader.sent.manifests("loa-a-02")[-1].items) == 2  # its batch went out
+    monkeypatch.undo()
+    leader.sent.clear()
+    leader.service.leader.refresh()
+    assert [s.topic for s in leader.sent.sent] == [failing]
+    assert len(leader.sent.manifests("loa-a-01")[-1].items) == 2

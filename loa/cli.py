@@ -375,6 +375,7 @@ _ROLE_ZONES_TEXT = {
     "leader": "a commune (none only before any province exists)",
     "viewer": "a commune (none only before any province exists)",
     "village_head": "a village",
+    "source": "none or a province (a source-information system: API tokens only)",
 }
 
 

@@ -41,6 +41,7 @@ ENV = {
     "LOA_ROUTINE_PLAY_LEAD_S": "20",
     "LOA_REQUIRE_APPROVAL": "0",
     "LOA_TRUSTED_PROXIES": "1",
+    "LOA_SOURCE_PRIVATE_AUDIO": "1",
 }
 
 
@@ -70,6 +71,7 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
     assert settings.tts_engine == "piper" and settings.tts_options == {"model": "/voices/vi.onnx"}
     assert (settings.play_lead_s, settings.routine_play_lead_s) == (4.5, 20.0)
     assert settings.require_approval is False and settings.trusted_proxies == 1
+    assert settings.source_private_audio is True
 
 
 def test_defaults_without_options_or_environment(tmp_path: Path) -> None:
@@ -117,6 +119,7 @@ def test_options_win_over_the_environment(tmp_path: Path) -> None:
         ("LOA_TTS", "festival", "LOA_TTS must be one of espeak, gtts, piper, not 'festival'"),
         ("LOA_REQUIRE_APPROVAL", "maybe", "LOA_REQUIRE_APPROVAL must be 1"),
         ("LOA_TRUSTED_PROXIES", "nginx", "LOA_TRUSTED_PROXIES must be a whole number"),
+        ("LOA_SOURCE_PRIVATE_AUDIO", "lan", "LOA_SOURCE_PRIVATE_AUDIO must be 1 or 0"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_value(name: str, value: str, message: str) -> None:

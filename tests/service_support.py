@@ -8,15 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy import select
+
 from broadcast.const import Role, ZoneKind
+from broadcast.errors import ValidationError
 from broadcast.fleet import registry
-from broadcast.people import accounts, zones
+from broadcast.people import accounts, permissions, zones
 from broadcast.programme.jobs import RUN_PREFIX, Scheduler
 from broadcast.sending import broadcasts
 from broadcast.sending.dispatcher import Dispatcher
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from broadcast.store.locks import process_lock
+from broadcast.store.models import User
 from wire import protocol
 
 PASSWORD = "correct horse battery"
@@ -109,6 +113,47 @@ def seed_two_communes(service: BroadcastService) -> Province:
         "tinh-thu", "xa-an", "xa-binh", "thon-an-1", "thon-an-2", "thon-binh-1",
         "loa-an-1-01", "loa-binh-1-01", *ids.values(),
     )  # fmt: skip
+
+
+# how `seed_every_role` names an account: "<where>-<what>", e.g. binh-leader, an-2-head, root-source
+_PLACE_NAMES = {
+    None: "root",
+    "tinh-thu": "tinh",
+    "xa-an": "an",
+    "xa-binh": "binh",
+    "thon-an-1": "an",
+    "thon-an-2": "an-2",
+    "thon-binh-1": "binh",
+}
+_ROLE_NAMES = {Role.PROVINCE_EDITOR: "editor", Role.VILLAGE_HEAD: "head"}
+
+
+def seed_every_role(service: BroadcastService) -> tuple[Province, dict[str, int]]:
+    """`seed_two_communes`, then an account of every role at every level of the tree it may be
+    bound to (`permissions.ZONE_KINDS`, as `accounts.check_role_zone` allows once a province
+    exists): user name → id of all of them, each named where-role ("root-source", "an-2-head",
+    "binh-viewer"; "root" is no zone), so a new role or binding gets its accounts by itself."""
+    province = seed_two_communes(service)
+    with service.db.session() as session:
+        ids = {user.username: user.id for user in session.scalars(select(User))}
+        by_kind: dict[ZoneKind | None, list[str | None]] = {None: [None]}
+        for zone_id in _PLACE_NAMES:
+            if zone_id is not None:
+                by_kind.setdefault(ZoneKind(zones.get_zone(session, zone_id).kind), []).append(
+                    zone_id
+                )
+        for role in Role:
+            for kind in permissions.zone_kinds(role):
+                for zone_id in by_kind.get(kind, []):
+                    zone = None if zone_id is None else zones.get_zone(session, zone_id)
+                    try:
+                        accounts.check_role_zone(session, role, zone)
+                    except ValidationError:
+                        continue  # e.g. a commune's staff bound to no zone once a province exists
+                    name = f"{_PLACE_NAMES[zone_id]}-{_ROLE_NAMES.get(role, role.value)}"
+                    if name not in ids:
+                        ids[name] = accounts.create_user(session, name, PASSWORD, role, zone_id).id
+    return province, ids
 
 
 def waiting_runs(scheduler: Scheduler) -> set[int]:
@@ -235,10 +280,6 @@ def approved_bulletin(
 ) -> int:
     """A bulletin `author` wrote (a relay when `relay_url` is given), submitted and approved by
     `reviewer` (default: the first admin), ready to be scheduled or sent."""
-    from sqlalchemy import select
-
-    from broadcast.store.models import User
-
     desk = service.bulletins
     if relay_url:
         bulletin_id = desk.create_relay_bulletin(author, title, relay_url, minutes)

@@ -8,10 +8,13 @@ with an account of every role at every level it may be bound to, and in each com
 bulletin, a schedule, a broadcast, a province bulletin in its inbox, a receiver, a user and a
 village. A route acting on one of those objects may be used by an account whose zone's subtree
 holds it (or an installation-wide one); routes reading a whole province (`ProvinceLevel`) act on
-the province zone. Every other account is refused (403, or 404 where the object is hidden),
-allowed accounts read with 200 — so commune A's accounts read A's objects and are refused B's —
-and the tables name every route the app has, so a new route cannot be added without deciding
-which action it is.
+the province zone. Every other account is refused (403, or 404 where the object is hidden; 400
+where a form names a zone out of reach, `_refusals`), allowed accounts read with 200 and see
+nothing of a commune outside their zone — so commune A's accounts read A's objects and are
+refused B's — and the tables name every route the app has, so a new route cannot be added
+without deciding which action it is. Writes are sent only by accounts that must be refused, so
+the world is built once per module. A source system's account works over the API only: it
+cannot sign in on the pages.
 """
 
 from __future__ import annotations
@@ -179,6 +182,15 @@ PAGES: dict[str, dict[str, Need]] = {
     "province.monthly_csv": {"GET": ProvinceLevel(Action.READ_REPORTS)},
 }
 ZONE_QUERY = {"calendar.week", *(name for name in PAGES if name.startswith("reports."))}
+# forms naming the zone they act in ({zone}: the place's village, {commune}: its commune),
+# complete otherwise, so that only where they act decides; a zone out of reach is refused there
+# as the form's answer to a value it may not choose (400, the field named) or 403
+ZONE_FORMS: dict[str, dict[str, str]] = {
+    "announce.prepare": {"text": "Thử.", "zones": "{zone}"},
+    "admin.users": {"username": "moi", "role": "village_head", "zone": "{zone}"},
+    "admin.devices": {"id": "loa-moi", "zone": "{zone}"},
+    "admin.zones": {"kind": "village", "name": "Thôn Mới", "parent": "{commune}"},
+}
 
 API: dict[tuple[str, str], Need] = {
     ("GET", "/health"): PUBLIC,
@@ -243,10 +255,8 @@ def _subtree(parents: dict[str, str | None], zone: str) -> frozenset[str]:
 
 def _place(service: BroadcastService, ids: dict[str, int], name: str) -> Place:
     commune, village = {"an": ("xa-an", "thon-an-1"), "binh": ("xa-binh", "thon-binh-1")}[name]
-    editor = ids["tinh-editor"]
-    province_bulletin = service.bulletins.create_bulletin(
-        editor, f"Tin của tỉnh cho {commune}", "Tin từ tỉnh."
-    )
+    editor, sent_down = ids["tinh-editor"], f"Tin của tỉnh cho {commune}"
+    province_bulletin = service.bulletins.create_bulletin(editor, sent_down, "Tin từ tỉnh.")
     [forward] = service.source_bulletins.send_down(editor, province_bulletin, [commune])
     officer = ids[f"{name}-officer"]
     title, text = f"Tin riêng của {name}-officer", f"Loa riêng ở {village}."
@@ -265,7 +275,7 @@ def _place(service: BroadcastService, ids: dict[str, int], name: str) -> Place:
     )
     broadcast = service.announcements.announce(officer, text, [village])
     device = {"an": "loa-an-1-01", "binh": "loa-binh-1-01"}[name]
-    markers = (title, text, device, f"{name}-viewer")
+    markers = (title, text, sent_down, device, f"{name}-viewer")
     return Place(commune, bulletin, schedule, broadcast, province_bulletin, forward,
                  ids[f"{name}-viewer"], village, device, markers)  # fmt: skip
 
@@ -374,6 +384,7 @@ class Route:
     need: Need
     kind: str | None
     api_path: str = ""  # the API table's path, for the bodies
+    form: dict[str, str] | None = None
 
 
 def page_routes(world: World, place: Place) -> list[Route]:
@@ -388,7 +399,15 @@ def page_routes(world: World, place: Place) -> list[Route]:
         if endpoint in ZONE_QUERY:
             url += f"?zone={place.village}"
         kind = _object_kind(sorted(rule.arguments), province_route, endpoint in ZONE_QUERY)
-        routes += [Route(method, url, need, kind) for method, need in rules.items()]
+        for method, need in rules.items():
+            form = ZONE_FORMS.get(endpoint) if method == "POST" else None
+            if form is None:
+                routes.append(Route(method, url, need, kind))
+                continue
+            filled = {
+                k: v.format(zone=place.village, commune=place.commune) for k, v in form.items()
+            }
+            routes.append(Route(method, url, need, "zone", form=filled))
     return routes
 
 
@@ -401,6 +420,8 @@ def api_routes(world: World, place: Place) -> list[Route]:
             [name for name in names if name != "zone"], province_route, "zone=" in path
         )
         url = "/api/v1" + path.format(**_values(world, place, province_route))
+        if kind is None and (method, path) in ZONE_BODIES:
+            kind = "zone"
         routes.append(Route(method, url, need, kind, path.partition("?")[0]))
     return routes
 
@@ -445,6 +466,15 @@ def _leaks(world: World, account: Account, body: str) -> list[str]:
     ]
 
 
+def _refusals(account: Account, route: Route) -> tuple[int, ...]:
+    """403 or 404; and 400 where a form names a zone out of the account's reach, refused as a
+    value of a field it may not choose (only if its role may use the form at all)."""
+    need = route.need
+    if route.form and isinstance(need, Action) and permissions.allowed(account.role, need):
+        return (400, 403, 404)
+    return (403, 404)
+
+
 def _reads(route: Route) -> bool:
     return route.method == "GET" and not route.url.endswith("/events")
 
@@ -459,11 +489,11 @@ def test_pages_let_in_exactly_whom_the_tables_and_zones_allow(world: World, role
         client = _browser(world, account)
         if client is None:
             continue
-        token = csrf_token(client, "/")
+        token, object_reads = csrf_token(client, "/"), 0
         for place in world.places.values():
             for route in page_routes(world, place):
                 allowed = may(world, account, route.need, place, route.kind)
-                if route.need == PUBLIC or route.url.startswith("/auth/logout"):
+                if route.need == PUBLIC:
                     continue
                 if allowed and not _reads(route):
                     continue  # an allowed write would change the world
@@ -474,12 +504,25 @@ def test_pages_let_in_exactly_whom_the_tables_and_zones_allow(world: World, role
                         problems.append(f"{account.name} GET {route.url}: {response.status_code}")
                     elif leaks := _leaks(world, account, body):
                         problems.append(f"{account.name} GET {route.url} shows {leaks}")
+                    object_reads += route.kind is not None
                     continue
-                data = {"csrf_token": token} if route.method == "POST" else None
+                data = (
+                    {"csrf_token": token, **(route.form or {})} if route.method == "POST" else None
+                )
                 status = client.open(route.url, method=route.method, data=data).status_code
-                if status not in (403, 404):
+                if status not in _refusals(account, route):
                     problems.append(f"{account.name} {route.method} {route.url}: {status}")
+        if _has_objects(world, account) and not object_reads:
+            problems.append(f"{account.name} read none of its commune's objects")
     assert not problems, "\n".join(problems)
+
+
+def _has_objects(world: World, account: Account) -> bool:
+    """Whether any place's objects are in the account's zone (so it must read some: a test
+    refusing everything fails)."""
+    return account.scope is None or any(
+        {place.commune, place.village} & account.scope for place in world.places.values()
+    )
 
 
 def test_pages_need_a_login(world: World) -> None:
@@ -510,6 +553,10 @@ BODIES: dict[str, dict[str, Any] | None] = {
 }
 
 
+# calls whose body names the zone they act in ({zone} in BODIES or the default body)
+ZONE_BODIES = {("POST", "/announcements")}
+
+
 def _body(route: Route, place: Place) -> dict[str, Any] | None:
     if route.method == "GET":
         return None
@@ -529,6 +576,7 @@ def test_the_api_lets_in_exactly_whom_the_tables_and_zones_allow(world: World, r
     problems = []
     for account in world.of_role(role):
         headers = {"Authorization": f"Bearer {world.tokens[account.name]}"}
+        object_reads = 0
         for place in world.places.values():
             for route in api_routes(world, place):
                 allowed = may(world, account, route.need, place, route.kind)
@@ -544,6 +592,9 @@ def test_the_api_lets_in_exactly_whom_the_tables_and_zones_allow(world: World, r
                     problems.append(f"{account.name} GET {route.url} shows {leaks}")
                 elif not allowed and status not in (403, 404):
                     problems.append(f"{account.name} {route.method} {route.url}: {status}")
+                object_reads += allowed and status == 200 and route.kind is not None
+        if _has_objects(world, account) and not object_reads:
+            problems.append(f"{account.name} read none of its commune's objects")
     assert not problems, "\n".join(problems)
 
 

@@ -93,7 +93,8 @@ class Place:
     user: int  # the commune's viewer
     village: str
     device: str  # in the village
-    markers: tuple[str, ...]  # text only this commune's accounts (and those above) may read
+    markers: tuple[str, ...]  # text only accounts of the village, or above it, may read
+    names: tuple[str, ...]  # the commune's name: read by accounts in it or above it
 
     def zones_of(self, kind: str) -> frozenset[str]:
         """Where the object of `kind` is: an account may act on it if one of these is in its
@@ -117,6 +118,11 @@ class World:
     places: dict[str, Place]  # "a", "b"
     item: int  # what the province's source system posted
     item_owner: str
+
+    parents: dict[str, str | None]
+
+    def below(self, zone: str) -> frozenset[str]:
+        return _subtree(self.parents, zone)
 
     def of_role(self, role: Role) -> list[Account]:
         return [account for account in self.accounts.values() if account.role is role]
@@ -275,9 +281,15 @@ def _place(service: BroadcastService, ids: dict[str, int], name: str) -> Place:
     )
     broadcast = service.announcements.announce(officer, text, [village])
     device = {"an": "loa-an-1-01", "binh": "loa-binh-1-01"}[name]
-    markers = (title, text, sent_down, device, f"{name}-viewer")
+    markers = (title, text, sent_down, device, f"{name}-viewer", *_zone_names(service, village))
     return Place(commune, bulletin, schedule, broadcast, province_bulletin, forward,
-                 ids[f"{name}-viewer"], village, device, markers)  # fmt: skip
+                 ids[f"{name}-viewer"], village, device, markers,
+                 _zone_names(service, commune))  # fmt: skip
+
+
+def _zone_names(service: BroadcastService, zone_id: str) -> tuple[str, ...]:
+    with service.db.session() as session:
+        return (session.get(Zone, zone_id).name,)  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +322,7 @@ def world(
     assert {account.role for account in found.values()} == set(Role)
     app = create_app(service, {"TESTING": True})
     app.test_client_class = CheckedClient
-    yield World(app, found, tokens, places, item, "tinh-source")
+    yield World(app, found, tokens, places, item, "tinh-source", parents)
     service.stop()
 
 
@@ -456,14 +468,17 @@ def _browser(world: World, account: Account) -> FlaskClient | None:
 
 
 def _leaks(world: World, account: Account, body: str) -> list[str]:
-    """What a bound account's page or answer shows of a place outside its zone."""
-    return [
-        marker
-        for place in world.places.values()
-        if account.scope is not None and not {place.commune, place.village} & account.scope
-        for marker in place.markers
-        if marker in body
-    ]
+    """What a bound account's page or answer shows of a place outside its zone (the commune's
+    name: of a commune neither in its zone nor holding it)."""
+    if account.scope is None:
+        return []
+    found = []
+    for place in world.places.values():
+        if not {place.commune, place.village} & account.scope:
+            found += [marker for marker in place.markers if marker in body]
+        if place.commune not in account.scope and account.zone not in world.below(place.commune):
+            found += [name for name in place.names if name in body]
+    return found
 
 
 def _refusals(account: Account, route: Route) -> tuple[int, ...]:

@@ -618,3 +618,21 @@ def test_the_api_needs_a_token(world: World) -> None:
     for route in api_routes(world, world.places["b"]):
         status = client.open(route.url, method=route.method).status_code
         assert status == (200 if route.need == PUBLIC else 401), f"{route.method} {route.url}"
+
+
+def test_what_the_leak_check_looks_for_is_shown_where_allowed(world: World) -> None:
+    """Each place's markers and names appear on some page or answer the installation-wide admin
+    reads: the check that a commune's account sees none of the other commune's is not vacuous."""
+    [root] = [a for a in world.of_role(Role.ADMIN) if a.scope is None]
+    client = _browser(world, root)
+    assert client is not None
+    headers = {"Authorization": f"Bearer {world.tokens[root.name]}"}
+    bodies = []
+    for place in world.places.values():
+        for route in [*page_routes(world, place), *api_routes(world, place)]:
+            if _reads(route) and route.need != PUBLIC:
+                response = client.get(route.url, headers=headers, follow_redirects=True)
+                bodies.append(response.get_data(as_text=True))
+    seen = "\n".join(bodies)
+    for place in world.places.values():
+        assert [text for text in (*place.markers, *place.names) if text not in seen] == []

@@ -9,12 +9,12 @@ bulletin, a schedule, a broadcast, a province bulletin in its inbox, a receiver,
 village. A route acting on one of those objects may be used by an account whose zone's subtree
 holds it (or an installation-wide one); routes reading a whole province (`ProvinceLevel`) act on
 the province zone. Every other account is refused (403, or 404 where the object is hidden; 400
-where a form names a zone out of reach, `_refusals`), allowed accounts read with 200 and see
-nothing of a commune outside their zone — so commune A's accounts read A's objects and are
-refused B's — and the tables name every route the app has, so a new route cannot be added
-without deciding which action it is. Writes are sent only by accounts that must be refused, so
-the world is built once per module. A source system's account works over the API only: it
-cannot sign in on the pages.
+where a form or a body names an object out of reach, `_refusals`), allowed accounts read with
+200 and see nothing of a commune outside their zone — so commune A's accounts read A's objects
+and are refused B's — and the tables name every route the app has, so a new route cannot be
+added without deciding which action it is. Writes are sent only by accounts that must be
+refused, so the world is built once per module. A source system's account works over the API
+only: it cannot sign in on the pages.
 """
 
 from __future__ import annotations
@@ -397,6 +397,7 @@ class Route:
     kind: str | None
     api_path: str = ""  # the API table's path, for the bodies
     form: dict[str, str] | None = None
+    named_in_body: bool = False  # an API call naming its object in its body (`BODY_OBJECTS`)
 
 
 def page_routes(world: World, place: Place) -> list[Route]:
@@ -432,9 +433,9 @@ def api_routes(world: World, place: Place) -> list[Route]:
             [name for name in names if name != "zone"], province_route, "zone=" in path
         )
         url = "/api/v1" + path.format(**_values(world, place, province_route))
-        if kind is None and (method, path) in ZONE_BODIES:
-            kind = "zone"
-        routes.append(Route(method, url, need, kind, path.partition("?")[0]))
+        in_body = BODY_OBJECTS.get((method, path))
+        routes.append(Route(method, url, need, kind or in_body, path.partition("?")[0],
+                            named_in_body=in_body is not None))  # fmt: skip
     return routes
 
 
@@ -482,10 +483,12 @@ def _leaks(world: World, account: Account, body: str) -> list[str]:
 
 
 def _refusals(account: Account, route: Route) -> tuple[int, ...]:
-    """403 or 404; and 400 where a form names a zone out of the account's reach, refused as a
-    value of a field it may not choose (only if its role may use the form at all)."""
+    """403 or 404; and 400 where a form or a call's body names an object out of the account's
+    reach (a zone, a bulletin), refused as a value of a field it may not choose, as an unknown
+    one is (only if its role may use the route at all)."""
     need = route.need
-    if route.form and isinstance(need, Action) and permissions.allowed(account.role, need):
+    named = route.form or route.named_in_body
+    if named and isinstance(need, Action) and permissions.allowed(account.role, need):
         return (400, 403, 404)
     return (403, 404)
 
@@ -564,25 +567,37 @@ BODIES: dict[str, dict[str, Any] | None] = {
     "/province-bulletins": {"text": "Thử.", "communes": "all"},
     "/province-bulletins/inbox/{forward_id}/place": {"run_at": "2099-01-01T06:00"},
     "/province-bulletins/inbox/{forward_id}/decline": {"reason": "Thử."},
-    "/province-bulletins/inbox/reorder": {"order": [1]},
+    "/province-bulletins/inbox/reorder": {"order": ["{forward}"]},
+    "/schedules": {
+        "bulletin": "{bulletin}",
+        "kind": "daily",
+        "time_of_day": "05:00",
+        "zones": ["{zone}"],
+    },
 }
 
 
-# calls whose body names the zone they act in ({zone} in BODIES or the default body)
-ZONE_BODIES = {("POST", "/announcements")}
+# calls with no object in their path whose body names the object they act on
+BODY_OBJECTS = {
+    ("POST", "/announcements"): "zone",
+    ("POST", "/schedules"): "bulletin",  # and a zone of the same commune
+    ("POST", "/province-bulletins/inbox/reorder"): "forward",
+}
 
 
 def _body(route: Route, place: Place) -> dict[str, Any] | None:
+    """The body of a call, its placeholders filled with `place`'s objects."""
     if route.method == "GET":
         return None
     body = BODIES.get(route.api_path, {"text": "Thử.", "zones": ["{zone}"]})
-    if body is None:
-        return None
-    return {
-        key: [place.village if v == "{zone}" else v for v in value] if isinstance(value, list)
-        else value
-        for key, value in body.items()
-    }  # fmt: skip
+    filled = {"{zone}": place.village, "{bulletin}": place.bulletin, "{forward}": place.forward}
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, list):
+            return [fill(item) for item in value]
+        return filled.get(value, value) if isinstance(value, str) else value
+
+    return None if body is None else {key: fill(value) for key, value in body.items()}
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -605,7 +620,7 @@ def test_the_api_lets_in_exactly_whom_the_tables_and_zones_allow(world: World, r
                     problems.append(f"{account.name} GET {route.url}: {status}")
                 elif allowed and (leaks := _leaks(world, account, response.get_data(as_text=True))):
                     problems.append(f"{account.name} GET {route.url} shows {leaks}")
-                elif not allowed and status not in (403, 404):
+                elif not allowed and status not in _refusals(account, route):
                     problems.append(f"{account.name} {route.method} {route.url}: {status}")
                 object_reads += allowed and status == 200 and route.kind is not None
         if _has_objects(world, account) and not object_reads:

@@ -9,11 +9,11 @@ bulletin, a schedule, a broadcast, a province bulletin in its inbox, a receiver,
 village. A route acting on one of those objects may be used by an account whose zone's subtree
 holds it (or an installation-wide one); routes reading a whole province (`ProvinceLevel`) act on
 the province zone. Every other account is refused (403, or 404 where the object is hidden; 400
-where a form or a body names an object out of reach, `_refusals`), allowed accounts read with
-200 and see nothing of a commune outside their zone — so commune A's accounts read A's objects
-and are refused B's — and the tables name every route the app has, so a new route cannot be
-added without deciding which action it is. Writes are sent only by accounts that must be
-refused, so the world is built once per module. A source system's account works over the API
+where a form, a body or a filter names an object out of reach, `_refusals`), allowed accounts
+read with 200 and see nothing of a commune outside their zone — so commune A's accounts read
+A's objects and are refused B's — and the tables name every route the app has, so a new route
+cannot be added without deciding which action it is. Writes are sent only by accounts that must
+be refused, so the world is built once per module. A source system's account works over the API
 only: it cannot sign in on the pages.
 """
 
@@ -203,6 +203,7 @@ API: dict[tuple[str, str], Need] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/zones"): Action.VIEW,
     ("GET", "/devices"): Action.VIEW,
+    ("GET", "/devices?zone={zone}"): Action.VIEW,
     ("GET", "/announcements"): Action.VIEW,
     ("POST", "/announcements"): Action.ANNOUNCE,
     ("POST", "/announcements/recording"): Action.ANNOUNCE,
@@ -397,7 +398,7 @@ class Route:
     kind: str | None
     api_path: str = ""  # the API table's path, for the bodies
     form: dict[str, str] | None = None
-    named_in_body: bool = False  # an API call naming its object in its body (`BODY_OBJECTS`)
+    named_in_field: bool = False  # an API call naming its object in a field (`FIELD_OBJECTS`)
 
 
 def page_routes(world: World, place: Place) -> list[Route]:
@@ -433,9 +434,9 @@ def api_routes(world: World, place: Place) -> list[Route]:
             [name for name in names if name != "zone"], province_route, "zone=" in path
         )
         url = "/api/v1" + path.format(**_values(world, place, province_route))
-        in_body = BODY_OBJECTS.get((method, path))
-        routes.append(Route(method, url, need, kind or in_body, path.partition("?")[0],
-                            named_in_body=in_body is not None))  # fmt: skip
+        in_field = FIELD_OBJECTS.get((method, path))
+        routes.append(Route(method, url, need, kind or in_field, path.partition("?")[0],
+                            named_in_field=(method, path) in FIELD_OBJECTS))  # fmt: skip
     return routes
 
 
@@ -483,11 +484,11 @@ def _leaks(world: World, account: Account, body: str) -> list[str]:
 
 
 def _refusals(account: Account, route: Route) -> tuple[int, ...]:
-    """403 or 404; and 400 where a form or a call's body names an object out of the account's
-    reach (a zone, a bulletin), refused as a value of a field it may not choose, as an unknown
-    one is (only if its role may use the route at all)."""
+    """403 or 404; and 400 where a form, a call's body or a list's filter names an object out of
+    the account's reach (a zone, a bulletin), refused as a value of a field it may not choose,
+    as an unknown one is (only if its role may use the route at all)."""
     need = route.need
-    named = route.form or route.named_in_body
+    named = route.form or route.named_in_field
     if named and isinstance(need, Action) and permissions.allowed(account.role, need):
         return (400, 403, 404)
     return (403, 404)
@@ -577,11 +578,12 @@ BODIES: dict[str, dict[str, Any] | None] = {
 }
 
 
-# calls with no object in their path whose body names the object they act on
-BODY_OBJECTS = {
+# calls whose body or filter names the object they act on (none in their path)
+FIELD_OBJECTS = {
     ("POST", "/announcements"): "zone",
     ("POST", "/schedules"): "bulletin",  # and a zone of the same commune
     ("POST", "/province-bulletins/inbox/reorder"): "forward",
+    ("GET", "/devices?zone={zone}"): "zone",
 }
 
 

@@ -118,8 +118,7 @@ class World:
     places: dict[str, Place]  # "a", "b"
     item: int  # what the province's source system posted
     item_owner: str
-
-    parents: dict[str, str | None]
+    parents: dict[str, str | None]  # zone id → its parent's
 
     def below(self, zone: str) -> frozenset[str]:
         return _subtree(self.parents, zone)

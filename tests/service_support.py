@@ -8,19 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import select
-
 from broadcast.const import Role, ZoneKind
-from broadcast.errors import ValidationError
 from broadcast.fleet import registry
-from broadcast.people import accounts, permissions, zones
+from broadcast.people import accounts, zones
 from broadcast.programme.jobs import RUN_PREFIX, Scheduler
 from broadcast.sending import broadcasts
 from broadcast.sending.dispatcher import Dispatcher
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from broadcast.store.locks import process_lock
-from broadcast.store.models import User
 from wire import protocol
 
 PASSWORD = "correct horse battery"
@@ -133,6 +129,12 @@ def seed_every_role(service: BroadcastService) -> tuple[Province, dict[str, int]
     bound to (`permissions.ZONE_KINDS`, as `accounts.check_role_zone` allows once a province
     exists): user name → id of all of them, each named where-role ("root-source", "an-2-head",
     "binh-viewer"; "root" is no zone), so a new role or binding gets its accounts by itself."""
+    from sqlalchemy import select
+
+    from broadcast.errors import ValidationError
+    from broadcast.people import permissions
+    from broadcast.store.models import User
+
     province = seed_two_communes(service)
     with service.db.session() as session:
         ids = {user.username: user.id for user in session.scalars(select(User))}
@@ -280,6 +282,10 @@ def approved_bulletin(
 ) -> int:
     """A bulletin `author` wrote (a relay when `relay_url` is given), submitted and approved by
     `reviewer` (default: the first admin), ready to be scheduled or sent."""
+    from sqlalchemy import select
+
+    from broadcast.store.models import User
+
     desk = service.bulletins
     if relay_url:
         bulletin_id = desk.create_relay_bulletin(author, title, relay_url, minutes)

@@ -113,6 +113,53 @@ def seed_two_communes(service: BroadcastService) -> Province:
     )  # fmt: skip
 
 
+# how `seed_every_role` names an account: "<where>-<what>", e.g. binh-leader, an-2-head, root-source
+_PLACE_NAMES = {
+    None: "root",
+    "tinh-thu": "tinh",
+    "xa-an": "an",
+    "xa-binh": "binh",
+    "thon-an-1": "an",
+    "thon-an-2": "an-2",
+    "thon-binh-1": "binh",
+}
+_ROLE_NAMES = {Role.PROVINCE_EDITOR: "editor", Role.VILLAGE_HEAD: "head"}
+
+
+def seed_every_role(service: BroadcastService) -> tuple[Province, dict[str, int]]:
+    """`seed_two_communes`, then an account of every role at every level of the tree it may be
+    bound to (`permissions.ZONE_KINDS`, as `accounts.check_role_zone` allows once a province
+    exists): user name → id of all of them, each named where-role ("root-source", "an-2-head",
+    "binh-viewer"; "root" is no zone), so a new role or binding gets its accounts by itself."""
+    from sqlalchemy import select
+
+    from broadcast.errors import ValidationError
+    from broadcast.people import permissions
+    from broadcast.store.models import User
+
+    province = seed_two_communes(service)
+    with service.db.session() as session:
+        ids = {user.username: user.id for user in session.scalars(select(User))}
+        by_kind: dict[ZoneKind | None, list[str | None]] = {None: [None]}
+        for zone_id in _PLACE_NAMES:
+            if zone_id is not None:
+                by_kind.setdefault(ZoneKind(zones.get_zone(session, zone_id).kind), []).append(
+                    zone_id
+                )
+        for role in Role:
+            for kind in permissions.zone_kinds(role):
+                for zone_id in by_kind.get(kind, []):
+                    zone = None if zone_id is None else zones.get_zone(session, zone_id)
+                    try:
+                        accounts.check_role_zone(session, role, zone)
+                    except ValidationError:
+                        continue  # e.g. a commune's staff bound to no zone once a province exists
+                    name = f"{_PLACE_NAMES[zone_id]}-{_ROLE_NAMES.get(role, role.value)}"
+                    if name not in ids:
+                        ids[name] = accounts.create_user(session, name, PASSWORD, role, zone_id).id
+    return province, ids
+
+
 def waiting_runs(scheduler: Scheduler) -> set[int]:
     """The broadcast ids the scheduler will fire: its run jobs, read from APScheduler."""
     return {

@@ -327,6 +327,8 @@ def schedule(bulletin_id: int) -> Response:
             ),
         )
     except LoaError as exc:
+        if isinstance(exc, ValidationError) and exc.code == "unknown_bulletin":
+            abort(404)  # the URL names it (another commune's too): not a field of the form
         _report(exc)
     else:
         flash(_("Đã đặt lịch phát."), "info")

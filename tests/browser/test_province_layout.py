@@ -28,7 +28,15 @@ def province(demo_system: DemoSystem) -> str:
             )
             for key, name in (("xa-hai", "Xã Hai"), ("xa-ba", "Phường Ba Đình Rất Dài Tên")):
                 zones.create_zone(session, key, name, ZoneKind.COMMUNE, "tinh-thu")
-            accounts.create_user(session, "bientap", PASSWORD, Role.PROVINCE_EDITOR, "tinh-thu")
+            editor = accounts.create_user(
+                session, "bientap", PASSWORD, Role.PROVINCE_EDITOR, "tinh-thu"
+            ).id
+            accounts.create_user(session, "canbo-hai", PASSWORD, Role.OFFICER, "xa-hai")
+        # a normal bulletin sent down: it waits in each commune's inbox (nothing to dispatch)
+        bulletin = service.bulletins.create_bulletin(
+            editor, "Lịch tiêm phòng dại toàn tỉnh", "Tỉnh thông báo lịch tiêm phòng dại."
+        )
+        service.source_bulletins.send_down(editor, bulletin, ["xa-hai", "xa-ba"], "normal")
     finally:
         service.stop()
     return "bientap"
@@ -55,3 +63,38 @@ def test_province_pages_fit_a_phone(
     assert page.locator("#communes tbody tr").count() >= 3
     assert overflow(page, PHONE["width"]) == []
     screenshot(page, f"province-calendar-{lang}")
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_province_bulletin_pages_fit_a_phone(
+    demo_system: DemoSystem, phone: BrowserContext, province: str, lang: str
+) -> None:
+    """The province editor's send-down page and a bulletin's per-commune states."""
+    page = phone.new_page()
+    sign_in(page, demo_system.base, province)
+    page.goto(f"{demo_system.base}/?lang={lang}")
+    response = page.goto(f"{demo_system.base}/province-bulletins/")
+    assert response is not None and response.status == 200
+    page.wait_for_load_state("load")
+    assert overflow(page, PHONE["width"]) == []
+    screenshot(page, f"province-bulletins-{lang}")
+    page.get_by_text("Lịch tiêm phòng dại toàn tỉnh").first.click()
+    page.wait_for_load_state("load")
+    assert "/province-bulletins/" in page.url
+    assert overflow(page, PHONE["width"]) == []
+    screenshot(page, f"province-bulletin-{lang}")
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_a_commune_inbox_fits_a_phone(
+    demo_system: DemoSystem, phone: BrowserContext, province: str, lang: str
+) -> None:
+    officer = phone.new_page()
+    sign_in(officer, demo_system.base, "canbo-hai")
+    officer.goto(f"{demo_system.base}/?lang={lang}")
+    response = officer.goto(f"{demo_system.base}/province-bulletins/inbox")
+    assert response is not None and response.status == 200
+    officer.wait_for_load_state("load")
+    assert officer.get_by_text("Lịch tiêm phòng dại toàn tỉnh").count() >= 1
+    assert overflow(officer, PHONE["width"]) == []
+    screenshot(officer, f"province-inbox-{lang}")

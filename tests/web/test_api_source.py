@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 from service_support import PASSWORD
 from sqlalchemy import select
@@ -151,3 +152,33 @@ def test_malformed_or_mistyped_cap_is_a_400_and_creates_nothing(
         assert response.status_code == 400, response.get_json()
     listed = client.get("/api/v1/source/items", headers=headers)
     assert listed.get_json() == [] and _forwards(service) == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"text": "x", "priority": "normal", "communes": [99999999999999999999999999]}',
+        b'{"text": "\\ud800", "priority": "normal", "communes": ["xa-test"]}',
+        b'{"text": "x", "priority": "normal", "communes": ["xa-test"], "title": '
+        + b"[" * 200
+        + b"]" * 200
+        + b"}",
+        b'{"text": "x", "priority": Infinity, "communes": ["xa-test"]}',
+        b'{"text": "x", "priority": "normal", "communes": ["xa-test"],'
+        b' "valid_until": "9999-12-31T23:59+07:00"}',
+        b'{"text": "x", "priority": "normal", "communes": ["xa-test"],'
+        b' "valid_until": "0001-01-01T00:00+07:00"}',
+        b'{"text": "x", "priority": "normal", "communes": ["xa-test"], "valid_until": 1e999}',
+    ],
+)
+def test_edge_values_are_a_400_and_store_nothing(
+    client: FlaskClient, tokens: dict[str, str], service: BroadcastService, raw: bytes
+) -> None:
+    response = client.post(
+        "/api/v1/source/bulletins",
+        data=raw,
+        headers=_headers(tokens["source"], "edge"),
+        content_type="application/json",
+    )
+    assert response.status_code == 400, response.get_json()
+    assert _forwards(service) == []

@@ -289,16 +289,13 @@ def _tts_engine(value: str, name: str) -> str:
 def _approval(value: str, name: str) -> bool:
     if name == "--no-approval":
         return False  # the flag was given
-    answer = value.lower()
-    if answer not in ("1", "yes", "true", "0", "no", "false"):
-        raise LoaError(f"{name} must be 1 (bulletins need approval) or 0, not {value!r}")
-    return answer in ("1", "yes", "true")
+    return _yes_no(value, name, "1 (bulletins need approval)")
 
 
-def _yes_no(value: str, name: str) -> bool:
+def _yes_no(value: str, name: str, yes: str = "1") -> bool:
     answer = value.lower()
     if answer not in ("1", "yes", "true", "0", "no", "false"):
-        raise LoaError(f"{name} must be 1 or 0, not {value!r}")
+        raise LoaError(f"{name} must be {yes} or 0, not {value!r}")
     return answer in ("1", "yes", "true")
 
 

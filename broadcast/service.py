@@ -207,21 +207,24 @@ class BroadcastService:
     # --- answer-back --------------------------------------------------------------------------
 
     def _apply_answers(self, answers: Sequence[Answer]) -> None:
-        """Receivers' states and events, in arrival order, in one transaction
-        (`broadcast.sending.answerback` batches them off the MQTT thread)."""
-        returned = []
-        rejected: Counter[str] = Counter()
+        """Receivers' states (in arrival order) and events (`broadcasts.apply_events`, in
+        arrival order) in one transaction (`broadcast.sending.answerback` batches them off the
+        MQTT thread); the two touch different rows, so neither waits for the other."""
+        statuses = [answer for answer in answers if isinstance(answer, protocol.DeviceStatus)]
+        events = [answer for answer in answers if isinstance(answer, protocol.DeviceEvent)]
+        rejected = Counter(
+            answer.device_id or "unknown" for answer in answers if isinstance(answer, Rejected)
+        )
         with self.db.session() as session:
-            for answer in answers:
-                if isinstance(answer, Rejected):
-                    rejected[answer.device_id or "unknown"] += 1
-                elif isinstance(answer, protocol.DeviceEvent):
-                    broadcasts.apply_event(session, answer)
-                    session.flush()  # the next answer may settle the same broadcast
-                elif broadcasts.apply_status(session, answer) == broadcasts.StatusChange.RETURNED:
-                    returned.append(answer.device_id)
+            changes = broadcasts.apply_statuses(session, statuses)
+            broadcasts.apply_events(session, events)
             for device_id, count in rejected.items():
                 sequences.add(session, sequences.REJECTED_ANSWERS + device_id, count)
+        returned = [
+            status.device_id
+            for status, change in zip(statuses, changes, strict=True)
+            if change == broadcasts.StatusChange.RETURNED
+        ]
         for device_id in returned:
             self.leader.device_returned(device_id)
 

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, Select, exists, func, insert, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, object_session
 
 import tts
 from broadcast import clock
@@ -293,18 +293,46 @@ def corrections_of(session: Session, broadcast_id: int) -> list[Broadcast]:
 
 def apply_event(session: Session, event: DeviceEvent) -> Delivery | None:
     """Advance a delivery from a receiver's answer-back; never moves a delivery backwards."""
-    if event.broadcast_id is None:
-        return None
-    delivery = session.scalar(
-        select(Delivery).where(
-            Delivery.broadcast_id == event.broadcast_id, Delivery.device_id == event.device_id
+    return apply_events(session, [event])[0]
+
+
+def apply_events(session: Session, events: Sequence[DeviceEvent]) -> list[Delivery | None]:
+    """Advance deliveries from receivers' answer-back, in arrival order: every delivery the
+    events name is read in one query and each broadcast settled once, so a province's
+    thousands of answers cost a few statements a batch, not a few per answer."""
+    named = [event for event in events if event.broadcast_id is not None]
+    found: dict[tuple[int, str], Delivery] = {}
+    if named:
+        rows = session.scalars(
+            select(Delivery).where(
+                Delivery.broadcast_id.in_({event.broadcast_id for event in named}),
+                Delivery.device_id.in_({event.device_id for event in named}),
+            )
         )
-    )
-    if delivery is None:
-        _LOGGER.info(
-            "event for broadcast %s from non-target %s", event.broadcast_id, event.device_id
+        found = {(delivery.broadcast_id, delivery.device_id): delivery for delivery in rows}
+    advanced: list[Delivery | None] = []
+    touched: dict[int, Delivery] = {}
+    for event in events:
+        delivery = (
+            found.get((event.broadcast_id, event.device_id))
+            if event.broadcast_id is not None
+            else None
         )
-        return None
+        if delivery is None and event.broadcast_id is not None:
+            _LOGGER.info(
+                "event for broadcast %s from non-target %s", event.broadcast_id, event.device_id
+            )
+        if delivery is not None:
+            _advance(delivery, event)
+            touched[delivery.broadcast_id] = delivery
+        advanced.append(delivery)
+    for delivery in touched.values():
+        _settle(delivery.broadcast)
+    return advanced
+
+
+def _advance(delivery: Delivery, event: DeviceEvent) -> None:
+    """One answer applied to its delivery; a delivery never moves backwards."""
     at = clock.from_timestamp(event.at)
     new_state = _EVENT_STATE[event.kind]
     if event.kind is EventKind.FAILED and event.detail == STOPPED_DETAIL:
@@ -330,8 +358,6 @@ def apply_event(session: Session, event: DeviceEvent) -> Delivery | None:
         elif event.detail or unanswered:
             delivery.detail = event.detail
     delivery.updated_at = utcnow()
-    _settle(delivery.broadcast)
-    return delivery
 
 
 def close_unanswered(delivery: Delivery, cancelled: bool) -> None:
@@ -346,13 +372,22 @@ def close_unanswered(delivery: Delivery, cancelled: bool) -> None:
 def _settle(broadcast: Broadcast) -> None:
     """Once every receiver has answered, the broadcast is finished (or partial). A missed run
     settles too (receivers play their manifests without the server); a cancelled one is final.
-    """
-    if broadcast.status not in _SETTLING or not broadcast.deliveries:
+    Counted in SQL (the session flushes what changed first): a province's broadcast has
+    thousands of deliveries, and this runs on every batch of answers."""
+    session = object_session(broadcast)
+    if broadcast.status not in _SETTLING or session is None:
         return
-    states = [d.state for d in broadcast.deliveries]
-    if all(state in FINAL_DELIVERY_STATES for state in states):
-        all_ok = all(state == DeliveryState.FINISHED.value for state in states)
-        broadcast.status = (BroadcastStatus.FINISHED if all_ok else BroadcastStatus.PARTIAL).value
+    total, still_open, not_finished = session.execute(
+        select(
+            func.count(),
+            func.count().filter(Delivery.state.not_in(FINAL_DELIVERY_STATES)),
+            func.count().filter(Delivery.state != DeliveryState.FINISHED.value),
+        ).where(Delivery.broadcast_id == broadcast.id)
+    ).one()
+    if total and not still_open:
+        broadcast.status = (
+            BroadcastStatus.FINISHED if not not_finished else BroadcastStatus.PARTIAL
+        ).value
 
 
 class StatusChange(StrEnum):
@@ -363,7 +398,38 @@ class StatusChange(StrEnum):
 
 def apply_status(session: Session, status: DeviceStatus) -> StatusChange:
     """Record a receiver's retained state; a late last-will of an older boot is ignored."""
-    device = session.get(Device, status.device_id)
+    return apply_statuses(session, [status])[0]
+
+
+def apply_statuses(session: Session, statuses: Sequence[DeviceStatus]) -> list[StatusChange]:
+    """Record receivers' retained states in arrival order: the receivers (with their zones)
+    read in one query, their comings and goings written in one INSERT."""
+    wanted = {status.device_id for status in statuses}
+    # the session holds its objects weakly: this list keeps them while the batch is applied
+    devices = (
+        list(
+            session.scalars(
+                select(Device).where(Device.id.in_(wanted)).options(joinedload(Device.zone))
+            )
+        )
+        if wanted
+        else []
+    )
+    by_id = {device.id: device for device in devices}
+    presence: list[dict[str, Any]] = []
+    with session.no_autoflush:  # one UPDATE for the batch, not one whenever a zone is read
+        changes = [
+            _record_status(by_id.get(status.device_id), status, presence) for status in statuses
+        ]
+    if presence:
+        session.execute(insert(DevicePresence), presence)
+    return changes
+
+
+def _record_status(
+    device: Device | None, status: DeviceStatus, presence: list[dict[str, Any]]
+) -> StatusChange:
+    """One state applied to its receiver; a change of presence is added to `presence`."""
     if device is None:
         _LOGGER.warning("state from unregistered device %s", status.device_id)
         return StatusChange.IGNORED
@@ -382,7 +448,7 @@ def apply_status(session: Session, status: DeviceStatus) -> StatusChange:
     if status.online != device.online:
         # a last will carries the time of the connection it was set at: offline counts from now
         at = reported_at if status.online else utcnow()
-        session.add(DevicePresence(device_id=device.id, at=at, online=status.online))
+        presence.append({"device_id": device.id, "at": at, "online": status.online})
     device.online = status.online
     device.state = status.state.value
     device.boot_id = status.boot_id

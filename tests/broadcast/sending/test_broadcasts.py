@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from service_support import Users
+import sqlalchemy
+from service_support import Users, add_devices, broadcast_status
 
-from broadcast.const import BroadcastStatus
+from broadcast.const import BroadcastStatus, ZoneKind
 from broadcast.errors import PermissionDenied, ValidationError
 from broadcast.fleet import registry
 from broadcast.people import zones
@@ -224,3 +225,54 @@ def test_heartbeat_extras_are_kept(service: BroadcastService, fleet: list[str]) 
         )
     with service.db.session() as session:
         assert session.get(Device, "loa-b-01").status_extra == extra
+
+
+def _answer_statements(service: BroadcastService, receivers: int) -> tuple[int, str]:
+    """SQL statements to write one batch of answer-back from `receivers` receivers (a state
+    and two events each, all coming online) to a broadcast to all of them, in a village of
+    their own; the broadcast's status after it."""
+    village = f"thon-n{receivers}"
+    with service.db.session() as session:
+        zones.create_zone(session, village, village, ZoneKind.VILLAGE, "xa-test")
+    add_devices(service, {f"loa-n{receivers}-{n:03d}": village for n in range(receivers)})
+    with service.db.session() as session:
+        broadcast = broadcasts.create_broadcast(
+            session,
+            text="Họp thôn",
+            zone_list=zones.resolve_zones(session, [village]),
+            priority=Priority.EMERGENCY,
+            repeat=1,
+            source="announcement",
+        )
+        broadcasts.mark_dispatched(broadcast, "0" * 64, "espeak", "cmd")
+        broadcast_id = broadcast.id
+        every = [d.device_id for d in broadcast.deliveries]
+    now = time.time()
+    answers: list[DeviceStatus | DeviceEvent] = []
+    for device_id in every:
+        answers.append(DeviceStatus(device_id, ReceiverState.IDLE, "boot", now, None, "t", {}))
+        answers.append(_event(device_id, broadcast_id, EventKind.RECEIVED))
+        answers.append(_event(device_id, broadcast_id, EventKind.FINISHED))
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+
+    sqlalchemy.event.listen(service.db.engine, "before_cursor_execute", seen)
+    try:
+        service._apply_answers(answers)
+    finally:
+        sqlalchemy.event.remove(service.db.engine, "before_cursor_execute", seen)
+    return len(statements), broadcast_status(service, broadcast_id)
+
+
+def test_a_batch_of_answers_costs_the_same_statements_for_many_receivers(
+    service: BroadcastService, fleet: list[str]
+) -> None:
+    """A province's answer-back comes in thousands: the statements of a batch must not grow
+    with the receivers in it (deliveries read at once, each broadcast settled in SQL)."""
+    few, few_status = _answer_statements(service, 5)
+    many, many_status = _answer_statements(service, 60)
+    assert few_status == many_status == BroadcastStatus.FINISHED.value
+    assert many == few, (few, many)

@@ -288,19 +288,26 @@ def _receivers_worker(
     worker_no: int = 0,
     jobs: Any = None,
     answers: Any = None,
+    hold_answers: Any = None,
+    nice: int = 0,
 ) -> None:
     """Receivers in one process: connect as the agent does, then publish the retained state every
     `period_s` at their own phase (monotonic `start_at + phase + k * period_s`).
 
     With `topics` (per receiver), each also subscribes to those command topics as the agent does
     and notes what arrives (epoch time, CRC-32 of the payload, nothing parsed: a plain
-    subscriber); a thread answers `jobs` (`Arrivals.wait`)."""
+    subscriber); a thread answers `jobs` (`Arrivals.wait`). While `hold_answers` is set, the
+    `received` answers wait until the job that measures their arrival is answered. `nice`
+    lowers the process's scheduling priority (simulated receivers stand in for machines of
+    their own, so they take the cores only when the server side leaves them idle)."""
+    if nice:
+        os.nice(nice)
     data_dir = Path(tempfile.gettempdir())
     started_at = time.time()
     boot_id = os.urandom(8).hex()
     connected = threading.Semaphore(0)
     clients: list[mqtt.Client] = []
-    arrivals = Arrivals(len(device_ids)) if topics is not None else None
+    arrivals = Arrivals(len(device_ids), hold_answers) if topics is not None else None
 
     def status(device_id: str, state: protocol.ReceiverState) -> bytes:
         snapshot = Snapshot(state, manifest_items=4, cache_complete=1.0)
@@ -392,17 +399,28 @@ _BROADCAST_ID = re.compile(rb'"broadcast_id":(\d+)')
 _COMMAND_ID = re.compile(rb'"id":"([0-9a-f]{1,64})"')
 
 
+def _received(device_id: str, command_id: str, broadcast_id: int) -> bytes:
+    """The `received` event the agent publishes for a PLAY it verified."""
+    event = protocol.DeviceEvent(
+        device_id, command_id, broadcast_id, protocol.EventKind.RECEIVED, time.time()
+    )
+    return event.to_json()
+
+
 class Arrivals:
     """What the command topics brought each receiver of a worker process: (epoch time, CRC-32)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, hold_answers: Any = None) -> None:
         self._cond = threading.Condition()
         self._got: list[list[tuple[float, int]]] = [[] for _ in range(size)]
+        self._hold_answers = hold_answers
+        self._held: list[tuple[mqtt.Client, str, str, int]] = []
 
     def handler(self, number: int, device_id: str) -> Any:
         """The receiver's on_message: note the arrival, then answer a PLAY `received` once per
         broadcast, as the agent does after verifying it (unanswered, the server would send it
-        again on the receiver's own topic, `broadcast.sending.redelivery`)."""
+        again on the receiver's own topic, `broadcast.sending.redelivery`); while answers are
+        held, it answers once the arrival is measured (`serve`)."""
         own = self._got[number]
         answered: set[int] = set()
         topic = protocol.device_event_topic(device_id)
@@ -421,14 +439,12 @@ class Arrivals:
                 return
             answered.add(broadcast_id)
             command = _COMMAND_ID.search(payload)
-            event = protocol.DeviceEvent(
-                device_id,
-                command.group(1).decode() if command else "",
-                broadcast_id,
-                protocol.EventKind.RECEIVED,
-                time.time(),
-            )
-            client.publish(topic, event.to_json(), qos=1)
+            command_id = command.group(1).decode() if command else ""
+            if self._hold_answers is not None and self._hold_answers.is_set():
+                with self._cond:  # answered once measured: nothing but a note until then
+                    self._held.append((client, device_id, command_id, broadcast_id))
+                return
+            client.publish(topic, _received(device_id, command_id, broadcast_id), qos=1)
 
         return on_message
 
@@ -460,6 +476,18 @@ class Arrivals:
             job_id, since, crcs, timeout_s = job
             last, count = self.wait(since, frozenset(crcs), timeout_s)
             answers.put((worker_no, job_id, last, count))
+            self.release_held()
+
+    def release_held(self) -> None:
+        """Publish the answers held back while an arrival was measured."""
+        with self._cond:
+            held, self._held = self._held, []
+        for client, device_id, command_id, broadcast_id in held:
+            client.publish(
+                protocol.device_event_topic(device_id),
+                _received(device_id, command_id, broadcast_id),
+                qos=1,
+            )
 
 
 # --- reading /proc --------------------------------------------------------------------------------
@@ -716,9 +744,12 @@ class ReceiverFleet:
         period_s: float,
         listens: dict[str, list[str]] | None = None,
         per_process: int = CLIENTS_PER_PROCESS,
+        nice: int = 0,
     ) -> None:
         """With `listens` (device id → zones), every receiver also subscribes to its zones'
-        command topics and `arrived` says when commands reached them all."""
+        command topics and `arrived` says when commands reached them all; `hold_answers`, while
+        set, makes them plain subscribers that answer only after `arrived` has measured them.
+        `nice`: the receivers' processes' niceness."""
         context = mp.get_context("spawn")
         self.ready, self.results, self.stop_event = (
             context.Queue(),
@@ -726,6 +757,7 @@ class ReceiverFleet:
             context.Event(),
         )
         self.answers = context.Queue()
+        self.hold_answers = context.Event()
         workers = max(1, -(-len(device_ids) // per_process))
         self.jobs = [context.Queue() for _ in range(workers)]
         self._job_no = 0
@@ -753,6 +785,8 @@ class ReceiverFleet:
                     w,
                     self.jobs[w],
                     self.answers,
+                    self.hold_answers,
+                    nice,
                 ),
             )
             for w in range(workers)

@@ -52,6 +52,12 @@ class Targets:
         found.update({device.id: device for device in self.devices})
         return [found[key] for key in sorted(found)]
 
+    def receiver_ids(self) -> list[str]:
+        """The ids of `receivers()`, read without loading the receivers."""
+        found = set(zones.target_device_ids(self.zones))
+        found.update(device.id for device in self.devices)
+        return sorted(found)
+
     def footprint(self) -> list[Zone]:
         """The zones where it sounds: the targeted zones and the zones of named devices."""
         result = list(self.zones)
@@ -104,6 +110,8 @@ def check_can_target(
 ) -> None:
     """PermissionDenied unless `user` may do `action` (announce, cancel) in every target's zone."""
     zones.check_can_target(session, user, targets.zones, action)
+    if not targets.devices:
+        return
     allowed = {zone.id for zone in zones.zones_for(session, user, action)}
     for device in targets.devices:
         if device.zone_id not in allowed:

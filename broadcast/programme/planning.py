@@ -199,10 +199,10 @@ def _add_new_receivers(session: Session) -> None:
     for row in waiting:
         chosen = targets.stored(session, row.zone_ids, row.device_ids or [])
         have = {delivery.device_id for delivery in row.deliveries}
-        for device in chosen.receivers():
-            if device.id not in have:
+        for device_id in chosen.receiver_ids():
+            if device_id not in have:
                 session.add(
-                    Delivery(broadcast_id=row.id, device_id=device.id, state=DeliveryState.QUEUED)
+                    Delivery(broadcast_id=row.id, device_id=device_id, state=DeliveryState.QUEUED)
                 )
 
 

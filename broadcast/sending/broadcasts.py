@@ -239,12 +239,12 @@ def create_broadcast(
     rows = [
         {
             "broadcast_id": broadcast.id,
-            "device_id": device.id,
+            "device_id": device_id,
             "state": delivery_state.value,
             "detail": delivery_detail,
             "updated_at": now,
         }
-        for device in chosen.receivers()
+        for device_id in chosen.receiver_ids()
     ]
     if rows:
         session.execute(insert(Delivery), rows)

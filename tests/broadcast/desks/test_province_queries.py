@@ -246,6 +246,36 @@ def test_the_queries_do_not_grow_with_the_tree(service: BroadcastService) -> Non
     assert sizes() == small
 
 
+def test_an_emergency_to_every_commune_costs_the_same_statements_as_to_three(
+    service: BroadcastService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The POST of a province emergency: its zones read at once, its delivery rows written in
+    one INSERT from the receivers' ids, no zone or receiver loaded one by one."""
+    tree = _build(service, communes=3, villages=5)
+    queued: list[int] = []
+    monkeypatch.setattr(service.announcements._outbox, "send", queued.append)
+
+    def announce(communes: int) -> tuple[int, int]:
+        every = [_commune(c) for c in range(1, communes + 1)]
+        return _largest(
+            service,
+            lambda: service.announcements.announce(tree.root, "Bão số 3 đổ bộ", every),
+        )
+
+    small_count, _small_length = announce(3)
+    with service.db.session() as session:
+        rows, devices = _communes(4, 100, 5)
+        session.add_all(rows)
+        session.flush()
+        session.add_all(devices)
+    large_count, _large_length = announce(100)
+    assert large_count == small_count
+    assert len(queued) == 2
+    with service.db.session() as session:
+        last = session.get(Broadcast, queued[-1])
+        assert last is not None and len(last.deliveries) == 100 * 5 - 1  # one village has none
+
+
 @pytest.mark.parametrize("check", ["reports", "lists"])
 def test_the_queries_keep_the_per_id_semantics(service: BroadcastService, check: str) -> None:
     tree = _build(service, communes=3, villages=2, accounts_below=True)

@@ -46,8 +46,9 @@ from broadcast.desks.reporting import (
     PRIORITY_LABELS,
     PRIORITY_ORDER,
     Reports,
+    device_offline_s,
     month_bounds,
-    offline_seconds,
+    presence_changes,
     to_csv,
 )
 from broadcast.errors import N_, NotFound, PermissionDenied
@@ -59,7 +60,6 @@ from broadcast.store.models import (
     Broadcast,
     Delivery,
     Device,
-    DevicePresence,
     Schedule,
     User,
     Zone,
@@ -565,39 +565,12 @@ def _offline_seconds(
     in_communes = (
         select(Device.id).join(Zone, Zone.id == Device.zone_id).where(commune.in_(commune_ids))
     )
-    mine = DevicePresence.device_id.in_(in_communes.scalar_subquery())
-    changes: dict[str, list[tuple[datetime, int, bool]]] = {}
-    for bound, pick in (
-        (DevicePresence.at <= start, func.max),
-        (DevicePresence.at >= end, func.min),
-    ):
-        edge = (
-            select(DevicePresence.device_id, pick(DevicePresence.at).label("at"))
-            .where(bound, mine)
-            .group_by(DevicePresence.device_id)
-            .subquery()
-        )
-        query = select(
-            DevicePresence.device_id, DevicePresence.at, DevicePresence.id, DevicePresence.online
-        ).join(
-            edge, and_(edge.c.device_id == DevicePresence.device_id, edge.c.at == DevicePresence.at)
-        )
-        for device_id, at, row_id, online in session.execute(query):
-            changes.setdefault(device_id, []).append((at, row_id, online))
-    during = select(
-        DevicePresence.device_id, DevicePresence.at, DevicePresence.id, DevicePresence.online
-    ).where(DevicePresence.at > start, DevicePresence.at < end, mine)
-    for device_id, at, row_id, online in session.execute(during):
-        changes.setdefault(device_id, []).append((at, row_id, online))
+    changes = presence_changes(session, in_communes, start, end)
     found: dict[str, float] = {}
     for device_id, online_now, created_at, commune_id in devices:
-        begin = max(start, created_at) if created_at else start
-        rows = sorted(changes.get(device_id, []))
-        before = [row for row in rows if row[0] <= begin][-1:]
-        inside = [row for row in rows if begin < row[0] < end]
-        after = [row for row in rows if row[0] >= end][:1] if not before and not inside else []
-        transitions = [(at, online) for at, _id, online in (*before, *inside, *after)]
-        seconds = offline_seconds(transitions, online_now, begin, end)
+        seconds, _begin = device_offline_s(
+            changes.get(device_id, []), online_now, created_at, start, end
+        )
         found[commune_id] = found.get(commune_id, 0.0) + seconds
     return found
 

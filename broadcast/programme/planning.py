@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from broadcast import clock
 from broadcast.const import BroadcastStatus, ContentKind, DeliveryState, ScheduleKind
@@ -253,8 +253,9 @@ def todays_programme(
         )
     }
     slots = []
-    query = select(Schedule).where(Schedule.ended_at.is_(None))
-    for schedule in session.scalars(query):
+    # each slot shows its bulletin's title: loaded with the schedules, not one query each
+    query = select(Schedule).options(joinedload(Schedule.bulletin))
+    for schedule in session.scalars(query.where(Schedule.ended_at.is_(None))):
         if not broadcasts.sounds_in(scope, schedule.zone_ids, schedule.device_ids or []):
             continue
         for at in programmes.occurrences(rule_of(schedule), day_start, day_end):

@@ -43,7 +43,7 @@ def _flash_invalid(error: ValidationError) -> None:
 def index() -> tuple[str, int] | str:
     service = get_service()
     user_id = _user_id()
-    choices = service.reports.zone_choices(user_id)
+    choices = service.reports.zone_choices(user_id, request.args.get("zone", "").strip() or None)
     status = 200
     try:
         wanted = reporting.LogFilter.from_args(request.args)
@@ -119,7 +119,7 @@ def monthly() -> tuple[str, int] | str:
     return render_template(
         "reports/monthly.html",
         summary=summary,
-        zones=service.reports.zone_choices(user_id),
+        zones=service.reports.zone_choices(user_id, zone_id),
         zone_id=zone_id or "",
         month_value=f"{year:04d}-{month:02d}",
         previous_month=previous.strftime("%Y-%m"),

@@ -318,13 +318,19 @@ class Reports:
 
     # zones the user may choose
 
-    def zone_choices(self, user_id: int) -> list[ZoneChoice]:
+    def zone_choices(self, user_id: int, chosen: str | None = None) -> list[ZoneChoice]:
+        """The picker, in tree order: the top of the user's scope, the zones right below it,
+        and the zones below each zone on the way to `chosen`. A commune's account picks among
+        its commune and villages; a province's among its communes, and a commune's villages
+        once that commune is chosen (not its hundreds of villages at once)."""
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.READ_REPORTS)
             tree = zones.ZoneTree.load(session)  # one query, where walking the zones took one each
-            return [
-                ZoneChoice(z.id, z.name, z.kind, depth) for z, depth in tree.walk(tree.top_of(user))
-            ]
+            top = tree.top_of(user)
+            opened = {zone.id for zone in top}
+            if chosen and chosen in tree.subtree_ids(opened):
+                opened |= {zone.id for zone in tree.ancestors_and_self(chosen)}
+            return [ZoneChoice(z.id, z.name, z.kind, depth) for z, depth in tree.walk(top, opened)]
 
     # the log
 

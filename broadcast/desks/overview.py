@@ -83,10 +83,9 @@ class Overview:
                 else zones.target_devices(visible)
             )
             # what plays on this user's loudspeakers, the commune-wide bulletins included
-            slots = planning.todays_programme(
-                session, now or utcnow(), broadcasts.listening_scope(session, user)
-            )
-            recent = broadcasts.visible_broadcasts(session, user, RECENT_BROADCASTS)
+            heard = broadcasts.listening_scope(session, user)
+            slots = planning.todays_programme(session, now or utcnow(), heard)
+            recent = broadcasts.visible_broadcasts(session, user, RECENT_BROADCASTS, heard)
             return Dashboard(
                 total=total,
                 online=sum(zone.online for zone in counts),

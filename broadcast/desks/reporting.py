@@ -838,6 +838,7 @@ class _MonthReach:
         self.reached: dict[str, set[int]] = {}
         # (broadcast, zone) → [targeted, finished, started or finished]
         self.counts: dict[tuple[int, str], list[int]] = {}
+        self._positions: dict[int, int] | None = None  # broadcast id → its place in the log
 
     def _up(self, zone_id: str) -> list[str]:
         """The zone and every zone above it, those of the scope."""
@@ -879,13 +880,16 @@ class _MonthReach:
         airtime: Callable[[_MonthRow], float | None],
         devices: Sequence[DeviceMonth],
     ) -> ZoneMonth:
-        reached = self.reached.get(zone.id, set())
+        if self._positions is None:
+            self._positions = {row.id: n for n, row in enumerate(rows)}
+        positions = self._positions
+        # the broadcasts that reached the zone, in the log's order (not every row per zone)
+        reached = sorted(positions[i] for i in self.reached.get(zone.id, ()) if i in positions)
         by_priority: Counter[str] = Counter()
         cancelled = targeted = finished = unknown = total = 0
         seconds = 0.0
-        for row in rows:
-            if row.id not in reached:
-                continue
+        for position in reached:
+            row = rows[position]
             total += 1
             by_priority[row.priority] += 1
             cancelled += row.status == BroadcastStatus.CANCELLED.value

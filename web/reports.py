@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from broadcast import clock
+from broadcast.const import ZoneKind
 from broadcast.desks import reporting
 from broadcast.errors import ValidationError
 from web import get_service
@@ -43,7 +44,7 @@ def _flash_invalid(error: ValidationError) -> None:
 def index() -> tuple[str, int] | str:
     service = get_service()
     user_id = _user_id()
-    choices = service.reports.zone_choices(user_id)
+    choices = service.reports.zone_choices(user_id, request.args.get("zone", "").strip() or None)
     status = 200
     try:
         wanted = reporting.LogFilter.from_args(request.args)
@@ -116,10 +117,14 @@ def monthly() -> tuple[str, int] | str:
         year, month, zone_id = *reporting.parse_month(""), None
         summary = service.reports.monthly_summary(user_id, year, month)
     previous = date(year - 1, 12, 1) if month == 1 else date(year, month - 1, 1)
+    communes = sum(zone.kind == ZoneKind.COMMUNE.value for zone in summary.zones)
     return render_template(
         "reports/monthly.html",
         summary=summary,
-        zones=service.reports.zone_choices(user_id),
+        # a province's page: its communes (each a link to its own page), not its hundreds of
+        # villages and thousands of receivers (the CSV keeps every zone)
+        many_communes=communes > 1,
+        zones=service.reports.zone_choices(user_id, zone_id),
         zone_id=zone_id or "",
         month_value=f"{year:04d}-{month:02d}",
         previous_month=previous.strftime("%Y-%m"),

@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 import audio
 import tts
@@ -359,6 +359,7 @@ class BulletinDesk:
             rows = self.listing(session, user_id, chosen)
             active = session.scalars(
                 select(Schedule)
+                .options(joinedload(Schedule.bulletin))  # its title: not one query per schedule
                 .where(Schedule.active.is_(True), Schedule.ended_at.is_(None))
                 .order_by(Schedule.id.desc())
             )

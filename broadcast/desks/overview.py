@@ -4,7 +4,9 @@ account: everything), and what sounds there from above.
 
 Above `FULL_LIST_UP_TO` receivers (a district, a province) the dashboard lists receivers per
 zone and only the ones that need attention: a thousand rows are unreadable and slow on a phone.
-The counts come from SQL (`broadcast.fleet.receivers`), so the page costs the same at any scale.
+The counts come from SQL (`broadcast.fleet.receivers`), so the page costs the same at any scale;
+where the reader sees more than one commune they are summed per commune (a province's hundred
+rows, not its five hundred villages), else per village.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from broadcast.const import ZoneKind
 from broadcast.desks.records import BroadcastRecord, DeviceRecord, ZoneRecord
 from broadcast.errors import N_, ValidationError
 from broadcast.fleet import receivers
@@ -24,7 +27,7 @@ from broadcast.people.permissions import Action
 from broadcast.programme import planning
 from broadcast.sending import broadcasts
 from broadcast.store.db import Database
-from broadcast.store.models import Device, utcnow
+from broadcast.store.models import Device, Zone, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -80,16 +83,15 @@ class Overview:
                 else zones.target_devices(visible)
             )
             # what plays on this user's loudspeakers, the commune-wide bulletins included
-            slots = planning.todays_programme(
-                session, now or utcnow(), broadcasts.listening_scope(session, user)
-            )
-            recent = broadcasts.visible_broadcasts(session, user, RECENT_BROADCASTS)
+            heard = broadcasts.listening_scope(session, user)
+            slots = planning.todays_programme(session, now or utcnow(), heard)
+            recent = broadcasts.visible_broadcasts(session, user, RECENT_BROADCASTS, heard)
             return Dashboard(
                 total=total,
                 online=sum(zone.online for zone in counts),
                 playing=sum(zone.playing for zone in counts),
                 large=large,
-                zone_summaries=counts if large else [],
+                zone_summaries=_per_commune(counts, visible) if large else [],
                 listed=[DeviceRecord.of(device) for device in listed],
                 today=[
                     ProgrammeRow(
@@ -152,3 +154,26 @@ class Overview:
             )
             total = receivers.count_devices(session, zone_ids, online)
             return [DeviceRecord.of(device) for device in found], total
+
+
+def _per_commune(counts: list[ZoneCounts], visible: list[Zone]) -> list[ZoneCounts]:
+    """The receivers' counts per zone summed per commune when `visible` holds more than one
+    commune (each zone counts in the commune above it, or itself when it has none); most
+    attention first, as `receivers.counts_by_zone`."""
+    by_id = {zone.id: zone for zone in visible}
+    if sum(zone.kind == ZoneKind.COMMUNE.value for zone in visible) < 2:
+        return counts
+
+    def commune_of(zone_id: str) -> str:
+        zone = by_id.get(zone_id)
+        while zone is not None and zone.kind != ZoneKind.COMMUNE.value:
+            zone = by_id.get(zone.parent_id) if zone.parent_id else None
+        return zone.id if zone is not None else zone_id
+
+    summed: dict[str, list[int]] = {}
+    for row in counts:
+        total = summed.setdefault(commune_of(row.zone_id), [0, 0, 0, 0])
+        for index, value in enumerate((row.total, row.online, row.playing, row.attention)):
+            total[index] += value
+    found = [ZoneCounts(zone_id, *values) for zone_id, values in summed.items()]
+    return sorted(found, key=lambda row: (-row.attention, row.zone_id))

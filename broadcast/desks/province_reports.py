@@ -7,10 +7,12 @@ Who may read it: a role allowed `Action.READ_REPORTS` whose account is bound to 
 communes at the root of a single-commune installation). Commune and village accounts are
 refused: their report is the commune's own (`reporting.Reports`, `?zone=`).
 
-Everything is counted in SQL with GROUP BY, per commune: the number of queries is the same for
-2 communes and for 100 with 2,000 receivers (`tests/broadcast/desks/test_province_reports.py`
-counts them). A receiver belongs to the commune of its zone: the zone itself when it is a
-commune, else the zone's parent (villages sit directly under communes).
+Everything is counted in SQL with GROUP BY: the number of queries is the same for 2 communes
+and for 100 with 2,000 receivers (`tests/broadcast/desks/test_province_reports.py` counts them).
+The month's deliveries are read in one pass, counted per commune, broadcast and state (a row per
+broadcast heard in a commune, not per receiver), and every delivery figure is summed from that.
+A receiver belongs to the commune of its zone: the zone itself when it is a commune, else the
+zone's parent (villages sit directly under communes).
 
 The figures follow the commune's monthly report (`reporting`), so a drill-down shows the same
 numbers, with one difference: a broadcast counts for a commune when one of its receivers had a
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,8 +48,9 @@ from broadcast.desks.reporting import (
     PRIORITY_LABELS,
     PRIORITY_ORDER,
     Reports,
+    device_offline_s,
     month_bounds,
-    offline_seconds,
+    presence_changes,
     to_csv,
 )
 from broadcast.errors import N_, NotFound, PermissionDenied
@@ -59,7 +62,6 @@ from broadcast.store.models import (
     Broadcast,
     Delivery,
     Device,
-    DevicePresence,
     Schedule,
     User,
     Zone,
@@ -210,9 +212,10 @@ class ProvinceReports:
             )
             ids = [commune.id for commune in communes]
             fleet = _receiver_counts(session, ids)
-            deliveries = _delivery_counts(session, ids, start, end)
-            reached = _broadcast_counts(session, ids, start, end)
-            airtime = self._airtime(session, ids, start, end)
+            month_rows = _month_deliveries(session, ids, start, end)
+            deliveries = _delivery_counts(month_rows)
+            reached = _broadcast_counts(month_rows)
+            airtime = self._airtime(month_rows)
             bulletins = _bulletin_counts(session, ids, start, end)
             offline_s = _offline_seconds(session, ids, start, measured_until) if offline else None
             rows = [
@@ -234,7 +237,7 @@ class ProvinceReports:
                 province.name if province is not None else TOTAL_NAME,
                 province.code if province is not None else None,
                 rows,
-                _distinct_broadcasts(session, ids, start, end),
+                _distinct_broadcasts(month_rows),
             )
             return ProvinceReport(
                 province_id=province.id if province is not None else None,
@@ -285,53 +288,22 @@ class ProvinceReports:
         )
         return to_csv(header, rows)
 
-    def _airtime(
-        self, session: Session, commune_ids: Collection[str], start: datetime, end: datetime
-    ) -> dict[str, tuple[float, int]]:
+    def _airtime(self, month_rows: Sequence[_MonthDeliveries]) -> dict[str, tuple[float, int]]:
         """Per commune: the seconds played and how many played broadcasts have no known
-        length. One query, grouped by commune and by what decides a broadcast's length (a
-        daily bulletin's thirty runs are one row); each media is measured once (cached)."""
-        if not commune_ids:
-            return {}
-        commune = _commune_of()
-        played = or_(
-            Delivery.started_at.is_not(None), Delivery.state == DeliveryState.FINISHED.value
-        )
-        query = (
-            select(
-                commune,
-                Broadcast.content,
-                Broadcast.duration_s,
-                Broadcast.media_sha256,
-                Broadcast.repeat,
-                Schedule.airtime_s,
-                func.count(func.distinct(Broadcast.id)),
-            )
-            .select_from(Delivery)
-            .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
-            .join(Device, Device.id == Delivery.device_id)
-            .join(Zone, Zone.id == Device.zone_id)
-            .outerjoin(Schedule, Schedule.id == Broadcast.schedule_id)
-            .where(commune.in_(commune_ids), played, _in_month(start, end))
-            .group_by(
-                commune,
-                Broadcast.content,
-                Broadcast.duration_s,
-                Broadcast.media_sha256,
-                Broadcast.repeat,
-                Schedule.airtime_s,
-            )
-        )
+        length, grouped by what decides a broadcast's length (a daily bulletin's thirty runs
+        are one group); each media is measured once (cached)."""
+        played: dict[tuple[str, tuple[Any, ...]], set[int]] = {}
+        for row in month_rows:
+            if row.started or row.state == DeliveryState.FINISHED.value:
+                played.setdefault((row.commune_id, row.length_key), set()).add(row.broadcast_id)
         seconds: dict[str, float] = {}
         unknown: Counter[str] = Counter()
-        for commune_id, content, duration, sha256, repeat, scheduled, count in session.execute(
-            query
-        ):
-            length = self._length_s(content, duration, sha256, repeat, scheduled)
+        for (commune_id, key), broadcast_ids in played.items():
+            length = self._length_s(*key)
             if length is None:
-                unknown[commune_id] += count
+                unknown[commune_id] += len(broadcast_ids)
             else:
-                seconds[commune_id] = seconds.get(commune_id, 0.0) + length * count
+                seconds[commune_id] = seconds.get(commune_id, 0.0) + length * len(broadcast_ids)
         return {
             commune_id: (seconds.get(commune_id, 0.0), unknown[commune_id])
             for commune_id in set(seconds) | set(unknown)
@@ -458,77 +430,100 @@ def _receiver_counts(
     }
 
 
-def _delivery_query(commune: ColumnElement[Any], start: datetime, end: datetime) -> Any:
-    return (
-        select(commune)
+@dataclass(frozen=True)
+class _MonthDeliveries:
+    """The month's deliveries of one broadcast in one commune in one state (one row of
+    `_month_deliveries`), with what the figures read of the broadcast."""
+
+    commune_id: str
+    broadcast_id: int
+    state: str
+    count: int
+    started: int  # of those, how many started
+    priority: str
+    cancelled: bool
+    # what decides its length: content, duration_s, media_sha256, repeat, the schedule's airtime
+    length_key: tuple[Any, ...]
+
+
+def _month_deliveries(
+    session: Session, commune_ids: Collection[str], start: datetime, end: datetime
+) -> list[_MonthDeliveries]:
+    """The month's deliveries to the communes' receivers, counted per commune, broadcast and
+    state: one pass over them, which every figure of the report is summed from (a row per
+    broadcast and commune, not per receiver)."""
+    if not commune_ids:
+        return []
+    commune = _commune_of()
+    cancelled = Broadcast.status == BroadcastStatus.CANCELLED.value
+    grouped = (
+        commune,
+        Delivery.broadcast_id,
+        Delivery.state,
+        Broadcast.priority,
+        cancelled,
+        Broadcast.content,
+        Broadcast.duration_s,
+        Broadcast.media_sha256,
+        Broadcast.repeat,
+        Schedule.airtime_s,
+    )
+    query = (
+        select(*grouped[:3], func.count(Delivery.id), func.count(Delivery.started_at))
+        .add_columns(*grouped[3:])
         .select_from(Delivery)
         .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
         .join(Device, Device.id == Delivery.device_id)
         .join(Zone, Zone.id == Device.zone_id)
-        .where(_in_month(start, end))
+        .outerjoin(Schedule, Schedule.id == Broadcast.schedule_id)
+        .where(_in_month(start, end), commune.in_(commune_ids))
+        .group_by(*grouped)
     )
+    return [
+        _MonthDeliveries(
+            commune_id,
+            broadcast_id,
+            state,
+            int(count),
+            int(started),
+            priority,
+            bool(was_cancelled),
+            tuple(length),
+        )
+        for commune_id, broadcast_id, state, count, started, priority, was_cancelled, *length in (
+            session.execute(query)
+        )
+    ]
 
 
-def _delivery_counts(
-    session: Session, commune_ids: Collection[str], start: datetime, end: datetime
-) -> dict[str, Counter[str]]:
+def _delivery_counts(month_rows: Sequence[_MonthDeliveries]) -> dict[str, Counter[str]]:
     """Per commune: deliveries of the month by state."""
-    if not commune_ids:
-        return {}
-    commune = _commune_of()
-    query = (
-        _delivery_query(commune, start, end)
-        .add_columns(Delivery.state, func.count(Delivery.id))
-        .where(commune.in_(commune_ids))
-        .group_by(commune, Delivery.state)
-    )
     found: dict[str, Counter[str]] = {}
-    for commune_id, state, count in session.execute(query):
-        found.setdefault(commune_id, Counter())[state] += int(count)
+    for row in month_rows:
+        found.setdefault(row.commune_id, Counter())[row.state] += row.count
     return found
 
 
 def _broadcast_counts(
-    session: Session, commune_ids: Collection[str], start: datetime, end: datetime
+    month_rows: Sequence[_MonthDeliveries],
 ) -> dict[str, dict[tuple[str, bool], int]]:
     """Per commune: broadcasts with a delivery there, by (priority, cancelled)."""
-    if not commune_ids:
-        return {}
-    commune = _commune_of()
-    cancelled = Broadcast.status == BroadcastStatus.CANCELLED.value
-    query = (
-        _delivery_query(commune, start, end)
-        .add_columns(Broadcast.priority, cancelled, func.count(func.distinct(Broadcast.id)))
-        .where(commune.in_(commune_ids))
-        .group_by(commune, Broadcast.priority, cancelled)
-    )
-    found: dict[str, dict[tuple[str, bool], int]] = {}
-    for commune_id, priority, was_cancelled, count in session.execute(query):
-        found.setdefault(commune_id, {})[(priority, bool(was_cancelled))] = int(count)
-    return found
-
-
-def _distinct_broadcasts(
-    session: Session, commune_ids: Collection[str], start: datetime, end: datetime
-) -> dict[tuple[str, bool], int]:
-    """The province's broadcasts, each once however many communes it reached."""
-    if not commune_ids:
-        return {}
-    commune = _commune_of()
-    cancelled = Broadcast.status == BroadcastStatus.CANCELLED.value
-    query = (
-        select(Broadcast.priority, cancelled, func.count(func.distinct(Broadcast.id)))
-        .select_from(Delivery)
-        .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
-        .join(Device, Device.id == Delivery.device_id)
-        .join(Zone, Zone.id == Device.zone_id)
-        .where(_in_month(start, end), commune.in_(commune_ids))
-        .group_by(Broadcast.priority, cancelled)
-    )
+    seen: dict[str, dict[tuple[str, bool], set[int]]] = {}
+    for row in month_rows:
+        kind = (row.priority, row.cancelled)
+        seen.setdefault(row.commune_id, {}).setdefault(kind, set()).add(row.broadcast_id)
     return {
-        (priority, bool(was_cancelled)): int(count)
-        for priority, was_cancelled, count in session.execute(query)
+        commune_id: {kind: len(ids) for kind, ids in kinds.items()}
+        for commune_id, kinds in seen.items()
     }
+
+
+def _distinct_broadcasts(month_rows: Sequence[_MonthDeliveries]) -> dict[tuple[str, bool], int]:
+    """The province's broadcasts, each once however many communes it reached."""
+    seen: dict[tuple[str, bool], set[int]] = {}
+    for row in month_rows:
+        seen.setdefault((row.priority, row.cancelled), set()).add(row.broadcast_id)
+    return {kind: len(ids) for kind, ids in seen.items()}
 
 
 def _bulletin_counts(
@@ -565,39 +560,12 @@ def _offline_seconds(
     in_communes = (
         select(Device.id).join(Zone, Zone.id == Device.zone_id).where(commune.in_(commune_ids))
     )
-    mine = DevicePresence.device_id.in_(in_communes.scalar_subquery())
-    changes: dict[str, list[tuple[datetime, int, bool]]] = {}
-    for bound, pick in (
-        (DevicePresence.at <= start, func.max),
-        (DevicePresence.at >= end, func.min),
-    ):
-        edge = (
-            select(DevicePresence.device_id, pick(DevicePresence.at).label("at"))
-            .where(bound, mine)
-            .group_by(DevicePresence.device_id)
-            .subquery()
-        )
-        query = select(
-            DevicePresence.device_id, DevicePresence.at, DevicePresence.id, DevicePresence.online
-        ).join(
-            edge, and_(edge.c.device_id == DevicePresence.device_id, edge.c.at == DevicePresence.at)
-        )
-        for device_id, at, row_id, online in session.execute(query):
-            changes.setdefault(device_id, []).append((at, row_id, online))
-    during = select(
-        DevicePresence.device_id, DevicePresence.at, DevicePresence.id, DevicePresence.online
-    ).where(DevicePresence.at > start, DevicePresence.at < end, mine)
-    for device_id, at, row_id, online in session.execute(during):
-        changes.setdefault(device_id, []).append((at, row_id, online))
+    changes = presence_changes(session, in_communes, start, end)
     found: dict[str, float] = {}
     for device_id, online_now, created_at, commune_id in devices:
-        begin = max(start, created_at) if created_at else start
-        rows = sorted(changes.get(device_id, []))
-        before = [row for row in rows if row[0] <= begin][-1:]
-        inside = [row for row in rows if begin < row[0] < end]
-        after = [row for row in rows if row[0] >= end][:1] if not before and not inside else []
-        transitions = [(at, online) for at, _id, online in (*before, *inside, *after)]
-        seconds = offline_seconds(transitions, online_now, begin, end)
+        seconds, _begin = device_offline_s(
+            changes.get(device_id, []), online_now, created_at, start, end
+        )
         found[commune_id] = found.get(commune_id, 0.0) + seconds
     return found
 

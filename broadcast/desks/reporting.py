@@ -32,7 +32,7 @@ import io
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -318,13 +318,19 @@ class Reports:
 
     # zones the user may choose
 
-    def zone_choices(self, user_id: int) -> list[ZoneChoice]:
+    def zone_choices(self, user_id: int, chosen: str | None = None) -> list[ZoneChoice]:
+        """The picker, in tree order: the top of the user's scope, the zones right below it,
+        and the zones below each zone on the way to `chosen`. A commune's account picks among
+        its commune and villages; a province's among its communes, and a commune's villages
+        once that commune is chosen (not its hundreds of villages at once)."""
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.READ_REPORTS)
             tree = zones.ZoneTree.load(session)  # one query, where walking the zones took one each
-            return [
-                ZoneChoice(z.id, z.name, z.kind, depth) for z, depth in tree.walk(tree.top_of(user))
-            ]
+            top = tree.top_of(user)
+            opened = {zone.id for zone in top}
+            if chosen and chosen in tree.subtree_ids(opened):
+                opened |= {zone.id for zone in tree.ancestors_and_self(chosen)}
+            return [ZoneChoice(z.id, z.name, z.kind, depth) for z, depth in tree.walk(top, opened)]
 
     # the log
 
@@ -474,30 +480,51 @@ class Reports:
     def monthly_summary(
         self, user_id: int, year: int, month: int, zone_id: str | None = None
     ) -> MonthlySummary:
+        """Every zone of the scope (the chosen zone's subtree, else the user's), in tree order.
+
+        A fixed number of queries at any size (the zones, the month's broadcasts, their
+        deliveries counted per village and state, the schedules' airtimes, the receivers and
+        their online/offline changes); which broadcast reached which zone, and each zone's
+        share of the counts, is worked out from those in memory."""
         start, end = month_bounds(year, month)
         now = utcnow()
         measured_until = max(start, min(end, now))
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.READ_REPORTS)
-            scope = _scope_zones(session, user)
-            if zone_id:
-                chosen = _authorized_zone(session, user, zone_id)
-                scope = zones.subtree(chosen)
-            scope = tree_ordered(scope)
-            device_months = [
-                _device_month(session, device, start, measured_until)
-                for device in zones.target_devices(scope)
-            ]
-            offline = {d.device_id: d for d in device_months}
+            top = _authorized_zone(session, user, zone_id).id if zone_id else user.zone_id
+            tree = zones.ZoneTree.load(session)
+            tops = [tree.by_id[top]] if top is not None and top in tree.by_id else []
+            if top is None:
+                tops = tree.children(None)
+            scope = [zone for zone, _depth in tree.walk(tops)]
+            in_scope = {zone.id for zone in scope}
             month_filter = LogFilter(
                 date_from=clock.to_local(start).date(),  # type: ignore[union-attr]
                 date_to=clock.to_local(end - timedelta(microseconds=1)).date(),  # type: ignore[union-attr]
+                zone_id=top,
             )
-            zone_months = []
-            for zone in scope:
-                reached = _all_broadcasts(session, replace(month_filter, zone_id=zone.id))
-                zone_devices = {d.id for d in zones.target_devices([zone])}
-                zone_months.append(self._zone_month(session, zone, reached, zone_devices, offline))
+            device_months = _device_months(session, tree, top, start, measured_until)
+            found = _month_broadcasts(session, month_filter, top)
+        reach = _MonthReach(tree, in_scope, {d.device_id: d.zone_id for d in device_months})
+        for row in found.rows:
+            reach.add_broadcast(row)
+        for broadcast_id, zone_of, state, count, started in found.deliveries:
+            reach.add_deliveries(broadcast_id, zone_of, state, count, started)
+        devices_in: dict[str, list[DeviceMonth]] = {}
+        for device in device_months:
+            for zone in tree.ancestors_and_self(device.zone_id):
+                devices_in.setdefault(zone.id, []).append(device)
+        airtimes: dict[int, float | None] = {}
+
+        def airtime(row: _MonthRow) -> float | None:
+            if row.id not in airtimes:
+                airtimes[row.id] = self._airtime_of(row, found.schedule_airtimes)
+            return airtimes[row.id]
+
+        zone_months = [
+            reach.zone_month(zone, found.rows, airtime, devices_in.get(zone.id, []))
+            for zone in scope
+        ]
         return MonthlySummary(year, month, start, end, measured_until, zone_months, device_months)
 
     def monthly_csv(self, user_id: int, year: int, month: int, zone_id: str | None = None) -> bytes:
@@ -537,63 +564,19 @@ class Reports:
         ]
         return to_csv(header, rows)
 
-    def _zone_month(
-        self,
-        session: Session,
-        zone: Zone,
-        reached: Sequence[Broadcast],
-        zone_devices: set[str],
-        offline: Mapping[str, DeviceMonth],
-    ) -> ZoneMonth:
-        by_priority: Counter[str] = Counter()
-        cancelled = targeted = finished = unknown = 0
-        airtime = 0.0
-        for broadcast in reached:
-            by_priority[broadcast.priority] += 1
-            if broadcast.status == BroadcastStatus.CANCELLED.value:
-                cancelled += 1
-            mine = [d for d in broadcast.deliveries if d.device_id in zone_devices]
-            for delivery in mine:
-                if delivery.state == DeliveryState.STOPPED.value:
-                    continue
-                targeted += 1
-                finished += delivery.state == DeliveryState.FINISHED.value
-            if any(
-                d.started_at is not None or d.state == DeliveryState.FINISHED.value for d in mine
-            ):
-                seconds = self.airtime_s(session, broadcast)
-                if seconds is None:
-                    unknown += 1
-                else:
-                    airtime += seconds
-        return ZoneMonth(
-            zone_id=zone.id,
-            zone_name=zone.name,
-            kind=zone.kind,
-            by_priority={p: by_priority.get(p, 0) for p in PRIORITY_ORDER},
-            total=len(reached),
-            cancelled=cancelled,
-            airtime_s=airtime,
-            unknown_airtime=unknown,
-            targeted=targeted,
-            finished=finished,
-            devices=len(zone_devices),
-            offline_s=sum(offline[d].offline_s for d in zone_devices if d in offline),
-        )
-
-    def airtime_s(self, session: Session, broadcast: Broadcast) -> float | None:
+    def _airtime_of(
+        self, row: _MonthRow, schedule_airtimes: Mapping[int, float | None]
+    ) -> float | None:
         """How long a broadcast sounds: a relay's length, the media's length × repeat, or the
         schedule's airtime; None when none is known."""
-        if broadcast.content == ContentType.RELAY:
-            return broadcast.duration_s
-        if broadcast.media_sha256:
-            seconds = self.media_duration_s(broadcast.media_sha256)
+        if row.content == ContentType.RELAY:
+            return row.duration_s
+        if row.media_sha256:
+            seconds = self.media_duration_s(row.media_sha256)
             if seconds is not None:
-                return seconds * max(1, broadcast.repeat)
-        if broadcast.schedule_id is not None:
-            schedule = session.get(Schedule, broadcast.schedule_id)
-            if schedule is not None and schedule.airtime_s is not None:
-                return schedule.airtime_s
+                return seconds * max(1, row.repeat)
+        if row.schedule_id is not None:
+            return schedule_airtimes.get(row.schedule_id)
         return None
 
     def media_duration_s(self, sha256: str) -> float | None:
@@ -680,44 +663,265 @@ def offline_seconds(
     return total
 
 
-def _device_month(session: Session, device: Device, start: datetime, end: datetime) -> DeviceMonth:
-    begin = max(start, device.created_at) if device.created_at else start
-    before = session.scalar(
-        select(DevicePresence)
-        .where(DevicePresence.device_id == device.id, DevicePresence.at <= begin)
-        .order_by(DevicePresence.at.desc(), DevicePresence.id.desc())
-        .limit(1)
+def presence_changes(
+    session: Session, devices: Select[tuple[str]], start: datetime, end: datetime
+) -> dict[str, list[tuple[datetime, int, bool]]]:
+    """Per receiver of `devices` (a subquery of ids): its last online/offline change at or
+    before `start`, its changes in the month and its first change at or after `end`, as
+    (at, row id, online) in time order. Three queries whatever the number of receivers."""
+    mine = DevicePresence.device_id.in_(devices.scalar_subquery())
+    columns = (
+        DevicePresence.device_id,
+        DevicePresence.at,
+        DevicePresence.id,
+        DevicePresence.online,
     )
-    during = list(
-        session.scalars(
-            select(DevicePresence)
-            .where(
-                DevicePresence.device_id == device.id,
-                DevicePresence.at > begin,
-                DevicePresence.at < end,
+    changes: dict[str, list[tuple[datetime, int, bool]]] = {}
+    for bound, pick in (
+        (DevicePresence.at <= start, func.max),
+        (DevicePresence.at >= end, func.min),
+    ):
+        edge = (
+            select(DevicePresence.device_id, pick(DevicePresence.at).label("at"))
+            .where(bound, mine)
+            .group_by(DevicePresence.device_id)
+            .subquery()
+        )
+        query = select(*columns).join(
+            edge, and_(edge.c.device_id == DevicePresence.device_id, edge.c.at == DevicePresence.at)
+        )
+        for device_id, at, row_id, online in session.execute(query):
+            changes.setdefault(device_id, []).append((at, row_id, online))
+    during = select(*columns).where(DevicePresence.at > start, DevicePresence.at < end, mine)
+    for device_id, at, row_id, online in session.execute(during):
+        changes.setdefault(device_id, []).append((at, row_id, online))
+    for rows in changes.values():
+        rows.sort()
+    return changes
+
+
+def device_offline_s(
+    changes: Sequence[tuple[datetime, int, bool]],
+    online_now: bool,
+    created_at: datetime | None,
+    start: datetime,
+    end: datetime,
+) -> tuple[float, datetime]:
+    """A receiver's offline seconds in [start, end) from its registration on (`begin`, also
+    returned), from `presence_changes`' rows: the last change at or before `begin`, those after
+    it, and only when there is none of those the first one after the month."""
+    begin = max(start, created_at) if created_at else start
+    before = [row for row in changes if row[0] <= begin][-1:]
+    inside = [row for row in changes if begin < row[0] < end]
+    after = [row for row in changes if row[0] >= end][:1] if not before and not inside else []
+    transitions = [(at, online) for at, _id, online in (*before, *inside, *after)]
+    return offline_seconds(transitions, online_now, begin, end), begin
+
+
+def _device_months(
+    session: Session, tree: zones.ZoneTree, top: str | None, start: datetime, end: datetime
+) -> list[DeviceMonth]:
+    """Every receiver in `top` and below (None: all of them), by id, with its offline time."""
+    ids = select(Device.id)
+    if top is not None:
+        ids = ids.where(Device.zone_id.in_(zones.subtree_select([top])))
+    query = select(Device.id, Device.name, Device.zone_id, Device.online, Device.created_at)
+    query = query.where(Device.id.in_(ids.scalar_subquery())).order_by(Device.id)
+    devices = list(session.execute(query))
+    changes = presence_changes(session, ids, start, end)
+    found = []
+    for device_id, name, zone_id, online, created_at in devices:
+        seconds, begin = device_offline_s(
+            changes.get(device_id, []), online, created_at, start, end
+        )
+        zone = tree.by_id.get(zone_id)
+        found.append(
+            DeviceMonth(
+                device_id=device_id,
+                name=name,
+                zone_id=zone_id,
+                zone_name=zone.name if zone is not None else zone_id,
+                offline_s=seconds,
+                measured_s=max(0.0, (end - begin).total_seconds()),
+                online_now=online,
             )
-            .order_by(DevicePresence.at, DevicePresence.id)
         )
-    )
-    after = None
-    if before is None and not during:
-        after = session.scalar(
-            select(DevicePresence)
-            .where(DevicePresence.device_id == device.id, DevicePresence.at >= end)
-            .order_by(DevicePresence.at, DevicePresence.id)
-            .limit(1)
+    return found
+
+
+@dataclass(frozen=True)
+class _MonthRow:
+    """What the monthly figures read of a broadcast (no row object, no deliveries loaded)."""
+
+    id: int
+    priority: str
+    status: str
+    zone_ids: list[str]
+    device_ids: list[str]
+    content: str
+    duration_s: float | None
+    media_sha256: str | None
+    repeat: int
+    schedule_id: int | None
+
+
+@dataclass(frozen=True)
+class _Month:
+    rows: list[_MonthRow]
+    # (broadcast id, the receiver's zone, state, deliveries, of those started)
+    deliveries: list[tuple[int, str, str, int, int]]
+    schedule_airtimes: dict[int, float | None]
+
+
+def _month_broadcasts(session: Session, wanted: LogFilter, top: str | None) -> _Month:
+    """The month's log rows that reached `top` (None: all), their deliveries to the receivers
+    of `top` counted per receiver's zone and state, and their schedules' airtimes: three
+    queries whatever the number of broadcasts, zones or receivers."""
+    condition = _log_condition(session, wanted)
+    rows = [
+        _MonthRow(*row[:3], list(row[3] or []), list(row[4] or []), *row[5:])
+        for row in session.execute(
+            select(
+                Broadcast.id,
+                Broadcast.priority,
+                Broadcast.status,
+                Broadcast.zone_ids,
+                Broadcast.device_ids,
+                Broadcast.content,
+                Broadcast.duration_s,
+                Broadcast.media_sha256,
+                Broadcast.repeat,
+                Broadcast.schedule_id,
+            )
+            .where(condition)
+            .order_by(_when().desc(), Broadcast.id.desc())
         )
-    rows = [r for r in (before, *during, after) if r is not None]
-    seconds = offline_seconds([(r.at, r.online) for r in rows], device.online, begin, end)
-    return DeviceMonth(
-        device_id=device.id,
-        name=device.name,
-        zone_id=device.zone_id,
-        zone_name=device.zone.name,
-        offline_s=seconds,
-        measured_s=max(0.0, (end - begin).total_seconds()),
-        online_now=device.online,
+    ]
+    if not rows:
+        return _Month([], [], {})
+    # the month's log rows by time alone: the deliveries to the scope's receivers are of
+    # broadcasts that reached it anyway, and PostgreSQL joins the reach's JSON conditions to
+    # every delivery badly (484 ms for a province, where this takes a few)
+    in_month = _log_condition(session, replace(wanted, zone_id=None))
+    ids = select(Broadcast.id).where(in_month).scalar_subquery()
+    deliveries = (
+        select(
+            Delivery.broadcast_id,
+            Device.zone_id,
+            Delivery.state,
+            func.count(),
+            func.count(Delivery.started_at),
+        )
+        .join(Device, Device.id == Delivery.device_id)
+        .where(Delivery.broadcast_id.in_(ids))
+        .group_by(Delivery.broadcast_id, Device.zone_id, Delivery.state)
     )
+    if top is not None:
+        deliveries = deliveries.where(Device.zone_id.in_(zones.subtree_select([top])))
+    airtimes: dict[int, float | None] = {}
+    if any(row.schedule_id is not None for row in rows):
+        scheduled = select(Broadcast.schedule_id).where(in_month).scalar_subquery()
+        query = select(Schedule.id, Schedule.airtime_s).where(Schedule.id.in_(scheduled))
+        airtimes = {schedule_id: seconds for schedule_id, seconds in session.execute(query)}
+    return _Month(rows, [tuple(row) for row in session.execute(deliveries)], airtimes)
+
+
+class _MonthReach:
+    """Which zones of the scope each broadcast reached, and each zone's share of its
+    deliveries, worked out in memory from `_Month` and the zone tree (the rule of `_reached`:
+    the broadcast targeted the zone, a zone above or below it, or one of its receivers, named
+    or with a delivery)."""
+
+    def __init__(
+        self, tree: zones.ZoneTree, in_scope: set[str], device_zones: Mapping[str, str]
+    ) -> None:
+        self._tree = tree
+        self._scope = in_scope
+        self._device_zones = device_zones
+        self._up_cache: dict[str, list[str]] = {}
+        self.reached: dict[str, set[int]] = {}
+        # (broadcast, zone) → [targeted, finished, started or finished]
+        self.counts: dict[tuple[int, str], list[int]] = {}
+        self._positions: dict[int, int] | None = None  # broadcast id → its place in the log
+
+    def _up(self, zone_id: str) -> list[str]:
+        """The zone and every zone above it, those of the scope."""
+        if zone_id not in self._up_cache:
+            self._up_cache[zone_id] = [
+                z.id for z in self._tree.ancestors_and_self(zone_id) if z.id in self._scope
+            ]
+        return self._up_cache[zone_id]
+
+    def add_broadcast(self, row: _MonthRow) -> None:
+        found: set[str] = set()
+        for target in row.zone_ids:
+            if target in self._tree.by_id:
+                found.update(self._up(target))
+                found.update(self._tree.subtree_ids([target]) & self._scope)
+        for device_id in row.device_ids:
+            zone_id = self._device_zones.get(device_id)
+            if zone_id is not None:
+                found.update(self._up(zone_id))
+        for zone_id in found:
+            self.reached.setdefault(zone_id, set()).add(row.id)
+
+    def add_deliveries(
+        self, broadcast_id: int, zone_id: str, state: str, count: int, started: int
+    ) -> None:
+        finished = count if state == DeliveryState.FINISHED.value else 0
+        for above in self._up(zone_id):
+            self.reached.setdefault(above, set()).add(broadcast_id)
+            tally = self.counts.setdefault((broadcast_id, above), [0, 0, 0])
+            if state != DeliveryState.STOPPED.value:
+                tally[0] += count
+                tally[1] += finished
+            tally[2] += started + finished
+
+    def zone_month(
+        self,
+        zone: zones.TreeZone,
+        rows: Sequence[_MonthRow],
+        airtime: Callable[[_MonthRow], float | None],
+        devices: Sequence[DeviceMonth],
+    ) -> ZoneMonth:
+        if self._positions is None:
+            self._positions = {row.id: n for n, row in enumerate(rows)}
+        positions = self._positions
+        # the broadcasts that reached the zone, in the log's order (not every row per zone)
+        reached = sorted(positions[i] for i in self.reached.get(zone.id, ()) if i in positions)
+        by_priority: Counter[str] = Counter()
+        cancelled = targeted = finished = unknown = total = 0
+        seconds = 0.0
+        for position in reached:
+            row = rows[position]
+            total += 1
+            by_priority[row.priority] += 1
+            cancelled += row.status == BroadcastStatus.CANCELLED.value
+            tally = self.counts.get((row.id, zone.id))
+            if tally is None:
+                continue
+            targeted += tally[0]
+            finished += tally[1]
+            if tally[2]:
+                length = airtime(row)
+                if length is None:
+                    unknown += 1
+                else:
+                    seconds += length
+        return ZoneMonth(
+            zone_id=zone.id,
+            zone_name=zone.name,
+            kind=zone.kind,
+            by_priority={p: by_priority.get(p, 0) for p in PRIORITY_ORDER},
+            total=total,
+            cancelled=cancelled,
+            airtime_s=seconds,
+            unknown_airtime=unknown,
+            targeted=targeted,
+            finished=finished,
+            devices=len(devices),
+            offline_s=sum(device.offline_s for device in devices),
+        )
 
 
 # --- queries -------------------------------------------------------------------------------
@@ -729,10 +933,6 @@ def _when() -> ColumnElement[datetime]:
 
 def _time_of(broadcast: Broadcast) -> datetime:
     return broadcast.occurrence_at or broadcast.created_at
-
-
-def _scope_zones(session: Session, user: User) -> list[Zone]:
-    return zones.zones_for(session, user, Action.READ_REPORTS)
 
 
 def tree_ordered(found: Iterable[Zone]) -> list[Zone]:

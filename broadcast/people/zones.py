@@ -308,7 +308,8 @@ def scope_ids(session: Session, user: User) -> set[str] | None:
     installation-wide account (no filter needed)."""
     if user.zone is None:
         return None
-    return _below(session, [user.zone])[0]
+    # the subtree alone (a commune's half-dozen rows), not every zone of the installation
+    return set(session.scalars(subtree_select([user.zone.id])))
 
 
 def in_scope(session: Session, user: User, zone_id: str | None) -> bool:

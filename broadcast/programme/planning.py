@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from broadcast import clock
 from broadcast.const import BroadcastStatus, ContentKind, DeliveryState, ScheduleKind
 from broadcast.people import targets
 from broadcast.programme import rules as programmes
 from broadcast.sending import broadcasts
-from broadcast.store.models import Broadcast, Delivery, Schedule
+from broadcast.store.models import Broadcast, Bulletin, Delivery, Schedule
 from wire.protocol import Priority
 
 _LOGGER = logging.getLogger(__name__)
@@ -244,19 +244,28 @@ def todays_programme(
     `scope` (`broadcasts.listening_scope`), only the runs that sound on its loudspeakers."""
     day_start = programmes.local_midnight(programmes.local_today(now))
     day_end = day_start + timedelta(days=1)
-    rows = {
-        (row.schedule_id, row.occurrence_at): row
-        for row in session.scalars(
-            select(Broadcast).where(
-                Broadcast.occurrence_at >= day_start, Broadcast.occurrence_at < day_end
+    # each slot shows its bulletin's title: loaded with the schedules (the title only, not
+    # every bulletin's text), not one query each
+    query = select(Schedule).options(joinedload(Schedule.bulletin).load_only(Bulletin.title))
+    heard = [
+        schedule
+        for schedule in session.scalars(query.where(Schedule.ended_at.is_(None)))
+        if broadcasts.sounds_in(scope, schedule.zone_ids, schedule.device_ids or [])
+    ]
+    rows: dict[tuple[int | None, datetime | None], Broadcast] = {}
+    if heard:  # the log rows of those schedules only, not every commune's of the day
+        rows = {
+            (row.schedule_id, row.occurrence_at): row
+            for row in session.scalars(
+                select(Broadcast).where(
+                    Broadcast.occurrence_at >= day_start,
+                    Broadcast.occurrence_at < day_end,
+                    Broadcast.schedule_id.in_([schedule.id for schedule in heard]),
+                )
             )
-        )
-    }
+        }
     slots = []
-    query = select(Schedule).where(Schedule.ended_at.is_(None))
-    for schedule in session.scalars(query):
-        if not broadcasts.sounds_in(scope, schedule.zone_ids, schedule.device_ids or []):
-            continue
+    for schedule in heard:
         for at in programmes.occurrences(rule_of(schedule), day_start, day_end):
             if at < schedule.created_at.replace(microsecond=0) and (schedule.id, at) not in rows:
                 continue  # before the schedule existed

@@ -14,6 +14,7 @@ and restricted day-of-month and day-of-week must both match there (either, in cr
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Sequence
@@ -96,7 +97,19 @@ def trigger(rule: Rule) -> BaseTrigger:
 def occurrences(
     rule: Rule, start: datetime, end: datetime, limit: int = MAX_OCCURRENCES
 ) -> list[datetime]:
-    """Every run in [start, end) within the validity window, in order, at most `limit`."""
+    """Every run in [start, end) within the validity window, in order, at most `limit`.
+
+    Remembered (`_remembered`): a pure function of its arguments, and a province's pages expand
+    the same few rules over the same day or week for hundreds of schedules."""
+    return list(_remembered(rule, start, end, limit))
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered(rule: Rule, start: datetime, end: datetime, limit: int) -> tuple[datetime, ...]:
+    return tuple(_expand(rule, start, end, limit))
+
+
+def _expand(rule: Rule, start: datetime, end: datetime, limit: int) -> list[datetime]:
     low = max(start, rule.window_start) if rule.window_start else start
     high = min(end, rule.window_end) if rule.window_end else end
     if low >= high or limit <= 0:
@@ -120,7 +133,14 @@ def occurrences(
 
 
 def next_occurrence(rule: Rule, after: datetime, within_days: int = 3660) -> datetime | None:
-    runs = occurrences(rule, after, after + timedelta(days=within_days), limit=1)
+    """The first run at or after `after`: looked up in the remembered runs of its local day
+    and the next (the same for every request that day), else expanded from `after`."""
+    until = after + timedelta(days=within_days)
+    day = local_midnight(local_today(after))
+    for at in _remembered(rule, day, day + timedelta(days=2), MAX_OCCURRENCES):
+        if after <= at < until:
+            return at
+    runs = _expand(rule, after, until, 1)
     return runs[0] if runs else None
 
 

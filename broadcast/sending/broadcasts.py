@@ -699,9 +699,13 @@ def delivery_counts(
     return counts
 
 
-def visible_broadcasts(session: Session, user: User, limit: int = 20) -> list[Broadcast]:
-    """The newest `limit` broadcasts `user` may see (`can_view`)."""
-    scope = listening_scope(session, user)
+def visible_broadcasts(
+    session: Session, user: User, limit: int = 20, scope: ListeningScope | None = None
+) -> list[Broadcast]:
+    """The newest `limit` broadcasts `user` may see (`can_view`); `scope` is the user's
+    `listening_scope` when the caller has it already."""
+    if scope is None:
+        scope = listening_scope(session, user)
     every = session.scalar(select(func.count(Zone.id))) or 0
     if scope is None or len(scope[0]) >= every:  # an account of the one province hears all
         return recent_broadcasts(session, limit)

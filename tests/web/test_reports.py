@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from service_support import Province
 from web_support import login
 
 from broadcast.service import BroadcastService
@@ -193,3 +194,26 @@ def test_monthly_page_and_csv(client: FlaskClient, logged: dict[str, int]) -> No
     assert thon_a["Tổng số lượt phát"] == "2"
     assert thon_a["Số lượt cụm loa phát xong"] == "2"
     assert thon_a["Tỉ lệ phát thành công (%)"] == "100.0"
+
+
+def test_a_province_s_monthly_page_lists_its_communes(
+    client: FlaskClient, province: Province
+) -> None:
+    """A province's page: its communes, each a link to its own page with villages and
+    receivers; the CSV keeps every zone."""
+    login(client, "tinh-editor")
+    page = client.get("/reports/monthly").get_data(as_text=True)
+    assert re.findall(r'<tr data-zone="([^"]+)"', page) == [
+        province.province, province.commune_a, province.commune_b
+    ]  # fmt: skip
+    assert 'id="choose-commune"' in page and "data-device=" not in page
+    assert f"zone={province.commune_a}" in page
+    rows = _rows(client.get("/reports/monthly.csv").data)
+    assert len(rows) == 1 + 6  # the province, 2 communes, 3 villages
+    commune = client.get(f"/reports/monthly?zone={province.commune_a}").get_data(as_text=True)
+    assert re.findall(r'<tr data-zone="([^"]+)"', commune) == [
+        province.commune_a, province.village_a, province.village_a2
+    ]  # fmt: skip
+    assert re.findall(r'<tr data-device="([^"]+)"', commune) == [province.device_a]
+    english = client.get("/reports/monthly?lang=en").get_data(as_text=True)
+    assert "click a commune's name" in english

@@ -7,7 +7,7 @@ from dataclasses import FrozenInstanceError
 from datetime import datetime
 
 import pytest
-from service_support import Users, add_devices
+from service_support import Province, Users, add_devices
 
 from broadcast import clock
 from broadcast.desks import overview
@@ -125,3 +125,23 @@ def test_zones_and_receivers_a_page_at_a_time(service: BroadcastService, fleet: 
         with pytest.raises(ValidationError) as refused:
             desk.receivers(fleet.head_1, zone_id=zone_id)
         assert refused.value.field == "zone"
+
+
+def test_a_province_s_large_dashboard_counts_per_commune(
+    service: BroadcastService, province: Province, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A province's five hundred villages would be five hundred rows: its communes are summed."""
+    monkeypatch.setattr(overview, "FULL_LIST_UP_TO", 0)
+    add_devices(service, {"loa-an-2": province.village_a2, "loa-binh-2": province.village_b})
+    shown = service.overview.dashboard(province.province_editor, NOW)
+    assert shown.large and shown.total == 4
+    assert [(zone.zone_id, zone.total, zone.attention) for zone in shown.zone_summaries] == [
+        (province.commune_a, 2, 2),  # never reported: offline, so needing attention
+        (province.commune_b, 2, 2),
+    ]
+    # one commune's account still counts per village
+    shown = service.overview.dashboard(province.admin_a, NOW)
+    assert {zone.zone_id for zone in shown.zone_summaries} == {
+        province.village_a,
+        province.village_a2,
+    }

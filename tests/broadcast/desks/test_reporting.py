@@ -14,7 +14,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
-from service_support import Users, add_devices
+from service_support import Province, Users, add_devices
 
 import audio
 from broadcast.desks import reporting
@@ -523,3 +523,23 @@ def test_offline_seconds() -> None:
     transitions = [(t0 - hour, False), (t0 + 2 * hour, True), (t1 - hour, False)]
     assert offline_seconds(transitions, online_now=False, start=t0, end=t1) == 3 * 3600
     assert offline_seconds(transitions, online_now=False, start=t1, end=t0) == 0
+
+
+def test_a_province_picks_a_commune_then_its_villages(
+    service: BroadcastService, province: Province
+) -> None:
+    """Not a province's five hundred villages at once: its communes, and a commune's villages
+    once that commune is chosen (or one of its villages)."""
+    reports, editor = service.reports, province.province_editor
+    listed = [(zone.id, zone.depth) for zone in reports.zone_choices(editor)]
+    assert listed == [(province.province, 0), (province.commune_a, 1), (province.commune_b, 1)]
+    for chosen in (province.commune_a, province.village_a2):
+        assert [zone.id for zone in reports.zone_choices(editor, chosen)] == [
+            province.province,
+            province.commune_a,
+            province.village_a,
+            province.village_a2,
+            province.commune_b,
+        ]
+    # a zone out of reach opens nothing (the filter refuses it)
+    assert len(reports.zone_choices(province.officer_a, province.commune_b)) == 3

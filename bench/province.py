@@ -470,7 +470,10 @@ def run(
     )  # fmt: skip
     result["receiver_nice"] = receiver_nice
     if tts_rounds:
-        result["text_to_sound"] = text_to_sound_run(tree, tts_rounds)
+        try:
+            result["text_to_sound"] = text_to_sound_run(tree, tts_rounds)
+        except RuntimeError as exc:  # a/b/d are kept; the table says why c is missing
+            result["text_to_sound_error"] = str(exc)
     return result
 
 
@@ -768,6 +771,11 @@ def _why_publish(result: dict) -> list[str]:
 def _text_to_sound_lines(result: dict) -> list[str]:
     """c: text → every receiver playing, where the CPU went, what a real fleet sees."""
     found = result.get("text_to_sound")
+    if result.get("text_to_sound_error"):
+        return [
+            f"Text → every receiver playing: not completed ({result['text_to_sound_error']}).",
+            "",
+        ]
     if not found:
         return [
             "Text → every receiver playing: not measured in this run (`--tts-rounds 0`).",

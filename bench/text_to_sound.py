@@ -83,6 +83,7 @@ GOAL_LAST_STARTED_P99_S = 2.0
 GOAL_SPREAD_P99_S = 0.005
 SETUP_TIMEOUT_S = 120.0
 ROUND_TIMEOUT_S = 30.0
+RECEIVERS_PER_TIMEOUT = 500  # beyond this many receivers a round may wait longer, in proportion
 # Before each announcement the system is at rest: the server has written the last round's
 # answer-back and the receivers have published their states (CPU use below IDLE_CPU_SHARE of a
 # core over a SETTLE_STEP_S window), or SETTLE_MAX_S has passed.
@@ -506,7 +507,8 @@ def _round(
     if status != 201:
         raise RuntimeError(f"announce answered HTTP {status}: {body}")
     broadcast_id = int(body["id"])
-    timeout = lead_s + ROUND_TIMEOUT_S
+    # 2,000 agents on 2 cores (a province) take longer than 200: the wait grows with them
+    timeout = lead_s + ROUND_TIMEOUT_S * max(1.0, count / RECEIVERS_PER_TIMEOUT)
     fetched = answers.wait_events(broadcast_id, "fetched", count, timeout)
     cpu_ready = {k: sum(c.cpu_s() for c in group) for k, group in processes.items()}
     started = answers.wait_events(broadcast_id, "started", count, timeout)

@@ -19,10 +19,14 @@ import threading
 import time
 import wave
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
+import sqlalchemy
 from paho.mqtt.reasoncodes import ReasonCode
 
 import broadcast
@@ -43,6 +47,22 @@ START_TIMEOUT_S = 10.0
 WAIT_S = 5.0  # how long to wait for something that must happen
 QUIET_S = 0.5  # how long to watch for something that must NOT happen
 REPO_ROOT = Path(broadcast.__file__).resolve().parent.parent
+
+
+@contextmanager
+def sql_statements(engine: sqlalchemy.Engine) -> Iterator[list[str]]:
+    """The SQL text of every statement `engine` runs meanwhile: what the scale tests count
+    (a query per zone or per receiver would make the count grow with the province)."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", record)
 
 
 def loa_passwords(data_dir: Path) -> dict[str, str]:

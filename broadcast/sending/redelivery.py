@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
 
 from broadcast.const import BroadcastStatus, DeliveryState
 from broadcast.sending import broadcasts
@@ -84,41 +84,58 @@ class Redeliveries:
             self._returned.add(device_id)
 
     def sweep(self, session: Session, now: datetime) -> list[Resend]:
-        """Close what is past answering; return what to send again now (see `sent`)."""
+        """Close what is past answering; return what to send again now (see `sent`). Only the
+        deliveries of broadcasts with something due are read: a province's emergency leaves
+        thousands of deliveries open while it plays, and this runs every few seconds."""
         window = timedelta(seconds=self.policy.answer_window_s)
+        patience = timedelta(seconds=self.policy.first_after_s)
         with self._returned_lock:
             returned, self._returned = self._returned, set()
         due: list[Resend] = []
-        still_open: set[tuple[int, str]] = set()
-        for delivery in _open_deliveries(session):
-            broadcast = delivery.broadcast
-            key = (broadcast.id, delivery.device_id)
+        for broadcast, states in _due_broadcasts(session, now, patience, window):
             cancelled = broadcast.status == BroadcastStatus.CANCELLED.value
             deadline = _answer_deadline(broadcast)
-            if deadline is not None and now > deadline + window:
-                broadcasts.close_unanswered(delivery, cancelled)
-                _LOGGER.warning(
-                    "broadcast %s: no answer from %s; delivery closed",
-                    broadcast.id,
-                    delivery.device_id,
-                )
-                continue
-            still_open.add(key)
-            tries = self._tries.get(key)
-            if tries is not None and tries.delivery_state != delivery.state:
-                del self._tries[key]  # the receiver answered since
-                tries = None
-            action = _action_for(broadcast, delivery, now, self.policy.first_after_s)
-            if action is None:
-                continue
-            if tries is not None:
-                if tries.count >= self.policy.max_attempts:
+            for delivery in _open_deliveries(session, broadcast, states):
+                key = (broadcast.id, delivery.device_id)
+                if deadline is not None and now > deadline + window:
+                    broadcasts.close_unanswered(delivery, cancelled)
+                    _LOGGER.warning(
+                        "broadcast %s: no answer from %s; delivery closed",
+                        broadcast.id,
+                        delivery.device_id,
+                    )
                     continue
-                if now < tries.next_at and delivery.device_id not in returned:
+                tries = self._tries.get(key)
+                if tries is not None and tries.delivery_state != delivery.state:
+                    del self._tries[key]  # the receiver answered since
+                    tries = None
+                action = _action_for(broadcast, delivery, now, self.policy.first_after_s)
+                if action is None:
                     continue
-            due.append(Resend(broadcast.id, delivery.device_id, action, delivery.state))
-        self._tries = {key: tries for key, tries in self._tries.items() if key in still_open}
+                if tries is not None:
+                    if tries.count >= self.policy.max_attempts:
+                        continue
+                    if now < tries.next_at and delivery.device_id not in returned:
+                        continue
+                due.append(Resend(broadcast.id, delivery.device_id, action, delivery.state))
+        self._forget_closed(session)
         return due
+
+    def _forget_closed(self, session: Session) -> None:
+        """Drop the counts of deliveries no longer open (answered to the end, or closed)."""
+        if not self._tries:
+            return
+        still_open = {
+            (broadcast_id, device_id)
+            for broadcast_id, device_id in session.execute(
+                select(Delivery.broadcast_id, Delivery.device_id).where(
+                    Delivery.broadcast_id.in_({key[0] for key in self._tries}),
+                    Delivery.device_id.in_({key[1] for key in self._tries}),
+                    Delivery.state.in_(broadcasts.OPEN_STATES),
+                )
+            )
+        }
+        self._tries = {key: tries for key, tries in self._tries.items() if key in still_open}
 
     def sent(self, resend: Resend, now: datetime) -> None:
         key = (resend.broadcast_id, resend.device_id)
@@ -127,15 +144,47 @@ class Redeliveries:
         self._tries[key] = _Tries(count, now + timedelta(seconds=wait), resend.delivery_state)
 
 
-def _open_deliveries(session: Session) -> list[Delivery]:
+def _due_broadcasts(
+    session: Session, now: datetime, patience: timedelta, window: timedelta
+) -> list[tuple[Broadcast, list[str]]]:
+    """The broadcasts with open deliveries and something due, each with the delivery states
+    concerned: all open ones past the deadline (to close), after a cancel (the STOP again) or
+    after the item's end (to ask how it went); only the unanswered ones while it plays."""
+    found: list[tuple[Broadcast, list[str]]] = []
+    waiting = session.scalars(
+        select(Broadcast)
+        .where(
+            Broadcast.status.in_(_SWEPT),
+            exists().where(
+                Delivery.broadcast_id == Broadcast.id,
+                Delivery.state.in_(broadcasts.OPEN_STATES),
+            ),
+        )
+        .order_by(Broadcast.id)
+    )
+    for broadcast in waiting:
+        deadline = _answer_deadline(broadcast)
+        if deadline is not None and now > deadline + window:
+            found.append((broadcast, broadcasts.OPEN_STATES))
+        elif broadcast.status == BroadcastStatus.CANCELLED.value:
+            if broadcast.cancelled_at is not None and now >= broadcast.cancelled_at + patience:
+                found.append((broadcast, broadcasts.OPEN_STATES))
+        elif not broadcast.command_id or broadcast.dispatched_at is None:
+            continue  # a planned run: the receivers have it in their manifests
+        elif broadcast.valid_until is not None and now >= broadcast.valid_until + patience:
+            found.append((broadcast, broadcasts.OPEN_STATES))
+        elif now >= broadcast.dispatched_at + patience:
+            found.append((broadcast, [DeliveryState.QUEUED.value]))
+    return found
+
+
+def _open_deliveries(session: Session, broadcast: Broadcast, states: list[str]) -> list[Delivery]:
     return list(
         session.scalars(
             select(Delivery)
-            .join(Delivery.broadcast)
-            .where(Broadcast.status.in_(_SWEPT), Delivery.state.in_(broadcasts.OPEN_STATES))
-            .options(joinedload(Delivery.broadcast))
-            .order_by(Delivery.broadcast_id, Delivery.device_id)
-        ).unique()
+            .where(Delivery.broadcast_id == broadcast.id, Delivery.state.in_(states))
+            .order_by(Delivery.device_id)
+        )
     )
 
 

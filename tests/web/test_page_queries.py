@@ -6,15 +6,13 @@ communes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from flask import Flask
 from service_support import CALENDAR_PROVINCE, add_calendar_communes, seed_calendar_province
-from sqlalchemy import event, select
+from sqlalchemy import select
+from support import sql_statements
 from web_support import login
 
 from broadcast.desks import overview
@@ -24,20 +22,6 @@ from broadcast.store.models import Broadcast, Delivery, Device, DevicePresence, 
 PAGES = ("/", "/bulletins/", "/calendar/", "/reports/", "/reports/monthly")
 PROVINCE_PAGES = ("/province/", "/province/monthly")
 DAYS = 3
-
-
-@contextmanager
-def _counting(service: BroadcastService) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(service.db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(service.db.engine, "before_cursor_execute", record)
 
 
 def _history(service: BroadcastService, first: int, last: int) -> None:
@@ -108,7 +92,7 @@ def _counts(service: BroadcastService, app: Flask, who: str, pages: tuple[str, .
     found = {}
     for page in pages:
         assert client.get(page).status_code == 200, page  # warm: whatever is read once
-        with _counting(service) as seen:
+        with sql_statements(service.db.engine) as seen:
             assert client.get(page).status_code == 200, page
         found[page] = len(seen)
     return found

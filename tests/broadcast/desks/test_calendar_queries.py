@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from service_support import add_calendar_communes, seed_calendar_province
-from sqlalchemy import event
+from support import sql_statements
 
 from broadcast.desks.calendar import WeekCalendar
 from broadcast.service import BroadcastService
@@ -24,16 +24,8 @@ def _week(service: BroadcastService, user_id: int, zone: str = "") -> WeekCalend
 
 def _counted(service: BroadcastService, ask: Callable[[], WeekCalendar]) -> tuple[int, Any]:
     """How many statements `ask` runs, and what it returns."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(service.db.engine, "before_cursor_execute", record)
-    try:
+    with sql_statements(service.db.engine) as seen:
         result = ask()
-    finally:
-        event.remove(service.db.engine, "before_cursor_execute", record)
     return len(seen), result
 
 

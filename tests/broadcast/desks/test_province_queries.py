@@ -5,14 +5,13 @@ which are kept here (`_old_reached`, `_old_heard`) as the reference on a small t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import ColumnElement, String, cast, event, exists, or_, select
+from sqlalchemy import ColumnElement, String, cast, exists, or_, select
+from support import sql_statements
 
 from broadcast.const import Role, ZoneKind
 from broadcast.desks.reporting import LogFilter
@@ -199,24 +198,9 @@ def test_a_province_s_report_and_list_answer_at_province_size(service: Broadcast
     assert listed == reached | {tree.broadcast_ids[6]}  # and what the editor sent elsewhere
 
 
-@contextmanager
-def _statements(service: BroadcastService) -> Iterator[list[str]]:
-    """The SQL text of every statement the service runs meanwhile."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(service.db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(service.db.engine, "before_cursor_execute", record)
-
-
 def _largest(service: BroadcastService, ask: Callable[[], object]) -> tuple[int, int]:
     """How many statements `ask` runs, and the length of the longest."""
-    with _statements(service) as seen:
+    with sql_statements(service.db.engine) as seen:
         ask()
     return len(seen), max(len(statement) for statement in seen)
 

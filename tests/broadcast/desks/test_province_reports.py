@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
 from province_support import MONTH, YEAR, seed_october, seed_province
 from service_support import PASSWORD, Users, add_devices
-from sqlalchemy import event
+from support import sql_statements
 
 from broadcast.const import Role, ZoneKind
 from broadcast.desks.province_reports import CommuneFigures, ProvinceBulletinCounts
@@ -214,20 +212,6 @@ def test_csv(service: BroadcastService, ids: dict[str, int]) -> None:
 # --- scale: the queries do not grow with the communes or their receivers ------------------
 
 
-@contextmanager
-def _counted(service: BroadcastService) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(*args: object) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(service.db.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(service.db.engine, "before_cursor_execute", count)
-
-
 def _province_of(service: BroadcastService, key: str, communes: int) -> int:
     """A province `key` of `communes` communes, each with a village, two receivers and a
     broadcast both received (one finished); returns its province editor's id."""
@@ -278,9 +262,9 @@ def test_queries_do_not_grow_with_the_province(service: BroadcastService) -> Non
     counts = {}
     for key, communes in (("small", 2), ("large", 20)):
         editor = _province_of(service, key, communes)
-        with _counted(service) as statements:
+        with sql_statements(service.db.engine) as statements:
             report = service.province_reports.report(editor, YEAR, MONTH)
-        with _counted(service) as monthly:
+        with sql_statements(service.db.engine) as monthly:
             service.province_reports.report(editor, YEAR, MONTH, offline=True)
         assert len(report.communes) == communes
         assert report.total.receivers == 2 * communes

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from send_down_support import SendDownProvince, seed_send_down
 from service_support import add_devices, broadcast_status, recording_service, wait_for
-from sqlalchemy import event, select
+from sqlalchemy import select
+from support import sql_statements
 
 from broadcast import clock
 from broadcast.const import BroadcastStatus, ScheduleKind
@@ -320,18 +321,10 @@ def test_the_provinces_list_does_not_query_per_receiver(province: SendDownProvin
         broadcast_id = desk.status(p.editor, bulletin_id).communes[0].broadcast_id
         assert broadcast_id is not None
         wait_for(lambda b=broadcast_id: broadcast_status(p.service, b) == "dispatched")
-    statements: list[object] = []
-
-    def count(*args: object) -> None:
-        statements.append(args[2])
 
     def reading(bulletin_id: int) -> tuple[int, int]:
-        statements.clear()
-        event.listen(p.service.db.engine, "before_cursor_execute", count)
-        try:
+        with sql_statements(p.service.db.engine) as statements:
             sent = desk.status(p.editor, bulletin_id)
-        finally:
-            event.remove(p.service.db.engine, "before_cursor_execute", count)
         return len(statements), sum(row.deliveries for row in sent.communes)
 
     assert reading(few)[1] == 2 and reading(many)[1] == 12

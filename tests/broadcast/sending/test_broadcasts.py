@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-import sqlalchemy
 from service_support import Users, add_devices, broadcast_status
+from support import sql_statements
 
 from broadcast.const import BroadcastStatus, ZoneKind
 from broadcast.errors import PermissionDenied, ValidationError
@@ -253,17 +253,8 @@ def _answer_statements(service: BroadcastService, receivers: int) -> tuple[int, 
         answers.append(DeviceStatus(device_id, ReceiverState.IDLE, "boot", now, None, "t", {}))
         answers.append(_event(device_id, broadcast_id, EventKind.RECEIVED))
         answers.append(_event(device_id, broadcast_id, EventKind.FINISHED))
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
-
-
-    sqlalchemy.event.listen(service.db.engine, "before_cursor_execute", seen)
-    try:
+    with sql_statements(service.db.engine) as statements:
         service._apply_answers(answers)
-    finally:
-        sqlalchemy.event.remove(service.db.engine, "before_cursor_execute", seen)
     return len(statements), broadcast_status(service, broadcast_id)
 
 

@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from service_support import add_devices, broadcast_status, wait_for
-from sqlalchemy import event
+from support import sql_statements
 
 from broadcast.errors import ServiceUnavailable
 from broadcast.programme import leader as leader_module
@@ -288,18 +288,9 @@ def test_a_broker_lost_mid_batch_leads_to_redelivery_not_loss(
 def test_a_broadcasts_deliveries_are_written_in_one_bulk_insert(leader: Leader) -> None:
     """One row per receiver, but not a round trip per row (a province has 2,000)."""
     add_devices(leader.service, {f"loa-c-{n:02d}": "thon-b" for n in range(40)})
-    inserts: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if statement.startswith("INSERT INTO deliveries"):
-            inserts.append(statement)
-
-    engine = leader.service.db.engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with sql_statements(leader.service.db.engine) as statements:
         broadcast_id = _announce(leader)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    inserts = [s for s in statements if s.startswith("INSERT INTO deliveries")]
     assert len(inserts) == 1
     with leader.service.db.session() as session:
         row = session.get(Broadcast, broadcast_id)

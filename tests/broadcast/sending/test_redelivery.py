@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from service_support import broadcast_status, wait_for
+import sqlalchemy
+from service_support import add_devices, broadcast_status, wait_for
 
 from broadcast.settings import RedeliveryPolicy
 from broadcast.store.models import Broadcast, Delivery, utcnow
@@ -221,3 +222,28 @@ def test_planned_runs_are_not_sent_as_commands(leader: Leader) -> None:
     leader.sent.clear()
     _sweep(leader, utcnow() + timedelta(minutes=5))
     assert leader.sent.sent == []
+
+
+def test_a_sweep_reads_only_the_deliveries_with_something_due(leader: Leader) -> None:
+    """While a province's emergency plays, thousands of answered deliveries stay open; the
+    sweep every few seconds must read only the unanswered ones, not every open row."""
+    add_devices(leader.service, {f"loa-a-{n:02d}": "thon-a" for n in range(10, 30)})
+    broadcast_id = _announce(leader)
+    row = _row(leader, broadcast_id)
+    assert row.dispatched_at is not None and row.valid_until is not None
+    answered = [device for device in _states(leader, broadcast_id) if device != A2]
+    for device in answered:
+        _answer(leader, device, broadcast_id, EventKind.RECEIVED)
+    loaded: list[str] = []
+
+    def count(target: Delivery, _context: object) -> None:
+        loaded.append(target.device_id)
+
+    sqlalchemy.event.listen(Delivery, "load", count)
+    try:
+        _sweep(leader, row.dispatched_at + timedelta(seconds=POLICY.first_after_s + 1))
+    finally:
+        sqlalchemy.event.remove(Delivery, "load", count)
+    assert loaded == [A2]
+    assert len(_resent(leader, A2)) == 1
+    assert all(not _resent(leader, device) for device in answered)

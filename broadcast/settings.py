@@ -401,7 +401,8 @@ class Secrets:
     def mqtt_password_bcrypt(self, make: Callable[[str], str]) -> str:
         """A bcrypt hash of the broker password (what nats-server verifies), made by `make` from
         the password the first time and kept beside it, so configs written later are the same."""
-        return self._get("mqtt_server_password_bcrypt", lambda: make(self.mqtt_password))
+        password = self.mqtt_password  # first: `_get` holds a lock no nested `_get` may take
+        return self._get("mqtt_server_password_bcrypt", lambda: make(password))
 
     @property
     def nats_route_password(self) -> str:

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import IO
 
 from broadcast.fleet.brokers.access import (
-    BCRYPT_COST,
     BrokerAccess,
     BrokerError,
     BrokerUser,
@@ -613,7 +612,6 @@ class NatsBroker:
 
 
 __all__ = [
-    "BCRYPT_COST",
     "ClusterFiles",
     "ClusterNode",
     "NatsBroker",

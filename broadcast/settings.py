@@ -398,6 +398,17 @@ class Secrets:
         cannot guess them to close the server's connections or wipe its answer-back session."""
         return self._get("mqtt_client_token", lambda: secrets.token_hex(16))
 
+    def mqtt_password_bcrypt(self, make: Callable[[str], str]) -> str:
+        """A bcrypt hash of the broker password (what nats-server verifies), made by `make` from
+        the password the first time and kept beside it, so configs written later are the same."""
+        password = self.mqtt_password  # first: `_get` holds a lock no nested `_get` may take
+        return self._get("mqtt_server_password_bcrypt", lambda: make(password))
+
+    @property
+    def nats_route_password(self) -> str:
+        """What the nodes of a nats-server cluster show each other on their routes."""
+        return self._get("nats_route_password")
+
     def signing_key(self) -> Ed25519PrivateKey:
         if self._key_path.exists():
             return protocol.private_key_from_pem(self._key_path.read_bytes())

@@ -535,6 +535,106 @@ def cmd_mqtt_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nats_config(args: argparse.Namespace) -> int:
+    """A ready N-node nats-server cluster for the server and every registered receiver: each
+    node's nats-server.conf (users and ACL as for one node, bcrypt hashes from the database and
+    secrets.json, never a clear password), start.sh and a systemd template unit."""
+    from broadcast.errors import LoaError
+    from broadcast.fleet import registry
+    from broadcast.fleet.brokers import BrokerError
+    from broadcast.fleet.brokers.mosquitto import TlsListener, check_tls
+    from broadcast.fleet.brokers.nats import NatsTls, is_loopback, plan_cluster, write_cluster
+    from broadcast.service import BroadcastService
+    from broadcast.settings import Settings
+
+    tls = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise LoaError("--tls-cert and --tls-key go together (the nodes' certificate and key)")
+        tls = NatsTls(
+            Path(args.tls_cert), Path(args.tls_key), Path(args.tls_ca) if args.tls_ca else None
+        )
+    elif args.tls_ca:
+        raise LoaError("--tls-ca is for TLS between the nodes: give --tls-cert and --tls-key too")
+    try:
+        nodes = plan_cluster(
+            Path(args.out),
+            args.nodes,
+            args.node_hosts,
+            args.node_mqtt_ports,
+            args.node_cluster_ports,
+            args.node_monitor_ports,
+            Path(args.store_dir) if args.store_dir else None,
+        )
+        if tls is not None:
+            report = check_tls(TlsListener(tls.certfile, tls.keyfile, tls.cafile))
+            for warning in report.warnings:
+                print(f"loa: {warning}", file=sys.stderr)
+    except BrokerError as exc:
+        raise LoaError(str(exc)) from None
+    # only --data: the node options (--host, --mqtt-port) are not the server's own settings
+    settings = Settings.load({"data": args.data}, os.environ)
+    service = BroadcastService(settings, connect_mqtt=False)
+    try:
+        with service.db.session() as session:
+            behind = registry.devices_needing_refresh(session)
+            if behind:
+                shown = " ".join(behind[:20]) + (" …" if len(behind) > 20 else "")
+                raise LoaError(
+                    f"{len(behind)} receiver(s) have no bcrypt hash of their broker password or"
+                    f" no secret client id (registered before Loa kept them): run `loa device"
+                    f" refresh --data {settings.data_dir} {shown}` (passwords stay), copy the"
+                    " new configs to their Pis, then run loa nats-config again"
+                )
+            access = registry.broker_access(
+                session,
+                service.secrets.mqtt_password,
+                registry.server_bcrypt(service.secrets),
+            )
+            try:
+                files = write_cluster(
+                    Path(args.out),
+                    nodes,
+                    access,
+                    service.secrets.nats_route_password,
+                    tls=tls,
+                    run_as=args.broker_user,
+                )
+            except BrokerError as exc:
+                raise LoaError(str(exc)) from None
+            except OSError as exc:
+                raise LoaError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+            registry.record_broker_access(session, access)
+    finally:
+        service.stop()
+    for path in files.configs.values():
+        print(path)
+    print(files.start_script)
+    print(files.unit)
+    addresses = ",".join(node.mqtt_address for node in nodes)
+    steps = [
+        f"loa: {len(nodes)} node(s): {', '.join(f'{n.name} {n.mqtt_address}' for n in nodes)}",
+        f"loa: copy {Path(args.out).resolve()}/<node>/ to each node's host at the same path,"
+        f" readable by {args.broker_user} (chown -R {args.broker_user}), with the unit to"
+        f" /etc/systemd/system/; then on each: systemctl enable --now loa-nats@<node>"
+        f" (or {files.start_script} <node>)",
+        f"loa: give the server LOA_MQTT_HOSTS={addresses} and the receivers the same"
+        " (LOA_DEVICE_MQTT_HOSTS), then loa device refresh",
+    ]
+    if len(nodes) < 3:
+        steps.append(
+            f"loa: {len(nodes)} node(s) survive no node's loss (JetStream needs a majority):"
+            " use 3 for a province"
+        )
+    if tls is None and not all(is_loopback(node.host) for node in nodes):
+        steps.append(
+            "loa: passwords would cross the network in clear text: give --tls-cert and --tls-key"
+        )
+    for line in steps:
+        print(line, file=sys.stderr)
+    return 0
+
+
 def _tls_listener(args: argparse.Namespace) -> TlsListener | None:
     """The TLS listener the options describe, or None; options that need it are refused."""
     from broadcast.errors import LoaError
@@ -975,6 +1075,68 @@ def build_parser() -> argparse.ArgumentParser:
         help="the system user mosquitto runs as (mosquitto): the files are handed to it",
     )
     mqtt_config.set_defaults(func=cmd_mqtt_config)
+
+    nats_config = sub.add_parser(
+        "nats-config",
+        help="write a nats-server cluster (per-node configs, start.sh, systemd unit) for the"
+        " server and receivers",
+        description="Write a ready N-node nats-server cluster (MQTT on JetStream, each MQTT"
+        " stream kept on min(3, N) nodes) for the server and every registered receiver:"
+        " OUT/<node>/nats-server.conf (0600), OUT/start.sh <node> and the systemd template unit"
+        " OUT/loa-nats@.service. Passwords come as the bcrypt hashes Loa keeps (receivers"
+        " registered before it kept them are named, with the `loa device refresh` that fixes"
+        " them). Nodes on one host (a trial on loopback) get consecutive ports unless one"
+        " port per node is given.",
+    )
+    _add_data(nats_config)
+    nats_config.add_argument("--out", required=True, help="directory to write them into")
+    nats_config.add_argument(
+        "--nodes", type=int, required=True, help="how many nodes (3 survive any one's loss)"
+    )
+    nats_config.add_argument(
+        "--host",
+        dest="node_hosts",
+        nargs="+",
+        default=["127.0.0.1"],
+        metavar="H",
+        help="each node's address as receivers and the other nodes reach it: one per node, or"
+        " one for all (default 127.0.0.1: a trial on this machine)",
+    )
+    for flag, default, what in (
+        ("--mqtt-port", 1883, "MQTT port"),
+        ("--cluster-port", 6222, "port of the routes between nodes"),
+        ("--monitor-port", 8222, "monitoring port, on 127.0.0.1 (/healthz)"),
+    ):
+        nats_config.add_argument(
+            flag,
+            dest="node_" + flag[2:].replace("-", "_") + "s",
+            type=int,
+            nargs="+",
+            default=[default],
+            metavar="P",
+            help=f"{what}: one per node, or one for all ({default})",
+        )
+    nats_config.add_argument(
+        "--store-dir",
+        default="",
+        help="where JetStream keeps its files, a folder per node (default: OUT/<node>/jetstream)",
+    )
+    nats_config.add_argument(
+        "--tls-cert", default="", help="the nodes' TLS certificate (PEM): MQTT over TLS"
+    )
+    nats_config.add_argument("--tls-key", default="", help="its private key (PEM, unencrypted)")
+    nats_config.add_argument(
+        "--tls-ca",
+        default="",
+        help="CA of the nodes' certificate: the routes between nodes use TLS too (the"
+        " certificate must name every node and allow client and server use)",
+    )
+    nats_config.add_argument(
+        "--broker-user",
+        default="nats",
+        help="the system user nats-server runs as in the systemd unit (nats, Debian's)",
+    )
+    nats_config.set_defaults(func=cmd_nats_config)
 
     doctor = sub.add_parser(
         "doctor", help="check a server (--data) or a receiver (--config) and say what to fix"

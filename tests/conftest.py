@@ -28,6 +28,7 @@ from support import (
 )
 
 from broadcast.fleet.brokers import BrokerAccess, BrokerError
+from broadcast.fleet.brokers import access as broker_access
 from broadcast.fleet.brokers.mosquitto import MosquittoBroker
 from broadcast.fleet.brokers.nats import NatsBroker
 from broadcast.people import accounts
@@ -95,9 +96,11 @@ def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
 def cheap_password_hashing() -> Iterator[None]:
     """Argon2 at its production cost takes a tenth of a second or more per hash and most tests
     create five users: in-process tests hash with argon2's cheapest profile (they check who may
-    log in, not the hash's strength). `loa` processes that tests start keep the real cost."""
+    log in, not the hash's strength), and receivers' bcrypt hashes (for nats-server) with
+    bcrypt's lowest cost. `loa` processes that tests start keep the real cost."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(accounts, "_HASHER", PasswordHasher.from_parameters(profiles.CHEAPEST))
+        patch.setattr(broker_access, "BCRYPT_COST", 4)
         yield
 
 

@@ -16,6 +16,7 @@ from broadcast.fleet import receivers
 from broadcast.fleet.brokers import (
     ZONE_COMMAND_FILTER,
     BrokerAccess,
+    bcrypt_hash,
     device_user,
     hash_password,
     new_client_token,
@@ -24,7 +25,7 @@ from broadcast.fleet.brokers import (
     verify_password,
 )
 from broadcast.people.zones import ancestors_and_self
-from broadcast.settings import Settings
+from broadcast.settings import Secrets, Settings
 from broadcast.store.models import Device, Zone
 from wire import protocol
 from wire.config import (
@@ -81,10 +82,12 @@ def issue_credentials(
     device: Device,
     player: PlayerSettings | None = None,
 ) -> Path:
-    """Give the device a new password and client id token and (re)write its config file; the
-    old password and client id stop working once the broker's access list is rewritten."""
+    """Give the device a new password (hashed for mosquitto and for nats-server) and client id
+    token and (re)write its config file; the old password and client id stop working once the
+    broker's access list is rewritten."""
     password = secrets.token_urlsafe(24)
     device.mqtt_password_hash = hash_password(password)
+    device.mqtt_password_bcrypt = bcrypt_hash(password)
     device.mqtt_client_token = new_client_token()
     session.flush()
     receiver_dir = settings.receivers_dir / device.id
@@ -108,9 +111,10 @@ def refresh_config(
     """Rewrite a receiver's config with the server's broker address, TLS, zones and key of now
     (after TLS is turned on, the broker moves, or the receiver changes zone), keeping the rest
     of it and its password. A receiver without a client id token (registered before tokens)
-    gets one: its config then names `<device id>-<token>`. Without a readable old config, or
-    when its password no longer matches, a new password is issued: True then, and the broker's
-    access list must be rewritten.
+    gets one: its config then names `<device id>-<token>`; one without a bcrypt hash (for
+    nats-server) gets one of the password it keeps. Without a readable old config, or when its
+    password no longer matches, a new password is issued: True then, and the broker's access
+    list must be rewritten.
     """
     path = settings.devices_dir / f"{device.id}.json"
     try:
@@ -123,7 +127,9 @@ def refresh_config(
         return issue_credentials(session, settings, public_key_text, device, old.player), True
     if not device.mqtt_client_token:
         device.mqtt_client_token = new_client_token()
-        session.flush()
+    if not device.mqtt_password_bcrypt:
+        device.mqtt_password_bcrypt = bcrypt_hash(old.mqtt.password)
+    session.flush()
     login = _broker_login(settings, device, old.mqtt.password)
     fresh = replace(
         old,
@@ -168,12 +174,13 @@ def record_broker_access(session: Session, access: BrokerAccess) -> None:
         device.health_ok = receivers.device_health_ok(device)
 
 
-def broker_access(session: Session, server_password: str) -> BrokerAccess:
+def broker_access(session: Session, server_password: str, server_bcrypt: str = "") -> BrokerAccess:
     """Who may connect to the broker and which topics each may use: the server and every device
     (`broadcast.fleet.brokers.access`: the server publishes commands and every manifest; a device
     reads its own and its zones' commands and its own manifest, writes its own state and events).
+    Each user carries its bcrypt hash where one is stored (`server_bcrypt` for the server's).
     """
-    users = [server_user(SERVER_MQTT_USERNAME, server_password)]
+    users = [server_user(SERVER_MQTT_USERNAME, server_password, bcrypt_hash=server_bcrypt)]
     for device in session.scalars(select(Device).order_by(Device.id)):
         users.append(
             device_user(
@@ -182,6 +189,25 @@ def broker_access(session: Session, server_password: str) -> BrokerAccess:
                 _zone_ids(device),
                 password_hash=device.mqtt_password_hash,
                 client_token=device.mqtt_client_token,
+                bcrypt_hash=device.mqtt_password_bcrypt,
             )
         )
     return BrokerAccess(users=tuple(users))
+
+
+def server_bcrypt(secrets_file: Secrets) -> str:
+    """The bcrypt hash of the server's broker password, made once and kept in secrets.json
+    beside the password (the settings floor cannot hash: bcrypt lives with the brokers)."""
+    return secrets_file.mqtt_password_bcrypt(bcrypt_hash)
+
+
+def devices_needing_refresh(session: Session) -> list[str]:
+    """Receivers a nats-server cluster cannot serve as they are: no bcrypt hash of their
+    password (registered before it was kept) or no secret client id (before tokens), which any
+    other login could take there. `loa device refresh` gives them both, keeping passwords."""
+    query = (
+        select(Device.id)
+        .where((Device.mqtt_password_bcrypt == "") | (Device.mqtt_client_token == ""))
+        .order_by(Device.id)
+    )
+    return list(session.scalars(query))

@@ -58,6 +58,9 @@ class Device(Base):
     # the secret end of its MQTT client id (`<id>-<token>`, in its config): an engine that lets
     # any login take any id (nats-server) cannot be guessed into closing it; "" = the id alone
     mqtt_client_token: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # a bcrypt hash of the same password, beside the `$7$` one: nats-server verifies only
+    # bcrypt, so a cluster's config is written from it (`loa nats-config`); "" = none yet
+    mqtt_password_bcrypt: Mapped[str] = mapped_column(String(100), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     online: Mapped[bool] = mapped_column(default=False)
     state: Mapped[str] = mapped_column(String(20), default="offline")

@@ -27,6 +27,7 @@ from broadcast.fleet.brokers.access import (
     BrokerAccess,
     BrokerError,
     BrokerUser,
+    bcrypt_hash,
     device_user,
     filter_covers,
     hash_password,
@@ -35,6 +36,7 @@ from broadcast.fleet.brokers.access import (
     secret_client_id,
     server_user,
     topic_matches,
+    verify_bcrypt,
     verify_password,
 )
 from broadcast.fleet.brokers.net import format_address, port_is_free, wait_for_port
@@ -47,6 +49,7 @@ __all__ = [
     "BrokerAccess",
     "BrokerError",
     "BrokerUser",
+    "bcrypt_hash",
     "device_user",
     "filter_covers",
     "format_address",
@@ -57,6 +60,7 @@ __all__ = [
     "secret_client_id",
     "server_user",
     "topic_matches",
+    "verify_bcrypt",
     "verify_password",
     "wait_for_port",
 ]

@@ -2,13 +2,16 @@
 
 The same `BrokerAccess` is rendered as a mosquitto password file + ACL file and loaded by the
 embedded amqtt broker's plugins, so the two back-ends cannot disagree. Password hashes use
-mosquitto 2's PBKDF2-SHA512 `$7$` format so one hash serves both.
+mosquitto 2's PBKDF2-SHA512 `$7$` format so one hash serves both; a user may also carry a bcrypt
+hash of the same password, the only kind nats-server 2.9 verifies (`broadcast.fleet.brokers.nats`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import json
@@ -16,6 +19,7 @@ import logging
 import re
 import secrets
 import stat
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +43,11 @@ _HASH_BYTES = 64  # SHA-512 output, what mosquitto compares
 _USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _MAX_TOPIC_BYTES = 512
 CLIENT_TOKEN_BYTES = 16  # 128 bits: a secret client id suffix nobody guesses
+# bcrypt is checked on every CONNECT: 2,000 receivers reconnecting after a node's death cost
+# 2,000 hashes; cost 10 (~50 ms each) keeps that under two core-minutes across a cluster.
+BCRYPT_COST = 10
+_BCRYPT_PATTERN = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
+_crypt_lock = threading.Lock()
 
 
 class BrokerError(RuntimeError):
@@ -79,6 +88,51 @@ def _parse_hash(password_hash: str) -> tuple[int, bytes, bytes]:
     if not salt or len(digest) != _HASH_BYTES:
         raise ValueError(f"a $7$ hash needs a salt and a {_HASH_BYTES}-byte digest")
     return iterations, salt, digest
+
+
+def _libcrypt() -> tuple[ctypes.CDLL, str]:
+    name = ctypes.util.find_library("crypt") or "libcrypt.so.1"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError as exc:
+        raise BrokerError(f"cannot load libcrypt ({name}) for bcrypt hashes: {exc}") from None
+    lib.crypt_gensalt.restype = ctypes.c_char_p
+    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    return lib, name
+
+
+def bcrypt_hash(password: str, cost: int | None = None) -> str:
+    """A bcrypt hash of `password` as nats-server verifies it (default cost `BCRYPT_COST`),
+    made by the system's libcrypt (libxcrypt, always on Debian) so that no Python package is
+    needed."""
+    if not isinstance(password, str) or not password:
+        raise ValueError("a broker password must be a non-empty string")
+    lib, name = _libcrypt()
+    with _crypt_lock:  # both return static buffers
+        setting = lib.crypt_gensalt(b"$2b$", BCRYPT_COST if cost is None else cost, None, 0)
+        result = lib.crypt(password.encode("utf-8"), setting) if setting else None
+    if not result or not result.startswith(b"$2b$"):
+        raise BrokerError(f"libcrypt ({name}) cannot make bcrypt hashes for NATS passwords")
+    return result.decode("ascii")
+
+
+def verify_bcrypt(password: str, password_hash: str) -> bool:
+    """True if `password` matches the bcrypt hash; malformed hashes simply fail."""
+    if not isinstance(password, str) or not _BCRYPT_PATTERN.fullmatch(password_hash or ""):
+        return False
+    lib, _name = _libcrypt()
+    with _crypt_lock:
+        result = lib.crypt(password.encode("utf-8"), password_hash.encode("ascii"))
+    return result is not None and hmac.compare_digest(result, password_hash.encode("ascii"))
+
+
+def check_bcrypt_hash(password_hash: str) -> str:
+    """Return a bcrypt hash (`$2b$<cost>$<53 characters>`) unchanged; raise ValueError if not."""
+    if not isinstance(password_hash, str) or not _BCRYPT_PATTERN.fullmatch(password_hash):
+        raise ValueError("not a bcrypt hash ($2b$<cost>$<salt and hash>)")
+    return password_hash
 
 
 def check_password_hash(password_hash: str) -> str:
@@ -176,6 +230,7 @@ def check_username(username: str) -> str:
 class BrokerUser:
     """One broker login and the topic filters it may publish to and subscribe to (read).
 
+    `bcrypt_hash`, when known, is a bcrypt hash of the same password (what nats-server verifies).
     `any_client_id` False (a receiver) binds the login to its own client ids: the username, or
     one of `client_ids` (`<username>-<secret token>`, unguessable, for engines that cannot bind
     ids to logins), so no login can connect as another client and make the broker close that
@@ -188,11 +243,14 @@ class BrokerUser:
     subscribe: tuple[str, ...] = ()
     any_client_id: bool = False
     client_ids: tuple[str, ...] = ()
+    bcrypt_hash: str = ""  # the same password for nats-server; "" = not known
 
     def __post_init__(self) -> None:
         check_username(self.username)
         try:
             check_password_hash(self.password_hash)
+            if self.bcrypt_hash:
+                check_bcrypt_hash(self.bcrypt_hash)
         except ValueError as exc:
             raise ValueError(f"user {self.username!r}: {exc}") from exc
         object.__setattr__(self, "publish", tuple(check_topic_filter(t) for t in self.publish))
@@ -222,7 +280,7 @@ class BrokerUser:
         return any(topic_matches(allowed, topic) for allowed in self.subscribe)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "username": self.username,
             "password_hash": self.password_hash,
             "publish": list(self.publish),
@@ -230,12 +288,23 @@ class BrokerUser:
             "any_client_id": self.any_client_id,
             "client_ids": list(self.client_ids),
         }
+        if self.bcrypt_hash:
+            data["bcrypt_hash"] = self.bcrypt_hash
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> BrokerUser:
         if not isinstance(data, dict):
             raise ValueError("each user must be a JSON object")
-        known = {"username", "password_hash", "publish", "subscribe", "any_client_id", "client_ids"}
+        known = {
+            "username",
+            "password_hash",
+            "publish",
+            "subscribe",
+            "any_client_id",
+            "client_ids",
+            "bcrypt_hash",
+        }
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown user field(s) {sorted(unknown)}")
@@ -254,6 +323,7 @@ class BrokerUser:
                 "any_client_id", DEVICE_COMMAND_FILTER in data.get("publish", [])
             ),
             client_ids=tuple(data.get("client_ids", [])),
+            bcrypt_hash=data.get("bcrypt_hash", ""),
         )
 
 
@@ -382,12 +452,15 @@ def _role_hash(password: str, password_hash: str | None) -> str:
     return hash_password(password) if password else locked_hash()
 
 
-def server_user(username: str, password: str, *, password_hash: str | None = None) -> BrokerUser:
+def server_user(
+    username: str, password: str, *, password_hash: str | None = None, bcrypt_hash: str = ""
+) -> BrokerUser:
     """The Loa server: sends commands to any device or zone and every device's (retained)
     manifest, reads every state and event.
 
     Pass the stored `password_hash` instead of a password to rebuild the user from a database;
     an empty password gives a locked user (no password verifies), never a password-less one.
+    `bcrypt_hash` is the stored bcrypt hash of the same password, if any.
     """
     return BrokerUser(
         username=username,
@@ -395,6 +468,7 @@ def server_user(username: str, password: str, *, password_hash: str | None = Non
         publish=(DEVICE_COMMAND_FILTER, ZONE_COMMAND_FILTER, DEVICE_MANIFEST_FILTER),
         subscribe=(protocol.STATE_TOPIC_FILTER, protocol.EVENT_TOPIC_FILTER),
         any_client_id=True,
+        bcrypt_hash=bcrypt_hash,
     )
 
 
@@ -416,13 +490,14 @@ def device_user(
     *,
     password_hash: str | None = None,
     client_token: str = "",
+    bcrypt_hash: str = "",
 ) -> BrokerUser:
     """One receiver (username = device id): reads its own and its zones' commands and its own
     manifest, writes only its own state and events, so a stolen receiver cannot speak for
     another. It connects as its device id or, with `client_token`, as
     `<device id>-<client_token>` (what its config names).
 
-    `password_hash` and an empty password work as for `server_user`.
+    `password_hash`, `bcrypt_hash` and an empty password work as for `server_user`.
     """
     zones = tuple(dict.fromkeys(zone_ids))  # keep order, drop repeats
     return BrokerUser(
@@ -435,4 +510,5 @@ def device_user(
             *(protocol.zone_command_topic(zone) for zone in zones),
         ),
         client_ids=(secret_client_id(device_id, client_token),) if client_token else (),
+        bcrypt_hash=bcrypt_hash,
     )

@@ -1,17 +1,19 @@
-"""The clustered broker candidate: NATS server (Debian's `nats-server`) with its MQTT gateway.
+"""The clustered broker: NATS server (Debian's `nats-server`) with its MQTT gateway.
 
 NATS keeps MQTT sessions, QoS 1 queues and retained messages in JetStream (file storage under
-the given directory), which replicates them across a cluster; this module runs ONE node, as
-the MQTT integration tests do. `write_config` renders Loa's `BrokerAccess` into nats-server.conf
-(0600, written atomically, nothing written unless every input checks out): no anonymous access,
-one user per `BrokerUser` allowed on MQTT connections only, its ACL as NATS publish/subscribe
-permissions (MQTT `a/+/b` is the NATS subject `a.*.b`, `#` is `>`).
+the given directory), which replicates them across a cluster. One renderer (`_render`) writes
+nats-server.conf for one node (`write_config`, what `NatsBroker` and the MQTT integration tests
+run) and for each node of an N-node cluster (`write_cluster`, `loa nats-config`): no anonymous
+access, one user per `BrokerUser` allowed on MQTT connections only, its ACL as NATS
+publish/subscribe permissions (MQTT `a/+/b` is the NATS subject `a.*.b`, `#` is `>`). Files
+are 0600 and written atomically, and nothing is written unless every input checks out.
 
 What NATS cannot take from Loa as it is (measured; docs/deployment.md has the comparison):
 
 * passwords: nats-server 2.9 verifies bcrypt hashes or clear text, not the mosquitto `$7$`
-  (PBKDF2) hashes of the access file, and has no auth callout (2.10); the caller hands the
-  passwords (checked against the `$7$` hashes), and the config gets bcrypt hashes of them;
+  (PBKDF2) hashes of the access file, and has no auth callout (2.10); Loa keeps a bcrypt hash
+  beside each `$7$` one (`BrokerUser.bcrypt_hash`), and a caller may instead hand the
+  passwords (checked against the `$7$` hashes), which the config gets bcrypt hashes of;
 * client ids: NATS cannot bind a login to its client id (mosquitto's
   `use_username_as_clientid`); any login may connect with any client id, close that client's
   connection and, with a clean session, delete its queued commands. Loa's answer is client ids
@@ -24,35 +26,43 @@ client port is left to the kernel, on loopback).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import ipaddress
 import json
 import logging
 import re
 import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from broadcast.fleet.brokers.access import BrokerAccess, BrokerError, BrokerUser, verify_password
+from broadcast.fleet.brokers.access import (
+    BrokerAccess,
+    BrokerError,
+    BrokerUser,
+    bcrypt_hash,
+    verify_password,
+)
 from broadcast.fleet.brokers.engine import log_explanation, stop_child
 from broadcast.fleet.brokers.net import accepts_connections, check_port_free, format_address
 from wire import protocol
-from wire.files import write_private_file
+from wire.files import write_atomic, write_private_file
 
 _LOGGER = logging.getLogger(__name__)
 
 CONFIG_NAME = "nats-server.conf"
 LOG_FILE_NAME = "nats-server.log"
 STORE_DIR_NAME = "jetstream"
+START_SCRIPT_NAME = "start.sh"
+UNIT_NAME = "loa-nats@.service"
+CLUSTER_NAME = "loa"
+ROUTE_USER = "loa-route"
 MISSING_MESSAGE = "nats-server not found: install the Debian package 'nats-server'"
+DEBIAN_BINARY = "/usr/sbin/nats-server"
+DEBIAN_USER = "nats"  # the system user Debian's package creates and runs nats-server as
 _SBIN_DIRS = "/usr/sbin:/usr/local/sbin:/sbin"
-# bcrypt is checked on every CONNECT: 2,000 receivers reconnecting after a node's death cost
-# 2,000 hashes; cost 10 (~50 ms each) keeps that under two core-minutes across a cluster.
-BCRYPT_COST = 10
 # As mosquitto's limits (broadcast.fleet.brokers.mosquitto): 4 times what a receiver accepts.
 MAX_PAYLOAD_BYTES = 4 * protocol.MAX_MESSAGE_BYTES
 # QoS 1 messages on their way to one MQTT client before it acknowledges (mosquitto: 20).
@@ -60,37 +70,22 @@ MAX_ACK_PENDING = 20
 # A QoS 1 message not acknowledged within this is sent again, also to the session's next
 # connection: a receiver whose link died (or whose node was killed) gets it this late at most.
 ACK_WAIT_S = 5
+# Copies of each MQTT stream (sessions, queued commands, retained messages) in a cluster: any
+# one node may die and a majority of the copies is left.
+MAX_REPLICAS = 3
 _SAFE_PATH = re.compile(r'^[^\n\r\x00"\\]+$')
 _SAFE_HOST = re.compile(r"^[A-Za-z0-9.:\[\]-]+$")
 _SUBJECT_LEVEL = re.compile(r"^[A-Za-z0-9_-]+$")
+# a path inside "…" in start.sh and in the unit's ExecStart: nothing the shell expands or
+# systemd reads as a specifier
+_SCRIPT_PATH = re.compile(r'^[^\n\r\x00"\\$`%]+$')
+_ROUTE_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,}$")
 _LOG_PREFIX = re.compile(r"^\[\d+\] [\d/]+ [\d:.]+ ")
-
-_crypt_lock = threading.Lock()
 
 
 def find_nats_server() -> str | None:
     """The nats-server binary: on PATH, or in sbin (Debian installs it in /usr/sbin)."""
     return shutil.which("nats-server") or shutil.which("nats-server", path=_SBIN_DIRS)
-
-
-def bcrypt_hash(password: str, cost: int = BCRYPT_COST) -> str:
-    """A bcrypt hash of `password` as nats-server verifies it, made by the system's libcrypt
-    (libxcrypt, always on Debian) so that no Python package is needed."""
-    name = ctypes.util.find_library("crypt") or "libcrypt.so.1"
-    try:
-        lib = ctypes.CDLL(name)
-    except OSError as exc:
-        raise BrokerError(f"cannot load libcrypt ({name}) to hash NATS passwords: {exc}") from None
-    lib.crypt_gensalt.restype = ctypes.c_char_p
-    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
-    lib.crypt.restype = ctypes.c_char_p
-    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    with _crypt_lock:  # both return static buffers
-        setting = lib.crypt_gensalt(b"$2b$", cost, None, 0)
-        result = lib.crypt(password.encode("utf-8"), setting) if setting else None
-    if not result or not result.startswith(b"$2b$"):
-        raise BrokerError(f"libcrypt ({name}) cannot make bcrypt hashes for NATS passwords")
-    return result.decode("ascii")
 
 
 def mqtt_to_subject(topic_filter: str) -> str:
@@ -129,6 +124,150 @@ def _render_user(user: BrokerUser, password_hash: str) -> str:
     )
 
 
+def _user_lines(
+    access: BrokerAccess, passwords: Mapping[str, str], *, every_user: bool = False
+) -> list[str]:
+    """Each user's line with a bcrypt hash: of the password in `passwords` (checked against its
+    `$7$` hash), else its stored `bcrypt_hash`. A user with neither is left out (nobody can log
+    in as it), or with `every_user` refused, all such users named in one line."""
+    lines: list[str] = []
+    missing: list[str] = []
+    for user in access.users:
+        password = passwords.get(user.username)
+        if password is not None:
+            if not verify_password(password, user.password_hash):
+                raise BrokerError(
+                    f"the password given for broker user {user.username!r} does not match its"
+                    " hash in the access file"
+                )
+            lines.append(_render_user(user, bcrypt_hash(password)))
+        elif user.bcrypt_hash:
+            lines.append(_render_user(user, user.bcrypt_hash))
+        else:
+            missing.append(user.username)
+    if missing and every_user:
+        raise BrokerError(
+            f"no bcrypt hash of the password of broker user(s) {', '.join(missing)}:"
+            " nats-server could not let them log in"
+        )
+    return lines
+
+
+@dataclass(frozen=True)
+class NatsTls:
+    """TLS for a cluster: `certfile`/`keyfile` on every node's MQTT listener (receivers and the
+    server connect with TLS); with `cafile`, the routes between nodes too, each node showing the
+    same certificate and checking the others' against `cafile` (so it must name every node's
+    host and allow client as well as server use). Paths are the same on every node."""
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path | None = None
+
+
+@dataclass(frozen=True)
+class _Cluster:
+    listen_host: str
+    port: int
+    routes: tuple[str, ...]  # host:port of the other nodes
+    route_password: str
+    replicas: int
+
+
+def _render(
+    *,
+    name: str,
+    mqtt_host: str,
+    mqtt_port: int,
+    store: Path,
+    users: Sequence[str],
+    cluster: _Cluster | None = None,
+    monitor_port: int | None = None,
+    tls: NatsTls | None = None,
+) -> str:
+    """nats-server.conf of one node, the one place its text is made."""
+    if not _SUBJECT_LEVEL.fullmatch(name):
+        raise BrokerError(f"bad NATS server name {name!r} (letters, digits, '-', '_')")
+    lines = [
+        "# Written by Loa (broadcast.fleet.brokers.nats); regenerate it instead of editing.",
+        f"server_name: {json.dumps(name)}",
+        'host: "127.0.0.1"',
+        "port: -1",
+        f"max_payload: {MAX_PAYLOAD_BYTES}",
+    ]
+    if monitor_port is not None:
+        # readiness (/healthz) and state, on loopback only
+        lines.append(f'http: "127.0.0.1:{int(monitor_port)}"')
+    lines += [
+        "jetstream {",
+        f"  store_dir: {json.dumps(_checked_path(store))}",
+        "}",
+    ]
+    if cluster is not None:
+        secret = cluster.route_password
+        routes = ", ".join(
+            json.dumps(f"nats-route://{ROUTE_USER}:{secret}@{route}") for route in cluster.routes
+        )
+        lines += [
+            "cluster {",
+            f"  name: {json.dumps(CLUSTER_NAME)}",
+            f"  host: {json.dumps(cluster.listen_host)}",
+            f"  port: {int(cluster.port)}",
+            "  no_advertise: true",
+            f"  authorization {{user: {json.dumps(ROUTE_USER)}, password: {json.dumps(secret)}}}",
+            f"  routes: [{routes}]",
+        ]
+        if tls is not None and tls.cafile is not None:
+            lines.append(f"  tls {{{_tls_fields(tls, with_ca=True)}}}")
+        lines.append("}")
+    lines += [
+        "mqtt {",
+        f"  host: {json.dumps(mqtt_host)}",
+        f"  port: {int(mqtt_port)}",
+        f"  max_ack_pending: {MAX_ACK_PENDING}",
+        f'  ack_wait: "{ACK_WAIT_S}s"',
+    ]
+    if cluster is not None:
+        lines.append(f"  stream_replicas: {int(cluster.replicas)}")
+    if tls is not None:
+        lines.append(f"  tls {{{_tls_fields(tls, with_ca=False)}}}")
+    lines += [
+        "}",
+        "authorization {",
+        "  users: [",
+        *users,
+        "  ]",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _tls_fields(tls: NatsTls, *, with_ca: bool) -> str:
+    # absolute, not resolved: a renewed certificate arrives behind the same symlink (certbot)
+    fields = [
+        f"cert_file: {json.dumps(_checked_path(Path(tls.certfile).absolute()))}",
+        f"key_file: {json.dumps(_checked_path(Path(tls.keyfile).absolute()))}",
+    ]
+    if with_ca and tls.cafile is not None:
+        fields += [
+            f"ca_file: {json.dumps(_checked_path(Path(tls.cafile).absolute()))}",
+            "verify: true",
+        ]
+    return ", ".join(fields)
+
+
+def _check_host(host: str, what: str) -> str:
+    if not isinstance(host, str) or not _SAFE_HOST.fullmatch(host):
+        raise BrokerError(f"bad {what} address {host!r}")
+    return host
+
+
+def _check_port(port: int, what: str) -> int:
+    if not 1 <= int(port) <= 65535:
+        raise BrokerError(f"bad {what} port {port} (must be 1..65535)")
+    return int(port)
+
+
 def write_config(
     directory: Path,
     access: BrokerAccess,
@@ -139,59 +278,245 @@ def write_config(
     store_dir: Path | None = None,
     server_name: str | None = None,
 ) -> Path:
-    """Write nats-server.conf (0600) into `directory`; return its path.
+    """Write nats-server.conf (0600) for one node into `directory`; return its path.
 
-    `passwords` maps each username to its password, which must match the user's `$7$` hash in
-    `access` (a user without one is left out: nobody can log in as it). The MQTT listener is
-    `host`:`port`; NATS's own client port is a kernel-chosen one on loopback. JetStream keeps
-    its files in `store_dir` (default: jetstream/ in `directory`).
+    `passwords` maps usernames to passwords, each checked against the user's `$7$` hash in
+    `access`; a user without one logs in with its stored bcrypt hash, and a user with neither
+    is left out (nobody can log in as it). The MQTT listener is `host`:`port`; NATS's own
+    client port is a kernel-chosen one on loopback. JetStream keeps its files in `store_dir`
+    (default: jetstream/ in `directory`).
     """
-    if not _SAFE_HOST.fullmatch(host):
-        raise BrokerError(f"bad MQTT listen address {host!r}")
-    if not 1 <= int(port) <= 65535:
-        raise BrokerError(f"bad MQTT port {port} (must be 1..65535)")
-    users = []
-    for user in access.users:
-        password = passwords.get(user.username)
-        if password is None:
-            continue
-        if not verify_password(password, user.password_hash):
-            raise BrokerError(
-                f"the password given for broker user {user.username!r} does not match its hash"
-                " in the access file"
-            )
-        users.append(_render_user(user, bcrypt_hash(password)))
+    _check_host(host, "MQTT listen")
+    _check_port(port, "MQTT")
+    users = _user_lines(access, passwords)
     directory = Path(directory).resolve()
     store = Path(store_dir).resolve() if store_dir else directory / STORE_DIR_NAME
-    name = server_name or f"loa-{int(port)}"
-    if not _SUBJECT_LEVEL.fullmatch(name):
-        raise BrokerError(f"bad NATS server name {name!r} (letters, digits, '-', '_')")
-    lines = [
-        "# Written by Loa (broadcast.fleet.brokers.nats); regenerate it instead of editing.",
-        f"server_name: {json.dumps(name)}",
-        'host: "127.0.0.1"',
-        "port: -1",
-        f"max_payload: {MAX_PAYLOAD_BYTES}",
-        "jetstream {",
-        f"  store_dir: {json.dumps(_checked_path(store))}",
-        "}",
-        "mqtt {",
-        f"  host: {json.dumps(host)}",
-        f"  port: {int(port)}",
-        f"  max_ack_pending: {MAX_ACK_PENDING}",
-        f'  ack_wait: "{ACK_WAIT_S}s"',
-        "}",
-        "authorization {",
-        "  users: [",
-        *users,
-        "  ]",
-        "}",
-    ]
+    text = _render(
+        name=server_name or f"loa-{int(port)}", mqtt_host=host, mqtt_port=port, store=store,
+        users=users,
+    )  # fmt: skip
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     store.mkdir(parents=True, exist_ok=True, mode=0o700)
     config_path = directory / CONFIG_NAME
-    write_private_file(config_path, "\n".join(lines) + "\n")
+    write_private_file(config_path, text)
     return config_path
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """One node of a cluster: the address receivers, the server and the other nodes reach it
+    by, its MQTT, route (cluster) and loopback monitoring ports, and where JetStream keeps its
+    files on it."""
+
+    name: str
+    host: str
+    mqtt_port: int
+    cluster_port: int
+    monitor_port: int
+    store_dir: Path
+
+    @property
+    def mqtt_address(self) -> str:
+        return format_address(self.host, self.mqtt_port)
+
+    @property
+    def route_address(self) -> str:
+        return format_address(self.host, self.cluster_port)
+
+
+@dataclass(frozen=True)
+class ClusterFiles:
+    """What `write_cluster` wrote: each node's config (by node name), the start script and the
+    systemd unit."""
+
+    configs: dict[str, Path]
+    start_script: Path
+    unit: Path
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def plan_cluster(
+    out: Path,
+    count: int,
+    hosts: Sequence[str] = ("127.0.0.1",),
+    mqtt_ports: Sequence[int] = (1883,),
+    cluster_ports: Sequence[int] = (6222,),
+    monitor_ports: Sequence[int] = (8222,),
+    store_dir: Path | None = None,
+) -> list[ClusterNode]:
+    """The nodes of a `count`-node cluster, named loa-1..loa-N. `hosts` and each list of ports
+    hold one value for every node or one per node; a port given once is the same on every host,
+    and goes up by one from node to node on a host that runs several (a trial on one machine).
+    JetStream's files go to `store_dir`/<node> (default: <out>/<node>/jetstream). Raises
+    BrokerError naming the option (its command-line flag) for any mistake."""
+    if not 1 <= count <= 32:
+        raise BrokerError(f"--nodes must be 1..32, not {count}")
+
+    def per_node(values: Sequence[object], flag: str) -> list[object]:
+        if len(values) == 1:
+            return list(values) * count
+        if len(values) != count:
+            raise BrokerError(
+                f"{flag}: give one value for all nodes or one per node ({count}), not {len(values)}"
+            )
+        return list(values)
+
+    node_hosts = [_check_host(str(h), "--host") for h in per_node(hosts, "--host")]
+    shared = {host for host in node_hosts if node_hosts.count(host) > 1}
+    ports: dict[str, list[int]] = {}
+    for flag, values in (
+        ("--mqtt-port", mqtt_ports),
+        ("--cluster-port", cluster_ports),
+        ("--monitor-port", monitor_ports),
+    ):
+        given = [_check_port(int(p), flag) for p in per_node(values, flag)]  # type: ignore[call-overload]
+        if len(values) == 1:
+            seen: dict[str, int] = {}
+            for index, host in enumerate(node_hosts):
+                given[index] += seen.get(host, 0) if host in shared else 0
+                seen[host] = seen.get(host, 0) + 1
+        ports[flag] = [_check_port(p, flag) for p in given]
+    taken: dict[tuple[str, int], str] = {}
+    for index, host in enumerate(node_hosts):
+        for flag, values in ports.items():
+            key = (host, values[index])
+            if key in taken:
+                raise BrokerError(
+                    f"{flag}: port {values[index]} on {host} is also {taken[key]}: give each node"
+                    " on one host ports of its own"
+                )
+            taken[key] = f"{flag} of loa-{index + 1}"
+    out = Path(out).resolve()
+    nodes = []
+    for index, host in enumerate(node_hosts):
+        name = f"loa-{index + 1}"
+        store = Path(store_dir).resolve() / name if store_dir else out / name / STORE_DIR_NAME
+        _checked_path(store)
+        nodes.append(
+            ClusterNode(
+                name=name, host=host, mqtt_port=ports["--mqtt-port"][index],
+                cluster_port=ports["--cluster-port"][index],
+                monitor_port=ports["--monitor-port"][index], store_dir=store,
+            )
+        )  # fmt: skip
+    return nodes
+
+
+def write_cluster(
+    out: Path,
+    nodes: Sequence[ClusterNode],
+    access: BrokerAccess,
+    route_password: str,
+    *,
+    passwords: Mapping[str, str] | None = None,
+    tls: NatsTls | None = None,
+    binary: str | None = None,
+    run_as: str = DEBIAN_USER,
+) -> ClusterFiles:
+    """Write a ready cluster into `out`: <node>/nats-server.conf for each node (0600: it holds
+    the route secret and the bcrypt hashes), start.sh (`start.sh loa-2` runs node loa-2 in the
+    foreground) and the systemd template unit loa-nats@.service (`systemctl enable --now
+    loa-nats@loa-2` on that node's host, running as `run_as`). Every user must have a bcrypt
+    hash (or its password in `passwords`). Everything is rendered and checked first; nothing is
+    written unless all of it checks out, and each file is replaced atomically.
+    """
+    if not nodes:
+        raise BrokerError("a cluster needs at least one node")
+    if not _ROUTE_SECRET.fullmatch(route_password or ""):
+        raise BrokerError("the route password must be 16 or more letters, digits, '-' or '_'")
+    if not _SUBJECT_LEVEL.fullmatch(run_as):
+        raise BrokerError(f"bad system user {run_as!r} to run nats-server as")
+    users = _user_lines(access, passwords or {}, every_user=True)
+    out = Path(out).resolve()
+    replicas = min(MAX_REPLICAS, len(nodes))
+    texts: dict[Path, str] = {}
+    for node in nodes:
+        listen = node.host if is_loopback(node.host) else "0.0.0.0"
+        cluster = (
+            _Cluster(
+                listen_host=listen,
+                port=node.cluster_port,
+                routes=tuple(other.route_address for other in nodes if other is not node),
+                route_password=route_password,
+                replicas=replicas,
+            )
+            if len(nodes) > 1
+            else None
+        )
+        texts[out / node.name / CONFIG_NAME] = _render(
+            name=node.name, mqtt_host=listen, mqtt_port=node.mqtt_port, store=node.store_dir,
+            users=users, cluster=cluster, monitor_port=node.monitor_port, tls=tls,
+        )  # fmt: skip
+    program = binary or find_nats_server() or DEBIAN_BINARY
+    for named in (program, str(out)):
+        if not _SCRIPT_PATH.fullmatch(named):
+            raise BrokerError(
+                f"the start script and unit cannot name {named!r} ($, `, % or quotes)"
+            )
+    script = _start_script(out, program, [node.name for node in nodes])
+    unit = _unit(out, program, run_as)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path, text in texts.items():
+        path.parent.mkdir(exist_ok=True, mode=0o700)
+        write_private_file(path, text)
+    script_path = out / START_SCRIPT_NAME
+    unit_path = out / UNIT_NAME
+    write_atomic(script_path, script, mode=0o755)
+    write_atomic(unit_path, unit, mode=0o644)
+    return ClusterFiles(
+        configs={node.name: out / node.name / CONFIG_NAME for node in nodes},
+        start_script=script_path,
+        unit=unit_path,
+    )
+
+
+def _start_script(out: Path, program: str, names: Sequence[str]) -> str:
+    choices = "|".join(names)
+    return f"""#!/bin/sh
+# Written by Loa (loa nats-config): runs one node of the nats-server cluster in the foreground.
+# Usage: {out}/{START_SCRIPT_NAME} NODE   (NODE: {", ".join(names)})
+set -eu
+case "${{1:-}}" in
+  {choices}) ;;
+  *) echo "usage: $0 NODE ({", ".join(names)})" >&2; exit 2 ;;
+esac
+exec "{program}" -c "{out}/$1/{CONFIG_NAME}"
+"""
+
+
+def _unit(out: Path, program: str, run_as: str) -> str:
+    return f"""# Written by Loa (loa nats-config): one node of the nats-server cluster that Loa's
+# receivers and server use. On each node's host: systemctl enable --now loa-nats@<node>
+[Unit]
+Description=Loa MQTT broker, nats-server cluster node %i
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User={run_as}
+Group={run_as}
+ExecStart="{program}" -c "{out}/%i/{CONFIG_NAME}"
+ExecReload=/bin/kill -s HUP $MAINPID
+KillSignal=SIGINT
+Restart=on-failure
+RestartSec=2
+LimitNOFILE=65536
+# /var/lib/loa-nats, owned by {run_as}: for --store-dir /var/lib/loa-nats
+StateDirectory=loa-nats
+StateDirectoryMode=0700
+
+[Install]
+WantedBy=multi-user.target
+"""
 
 
 class NatsBroker:
@@ -286,4 +611,15 @@ class NatsBroker:
         )
 
 
-__all__ = ["NatsBroker", "bcrypt_hash", "find_nats_server", "mqtt_to_subject", "write_config"]
+__all__ = [
+    "ClusterFiles",
+    "ClusterNode",
+    "NatsBroker",
+    "NatsTls",
+    "bcrypt_hash",
+    "find_nats_server",
+    "mqtt_to_subject",
+    "plan_cluster",
+    "write_cluster",
+    "write_config",
+]

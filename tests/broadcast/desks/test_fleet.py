@@ -10,6 +10,7 @@ from service_support import Users
 
 from broadcast.errors import PermissionDenied
 from broadcast.fleet import registry
+from broadcast.fleet.brokers import bcrypt_hash, verify_bcrypt
 from broadcast.service import BroadcastService
 from broadcast.store.models import Device
 from wire.config import ReceiverConfig
@@ -71,3 +72,33 @@ def test_receivers_get_secret_client_ids_and_refresh_gives_old_ones_theirs(
     assert renewed.password == old["mqtt"]["password"]
     desk.refresh_device_configs(["loa-a-09"])
     assert ReceiverConfig.load(path).mqtt.client_id == renewed.client_id
+
+
+def test_receivers_get_a_bcrypt_hash_for_nats_and_refresh_gives_old_ones_theirs(
+    service: BroadcastService, users: Users
+) -> None:
+    """Registering keeps a bcrypt hash of the receiver's password beside its `$7$` one (what
+    nats-server verifies); a receiver registered before (migration 0012 leaves it none) is
+    named by `devices_needing_refresh`, and a refresh makes its hash from the password it keeps."""
+    desk = service.fleet
+    path = desk.register_device("loa-a-09", "thon-a")
+    password = ReceiverConfig.load(path).mqtt.password
+    with service.db.session() as session:
+        device = session.get(Device, "loa-a-09")
+        assert verify_bcrypt(password, device.mqtt_password_bcrypt)
+        access = registry.broker_access(session, "server-pw", bcrypt_hash("server-pw"))
+        assert access.user("loa-a-09").bcrypt_hash == device.mqtt_password_bcrypt
+        assert verify_bcrypt("server-pw", access.user("loa-server").bcrypt_hash)
+        assert registry.devices_needing_refresh(session) == []
+        device.mqtt_password_bcrypt = ""
+    with service.db.session() as session:
+        assert registry.devices_needing_refresh(session) == ["loa-a-09"]
+    [refreshed] = desk.refresh_device_configs(["loa-a-09"])
+    assert not refreshed.new_password
+    assert ReceiverConfig.load(path).mqtt.password == password
+    with service.db.session() as session:
+        assert verify_bcrypt(password, session.get(Device, "loa-a-09").mqtt_password_bcrypt)
+        assert registry.devices_needing_refresh(session) == []
+    made = registry.server_bcrypt(service.secrets)
+    assert verify_bcrypt(service.secrets.mqtt_password, made)
+    assert registry.server_bcrypt(service.secrets) == made  # kept in secrets.json

@@ -192,6 +192,25 @@ def test_0008_gives_existing_receivers_no_client_token_and_downgrades(tmp_path: 
     engine.dispose()
 
 
+def test_0012_leaves_existing_receivers_without_a_bcrypt_hash_and_downgrades(
+    tmp_path: Path,
+) -> None:
+    """Receivers of the previous release have no bcrypt hash until `loa device refresh` (which
+    `loa nats-config` names); the column goes again on downgrade."""
+    url = database_url(tmp_path / "data")
+    make_single_commune(url)
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        hashes = connection.execute(text("SELECT mqtt_password_bcrypt FROM devices")).scalars()
+        assert set(hashes.all()) == {""}
+    downgrade(engine, "0011")
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("devices")}
+        assert "mqtt_password_bcrypt" not in columns and "mqtt_client_token" in columns
+    engine.dispose()
+
+
 def test_0010_adds_an_empty_forwarding_record_and_downgrades(tmp_path: Path) -> None:
     """An existing installation has sent nothing down: the table comes empty, keeps one row
     per bulletin and commune, and goes again on downgrade."""

@@ -12,10 +12,12 @@ import hashlib
 import logging
 import os
 import re
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
 from audio.errors import AudioError, MediaNotFoundError
+from audio.mp3 import probe_duration_s
 from wire.files import atomic_output, write_atomic
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ TMP_PREFIX = ".incoming-"
 TMP_SUFFIX = ".tmp"
 FILE_MODE = 0o644  # the web server (or a reverse proxy) must be able to read media
 _CHUNK = 1 << 20
+MAX_REMEMBERED_DURATIONS = 50_000  # a province's year of bulletins, about 1 MB
 
 
 class MediaStore:
@@ -33,6 +36,8 @@ class MediaStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._durations: dict[str, float] = {}
+        self._durations_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"MediaStore({str(self.root)!r})"
@@ -51,6 +56,25 @@ class MediaStore:
         if not self.is_valid_sha(sha):
             raise AudioError(f"not a sha256 hex digest: {sha!r}")
         return self.root / sha[:2] / f"{sha}{SUFFIX}"
+
+    def duration_s(self, sha: str) -> float | None:
+        """The stored media's playing time, or None while it is absent (AudioError for a
+        malformed sha or a file that is not MP3). Measured once per sha256: the file never
+        changes, and the calendar and reports ask for it per broadcast on every page (reading
+        every frame header of each costs milliseconds)."""
+        with self._durations_lock:
+            known = self._durations.get(sha)
+        if known is not None:
+            return known
+        path = self.path(sha)
+        if not path.is_file():
+            return None  # may arrive later: not remembered
+        seconds = probe_duration_s(path)
+        with self._durations_lock:
+            if len(self._durations) >= MAX_REMEMBERED_DURATIONS:
+                self._durations.clear()
+            self._durations[sha] = seconds
+        return seconds
 
     def exists(self, sha: str) -> bool:
         """True if the store holds this media (AudioError for a malformed sha)."""

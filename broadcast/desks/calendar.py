@@ -425,7 +425,7 @@ def _airtime_s(row: Broadcast, media: audio.MediaStore | None) -> float:
     if media is None or not row.media_sha256:
         return 0.0
     try:
-        return audio.probe_duration_s(media.path(row.media_sha256)) * row.repeat
+        return (media.duration_s(row.media_sha256) or 0.0) * row.repeat
     except (audio.AudioError, OSError) as exc:
         _LOGGER.warning("broadcast %s: no length for the calendar: %s", row.id, exc)
         return 0.0

@@ -30,12 +30,10 @@ import calendar
 import csv
 import io
 import logging
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
@@ -313,8 +311,6 @@ class Reports:
     def __init__(self, db: Database, media: audio.MediaStore) -> None:
         self._db = db
         self._media = media
-        self._durations: dict[str, float | None] = {}
-        self._durations_lock = threading.Lock()
 
     # zones the user may choose
 
@@ -580,22 +576,12 @@ class Reports:
         return None
 
     def media_duration_s(self, sha256: str) -> float | None:
-        """The stored media's playing time, probed once per sha256 (content-addressed, so it
-        never changes)."""
-        with self._durations_lock:
-            if sha256 in self._durations:
-                return self._durations[sha256]
-        seconds: float | None
+        """The stored media's playing time (`MediaStore.duration_s`: measured once per sha256)."""
         try:
-            path: Path = self._media.path(sha256)
-            seconds = audio.probe_duration_s(path) if path.exists() else None
-        except audio.AudioError as exc:
+            return self._media.duration_s(sha256)
+        except (audio.AudioError, OSError) as exc:
             _LOGGER.warning("cannot measure media %s: %s", sha256[:12], exc)
-            seconds = None
-        with self._durations_lock:
-            if seconds is not None:  # a missing file may arrive later: not remembered
-                self._durations[sha256] = seconds
-        return seconds
+            return None
 
 
 # --- CSV -----------------------------------------------------------------------------------

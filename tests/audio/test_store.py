@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import audio.store as audio_store
 from audio import (
     AudioError,
     MediaNotFoundError,
@@ -172,3 +173,27 @@ def test_rendered_announcement_round_trip(store: MediaStore, speech_wav: Path) -
     data = render_announcement([speech_wav])
     sha = store.put_bytes(data)
     assert probe_duration_s(store.path(sha)) == probe_duration_s(data)
+
+
+def test_a_duration_is_measured_once_per_media(
+    store: MediaStore, speech_wav: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages ask for every broadcast's length on each request: the frames are read once."""
+    data = render_announcement([speech_wav])
+    sha = store.put_bytes(data)
+    absent = hashlib.sha256(b"not stored").hexdigest()
+    assert store.duration_s(absent) is None
+    read: list[Path] = []
+    measure = audio_store.probe_duration_s
+
+    def counted(source: Path) -> float:
+        read.append(source)
+        return measure(source)
+
+    monkeypatch.setattr(audio_store, "probe_duration_s", counted)
+    first = store.duration_s(sha)
+    assert first == pytest.approx(probe_duration_s(data))
+    assert store.duration_s(sha) == first
+    assert read == [store.path(sha)]
+    with pytest.raises(AudioError):
+        store.duration_s("../etc/passwd")

@@ -17,6 +17,7 @@ import pytest
 from service_support import Province, Users, add_devices
 
 import audio
+import audio.store as audio_store
 from broadcast.desks import reporting
 from broadcast.desks.reporting import LogFilter, offline_seconds
 from broadcast.errors import PermissionDenied, ValidationError
@@ -486,13 +487,13 @@ def test_media_length_is_probed_once_per_sha256(
     month: Month, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[Path] = []
-    real = audio.probe_duration_s
+    real = audio_store.probe_duration_s
 
     def counting(source: Path) -> float:
         calls.append(source)
         return real(source)
 
-    monkeypatch.setattr(audio, "probe_duration_s", counting)
+    monkeypatch.setattr(audio_store, "probe_duration_s", counting)
     for _ in range(3):
         month.service.reports.monthly_summary(month.users.admin, 2025, 10)
     assert len(calls) == 1

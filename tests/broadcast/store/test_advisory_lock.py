@@ -28,10 +28,16 @@ def engine(postgres_server: object) -> Iterator[Engine]:
     engine.dispose()
 
 
+TERMINATE_WAIT_MS = 10_000
+
+
 def _terminate_holders(engine: Engine, key: int) -> int:
-    """Kill the server-side sessions holding advisory lock `key`, as a network cut would."""
+    """Kill the server-side sessions holding advisory lock `key`, as a network cut would, and
+    wait (at most TERMINATE_WAIT_MS) until they are gone: the signal alone returns at once, and
+    a session still exiting still holds its lock."""
     query = text(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+        f"SELECT pg_terminate_backend(pid, {TERMINATE_WAIT_MS}) FROM pg_locks "
+        "WHERE locktype = 'advisory' "
         "AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = :key"
     )
     with engine.connect() as connection:

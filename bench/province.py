@@ -791,7 +791,13 @@ def _text_to_sound_lines(result: dict) -> list[str]:
         f"`--communes {found['communes']}`: `loa serve`, mosquitto, {n:,} real agents in "
         f"{found['fleet_processes']} `loa fleet` processes, file player, lead 0; an emergency "
         f"to all {found['zones']} communes; {found['rounds']} rounds after a warm-up; load "
-        f"average {loads['start']:.1f} → {loads['end']:.1f}):",
+        f"average {loads['start']:.1f} → {loads['end']:.1f}"
+        + (
+            f"; measured in the run of {found['measured_in_run_of']}, with the same code on "
+            "this path):"
+            if found.get("measured_in_run_of")
+            else "):"
+        ),
         "",
         "| stage | p50 | p99 |",
         "|---|---:|---:|",

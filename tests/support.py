@@ -319,7 +319,12 @@ class MqttProbe:
         assert info.is_published(), f"{topic} not acknowledged within {timeout_s:g} s"
 
     def expect(self, topic: str, timeout_s: float = WAIT_S) -> Received:
-        """The next message on `topic` (others received meanwhile are kept in `self.seen`)."""
+        """The next message on `topic`, also one that came while another topic was awaited
+        (MQTT orders messages per topic only; nats delivers each subscription on its own).
+        Others received meanwhile are kept in `self.seen`."""
+        for number, early in enumerate(self.seen):
+            if early.topic == topic:
+                return self.seen.pop(number)
         deadline = time.monotonic() + timeout_s
         while True:
             left = deadline - time.monotonic()

@@ -57,6 +57,15 @@ def test_province_pages_fit_a_phone(
         assert page.locator("tr[data-zone]").count() >= 3, path
         assert overflow(page, PHONE["width"]) == [], path
         screenshot(page, f"{name}-{lang}")
+    # the pages whose province view this issue reshaped: counts per commune, communes listed
+    for name, path in (
+        ("province-dashboard", "/"),
+        ("province-reports-monthly", "/reports/monthly"),
+    ):
+        response = page.goto(demo_system.base + path)
+        assert response is not None and response.status == 200, path
+        assert overflow(page, PHONE["width"]) == [], path
+        screenshot(page, f"{name}-{lang}")
     # the province's week: its own runs and a line per commune
     response = page.goto(f"{demo_system.base}/calendar/")
     assert response is not None and response.status == 200

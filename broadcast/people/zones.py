@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select, update
@@ -81,15 +81,20 @@ def names_with_ancestors(chosen: Iterable[Zone]) -> dict[str, str]:
 
 
 def subtree(zone: Zone) -> list[Zone]:
-    result: list[Zone] = []
+    return _walk(zone, lambda current: current.children)
+
+
+def _walk(zone: Zone, children_of: Callable[[Zone], Iterable[Zone]]) -> list[Zone]:
+    """The zone and every zone below it, each once (a loop in the tree cannot hang it)."""
+    found: list[Zone] = []
     stack = [zone]
     while stack:
         current = stack.pop()
-        if current in result:
+        if current in found:
             continue
-        result.append(current)
-        stack.extend(current.children)
-    return result
+        found.append(current)
+        stack.extend(children_of(current))
+    return found
 
 
 def resolve_zones(session: Session, zone_ids: Iterable[str]) -> list[Zone]:
@@ -292,15 +297,7 @@ def subtree_rows(session: Session, zone: Zone) -> list[Zone]:
     children: dict[str | None, list[Zone]] = {}
     for row in rows:
         children.setdefault(row.parent_id, []).append(row)
-    found: list[Zone] = []
-    stack = [zone]
-    while stack:
-        current = stack.pop()
-        if current in found:
-            continue
-        found.append(current)
-        stack.extend(children.get(current.id, ()))
-    return found
+    return _walk(zone, lambda current: children.get(current.id, ()))
 
 
 def scope_ids(session: Session, user: User) -> set[str] | None:

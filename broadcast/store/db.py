@@ -29,7 +29,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # JIT compiling a plan costs 20–25 ms of CPU, more than any of Loa's queries takes to run:
+    # PostgreSQL starts it once a plan's estimate passes jit_above_cost, as a province's
+    # reports do, and every page then paid for it
+    return create_engine(url, pool_pre_ping=True, connect_args={"options": "-c jit=off"})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 import audio
@@ -45,8 +45,10 @@ from broadcast.const import BroadcastStatus, DeliveryState
 from broadcast.errors import N_, PermissionDenied, ValidationError
 from broadcast.people import accounts, zones
 from broadcast.people.permissions import Action
+from broadcast.sending.broadcasts import aimed_at_any, delivered_to_any
 from broadcast.store.db import Database
 from broadcast.store.json_lists import json_list_has_any
+from broadcast.store.membership import in_subquery
 from broadcast.store.models import (
     Broadcast,
     Delivery,
@@ -350,8 +352,8 @@ class Reports:
                     .limit(per_page)
                 )
             )
-            devices = None if wanted.zone_id is None else zones.devices_select([wanted.zone_id])
-            counts = _delivery_counts(session, [b.id for b in broadcasts], devices)
+            zone = None if wanted.zone_id is None else session.get(Zone, wanted.zone_id)
+            counts = _delivery_counts(session, [b.id for b in broadcasts], zone)
             rows = [_log_row(b, counts.get(b.id, DeliveryCounts())) for b in broadcasts]
             named = {zone_id for row in rows for zone_id in row.zone_ids}
             names = {  # a commune-wide row shows the commune's name to a village head too
@@ -1007,10 +1009,10 @@ def _reached(zone: Zone) -> ColumnElement[bool]:
     below = zones.subtree_select([zone.id])
     devices = zones.devices_select([zone.id])
     return or_(
-        json_list_has_any(Broadcast.zone_ids, [z.id for z in zones.ancestors_and_self(zone)]),
-        json_list_has_any(Broadcast.zone_ids, below),
+        aimed_at_any([z.id for z in zones.ancestors_and_self(zone)]),
+        aimed_at_any(below),
         json_list_has_any(Broadcast.device_ids, devices),
-        exists().where(Delivery.broadcast_id == Broadcast.id, Delivery.device_id.in_(devices)),
+        delivered_to_any(devices),
     )
 
 
@@ -1026,8 +1028,12 @@ def _all_broadcasts(session: Session, wanted: LogFilter) -> list[Broadcast]:
 
 
 def _delivery_counts(
-    session: Session, broadcast_ids: Sequence[int], devices: Select[tuple[str]] | None
+    session: Session, broadcast_ids: Sequence[int], zone: Zone | None
 ) -> dict[int, DeliveryCounts]:
+    """The deliveries of `broadcast_ids` to the receivers of `zone` (all, without one), by
+    state. A commune's or village's receivers are a few of a province's: their own deliveries
+    are read (by receiver); a province's are most of them: the broadcasts' deliveries are read
+    and filtered."""
     if not broadcast_ids:
         return {}
     query = (
@@ -1035,8 +1041,12 @@ def _delivery_counts(
         .where(Delivery.broadcast_id.in_(broadcast_ids))
         .group_by(Delivery.broadcast_id, Delivery.state)
     )
-    if devices is not None:
-        query = query.where(Delivery.device_id.in_(devices))
+    if zone is not None:
+        devices = zones.devices_select([zone.id])
+        if zone.kind == const.ZoneKind.PROVINCE:
+            query = query.where(Delivery.device_id.in_(devices))
+        else:
+            query = query.where(in_subquery(Delivery.device_id, devices))
     tally: dict[int, Counter[str]] = {}
     for broadcast_id, state, count in session.execute(query):
         tally.setdefault(broadcast_id, Counter())[state] += count

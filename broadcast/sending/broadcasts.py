@@ -7,14 +7,14 @@ audio, MQTT) around it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, Select, exists, func, insert, or_, select, true
+from sqlalchemy import ColumnElement, Select, func, insert, or_, select, true
 from sqlalchemy.orm import Session, joinedload, object_session
 
 import tts
@@ -35,8 +35,17 @@ from broadcast.fleet import receivers
 from broadcast.people import permissions, targets, zones
 from broadcast.people.permissions import Action
 from broadcast.people.targets import Targets
-from broadcast.store.json_lists import json_list_has_any
-from broadcast.store.models import Broadcast, Delivery, Device, DevicePresence, User, Zone, utcnow
+from broadcast.store.membership import in_subquery
+from broadcast.store.models import (
+    Broadcast,
+    BroadcastZone,
+    Delivery,
+    Device,
+    DevicePresence,
+    User,
+    Zone,
+    utcnow,
+)
 from wire.protocol import (
     ContentType,
     DeviceEvent,
@@ -600,9 +609,27 @@ def heard_condition(user: User) -> ColumnElement[bool]:
     devices = zones.devices_select([user.zone.id])
     return or_(
         Broadcast.created_by_id == user.id,
-        json_list_has_any(Broadcast.zone_ids, above),
-        json_list_has_any(Broadcast.zone_ids, zones.subtree_select([user.zone.id])),
-        exists().where(Delivery.broadcast_id == Broadcast.id, Delivery.device_id.in_(devices)),
+        aimed_at_any(above),
+        aimed_at_any(zones.subtree_select([user.zone.id])),
+        delivered_to_any(devices),
+    )
+
+
+def aimed_at_any(zone_ids: Select[tuple[str]] | Iterable[str]) -> ColumnElement[bool]:
+    """The broadcast was aimed at one of `zone_ids` (a subquery of the tree, or a few ids):
+    read from the zones' side (`broadcast_zones`), not from every broadcast's JSON list."""
+    if isinstance(zone_ids, Select):
+        wanted = in_subquery(BroadcastZone.zone_id, zone_ids)
+    else:
+        wanted = BroadcastZone.zone_id.in_(sorted(set(zone_ids)))
+    return Broadcast.id.in_(select(BroadcastZone.broadcast_id).where(wanted))
+
+
+def delivered_to_any(devices: Select[tuple[str]]) -> ColumnElement[bool]:
+    """The broadcast has a delivery to one of `devices`: read from the receivers' side
+    (`ix_deliveries_device_broadcast`), so it costs their deliveries, not every broadcast's."""
+    return Broadcast.id.in_(
+        select(Delivery.broadcast_id).where(in_subquery(Delivery.device_id, devices))
     )
 
 

@@ -10,12 +10,16 @@ from sqlalchemy import (
     BigInteger,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    event,
+    insert,
     true,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -230,11 +234,40 @@ class Broadcast(Base):
     created_by: Mapped[User | None] = relationship()
 
 
+class BroadcastZone(Base):
+    """A zone a broadcast was aimed at: `Broadcast.zone_ids` as rows, indexed by zone, so "what
+    sounded in this commune" reads the commune's rows, not every broadcast's list (0013)."""
+
+    __tablename__ = "broadcast_zones"
+    __table_args__ = (Index("ix_broadcast_zones_zone", "zone_id", "broadcast_id"),)
+
+    broadcast_id: Mapped[int] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True
+    )
+    zone_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+
+
+@event.listens_for(Broadcast, "after_insert")
+def _list_zones(_mapper: Any, connection: Connection, broadcast: Broadcast) -> None:
+    """A broadcast's `broadcast_zones` rows, written with it whoever makes it (a broadcast's
+    targets never change once it is stored)."""
+    listed = sorted({z for z in broadcast.zone_ids or [] if isinstance(z, str)})
+    if listed:
+        connection.execute(
+            insert(BroadcastZone),
+            [{"broadcast_id": broadcast.id, "zone_id": zone_id} for zone_id in listed],
+        )
+
+
 class Delivery(Base):
     """What one receiver did with one broadcast, from its answer-back events."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("broadcast_id", "device_id"),)
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "device_id"),
+        # what sounded in a zone: its receivers' deliveries, not the province's (0013)
+        Index("ix_deliveries_device_broadcast", "device_id", "broadcast_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"))

@@ -227,3 +227,39 @@ def test_0010_adds_an_empty_forwarding_record_and_downgrades(tmp_path: Path) -> 
         assert "bulletin_forwards" not in inspect(connection).get_table_names()
         assert "zone_id" in {c["name"] for c in inspect(connection).get_columns("bulletins")}
     engine.dispose()
+
+
+def test_0013_lists_each_broadcasts_zones_as_rows_and_downgrades(tmp_path: Path) -> None:
+    """Broadcasts of the previous release get one `broadcast_zones` row per zone of their JSON
+    list (a repeated id once, a stored non-list none), which "what sounded here" now reads."""
+    url = database_url(tmp_path / "data")
+    make_single_commune(url)
+    engine = make_engine(url)
+    upgrade(engine, "0012")
+    with engine.begin() as connection:
+        for broadcast_id, zone_ids in (
+            (1, '["thon-a", "thon-b", "thon-a"]'),
+            (2, '["xa-hoang-hop"]'),
+            (3, "null"),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO broadcasts (id, title, text, priority, repeat, zone_ids, source,"
+                    " status, error, tts_engine, created_at) VALUES (:i, 'Tin', 'Nội dung',"
+                    " 'normal', 1, :z, 'announcement', 'finished', '', 'espeak',"
+                    " '2026-12-01 10:00:00')"
+                ),
+                {"i": broadcast_id, "z": zone_ids},
+            )
+    upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT broadcast_id, zone_id FROM broadcast_zones ORDER BY 1, 2")
+        ).all()
+        assert [tuple(row) for row in rows] == [(1, "thon-a"), (1, "thon-b"), (2, "xa-hoang-hop")]
+    downgrade(engine, "0012")
+    with engine.connect() as connection:
+        assert "broadcast_zones" not in inspect(connection).get_table_names()
+        indexes = {i["name"] for i in inspect(connection).get_indexes("deliveries")}
+        assert "ix_deliveries_device_broadcast" not in indexes
+    engine.dispose()

@@ -45,7 +45,9 @@ PROVINCE_BROADCASTS = 5
 SENT_DOWN = 5
 
 
-def seed(service: BroadcastService, communes: int) -> tuple[str, str]:
+def seed(
+    service: BroadcastService, communes: int, province_broadcasts: int = PROVINCE_BROADCASTS
+) -> tuple[str, str]:
     """The province and its history; the usernames of a province editor and a commune officer."""
     province = seed_tree(service, Tree(communes=communes, editors=1))
     editor = next(name for name, role in province.roles.items() if role == Role.PROVINCE_EDITOR)
@@ -54,8 +56,8 @@ def seed(service: BroadcastService, communes: int) -> tuple[str, str]:
     with service.db.session() as session:
         admin = session.query(User).filter_by(username="bench-admin").one()
         zone = zones.get_zone(session, PROVINCE_ID)
-        for n in range(PROVINCE_BROADCASTS):
-            at = now - timedelta(days=n + 1, hours=3)
+        for n in range(province_broadcasts):
+            at = now - timedelta(hours=3 + n)
             broadcasts.create_broadcast(
                 session,
                 text=BULLETIN_TEXT,
@@ -93,17 +95,23 @@ def login(client: Any, username: str) -> None:
 
 def measure(service: BroadcastService, client: Any, url: str, repeat: int) -> dict[str, Any]:
     """Statements of one request, its median time and its size."""
-    seen: list[str] = []
+    seen: list[tuple[str, float]] = []
+    began: list[float] = []
 
-    def record(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        seen.append(statement)
+    def start(*_a: Any) -> None:
+        began.append(time.perf_counter())
+
+    def end(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        seen.append((statement, time.perf_counter() - began.pop()))
 
     client.get(url)  # warm: templates compiled, caches filled
-    event.listen(service.db.engine, "before_cursor_execute", record)
+    event.listen(service.db.engine, "before_cursor_execute", start)
+    event.listen(service.db.engine, "after_cursor_execute", end)
     try:
         response = client.get(url)
     finally:
-        event.remove(service.db.engine, "before_cursor_execute", record)
+        event.remove(service.db.engine, "before_cursor_execute", start)
+        event.remove(service.db.engine, "after_cursor_execute", end)
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -112,6 +120,8 @@ def measure(service: BroadcastService, client: Any, url: str, repeat: int) -> di
     return {
         "status": response.status_code,
         "statements": len(seen),
+        "sql_ms": sum(took for _s, took in seen) * 1000,
+        "slowest": sorted(seen, key=lambda item: -item[1]),
         "ms": statistics.median(times) * 1000,
         "kb": len(response.get_data()) / 1024,
     }
@@ -121,10 +131,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--communes", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--province-broadcasts",
+        type=int,
+        default=PROVINCE_BROADCASTS,
+        help="emergencies delivered to every receiver (the province bench sends ~60)",
+    )
     parser.add_argument("--database-url", default="")
     parser.add_argument("--postgres", action="store_true", help="start one (tests/postgres.py)")
     parser.add_argument("--page", action="append", help="only these pages")
     parser.add_argument("--pstats", help="profile the --page requests into this file")
+    parser.add_argument("--slowest", type=int, default=0, help="show each page's N slowest SQL")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="loa-pages-"))
     options: dict[str, Any] = {"data_dir": folder, "mqtt_port": 1, "port": 8099}
@@ -140,11 +157,14 @@ def main() -> None:
         options["database_url"] = args.database_url
     service = BroadcastService(Settings(**options), connect_mqtt=False)
     started = time.perf_counter()
-    people = seed(service, args.communes)
+    people = seed(service, args.communes, args.province_broadcasts)
     print(f"seeded {args.communes} communes in {time.perf_counter() - started:.1f} s")
+    if server is not None:  # as autovacuum would have by then: plans from the real sizes
+        with service.db.engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE")
     app = create_app(service, {"TESTING": True})
     profiler = cProfile.Profile() if args.pstats else None
-    print(f"{'who':<10} {'page':<18} {'status':>6} {'stmts':>6} {'ms':>8} {'kB':>7}")
+    print(f"{'who':<10} {'page':<18} {'status':>6} {'stmts':>6} {'sql ms':>7} {'ms':>8} {'kB':>7}")
     for who, username in zip(("editor", "officer"), people, strict=True):
         client = app.test_client()
         login(client, username)
@@ -156,8 +176,10 @@ def main() -> None:
                 profiler.disable()
             print(
                 f"{who:<10} {url:<18} {got['status']:>6} {got['statements']:>6} "
-                f"{got['ms']:>8.1f} {got['kb']:>7.1f}"
+                f"{got['sql_ms']:>7.1f} {got['ms']:>8.1f} {got['kb']:>7.1f}"
             )
+            for statement, took in got["slowest"][: args.slowest]:
+                print(f"    {took * 1000:7.1f} ms  {' '.join(statement.split())[:150]}")
     if profiler is not None:
         profiler.dump_stats(args.pstats)
     service.stop()

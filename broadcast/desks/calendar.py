@@ -245,6 +245,9 @@ def _sounding_in(
     )
 
 
+_Footprint = tuple[frozenset[str], frozenset[str]]
+
+
 class _Places:
     """Where the schedules and broadcasts read sound, from the tree in memory and one query for
     the zones of the receivers they name."""
@@ -255,14 +258,17 @@ class _Places:
         self.tree = tree
         named = sorted({d for row in rows for d in row.device_ids or []})
         self.device_zones = zones.device_zones(session, named)
+        # a week's runs share a few target lists; a province-wide one relates to every zone
+        self._footprints: dict[tuple[tuple[str, ...], tuple[str, ...]], _Footprint] = {}
 
-    def footprint(
-        self, zone_ids: list[str], device_ids: list[str]
-    ) -> tuple[frozenset[str], frozenset[str]]:
+    def footprint(self, zone_ids: list[str], device_ids: list[str]) -> _Footprint:
         """The zones where it sounds, and every zone sounding together with those."""
-        found = {z for z in zone_ids if z in self.tree.by_id}
-        found |= {self.device_zones[d] for d in device_ids if d in self.device_zones}
-        return frozenset(found), frozenset(self.tree.related_ids(found))
+        key = (tuple(zone_ids), tuple(device_ids))
+        if key not in self._footprints:
+            found = {z for z in zone_ids if z in self.tree.by_id}
+            found |= {self.device_zones[d] for d in device_ids if d in self.device_zones}
+            self._footprints[key] = (frozenset(found), frozenset(self.tree.related_ids(found)))
+        return self._footprints[key]
 
 
 def _chosen_zone(tree: zones.ZoneTree, user: User, zone_id: str) -> zones.TreeZone:

@@ -126,6 +126,8 @@ class BroadcastService:
             on_elected=self._on_elected,
             on_tick=self.leader.tick,
             on_lost=self._lost_leadership,
+            on_paused=self.leader.paused,
+            on_resumed=self._on_resumed,
         )
         self._started = False
         self.answers = AnswerBackWriter(self._apply_answers)
@@ -183,6 +185,10 @@ class BroadcastService:
 
     def _on_elected(self) -> None:
         self.leader.elected()
+        self.outbox.resume_pending()
+
+    def _on_resumed(self) -> None:
+        self.leader.resumed()
         self.outbox.resume_pending()
 
     def _next_seq(self, stream: str) -> int:

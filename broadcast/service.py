@@ -49,6 +49,7 @@ from broadcast.sending.outbox import Outbox
 from broadcast.settings import Secrets, Settings
 from broadcast.store import sequences
 from broadcast.store.db import Database
+from broadcast.store.db import DatabaseUnreachable as DatabaseUnreachable  # for the web's 503
 from broadcast.store.locks import process_lock
 from wire import protocol
 

@@ -26,11 +26,17 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 _LOGGER = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# What a database that cannot be reached raises (connection refused, the server gone, only a
+# standby that takes no writes left, SQLite locked too long): not the caller's fault, and worth
+# trying again in a moment (the web answers 503).
+DatabaseUnreachable = OperationalError
 
 
 # libpq connection parameters Loa sets unless the URL gives them: a host that does not answer is

@@ -145,10 +145,11 @@ def test_the_server_carries_on_when_the_standby_is_promoted(
 
         killed = time.monotonic()
         primary.kill()
-        # the standby is read-only until promoted: the server must not write there
+        # the standby is read-only until promoted: the server must not write there, and says
+        # the database cannot be reached
         while time.monotonic() < killed + PROMOTE_AFTER_S:
             status, body = _announce(base, token, "Không được ghi vào máy dự phòng.")
-            assert status != 201, body
+            assert status == 503, body
             time.sleep(0.5)
         assert server.process.poll() is None, server.output[-4000:]
         promoting = time.monotonic()
@@ -206,6 +207,7 @@ def test_the_server_carries_on_when_the_standby_is_promoted(
         assert "the scheduler pauses" in log, log[-4000:]
         assert "resumes the scheduler" in log, log[-4000:]
         assert "stops leading" not in log, log[-4000:]
+        assert "database unreachable" in log and "Exception on" not in log, log[-4000:]
         assert len(re.findall(rf"schedule {schedule_id} fired", log)) == 1, log[-4000:]
     finally:
         broker.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import create_engine
+from support import LOOPBACK, free_port
 
 from broadcast.store.db import CONNECT_DEFAULTS, make_engine, postgresql_url
 
@@ -56,3 +57,22 @@ def test_sqlite_is_left_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
         assert engine.dialect.name == "sqlite" and not engine.url.query
     finally:
         engine.dispose()
+
+
+@pytest.mark.integration  # a PostgreSQL server
+def test_a_real_connection_carries_them_and_skips_a_dead_host(postgres_server: object) -> None:
+    """The first host refuses (nothing listens there): the connection goes on to the second,
+    with Loa's timeouts and keepalives in force on it."""
+    port = postgres_server.port  # type: ignore[attr-defined]
+    engine = make_engine(
+        f"postgresql://postgres@{LOOPBACK}:{free_port()},{LOOPBACK}:{port}/postgres"
+    )
+    try:
+        with engine.connect() as connection:
+            info = connection.connection.dbapi_connection.info  # type: ignore[union-attr]
+            parameters = info.get_parameters()
+            assert info.port == port
+    finally:
+        engine.dispose()
+    for name, value in CONNECT_DEFAULTS.items():
+        assert parameters[name] == value, name

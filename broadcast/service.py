@@ -49,6 +49,7 @@ from broadcast.sending.outbox import Outbox
 from broadcast.settings import Secrets, Settings
 from broadcast.store import sequences
 from broadcast.store.db import Database
+from broadcast.store.db import DatabaseUnreachable as DatabaseUnreachable  # for the web's 503
 from broadcast.store.locks import process_lock
 from wire import protocol
 
@@ -126,6 +127,8 @@ class BroadcastService:
             on_elected=self._on_elected,
             on_tick=self.leader.tick,
             on_lost=self._lost_leadership,
+            on_paused=self.leader.paused,
+            on_resumed=self._on_resumed,
         )
         self._started = False
         self.answers = AnswerBackWriter(self._apply_answers)
@@ -183,6 +186,10 @@ class BroadcastService:
 
     def _on_elected(self) -> None:
         self.leader.elected()
+        self.outbox.resume_pending()
+
+    def _on_resumed(self) -> None:
+        self.leader.resumed()
         self.outbox.resume_pending()
 
     def _next_seq(self, stream: str) -> int:

@@ -1,9 +1,10 @@
 """`loa doctor --data DIR` on the server: what a running Loa needs, checked, with what to fix.
 
-The database (reachable, schema at the newest migration), the set-up (zones and an admin),
-receivers that do not hear the zones they are registered in, the data directory and its disk,
-the signing key (present, private), the broker (reachable, and the server's own login
-accepted), speech synthesis with the configured engine, and the clock. Read-only: it changes
+The database (reachable, schema at the newest migration; on PostgreSQL, which server of the URL
+answered and whether it takes writes), the set-up (zones and an admin), receivers that do not
+hear the zones they are registered in, the data directory and its disk, the signing key
+(present, private), the broker (reachable, and the server's own login accepted), speech
+synthesis with the configured engine, and the clock. Read-only: it changes
 nothing (it does not even migrate the database). Receivers have their own: `loa doctor --config`.
 """
 
@@ -14,7 +15,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from broadcast.const import SERVER_MQTT_USERNAME
@@ -30,26 +31,36 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def database_check(url: str) -> Check:
+    """Reachable, at the newest migration, and (PostgreSQL) which server of the URL answered
+    and whether it takes writes: a standby never may."""
     head = db.head_revision()
     shown = url.split("@")[-1] if "@" in url else url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return Check("database", False, f"{shown} does not exist yet",
                      "start the server once (`loa serve`): it creates and migrates it")  # fmt: skip
     try:
-        engine = create_engine(url)
+        engine = db.make_engine(url)
         try:
             current = db.current_revision(engine)
+            reached = db.server_reached(engine)
         finally:
             engine.dispose()
     except SQLAlchemyError as exc:
         problem = f"{shown}: {exc.__class__.__name__}: {exc}"[:300]
         return Check("database", False, problem, "check the server and LOA_DATABASE_URL")
+    where = f" (reached {reached})" if reached is not None else ""
+    if reached is not None and reached.read_only:
+        return Check(
+            "database", False, f"{shown}{where}: Loa cannot write there",
+            "name the primary in LOA_DATABASE_URL and keep target_session_attrs=read-write"
+            " (Loa's default); a standby takes writes only once promoted",
+        )  # fmt: skip
     if current != head:
         return Check(
-            "database", False, f"{shown} is at migration {current or 'none'}, code needs {head}",
-            "start the server once (`loa serve`): it migrates on start",
+            "database", False, f"{shown}{where} is at migration {current or 'none'}, code"
+            f" needs {head}", "start the server once (`loa serve`): it migrates on start",
         )  # fmt: skip
-    return Check("database", True, f"{shown} at migration {head}")
+    return Check("database", True, f"{shown}{where} at migration {head}")
 
 
 def key_check(path: Path) -> Check:

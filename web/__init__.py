@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, redirect, render_template, request, url_for
+from flask import Flask, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -20,14 +22,15 @@ from broadcast.const import ContentKind
 from broadcast.desks.sign_in import set_audit_origin
 from broadcast.errors import NotFound as DomainNotFound
 from broadcast.errors import PermissionDenied
-from broadcast.service import BroadcastService
-from web import inputs, labels
+from broadcast.service import BroadcastService, DatabaseUnreachable
+from web import i18n, inputs, labels
 from web.views import describe_schedule
 from wire.protocol import ContentType
 
 _LOGGER = logging.getLogger(__name__)
 csrf = CSRFProtect()
 MAX_REQUEST_BYTES = 2 * 1024 * 1024  # a larger request body is refused with 413
+RETRY_AFTER_S = 10  # what a 503 for an unreachable database suggests: a standby's promotion
 
 
 def create_app(service: BroadcastService, test_config: dict[str, Any] | None = None) -> Flask:
@@ -60,7 +63,6 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         bulletins,
         calendar,
         dashboard,
-        i18n,
         media,
         metrics,
         province,
@@ -131,6 +133,25 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     @app.errorhandler(DomainNotFound)
     def domain_not_found(_error: DomainNotFound) -> ResponseReturnValue:
         return errors_in_our_words(NotFound())
+
+    @app.errorhandler(DatabaseUnreachable)
+    def database_unreachable(error: DatabaseUnreachable) -> ResponseReturnValue:
+        """The database went away (its server died, a standby is not promoted yet): 503 and one
+        log line, not a traceback per request. A plain page: the usual one reads the signed-in
+        user from the database."""
+        first_line = (str(error.orig or error).strip().splitlines() or ["?"])[0]
+        _LOGGER.warning("%s %s: database unreachable: %s", request.method, request.path,
+                        first_line[:300])  # fmt: skip
+        with force_locale(i18n.locale_without_database()):
+            message = _("Không kết nối được cơ sở dữ liệu. Vui lòng thử lại sau ít phút.")
+        if request.path.startswith("/api/"):
+            response, _status = api.error(503, message)
+        else:
+            response = make_response(message)
+            response.mimetype = "text/plain"
+        response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
     @app.after_request
     def security_headers(response):  # type: ignore[no-untyped-def]

@@ -74,6 +74,20 @@ def select_locale() -> str:
     return DEFAULT_LOCALE
 
 
+def locale_without_database() -> str:
+    """The request's language from what it carries (`?lang=`, the page session's choice, its
+    Accept-Language), for an answer given while the database, and so the user's own choice,
+    cannot be read."""
+    asked = request.args.get("lang", "")
+    if asked in LOCALES:
+        return asked
+    remembered = session.get("lang") if request.blueprint != "api" else None
+    if remembered in LOCALES:
+        return str(remembered)
+    best = request.accept_languages.best_match(LOCALES) if request.accept_languages else None
+    return str(best) if best is not None else DEFAULT_LOCALE
+
+
 def _api_locale(asked: str) -> str:
     """The API's language: no session (a program's request), the headers it sends instead."""
     if asked in LOCALES:

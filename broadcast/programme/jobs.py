@@ -58,6 +58,18 @@ class Scheduler:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
+    def pause(self) -> None:
+        """Fire nothing until `resume()` (the leader lost its lock with the database); a run
+        due meanwhile fires on resuming if still within the grace period, else is missed."""
+        if self._scheduler.running:
+            self._scheduler.pause()
+            _LOGGER.warning("scheduler paused")
+
+    def resume(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.resume()
+            _LOGGER.info("scheduler resumed")
+
     def every(self, job_id: str, seconds: float, func: Callable[[], None]) -> None:
         """A periodic job (the manifest refresh)."""
         self._scheduler.add_job(

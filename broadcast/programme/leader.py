@@ -76,6 +76,17 @@ class ProgrammeLeader:
     def stop(self) -> None:
         self.scheduler.stop()
 
+    def paused(self) -> None:
+        """The lock went with the database connection: fire nothing until it is taken again
+        (another process may take it first)."""
+        self.scheduler.pause()
+
+    def resumed(self) -> None:
+        """The lock is ours again, on a database that may have changed (a promoted standby):
+        plan again and publish every manifest."""
+        self.scheduler.resume()
+        self.refresh(force_manifests=True)
+
     def tick(self) -> None:
         """Another process changed the programme: plan and publish again. A new sequence epoch
         (`loa keys rotate`): publish every manifest, so each manifest stream that a receiver

@@ -2,13 +2,21 @@
 
 The schema is created and upgraded only through Alembic migrations, on SQLite (the single-machine
 default) and PostgreSQL alike.
+
+A PostgreSQL URL may name several servers, a primary and its standbys (libpq's multi-host URL,
+in any of the forms `postgresql_url` accepts): every new connection goes to the one that
+accepts writes (`target_session_attrs=read-write` unless the URL says otherwise), a pooled
+connection is tested before use, so after a standby is promoted the next checkout reaches it,
+and a dead host is given up within bounded time (`CONNECT_DEFAULTS`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +25,64 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 _LOGGER = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# What a database that cannot be reached raises (connection refused, the server gone, only a
+# standby that takes no writes left, SQLite locked too long): not the caller's fault, and worth
+# trying again in a moment (the web answers 503).
+DatabaseUnreachable = OperationalError
+
+
+# libpq connection parameters Loa sets unless the URL gives them: a host that does not answer is
+# given up after `connect_timeout` seconds (and the next one in the list tried); an established
+# connection to a host that died without closing it (power, network) is found dead by TCP
+# keepalives within about 10 + 3 x 5 s, and a write it cannot deliver fails after 30 s.
+CONNECT_DEFAULTS: dict[str, str] = {
+    "target_session_attrs": "read-write",  # never a standby: Loa writes
+    "connect_timeout": "5",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",  # milliseconds
+}
+
+_LIBPQ_SCHEMES = ("postgresql", "postgres")
+_NETLOC_HOSTS = re.compile(
+    r"^(?P<scheme>[^:]+)://(?:(?P<userinfo>[^@/]*)@)?(?P<hosts>[^/?]*,[^/?]*)"
+)
+
+
+def postgresql_url(url: str) -> URL:
+    """SQLAlchemy's URL (psycopg 3) for a PostgreSQL URL written as libpq or SQLAlchemy would:
+    `postgresql://` and `postgres://` mean psycopg 3 (the driver Loa installs), and several
+    servers may be given as `host1:port1,host2:port2` in the address (libpq's form), as
+    `?host=host1:port1&host=host2:port2` (SQLAlchemy's), or as `?host=host1:port1,host2:port2`.
+    `CONNECT_DEFAULTS` are added for the parameters the URL leaves out."""
+    found = _NETLOC_HOSTS.match(url)
+    if found:  # SQLAlchemy's parser takes one host[:port] in the address: move them to the query
+        hosts = "&".join(f"host={host}" for host in found["hosts"].split(","))
+        rest = url[found.end() :]
+        path, _, query = rest.partition("?")
+        userinfo = f"{found['userinfo']}@" if found["userinfo"] is not None else ""
+        query = f"{hosts}&{query}" if query else hosts
+        url = f"{found['scheme']}://{userinfo}{path or '/'}?{query}"
+    parsed = make_url(url)
+    if parsed.drivername in _LIBPQ_SCHEMES:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    query = dict(parsed.query)
+    host = query.get("host")
+    if isinstance(host, str) and "," in host and ":" in host and "port" not in query:
+        query["host"] = tuple(host.split(","))
+    for name, value in CONNECT_DEFAULTS.items():
+        query.setdefault(name, value)
+    return parsed.set(query=query)
 
 
 def make_engine(url: str) -> Engine:
@@ -29,10 +90,16 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if not url.startswith("postgres"):
+        return create_engine(url, pool_pre_ping=True)
+    # pre-ping: a pooled connection to a server that died (a primary replaced by its promoted
+    # standby) is found dead at checkout and replaced, instead of failing the request.
     # JIT compiling a plan costs 20–25 ms of CPU, more than any of Loa's queries takes to run:
     # PostgreSQL starts it once a plan's estimate passes jit_above_cost, as a province's
     # reports do, and every page then paid for it
-    return create_engine(url, pool_pre_ping=True, connect_args={"options": "-c jit=off"})
+    return create_engine(
+        postgresql_url(url), pool_pre_ping=True, connect_args={"options": "-c jit=off"}
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -42,6 +109,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+@dataclass(frozen=True)
+class Reached:
+    """The PostgreSQL server a new connection reached, of those the URL names."""
+
+    host: str
+    port: str
+    standby: bool  # in recovery: a streaming replica not promoted
+    read_only: bool  # no writes (a standby, or default_transaction_read_only)
+
+    def __str__(self) -> str:
+        role = "standby, read-only" if self.standby else "read-only" if self.read_only else None
+        return f"{self.host}:{self.port}, {role or 'read-write'}"
+
+
+def server_reached(engine: Engine) -> Reached | None:
+    """Where a new connection goes (None on SQLite): which host of a multi-host URL, and
+    whether it takes writes."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        standby, read_only = connection.exec_driver_sql(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'"
+        ).one()
+        info = connection.connection.dbapi_connection.info  # type: ignore[union-attr]
+        return Reached(str(info.host), str(info.port), bool(standby), bool(read_only))
 
 
 def alembic_config() -> Config:

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from support import LOOPBACK, free_port
 
@@ -16,6 +17,7 @@ from broadcast.fleet.brokers.embedded import EmbeddedBroker
 from broadcast.people import accounts, zones
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
+from broadcast.store import db
 from broadcast.store.models import Device
 from devices import doctor as device_doctor
 from devices.agent import ReceiverAgent
@@ -226,3 +228,30 @@ def test_a_data_directory_without_zones_or_admin_says_how_to_set_it_up(tmp_path:
         assert ready.ok and ready.detail == "zones: 1, communes: 1, active admins: 1"
     finally:
         service.stop()
+
+
+@pytest.mark.integration  # a PostgreSQL server
+def test_the_database_check_names_the_postgresql_server_reached_and_refuses_a_read_only_one(
+    postgres_server: object,
+) -> None:
+    """Of a multi-host URL's servers (the first is down), the one that answered is named; one
+    that takes no writes (as a standby) fails the check."""
+    url = postgres_server.create_database(f"loa_doctor_{os.getpid()}_{time.time_ns() % 10**9}")  # type: ignore[attr-defined]
+    database = db.Database(url)
+    database.migrate()
+    database.dispose()
+    port = postgres_server.port  # type: ignore[attr-defined]
+    name = url.rsplit("/", 1)[1]
+    many = f"postgresql://postgres@{LOOPBACK}:{free_port()},{LOOPBACK}:{port}/{name}"
+    check = doctor.database_check(many)
+    assert check.ok, check
+    assert f"reached {LOOPBACK}:{port}, read-write" in check.detail, check
+
+    with psycopg.connect(postgres_server.dsn("postgres"), autocommit=True) as connection:  # type: ignore[attr-defined]
+        connection.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+    refused = doctor.database_check(many)  # libpq's read-write check turns it away
+    assert not refused.ok and "read-only" in refused.detail, refused
+    read_only = doctor.database_check(f"{many}?target_session_attrs=any")
+    assert not read_only.ok, read_only
+    assert f"reached {LOOPBACK}:{port}, read-only" in read_only.detail, read_only
+    assert "target_session_attrs=read-write" in read_only.fix, read_only

@@ -567,6 +567,12 @@ ERRORS = {
     "403": failure("the token's user may not do this"),
     "404": failure("not found, or not visible to this user"),
 }
+DATABASE_UNREACHABLE = ok(
+    ref("Error"),
+    "the database cannot be reached (its server died, a standby is not promoted yet):"
+    " nothing was done; try again after `Retry-After` seconds",
+    headers={"Retry-After": {"required": True, "schema": STRING, "description": "seconds"}},
+)
 TOO_LARGE = failure(f"the request body is larger than {MAX_REQUEST_BYTES // (1024 * 1024)} MiB")
 
 
@@ -603,6 +609,7 @@ def operation(
         params = [*(params or []), LANG]
     else:
         result["security"] = []
+    result["responses"].setdefault("503", DATABASE_UNREACHABLE)
     if conflict:
         result["responses"]["409"] = failure(conflict)
     if body is not None:
@@ -930,7 +937,9 @@ PATHS: dict[str, dict[str, Any]] = {
                         )
                     },
                 ),
-                "503": failure("the MQTT broker cannot be reached: nothing was stopped"),
+                "503": failure(
+                    "the MQTT broker or the database cannot be reached: nothing was stopped"
+                ),
             },
             body=ref("CancelRequest"),
             body_required=False,

@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -56,6 +56,7 @@ sys.path.insert(0, str(REPO))
 
 from broadcast.fleet.brokers.access import (  # noqa: E402
     BrokerAccess,
+    bcrypt_hash,
     device_user,
     hash_password,
     server_user,
@@ -85,6 +86,7 @@ MEDIA_SHA256 = hashlib.sha256(b"loa fan-out benchmark").hexdigest()
 # Each login costs mosquitto one PBKDF2 of the password hash; this benchmark measures fan-out,
 # not logins, so its receivers share a cheap hash (production hashes use 10,000 iterations).
 BENCH_ITERATIONS = 100
+BENCH_BCRYPT_COST = 4  # the same for nats-server's bcrypt (production: 10)
 # Receivers per worker process. paho waits on sockets with select(), which cannot watch file
 # descriptors past 1023, and each client holds three, so never more than 300.
 CLIENTS_PER_PROCESS = 50
@@ -364,6 +366,60 @@ def micro_profile(loops: int = PROFILE_LOOPS, repeats: int = 3) -> dict[str, flo
     return {**best, "payload_bytes": float(len(payloads[0]))}
 
 
+class BenchBroker(Protocol):
+    """What the fleet needs of a broker: started with every login, the port each worker's
+    receivers connect to, the server's port, and the processes whose CPU is the broker's."""
+
+    name: str
+
+    def start(self, folder: Path, access: BrokerAccess) -> None: ...
+
+    def receiver_port(self, worker_no: int) -> int: ...
+
+    @property
+    def server_port(self) -> int: ...
+
+    @property
+    def pids(self) -> list[int]: ...
+
+    def stop(self) -> None: ...
+
+
+class OneMosquitto:
+    """One mosquitto: receivers on its receivers' listener, the server on its own."""
+
+    name = "mosquitto"
+
+    def __init__(self) -> None:
+        self._broker: MosquittoBroker | None = None
+        self._pid = 0
+
+    def start(self, folder: Path, access: BrokerAccess) -> None:
+        self._broker = MosquittoBroker(
+            folder / "broker", "127.0.0.1", _free_port(), access, server_port=_free_port()
+        )
+        self._broker.start()
+        self._pid = _child_pid("mosquitto")
+
+    def receiver_port(self, worker_no: int) -> int:
+        assert self._broker is not None
+        return self._broker.port
+
+    @property
+    def server_port(self) -> int:
+        assert self._broker is not None and self._broker.server_port is not None
+        return self._broker.server_port
+
+    @property
+    def pids(self) -> list[int]:
+        return [self._pid] if self._pid else []
+
+    def stop(self) -> None:
+        if self._broker is not None:
+            self._broker.stop()
+            self._broker = None
+
+
 class Fleet:
     """One measurement's broker, receiver worker processes and publisher, each stopped by its own
     handle in `close`."""
@@ -375,8 +431,10 @@ class Fleet:
         per_process: int = CLIENTS_PER_PROCESS,
         *,
         time_ed25519: bool = False,
+        broker: BenchBroker | None = None,
     ) -> None:
-        """`time_ed25519`: count the CPU of the receivers' Ed25519 checks (for profiling)."""
+        """`time_ed25519`: count the CPU of the receivers' Ed25519 checks (for profiling);
+        `broker`: one mosquitto unless given."""
         if not 1 <= per_process <= MAX_CLIENTS_PER_PROCESS:
             raise ValueError(f"receivers per process must be 1..{MAX_CLIENTS_PER_PROCESS}")
         self.receivers = receivers
@@ -389,8 +447,7 @@ class Fleet:
         self._stop = self._context.Event()
         self._processes: list[Any] = []
         self._worker_pids: list[int] = []
-        self._broker: MosquittoBroker | None = None
-        self._broker_pid = 0
+        self.broker = broker or OneMosquitto()
         self._publisher: mqtt.Client | None = None
         self.totals: dict[str, Any] = {
             "messages": dict.fromkeys(KINDS, 0),
@@ -403,25 +460,25 @@ class Fleet:
     def start(self) -> None:
         """Broker, then the receivers (connected and subscribed), then the publisher."""
         shared_hash = hash_password(PASSWORD, iterations=BENCH_ITERATIONS)
+        shared_bcrypt = bcrypt_hash(PASSWORD, cost=BENCH_BCRYPT_COST)
         device_ids = [f"bench-{n:04d}" for n in range(self.receivers)]
         access = BrokerAccess(
             (
-                server_user("loa-server", PASSWORD),
-                *(device_user(d, "", [ZONE], password_hash=shared_hash) for d in device_ids),
+                server_user("loa-server", PASSWORD, bcrypt_hash=shared_bcrypt),
+                *(
+                    device_user(d, "", [ZONE], password_hash=shared_hash, bcrypt_hash=shared_bcrypt)
+                    for d in device_ids
+                ),
             )
         )
-        self._broker = MosquittoBroker(
-            self._folder / "broker", "127.0.0.1", _free_port(), access, server_port=_free_port()
-        )
-        self._broker.start()
-        self._broker_pid = _child_pid("mosquitto")
+        self.broker.start(self._folder, access)
         ready = self._context.Queue()
         for worker_no in range(self.workers):
             process = self._context.Process(
                 target=_worker,
                 args=(
                     worker_no,
-                    self._broker.port,
+                    self.broker.receiver_port(worker_no),
                     device_ids[worker_no :: self.workers],
                     self._public_key_text,
                     str(self._folder / "receivers"),
@@ -438,7 +495,7 @@ class Fleet:
             mqtt.CallbackAPIVersion.VERSION2, client_id="loa-server-bench", protocol=mqtt.MQTTv311
         )
         publisher.username_pw_set("loa-server", PASSWORD)
-        publisher.connect("127.0.0.1", self._broker.server_port, keepalive=60)  # type: ignore[arg-type]
+        publisher.connect("127.0.0.1", self.broker.server_port, keepalive=60)
         publisher.loop_start()
         self._publisher = publisher
         self._wait_subscribed()
@@ -509,7 +566,7 @@ class Fleet:
         """CPU seconds so far per process group."""
         return {
             "sender": time.process_time(),
-            "broker": process_cpu_s(self._broker_pid),
+            "broker": sum(process_cpu_s(pid) for pid in self.broker.pids),
             "receivers": sum(process_cpu_s(pid) for pid in self._worker_pids),
         }
 
@@ -554,24 +611,33 @@ class Fleet:
                 process.kill()
                 process.join(timeout=10)
         self._processes = []
-        if self._broker is not None:
-            self._broker.stop()
-            self._broker = None
+        self.broker.stop()
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
 # --- one measurement --------------------------------------------------------------------------
 
 
-def run(receivers: int, rounds: int, per_process: int = CLIENTS_PER_PROCESS) -> dict[str, Any]:
-    """Fan-out of `rounds` signed commands and as many raw floor messages to `receivers`."""
+def run(
+    receivers: int,
+    rounds: int,
+    per_process: int = CLIENTS_PER_PROCESS,
+    broker: BenchBroker | None = None,
+) -> dict[str, Any]:
+    """Fan-out of `rounds` signed commands and as many raw floor messages to `receivers`
+    (through one mosquitto unless `broker` is given)."""
     profile = micro_profile()
     signing_key = protocol.generate_private_key()
     latencies: dict[str, list[float]] = {kind: [] for kind in KINDS}
     cpu_spent = {kind: dict.fromkeys(GROUPS, 0.0) for kind in KINDS}
     window_s = dict.fromkeys(KINDS, 0.0)
     sizes: dict[str, list[int]] = {kind: [] for kind in KINDS}
-    fleet = Fleet(receivers, protocol.public_key_to_text(signing_key.public_key()), per_process)
+    fleet = Fleet(
+        receivers,
+        protocol.public_key_to_text(signing_key.public_key()),
+        per_process,
+        broker=broker,
+    )
     with fleet:
         started = (time.monotonic(), machine_busy_s(), sum(fleet.cpu().values()))
         for round_no in range(1, rounds + 2):  # round 1 warms both paths up, not counted

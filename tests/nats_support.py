@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from support import LOOPBACK, REPO_ROOT, free_ports
+from support import LOOPBACK, REPO_ROOT, MqttProbe, RunningBroker, free_ports
 
 CLUSTER_READY_S = 30  # measured 2–8 s on this 2-core machine under load
 
@@ -74,6 +74,10 @@ class NatsCluster:
     def addresses(self) -> str:
         """Every node's MQTT address, comma-separated (LOA_MQTT_HOSTS)."""
         return ",".join(node.address for node in self.nodes)
+
+    def broker(self, index: int) -> RunningBroker:
+        """Node `index` as the MQTT probes of tests/support.py reach it."""
+        return RunningBroker("nats", LOOPBACK, self.nodes[index].mqtt_port)
 
     def write(self) -> subprocess.CompletedProcess[str]:
         """Run `loa nats-config` for these nodes (again after registering receivers)."""
@@ -143,3 +147,24 @@ class NatsCluster:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def login_within(
+    broker: RunningBroker, client_id: str, username: str, password: str, clean: bool, until: float
+) -> tuple[MqttProbe, bool]:
+    """A connected probe and its session-present flag; while JetStream places the MQTT streams
+    a node may not answer CONNECT yet, so it is retried until `until`."""
+    while True:
+        probe = MqttProbe(broker, client_id, username, password, clean_session=clean)
+        try:
+            code, present = probe.connect()
+        except (AssertionError, OSError) as exc:
+            failure: object = exc
+        else:
+            if not code.is_failure:
+                return probe, present
+            failure = code
+        probe.close()
+        if time.monotonic() >= until:
+            raise AssertionError(f"{username} could not log in on {broker.port}: {failure}")
+        time.sleep(0.5)

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from nats_support import CLUSTER_READY_S, NatsCluster, loa
+from nats_support import CLUSTER_READY_S, NatsCluster, loa, login_within
 from service_support import make_service, seed_commune
-from support import LOOPBACK, MqttProbe, RunningBroker, connected
+from support import MqttProbe, connected
 
 from broadcast.fleet.brokers.nats import find_nats_server
 from broadcast.settings import Secrets
@@ -68,27 +68,6 @@ def test_receivers_without_a_bcrypt_hash_are_named_with_the_refresh_that_fixes_t
     assert "LOA_MQTT_HOSTS=127.0.0.1:1883,127.0.0.1:1884,127.0.0.1:1885" in written.stderr
 
 
-def _login_within(
-    broker: RunningBroker, client_id: str, username: str, password: str, clean: bool, until: float
-) -> tuple[MqttProbe, bool]:
-    """A connected probe and its session-present flag; while JetStream places the MQTT streams
-    a node may not answer CONNECT yet, so it is retried until `until`."""
-    while True:
-        probe = MqttProbe(broker, client_id, username, password, clean_session=clean)
-        try:
-            code, present = probe.connect()
-        except (AssertionError, OSError) as exc:
-            failure: object = exc
-        else:
-            if not code.is_failure:
-                return probe, present
-            failure = code
-        probe.close()
-        if time.monotonic() >= until:
-            raise AssertionError(f"{username} could not log in on {broker.port}: {failure}")
-        time.sleep(0.5)
-
-
 @pytest.mark.integration
 def test_three_nodes_from_nats_config_serve_receivers_on_any_node(tmp_path: Path) -> None:
     assert find_nats_server() is not None, "install the Debian package 'nats-server'"
@@ -104,7 +83,7 @@ def test_three_nodes_from_nats_config_serve_receivers_on_any_node(tmp_path: Path
 
 
 def _cross_nodes(cluster: NatsCluster, data: Path, out: Path, until: float) -> None:
-    nodes = [RunningBroker("nats", LOOPBACK, node.mqtt_port) for node in cluster.nodes]
+    nodes = [cluster.broker(index) for index in range(len(cluster.nodes))]
     login = ReceiverConfig.load(data / "devices" / "loa-a-01.json").mqtt
     assert login.password not in (out / "loa-1" / "nats-server.conf").read_text()
     server_secrets = Secrets(data)
@@ -113,14 +92,14 @@ def _cross_nodes(cluster: NatsCluster, data: Path, out: Path, until: float) -> N
     probes: list[MqttProbe] = []
     try:
         for node in nodes:  # the receiver's bcrypt hash, from the database, on every node
-            probe, _present = _login_within(
+            probe, _present = login_within(
                 node, login.client_id, login.username, login.password, True, until
             )
             probe.close()
         device = protocol.device_command_topic("loa-a-01")
         manifest = protocol.device_manifest_topic("loa-a-01")
         # a persistent session on node 2, then the receiver goes offline
-        receiver, _present = _login_within(
+        receiver, _present = login_within(
             nodes[1], login.client_id, login.username, login.password, False, until
         )
         probes.append(receiver)
@@ -134,7 +113,7 @@ def _cross_nodes(cluster: NatsCluster, data: Path, out: Path, until: float) -> N
         server.publish(manifest, signed, retain=True)
         server.publish(device, command)
         # back, on node 3: the queued command, and the retained manifest for a late subscriber
-        again, present = _login_within(
+        again, present = login_within(
             nodes[2], login.client_id, login.username, login.password, False, until
         )
         probes.append(again)

@@ -5,8 +5,7 @@ child process of the test that is SIGKILLed by its own handle. Every wait is bou
 
 Each village lists the nodes in its own order (its nearest first), so killing one node takes
 away one village's broker and not the other's; the server is given its own order. Receivers
-give a lost node up after 2 s (`mqtt.failover_after_s`, 10 s by default) so that a test fits in
-an emergency's lead.
+and server keep their default failover (a lost node given up within 10 s, `wire.brokers`).
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ from wire.config import ReceiverConfig
 from .test_faults import ALERT, FINAL, without_daily_bulletins
 
 COUNT = 6  # three receivers in each of the demo's two villages
-FAILOVER_AFTER_S = 2.0
-RECONNECT_MAX_S = 4.0
+SERVER_MOVES_S = 20.0
 IN_STEP_S = 0.5  # loose: this machine is loaded; bench/ measures the real spread
 SETTLE_S = 90.0
 
@@ -78,10 +76,7 @@ def _prepare(
         config = json.loads(path.read_text(encoding="utf-8"))
         hosts = [cluster.nodes[index].address for index in village_orders[village]]
         first = parse_address_list(hosts[0])[0]
-        config["mqtt"].update(
-            hosts=hosts, host=first.host, port=first.port,
-            failover_after_s=FAILOVER_AFTER_S, reconnect_max_s=RECONNECT_MAX_S,
-        )  # fmt: skip
+        config["mqtt"].update(hosts=hosts, host=first.host, port=first.port)
         path.write_text(json.dumps(config), encoding="utf-8")
     written = cluster.write()
     assert written.returncode == 0, written.stderr
@@ -238,7 +233,11 @@ def test_killing_the_servers_node(tmp_path: Path, loa_processes: list[LoaProcess
         _online(site)
         first = _announce(site, ["thon-1", "thon-2"])
         cluster.kill(0)
+        killed = time.monotonic()
         moved = _wait_output(server, "connected to MQTT broker", ("(2/3)", "(3/3)"), 60)
+        # the grace on the lost node (10 s) and a login elsewhere; 34 s before wire.brokers
+        # gave a lost broker up as soon as its next wait outlasted the grace (about 6 s now)
+        assert time.monotonic() - killed <= SERVER_MOVES_S, moved
         second = _announce(site, ["thon-1", "thon-2"], "Thông báo khẩn lần hai: đê đã an toàn.")
         for broadcast_id in (first, second):
             body = _settled(site, broadcast_id)

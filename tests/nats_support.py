@@ -18,6 +18,8 @@ from pathlib import Path
 
 from support import LOOPBACK, REPO_ROOT, MqttProbe, RunningBroker, free_ports
 
+from broadcast.fleet.brokers.net import accepts_connections
+
 CLUSTER_READY_S = 30  # measured 2–8 s on this 2-core machine under load
 
 
@@ -121,6 +123,16 @@ class NatsCluster:
             f"nodes {[n.name for n in waiting]} not healthy within {timeout_s} s: {self.logs}"
         )
         return time.monotonic() - began
+
+    def wait_listening(self, index: int, timeout_s: float = CLUSTER_READY_S) -> None:
+        """Wait until node `index` accepts MQTT connections. A restarted node serves MQTT long
+        before its /healthz passes: that waits for every stream and consumer to catch up, which
+        took from 20 s to more than 2 min here."""
+        node = self.nodes[index]
+        deadline = time.monotonic() + timeout_s
+        while not accepts_connections(LOOPBACK, node.mqtt_port, timeout_s=0.5):
+            assert time.monotonic() < deadline, f"{node.name} not listening within {timeout_s} s"
+            time.sleep(0.2)
 
     def kill(self, index: int) -> None:
         """SIGKILL one node: no goodbye to its clients nor to the other nodes."""

@@ -340,7 +340,7 @@ def test_a_node_killed_and_back_while_manifests_change(
         cluster.start(1)
         second = _schedule(site, "Tiêm phòng", 3)
         _cancel_schedule(site, first)
-        cluster.wait_healthy(1)
+        cluster.wait_listening(1)
         third = _schedule(site, "Thu thuế", 4)
         held = _every_receiver_has_the_latest_manifest(site)
         assert {d["status"]["manifest_items"] for d in held.values()} == {2}, (second, third)

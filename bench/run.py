@@ -23,6 +23,7 @@ from types import ModuleType
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import cluster  # noqa: E402
 import cluster_fanout  # noqa: E402
 import fanout  # noqa: E402
 import footprint  # noqa: E402
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str]]] = {
     "tts_pipeline": (tts_pipeline, []),
     "province": (province, ["--communes", "100", "--rounds", "20", "--tts-rounds", "5"]),
     "cluster_fanout": (cluster_fanout, ["--receivers", "2000", "--rounds", "20"]),
+    "cluster": (cluster, ["--receivers", "30", "--rounds", "3"]),
 }
 
 

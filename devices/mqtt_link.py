@@ -11,6 +11,10 @@ Everything paho-specific of the receiver agent lives here, so `devices.agent` on
   same client id and persistent session on every broker;
 * on every (re)connect the command topics (the device's own and its zones') and the device's
   manifest topic (retained: the broker hands over the latest manifest at once) are subscribed;
+  a subscription the broker refuses is asked for again after a wait (2 s doubling to 5 min,
+  while connected): nats-server refuses SUBSCRIBEs for a moment while its cluster elects new
+  stream leaders after a node's death, and an operator who fixes a receiver's ACL reloads the
+  broker, not every receiver;
 * a retained last will (the agent's `offline` state, carrying its boot id) is left with the
   broker; states are published retained, events as QoS 1 (paho queues them while offline);
 * with `mqtt.tls` the link is TLS (1.2 or newer, the broker's certificate and host name
@@ -45,6 +49,9 @@ from wire.protocol import (
     device_state_topic,
     zone_command_topic,
 )
+
+RESUBSCRIBE_FIRST_S = 2.0  # a refused subscription is asked for again after this, doubling
+RESUBSCRIBE_MAX_S = 300.0
 
 # The receiver logs as one component: lines keep saying `devices.agent` (operators grep for it).
 _LOGGER = logging.getLogger("devices.agent")
@@ -85,7 +92,11 @@ class MqttLink:
         self._on_connected = on_connected
         self._on_subscribed = on_subscribed
         self._subscribing: dict[int, list[str]] = {}  # SUBSCRIBE message id -> its topics
+        self._subscribe_lock = threading.Lock()  # the retry timer subscribes from its thread
         self._refused_topics: tuple[str, ...] = ()
+        self._resubscribe_backoff = Backoff(RESUBSCRIBE_FIRST_S, RESUBSCRIBE_MAX_S)
+        self._resubscribe_timer: threading.Timer | None = None
+        self._connection = 0  # counts connections: a retry timer is for the one it began on
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
         self._last_failure = ""
@@ -183,6 +194,7 @@ class MqttLink:
     def close(self) -> None:
         if self._client is None:
             return
+        self._cancel_resubscribe()
         self._client.disconnect()
         try:
             self._client.loop_stop()
@@ -207,6 +219,8 @@ class MqttLink:
             return
         self._last_failure = ""
         self._failover.connected()
+        self._cancel_resubscribe()
+        self._connection += 1
         self._connected.set()
         _LOGGER.info(
             "%s: connected to broker %s (session present: %s)",
@@ -216,9 +230,7 @@ class MqttLink:
         )
         topics = [device_command_topic(self.device_id), device_manifest_topic(self.device_id)]
         topics += [zone_command_topic(zone) for zone in self._zones]
-        _result, mid = client.subscribe([(topic, 1) for topic in topics])
-        if mid is not None:
-            self._subscribing[mid] = topics
+        self._subscribe(client, topics)
         self._on_connected()
 
     def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
@@ -236,6 +248,7 @@ class MqttLink:
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        self._cancel_resubscribe()  # the next connection subscribes to everything again
         if self._closing or self._fatal is not None:
             return
         answered, self._connack_seen = self._connack_seen, False
@@ -258,26 +271,70 @@ class MqttLink:
                 "%s: trying broker %s in %.1f s", self.device_id, self._failover.position, delay_s
             )
 
+    def _subscribe(self, client: mqtt.Client, topics: Sequence[str]) -> None:
+        """SUBSCRIBE to `topics` (QoS 1), remembering them under the message id for the SUBACK."""
+        with self._subscribe_lock:
+            _result, mid = client.subscribe([(topic, 1) for topic in topics])
+            if mid is not None:
+                self._subscribing[mid] = list(topics)
+
     def _on_subscribe(
-        self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: Any, _props: Any
+        self, client: mqtt.Client, _userdata: Any, mid: int, reasons: Any, _props: Any
     ) -> None:
-        topics = self._subscribing.pop(mid, [])
+        with self._subscribe_lock:
+            topics = self._subscribing.pop(mid, [])
+        before = set(self._refused_topics)
         refused = []
         for index, reason in enumerate(reasons):
             if reason.is_failure:
                 topic = topics[index] if index < len(topics) else "?"
                 refused.append(topic)
-                _LOGGER.error(
+                # once per topic refused in a row: a retry every few minutes must not flood
+                log = _LOGGER.debug if topic in before else _LOGGER.error
+                log(
                     "%s: broker %s refused the subscription to %s (%s): check its topic ACL"
-                    " (`loa mqtt-config` on the server, then reload the broker)",
+                    " (`loa mqtt-config` on the server, then reload the broker); asking again",
                     self.device_id,
                     self.broker,
                     topic,
                     reason,
                 )
+        if refused:
+            self._resubscribe_later(client, refused)
+        else:
+            self._resubscribe_backoff.reset()
+            if before:
+                _LOGGER.info(
+                    "%s: broker %s granted the subscription to %s",
+                    self.device_id,
+                    self.broker,
+                    ", ".join(topic for topic in topics if topic in before),
+                )
         self._refused_topics = tuple(refused)
         if self._on_subscribed is not None:
             self._on_subscribed()
+
+    def _resubscribe_later(self, client: mqtt.Client, topics: Sequence[str]) -> None:
+        """Ask for `topics` again after the next wait, if this connection is still up then."""
+        if self._closing:
+            return
+        connection = self._connection
+
+        def again() -> None:
+            if self._closing or connection != self._connection or not self.connected:
+                return
+            self._subscribe(client, topics)
+
+        self._cancel_resubscribe()
+        timer = threading.Timer(self._resubscribe_backoff.next_delay(), again)
+        timer.daemon = True
+        self._resubscribe_timer = timer
+        timer.start()
+
+    def _cancel_resubscribe(self) -> None:
+        timer, self._resubscribe_timer = self._resubscribe_timer, None
+        if timer is not None:
+            timer.cancel()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from service_support import add_devices, seed_commune
-from support import MqttProbe
+from support import LOOPBACK, MqttProbe, RunningBroker, free_ports
 
 from broadcast.fleet import receivers
 from broadcast.fleet.brokers import (
@@ -27,6 +27,7 @@ from broadcast.fleet.brokers import (
     secret_client_id,
     server_user,
 )
+from broadcast.fleet.brokers.nats import NatsBroker
 from wire import protocol
 from wire.protocol import EventKind, Priority, ReceiverState
 
@@ -393,6 +394,50 @@ def test_a_receiver_deaf_to_its_zones_says_so_and_the_server_flags_it(
         assert agent.alive()
     finally:
         watcher.close()
+
+
+def test_a_refused_subscription_is_asked_for_again_until_granted(
+    receiver, kit, media_server, server_key, tmp_path: Path
+) -> None:
+    """nats-server refuses a SUBSCRIBE its permissions do not allow (and, for a moment, one
+    made while its cluster elects stream leaders after a node's death). The receiver reports the
+    refusal and asks again while connected, so once the ACL is fixed and the broker reloaded
+    (no receiver restarted, no reconnect) it hears its zone: an emergency there plays."""
+    (port,) = free_ports(1)
+    passwords = {SERVER: SERVER_PW, DEVICE: f"{DEVICE}-pw"}
+    deaf = BrokerAccess(
+        (server_user(SERVER, SERVER_PW), device_user(DEVICE, f"{DEVICE}-pw", ["thon-1"]))
+    )
+    nats = NatsBroker(tmp_path / "nats", LOOPBACK, port, deaf, passwords)
+    nats.start()
+    broker = RunningBroker("nats", LOOPBACK, port, port)
+    watcher = watch(kit, broker)
+    try:
+        zone = protocol.zone_command_topic("xa-hoang-hop")
+        realtime = {"kind": "file", "dir": str(tmp_path / DEVICE / "played"), "realtime": True}
+        agent = receiver(broker, player=realtime)
+        watcher.wait_state(DEVICE, lambda s: s.online and s.extra.get("refused_topics") == [zone])
+        watcher.clear()  # the states from before the SUBACK say nothing was refused either
+        heard = BrokerAccess(
+            (server_user(SERVER, SERVER_PW), device_user(DEVICE, f"{DEVICE}-pw", ZONES))
+        )
+        nats.reload(heard)
+        watcher.wait_state(
+            DEVICE, lambda s: s.online and s.extra.get("refused_topics") == [], timeout=20
+        )
+        data = kit.tone_mp3(0.3, 1000)
+        url = media_server.add("heard.mp3", data)
+        play_at = time.time() + 2.0
+        command, payload = kit.play_command(
+            server_key, url, data, 51, stream=zone, priority=Priority.EMERGENCY, play_at=play_at
+        )
+        watcher.publish(zone, payload)
+        watcher.wait_event(DEVICE, command.id, EventKind.FINISHED)
+        assert "refused the subscription" in agent.log, agent.log
+        assert agent.log.count("connected to broker") == 1, agent.log
+    finally:
+        watcher.close()
+        nats.stop()
 
 
 def test_wrong_password_exits_with_one_clear_line(

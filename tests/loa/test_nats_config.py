@@ -4,40 +4,21 @@ logs in on every node, a retained manifest and a queued QoS 1 command cross node
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from nats_support import CLUSTER_READY_S, NatsCluster, loa, login_within
 from service_support import make_service, seed_commune
-from support import LOOPBACK, REPO_ROOT, MqttProbe, RunningBroker, connected, free_ports
+from support import MqttProbe, connected
 
 from broadcast.fleet.brokers.nats import find_nats_server
 from broadcast.settings import Secrets
 from broadcast.store.models import Device
 from wire import protocol
 from wire.config import ReceiverConfig
-
-CLUSTER_READY_S = 30  # measured 2–8 s on this 2-core machine under load
-
-
-def loa(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "loa.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
 
 
 def _one_clear_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -87,86 +68,22 @@ def test_receivers_without_a_bcrypt_hash_are_named_with_the_refresh_that_fixes_t
     assert "LOA_MQTT_HOSTS=127.0.0.1:1883,127.0.0.1:1884,127.0.0.1:1885" in written.stderr
 
 
-def _healthy(monitor_port: int) -> bool:
-    url = f"http://{LOOPBACK}:{monitor_port}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-@pytest.fixture
-def cluster_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """The nodes this test starts, each stopped by its own handle."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-    for process in started:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-def _login_within(
-    broker: RunningBroker, client_id: str, username: str, password: str, clean: bool, until: float
-) -> tuple[MqttProbe, bool]:
-    """A connected probe and its session-present flag; while JetStream places the MQTT streams
-    a node may not answer CONNECT yet, so it is retried until `until`."""
-    while True:
-        probe = MqttProbe(broker, client_id, username, password, clean_session=clean)
-        try:
-            code, present = probe.connect()
-        except (AssertionError, OSError) as exc:
-            failure: object = exc
-        else:
-            if not code.is_failure:
-                return probe, present
-            failure = code
-        probe.close()
-        if time.monotonic() >= until:
-            raise AssertionError(f"{username} could not log in on {broker.port}: {failure}")
-        time.sleep(0.5)
-
-
 @pytest.mark.integration
-def test_three_nodes_from_nats_config_serve_receivers_on_any_node(
-    tmp_path: Path, cluster_processes: list[subprocess.Popen[bytes]]
-) -> None:
+def test_three_nodes_from_nats_config_serve_receivers_on_any_node(tmp_path: Path) -> None:
     assert find_nats_server() is not None, "install the Debian package 'nats-server'"
-    data, out = tmp_path / "data", tmp_path / "nats"
+    data = tmp_path / "data"
     _data_with_receiver(data)
-    ports = free_ports(9)
-    mqtt_ports, cluster_ports, monitor_ports = ports[0:3], ports[3:6], ports[6:9]
-    written = loa(
-        "nats-config", "--data", str(data), "--out", str(out), "--nodes", "3",
-        "--host", LOOPBACK, "--mqtt-port", *map(str, mqtt_ports),
-        "--cluster-port", *map(str, cluster_ports), "--monitor-port", *map(str, monitor_ports),
-    )  # fmt: skip
-    assert written.returncode == 0, written.stderr
-    start = out / "start.sh"
-    for index in range(3):
-        log = (tmp_path / f"loa-{index + 1}.log").open("wb")
-        cluster_processes.append(
-            subprocess.Popen(
-                [str(start), f"loa-{index + 1}"], stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
-        )
-        log.close()
-    until = time.monotonic() + CLUSTER_READY_S
-    waiting = list(monitor_ports)
-    while waiting and time.monotonic() < until:
-        for process in cluster_processes:
-            assert process.poll() is None, f"a node exited: {tmp_path}/loa-*.log"
-        waiting = [port for port in waiting if not _healthy(port)]
-        time.sleep(0.2)
-    assert not waiting, f"nodes on monitor ports {waiting} not healthy within {CLUSTER_READY_S} s"
+    with NatsCluster(data, tmp_path / "nats", tmp_path / "logs") as cluster:
+        written = cluster.write()
+        assert written.returncode == 0, written.stderr
+        cluster.start()
+        cluster.wait_healthy()
+        until = time.monotonic() + CLUSTER_READY_S
+        _cross_nodes(cluster, data, tmp_path / "nats", until)
 
-    nodes = [RunningBroker("nats", LOOPBACK, port) for port in mqtt_ports]
+
+def _cross_nodes(cluster: NatsCluster, data: Path, out: Path, until: float) -> None:
+    nodes = [cluster.broker(index) for index in range(len(cluster.nodes))]
     login = ReceiverConfig.load(data / "devices" / "loa-a-01.json").mqtt
     assert login.password not in (out / "loa-1" / "nats-server.conf").read_text()
     server_secrets = Secrets(data)
@@ -175,14 +92,14 @@ def test_three_nodes_from_nats_config_serve_receivers_on_any_node(
     probes: list[MqttProbe] = []
     try:
         for node in nodes:  # the receiver's bcrypt hash, from the database, on every node
-            probe, _present = _login_within(
+            probe, _present = login_within(
                 node, login.client_id, login.username, login.password, True, until
             )
             probe.close()
         device = protocol.device_command_topic("loa-a-01")
         manifest = protocol.device_manifest_topic("loa-a-01")
         # a persistent session on node 2, then the receiver goes offline
-        receiver, _present = _login_within(
+        receiver, _present = login_within(
             nodes[1], login.client_id, login.username, login.password, False, until
         )
         probes.append(receiver)
@@ -196,7 +113,7 @@ def test_three_nodes_from_nats_config_serve_receivers_on_any_node(
         server.publish(manifest, signed, retain=True)
         server.publish(device, command)
         # back, on node 3: the queued command, and the retained manifest for a late subscriber
-        again, present = _login_within(
+        again, present = login_within(
             nodes[2], login.client_id, login.username, login.password, False, until
         )
         probes.append(again)

@@ -90,10 +90,32 @@ def test_failed_attempts_move_on_and_a_lost_broker_gets_its_grace() -> None:
     assert failover.lost() == 1
     clock.now += 3
     assert failover.failed() == 2 and failover.current == B
-    # ...and given up once it has not come back within failover_after_s
+    # ...and given up once it has not come back within failover_after_s: the next broker has
+    # not failed us, so its first wait starts afresh
     clock.now += 7
-    assert failover.failed() == 4 and failover.current == C
-    assert failover.failed() == 8 and failover.current == A
+    assert failover.failed() == 1 and failover.current == C
+    assert failover.failed() == 2 and failover.current == A
+
+
+def test_a_lost_broker_is_given_up_when_the_next_wait_would_outlast_its_grace() -> None:
+    """Not on the first failure after the grace (the backoff grown meanwhile, up to `max_s`,
+    would come on top): a node SIGKILLed under the server left it 34 s without a broker."""
+    clock = Clock()
+    failover = Failover((A, B), Backoff(jitter=0.0), failover_after_s=10.0, clock=clock)
+    failover.connected()
+    waits = [failover.lost()]
+    while failover.current == A:
+        clock.now += waits[-1]
+        waits.append(failover.failed())
+    # retried at 1, 3 and 7 s; a wait of 8 s would end at 15 s: B is tried 1 s later
+    assert waits == [1, 2, 4, 1] and clock.now == 107
+    one = Failover((A,), Backoff(jitter=0.0), failover_after_s=10.0, clock=clock)
+    one.connected()
+    waits = [one.lost()]
+    for _ in range(5):  # with one broker there is nowhere to go: the backoff keeps growing
+        clock.now += waits[-1]
+        waits.append(one.failed())
+    assert waits == [1, 2, 4, 8, 16, 30]
 
 
 def test_one_broker_stays_put() -> None:

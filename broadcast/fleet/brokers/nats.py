@@ -31,6 +31,7 @@ import json
 import logging
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -595,6 +596,15 @@ class NatsBroker:
             self.address,
             config_path,
         )
+
+    def reload(self, access: BrokerAccess) -> None:
+        """Rewrite the config for `access` and have the running nats-server re-read it (SIGHUP:
+        users and permissions change, connections stay), as `systemctl reload` does a node."""
+        if self._process is None or self._process.poll() is not None:
+            raise BrokerError(f"nats-server on {self.address} is not running")
+        write_config(self.directory, access, self.passwords, self.host, self.port)
+        self.access = access
+        self._process.send_signal(signal.SIGHUP)
 
     def stop(self, timeout_s: float = 5) -> None:
         """Terminate our own nats-server, kill it if it does not exit; idempotent."""

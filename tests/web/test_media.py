@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import update
 
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from broadcast.store import media
+from broadcast.store.models import MediaBlob
 from web import create_app
 
 SOUND = b"ID3" + bytes(range(256)) * 40
@@ -55,6 +57,14 @@ def test_media_stored_by_one_server_is_served_by_another_with_its_own_data_direc
     try:
         assert isinstance(second.media, media.DatabaseMedia)
         assert not second.media._file(sha).exists()
-        _check_served(create_app(second, {"TESTING": True}), sha)
+        app = create_app(second, {"TESTING": True})
+        _check_served(app, sha)
+        elsewhere = media.media_store(second.db.engine, tmp_path / "c" / "media")
+        damaged = elsewhere.put_bytes(SOUND + b"!")  # stored by another node, then damaged
+        with second.db.engine.begin() as connection:
+            connection.execute(
+                update(MediaBlob).where(MediaBlob.sha256 == damaged).values(data=b"ID3 other")
+            )
+        assert app.test_client().get(f"/media/{damaged}.mp3").status_code == 404
     finally:
         second.stop()

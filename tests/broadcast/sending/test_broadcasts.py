@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 from service_support import Users, add_devices, broadcast_status
+from sqlalchemy.orm import Session
 from support import sql_statements
 
 from broadcast.const import BroadcastStatus, ZoneKind
@@ -14,7 +16,7 @@ from broadcast.fleet import registry
 from broadcast.people import zones
 from broadcast.sending import broadcasts
 from broadcast.service import BroadcastService
-from broadcast.store.models import Device
+from broadcast.store.models import Broadcast, Device
 from wire.protocol import DeviceEvent, DeviceStatus, EventKind, Priority, ReceiverState
 
 
@@ -267,3 +269,42 @@ def test_a_batch_of_answers_costs_the_same_statements_for_many_receivers(
     many, many_status = _answer_statements(service, 60)
     assert few_status == many_status == BroadcastStatus.FINISHED.value
     assert many == few, (few, many)
+
+
+def test_answers_arriving_while_a_run_is_fired_still_settle_it(
+    service: BroadcastService, fleet: list[str], database_choice: str
+) -> None:
+    """A new leader fires an overdue run the moment the answers queued for it arrive: two
+    transactions at once on PostgreSQL. The answers wait for the firing, then settle it (each
+    used to read the other's work as not yet done, leaving the run dispatched for good)."""
+    if database_choice != "postgresql":
+        pytest.skip("SQLite lets one writer in at a time")
+    with service.db.session() as session:
+        broadcast_id = broadcasts.create_broadcast(
+            session,
+            text="Bản tin",
+            zone_list=zones.resolve_zones(session, ["thon-b"]),
+            priority=Priority.NORMAL,
+            repeat=1,
+            source="schedule",
+            status=BroadcastStatus.SCHEDULED,
+        ).id
+    firing = Session(service.db.engine)
+    assert broadcasts.mark_due(firing.get(Broadcast, broadcast_id))  # not committed yet
+    answered = threading.Event()
+
+    def answer() -> None:
+        with service.db.session() as session:
+            broadcasts.apply_events(session, [_event("loa-b-01", broadcast_id, EventKind.FINISHED)])
+        answered.set()
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        assert not answered.wait(1.0)  # it waits for the firing's transaction
+        firing.commit()
+    finally:
+        firing.close()
+        thread.join(timeout=10)
+    assert answered.is_set()
+    assert broadcast_status(service, broadcast_id) == BroadcastStatus.FINISHED

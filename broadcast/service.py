@@ -154,7 +154,16 @@ class BroadcastService:
 
     def _check_signing_key(self) -> None:
         """Every server of one database signs with the key its receivers pin: the first one
-        records it, and a node whose key file differs refuses to start (what to copy named)."""
+        records it, and a node whose key file differs refuses to start (what to copy named).
+        Their shared secrets are recorded the same way; a node whose differ is logged (and
+        flagged by `loa doctor`): it would not resume the answer-back session."""
+        self.secrets.ensure_shared()
+        secrets_recorded = installation.agree(
+            self.db.engine, installation.SECRETS, self.secrets.shared_fingerprint()
+        )
+        if secrets_recorded != self.secrets.shared_fingerprint():
+            problem = installation.secrets_mismatch(self.settings.data_dir)
+            _LOGGER.error("%s: %s", problem, installation.SECRETS_FIX)
         ours = protocol.public_key_to_text(self.signing_key.public_key())
         expected = installation.agree(self.db.engine, installation.SIGNING_KEY, ours)
         if expected != ours:

@@ -92,6 +92,23 @@ def fleet_key_check(database_url: str, path: Path) -> Check:
     return Check("fleet's key", True, f"{ours}, as the database records")
 
 
+def shared_secrets_check(settings: Settings) -> Check:
+    """The node's secrets.json is the one the other servers of its database use (the broker
+    login and the answer-back session they hand over to one another)."""
+    ours = Secrets(settings.data_dir).shared_fingerprint()
+    engine = create_engine(settings.database_url)
+    try:
+        expected = installation.recorded(engine, installation.SECRETS)
+    except SQLAlchemyError as exc:
+        return Check("shared secrets", False, f"{exc.__class__.__name__}: {exc}"[:300])
+    finally:
+        engine.dispose()
+    if expected is not None and expected != ours:
+        problem = installation.secrets_mismatch(settings.data_dir)
+        return Check("shared secrets", False, problem, installation.SECRETS_FIX)
+    return Check("shared secrets", True, f"secrets.json {ours}")
+
+
 def speech_check(settings: Settings) -> Check:
     import tts
 
@@ -195,6 +212,8 @@ def server_checks(settings: Settings) -> list[Check]:
     checks.append(key_check(key_path))
     if checks[1].ok and key_path.exists():
         checks.append(fleet_key_check(settings.database_url, key_path))
+    if checks[1].ok and (settings.data_dir / "secrets.json").exists():
+        checks.append(shared_secrets_check(settings))
     brokers = settings.server_brokers
     reachable = []
     for address in brokers:  # every node of a cluster: the server fails over between them

@@ -1,5 +1,9 @@
 """Facts every server of one database must agree on, kept in the database (`installation`).
 
+`secrets`: a fingerprint of the secrets every node must share (`secrets.json`: the broker
+password, the server's MQTT client-id token, the Flask key), recorded at first start, compared
+by `loa doctor`.
+
 `signing_key`: the public key commands are signed with. Receivers pin it (their config file
 carries it), so every node serving one database must sign with the same private key file: the
 first server to start records its key here, `loa keys rotate` replaces it, and a node whose
@@ -15,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from broadcast.store.models import InstallationFact, utcnow
 
 SIGNING_KEY = "signing_key"
+SECRETS = "secrets"  # a fingerprint of secrets.json's shared part (`Secrets.shared_fingerprint`)
 _UPSERT_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
@@ -67,3 +72,13 @@ KEY_FIX = (
     "copy keys/server_ed25519.pem (and secrets.json) from a server that signs with it into"
     " this data directory, or run `loa keys rotate` to replace the key everywhere"
 )
+
+
+def secrets_mismatch(data_dir: object) -> str:
+    """A node whose secrets.json is not the other servers' (taken before they were made, or
+    never copied): another broker password and answer-back session; `SECRETS_FIX` says what
+    to do."""
+    return f"{data_dir}/secrets.json is not the one the other servers of this database use"
+
+
+SECRETS_FIX = "copy secrets.json from the server that started first, then restart this one"

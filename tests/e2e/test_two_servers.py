@@ -208,13 +208,20 @@ def test_the_leader_killed_the_other_server_takes_over_and_nothing_fires_twice_o
 
         deadline = time.monotonic() + CADENCE_S * RUNS + 30
         done: list[dict] = []
+        listed: list[dict] = []
         while time.monotonic() < deadline:
             _s, listed = http_json("GET", f"{base_b}/api/v1/announcements?limit=50", token)
             done = [b for b in listed if b["schedule"] in schedules and b["status"] in FINAL]
             if len(done) == len(schedules):
                 break
             time.sleep(1.0)
-        assert len(done) == len(schedules), (schedules, done)
+        if len(done) != len(schedules):
+            left = [b["id"] for b in listed if b not in done]
+            details = [
+                http_json("GET", f"{base_b}/api/v1/announcements/{n}", token)[1] for n in left
+            ]
+            shown = [(d["id"], d["status"], [x["state"] for x in d["deliveries"]]) for d in details]
+            raise AssertionError(f"runs not settled: {shown}")
         assert all(b["status"] == "finished" for b in done), done
         for row in done:  # every receiver played every run exactly once
             plays = plays_of(settings.receivers_dir, devices, row["id"])

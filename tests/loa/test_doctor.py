@@ -233,7 +233,8 @@ def test_a_data_directory_without_zones_or_admin_says_how_to_set_it_up(tmp_path:
 def test_a_node_whose_key_file_was_not_copied_is_named_with_what_to_copy(tmp_path: Path) -> None:
     """Two servers on one database sign with one key: the first records it, a second node
     with a key of its own refuses to start and fails the doctor in one line, naming its file
-    and what to copy; copying the first node's key file puts it right."""
+    and what to copy; copying the first node's key file puts it right. Its secrets.json the
+    same (without it, it would not resume the answer-back session)."""
     first = Settings(data_dir=tmp_path / "a", mqtt_port=free_port())
     service = BroadcastService(first, connect_mqtt=False)
     url = first.database_url
@@ -255,6 +256,13 @@ def test_a_node_whose_key_file_was_not_copied_is_named_with_what_to_copy(tmp_pat
     key.write_bytes((first.data_dir / "keys" / "server_ed25519.pem").read_bytes())
     assert _by_name(doctor.server_checks(second))["fleet's key"].ok
     BroadcastService(second, connect_mqtt=False).stop()
+    # its secrets.json (made at its first start) is not the first node's: flagged, then copied
+    found = _by_name(doctor.server_checks(second))["shared secrets"]
+    assert not found.ok and "secrets.json" in found.detail and "copy secrets.json" in found.fix
+    secrets_file = second.data_dir / "secrets.json"
+    secrets_file.write_bytes((first.data_dir / "secrets.json").read_bytes())
+    assert _by_name(doctor.server_checks(second))["shared secrets"].ok
+    assert _by_name(doctor.server_checks(first))["shared secrets"].ok
 
 
 def test_a_rotated_key_is_recorded_and_the_nodes_left_behind_are_flagged(tmp_path: Path) -> None:

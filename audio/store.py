@@ -51,8 +51,13 @@ class MediaStore:
         """Where the media with this sha256 is (or would be) stored.
 
         Raises AudioError for anything but 64 lowercase hex characters, so that a name taken
-        from a URL can never point outside the store.
+        from a URL can never point outside the store. A store that is the cache of another
+        (`broadcast.store.media`) fetches the file here first.
         """
+        return self._file(sha)
+
+    def _file(self, sha: str) -> Path:
+        """The file's place in this directory, whatever it holds (`path` without fetching)."""
         if not self.is_valid_sha(sha):
             raise AudioError(f"not a sha256 hex digest: {sha!r}")
         return self.root / sha[:2] / f"{sha}{SUFFIX}"
@@ -78,7 +83,7 @@ class MediaStore:
 
     def exists(self, sha: str) -> bool:
         """True if the store holds this media (AudioError for a malformed sha)."""
-        return self.path(sha).is_file()
+        return self._file(sha).is_file()
 
     def open(self, sha: str) -> BinaryIO:
         """Open stored media for reading; MediaNotFoundError (also FileNotFoundError) if absent."""
@@ -94,7 +99,7 @@ class MediaStore:
         if not data:
             raise AudioError("refusing to store empty media")
         sha = hashlib.sha256(data).hexdigest()
-        dest = self.path(sha)
+        dest = self._file(sha)
         if self._holds(dest, len(data)):
             _LOGGER.debug("media %s already stored", sha)
             return sha
@@ -140,11 +145,11 @@ class MediaStore:
                 if size == 0:
                     raise AudioError(f"refusing to store empty media file {source}")
                 sha = digest.hexdigest()
-                if self._holds(self.path(sha), size):
+                if self._holds(self._file(sha), size):
                     output.discard()
                     _LOGGER.debug("media %s already stored", sha)
                     return sha
-                output.commit(self.path(sha))
+                output.commit(self._file(sha))
         except FileNotFoundError as exc:
             raise AudioError(f"media file not found: {source}") from exc
         except OSError as exc:

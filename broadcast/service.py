@@ -22,7 +22,6 @@ import signal
 from collections import Counter
 from collections.abc import Sequence
 
-import audio
 import tts
 from broadcast.const import SERVER_MQTT_USERNAME
 from broadcast.desks.administration import Administration
@@ -39,6 +38,7 @@ from broadcast.desks.scheduling import SchedulingDesk
 from broadcast.desks.setup import Setup
 from broadcast.desks.sign_in import SignInDesk
 from broadcast.desks.source_bulletins import SourceBulletinDesk
+from broadcast.errors import LoaError
 from broadcast.fleet.brokers import secret_client_id
 from broadcast.programme.leader import ProgrammeLeader
 from broadcast.programme.leadership import Leadership
@@ -47,7 +47,7 @@ from broadcast.sending.answerback import Answer, AnswerBackWriter, Rejected
 from broadcast.sending.dispatcher import Dispatcher
 from broadcast.sending.outbox import Outbox
 from broadcast.settings import Secrets, Settings
-from broadcast.store import sequences
+from broadcast.store import installation, media, sequences
 from broadcast.store.db import Database
 from broadcast.store.db import DatabaseUnreachable as DatabaseUnreachable  # for the web's 503
 from broadcast.store.locks import process_lock
@@ -70,7 +70,10 @@ class BroadcastService:
         self.db = Database(settings.database_url)
         self.db.migrate()
         self.signing_key = self.secrets.signing_key()
-        self.media = audio.MediaStore(settings.media_dir)
+        self._check_signing_key()
+        self.media = media.media_store(self.db.engine, settings.media_dir)
+        if isinstance(self.media, media.DatabaseMedia):
+            self.media.copy_in()  # media from before this database was shared, once
         self.synthesizer = tts.Synthesizer(
             settings.tts_cache_dir, engine=settings.tts_engine, **settings.tts_options
         )
@@ -151,6 +154,26 @@ class BroadcastService:
                 brokers=settings.server_brokers,
                 client_id=secret_client_id(SERVER_MQTT_USERNAME, self.secrets.mqtt_client_token),
             )
+
+    def _check_signing_key(self) -> None:
+        """Every server of one database signs with the key its receivers pin: the first one
+        records it, and a node whose key file differs refuses to start (what to copy named).
+        Their shared secrets are recorded the same way; a node whose differ is logged (and
+        flagged by `loa doctor`): it would not resume the answer-back session."""
+        self.secrets.ensure_shared()
+        secrets_recorded = installation.agree(
+            self.db.engine, installation.SECRETS, self.secrets.shared_fingerprint()
+        )
+        if secrets_recorded != self.secrets.shared_fingerprint():
+            problem = installation.secrets_mismatch(self.settings.data_dir)
+            _LOGGER.error("%s: %s", problem, installation.SECRETS_FIX)
+        ours = protocol.public_key_to_text(self.signing_key.public_key())
+        expected = installation.agree(self.db.engine, installation.SIGNING_KEY, ours)
+        if expected != ours:
+            self.db.dispose()
+            key_path = self.settings.data_dir / "keys" / "server_ed25519.pem"
+            problem = installation.key_mismatch(str(key_path), ours, expected)
+            raise LoaError(f"{problem}: {installation.KEY_FIX}")
 
     # --- lifecycle ----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ passwords anywhere.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -382,6 +383,20 @@ class Secrets:
                     self._values[name] = make()
                     write_private_file(self._path, json.dumps(self._values, indent=2) + "\n")
         return self._values[name]
+
+    def ensure_shared(self) -> None:
+        """Make every secret the servers of one database must share now, at the first start,
+        not when first used: a second node is provisioned by copying `secrets.json` (and the
+        key), and a copy taken before a secret existed would make it one of its own (another
+        answer-back session, another broker password, sessions signed with another key)."""
+        for name in ("flask_secret_key", "mqtt_password", "mqtt_client_token"):
+            getattr(self, name)
+
+    def shared_fingerprint(self) -> str:
+        """What identifies the shared secrets without showing them (`loa doctor` compares the
+        database's record with each node's)."""
+        shared = [self.flask_secret_key, self.mqtt_password, self.mqtt_client_token]
+        return hashlib.sha256("\n".join(shared).encode()).hexdigest()[:16]
 
     @property
     def flask_secret_key(self) -> str:

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from devices.cache import CacheError, FetchCancelledError, MediaCache
 
@@ -118,7 +119,9 @@ class Prefetcher:
             self._failed(sha, url, CacheError(f"cache: {exc.strerror or exc}"))
         else:
             if downloaded:
-                _LOGGER.info("%s: fetched %s…", self.device_id, sha[:12])
+                # which server: with several serving one database, any of them may answer
+                where = urlsplit(url).netloc
+                _LOGGER.info("%s: fetched %s… from %s", self.device_id, sha[:12], where)
             self._ready(sha, downloaded)
 
     def _ready(self, sha: str, downloaded: bool) -> None:

@@ -3,9 +3,10 @@
 The database (reachable, schema at the newest migration; on PostgreSQL, which server of the URL
 answered and whether it takes writes), the set-up (zones and an admin), receivers that do not
 hear the zones they are registered in, the data directory and its disk, the signing key
-(present, private), the broker (reachable, and the server's own login accepted), speech
-synthesis with the configured engine, and the clock. Read-only: it changes
-nothing (it does not even migrate the database). Receivers have their own: `loa doctor --config`.
+(present, private, and the one the database records: every server of one database must sign
+with the key its receivers pin), the broker (reachable, and the server's own login accepted),
+speech synthesis with the configured engine, and the clock. Read-only: it changes nothing (it
+does not even migrate the database). Receivers have their own: `loa doctor --config`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from broadcast.desks.setup import Setup
 from broadcast.errors import LoaError
 from broadcast.fleet import receivers
 from broadcast.settings import Secrets, Settings
-from broadcast.store import db
+from broadcast.store import db, installation
 from broadcast.store.models import Device
 from devices.doctor import Check, clock_check, disk_check, mqtt_login_check, tcp_check
+from wire import protocol
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,6 +74,49 @@ def key_check(path: Path) -> Check:
         return Check("signing key", False, f"{path} is readable by others (mode {mode:o})",
                      f"chmod 600 {path}")  # fmt: skip
     return Check("signing key", True, f"{path} (mode {mode:o})")
+
+
+def fleet_key_check(database_url: str, path: Path) -> Check:
+    """The node's key is the one the database records (`broadcast.store.installation`): every
+    server of one database signs with the key its receivers pin."""
+    try:
+        ours = protocol.public_key_to_text(
+            protocol.private_key_from_pem(path.read_bytes()).public_key()
+        )
+    except (OSError, ValueError, protocol.ProtocolError) as exc:
+        return Check("fleet's key", False, f"{path}: {exc}"[:300],
+                     "copy keys/server_ed25519.pem from a working server")  # fmt: skip
+    engine = db.make_engine(database_url)
+    try:
+        expected = installation.recorded(engine, installation.SIGNING_KEY)
+    except SQLAlchemyError as exc:
+        return Check("fleet's key", False, f"{exc.__class__.__name__}: {exc}"[:300])
+    finally:
+        engine.dispose()
+    if expected is None:
+        return Check("fleet's key", True, f"{ours} (the database records none yet: the next"
+                     " server to start records it)")  # fmt: skip
+    if expected != ours:
+        problem = installation.key_mismatch(str(path), ours, expected)
+        return Check("fleet's key", False, problem, installation.KEY_FIX)
+    return Check("fleet's key", True, f"{ours}, as the database records")
+
+
+def shared_secrets_check(settings: Settings) -> Check:
+    """The node's secrets.json is the one the other servers of its database use (the broker
+    login and the answer-back session they hand over to one another)."""
+    ours = Secrets(settings.data_dir).shared_fingerprint()
+    engine = db.make_engine(settings.database_url)
+    try:
+        expected = installation.recorded(engine, installation.SECRETS)
+    except SQLAlchemyError as exc:
+        return Check("shared secrets", False, f"{exc.__class__.__name__}: {exc}"[:300])
+    finally:
+        engine.dispose()
+    if expected is not None and expected != ours:
+        problem = installation.secrets_mismatch(settings.data_dir)
+        return Check("shared secrets", False, problem, installation.SECRETS_FIX)
+    return Check("shared secrets", True, f"secrets.json {ours}")
 
 
 def speech_check(settings: Settings) -> Check:
@@ -175,6 +220,10 @@ def server_checks(settings: Settings) -> list[Check]:
         checks.append(receivers_check(settings.database_url))
     key_path = settings.data_dir / "keys" / "server_ed25519.pem"
     checks.append(key_check(key_path))
+    if checks[1].ok and key_path.exists():
+        checks.append(fleet_key_check(settings.database_url, key_path))
+    if checks[1].ok and (settings.data_dir / "secrets.json").exists():
+        checks.append(shared_secrets_check(settings))
     brokers = settings.server_brokers
     reachable = []
     for address in brokers:  # every node of a cluster: the server fails over between them

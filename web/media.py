@@ -18,10 +18,10 @@ bp = Blueprint("media", __name__)
 def media(sha256: str) -> Response:
     store = get_service().media
     try:
-        if not store.exists(sha256):
-            abort(404)
-        path = store.path(sha256)
+        path = store.path(sha256)  # on PostgreSQL, fetched into this server's cache first
     except AudioError:
+        abort(404)
+    if not path.is_file():
         abort(404)
     response = send_file(
         path, mimetype="audio/mpeg", conditional=True, etag=sha256, max_age=31536000

@@ -23,7 +23,7 @@ from broadcast.fleet import receivers, registry
 from broadcast.people import accounts, audit, zones
 from broadcast.people.permissions import Action
 from broadcast.settings import Secrets, Settings
-from broadcast.store import sequences
+from broadcast.store import installation, sequences
 from broadcast.store.db import Database
 from broadcast.store.models import Device, User
 from wire import protocol
@@ -167,6 +167,7 @@ class FleetDesk:
         if new_key:
             signing_key = self._secrets.replace_signing_key()
             self.public_key_text = protocol.public_key_to_text(signing_key.public_key())
+            installation.replace(self._db.engine, installation.SIGNING_KEY, self.public_key_text)
         epoch = sequences.advance_epoch(self._db.engine, int(time.time()))
         with self._db.session() as session:
             audit.record(

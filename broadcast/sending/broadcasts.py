@@ -384,7 +384,20 @@ def _settle(broadcast: Broadcast) -> None:
     Counted in SQL (the session flushes what changed first): a province's broadcast has
     thousands of deliveries, and this runs on every batch of answers."""
     session = object_session(broadcast)
-    if broadcast.status not in _SETTLING or session is None:
+    if session is None:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # Answers and the firing of a run meet here from two transactions at once (a run's
+        # answer-back can reach a new leader the moment it fires the run): the row lock makes
+        # the later one see the earlier one's status and deliveries, so neither leaves the
+        # other's work unsettled. (SQLite lets one writer in at a time.)
+        session.flush()
+        status = session.scalar(
+            select(Broadcast.status).where(Broadcast.id == broadcast.id).with_for_update()
+        )
+        if status != broadcast.status:
+            session.refresh(broadcast)
+    if broadcast.status not in _SETTLING:
         return
     total, still_open, not_finished = session.execute(
         select(

@@ -42,15 +42,18 @@ DatabaseUnreachable = OperationalError
 # libpq connection parameters Loa sets unless the URL gives them: a host that does not answer is
 # given up after `connect_timeout` seconds (and the next one in the list tried); an established
 # connection to a host that died without closing it (power, network) is found dead by TCP
-# keepalives within about 10 + 3 x 5 s, and a write it cannot deliver fails after 30 s.
+# keepalives within about 5 + 3 x 2 s, and a write it cannot deliver fails after 9 s. So a node
+# cut off from the database notices first: its lock check (every 3 s) fails within 9 s and its
+# attempt to take the lock again within 5 s, and an old leader stops (at most 17 s) before the
+# server frees its lock to another (25 s, `SESSION_OPTIONS`).
 CONNECT_DEFAULTS: dict[str, str] = {
     "target_session_attrs": "read-write",  # never a standby: Loa writes
     "connect_timeout": "5",
     "keepalives": "1",
-    "keepalives_idle": "10",
-    "keepalives_interval": "5",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
     "keepalives_count": "3",
-    "tcp_user_timeout": "30000",  # milliseconds
+    "tcp_user_timeout": "9000",  # milliseconds
 }
 
 _LIBPQ_SCHEMES = ("postgresql", "postgres")
@@ -93,13 +96,21 @@ def make_engine(url: str) -> Engine:
     if not url.startswith("postgres"):
         return create_engine(url, pool_pre_ping=True)
     # pre-ping: a pooled connection to a server that died (a primary replaced by its promoted
-    # standby) is found dead at checkout and replaced, instead of failing the request.
-    # JIT compiling a plan costs 20–25 ms of CPU, more than any of Loa's queries takes to run:
-    # PostgreSQL starts it once a plan's estimate passes jit_above_cost, as a province's
-    # reports do, and every page then paid for it
-    return create_engine(
-        postgresql_url(url), pool_pre_ping=True, connect_args={"options": "-c jit=off"}
-    )
+    # standby) is found dead at checkout and replaced, instead of failing the request
+    address = postgresql_url(url)
+    connect_args = {} if "options" in address.query else {"options": SESSION_OPTIONS}
+    return create_engine(address, pool_pre_ping=True, connect_args=connect_args)
+
+
+# What every session asks of the server, unless the URL gives its own `options`:
+# - JIT compiling a plan costs 20–25 ms of CPU, more than any of Loa's queries takes to run:
+#   PostgreSQL starts it once a plan's estimate passes jit_above_cost, as a province's reports
+#   do, and every page then paid for it;
+# - the server's keepalives free a dead node's advisory locks, the scheduler's among them,
+#   within 10 + 3 × 5 = 25 s of its last packet, not the kernel's two hours.
+SESSION_OPTIONS = (
+    "-c jit=off -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

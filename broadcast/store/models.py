@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -412,3 +413,27 @@ class InboundItem(Base):
     cap_sender: Mapped[str | None] = mapped_column(String(255), nullable=True)
     cap_identifier: Mapped[str | None] = mapped_column(String(255), nullable=True)
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_items.id"), nullable=True)
+
+
+class MediaBlob(Base):
+    """An MP3 under its sha256, shared by every server of a PostgreSQL database (each keeps
+    its media directory as a cache of it: `broadcast.store.media`). Written once, never
+    changed; empty on SQLite, whose single server keeps media on files."""
+
+    __tablename__ = "media"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InstallationFact(Base):
+    """What every server of this database must agree on, by name (`signing_key`: the public
+    key receivers pin, which each node's key file must match)."""
+
+    __tablename__ = "installation"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -12,6 +12,7 @@ import pytest
 from support import LOOPBACK, free_port
 
 from broadcast.const import Role, ZoneKind
+from broadcast.errors import LoaError
 from broadcast.fleet import registry
 from broadcast.fleet.brokers.embedded import EmbeddedBroker
 from broadcast.people import accounts, zones
@@ -24,6 +25,7 @@ from devices.agent import ReceiverAgent
 from devices.players.file_sink import FileSinkPlayer
 from loa import doctor
 from loa.cli import main as loa
+from wire import protocol
 from wire.brokers import BrokerAddress
 from wire.config import ReceiverConfig
 from wire.protocol import DeviceStatus, ReceiverState
@@ -255,3 +257,55 @@ def test_the_database_check_names_the_postgresql_server_reached_and_refuses_a_re
     assert not read_only.ok, read_only
     assert f"reached {LOOPBACK}:{port}, read-only" in read_only.detail, read_only
     assert "target_session_attrs=read-write" in read_only.fix, read_only
+
+
+def test_a_node_whose_key_file_was_not_copied_is_named_with_what_to_copy(tmp_path: Path) -> None:
+    """Two servers on one database sign with one key: the first records it, a second node
+    with a key of its own refuses to start and fails the doctor in one line, naming its file
+    and what to copy; copying the first node's key file puts it right. Its secrets.json the
+    same (without it, it would not resume the answer-back session)."""
+    first = Settings(data_dir=tmp_path / "a", mqtt_port=free_port())
+    service = BroadcastService(first, connect_mqtt=False)
+    url = first.database_url
+    service.stop()
+    second = Settings(data_dir=tmp_path / "b", database_url=url, mqtt_port=free_port())
+    key = second.data_dir / "keys" / "server_ed25519.pem"
+    second.ensure_dirs()
+    key.parent.mkdir(parents=True, exist_ok=True)
+    key.write_bytes(protocol.private_key_to_pem(protocol.generate_private_key()))
+    key.chmod(0o600)
+
+    found = _by_name(doctor.server_checks(second))["fleet's key"]
+    assert not found.ok, found
+    assert str(key) in found.detail and "is not the one" in found.detail
+    assert "copy keys/server_ed25519.pem" in found.fix and "\n" not in found.detail
+    with pytest.raises(LoaError, match=r"copy keys/server_ed25519\.pem"):
+        BroadcastService(second, connect_mqtt=False)
+
+    key.write_bytes((first.data_dir / "keys" / "server_ed25519.pem").read_bytes())
+    assert _by_name(doctor.server_checks(second))["fleet's key"].ok
+    BroadcastService(second, connect_mqtt=False).stop()
+    # its secrets.json (made at its first start) is not the first node's: flagged, then copied
+    found = _by_name(doctor.server_checks(second))["shared secrets"]
+    assert not found.ok and "secrets.json" in found.detail and "copy secrets.json" in found.fix
+    secrets_file = second.data_dir / "secrets.json"
+    secrets_file.write_bytes((first.data_dir / "secrets.json").read_bytes())
+    assert _by_name(doctor.server_checks(second))["shared secrets"].ok
+    assert _by_name(doctor.server_checks(first))["shared secrets"].ok
+
+
+def test_a_rotated_key_is_recorded_and_the_nodes_left_behind_are_flagged(tmp_path: Path) -> None:
+    first = Settings(data_dir=tmp_path / "a", mqtt_port=free_port())
+    service = BroadcastService(first, connect_mqtt=False)
+    second = Settings(data_dir=tmp_path / "b", database_url=first.database_url)
+    second.ensure_dirs()
+    (second.data_dir / "keys").mkdir(parents=True, exist_ok=True)
+    copied = second.data_dir / "keys" / "server_ed25519.pem"
+    copied.write_bytes((first.data_dir / "keys" / "server_ed25519.pem").read_bytes())
+    copied.chmod(0o600)
+    assert _by_name(doctor.server_checks(second))["fleet's key"].ok
+    rotation = service.fleet.rotate_keys()
+    service.stop()
+    assert _by_name(doctor.server_checks(first))["fleet's key"].ok
+    behind = _by_name(doctor.server_checks(second))["fleet's key"]
+    assert not behind.ok and rotation.public_key in behind.detail, behind

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from service_support import Users, add_devices, broadcast_status
+from service_support import Users, add_devices, broadcast_status, make_service, seed_commune
+from sqlalchemy.orm import Session
 from support import sql_statements
 
 from broadcast.const import BroadcastStatus, ZoneKind
@@ -14,12 +19,16 @@ from broadcast.fleet import registry
 from broadcast.people import zones
 from broadcast.sending import broadcasts
 from broadcast.service import BroadcastService
-from broadcast.store.models import Device
+from broadcast.store.models import Broadcast, Device
 from wire.protocol import DeviceEvent, DeviceStatus, EventKind, Priority, ReceiverState
 
 
-@pytest.fixture
-def fleet(service: BroadcastService, users: Users) -> list[str]:
+@pytest.fixture(name="fleet")
+def fleet_fixture(service: BroadcastService, users: Users) -> list[str]:
+    return fleet(service, users)
+
+
+def fleet(service: BroadcastService, _users: Users) -> list[str]:
     with service.db.session() as session:
         for device_id, zone in (
             ("loa-a-01", "thon-a"),
@@ -267,3 +276,58 @@ def test_a_batch_of_answers_costs_the_same_statements_for_many_receivers(
     many, many_status = _answer_statements(service, 60)
     assert few_status == many_status == BroadcastStatus.FINISHED.value
     assert many == few, (few, many)
+
+
+@pytest.fixture
+def on_postgresql(
+    postgres_server: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[BroadcastService]:
+    """A commune with the fleet on a real PostgreSQL, whatever `--db` says: two writers at once
+    exist only there (SQLite lets one in at a time)."""
+    url = postgres_server.create_database(f"loa_race_{uuid.uuid4().hex[:12]}")  # type: ignore[attr-defined]
+    monkeypatch.setenv("LOA_DATABASE_URL", url)
+    service = make_service(tmp_path / "on-postgresql")
+    try:
+        fleet(service, seed_commune(service))
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.mark.integration  # a PostgreSQL server
+def test_answers_arriving_while_a_run_is_fired_still_settle_it(
+    on_postgresql: BroadcastService,
+) -> None:
+    """A new leader fires an overdue run the moment the answers queued for it arrive: two
+    transactions at once on PostgreSQL. The answers wait for the firing, then settle it (each
+    used to read the other's work as not yet done, leaving the run dispatched for good)."""
+    service = on_postgresql
+    with service.db.session() as session:
+        broadcast_id = broadcasts.create_broadcast(
+            session,
+            text="Bản tin",
+            zone_list=zones.resolve_zones(session, ["thon-b"]),
+            priority=Priority.NORMAL,
+            repeat=1,
+            source="schedule",
+            status=BroadcastStatus.SCHEDULED,
+        ).id
+    firing = Session(service.db.engine)
+    assert broadcasts.mark_due(firing.get(Broadcast, broadcast_id))  # not committed yet
+    answered = threading.Event()
+
+    def answer() -> None:
+        with service.db.session() as session:
+            broadcasts.apply_events(session, [_event("loa-b-01", broadcast_id, EventKind.FINISHED)])
+        answered.set()
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        assert not answered.wait(1.0)  # it waits for the firing's transaction
+        firing.commit()
+    finally:
+        firing.close()
+        thread.join(timeout=10)
+    assert answered.is_set()
+    assert broadcast_status(service, broadcast_id) == BroadcastStatus.FINISHED

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from broadcast.programme.leadership import Leadership
+from broadcast.store import db
 from broadcast.store.locks import AdvisoryLock, FileLock, advisory_key, process_lock
 
 pytestmark = pytest.mark.integration  # a PostgreSQL server
@@ -133,3 +134,21 @@ def test_a_leader_retakes_a_lock_nobody_else_took(engine: Engine) -> None:
     finally:
         leader.stop_watching()
         leader.release()
+
+
+def test_every_postgresql_connection_has_keepalives_both_ways(engine: Engine) -> None:
+    """A dead node's scheduler lock is freed by the server within seconds, not hours; a URL's
+    own settings are kept."""
+    shared = db.make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        with shared.connect() as connection:
+            shown = {
+                name: connection.exec_driver_sql(f"SHOW {name}").scalar()
+                for name in ("tcp_keepalives_idle", "tcp_keepalives_interval")
+            }
+            assert shown == {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5"}
+    finally:
+        shared.dispose()
+    own = db.postgresql_url("postgresql+psycopg://h/d?keepalives_idle=60&options=-c%20x=1")
+    assert own.query["keepalives_idle"] == "60" and own.query["options"] == "-c x=1"
+    assert own.query["keepalives"] == "1"

@@ -22,8 +22,6 @@ import secrets
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,6 +29,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 sys.path.insert(0, str(BENCH_DIR))
 
+import cluster  # noqa: E402
 import fanout  # noqa: E402
 
 from broadcast.fleet.brokers.access import BrokerAccess  # noqa: E402
@@ -57,7 +56,7 @@ class NatsCluster:
         binary = find_nats_server()
         if binary is None:
             raise RuntimeError("nats-server is not installed (Debian package 'nats-server')")
-        ports = [fanout._free_port() for _ in range(3 * self.count)]
+        ports = cluster.free_ports(3 * self.count)
         self._mqtt_ports = ports[: self.count]
         out = folder / "nats"
         nodes = plan_cluster(
@@ -84,7 +83,7 @@ class NatsCluster:
         while waiting and time.monotonic() < deadline:
             if any(process.poll() is not None for process in self._processes):
                 raise RuntimeError(f"a nats-server node exited: see {out}/loa-*.log")
-            waiting = [port for port in waiting if not _healthy(port)]
+            waiting = [port for port in waiting if not cluster.healthy(port)]
             time.sleep(0.2)
         if waiting:
             raise RuntimeError(f"nats nodes on monitor ports {waiting} not healthy in time")
@@ -114,16 +113,6 @@ class NatsCluster:
             with contextlib.suppress(OSError):
                 log.close()
         self._logs = []
-
-
-def _healthy(monitor_port: int) -> bool:
-    """The node answers /healthz (JetStream ready included)."""
-    try:
-        url = f"http://127.0.0.1:{monitor_port}/healthz"
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
 
 
 def run(receivers: int, rounds: int, per_process: int) -> dict[str, Any]:

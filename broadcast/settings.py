@@ -409,6 +409,22 @@ class Secrets:
         """What the nodes of a nats-server cluster show each other on their routes."""
         return self._get("nats_route_password")
 
+    @property
+    def stream_source_password(self) -> str:
+        """What the server's feed shows Icecast to speak on a live mount."""
+        return self._get("stream_source_password")
+
+    @property
+    def stream_admin_password(self) -> str:
+        """Icecast's admin login (and its relay login): nobody uses it, it only must not be a
+        default."""
+        return self._get("stream_admin_password")
+
+    @property
+    def stream_token_key(self) -> str:
+        """The key of live mounts' listen tokens (`fleet.streaming.listen_token`)."""
+        return self._get("stream_token_key")
+
     def signing_key(self) -> Ed25519PrivateKey:
         if self._key_path.exists():
             return protocol.private_key_from_pem(self._key_path.read_bytes())

@@ -323,7 +323,7 @@ class IcecastServer:
         still give up then."""
         try:
             with socket.create_connection((self.host, self.port), timeout=1) as sock:
-                sock.sendall(b"GET /loa-ready HTTP/1.0\r\n\r\n")
+                sock.sendall(b"GET /admin/stats HTTP/1.0\r\n\r\n")  # a 401: asks no one
                 return sock.recv(12).startswith(b"HTTP/1.")
         except OSError:
             return False

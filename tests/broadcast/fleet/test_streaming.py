@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 from xml.etree import ElementTree
 
 import imageio_ffmpeg
@@ -97,9 +98,9 @@ def test_secrets_make_random_stream_passwords_kept_private(tmp_path: Path) -> No
 class _ListenerCheck(http.server.BaseHTTPRequestHandler):
     """Icecast's listener_add, answered as Loa's web app answers it (the token's rule only)."""
 
-    asked: list[dict[str, list[str]]] = []
+    asked: ClassVar[list[dict[str, list[str]]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         form = urllib.parse.parse_qs(self.rfile.read(length).decode())
         self.asked.append(form)

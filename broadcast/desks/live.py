@@ -90,16 +90,16 @@ class LiveDesk:
     ) -> int:
         """Go live to `zone_ids`: the broadcast is logged, audited and its PLAY sent at once;
         its id is what `feed` and `end` take."""
-        if not self.available:
-            raise ServiceUnavailable(N_("máy chủ này chưa bật phát trực tiếp"), "no_stream")
-        if not self._outbox.connected:
-            raise ServiceUnavailable(N_("máy chủ này chạy không có kết nối MQTT"), "no_broker")
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.ANNOUNCE)
             level = broadcasts.clean_priority(priority)
             limit = _clean_minutes(minutes)
             chosen = targets.resolve(session, zone_ids, device_ids)
             targets.check_can_target(session, user, chosen)
+            if not self.available:
+                raise ServiceUnavailable(N_("máy chủ này chưa bật phát trực tiếp"), "no_stream")
+            if not self._outbox.connected:
+                raise ServiceUnavailable(N_("máy chủ này chạy không có kết nối MQTT"), "no_broker")
             label = title.strip() or f"Phát trực tiếp: {user.full_name or user.username}"
             broadcast = broadcasts.create_broadcast(
                 session,

@@ -131,6 +131,7 @@ class World:
 PAGES: dict[str, dict[str, Need]] = {
     "dashboard.index": {"GET": Action.VIEW},
     "auth.login": {"GET": PUBLIC, "POST": PUBLIC},
+    "live.listeners": {"POST": PUBLIC},  # Icecast asks it; the listen token is the credential
     "auth.logout": {"POST": SIGNED_IN},
     "media.media": {"GET": PUBLIC},
     "favicon": {"GET": PUBLIC},  # browsers ask before anyone signs in
@@ -208,6 +209,9 @@ API: dict[tuple[str, str], Need] = {
     ("POST", "/announcements/recording"): Action.ANNOUNCE,
     ("GET", "/announcements/{broadcast_id}"): Action.VIEW,
     ("POST", "/announcements/{broadcast_id}/cancel"): Action.CANCEL_BROADCAST,
+    ("POST", "/live"): Action.ANNOUNCE,
+    ("POST", "/live/{broadcast_id}/feed"): Action.ANNOUNCE,
+    ("POST", "/live/{broadcast_id}/end"): Action.CANCEL_BROADCAST,
     ("GET", "/schedules"): Action.READ_BULLETINS,
     ("POST", "/schedules"): Action.SCHEDULE,
     ("GET", "/schedules/{schedule_id}"): Action.READ_BULLETINS,
@@ -558,6 +562,9 @@ def test_pages_need_a_login(world: World) -> None:
 # what each call accepts (an unknown field is refused whoever sends it); {zone}: the place's
 BODIES: dict[str, dict[str, Any] | None] = {
     "/announcements/{broadcast_id}/cancel": {"correction": "Thử."},
+    "/live": {"zones": ["{zone}"]},
+    "/live/{broadcast_id}/feed": None,
+    "/live/{broadcast_id}/end": None,
     "/bulletins": {"text": "Thử."},
     "/bulletins/{bulletin_id}": {"text": "Thử."},
     "/bulletins/{bulletin_id}/approve": {"comment": "Thử."},
@@ -580,6 +587,7 @@ BODIES: dict[str, dict[str, Any] | None] = {
 # calls whose body or filter names the object they act on (none in their path)
 FIELD_OBJECTS = {
     ("POST", "/announcements"): "zone",
+    ("POST", "/live"): "zone",
     ("POST", "/schedules"): "bulletin",  # and a zone of the same commune
     ("POST", "/province-bulletins/inbox/reorder"): "forward",
     ("GET", "/devices?zone={zone}"): "zone",

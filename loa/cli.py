@@ -65,7 +65,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("loa: --receivers must be at least 1", file=sys.stderr)
         return 2
     settings = _settings(args)
-    live = _demo_stream(settings, args.stream_port is not None or "LOA_STREAM_PORT" in os.environ)
+    chosen = args.stream_port is not None or "LOA_STREAM_PORT" in os.environ
+    live_off = _demo_stream(settings, chosen)
     service = BroadcastService(settings)
     if args.province:
         demo = seed.seed_province_demo(service, args.receivers)
@@ -91,7 +92,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     ),
                     f"  API token:  {demo.api_token}",
                     f"  MQTT:       {settings.mqtt_host}:{settings.mqtt_port} (embedded amqtt)",
-                    f"  Live:       {live}",
+                    f"  Live:       {_live_line(settings, live_off)}",
                     f"  Receivers:  {len(demo.receiver_configs)} simulated, writing what they play"
                     f" to {played}/<device>/played/ (log: played.jsonl)",
                     f"  Data:       {settings.data_dir}",
@@ -102,12 +103,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
 
     fleet = runner.Fleet(settings.devices_dir, len(demo.receiver_configs))
-    return runner.run(service, embedded_broker=True, fleet=fleet, banner=banner)
+    return runner.run(
+        service, embedded_broker=True, fleet=fleet, banner=banner, stream_optional=not chosen
+    )
 
 
-def _demo_stream(settings: Settings, chosen: bool) -> str:
+def _live_line(settings: Settings, off: str | None) -> str:
+    """The banner's line on live broadcasts: where Icecast runs, or why it does not."""
+    if settings.live_enabled:
+        return f"Icecast on {settings.receiver_stream_url} (icecast2, listeners checked by Loa)"
+    return off or "off (icecast2 did not start: see the log above)"
+
+
+def _demo_stream(settings: Settings, chosen: bool) -> str | None:
     """The demo runs Icecast for live broadcasts on its usual port when icecast2 is installed
-    and the port is free (unless a port was chosen): one line saying which."""
+    and the port is free (unless a port was chosen); why not, if it does not."""
     from broadcast.fleet.brokers import port_is_free
     from broadcast.fleet.streaming import MISSING_MESSAGE, find_icecast
 
@@ -119,9 +129,7 @@ def _demo_stream(settings: Settings, chosen: bool) -> str:
             settings.stream_port = 0
             return f"off (stream port {settings.host}:{DEMO_STREAM_PORT} is in use: --stream-port)"
         settings.stream_port = DEMO_STREAM_PORT
-    if not settings.live_enabled:
-        return "off (--stream-port 0)"
-    return f"Icecast on {settings.receiver_stream_url} (icecast2, listeners checked by Loa)"
+    return None if settings.live_enabled else "off (--stream-port 0)"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

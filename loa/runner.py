@@ -136,8 +136,12 @@ def start_embedded_broker(service: BroadcastService, stack: ExitStack) -> None:
     stack.callback(broker.stop)
 
 
-def start_stream_engine(service: BroadcastService, stack: ExitStack) -> IcecastServer | None:
-    """Icecast for live broadcasts, when the settings give it a port (`--stream-port`)."""
+def start_stream_engine(
+    service: BroadcastService, stack: ExitStack, optional: bool = False
+) -> IcecastServer | None:
+    """Icecast for live broadcasts, when the settings give it a port (`--stream-port`). An
+    `optional` one (the demo's own choice of port) that cannot start leaves live broadcasts
+    off instead of stopping everything."""
     settings: Settings = service.settings
     if not settings.live_enabled:
         return None
@@ -154,7 +158,11 @@ def start_stream_engine(service: BroadcastService, stack: ExitStack) -> IcecastS
     try:
         server.start()
     except StreamingError as exc:
-        raise ServiceUnavailable(str(exc)) from exc
+        if not optional:
+            raise ServiceUnavailable(str(exc)) from exc
+        _LOGGER.warning("live broadcasts off: %s", exc)
+        settings.stream_port = 0
+        return None
     stack.callback(server.stop)
     return server
 
@@ -164,6 +172,7 @@ def run(
     embedded_broker: bool,
     fleet: Fleet | None = None,
     banner: Callable[[], None] | None = None,
+    stream_optional: bool = False,
 ) -> int:
     """Start every part, print the banner, wait for Ctrl-C, stop in reverse order."""
     with ExitStack() as stack:
@@ -171,7 +180,7 @@ def run(
             web = WebServer(service)
             if embedded_broker:
                 start_embedded_broker(service, stack)
-            start_stream_engine(service, stack)
+            start_stream_engine(service, stack, optional=stream_optional)
             stack.callback(service.stop)
             service.start()
             web.start()

@@ -381,5 +381,8 @@ def test_demo_says_in_one_line_whether_live_broadcasts_run(
     assert "is in use" in cli._demo_stream(settings, chosen=False)
     assert not settings.live_enabled
     settings.stream_port = free_port()
-    line = cli._demo_stream(settings, chosen=True)
+    assert cli._demo_stream(settings, chosen=True) is None
+    line = cli._live_line(settings, None)
     assert line.startswith(f"Icecast on http://127.0.0.1:{settings.stream_port}")
+    settings.stream_port = 0  # it did not start after all
+    assert cli._live_line(settings, None).startswith("off (icecast2 did not start")

@@ -17,7 +17,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from broadcast.sending import broadcasts
 from broadcast.sending.outbox import Outbox
 from broadcast.settings import Secrets, Settings
 from broadcast.store.db import Database
+from broadcast.store.locks import FileLock
 from broadcast.store.models import Broadcast, User, utcnow
 from wire import protocol
 
@@ -50,6 +51,11 @@ SOURCE = LIVE_SOURCE
 DEFAULT_MINUTES = 30
 MAX_MINUTES = 120  # the receivers stop at this even if nobody presses "Kết thúc"
 STATUS_CHECK_S = 1.0  # how often a feed looks whether its broadcast was ended elsewhere
+# A browser's feed (`append`): how often its spool is read, how much at a time, and how long
+# without a new piece before the feeder gives up (the page was closed without "Kết thúc").
+SPOOL_POLL_S = 0.05
+SPOOL_READ = 16 * 1024
+SPOOL_IDLE_S = 15.0
 _ON_AIR = (BroadcastStatus.PENDING.value, BroadcastStatus.DISPATCHED.value)
 
 
@@ -71,8 +77,7 @@ class LiveDesk:
         self._media = media
         self._outbox = outbox
         self._secrets = secrets
-        self._feeding: set[int] = set()  # broadcasts fed by this process
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # appends to a spool, one at a time
 
     @property
     def available(self) -> bool:
@@ -136,20 +141,78 @@ class LiveDesk:
         return broadcast_id
 
     def feed(self, user_id: int, broadcast_id: int, chunks: Iterable[bytes]) -> FeedResult:
-        """Encode the speaker's audio (`chunks`, as it arrives) to the broadcast's mount and to
-        its recording, until the chunks end or the broadcast is ended; then store the recording
-        as the broadcast's media. Only whoever started it feeds it, one feed at a time."""
+        """Encode the speaker's audio (`chunks`, as it arrives: one long request) to the
+        broadcast's mount and to its recording, until the chunks end or the broadcast is ended;
+        then store the recording as the broadcast's media. Only whoever started it feeds it,
+        one feed at a time across every process of the server."""
         with self._db.session() as session:
             self._own_live(session, user_id, broadcast_id)
-        with self._lock:
-            if broadcast_id in self._feeding:
-                raise Conflict("broadcast", N_("lượt phát trực tiếp này đang được nói"), "feeding")
-            self._feeding.add(broadcast_id)
+        lock = self._feed_lock(broadcast_id)
+        if not lock.acquire():
+            raise Conflict("broadcast", N_("lượt phát trực tiếp này đang được nói"), "feeding")
         try:
             return self._run_feed(user_id, broadcast_id, chunks)
         finally:
-            with self._lock:
-                self._feeding.discard(broadcast_id)
+            lock.release()
+
+    def append(self, user_id: int, broadcast_id: int, offset: int, chunk: bytes) -> int:
+        """One piece of the speaker's audio from a browser, which sends its recorder's pieces
+        one request each, in order: `offset` is where the piece starts in the whole feed, so a
+        piece sent again is taken once. The pieces go to a spool file that one feeder of the
+        server (whichever process got the first piece) reads as it grows and encodes as `feed`
+        does. Returns how much of the feed the server holds."""
+        with self._db.session() as session:
+            self._own_live(session, user_id, broadcast_id)
+        spool = self._spool(broadcast_id)
+        spool.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, spool.open("ab") as out:
+            size = out.tell()
+            if offset > size:
+                raise Conflict(
+                    "offset", N_("thiếu một đoạn tiếng trước đoạn này"), "gap", size=size
+                )
+            if offset + len(chunk) > size:
+                out.write(chunk[size - offset :])
+            size = max(size, offset + len(chunk))
+        lock = self._feed_lock(broadcast_id)
+        if lock.acquire():  # nobody feeds it yet: this process does, from the spool
+            threading.Thread(
+                target=self._feed_from_spool,
+                args=(user_id, broadcast_id, lock),
+                name=f"loa-live-{broadcast_id}",
+                daemon=True,
+            ).start()
+        return size
+
+    def _feed_from_spool(self, user_id: int, broadcast_id: int, lock: FileLock) -> None:
+        try:
+            self._run_feed(user_id, broadcast_id, self._follow(broadcast_id))
+        except Exception:
+            _LOGGER.exception("live broadcast %s: its feed failed", broadcast_id)
+        finally:
+            self._spool(broadcast_id).unlink(missing_ok=True)
+            lock.release()
+
+    def _follow(self, broadcast_id: int) -> Iterator[bytes]:
+        """The spool's bytes as they come, until no piece came for `SPOOL_IDLE_S` (the
+        browser went away); the feed loop stops it sooner once the broadcast has ended."""
+        spool = self._spool(broadcast_id)
+        last = time.monotonic()
+        with spool.open("rb") as source:
+            while time.monotonic() - last < SPOOL_IDLE_S:
+                data = source.read(SPOOL_READ)
+                if data:
+                    last = time.monotonic()
+                    yield data
+                else:
+                    yield b""  # lets the feed loop look at the broadcast's status
+                    time.sleep(SPOOL_POLL_S)
+
+    def _spool(self, broadcast_id: int) -> Path:
+        return self._settings.data_dir / "live" / f"{int(broadcast_id)}.feed"
+
+    def _feed_lock(self, broadcast_id: int) -> FileLock:
+        return FileLock(self._settings.data_dir / "live" / f"{int(broadcast_id)}.lock")
 
     def _run_feed(self, user_id: int, broadcast_id: int, chunks: Iterable[bytes]) -> FeedResult:
         host, port = self._settings.stream_source

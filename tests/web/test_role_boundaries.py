@@ -132,6 +132,10 @@ PAGES: dict[str, dict[str, Need]] = {
     "dashboard.index": {"GET": Action.VIEW},
     "auth.login": {"GET": PUBLIC, "POST": PUBLIC},
     "live.listeners": {"POST": PUBLIC},  # Icecast asks it; the listen token is the credential
+    "live.new": {"GET": Action.ANNOUNCE},
+    "live.start": {"POST": Action.ANNOUNCE},
+    "live.piece": {"POST": Action.ANNOUNCE},
+    "live.end": {"POST": Action.CANCEL_BROADCAST},
     "auth.logout": {"POST": SIGNED_IN},
     "media.media": {"GET": PUBLIC},
     "favicon": {"GET": PUBLIC},  # browsers ask before anyone signs in
@@ -193,6 +197,7 @@ ZONE_QUERY = {"calendar.week", *(name for name in PAGES if name.startswith("repo
 # as the form's answer to a value it may not choose (400, the field named) or 403
 ZONE_FORMS: dict[str, dict[str, str]] = {
     "announce.prepare": {"text": "Thử.", "zones": "{zone}"},
+    "live.start": {"zones": "{zone}"},
     "admin.users": {"username": "moi", "role": "village_head", "zone": "{zone}"},
     "admin.devices": {"id": "loa-moi", "zone": "{zone}"},
     "admin.zones": {"kind": "village", "name": "Thôn Mới", "parent": "{commune}"},

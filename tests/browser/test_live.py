@@ -65,7 +65,7 @@ def test_village_head_goes_live_from_a_phone(
     _wait(
         "the microphone heard",
         lambda: float(page.locator("#live-level").get_attribute("value") or 0) > 0,
-    )  # noqa: E501
+    )
     assert overflow(page, PHONE["width"]) == []
     screenshot(page, "village-head-on-air")
     time.sleep(2)  # a little speech

@@ -1,7 +1,8 @@
 """A live broadcast through real processes: `loa demo` with its Icecast (a real icecast2 on a
 free loopback port), a tone fed as the microphone over chunked HTTP, the village's receivers
-playing it and no other, "Kết thúc" stopping it, the recording kept as the broadcast's media,
-and a listener without the mount's token refused by Icecast.
+cutting a routine notice for it and playing it (no other receiver does), "Kết thúc" stopping it
+and the notice playing again, the recording kept as the broadcast's media, and a listener
+without the mount's token refused by Icecast.
 
 A missing icecast2 FAILS this test (never skips): `.ci/run` installs it.
 """
@@ -27,6 +28,7 @@ from broadcast.fleet import streaming
 
 TONE_HZ = 440
 WAIT_S = 30.0
+ROUTINE = "Thông báo: chiều nay họp thôn tại nhà văn hóa, mời bà con đến đúng giờ."
 
 
 def _tone_mp3(seconds: float) -> subprocess.Popen[bytes]:
@@ -114,6 +116,22 @@ def test_live_broadcast_reaches_only_its_village_and_ends(
     elsewhere = {"loa-thon-2-01", "loa-thon-2-02"}
     receivers = data / "receivers"
 
+    def states_of(broadcast_id: int) -> dict[str, str]:
+        _status, body = http_json("GET", f"{base}/api/v1/announcements/{broadcast_id}", token)
+        return {d["device"]: d["state"] for d in body["deliveries"]}
+
+    # a routine notice is playing in the village when the live broadcast starts
+    status, routine = http_json(
+        "POST",
+        f"{base}/api/v1/announcements",
+        token,
+        {"text": ROUTINE, "zones": ["thon-1"], "priority": "normal", "repeat": 3},
+    )
+    assert status == 201, routine
+    _wait(
+        "the routine notice playing", lambda: set(states_of(routine["id"]).values()) == {"playing"}
+    )
+
     status, created = http_json(
         "POST", f"{base}/api/v1/live", token, {"zones": ["thon-1"], "minutes": 2}
     )
@@ -135,6 +153,7 @@ def test_live_broadcast_reaches_only_its_village_and_ends(
             return set(states) == village and set(states.values()) == {"playing"}
 
         _wait("playing on every receiver of thon-1", playing)
+        assert set(states_of(routine["id"]).values()) == {"preempted"}
         _status, body = http_json("GET", f"{base}/api/v1/announcements/{broadcast_id}", token)
         stream_url = body["relay_url"]
         parts = urllib.parse.urlsplit(stream_url)
@@ -163,6 +182,11 @@ def test_live_broadcast_reaches_only_its_village_and_ends(
         microphone.kill()
         microphone.wait(timeout=10)
 
+    _wait(
+        "the routine notice played again after the live broadcast",
+        lambda: set(states_of(routine["id"]).values()) == {"finished"},
+        timeout_s=90,
+    )
     for device_id in village:
         plays = [p for p in played_lines(receivers, device_id) if p["broadcast_id"] == broadcast_id]
         assert plays and all(p["content"] == "relay" for p in plays), (device_id, plays)

@@ -10,6 +10,7 @@ A missing icecast2 FAILS this test (never skips): `.ci/run` installs it.
 from __future__ import annotations
 
 import http.client
+import json
 import subprocess
 import threading
 import time
@@ -155,7 +156,10 @@ def test_live_broadcast_reaches_only_its_village_and_ends(
         _wait("playing on every receiver of thon-1", playing)
         assert set(states_of(routine["id"]).values()) == {"preempted"}
         _status, body = http_json("GET", f"{base}/api/v1/announcements/{broadcast_id}", token)
-        stream_url = body["relay_url"]
+        assert "?" not in body["relay_url"]  # the token travels in the signed PLAY only
+        key = json.loads((data / "secrets.json").read_text())["stream_token_key"]
+        stream_url = streaming.stream_url(f"http://{LOOPBACK}:{stream_port}", key, broadcast_id)
+        assert stream_url.startswith(body["relay_url"] + "?token=")
         parts = urllib.parse.urlsplit(stream_url)
         # Icecast lets in only the mount's token: none, or another mount's, is refused
         bare = f"http://{LOOPBACK}:{stream_port}{parts.path}"

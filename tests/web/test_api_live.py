@@ -76,6 +76,7 @@ def test_a_village_head_goes_live_to_their_village_and_ends_it(
     body = _go_live(client, tokens["head-a"], zones=["thon-a"], minutes=5, priority="emergency")
     assert body["source"] == "live" and body["content"] == "relay"
     assert body["duration_s"] == 300 and body["priority"] == "emergency"
+    assert body["relay_url"].endswith(streaming.mount_for(body["id"]))  # no token shown
     (play,) = wait_for(lambda: _plays(sent, "thon-a"), 30, "the PLAY of the stream")
     assert play.live and play.content is protocol.ContentType.RELAY
     assert play.duration_s == 300 and play.priority is protocol.Priority.EMERGENCY

@@ -166,6 +166,7 @@ def _wait_for_mount(server: IcecastServer, url: str, timeout_s: float = 10) -> t
         time.sleep(0.2)
 
 
+@pytest.mark.integration
 def test_only_a_listener_with_its_mount_token_hears_the_live_feed(
     icecast: IcecastServer,
 ) -> None:

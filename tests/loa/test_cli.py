@@ -386,3 +386,18 @@ def test_demo_says_in_one_line_whether_live_broadcasts_run(
     assert line.startswith(f"Icecast on http://127.0.0.1:{settings.stream_port}")
     settings.stream_port = 0  # it did not start after all
     assert cli._live_line(settings, None).startswith("off (icecast2 did not start")
+
+
+def test_serve_with_stream_port_taken_is_one_clear_line(tmp_path: Path, taken_port: int) -> None:
+    data = str(tmp_path)
+    for step in (
+        ("zones", "add", "--kind", "commune", "--name", "Xã Thử", "--data", data),
+        ("user", "add", "admin", "--password", "mat-khau-dai-du", "--data", data),
+    ):
+        assert loa(*step).returncode == 0, step
+    web_port, mqtt_port = free_ports(2)
+    result = loa(
+        "serve", "--data", data, "--port", str(web_port), "--mqtt-port", str(mqtt_port),
+        "--embedded-broker", "--stream-port", str(taken_port),
+    )  # fmt: skip
+    _one_clear_line(result, f"stream port 127.0.0.1:{taken_port}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
@@ -30,7 +30,6 @@ from broadcast.errors import (
     NotFound,
     PermissionDenied,
     ServiceUnavailable,
-    ValidationError,
 )
 from web import get_service
 from web.i18n import error_text
@@ -114,14 +113,16 @@ def end(broadcast_id: int) -> Response:
         abort(403)
     except NotFound:
         abort(404)
-    except LoaError as exc:
-        if not isinstance(exc, Conflict):  # ended already: its page says so
-            return _refused(exc)[0]
+    except Conflict:
+        pass  # ended already: its page says so
+    except LoaError as exc:  # the broker is away: its page offers "Dừng phát" to try again
+        flash(_("Chưa kết thúc được. %(why)s", why=error_text(exc)), "error")
     return redirect(url_for("announce.detail", broadcast_id=broadcast_id))
 
 
 def _refused(error: LoaError) -> tuple[Response, int]:
-    """A refusal as the page's script shows it: its message in the page's language."""
+    """A refusal as the page's script shows it: its message in the page's language (a
+    ValidationError, or any other: 400)."""
     status = 400
     if isinstance(error, PermissionDenied):
         status = 403
@@ -131,8 +132,6 @@ def _refused(error: LoaError) -> tuple[Response, int]:
         status = 409
     elif isinstance(error, ServiceUnavailable):
         status = 503
-    elif not isinstance(error, ValidationError):
-        status = 400
     return jsonify({"error": error_text(error)}), status
 
 

@@ -80,3 +80,19 @@ def test_a_village_head_goes_live_feeds_pieces_and_ends(
     assert piece(6, b"g")[0] == 409  # it has ended
     again = client.post(answer["end_url"], data={"csrf_token": token})
     assert again.status_code == 302  # ended already: its page says so
+
+
+def test_ending_without_the_broker_says_so_on_the_broadcast_page(
+    client: FlaskClient,
+    service: BroadcastService,
+    sent: RecordingDispatcher,
+    live: list[int],
+) -> None:
+    login(client, "head-a")
+    token = csrf_token(client, "/live/")
+    started = client.post("/live/", data={"zones": "thon-a"}, headers={"X-CSRFToken": token})
+    answer = started.get_json()
+    service.dispatcher = None  # the broker went away
+    ended = client.post(answer["end_url"], data={"csrf_token": token}, follow_redirects=True)
+    assert ended.status_code == 200
+    assert "Chưa kết thúc được" in ended.get_data(as_text=True)

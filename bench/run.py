@@ -28,7 +28,9 @@ import cluster_fanout  # noqa: E402
 import fanout  # noqa: E402
 import footprint  # noqa: E402
 import growth  # noqa: E402
+import live_latency  # noqa: E402
 import province  # noqa: E402
+import takeover  # noqa: E402
 import text_to_sound  # noqa: E402
 import tts_pipeline  # noqa: E402
 import web_load  # noqa: E402
@@ -44,6 +46,8 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str]]] = {
     "province": (province, ["--communes", "100", "--rounds", "20", "--tts-rounds", "5"]),
     "cluster_fanout": (cluster_fanout, ["--receivers", "2000", "--rounds", "20"]),
     "cluster": (cluster, ["--receivers", "30", "--rounds", "3"]),
+    "live_latency": (live_latency, ["--listeners", "10", "50", "--clicks", "20"]),
+    "takeover": (takeover, ["--rounds", "10"]),
 }
 
 

@@ -14,6 +14,7 @@ LOCAL_TZ = ZoneInfo(LOCAL_TZ_NAME)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_WEB_PORT = 8080
 DEFAULT_MQTT_PORT = 1883
+DEMO_STREAM_PORT = 8010  # Icecast of `loa demo`, for live broadcasts
 DEFAULT_DATA_DIR = "var"
 SERVER_MQTT_USERNAME = "loa-server"
 
@@ -164,10 +165,12 @@ PRIORITY_LABELS: dict[str, Msgid] = {
     Priority.PRIORITY: N_("Ưu tiên"),
     Priority.NORMAL: N_("Thông thường"),
 }
+LIVE_SOURCE = "live"  # `Broadcast.source` of a live broadcast (phát trực tiếp)
 SOURCE_LABELS: dict[str, Msgid] = {  # `Broadcast.source`: how it was sent
     "announcement": N_("Thông báo"),
     "bulletin": N_("Bản tin phát ngay"),
     "correction": N_("Đính chính"),
+    LIVE_SOURCE: N_("Phát trực tiếp"),
     "schedule": N_("Theo lịch phát"),
 }
 

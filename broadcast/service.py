@@ -30,6 +30,7 @@ from broadcast.desks.bulletins import BulletinDesk
 from broadcast.desks.calendar import CalendarDesk
 from broadcast.desks.fleet import FleetDesk
 from broadcast.desks.inbound import SourceIntake
+from broadcast.desks.live import LiveDesk
 from broadcast.desks.metrics import MetricsReading
 from broadcast.desks.overview import Overview
 from broadcast.desks.province_reports import ProvinceReports
@@ -92,6 +93,7 @@ class BroadcastService:
         self.announcements = AnnouncementDesk(
             self.db, self.media, self.outbox, programme_changed=self._programme_changed
         )
+        self.live = LiveDesk(settings, self.db, self.media, self.outbox, self.secrets)
         self.scheduling = SchedulingDesk(
             settings, self.db, self.outbox, programme_changed=self._programme_changed
         )

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import ssl
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -108,6 +109,12 @@ class Settings:
     # province's HTTT nguồn on its own LAN; LOA_SOURCE_PRIVATE_AUDIO=1). Off, such an address is
     # refused, so a source account cannot make the server read its neighbours.
     source_private_audio: bool = False
+    # Live broadcasts (phát trực tiếp) go through Icecast (`fleet.streaming`): `loa serve` and
+    # `loa demo` run it on this port (LOA_STREAM_PORT; 0 = no live broadcasts), on the web
+    # host; `stream_url` is where receivers reach it (LOA_STREAM_URL; default: the public URL's
+    # host on that port).
+    stream_port: int = 0
+    stream_url: str = ""
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -235,12 +242,48 @@ class Settings:
         except ConfigError as exc:
             raise LoaError(f"the receivers' broker CA: {exc}") from None
 
+    @property
+    def live_enabled(self) -> bool:
+        """Whether this installation has a streaming engine for live broadcasts."""
+        return self.stream_port > 0
+
+    @property
+    def stream_dir(self) -> Path:
+        """Icecast's config and log (`loa stream-config`, or the engine `loa serve` starts)."""
+        return self.data_dir / "stream"
+
+    @property
+    def stream_source(self) -> tuple[str, int]:
+        """Where this server feeds live mounts: the engine on this machine."""
+        return _local_host(self.host), self.stream_port
+
+    @property
+    def receiver_stream_url(self) -> str:
+        """The base URL of live mounts as receivers reach them."""
+        if self.stream_url:
+            return self.stream_url.rstrip("/")
+        host = urllib.parse.urlsplit(self.public_url).hostname or _local_host(self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.stream_port}"
+
+    @property
+    def listener_check_url(self) -> str:
+        """Where Icecast asks whether a listener may hear a live mount (`web.live`)."""
+        host = _local_host(self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/live/listeners"
+
     def media_url(self, sha256: str) -> str:
         return f"{self.public_url.rstrip('/')}/media/{sha256}.mp3"
 
     def ensure_dirs(self) -> None:
         for path in (self.data_dir, self.media_dir, self.tts_cache_dir, self.devices_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def _local_host(host: str) -> str:
+    """How a process on this machine reaches a server listening on `host`."""
+    if host in ("", "0.0.0.0", "localhost"):
+        return "127.0.0.1"
+    return "::1" if host == "::" else host
 
 
 def _text(value: str, name: str) -> str:
@@ -251,6 +294,10 @@ def _port(value: str, name: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise LoaError(f"{name} must be a port number from 1 to 65535, not {value!r}")
     return int(value)
+
+
+def _port_or_off(value: str, name: str) -> int:
+    return 0 if value == "0" else _port(value, name)
 
 
 def _addresses(value: str, name: str) -> tuple[BrokerAddress, ...]:
@@ -350,6 +397,8 @@ SOURCES = (
     Source("require_approval", "no_approval", "LOA_REQUIRE_APPROVAL", _approval),
     Source("trusted_proxies", "trusted_proxies", "LOA_TRUSTED_PROXIES", _count),
     Source("source_private_audio", "source_private_audio", "LOA_SOURCE_PRIVATE_AUDIO", _yes_no),
+    Source("stream_port", "stream_port", "LOA_STREAM_PORT", _port_or_off),
+    Source("stream_url", "stream_url", "LOA_STREAM_URL", _text),
 )
 
 
@@ -389,7 +438,14 @@ class Secrets:
         not when first used: a second node is provisioned by copying `secrets.json` (and the
         key), and a copy taken before a secret existed would make it one of its own (another
         answer-back session, another broker password, sessions signed with another key)."""
-        for name in ("flask_secret_key", "mqtt_password", "mqtt_client_token"):
+        for name in (
+            "flask_secret_key",
+            "mqtt_password",
+            "mqtt_client_token",
+            "stream_token_key",  # a live stream's listen token, checked by whichever node
+            "stream_source_password",  # one Icecast fed by whichever node leads the live
+            "stream_admin_password",
+        ):
             getattr(self, name)
 
     def shared_fingerprint(self) -> str:
@@ -423,6 +479,22 @@ class Secrets:
     def nats_route_password(self) -> str:
         """What the nodes of a nats-server cluster show each other on their routes."""
         return self._get("nats_route_password")
+
+    @property
+    def stream_source_password(self) -> str:
+        """What the server's feed shows Icecast to speak on a live mount."""
+        return self._get("stream_source_password")
+
+    @property
+    def stream_admin_password(self) -> str:
+        """Icecast's admin login (and its relay login): nobody uses it, it only must not be a
+        default."""
+        return self._get("stream_admin_password")
+
+    @property
+    def stream_token_key(self) -> str:
+        """The key of live mounts' listen tokens (`fleet.streaming.listen_token`)."""
+        return self._get("stream_token_key")
 
     def signing_key(self) -> Ed25519PrivateKey:
         if self._key_path.exists():

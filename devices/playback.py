@@ -39,6 +39,11 @@ FINE_WAIT_S = 0.02
 IMMINENT_S = 0.05  # a run counts as imminent this long before its start (`devices.starts`)
 _COARSE_MAX_S = 1.0  # re-read the clock at least every second (NTP may step it)
 _FINE_SLEEP_S = 0.0002
+# A live broadcast's stream (`relay_live`): how long a receiver keeps trying to open one that is
+# not up yet or broke, how often, and how long one must have played to count as heard.
+LIVE_RETRY_S = 10.0
+LIVE_RETRY_PAUSE_S = 0.5
+LIVE_HEARD_S = 1.0
 
 
 class Outcome(StrEnum):
@@ -178,6 +183,8 @@ def execute(
                 context = replace(context, repeat_index=index)
             if path is not None:
                 player.play(path, context)
+            elif body.live:
+                relay_live(player, body.relay_url, body.duration_s, context)
             else:
                 player.relay(body.relay_url, body.duration_s, context)
         run._end(Outcome.CUT if run.cancel.is_set() else Outcome.FINISHED)
@@ -191,6 +198,49 @@ def execute(
             start.dropped()  # nothing if the player launched the sound
         release()  # after an unexpected error; else nothing left
         START_WINDOW.defer(wake)
+
+
+def relay_live(
+    player: Player,
+    url: str,
+    duration_s: float,
+    context: PlayContext,
+    retry_s: float = LIVE_RETRY_S,
+) -> None:
+    """A live broadcast's stream for `duration_s` at most: a stream that is not up yet or
+    breaks is opened again every `LIVE_RETRY_PAUSE_S` for `retry_s`, then the play fails; once
+    heard, a stream the server refuses (401, 403: the broadcast has ended) ends the play."""
+    deadline = time.monotonic() + duration_s
+    heard = False
+    trouble_since: float | None = None
+    problem = "the live stream never opened"
+    while not context.cancel.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        began = time.monotonic()
+        try:
+            player.relay(url, remaining, context)
+        except PlayerError as exc:
+            status = getattr(exc.__cause__, "status", None)
+            if status in (401, 403):
+                if heard:
+                    return  # refused now: the broadcast ended on the server
+                raise PlayerError(f"the live stream refused this receiver ({status})") from exc
+            problem = str(exc)
+        else:
+            heard = heard or time.monotonic() - began > LIVE_HEARD_S
+            problem = "the live stream broke"
+        if context.cancel.is_set() or deadline - time.monotonic() <= 0:
+            return
+        now = time.monotonic()
+        if time.monotonic() - began > LIVE_HEARD_S:
+            trouble_since = now  # it played a while: a fresh break, a fresh retry window
+        trouble_since = trouble_since or now
+        if now - trouble_since >= retry_s:
+            raise PlayerError(f"{problem}; gave up after {retry_s:g} s")
+        _LOGGER.info("%s: %s; trying again", context.device_id, problem)
+        context.cancel.wait(LIVE_RETRY_PAUSE_S)
 
 
 def launch(

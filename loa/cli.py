@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from broadcast.const import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MQTT_PORT
+from broadcast.const import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MQTT_PORT, DEMO_STREAM_PORT
 from wire import logs
 from wire.files import PUBLIC, write_atomic
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from broadcast.errors import LoaError
     from broadcast.fleet.brokers.mosquitto import TlsListener
     from broadcast.service import BroadcastService
+    from broadcast.settings import Settings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("loa: --receivers must be at least 1", file=sys.stderr)
         return 2
     settings = _settings(args)
+    chosen = args.stream_port is not None or "LOA_STREAM_PORT" in os.environ
+    live_off = _demo_stream(settings, chosen)
     service = BroadcastService(settings)
     if args.province:
         demo = seed.seed_province_demo(service, args.receivers)
@@ -89,6 +92,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     ),
                     f"  API token:  {demo.api_token}",
                     f"  MQTT:       {settings.mqtt_host}:{settings.mqtt_port} (embedded amqtt)",
+                    f"  Live:       {_live_line(settings, live_off)}",
                     f"  Receivers:  {len(demo.receiver_configs)} simulated, writing what they play"
                     f" to {played}/<device>/played/ (log: played.jsonl)",
                     f"  Data:       {settings.data_dir}",
@@ -99,7 +103,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
 
     fleet = runner.Fleet(settings.devices_dir, len(demo.receiver_configs))
-    return runner.run(service, embedded_broker=True, fleet=fleet, banner=banner)
+    return runner.run(
+        service, embedded_broker=True, fleet=fleet, banner=banner, stream_optional=not chosen
+    )
+
+
+def _live_line(settings: Settings, off: str | None) -> str:
+    """The banner's line on live broadcasts: where Icecast runs, or why it does not."""
+    if settings.live_enabled:
+        return f"Icecast on {settings.receiver_stream_url} (icecast2, listeners checked by Loa)"
+    return off or "off (icecast2 did not start: see the log above)"
+
+
+def _demo_stream(settings: Settings, chosen: bool) -> str | None:
+    """The demo runs Icecast for live broadcasts on its usual port when icecast2 is installed
+    and the port is free (unless a port was chosen); why not, if it does not."""
+    from broadcast.fleet.brokers import port_is_free
+    from broadcast.fleet.streaming import MISSING_MESSAGE, find_icecast
+
+    if not chosen:
+        if find_icecast() is None:
+            settings.stream_port = 0
+            return f"off ({MISSING_MESSAGE})"
+        if not port_is_free(settings.host, DEMO_STREAM_PORT):
+            settings.stream_port = 0
+            return f"off (stream port {settings.host}:{DEMO_STREAM_PORT} is in use: --stream-port)"
+        settings.stream_port = DEMO_STREAM_PORT
+    return None if settings.live_enabled else "off (--stream-port 0)"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -469,6 +499,40 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
         " (deploy/install-receiver.sh WHEEL CONFIG): a receiver refuses"
         " the new key's commands until it has its new config",
         file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_stream_config(args: argparse.Namespace) -> int:
+    """icecast.xml for live broadcasts: the installation's own random passwords (kept in the
+    data directory's secrets.json, 0600) and every listener checked by Loa's web app."""
+    from broadcast.errors import LoaError
+    from broadcast.fleet.streaming import StreamPasswords, write_config
+    from broadcast.settings import Secrets
+
+    settings = _settings(args)
+    if not settings.live_enabled:
+        settings.stream_port = DEMO_STREAM_PORT
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secrets = Secrets(settings.data_dir)
+    out = Path(args.out) if args.out else settings.stream_dir
+    try:
+        config = write_config(
+            out,
+            host=settings.host,
+            port=settings.stream_port,
+            passwords=StreamPasswords(
+                secrets.stream_source_password, secrets.stream_admin_password
+            ),
+            listener_auth_url=settings.listener_check_url,
+        )
+    except OSError as exc:
+        raise LoaError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {config} (Icecast on {settings.host}:{settings.stream_port})")
+    print(
+        f"run it with: icecast2 -c {shlex.quote(str(config))}; then start the server with"
+        f" LOA_STREAM_PORT={settings.stream_port} (and LOA_STREAM_URL if receivers reach it"
+        " by another name)"
     )
     return 0
 
@@ -857,6 +921,16 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         help="TLS to the broker: its CA file, or 'system' (default: $LOA_MQTT_TLS_CA; none)",
     )
     parser.add_argument("--public-url", help="base URL receivers fetch media from")
+    parser.add_argument(
+        "--stream-port",
+        type=int,
+        help="run Icecast for live broadcasts on this port (default: $LOA_STREAM_PORT; 0: off;"
+        f" loa demo: {DEMO_STREAM_PORT} when icecast2 is installed)",
+    )
+    parser.add_argument(
+        "--stream-url",
+        help="where receivers reach it (default: $LOA_STREAM_URL, else the public URL's host)",
+    )
     parser.add_argument("--tts", choices=["espeak", "gtts", "piper"], help="TTS engine (espeak)")
     parser.add_argument("--tts-model", help="voice model file, for --tts piper")
     parser.add_argument(
@@ -1027,6 +1101,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the key (it did not leak): receivers accept the new epoch over the air",
     )
     keys_rotate.set_defaults(func=cmd_keys_rotate)
+
+    stream_config = sub.add_parser(
+        "stream-config", help="write icecast.xml for live broadcasts (phát trực tiếp)"
+    )
+    _add_data(stream_config)
+    stream_config.add_argument(
+        "--out", default=None, help="directory to write it into (default: DATA/stream)"
+    )
+    stream_config.add_argument("--host", help="Icecast's listen address (default 127.0.0.1)")
+    stream_config.add_argument(
+        "--port", type=int, help="the web app's port, which Icecast asks about listeners (8080)"
+    )
+    stream_config.add_argument(
+        "--stream-port", type=int, help=f"Icecast's port ({DEMO_STREAM_PORT})"
+    )
+    stream_config.set_defaults(func=cmd_stream_config)
 
     mqtt_config = sub.add_parser(
         "mqtt-config", help="write mosquitto.conf, passwd and acl for the server and receivers"

@@ -24,6 +24,7 @@ from broadcast.errors import LoaError, ServiceUnavailable
 from broadcast.fleet import registry
 from broadcast.fleet.brokers import BrokerError, port_is_free
 from broadcast.fleet.brokers.embedded import EmbeddedBroker
+from broadcast.fleet.streaming import IcecastServer, StreamingError, StreamPasswords
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from broadcast.store.models import Device, utcnow
@@ -135,11 +136,43 @@ def start_embedded_broker(service: BroadcastService, stack: ExitStack) -> None:
     stack.callback(broker.stop)
 
 
+def start_stream_engine(
+    service: BroadcastService, stack: ExitStack, optional: bool = False
+) -> IcecastServer | None:
+    """Icecast for live broadcasts, when the settings give it a port (`--stream-port`). An
+    `optional` one (the demo's own choice of port) that cannot start leaves live broadcasts
+    off instead of stopping everything."""
+    settings: Settings = service.settings
+    if not settings.live_enabled:
+        return None
+    passwords = StreamPasswords(
+        service.secrets.stream_source_password, service.secrets.stream_admin_password
+    )
+    server = IcecastServer(
+        settings.stream_dir,
+        settings.host,
+        settings.stream_port,
+        passwords,
+        settings.listener_check_url,
+    )
+    try:
+        server.start()
+    except StreamingError as exc:
+        if not optional:
+            raise ServiceUnavailable(str(exc)) from exc
+        _LOGGER.warning("live broadcasts off: %s", exc)
+        settings.stream_port = 0
+        return None
+    stack.callback(server.stop)
+    return server
+
+
 def run(
     service: BroadcastService,
     embedded_broker: bool,
     fleet: Fleet | None = None,
     banner: Callable[[], None] | None = None,
+    stream_optional: bool = False,
 ) -> int:
     """Start every part, print the banner, wait for Ctrl-C, stop in reverse order."""
     with ExitStack() as stack:
@@ -147,6 +180,7 @@ def run(
             web = WebServer(service)
             if embedded_broker:
                 start_embedded_broker(service, stack)
+            start_stream_engine(service, stack, optional=stream_optional)
             stack.callback(service.stop)
             service.start()
             web.start()

@@ -63,6 +63,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         bulletins,
         calendar,
         dashboard,
+        live,
         media,
         metrics,
         province,
@@ -86,6 +87,8 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
+    app.register_blueprint(live.bp)
+    csrf.exempt(live.listeners)  # Icecast asks it: the listen token is the credential
 
     app.jinja_env.filters["local_time"] = clock.format_local
     app.jinja_env.filters["zone_name"] = lambda zone_id, names: names.get(zone_id, zone_id)
@@ -97,6 +100,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         label=labels.label,
         PRIORITY_LABELS=labels.PRIORITY,
         STATE_LABELS=labels.STATES,
+        live_available=lambda: service.live.available,  # "Phát trực tiếp" only with an engine
     )
 
     @app.get("/favicon.ico")

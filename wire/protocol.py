@@ -198,6 +198,10 @@ class PlayBody:
     content: ContentType = ContentType.MEDIA
     relay_url: str = ""
     duration_s: float = 0.0
+    # A relay of a live broadcast (phát trực tiếp): a stream that breaks is opened again for a
+    # few seconds, and one the stream server refuses has ended. A receiver older than this
+    # field ignores it and plays the stream as any relay.
+    live: bool = False
 
     @property
     def key(self) -> str:
@@ -220,6 +224,7 @@ class PlayBody:
                 content=ContentType(data.get("content", ContentType.MEDIA)),
                 relay_url=_text(data.get("relay_url", ""), "relay_url"),
                 duration_s=_number(data.get("duration_s", 0.0), "duration_s", 0.0, MAX_RELAY_S),
+                live=_flag(data.get("live", False), "live"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError("malformed", f"play body: {exc}") from exc
@@ -228,6 +233,8 @@ class PlayBody:
                 raise ProtocolError("malformed", "media_sha256 must be 64 lowercase hex digits")
             if not body.media_url.startswith(("http://", "https://")):
                 raise ProtocolError("malformed", "media_url must be http(s)")
+            if body.live:
+                raise ProtocolError("malformed", "only a relay can be live")
         else:
             if not body.relay_url.startswith(("http://", "https://")):
                 raise ProtocolError("malformed", "relay_url must be http(s)")
@@ -237,6 +244,12 @@ class PlayBody:
 
 
 # --- field checks: every number the server or a receiver stores or computes with is bounded ---
+
+
+def _flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{what} must be true or false")
+    return value
 
 
 def _whole(value: Any, what: str, low: int, high: int) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from broadcast.const import LIVE_SOURCE
 from broadcast.fleet import receivers
 from broadcast.sending import broadcasts
 from broadcast.store.models import Broadcast, Bulletin, Delivery, Device, Schedule, Zone
@@ -153,7 +154,12 @@ class BroadcastRecord:
             occurrence_at=broadcast.occurrence_at,
             item_id=broadcast.item_id,
             content=broadcast.content,
-            relay_url=broadcast.relay_url,
+            # a live broadcast's stream without its listen token: the signed PLAY carries it
+            relay_url=(
+                broadcast.relay_url.partition("?")[0]
+                if broadcast.relay_url and broadcast.source == LIVE_SOURCE
+                else broadcast.relay_url
+            ),
             duration_s=broadcast.duration_s,
             error=broadcast.error,
             media_sha256=broadcast.media_sha256,

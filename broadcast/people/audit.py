@@ -41,6 +41,9 @@ class Action(StrEnum):
     ANNOUNCE = "broadcast.announce"
     SEND_BULLETIN = "broadcast.send_bulletin"
     CANCEL = "broadcast.cancel"
+    LIVE_START = "broadcast.live_start"  # who went live, to which zones, at what priority
+    LIVE_END = "broadcast.live_end"  # "Kết thúc"
+    LIVE_RECORDED = "broadcast.live_recorded"  # what was said, kept as media
     BULLETIN_CREATE = "bulletin.create"
     BULLETIN_EDIT = "bulletin.edit"
     BULLETIN_SUBMIT = "bulletin.submit"

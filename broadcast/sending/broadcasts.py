@@ -22,6 +22,7 @@ from broadcast import clock
 from broadcast.const import (
     ENDED_BROADCAST_STATUSES,
     FINAL_DELIVERY_STATES,
+    LIVE_SOURCE,
     MAX_RELAY_MINUTES,
     MAX_REPEAT,
     MAX_TEXT_CHARS,
@@ -498,8 +499,9 @@ def play_body(
     return PlayBody(
         broadcast_id=broadcast.id,
         item_id=broadcast.item_id or f"b{broadcast.id}",
-        media_url=media_url if media_sha256 else "",
-        media_sha256=media_sha256 or "",
+        # a live broadcast's recording is its media once it ends: the PLAY is still the stream
+        media_url=media_url if media_sha256 and not relay else "",
+        media_sha256=(media_sha256 or "") if not relay else "",
         priority=Priority(broadcast.priority),
         repeat=1 if relay else broadcast.repeat,
         title=broadcast.title[:200],
@@ -508,6 +510,7 @@ def play_body(
         content=ContentType.RELAY if relay else ContentType.MEDIA,
         relay_url=(broadcast.relay_url or "") if relay else "",
         duration_s=(broadcast.duration_s or 0.0) if relay else 0.0,
+        live=relay and broadcast.source == LIVE_SOURCE,
     )
 
 

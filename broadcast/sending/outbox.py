@@ -149,7 +149,7 @@ class Outbox:
             "broadcast %s dispatched to %s (%s, %s)",
             broadcast_id,
             ", ".join(topics),
-            sha256[:12] if sha256 else relay_url,
+            sha256[:12] if sha256 else relay_url.partition("?")[0],  # a live token stays out
             engine,
         )
 

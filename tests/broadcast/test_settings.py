@@ -42,6 +42,8 @@ ENV = {
     "LOA_REQUIRE_APPROVAL": "0",
     "LOA_TRUSTED_PROXIES": "1",
     "LOA_SOURCE_PRIVATE_AUDIO": "1",
+    "LOA_STREAM_PORT": "8010",
+    "LOA_STREAM_URL": "http://stream.example.vn:8010/",
 }
 
 
@@ -72,6 +74,9 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
     assert (settings.play_lead_s, settings.routine_play_lead_s) == (4.5, 20.0)
     assert settings.require_approval is False and settings.trusted_proxies == 1
     assert settings.source_private_audio is True
+    assert settings.live_enabled and settings.stream_source == ("127.0.0.1", 8010)
+    assert settings.receiver_stream_url == "http://stream.example.vn:8010"
+    assert settings.listener_check_url == "http://127.0.0.1:8099/live/listeners"
 
 
 def test_defaults_without_options_or_environment(tmp_path: Path) -> None:

@@ -41,6 +41,8 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # a microphone that beeps (live broadcasts); a page still asks for it (context permissions)
+    "--use-fake-device-for-media-stream",
 ]
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
@@ -96,8 +98,11 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def demo_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSystem]:
-    """`loa demo` on free ports with the demo commune, its receivers and the test users."""
+def demo_system(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[DemoSystem]:
+    """`loa demo` on free ports with the demo commune, its receivers and the test users (and
+    the test module's `DEMO_ARGS`, if it has any)."""
     data = tmp_path_factory.mktemp("browser") / "var"
     port, mqtt_port = free_ports(2)
     settings = Settings(data_dir=data, port=port, mqtt_port=mqtt_port)
@@ -121,6 +126,7 @@ def demo_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSystem
         str(mqtt_port),
         "--receivers",
         str(RECEIVERS),
+        *getattr(request.module, "DEMO_ARGS", ()),
     )
     try:
         token = process.wait_for_line("API token:").split(":", 1)[1].strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -345,3 +346,58 @@ def test_a_bad_variable_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("LOA_PLAY_LEAD_S", "abc")
     result = loa("token", "create", "admin", "--data", str(tmp_path / "var"))
     _one_clear_line(result, "LOA_PLAY_LEAD_S must be a number of seconds from 0 to 60, not 'abc'")
+
+
+def test_stream_config_writes_icecast_xml_with_the_installation_passwords(tmp_path: Path) -> None:
+    result = loa(
+        "stream-config", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "ice"),
+        "--stream-port", "18011", "--port", "8099",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "ice" / "icecast.xml"
+    assert config.stat().st_mode & 0o777 == 0o600
+    secrets = json.loads((tmp_path / "d" / "secrets.json").read_text())
+    text = config.read_text()
+    assert secrets["stream_source_password"] in text and "hackme" not in text
+    assert "<port>18011</port>" in text
+    assert "http://127.0.0.1:8099/live/listeners" in text
+    again = loa("stream-config", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "ice"))
+    assert again.returncode == 0 and secrets["stream_source_password"] in config.read_text()
+
+
+def test_demo_says_in_one_line_whether_live_broadcasts_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken_port: int
+) -> None:
+    from broadcast.fleet import streaming
+    from broadcast.settings import Settings
+    from loa import cli
+
+    settings = Settings(data_dir=tmp_path)
+    monkeypatch.setattr(streaming, "find_icecast", lambda: None)
+    assert cli._demo_stream(settings, chosen=False).startswith("off (icecast2 not found")
+    assert not settings.live_enabled
+    monkeypatch.setattr(streaming, "find_icecast", lambda: "/usr/bin/icecast2")
+    monkeypatch.setattr(cli, "DEMO_STREAM_PORT", taken_port)
+    assert "is in use" in cli._demo_stream(settings, chosen=False)
+    assert not settings.live_enabled
+    settings.stream_port = free_port()
+    assert cli._demo_stream(settings, chosen=True) is None
+    line = cli._live_line(settings, None)
+    assert line.startswith(f"Icecast on http://127.0.0.1:{settings.stream_port}")
+    settings.stream_port = 0  # it did not start after all
+    assert cli._live_line(settings, None).startswith("off (icecast2 did not start")
+
+
+def test_serve_with_stream_port_taken_is_one_clear_line(tmp_path: Path, taken_port: int) -> None:
+    data = str(tmp_path)
+    for step in (
+        ("zones", "add", "--kind", "commune", "--name", "Xã Thử", "--data", data),
+        ("user", "add", "admin", "--password", "mat-khau-dai-du", "--data", data),
+    ):
+        assert loa(*step).returncode == 0, step
+    web_port, mqtt_port = free_ports(2)
+    result = loa(
+        "serve", "--data", data, "--port", str(web_port), "--mqtt-port", str(mqtt_port),
+        "--embedded-broker", "--stream-port", str(taken_port),
+    )  # fmt: skip
+    _one_clear_line(result, f"stream port 127.0.0.1:{taken_port}")

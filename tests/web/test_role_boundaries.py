@@ -131,6 +131,11 @@ class World:
 PAGES: dict[str, dict[str, Need]] = {
     "dashboard.index": {"GET": Action.VIEW},
     "auth.login": {"GET": PUBLIC, "POST": PUBLIC},
+    "live.listeners": {"POST": PUBLIC},  # Icecast asks it; the listen token is the credential
+    "live.new": {"GET": Action.ANNOUNCE},
+    "live.start": {"POST": Action.ANNOUNCE},
+    "live.piece": {"POST": Action.ANNOUNCE},
+    "live.end": {"POST": Action.CANCEL_BROADCAST},
     "auth.logout": {"POST": SIGNED_IN},
     "media.media": {"GET": PUBLIC},
     "favicon": {"GET": PUBLIC},  # browsers ask before anyone signs in
@@ -192,6 +197,7 @@ ZONE_QUERY = {"calendar.week", *(name for name in PAGES if name.startswith("repo
 # as the form's answer to a value it may not choose (400, the field named) or 403
 ZONE_FORMS: dict[str, dict[str, str]] = {
     "announce.prepare": {"text": "Thử.", "zones": "{zone}"},
+    "live.start": {"zones": "{zone}"},
     "admin.users": {"username": "moi", "role": "village_head", "zone": "{zone}"},
     "admin.devices": {"id": "loa-moi", "zone": "{zone}"},
     "admin.zones": {"kind": "village", "name": "Thôn Mới", "parent": "{commune}"},
@@ -208,6 +214,9 @@ API: dict[tuple[str, str], Need] = {
     ("POST", "/announcements/recording"): Action.ANNOUNCE,
     ("GET", "/announcements/{broadcast_id}"): Action.VIEW,
     ("POST", "/announcements/{broadcast_id}/cancel"): Action.CANCEL_BROADCAST,
+    ("POST", "/live"): Action.ANNOUNCE,
+    ("POST", "/live/{broadcast_id}/feed"): Action.ANNOUNCE,
+    ("POST", "/live/{broadcast_id}/end"): Action.CANCEL_BROADCAST,
     ("GET", "/schedules"): Action.READ_BULLETINS,
     ("POST", "/schedules"): Action.SCHEDULE,
     ("GET", "/schedules/{schedule_id}"): Action.READ_BULLETINS,
@@ -558,6 +567,9 @@ def test_pages_need_a_login(world: World) -> None:
 # what each call accepts (an unknown field is refused whoever sends it); {zone}: the place's
 BODIES: dict[str, dict[str, Any] | None] = {
     "/announcements/{broadcast_id}/cancel": {"correction": "Thử."},
+    "/live": {"zones": ["{zone}"]},
+    "/live/{broadcast_id}/feed": None,
+    "/live/{broadcast_id}/end": None,
     "/bulletins": {"text": "Thử."},
     "/bulletins/{bulletin_id}": {"text": "Thử."},
     "/bulletins/{bulletin_id}/approve": {"comment": "Thử."},
@@ -580,6 +592,7 @@ BODIES: dict[str, dict[str, Any] | None] = {
 # calls whose body or filter names the object they act on (none in their path)
 FIELD_OBJECTS = {
     ("POST", "/announcements"): "zone",
+    ("POST", "/live"): "zone",
     ("POST", "/schedules"): "bulletin",  # and a zone of the same commune
     ("POST", "/province-bulletins/inbox/reorder"): "forward",
     ("GET", "/devices?zone={zone}"): "zone",

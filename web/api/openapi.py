@@ -29,6 +29,7 @@ from broadcast.const import (
     ZoneKind,
 )
 from broadcast.desks.bulletins import MAX_COMMENT_CHARS, BulletinStatus
+from broadcast.desks.live import DEFAULT_MINUTES, MAX_MINUTES
 from broadcast.desks.reporting import CONTENT_LABELS, SOURCE_LABELS
 from broadcast.desks.source_bulletins import ForwardState
 from web import MAX_REQUEST_BYTES
@@ -279,6 +280,33 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "repeat": 1,
             }
         ],
+    ),
+    "LiveRequest": request_obj(
+        {
+            "zones": ZONE_IDS,
+            "devices": DEVICE_IDS,
+            "priority": {**PRIORITY, "default": Priority.EMERGENCY.value},
+            "minutes": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_MINUTES,
+                "default": DEFAULT_MINUTES,
+                "description": "the longest it may last: receivers stop then even without an end",
+            },
+            "title": {**TITLE, "description": "default: Phát trực tiếp: <the speaker's name>"},
+        },
+        anyOf=TARGETED,
+        examples=[{"zones": ["thon-1"], "priority": "emergency", "minutes": 15}],
+    ),
+    "LiveFeedResult": obj(
+        {
+            "seconds": {**NUMBER, "description": "how long the feed ran"},
+            "recording": nullable(
+                "string",
+                pattern="^[0-9a-f]{64}$",
+                description="the recording's sha256 (/media/<sha256>.mp3); null: nothing was heard",
+            ),
+        }
     ),
     "CancelRequest": request_obj(
         {
@@ -946,6 +974,51 @@ PATHS: dict[str, dict[str, Any]] = {
             params=[BROADCAST_ID],
             conflict="already stopped, or ended and no correction was given (`broadcast`)",
             tag="announcements",
+        )
+    },
+    "/live": {
+        "post": operation(
+            "startLive",
+            "Go live (phát trực tiếp): the signed PLAY of the broadcast's stream goes out at"
+            " once; feed it with /live/{broadcast_id}/feed",
+            {
+                "201": CREATED_BROADCAST,
+                "503": failure(
+                    "no streaming engine (live broadcasts are off), or the MQTT broker or the"
+                    " database cannot be reached"
+                ),
+            },
+            body=ref("LiveRequest"),
+            tag="live",
+        )
+    },
+    "/live/{broadcast_id}/feed": {
+        "post": {
+            **operation(
+                "feedLive",
+                "The speaker's audio, sent as it is captured (chunked); answered when it ends",
+                {"200": ok(ref("LiveFeedResult")), "413": TOO_LARGE},
+                params=[BROADCAST_ID],
+                conflict="the broadcast has ended, or is being fed already",
+                tag="live",
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    media: {"schema": {"type": "string", "format": "binary"}}
+                    for media in ("audio/webm", "audio/ogg", "audio/mpeg")
+                },
+            },
+        }
+    },
+    "/live/{broadcast_id}/end": {
+        "post": operation(
+            "endLive",
+            "Kết thúc: the STOP on every loudspeaker the live broadcast reached",
+            {"200": ok(ref("Broadcast"))},
+            params=[BROADCAST_ID],
+            conflict="it has ended already (`broadcast`)",
+            tag="live",
         )
     },
     "/schedules": {

@@ -1,0 +1,98 @@
+"""The "Phát trực tiếp" page without a streaming engine running: offered only with one, the
+start answered in JSON for the page's script, the microphone's pieces taken once each in order,
+"Kết thúc" back to the broadcast's page, which never shows the stream's token. The browser and
+the stream are in tests/browser/test_live.py."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+from service_support import RecordingDispatcher
+from web_support import csrf_token, login
+
+from broadcast.desks.live import LiveDesk
+from broadcast.service import BroadcastService
+from broadcast.store.locks import FileLock
+
+
+@pytest.fixture
+def live(service: BroadcastService, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """An engine "runs"; no feeder starts (the spool is what is checked): the broadcasts a
+    feeder would have fed."""
+    service.settings.stream_port = 18012
+    fed: list[int] = []
+
+    def feeder(_desk: LiveDesk, _user_id: int, broadcast_id: int, lock: FileLock) -> None:
+        fed.append(broadcast_id)
+        lock.release()
+
+    monkeypatch.setattr(LiveDesk, "_feed_from_spool", feeder)
+    return fed
+
+
+def test_without_an_engine_the_page_offers_no_button(client: FlaskClient) -> None:
+    login(client, "head-a")
+    assert 'id="go-live"' not in client.get("/announce/").get_data(as_text=True)
+    page = client.get("/live/").get_data(as_text=True)
+    assert 'id="live-off"' in page and 'id="live-form"' not in page
+    login(client, "viewer")
+    assert client.get("/live/").status_code == 403
+
+
+def test_a_village_head_goes_live_feeds_pieces_and_ends(
+    client: FlaskClient,
+    service: BroadcastService,
+    sent: RecordingDispatcher,
+    live: list[int],
+) -> None:
+    login(client, "head-a")
+    assert 'id="go-live"' in client.get("/announce/").get_data(as_text=True)
+    token = csrf_token(client, "/live/")
+    page = client.get("/live/").get_data(as_text=True)
+    assert 'value="thon-a"' in page and 'value="thon-b"' not in page
+    headers = {"X-CSRFToken": token}
+    refused = client.post("/live/", data={"zones": "thon-b"}, headers=headers)
+    assert refused.status_code in (400, 403) and refused.get_json()["error"]
+    assert client.post("/live/", data={"zones": "thon-a"}).status_code == 400  # no CSRF token
+    started = client.post("/live/", data={"zones": "thon-a", "minutes": "5"}, headers=headers)
+    assert started.status_code == 201, started.get_json()
+    answer = started.get_json()
+    piece_url = answer["piece_url"]
+
+    def piece(offset: int, data: bytes) -> tuple[int, dict[str, object]]:
+        response = client.post(f"{piece_url}?offset={offset}", data=data, headers=headers)
+        return response.status_code, response.get_json()
+
+    assert piece(0, b"abc") == (200, {"size": 3})
+    assert piece(0, b"abc") == (200, {"size": 3})  # sent again: taken once
+    assert piece(2, b"cdef") == (200, {"size": 6})  # overlapping: only what is new
+    status, body = piece(9, b"x")
+    assert status == 409 and body["error"]
+    assert piece(-1, b"x")[0] == 400
+    spool = service.settings.data_dir / "live" / f"{answer['id']}.feed"
+    assert spool.read_bytes() == b"abcdef"
+    assert live == [answer["id"]] * 3  # each piece found no feeder and "started" one
+
+    ended = client.post(answer["end_url"], data={"csrf_token": token})
+    assert ended.status_code == 302 and ended.headers["Location"].endswith(answer["page_url"])
+    detail = client.get(answer["page_url"]).get_data(as_text=True)
+    assert "token=" not in detail and "tối đa 5 phút" in detail
+    assert piece(6, b"g")[0] == 409  # it has ended
+    again = client.post(answer["end_url"], data={"csrf_token": token})
+    assert again.status_code == 302  # ended already: its page says so
+
+
+def test_ending_without_the_broker_says_so_on_the_broadcast_page(
+    client: FlaskClient,
+    service: BroadcastService,
+    sent: RecordingDispatcher,
+    live: list[int],
+) -> None:
+    login(client, "head-a")
+    token = csrf_token(client, "/live/")
+    started = client.post("/live/", data={"zones": "thon-a"}, headers={"X-CSRFToken": token})
+    answer = started.get_json()
+    service.dispatcher = None  # the broker went away
+    ended = client.post(answer["end_url"], data={"csrf_token": token}, follow_redirects=True)
+    assert ended.status_code == 200
+    assert "Chưa kết thúc được" in ended.get_data(as_text=True)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcast.errors import N_, PermissionDenied, ValidationError
@@ -123,11 +124,39 @@ def check_can_target(
             )
 
 
-def command_topics(zone_ids: Sequence[str], device_ids: Sequence[str]) -> list[str]:
-    """Where a broadcast's commands go: its zones' topics, then its named devices' topics."""
-    return [protocol.zone_command_topic(z) for z in zone_ids] + [
+def command_topics(
+    session: Session, zone_ids: Sequence[str], device_ids: Sequence[str]
+) -> list[str]:
+    """Where a broadcast's commands go: the fewest zones' topics that reach its zones'
+    receivers (`fewest_zones`), then its named devices' topics."""
+    return [protocol.zone_command_topic(z) for z in fewest_zones(session, zone_ids)] + [
         protocol.device_command_topic(d) for d in device_ids
     ]
+
+
+def fewest_zones(session: Session, zone_ids: Sequence[str]) -> list[str]:
+    """`zone_ids` with every zone whose children are all targeted, and which holds no receiver
+    of its own, standing for them: every receiver also hears the topics of the zones above its
+    own, so the same receivers get one command instead of one per child. An emergency to all
+    100 communes of a province is one command on the province's topic, not 100 for the broker
+    to take in and the server to sign, number and wait for. Two queries (the tree and which
+    zones hold receivers), whatever the size."""
+    tree = zones.ZoneTree.load(session)
+    chosen = {z for z in zone_ids if z in tree.by_id}
+    holding = set(session.scalars(select(Device.zone_id).distinct()))
+    merged: list[str] = []
+    changed = True
+    while changed:
+        changed = False
+        parents = {tree.by_id[z].parent_id for z in chosen} - {None} - chosen - holding
+        for parent in sorted(p for p in parents if p is not None):
+            children = {child.id for child in tree.children(parent)}
+            if children and children <= chosen:
+                chosen = (chosen - children) | {parent}
+                merged.append(parent)
+                changed = True
+    kept = [z for z in zone_ids if z in chosen or z not in tree.by_id]
+    return kept + [z for z in merged if z in chosen]
 
 
 def related_zone_ids(footprint: Iterable[Zone]) -> set[str]:

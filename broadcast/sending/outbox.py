@@ -102,7 +102,7 @@ class Outbox:
             text, recording = broadcast.text, broadcast.recording_sha256
             priority, relay_url = broadcast.priority, broadcast.relay_url or ""
             relay = broadcast.content == protocol.ContentType.RELAY
-            topics = targets.command_topics(broadcast.zone_ids, broadcast.device_ids or [])
+            topics = targets.command_topics(session, broadcast.zone_ids, broadcast.device_ids or [])
         try:
             sha256, engine = None, ContentKind.RELAY.value
             if not relay:
@@ -169,9 +169,9 @@ class Outbox:
         # broadcast as it was, to be cancelled again.
         with dispatcher.exclusive():
             stop = protocol.StopBody(broadcast_id=broadcast_id)
-            dispatcher.send_many(
-                [(topic, stop) for topic in targets.command_topics(zone_ids, device_ids)]
-            )
+            with self._db.session() as session:
+                topics = targets.command_topics(session, zone_ids, device_ids)
+            dispatcher.send_many([(topic, stop) for topic in topics])
             with self._db.session() as session:
                 broadcast = broadcasts.get_broadcast(session, broadcast_id)
                 if not broadcasts.mark_cancelled(broadcast):

@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from service_support import add_devices, broadcast_status, wait_for
 from support import sql_statements
 
+from broadcast.const import ZoneKind
 from broadcast.errors import ServiceUnavailable
+from broadcast.people import zones
 from broadcast.programme import leader as leader_module
 from broadcast.sending.dispatcher import Dispatcher, NumberSource
 from broadcast.settings import RedeliveryPolicy
@@ -195,7 +197,11 @@ POLICY = RedeliveryPolicy()
 
 @pytest.fixture
 def leader(tmp_path: Path) -> Iterator[Leader]:
+    """The test commune with a third village, so that Thôn A and Thôn B are two topics (all of
+    a commune's villages would be the commune's one: `targets.fewest_zones`)."""
     started = start_leader(tmp_path / "data", ManualClock(utcnow()))
+    with started.service.db.session() as session:
+        zones.create_zone(session, "thon-c", "Thôn C", ZoneKind.VILLAGE, "xa-test")
     yield started
     started.service.stop()
 

@@ -8,51 +8,11 @@ report an `innerWidth` of 447 and pass a comparison with itself.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from urllib.parse import parse_qsl, urljoin, urlsplit
-
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, expect
 from processes import http_json, wait_for_status
 
-from .conftest import DESKTOP, PHONE, DemoSystem, overflow, screenshot, sign_in
-
-MAX_PAGES_PER_ROLE = 60
-# links a crawl must not follow: files, streams, the API, leaving the session or the language
-SKIPPED = re.compile(r"^/(auth/logout|media/|metrics|api/)|\.(csv|json|svg|mp3)$|/events$")
-
-
-def _pattern(url: str) -> str:
-    """One page per kind: numbers and ids do not make a new page, nor do query values."""
-    parts = urlsplit(url)
-    keys = sorted({key for key, _value in parse_qsl(parts.query)} - {"page"})
-    return re.sub(r"\d+", "N", parts.path) + ("?" + "&".join(keys) if keys else "")
-
-
-def crawl(page: Page, base: str) -> Iterator[str]:
-    """Every kind of page reachable by links from the dashboard (each kind once), visited in
-    turn; yields each path once the page has loaded."""
-    queue = ["/"]
-    seen = {_pattern("/")}
-    for _visit in range(MAX_PAGES_PER_ROLE):
-        if not queue:
-            return
-        path = queue.pop(0)
-        response = page.goto(base + path)
-        assert response is not None and response.status == 200, (path, response and response.status)
-        yield path
-        hrefs: list[str] = page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
-        for href in hrefs:
-            parts = urlsplit(urljoin(page.url, href))
-            if parts.netloc != urlsplit(base).netloc or "lang=" in parts.query:
-                continue
-            target = parts.path + (f"?{parts.query}" if parts.query else "")
-            if SKIPPED.search(parts.path) or _pattern(target) in seen:
-                continue
-            seen.add(_pattern(target))
-            queue.append(target)
-    raise AssertionError(f"more than {MAX_PAGES_PER_ROLE} kinds of page: {sorted(seen)}")
+from .conftest import DESKTOP, PHONE, DemoSystem, crawl, overflow, screenshot, sign_in
 
 
 @pytest.fixture(scope="module")

@@ -520,7 +520,9 @@ def test_delivery_page_summary_and_fallback(
     page = client.get(f"/announce/{broadcast_id}").get_data(as_text=True)
     assert "1/2 cụm loa đã phát xong" in page
     assert 'data-done="{done}/{total} cụm loa đã phát xong"' in page  # delivery.js fills it
-    assert re.search(r'data-device="loa-a-01">\s*<span class="name">loa-a-01</span>', page)
+    assert re.search(
+        r'data-device="loa-a-01">\s*<span class="name" lang="vi">loa-a-01</span>', page
+    )
     assert f'data-events-url="/announce/{broadcast_id}/events"' in page
     status = client.get(f"/announce/{broadcast_id}/status.json").get_json()
     assert status["progress"]["counts"] == {"finished": 1, "queued": 1}
@@ -572,8 +574,8 @@ def test_a_village_head_sees_their_own_clusters_of_a_commune_wide_broadcast(
     commune_wide = _announced(service, users.officer, "xa-test")
     login(client, "officer")
     page = client.get(f"/announce/{commune_wide}").get_data(as_text=True)
-    assert re.search(r'data-device="loa-b-01">\s*<span class="name">[^<]*</span>\s*'
-                     r'<span class="zone">Thôn B</span>', page)  # fmt: skip
+    assert re.search(r'data-device="loa-b-01">\s*<span class="name" lang="vi">[^<]*</span>\s*'
+                     r'<span class="zone" lang="vi">Thôn B</span>', page)  # fmt: skip
     assert "Dừng phát</button>" in page
     client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/")})
 
@@ -581,7 +583,7 @@ def test_a_village_head_sees_their_own_clusters_of_a_commune_wide_broadcast(
     url = f"/announce/{commune_wide}"
     page = client.get(url).get_data(as_text=True)
     assert set(re.findall(r'<li class="delivery[^"]*" data-device="([^"]+)"', page)) == {"loa-a-01"}
-    assert '<span class="zone">Thôn A</span>' in page
+    assert '<span class="zone" lang="vi">Thôn A</span>' in page
     assert "Xã Thử" in page  # the commune by its name, not its id
     assert "Dừng phát</button>" not in page and "Đính chính</button>" not in page
     assert 'id="cancel-form"' not in page and 'id="correct-form"' not in page

@@ -606,3 +606,23 @@ def test_the_live_delivery_page_announces_its_progress(
     total = page.locator("#deliveries li.delivery").count()
     expect(summary).to_contain_text(f"{total}/{total} cụm loa đã phát xong", timeout=90_000)
     expect(page.locator("#deliveries li.state-finished")).to_have_count(total)
+
+
+def test_a_templates_examples_are_placeholders_not_values(
+    demo_system: DemoSystem, phone: BrowserContext
+) -> None:
+    """An example shows in the field's placeholder style and is gone once the head types:
+    nothing looks filled in that was not."""
+    page = phone.new_page()
+    sign_in(page, demo_system.base, "truongthon1")
+    page.goto(f"{demo_system.base}/announce/?template=bao")
+    fields = page.locator("#announce-form input[type=text]")
+    assert fields.count() >= 1
+    for field_ in fields.all():
+        assert field_.input_value() == ""
+        assert (field_.get_attribute("placeholder") or "").startswith("Ví dụ: ")
+    style = fields.first.evaluate(
+        "(el) => { const s = getComputedStyle(el, '::placeholder');"
+        " return [s.fontStyle, s.color, getComputedStyle(el).color]; }"
+    )
+    assert style[0] == "italic" and style[1] != style[2], style

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import axe_core
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from processes import http_json, wait_for_status
@@ -626,3 +627,12 @@ def test_a_templates_examples_are_placeholders_not_values(
         " return [s.fontStyle, s.color, getComputedStyle(el).color]; }"
     )
     assert style[0] == "italic" and style[1] != style[2], style
+
+
+def test_axe_core_is_taken_only_from_the_pinned_tarball(tmp_path: Path) -> None:
+    """A tarball whose sha512 is not the pinned release's is refused before anything is read
+    from it; the script in place is the pinned release."""
+    with pytest.raises(SystemExit, match="integrity"):
+        axe_core.extract(b"not the axe-core release", tmp_path / "axe.min.js")
+    assert not (tmp_path / "axe.min.js").exists()
+    assert axe_core.AXE_JS.read_text(encoding="utf-8").startswith(f"/*! axe v{axe_core.VERSION}")

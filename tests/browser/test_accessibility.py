@@ -163,6 +163,11 @@ def _states(
         yield "announce: empty text"
         page.goto(f"{base}/announce/?template=bao")
         yield "announce: a template"
+        # the crawl sees one /announce/?mode=… page: the other modes are states of their own
+        page.goto(f"{base}/announce/?mode=record")
+        yield "announce: recording"
+        page.goto(f"{base}/announce/?mode=template")
+        yield "announce: the templates"
         page.goto(f"{base}/announce/?mode=text")
         page.locator("#text").fill("Thông báo thôn 1: mời bà con đi họp lúc 19 giờ.")
         page.locator("#announce-form button[type=submit]").click()
@@ -386,8 +391,8 @@ def _stop(page: Page) -> None:
 
 def _village_head_path(page: Page, base: str, lang: str, stop: bool = True) -> Iterator[str]:
     """The pages of a village head's urgent notice, in order: sign in, dashboard, the form
-    (text, template list, a template), the confirm step, the live delivery page (the notice
-    stopped afterwards unless `stop` is false)."""
+    (recording, template list, a template, text), the confirm step, the live delivery page
+    (the notice stopped afterwards unless `stop` is false)."""
     page.goto(f"{base}/auth/login?lang={lang}")
     yield "sign in"
     page.locator("#username").fill("truongthon1")
@@ -395,6 +400,8 @@ def _village_head_path(page: Page, base: str, lang: str, stop: bool = True) -> I
     page.locator("form.card button[type=submit]").click()
     page.wait_for_url(lambda url: "/auth/login" not in url)
     yield "dashboard"
+    page.goto(f"{base}/announce/?mode=record")
+    yield "recording"
     page.goto(f"{base}/announce/?mode=template")
     yield "templates"
     page.goto(f"{base}/announce/?template=hop_thon")

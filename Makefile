@@ -25,6 +25,13 @@ constraints:
 	.venv-constraints/bin/python deploy/write_constraints.py .venv-constraints constraints.txt
 	rm -rf .venv-constraints
 
+# axe-core for the browser tests' accessibility sweep (issue 17): the release pinned in
+# tests/axe_core.py, packed by npm and checked against its sha512 before use.
+AXE := $(VENV)/.axe-core
+$(AXE): tests/axe_core.py $(STAMP)
+	$(BIN)/python tests/axe_core.py
+	touch $(AXE)
+
 demo: $(STAMP)
 	$(BIN)/loa demo
 
@@ -32,7 +39,7 @@ demo: $(STAMP)
 # (a test file stays on one worker: its module fixtures start once). Then the domain and web
 # tests again on a real PostgreSQL server.
 TEST_WORKERS ?= 3
-test: $(STAMP)
+test: $(STAMP) $(AXE)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --db postgresql tests/broadcast tests/loa tests/web --ignore=tests/broadcast/fleet/brokers
 

@@ -9,12 +9,15 @@ Screenshots go to `test-artifacts/screenshots/` (or `LOA_ARTIFACTS_DIR`), kept b
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
+import axe_core
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -27,11 +30,12 @@ from playwright.sync_api import (
 from processes import LoaProcess, wait_devices
 from support import REPO_ROOT, free_ports
 
-from broadcast.const import Role
-from broadcast.people import accounts
+from broadcast.const import Role, ZoneKind
+from broadcast.people import accounts, zones
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
 from loa import seed
+from loa.seed import COMMUNE
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -270,3 +274,107 @@ def screenshot(page: Page, name: str) -> Path:
     path = artifacts_dir() / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def province(demo_system: DemoSystem) -> str:
+    """Tỉnh Thử over the demo commune, Xã Hai and Xã Ba, with a province editor (its username
+    is returned), a province admin `quantri-tinh` and Xã Hai's officer `canbo-hai`, whose
+    inbox holds a bulletin the editor sent down."""
+    service = BroadcastService(Settings(data_dir=demo_system.data), connect_mqtt=False)
+    try:
+        with service.db.session() as session:
+            zones.create_zone(session, "tinh-thu", "Tỉnh Thử Nghiệm Dài Tên", ZoneKind.PROVINCE)
+            zones.move_zone(
+                session, zones.get_zone(session, COMMUNE[0]), zones.get_zone(session, "tinh-thu")
+            )
+            for key, name in (("xa-hai", "Xã Hai"), ("xa-ba", "Phường Ba Đình Rất Dài Tên")):
+                zones.create_zone(session, key, name, ZoneKind.COMMUNE, "tinh-thu")
+            editor = accounts.create_user(
+                session, "bientap", PASSWORD, Role.PROVINCE_EDITOR, "tinh-thu"
+            ).id
+            accounts.create_user(session, "quantri-tinh", PASSWORD, Role.ADMIN, "tinh-thu")
+            accounts.create_user(session, "canbo-hai", PASSWORD, Role.OFFICER, "xa-hai")
+        # a normal bulletin sent down: it waits in each commune's inbox (nothing to dispatch)
+        bulletin = service.bulletins.create_bulletin(
+            editor, "Lịch tiêm phòng dại toàn tỉnh", "Tỉnh thông báo lịch tiêm phòng dại."
+        )
+        service.source_bulletins.send_down(editor, bulletin, ["xa-hai", "xa-ba"], "normal")
+    finally:
+        service.stop()
+    return "bientap"
+
+
+MAX_PAGES_PER_ROLE = 60
+# links a crawl must not follow: files, streams, the API, leaving the session or the language
+SKIPPED = re.compile(r"^/(auth/logout|media/|metrics|api/)|\.(csv|json|svg|mp3)$|/events$")
+
+
+def url_pattern(url: str) -> str:
+    """One page per kind: numbers and ids do not make a new page, nor do query values, except
+    a list's status filter (each status is a state of its own)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    keys = sorted({key for key, _value in query} - {"page", "status"})
+    keys += sorted(f"status={value}" for key, value in query if key == "status")
+    return re.sub(r"\d+", "N", parts.path) + ("?" + "&".join(keys) if keys else "")
+
+
+def crawl(page: Page, base: str) -> Iterator[str]:
+    """Every kind of page reachable by links from the dashboard (each kind once), visited in
+    turn; yields each path once the page has loaded."""
+    queue = ["/"]
+    seen = {url_pattern("/")}
+    for _visit in range(MAX_PAGES_PER_ROLE):
+        if not queue:
+            return
+        path = queue.pop(0)
+        response = page.goto(base + path)
+        assert response is not None and response.status == 200, (path, response and response.status)
+        yield path
+        hrefs: list[str] = page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
+        for href in hrefs:
+            parts = urlsplit(urljoin(page.url, href))
+            if parts.netloc != urlsplit(base).netloc or "lang=" in parts.query:
+                continue
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            if SKIPPED.search(parts.path) or url_pattern(target) in seen:
+                continue
+            seen.add(url_pattern(target))
+            queue.append(target)
+    raise AssertionError(f"more than {MAX_PAGES_PER_ROLE} kinds of page: {sorted(seen)}")
+
+
+# WCAG 2.1 A and AA; a serious or critical violation of any of them fails a test.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE_RUN_JS = """async (tags) => {
+  const result = await axe.run(document, {
+    runOnly: { type: "tag", values: tags }, resultTypes: ["violations"],
+  });
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                   targets: v.nodes.slice(0, 4).map((n) => n.target.join(" ")) }));
+}"""
+
+
+def axe_script() -> str:
+    if not axe_core.AXE_JS.exists():
+        pytest.fail(
+            f"axe-core {axe_core.VERSION} missing at {axe_core.AXE_JS}: "
+            "run `make test` or `python tests/axe_core.py` (needs npm)"
+        )
+    return axe_core.AXE_JS.read_text(encoding="utf-8")
+
+
+def axe_violations(page: Page, where: str) -> list[str]:
+    """axe-core's serious and critical WCAG 2.1 A/AA violations on the page as it stands, one
+    line each: rule, impact, selectors, page. Injected with `evaluate` (a devtools call, not a
+    script tag), so the site's CSP stays as it is."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(axe_script())
+    found: list[dict[str, Any]] = page.evaluate(AXE_RUN_JS, AXE_TAGS)
+    return [
+        f"{where}: {v['id']} ({v['impact']}: {v['help']}) at {' | '.join(v['targets'])}"
+        for v in found
+    ]

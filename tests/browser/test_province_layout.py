@@ -7,39 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import BrowserContext
 
-from broadcast.const import Role, ZoneKind
-from broadcast.people import accounts, zones
-from broadcast.service import BroadcastService
-from broadcast.settings import Settings
-from loa.seed import COMMUNE
-
-from .conftest import PASSWORD, PHONE, DemoSystem, overflow, screenshot, sign_in
-
-
-@pytest.fixture(scope="module")
-def province(demo_system: DemoSystem) -> str:
-    """Tỉnh Thử over the demo commune, Xã Hai and Xã Ba; its editor's username."""
-    service = BroadcastService(Settings(data_dir=demo_system.data), connect_mqtt=False)
-    try:
-        with service.db.session() as session:
-            zones.create_zone(session, "tinh-thu", "Tỉnh Thử Nghiệm Dài Tên", ZoneKind.PROVINCE)
-            zones.move_zone(
-                session, zones.get_zone(session, COMMUNE[0]), zones.get_zone(session, "tinh-thu")
-            )
-            for key, name in (("xa-hai", "Xã Hai"), ("xa-ba", "Phường Ba Đình Rất Dài Tên")):
-                zones.create_zone(session, key, name, ZoneKind.COMMUNE, "tinh-thu")
-            editor = accounts.create_user(
-                session, "bientap", PASSWORD, Role.PROVINCE_EDITOR, "tinh-thu"
-            ).id
-            accounts.create_user(session, "canbo-hai", PASSWORD, Role.OFFICER, "xa-hai")
-        # a normal bulletin sent down: it waits in each commune's inbox (nothing to dispatch)
-        bulletin = service.bulletins.create_bulletin(
-            editor, "Lịch tiêm phòng dại toàn tỉnh", "Tỉnh thông báo lịch tiêm phòng dại."
-        )
-        service.source_bulletins.send_down(editor, bulletin, ["xa-hai", "xa-ba"], "normal")
-    finally:
-        service.stop()
-    return "bientap"
+from .conftest import PHONE, DemoSystem, overflow, screenshot, sign_in
 
 
 @pytest.mark.parametrize("lang", ["vi", "en"])

@@ -112,7 +112,7 @@ def test_text_is_sent_only_after_confirmation(
     )
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    assert "Sẽ phát 3 lần tới 1 cụm loa ở Thôn A:" in page
+    assert 'Sẽ phát 3 lần tới 1 cụm loa ở <span lang="vi">Thôn A</span>:' in page
     assert "Cháy ở xóm 2, mọi người tránh xa." in page and "Khẩn cấp" in page
     assert "Xác nhận phát" in page and "Sửa lại" in page
     assert _broadcast_count(service) == 0 and _plays(sent) == []  # nothing before confirmation
@@ -141,7 +141,8 @@ def test_edit_goes_back_to_the_filled_form_and_sends_nothing(
         client, {"mode": "text", "text": "Họp thôn lúc 19 giờ.", "zones": ["thon-b"], "repeat": "2",
                  "priority": "priority"},
     ).get_data(as_text=True)  # fmt: skip
-    assert "Sẽ phát 2 lần tới 1 cụm loa ở Thôn B:" in page and "Ưu tiên" in page
+    assert 'Sẽ phát 2 lần tới 1 cụm loa ở <span lang="vi">Thôn B</span>:' in page
+    assert "Ưu tiên" in page
     form = _confirm(client, page, "edit").get_data(as_text=True)
     assert "Họp thôn lúc 19 giờ.</textarea>" in form
     assert 'value="thon-b"\n        checked' in form or re.search(r'value="thon-b"\s+checked', form)
@@ -288,7 +289,7 @@ def test_recording_is_checked_confirmed_and_sent(
     )
     page = response.get_data(as_text=True)
     assert response.status_code == 200, page
-    assert "Sẽ phát 3 lần tới 1 cụm loa ở Thôn A:" in page
+    assert 'Sẽ phát 3 lần tới 1 cụm loa ở <span lang="vi">Thôn A</span>:' in page
     assert "Bản ghi âm dài 0:02" in page
     match = re.search(r'src="/media/([0-9a-f]{64})\.mp3"', page)
     assert match is not None
@@ -309,7 +310,8 @@ def test_recording_is_checked_confirmed_and_sent(
     page = _prepare(
         client, {"mode": "record", "zones": ["thon-a"], "repeat": "1", "kept": kept.group(1)}
     ).get_data(as_text=True)
-    assert "Sẽ phát 1 lần tới 1 cụm loa ở Thôn A:" in page and recording in page
+    assert 'Sẽ phát 1 lần tới 1 cụm loa ở <span lang="vi">Thôn A</span>:' in page
+    assert recording in page
 
     broadcast_id = _sent_id(_confirm(client, page))
     wait_for(lambda: broadcast_status(service, broadcast_id) == "dispatched", 60, "dispatched")
@@ -520,7 +522,9 @@ def test_delivery_page_summary_and_fallback(
     page = client.get(f"/announce/{broadcast_id}").get_data(as_text=True)
     assert "1/2 cụm loa đã phát xong" in page
     assert 'data-done="{done}/{total} cụm loa đã phát xong"' in page  # delivery.js fills it
-    assert re.search(r'data-device="loa-a-01">\s*<span class="name">loa-a-01</span>', page)
+    assert re.search(
+        r'data-device="loa-a-01">\s*<span class="name" lang="vi">loa-a-01</span>', page
+    )
     assert f'data-events-url="/announce/{broadcast_id}/events"' in page
     status = client.get(f"/announce/{broadcast_id}/status.json").get_json()
     assert status["progress"]["counts"] == {"finished": 1, "queued": 1}
@@ -572,8 +576,8 @@ def test_a_village_head_sees_their_own_clusters_of_a_commune_wide_broadcast(
     commune_wide = _announced(service, users.officer, "xa-test")
     login(client, "officer")
     page = client.get(f"/announce/{commune_wide}").get_data(as_text=True)
-    assert re.search(r'data-device="loa-b-01">\s*<span class="name">[^<]*</span>\s*'
-                     r'<span class="zone">Thôn B</span>', page)  # fmt: skip
+    assert re.search(r'data-device="loa-b-01">\s*<span class="name" lang="vi">[^<]*</span>\s*'
+                     r'<span class="zone" lang="vi">Thôn B</span>', page)  # fmt: skip
     assert "Dừng phát</button>" in page
     client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/")})
 
@@ -581,7 +585,7 @@ def test_a_village_head_sees_their_own_clusters_of_a_commune_wide_broadcast(
     url = f"/announce/{commune_wide}"
     page = client.get(url).get_data(as_text=True)
     assert set(re.findall(r'<li class="delivery[^"]*" data-device="([^"]+)"', page)) == {"loa-a-01"}
-    assert '<span class="zone">Thôn A</span>' in page
+    assert '<span class="zone" lang="vi">Thôn A</span>' in page
     assert "Xã Thử" in page  # the commune by its name, not its id
     assert "Dừng phát</button>" not in page and "Đính chính</button>" not in page
     assert 'id="cancel-form"' not in page and 'id="correct-form"' not in page

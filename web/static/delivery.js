@@ -13,6 +13,11 @@
   const time = (iso) =>
     iso ? new Date(iso).toLocaleTimeString("vi-VN", { timeZone: "Asia/Ho_Chi_Minh", hour12: false }) : "";
   const fill = (pattern, values) => pattern.replace(/\{(\w+)\}/g, (whole, key) => String(values[key]));
+  // the summary is a live region: rewritten only when its words change, so a screen reader
+  // announces each real change once and nothing else
+  const put = (element, text) => {
+    if (element.textContent !== text) element.textContent = text;
+  };
 
   function row(delivery) {
     let item = list.querySelector(`li[data-device="${CSS.escape(delivery.device)}"]`);
@@ -30,7 +35,7 @@
   }
 
   function render(progress) {
-    if (status) status.textContent = labels[progress.status] || progress.status;
+    if (status) put(status, labels[progress.status] || progress.status);
     // once it has ended nothing is left to stop: the "Dừng phát" form goes (a correction stays)
     const stop = document.getElementById("cancel-form");
     if (progress.ended && stop) {
@@ -50,13 +55,13 @@
     }
     if (summary) {
       const counts = progress.counts || {};
-      summary.querySelector(".done").textContent = fill(summary.dataset.done, {
+      put(summary.querySelector(".done"), fill(summary.dataset.done, {
         done: counts.finished || 0,
         total: progress.total,
-      });
+      }));
       const extra = (name) => (counts[name] ? ` · ${fill(summary.dataset[name], { count: counts[name] })}` : "");
-      summary.querySelector(".failed").textContent = extra("failed");
-      summary.querySelector(".stopped").textContent = extra("stopped");
+      put(summary.querySelector(".failed"), extra("failed"));
+      put(summary.querySelector(".stopped"), extra("stopped"));
     }
   }
 

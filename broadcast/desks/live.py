@@ -102,7 +102,8 @@ class LiveDesk:
             chosen = targets.resolve(session, zone_ids, device_ids)
             targets.check_can_target(session, user, chosen)
             if not self.available:
-                raise ServiceUnavailable(N_("máy chủ này chưa bật phát trực tiếp"), "no_stream")
+                # the server's set-up, not an outage: a 409 a client can act on, not a 5xx
+                raise Conflict("live", N_("máy chủ này chưa bật phát trực tiếp"), "no_stream")
             if not self._outbox.connected:
                 raise ServiceUnavailable(N_("máy chủ này chạy không có kết nối MQTT"), "no_broker")
             label = title.strip() or f"Phát trực tiếp: {user.full_name or user.username}"

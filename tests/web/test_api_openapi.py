@@ -90,6 +90,7 @@ def test_state_conflicts_are_documented_as_409(client: FlaskClient) -> None:
     with_409 = {(m, p) for m, p, op in _operations(document) if "409" in op["responses"]}
     assert with_409 == {
         ("post", "/announcements/{broadcast_id}/cancel"),
+        ("post", "/live"),
         ("post", "/live/{broadcast_id}/feed"),
         ("post", "/live/{broadcast_id}/end"),
         ("post", "/schedules"),

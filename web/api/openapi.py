@@ -578,6 +578,10 @@ def ok(schema: dict[str, Any], description: str = "OK", **extra: Any) -> dict[st
     return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
 
 
+# any container ffmpeg reads: a browser's Opus, an encoder's MP3, bytes as they come
+LIVE_FEED_TYPES = ("audio/webm", "audio/ogg", "audio/mpeg", "application/octet-stream")
+
+
 def failure(description: str) -> dict[str, Any]:
     return ok(ref("Error"), description)
 
@@ -983,12 +987,10 @@ PATHS: dict[str, dict[str, Any]] = {
             " once; feed it with /live/{broadcast_id}/feed",
             {
                 "201": CREATED_BROADCAST,
-                "503": failure(
-                    "no streaming engine (live broadcasts are off), or the MQTT broker or the"
-                    " database cannot be reached"
-                ),
+                "503": failure("the MQTT broker or the database cannot be reached"),
             },
             body=ref("LiveRequest"),
+            conflict="this server runs no streaming engine: live broadcasts are off (`live`)",
             tag="live",
         )
     },
@@ -1006,7 +1008,13 @@ PATHS: dict[str, dict[str, Any]] = {
                 "required": True,
                 "content": {
                     media: {"schema": {"type": "string", "format": "binary"}}
-                    for media in ("audio/webm", "audio/ogg", "audio/mpeg")
+                    # any container ffmpeg reads: a browser's Opus, an encoder's MP3, raw bytes
+                    for media in (
+                        "audio/webm",
+                        "audio/ogg",
+                        "audio/mpeg",
+                        "application/octet-stream",
+                    )
                 },
             },
         }

@@ -1,7 +1,9 @@
 """The leader's death and the standby leading (issue 14 item 7): two `loa serve` on one real
 PostgreSQL, as on two hosts (data directories of their own, the signing key and secrets copied),
 with mosquitto; each round SIGKILLs the server holding the scheduler lock and times until the
-other logs that it runs the scheduler, then starts the killed one again as the standby.
+other logs that it runs the scheduler, then starts the killed one again as the standby. Each
+kill comes after a random pause within the retry interval, as a real death falls anywhere in
+the standby's cycle.
 
 A killed process's sockets close at once, so PostgreSQL frees its advisory lock at once and the
 standby takes it at its next try (`Settings.lock_retry_s`, 3 s): the figures measure that retry
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import shutil
 import statistics
@@ -59,7 +62,9 @@ def _wait_line(process: LoaProcess, pattern: str, after: int, timeout_s: float) 
 
 
 def run(rounds: int, workdir: Path) -> dict[str, Any]:
-    postgres = PostgresServer(workdir / "postgres")
+    # a folder of its own, as the tests' server has (under root it runs as `postgres`)
+    pg_folder = Path(tempfile.mkdtemp(prefix="loa-takeover-pg-"))
+    postgres = PostgresServer(pg_folder)
     postgres.start()
     broker: MosquittoBroker | None = None
     servers: list[LoaProcess | None] = [None, None]
@@ -99,10 +104,13 @@ def run(rounds: int, workdir: Path) -> dict[str, Any]:
         _wait_line(first, LEADS, 0, LINE_TIMEOUT_S)
         _wait_line(serve(1), STANDS_BY, 0, LINE_TIMEOUT_S)
         leader, times = 0, []
+        phases = random.Random(20261207)
         for number in range(rounds):
             standby = servers[1 - leader]
             dying = servers[leader]
             assert standby is not None and dying is not None
+            # a death comes at any moment of the standby's retry cycle, not just after it began
+            time.sleep(phases.uniform(0, settings.lock_retry_s))
             seen = len(standby.lines)
             dying.kill()
             killed = time.monotonic()
@@ -127,6 +135,7 @@ def run(rounds: int, workdir: Path) -> dict[str, Any]:
         if broker is not None:
             broker.stop()
         postgres.stop()
+        shutil.rmtree(pg_folder, ignore_errors=True)
 
 
 def table(result: dict[str, Any]) -> list[str]:
@@ -136,7 +145,8 @@ def table(result: dict[str, Any]) -> list[str]:
         "Two `loa serve` on one PostgreSQL (separate data directories, the key and secrets "
         "copied), mosquitto; each round SIGKILLs the one holding the scheduler lock and times "
         "until the other logs that it runs the scheduler (its lock retry is "
-        f"{result['lock_retry_s']:g} s), then starts the killed one again as the standby. "
+        f"{result['lock_retry_s']:g} s; each kill at a random moment of that cycle), then "
+        "starts the killed one again as the standby. "
         "A dead host instead of a killed process is noticed by TCP keepalives, about 25 s more "
         "(docs/deployment.md).",
         "",

@@ -9,11 +9,11 @@ import urllib.parse
 import pytest
 from flask.testing import FlaskClient
 from service_support import RecordingDispatcher, wait_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from broadcast.fleet import streaming
 from broadcast.service import BroadcastService
-from broadcast.store.models import AuditEntry
+from broadcast.store.models import AuditEntry, Broadcast
 from wire import protocol
 
 STREAM_PORT = 18010
@@ -143,3 +143,34 @@ def test_an_announcement_is_no_live_broadcast(
         "/api/v1/live", json={"zones": ["thon-a"], "minutes": 0}, headers=_auth(tokens["officer"])
     )
     assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "minutes"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"zones": ["thon-a"], "minutes": 99999999999999999999999}',
+        '{"zones": ["thon-a"], "minutes": 1e999}',
+        '{"zones": ["thon-a"], "minutes": Infinity}',
+        '{"zones": ["thon-a"], "title": "\\ud800"}',
+        '{"zones": ["thon-a"], "title": "a\\u0000b"}',
+        '{"zones": ' + "[" * 200 + "]" * 200 + "}",
+        '{"zones": ["thon-a"], "minutes": "30"}',
+        '{"zones": ["thon-a"], "at": "9999-12-31T23:59:59Z"}',
+    ],
+)
+def test_edge_values_are_a_400_naming_the_field_before_anything_starts(
+    client: FlaskClient, tokens: dict[str, str], live: BroadcastService, raw: str
+) -> None:
+    """Going live reads its body through the one input reader: an edge value is a 400 that
+    names the field, and no broadcast is made."""
+    with live.db.session() as session:
+        before = session.scalar(select(func.count(Broadcast.id)))
+    response = client.post(
+        "/api/v1/live",
+        data=raw,
+        headers={**_auth(tokens["head-a"]), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"]["message"]
+    with live.db.session() as session:
+        assert session.scalar(select(func.count(Broadcast.id))) == before

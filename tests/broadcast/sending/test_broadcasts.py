@@ -25,10 +25,11 @@ from wire.protocol import DeviceEvent, DeviceStatus, EventKind, Priority, Receiv
 
 @pytest.fixture(name="fleet")
 def fleet_fixture(service: BroadcastService, users: Users) -> list[str]:
-    return fleet(service, users)
+    """The test commune (`users` seeds it) with its three receivers."""
+    return register_fleet(service)
 
 
-def fleet(service: BroadcastService, _users: Users) -> list[str]:
+def register_fleet(service: BroadcastService) -> list[str]:
     with service.db.session() as session:
         for device_id, zone in (
             ("loa-a-01", "thon-a"),
@@ -288,7 +289,8 @@ def on_postgresql(
     monkeypatch.setenv("LOA_DATABASE_URL", url)
     service = make_service(tmp_path / "on-postgresql")
     try:
-        fleet(service, seed_commune(service))
+        seed_commune(service)
+        register_fleet(service)
         yield service
     finally:
         service.stop()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from flask.testing import FlaskClient
-from service_support import RecordingDispatcher
+from service_support import RecordingDispatcher, wait_for
 from web_support import csrf_token, login
 
 from broadcast.desks.live import LiveDesk
@@ -23,8 +23,8 @@ def live(service: BroadcastService, monkeypatch: pytest.MonkeyPatch) -> list[int
     fed: list[int] = []
 
     def feeder(_desk: LiveDesk, _user_id: int, broadcast_id: int, lock: FileLock) -> None:
+        lock.release()  # first: once it is counted, the next piece finds no feeder
         fed.append(broadcast_id)
-        lock.release()
 
     monkeypatch.setattr(LiveDesk, "_feed_from_spool", feeder)
     return fed
@@ -63,9 +63,14 @@ def test_a_village_head_goes_live_feeds_pieces_and_ends(
         response = client.post(f"{piece_url}?offset={offset}", data=data, headers=headers)
         return response.status_code, response.get_json()
 
+    # each piece finds the last one's feeder gone (the fake one ends at once, on a thread of
+    # its own): waiting for it to end keeps the count from racing it
     assert piece(0, b"abc") == (200, {"size": 3})
+    wait_for(lambda: len(live) == 1, what="the first feeder")
     assert piece(0, b"abc") == (200, {"size": 3})  # sent again: taken once
+    wait_for(lambda: len(live) == 2, what="the second feeder")
     assert piece(2, b"cdef") == (200, {"size": 6})  # overlapping: only what is new
+    wait_for(lambda: len(live) == 3, what="the third feeder")
     status, body = piece(9, b"x")
     assert status == 409 and body["error"]
     assert piece(-1, b"x")[0] == 400

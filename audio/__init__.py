@@ -12,13 +12,20 @@ import logging
 from audio.errors import AudioError, MediaNotFoundError
 from audio.formats import OutputFormat
 from audio.mp3 import FrameHeader, Mp3Info, first_frame, probe, probe_duration_s
-from audio.programme import ProgrammeSpec, render_announcement, render_programme
+from audio.programme import (
+    CHIME_S,
+    ProgrammeSpec,
+    render_announcement,
+    render_chime,
+    render_programme,
+)
 from audio.recording import RecordingError, RecordingInfo, RecordingProblem, import_recording
 from audio.store import MediaStore
 
 _LOGGER = logging.getLogger(__name__)
 
 __all__ = [
+    "CHIME_S",
     "AudioError",
     "FrameHeader",
     "MediaNotFoundError",
@@ -34,5 +41,6 @@ __all__ = [
     "probe",
     "probe_duration_s",
     "render_announcement",
+    "render_chime",
     "render_programme",
 ]

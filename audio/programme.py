@@ -252,6 +252,21 @@ def render_programme(spec: ProgrammeSpec) -> bytes:
     return data
 
 
+# what `render_chime` lasts: a live broadcast's voice reaches the loudspeakers after it
+CHIME_S = (LEAD_IN_MS + CHIME_TO_SPEECH_MS) / 1000 + chimes.OPENING_LENGTH_S
+
+
+def render_chime() -> bytes:
+    """The opening chime alone, in broadcast MP3 at its level in a programme: a live
+    broadcast's receivers play it before the speaker's stream, as every notice begins."""
+    pcm = _join(
+        [_silence(LEAD_IN_MS), _levelled_chime(closing=False), _silence(CHIME_TO_SPEECH_MS)]
+    )
+    data = encode_pcm(pcm.raw_data, OutputFormat.MP3, what="encoding the chime")
+    verify_output(data, OutputFormat.MP3)
+    return data
+
+
 def render_announcement(
     speech_files: Sequence[str | os.PathLike[str]],
     repeat: int = 1,

@@ -117,6 +117,8 @@ BROADCAST_STATUS_LABELS: dict[str, Msgid] = {
     BroadcastStatus.CANCELLED: N_("Đã dừng"),
     BroadcastStatus.MISSED: N_("Lỡ giờ (máy chủ không chạy)"),
 }
+# a live broadcast's end is its speaker's "Kết thúc", not a stop
+LIVE_ENDED_LABEL = N_("Đã kết thúc")
 DELIVERY_STATE_LABELS: dict[str, Msgid] = {
     DeliveryState.QUEUED: N_("Chờ gửi"),
     DeliveryState.RECEIVED: N_("Đã nhận lệnh"),

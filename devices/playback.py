@@ -155,8 +155,12 @@ def execute(
             if path is None:
                 run._end(Outcome.MISSING)
                 return
-            if preparing is not None:
-                preparing.prepare(path, context)  # the player's start-up happens before the start
+        elif body.live and body.media_sha256:
+            path = cache.get(body.media_sha256)  # the chime: without it, straight to the voice
+            if path is None:
+                _LOGGER.warning("%s: %s starts without its chime", device_id, item.describe())
+        if path is not None and preparing is not None:
+            preparing.prepare(path, context)  # the player's start-up happens before the start
         if not wait_until(run.start_at - IMMINENT_S, run.cancel, precise=False):
             release()
             run._end(Outcome.CUT)
@@ -181,10 +185,13 @@ def execute(
                 break
             if index:
                 context = replace(context, repeat_index=index)
-            if path is not None:
+            if body.live:
+                if path is not None:
+                    player.play(path, context)  # the chime, in step on every receiver
+                if not run.cancel.is_set():
+                    relay_live(player, body.relay_url, body.duration_s, context)
+            elif path is not None:
                 player.play(path, context)
-            elif body.live:
-                relay_live(player, body.relay_url, body.duration_s, context)
             else:
                 player.relay(body.relay_url, body.duration_s, context)
         run._end(Outcome.CUT if run.cancel.is_set() else Outcome.FINISHED)

@@ -226,7 +226,7 @@ class Scheduler:
         with self._lock:
             self._fetch_errors.pop(sha, None)
             for item in self._timeline.items():
-                if item.needs_media and item.body.media_sha256 == sha and not item.fetched:
+                if item.wants_media and item.body.media_sha256 == sha and not item.fetched:
                     item.fetched = True
                     self._emit(Note(item, EventKind.FETCHED, detail))
         self.wake()

@@ -89,7 +89,14 @@ class Item:
 
     @property
     def needs_media(self) -> bool:
+        """It cannot start before its file is in the cache."""
         return self.body.content is ContentType.MEDIA
+
+    @property
+    def wants_media(self) -> bool:
+        """Its file is fetched ahead: one it needs, or a live stream's chime (which it plays
+        if it is there and never waits for)."""
+        return self.needs_media or bool(self.body.live and self.body.media_sha256)
 
     @property
     def emergency(self) -> bool:
@@ -356,12 +363,12 @@ class Timeline:
 
     def media_wanted(self) -> list[Item]:
         """Items whose media is not known to be in the cache, soonest first."""
-        wanted = [i for i in self.items() if i.needs_media and not i.fetched]
+        wanted = [i for i in self.items() if i.wants_media and not i.fetched]
         return sorted(wanted, key=lambda item: (item.ready_at, item.rank, item.arrival))
 
     def media_kept(self) -> set[str]:
         """Hashes the cache must not evict: everything still to be played."""
-        return {i.body.media_sha256 for i in self.items() if i.needs_media}
+        return {i.body.media_sha256 for i in self.items() if i.wants_media}
 
     def command_items(self) -> dict[str, dict[str, str]]:
         """The signed play commands still to be played, for the agent to keep on disk."""

@@ -102,6 +102,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         label=labels.label,
         PRIORITY_LABELS=labels.PRIORITY,
         STATE_LABELS=labels.STATES,
+        LIVE_STATE_LABELS=labels.LIVE_STATES,
         live_available=lambda: service.live.available,  # "Phát trực tiếp" only with an engine
     )
 

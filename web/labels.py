@@ -37,6 +37,10 @@ FORWARD_STATE = _lazy(source_bulletins.FORWARD_STATE_LABELS)
 # What the scripts of the announcement page and the dashboard look a state up in: a receiver's,
 # a delivery's or a broadcast's (the codes they share read the same in each table).
 STATES = {**RECEIVER_STATE, **DELIVERY_STATE, **BROADCAST_STATUS}
+LIVE_STATES = {
+    **STATES,
+    const.BroadcastStatus.CANCELLED.value: lazy_gettext(const.LIVE_ENDED_LABEL),
+}
 
 
 def label(table: Mapping[str, LazyString], code: object) -> str:
@@ -53,6 +57,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DELIVERY_STATE",
     "FORWARD_STATE",
+    "LIVE_STATES",
     "PRIORITY",
     "RECEIVER_STATE",
     "SCHEDULE_KIND",

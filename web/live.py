@@ -67,18 +67,17 @@ def new() -> Any:
 def start() -> tuple[Response, int]:
     """Go live; the page's script asked for the microphone first."""
     form = request.form
+    live, priority = get_service().live, form.get("priority", "emergency")
     try:
-        broadcast_id = get_service().live.start(
-            _user_id(),
-            form.getlist("zones"),
-            form.get("priority", "emergency"),
-            form.get("minutes", DEFAULT_MINUTES),
+        broadcast_id = live.start(
+            _user_id(), form.getlist("zones"), priority, form.get("minutes", DEFAULT_MINUTES)
         )
     except LoaError as exc:
         return _refused(exc)
     return jsonify(
         {
             "id": broadcast_id,
+            "speak_in_ms": round(live.voice_delay_s(priority) * 1000),
             "piece_url": url_for("live.piece", broadcast_id=broadcast_id),
             "end_url": url_for("live.end", broadcast_id=broadcast_id),
             "page_url": url_for("announce.detail", broadcast_id=broadcast_id),

@@ -199,8 +199,9 @@ class PlayBody:
     relay_url: str = ""
     duration_s: float = 0.0
     # A relay of a live broadcast (phát trực tiếp): a stream that breaks is opened again for a
-    # few seconds, and one the stream server refuses has ended. A receiver older than this
-    # field ignores it and plays the stream as any relay.
+    # few seconds, and one the stream server refuses has ended. Its media, if any, is the chime
+    # played before the stream (never waited for: a receiver without it goes straight to the
+    # voice). A receiver older than this field ignores both and plays the stream as any relay.
     live: bool = False
 
     @property
@@ -238,6 +239,13 @@ class PlayBody:
         else:
             if not body.relay_url.startswith(("http://", "https://")):
                 raise ProtocolError("malformed", "relay_url must be http(s)")
+            if body.media_sha256 or body.media_url:
+                if not body.live:
+                    raise ProtocolError("malformed", "only a live relay carries media (its chime)")
+                if not SHA256_PATTERN.match(body.media_sha256):
+                    raise ProtocolError("malformed", "media_sha256 must be 64 lowercase hex digits")
+                if not body.media_url.startswith(("http://", "https://")):
+                    raise ProtocolError("malformed", "media_url must be http(s)")
             if not 0 < body.duration_s <= MAX_RELAY_S:
                 raise ProtocolError("malformed", f"relay duration must be 0..{MAX_RELAY_S} s")
         return body

@@ -288,10 +288,11 @@ def _body_for(
         return protocol.StopBody(broadcast_id=row.id) if cancelled else None
     if cancelled or row.play_at is None or row.valid_until is None:
         return None
+    carried = broadcasts.sent_media(row)
     return broadcasts.play_body(
         row,
-        media_sha256=row.media_sha256,
-        media_url=settings.media_url(row.media_sha256) if row.media_sha256 else "",
+        media_sha256=carried,
+        media_url=settings.media_url(carried) if carried else "",
         play_at=clock.to_timestamp(row.play_at),
         valid_until=clock.to_timestamp(row.valid_until),
     )

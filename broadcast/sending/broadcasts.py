@@ -485,6 +485,14 @@ def _record_status(
     return StatusChange.RETURNED if returned else StatusChange.UPDATED
 
 
+def sent_media(broadcast: Broadcast) -> str | None:
+    """The file a PLAY of `broadcast` carries: its rendered media, or before a live stream
+    the chime (a live broadcast's own media is its recording, which no PLAY carries)."""
+    if broadcast.content == ContentType.RELAY:
+        return broadcast.lead_in_sha256 if broadcast.source == LIVE_SOURCE else None
+    return broadcast.media_sha256
+
+
 def play_body(
     broadcast: Broadcast,
     *,
@@ -496,12 +504,13 @@ def play_body(
     """The PLAY of an announcement; re-sent copies are built from the same row, so they are
     the same item with the same times."""
     relay = broadcast.content == ContentType.RELAY
+    live = relay and broadcast.source == LIVE_SOURCE
+    carried = bool(media_sha256) and (live or not relay)  # a live stream's is its chime
     return PlayBody(
         broadcast_id=broadcast.id,
         item_id=broadcast.item_id or f"b{broadcast.id}",
-        # a live broadcast's recording is its media once it ends: the PLAY is still the stream
-        media_url=media_url if media_sha256 and not relay else "",
-        media_sha256=(media_sha256 or "") if not relay else "",
+        media_url=media_url if carried else "",
+        media_sha256=(media_sha256 or "") if carried else "",
         priority=Priority(broadcast.priority),
         repeat=1 if relay else broadcast.repeat,
         title=broadcast.title[:200],
@@ -510,7 +519,7 @@ def play_body(
         content=ContentType.RELAY if relay else ContentType.MEDIA,
         relay_url=(broadcast.relay_url or "") if relay else "",
         duration_s=(broadcast.duration_s or 0.0) if relay else 0.0,
-        live=relay and broadcast.source == LIVE_SOURCE,
+        live=live,
     )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 import audio
 from broadcast import clock
-from broadcast.const import BroadcastStatus, ContentKind
+from broadcast.const import LIVE_SOURCE, BroadcastStatus, ContentKind
 from broadcast.people import targets
 from broadcast.sending import broadcasts, rendering
 from broadcast.sending.dispatcher import Dispatcher
@@ -102,12 +102,15 @@ class Outbox:
             text, recording = broadcast.text, broadcast.recording_sha256
             priority, relay_url = broadcast.priority, broadcast.relay_url or ""
             relay = broadcast.content == protocol.ContentType.RELAY
+            live = relay and broadcast.source == LIVE_SOURCE
             topics = targets.command_topics(session, broadcast.zone_ids, broadcast.device_ids or [])
         try:
-            sha256, engine = None, ContentKind.RELAY.value
+            sha256, engine, lead_in = None, ContentKind.RELAY.value, None
             if not relay:
                 rendered = self._renderer.render(text, recording)
                 sha256, engine = rendered.sha256, rendered.engine
+            elif live:
+                lead_in = self._renderer.chime()
             if self.dispatcher is None:
                 raise RuntimeError("this server runs without an MQTT connection")
             with self.dispatcher.exclusive():  # a cancel cannot slip in between check and send
@@ -118,11 +121,14 @@ class Outbox:
                 # whole milliseconds: what the row stores is exactly what a re-sent copy says
                 play_at = round(now + self._play_lead_s(priority), 3)
                 valid_until = round(play_at + self._settings.item_valid_s, 3)
+                carried = sha256 or lead_in
                 with self._db.session() as session:
+                    row = broadcasts.get_broadcast(session, broadcast_id)
+                    row.lead_in_sha256 = lead_in
                     body = broadcasts.play_body(
-                        broadcasts.get_broadcast(session, broadcast_id),
-                        media_sha256=sha256,
-                        media_url=self._settings.media_url(sha256) if sha256 else "",
+                        row,
+                        media_sha256=carried,
+                        media_url=self._settings.media_url(carried) if carried else "",
                         play_at=play_at,
                         valid_until=valid_until,
                     )

@@ -40,6 +40,14 @@ class MediaRenderer:
         self.store = store
         self.index_dir = index_dir
         index_dir.mkdir(parents=True, exist_ok=True)
+        self._chime_sha256: str | None = None
+
+    def chime(self) -> str:
+        """The opening chime in the media store (made once per process): what a live
+        broadcast's receivers play before its stream."""
+        if self._chime_sha256 is None or not self.store.exists(self._chime_sha256):
+            self._chime_sha256 = self.store.put_bytes(audio.render_chime())
+        return self._chime_sha256
 
     def render(self, text: str, recording_sha256: str | None = None) -> RenderedMedia:
         text_key = None if recording_sha256 is not None else self._text_key(text)

@@ -224,6 +224,8 @@ class Broadcast(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     recording_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     media_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # a live broadcast's chime, which its PLAY carries to play before the stream
+    lead_in_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     tts_engine: Mapped[str] = mapped_column(String(20), default="")
     command_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

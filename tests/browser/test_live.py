@@ -51,7 +51,12 @@ def test_village_head_goes_live_from_a_phone(
     screenshot(page, "village-head-live")
 
     page.get_by_role("button", name="Bắt đầu phát trực tiếp").click()
-    expect(page.locator("#live-status")).to_have_text("Đang phát trực tiếp", timeout=15_000)
+    # amber while the loudspeakers ring their chime, counting down to when the voice is heard
+    expect(page.locator("#live-status")).to_contain_text(
+        "Loa đang đổ chuông báo: bắt đầu nói sau", timeout=15_000
+    )
+    expect(page.locator("#live-on-air")).to_have_class("card live-on-air chime")
+    expect(page.locator("#live-status")).to_have_text("Đang phát trực tiếp: mời nói", timeout=15_000)
     expect(page.locator("#live-on-air")).to_have_class("card live-on-air on")
     expect(page.locator("#live-form")).to_be_hidden()
     broadcast_id = int(
@@ -72,7 +77,7 @@ def test_village_head_goes_live_from_a_phone(
 
     page.get_by_role("button", name="Kết thúc").click()
     page.wait_for_url(f"{base}/announce/{broadcast_id}", timeout=15_000)
-    expect(page.locator("#status")).to_have_text("Đã dừng")
+    expect(page.locator("#status")).to_have_text("Đã kết thúc")  # by its speaker: not a stop
     _wait(
         "stopped on every receiver",
         lambda: set(_deliveries(demo_system, broadcast_id).values()) == {"stopped"},
@@ -83,7 +88,9 @@ def test_village_head_goes_live_from_a_phone(
             for p in played_lines(demo_system.receivers_dir, device_id)
             if p["broadcast_id"] == broadcast_id
         ]
-        assert plays and all(p["content"] == "relay" and p["bytes"] > 0 for p in plays), plays
+        chime, *voice = plays  # the chime first, as every notice begins
+        assert chime["content"] == "media", plays
+        assert voice and all(p["content"] == "relay" and p["bytes"] > 0 for p in voice), plays
     for device_id in demo_system.devices["thon-2"]:
         assert all(
             p["broadcast_id"] != broadcast_id

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
 from devices.http_get import HttpError
 from devices.intake import CommandIntake
-from devices.playback import relay_live
+from devices.playback import Outcome, Run, launch, relay_live
 from devices.players import PlayContext, PlayerError
 from devices.players.file_sink import FileSinkPlayer
+from devices.timeline import Item, Origin
 from wire import protocol
 
 ZONE_TOPIC = protocol.zone_command_topic("thon-1")
@@ -61,6 +62,76 @@ def test_live_is_a_typed_flag_of_relays_only() -> None:
     with pytest.raises(protocol.ProtocolError):
         media = {"broadcast_id": 7, "media_url": "http://x/a.mp3", "media_sha256": "0" * 64}
         protocol.PlayBody.from_dict({**media, "live": True})
+
+
+def test_only_a_live_relay_carries_a_chime() -> None:
+    plain = {"broadcast_id": 7, "content": "relay", "relay_url": STREAM, "duration_s": 60}
+    chime = {"media_url": "http://x/c.mp3", "media_sha256": "c" * 64}
+    body = protocol.PlayBody.from_dict({**plain, **chime, "live": True})
+    assert body.media_sha256 == "c" * 64 and body.content is protocol.ContentType.RELAY
+    for wrong in (
+        {**plain, **chime},  # a plain relay plays its stream only
+        {**plain, **chime, "live": True, "media_sha256": "C" * 64},
+        {**plain, **chime, "live": True, "media_url": "file:///etc/passwd"},
+        {**plain, "media_url": "http://x/c.mp3", "live": True},
+    ):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.PlayBody.from_dict(wrong)
+
+
+class _Chimed:
+    """A player that logs what it plays; its relays play one second."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def play(self, path: Path, context: PlayContext) -> None:
+        context.on_start()
+        self.log.append(f"file {path.name}")
+
+    def relay(self, url: str, duration_s: float, context: PlayContext) -> None:
+        self.log.append("stream")
+        context.cancel.wait(min(1.0, duration_s))
+
+    def stop(self) -> None:
+        return
+
+
+class _Cache:
+    def __init__(self, files: dict[str, Path]) -> None:
+        self.files = files
+
+    def get(self, sha256: str) -> Path | None:
+        return self.files.get(sha256)
+
+
+def _live_run(body: protocol.PlayBody) -> Run:
+    moment = time.time() + 0.2
+    item = Item(
+        uid="i1", body=body, command_id="c1", origin=Origin.COMMAND, issued_at=moment - 1,
+        ready_at=moment, deadline=moment + 60, arrival=0,
+    )  # fmt: skip
+    return Run(item, moment)
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_live_item_rings_its_chime_then_plays_the_voice(tmp_path: Path, cached: bool) -> None:
+    """The chime first when it is in the cache; without it, straight to the voice: a live item
+    never waits for its chime."""
+    chime = tmp_path / "chime.mp3"
+    chime.write_bytes(b"chime")
+    body = replace(_live_body(), media_url="http://x/c.mp3", media_sha256="c" * 64, duration_s=1)
+    item = Item(
+        uid="i1", body=body, command_id="c1", origin=Origin.COMMAND, issued_at=0, ready_at=0,
+        deadline=0, arrival=0,
+    )  # fmt: skip
+    assert item.wants_media and not item.needs_media  # fetched ahead, never waited for
+    run, player = _live_run(body), _Chimed()
+    launch(run, "loa-1", _Cache({"c" * 64: chime} if cached else {}), player, lambda: None)  # type: ignore[arg-type]
+    assert run.thread is not None
+    run.thread.join(10)
+    assert run.outcome is Outcome.FINISHED
+    assert player.log == (["file chime.mp3", "stream"] if cached else ["stream"])
 
 
 @dataclass

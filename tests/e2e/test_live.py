@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -191,12 +192,22 @@ def test_live_broadcast_reaches_only_its_village_and_ends(
         lambda: set(states_of(routine["id"]).values()) == {"finished"},
         timeout_s=90,
     )
+    chimes: dict[str, dict[str, Any]] = {}
     for device_id in village:
         plays = [p for p in played_lines(receivers, device_id) if p["broadcast_id"] == broadcast_id]
-        assert plays and all(p["content"] == "relay" for p in plays), (device_id, plays)
-        assert plays[-1]["stopped"] is True
-        heard = receivers / device_id / "played" / plays[0]["file"]
+        # the chime first, as every notice begins, then the voice
+        chimes[device_id], *voice = plays
+        assert chimes[device_id]["content"] == "media", (device_id, plays)
+        assert voice and all(p["content"] == "relay" for p in voice), (device_id, plays)
+        assert voice[-1]["stopped"] is True
+        assert voice[0]["started_at"] >= chimes[device_id]["finished_at"]
+        chime = receivers / device_id / "played" / chimes[device_id]["file"]
+        assert 500 < _dominant_hz(chime) < 1100, device_id  # its bell notes, C5 to C6
+        heard = receivers / device_id / "played" / voice[0]["file"]
         assert abs(_dominant_hz(heard) - TONE_HZ) < 10, device_id
+    assert len({line["sha256"] for line in chimes.values()}) == 1
+    starts = [datetime.fromisoformat(line["started_at"]) for line in chimes.values()]
+    assert max(starts) - min(starts) < timedelta(seconds=0.5)  # in step, as any emergency
     for device_id in elsewhere:
         assert all(p["broadcast_id"] != broadcast_id for p in played_lines(receivers, device_id))
     # after the end, the token opens nothing

@@ -4,6 +4,7 @@ check, "Kết thúc" and the audit log. The stream itself is in tests/e2e/test_l
 
 from __future__ import annotations
 
+import hashlib
 import urllib.parse
 
 import pytest
@@ -11,6 +12,7 @@ from flask.testing import FlaskClient
 from service_support import RecordingDispatcher, wait_for
 from sqlalchemy import func, select
 
+import audio
 from broadcast.fleet import streaming
 from broadcast.service import BroadcastService
 from broadcast.store.models import AuditEntry, Broadcast
@@ -81,7 +83,11 @@ def test_a_village_head_goes_live_to_their_village_and_ends_it(
     (play,) = wait_for(lambda: _plays(sent, "thon-a"), 30, "the PLAY of the stream")
     assert play.live and play.content is protocol.ContentType.RELAY
     assert play.duration_s == 300 and play.priority is protocol.Priority.EMERGENCY
-    assert not play.media_url and not play.media_sha256
+    # it carries the opening chime to play first: a file of the media store, served as any
+    chime = client.get(urllib.parse.urlsplit(play.media_url).path)
+    assert chime.status_code == 200
+    assert hashlib.sha256(chime.data).hexdigest() == play.media_sha256
+    assert 1.5 < audio.probe_duration_s(chime.data) < 4  # the chime, not a whole notice
     url = urllib.parse.urlsplit(play.relay_url)
     assert url.port == STREAM_PORT and url.path == streaming.mount_for(body["id"])  # type: ignore[arg-type]
     assert not _plays(sent, "thon-b")

@@ -4,7 +4,9 @@
 // other, each with its offset in the whole feed so a piece sent again is taken once (a fetch
 // cannot stream one long request body over HTTP/1.1). A level meter and an on-air light show it
 // is working; "Kết thúc" stops the recorder, sends what is left and posts the end, whose answer
-// is the broadcast's page. Without MediaRecorder the page says so and offers no button.
+// is the broadcast's page. Until the loudspeakers have rung their chime (`speak_in_ms`) the light
+// is amber and counts down: words said before reach the recording, not the villages. Without
+// MediaRecorder the page says so and offers no button.
 (function () {
   "use strict";
   const form = document.getElementById("live-form");
@@ -36,6 +38,10 @@
   let ticker = 0;
   let limit = 0;
   let audio = null;
+  let voiceAt = 0; // when the loudspeakers reach the voice: after their common start and the chime
+
+  const chimeText = () =>
+    form.dataset.msgChime.replace("{seconds}", String(Math.max(1, Math.ceil((voiceAt - Date.now()) / 1000))));
 
   const say = (text) => {
     error.textContent = text;
@@ -56,7 +62,7 @@
         });
         if (response.ok) {
           offset += body.byteLength;
-          if (!ending) status.textContent = form.dataset.msgOnAir;
+          if (!ending) status.textContent = voiceAt > Date.now() ? chimeText() : form.dataset.msgOnAir;
           return;
         }
         if (response.status !== 503 && response.status < 500) {
@@ -136,13 +142,21 @@
     meter();
     form.hidden = true;
     onAir.hidden = false;
-    onAir.classList.add("on");
-    status.textContent = form.dataset.msgOnAir;
+    voiceAt = Date.now() + (Number(answer.speak_in_ms) || 0);
+    onAir.classList.add("chime"); // what is said before the chime ends is only in the recording
+    status.textContent = chimeText();
     const began = Date.now();
     timer.textContent = clock(0);
     ticker = setInterval(() => {
       timer.textContent = clock(Math.floor((Date.now() - began) / 1000));
-    }, 500);
+      if (ending || !onAir.classList.contains("chime")) return;
+      if (Date.now() < voiceAt) {
+        status.textContent = chimeText();
+      } else {
+        onAir.classList.replace("chime", "on");
+        status.textContent = form.dataset.msgOnAir;
+      }
+    }, 250);
     const minutes = Number(form.elements.minutes.value) || 30;
     limit = setTimeout(() => onAir.requestSubmit(), minutes * 60 * 1000);
     document.getElementById("live-end").focus();
@@ -153,7 +167,7 @@
     event.preventDefault();
     ending = true;
     status.textContent = form.dataset.msgEnding;
-    onAir.classList.remove("on");
+    onAir.classList.remove("on", "chime");
     clearInterval(ticker);
     clearTimeout(limit);
     if (recorder && recorder.state !== "inactive") {

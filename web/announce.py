@@ -55,7 +55,7 @@ from broadcast import clock
 from broadcast.const import MAX_REPEAT
 from broadcast.desks import notice_templates
 from broadcast.desks.announcements import Progress
-from broadcast.errors import LoaError, NotFound, PermissionDenied, ValidationError
+from broadcast.errors import Conflict, LoaError, NotFound, PermissionDenied, ValidationError
 from broadcast.service import BroadcastService
 from web import get_service
 from web.i18n import error_text
@@ -274,6 +274,9 @@ def _render_form(draft: Draft, error: str = "", error_field: str = "", status: i
 @login_required
 def new() -> Any:
     template_id = request.args.get("template", "")
+    replay = request.args.get("replay", "")
+    if replay:
+        return _render_form(_replay_draft(replay))
     mode = request.args.get("mode", "template" if template_id else "text")
     draft = Draft(mode=mode if mode in MODES else "text", template=template_id)
     template = _template_or_none(template_id)
@@ -319,6 +322,27 @@ def prepare() -> Any:
     session[_SESSION_KEY] = [*pending_nonces, nonce][-MAX_PENDING:]
     token = _serializer(_PENDING_SALT).dumps(draft.as_pending(user_id, nonce))
     return render_template("announce/confirm.html", plan=plan, draft=draft, pending=token)
+
+
+def _replay_draft(broadcast_id: str) -> Draft:
+    """ "Phát lại bản ghi": the form in recording mode holding a live broadcast's recording,
+    aimed where it went; the person reviews and confirms as for any recording."""
+    if not broadcast_id.isdigit() or len(broadcast_id) > 12:
+        abort(404)
+    try:
+        source = get_service().announcements.replay_source(_user_id(), int(broadcast_id))
+    except PermissionDenied:
+        abort(403)
+    except (NotFound, Conflict):
+        abort(404)
+    return Draft(
+        mode="record",
+        recording=source.recording.sha256,
+        duration_s=source.recording.duration_s,
+        zones=list(source.zone_ids),
+        devices=list(source.device_ids),
+        priority="priority",
+    )
 
 
 def _keep_recording(user_id: int, draft: Draft) -> None:
@@ -448,6 +472,7 @@ def detail(broadcast_id: int) -> str:
         corrections=page.corrections,
         corrected=page.corrected,
         rights=page.rights,
+        replay=page.replay,
     )
 
 

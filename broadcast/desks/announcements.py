@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 import audio
-from broadcast.const import BroadcastStatus, ScheduleKind
+from broadcast.const import LIVE_SOURCE, BroadcastStatus, ScheduleKind
 from broadcast.desks import reporting
 from broadcast.desks.records import BroadcastRecord
 from broadcast.errors import (
@@ -68,6 +68,16 @@ class AnnouncementRecording:
 
     sha256: str
     duration_s: float
+
+
+@dataclass(frozen=True)
+class ReplaySource:
+    """A live broadcast's recording offered to broadcast again ("Phát lại bản ghi"): as a
+    phone recording, to the zones it went to unless the person chooses others."""
+
+    recording: AnnouncementRecording
+    zone_ids: tuple[str, ...]
+    device_ids: tuple[str, ...]
 
 
 # --- what the pages and the API show (plain data, read in one transaction) -----------------
@@ -141,6 +151,7 @@ class BroadcastPage:
     corrected: BroadcastLink | None  # the broadcast this one corrects
     corrections: tuple[BroadcastLink, ...]  # the corrections of this one
     rights: broadcasts.CancelRights
+    replay: bool  # "Phát lại bản ghi": a live broadcast's recording, for one who may announce
 
 
 @dataclass(frozen=True)
@@ -472,7 +483,23 @@ class AnnouncementDesk:
                     for row in broadcasts.corrections_of(session, broadcast_id)
                 ),
                 rights=broadcasts.cancel_rights(session, user, broadcast),
+                replay=_replayable(broadcast) and permissions.allowed(user.role, Action.ANNOUNCE),
             )
+
+    def replay_source(self, user_id: int, broadcast_id: int) -> ReplaySource:
+        """The recording of a live broadcast the user may see, to send again through the
+        announcement form (its confirm step and checks, like any recording)."""
+        with self._db.session() as session:
+            accounts.require_user(session, user_id, Action.ANNOUNCE)
+            _user, broadcast = self._visible(session, user_id, broadcast_id)
+            if not _replayable(broadcast) or not self._media.exists(broadcast.media_sha256 or ""):
+                raise Conflict(
+                    "broadcast", N_("lượt phát này không có bản ghi để phát lại"), "no_recording"
+                )
+            sha256 = str(broadcast.media_sha256)
+            chosen = (tuple(broadcast.zone_ids), tuple(broadcast.device_ids or ()))
+        seconds = audio.probe_duration_s(self._media.path(sha256))
+        return ReplaySource(AnnouncementRecording(sha256, seconds), *chosen)
 
     def live(self, user_id: int, broadcast_id: int) -> LiveView:
         """The broadcast and its delivery view, read together; NotFound if not visible."""
@@ -506,6 +533,11 @@ class AnnouncementDesk:
         if not broadcasts.can_view(session, user, broadcast):
             raise NotFound(N_("không có lượt phát %(id)s"), "not_found", id=broadcast_id)
         return user, broadcast
+
+
+def _replayable(broadcast: Broadcast) -> bool:
+    """A live broadcast's recording is kept as its media: it can be sent again."""
+    return broadcast.source == LIVE_SOURCE and bool(broadcast.media_sha256)
 
 
 def _record(broadcast: Broadcast, deliveries: Sequence[Delivery]) -> BroadcastRecord:

@@ -5,14 +5,22 @@ the stream are in tests/browser/test_live.py."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from flask.testing import FlaskClient
-from service_support import RecordingDispatcher, wait_for
+from service_support import PASSWORD, RecordingDispatcher, broadcast_status, wait_for
+from sqlalchemy import select
 from web_support import csrf_token, login
 
+import audio
+from broadcast.const import Role
 from broadcast.desks.live import LiveDesk
+from broadcast.people import accounts
 from broadcast.service import BroadcastService
 from broadcast.store.locks import FileLock
+from broadcast.store.models import Broadcast, User
 
 
 @pytest.fixture
@@ -101,3 +109,68 @@ def test_ending_without_the_broker_says_so_on_the_broadcast_page(
     ended = client.post(answer["end_url"], data={"csrf_token": token}, follow_redirects=True)
     assert ended.status_code == 200
     assert "Chưa kết thúc được" in ended.get_data(as_text=True)
+
+
+def test_a_live_recording_is_sent_again_as_a_recording(
+    client: FlaskClient,
+    service: BroadcastService,
+    sent: RecordingDispatcher,
+    live: list[int],
+    tmp_path: Path,
+) -> None:
+    """ "Phát lại bản ghi": the recording of a live broadcast opens the announcement form in
+    recording mode, aimed where it went; confirmed, it goes out as any phone recording."""
+    login(client, "head-a")
+    token = csrf_token(client, "/live/")
+    started = client.post("/live/", data={"zones": "thon-a"}, headers={"X-CSRFToken": token})
+    answer = started.get_json()
+    live_id = answer["id"]
+    assert 'id="replay"' not in client.get(answer["page_url"]).get_data(as_text=True)
+    assert client.get(f"/announce/?replay={live_id}").status_code == 404  # nothing recorded yet
+    client.post(answer["end_url"], data={"csrf_token": token})
+    spoken = tmp_path / "spoken.mp3"
+    spoken.write_bytes(audio.render_chime())  # stands for the speaker's voice
+    with service.db.session() as session:
+        head = session.scalars(select(User).where(User.username == "head-a")).one()
+    recording = service.live._keep_recording(head.id, live_id, spoken, 2.6)
+    assert recording
+
+    detail = client.get(answer["page_url"]).get_data(as_text=True)
+    assert f'href="/announce/?replay={live_id}"' in detail
+    form = client.get(f"/announce/?replay={live_id}").get_data(as_text=True)
+    assert f"/media/{recording}.mp3" in form and 'name="kept"' in form
+    assert re.search(r'value="thon-a"\s+checked', form)
+    kept = re.search(r'name="kept" value="([^"]+)"', form)
+    assert kept is not None
+    confirm = client.post(
+        "/announce/",
+        data={"csrf_token": token, "mode": "record", "zones": ["thon-a"], "priority": "priority",
+              "repeat": "1", "kept": kept.group(1)},
+        content_type="multipart/form-data",
+    )  # fmt: skip
+    page = confirm.get_data(as_text=True)
+    pending = re.search(r'name="pending" value="([^"]+)"', page)
+    assert confirm.status_code == 200 and pending is not None, page
+    sent_page = client.post(
+        "/announce/confirm",
+        data={"csrf_token": token, "pending": pending.group(1), "action": "send"},
+    )
+    assert sent_page.status_code == 303
+    again = int(sent_page.headers["Location"].rstrip("/").rsplit("/", 1)[-1])
+    wait_for(lambda: broadcast_status(service, again) == "dispatched", 60, "dispatched")
+    with service.db.session() as session:
+        replayed = session.get(Broadcast, again)
+        assert replayed is not None and replayed.recording_sha256 == recording
+        assert replayed.zone_ids == ["thon-a"] and replayed.source != "live"
+
+    # only what the person may see and announce: no viewer, no other commune, no other kind
+    assert client.get(f"/announce/?replay={again}").status_code == 404  # not a live broadcast
+    assert client.get("/announce/?replay=99999").status_code == 404
+    assert client.get("/announce/?replay=1e9").status_code == 404
+    login(client, "viewer")
+    assert 'id="replay"' not in client.get(answer["page_url"]).get_data(as_text=True)
+    assert client.get(f"/announce/?replay={live_id}").status_code == 403
+    with service.db.session() as session:
+        accounts.create_user(session, "head-b", PASSWORD, Role.VILLAGE_HEAD, "thon-b")
+    login(client, "head-b")
+    assert client.get(f"/announce/?replay={live_id}").status_code == 404

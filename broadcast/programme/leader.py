@@ -15,7 +15,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 
 from broadcast import clock
@@ -36,6 +36,9 @@ _LOGGER = logging.getLogger(__name__)
 MANIFEST_JOB = "manifests"
 REDELIVERY_JOB = "redelivery"
 MANIFEST_BATCH = 100  # manifests published under one hold of the publish lock
+# how long a receiver may go on reporting an older manifest than the one published to it
+# (its state comes every 30 s and on each change) before it is sent the latest again
+MANIFEST_CATCH_UP_S = 20.0
 REDELIVERY_BATCH = 100  # re-sent commands likewise
 
 ScheduleRenderer = Callable[[str, str | None, int], tuple[str, str, float]]
@@ -156,7 +159,7 @@ class ProgrammeLeader:
                     schedule.media_sha256, schedule.tts_engine = sha256, engine
                     schedule.airtime_s = airtime
 
-    def _publish_manifests(self, force: bool) -> None:
+    def _publish_manifests(self, force: bool, also: Collection[str] = ()) -> None:
         dispatcher = self._dispatcher()
         if dispatcher is None:
             return
@@ -168,13 +171,14 @@ class ProgrammeLeader:
                 horizon_s=self.settings.manifest_horizon_s,
                 media_url=self.settings.media_url,
                 force=force,
+                also=also,
             )
         # in batches (one transaction for their numbers, their PUBACKs awaited together), small
         # enough that an emergency waiting for the publish lock is not held up long
         for start in range(0, len(waiting), MANIFEST_BATCH):
             batch = waiting[start : start + MANIFEST_BATCH]
             try:
-                dispatcher.send_many(
+                sent = dispatcher.send_many(
                     [(protocol.device_manifest_topic(m.device_id), m.body) for m in batch],
                     ttl_s=self.settings.manifest_horizon_s,
                     retain=True,
@@ -185,7 +189,7 @@ class ProgrammeLeader:
                 _LOGGER.error("%d manifests (%s) not published: %s", len(batch), names, exc)
                 continue
             with self.db.session() as session:
-                manifests.mark_published(session, batch, now)
+                manifests.mark_published(session, batch, now, [c.seq for c in sent])
         if waiting:
             _LOGGER.info(
                 "published %d manifests (%s)",
@@ -227,9 +231,24 @@ class ProgrammeLeader:
             if self._republish_manifests.is_set():
                 self._republish_manifests.clear()
                 self.refresh(force_manifests=True)
+            self.catch_up_manifests()
             self.redeliver()
         except Exception:
             _LOGGER.exception("re-sending unanswered commands failed")
+
+    def catch_up_manifests(self) -> None:
+        """Send the latest manifest again to receivers still reporting an older one."""
+        with self.db.session() as session:
+            behind = manifests.lagging(session, utcnow(), MANIFEST_CATCH_UP_S)
+        if not behind:
+            return
+        _LOGGER.warning(
+            "%d receivers still report an older manifest: sending it again (%s)",
+            len(behind),
+            ", ".join(behind[:5]) + ("…" if len(behind) > 5 else ""),
+        )
+        with self._refresh_lock:
+            self._publish_manifests(False, also=behind)
 
     def redeliver(self) -> None:
         """One pass of `broadcast.sending.redelivery` at `self.clock()`."""

@@ -9,7 +9,10 @@ schedule ends or is replaced, when its time of validity passes, or once this rec
 finished (or failed) it.
 
 Only manifests whose item list changed are published (`Device.manifest_sha256` remembers the
-last one), plus any older than half the horizon, so a retained copy never expires unseen.
+last one), plus any older than half the horizon, so a retained copy never expires unseen, plus
+those of receivers still reporting an older manifest well after the latest went out
+(`lagging`): a broker can drop a retained update that arrives while a subscription is being
+made (seen with nats-server's MQTT under load), and nothing else would send it again.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -108,6 +111,27 @@ def digest(items: list[protocol.PlayBody]) -> str:
     return hashlib.sha256(protocol.canonical_json({"items": wire})).hexdigest()
 
 
+def lagging(session: Session, now: datetime, grace_s: float) -> list[str]:
+    """Online receivers whose reports, made since their latest manifest was published
+    `grace_s` ago or more, still name another manifest: they are to be sent it again (at
+    most once per `grace_s` each, as publishing it again restarts the wait)."""
+    published_before = now - timedelta(seconds=grace_s)
+    rows = session.execute(
+        select(Device.id, Device.manifest_seq, Device.status_extra).where(
+            Device.online.is_(True),
+            Device.manifest_seq.is_not(None),
+            Device.manifest_published_at <= published_before,
+            Device.last_seen > Device.manifest_published_at,
+        )
+    )
+    behind = []
+    for device_id, seq, extra in rows:
+        reported = (extra or {}).get("manifest_seq") if isinstance(extra, dict) else None
+        if isinstance(reported, int) and reported != seq:
+            behind.append(device_id)
+    return behind
+
+
 def pending(
     session: Session,
     *,
@@ -115,8 +139,10 @@ def pending(
     horizon_s: float,
     media_url: Callable[[str], str],
     force: bool = False,
+    also: Collection[str] = (),
 ) -> list[PendingManifest]:
-    """The manifests to publish: changed, older than half the horizon, or all when `force`."""
+    """The manifests to publish: changed, older than half the horizon, those of `also`, or
+    all when `force`."""
     horizon_until = now + timedelta(seconds=horizon_s)
     stale_before = now - timedelta(seconds=horizon_s / 2)
     by_device = items_by_device(session, now, horizon_until, media_url)
@@ -127,7 +153,7 @@ def pending(
         fresh = device.manifest_published_at is not None and (
             device.manifest_published_at >= stale_before
         )
-        if not force and device.manifest_sha256 == sha256 and fresh:
+        if not force and device.manifest_sha256 == sha256 and fresh and device.id not in also:
             continue
         body = protocol.ManifestBody(
             device_id=device.id,
@@ -139,9 +165,15 @@ def pending(
     return result
 
 
-def mark_published(session: Session, published: Sequence[PendingManifest], at: datetime) -> None:
-    """Remember what each receiver was sent (its devices loaded in one query, not one each)."""
-    wanted = {manifest.device_id: manifest.sha256 for manifest in published}
+def mark_published(
+    session: Session,
+    published: Sequence[PendingManifest],
+    at: datetime,
+    seqs: Sequence[int],
+) -> None:
+    """Remember what each receiver was sent and its number (`seqs`, in the same order; the
+    devices loaded in one query, not one each)."""
+    wanted = {m.device_id: (m.sha256, seq) for m, seq in zip(published, seqs, strict=True)}
     for device in session.scalars(select(Device).where(Device.id.in_(wanted))):
-        device.manifest_sha256 = wanted[device.id]
+        device.manifest_sha256, device.manifest_seq = wanted[device.id]
         device.manifest_published_at = at

@@ -83,6 +83,8 @@ class Device(Base):
     # the item list last published on its manifest topic, to publish only what changed
     manifest_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     manifest_published_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # its number on the manifest topic, which the receiver's state should report back
+    manifest_seq: Mapped[int | None] = mapped_column(nullable=True)
 
     zone: Mapped[Zone] = relationship(back_populates="devices")
 

@@ -127,6 +127,51 @@ def test_only_changed_manifests_are_published(leader: Leader) -> None:
     assert waiting_runs(leader.service.scheduler) == set()
 
 
+def _reports(leader: Leader, device_id: str, seq: int | None, *, online: bool = True,
+             published_ago_s: float = 60, reported_ago_s: float = 5) -> None:  # fmt: skip
+    """The receiver's last state named manifest `seq`, `reported_ago_s` ago; its latest
+    manifest went out `published_ago_s` ago."""
+    now = utcnow()
+    with leader.service.db.session() as session:
+        device = session.get(Device, device_id)
+        assert device is not None
+        device.online = online
+        device.status_extra = {"manifest_seq": seq}
+        device.manifest_published_at = now - timedelta(seconds=published_ago_s)
+        device.last_seen = now - timedelta(seconds=reported_ago_s)
+
+
+def test_a_receiver_still_reporting_an_older_manifest_is_sent_the_latest_again(
+    leader: Leader,
+) -> None:
+    """A broker may drop a retained update (nats-server did, while the receiver's subscription
+    was being made): the receiver's own report says so, and the latest goes out again."""
+    _daily(leader)
+    latest = {d: leader.sent.on(protocol.device_manifest_topic(d))[-1].command.seq
+              for d in ("loa-a-01", "loa-a-02", "loa-b-01")}  # fmt: skip
+    _reports(leader, "loa-a-01", latest["loa-a-01"] - 1)  # behind: sent again
+    _reports(leader, "loa-a-02", latest["loa-a-02"])  # up to date
+    _reports(leader, "loa-b-01", latest["loa-b-01"] - 1, online=False)  # away: it will ask
+    leader.sent.clear()
+    leader.service.leader.catch_up_manifests()
+    [again] = leader.sent.sent
+    assert again.topic == protocol.device_manifest_topic("loa-a-01") and again.retain
+    assert again.command.seq == latest["loa-a-01"] + 1
+    assert [item.item_id for item in again.command.body.items] != []  # the whole programme
+    with leader.service.db.session() as session:
+        assert session.get(Device, "loa-a-01").manifest_seq == again.command.seq
+
+    # at most once per grace period each: the wait starts again with what was just sent
+    leader.sent.clear()
+    _reports(leader, "loa-a-01", latest["loa-a-01"] - 1, published_ago_s=1, reported_ago_s=0)
+    leader.service.leader.catch_up_manifests()
+    assert leader.sent.sent == []
+    # a report made before the publish says nothing about it yet
+    _reports(leader, "loa-a-01", latest["loa-a-01"] - 1, published_ago_s=60, reported_ago_s=90)
+    leader.service.leader.catch_up_manifests()
+    assert leader.sent.sent == []
+
+
 def test_a_finished_item_leaves_that_receivers_manifest(leader: Leader) -> None:
     schedule_id = _daily(leader)
     first = _rows(leader, schedule_id)[0]

@@ -125,7 +125,9 @@ def test_a_run_fires_at_its_time(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     try:
         at = datetime.now(UTC) + timedelta(seconds=2)
         schedule_id = _once(service, users, "thon-a", at)
-        assert _rows(service, schedule_id)[0].status == "scheduled"
+        # not "scheduled" yet here: on a loaded machine scheduling itself can take past `at`;
+        # that it did not fire early is what dispatched_at says below
+        assert len(_rows(service, schedule_id)) == 1
         with caplog.at_level(logging.INFO, logger="broadcast.programme.leader"):
             [row] = wait_for(
                 lambda: [r for r in _rows(service, schedule_id) if r.status == "dispatched"], 10

@@ -122,7 +122,7 @@ def _roman_range(match: re.Match[str]) -> str:
 
 
 def _gauge(match: re.Match[str]) -> str:
-    """ "H=" is said "mực nước", unless the clause just said it."""
+    """A gauge's "H=" is said "mực nước", unless the clause just said it."""
     before = match.string[max(0, match.start() - 60) : match.start()]
     return "" if _WATER_LEVEL.search(before) else "mực nước "
 
@@ -173,7 +173,7 @@ def _land(patterns: _Patterns, match: re.Match[str]) -> str:
 
 
 def _land_in_brackets(patterns: _Patterns, match: re.Match[str]) -> str:
-    """ "(ONT)" after land words: dropped when they named it already, read when they did not."""
+    """A code in brackets after land words: dropped when they named it, read when they did not."""
     before = _CLAUSE.search(match.string[max(0, match.start() - 60) : match.start()])
     clause = " ".join((before.group(0) if before else "").split()).casefold()
     if "đất" not in clause:

@@ -51,23 +51,39 @@ def _variants(words: tuple[str, ...]) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
-def _in_context_piece(entry: InContext) -> str:
-    """One alternative of the context pattern: the abbreviation with its words around it."""
-    abbreviation = re.escape(entry.abbreviation) + r"(?!\w)"
-    pieces = []
-    if entry.before:
-        behind = "|".join(f"(?<=(?<!\\w){re.escape(w)} )" for w in _variants(entry.before))
-        pieces.append(f"(?:{behind}){abbreviation}")
+@dataclass(frozen=True)
+class _Context:
+    """One in_context.tsv entry, its words compiled: checked only where its abbreviation is."""
+
+    spoken: str
+    after: re.Pattern[str] | None  # matched right after the abbreviation
+    before: re.Pattern[str] | None  # searched at the end of the text before it
+    reach: int  # how far back a word before it may start
+
+    def holds(self, text: str, start: int, end: int) -> bool:
+        if self.after is not None and self.after.match(text, end):
+            return True
+        if self.before is None:
+            return False
+        return self.before.search(text, max(0, start - self.reach), start) is not None
+
+
+def _context(entry: InContext) -> _Context:
+    after = before = None
     if entry.after:
-        after = "|".join(map(re.escape, _variants(entry.after)))
-        pieces.append(f"{abbreviation}(?=(?:\\s*[,/]\\s*|\\s+và\\s+|\\s+)(?:{after})(?!\\w))")
-    return "|".join(pieces)
+        words = "|".join(map(re.escape, _variants(entry.after)))
+        after = re.compile(rf"(?:\s*[,/]\s*|\s+và\s+|\s+)(?:{words})(?!\w)")
+    if entry.before:
+        words = "|".join(map(re.escape, _variants(entry.before)))
+        before = re.compile(rf"(?<!\w)(?:{words}) $")
+    reach = max((len(w) for w in entry.before), default=0) + 1
+    return _Context(entry.spoken, after, before, reach)
 
 
 @dataclass(frozen=True)
 class _Patterns:
     in_context: re.Pattern[str]
-    spoken: Mapping[str, str]
+    contexts: Mapping[str, _Context]
     road: re.Pattern[str]
     roads: Mapping[str, str]
     land: re.Pattern[str]
@@ -84,9 +100,11 @@ def _patterns() -> _Patterns:
     code = "(?:" + "|".join(sorted(uses, key=len, reverse=True)) + r")(?!\w)"
     return _Patterns(
         in_context=re.compile(
-            r"(?<!\w)(?:" + "|".join(_in_context_piece(e) for e in entries) + ")"
+            r"(?<!\w)(?:"
+            + "|".join(sorted((re.escape(e.abbreviation) for e in entries), key=len, reverse=True))
+            + r")(?!\w)"
         ),
-        spoken={e.abbreviation: e.spoken for e in entries},
+        contexts={e.abbreviation: _context(e) for e in entries},
         # "QL1A", "QL.14", "ĐT 741", "ĐH.02": the prefix, then a number of up to three digits.
         road=re.compile(
             rf"(?<![\w/])({prefixes})(?:\s?\.\s?|\s)?([0-9]{{1,3}})([A-Z])?(?![\w]|[.,/][0-9])"
@@ -99,6 +117,11 @@ def _patterns() -> _Patterns:
         land_in_brackets=re.compile(rf"\s*\(\s*({code})\s*\)"),
         land_uses=uses,
     )
+
+
+def _in_context(patterns: _Patterns, match: re.Match[str]) -> str:
+    context = patterns.contexts[match.group(0)]
+    return context.spoken if context.holds(match.string, *match.span()) else match.group(0)
 
 
 def _level(numeral: str) -> str:
@@ -194,4 +217,4 @@ def substitute(text: str) -> str:
     text = LEVEL_SIGN.sub(lambda m: _SIGN[m.group(1)] + " ", text)
     text = patterns.land_in_brackets.sub(functools.partial(_land_in_brackets, patterns), text)
     text = patterns.land.sub(functools.partial(_land, patterns), text)
-    return patterns.in_context.sub(lambda m: patterns.spoken[m.group(0)], text)
+    return patterns.in_context.sub(functools.partial(_in_context, patterns), text)

@@ -19,10 +19,10 @@ from .numbers import quantity, read_code_number, read_int, roman_value
 
 _LOGGER = logging.getLogger(__name__)
 
-# "BĐ2", "BĐ III", "báo động số 2", "báo động I-II": a flood alarm level, one to three.
+# "BĐ2", "BĐ III", "báo động số 2", "BĐ I-II", "BĐ1-BĐ2": a flood alarm level or two.
 _LEVEL = r"(?:[0-9]|I{1,3}|IV)(?![\w])"
 ALARM = re.compile(
-    rf"(?<!\w)(BĐ|(?i:báo động)(?:\s+số)?)\s?\.?\s?({_LEVEL})(?:\s*[-–]\s*({_LEVEL}))?"
+    rf"(?<!\w)(BĐ|(?i:báo động)(?:\s+số)?)\s?\.?\s?({_LEVEL})(?:\s*[-–]\s*(?:BĐ\s?)?({_LEVEL}))?"
     r"(?![.,]?[0-9])"
 )
 # "cấp III-IV", "cấp độ I - II": a range of roman levels (a range of digits is read later).

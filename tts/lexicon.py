@@ -2,7 +2,8 @@
 
 Everything a reader must know by heart (what "UBND" stands for, how "km/h" is said, that "Zalo"
 is "Da lô") lives in data, not in code: abbreviations.tsv, document_types.tsv,
-document_codes.tsv, units.tsv and loanwords.tsv. Each is KEY<TAB>spoken form, "#" comments.
+document_codes.tsv, units.tsv, loanwords.tsv, roads.tsv and land_uses.tsv. Each is KEY<TAB>spoken
+form, "#" comments; in_context.tsv has two more columns (the words around an abbreviation).
 """
 
 import functools
@@ -10,6 +11,7 @@ import hashlib
 import logging
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
 
@@ -34,6 +36,58 @@ def load_tsv(name: str) -> dict[str, str]:
         table[key] = unicodedata.normalize("NFC", value.strip())
     _LOGGER.debug("loaded %d entries from tts/data/%s", len(table), name)
     return table
+
+
+@dataclass(frozen=True)
+class InContext:
+    """An abbreviation read as `spoken` only next to one of its words (in_context.tsv)."""
+
+    abbreviation: str
+    spoken: str
+    after: tuple[str, ...]
+    before: tuple[str, ...]
+
+
+@functools.cache
+def in_context() -> tuple[InContext, ...]:
+    """in_context.tsv: abbreviations that mean a word only in some company ("CT UBND")."""
+    lists: dict[str, tuple[str, ...]] = {}
+    entries: dict[str, InContext] = {}
+    for key, value in load_tsv("in_context.tsv").items():
+        if key.startswith("@"):
+            lists[key] = _words(value, lists)
+            continue
+        fields = [f.strip() for f in value.split("\t")]
+        if len(fields) != 3:
+            raise TtsError(f"tts/data/in_context.tsv: {key!r}: expected 4 columns")
+        spoken, after, before = fields
+        entries[key] = InContext(key, spoken, _words(after, lists), _words(before, lists))
+    return tuple(entries.values())
+
+
+def _words(column: str, lists: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The words of one in_context.tsv column, "@NAME" lists expanded."""
+    words: list[str] = []
+    for word in (w.strip() for w in column.split("|")):
+        if word.startswith("@"):
+            if word not in lists:
+                raise TtsError(f"tts/data/in_context.tsv: {word} is used before it is defined")
+            words += lists[word]
+        elif word and word != "-":
+            words.append(unicodedata.normalize("NFC", word))
+    return tuple(words)
+
+
+@functools.cache
+def roads() -> Mapping[str, str]:
+    """roads.tsv: road designations read before a road number ("QL" -> "quốc lộ")."""
+    return MappingProxyType(load_tsv("roads.tsv"))
+
+
+@functools.cache
+def land_uses() -> Mapping[str, str]:
+    """land_uses.tsv: land-use codes, the kind of land said after "đất" ("ONT")."""
+    return MappingProxyType(load_tsv("land_uses.tsv"))
 
 
 @functools.cache

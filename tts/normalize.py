@@ -8,8 +8,10 @@ list item) per line, each ending with punctuation, with no digit and no word tha
 Vietnamese voice would hand to its English rules.
 
 The rules run in an order that matters (see `_speak_inline`): addresses and document numbers
-before anything reads their digits, phone numbers before dates, dates before fractions, all
-numbers before the dash between two of them is said "đến", and the words last.
+before anything reads their digits, then the phrases read from their context (tts.phrases: "CT
+UBND", "BĐ2", "QL.1A", "đất ONT") before the abbreviations, phone numbers before dates, dates
+before fractions, all numbers before the dash between two of them is said "đến", and the words
+last.
 """
 
 import functools
@@ -19,7 +21,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import dates, links, phones
+from . import dates, links, phones, phrases
 from .codes import DocumentNumbers
 from .letters import (
     LETTER_NAMES,
@@ -204,6 +206,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = _QUOTES.sub("", _APOSTROPHE_IN_WORD.sub("", text))
     text = links.substitute(text, rules.loanwords, rules.acronyms)
     text = rules.documents.substitute(text)
+    text = phrases.substitute(text)
     text = dates.WEEKDAY_RANGE.sub(dates.weekday_range, text)
     text = dates.WEEKDAY_SHORT.sub(dates.weekday_short, text)
     text = _LETTERS_DIGITS.sub(" ", text)

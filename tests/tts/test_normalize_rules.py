@@ -12,6 +12,7 @@ from tts.letters import (
     split_marked,
     split_syllables,
 )
+from tts.lexicon import in_context
 from tts.phonemes import phonemes
 
 
@@ -101,3 +102,47 @@ def test_letters_spelling_and_syllables() -> None:
 def test_words_espeak_takes_for_english_come_out_vietnamese(word: str) -> None:
     assert "(en)" in phonemes(word)
     assert "(en)" not in phonemes(normalize(word))
+
+
+@pytest.mark.parametrize(
+    ("written", "spoken"),
+    [
+        # A title before the organ it heads, or after "đồng chí"; otherwise what it was.
+        ("CT UBND xã", "Chủ tịch Ủy ban nhân dân xã."),
+        ("Đ/c CT dự họp", "Đồng chí Chủ tịch dự họp."),
+        ("CT số 05", "Chỉ thị số năm."),
+        ("CT-UBND", "Chỉ thị Ủy ban nhân dân."),
+        ("CA xã", "Công an xã."),
+        ("Mỗi CA 4 người", "Mỗi ca bốn người."),
+        ("BTC hội thi", "Ban tổ chức hội thi."),
+        ("Hướng dẫn của BTC", "Hướng dẫn của Bộ Tài chính."),
+        # "BĐ" before a level is an alarm, after "tờ" a map sheet.
+        ("Trên BĐ3", "Trên báo động ba."),
+        ("Tờ BĐ số 3", "Tờ bản đồ số ba."),
+        # "ĐT" before a road number is a provincial road, before a phone a telephone.
+        ("ĐT.741", "Đường tỉnh bảy trăm bốn mươi mốt."),
+        ("ĐT 0912 345 678", "Điện thoại không chín một hai, ba bốn năm, sáu bảy tám."),
+        ("ĐT 113", "Điện thoại một một ba."),
+        ("Đường ĐH.02", "Đường huyện không hai."),  # "đường" is not said twice
+        # "Km" before a number is a chainage; "km" after one a distance.
+        ("Km 15+300", "Ki lô mét mười lăm cộng ba trăm."),
+        ("Cách 15 km", "Cách mười lăm ki lô mét."),
+        ("Từ Km 5 - Km 6+100", "Từ ki lô mét năm đến ki lô mét sáu cộng một trăm."),
+        # A land-use code where the text speaks of land, and nowhere else.
+        ("Đất LUC", "Đất chuyên trồng lúa nước."),
+        ("LUC", "Lúc."),
+        ("Đất ở tại đô thị (ODT)", "Đất ở tại đô thị."),
+        # A water level's sign is said; a dash between two numbers is still "đến".
+        ("Mực nước -0,3m", "Mực nước âm không phẩy ba mét."),
+        ("Sóng cao 2 -3m", "Sóng cao hai đến ba mét."),
+    ],
+)
+def test_phrases_read_from_their_context(written: str, spoken: str) -> None:
+    assert normalize(written) == spoken
+
+
+def test_in_context_lists_are_expanded() -> None:
+    entries = {e.abbreviation: e for e in in_context()}
+    assert "UBND" in entries["CT"].after and "Đ/c" in entries["CT"].before
+    assert entries["BĐ"].before == ("tờ",)
+    assert not any(w.startswith("@") for e in entries.values() for w in e.after + e.before)

@@ -47,6 +47,7 @@ from broadcast.sending import broadcasts, rendering
 from broadcast.sending.answerback import Answer, AnswerBackWriter, Rejected
 from broadcast.sending.dispatcher import Dispatcher
 from broadcast.sending.outbox import Outbox
+from broadcast.sending.voices import VoiceShelf
 from broadcast.settings import Secrets, Settings
 from broadcast.store import installation, media, sequences
 from broadcast.store.db import Database
@@ -78,8 +79,9 @@ class BroadcastService:
         self.synthesizer = tts.Synthesizer(
             settings.tts_cache_dir, engine=settings.tts_engine, **settings.tts_options
         )
+        self.voices = VoiceShelf(settings.voices_dir)
         self.renderer = rendering.MediaRenderer(
-            self.synthesizer, self.media, settings.data_dir / "renders"
+            self.synthesizer, self.media, settings.data_dir / "renders", self.voices
         )
         self.dispatcher = dispatcher
         self.outbox = Outbox(settings, self.db, self.media, self.renderer, lambda: self.dispatcher)
@@ -113,7 +115,9 @@ class BroadcastService:
             protocol.public_key_to_text(self.signing_key.public_key()),
             programme_changed=self._programme_changed,
         )
-        self.admin = Administration(self.db, settings, register_device=self.fleet.register_device)
+        self.admin = Administration(
+            self.db, settings, register_device=self.fleet.register_device, voices=self.voices
+        )
         self.calendar = CalendarDesk(self.db, self.media)
         self.metrics = MetricsReading(self.db)
         self.overview = Overview(self.db)

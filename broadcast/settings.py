@@ -165,6 +165,11 @@ class Settings:
         return self.data_dir / "tts-cache"
 
     @property
+    def voices_dir(self) -> Path:
+        """The Piper voices communes may choose (`loa voice add`)."""
+        return self.data_dir / "voices"
+
+    @property
     def devices_dir(self) -> Path:
         """Receiver config files generated at registration (they hold device passwords)."""
         return self.data_dir / "devices"

@@ -845,6 +845,67 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise LoaError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def cmd_voice_add(args: argparse.Namespace) -> int:
+    """Check a Piper voice and install it in the data directory, for communes to choose."""
+    import tts
+    from broadcast.errors import LoaError, ValidationError
+    from broadcast.sending.voices import VoiceShelf
+
+    settings = _settings(args)
+    shelf = VoiceShelf(settings.voices_dir)
+    try:
+        name, check = shelf.add(Path(args.file), args.name)
+    except tts.TtsError as exc:
+        raise LoaError(str(exc)) from None
+    except ValidationError as exc:
+        raise LoaError(f"--name: {exc.message}") from None
+    except OSError as exc:
+        raise LoaError(
+            f"cannot install into {settings.voices_dir}: {exc.strerror or exc}"
+        ) from None
+    speakers = f", {check.speakers} speakers" if check.speakers > 1 else ""
+    print(
+        f"installed voice {name}: {check.size:,} bytes, sha256 {check.sha256},"
+        f" {check.language}, {check.sample_rate} Hz{speakers}; the test sentence took"
+        f" {check.test_seconds:g} s"
+    )
+    data = f" --data {shlex.quote(args.data)}" if args.data else ""
+    print(
+        f"choose it for a commune on the admin's zones page, or `loa voice use {name}"
+        f" --zone ZONE{data}`; with several servers, install it on each"
+    )
+    return 0
+
+
+def cmd_voice_list(args: argparse.Namespace) -> int:
+    from broadcast.sending.voices import VoiceShelf
+
+    names = VoiceShelf(_settings(args).voices_dir).names()
+    if not names:
+        print("no Piper voice installed: `loa voice add FILE.onnx` (README: Better voices)")
+    for name in names:
+        print(name)
+    return 0
+
+
+def cmd_voice_use(args: argparse.Namespace) -> int:
+    from broadcast.errors import LoaError, ValidationError
+    from broadcast.service import BroadcastService
+
+    service = BroadcastService(_settings(args), connect_mqtt=False)
+    voice = "" if args.voice == "default" else args.voice
+    try:
+        zone_id = service.admin.set_voice(None, args.zone, voice)
+    except ValidationError as exc:
+        raise LoaError(f"{'VOICE' if exc.field == 'voice' else exc.field}: {exc.message}") from None
+    except LoaError as exc:
+        raise LoaError(f"--zone: {exc.message}") from None
+    finally:
+        service.stop()
+    print(f"{zone_id} is read in {voice or 'the installation default voice'} from now on")
+    return 0
+
+
 def cmd_say(args: argparse.Namespace) -> int:
     import audio
     import tts
@@ -1248,6 +1309,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_opening(script)
     script.add_argument("--dropped", action="store_true", help="also print what was cut (stderr)")
     script.set_defaults(func=cmd_script, log_level_default="WARNING")
+
+    voice = sub.add_parser(
+        "voice", help="Piper voices communes may choose to be read in"
+    ).add_subparsers(dest="action", required=True)
+    voice_add = voice.add_parser(
+        "add",
+        help="check a Piper voice (.onnx with its .onnx.json beside it: Vietnamese, sample"
+        " rate, a test sentence) and install it in the data directory",
+    )
+    _add_data(voice_add)
+    voice_add.add_argument("file", help="the voice's .onnx file")
+    voice_add.add_argument("--name", default=None, help="its name (default: the file's)")
+    voice_add.set_defaults(func=cmd_voice_add, log_level_default="WARNING")
+    voice_list = voice.add_parser("list", help="the voices installed")
+    _add_data(voice_list)
+    voice_list.set_defaults(func=cmd_voice_list, log_level_default="WARNING")
+    voice_use = voice.add_parser("use", help="the voice a province or commune is read in")
+    _add_data(voice_use)
+    voice_use.add_argument("voice", help="an installed voice, or `default` (the server's)")
+    voice_use.add_argument("--zone", required=True, help="the province or commune: id or code")
+    voice_use.set_defaults(func=cmd_voice_use, log_level_default="WARNING")
 
     say = sub.add_parser("say", help="read a text or document into a broadcast MP3")
     say.add_argument("text", nargs="?", default=None, help="the text to read")

@@ -8,10 +8,13 @@ The broadcast core uses only this surface::
     result = synth.synthesize(raw)  # SpeechResult(path, format, engine, cached, normalized_text)
     parts = synth.synthesize_parts(raw, progress)  # one SpeechResult per paragraph
     script = make_script(document, commune="Hoằng Hợp")  # BroadcastScript(title, body, text, …)
+    check_piper_voice(path)  # VoiceCheck of a Piper voice file, or TtsError naming the problem
 """
 
 import logging
 
+from .engines.piper import VoiceCheck
+from .engines.piper import check_voice as check_piper_voice
 from .errors import TtsError
 from .lexicon import fingerprint as normalizer_fingerprint
 from .normalize import has_speech, normalize
@@ -24,6 +27,8 @@ __all__ = [
     "SpeechResult",
     "Synthesizer",
     "TtsError",
+    "VoiceCheck",
+    "check_piper_voice",
     "has_speech",
     "make_script",
     "normalize",

@@ -171,8 +171,22 @@ def zones() -> Page | Response:
         parent_options=_choices_by_value(offer.parents),
         own_zone=current_user.zone_id,
         form=form,
+        voice_page=service.admin.voice_page(user_id),
     )
     return (page, status) if status != 200 else page
+
+
+@bp.route("/zones/<zone_id>/voice", methods=["POST"])
+@login_required
+def zone_voice(zone_id: str) -> Response:
+    """The voice a province or commune is read in (`loa voice add` installs voices)."""
+    try:
+        get_service().admin.set_voice(_user_id(), zone_id, request.form.get("voice", ""))
+    except ValidationError as exc:
+        _flash_invalid(exc)
+    else:
+        flash(_("Đã lưu giọng đọc."), "info")
+    return redirect(url_for("admin.zones"))
 
 
 @bp.route("/zones/<zone_id>/name", methods=["POST"])

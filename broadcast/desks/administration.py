@@ -39,6 +39,7 @@ from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.fleet import receivers
 from broadcast.people import accounts, audit, permissions, zones
 from broadcast.people.permissions import Action
+from broadcast.sending.voices import VoiceShelf
 from broadcast.settings import Settings
 from broadcast.store.db import Database
 from broadcast.store.models import AuditEntry, Device, User, Zone
@@ -172,16 +173,40 @@ class AuditPage(Page[AuditRow]):
     check: AuditCheck
 
 
+VOICED_KINDS = (ZoneKind.PROVINCE.value, ZoneKind.COMMUNE.value)
+
+
+@dataclass(frozen=True)
+class VoiceChoice:
+    zone_id: str
+    name: str
+    kind: str
+    voice: str  # "" for the installation's engine
+
+
+@dataclass(frozen=True)
+class VoicePage:
+    voices: tuple[str, ...]  # installed (`loa voice add`)
+    places: tuple[VoiceChoice, ...]
+
+
 # --- the service ---------------------------------------------------------------------------
 
 
 class Administration:
     """The admin pages' one entry point (`BroadcastService.admin`)."""
 
-    def __init__(self, db: Database, settings: Settings, register_device: RegisterDevice) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        register_device: RegisterDevice,
+        voices: VoiceShelf | None = None,
+    ) -> None:
         self._db = db
         self._settings = settings
         self._register_device = register_device
+        self._voices = voices if voices is not None else VoiceShelf(settings.voices_dir)
 
     # users
 
@@ -415,6 +440,42 @@ class Administration:
                 return
             session.flush()
             audit.record(session, admin, audit.Action.ZONE_UPDATE, f"zone:{zone.id}", detail)
+
+    def voice_page(self, user_id: int) -> VoicePage:
+        """The voices installed on this server and the provinces and communes of the admin's
+        (its own included) with the voice each is read in."""
+        with self._db.session() as session:
+            admin = _admin(session, user_id)
+            query = select(Zone.id, Zone.voice).where(Zone.kind.in_(VOICED_KINDS))
+            chosen = {zone_id: voice for zone_id, voice in session.execute(query)}
+            places = tuple(
+                VoiceChoice(line.id, line.name, line.kind, chosen.get(line.id, ""))
+                for line in setup.zone_tree(session, admin)
+                if line.kind in VOICED_KINDS
+            )
+        return VoicePage(tuple(self._voices.names()), places)
+
+    def set_voice(self, user_id: int | None, zone_ref: str, voice: object) -> str:
+        """The voice a province or commune of the admin's (its own too: it is how it sounds,
+        not what it is called) is read in from now on; "" for the installation's engine.
+        `user_id` None is the console (`loa voice use`). Returns the zone's id."""
+        chosen = self._voices.clean(voice)
+        with self._db.session() as session:
+            admin = _admin(session, user_id) if user_id is not None else None
+            zone = zones.find_zone(session, zone_ref)
+            if zone is None or (admin is not None and not zones.in_scope(session, admin, zone.id)):
+                raise NotFound(N_("không có khu vực “%(id)s”"), "not_found", id=zone_ref[:70])
+            if zone.kind not in VOICED_KINDS:
+                raise ValidationError(
+                    "voice", N_("chỉ tỉnh và xã chọn giọng đọc; thôn theo xã"), "not_commune"
+                )
+            if chosen == zone.voice:
+                return zone.id
+            detail = {"voice": chosen, "previous_voice": zone.voice}
+            zone.voice = chosen
+            session.flush()
+            audit.record(session, admin, audit.Action.ZONE_UPDATE, f"zone:{zone.id}", detail)
+            return zone.id
 
     # devices
 

@@ -125,6 +125,7 @@ class SchedulingDesk:
             check_playable(bulletin)
             chosen = targets.resolve(session, request.zone_ids, request.device_ids)
             targets.check_can_target(session, user, chosen)
+            voice = zones.voice_for(session, chosen.zone_ids, chosen.device_ids)
             priority = broadcasts.clean_priority(request.priority)
             relay = bulletin.kind == ContentKind.RELAY
             repeat = 1 if relay else broadcasts.clean_repeat(request.repeat)
@@ -149,7 +150,9 @@ class SchedulingDesk:
         if relay:
             sha256, engine, airtime = None, ContentKind.RELAY.value, relay_seconds
         else:
-            sha256, engine, airtime = self._outbox.render_for_schedule(text, recording, repeat)
+            sha256, engine, airtime = self._outbox.render_for_schedule(
+                text, recording, repeat, voice
+            )
         with self._db.session() as session:
             # one schedule at a time, across processes: the overlap check and the insert
             # must not interleave with another process's

@@ -295,12 +295,14 @@ class SourceBulletinDesk:
             relay = bulletin.kind == ContentKind.RELAY
             relay_s = bulletin.duration_s or 0.0
             commune_list = [zone.id for zone in chosen]
+            # one media for every commune: in their voice if they all chose the same one
+            voice = zones.voice_for(session, commune_list)
         media = None
         if level is Priority.PRIORITY:  # rendered before anything is stored, as schedules are
             media = (
                 (None, ContentKind.RELAY.value, relay_s)
                 if relay
-                else self._outbox.render_for_schedule(text, recording, 1)
+                else self._outbox.render_for_schedule(text, recording, 1, voice)
             )
         emergency_id = None
         with self._db.session() as session:
@@ -632,10 +634,11 @@ class SourceBulletinDesk:
             bulletin = row.bulletin
             relay = bulletin.kind == ContentKind.RELAY
             text, recording, relay_s = bulletin.text, bulletin.recording_sha256, bulletin.duration_s
+            voice = zones.voice_for(session, [row.commune_id])
         media = (
             (None, ContentKind.RELAY.value, relay_s or 0.0)
             if relay
-            else self._outbox.render_for_schedule(text, recording, 1)
+            else self._outbox.render_for_schedule(text, recording, 1, voice)
         )
         now = utcnow()
         with self._db.session() as session:

@@ -74,6 +74,25 @@ def ancestors_and_self(zone: Zone) -> list[Zone]:
     return chain
 
 
+def voice_for(session: Session, zone_ids: Iterable[str], device_ids: Iterable[str] = ()) -> str:
+    """The voice what goes to these targets is read in: the one chosen by the nearest zone
+    above each (its commune, else its province); "" (the installation's engine) when none
+    chose one, or when the targets lie in places that chose differently."""
+    if session.scalar(select(Zone.id).where(Zone.voice != "").limit(1)) is None:
+        return ""  # the usual case: one small query and done
+    places = set(zone_ids)
+    devices = list(device_ids)
+    if devices:
+        places |= set(session.scalars(select(Device.zone_id).where(Device.id.in_(devices))))
+    voices = set()
+    for zone_id in places:
+        zone = session.get(Zone, zone_id)
+        if zone is None:
+            continue
+        voices.add(next((z.voice for z in ancestors_and_self(zone) if z.voice), ""))
+    return voices.pop() if len(voices) == 1 else ""
+
+
 def names_with_ancestors(chosen: Iterable[Zone]) -> dict[str, str]:
     """Zone id → name of the given zones and every zone above them: a village head reads the
     commune's name on the commune-wide broadcasts that play in their village."""

@@ -21,6 +21,7 @@ from datetime import datetime
 from broadcast import clock
 from broadcast.const import BroadcastStatus, ContentKind
 from broadcast.errors import LoaError
+from broadcast.people import zones
 from broadcast.programme import manifests, planning
 from broadcast.programme.jobs import Scheduler
 from broadcast.sending import broadcasts, redelivery
@@ -41,7 +42,8 @@ MANIFEST_BATCH = 100  # manifests published under one hold of the publish lock
 MANIFEST_CATCH_UP_S = 20.0
 REDELIVERY_BATCH = 100  # re-sent commands likewise
 
-ScheduleRenderer = Callable[[str, str | None, int], tuple[str, str, float]]
+# (text, recording, repeat, voice) → (media sha256, engine, airtime)
+ScheduleRenderer = Callable[[str, str | None, int, str], tuple[str, str, float]]
 
 
 class ProgrammeLeader:
@@ -143,13 +145,16 @@ class ProgrammeLeader:
         """Schedules made before media was rendered at scheduling time get it now."""
         with self.db.session() as session:
             waiting = [
-                (s.id, s.bulletin.text, s.bulletin.recording_sha256, s.repeat)
+                (
+                    s.id, s.bulletin.text, s.bulletin.recording_sha256, s.repeat,
+                    zones.voice_for(session, s.zone_ids, s.device_ids or []),
+                )
                 for s in planning.plannable(session)
                 if s.media_sha256 is None and s.bulletin.kind != ContentKind.RELAY
-            ]
-        for schedule_id, text, recording, repeat in waiting:
+            ]  # fmt: skip
+        for schedule_id, text, recording, repeat, voice in waiting:
             try:
-                sha256, engine, airtime = self._render_for_schedule(text, recording, repeat)
+                sha256, engine, airtime = self._render_for_schedule(text, recording, repeat, voice)
             except Exception:
                 _LOGGER.exception("could not render the media of schedule %s", schedule_id)
                 continue

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 import audio
 from broadcast import clock
 from broadcast.const import LIVE_SOURCE, BroadcastStatus, ContentKind
-from broadcast.people import targets
+from broadcast.people import targets, zones
 from broadcast.sending import broadcasts, rendering
 from broadcast.sending.dispatcher import Dispatcher
 from broadcast.settings import Settings
@@ -71,9 +71,17 @@ class Outbox:
         """Queue a pending broadcast: rendered, then dispatched, on the render thread."""
         return self._render_pool.submit(self.render_and_dispatch, broadcast_id)
 
-    def render(self, text: str, recording: str | None) -> rendering.RenderedMedia:
+    def render(self, text: str, recording: str | None, voice: str = "") -> rendering.RenderedMedia:
         """Media rendered on the render thread (cached), waited for."""
-        return self._render_pool.submit(self._renderer.render, text, recording).result()
+        return self._render_pool.submit(self._renderer.render, text, recording, voice).result()
+
+    def voice_for(self, zone_ids: object, device_ids: object = ()) -> str:
+        """The voice a text to these targets is read in (`zones.voice_for`); unknown or
+        malformed targets are left to the checks that follow."""
+        places = [str(z) for z in zone_ids] if isinstance(zone_ids, list | tuple) else []
+        devices = [str(d) for d in device_ids] if isinstance(device_ids, list | tuple) else []
+        with self._db.session() as session:
+            return zones.voice_for(session, places, devices)
 
     def resume_pending(self) -> None:
         """Broadcasts left pending by a stop are rendered and dispatched now."""
@@ -104,10 +112,15 @@ class Outbox:
             relay = broadcast.content == protocol.ContentType.RELAY
             live = relay and broadcast.source == LIVE_SOURCE
             topics = targets.command_topics(session, broadcast.zone_ids, broadcast.device_ids or [])
+            voice = (
+                ""
+                if relay
+                else zones.voice_for(session, broadcast.zone_ids, broadcast.device_ids or [])
+            )
         try:
             sha256, engine, lead_in = None, ContentKind.RELAY.value, None
             if not relay:
-                rendered = self._renderer.render(text, recording)
+                rendered = self._renderer.render(text, recording, voice)
                 sha256, engine = rendered.sha256, rendered.engine
             elif live:
                 lead_in = self._renderer.chime()
@@ -187,9 +200,9 @@ class Outbox:
         return True
 
     def render_for_schedule(
-        self, text: str, recording: str | None, repeat: int
+        self, text: str, recording: str | None, repeat: int, voice: str = ""
     ) -> tuple[str, str, float]:
         """Media of a schedule, rendered now (cached): its sha256, engine and airtime."""
-        rendered = self.render(text, recording)
+        rendered = self.render(text, recording, voice)
         seconds = audio.probe_duration_s(self._media.path(rendered.sha256))
         return rendered.sha256, rendered.engine, seconds * repeat

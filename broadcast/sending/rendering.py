@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import audio
 import tts
 from broadcast.const import MAX_UPLOAD_BYTES, ContentKind
 from broadcast.errors import N_, ValidationError
+from broadcast.sending.voices import VoiceShelf
 from wire.files import write_private_file
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,14 +35,24 @@ class RenderedMedia:
 
 
 class MediaRenderer:
+    """Speech (in the installation's engine, or a commune's chosen voice from `voices`) or a
+    recording, assembled into the media receivers play."""
+
     def __init__(
-        self, synthesizer: tts.Synthesizer, store: audio.MediaStore, index_dir: Path
+        self,
+        synthesizer: tts.Synthesizer,
+        store: audio.MediaStore,
+        index_dir: Path,
+        voices: VoiceShelf | None = None,
     ) -> None:
         self.synthesizer = synthesizer
         self.store = store
         self.index_dir = index_dir
+        self.voices = voices
         index_dir.mkdir(parents=True, exist_ok=True)
         self._chime_sha256: str | None = None
+        self._voiced: dict[str, tts.Synthesizer] = {}
+        self._voiced_guard = threading.Lock()
 
     def chime(self) -> str:
         """The opening chime in the media store (made once per process): what a live
@@ -49,23 +61,49 @@ class MediaRenderer:
             self._chime_sha256 = self.store.put_bytes(audio.render_chime())
         return self._chime_sha256
 
-    def render(self, text: str, recording_sha256: str | None = None) -> RenderedMedia:
-        text_key = None if recording_sha256 is not None else self._text_key(text)
+    def render(
+        self, text: str, recording_sha256: str | None = None, voice: str = ""
+    ) -> RenderedMedia:
+        """`text` read in `voice` (a commune's choice; "" for the installation's engine), or
+        the recording, after the chime."""
+        synthesizer = self._synthesizer(voice)
+        text_key = None if recording_sha256 is not None else self._text_key(synthesizer, text)
         if text_key is not None:
             known = self._lookup(text_key)
             if known is not None:
-                return RenderedMedia(known, self.synthesizer.engine.name, cached=True)
-        rendered = self._render(text, recording_sha256)
-        if text_key is not None and rendered.engine == self.synthesizer.engine.name:
+                return RenderedMedia(known, synthesizer.engine.name, cached=True)
+        rendered = self._render(synthesizer, text, recording_sha256)
+        if text_key is not None and rendered.engine == synthesizer.engine.name:
             write_private_file(self.index_dir / text_key, json.dumps({"sha256": rendered.sha256}))
         return rendered
 
-    def _render(self, text: str, recording_sha256: str | None) -> RenderedMedia:
+    def _synthesizer(self, voice: str) -> tts.Synthesizer:
+        """The installation's synthesizer, or one per chosen voice (made once; a voice taken
+        off the server since it was chosen reads in the installation's engine, and says so)."""
+        if not voice or self.voices is None:
+            return self.synthesizer
+        with self._voiced_guard:
+            if voice not in self._voiced:
+                try:
+                    self._voiced[voice] = tts.Synthesizer(
+                        self.synthesizer.cache_dir,
+                        engine="piper",
+                        extra_abbreviations=self.synthesizer.extra_abbreviations,
+                        model=self.voices.model(voice),
+                    )
+                except (ValidationError, tts.TtsError) as exc:
+                    _LOGGER.warning("voice %s cannot be used (%s): the default reads", voice, exc)
+                    return self.synthesizer
+            return self._voiced[voice]
+
+    def _render(
+        self, synthesizer: tts.Synthesizer, text: str, recording_sha256: str | None
+    ) -> RenderedMedia:
         if recording_sha256 is not None:
             source, engine = self.store.path(recording_sha256), ContentKind.RECORDING.value
             speech_cached = True
         else:
-            speech = self.synthesizer.synthesize(text)
+            speech = synthesizer.synthesize(text)
             source, engine, speech_cached = speech.path, speech.engine, speech.cached
         recipe = self._recipe_key(source)
         known = self._lookup(recipe)
@@ -75,15 +113,16 @@ class MediaRenderer:
         write_private_file(self.index_dir / recipe, json.dumps({"sha256": sha256}))
         return RenderedMedia(sha256, engine, cached=False)
 
-    def _text_key(self, text: str) -> str:
+    @staticmethod
+    def _text_key(synthesizer: tts.Synthesizer, text: str) -> str:
         """Raw text → media without normalizing again: the key covers the normalizer's code and
         dictionaries, the engine and its options. A fallback voice is never indexed this way, so
         the chosen engine is tried again next time."""
-        engine = self.synthesizer.engine
+        engine = synthesizer.engine
         recipe = {
             "v": RECIPE_VERSION,
             "normalizer": tts.normalizer_fingerprint(),
-            "abbreviations": sorted(self.synthesizer.extra_abbreviations.items()),
+            "abbreviations": sorted(synthesizer.extra_abbreviations.items()),
             "engine": engine.name,
             "options": {k: str(v) for k, v in engine.cache_options().items()},
             "text": text,

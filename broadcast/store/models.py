@@ -45,6 +45,9 @@ class Zone(Base):
     # mã đơn vị hành chính of a province (2 digits) or a commune (5): how the province's
     # systems and CAP alerts name it; unique when present, NULL for villages
     code: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    # the voice a province or commune is read in (`broadcast.sending.voices`); "" for the
+    # installation's engine, and for the villages, which follow their commune
+    voice: Mapped[str] = mapped_column(String(63), default="", server_default="")
 
     parent: Mapped[Zone | None] = relationship(remote_side="Zone.id", back_populates="children")
     children: Mapped[list[Zone]] = relationship(back_populates="parent")

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from piper_voice import make_voice
 
 from tts import Synthesizer, TtsError, normalize
 from tts.engines import PiperEngine, engine_names, get_engine
 from tts.engines import piper as piper_module
-
-from .piper_voice import make_voice
 
 REAL_MODEL = os.environ.get("LOA_PIPER_MODEL")
 
@@ -261,3 +260,67 @@ def test_piper_package_speaks_a_vietnamese_text(tmp_path: Path) -> None:
     rms = (sum(s * s for s in samples) / len(samples)) ** 0.5
     assert rms > 100
     assert synth.synthesize(text).cached is True
+
+
+# --- checking a voice before it is offered (`loa voice add`) ---------------------------------
+
+
+def _spoken_voice(folder: Path) -> Path:
+    """A generated voice that knows every phoneme of the check's test sentence."""
+    return make_voice(folder, [normalize(piper_module.TEST_SENTENCE)])
+
+
+def test_a_voice_that_speaks_the_test_sentence_passes_the_check(tmp_path: Path) -> None:
+    model = _spoken_voice(tmp_path / "voice")
+    check = piper_module.check_voice(model)
+    assert (check.language, check.sample_rate, check.speakers) == ("vi", 16000, 1)
+    assert check.size == model.stat().st_size and len(check.sha256) == 64
+    assert 0.5 <= check.test_seconds <= 60
+
+
+def _edited(model: Path, **changes: object) -> Path:
+    config = json.loads(Path(f"{model}.json").read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    Path(f"{model}.json").write_text(json.dumps(config), encoding="utf-8")
+    return model
+
+
+@pytest.mark.parametrize(
+    ("changes", "complaint"),
+    [
+        ({"espeak": {"voice": "en-us"}}, "not a Vietnamese voice|must be a Vietnamese one"),
+        ({"audio": {"sample_rate": 99}}, "sample_rate must be 8000 to 48000 Hz"),
+        ({"audio": {"sample_rate": True}}, "sample_rate must be"),
+        ({"audio": None}, "sample_rate must be"),
+        ({"phoneme_id_map": None}, "no phoneme_id_map"),
+    ],
+)
+def test_a_config_that_is_not_a_vietnamese_piper_voice_is_refused(
+    tmp_path: Path, changes: dict[str, object], complaint: str
+) -> None:
+    model = _edited(_spoken_voice(tmp_path / "voice"), **changes)
+    with pytest.raises(TtsError, match=complaint):
+        piper_module.check_voice(model)
+
+
+def test_a_voice_that_does_not_speak_the_sentence_is_refused(tmp_path: Path) -> None:
+    """A voice knowing none of the sentence's sounds gives (next to) nothing: not offered."""
+    model = make_voice(tmp_path / "voice", [])
+    with pytest.raises(TtsError, match="the voice does not speak it"):
+        piper_module.check_voice(model)
+
+
+def test_only_a_model_file_with_its_config_is_checked(tmp_path: Path) -> None:
+    model = _spoken_voice(tmp_path / "voice")
+    with pytest.raises(TtsError, match=r"a Piper voice is a \.onnx file"):
+        piper_module.check_voice(Path(f"{model}.json"))
+    Path(f"{model}.json").unlink()
+    with pytest.raises(TtsError, match=r"config .* does not exist"):
+        piper_module.check_voice(model)
+    Path(f"{model}.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(TtsError, match="not a Piper voice config"):
+        piper_module.check_voice(model)

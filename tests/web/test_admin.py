@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
+from piper_voice import make_voice
 from service_support import Users
 from sqlalchemy import select, update
 from support import self_signed_ca_pem
@@ -18,7 +20,10 @@ from broadcast.desks.administration import QR_CA_FILE, compact_config, qr_svg
 from broadcast.people import audit
 from broadcast.service import BroadcastService
 from broadcast.store.models import AuditEntry, Device, User, Zone
+from tts import normalize
 from wire.config import ReceiverConfig
+
+SENTENCE = normalize("Xin chào bà con, đây là giọng đọc thử của đài truyền thanh xã.")
 
 GET_ROUTES = (
     "/admin/",
@@ -41,6 +46,7 @@ def _post_routes(users: Users) -> dict[str, dict[str, str]]:
         f"/admin/users/{users.viewer}/role": {"role": "admin"},
         "/admin/zones": {"id": "thon-x", "name": "Thôn X"},
         "/admin/zones/thon-a/name": {"name": "Bị đổi"},
+        "/admin/zones/xa-test/voice": {"voice": ""},
         "/admin/devices": {"id": "loa-x-01", "zone": "thon-a"},
     }
 
@@ -404,3 +410,37 @@ def test_a_password_reset_ends_old_sessions_and_tokens(
     assert client.get("/api/v1/zones", headers=bearer).status_code == 401  # so is the token
     entry = _audit(service, audit.Action.USER_PASSWORD)[-1]
     assert entry.detail["tokens_revoked"] == 1
+
+
+# --- voices ----------------------------------------------------------------------------------
+
+
+def test_a_commune_chooses_its_voice_on_the_zones_page(
+    client: FlaskClient, service: BroadcastService, tmp_path: Path
+) -> None:
+    login(client, "admin")
+    page = client.get("/admin/zones").get_data(as_text=True)
+    assert 'id="voices"' in page and "loa voice add" in page  # none installed yet: says how
+    name, _check = service.voices.add(make_voice(tmp_path / "voice", [SENTENCE]), "giong-thu")
+    page = client.get("/admin/zones").get_data(as_text=True)
+    assert f'<option value="{name}">{name}</option>' in page
+    assert 'id="voice-thon-a"' not in page  # villages follow their commune
+    token = csrf_token(client, "/admin/zones")
+    saved = client.post("/admin/zones/xa-test/voice", data={"voice": name, "csrf_token": token})
+    assert saved.status_code == 302
+    page = client.get("/admin/zones").get_data(as_text=True)
+    assert "Đã lưu giọng đọc." in page and f'<option value="{name}" selected>' in page
+    for zone, voice, problem in (
+        ("xa-test", "khong-co", "không có giọng đọc"),
+        ("thon-a", name, "thôn theo xã"),
+    ):
+        client.post(f"/admin/zones/{zone}/voice", data={"voice": voice, "csrf_token": token})
+        assert problem in client.get("/admin/zones").get_data(as_text=True)
+    assert (
+        client.post(
+            "/admin/zones/khong-co/voice", data={"voice": name, "csrf_token": token}
+        ).status_code
+        == 404
+    )
+    with service.db.session() as session:
+        assert session.get(Zone, "xa-test").voice == name

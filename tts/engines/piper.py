@@ -15,9 +15,12 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import wave
+from array import array
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,6 +64,89 @@ def _load_voice(package: Any, model: Path, config: Path) -> tuple[Any, threading
             _voices[key] = (voice, threading.Lock())
             _LOGGER.info("loaded piper voice %s", model)
         return _voices[key]
+
+
+# what `check_voice` reads aloud: every kind of sound a notice has, short enough to be quick
+TEST_SENTENCE = "Xin chào bà con, đây là giọng đọc thử của đài truyền thanh xã."
+VIETNAMESE = ("vi", "vi-vn", "vi_vn")  # what a Vietnamese voice's config names as its language
+_TEST_SECONDS = (0.5, 60.0)  # a voice that reads the sentence outside this is broken
+
+
+@dataclass(frozen=True)
+class VoiceCheck:
+    """What `check_voice` found: enough for the operator to know the voice will speak."""
+
+    model: Path
+    config: Path
+    language: str
+    sample_rate: int
+    speakers: int
+    quality: str
+    size: int
+    sha256: str
+    test_seconds: float  # how long the test sentence sounded
+
+
+def check_voice(model: str | os.PathLike[str], sentence: str = TEST_SENTENCE) -> VoiceCheck:
+    """A Piper voice file checked before it is offered: a .onnx with its .onnx.json beside it,
+    a config naming Vietnamese and a sample rate, and a test sentence that really sounds.
+    TtsError names the file and what is wrong."""
+    path = Path(model).expanduser()
+    if path.suffix != ".onnx":
+        raise TtsError(f"{path}: a Piper voice is a .onnx file, with its .onnx.json beside it")
+    engine = PiperEngine(model=path)  # both files exist, the JSON reads, piper is installed
+    config = json.loads(engine.config.read_bytes())
+    if not isinstance(config, dict):
+        raise TtsError(f"{engine.config}: not a Piper voice config (a JSON object)")
+    audio_config = config.get("audio") if isinstance(config.get("audio"), dict) else {}
+    rate = audio_config.get("sample_rate")
+    if not isinstance(rate, int) or isinstance(rate, bool) or not 8000 <= rate <= 48000:
+        raise TtsError(f"{engine.config}: audio.sample_rate must be 8000 to 48000 Hz, got {rate!r}")
+    espeak = config.get("espeak") if isinstance(config.get("espeak"), dict) else {}
+    language = str(espeak.get("voice", ""))
+    if language.lower() not in VIETNAMESE:
+        raise TtsError(
+            f"{engine.config}: espeak.voice is {language!r}: Loa reads Vietnamese, so the voice "
+            f"must be a Vietnamese one (vi)"
+        )
+    if not isinstance(config.get("phoneme_id_map"), dict) or not config["phoneme_id_map"]:
+        raise TtsError(f"{engine.config}: it has no phoneme_id_map: not a Piper voice config")
+    with tempfile.TemporaryDirectory(prefix="loa-voice-") as folder:
+        heard = Path(folder) / "test.wav"
+        engine.synthesize(sentence, heard)
+        seconds, loudness = _wav_seconds_and_rms(heard)
+    low, high = _TEST_SECONDS
+    if not low <= seconds <= high or loudness < 50:
+        raise TtsError(
+            f"{path}: the test sentence gave {seconds:.1f} s of sound at RMS {loudness:.0f}: "
+            "the voice does not speak it"
+        )
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return VoiceCheck(
+        model=path,
+        config=engine.config,
+        language=language,
+        sample_rate=rate,
+        speakers=int(config.get("num_speakers") or 1),
+        quality=str(audio_config.get("quality", "")),
+        size=path.stat().st_size,
+        sha256=digest.hexdigest(),
+        test_seconds=round(seconds, 2),
+    )
+
+
+def _wav_seconds_and_rms(path: Path) -> tuple[float, float]:
+    with wave.open(str(path), "rb") as wav:
+        frames, rate, width = wav.getnframes(), wav.getframerate(), wav.getsampwidth()
+        data = wav.readframes(frames)
+    if width != 2 or not frames:
+        return frames / max(rate, 1), 0.0
+    samples = array("h", data[: len(data) - len(data) % 2])
+    rms = (sum(sample * sample for sample in samples) / len(samples)) ** 0.5
+    return frames / rate, rms
 
 
 class PiperEngine(Engine):

@@ -3,8 +3,8 @@
 "" is the installation's own engine (espeak-ng unless `LOA_TTS` says otherwise); the voices
 themselves are files in the data directory (`loa voice add`, `broadcast.sending.voices`).
 
-Revision ID: 0018
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-07
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

@@ -5,12 +5,11 @@ scope."""
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import imageio_ffmpeg
 import pytest
+from media_support import silent_mp3
 from service_support import Province
 
 from broadcast.desks import replay
@@ -19,14 +18,6 @@ from broadcast.service import BroadcastService
 from broadcast.store.models import Broadcast, Bulletin, Feedback, Schedule, Zone
 
 NOW = datetime(2026, 12, 7, 5, 0)  # 12:00 in Hà Nội
-
-
-def silent_mp3(seconds: float = 2.0) -> bytes:
-    """A real MP3 (the store measures its duration), as receivers' media are."""
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f",
-               "lavfi", "-i", "anullsrc=r=22050:cl=mono", "-t", str(seconds), "-b:a", "32k",
-               "-f", "mp3", "-"]  # fmt: skip
-    return subprocess.run(command, check=True, capture_output=True).stdout
 
 
 MP3 = silent_mp3()

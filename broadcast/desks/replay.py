@@ -360,13 +360,13 @@ class ReplayDesk:
 
     def moderate(self, user_id: int, feedback_id: int, decision: object) -> None:
         """Approve (shown under the item) or hide a feedback of a commune `user` manages."""
-        if decision not in (FeedbackStatus.APPROVED, FeedbackStatus.HIDDEN):
-            raise ValidationError("decision", N_("hãy chọn hiện hoặc ẩn góp ý"), "bad_value")
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.MANAGE_REPLAY)
             row = session.get(Feedback, feedback_id)
             if row is None or not zones.in_scope(session, user, row.zone_id):
                 raise NotFound(N_("không có góp ý “%(id)s”"), "unknown_feedback", id=feedback_id)
+            if decision not in (FeedbackStatus.APPROVED, FeedbackStatus.HIDDEN):
+                raise ValidationError("decision", N_("hãy chọn hiện hoặc ẩn góp ý"), "bad_value")
             row.status = str(decision)
             row.moderated_by_id = user.id
             row.moderated_at = utcnow()

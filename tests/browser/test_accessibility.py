@@ -52,6 +52,7 @@ NOT_PAGES = {
     "announce.events",  # server-sent events of the delivery page
     "announce.status",  # JSON of the delivery page
     "favicon",
+    "listen.feed",  # the podcast's RSS
     "media.media",
     "metrics.metrics",
     "province.monthly_csv",
@@ -194,6 +195,7 @@ def _states(
             yield f"bulletin: {state}"
         page.goto(f"{base}/bulletins/{seeded['rejected']}/edit")
         yield "bulletin: edit"
+        yield from _replay_states(page, base, seeded, console)
     if user == "admin":
         page.goto(f"{base}/admin/users")
         _submit_unchecked(page, "#new-user")
@@ -206,6 +208,33 @@ def _states(
         response = page.goto(f"{base}/no-such-page")
         assert response is not None and response.status == 404
         yield "a missing page"
+
+
+def _replay_states(
+    page: Page, base: str, seeded: dict[str, int], console: ConsoleWatch
+) -> Iterator[str]:
+    """Nghe lại: the officer opens the commune's public page (once: the second language finds
+    it open), then a listener's page, the feedback form, refused empty, and its thanks."""
+    page.goto(f"{base}/replay/?commune=xa-hoang-hop")
+    if page.locator("#replay-switch input[name=public][value='1']").count():
+        page.locator("#replay-switch button[type=submit]").click()
+        page.wait_for_load_state("load")
+    yield "replay: open"
+    page.goto(f"{base}/nghe-lai/xa-hoang-hop/")
+    yield "replay: the public page"
+    form = f"{base}/nghe-lai/xa-hoang-hop/{seeded['finished']}/gop-y"
+    page.goto(form)
+    yield "replay: feedback form"
+    page.locator("form.card button[type=submit]").click()
+    page.wait_for_load_state("load")
+    console.allow(page.url, 400)
+    yield "replay: feedback empty"
+    page.locator("#text").fill("Loa ở thôn 2 nghe nhỏ, xin chỉnh to hơn.")
+    page.locator("form.card button[type=submit]").click()
+    page.wait_for_load_state("load")
+    yield "replay: thanks"
+    page.goto(f"{base}/replay/feedback")
+    yield "replay: feedback to moderate"
 
 
 # Text in Vietnamese (its own letters: ă â đ ê ô ơ ư, and the tones on them) whose element says

@@ -42,6 +42,11 @@ from .conftest import (
     url_pattern,
 )
 
+# the sweep visits every page of every role in two languages at two widths, in one fixture: it
+# grows with the app (about 300 s on a 2-core machine with the replay pages), past the suite's
+# default per-test limit
+pytestmark = pytest.mark.timeout(900)
+
 USERS = ("truongthon1", "canbo", "lanhdao", "xem", "admin", "bientap", "quantri-tinh", "canbo-hai")
 LANGS = ("vi", "en")
 # GET routes that are not pages a person reads: files, streams, redirects, machine endpoints

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC
 
 from feedgen.feed import FeedGenerator
@@ -67,14 +68,14 @@ def _version_tag(page: ReplayPage) -> str:
     return f"{page.version}-{get_locale()}"
 
 
-def _cached(page: ReplayPage, render: object, mimetype: str) -> Response:
+def _cached(page: ReplayPage, render: Callable[[], str | bytes], mimetype: str) -> Response:
     """The body `render()` makes, or a 304 when the client's copy is still this one."""
     etag = _version_tag(page)
     modified = page.updated_at.replace(microsecond=0, tzinfo=UTC) if page.updated_at else None
     if not is_resource_modified(request.environ, etag=etag, last_modified=modified):
         response = Response(status=304)
     else:
-        response = Response(render(), mimetype=mimetype)  # type: ignore[operator]
+        response = Response(render(), mimetype=mimetype)
         response.headers["Content-Type"] = mimetype
     response.set_etag(etag)
     if modified is not None:

@@ -38,7 +38,7 @@ from broadcast.people.permissions import Action
 from broadcast.sending.broadcasts import aimed_at_any, delivered_to_any
 from broadcast.store.db import Database
 from broadcast.store.json_lists import json_list_has_any
-from broadcast.store.models import Broadcast, Bulletin, Feedback, Schedule, Zone, utcnow
+from broadcast.store.models import Broadcast, Bulletin, Feedback, Schedule, User, Zone, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -420,13 +420,13 @@ def _public_commune(session: Session, commune_id: str) -> Zone:
     return zone
 
 
-def _managed_commune(session: Session, user: object, commune_id: object) -> Zone:
+def _managed_commune(session: Session, user: User, commune_id: object) -> Zone:
     zone = session.get(Zone, commune_id) if isinstance(commune_id, str) else None
     if zone is None or zone.kind != ZoneKind.COMMUNE.value:
         raise ValidationError(
             "zone", N_("không có xã “%(id)s”"), "unknown_zone", id=str(commune_id)[:63]
         )
-    if not zones.in_scope(session, user, zone.id):  # type: ignore[arg-type]
+    if not zones.in_scope(session, user, zone.id):
         raise PermissionDenied(
             N_("người dùng không được quản lý trang nghe lại của “%(zone)s”"),
             "zone_out_of_reach",

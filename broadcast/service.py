@@ -1,7 +1,7 @@
 """The broadcast service: the one object that wires storage, speech, audio, scheduling and MQTT.
 
 It does nothing a person asks for itself: it builds the desks (`announcements`, `scheduling`,
-`bulletins`, `fleet`, `reports`, `province_reports`, `admin`), each given exactly what it
+`bulletins`, `fleet`, `reports`, `province_reports`, `admin`, `replay`), each given exactly what it
 needs, and the web layer and the CLI call them. It owns the background parts (the outbox's render
 thread, the scheduler, the dispatcher, the answer-back writer), starts and stops them together,
 and wires leadership and the receivers' answer-back.
@@ -34,6 +34,7 @@ from broadcast.desks.live import LiveDesk
 from broadcast.desks.metrics import MetricsReading
 from broadcast.desks.overview import Overview
 from broadcast.desks.province_reports import ProvinceReports
+from broadcast.desks.replay import ReplayDesk
 from broadcast.desks.reporting import Reports
 from broadcast.desks.scheduling import SchedulingDesk
 from broadcast.desks.setup import Setup
@@ -119,6 +120,7 @@ class BroadcastService:
             self.db, settings, register_device=self.fleet.register_device, voices=self.voices
         )
         self.calendar = CalendarDesk(self.db, self.media)
+        self.replay = ReplayDesk(self.db, self.media, self.secrets.flask_secret_key)
         self.metrics = MetricsReading(self.db)
         self.overview = Overview(self.db)
         self.sign_in = SignInDesk(self.db)

@@ -69,6 +69,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
         metrics,
         province,
         province_bulletins,
+        replay,
         reports,
     )
 
@@ -89,6 +90,8 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     app.register_blueprint(live.bp)
+    app.register_blueprint(replay.listen)
+    app.register_blueprint(replay.bp)
     csrf.exempt(live.listeners)  # Icecast asks it: the listen token is the credential
 
     app.jinja_env.filters["local_time"] = clock.format_local

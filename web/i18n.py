@@ -6,10 +6,11 @@ into the data directory when the app starts (no compiled files in the repository
 step): a `.po` edit shows on the next start.
 
 The language is, in order: `?lang=` (remembered in the session), the signed-in user's choice,
-then Vietnamese; the browser's Accept-Language is not consulted, since an officer's phone set to
-English should still show the commune's system in Vietnamese unless they ask. The JSON API is
-read by programs, which ask for a language the HTTP way: there it is `?lang=`, then
-`Accept-Language` (when sent), then the token's user's choice, then Vietnamese.
+then Vietnamese (on the public replay pages, `web.replay`, `?lang=` alone: they are cached,
+so they read no session); the browser's Accept-Language is not consulted, since an officer's
+phone set to English should still show the commune's system in Vietnamese unless they ask.
+The JSON API is read by programs, which ask for a language the HTTP way: there it is `?lang=`,
+then `Accept-Language` (when sent), then the token's user's choice, then Vietnamese.
 
 A domain error (`broadcast.errors`) carries a Vietnamese message id and its parameters:
 `error_text` is its message in the request's language, for pages and API alike.
@@ -61,6 +62,8 @@ def select_locale() -> str:
     asked = request.args.get("lang", "")
     if request.blueprint == "api":
         return _api_locale(asked)
+    if request.blueprint == "listen":  # public and cached: the URL alone says, no session
+        return asked if asked in LOCALES else DEFAULT_LOCALE
     if asked in LOCALES:
         session["lang"] = asked
         return asked

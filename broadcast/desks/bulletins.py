@@ -705,6 +705,7 @@ class BulletinDesk:
                 relay_url=bulletin.relay_url if relay else None,
                 duration_s=bulletin.duration_s if relay else None,
             )
+            broadcast.internal = bulletin.internal  # nội bộ: kept off the public replay
             broadcast_id = broadcast.id
             audit.record(
                 session,

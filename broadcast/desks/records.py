@@ -249,6 +249,7 @@ class BulletinRecord:
     reviewed_by: str | None  # the reviewer's user name
     reviewed_at: datetime | None
     review_comment: str
+    internal: bool = False  # nội bộ: its broadcasts stay off the public replay page
 
     @classmethod
     def of(cls, bulletin: Bulletin) -> BulletinRecord:
@@ -270,4 +271,5 @@ class BulletinRecord:
             reviewed_by=bulletin.reviewed_by.username if bulletin.reviewed_by else None,
             reviewed_at=bulletin.reviewed_at,
             review_comment=bulletin.review_comment,
+            internal=bulletin.internal,
         )

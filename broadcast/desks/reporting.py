@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, selectinload
 import audio
 from broadcast import clock, const
 from broadcast.const import BroadcastStatus, DeliveryState
+from broadcast.desks import replay
 from broadcast.errors import N_, PermissionDenied, ValidationError
 from broadcast.people import accounts, zones
 from broadcast.people.permissions import Action
@@ -298,6 +299,8 @@ class MonthlySummary:
     zones: list[ZoneMonth]
     devices: list[DeviceMonth]
     generated_at: datetime = field(default_factory=utcnow)
+    # listeners' feedback (góp ý) on each commune's replay page, received in the month
+    feedback: dict[str, replay.FeedbackCounts] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -502,6 +505,8 @@ class Reports:
                 zone_id=top,
             )
             device_months = _device_months(session, tree, top, start, measured_until)
+            communes = [zone.id for zone in scope if zone.kind == const.ZoneKind.COMMUNE]
+            feedback = replay.feedback_counts(session, communes, start, end)
             found = _month_broadcasts(session, month_filter, top)
         reach = _MonthReach(tree, in_scope, {d.device_id: d.zone_id for d in device_months})
         for row in found.rows:
@@ -523,7 +528,9 @@ class Reports:
             reach.zone_month(zone, found.rows, airtime, devices_in.get(zone.id, []))
             for zone in scope
         ]
-        return MonthlySummary(year, month, start, end, measured_until, zone_months, device_months)
+        return MonthlySummary(
+            year, month, start, end, measured_until, zone_months, device_months, feedback=feedback
+        )
 
     def monthly_csv(self, user_id: int, year: int, month: int, zone_id: str | None = None) -> bytes:
         summary = self.monthly_summary(user_id, year, month, zone_id)

@@ -33,6 +33,8 @@ class Action(StrEnum):
     SEND_DOWN = "send_down"  # send a bulletin down to communes (TT-39 source information)
     FEED = "feed"  # post bulletins and CAP alerts from a source-information system (API only)
     READ_REPORTS = "read_reports"  # the broadcast log and monthly reports
+    MANAGE_REPLAY = "manage_replay"  # a commune's public replay page (nghe lại): whether it is
+    # public, which items are internal (nội bộ), and moderating listeners' feedback (góp ý)
     ADMINISTER = "administer"  # users, zones, receivers, the audit log and metrics
 
 
@@ -55,6 +57,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.SEND_DOWN: frozenset({Role.ADMIN, Role.PROVINCE_EDITOR, Role.SOURCE}),
     Action.FEED: frozenset({Role.SOURCE}),
     Action.READ_REPORTS: _EVERYONE,
+    Action.MANAGE_REPLAY: _CONTENT,
     Action.ADMINISTER: frozenset({Role.ADMIN}),
 }
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
     insert,
     true,
 )
@@ -48,6 +49,9 @@ class Zone(Base):
     # the voice a province or commune is read in (`broadcast.sending.voices`); "" for the
     # installation's engine, and for the villages, which follow their commune
     voice: Mapped[str] = mapped_column(String(63), default="", server_default="")
+    # a commune's replay page and podcast (nghe lại, `desks.replay`): off until the commune
+    # opts in, since an installation may not want its notices on the open web (0017)
+    replay_public: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     parent: Mapped[Zone | None] = relationship(remote_side="Zone.id", back_populates="children")
     children: Mapped[list[Zone]] = relationship(back_populates="parent")
@@ -148,6 +152,8 @@ class Bulletin(Base):
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     review_comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # nội bộ: its broadcasts stay off the public replay page and podcast (0017)
+    internal: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
@@ -235,6 +241,8 @@ class Broadcast(Base):
     command_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # nội bộ: kept off the public replay page and podcast (a bulletin's flag counts too, 0017)
+    internal: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     deliveries: Mapped[list[Delivery]] = relationship(
         back_populates="broadcast", order_by="Delivery.device_id"
@@ -444,3 +452,27 @@ class InstallationFact(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Feedback(Base):
+    """Góp ý: what a listener wrote about a broadcast on a commune's public replay page. Stored
+    pending; the commune's officer approves it (shown under the item) or hides it (0017)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        Index("ix_feedback_client", "client_key", "created_at"),
+        Index("ix_feedback_broadcast", "broadcast_id", "created_at"),
+        Index("ix_feedback_zone_status", "zone_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id"))  # the commune's page
+    name: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
+    # an HMAC of the client's network (`accounts.client_network`): counts, not an address
+    client_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    moderated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    moderated_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -42,6 +42,11 @@ from .conftest import (
     url_pattern,
 )
 
+# the sweep visits every page of every role in two languages at two widths, in one fixture: it
+# grows with the app (about 300 s on a 2-core machine with the replay pages), past the suite's
+# default per-test limit
+pytestmark = pytest.mark.timeout(900)
+
 USERS = ("truongthon1", "canbo", "lanhdao", "xem", "admin", "bientap", "quantri-tinh", "canbo-hai")
 LANGS = ("vi", "en")
 # GET routes that are not pages a person reads: files, streams, redirects, machine endpoints
@@ -52,6 +57,7 @@ NOT_PAGES = {
     "announce.events",  # server-sent events of the delivery page
     "announce.status",  # JSON of the delivery page
     "favicon",
+    "listen.feed",  # the podcast's RSS
     "media.media",
     "metrics.metrics",
     "province.monthly_csv",
@@ -194,6 +200,7 @@ def _states(
             yield f"bulletin: {state}"
         page.goto(f"{base}/bulletins/{seeded['rejected']}/edit")
         yield "bulletin: edit"
+        yield from _replay_states(page, base, seeded, console)
     if user == "admin":
         page.goto(f"{base}/admin/users")
         _submit_unchecked(page, "#new-user")
@@ -206,6 +213,33 @@ def _states(
         response = page.goto(f"{base}/no-such-page")
         assert response is not None and response.status == 404
         yield "a missing page"
+
+
+def _replay_states(
+    page: Page, base: str, seeded: dict[str, int], console: ConsoleWatch
+) -> Iterator[str]:
+    """Nghe lại: the officer opens the commune's public page (once: the second language finds
+    it open), then a listener's page, the feedback form, refused empty, and its thanks."""
+    page.goto(f"{base}/replay/?commune=xa-hoang-hop")
+    if page.locator("#replay-switch input[name=public][value='1']").count():
+        page.locator("#replay-switch button[type=submit]").click()
+        page.wait_for_load_state("load")
+    yield "replay: open"
+    page.goto(f"{base}/nghe-lai/xa-hoang-hop/")
+    yield "replay: the public page"
+    form = f"{base}/nghe-lai/xa-hoang-hop/{seeded['finished']}/gop-y"
+    page.goto(form)
+    yield "replay: feedback form"
+    page.locator("form.card button[type=submit]").click()
+    page.wait_for_load_state("load")
+    console.allow(page.url, 400)
+    yield "replay: feedback empty"
+    page.locator("#text").fill("Loa ở thôn 2 nghe nhỏ, xin chỉnh to hơn.")
+    page.locator("form.card button[type=submit]").click()
+    page.wait_for_load_state("load")
+    yield "replay: thanks"
+    page.goto(f"{base}/replay/feedback")
+    yield "replay: feedback to moderate"
 
 
 # Text in Vietnamese (its own letters: ă â đ ê ô ơ ư, and the tones on them) whose element says

@@ -159,3 +159,45 @@ def test_an_english_template_form_on_a_phone(
     expect(page.locator("#spoken-language")).to_contain_text("in Vietnamese")
     assert overflow(page, PHONE["width"]) == []
     screenshot(page, "village-head-template-en")
+
+
+def test_the_replay_page_on_a_phone(
+    demo_system: DemoSystem, phone: BrowserContext, commune_wide: int
+) -> None:
+    """Nghe lại: the officer opens the commune's replay page; then anyone, signed out, sees the
+    notice with its player on a 360 px phone, every target a finger's size, and the player's
+    file and the podcast are served."""
+    base = demo_system.base
+    officer = phone.new_page()
+    sign_in(officer, base, "canbo")
+    officer.goto(f"{base}/replay/?commune=xa-hoang-hop")
+    switch = officer.locator("#replay-switch")
+    if switch.locator("input[name=public][value='1']").count():  # closed: open it
+        switch.locator("button[type=submit]").click()
+        officer.wait_for_load_state("load")
+    link = officer.locator("#replay-switch a").first
+    expect(link).to_be_visible()
+    public_path = link.get_attribute("href") or ""
+    assert public_path == "/nghe-lai/xa-hoang-hop/"
+    officer.close()
+    phone.clear_cookies()
+    page = phone.new_page()
+    response = page.goto(base + public_path)
+    assert response is not None and response.status == 200
+    assert "public" in response.headers["cache-control"] and response.headers["etag"]
+    item = page.locator(f"#b{commune_wide}")
+    expect(item).to_contain_text("Thông báo toàn xã: kiểm tra loa.")
+    player = item.locator("audio")
+    expect(player).to_have_count(1)
+    expect(player).to_be_visible()
+    media = page.request.get(base + (player.get_attribute("src") or ""))
+    assert media.status == 200 and media.headers["content-type"] == "audio/mpeg"
+    assert len(media.body()) > 1000
+    assert overflow(page, PHONE["width"]) == []
+    heights = page.locator("main a, main button, audio, summary").evaluate_all(
+        "els => els.map(el => el.getBoundingClientRect().height)"
+    )
+    assert heights and min(heights) >= 44, heights
+    screenshot(page, "replay-phone")
+    feed = page.request.get(f"{base}{public_path}podcast.xml")
+    assert feed.status == 200 and "/media/" in feed.text() and "<enclosure" in feed.text()

@@ -43,7 +43,7 @@ from broadcast.desks.scheduling import ScheduleRequest
 from broadcast.people import accounts, permissions
 from broadcast.people.permissions import Action
 from broadcast.service import BroadcastService
-from broadcast.store.models import User, Zone
+from broadcast.store.models import Feedback, User, Zone
 from web import create_app
 from wire.protocol import Priority
 
@@ -90,6 +90,7 @@ class Place:
     broadcast: int  # to the village
     province_bulletin: int  # written by the province editor, sent down to this commune only
     forward: int  # that bulletin in the commune's inbox
+    feedback: int  # a listener's, on the commune's replay page, about the broadcast
     user: int  # the commune's viewer
     village: str
     device: str  # in the village
@@ -104,6 +105,7 @@ class Place:
             {
                 "bulletin": {self.commune},
                 "forward": {self.commune},
+                "feedback": {self.commune},
                 "user": {self.commune},
                 "province bulletin": {PROVINCE, self.commune},
             }.get(kind, {self.village})
@@ -153,6 +155,7 @@ PAGES: dict[str, dict[str, Need]] = {
     "admin.change_role": {"POST": Action.ADMINISTER},
     "admin.zones": {"GET": Action.ADMINISTER, "POST": Action.ADMINISTER},
     "admin.rename_zone": {"POST": Action.ADMINISTER},
+    "admin.zone_voice": {"POST": Action.ADMINISTER},
     "announce.new": {"GET": Action.ANNOUNCE},
     "announce.prepare": {"POST": Action.ANNOUNCE},
     "announce.confirm": {"POST": Action.ANNOUNCE},
@@ -190,6 +193,17 @@ PAGES: dict[str, dict[str, Need]] = {
     "province.index": {"GET": ProvinceLevel(Action.READ_REPORTS)},
     "province.monthly": {"GET": ProvinceLevel(Action.READ_REPORTS)},
     "province.monthly_csv": {"GET": ProvinceLevel(Action.READ_REPORTS)},
+    # nghe lại: a commune's public replay (a closed one is not found), and its management
+    "listen.page": {"GET": PUBLIC},
+    "listen.feed": {"GET": PUBLIC},
+    "listen.feedback_form": {"GET": PUBLIC, "POST": PUBLIC},
+    "listen.thanks": {"GET": PUBLIC},
+    "replay.manage": {"GET": Action.MANAGE_REPLAY},
+    "replay.set_public": {"POST": Action.MANAGE_REPLAY},
+    "replay.broadcast_internal": {"POST": Action.MANAGE_REPLAY},
+    "replay.bulletin_internal": {"POST": Action.MANAGE_REPLAY},
+    "replay.feedback": {"GET": Action.MANAGE_REPLAY},
+    "replay.moderate": {"POST": Action.MANAGE_REPLAY},
 }
 ZONE_QUERY = {"calendar.week", *(name for name in PAGES if name.startswith("reports."))}
 # forms naming the zone they act in ({zone}: the place's village, {commune}: its commune),
@@ -201,6 +215,7 @@ ZONE_FORMS: dict[str, dict[str, str]] = {
     "admin.users": {"username": "moi", "role": "village_head", "zone": "{zone}"},
     "admin.devices": {"id": "loa-moi", "zone": "{zone}"},
     "admin.zones": {"kind": "village", "name": "Thôn Mới", "parent": "{commune}"},
+    "replay.set_public": {"commune": "{commune}", "public": "1"},
 }
 
 API: dict[tuple[str, str], Need] = {
@@ -289,9 +304,16 @@ def _place(service: BroadcastService, ids: dict[str, int], name: str) -> Place:
         ),
     )
     broadcast = service.announcements.announce(officer, text, [village])
+    with service.db.session() as session:
+        feedback = Feedback(
+            broadcast_id=broadcast, zone_id=commune, text="Góp ý.", client_key="0" * 64
+        )
+        session.add(feedback)
+        session.flush()
+        feedback_id = feedback.id
     device = {"an": "loa-an-1-01", "binh": "loa-binh-1-01"}[name]
     markers = (title, text, sent_down, device, f"{name}-viewer", *_zone_names(service, village))
-    return Place(commune, bulletin, schedule, broadcast, province_bulletin, forward,
+    return Place(commune, bulletin, schedule, broadcast, province_bulletin, forward, feedback_id,
                  ids[f"{name}-viewer"], village, device, markers,
                  _zone_names(service, commune))  # fmt: skip
 
@@ -368,6 +390,7 @@ _KINDS = {
     "zone_id": "zone",
     "device_id": "device",
     "item_id": "item",
+    "feedback_id": "feedback",
 }
 
 
@@ -394,6 +417,8 @@ def _values(world: World, place: Place, province_route: bool) -> dict[str, Any]:
         "zone": place.village,
         "device_id": place.device,
         "item_id": world.item,
+        "feedback_id": place.feedback,
+        "commune": place.commune,
         "sha256": "0" * 64,
     }
 

@@ -263,3 +263,39 @@ def test_0013_lists_each_broadcasts_zones_as_rows_and_downgrades(tmp_path: Path)
         indexes = {i["name"] for i in inspect(connection).get_indexes("deliveries")}
         assert "ix_deliveries_device_broadcast" not in indexes
     engine.dispose()
+
+
+def test_0018_keeps_every_commune_private_and_every_item_public_and_downgrades(
+    tmp_path: Path,
+) -> None:
+    """An existing installation publishes nothing until a commune opts in (its replay is off),
+    and none of its bulletins or broadcasts is internal (a row written without the new columns
+    gets the defaults); the columns and the feedback table go again on downgrade."""
+    url = database_url(tmp_path / "data")
+    make_single_commune(url)
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO broadcasts (id, title, text, priority, repeat, zone_ids, source,"
+                " status, error, tts_engine, created_at) VALUES (1, 'Tin', 'Nội dung',"
+                " 'normal', 1, '[\"xa-hoang-hop\"]', 'announcement', 'finished', '', 'espeak',"
+                " '2026-12-01 10:00:00')"
+            )
+        )
+        public = connection.execute(text("SELECT DISTINCT replay_public FROM zones")).scalars()
+        assert [bool(value) for value in public.all()] == [False]
+        internal = connection.execute(text("SELECT internal FROM broadcasts")).scalars()
+        assert [bool(value) for value in internal.all()] == [False]
+        assert connection.execute(text("SELECT count(*) FROM feedback")).scalar() == 0
+    downgrade(engine, "0017")
+    with engine.connect() as connection:
+        assert "feedback" not in inspect(connection).get_table_names()
+        for table, column in (
+            ("zones", "replay_public"),
+            ("bulletins", "internal"),
+            ("broadcasts", "internal"),
+        ):
+            assert column not in {c["name"] for c in inspect(connection).get_columns(table)}
+    engine.dispose()

@@ -56,7 +56,9 @@ def test_village_head_goes_live_from_a_phone(
         "Loa đang đổ chuông báo: bắt đầu nói sau", timeout=15_000
     )
     expect(page.locator("#live-on-air")).to_have_class("card live-on-air chime")
-    expect(page.locator("#live-status")).to_have_text("Đang phát trực tiếp: mời nói", timeout=15_000)
+    expect(page.locator("#live-status")).to_have_text(
+        "Đang phát trực tiếp: mời nói", timeout=15_000
+    )
     expect(page.locator("#live-on-air")).to_have_class("card live-on-air on")
     expect(page.locator("#live-form")).to_be_hidden()
     broadcast_id = int(

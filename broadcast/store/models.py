@@ -157,7 +157,8 @@ class Schedule(Base):
     HH:MM) with `weekdays` (0 = Monday), with `lunar_days` (1-30) and `lunar_month` (1-12) of
     the lunar kinds, or `cron` (local) the others; `valid_from`/`valid_to` are local dates.
     The media is rendered when the schedule is made (`media_sha256`, `airtime_s` = duration ×
-    repeat), so overlaps are checked on real durations and receivers can fetch it ahead. `planned_until`: runs before it already have their broadcast row.
+    repeat), so overlaps are checked on real durations and receivers can fetch it ahead.
+    `planned_until`: runs before it already have their broadcast row.
     """
 
     __tablename__ = "schedules"

@@ -114,7 +114,7 @@ class BroadcastService:
             programme_changed=self._programme_changed,
         )
         self.admin = Administration(self.db, settings, register_device=self.fleet.register_device)
-        self.calendar = CalendarDesk(self.db, self.media)
+        self.calendar = CalendarDesk(self.db, self.media, self.secrets)
         self.metrics = MetricsReading(self.db)
         self.overview = Overview(self.db)
         self.sign_in = SignInDesk(self.db)

@@ -402,9 +402,9 @@ def _weekdays(values: Sequence[object]) -> tuple[int, ...]:
 def _whole_number(value: object, field: str, low: int, high: int) -> int:
     """An integer from `low` to `high` (a JSON number or a form's text), else a ValidationError
     naming `field`."""
-    if isinstance(value, bool):
-        value = None  # JSON true is not the number 1
     try:
+        if isinstance(value, bool):
+            raise TypeError("JSON true is not the number 1")
         number = int(str(value).strip())
     except (TypeError, ValueError) as exc:
         raise ValidationError(

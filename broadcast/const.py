@@ -87,6 +87,13 @@ class ScheduleKind(StrEnum):
     WEEKDAYS = "weekdays"  # chosen weekdays at a local time
     CRON = "cron"  # a standard 5-field cron expression, in local time
     SERIES = "series"  # every N hours until a newer series of the same key replaces it
+    LUNAR_MONTHLY = "lunar_monthly"  # chosen lunar days of every lunar month, leap ones too
+    LUNAR_YEARLY = "lunar_yearly"  # chosen days of one lunar month every lunar year
+
+    @property
+    def lunar(self) -> bool:
+        """Timed by the Vietnamese lunar calendar (`lunar_days`, `lunar_month`)."""
+        return self in (ScheduleKind.LUNAR_MONTHLY, ScheduleKind.LUNAR_YEARLY)
 
 
 class ContentKind(StrEnum):
@@ -142,6 +149,8 @@ SCHEDULE_KIND_LABELS: dict[str, Msgid] = {
     ScheduleKind.WEEKDAYS: N_("Theo thứ"),
     ScheduleKind.CRON: N_("Theo lịch cron"),
     ScheduleKind.SERIES: N_("Chuỗi bản tin"),
+    ScheduleKind.LUNAR_MONTHLY: N_("Hằng tháng âm lịch"),
+    ScheduleKind.LUNAR_YEARLY: N_("Hằng năm âm lịch"),
 }
 ZONE_KIND_WORDS: dict[str, Msgid] = {  # inside a sentence ("a village cannot be under …")
     ZoneKind.PROVINCE: N_("tỉnh"),

@@ -119,7 +119,7 @@ class BroadcastService:
         self.admin = Administration(
             self.db, settings, register_device=self.fleet.register_device, voices=self.voices
         )
-        self.calendar = CalendarDesk(self.db, self.media)
+        self.calendar = CalendarDesk(self.db, self.media, self.secrets)
         self.replay = ReplayDesk(self.db, self.media, self.secrets.flask_secret_key)
         self.metrics = MetricsReading(self.db)
         self.overview = Overview(self.db)

@@ -450,6 +450,7 @@ class Secrets:
             "stream_token_key",  # a live stream's listen token, checked by whichever node
             "stream_source_password",  # one Icecast fed by whichever node leads the live
             "stream_admin_password",
+            "calendar_feed_key",  # the officers' calendar feed links, answered by any node
         ):
             getattr(self, name)
 
@@ -500,6 +501,11 @@ class Secrets:
     def stream_token_key(self) -> str:
         """The key of live mounts' listen tokens (`fleet.streaming.listen_token`)."""
         return self._get("stream_token_key")
+
+    @property
+    def calendar_feed_key(self) -> str:
+        """The key of the accounts' calendar feed links (`desks.calendar.feed_token`)."""
+        return self._get("calendar_feed_key")
 
     def signing_key(self) -> Ed25519PrivateKey:
         if self._key_path.exists():

@@ -25,7 +25,7 @@ from broadcast.errors import NotFound as DomainNotFound
 from broadcast.errors import PermissionDenied
 from broadcast.service import BroadcastService, DatabaseUnreachable
 from web import i18n, inputs, labels
-from web.views import describe_schedule
+from web.views import describe_schedule, lunar_text
 from wire.protocol import ContentType
 
 _LOGGER = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ def create_app(service: BroadcastService, test_config: dict[str, Any] | None = N
     app.jinja_env.filters["local_time"] = clock.format_local
     app.jinja_env.filters["zone_name"] = lambda zone_id, names: names.get(zone_id, zone_id)
     app.jinja_env.filters["schedule_text"] = describe_schedule
+    app.jinja_env.filters["lunar_text"] = lunar_text
     app.jinja_env.filters["vi"] = vietnamese
     app.jinja_env.globals.update(
         ContentKind=ContentKind,

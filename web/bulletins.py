@@ -324,6 +324,10 @@ def schedule(bulletin_id: int) -> Response:
                 series_key=form.get("series_key", ""),
                 valid_from=form.get("valid_from", ""),
                 valid_to=form.get("valid_to", ""),
+                lunar_days=form.get(
+                    "lunar_year_days" if kind == "lunar_yearly" else "lunar_days", ""
+                ),
+                lunar_month=form.get("lunar_month", ""),
             ),
         )
     except LoaError as exc:

@@ -120,6 +120,8 @@ def schedule_json(schedule: ScheduleRecord) -> dict[str, Any]:
         "weekdays": list(schedule.weekdays or []),
         "cron": schedule.cron,
         "interval_h": schedule.interval_h,
+        "lunar_days": list(schedule.lunar_days),
+        "lunar_month": schedule.lunar_month,
         "series_key": schedule.series_key,
         "valid_from": schedule.valid_from.isoformat() if schedule.valid_from else None,
         "valid_to": schedule.valid_to.isoformat() if schedule.valid_to else None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
@@ -15,8 +16,12 @@ from flask_babel import lazy_gettext
 from broadcast import clock
 from broadcast.desks.records import DeviceRecord, ScheduleRecord
 
+if TYPE_CHECKING:
+    from broadcast.desks.calendar import LunarDay
+
 _LOGGER = logging.getLogger(__name__)
 
+RAM = 15  # rằm: the full moon, the 15th of a lunar month
 WEEKDAY_LABELS = (
     lazy_gettext("Thứ Hai"),
     lazy_gettext("Thứ Ba"),
@@ -36,6 +41,19 @@ def describe_schedule(schedule: ScheduleRecord) -> str:
     elif kind == "weekdays":
         days = ", ".join(str(WEEKDAY_LABELS[day]) for day in schedule.weekdays or [])
         text = _("%(days)s lúc %(time)s", days=days, time=schedule.time_of_day)
+    elif kind == "lunar_monthly":
+        text = _(
+            "Hằng tháng âm lịch, ngày %(days)s, lúc %(time)s",
+            days=", ".join(str(day) for day in schedule.lunar_days),
+            time=schedule.time_of_day,
+        )
+    elif kind == "lunar_yearly":
+        text = _(
+            "Hằng năm ngày %(days)s/%(month)s âm lịch, lúc %(time)s",
+            days=", ".join(str(day) for day in schedule.lunar_days),
+            month=schedule.lunar_month,
+            time=schedule.time_of_day,
+        )
     elif kind == "cron":
         text = _("Theo lịch cron “%(cron)s”", cron=schedule.cron)
     elif kind == "series":
@@ -52,6 +70,19 @@ def describe_schedule(schedule: ScheduleRecord) -> str:
         last = schedule.valid_to.strftime("%d/%m/%Y") if schedule.valid_to else "…"
         text += " " + _("(từ %(first)s đến %(last)s)", first=first, last=last)
     return text
+
+
+def lunar_text(day: LunarDay | None) -> str:
+    """A day's lunar date, short enough for a phone's day heading: 'Rằm tháng 5 âm lịch',
+    'Mùng 1 tháng 6 nhuận âm lịch', '20/5 âm lịch'."""
+    if day is None:
+        return ""
+    month = _("%(month)s nhuận", month=day.month) if day.leap else str(day.month)
+    if day.day == RAM:
+        return _("Rằm tháng %(month)s âm lịch", month=month)
+    if day.day == 1:
+        return _("Mùng 1 tháng %(month)s âm lịch", month=month)
+    return _("%(day)s/%(month)s âm lịch", day=day.day, month=month)
 
 
 @dataclass(frozen=True)

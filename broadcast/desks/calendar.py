@@ -22,6 +22,8 @@ A schedule is cancelled here only by someone who could have made it (every targe
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -38,8 +40,10 @@ from broadcast.desks.records import ScheduleRecord
 from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.people import accounts, permissions, zones
 from broadcast.people.permissions import Action
-from broadcast.programme import planning
+from broadcast.programme import lunar, planning
 from broadcast.programme import rules as programmes
+from broadcast.programme.lunar import LunarDay
+from broadcast.settings import Secrets
 from broadcast.store.db import Database
 from broadcast.store.json_lists import json_list_has_any
 from broadcast.store.models import Broadcast, Device, Schedule, User, utcnow
@@ -47,6 +51,8 @@ from broadcast.store.models import Broadcast, Device, Schedule, User, utcnow
 _LOGGER = logging.getLogger(__name__)
 
 LEFT_OUT = (BroadcastStatus.FAILED.value, BroadcastStatus.CANCELLED.value)
+FEED_WEEKS = 8  # what a phone calendar subscribed to the feed is shown ahead
+MAX_FEED_WEEKS = 26
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class Entry:
 class Day:
     day: date  # local
     entries: list[Entry]
+    lunar: LunarDay | None = None  # the same day in the Vietnamese lunar calendar
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,8 @@ class WeekCalendar:
     cancellable: frozenset[int] = frozenset()  # schedules whose every target is the user's
     # a province's week: the entries are what sounds province-wide, the rest counted here
     communes: list[CommuneWeek] = field(default_factory=list)
+    user_id: int = 0
+    feed_token: str = ""  # the secret of the user's calendar feed link ("" without one)
 
     @property
     def previous(self) -> date:
@@ -206,7 +215,7 @@ def week_calendar(
         entries = [entry for entry in entries if entry.footprint & set(above)]
         shown = [s for s in shown if any(e.schedule_id == s.id for e in entries)]
     entries = _mark_conflicts(entries)
-    days = [Day(monday + timedelta(days=offset), []) for offset in range(7)]
+    days = [_day(monday + timedelta(days=offset)) for offset in range(7)]
     for entry in entries:
         local = programmes.local_today(entry.at)
         days[(local - monday).days].entries.append(entry)
@@ -228,6 +237,14 @@ def week_calendar(
         cancellable=cancellable_schedules(session, user, shown),
         communes=communes,
     )
+
+
+def _day(local: date) -> Day:
+    """An empty day with its lunar date (none past the lunar calendar's last year)."""
+    try:
+        return Day(local, [], lunar.lunar_day(local))
+    except ValueError:
+        return Day(local, [])
 
 
 def _sounding_in(
@@ -455,12 +472,96 @@ def _mark_conflicts(entries: list[Entry]) -> list[Entry]:
     ]
 
 
-class CalendarDesk:
-    """`week_calendar` for the pages (`service.calendar`), in a session of its own."""
+@dataclass(frozen=True)
+class Feed:
+    """A calendar feed: the account's zone's entries over the weeks asked for, from this week's
+    Monday (an entry's `lunar`: its local day's lunar date)."""
 
-    def __init__(self, db: Database, media: audio.MediaStore | None = None) -> None:
+    zone: ZoneChoice
+    locale: str  # the account's language ("" for the default)
+    entries: list[tuple[Entry, LunarDay | None]]
+    zone_names: dict[str, str]
+
+
+def feed_token(key: str, user: User) -> str:
+    """The secret of the account's calendar feed link: an HMAC of the account and its
+    `calendar_feed_epoch` under the installation's key, so the server keeps no copy of it and
+    raising the epoch revokes the old link (128 bits, hex)."""
+    message = f"calendar-feed:{user.id}:{user.calendar_feed_epoch}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+class CalendarDesk:
+    """`week_calendar` for the pages (`service.calendar`), in a session of its own, and the
+    calendar feed a phone subscribes to (an iCalendar link with a secret per account)."""
+
+    def __init__(
+        self, db: Database, media: audio.MediaStore | None = None, secrets: Secrets | None = None
+    ) -> None:
         self.db = db
         self.media = media
+        self.secrets = secrets
+
+    def _feed_key(self) -> str:
+        if self.secrets is None:
+            raise NotFound(N_("không có lịch đăng ký"), "no_feed")
+        return self.secrets.calendar_feed_key
+
+    def feed_token(self, user_id: int) -> str:
+        """The secret of the user's feed link (one who may see the calendar)."""
+        key = self._feed_key()
+        with self.db.session() as session:
+            return feed_token(key, accounts.require_user(session, user_id, Action.VIEW))
+
+    def renew_feed(self, user_id: int) -> str:
+        """A new feed link for the user: the old one stops answering. Returns the new secret."""
+        key = self._feed_key()
+        with self.db.session() as session:
+            user = accounts.require_user(session, user_id, Action.VIEW)
+            user.calendar_feed_epoch += 1
+            session.flush()
+            _LOGGER.info("user %s: calendar feed link renewed", user_id)
+            return feed_token(key, user)
+
+    def feed(
+        self,
+        user_id: int,
+        token: str,
+        weeks: int = FEED_WEEKS,
+        *,
+        now: datetime | None = None,
+    ) -> Feed:
+        """The user's feed, if `token` is their link's secret (else NotFound, the same for an
+        unknown, inactive or revoked account): what sounds in their zone, as their week
+        calendar shows it, over `weeks` weeks from this one."""
+        key = self._feed_key()
+        weeks = max(1, min(weeks, MAX_FEED_WEEKS))
+        now = now or utcnow()
+        with self.db.session() as session:
+            user = session.get(User, user_id)
+            if (
+                user is None
+                or not user.active
+                or not hmac.compare_digest(feed_token(key, user), str(token))
+            ):
+                raise NotFound(N_("không có lịch đăng ký này"), "not_found")
+            monday = monday_of(programmes.local_today(now))
+            entries: list[tuple[Entry, LunarDay | None]] = []
+            names: dict[str, str] = {}
+            zone = None
+            for offset in range(weeks):
+                week = week_calendar(
+                    session,
+                    user_id,
+                    week=monday + timedelta(days=7 * offset),
+                    now=now,
+                    media=self.media,
+                )
+                zone = week.zone
+                names.update(week.zone_names)
+                entries += [(entry, day.lunar) for day in week.days for entry in day.entries]
+            assert zone is not None
+            return Feed(zone=zone, locale=user.locale or "", entries=entries, zone_names=names)
 
     def week(
         self,
@@ -471,4 +572,9 @@ class CalendarDesk:
         now: datetime | None = None,
     ) -> WeekCalendar:
         with self.db.session() as session:
-            return week_calendar(session, user_id, zone_id, week, now=now, media=self.media)
+            found = week_calendar(session, user_id, zone_id, week, now=now, media=self.media)
+            user = session.get(User, user_id)  # read already: from the session's identity map
+            if self.secrets is None or user is None:
+                return found
+            token = feed_token(self.secrets.calendar_feed_key, user)
+            return replace(found, user_id=user_id, feed_token=token)

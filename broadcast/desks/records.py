@@ -201,6 +201,8 @@ class ScheduleRecord:
     replaced_by_id: int | None
     created_at: datetime
     next_run: datetime | None = None  # read one at a time only; None when it has no more
+    lunar_days: tuple[int, ...] = ()  # the lunar kinds: days 1-30 of the lunar month
+    lunar_month: int | None = None  # lunar yearly: the month 1-12
 
     @classmethod
     def of(cls, schedule: Schedule, next_run: datetime | None = None) -> ScheduleRecord:
@@ -227,6 +229,8 @@ class ScheduleRecord:
             replaced_by_id=schedule.replaced_by_id,
             created_at=schedule.created_at,
             next_run=next_run,
+            lunar_days=tuple(schedule.lunar_days or ()),
+            lunar_month=schedule.lunar_month,
         )
 
 

@@ -47,10 +47,12 @@ class ScheduleRequest:
     priority: protocol.Priority | str
     repeat: int | str = 1
     run_at: str = ""  # local date and time: ONCE, and the first run of a SERIES
-    time_of_day: str = ""  # local HH:MM: DAILY, WEEKDAYS
+    time_of_day: str = ""  # local HH:MM: DAILY, WEEKDAYS, the lunar kinds
     weekdays: Sequence[int | str] = ()  # WEEKDAYS: 0 = Monday … 6 = Sunday
     cron: str = ""  # CRON: "minute hour day month weekday" (Sunday = 0)
     interval_h: int | str | None = None  # SERIES
+    lunar_days: Sequence[int | str] = ()  # LUNAR_MONTHLY, LUNAR_YEARLY: days 1-30 (âm lịch)
+    lunar_month: int | str | None = None  # LUNAR_YEARLY: month 1-12 (âm lịch)
     series_key: str = ""  # SERIES: a newer series with the same key replaces this one
     valid_from: str = ""  # local dates, inclusive
     valid_to: str = ""
@@ -139,6 +141,8 @@ class SchedulingDesk:
                 interval_h=request.interval_h,
                 valid_from=request.valid_from,
                 valid_to=request.valid_to,
+                lunar_days=request.lunar_days,
+                lunar_month=request.lunar_month,
             )
             series_key = (
                 programmes.clean_series_key(request.series_key)
@@ -179,6 +183,8 @@ class SchedulingDesk:
                 weekdays=list(rule.weekdays) or None,
                 cron=rule.cron or None,
                 interval_h=rule.interval_h or None,
+                lunar_days=list(rule.lunar_days) or None,
+                lunar_month=rule.lunar_month or None,
                 series_key=series_key,
                 valid_from=rule.valid_from,
                 valid_to=rule.valid_to,

@@ -52,6 +52,8 @@ def rule_of(schedule: Schedule) -> programmes.Rule:
         schedule.interval_h,
         schedule.valid_from,
         schedule.valid_to,
+        schedule.lunar_days,
+        schedule.lunar_month,
     )
 
 

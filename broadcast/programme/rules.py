@@ -1,9 +1,18 @@
 """Programme rules (lịch phát): when a schedule plays, as pure functions of its rule.
 
 Kinds: once; daily; chosen weekdays; cron (standard 5 fields, local time, Sunday = 0 or 7, the
-usual "day of month OR day of week" when both are restricted); and a series repeating every N
+usual "day of month OR day of week" when both are restricted); a series repeating every N
 hours until a newer series with the same key replaces it (storm bulletins, QĐ 18/2021/QĐ-TTg:
-every 2 hours until replaced). Any kind may have a validity window of local dates (inclusive).
+every 2 hours until replaced); and two kinds by the Vietnamese lunar calendar (`lunar`), at a
+local time: chosen days of every lunar month (rằm and mùng một: 15 and 1) and chosen days of one
+lunar month every year (giỗ Tổ Hùng Vương: 10 of the 3rd month). Any kind may have a validity
+window of local dates (inclusive).
+
+In a lunar leap year (a leap month repeats the month before it, tháng nhuận) a monthly lunar
+schedule plays in the leap month too (it is a month: rằm comes in it as in any other), and a
+yearly one plays in the regular month only, never again in the leap month: anniversaries and
+festivals are kept in the regular month, as Vietnamese practice has it. Day 30 in a month of 29
+days plays on that month's last day (the 29th), once even when 29 is chosen too.
 
 Times are entered in Asia/Ho_Chi_Minh and stored in UTC (naive). Vietnam has no daylight saving
 time, so no local time is skipped or repeated. `occurrences()` expands a rule over a window with
@@ -17,7 +26,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -30,11 +39,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from broadcast import clock
 from broadcast.const import LOCAL_TZ, MAX_CRON_CHARS, MAX_INTERVAL_H, ScheduleKind
 from broadcast.errors import N_, ValidationError
+from broadcast.programme import lunar
 from wire.protocol import ID_PATTERN
 
 _LOGGER = logging.getLogger(__name__)
 
 MAX_OCCURRENCES = 2000  # bound of every expansion loop
+LUNAR_YEAR_DAYS = 390  # a lunar year with a leap month lasts 383-385 days
 MIN_GAP_S = 15 * 60  # two runs of one schedule at least this far apart
 SERIES_START_SLACK = timedelta(minutes=10)  # "now" typed a minute ago still means now
 _CRON_DAY_NAMES = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
@@ -50,6 +61,8 @@ class Rule:
     weekdays: tuple[int, ...] = ()  # weekdays: 0 = Monday … 6 = Sunday
     cron: str = ""  # cron: "minute hour day month weekday"
     interval_h: int = 0  # series
+    lunar_days: tuple[int, ...] = ()  # lunar kinds: days 1-30 of the lunar month
+    lunar_month: int = 0  # lunar yearly: the month, 1-12
     valid_from: date | None = None
     valid_to: date | None = None
 
@@ -76,7 +89,10 @@ def local_today(now: datetime) -> date:
 
 
 def trigger(rule: Rule) -> BaseTrigger:
-    """The APScheduler trigger that fires on the rule's runs (before its validity window)."""
+    """The APScheduler trigger that fires on the rule's runs (before its validity window).
+    The lunar kinds have none: `_lunar_runs` expands them."""
+    if rule.kind.lunar:
+        raise ValueError(f"a {rule.kind.value} rule has no APScheduler trigger")
     if rule.kind is ScheduleKind.ONCE:
         assert rule.run_at is not None
         return DateTrigger(run_date=rule.run_at.replace(tzinfo=UTC))
@@ -114,6 +130,8 @@ def _expand(rule: Rule, start: datetime, end: datetime, limit: int) -> list[date
     high = min(end, rule.window_end) if rule.window_end else end
     if low >= high or limit <= 0:
         return []
+    if rule.kind.lunar:
+        return list(itertools.islice(_lunar_runs(rule, low, high), limit))
     fires = trigger(rule)
     found: list[datetime] = []
     current = fires.get_next_fire_time(None, low.replace(tzinfo=UTC))
@@ -130,6 +148,25 @@ def _expand(rule: Rule, start: datetime, end: datetime, limit: int) -> list[date
             break
         current = following
     return found
+
+
+def _lunar_runs(rule: Rule, low: datetime, high: datetime) -> Iterator[datetime]:
+    """A lunar rule's runs in [low, high), in order: its days of each lunar month from the one
+    `low` lies in (only the regular month `lunar_month` of a yearly rule), at `time_of_day`."""
+    hour, minute = (int(part) for part in rule.time_of_day.split(":"))
+    at_time = time(hour, minute)
+    for month in lunar.months_from(local_today(low)):
+        if month.first > local_today(high):
+            return
+        if rule.kind is ScheduleKind.LUNAR_YEARLY and (
+            month.leap or month.month != rule.lunar_month
+        ):
+            continue
+        for day in sorted({month.day(number) for number in rule.lunar_days}):
+            local = datetime.combine(day, at_time, tzinfo=LOCAL_TZ)
+            at = local.astimezone(UTC).replace(tzinfo=None)
+            if low <= at < high:
+                yield at
 
 
 def next_occurrence(rule: Rule, after: datetime, within_days: int = 3660) -> datetime | None:
@@ -242,6 +279,8 @@ def make_rule(
     interval_h: object = None,
     valid_from: str = "",
     valid_to: str = "",
+    lunar_days: Sequence[object] = (),
+    lunar_month: object = None,
 ) -> Rule:
     """Validate what a person entered; every ValidationError names its field (in Vietnamese)."""
     try:
@@ -291,7 +330,13 @@ def make_rule(
         rule = replace(rule, time_of_day=clock.parse_time_of_day(time_of_day, "time_of_day"))
         if schedule_kind is ScheduleKind.WEEKDAYS:
             rule = replace(rule, weekdays=_weekdays(weekdays))
-    if next_occurrence(rule, max(now, rule.window_start or now), within_days=366) is None:
+        elif schedule_kind.lunar:
+            rule = replace(rule, lunar_days=_lunar_days(lunar_days))
+        if schedule_kind is ScheduleKind.LUNAR_YEARLY:
+            rule = replace(rule, lunar_month=_lunar_month(lunar_month))
+    # a lunar year with a leap month lasts up to 385 days: a yearly lunar date may be that far
+    within = LUNAR_YEAR_DAYS if schedule_kind.lunar else 366
+    if next_occurrence(rule, max(now, rule.window_start or now), within_days=within) is None:
         raise ValidationError(
             "time", N_("lịch này không có lần phát nào trong một năm tới"), "never_runs"
         )
@@ -354,6 +399,52 @@ def _weekdays(values: Sequence[object]) -> tuple[int, ...]:
     return tuple(sorted(days))
 
 
+def _whole_number(value: object, field: str, low: int, high: int) -> int:
+    """An integer from `low` to `high` (a JSON number or a form's text), else a ValidationError
+    naming `field`."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError("JSON true is not the number 1")
+        number = int(str(value).strip())
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            field,
+            N_("%(value)s không phải số nguyên từ %(low)s đến %(high)s"),
+            "not_integer",
+            value=repr(value)[:40],
+            low=low,
+            high=high,
+        ) from exc
+    if not low <= number <= high:
+        raise ValidationError(
+            field,
+            N_("%(value)s không nằm trong khoảng %(low)s đến %(high)s"),
+            "out_of_range",
+            value=number,
+            low=low,
+            high=high,
+        )
+    return number
+
+
+def _lunar_days(values: Sequence[object]) -> tuple[int, ...]:
+    """Days of a lunar month, 1-30 (30 in a 29-day month: its last day)."""
+    if isinstance(values, str | int):
+        values = [part for part in str(values).replace(",", " ").split() if part]
+    days = {_whole_number(value, "lunar_days", 1, lunar.LONG_MONTH) for value in values or ()}
+    if not days:
+        raise ValidationError(
+            "lunar_days", N_("chọn ít nhất một ngày âm lịch (1 đến 30)"), "required"
+        )
+    return tuple(sorted(days))
+
+
+def _lunar_month(value: object) -> int:
+    if value is None or str(value).strip() == "":
+        raise ValidationError("lunar_month", N_("chọn tháng âm lịch (1 đến 12)"), "required")
+    return _whole_number(value, "lunar_month", 1, 12)
+
+
 def clean_series_key(value: object) -> str:
     key = str(value or "").strip().lower()
     if not ID_PATTERN.fullmatch(key):
@@ -374,6 +465,8 @@ def rule_of(
     interval_h: int | None,
     valid_from: date | None,
     valid_to: date | None,
+    lunar_days: Sequence[int] | None = None,
+    lunar_month: int | None = None,
 ) -> Rule:
     """A stored schedule's rule (the columns of `models.Schedule`)."""
     return Rule(
@@ -385,4 +478,6 @@ def rule_of(
         interval_h=interval_h or 0,
         valid_from=valid_from,
         valid_to=valid_to,
+        lunar_days=tuple(lunar_days or ()),
+        lunar_month=lunar_month or 0,
     )

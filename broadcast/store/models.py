@@ -108,6 +108,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     locale: Mapped[str | None] = mapped_column(String(10), nullable=True)  # UI language
+    # raised to revoke the account's calendar feed link (`desks.calendar.feed_token`)
+    calendar_feed_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     zone: Mapped[Zone | None] = relationship()
 
@@ -163,10 +165,11 @@ class Schedule(Base):
     """When a bulletin plays (`broadcast.programme.rules.Rule` reads the timing columns).
 
     `run_at` (UTC) is the run of a one-off and the first run of a series; `time_of_day` (local
-    HH:MM) with `weekdays` (0 = Monday) or `cron` (local) the others; `valid_from`/`valid_to` are
-    local dates. The media is rendered when the schedule is made (`media_sha256`, `airtime_s`
-    = duration × repeat), so overlaps are checked on real durations and receivers can fetch it
-    ahead. `planned_until`: runs before it already have their broadcast row.
+    HH:MM) with `weekdays` (0 = Monday), with `lunar_days` (1-30) and `lunar_month` (1-12) of
+    the lunar kinds, or `cron` (local) the others; `valid_from`/`valid_to` are local dates.
+    The media is rendered when the schedule is made (`media_sha256`, `airtime_s` = duration ×
+    repeat), so overlaps are checked on real durations and receivers can fetch it ahead.
+    `planned_until`: runs before it already have their broadcast row.
     """
 
     __tablename__ = "schedules"
@@ -179,6 +182,8 @@ class Schedule(Base):
     weekdays: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     cron: Mapped[str | None] = mapped_column(String(100), nullable=True)
     interval_h: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lunar_days: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    lunar_month: Mapped[int | None] = mapped_column(Integer, nullable=True)
     series_key: Mapped[str | None] = mapped_column(String(63), nullable=True)
     valid_from: Mapped[date | None] = mapped_column(nullable=True)
     valid_to: Mapped[date | None] = mapped_column(nullable=True)

@@ -307,7 +307,7 @@ def province(demo_system: DemoSystem) -> str:
 
 MAX_PAGES_PER_ROLE = 60
 # links a crawl must not follow: files, streams, the API, leaving the session or the language
-SKIPPED = re.compile(r"^/(auth/logout|media/|metrics|api/)|\.(csv|json|svg|mp3|xml)$|/events$")
+SKIPPED = re.compile(r"^/(auth/logout|media/|metrics|api/)|\.(csv|json|svg|mp3|xml|ics)$|/events$")
 
 
 def url_pattern(url: str) -> str:

@@ -56,6 +56,7 @@ NOT_PAGES = {
     "admin.index",  # redirects to admin.users
     "announce.events",  # server-sent events of the delivery page
     "announce.status",  # JSON of the delivery page
+    "calendar.feed",  # an iCalendar file for a phone's calendar app, linked from calendar.week
     "favicon",
     "listen.feed",  # the podcast's RSS
     "media.media",

@@ -177,6 +177,9 @@ PAGES: dict[str, dict[str, Need]] = {
     "bulletins.create_relay": {"POST": Action.WRITE_BULLETIN},
     "bulletins.cancel_schedule": {"POST": Action.SCHEDULE},
     "calendar.week": {"GET": Action.VIEW},
+    # a phone's calendar app asks it: the link's secret is the credential (test_calendar_feed.py)
+    "calendar.feed": {"GET": PUBLIC},
+    "calendar.renew_feed": {"POST": Action.VIEW},
     "province_bulletins.index": {"GET": Action.SEND_DOWN, "POST": Action.SEND_DOWN},
     "province_bulletins.detail": {"GET": Action.SEND_DOWN},
     "province_bulletins.send": {"POST": Action.SEND_DOWN},
@@ -420,6 +423,8 @@ def _values(world: World, place: Place, province_route: bool) -> dict[str, Any]:
         "feedback_id": place.feedback,
         "commune": place.commune,
         "sha256": "0" * 64,
+        "user_id": place.user,
+        "token": "0" * 32,
     }
 
 

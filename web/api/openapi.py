@@ -337,7 +337,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 **LOCAL_DATETIME,
                 "description": "once: when; series: the first run (default now)",
             },
-            "time_of_day": {**TIME_OF_DAY, "description": "daily and weekdays: local HH:MM"},
+            "time_of_day": {
+                **TIME_OF_DAY,
+                "description": "daily, weekdays and the lunar kinds: local HH:MM",
+            },
             "weekdays": array(
                 {"type": "integer", "minimum": 0, "maximum": 6},
                 minItems=1,
@@ -351,6 +354,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "examples": ["0 6 * * 1-5"],
             },
             "interval_h": {"type": "integer", "minimum": 1, "maximum": MAX_INTERVAL_H},
+            "lunar_days": array(
+                {"type": "integer", "minimum": 1, "maximum": 30},
+                minItems=1,
+                description=(
+                    "lunar_monthly, lunar_yearly: days of the lunar month (âm lịch, Vietnam's"
+                    " UTC+7 calendar); 30 in a month of 29 days plays on its last day. Monthly"
+                    " plays in a leap month too; yearly in the regular month only"
+                ),
+                examples=[[1, 15]],
+            ),
+            "lunar_month": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 12,
+                "description": "lunar_yearly: the lunar month (10/3 âm lịch: 3)",
+            },
             "series_key": {
                 **NAME_ID,
                 "description": "series: a newer series of the same key replaces the older",
@@ -373,6 +392,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 (ScheduleKind.WEEKDAYS.value, ["time_of_day", "weekdays"]),
                 (ScheduleKind.CRON.value, ["cron"]),
                 (ScheduleKind.SERIES.value, ["interval_h"]),
+                (ScheduleKind.LUNAR_MONTHLY.value, ["time_of_day", "lunar_days"]),
+                (ScheduleKind.LUNAR_YEARLY.value, ["time_of_day", "lunar_days", "lunar_month"]),
             )
         ],
     ),
@@ -391,6 +412,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "weekdays": array(INTEGER),
             "cron": nullable("string"),
             "interval_h": nullable("integer"),
+            "lunar_days": array(INTEGER),
+            "lunar_month": nullable("integer"),
             "series_key": nullable("string"),
             "valid_from": nullable("string", format="date"),
             "valid_to": nullable("string", format="date"),

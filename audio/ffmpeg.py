@@ -325,16 +325,20 @@ def limit_and_measure(
     gain_db: float,
     ceiling_dbfs: float,
     dest: Path | None = None,
+    filters: str = "",
     what: str = "levelling",
 ) -> tuple[bytes, Loudness]:
-    """Apply gain_db, hold peaks under ceiling_dbfs with a look-ahead limiter, and measure the
-    result (BS.1770) in the same run. Returns the limited PCM (b"" when written to dest).
+    """Run `filters` (an ffmpeg chain that keeps the length, e.g. the programme's speech
+    processing; it sees the input at its own level, so the gain below stays linear), apply
+    gain_db, hold peaks under ceiling_dbfs with a look-ahead limiter, and measure the result
+    (BS.1770) in the same run. Returns the limited PCM (b"" when written to dest).
 
     The limiter is delay-compensated, so the output has exactly as many samples as the input.
     """
     inputs, stdin = _pcm_input(pcm)
     limit = 10 ** (ceiling_dbfs / 20)
     chain = (
+        f"{filters + ',' if filters else ''}"
         f"volume={gain_db:.2f}dB:precision=float,"
         f"alimiter=limit={limit:.6f}:attack=5:release=50:level=false:latency=true,"
         f"{EBUR128_FILTER}"

@@ -82,13 +82,20 @@ def level_pcm(
     name: str,
     dest: Path | None = None,
     target_lufs: float = TARGET_LUFS,
+    filters: str = "",
 ) -> Levelled:
-    """Limit PCM (bytes or a raw file; the result to dest if given) and work out the trim."""
+    """Limit PCM (bytes or a raw file; the result to dest if given) and work out the trim;
+    `filters` (an ffmpeg chain) run first, on the input at its own level."""
     ceiling = LIMITER_CEILING_DBFS
     gain = first_gain_db(loudness_lufs, peak_dbfs, estimated=estimated, target_lufs=target_lufs)
     for passes in range(1, MAX_PASSES + 1):
         limited, measured = limit_and_measure(
-            pcm, gain_db=gain, ceiling_dbfs=ceiling, dest=dest, what=f"levelling {name}"
+            pcm,
+            gain_db=gain,
+            ceiling_dbfs=ceiling,
+            dest=dest,
+            filters=filters,
+            what=f"levelling {name}",
         )
         if measured.silent:
             return Levelled(limited, 0.0, measured, passes)
@@ -135,9 +142,10 @@ def _load(path: Path) -> tuple[AudioSegment, float | None, float, bool]:
 
 
 def level_speech_file(
-    path: str | os.PathLike[str], target_lufs: float = TARGET_LUFS
+    path: str | os.PathLike[str], target_lufs: float = TARGET_LUFS, filters: str = ""
 ) -> AudioSegment:
-    """Decode a speech file and return it at target loudness, peaks under the ceiling.
+    """Decode a speech file and return it at target loudness, peaks under the ceiling, through
+    `filters` (an ffmpeg chain run on the input before the gain) when given.
 
     A silent file is returned as it is (with a warning): there is nothing to level.
     """
@@ -153,6 +161,7 @@ def level_speech_file(
         estimated=estimated,
         name=str(path),
         target_lufs=target_lufs,
+        filters=filters,
     )
     result = from_pcm(levelled.pcm)
     return result.apply_gain(levelled.trim_db) if levelled.trim_db else result

@@ -47,6 +47,18 @@ _LOGGER = logging.getLogger(__name__)
 SPEECH_TARGET_LUFS = TARGET_LUFS
 #: The chime sits a little below the speech so it calls attention without startling.
 CHIME_TARGET_LUFS = -20.0
+#: The speech processing for horn loudspeakers, an ffmpeg filter chain run on each speech file
+#: at its own level, before the gain, the limiter and the loudness measurement: a high-pass at
+#: 180 Hz (a horn does not reproduce the lows; they only eat its power), a presence boost of
+#: 4 dB around 2.8 kHz (consonants, where outdoor noise is weaker) and gentle compression (2:1
+#: over −24 dBFS: quiet syllables closer to loud ones). Chosen by `bench/listen.py`: through a
+#: horn channel at 10 dB SNR it took Whisper's character error rate from 0.556 to 0.462 (95 %
+#: interval of the difference −0.129 … −0.062), clean speech unchanged within the noise.
+SPEECH_FILTERS = (
+    "highpass=f=180:poles=2,"
+    "equalizer=f=2800:t=q:w=1.2:g=4,"
+    "acompressor=threshold=-24dB:ratio=2:attack=10:release=200:makeup=1.6"
+)
 #: After levelling, what is this far below the speech loudness at either end of a part is cut.
 SILENCE_GATE_DB = 30.0
 
@@ -151,7 +163,7 @@ def _trim_silence(segment: AudioSegment, threshold_dbfs: float) -> AudioSegment:
 
 def _prepare_part(path: Path) -> AudioSegment:
     """Level (decode, measure, limit, trim: see audio.level), cut silence, de-click one file."""
-    segment = level_speech_file(path, SPEECH_TARGET_LUFS)
+    segment = level_speech_file(path, SPEECH_TARGET_LUFS, SPEECH_FILTERS)
     segment = _trim_silence(segment, SPEECH_TARGET_LUFS - SILENCE_GATE_DB)
     fade = min(EDGE_FADE_MS, len(segment) // 2)
     return segment.fade_in(fade).fade_out(fade)

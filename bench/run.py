@@ -28,6 +28,7 @@ import cluster_fanout  # noqa: E402
 import fanout  # noqa: E402
 import footprint  # noqa: E402
 import growth  # noqa: E402
+import listen  # noqa: E402
 import live_latency  # noqa: E402
 import province  # noqa: E402
 import takeover  # noqa: E402
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, list[str]]] = {
     "cluster": (cluster, ["--receivers", "30", "--rounds", "3"]),
     "live_latency": (live_latency, ["--listeners", "10", "50", "--clicks", "20"]),
     "takeover": (takeover, ["--rounds", "10"]),
+    "listen": (listen, ["--snr5-seeds", "1"]),
 }
 
 

@@ -24,7 +24,9 @@ from wire.files import write_private_file
 
 _LOGGER = logging.getLogger(__name__)
 
-RECIPE_VERSION = 1  # bump when the programme layout changes, so old renders are not reused
+# bump when the programme layout or sound changes, so old renders are not reused (2: the speech
+# processing for horn loudspeakers, audio.programme.SPEECH_FILTERS)
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -120,3 +120,20 @@ def test_level_errors_name_the_file(tmp_path: Path) -> None:
     bad.write_bytes(b"plain text, not a sound file\n" * 20)
     with pytest.raises(AudioError, match=r"not-sound\.wav"):
         level_speech_file(bad)
+
+
+def test_a_filter_chain_runs_before_the_gain_and_still_lands_on_target(
+    speechlike_wav: Path,
+) -> None:
+    """The programme's speech processing (audio.programme.SPEECH_FILTERS) goes through the
+    same levelling: same length, −16 LUFS, peaks under the ceiling, even when the chain takes
+    loudness away (here a high-pass that removes most of it, and a compressor)."""
+    plain = level_speech_file(speechlike_wav)
+    chain = "highpass=f=3000:poles=2,acompressor=threshold=-30dB:ratio=3"
+    filtered = level_speech_file(speechlike_wav, filters=chain)
+    assert len(filtered.raw_data) == len(plain.raw_data)
+    measured = measure_segment(filtered)
+    assert measured.integrated_lufs == pytest.approx(TARGET_LUFS, abs=0.25)
+    assert measured.sample_peak_dbfs is not None
+    assert measured.sample_peak_dbfs <= LIMITER_CEILING_DBFS + 0.1
+    assert filtered.raw_data != plain.raw_data

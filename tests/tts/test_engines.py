@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
 from tts import TtsError, normalize
@@ -42,6 +43,12 @@ def test_bad_engine_options() -> None:
         get_engine("espeak", rate=5)
     with pytest.raises(TtsError, match="timeout"):
         get_engine("gtts", timeout=None)
+    with pytest.raises(TtsError, match=r"pitch must be 0\.\.100"):
+        get_engine("espeak", pitch=101)
+    with pytest.raises(TtsError, match="pitch_range"):
+        get_engine("espeak", pitch_range=True)
+    with pytest.raises(TtsError, match="sentence_pause_ms"):
+        get_engine("espeak", sentence_pause_ms=-1)
 
 
 def test_engine_name_cannot_be_taken_twice() -> None:
@@ -70,6 +77,55 @@ def test_espeak_rate_changes_duration(tmp_path: Path) -> None:
     EspeakEngine(rate=120).synthesize(text, tmp_path / "slow.wav")
     EspeakEngine(rate=240).synthesize(text, tmp_path / "fast.wav")
     assert _duration(tmp_path / "slow.wav") > 1.5 * _duration(tmp_path / "fast.wav")
+
+
+def _longest_silence_s(path: Path) -> float:
+    """The longest run of samples under 1 % of full scale."""
+    params, samples = _read_wav(path)
+    longest = run = 0
+    for sample in samples:
+        run = run + 1 if abs(sample) < 328 else 0
+        longest = max(longest, run)
+    return longest / params.framerate
+
+
+def test_espeak_pauses_are_what_is_set(tmp_path: Path) -> None:
+    """Sentences and paragraphs are followed by exactly the set silence; by default espeak
+    leaves its own ~0.4 s at both."""
+    text = "Một hai ba bốn năm. Sáu bảy tám chín mười.\nMột hai ba bốn năm."
+    EspeakEngine(sentence_pause_ms=None, paragraph_pause_ms=None).synthesize(text, tmp_path / "a")
+    EspeakEngine(sentence_pause_ms=700, paragraph_pause_ms=1200).synthesize(text, tmp_path / "b")
+    EspeakEngine(sentence_pause_ms=700, paragraph_pause_ms=200).synthesize(text, tmp_path / "c")
+    assert _longest_silence_s(tmp_path / "a") < 0.6
+    assert 1.2 <= _longest_silence_s(tmp_path / "b") < 1.4
+    assert 0.7 <= _longest_silence_s(tmp_path / "c") < 0.9
+    assert _duration(tmp_path / "b") > _duration(tmp_path / "a") + 0.5
+
+
+def _median_f0_hz(path: Path) -> float:
+    """The voice's median pitch: autocorrelation peak (60–400 Hz) of the loud 40 ms frames."""
+    params, samples = _read_wav(path)
+    signal = np.array(samples, dtype=float)
+    size, rate = int(0.04 * params.framerate), params.framerate
+    low, high = rate // 400, rate // 60
+    found = []
+    for start in range(0, len(signal) - size, size):
+        frame = signal[start : start + size]
+        if np.sqrt(np.mean(frame**2)) < 1000:
+            continue
+        correlation = np.correlate(frame, frame, "full")[size - 1 :]
+        found.append(rate / (low + int(np.argmax(correlation[low:high]))))
+    return float(np.median(found))
+
+
+def test_espeak_pitch_raises_the_voice(tmp_path: Path) -> None:
+    text = "Kính mời bà con tham dự cuộc họp thôn."
+    EspeakEngine(pitch=20).synthesize(text, tmp_path / "low.wav")
+    EspeakEngine().synthesize(text, tmp_path / "usual.wav")
+    EspeakEngine(pitch=80).synthesize(text, tmp_path / "high.wav")
+    low, usual, high = (_median_f0_hz(tmp_path / f"{n}.wav") for n in ("low", "usual", "high"))
+    assert low * 1.1 < usual < high / 1.1
+    assert EspeakEngine(pitch=30).cache_options() != EspeakEngine(pitch=70).cache_options()
 
 
 def test_espeak_unknown_voice(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import sys
 import threading
 import wave
@@ -32,9 +33,15 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _ENDPAUSE = 0x1000
 _PARAMETER_RATE = 1
+_PARAMETER_PITCH = 3
+_PARAMETER_RANGE = 4
 _EE_OK = 0
 _EE_NOT_FOUND = 2
 _MIN_RATE, _MAX_RATE = 80, 450
+_MAX_PAUSE_MS = 5000
+_ESPEAK_PAUSE_MS = 400  # about what espeak itself leaves after a sentence at 150 words/min
+# A sentence ends at . ! ? (or …) followed by space; the normalizer writes one paragraph a line.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 
 # int callback(short *wav, int numsamples, espeak_EVENT *events); the events are not read.
 _SynthCallback = ctypes.CFUNCTYPE(
@@ -85,19 +92,26 @@ class _Library:
             self._chunks.append(ctypes.string_at(wav, count * 2))
         return 0  # 0 = continue
 
-    def synthesize(self, text: str, voice: str, rate: int) -> bytes:
-        """Return 16-bit mono PCM at `sample_rate` for `text`."""
+    def synthesize(
+        self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, end_pause: bool
+    ) -> bytes:
+        """Return 16-bit mono PCM at `sample_rate` for `text` (with espeak's own pause at the
+        end when `end_pause`)."""
         status = self._lib.espeak_SetVoiceByName(voice.encode("utf-8"))
         if status == _EE_NOT_FOUND:
             raise TtsError(f"espeak-ng has no voice {voice!r}")
         if status != _EE_OK:
             raise TtsError(f"espeak-ng could not select voice {voice!r} (error {status})")
+        # The library keeps parameters between calls: set every one each time.
         self._lib.espeak_SetParameter(_PARAMETER_RATE, rate, 0)
+        self._lib.espeak_SetParameter(_PARAMETER_PITCH, pitch, 0)
+        self._lib.espeak_SetParameter(_PARAMETER_RANGE, pitch_range, 0)
         data = text.encode("utf-8")
+        flags = _CHARS_UTF8 | (_ENDPAUSE if end_pause else 0)
         self._chunks = []
         try:
             status = self._lib.espeak_Synth(
-                data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _ENDPAUSE, None, None
+                data, len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None
             )
             pcm = b"".join(self._chunks)
         finally:
@@ -111,10 +125,13 @@ _LOCK = threading.Lock()
 _library: _Library | None = None
 
 
-def _synthesize_pcm(text: str, voice: str, rate: int) -> tuple[bytes, int]:
+def _synthesize_pcm(
+    text: str, voice: str, rate: int, pitch: int = 50, pitch_range: int = 50, end_pause: bool = True
+) -> tuple[bytes, int]:
     """Serialise every use of the global library; initialise it on first use."""
     with locked_library() as library:
-        return library.synthesize(text, voice, rate), library.sample_rate
+        pcm = library.synthesize(text, voice, rate, pitch, pitch_range, end_pause)
+        return pcm, library.sample_rate
 
 
 @contextlib.contextmanager
@@ -127,26 +144,87 @@ def locked_library() -> Iterator[_Library]:
         yield _library
 
 
+def _bounded(value: object, name: str, low: int, high: int, unit: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise TtsError(f"espeak {name} must be {low}..{high}{unit}, got {value!r}")
+    return value
+
+
+def _optional_pause(value: object, name: str) -> int | None:
+    return None if value is None else _bounded(value, name, 0, _MAX_PAUSE_MS, " ms")
+
+
 class EspeakEngine(Engine):
-    """espeak-ng through ctypes; writes a mono 16-bit WAV at the library's sample rate."""
+    """espeak-ng through ctypes; writes a mono 16-bit WAV at the library's sample rate.
+
+    `pitch` and `pitch_range` are espeak's 0..100 (50 is the voice's own). With
+    `sentence_pause_ms` or `paragraph_pause_ms` set, each sentence is spoken on its own and
+    followed by exactly that much silence (the paragraph's at the end of a line, where the
+    normalizer ends a paragraph) instead of espeak's own pause of ~0.4 s at both.
+    """
 
     name: ClassVar[str] = "espeak"
     output_format: ClassVar[str] = "wav"
 
-    def __init__(self, voice: str = "vi", rate: int = 150) -> None:
+    def __init__(
+        self,
+        voice: str = "vi",
+        rate: int = 150,
+        pitch: int = 50,
+        pitch_range: int = 50,
+        sentence_pause_ms: int | None = None,
+        paragraph_pause_ms: int | None = None,
+    ) -> None:
         # 150 words/min: espeak's default 175 is hard to follow through horn loudspeakers.
         if not isinstance(voice, str) or not voice:
             raise TtsError("espeak voice must be a non-empty name such as 'vi'")
-        if not isinstance(rate, int) or not _MIN_RATE <= rate <= _MAX_RATE:
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int)
+            or not _MIN_RATE <= rate <= _MAX_RATE
+        ):
             raise TtsError(f"espeak rate must be {_MIN_RATE}..{_MAX_RATE} words/min, got {rate!r}")
         self.voice = voice
         self.rate = rate
+        self.pitch = _bounded(pitch, "pitch", 0, 100, "")
+        self.pitch_range = _bounded(pitch_range, "pitch_range", 0, 100, "")
+        self.sentence_pause_ms = _optional_pause(sentence_pause_ms, "sentence_pause_ms")
+        self.paragraph_pause_ms = _optional_pause(paragraph_pause_ms, "paragraph_pause_ms")
 
     def cache_options(self) -> Mapping[str, object]:
-        return {"voice": self.voice, "rate": self.rate}
+        return {
+            "voice": self.voice,
+            "rate": self.rate,
+            "pitch": self.pitch,
+            "pitch_range": self.pitch_range,
+            "sentence_pause_ms": self.sentence_pause_ms,
+            "paragraph_pause_ms": self.paragraph_pause_ms,
+        }
+
+    def _pcm(self, text: str) -> tuple[bytes, int]:
+        """The speech as PCM: one call, or sentence by sentence with the set pauses."""
+        if self.sentence_pause_ms is None and self.paragraph_pause_ms is None:
+            return _synthesize_pcm(text, self.voice, self.rate, self.pitch, self.pitch_range)
+        pieces: list[bytes] = []
+        sample_rate = 0
+        paragraphs = [line.strip() for line in text.splitlines() if line.strip()]
+        for p_index, paragraph in enumerate(paragraphs):
+            sentences = [s for s in _SENTENCE_END.split(paragraph) if s.strip()]
+            for s_index, sentence in enumerate(sentences):
+                pcm, sample_rate = _synthesize_pcm(
+                    sentence, self.voice, self.rate, self.pitch, self.pitch_range, end_pause=False
+                )
+                pieces.append(pcm)
+                last = s_index == len(sentences) - 1
+                pause = self.paragraph_pause_ms if last else self.sentence_pause_ms
+                if pause is None:
+                    pause = _ESPEAK_PAUSE_MS
+                if not (last and p_index == len(paragraphs) - 1):
+                    pieces.append(bytes(2 * (sample_rate * pause // 1000)))
+        return b"".join(pieces), sample_rate
 
     def synthesize(self, text: str, out_path: Path) -> None:
-        pcm, sample_rate = _synthesize_pcm(text, self.voice, self.rate)
+        pcm, sample_rate = self._pcm(text)
         if not pcm:
             raise TtsError("espeak-ng produced no audio")
         if sys.byteorder == "big":  # espeak hands out native shorts; WAV is little-endian

@@ -8,8 +8,10 @@ from typing import Any
 
 from flask.testing import FlaskClient
 from service_support import Users, approved_bulletin
+from sqlalchemy import func, select
 
 from broadcast.service import BroadcastService
+from broadcast.store.models import Schedule
 
 
 def _post(client: FlaskClient, token: str, body: Any) -> tuple[int, Any]:
@@ -100,3 +102,35 @@ def test_day_30_is_accepted(
         },
     )
     assert status == 201 and created["lunar_days"] == [30]
+
+
+def test_edge_values_in_the_lunar_fields_are_400s(
+    client: FlaskClient, service: BroadcastService, users: Users, tokens: dict[str, str]
+) -> None:
+    """Python's edge values on the lunar path (huge ints, infinities, surrogates, deep
+    nesting, years 1 and 9999) are refused with a 400, never a 5xx, and nothing is stored."""
+    bulletin = approved_bulletin(service, users.officer, "Tin", "Họp dân.")
+    base = (f'{{"bulletin": {bulletin}, "time_of_day": "06:00", "zones": ["thon-a"],'
+            ' "kind": "lunar_yearly", ')  # fmt: skip
+    tails = [
+        '"lunar_days": [10], "lunar_month": 1180591620717411303424}',
+        '"lunar_days": [1180591620717411303424], "lunar_month": 3}',
+        '"lunar_days": [10], "lunar_month": 1e999}',
+        '"lunar_days": [10], "lunar_month": Infinity}',
+        '"lunar_days": [NaN], "lunar_month": 3}',
+        '"lunar_days": ["\\ud800"], "lunar_month": 3}',
+        '"lunar_days": ' + "[" * 200 + "]" * 200 + ', "lunar_month": 3}',
+        '"lunar_days": [10], "lunar_month": 3, "valid_from": "0001-01-01"}',
+        '"lunar_days": [10], "lunar_month": 3, "valid_to": "9999-12-31"}',
+    ]
+    for tail in tails:
+        response = client.post(
+            "/api/v1/schedules",
+            data=base + tail,
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {tokens['officer']}"},
+        )
+        assert response.status_code == 400, (tail[:80], response.get_json())
+        assert response.get_json()["error"]["field"]
+    with service.db.session() as session:
+        assert session.scalar(select(func.count(Schedule.id))) == 0

@@ -145,9 +145,7 @@ class LiveDesk:
         """How long after going live the loudspeakers reach the voice: the start every
         receiver waits for (to begin together), then the chime. What is said before that is
         in the recording only, so the speaker's page says when to begin."""
-        emergency = str(priority) == protocol.Priority.EMERGENCY.value
-        lead = self._settings.play_lead_s if emergency else self._settings.routine_play_lead_s
-        return lead + audio.CHIME_S
+        return self._outbox.play_lead_s(str(priority)) + audio.CHIME_S
 
     def feed(self, user_id: int, broadcast_id: int, chunks: Iterable[bytes]) -> FeedResult:
         """Encode the speaker's audio (`chunks`, as it arrives: one long request) to the

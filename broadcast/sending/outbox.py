@@ -75,14 +75,6 @@ class Outbox:
         """Media rendered on the render thread (cached), waited for."""
         return self._render_pool.submit(self._renderer.render, text, recording, voice).result()
 
-    def voice_for(self, zone_ids: object, device_ids: object = ()) -> str:
-        """The voice a text to these targets is read in (`zones.voice_for`); unknown or
-        malformed targets are left to the checks that follow."""
-        places = [str(z) for z in zone_ids] if isinstance(zone_ids, list | tuple) else []
-        devices = [str(d) for d in device_ids] if isinstance(device_ids, list | tuple) else []
-        with self._db.session() as session:
-            return zones.voice_for(session, places, devices)
-
     def resume_pending(self) -> None:
         """Broadcasts left pending by a stop are rendered and dispatched now."""
         with self._db.session() as session:
@@ -92,7 +84,9 @@ class Outbox:
         for broadcast_id in pending:
             self.send(broadcast_id)
 
-    def _play_lead_s(self, priority: str) -> float:
+    def play_lead_s(self, priority: str) -> float:
+        """How far ahead of now a PLAY of this priority starts: every receiver of a zone
+        starts together once the command has reached them all."""
         if priority == protocol.Priority.EMERGENCY:
             return self._settings.play_lead_s
         return self._settings.routine_play_lead_s
@@ -132,7 +126,7 @@ class Outbox:
                     return
                 now = time.time()
                 # whole milliseconds: what the row stores is exactly what a re-sent copy says
-                play_at = round(now + self._play_lead_s(priority), 3)
+                play_at = round(now + self.play_lead_s(priority), 3)
                 valid_until = round(play_at + self._settings.item_valid_s, 3)
                 carried = sha256 or lead_in
                 with self._db.session() as session:

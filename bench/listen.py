@@ -10,6 +10,7 @@ transcript against the spoken text: CER and WER per notice and overall.
 
     python bench/listen.py [--settings before defaults ...] [--channels clean snr10 snr5]
                            [--seeds 1 2] [--snr5-seeds 1] [--notices storm ...] [--json OUT]
+                           [--piper VOICE.onnx] [--no-engines]
     python bench/listen.py --merge A.json B.json ... [--notes NOTES.md] --json OUT
 
 The grid in `bench/results/listen_grid.json` (shown under the table) is runs of
@@ -27,6 +28,10 @@ The measure's own noise: edits are attributed to the reference's paragraphs, so 
 compared with another paragraph by paragraph (a paired bootstrap over ~90 paragraphs gives the
 95 % interval of the difference), the two halves of the set (odd and even paragraphs) are scored
 apart, and each noisy channel is run with two noise seeds.
+
+Besides espeak-ng's settings, the other engines are measured with the product's defaults where
+they can speak: gTTS when Google's endpoint answers, Piper when a voice is supplied (`--piper`
+or LOA_PIPER_MODEL). One that cannot is listed in the table as not measured, with the reason.
 
 Only CPU is used, on one thread (`ASR_THREADS`): the machine is shared.
 """
@@ -115,6 +120,12 @@ SETTINGS: dict[str, dict[str, Any] | None] = {
     "rate120_horn": {**BEFORE, "rate": 120, "speech_filters": HORN_CHAIN},
 }
 ENGINE_OPTIONS = ("rate", "pitch", "pitch_range", "sentence_pause_ms", "paragraph_pause_ms")
+# The other engines, measured with the product's defaults wherever they can speak here: gTTS
+# needs Google's endpoint (probed with one short sentence), Piper a voice file (`--piper`, or
+# LOA_PIPER_MODEL). An engine that cannot speak is listed as not measured, with the reason.
+GTTS = "gtts"
+PIPER = "piper"
+PROBE_SENTENCE = "Xin chào bà con."
 
 NOTICE_FILES = {"storm": "bao.txt", "vaccination": "tiem-chung.txt", "power_cut": "cat-dien.txt"}
 PLAN_COMMUNE = "Hoằng Hợp"
@@ -348,22 +359,70 @@ def programme_settings(chime_lufs: float, speech_filters: str) -> Iterator[None]
         programme._levelled_chime.cache_clear()
 
 
+class EngineUnavailable(Exception):
+    """The engine a setting names cannot speak on this machine (the reason is the message)."""
+
+
+def _synthesizer(setting: dict[str, Any] | None, workdir: Path) -> Any:
+    """The synthesizer a setting names: espeak-ng with the setting's options, or another engine
+    with its own defaults."""
+    import tts
+
+    if setting is not None and setting.get("engine") == PIPER:
+        return tts.Synthesizer(workdir / "tts", PIPER, model=setting["model"])
+    if setting is not None and setting.get("engine") == GTTS:
+        return tts.Synthesizer(workdir / "tts", GTTS)
+    options = {k: setting[k] for k in ENGINE_OPTIONS} if setting is not None else {}
+    return tts.Synthesizer(workdir / "tts", **options)
+
+
 def render(text: str, setting: dict[str, Any] | None, workdir: Path) -> tuple[Path, str]:
     """The MP3 receivers get for text (MediaRenderer, as the outbox renders it) and the spoken
-    text it says."""
+    text it says. An engine other than espeak-ng that fell back to it (no network, a broken
+    voice) raises EngineUnavailable: its figure would be espeak-ng's."""
     import audio
     import tts
     from broadcast.sending.rendering import MediaRenderer
 
-    options = {k: setting[k] for k in ENGINE_OPTIONS} if setting is not None else {}
-    synthesizer = tts.Synthesizer(workdir / "tts", **options)
+    synthesizer = _synthesizer(setting, workdir)
     renderer = MediaRenderer(synthesizer, audio.MediaStore(workdir / "media"), workdir / "renders")
-    if setting is None:
+    if setting is None or "engine" in setting:
         rendered = renderer.render(text)
     else:
         with programme_settings(setting["chime_lufs"], setting["speech_filters"]):
             rendered = renderer.render(text)
-    return renderer.store.path(rendered.sha256), synthesizer.synthesize(text).normalized_text
+    if rendered.engine != synthesizer.engine.name:
+        raise EngineUnavailable(
+            f"{synthesizer.engine.name} did not speak (espeak-ng read the text instead; the "
+            "server log says why)"
+        )
+    return renderer.store.path(rendered.sha256), tts.normalize(text)
+
+
+def engine_settings(piper_model: str | None, workdir: Path) -> dict[str, dict[str, Any]]:
+    """The other engines to measure: each with its setting, or the reason it cannot be."""
+    import tts
+    from tts.engines import get_engine
+
+    found: dict[str, dict[str, Any]] = {GTTS: {"engine": GTTS}}
+    try:
+        get_engine(GTTS).synthesize(PROBE_SENTENCE, workdir / "probe.mp3")
+    except tts.TtsError as exc:
+        reason = str(exc).splitlines()[0]
+        found[GTTS]["unavailable"] = reason if len(reason) <= 160 else f"{reason[:159]}…"
+    model = piper_model or os.environ.get("LOA_PIPER_MODEL")
+    if not model:
+        found[PIPER] = {
+            "engine": PIPER,
+            "unavailable": "no voice file supplied (--piper FILE.onnx or LOA_PIPER_MODEL)",
+        }
+    else:
+        try:
+            tts.check_piper_voice(Path(model))
+            found[PIPER] = {"engine": PIPER, "model": str(Path(model).resolve())}
+        except tts.TtsError as exc:
+            found[PIPER] = {"engine": PIPER, "unavailable": f"{model}: {exc}"}
+    return found
 
 
 def decode(path: Path) -> np.ndarray:
@@ -511,10 +570,17 @@ def measure_setting(
     runs: dict[str, list[dict[str, Any]]] = {channel: [] for channel in channels}
     audio_s = 0.0
     asr_s = 0.0
+    if setting is not None and "unavailable" in setting:
+        log(f"{name}: not measured: {setting['unavailable']}")
+        return {"setting": setting, "unavailable": setting["unavailable"], "channels": {}}
     with tempfile.TemporaryDirectory(prefix="loa-listen-") as tmp:
         rendered: dict[str, tuple[np.ndarray, Reference]] = {}
         for notice, text in texts.items():
-            path, spoken = render(text, setting, Path(tmp))
+            try:
+                path, spoken = render(text, setting, Path(tmp))
+            except EngineUnavailable as exc:
+                log(f"{name}: not measured: {exc}")
+                return {"setting": setting, "unavailable": str(exc), "channels": {}}
             signal = decode(path)
             rendered[notice] = (signal, reference(spoken))
             audio_s += len(signal) / ASR_RATE
@@ -602,7 +668,7 @@ def compare(results: dict[str, Any], base: str) -> dict[str, dict[str, dict[str,
     """Every setting against `base`, per channel."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for name, result in results.items():
-        if name == base:
+        if name == base or not result["channels"]:
             continue
         out[name] = {
             channel: paired_delta(results[base]["channels"][channel], runs)
@@ -653,6 +719,10 @@ def _product_defaults() -> dict[str, Any]:
 def _setting_text(setting: Any) -> str:
     if not isinstance(setting, dict):
         return f"the product's defaults: {_setting_text(_product_defaults())}"
+    if setting.get("engine") == GTTS:
+        return "gTTS (Google's voice, vi), the programme's defaults"
+    if setting.get("engine") == PIPER:
+        return f"Piper, voice {Path(setting.get('model', '?')).name}, the programme's defaults"
     parts = [f"rate {setting['rate']}", f"pitch {setting['pitch']}/{setting['pitch_range']}"]
     if setting["sentence_pause_ms"] is not None or setting["paragraph_pause_ms"] is not None:
         parts.append(f"pauses {setting['sentence_pause_ms']}/{setting['paragraph_pause_ms']} ms")
@@ -726,6 +796,11 @@ def table(result: dict) -> list[str]:
         "|---|---|---:|---:|" + "---:|" * len(result["notices"]),
     ]
     for name, entry in results.items():
+        if "unavailable" in entry:
+            lines.append(
+                f"| `{name}` | — | not measured: {entry['unavailable']} | |"
+                + " |" * len(result["notices"])
+            )
         for channel, runs in entry["channels"].items():
             per_notice = [
                 _pct(float(np.mean([run["notices"][n]["cer"] for run in runs])))
@@ -738,6 +813,7 @@ def table(result: dict) -> list[str]:
             )
     lines += ["", "Settings: " + "; ".join(
         f"`{name}` = {_setting_text(entry['setting'])}" for name, entry in results.items()
+        if "unavailable" not in entry
     ) + f". Horn chain (ffmpeg, before the levelling): `{HORN_CHAIN}`.", ""]  # fmt: skip
     lines += ["The measure's own noise:", ""]
     for name, entry in results.items():
@@ -758,12 +834,13 @@ def table(result: dict) -> list[str]:
                 f"{d['paragraphs_better']} paragraphs better, {d['paragraphs_worse']} worse)"
             )
     lines.append("")
-    last = list(results.values())[-1]["channels"]
-    clean, snr10 = last.get("clean"), last.get("snr10")
+    judged = "defaults" if "defaults" in results else list(results)[-1]
+    judged_runs = results[judged]["channels"]
+    clean, snr10 = judged_runs.get("clean"), judged_runs.get("snr10")
     if clean and snr10:
         met = _mean_cer(clean) <= GOAL_CLEAN and _mean_cer(snr10) <= GOAL_SNR10
         lines += [
-            f"Goal (espeak-ng, `{list(results)[-1]}`): CER ≤ {GOAL_CLEAN} clean and ≤ "
+            f"Goal (espeak-ng, `{judged}`): CER ≤ {GOAL_CLEAN} clean and ≤ "
             f"{GOAL_SNR10} at 10 dB SNR: **{'met' if met else 'not met'}** "
             f"({_mean_cer(clean):.3f} and {_mean_cer(snr10):.3f}).",
             "",
@@ -808,6 +885,13 @@ def main(argv: list[str] | None = None) -> int:
         "--snr5-seeds", type=int, default=None, help="run snr5 with only the first N seeds"
     )
     parser.add_argument("--notices", nargs="+", default=None)
+    parser.add_argument(
+        "--engines",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure gTTS (if Google answers) and Piper (if a voice is supplied)",
+    )
+    parser.add_argument("--piper", default=None, help="a Piper voice (.onnx) to measure")
     parser.add_argument("--json", default="", help="write results as JSON to this file")
     parser.add_argument("--merge", nargs="+", type=Path, help="join these runs' JSON, run none")
     parser.add_argument("--notes", type=Path, help="markdown to end the section with (a file)")
@@ -863,11 +947,15 @@ def main(argv: list[str] | None = None) -> int:
         _write(args.json, result)
         return result
 
+    chosen: dict[str, dict[str, Any] | None] = {name: SETTINGS[name] for name in args.settings}
+    if args.engines:
+        with tempfile.TemporaryDirectory(prefix="loa-listen-probe-") as probe:
+            chosen.update(engine_settings(args.piper, Path(probe)))
     result: dict[str, Any] = {}
-    for name in args.settings:
+    for name, setting in chosen.items():
         entry = measure_setting(
             name,
-            SETTINGS[name],
+            setting,
             texts,
             args.channels,
             args.seeds,

@@ -3,8 +3,9 @@
 1. `GET /announce/` — the form, in one of three modes: a typed text, a recording (a file input;
    `record.js` adds the phone's microphone), or a notice template
    (`broadcast.desks.notice_templates`) whose blanks the person fills. Targets, priority (khẩn cấp
-by default), repeat (3) and "Nội bộ" (kept off the commune's public replay page: offered to
-   everyone who announces, since it only hides their own notice). 2. `POST /announce/` — everything is checked by the domain
+   by default), repeat (3) and "Nội bộ" (kept off the commune's public replay page: offered to
+   everyone who announces, since it only hides their own notice).
+2. `POST /announce/` — everything is checked by the domain
    (`service.announcements.plan`, the same checks `announce` makes, including who may reach
    which village) and a confirmation page says exactly what will play where. Nothing is sent yet. A
    recording is imported and stored now (`store_recording`), so it is never uploaded

@@ -348,6 +348,7 @@ def _replay_draft(broadcast_id: str) -> Draft:
         zones=list(source.zone_ids),
         devices=list(source.device_ids),
         priority="priority",
+        internal=source.internal,
     )
 
 

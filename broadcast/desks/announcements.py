@@ -78,6 +78,7 @@ class ReplaySource:
     recording: AnnouncementRecording
     zone_ids: tuple[str, ...]
     device_ids: tuple[str, ...]
+    internal: bool = False  # the live broadcast was internal: so is its re-broadcast, unless told
 
 
 # --- what the pages and the API show (plain data, read in one transaction) -----------------
@@ -508,8 +509,9 @@ class AnnouncementDesk:
                 )
             sha256 = str(broadcast.media_sha256)
             chosen = (tuple(broadcast.zone_ids), tuple(broadcast.device_ids or ()))
+            internal = broadcast.internal
         seconds = audio.probe_duration_s(self._media.path(sha256))
-        return ReplaySource(AnnouncementRecording(sha256, seconds), *chosen)
+        return ReplaySource(AnnouncementRecording(sha256, seconds), *chosen, internal)
 
     def live(self, user_id: int, broadcast_id: int) -> LiveView:
         """The broadcast and its delivery view, read together; NotFound if not visible."""

@@ -306,6 +306,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "the longest it may last: receivers stop then even without an end",
             },
             "title": {**TITLE, "description": "default: Phát trực tiếp: <the speaker's name>"},
+            "internal": {
+                **INTERNAL_CHOICE,
+                "description": "nội bộ: its recording never on the commune's public replay page",
+            },
         },
         anyOf=TARGETED,
         examples=[{"zones": ["thon-1"], "priority": "emergency", "minutes": 15}],

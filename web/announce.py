@@ -3,7 +3,9 @@
 1. `GET /announce/` — the form, in one of three modes: a typed text, a recording (a file input;
    `record.js` adds the phone's microphone), or a notice template
    (`broadcast.desks.notice_templates`) whose blanks the person fills. Targets, priority (khẩn cấp
-by default) and repeat (3). 2. `POST /announce/` — everything is checked by the domain
+   by default), repeat (3) and "Nội bộ" (kept off the commune's public replay page: offered to
+   everyone who announces, since it only hides their own notice).
+2. `POST /announce/` — everything is checked by the domain
    (`service.announcements.plan`, the same checks `announce` makes, including who may reach
    which village) and a confirmation page says exactly what will play where. Nothing is sent yet. A
    recording is imported and stored now (`store_recording`), so it is never uploaded
@@ -160,6 +162,7 @@ class Draft:
     devices: list[str] | None = None
     priority: str = "emergency"
     repeat: str = DEFAULT_REPEAT
+    internal: bool = False  # nội bộ: kept off the commune's public replay page
 
     def as_pending(self, user_id: int, nonce: str) -> dict[str, Any]:
         return {
@@ -175,6 +178,7 @@ class Draft:
             "devices": self.devices or [],
             "priority": self.priority,
             "repeat": self.repeat,
+            "internal": self.internal,
         }
 
     @classmethod
@@ -190,6 +194,7 @@ class Draft:
             devices=[str(d) for d in data.get("devices") or []],
             priority=str(data.get("priority", "emergency")),
             repeat=str(data.get("repeat", DEFAULT_REPEAT)),
+            internal=data.get("internal") is True,
         )
 
 
@@ -212,6 +217,7 @@ def _draft_from_request(template_id: str = "") -> Draft:
         devices=form.getlist("devices"),
         priority=form.get("priority", "emergency"),
         repeat=form.get("repeat", DEFAULT_REPEAT),
+        internal=form.get("internal", "") in ("1", "on", "true"),
     )
     if draft.mode == "template":
         template = _template_or_none(draft.template)
@@ -342,6 +348,7 @@ def _replay_draft(broadcast_id: str) -> Draft:
         zones=list(source.zone_ids),
         devices=list(source.device_ids),
         priority="priority",
+        internal=source.internal,
     )
 
 
@@ -407,6 +414,7 @@ def confirm() -> Any:
                 draft.priority,
                 draft.repeat,
                 device_ids=draft.devices,
+                internal=draft.internal,
             )
         else:
             template = _template_or_none(draft.template) if draft.mode == "template" else None
@@ -418,6 +426,7 @@ def confirm() -> Any:
                 draft.repeat,
                 title=template.title if template else "",
                 device_ids=draft.devices,
+                internal=draft.internal,
             )
     except PermissionDenied:
         abort(403)

@@ -144,6 +144,11 @@ def create_relay() -> Response:
     return _detail(bulletin_id)
 
 
+def _checked(name: str) -> bool:
+    """A checkbox of the form (nội bộ)."""
+    return request.form.get(name, "") in ("1", "on", "true")
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def new() -> str | Response:
@@ -160,6 +165,7 @@ def new() -> str | Response:
                 request.form.get("title", ""),
                 request.form.get("script", ""),
                 source_name=request.form.get("source_name", ""),
+                internal=_checked("internal"),
             )
             flash(_("Đã lưu bản tin."), "info")
             return _detail(bulletin_id)
@@ -190,7 +196,11 @@ def upload_recording() -> Response:
         upload.save(path)
         try:
             bulletin_id = service.bulletins.create_recording_bulletin(
-                _user_id(), request.form.get("title", ""), path, upload.filename
+                _user_id(),
+                request.form.get("title", ""),
+                path,
+                upload.filename,
+                internal=_checked("internal"),
             )
         except LoaError as exc:
             _report(exc)

@@ -70,7 +70,11 @@ def start() -> tuple[Response, int]:
     live, priority = get_service().live, form.get("priority", "emergency")
     try:
         broadcast_id = live.start(
-            _user_id(), form.getlist("zones"), priority, form.get("minutes", DEFAULT_MINUTES)
+            _user_id(),
+            form.getlist("zones"),
+            priority,
+            form.get("minutes", DEFAULT_MINUTES),
+            internal=form.get("internal", "") in ("1", "on", "true"),
         )
     except LoaError as exc:
         return _refused(exc)

@@ -101,6 +101,7 @@ def _broadcast_fields(broadcast: BroadcastRecord) -> dict[str, Any]:
         "valid_until": iso_utc(broadcast.valid_until),
         "corrects": broadcast.corrects_id,
         "cancelled_at": iso_utc(broadcast.cancelled_at),
+        "internal": broadcast.internal,
     }
 
 
@@ -180,6 +181,7 @@ def bulletin_json(
         "reviewed_by": bulletin.reviewed_by,
         "reviewed_at": iso_utc(bulletin.reviewed_at),
         "review_comment": bulletin.review_comment or None,
+        "internal": bulletin.internal,
     }
     if history is not None:
         body["history"] = [

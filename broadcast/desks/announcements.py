@@ -78,6 +78,7 @@ class ReplaySource:
     recording: AnnouncementRecording
     zone_ids: tuple[str, ...]
     device_ids: tuple[str, ...]
+    internal: bool = False  # the live broadcast was internal: so is its re-broadcast, unless told
 
 
 # --- what the pages and the API show (plain data, read in one transaction) -----------------
@@ -198,12 +199,15 @@ class AnnouncementDesk:
         device_ids: object = None,
         corrects_id: int | None = None,
         recording_sha256: str | None = None,
+        internal: object = False,
     ) -> int:
         """Validate, authorize and queue an announcement for synthesis and dispatch at once
-        (given `recording_sha256`, a stored recording plays instead of the spoken text)."""
+        (given `recording_sha256`, a stored recording plays instead of the spoken text).
+        `internal` (nội bộ) keeps it off the commune's public replay page: whoever may announce
+        may choose it, as it only hides their own notice."""
         return self._announce(
             Action.ANNOUNCE, user_id, text, zone_ids, priority, repeat, title, device_ids,
-            corrects_id, recording_sha256,
+            corrects_id, recording_sha256, broadcasts.clean_internal(internal),
         )  # fmt: skip
 
     def _announce(
@@ -218,6 +222,7 @@ class AnnouncementDesk:
         device_ids: object,
         corrects_id: int | None,
         recording_sha256: str | None,
+        internal: bool = False,
     ) -> int:
         """`announce`, or a correction (`action` CANCEL_BROADCAST: whoever may stop a broadcast
         corrects it, a province editor their province's emergency included)."""
@@ -240,6 +245,7 @@ class AnnouncementDesk:
                 title=title,
                 corrects_id=corrects_id,
                 recording_sha256=recording_sha256,
+                internal=internal,
             )
             broadcast_id = broadcast.id
             audit.record(
@@ -255,6 +261,7 @@ class AnnouncementDesk:
                     "text": clean[:500],
                     "corrects": corrects_id,
                     "recording": recording_sha256,
+                    "internal": internal,
                 },
             )
         _LOGGER.info("announcement %s queued for %s %s", broadcast_id, zone_ids, device_ids or "")
@@ -309,9 +316,10 @@ class AnnouncementDesk:
         repeat: object = 1,
         title: str = "",
         device_ids: object = None,
+        internal: object = False,
     ) -> int:
         """Send a stored recording (`store_recording`) as an announcement: the same
-        authorization, audit entry and dispatch as `announce`."""
+        authorization, audit entry and dispatch as `announce` (and its `internal`)."""
         try:
             stored = isinstance(recording_sha256, str) and self._media.exists(recording_sha256)
         except audio.AudioError:
@@ -332,6 +340,7 @@ class AnnouncementDesk:
             title=label,
             device_ids=device_ids,
             recording_sha256=sha256,
+            internal=internal,
         )
 
     def cancel(
@@ -367,6 +376,7 @@ class AnnouncementDesk:
                 )
             zone_ids, device_ids = list(broadcast.zone_ids), list(broadcast.device_ids or [])
             title, repeat = broadcast.title, broadcast.repeat
+            internal = broadcast.internal  # an internal notice's correction stays internal too
             planned = broadcast.schedule_id is not None and not ended
         if not ended and self._outbox.stop(
             broadcast_id,
@@ -390,6 +400,7 @@ class AnnouncementDesk:
                 device_ids,
                 broadcast_id,
                 None,
+                internal,
             )
         return CancelResult(broadcast_id, correction_id, stopped=not ended)
 
@@ -498,8 +509,9 @@ class AnnouncementDesk:
                 )
             sha256 = str(broadcast.media_sha256)
             chosen = (tuple(broadcast.zone_ids), tuple(broadcast.device_ids or ()))
+            internal = broadcast.internal
         seconds = audio.probe_duration_s(self._media.path(sha256))
-        return ReplaySource(AnnouncementRecording(sha256, seconds), *chosen)
+        return ReplaySource(AnnouncementRecording(sha256, seconds), *chosen, internal)
 
     def live(self, user_id: int, broadcast_id: int) -> LiveView:
         """The broadcast and its delivery view, read together; NotFound if not visible."""

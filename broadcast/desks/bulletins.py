@@ -459,9 +459,18 @@ class BulletinDesk:
         return self._script(user_id, documents.extract_text(file_name, data), with_opening)
 
     def create_bulletin(
-        self, user_id: int, title: object, text: object, source_name: str = ""
+        self,
+        user_id: int,
+        title: object,
+        text: object,
+        source_name: str = "",
+        *,
+        internal: object = False,
     ) -> int:
-        """A text to be read by the speech engine; `source_name` is the uploaded file's name."""
+        """A text to be read by the speech engine; `source_name` is the uploaded file's name.
+        `internal` (nội bộ): its runs stay off the public replay page; whoever writes it may
+        choose that (it only hides), turning it public again is the replay manager's."""
+        hidden = broadcasts.clean_internal(internal)
         with self.db.session() as session:
             user = accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
             clean = broadcasts.clean_text(text)
@@ -470,13 +479,22 @@ class BulletinDesk:
                 text=clean,
                 kind=ContentKind.TTS.value,
                 source_name=str(source_name or "").strip()[:300],
+                internal=hidden,
             )
             return self._add(session, user, bulletin)
 
     def create_recording_bulletin(
-        self, user_id: int, title: object, upload: Path, original_name: str
+        self,
+        user_id: int,
+        title: object,
+        upload: Path,
+        original_name: str,
+        *,
+        internal: object = False,
     ) -> int:
-        """A recording as content: validated, loudness-normalized, transcoded, then stored."""
+        """A recording as content: validated, loudness-normalized, transcoded, then stored
+        (`internal` as for `create_bulletin`)."""
+        hidden = broadcasts.clean_internal(internal)
         with self.db.session() as session:
             accounts.require_user(session, user_id, Action.WRITE_BULLETIN)
         name = _clean_title(title)
@@ -491,6 +509,7 @@ class BulletinDesk:
                 kind=ContentKind.RECORDING.value,
                 recording_sha256=sha256,
                 source_name=original_name.strip()[:300],
+                internal=hidden,
             )
             return self._add(session, user, bulletin)
 
@@ -534,6 +553,7 @@ class BulletinDesk:
                 "title": bulletin.title,
                 "status": bulletin.status,
                 "source": bulletin.source_name,
+                "internal": bulletin.internal,
             },
         )
         _LOGGER.info("bulletin %s (%s) created by %s", bulletin.id, bulletin.kind, user.username)

@@ -92,9 +92,12 @@ class LiveDesk:
         minutes: object = DEFAULT_MINUTES,
         title: str = "",
         device_ids: object = None,
+        internal: object = False,
     ) -> int:
         """Go live to `zone_ids`: the broadcast is logged, audited and its PLAY sent at once;
-        its id is what `feed` and `end` take."""
+        its id is what `feed` and `end` take. `internal` (nội bộ): its recording stays off the
+        commune's public replay page, the speaker's choice as for an announcement."""
+        hidden = broadcasts.clean_internal(internal)
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.ANNOUNCE)
             level = broadcasts.clean_priority(priority)
@@ -119,6 +122,7 @@ class LiveDesk:
                 title=label,
                 content=protocol.ContentType.RELAY.value,
                 duration_s=float(limit * 60),
+                internal=hidden,
             )
             broadcast.relay_url = streaming.stream_url(
                 self._settings.receiver_stream_url, self._secrets.stream_token_key, broadcast.id
@@ -135,6 +139,7 @@ class LiveDesk:
                     "priority": level.value,
                     "minutes": limit,
                     "title": label[:300],
+                    "internal": hidden,
                 },
             )
         _LOGGER.info("live broadcast %s starts on %s %s", broadcast_id, zone_ids, device_ids or "")

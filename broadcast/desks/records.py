@@ -133,6 +133,7 @@ class BroadcastRecord:
     cancelled_at: datetime | None
     ended: bool  # nothing of it plays any more (`broadcasts.has_ended`)
     deliveries: tuple[DeliveryRecord, ...] = ()
+    internal: bool = False  # nội bộ: kept off the public replay page (its own flag)
 
     @classmethod
     def of(
@@ -171,6 +172,7 @@ class BroadcastRecord:
             cancelled_at=broadcast.cancelled_at,
             ended=broadcasts.has_ended(broadcast),
             deliveries=tuple(DeliveryRecord.of(delivery) for delivery in shown),
+            internal=broadcast.internal,
         )
 
 

@@ -271,6 +271,25 @@ class ReplayDesk:
                 for zone in ordered
             ]
 
+    def commune(self, user_id: int, commune_id: object) -> CommuneReplay:
+        """One commune `user` manages the replay of (the API's path): NotFound when there is no
+        such commune or it lies outside the account's zone, as any object out of scope is."""
+        with self._db.session() as session:
+            user = accounts.require_user(session, user_id, Action.MANAGE_REPLAY)
+            zone = session.get(Zone, commune_id) if isinstance(commune_id, str) else None
+            if (
+                zone is None
+                or zone.kind != ZoneKind.COMMUNE.value
+                or not zones.in_scope(session, user, zone.id)
+            ):
+                raise NotFound(N_("không có xã “%(id)s”"), "unknown_zone", id=str(commune_id)[:63])
+            pending = session.scalar(
+                select(func.count())
+                .select_from(Feedback)
+                .where(Feedback.zone_id == zone.id, Feedback.status == FeedbackStatus.PENDING)
+            )
+            return CommuneReplay(zone.id, zone.name, zone.replay_public, int(pending or 0))
+
     def set_public(self, user_id: int, commune_id: object, public: bool) -> None:
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.MANAGE_REPLAY)
@@ -358,8 +377,9 @@ class ReplayDesk:
                 query = query.where(Feedback.status == status)
             return [FeedbackRecord.of(row, title) for row, title in session.execute(query)]
 
-    def moderate(self, user_id: int, feedback_id: int, decision: object) -> None:
-        """Approve (shown under the item) or hide a feedback of a commune `user` manages."""
+    def moderate(self, user_id: int, feedback_id: int, decision: object) -> FeedbackRecord:
+        """Approve (shown under the item) or hide a feedback of a commune `user` manages (either
+        may be changed again later); the feedback as it now is."""
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.MANAGE_REPLAY)
             row = session.get(Feedback, feedback_id)
@@ -370,6 +390,8 @@ class ReplayDesk:
             row.status = str(decision)
             row.moderated_by_id = user.id
             row.moderated_at = utcnow()
+            item = session.get(Broadcast, row.broadcast_id)
+            return FeedbackRecord.of(row, item.title if item is not None else "")
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -154,6 +154,14 @@ def clean_repeat(value: object) -> int:
     return repeat
 
 
+def clean_internal(value: object) -> bool:
+    """The internal (nội bộ) choice, kept off the public replay page: true or false only (the
+    pages read their checkbox into one)."""
+    if not isinstance(value, bool):
+        raise ValidationError("internal", N_("true hoặc false"), "not_a_flag")
+    return value
+
+
 def clean_relay_url(value: object) -> str:
     """A stream to relay (tiếp sóng): an http(s) URL receivers can open, nothing else."""
     text = str(value or "").strip()

@@ -201,3 +201,21 @@ def test_the_replay_page_on_a_phone(
     screenshot(page, "replay-phone")
     feed = page.request.get(f"{base}{public_path}podcast.xml")
     assert feed.status == 200 and "/media/" in feed.text() and "<enclosure" in feed.text()
+
+
+def test_the_internal_choice_on_a_phone(demo_system: DemoSystem, phone: BrowserContext) -> None:
+    """A village head ticks "Nội bộ" by its label on a 360 px phone; the confirmation says the
+    notice stays off the replay page; both pages fit (nothing is sent)."""
+    page = phone.new_page()
+    sign_in(page, demo_system.base, "truongthon1")
+    page.goto(f"{demo_system.base}/announce/")
+    choice = page.get_by_label("Nội bộ (không đăng lên trang Nghe lại)")
+    expect(choice).not_to_be_checked()
+    assert overflow(page, PHONE["width"]) == []
+    page.get_by_text("Nội bộ (không đăng lên trang Nghe lại)").click()
+    expect(choice).to_be_checked()
+    page.get_by_label("Nội dung thông báo").fill("Họp chi bộ thôn lúc 19 giờ tối nay.")
+    page.get_by_role("button", name="Xem lại trước khi phát").click()
+    expect(page.locator("#internal-note")).to_contain_text("không đăng lên trang Nghe lại")
+    assert overflow(page, PHONE["width"]) == []
+    screenshot(page, "village-head-internal-confirm")

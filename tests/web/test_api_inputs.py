@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from web_support import csrf_token, login
 
 from broadcast.service import BroadcastService
-from broadcast.store.models import AuditEntry, Broadcast, Bulletin, Schedule
+from broadcast.store.models import AuditEntry, Broadcast, Bulletin, Feedback, Schedule
 from wire.protocol import CommandKind
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
@@ -47,6 +47,7 @@ ROUTES: dict[str, tuple[str, str, dict[str, Any]]] = {
             "priority": "emergency",
             "repeat": 1,
             "title": "Mất điện",
+            "internal": False,
         },
     ),
     "cancel": (
@@ -57,7 +58,25 @@ ROUTES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bulletin": (
         "POST",
         "/api/v1/bulletins",
-        {"title": "Tin", "text": "Họp dân lúc 8h.", "make_script": False, "submit": False},
+        {
+            "title": "Tin",
+            "text": "Họp dân lúc 8h.",
+            "make_script": False,
+            "submit": False,
+            "internal": False,
+        },
+    ),
+    "replay_public": ("PATCH", "/api/v1/replay/communes/{commune}", {"public": True}),
+    "broadcast_internal": (
+        "POST",
+        "/api/v1/replay/broadcasts/{broadcast}/internal",
+        {"internal": True},
+    ),
+    "bulletin_internal": ("POST", "/api/v1/replay/bulletins/{draft}/internal", {"internal": False}),
+    "moderate": (
+        "POST",
+        "/api/v1/replay/feedback/{feedback}/moderate",
+        {"decision": "approved"},
     ),
     "edit": ("PATCH", "/api/v1/bulletins/{draft}", {"title": "Tin", "text": "Họp dân lúc 9h."}),
     "approve": ("POST", "/api/v1/bulletins/{submitted}/approve", {"comment": "Được."}),
@@ -116,6 +135,9 @@ ID_ROUTES = [
     ("POST", "/api/v1/bulletins/{}/send"),
     ("GET", "/api/v1/schedules/{}"),
     ("DELETE", "/api/v1/schedules/{}"),
+    ("POST", "/api/v1/replay/broadcasts/{}/internal"),
+    ("POST", "/api/v1/replay/bulletins/{}/internal"),
+    ("POST", "/api/v1/replay/feedback/{}/moderate"),
 ]
 
 
@@ -128,8 +150,15 @@ def ids(app: Flask, service: BroadcastService, users: Users) -> dict[str, int]:
         bulletin_id = desk.create_bulletin(users.officer, title, "Tiêm phòng dại.")
         desk.submit(users.officer, bulletin_id)
         waiting.append(bulletin_id)
+    broadcast = service.announcements.announce(users.officer, "Mất điện từ 14h.", ["thon-a"])
+    with service.db.session() as session:
+        feedback = Feedback(broadcast_id=broadcast, zone_id="xa-test", text="Hay.", client_key="0")
+        session.add(feedback)
+        session.flush()
+        feedback_id = feedback.id
     return {
-        "broadcast": service.announcements.announce(users.officer, "Mất điện từ 14h.", ["thon-a"]),
+        "broadcast": broadcast,
+        "feedback": feedback_id,
         "draft": desk.create_bulletin(users.officer, "Nháp", "Họp dân."),
         "submitted": waiting[0],
         "returned": waiting[1],
@@ -143,7 +172,7 @@ def _request(
     method, url, body = ROUTES[route]
     if "bulletin" in body:
         body = {**body, "bulletin": ids["approved"]}
-    return method, url.format(**ids), {**body, **changes}
+    return method, url.format(**ids, commune="xa-test"), {**body, **changes}
 
 
 def _send(

@@ -180,3 +180,22 @@ def test_edge_values_are_a_400_naming_the_field_before_anything_starts(
     assert response.get_json()["error"]["message"]
     with live.db.session() as session:
         assert session.scalar(select(func.count(Broadcast.id))) == before
+
+
+def test_a_live_broadcast_may_be_internal(
+    client: FlaskClient, tokens: dict[str, str], live: BroadcastService
+) -> None:
+    """Nội bộ: its recording stays off the commune's replay page (the broadcast row carries it);
+    the default is public, and anything but JSON true or false is a 400 naming it."""
+    hidden = _go_live(client, tokens["head-a"], zones=["thon-a"], minutes=5, internal=True)
+    assert hidden["internal"] is True
+    client.post(f"/api/v1/live/{hidden['id']}/end", headers=_auth(tokens["head-a"]))
+    plain = _go_live(client, tokens["head-a"], zones=["thon-a"], minutes=5)
+    assert plain["internal"] is False
+    client.post(f"/api/v1/live/{plain['id']}/end", headers=_auth(tokens["head-a"]))
+    refused = client.post(
+        "/api/v1/live",
+        json={"zones": ["thon-a"], "internal": "yes"},
+        headers=_auth(tokens["head-a"]),
+    )
+    assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "internal"

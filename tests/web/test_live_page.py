@@ -174,3 +174,31 @@ def test_a_live_recording_is_sent_again_as_a_recording(
         accounts.create_user(session, "head-b", PASSWORD, Role.VILLAGE_HEAD, "thon-b")
     login(client, "head-b")
     assert client.get(f"/announce/?replay={live_id}").status_code == 404
+
+
+def test_an_internal_live_broadcast_and_its_recording_sent_again_stay_internal(
+    client: FlaskClient,
+    service: BroadcastService,
+    sent: RecordingDispatcher,
+    live: list[int],
+    tmp_path: Path,
+) -> None:
+    """Nội bộ ticked on the live page: the broadcast is internal, and "Phát lại bản ghi" opens
+    the form with the box still ticked (the person may untick it)."""
+    login(client, "head-a")
+    form = client.get("/live/").get_data(as_text=True)
+    assert "Nội bộ (không đăng lên trang Nghe lại)" in form
+    token = csrf_token(client, "/live/")
+    started = client.post(
+        "/live/", data={"zones": "thon-a", "internal": "1"}, headers={"X-CSRFToken": token}
+    )
+    answer = started.get_json()
+    client.post(answer["end_url"], data={"csrf_token": token})
+    with service.db.session() as session:
+        assert session.get(Broadcast, answer["id"]).internal is True  # type: ignore[union-attr]
+        head = session.scalars(select(User).where(User.username == "head-a")).one()
+    spoken = tmp_path / "spoken.mp3"
+    spoken.write_bytes(audio.render_chime())
+    assert service.live._keep_recording(head.id, answer["id"], spoken, 2.6)
+    again = client.get(f"/announce/?replay={answer['id']}").get_data(as_text=True)
+    assert re.search(r'name="internal" value="1"\s+checked', again)

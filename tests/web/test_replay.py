@@ -20,7 +20,7 @@ from service_support import Province
 from web_support import csrf_token, login
 
 from broadcast.service import BroadcastService
-from broadcast.store.models import Broadcast, Feedback, Zone, utcnow
+from broadcast.store.models import Broadcast, Bulletin, Feedback, Zone, utcnow
 from web import create_app
 
 ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"
@@ -362,3 +362,74 @@ def test_feedback_counts_in_the_monthly_report(world: World) -> None:
     assert row is not None
     assert re.search(r'class="num received">2<', row.group(0))
     assert re.search(r'class="num approved">1<', row.group(0))
+
+
+# --- the internal choice when sending (nội bộ) ---------------------------------------------------
+
+
+def _confirm_page(client: FlaskClient, data: dict[str, str]) -> str:
+    token = csrf_token(client, "/announce/")
+    body = {"csrf_token": token, "mode": "text", "priority": "emergency", "repeat": "1", **data}
+    response = client.post("/announce/", data=body, content_type="multipart/form-data")
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def _send(client: FlaskClient, page: str, action: str = "send") -> FlaskClient:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    pending = re.search(r'name="pending" value="([^"]+)"', page)
+    assert token is not None and pending is not None
+    return client.post(  # type: ignore[return-value]
+        "/announce/confirm",
+        data={"csrf_token": token.group(1), "pending": pending.group(1), "action": action},
+    )
+
+
+def test_the_announcement_form_offers_internal_and_keeps_it_off_the_page(world: World) -> None:
+    """A village head ticks "Nội bộ": the confirmation says so, "Sửa lại" keeps the tick, and
+    the notice is stored internal, so the commune's page never lists it."""
+    head = _client(world)
+    login(head, "an-head")
+    form = head.get("/announce/").get_data(as_text=True)
+    assert "Nội bộ (không đăng lên trang Nghe lại)" in form and 'name="internal"' in form
+    data = {"text": "Họp chi bộ lúc 19 giờ.", "zones": world.province.village_a, "internal": "1"}
+    page = _confirm_page(head, data)
+    assert 'id="internal-note"' in page
+    again = _send(head, page, "edit").get_data(as_text=True)  # type: ignore[attr-defined]
+    assert re.search(r'name="internal" value="1"\s+checked', again)
+    sent = _send(head, _confirm_page(head, data))
+    assert sent.status_code == 303  # type: ignore[attr-defined]
+    broadcast_id = int(sent.headers["Location"].rstrip("/").rsplit("/", 1)[-1])  # type: ignore[attr-defined]
+    with world.service.db.session() as session:
+        assert session.get(Broadcast, broadcast_id).internal is True  # type: ignore[union-attr]
+    plain = _confirm_page(head, {**data, "internal": ""})
+    assert 'id="internal-note"' not in plain
+    plain_id = int(
+        _send(head, plain).headers["Location"].rstrip("/").rsplit("/", 1)[-1]  # type: ignore[attr-defined]
+    )
+    with world.service.db.session() as session:
+        assert session.get(Broadcast, plain_id).internal is False  # type: ignore[union-attr]
+
+
+def test_a_bulletin_is_saved_internal_from_its_form(world: World) -> None:
+    officer = _client(world)
+    login(officer, "an-officer")
+    assert "Nội bộ (không đăng lên trang Nghe lại)" in officer.get("/bulletins/new").get_data(
+        as_text=True
+    )
+    token = csrf_token(officer, "/bulletins/new")
+    for internal, expected in (("1", True), ("", False)):
+        response = officer.post(
+            "/bulletins/new",
+            data={
+                "csrf_token": token,
+                "action": "save",
+                "title": f"Tin {internal or 'công khai'}",
+                "script": "Họp dân lúc 8 giờ.",
+                "internal": internal,
+            },
+        )
+        assert response.status_code == 302
+        bulletin_id = int(response.headers["Location"].rstrip("/").rsplit("/", 1)[-1])
+        with world.service.db.session() as session:
+            assert session.get(Bulletin, bulletin_id).internal is expected  # type: ignore[union-attr]

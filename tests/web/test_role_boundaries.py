@@ -106,6 +106,7 @@ class Place:
                 "bulletin": {self.commune},
                 "forward": {self.commune},
                 "feedback": {self.commune},
+                "commune": {self.commune},
                 "user": {self.commune},
                 "province bulletin": {PROVINCE, self.commune},
             }.get(kind, {self.village})
@@ -263,6 +264,14 @@ API: dict[tuple[str, str], Need] = {
     ("GET", "/reports/monthly?month=2026-11&zone={zone}"): Action.READ_REPORTS,
     ("GET", "/province/dashboard"): ProvinceLevel(Action.READ_REPORTS),
     ("GET", "/province/monthly?month=2026-11"): ProvinceLevel(Action.READ_REPORTS),
+    ("GET", "/replay/communes"): Action.MANAGE_REPLAY,
+    ("GET", "/replay/communes/{commune}"): Action.MANAGE_REPLAY,
+    ("PATCH", "/replay/communes/{commune}"): Action.MANAGE_REPLAY,
+    ("GET", "/replay/communes/{commune}/items"): Action.MANAGE_REPLAY,
+    ("POST", "/replay/broadcasts/{broadcast_id}/internal"): Action.MANAGE_REPLAY,
+    ("POST", "/replay/bulletins/{bulletin_id}/internal"): Action.MANAGE_REPLAY,
+    ("GET", "/replay/feedback"): Action.MANAGE_REPLAY,
+    ("POST", "/replay/feedback/{feedback_id}/moderate"): Action.MANAGE_REPLAY,
 }
 
 
@@ -394,11 +403,14 @@ _KINDS = {
     "device_id": "device",
     "item_id": "item",
     "feedback_id": "feedback",
+    "commune": "commune",
 }
 
 
 def _object_kind(names: list[str], province_route: bool, zone_query: bool) -> str | None:
     kinds = [_KINDS[name] for name in names if name in _KINDS]
+    if len(kinds) > 1 and "commune" in kinds:
+        kinds.remove("commune")  # a commune's item (its public feedback form): the item decides
     if zone_query:
         kinds.append("zone")
     if not kinds or kinds == ["item"]:
@@ -606,6 +618,10 @@ BODIES: dict[str, dict[str, Any] | None] = {
     "/bulletins/{bulletin_id}/reject": {"comment": "Thử."},
     "/bulletins/{bulletin_id}/send": {"zones": ["{zone}"]},
     "/schedules/{schedule_id}": None,
+    "/replay/communes/{commune}": {"public": True},
+    "/replay/broadcasts/{broadcast_id}/internal": {"internal": True},
+    "/replay/bulletins/{bulletin_id}/internal": {"internal": True},
+    "/replay/feedback/{feedback_id}/moderate": {"decision": "approved"},
     "/province-bulletins": {"text": "Thử.", "communes": "all"},
     "/province-bulletins/inbox/{forward_id}/place": {"run_at": "2099-01-01T06:00"},
     "/province-bulletins/inbox/{forward_id}/decline": {"reason": "Thử."},

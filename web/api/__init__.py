@@ -180,6 +180,7 @@ from web.api import (  # noqa: E402
     openapi,
     province,
     province_bulletins,
+    replay,
     reports,
     schedules,
 )
@@ -193,6 +194,7 @@ __all__ = [
     "openapi",
     "province",
     "province_bulletins",
+    "replay",
     "reports",
     "schedules",
 ]

@@ -10,14 +10,14 @@ from typing import Any
 from flask import jsonify, request
 from werkzeug.wrappers import Response
 
-from broadcast.errors import PermissionDenied, ValidationError
+from broadcast.errors import N_, PermissionDenied, ValidationError
 from web import get_service, inputs
 from web.api import bp, current_user_id, json_body, page_number, token_required
 from web.serialize import broadcast_json, broadcast_summary_json
 
 _LOGGER = logging.getLogger(__name__)
 # an announcement plays at once: a later time is a schedule of a bulletin (/schedules)
-ANNOUNCEMENT_FIELDS = ("text", "zones", "devices", "priority", "repeat", "title")
+ANNOUNCEMENT_FIELDS = ("text", "zones", "devices", "priority", "repeat", "title", "internal")
 
 
 @bp.post("/announcements")
@@ -35,6 +35,7 @@ def create_announcement() -> tuple[Response, int]:
         inputs.integer(data, "repeat", 1),
         title=inputs.text(data, "title"),
         device_ids=data.get("devices"),
+        internal=inputs.flag(data, "internal"),
     )
     return _created(broadcast_id)
 
@@ -80,7 +81,8 @@ def list_announcements() -> Response:
 @token_required
 def create_recording_announcement() -> tuple[Response, int]:
     """A recorded announcement (multipart/form-data): `recording` (audio file), `zones` and/or
-    `devices` (repeated or comma-separated), `priority`, `repeat`, `title`."""
+    `devices` (repeated or comma-separated), `priority`, `repeat`, `title`, `internal` (true or
+    false)."""
     service = get_service()
     user_id = current_user_id()
     if not service.announcements.can_announce(user_id):  # refuse before reading the upload
@@ -89,6 +91,7 @@ def create_recording_announcement() -> tuple[Response, int]:
     if upload is None or not upload.filename:
         raise ValidationError("recording", "send the audio file as the form field 'recording'")
     form = request.form
+    internal = _form_flag(form, "internal")  # refused before the upload is imported
     with tempfile.TemporaryDirectory(dir=service.settings.data_dir) as folder:
         path = Path(folder) / "upload"
         upload.save(path)
@@ -101,6 +104,7 @@ def create_recording_announcement() -> tuple[Response, int]:
         form.get("repeat", "1"),
         title=form.get("title", ""),
         device_ids=_list(form, "devices"),
+        internal=internal,
     )
     return _created(broadcast_id)
 
@@ -116,3 +120,13 @@ def _list(form: Any, key: str) -> list[str]:
     return [
         part.strip() for value in form.getlist(key) for part in value.split(",") if part.strip()
     ]
+
+
+def _form_flag(form: Any, key: str) -> bool:
+    """A form field "true" or "false" (absent: false); anything else a 400 naming it."""
+    raw = form.get(key)
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise ValidationError(key, N_("true hoặc false"), "not_a_flag")
+    return raw == "true"

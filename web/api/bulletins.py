@@ -42,14 +42,17 @@ def list_bulletins() -> Response:
 @token_required
 def create_bulletin() -> tuple[Response, int]:
     data = json_body(
-        '{"title": "…", "text": "…", "make_script": true, "submit": true}',
-        ("title", "text", "make_script", "submit"),
+        '{"title": "…", "text": "…", "make_script": true, "submit": true, "internal": false}',
+        ("title", "text", "make_script", "submit", "internal"),
     )
     desk, user_id = _desk(), current_user_id()
     text = data.get("text")
+    internal = inputs.flag(data, "internal")
     if inputs.flag(data, "make_script"):
         text = desk.prepare_script(user_id, text).text
-    bulletin_id = desk.create_bulletin(user_id, inputs.text(data, "title"), text, "api")
+    bulletin_id = desk.create_bulletin(
+        user_id, inputs.text(data, "title"), text, "api", internal=internal
+    )
     if inputs.flag(data, "submit"):
         desk.submit(user_id, bulletin_id)
     return _one(bulletin_id, 201)

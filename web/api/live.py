@@ -12,7 +12,7 @@ from web import get_service, inputs
 from web.api import bp, current_user_id, json_body, token_required
 from web.serialize import broadcast_json
 
-LIVE_FIELDS = ("zones", "devices", "priority", "minutes", "title")
+LIVE_FIELDS = ("zones", "devices", "priority", "minutes", "title", "internal")
 FEED_CHUNK = 1024  # read as it comes: ~0.2 s of a browser's Opus, small enough to talk over
 # a feed is one request as long as the broadcast: up to its longest, at a generous bitrate
 MAX_FEED_BYTES = MAX_MINUTES * 60 * 32 * 1024
@@ -30,6 +30,7 @@ def start_live() -> tuple[Response, int]:
         inputs.integer(data, "minutes", 30),
         title=inputs.text(data, "title"),
         device_ids=data.get("devices"),
+        internal=inputs.flag(data, "internal"),
     )
     record = get_service().announcements.broadcast(current_user_id(), broadcast_id)
     response = jsonify(broadcast_json(record))

@@ -30,6 +30,8 @@ from broadcast.const import (
 )
 from broadcast.desks.bulletins import MAX_COMMENT_CHARS, BulletinStatus
 from broadcast.desks.live import DEFAULT_MINUTES, MAX_MINUTES
+from broadcast.desks.replay import MODERATION_PAGE, NAME_CHARS, FeedbackStatus
+from broadcast.desks.replay import TEXT_CHARS as FEEDBACK_CHARS
 from broadcast.desks.reporting import CONTENT_LABELS, SOURCE_LABELS
 from broadcast.desks.source_bulletins import ForwardState
 from web import MAX_REQUEST_BYTES
@@ -148,8 +150,17 @@ BROADCAST_FIELDS: dict[str, Any] = {
     "valid_until": TIME,
     "corrects": nullable("integer"),
     "cancelled_at": TIME,
+    "internal": {
+        **BOOLEAN,
+        "description": "nội bộ: kept off the commune's public replay page and podcast",
+    },
 }
 DELIVERY_STATE = {"type": "string", "enum": [state.value for state in DeliveryState]}
+INTERNAL_CHOICE = {
+    "type": "boolean",
+    "default": False,
+    "description": "nội bộ: never on the commune's public replay page (nghe lại) nor its podcast",
+}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "SourceItem": obj(
@@ -269,6 +280,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "priority": {**PRIORITY, "default": Priority.EMERGENCY.value},
             "repeat": {**REPEAT, "default": 1},
             "title": {**TITLE, "description": "default: the text's first line"},
+            "internal": INTERNAL_CHOICE,
         },
         required=["text"],
         anyOf=TARGETED,
@@ -294,6 +306,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "the longest it may last: receivers stop then even without an end",
             },
             "title": {**TITLE, "description": "default: Phát trực tiếp: <the speaker's name>"},
+            "internal": {
+                **INTERNAL_CHOICE,
+                "description": "nội bộ: its recording never on the commune's public replay page",
+            },
         },
         anyOf=TARGETED,
         examples=[{"zones": ["thon-1"], "priority": "emergency", "minutes": 15}],
@@ -444,6 +460,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "reviewed_by": nullable("string"),
                 "reviewed_at": TIME,
                 "review_comment": nullable("string"),
+                "internal": {
+                    **BOOLEAN,
+                    "description": "nội bộ: its broadcasts stay off the public replay page",
+                },
                 "history": array(
                     obj(
                         {
@@ -474,6 +494,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "reviewed_by",
             "reviewed_at",
             "review_comment",
+            "internal",
         ],  # fmt: skip; `history` only where one bulletin is answered
     },
     "BulletinRequest": request_obj(
@@ -490,6 +511,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "default": False,
                 "description": "submit for approval at once",
             },
+            "internal": INTERNAL_CHOICE,
         },
         required=["text"],
         examples=[
@@ -954,6 +976,12 @@ PATHS: dict[str, dict[str, Any]] = {
                                 "priority": PRIORITY,
                                 "repeat": REPEAT,
                                 "title": TITLE,
+                                "internal": {
+                                    "type": "string",
+                                    "enum": ["true", "false"],
+                                    "default": "false",
+                                    "description": INTERNAL_CHOICE["description"],
+                                },
                             },
                             "anyOf": [
                                 {"required": ["zones"], "properties": {"zones": {"minLength": 1}}},
@@ -1420,6 +1448,173 @@ PATHS.update(
                 body=ref("ReorderRequest"),
                 conflict="not priority items heading a run, or the run has started",
                 tag="province",
+            )
+        },
+    }
+)
+
+# --- nghe lại: the commune's replay page, internal items, feedback (`web.api.replay`) ---------
+
+FEEDBACK_STATUS = {"type": "string", "enum": list(FeedbackStatus.ALL)}
+SCHEMAS.update(
+    {
+        "ReplayCommune": obj(
+            {
+                "id": NAME_ID,
+                "name": STRING,
+                "public": {
+                    **BOOLEAN,
+                    "description": "its page and podcast are open (off until turned on)",
+                },
+                "pending": {**INTEGER, "minimum": 0, "description": "feedback awaiting a decision"},
+                "page_url": {**STRING, "description": "the public page (404 while closed)"},
+                "podcast_url": {**STRING, "description": "the RSS podcast (404 while closed)"},
+            }
+        ),
+        "ReplayCommuneEdit": request_obj(
+            {"public": {**BOOLEAN, "description": "open (true) or close (false) the page"}},
+            required=["public"],
+            examples=[{"public": True}],
+        ),
+        "ReplayItem": obj(
+            {
+                "broadcast": ID,
+                "title": STRING,
+                "played_at": TIME,
+                "internal": {**BOOLEAN, "description": "its own flag"},
+                "bulletin_internal": {
+                    **BOOLEAN,
+                    "description": "its bulletin's flag (a schedule's run): change it there",
+                },
+                "public": {**BOOLEAN, "description": "listed (while the commune's page is open)"},
+            }
+        ),
+        "InternalRequest": request_obj(
+            {"internal": {**BOOLEAN, "description": "true: off the page and podcast"}},
+            required=["internal"],
+            examples=[{"internal": True}],
+        ),
+        "InternalResult": obj({"id": ID, "internal": BOOLEAN}),
+        "Feedback": obj(
+            {
+                "id": ID,
+                "broadcast": ID,
+                "commune": NAME_ID,
+                "item_title": STRING,
+                "name": {**STRING, "maxLength": NAME_CHARS, "description": "may be empty"},
+                "text": {**STRING, "minLength": 1, "maxLength": FEEDBACK_CHARS},
+                "status": FEEDBACK_STATUS,
+                "created_at": TIME,
+                "moderated_at": TIME,
+            }
+        ),
+        "ModerationRequest": request_obj(
+            {
+                "decision": {
+                    "type": "string",
+                    "enum": [FeedbackStatus.APPROVED, FeedbackStatus.HIDDEN],
+                    "description": "approved: shown under the item; hidden: kept, never shown",
+                }
+            },
+            required=["decision"],
+            examples=[{"decision": "approved"}],
+        ),
+    }
+)
+COMMUNE_PARAM = {
+    "name": "commune",
+    "in": "path",
+    "required": True,
+    "schema": {**NAME_ID, "examples": ["xa-an"]},
+    "description": "a commune's zone id",
+}
+PATHS.update(
+    {
+        "/replay/communes": {
+            "get": operation(
+                "listReplayCommunes",
+                "The communes whose replay (nghe lại) the caller manages: open or not, and"
+                " how much feedback waits",
+                {"200": ok(array(ref("ReplayCommune")))},
+                tag="replay",
+            )
+        },
+        "/replay/communes/{commune}": {
+            "get": operation(
+                "getReplayCommune",
+                "One commune's replay settings",
+                {"200": ok(ref("ReplayCommune"))},
+                params=[COMMUNE_PARAM],
+                tag="replay",
+            ),
+            "patch": operation(
+                "editReplayCommune",
+                "Open or close the commune's public replay page and podcast",
+                {"200": ok(ref("ReplayCommune"))},
+                body=ref("ReplayCommuneEdit"),
+                params=[COMMUNE_PARAM],
+                tag="replay",
+            ),
+        },
+        "/replay/communes/{commune}/items": {
+            "get": operation(
+                "listReplayItems",
+                "What sounded in the commune in the last 30 days (internal ones included) and"
+                " whether each is public",
+                {"200": ok(array(ref("ReplayItem")))},
+                params=[COMMUNE_PARAM],
+                tag="replay",
+            )
+        },
+        "/replay/broadcasts/{broadcast_id}/internal": {
+            "post": operation(
+                "setBroadcastInternal",
+                "Mark a broadcast internal (nội bộ) or not: needs the replay of every zone it"
+                " was aimed at (a province's broadcast is the province's to hide)",
+                {"200": ok(ref("InternalResult"))},
+                body=ref("InternalRequest"),
+                params=[BROADCAST_ID],
+                tag="replay",
+            )
+        },
+        "/replay/bulletins/{bulletin_id}/internal": {
+            "post": operation(
+                "setBulletinInternal",
+                "Mark a bulletin internal or not: its runs and sent copies follow it",
+                {"200": ok(ref("InternalResult"))},
+                body=ref("InternalRequest"),
+                params=[BULLETIN_ID],
+                tag="replay",
+            )
+        },
+        "/replay/feedback": {
+            "get": operation(
+                "listFeedback",
+                f"Listeners' feedback (góp ý) on the caller's communes, newest first (at most"
+                f" {MODERATION_PAGE})",
+                {"200": ok(array(ref("Feedback")))},
+                params=[
+                    query(
+                        "status",
+                        "only those in this state (default: all)",
+                        {
+                            "type": "string",
+                            "enum": [*FeedbackStatus.ALL, "all"],
+                            "default": "all",
+                        },
+                    )
+                ],
+                tag="replay",
+            )
+        },
+        "/replay/feedback/{feedback_id}/moderate": {
+            "post": operation(
+                "moderateFeedback",
+                "Approve (shown under the item) or hide a feedback; either may be changed later",
+                {"200": ok(ref("Feedback"))},
+                body=ref("ModerationRequest"),
+                params=[path_id("feedback_id", "a listener's feedback")],
+                tag="replay",
             )
         },
     }

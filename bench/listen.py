@@ -102,6 +102,9 @@ HORN_CHAIN = (
     "equalizer=f=2800:t=q:w=1.2:g=4,"
     "acompressor=threshold=-24dB:ratio=2:attack=10:release=200:makeup=1.6"
 )
+# audio.programme.SPEECH_FILTERS today: the chain above with the makeup that lets the levelling
+# land in one pass (the same sound after levelling)
+PRODUCT_CHAIN = HORN_CHAIN.replace("makeup=1.6", "makeup=2")
 SETTINGS: dict[str, dict[str, Any] | None] = {
     "before": BEFORE,
     "defaults": None,
@@ -118,6 +121,8 @@ SETTINGS: dict[str, dict[str, Any] | None] = {
     "chime-14": {**BEFORE, "chime_lufs": -14.0},
     "horn_chain": {**BEFORE, "speech_filters": HORN_CHAIN},
     "rate120_horn": {**BEFORE, "rate": 120, "speech_filters": HORN_CHAIN},
+    "rate130_chain": {**BEFORE, "rate": 130, "speech_filters": PRODUCT_CHAIN},
+    "rate140_chain": {**BEFORE, "rate": 140, "speech_filters": PRODUCT_CHAIN},
 }
 ENGINE_OPTIONS = ("rate", "pitch", "pitch_range", "sentence_pause_ms", "paragraph_pause_ms")
 # The other engines, measured with the product's defaults wherever they can speak here: gTTS
@@ -731,7 +736,8 @@ def _setting_text(setting: Any) -> str:
         parts.append("no speech chain")
     else:
         chain = setting["speech_filters"]
-        parts.append("horn chain" + (f" `{chain}`" if chain != HORN_CHAIN else ""))
+        known = chain in (HORN_CHAIN, PRODUCT_CHAIN)
+        parts.append("horn chain" + ("" if known else f" `{chain}`"))
     return ", ".join(parts)
 
 

@@ -40,6 +40,11 @@ _RATIO_AFTER = (
     "trường", "lớp", "học sinh", "phiếu", "đơn vị", "câu", "huyện", "tỉnh", "ca", "đại biểu",
     "thành viên", "cơ sở", "doanh nghiệp", "hợp tác xã", "mục tiêu", "nội dung", "bệnh nhân",
 )  # fmt: skip
+_WEEKDAY = r"(?:(?i:thứ)\s*(?:[2-7]|(?i:hai|ba|tư|năm|sáu|bảy))|(?i:chủ nhật)|CN)"
+# "ngày thứ Ba", "ngày chủ nhật": the day is named, so the date after it takes no second "ngày".
+_NAMED_WEEKDAY = re.compile(rf"(?<!\w)(?i:ngày)\s+\x01?{_WEEKDAY}\x02?\s*([,(]?)\s*$")
+# "ngày thứ 3, ngày 15/10": the second "ngày" is dropped (see _NAMED_WEEKDAY).
+SECOND_DAY_WORD = re.compile(rf"(?<!\w)((?i:ngày)\s+{_WEEKDAY}\s*,?\s*)(?i:ngày)\s+(?=[0-9])")
 _PREVIOUS_WORD = re.compile(r"([^\W\d_]+)[\s\x01\x02:,]*$")
 
 DATE_RANGE = re.compile(
@@ -83,8 +88,12 @@ def _valid_date(day: int, month: int) -> bool:
     return 1 <= day <= 31 and 1 <= month <= 12
 
 
-def _day_prefix(prefix: str | None) -> str:
-    return prefix or "ngày "
+def _day_prefix(prefix: str | None, text: str, start: int) -> str:
+    """The words before a date: as written, or "ngày"; none after "ngày thứ Ba" but a pause."""
+    named = _NAMED_WEEKDAY.search(text[max(0, start - 24) : start])
+    if named is None:
+        return prefix or "ngày "
+    return "" if named.group(1) else ", "
 
 
 def date_range(match: re.Match[str]) -> str:
@@ -95,7 +104,7 @@ def date_range(match: re.Match[str]) -> str:
     spoken = f"{read_int(int(first))} đến {read_int(int(last))} tháng {read_month(int(month))}"
     if year:
         spoken += f" năm {read_int(int(year))}"
-    return quantity(_day_prefix(prefix) + spoken)
+    return quantity(_day_prefix(prefix, match.string, match.start()) + spoken)
 
 
 def date(match: re.Match[str]) -> str:
@@ -104,9 +113,8 @@ def date(match: re.Match[str]) -> str:
     d, m = int(day), int(month)
     if not _valid_date(d, m):
         return match.group(0)
-    return quantity(
-        f"{_day_prefix(prefix)}{read_int(d)} tháng {read_month(m)} năm {read_int(int(year))}"
-    )
+    said = f"{read_int(d)} tháng {read_month(m)} năm {read_int(int(year))}"
+    return quantity(_day_prefix(prefix, match.string, match.start()) + said)
 
 
 def day_dash_month(match: re.Match[str]) -> str:
@@ -172,7 +180,7 @@ def slash_pair(match: re.Match[str]) -> str:
         if proper and before in _FRACTION_BEFORE:  # "chiếm 3/4"
             return quantity(read_fraction(a, b))
     if _valid_date(a, b):
-        prefix = "" if before in _DAY_WORDS else "ngày "
+        prefix = "" if before in _DAY_WORDS else _day_prefix(None, text, start)
         return quantity(f"{prefix}{read_int(a)} tháng {read_month(b)}")
     return quantity(f"{read_int(a)} trên {read_int(b)}{unit}")
 

@@ -215,6 +215,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
         text = rules.pattern.sub(rules.expand, text)
     text = phones.substitute(text)
     text = dates.SCHOOL_YEAR.sub(dates.school_year, text)
+    text = dates.SECOND_DAY_WORD.sub(r"\1", text)
     text = dates.DATE_RANGE.sub(dates.date_range, text)
     text = dates.DATE.sub(dates.date, text)
     text = dates.DAY_DASH_MONTH.sub(dates.day_dash_month, text)

@@ -37,6 +37,14 @@ _HEADING_CUT = re.compile(r"(?<!\w)(?:VÀ|CỦA|VỀ|CHO|TẠI|VỚI|TRONG|THEO|
 _WRAPPED_HEADING = 40  # characters: a longer all-caps line was probably wrapped
 # "CHƯƠNG II", "Phần 3", "MỤC 1": a section head alone on its line is a sentence of its own.
 _SECTION_HEAD = re.compile(r"(?i:chương|phần|mục|điều|tiết)\s+(?:[IVXL]+|[0-9]+)[.:]?")
+# A line of running text without final punctuation is a heading, a title or a list line, and
+# ends its sentence, unless it was visibly cut mid-sentence: the next line starts in lower case
+# or with a digit ("bà con / tham dự họp"), or the line ends with a comma, a hyphen or a word that
+# cannot end a sentence ("... ngày 27 tháng 10 năm 2023 của / UBND huyện").
+_CUT_AFTER = re.compile(
+    r"(?:[,\-–—(/&]|(?<!\w)(?i:của|và|hoặc|hay|các|những|mọi|về|cho|tại|với|trong|theo|nhằm|từ|"
+    r"đến|tới|ngày|số|là|thì|mà|để|do|bởi|như|gồm|đồng chí|đ/c|lúc|hồi|vào))$"
+)
 _SPACES = re.compile(r"\s+")
 _HYPHEN_END = re.compile(r"\w-$")
 
@@ -94,6 +102,12 @@ def _double_spaced(gaps: list[int]) -> bool:
     return sum(1 for g in gaps if g == 1) > sum(1 for g in gaps if g == 0)
 
 
+def _text_goes_on(last: str, line: str) -> bool:
+    """True when running-text `line` continues `last`, cut mid-sentence (see _CUT_AFTER)."""
+    first = next((c for c in line if c.isalnum()), "")
+    return not first.isupper() or bool(_CUT_AFTER.search(last[-12:]))
+
+
 def _heading_goes_on(last: str, line: str) -> bool:
     """True when all-caps `line` continues the all-caps `last` (see _HEADING_GOES_ON)."""
     return bool(
@@ -107,7 +121,8 @@ def reflow(text: str, abbreviations: Container[str]) -> list[Block]:
     A line that does not end a sentence continues into the next non-empty line unless that
     line starts a new block (bullet, numbered or lettered item, roman-numeral head, all-caps
     heading after ordinary text), the line is a section head alone ("CHƯƠNG II"), two all-caps
-    lines are separate units (see _HEADING_GOES_ON) or a paragraph gap separates them: two
+    lines are separate units (see _HEADING_GOES_ON), a line of running text was not cut
+    mid-sentence (a title or a list line: see _CUT_AFTER) or a paragraph gap separates them: two
     blank lines in double-spaced text, one blank line otherwise.
     """
     entries: list[tuple[str, int]] = []
@@ -136,7 +151,7 @@ def reflow(text: str, abbreviations: Container[str]) -> list[Block]:
                 last[-1] not in SENTENCE_END
                 and heading == current.heading
                 and not _SECTION_HEAD.fullmatch(last)
-                and (not heading or _heading_goes_on(last, line))
+                and (_heading_goes_on(last, line) if heading else _text_goes_on(last, line))
             ):
                 current.lines.append(line)
                 continue

@@ -24,6 +24,10 @@ DOC_NUMBER = re.compile(
 )
 # Party documents: "18-NQ/TW", "05-CT/TU".
 PARTY_DOC_NUMBER = re.compile(rf"(?<![\w/])([0-9]+)-({_CODE_PART})/({_CODE})(?!\w)")
+# Standards: "QCVN 01:2009/BYT", "TCVN 5574:2018", "QCVN 01-1:2018/BYT": number, year, issuer.
+STANDARD = re.compile(
+    rf"(?<!\w)(QCVN|TCVN|QCĐP|TCCS|ISO)\s?([0-9]+(?:-[0-9]+)*):([0-9]{{4}})(?:/({_CODE}))?(?!\w)"
+)
 _PART = re.compile(r"([^0-9]+)([0-9]*)")
 _SPLIT = re.compile(r"\s?[-–]\s?")
 _NUMBER_WORD = re.compile(r"(?i:số)\s*:?\s*$")
@@ -106,8 +110,18 @@ class DocumentNumbers:
         words += [spoken, of_issuer]
         return " ".join(w for w in words if w)
 
+    def _standard(self, match: re.Match[str]) -> str:
+        """ "QCVN 01:2009/BYT": "QCVN không một năm hai nghìn không trăm linh chín của Bộ Y tế"."""
+        kind, number, year, issuer = match.groups()
+        spoken = " ".join(read_code_number(p) for p in number.split("-"))
+        spoken = f"{kind} {spoken} năm {read_int(int(year))}"
+        if issuer:
+            spoken += " của " + ", ".join(self.part(p) for p in _SPLIT.split(issuer) if p)
+        return spoken
+
     def substitute(self, text: str) -> str:
-        """Replace every document number of `text` by its spoken form."""
+        """Replace every document number and standard of `text` by its spoken form."""
+        text = STANDARD.sub(self._standard, text)
         text = DOC_NUMBER.sub(self._replacer(lambda m: (m.group(1), m.group(2), m.group(3))), text)
         return PARTY_DOC_NUMBER.sub(
             self._replacer(lambda m: (m.group(1), None, f"{m.group(2)}-{m.group(3)}")), text

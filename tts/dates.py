@@ -27,14 +27,29 @@ _DAY_WORDS = ("ngày", "mồng", "mùng")
 # Words before a date-like "a/b" after which it is still a date, with "ngày" put in front.
 # Words around an "a/b" that make it a fraction ("1/2 số hộ", "chiếm 1/3") or a score.
 _FRACTION_BEFORE = frozenset(
-    ("chiếm", "bằng", "gần", "hơn", "còn", "giảm", "tăng", "mất", "khoảng", "xỉ", "trên", "dưới")
+    (
+        "chiếm",
+        "bằng",
+        "gần",
+        "hơn",
+        "còn",
+        "giảm",
+        "tăng",
+        "mất",
+        "khoảng",
+        "xỉ",
+        "trên",
+        "dưới",
+        "lực",
+    )  # "thị lực 8/10": eyesight is said as a fraction
 )
 _FRACTION_AFTER = (
     "số", "diện tích", "dân số", "tổng", "lượng", "khối lượng", "thời gian", "quãng", "chiều",
     "giá", "mức", "phần", "lãnh thổ", "sản lượng", "lực lượng", "cốc", "chén", "bát", "viên",
     "liều", "quả", "trong", "của", "các", "những",
 )  # fmt: skip
-_RATIO_BEFORE = frozenset(("đạt", "trực", "lệ", "vụ"))  # "đạt 19/19", "trực 24/7", "tỷ lệ"
+# "đạt 19/19", "trực 24/7", "tỷ lệ", and "số 5/2" (a number, never "số ngày năm tháng hai").
+_RATIO_BEFORE = frozenset(("đạt", "trực", "lệ", "vụ", "số"))
 _RATIO_AFTER = (
     "điểm", "tiêu chí", "chỉ tiêu", "xã", "phường", "thôn", "bản", "xóm", "tổ", "hộ", "người",
     "trường", "lớp", "học sinh", "phiếu", "đơn vị", "câu", "huyện", "tỉnh", "ca", "đại biểu",
@@ -42,9 +57,20 @@ _RATIO_AFTER = (
 )  # fmt: skip
 _WEEKDAY = r"(?:(?i:thứ)\s*(?:[2-7]|(?i:hai|ba|tư|năm|sáu|bảy))|(?i:chủ nhật)|CN)"
 # "ngày thứ Ba", "ngày chủ nhật": the day is named, so the date after it takes no second "ngày".
-_NAMED_WEEKDAY = re.compile(rf"(?<!\w)(?i:ngày)\s+\x01?{_WEEKDAY}\x02?\s*([,(]?)\s*$")
+_NAMED_WEEKDAY = re.compile(
+    rf"(?<!\w)(?<!các )(?<!những )(?i:ngày)\s+\x01?{_WEEKDAY}\x02?\s*([,(]?)\s*$"
+)
 # "ngày thứ 3, ngày 15/10": the second "ngày" is dropped (see _NAMED_WEEKDAY).
 SECOND_DAY_WORD = re.compile(rf"(?<!\w)((?i:ngày)\s+{_WEEKDAY}\s*,?\s*)(?i:ngày)\s+(?=[0-9])")
+# "các ngày 5, 6, 7/11": the days before the date were already said after "ngày".
+_DAY_LIST = re.compile(
+    r"(?<!\w)(?i:ngày|mồng|mùng)(?:\s*,?\s*\x01?[0-9]{1,2}\x02?){1,6}\s*(?:,|và)\s*$"
+)
+# "tỷ lệ 1:10", "nam nữ 1:1": a ratio, not a time (a time has two digits of minutes).
+COLON_RATIO = re.compile(
+    r"(?<![\w:.,])([0-9]+(?:,[0-9]+)?):([0-9]+(?:\.[0-9]{3})*(?:,[0-9]+)?)(?![\w:]|[.,][0-9])"
+)
+_RATIO_WORDS = re.compile(r"(?i:tỷ lệ|tỉ lệ|pha|trộn|bản đồ)")
 _PREVIOUS_WORD = re.compile(r"([^\W\d_]+)[\s\x01\x02:,]*$")
 
 DATE_RANGE = re.compile(
@@ -92,6 +118,8 @@ def _day_prefix(prefix: str | None, text: str, start: int) -> str:
     """The words before a date: as written, or "ngày"; none after "ngày thứ Ba" but a pause."""
     named = _NAMED_WEEKDAY.search(text[max(0, start - 24) : start])
     if named is None:
+        if prefix is None and _DAY_LIST.search(text[max(0, start - 40) : start]):
+            return ""
         return prefix or "ngày "
     return "" if named.group(1) else ", "
 
@@ -183,6 +211,19 @@ def slash_pair(match: re.Match[str]) -> str:
         prefix = "" if before in _DAY_WORDS else _day_prefix(None, text, start)
         return quantity(f"{prefix}{read_int(a)} tháng {read_month(b)}")
     return quantity(f"{read_int(a)} trên {read_int(b)}{unit}")
+
+
+def colon_ratio(match: re.Match[str]) -> str:
+    """Reads "tỷ lệ 1:10" as "một trên mười", a map's "1:50.000" as "một phần năm mươi nghìn";
+    leaves "7:30" to the times unless a ratio word comes before it."""
+    first, second = match.groups()
+    before = match.string[max(0, match.start() - 30) : match.start()]
+    words = _RATIO_WORDS.findall(before)
+    is_time = len(second) == 2 and "," not in first and int(first) <= 24
+    if is_time and not words:
+        return match.group(0)
+    joint = "phần" if any(w.lower() == "bản đồ" for w in words) else "trên"
+    return quantity(f"{read_number(first)} {joint} {read_number(second)}")
 
 
 def decimal_ratio(match: re.Match[str]) -> str:

@@ -9,7 +9,8 @@ Vietnamese voice would hand to its English rules.
 
 The rules run in an order that matters (see `_speak_inline`): addresses and document numbers
 before anything reads their digits, then the phrases read from their context (tts.phrases: "CT
-UBND", "BĐ2", "QL.1A", "đất ONT") before the abbreviations, phone numbers before dates, dates
+UBND", "BĐ2", "QL.1A", "đất ONT"), house numbers (tts.addresses: "số nhà 12/3") and number
+plates (tts.plates: "36A-123.45") before the abbreviations, phone numbers before dates, dates
 before fractions, all numbers before the dash between two of them is said "đến", and the words
 last.
 """
@@ -21,7 +22,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import dates, links, phones, phrases
+from . import addresses, dates, links, phones, phrases, plates
 from .codes import DocumentNumbers
 from .letters import (
     LETTER_NAMES,
@@ -58,7 +59,7 @@ _LETTERS_DIGITS = re.compile(
     r"(?<=[A-ZĐ])(?<![0-9][HG])(?=[0-9])|(?<=[0-9])(?=[A-ZĐ])(?![HG](?:[0-9]|\b))"
 )
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:,[0-9]+)?")
-_RANGE = re.compile(rf"{QUANTITY_END}\s*[-–—]\s*{QUANTITY_START}")
+_RANGE = re.compile(rf"{QUANTITY_END}\s*[-–—~]\s*{QUANTITY_START}")
 # Three numbers or more joined by dashes are a series, not a range: "NPK 5-10-3".
 _ONE = rf"{QUANTITY_START}[^{QUANTITY_START}{QUANTITY_END}]*{QUANTITY_END}"
 _SERIES = re.compile(rf"{_ONE}(?:[-–]{_ONE}){{2,}}")
@@ -207,6 +208,8 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = links.substitute(text, rules.loanwords, rules.acronyms)
     text = rules.documents.substitute(text)
     text = phrases.substitute(text)
+    text = addresses.substitute(text)
+    text = plates.substitute(text)
     text = dates.WEEKDAY_RANGE.sub(dates.weekday_range, text)
     text = dates.WEEKDAY_SHORT.sub(dates.weekday_short, text)
     text = _LETTERS_DIGITS.sub(" ", text)
@@ -224,6 +227,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = dates.MONTH_YEAR.sub(dates.month_year, text)
     text = dates.DECIMAL_RATIO.sub(dates.decimal_ratio, text)
     text = dates.SLASH_PAIR.sub(dates.slash_pair, text)
+    text = dates.COLON_RATIO.sub(dates.colon_ratio, text)
     text = dates.TIME.sub(dates.time_of_day, text)
     text = dates.HOUR.sub(dates.hour, text)
     text = dates.ZERO_MINUTES.sub("", text)

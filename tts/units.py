@@ -22,9 +22,23 @@ _PER_WORDS = (
     "cái", "chiếc", "suất", "xuất", "buổi", "lần", "ca", "sào", "mẫu", "công", "tấn", "tạ",
     "yến", "cân", "lít", "bao", "thùng", "hecta", "héc ta", "học sinh", "trẻ", "lớp", "cháu",
     "hội viên", "đoàn viên", "lao động", "vụ", "kỳ", "quý", "chỉ", "lượng", "m2", "m²", "m3", "m³",
+    "em", "liều", "mũi", "gói", "bộ", "chuyến", "xe", "thẻ", "đợt", "cây", "gốc", "hồ sơ",
+    "nhân khẩu", "phòng", "hội", "thôn", "xã", "đơn vị", "bình", "lọ", "hũ", "chai",
 )  # fmt: skip
-MINUS = re.compile(rf"(?<![\w\d.,])[-−–](?=\s?{NUMBER}\s?(?:°|ºC|oC\b|độ\b))")
+# After a sum of money any word is what the sum is counted in: "50.000đ/liều", "đồng/hộ nghèo".
+MONEY_RATE = re.compile(rf"(?<=đồng)({QUANTITY_END}?)/(?=[^\W\d_])")
+# A minus sign is glued to its temperature ("-2°C", "− 3 độ"); "18 - 20 độ" is a range.
+MINUS = re.compile(rf"(?<![\w\d.,])(?<![0-9]\s)(?:[-–]|−\s?)(?={NUMBER}\s?(?:°|ºC|oC\b|độ\b))")
 MULTIPLY = re.compile(r"(?<=\d)\s*[x×]\s*(?=\d)")
+# "tăng x2": so many times as much.
+TIMES = re.compile(r"(?<![\w.,])[x×]\s?(?=[0-9]+(?![\w.,]|[.,][0-9]))")
+# "1m60": a person's height, metres then centimetres.
+HEIGHT = re.compile(r"(?<![\w.,])([0-9])m([0-9]{1,2})(?![\w.,])")
+# "256 tàu/1.024 lao động", "1.200 hộ/4.500 khẩu": two counts of the same people, "với".
+WITH_COUNT = re.compile(
+    rf"(?<!\w)((?i:hộ|tàu|thuyền|tàu thuyền|phương tiện|chiếc|lồng bè|lồng|bè))\s*/\s*"
+    rf"(?=[0-9]|{QUANTITY_START})"
+)
 # "mg/1 lít", "mm/24h": a rate over a number is said "trên".
 PER_NUMBER = re.compile(rf"(?<=[^\W\d_]|{QUANTITY_END})\s*/\s*(?=\d|{QUANTITY_START})")
 EQUALS = re.compile(r"\s*=\s*(?=[\w\d])")
@@ -68,11 +82,17 @@ class Units:
     def substitute(self, text: str) -> str:
         """Read numbers with units, rates and lone unit symbols in `text`."""
         text = MINUS.sub("âm ", text)
+        text = HEIGHT.sub(
+            lambda m: quantity(f"{read_number(m.group(1))} mét {read_number(m.group(2))}"), text
+        )
         text = MULTIPLY.sub(" nhân ", text)
+        text = TIMES.sub("gấp ", text)
         text = COMPARISON.sub(lambda m: _COMPARISON[m.group(1)] + " ", text)
         text = EQUALS.sub(" bằng ", text)
         text = self.with_number.sub(self._with_number, text)
         text = self.rate.sub(self._rate, text)
+        text = MONEY_RATE.sub(r"\1 một ", text)
+        text = WITH_COUNT.sub(r"\1 với ", text)
         text = PER_NUMBER.sub(" trên ", text)
         return self.alone.sub(self._alone, text)
 

@@ -27,9 +27,9 @@ _NAMED = re.compile(r"(?i:biển số|biển kiểm soát|BKS|BS|xe)\s*:?\s*$")
 def _plate(match: re.Match[str]) -> str:
     province, series, series_digit, number = match.groups()
     written = match.group(0)
-    if "." not in number and "-" not in written and "–" not in written:
-        if not _NAMED.search(match.string, max(0, match.start() - 20), match.start()):
-            return written
+    marked = "." in number or "-" in written or "–" in written
+    if not marked and not _NAMED.search(match.string, max(0, match.start() - 20), match.start()):
+        return written
     words = [read_digits(province), spell(series)]
     if series_digit:
         words.append(read_digits(series_digit))

@@ -28,6 +28,12 @@ PARTY_DOC_NUMBER = re.compile(rf"(?<![\w/])([0-9]+)-({_CODE_PART})/({_CODE})(?!\
 STANDARD = re.compile(
     rf"(?<!\w)(QCVN|TCVN|QCĐP|TCCS|ISO)\s?([0-9]+(?:-[0-9]+)*):([0-9]{{4}})(?:/({_CODE}))?(?!\w)"
 )
+# "Đề án 06", "Tổ công tác 06", "Chỉ thị số 05": a name's leading zero is said ("không sáu").
+NAMED_NUMBER = re.compile(
+    r"(?<!\w)((?i:đề án|chỉ thị|nghị quyết|nghị định|quyết định|kế hoạch|công văn|thông tư|"
+    r"thông báo|tờ trình|công điện|tổ công tác|chuyên án)\s+(?:(?i:số)\s+)?)(0[0-9]+)"
+    r"(?![\w/-]|[.,][0-9])"
+)
 _PART = re.compile(r"([^0-9]+)([0-9]*)")
 _SPLIT = re.compile(r"\s?[-–]\s?")
 _NUMBER_WORD = re.compile(r"(?i:số)\s*:?\s*$")
@@ -123,9 +129,10 @@ class DocumentNumbers:
         """Replace every document number and standard of `text` by its spoken form."""
         text = STANDARD.sub(self._standard, text)
         text = DOC_NUMBER.sub(self._replacer(lambda m: (m.group(1), m.group(2), m.group(3))), text)
-        return PARTY_DOC_NUMBER.sub(
+        text = PARTY_DOC_NUMBER.sub(
             self._replacer(lambda m: (m.group(1), None, f"{m.group(2)}-{m.group(3)}")), text
         )
+        return NAMED_NUMBER.sub(lambda m: m.group(1) + read_code_number(m.group(2)), text)
 
     def _replacer(
         self, fields: Callable[[re.Match[str]], tuple[str | None, str | None, str]]

@@ -80,7 +80,10 @@ DATE_RANGE = re.compile(
 DATE = re.compile(
     r"(?<![\d/.,])((?i:ngày|mồng|mùng)\s+)?([0-9]{1,2})([/.-])([0-9]{1,2})\3([0-9]{4})(?![\d/])"
 )
-DAY_DASH_MONTH = re.compile(r"((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})-([0-9]{1,2})(?![\d/-])")
+# "ngày 12-9" is a date, but "ngày 10-12 tháng Giêng" a range of days.
+DAY_DASH_MONTH = re.compile(
+    r"((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})-([0-9]{1,2})(?![\d/-])(?!\s*(?i:tháng)\b)"
+)
 QUARTER_YEAR = re.compile(r"((?i:quý))\s+([IV]+|[1-4])\s*/\s*([0-9]{4})(?![\d/])")
 NUMBER_OF_YEAR = re.compile(r"((?i:số)\s+)([0-9]+)/([0-9]{4})(?![\d/])")
 MONTH_YEAR = re.compile(
@@ -103,7 +106,7 @@ MONTH = re.compile(r"((?i:tháng))\s+([0-9]{1,2})(?![0-9/]|[.,][0-9])")
 ROMAN_AFTER_WORD = re.compile(
     r"(?<!\w)((?i:quý|khóa|khoá|phần|chương|mục|đợt|thế kỷ|thế kỉ|đại hội|thứ|giai đoạn|hạng|"
     r"loại|nhóm|vùng|tập|kỳ|kì|cấp|bậc|khu vực|tiểu mục|lần thứ|phụ lục|biểu|mẫu))"
-    r"\s+([IVXL]+)(?![\w.])"
+    r"\s+([IVXL]+)(?!\w|\.\w)"
 )
 SCHOOL_YEAR = re.compile(
     r"((?i:năm học|niên khóa|niên khoá|niên học)\s+)([0-9]{4})\s*[-–]\s*([0-9]{4})(?![\d/])"

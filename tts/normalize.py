@@ -45,7 +45,7 @@ __all__ = ["default_abbreviations", "normalize"]
 
 # Every line break a pasted document may hold, page breaks included, becomes "\n".
 _NEWLINES = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\ufe00-\ufe0f\ufeff]")
 _SPACE_LIKE = re.compile(r"[\u00a0\u2000-\u200a\u202f\u205f\u3000\t]")
 _VULGAR = {"½": "một phần hai", "⅓": "một phần ba", "¼": "một phần tư", "¾": "ba phần tư",
            "⅔": "hai phần ba"}  # fmt: skip
@@ -63,6 +63,12 @@ _RANGE = re.compile(rf"{QUANTITY_END}\s*[-–—~]\s*{QUANTITY_START}")
 # Three numbers or more joined by dashes are a series, not a range: "NPK 5-10-3".
 _ONE = rf"{QUANTITY_START}[^{QUANTITY_START}{QUANTITY_END}]*{QUANTITY_END}"
 _SERIES = re.compile(rf"{_ONE}(?:[-–]{_ONE}){{2,}}")
+_SCORE = re.compile(r"(?<!\w)(?i:thắng|thua|hòa|hoà|tỷ số|tỉ số)\s*:?\s*\x01[^\x01\x02]*$")
+# "02 (hai) chiếc", "2.000.000 đồng (Hai triệu đồng chẵn)": the words repeat the number.
+_RESTATED = re.compile(
+    rf"{QUANTITY_START}([^{QUANTITY_START}{QUANTITY_END}]+){QUANTITY_END}((?:\s+[^\W\d_]+){{0,2}}?)"
+    rf"\s*\(\s*([^()\d{QUANTITY_START}{QUANTITY_END}\n]{{1,160}}?)\s*\)"
+)
 _SERIES_DASH = re.compile(rf"(?<={QUANTITY_END})[-–](?={QUANTITY_START})")
 _SENTENCE_START = re.compile(r"([.!?…]\s+)([^\W\d_])")
 _MARKS = re.compile(f"[{QUANTITY_START}{QUANTITY_END}]")
@@ -71,11 +77,14 @@ _ROMAN_LETTERS = frozenset("IVXLC")
 _RESPELL = {"f": "ph", "j": "gi", "w": "u", "z": "d", "F": "Ph", "J": "Gi", "W": "U", "Z": "D"}
 _NOT_VIETNAMESE_LETTER = re.compile("[fjwzFJWZ]")
 
+# Symbols left once every rule has read its own ("°", "%", "±"): emoji, stars, boxes, arrows.
+_SYMBOLS = frozenset(("So", "Sm", "Sk", "Co", "Cn"))
 _DASH_PAUSE = re.compile(r"\s+[-–—]+\s+|\s*[–—]+\s*")
 _BRACKETS = re.compile(r"[()\[\]{}]")
 _AMPERSAND = re.compile(r"\s*&\s*")
 _SLASH_BETWEEN = re.compile(r"(?<=\w)\s*/\s*(?=\w)")
 _NOISE = re.compile(r"[-–—_*#~^|<>=+\\/•@$§¤©®™°º]")
+_ARROWS = re.compile(r"\s*[→⇒➔➜➝➞⟶]+\s*")
 _SPACES = re.compile(r"[ \t]+")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?…])")
 _PUNCT_BEFORE_PUNCT = re.compile(r"[,;:]\s*(?=[,.;:!?])")
@@ -236,16 +245,39 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = dates.ORDINAL.sub(dates.ordinal, text)
     text = dates.MONTH.sub(dates.month, text)
     text = _NUMBER.sub(lambda m: quantity(read_number(m.group(0))), text)
+    text = _RESTATED.sub(_restated, text)
     text = _SERIES.sub(lambda m: _SERIES_DASH.sub(" ", m.group(0)), text)
     text = _MARKS.sub(" ", _RANGE.sub(_range, text))
     text = _speak_words(text, rules)
     return _clean_up(text)
 
 
+# Number words written more than one way: "một trăm lẻ năm", "hai mươi bốn", "năm ngàn".
+_SAME_NUMBER_WORD = {"lẻ": "linh", "tư": "bốn", "lăm": "năm", "ngàn": "nghìn", "mốt": "một"}
+
+
+def _words_key(text: str) -> str:
+    """The number words of `text`, each in one spelling, without a final "chẵn" ("even")."""
+    words = [_SAME_NUMBER_WORD.get(w, w) for w in _WORD.findall(text.casefold())]
+    return " ".join(words[:-1] if words[-1:] == ["chẵn"] else words)
+
+
+def _restated(match: re.Match[str]) -> str:
+    """A number spelled out again in brackets, as contracts and decisions do, is said once."""
+    spoken, after, words = match.groups()
+    key = _words_key(words)
+    if key in (_words_key(spoken), _words_key(spoken + after)):
+        return quantity(spoken) + after
+    return match.group(0)
+
+
 def _range(match: re.Match[str]) -> str:
-    """A dash between two quantities is "đến", except between the two halves of a position."""
-    before = match.string[max(0, match.start() - 12) : match.start()]
-    return ", " if before.endswith(("vĩ bắc", "vĩ nam")) else " đến "
+    """A dash between two quantities is "đến", except between the two halves of a position
+    and in a score ("thắng 3-1": "ba một")."""
+    before = match.string[max(0, match.start() - 40) : match.start()]
+    if before.casefold().endswith(("vĩ bắc", "vĩ nam")):
+        return ", "
+    return " " if _SCORE.search(before) else " đến "
 
 
 def _clean_up(text: str) -> str:
@@ -255,6 +287,9 @@ def _clean_up(text: str) -> str:
     text = _AMPERSAND.sub(" và ", text)
     text = _SLASH_BETWEEN.sub(", ", text)
     text = _NOISE.sub(" ", text)
+    if not text.isascii():
+        text = _ARROWS.sub(", ", text)
+        text = "".join(" " if unicodedata.category(c) in _SYMBOLS else c for c in text)
     text = _SPACES.sub(" ", text)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _PUNCT_BEFORE_PUNCT.sub("", text)

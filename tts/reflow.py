@@ -18,10 +18,11 @@ _LOGGER = logging.getLogger(__name__)
 # A line ending with one of these ends its sentence: the next line is never glued onto it.
 SENTENCE_END = ".!?…;:"
 
-_BULLET = re.compile(r"[-–—•+*●▪◦·](?:\s+|(?=[^\W\d_]))")
-_ROMAN_HEAD = re.compile(r"([IVXL]+)[.)]\s+")
+# Dashes, plus signs and the symbols word processors put before list items ("❖", "➢", "✓").
+_BULLET = re.compile(r"[-–—•+*●▪◦·❖➢➤►▶▸◆◇■□○✓✔✗✘→⇒☞]+(?:\s+|(?=[^\W\d_]))")
+_ROMAN_HEAD = re.compile(r"([IVXL]+)[.)/]\s+")
 _NUMBERED = re.compile(
-    r"([0-9]{1,2}(?:\.[0-9]{1,2})*)[.)]\s+|([0-9]{1,2}(?:\.[0-9]{1,2})+)\s+(?=[^\W\d_])"
+    r"([0-9]{1,2}(?:\.[0-9]{1,2})*)[.)/]\s+|([0-9]{1,2}(?:\.[0-9]{1,2})+)\s+(?=[^\W\d_])"
 )
 _LETTERED = re.compile(r"([a-zđA-ZĐ])\)\s+|([A-ZĐa-zđ])\.\s+(?=[^\W\d_])")
 _WORD = re.compile(r"[^\W\d_]+")

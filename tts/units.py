@@ -23,7 +23,7 @@ _PER_WORDS = (
     "yến", "cân", "lít", "bao", "thùng", "hecta", "héc ta", "học sinh", "trẻ", "lớp", "cháu",
     "hội viên", "đoàn viên", "lao động", "vụ", "kỳ", "quý", "chỉ", "lượng", "m2", "m²", "m3", "m³",
     "em", "liều", "mũi", "gói", "bộ", "chuyến", "xe", "thẻ", "đợt", "cây", "gốc", "hồ sơ",
-    "nhân khẩu", "phòng", "hội", "thôn", "xã", "đơn vị", "bình", "lọ", "hũ", "chai",
+    "nhân khẩu", "phòng", "hội", "thôn", "xã", "đơn vị", "bình", "lọ", "hũ", "chai", "lứa",
 )  # fmt: skip
 # After a sum of money any word is what the sum is counted in: "50.000đ/liều", "đồng/hộ nghèo".
 MONEY_RATE = re.compile(rf"(?<=đồng)({QUANTITY_END}?)/(?=[^\W\d_])")
@@ -49,8 +49,9 @@ _COMPARISON = {
     "≥": "từ",
     "≤": "không quá",
     "±": "cộng trừ",
+    "≈": "khoảng",
 }
-COMPARISON = re.compile(r"(?<![\w\d])([~><≥≤±])\s*(?=\d)")
+COMPARISON = re.compile(r"(?<![\w\d])([~><≥≤±≈])\s*(?=\d)")
 
 
 class Units:

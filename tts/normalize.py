@@ -77,8 +77,26 @@ _ROMAN_LETTERS = frozenset("IVXLC")
 _RESPELL = {"f": "ph", "j": "gi", "w": "u", "z": "d", "F": "Ph", "J": "Gi", "W": "U", "Z": "D"}
 _NOT_VIETNAMESE_LETTER = re.compile("[fjwzFJWZ]")
 
+
+
+def _symbol_class() -> str:
+    """A character class of the symbol blocks: emoji, dingbats, arrows, boxes, private use."""
+    blocks = ((0xA1, 0xFF), (0x2000, 0x2BFF), (0x2E00, 0x2E7F), (0x3000, 0x303F),
+              (0xE000, 0xF8FF), (0x1F000, 0x1FAFF))  # fmt: skip
+    ranges: list[list[int]] = []
+    for low, high in blocks:
+        for code in range(low, high + 1):
+            if unicodedata.category(chr(code)) not in ("So", "Sm", "Sk", "Co", "Cn"):
+                continue
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
 # Symbols left once every rule has read its own ("°", "%", "±"): emoji, stars, boxes, arrows.
-_SYMBOLS = frozenset(("So", "Sm", "Sk", "Co", "Cn"))
+_SYMBOLS = re.compile(f"[{_symbol_class()}]+")
 _DASH_PAUSE = re.compile(r"\s+[-–—]+\s+|\s*[–—]+\s*")
 _BRACKETS = re.compile(r"[()\[\]{}]")
 _AMPERSAND = re.compile(r"\s*&\s*")
@@ -289,7 +307,7 @@ def _clean_up(text: str) -> str:
     text = _NOISE.sub(" ", text)
     if not text.isascii():
         text = _ARROWS.sub(", ", text)
-        text = "".join(" " if unicodedata.category(c) in _SYMBOLS else c for c in text)
+        text = _SYMBOLS.sub(" ", text)
     text = _SPACES.sub(" ", text)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _PUNCT_BEFORE_PUNCT.sub("", text)

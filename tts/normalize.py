@@ -78,7 +78,6 @@ _RESPELL = {"f": "ph", "j": "gi", "w": "u", "z": "d", "F": "Ph", "J": "Gi", "W":
 _NOT_VIETNAMESE_LETTER = re.compile("[fjwzFJWZ]")
 
 
-
 def _symbol_class() -> str:
     """A character class of the symbol blocks: emoji, dingbats, arrows, boxes, private use."""
     blocks = ((0xA1, 0xFF), (0x2000, 0x2BFF), (0x2E00, 0x2E7F), (0x3000, 0x303F),

@@ -1,8 +1,9 @@
-"""House numbers and alleys: "số nhà 12/3", "ngõ 45/12", "hẻm 7/2A", "SN 15".
+"""House numbers and alleys: "số nhà 12/3", "ngõ 45/12", "hẻm 7/2A", "SN 15", "H. Hoằng Hóa".
 
 Read as a date, "số nhà 12/3" would become "the twelfth of March". In an address the slash
 separates a house from the alley it stands in, and people say it "trên": "số nhà mười hai trên
-ba". "SN" is "số nhà" before a house number and "sinh năm" before a year of birth ("SN 1960").
+ba". "SN" is "số nhà" before a house number and "sinh năm" before a year of birth ("SN 1960"),
+and an address may shorten its levels to an initial: ", H. Hoằng Hóa, T. Thanh Hóa".
 """
 
 import logging
@@ -21,6 +22,10 @@ HOUSE = re.compile(
     rf"|(?<!\w)((?i:số)\s+)({_PART}(?:/{_PART})+)(?=\s*,?\s+(?i:ngõ|ngách|hẻm|kiệt|đường|phố)\b)"
 )
 _YEAR_OF_BIRTH = re.compile(r"(?:19|20)[0-9]{2}")
+# "xã Hoằng Hợp, H. Hoằng Hóa, T. Thanh Hóa": an address's levels by their initial, after a comma.
+_LEVELS = {"X": "xã", "H": "huyện", "T": "tỉnh", "P": "phường", "Q": "quận", "TX": "thị xã",
+           "TT": "thị trấn", "Tx": "thị xã", "Tt": "thị trấn"}  # fmt: skip
+LEVEL_INITIAL = re.compile(r"(?<=,)(\s*)(TX|TT|Tx|Tt|[XHTPQ])\.\s?(?=[A-ZĐ]\w*[^\W\d_A-ZĐ])")
 
 
 def _part(part: str) -> str:
@@ -41,5 +46,7 @@ def _house(match: re.Match[str]) -> str:
 
 
 def substitute(text: str) -> str:
-    """Read house numbers and alleys in `text` before the dates can take them."""
+    """Read house numbers, alleys and abbreviated levels of `text` before the dates can take
+    them."""
+    text = LEVEL_INITIAL.sub(lambda m: f"{m.group(1)}{_LEVELS[m.group(2)]} ", text)
     return HOUSE.sub(_house, text)

@@ -35,10 +35,19 @@ NAMED_NUMBER = re.compile(
     r"(?![\w/-]|[.,][0-9])"
 )
 _PART = re.compile(r"([^0-9]+)([0-9]*)")
+_NAMES_REGULATION = re.compile(r"quy định(?:\s+số)?\s*$")
 _SPLIT = re.compile(r"\s?[-–]\s?")
 _NUMBER_WORD = re.compile(r"(?i:số)\s*:?\s*$")
 _CLAUSE_END = re.compile(r"[.;:!?\n]")
 _LOOK_AHEAD = 100  # characters of the clause searched for "của <issuer>"
+
+
+def _party_kind(match: re.Match[str]) -> str:
+    """The Party writes both its decisions and its regulations "QĐ": "Quy định 144-QĐ/TW" is a
+    regulation ("quy định"), a "QĐ" the text does not name a decision."""
+    kind = match.group(2)
+    before = match.string[max(0, match.start() - 30) : match.start()].casefold()
+    return "QyĐ" if kind == "QĐ" and _NAMES_REGULATION.search(before) else kind
 
 
 class DocumentNumbers:
@@ -130,7 +139,8 @@ class DocumentNumbers:
         text = STANDARD.sub(self._standard, text)
         text = DOC_NUMBER.sub(self._replacer(lambda m: (m.group(1), m.group(2), m.group(3))), text)
         text = PARTY_DOC_NUMBER.sub(
-            self._replacer(lambda m: (m.group(1), None, f"{m.group(2)}-{m.group(3)}")), text
+            self._replacer(lambda m: (m.group(1), None, f"{_party_kind(m)}-{m.group(3)}")),
+            text,
         )
         return NAMED_NUMBER.sub(lambda m: m.group(1) + read_code_number(m.group(2)), text)
 

@@ -71,6 +71,8 @@ COLON_RATIO = re.compile(
     r"(?<![\w:.,])([0-9]+(?:,[0-9]+)?):([0-9]+(?:\.[0-9]{3})*(?:,[0-9]+)?)(?![\w:]|[.,][0-9])"
 )
 _RATIO_WORDS = re.compile(r"(?i:tỷ lệ|tỉ lệ|pha|trộn|bản đồ)")
+_DATE_BEFORE = frozenset(("ngày", "mồng", "mùng", "sáng", "trưa", "chiều", "tối", "đêm", "hôm",
+                          "từ", "đến", "tới", "trước", "sau", "hết"))  # fmt: skip
 _PREVIOUS_WORD = re.compile(r"([^\W\d_]+)[\s\x01\x02:,]*$")
 
 DATE_RANGE = re.compile(
@@ -95,7 +97,7 @@ TIME = re.compile(
     r"(?<![\w:.,])([0-9]{1,2})(?:[hHgG]|:)([0-9]{2})(?::([0-9]{2}))?"
     r"(?:\s*phút|['’p](?![^\W\d_]))?(?![\w:])"
 )
-HOUR = re.compile(r"(?<![\w:.,])([0-9]{1,2})[hH](?!\w)")
+HOUR = re.compile(r"(?<![\w:.,])([0-9]{1,3})[hH](?!\w)")
 ZERO_MINUTES = re.compile(r"(?<=giờ)\s+00(?!\d)(?:\s*phút)?")
 WEEKDAY_RANGE = re.compile(
     r"((?i:thứ))\s*([2-7])\s*[-–]\s*(?:(?i:thứ)\s*)?([2-7]|CN|(?i:chủ nhật))(?!\w)"
@@ -202,6 +204,8 @@ def slash_pair(match: re.Match[str]) -> str:
     text, start, end = match.string, match.start(), match.end()
     before = _previous_word(text, start)
     unit = " giờ" if hours else ""
+    if (a, b) == (24, 7) and before not in _DATE_BEFORE:  # "trực 24/7": all day, every day
+        return quantity("hai mươi tư trên bảy")
     if before not in _DAY_WORDS:
         proper = 0 < a < b
         if proper and _followed_by(text, end, _FRACTION_AFTER):  # "3/5 số phiếu"
@@ -249,9 +253,12 @@ def time_of_day(match: re.Match[str]) -> str:
 
 
 def hour(match: re.Match[str]) -> str:
-    """Reads "7h", "24h" as "bảy giờ": a time and a duration are said the same."""
+    """Reads "7h", "24h", "48h" as "bảy giờ": a time and a duration are said the same."""
     value = int(match.group(1))
-    return quantity(f"{read_int(value)} giờ") if value <= 24 else match.group(0)
+    # "48h", "72h": beyond a day only a duration, and only in lower case ("30H" is a plate).
+    if value <= 24 or match.group(0).endswith("h"):
+        return quantity(f"{read_int(value)} giờ")
+    return match.group(0)
 
 
 def school_year(match: re.Match[str]) -> str:

@@ -35,7 +35,15 @@ from .letters import (
     strip_tones,
 )
 from .lexicon import default_abbreviations, document_codes, document_types, loanwords, units
-from .numbers import QUANTITY_END, QUANTITY_START, quantity, read_int, read_number, roman_value
+from .numbers import (
+    QUANTITY_END,
+    QUANTITY_START,
+    quantity,
+    read_digits,
+    read_int,
+    read_number,
+    roman_value,
+)
 from .reflow import SENTENCE_END, Block, reflow
 from .units import Units, units_for
 
@@ -58,8 +66,18 @@ _QUOTES = re.compile(r"[“”„\"«»‘’'`]")
 _LETTERS_DIGITS = re.compile(
     r"(?<=[A-ZĐ])(?<![0-9][HG])(?=[0-9])|(?<=[0-9])(?=[A-ZĐ])(?![HG](?:[0-9]|\b))"
 )
+# "1,105,650": thousands grouped with commas, English style (a decimal has one comma only).
+_COMMA_THOUSANDS = re.compile(r"(?<![\d,.])[0-9]{1,3}(?:,[0-9]{3}){2,}(?![\d,]|\.[0-9])")
+# "PC06", "A01": a code's zero-padded number is said digit by digit ("pê xê không sáu").
+_CODE_ZERO = re.compile(r"(?<!\w)([A-ZĐ]{1,4})(0[0-9]{1,3})(?!\w|[.,][0-9])")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:,[0-9]+)?")
 _RANGE = re.compile(rf"{QUANTITY_END}\s*[-–—~]\s*{QUANTITY_START}")
+# "18 tháng - 5 tuổi", "7 giờ - 11 giờ", "tháng 9 - tháng 12": a measure word beside the dash.
+_MEASURE = r"(?:giờ|phút|giây|ngày|tuần|tháng|năm|tuổi|nghìn|ngàn|triệu|tỷ|đồng|lần|cấp)"
+_RANGE_BY_WORD = re.compile(
+    rf"(?<={QUANTITY_END})(\s+{_MEASURE})\s*[-–—]\s*(?={QUANTITY_START})"
+    rf"|(?<={QUANTITY_END})\s*[-–—]\s*(?=(?i:{_MEASURE}|ngày|mùng|mồng)\s+{QUANTITY_START})"
+)
 # Three numbers or more joined by dashes are a series, not a range: "NPK 5-10-3".
 _ONE = rf"{QUANTITY_START}[^{QUANTITY_START}{QUANTITY_END}]*{QUANTITY_END}"
 _SERIES = re.compile(rf"{_ONE}(?:[-–]{_ONE}){{2,}}")
@@ -232,12 +250,14 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = _END_MARK.sub(".", text)
     text = _QUOTES.sub("", _APOSTROPHE_IN_WORD.sub("", text))
     text = links.substitute(text, rules.loanwords, rules.acronyms)
+    text = _COMMA_THOUSANDS.sub(lambda m: m.group(0).replace(",", "."), text)
     text = rules.documents.substitute(text)
     text = phrases.substitute(text)
     text = addresses.substitute(text)
     text = plates.substitute(text)
     text = dates.WEEKDAY_RANGE.sub(dates.weekday_range, text)
     text = dates.WEEKDAY_SHORT.sub(dates.weekday_short, text)
+    text = _CODE_ZERO.sub(lambda m: f"{m.group(1)} {quantity(read_digits(m.group(2)))}", text)
     text = _LETTERS_DIGITS.sub(" ", text)
     if rules.pattern is not None:
         text = rules.in_brackets.sub(rules.drop_repeated, text)
@@ -264,6 +284,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = _NUMBER.sub(lambda m: quantity(read_number(m.group(0))), text)
     text = _RESTATED.sub(_restated, text)
     text = _SERIES.sub(lambda m: _SERIES_DASH.sub(" ", m.group(0)), text)
+    text = _RANGE_BY_WORD.sub(lambda m: f"{m.group(1) or ''} đến ", text)
     text = _MARKS.sub(" ", _RANGE.sub(_range, text))
     text = _speak_words(text, rules)
     return _clean_up(text)

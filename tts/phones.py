@@ -36,6 +36,8 @@ MOBILE = re.compile(
     r"(?![\w-]|[.,][0-9])"
 )
 _SEPARATORS = re.compile(r"[ .-]+")
+# "(0237) 3852 112": the area code in brackets belongs to the number.
+AREA_CODE = re.compile(r"\((0[0-9]{2,3})\)\s?(?=[0-9]{3})")
 
 
 def _grouped(number: str) -> str:
@@ -87,6 +89,7 @@ def _mobile(match: re.Match[str]) -> str:
 
 def substitute(text: str) -> str:
     """Read phone numbers, emergency numbers and identifiers in `text` digit by digit."""
+    text = AREA_CODE.sub(r"\1 ", text)
     text = CALLED.sub(_called, text)
     text = EMERGENCY.sub(lambda m: _several(m.group(1)), text)
     text = EMERGENCY_AFTER_SERVICE.sub(lambda m: m.group(1) + read_digits(m.group(2)), text)

@@ -1,9 +1,10 @@
-"""Vehicle number plates: "36A-123.45", "29B1-234.56", "BKS 37C 12345".
+"""Number plates of vehicles and boats: "36A-123.45", "29B1-234.56", "TH-90123-TS".
 
 Read as numbers, "36A-123.45" becomes "thirty-six A, a hundred and twenty-three point forty-five"
 or a range ("đến"). Police and traffic notices read a plate so that a listener can write it
 down: the province digits, the series letters, then the number digit by digit in its groups:
-"ba sáu A, một hai ba, bốn năm".
+"ba sáu A, một hai ba, bốn năm"; a fishing boat's "TH-90123-TS" "tê hát, chín không một hai ba,
+tê ét".
 """
 
 import logging
@@ -21,6 +22,8 @@ PLATE = re.compile(
     r"(?<![\w.,/-])([0-9]{2})\s?-?\s?([A-ZĐ]{1,2})([0-9]?)"
     r"(?:\s?[-–]\s?|\s)([0-9]{3}\.[0-9]{2}|[0-9]{4,5})(?![\w]|[.,][0-9])"
 )
+# Fishing boats: "TH-90123-TS", "QNg 91234 TS": the province, the number, "TS" (thủy sản).
+BOAT = re.compile(r"(?<![\w-])([A-ZĐ][A-Za-zĐđ]{1,2})\s?-?\s?([0-9]{4,5})\s?-?\s?(TS)(?!\w)")
 _NAMED = re.compile(r"(?i:biển số|biển kiểm soát|BKS|BS|xe)\s*:?\s*$")
 
 
@@ -38,6 +41,12 @@ def _plate(match: re.Match[str]) -> str:
     return quantity(spoken)
 
 
+def _boat(match: re.Match[str]) -> str:
+    province, number, fishery = match.groups()
+    return quantity(f"{spell(province)}, {read_digits(number)}, {spell(fishery)}")
+
+
 def substitute(text: str) -> str:
     """Read the number plates of `text` before letters and digits are pulled apart."""
+    text = BOAT.sub(_boat, text)
     return PLATE.sub(_plate, text)

@@ -97,6 +97,10 @@ TIME = re.compile(
     r"(?<![\w:.,])([0-9]{1,2})(?:[hHgG]|:)([0-9]{2})(?::([0-9]{2}))?"
     r"(?:\s*phút|['’p](?![^\W\d_]))?(?![\w:])"
 )
+# "8g sáng", "lúc 8g": "g" is "giờ" beside a time of day ("50g" alone stays grams).
+HOUR_G = re.compile(
+    r"(?<=(?i:lúc|hồi)\s)([0-9]{1,2})g(?!\w)|(?<![\w:.,])([0-9]{1,2})g(?=\s+(?i:sáng|trưa|chiều|tối|đêm)\b)"
+)
 HOUR = re.compile(r"(?<![\w:.,])([0-9]{1,3})[hH](?!\w)")
 ZERO_MINUTES = re.compile(r"(?<=giờ)\s+00(?!\d)(?:\s*phút)?")
 WEEKDAY_RANGE = re.compile(
@@ -250,6 +254,12 @@ def time_of_day(match: re.Match[str]) -> str:
     if second:
         spoken += f" {read_int(second)} giây"
     return quantity(spoken)
+
+
+def hour_g(match: re.Match[str]) -> str:
+    """Reads "8g sáng", "lúc 8g" as "tám giờ"."""
+    value = int(match.group(1) or match.group(2))
+    return quantity(f"{read_int(value)} giờ") if value <= 24 else match.group(0)
 
 
 def hour(match: re.Match[str]) -> str:

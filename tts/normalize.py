@@ -275,6 +275,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = dates.SLASH_PAIR.sub(dates.slash_pair, text)
     text = dates.COLON_RATIO.sub(dates.colon_ratio, text)
     text = dates.TIME.sub(dates.time_of_day, text)
+    text = dates.HOUR_G.sub(dates.hour_g, text)
     text = dates.HOUR.sub(dates.hour, text)
     text = dates.ZERO_MINUTES.sub("", text)
     text = rules.units.substitute(text)

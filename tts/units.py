@@ -30,6 +30,8 @@ MONEY_RATE = re.compile(rf"(?<=đồng)({QUANTITY_END}?)/(?=[^\W\d_])")
 # A minus sign is glued to its temperature ("-2°C", "− 3 độ"); "18 - 20 độ" is a range.
 MINUS = re.compile(rf"(?<![\w\d.,])(?<![0-9]\s)(?:[-–]|−\s?)(?={NUMBER}\s?(?:°|ºC|oC\b|độ\b))")
 MULTIPLY = re.compile(r"(?<=\d)\s*[x×]\s*(?=\d)")
+# "1tr5", "2tr25": millions and the hundreds of thousands after them, as people write prices.
+MILLIONS = re.compile(r"(?<![\w.,])([0-9]{1,3})tr([0-9]{1,3})(?!\w|[.,][0-9])")
 # "tăng x2": so many times as much.
 TIMES = re.compile(r"(?<![\w.,])[x×]\s?(?=[0-9]+(?![\w.,]|[.,][0-9]))")
 # "1m60": a person's height, metres then centimetres.
@@ -52,6 +54,16 @@ _COMPARISON = {
     "≈": "khoảng",
 }
 COMPARISON = re.compile(r"(?<![\w\d])([~><≥≤±≈])\s*(?=\d)")
+
+
+def _millions(match: re.Match[str]) -> str:
+    millions, rest = match.groups()
+    thousands = int(rest.ljust(3, "0"))
+    return quantity(f"{read_number(millions)} triệu {read_number(str(thousands))} nghìn")
+
+
+def _height(match: re.Match[str]) -> str:
+    return quantity(f"{read_number(match.group(1))} mét {read_number(match.group(2))}")
 
 
 class Units:
@@ -83,9 +95,8 @@ class Units:
     def substitute(self, text: str) -> str:
         """Read numbers with units, rates and lone unit symbols in `text`."""
         text = MINUS.sub("âm ", text)
-        text = HEIGHT.sub(
-            lambda m: quantity(f"{read_number(m.group(1))} mét {read_number(m.group(2))}"), text
-        )
+        text = HEIGHT.sub(_height, text)
+        text = MILLIONS.sub(_millions, text)
         text = MULTIPLY.sub(" nhân ", text)
         text = TIMES.sub("gấp ", text)
         text = COMPARISON.sub(lambda m: _COMPARISON[m.group(1)] + " ", text)

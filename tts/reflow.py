@@ -44,7 +44,13 @@ _SECTION_HEAD = re.compile(r"(?i:chương|phần|mục|điều|tiết)\s+(?:[IVX
 # cannot end a sentence ("... ngày 27 tháng 10 năm 2023 của / UBND huyện").
 _CUT_AFTER = re.compile(
     r"(?:[,\-–—(/&]|(?<!\w)(?i:của|và|hoặc|hay|các|những|mọi|về|cho|tại|với|trong|theo|nhằm|từ|"
-    r"đến|tới|ngày|số|là|thì|mà|để|do|bởi|như|gồm|đồng chí|đ/c|lúc|hồi|vào))$"
+    r"đến|tới|ngày|số|là|thì|mà|để|do|bởi|như|gồm|đồng chí|đ/c|lúc|hồi|vào|căn cứ))$"
+)
+# "... nhân dân xã / Hoằng Hợp được biết", "... kính mời ông / Nguyễn Văn An": a word that names a
+# place or a person, then a line opening on a name of two capitalised words, is a name cut in two.
+_NAME_AFTER = re.compile(
+    r"(?<!\w)(?i:xã|huyện|tỉnh|thôn|xóm|bản|làng|ấp|phường|quận|thị trấn|thị xã|thành phố|sông|"
+    r"ông|bà|anh|chị|cụ)$"
 )
 _SPACES = re.compile(r"\s+")
 _HYPHEN_END = re.compile(r"\w-$")
@@ -106,7 +112,15 @@ def _double_spaced(gaps: list[int]) -> bool:
 def _text_goes_on(last: str, line: str) -> bool:
     """True when running-text `line` continues `last`, cut mid-sentence (see _CUT_AFTER)."""
     first = next((c for c in line if c.isalnum()), "")
-    return not first.isupper() or bool(_CUT_AFTER.search(last[-12:]))
+    if not first.isupper() or _CUT_AFTER.search(last[-12:]):
+        return True
+    return bool(_NAME_AFTER.search(last[-12:])) and _opens_on_a_name(line)
+
+
+def _opens_on_a_name(line: str) -> bool:
+    """"Hoằng Hợp được biết", "Nguyễn Văn An": two capitalised words (not acronyms) first."""
+    words = line.split(maxsplit=2)[:2]
+    return len(words) == 2 and all(w[:1].isupper() and not w.isupper() for w in words)
 
 
 def _heading_goes_on(last: str, line: str) -> bool:

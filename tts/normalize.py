@@ -68,6 +68,11 @@ _LETTERS_DIGITS = re.compile(
 )
 # "1,105,650": thousands grouped with commas, English style (a decimal has one comma only).
 _COMMA_THOUSANDS = re.compile(r"(?<![\d,.])[0-9]{1,3}(?:,[0-9]{3}){2,}(?![\d,]|\.[0-9])")
+# "1 500 000 đồng": thousands grouped with spaces, before a sum's or a count's word.
+_SPACE_THOUSANDS = re.compile(
+    r"(?<![\d.,])[1-9][0-9]{0,2}(?: [0-9]{3}){2,}"
+    r"(?=\s?(?:đồng|đ|VNĐ|VND|USD|người|hộ|khẩu|con|tấn|kg)(?!\w))"
+)
 # "PC06", "A01": a code's zero-padded number is said digit by digit ("pê xê không sáu").
 _CODE_ZERO = re.compile(r"(?<!\w)([A-ZĐ]{1,4})(0[0-9]{1,3})(?!\w|[.,][0-9])")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:,[0-9]+)?")
@@ -263,6 +268,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
         text = rules.in_brackets.sub(rules.drop_repeated, text)
         text = rules.pattern.sub(rules.expand, text)
     text = phones.substitute(text)
+    text = _SPACE_THOUSANDS.sub(lambda m: m.group(0).replace(" ", "."), text)
     text = dates.SCHOOL_YEAR.sub(dates.school_year, text)
     text = dates.SECOND_DAY_WORD.sub(r"\1", text)
     text = dates.DATE_RANGE.sub(dates.date_range, text)

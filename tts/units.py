@@ -73,6 +73,10 @@ class Units:
         self._table = table
         names = "|".join(sorted(map(re.escape, table), key=len, reverse=True))
         self.with_number = re.compile(rf"(?<![\d.,])({NUMBER})\s?({names})(?![^\W_]|[²³])")
+        # "12.5%", "3.5m": an English decimal point before a unit (a section number has no unit).
+        self.dot_decimal = re.compile(
+            rf"(?<![\d.,])([0-9]+)\.([0-9]{{1,2}})(?=\s?(?:{names})(?![^\W_]|[²³]))"
+        )
         per = sorted({*table, *_PER_WORDS}, key=len, reverse=True)
         self.rate = re.compile(
             rf"(?<=[^\W\d_]|{QUANTITY_END})/((?:{'|'.join(map(re.escape, per))}))(?![^\W_]|[²³])"
@@ -101,6 +105,7 @@ class Units:
         text = TIMES.sub("gấp ", text)
         text = COMPARISON.sub(lambda m: _COMPARISON[m.group(1)] + " ", text)
         text = EQUALS.sub(" bằng ", text)
+        text = self.dot_decimal.sub(r"\1,\2", text)
         text = self.with_number.sub(self._with_number, text)
         text = self.rate.sub(self._rate, text)
         text = MONEY_RATE.sub(r"\1 một ", text)

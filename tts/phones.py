@@ -42,7 +42,9 @@ INTERNATIONAL = re.compile(
     r"(?<![\w+])\+84[ .-]?([0-9]{2,3}(?:[ .-]?[0-9]{3,4}){2})(?![\w]|[.,][0-9])"
 )
 # Eight digits or more in one run, not a round sum ("5000000"): an identifier, read by digits.
-LONG_RUN = re.compile(r"(?<![\w.,/-])[0-9]{8,}(?<!000)(?![\w/-]|[.,][0-9])")
+LONG_RUN = re.compile(
+    r"(?<![\w.,/-])[0-9]{8,}(?<!000)(?![\w/-]|[.,][0-9]|\s?(?:đồng|đ|VNĐ|VND)(?!\w))"
+)
 # "(0237) 3852 112": the area code in brackets belongs to the number.
 AREA_CODE = re.compile(r"\((0[0-9]{2,3})\)\s?(?=[0-9]{3})")
 

@@ -58,7 +58,7 @@ _RATIO_AFTER = (
 _WEEKDAY = r"(?:(?i:thứ)\s*(?:[2-7]|(?i:hai|ba|tư|năm|sáu|bảy))|(?i:chủ nhật)|CN)"
 # "ngày thứ Ba", "ngày chủ nhật": the day is named, so the date after it takes no second "ngày".
 _NAMED_WEEKDAY = re.compile(
-    rf"(?<!\w)(?<!các )(?<!những )(?i:ngày)\s+\x01?{_WEEKDAY}\x02?\s*([,(]?)\s*$"
+    rf"(?<!\w)(?<![cC]ác )(?<![nN]hững )(?i:ngày)\s+\x01?{_WEEKDAY}\x02?\s*([,(]?)\s*$"
 )
 # "ngày thứ 3, ngày 15/10": the second "ngày" is dropped (see _NAMED_WEEKDAY).
 SECOND_DAY_WORD = re.compile(rf"(?<!\w)((?i:ngày)\s+{_WEEKDAY}\s*,?\s*)(?i:ngày)\s+(?=[0-9])")

@@ -42,8 +42,6 @@ def test_phrase_is_plain_spoken_vietnamese(written: str) -> None:
 def test_no_phrase_switches_to_english() -> None:
     spoken = [normalize(p) for p in PHRASE_LIST]
     switched = {
-        s: language_switches(s)
-        for s in spoken
-        if re.search(r"\((?!vi\))[a-z-]+\)", phonemes(s))
+        s: language_switches(s) for s in spoken if re.search(r"\((?!vi\))[a-z-]+\)", phonemes(s))
     }
     assert switched == {}

@@ -28,6 +28,10 @@ _LEVELS = {"X": "xã", "H": "huyện", "T": "tỉnh", "P": "phường", "Q": "qu
 LEVEL_INITIAL = re.compile(r"(?<=,)(\s*)(TX|TT|Tx|Tt|[XHTPQ])\.\s?(?=[A-ZĐ]\w*[^\W\d_A-ZĐ])")
 
 
+# "Q.1", "P.5": a district or a ward of a city by its number.
+NUMBERED_LEVEL = re.compile(r"(?<![\w.])([QP])\.\s?([0-9]{1,2})(?![\w]|[.,/][0-9])")
+
+
 def _part(part: str) -> str:
     """ "12A" -> "mười hai A": the number as written, then its letter."""
     if part[-1].isalpha():
@@ -49,4 +53,5 @@ def substitute(text: str) -> str:
     """Read house numbers, alleys and abbreviated levels of `text` before the dates can take
     them."""
     text = LEVEL_INITIAL.sub(lambda m: f"{m.group(1)}{_LEVELS[m.group(2)]} ", text)
+    text = NUMBERED_LEVEL.sub(lambda m: f"{_LEVELS[m.group(1)]} {m.group(2)}", text)
     return HOUSE.sub(_house, text)

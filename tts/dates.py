@@ -83,6 +83,10 @@ DATE = re.compile(
     r"(?<![\d/.,])((?i:ngày|mồng|mùng)\s+)?([0-9]{1,2})([/.-])([0-9]{1,2})\3([0-9]{4})(?![\d/])"
 )
 # "ngày 12-9" is a date, but "ngày 10-12 tháng Giêng" a range of days.
+# "ngày 15/10/24": a year of two digits, only after a word that says it is a date.
+SHORT_YEAR_DATE = re.compile(
+    r"(?<![\d/.,])((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})([/.-])([0-9]{1,2})\3([0-9]{2})(?![\d/]|[.,][0-9])"
+)
 DAY_DASH_MONTH = re.compile(
     r"((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})-([0-9]{1,2})(?![\d/-])(?!\s*(?i:tháng)\b)"
 )
@@ -152,6 +156,15 @@ def date(match: re.Match[str]) -> str:
         return match.group(0)
     said = f"{read_int(d)} tháng {read_month(m)} năm {read_int(int(year))}"
     return quantity(_day_prefix(prefix, match.string, match.start()) + said)
+
+
+def short_year_date(match: re.Match[str]) -> str:
+    """Reads "ngày 15/10/24" as "ngày mười lăm tháng mười năm hai mươi tư"."""
+    prefix, day, _, month, year = match.groups()
+    d, m = int(day), int(month)
+    if not _valid_date(d, m):
+        return match.group(0)
+    return quantity(f"{prefix}{read_int(d)} tháng {read_month(m)} năm {read_int(int(year))}")
 
 
 def day_dash_month(match: re.Match[str]) -> str:

@@ -273,6 +273,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = dates.SECOND_DAY_WORD.sub(r"\1", text)
     text = dates.DATE_RANGE.sub(dates.date_range, text)
     text = dates.DATE.sub(dates.date, text)
+    text = dates.SHORT_YEAR_DATE.sub(dates.short_year_date, text)
     text = dates.DAY_DASH_MONTH.sub(dates.day_dash_month, text)
     text = dates.QUARTER_YEAR.sub(dates.quarter_year, text)
     text = dates.NUMBER_OF_YEAR.sub(dates.number_of_year, text)

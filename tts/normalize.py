@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import addresses, dates, links, phones, phrases, plates
+from . import addresses, dates, links, phones, phrases, plates, quantities
 from .codes import DocumentNumbers
 from .letters import (
     LETTER_NAMES,
@@ -36,8 +36,6 @@ from .letters import (
 )
 from .lexicon import default_abbreviations, document_codes, document_types, loanwords, units
 from .numbers import (
-    QUANTITY_END,
-    QUANTITY_START,
     quantity,
     read_digits,
     read_int,
@@ -66,35 +64,10 @@ _QUOTES = re.compile(r"[“”„\"«»‘’'`]")
 _LETTERS_DIGITS = re.compile(
     r"(?<=[A-ZĐ])(?<![0-9][HG])(?=[0-9])|(?<=[0-9])(?=[A-ZĐ])(?![HG](?:[0-9]|\b))"
 )
-# "1,105,650": thousands grouped with commas, English style (a decimal has one comma only).
-_COMMA_THOUSANDS = re.compile(r"(?<![\d,.])[0-9]{1,3}(?:,[0-9]{3}){2,}(?![\d,]|\.[0-9])")
-# "1 500 000 đồng": thousands grouped with spaces, before a sum's or a count's word.
-_SPACE_THOUSANDS = re.compile(
-    r"(?<![\d.,])[1-9][0-9]{0,2}(?: [0-9]{3}){2,}"
-    r"(?=\s?(?:đồng|đ|VNĐ|VND|USD|người|hộ|khẩu|con|tấn|kg)(?!\w))"
-)
 # "PC06", "A01": a code's zero-padded number is said digit by digit ("pê xê không sáu").
 _CODE_ZERO = re.compile(r"(?<!\w)([A-ZĐ]{1,4})(0[0-9]{1,3})(?!\w|[.,][0-9])")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:,[0-9]+)?")
-_RANGE = re.compile(rf"{QUANTITY_END}\s*[-–—~]\s*{QUANTITY_START}")
-# "18 tháng - 5 tuổi", "7 giờ - 11 giờ", "tháng 9 - tháng 12": a measure word beside the dash.
-_MEASURE = r"(?:giờ|phút|giây|ngày|tuần|tháng|năm|tuổi|nghìn|ngàn|triệu|tỷ|đồng|lần|cấp)"
-_RANGE_BY_WORD = re.compile(
-    rf"(?<={QUANTITY_END})(\s+{_MEASURE})\s*[-–—]\s*(?={QUANTITY_START})"
-    rf"|(?<={QUANTITY_END})\s*[-–—]\s*(?=(?i:{_MEASURE}|ngày|mùng|mồng)\s+{QUANTITY_START})"
-)
-# Three numbers or more joined by dashes are a series, not a range: "NPK 5-10-3".
-_ONE = rf"{QUANTITY_START}[^{QUANTITY_START}{QUANTITY_END}]*{QUANTITY_END}"
-_SERIES = re.compile(rf"{_ONE}(?:[-–]{_ONE}){{2,}}")
-_SCORE = re.compile(r"(?<!\w)(?i:thắng|thua|hòa|hoà|tỷ số|tỉ số)\s*:?\s*\x01[^\x01\x02]*$")
-# "02 (hai) chiếc", "2.000.000 đồng (Hai triệu đồng chẵn)": the words repeat the number.
-_RESTATED = re.compile(
-    rf"{QUANTITY_START}([^{QUANTITY_START}{QUANTITY_END}]+){QUANTITY_END}((?:\s+[^\W\d_]+){{0,2}}?)"
-    rf"\s*\(\s*([^()\d{QUANTITY_START}{QUANTITY_END}\n]{{1,160}}?)\s*\)"
-)
-_SERIES_DASH = re.compile(rf"(?<={QUANTITY_END})[-–](?={QUANTITY_START})")
 _SENTENCE_START = re.compile(r"([.!?…]\s+)([^\W\d_])")
-_MARKS = re.compile(f"[{QUANTITY_START}{QUANTITY_END}]")
 _WORD = re.compile(r"[^\W\d_]+")
 _ROMAN_LETTERS = frozenset("IVXLC")
 _RESPELL = {"f": "ph", "j": "gi", "w": "u", "z": "d", "F": "Ph", "J": "Gi", "W": "U", "Z": "D"}
@@ -255,7 +228,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = _END_MARK.sub(".", text)
     text = _QUOTES.sub("", _APOSTROPHE_IN_WORD.sub("", text))
     text = links.substitute(text, rules.loanwords, rules.acronyms)
-    text = _COMMA_THOUSANDS.sub(lambda m: m.group(0).replace(",", "."), text)
+    text = quantities.regroup_commas(text)
     text = rules.documents.substitute(text)
     text = phrases.substitute(text)
     text = addresses.substitute(text)
@@ -268,7 +241,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
         text = rules.in_brackets.sub(rules.drop_repeated, text)
         text = rules.pattern.sub(rules.expand, text)
     text = phones.substitute(text)
-    text = _SPACE_THOUSANDS.sub(lambda m: m.group(0).replace(" ", "."), text)
+    text = quantities.regroup_spaces(text)
     text = dates.SCHOOL_YEAR.sub(dates.school_year, text)
     text = dates.SECOND_DAY_WORD.sub(r"\1", text)
     text = dates.DATE_RANGE.sub(dates.date_range, text)
@@ -290,40 +263,9 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = dates.ORDINAL.sub(dates.ordinal, text)
     text = dates.MONTH.sub(dates.month, text)
     text = _NUMBER.sub(lambda m: quantity(read_number(m.group(0))), text)
-    text = _RESTATED.sub(_restated, text)
-    text = _SERIES.sub(lambda m: _SERIES_DASH.sub(" ", m.group(0)), text)
-    text = _RANGE_BY_WORD.sub(lambda m: f"{m.group(1) or ''} đến ", text)
-    text = _MARKS.sub(" ", _RANGE.sub(_range, text))
+    text = quantities.join(text)
     text = _speak_words(text, rules)
     return _clean_up(text)
-
-
-# Number words written more than one way: "một trăm lẻ năm", "hai mươi bốn", "năm ngàn".
-_SAME_NUMBER_WORD = {"lẻ": "linh", "tư": "bốn", "lăm": "năm", "ngàn": "nghìn", "mốt": "một"}
-
-
-def _words_key(text: str) -> str:
-    """The number words of `text`, each in one spelling, without a final "chẵn" ("even")."""
-    words = [_SAME_NUMBER_WORD.get(w, w) for w in _WORD.findall(text.casefold())]
-    return " ".join(words[:-1] if words[-1:] == ["chẵn"] else words)
-
-
-def _restated(match: re.Match[str]) -> str:
-    """A number spelled out again in brackets, as contracts and decisions do, is said once."""
-    spoken, after, words = match.groups()
-    key = _words_key(words)
-    if key in (_words_key(spoken), _words_key(spoken + after)):
-        return quantity(spoken) + after
-    return match.group(0)
-
-
-def _range(match: re.Match[str]) -> str:
-    """A dash between two quantities is "đến", except between the two halves of a position
-    and in a score ("thắng 3-1": "ba một")."""
-    before = match.string[max(0, match.start() - 40) : match.start()]
-    if before.casefold().endswith(("vĩ bắc", "vĩ nam")):
-        return ", "
-    return " " if _SCORE.search(before) else " đến "
 
 
 def _clean_up(text: str) -> str:

@@ -58,10 +58,14 @@ _RATIO_AFTER = (
 _WEEKDAY = r"(?:(?i:thứ)\s*(?:[2-7]|(?i:hai|ba|tư|năm|sáu|bảy))|(?i:chủ nhật)|CN)"
 # "ngày thứ Ba", "ngày chủ nhật": the day is named, so the date after it takes no second "ngày".
 _NAMED_WEEKDAY = re.compile(
-    rf"(?<!\w)(?<![cC]ác )(?<![nN]hững )(?i:ngày)\s+\x01?{_WEEKDAY}\x02?\s*([,(]?)\s*$"
+    rf"(?<!\w)(?<![cC]ác )(?<![nN]hững )(?i:ngày)\s+\x01?{_WEEKDAY}\x02?\s*([,(\-–]?)\s*$"
 )
 # "ngày thứ 3, ngày 15/10": the second "ngày" is dropped (see _NAMED_WEEKDAY).
-SECOND_DAY_WORD = re.compile(rf"(?<!\w)((?i:ngày)\s+{_WEEKDAY}\s*,?\s*)(?i:ngày)\s+(?=[0-9])")
+SECOND_DAY_WORD = re.compile(
+    rf"(?<!\w)((?i:ngày)\s+\x01?{_WEEKDAY}\x02?\s*[,(\-–]?\s*)(?i:ngày)\s+(?=[0-9])"
+)
+# "thứ Ba 15 tháng 10": a pause between the weekday and the day ("thứ ba, mười lăm").
+WEEKDAY_THEN_DAY = re.compile(rf"(?<!\w)({_WEEKDAY}\x02?)\s+(?=[0-9]{{1,2}}\s+(?i:tháng)\b)")
 # "các ngày 5, 6, 7/11": the days before the date were already said after "ngày".
 _DAY_LIST = re.compile(
     r"(?<!\w)(?i:ngày|mồng|mùng)(?:\s*,?\s*\x01?[0-9]{1,2}\x02?){1,6}\s*(?:,|và)\s*$"
@@ -76,8 +80,8 @@ _DATE_BEFORE = frozenset(("ngày", "mồng", "mùng", "sáng", "trưa", "chiều
 _PREVIOUS_WORD = re.compile(r"([^\W\d_]+)[\s\x01\x02:,]*$")
 
 DATE_RANGE = re.compile(
-    r"(?<![\d/.,])((?i:ngày|mồng|mùng)\s+)?([0-9]{1,2})\s*[-–]\s*([0-9]{1,2})/([0-9]{1,2})"
-    r"(?:/([0-9]{4}))?(?![\d/]|[.,]\d)"
+    r"(?<![\d/.,])(?<![tT]hứ )(?<![tT]hứ)((?i:ngày|mồng|mùng)\s+)?([0-9]{1,2})\s*[-–]\s*"
+    r"([0-9]{1,2})/([0-9]{1,2})(?:/([0-9]{4}))?(?![\d/]|[.,]\d)"
 )
 DATE = re.compile(
     r"(?<![\d/.,])((?i:ngày|mồng|mùng)\s+)?([0-9]{1,2})([/.-])([0-9]{1,2})\3([0-9]{4})(?![\d/])"
@@ -85,8 +89,10 @@ DATE = re.compile(
 # "ngày 12-9" is a date, but "ngày 10-12 tháng Giêng" a range of days.
 # "ngày 15/10/24": a year of two digits, only after a word that says it is a date.
 SHORT_YEAR_DATE = re.compile(
-    r"(?<![\d/.,])((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})([/.-])([0-9]{1,2})\3([0-9]{2})(?![\d/]|[.,][0-9])"
+    r"(?<![\d/.,])((?i:ngày|mồng|mùng)\s+)?([0-9]{1,2})([/.-])([0-9]{1,2})\3([0-9]{2})"
+    r"(?![\d/]|[.,][0-9])"
 )
+_WEEKDAY_BEFORE = re.compile(rf"{_WEEKDAY}\x02?\s*[,(\-–]?\s*$")
 DAY_DASH_MONTH = re.compile(
     r"((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})-([0-9]{1,2})(?![\d/-])(?!\s*(?i:tháng)\b)"
 )
@@ -159,12 +165,16 @@ def date(match: re.Match[str]) -> str:
 
 
 def short_year_date(match: re.Match[str]) -> str:
-    """Reads "ngày 15/10/24" as "ngày mười lăm tháng mười năm hai mươi tư"."""
+    """Reads "ngày 15/10/24", "thứ Ba 15/10/24" with the year "hai mươi tư"; elsewhere three
+    numbers with slashes may be anything."""
     prefix, day, _, month, year = match.groups()
     d, m = int(day), int(month)
-    if not _valid_date(d, m):
+    text, start = match.string, match.start()
+    after_weekday = _WEEKDAY_BEFORE.search(text, max(0, start - 16), start) is not None
+    if not _valid_date(d, m) or not (prefix or after_weekday):
         return match.group(0)
-    return quantity(f"{prefix}{read_int(d)} tháng {read_month(m)} năm {read_int(int(year))}")
+    said = f"{read_int(d)} tháng {read_month(m)} năm {read_int(int(year))}"
+    return quantity((prefix or _day_prefix(None, text, start)) + said)
 
 
 def day_dash_month(match: re.Match[str]) -> str:

@@ -244,6 +244,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = quantities.regroup_spaces(text)
     text = dates.SCHOOL_YEAR.sub(dates.school_year, text)
     text = dates.SECOND_DAY_WORD.sub(r"\1", text)
+    text = dates.WEEKDAY_THEN_DAY.sub(r"\1, ", text)
     text = dates.DATE_RANGE.sub(dates.date_range, text)
     text = dates.DATE.sub(dates.date, text)
     text = dates.SHORT_YEAR_DATE.sub(dates.short_year_date, text)

@@ -42,6 +42,7 @@ _RESTATED = re.compile(
     rf"{QUANTITY_START}([^{QUANTITY_START}{QUANTITY_END}]+){QUANTITY_END}((?:\s+[^\W\d_]+){{0,2}}?)"
     rf"\s*\(\s*([^()\d{QUANTITY_START}{QUANTITY_END}\n]{{1,160}}?)\s*\)"
 )
+_WEEKDAY_SAID = re.compile(rf"(?<!\w)(?:thứ (?:hai|ba|tư|năm|sáu|bảy)|chủ nhật){QUANTITY_END}?$")
 _MARKS = re.compile(f"[{QUANTITY_START}{QUANTITY_END}]")
 _WORD = re.compile(r"[^\W\d_]+")
 # Number words written more than one way: "một trăm lẻ năm", "hai mươi bốn", "năm ngàn".
@@ -74,10 +75,13 @@ def _restated(match: re.Match[str]) -> str:
 
 
 def _range(match: re.Match[str]) -> str:
-    """A dash between two quantities is "đến", except between the two halves of a position
-    and in a score ("thắng 3-1": "ba một")."""
-    before = match.string[max(0, match.start() - 40) : match.start()]
-    if before.casefold().endswith(("vĩ bắc", "vĩ nam")):
+    """A dash between two quantities is "đến", except between the two halves of a position, a
+    weekday and its date ("thứ 3 - 15/10") and in a score ("thắng 3-1": "ba một")."""
+    before = match.string[max(0, match.start() - 40) : match.start()].casefold()
+    after = match.string[match.end() : match.end() + 12].casefold()
+    if before.endswith(("vĩ bắc", "vĩ nam")):
+        return ", "
+    if _WEEKDAY_SAID.search(before) and not after.startswith(("thứ", "chủ nhật")):
         return ", "
     return " " if _SCORE.search(before) else " đến "
 

@@ -45,3 +45,25 @@ def test_no_phrase_switches_to_english() -> None:
         s: language_switches(s) for s in spoken if re.search(r"\((?!vi\))[a-z-]+\)", phonemes(s))
     }
     assert switched == {}
+
+
+_WEEKDAYS = ("thứ Ba", "thứ 3", "T3", "CN", "Chủ nhật")
+_JOINS = (" ", ", ", " (", ", ngày ", " ngày ", " (ngày ", " - ")
+_DATES = ("15/10", "15/10/2024", "15-10-2024", "15 tháng 10", "15/10/24")
+
+
+@pytest.mark.parametrize("prefix", ["", "ngày ", "Sáng ", "vào ngày ", "các ngày "])
+def test_weekday_and_date_in_every_form(prefix: str) -> None:
+    """ "ngày thứ Ba 15/10", "thứ 3 (15/10)", "CN - 15/10/24": the day named once, its date after
+    a pause or "ngày", never a range, never "ngày ngày"."""
+    named = prefix.strip() in ("ngày", "vào ngày")
+    for weekday in _WEEKDAYS:
+        for join in _JOINS:
+            for date in _DATES:
+                written = f"{prefix}{weekday}{join}{date}{')' if '(' in join else ''} họp dân"
+                spoken = normalize(written).lower()
+                assert "tháng mười" in spoken and "đến" not in spoken, (written, spoken)
+                assert "ngày ngày" not in spoken and not re.search(r"[0-9]", spoken), spoken
+                assert not re.search(r"(?:thứ \w+|chủ nhật) (?:mười|hai|ba)", spoken), spoken
+                if named:
+                    assert not re.search(r"(?:thứ \w+|chủ nhật),? ngày", spoken), spoken

@@ -89,9 +89,9 @@ DATE = re.compile(
 # "ngày 12-9" is a date, but "ngày 10-12 tháng Giêng" a range of days.
 # "ngày 15/10/24": a year of two digits, only after a word that says it is a date.
 SHORT_YEAR_DATE = re.compile(
-    r"(?<![\d/.,])((?i:ngày|mồng|mùng)\s+)?([0-9]{1,2})([/.-])([0-9]{1,2})\3([0-9]{2})"
-    r"(?![\d/]|[.,][0-9])"
+    r"(?<![\d/.,])([0-9]{1,2})([/.-])([0-9]{1,2})\2([0-9]{2})(?![\d/]|[.,][0-9])"
 )
+_DAY_WORD_BEFORE = re.compile(r"(?<!\w)(?i:ngày|mồng|mùng)\s+$")
 _WEEKDAY_BEFORE = re.compile(rf"{_WEEKDAY}\x02?\s*[,(\-–]?\s*$")
 DAY_DASH_MONTH = re.compile(
     r"((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})-([0-9]{1,2})(?![\d/-])(?!\s*(?i:tháng)\b)"
@@ -108,9 +108,9 @@ TIME = re.compile(
     r"(?:\s*phút|['’p](?![^\W\d_]))?(?![\w:])"
 )
 # "8g sáng", "lúc 8g": "g" is "giờ" beside a time of day ("50g" alone stays grams).
-HOUR_G = re.compile(
-    r"(?<=(?i:lúc|hồi)\s)([0-9]{1,2})g(?!\w)|(?<![\w:.,])([0-9]{1,2})g(?=\s+(?i:sáng|trưa|chiều|tối|đêm)\b)"
-)
+HOUR_G = re.compile(r"(?<![\w:.,])([0-9]{1,2})g(?!\w)")
+_HOUR_G_BEFORE = re.compile(r"(?<!\w)(?i:lúc|hồi)\s$")
+_HOUR_G_AFTER = re.compile(r"\s+(?i:sáng|trưa|chiều|tối|đêm)(?!\w)")
 HOUR = re.compile(r"(?<![\w:.,])([0-9]{1,3})[hH](?!\w)")
 ZERO_MINUTES = re.compile(r"(?<=giờ)\s+00(?!\d)(?:\s*phút)?")
 WEEKDAY_RANGE = re.compile(
@@ -167,14 +167,15 @@ def date(match: re.Match[str]) -> str:
 def short_year_date(match: re.Match[str]) -> str:
     """Reads "ngày 15/10/24", "thứ Ba 15/10/24" with the year "hai mươi tư"; elsewhere three
     numbers with slashes may be anything."""
-    prefix, day, _, month, year = match.groups()
+    day, _, month, year = match.groups()
     d, m = int(day), int(month)
     text, start = match.string, match.start()
+    said_day = _DAY_WORD_BEFORE.search(text, max(0, start - 6), start) is not None
     after_weekday = _WEEKDAY_BEFORE.search(text, max(0, start - 16), start) is not None
-    if not _valid_date(d, m) or not (prefix or after_weekday):
+    if not _valid_date(d, m) or not (said_day or after_weekday):
         return match.group(0)
     said = f"{read_int(d)} tháng {read_month(m)} năm {read_int(int(year))}"
-    return quantity((prefix or _day_prefix(None, text, start)) + said)
+    return quantity(("" if said_day else _day_prefix(None, text, start)) + said)
 
 
 def day_dash_month(match: re.Match[str]) -> str:
@@ -280,9 +281,15 @@ def time_of_day(match: re.Match[str]) -> str:
 
 
 def hour_g(match: re.Match[str]) -> str:
-    """Reads "8g sáng", "lúc 8g" as "tám giờ"."""
-    value = int(match.group(1) or match.group(2))
-    return quantity(f"{read_int(value)} giờ") if value <= 24 else match.group(0)
+    """Reads "8g sáng", "lúc 8g" as "tám giờ"; "50g" elsewhere stays grams."""
+    value = int(match.group(1))
+    text, start, end = match.string, match.start(), match.end()
+    beside_time = _HOUR_G_BEFORE.search(text, max(0, start - 5), start) or _HOUR_G_AFTER.match(
+        text, end
+    )
+    if value > 24 or not beside_time:
+        return match.group(0)
+    return quantity(f"{read_int(value)} giờ")
 
 
 def hour(match: re.Match[str]) -> str:

@@ -76,7 +76,8 @@ class Units:
         self.with_number = re.compile(rf"(?<![\d.,])({NUMBER})\s?({names})(?![^\W_]|[²³])")
         # "12.5%", "3.5m": an English decimal point before a unit (a section number has no unit).
         self.dot_decimal = re.compile(
-            rf"(?<![\d.,])([0-9]+)\.([0-9]{{1,2}})(?=\s?(?:{names})(?![^\W_]|[²³]))"
+            rf"(?<![\d.,])([0-9]+)\.([0-9]{{1,2}})"
+            rf"(?=\s?(?:{names}|triệu|tỷ|nghìn|ngàn)(?![^\W_]|[²³]))"
         )
         per = sorted({*table, *_PER_WORDS}, key=len, reverse=True)
         self.rate = re.compile(

@@ -20,11 +20,14 @@ SENTENCE_END = ".!?…;:"
 
 # Dashes, plus signs and the symbols word processors put before list items ("❖", "➢", "✓").
 _BULLET = re.compile(r"[-–—•+*●▪◦·❖➢➤►▶▸◆◇■□○✓✔✗✘→⇒☞]+(?:\s+|(?=[^\W\d_]))")
-_ROMAN_HEAD = re.compile(r"([IVXL]+)[.)/]\s+")
+# "I.", "II)", "III/", "IV - NỘI DUNG"; "1.", "1.2.", "2)", "3/", "(1)", "1 - Mục đích"; "a)", "b.",
+# "(c)": the marker of a head or a list item.
+_ROMAN_HEAD = re.compile(r"([IVXL]+)(?:[.)/]\s+|\s+[-–]\s+(?=[^\W\d_]))")
 _NUMBERED = re.compile(
     r"([0-9]{1,2}(?:\.[0-9]{1,2})*)[.)/]\s+|([0-9]{1,2}(?:\.[0-9]{1,2})+)\s+(?=[^\W\d_])"
+    r"|\(([0-9]{1,2})\)\s*|([0-9]{1,2})\s+[-–]\s+(?=[^\W\d_])"
 )
-_LETTERED = re.compile(r"([a-zđA-ZĐ])\)\s+|([A-ZĐa-zđ])\.\s+(?=[^\W\d_])")
+_LETTERED = re.compile(r"([a-zđA-ZĐ])\)\s+|([A-ZĐa-zđ])\.\s+(?=[^\W\d_])|\(([a-zđ])\)\s*")
 _WORD = re.compile(r"[^\W\d_]+")
 # All-caps lines run on only when they are one name or title cut in two: the next line names a
 # place ("ỦY BAN NHÂN DÂN / XÃ HOẰNG HỢP"), one of them joins words ("... CÔNG TÁC PHÒNG CHỐNG /
@@ -86,10 +89,10 @@ def _split_marker(line: str) -> tuple[str, str, str]:
         return "roman", match.group(1), line[match.end() :]
     match = _NUMBERED.match(line)
     if match:
-        return "numbered", match.group(1) or match.group(2), line[match.end() :]
+        return "numbered", next(g for g in match.groups() if g), line[match.end() :]
     match = _LETTERED.match(line)
     if match:
-        return "lettered", match.group(1) or match.group(2), line[match.end() :]
+        return "lettered", next(g for g in match.groups() if g), line[match.end() :]
     match = _BULLET.match(line)
     if match:
         return "bullet", "", line[match.end() :]

@@ -28,7 +28,10 @@ CALLED = re.compile(
     rf"(?<!\w)((?i:{_CALL_WORDS}){_BRIDGE})({_DIGITS}(?![\d/]|[.,]\d){_NEXT})(?![^\W_])"
 )
 EMERGENCY = re.compile(r"(?<![\d.,/])(11[1-5](?:\s*[/,;]\s*11[1-5])+)(?![\d/])")
-_SERVICE = r"cứu hỏa|cứu hoả|cấp cứu|công an|cảnh sát|cứu nạn|cứu hộ|phòng cháy|báo cháy"
+_SERVICE = (
+    r"cứu hỏa|cứu hoả|cấp cứu|cứu thương|công an|cảnh sát|cứu nạn|cứu hộ|phòng cháy|chữa cháy|"
+    r"báo cháy"
+)
 EMERGENCY_AFTER_SERVICE = re.compile(rf"((?i:{_SERVICE})\s*:?\s*)(11[1-5])(?![\d/]|[.,]\d)")
 # A number that can only be a phone: a leading 0 and 9 to 11 digits, or a 1800/1900 line.
 MOBILE = re.compile(

@@ -67,6 +67,8 @@ _LETTERS_DIGITS = re.compile(
 # "PC06", "A01": a code's zero-padded number is said digit by digit ("pê xê không sáu").
 _CODE_ZERO = re.compile(r"(?<!\w)([A-ZĐ]{1,4})(0[0-9]{1,3})(?!\w|[.,][0-9])")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:,[0-9]+)?")
+# "Dịch ASF (dịch tả lợn châu Phi)": once the abbreviation is read, the brackets say it again.
+_IN_BRACKETS = re.compile(r"\s*\(\s*([^()\n]{3,80}?)\s*\)")
 _SENTENCE_START = re.compile(r"([.!?…]\s+)([^\W\d_])")
 _WORD = re.compile(r"[^\W\d_]+")
 _ROMAN_LETTERS = frozenset("IVXLC")
@@ -223,6 +225,15 @@ def _speak_words(text: str, rules: _Rules) -> str:
     return _WORD.sub(replace, text)
 
 
+def _drop_said_twice(match: re.Match[str]) -> str:
+    """Brackets repeating the words just before them are dropped."""
+    said = " ".join(match.group(1).split()).casefold()
+    before = " ".join(match.string[max(0, match.start() - 100) : match.start()].split())
+    before = before.casefold()
+    whole = before.endswith(said) and not before[-len(said) - 1 : -len(said)].isalnum()
+    return "" if whole else match.group(0)
+
+
 def _speak_inline(text: str, rules: _Rules) -> str:
     """Apply the word-level rules to one block of running text."""
     text = _END_MARK.sub(".", text)
@@ -240,6 +251,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     if rules.pattern is not None:
         text = rules.in_brackets.sub(rules.drop_repeated, text)
         text = rules.pattern.sub(rules.expand, text)
+        text = _IN_BRACKETS.sub(_drop_said_twice, text)
     text = phones.substitute(text)
     text = quantities.regroup_spaces(text)
     text = dates.SCHOOL_YEAR.sub(dates.school_year, text)

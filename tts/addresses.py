@@ -33,7 +33,7 @@ NUMBERED_LEVEL = re.compile(r"(?<![\w.])([QP])\.\s?([0-9]{1,2})(?![\w]|[.,/][0-9
 
 
 def _part(part: str) -> str:
-    """ "12A" -> "mười hai A": the number as written, then its letter."""
+    """A house number as written, then its letter: "12A" -> "mười hai A"."""
     if part[-1].isalpha():
         return f"{read_code_number(part[:-1])} {part[-1]}"
     return read_code_number(part)

@@ -126,7 +126,8 @@ class DocumentNumbers:
         return " ".join(w for w in words if w)
 
     def _standard(self, match: re.Match[str]) -> str:
-        """ "QCVN 01:2009/BYT": "QCVN không một năm hai nghìn không trăm linh chín của Bộ Y tế"."""
+        """A standard's number, year and issuer: "QCVN 01:2009/BYT" -> "QCVN không một năm hai
+        nghìn không trăm linh chín của Bộ Y tế"."""
         kind, number, year, issuer = match.groups()
         spoken = " ".join(read_code_number(p) for p in number.split("-"))
         spoken = f"{kind} {spoken} năm {read_int(int(year))}"

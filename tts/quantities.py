@@ -22,6 +22,8 @@ _SPACE_THOUSANDS = re.compile(
     r"(?<![\d.,])[1-9][0-9]{0,2}(?: [0-9]{3}){2,}"
     r"(?=\s?(?:đồng|đ|VNĐ|VND|USD|người|hộ|khẩu|con|tấn|kg)(?!\w))"
 )
+# "1.500.000,00 đồng": a sum's zero decimals are not said.
+_ZERO_CENTS = re.compile(r"(?<=[0-9]),0+(?=\s?(?:đồng|đ|VNĐ|VND)(?!\w))")
 _RANGE = re.compile(rf"{QUANTITY_END}\s*[-–—~]\s*{QUANTITY_START}")
 # "18 tháng - 5 tuổi", "7 giờ - 11 giờ", "tháng 9 - tháng 12": a measure word beside the dash.
 _MEASURE = r"(?:giờ|phút|giây|ngày|tuần|tháng|năm|tuổi|nghìn|ngàn|triệu|tỷ|đồng|lần|cấp)"
@@ -50,12 +52,14 @@ _SAME_NUMBER_WORD = {"lẻ": "linh", "tư": "bốn", "lăm": "năm", "ngàn": "n
 
 
 def regroup_commas(text: str) -> str:
-    """ "1,105,650" -> "1.105.650" (before the phones and dates see the commas)."""
-    return _COMMA_THOUSANDS.sub(lambda m: m.group(0).replace(",", "."), text)
+    """Regroup "1,105,650" as "1.105.650" and drop the zero decimals of "1.500.000,00 đồng",
+    before the phones and dates see the commas."""
+    text = _COMMA_THOUSANDS.sub(lambda m: m.group(0).replace(",", "."), text)
+    return _ZERO_CENTS.sub("", text)
 
 
 def regroup_spaces(text: str) -> str:
-    """ "1 500 000 đồng" -> "1.500.000 đồng" (after the phones took their groups of digits)."""
+    """Regroup "1 500 000 đồng" as "1.500.000 đồng", once the phones took their digit groups."""
     return _SPACE_THOUSANDS.sub(lambda m: m.group(0).replace(" ", "."), text)
 
 

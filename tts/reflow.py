@@ -121,7 +121,7 @@ def _text_goes_on(last: str, line: str) -> bool:
 
 
 def _opens_on_a_name(line: str) -> bool:
-    """ "Hoằng Hợp được biết", "Nguyễn Văn An": two capitalised words (not acronyms) first."""
+    """True when `line` opens on two capitalised words, not acronyms: "Hoằng Hợp được biết"."""
     words = line.split(maxsplit=2)[:2]
     return len(words) == 2 and all(w[:1].isupper() and not w.isupper() for w in words)
 

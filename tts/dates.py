@@ -26,23 +26,10 @@ _LOGGER = logging.getLogger(__name__)
 _DAY_WORDS = ("ngày", "mồng", "mùng")
 # Words before a date-like "a/b" after which it is still a date, with "ngày" put in front.
 # Words around an "a/b" that make it a fraction ("1/2 số hộ", "chiếm 1/3") or a score.
-_FRACTION_BEFORE = frozenset(
-    (
-        "chiếm",
-        "bằng",
-        "gần",
-        "hơn",
-        "còn",
-        "giảm",
-        "tăng",
-        "mất",
-        "khoảng",
-        "xỉ",
-        "trên",
-        "dưới",
-        "lực",
-    )  # "thị lực 8/10": eyesight is said as a fraction
-)
+_FRACTION_BEFORE = frozenset((
+    "chiếm", "bằng", "gần", "hơn", "còn", "giảm", "tăng", "mất", "khoảng", "xỉ", "trên", "dưới",
+    "lực",  # "thị lực 8/10": eyesight is said as a fraction
+))  # fmt: skip
 _FRACTION_AFTER = (
     "số", "diện tích", "dân số", "tổng", "lượng", "khối lượng", "thời gian", "quãng", "chiều",
     "giá", "mức", "phần", "lãnh thổ", "sản lượng", "lực lượng", "cốc", "chén", "bát", "viên",
@@ -86,13 +73,13 @@ DATE_RANGE = re.compile(
 DATE = re.compile(
     r"(?<![\d/.,])((?i:ngày|mồng|mùng)\s+)?([0-9]{1,2})([/.-])([0-9]{1,2})\3([0-9]{4})(?![\d/])"
 )
-# "ngày 12-9" is a date, but "ngày 10-12 tháng Giêng" a range of days.
 # "ngày 15/10/24": a year of two digits, only after a word that says it is a date.
 SHORT_YEAR_DATE = re.compile(
     r"(?<![\d/.,])([0-9]{1,2})([/.-])([0-9]{1,2})\2([0-9]{2})(?![\d/]|[.,][0-9])"
 )
 _DAY_WORD_BEFORE = re.compile(r"(?<!\w)(?i:ngày|mồng|mùng)\s+$")
 _WEEKDAY_BEFORE = re.compile(rf"{_WEEKDAY}\x02?\s*[,(\-–]?\s*$")
+# "ngày 12-9" is a date, but "ngày 10-12 tháng Giêng" a range of days.
 DAY_DASH_MONTH = re.compile(
     r"((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})-([0-9]{1,2})(?![\d/-])(?!\s*(?i:tháng)\b)"
 )

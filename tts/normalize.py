@@ -35,13 +35,7 @@ from .letters import (
     strip_tones,
 )
 from .lexicon import default_abbreviations, document_codes, document_types, loanwords, units
-from .numbers import (
-    quantity,
-    read_digits,
-    read_int,
-    read_number,
-    roman_value,
-)
+from .numbers import quantity, read_digits, read_int, read_number, roman_value
 from .reflow import SENTENCE_END, Block, reflow
 from .units import Units, units_for
 

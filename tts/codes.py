@@ -24,11 +24,30 @@ DOC_NUMBER = re.compile(
 )
 # Party documents: "18-NQ/TW", "05-CT/TU".
 PARTY_DOC_NUMBER = re.compile(rf"(?<![\w/])([0-9]+)-({_CODE_PART})/({_CODE})(?!\w)")
+# Standards: "QCVN 01:2009/BYT", "TCVN 5574:2018", "QCVN 01-1:2018/BYT": number, year, issuer.
+STANDARD = re.compile(
+    rf"(?<!\w)(QCVN|TCVN|QCĐP|TCCS|ISO)\s?([0-9]+(?:-[0-9]+)*):([0-9]{{4}})(?:/({_CODE}))?(?!\w)"
+)
+# "Đề án 06", "Tổ công tác 06", "Chỉ thị số 05": a name's leading zero is said ("không sáu").
+NAMED_NUMBER = re.compile(
+    r"(?<!\w)((?i:đề án|chỉ thị|nghị quyết|nghị định|quyết định|kế hoạch|công văn|thông tư|"
+    r"thông báo|tờ trình|công điện|tổ công tác|chuyên án)\s+(?:(?i:số)\s+)?)(0[0-9]+)"
+    r"(?![\w/-]|[.,][0-9])"
+)
 _PART = re.compile(r"([^0-9]+)([0-9]*)")
+_NAMES_REGULATION = re.compile(r"quy định(?:\s+số)?\s*$")
 _SPLIT = re.compile(r"\s?[-–]\s?")
 _NUMBER_WORD = re.compile(r"(?i:số)\s*:?\s*$")
 _CLAUSE_END = re.compile(r"[.;:!?\n]")
 _LOOK_AHEAD = 100  # characters of the clause searched for "của <issuer>"
+
+
+def _party_kind(match: re.Match[str]) -> str:
+    """The Party writes both its decisions and its regulations "QĐ": "Quy định 144-QĐ/TW" is a
+    regulation ("quy định"), a "QĐ" the text does not name a decision."""
+    kind = match.group(2)
+    before = match.string[max(0, match.start() - 30) : match.start()].casefold()
+    return "QyĐ" if kind == "QĐ" and _NAMES_REGULATION.search(before) else kind
 
 
 class DocumentNumbers:
@@ -106,12 +125,25 @@ class DocumentNumbers:
         words += [spoken, of_issuer]
         return " ".join(w for w in words if w)
 
+    def _standard(self, match: re.Match[str]) -> str:
+        """A standard's number, year and issuer: "QCVN 01:2009/BYT" -> "QCVN không một năm hai
+        nghìn không trăm linh chín của Bộ Y tế"."""
+        kind, number, year, issuer = match.groups()
+        spoken = " ".join(read_code_number(p) for p in number.split("-"))
+        spoken = f"{kind} {spoken} năm {read_int(int(year))}"
+        if issuer:
+            spoken += " của " + ", ".join(self.part(p) for p in _SPLIT.split(issuer) if p)
+        return spoken
+
     def substitute(self, text: str) -> str:
-        """Replace every document number of `text` by its spoken form."""
+        """Replace every document number and standard of `text` by its spoken form."""
+        text = STANDARD.sub(self._standard, text)
         text = DOC_NUMBER.sub(self._replacer(lambda m: (m.group(1), m.group(2), m.group(3))), text)
-        return PARTY_DOC_NUMBER.sub(
-            self._replacer(lambda m: (m.group(1), None, f"{m.group(2)}-{m.group(3)}")), text
+        text = PARTY_DOC_NUMBER.sub(
+            self._replacer(lambda m: (m.group(1), None, f"{_party_kind(m)}-{m.group(3)}")),
+            text,
         )
+        return NAMED_NUMBER.sub(lambda m: m.group(1) + read_code_number(m.group(2)), text)
 
     def _replacer(
         self, fields: Callable[[re.Match[str]], tuple[str | None, str | None, str]]

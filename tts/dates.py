@@ -26,30 +26,63 @@ _LOGGER = logging.getLogger(__name__)
 _DAY_WORDS = ("ngày", "mồng", "mùng")
 # Words before a date-like "a/b" after which it is still a date, with "ngày" put in front.
 # Words around an "a/b" that make it a fraction ("1/2 số hộ", "chiếm 1/3") or a score.
-_FRACTION_BEFORE = frozenset(
-    ("chiếm", "bằng", "gần", "hơn", "còn", "giảm", "tăng", "mất", "khoảng", "xỉ", "trên", "dưới")
-)
+_FRACTION_BEFORE = frozenset((
+    "chiếm", "bằng", "gần", "hơn", "còn", "giảm", "tăng", "mất", "khoảng", "xỉ", "trên", "dưới",
+    "lực",  # "thị lực 8/10": eyesight is said as a fraction
+))  # fmt: skip
 _FRACTION_AFTER = (
     "số", "diện tích", "dân số", "tổng", "lượng", "khối lượng", "thời gian", "quãng", "chiều",
     "giá", "mức", "phần", "lãnh thổ", "sản lượng", "lực lượng", "cốc", "chén", "bát", "viên",
     "liều", "quả", "trong", "của", "các", "những",
 )  # fmt: skip
-_RATIO_BEFORE = frozenset(("đạt", "trực", "lệ", "vụ"))  # "đạt 19/19", "trực 24/7", "tỷ lệ"
+# "đạt 19/19", "trực 24/7", "tỷ lệ", and "số 5/2" (a number, never "số ngày năm tháng hai").
+_RATIO_BEFORE = frozenset(("đạt", "trực", "lệ", "vụ", "số"))
 _RATIO_AFTER = (
     "điểm", "tiêu chí", "chỉ tiêu", "xã", "phường", "thôn", "bản", "xóm", "tổ", "hộ", "người",
     "trường", "lớp", "học sinh", "phiếu", "đơn vị", "câu", "huyện", "tỉnh", "ca", "đại biểu",
     "thành viên", "cơ sở", "doanh nghiệp", "hợp tác xã", "mục tiêu", "nội dung", "bệnh nhân",
 )  # fmt: skip
+_WEEKDAY = r"(?:(?i:thứ)\s*(?:[2-7]|(?i:hai|ba|tư|năm|sáu|bảy))|(?i:chủ nhật)|CN)"
+# "ngày thứ Ba", "ngày chủ nhật": the day is named, so the date after it takes no second "ngày".
+_NAMED_WEEKDAY = re.compile(
+    rf"(?<!\w)(?<![cC]ác )(?<![nN]hững )(?i:ngày)\s+\x01?{_WEEKDAY}\x02?\s*([,(\-–]?)\s*$"
+)
+# "ngày thứ 3, ngày 15/10": the second "ngày" is dropped (see _NAMED_WEEKDAY).
+SECOND_DAY_WORD = re.compile(
+    rf"(?<!\w)((?i:ngày)\s+\x01?{_WEEKDAY}\x02?\s*[,(\-–]?\s*)(?i:ngày)\s+(?=[0-9])"
+)
+# "thứ Ba 15 tháng 10": a pause between the weekday and the day ("thứ ba, mười lăm").
+WEEKDAY_THEN_DAY = re.compile(rf"(?<!\w)({_WEEKDAY}\x02?)\s+(?=[0-9]{{1,2}}\s+(?i:tháng)\b)")
+# "các ngày 5, 6, 7/11": the days before the date were already said after "ngày".
+_DAY_LIST = re.compile(
+    r"(?<!\w)(?i:ngày|mồng|mùng)(?:\s*,?\s*\x01?[0-9]{1,2}\x02?){1,6}\s*(?:,|và)\s*$"
+)
+# "tỷ lệ 1:10", "nam nữ 1:1": a ratio, not a time (a time has two digits of minutes).
+COLON_RATIO = re.compile(
+    r"(?<![\w:.,])([0-9]+(?:,[0-9]+)?):([0-9]+(?:\.[0-9]{3})*(?:,[0-9]+)?)(?![\w:]|[.,][0-9])"
+)
+_RATIO_WORDS = re.compile(r"(?i:tỷ lệ|tỉ lệ|pha|trộn|bản đồ)")
+_DATE_BEFORE = frozenset(("ngày", "mồng", "mùng", "sáng", "trưa", "chiều", "tối", "đêm", "hôm",
+                          "từ", "đến", "tới", "trước", "sau", "hết"))  # fmt: skip
 _PREVIOUS_WORD = re.compile(r"([^\W\d_]+)[\s\x01\x02:,]*$")
 
 DATE_RANGE = re.compile(
-    r"(?<![\d/.,])((?i:ngày|mồng|mùng)\s+)?([0-9]{1,2})\s*[-–]\s*([0-9]{1,2})/([0-9]{1,2})"
-    r"(?:/([0-9]{4}))?(?![\d/]|[.,]\d)"
+    r"(?<![\d/.,])(?<![tT]hứ )(?<![tT]hứ)((?i:ngày|mồng|mùng)\s+)?([0-9]{1,2})\s*[-–]\s*"
+    r"([0-9]{1,2})/([0-9]{1,2})(?:/([0-9]{4}))?(?![\d/]|[.,]\d)"
 )
 DATE = re.compile(
     r"(?<![\d/.,])((?i:ngày|mồng|mùng)\s+)?([0-9]{1,2})([/.-])([0-9]{1,2})\3([0-9]{4})(?![\d/])"
 )
-DAY_DASH_MONTH = re.compile(r"((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})-([0-9]{1,2})(?![\d/-])")
+# "ngày 15/10/24": a year of two digits, only after a word that says it is a date.
+SHORT_YEAR_DATE = re.compile(
+    r"(?<![\d/.,])([0-9]{1,2})([/.-])([0-9]{1,2})\2([0-9]{2})(?![\d/]|[.,][0-9])"
+)
+_DAY_WORD_BEFORE = re.compile(r"(?<!\w)(?i:ngày|mồng|mùng)\s+$")
+_WEEKDAY_BEFORE = re.compile(rf"{_WEEKDAY}\x02?\s*[,(\-–]?\s*$")
+# "ngày 12-9" is a date, but "ngày 10-12 tháng Giêng" a range of days.
+DAY_DASH_MONTH = re.compile(
+    r"((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})-([0-9]{1,2})(?![\d/-])(?!\s*(?i:tháng)\b)"
+)
 QUARTER_YEAR = re.compile(r"((?i:quý))\s+([IV]+|[1-4])\s*/\s*([0-9]{4})(?![\d/])")
 NUMBER_OF_YEAR = re.compile(r"((?i:số)\s+)([0-9]+)/([0-9]{4})(?![\d/])")
 MONTH_YEAR = re.compile(
@@ -61,7 +94,11 @@ TIME = re.compile(
     r"(?<![\w:.,])([0-9]{1,2})(?:[hHgG]|:)([0-9]{2})(?::([0-9]{2}))?"
     r"(?:\s*phút|['’p](?![^\W\d_]))?(?![\w:])"
 )
-HOUR = re.compile(r"(?<![\w:.,])([0-9]{1,2})[hH](?!\w)")
+# "8g sáng", "lúc 8g": "g" is "giờ" beside a time of day ("50g" alone stays grams).
+HOUR_G = re.compile(r"(?<![\w:.,])([0-9]{1,2})g(?!\w)")
+_HOUR_G_BEFORE = re.compile(r"(?<!\w)(?i:lúc|hồi)\s$")
+_HOUR_G_AFTER = re.compile(r"\s+(?i:sáng|trưa|chiều|tối|đêm)(?!\w)")
+HOUR = re.compile(r"(?<![\w:.,])([0-9]{1,3})[hH](?!\w)")
 ZERO_MINUTES = re.compile(r"(?<=giờ)\s+00(?!\d)(?:\s*phút)?")
 WEEKDAY_RANGE = re.compile(
     r"((?i:thứ))\s*([2-7])\s*[-–]\s*(?:(?i:thứ)\s*)?([2-7]|CN|(?i:chủ nhật))(?!\w)"
@@ -72,7 +109,7 @@ MONTH = re.compile(r"((?i:tháng))\s+([0-9]{1,2})(?![0-9/]|[.,][0-9])")
 ROMAN_AFTER_WORD = re.compile(
     r"(?<!\w)((?i:quý|khóa|khoá|phần|chương|mục|đợt|thế kỷ|thế kỉ|đại hội|thứ|giai đoạn|hạng|"
     r"loại|nhóm|vùng|tập|kỳ|kì|cấp|bậc|khu vực|tiểu mục|lần thứ|phụ lục|biểu|mẫu))"
-    r"\s+([IVXL]+)(?![\w.])"
+    r"\s+([IVXL]+)(?!\w|\.\w)"
 )
 SCHOOL_YEAR = re.compile(
     r"((?i:năm học|niên khóa|niên khoá|niên học)\s+)([0-9]{4})\s*[-–]\s*([0-9]{4})(?![\d/])"
@@ -83,8 +120,14 @@ def _valid_date(day: int, month: int) -> bool:
     return 1 <= day <= 31 and 1 <= month <= 12
 
 
-def _day_prefix(prefix: str | None) -> str:
-    return prefix or "ngày "
+def _day_prefix(prefix: str | None, text: str, start: int) -> str:
+    """The words before a date: as written, or "ngày"; none after "ngày thứ Ba" but a pause."""
+    named = _NAMED_WEEKDAY.search(text[max(0, start - 24) : start])
+    if named is None:
+        if prefix is None and _DAY_LIST.search(text[max(0, start - 40) : start]):
+            return ""
+        return prefix or "ngày "
+    return "" if named.group(1) else ", "
 
 
 def date_range(match: re.Match[str]) -> str:
@@ -95,7 +138,7 @@ def date_range(match: re.Match[str]) -> str:
     spoken = f"{read_int(int(first))} đến {read_int(int(last))} tháng {read_month(int(month))}"
     if year:
         spoken += f" năm {read_int(int(year))}"
-    return quantity(_day_prefix(prefix) + spoken)
+    return quantity(_day_prefix(prefix, match.string, match.start()) + spoken)
 
 
 def date(match: re.Match[str]) -> str:
@@ -104,9 +147,22 @@ def date(match: re.Match[str]) -> str:
     d, m = int(day), int(month)
     if not _valid_date(d, m):
         return match.group(0)
-    return quantity(
-        f"{_day_prefix(prefix)}{read_int(d)} tháng {read_month(m)} năm {read_int(int(year))}"
-    )
+    said = f"{read_int(d)} tháng {read_month(m)} năm {read_int(int(year))}"
+    return quantity(_day_prefix(prefix, match.string, match.start()) + said)
+
+
+def short_year_date(match: re.Match[str]) -> str:
+    """Reads "ngày 15/10/24", "thứ Ba 15/10/24" with the year "hai mươi tư"; elsewhere three
+    numbers with slashes may be anything."""
+    day, _, month, year = match.groups()
+    d, m = int(day), int(month)
+    text, start = match.string, match.start()
+    said_day = _DAY_WORD_BEFORE.search(text, max(0, start - 6), start) is not None
+    after_weekday = _WEEKDAY_BEFORE.search(text, max(0, start - 16), start) is not None
+    if not _valid_date(d, m) or not (said_day or after_weekday):
+        return match.group(0)
+    said = f"{read_int(d)} tháng {read_month(m)} năm {read_int(int(year))}"
+    return quantity(("" if said_day else _day_prefix(None, text, start)) + said)
 
 
 def day_dash_month(match: re.Match[str]) -> str:
@@ -163,6 +219,8 @@ def slash_pair(match: re.Match[str]) -> str:
     text, start, end = match.string, match.start(), match.end()
     before = _previous_word(text, start)
     unit = " giờ" if hours else ""
+    if (a, b) == (24, 7) and before not in _DATE_BEFORE:  # "trực 24/7": all day, every day
+        return quantity("hai mươi tư trên bảy")
     if before not in _DAY_WORDS:
         proper = 0 < a < b
         if proper and _followed_by(text, end, _FRACTION_AFTER):  # "3/5 số phiếu"
@@ -172,9 +230,22 @@ def slash_pair(match: re.Match[str]) -> str:
         if proper and before in _FRACTION_BEFORE:  # "chiếm 3/4"
             return quantity(read_fraction(a, b))
     if _valid_date(a, b):
-        prefix = "" if before in _DAY_WORDS else "ngày "
+        prefix = "" if before in _DAY_WORDS else _day_prefix(None, text, start)
         return quantity(f"{prefix}{read_int(a)} tháng {read_month(b)}")
     return quantity(f"{read_int(a)} trên {read_int(b)}{unit}")
+
+
+def colon_ratio(match: re.Match[str]) -> str:
+    """Reads "tỷ lệ 1:10" as "một trên mười", a map's "1:50.000" as "một phần năm mươi nghìn";
+    leaves "7:30" to the times unless a ratio word comes before it."""
+    first, second = match.groups()
+    before = match.string[max(0, match.start() - 30) : match.start()]
+    words = _RATIO_WORDS.findall(before)
+    is_time = len(second) == 2 and "," not in first and int(first) <= 24
+    if is_time and not words:
+        return match.group(0)
+    joint = "phần" if any(w.lower() == "bản đồ" for w in words) else "trên"
+    return quantity(f"{read_number(first)} {joint} {read_number(second)}")
 
 
 def decimal_ratio(match: re.Match[str]) -> str:
@@ -196,10 +267,25 @@ def time_of_day(match: re.Match[str]) -> str:
     return quantity(spoken)
 
 
-def hour(match: re.Match[str]) -> str:
-    """Reads "7h", "24h" as "bảy giờ": a time and a duration are said the same."""
+def hour_g(match: re.Match[str]) -> str:
+    """Reads "8g sáng", "lúc 8g" as "tám giờ"; "50g" elsewhere stays grams."""
     value = int(match.group(1))
-    return quantity(f"{read_int(value)} giờ") if value <= 24 else match.group(0)
+    text, start, end = match.string, match.start(), match.end()
+    beside_time = _HOUR_G_BEFORE.search(text, max(0, start - 5), start) or _HOUR_G_AFTER.match(
+        text, end
+    )
+    if value > 24 or not beside_time:
+        return match.group(0)
+    return quantity(f"{read_int(value)} giờ")
+
+
+def hour(match: re.Match[str]) -> str:
+    """Reads "7h", "24h", "48h" as "bảy giờ": a time and a duration are said the same."""
+    value = int(match.group(1))
+    # "48h", "72h": beyond a day only a duration, and only in lower case ("30H" is a plate).
+    if value <= 24 or match.group(0).endswith("h"):
+        return quantity(f"{read_int(value)} giờ")
+    return match.group(0)
 
 
 def school_year(match: re.Match[str]) -> str:

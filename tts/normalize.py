@@ -9,7 +9,8 @@ Vietnamese voice would hand to its English rules.
 
 The rules run in an order that matters (see `_speak_inline`): addresses and document numbers
 before anything reads their digits, then the phrases read from their context (tts.phrases: "CT
-UBND", "BĐ2", "QL.1A", "đất ONT") before the abbreviations, phone numbers before dates, dates
+UBND", "BĐ2", "QL.1A", "đất ONT"), house numbers (tts.addresses: "số nhà 12/3") and number
+plates (tts.plates: "36A-123.45") before the abbreviations, phone numbers before dates, dates
 before fractions, all numbers before the dash between two of them is said "đến", and the words
 last.
 """
@@ -21,7 +22,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import dates, links, phones, phrases
+from . import addresses, dates, links, phones, phrases, plates, quantities
 from .codes import DocumentNumbers
 from .letters import (
     LETTER_NAMES,
@@ -34,7 +35,7 @@ from .letters import (
     strip_tones,
 )
 from .lexicon import default_abbreviations, document_codes, document_types, loanwords, units
-from .numbers import QUANTITY_END, QUANTITY_START, quantity, read_int, read_number, roman_value
+from .numbers import quantity, read_digits, read_int, read_number, roman_value
 from .reflow import SENTENCE_END, Block, reflow
 from .units import Units, units_for
 
@@ -44,7 +45,7 @@ __all__ = ["default_abbreviations", "normalize"]
 
 # Every line break a pasted document may hold, page breaks included, becomes "\n".
 _NEWLINES = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\ufe00-\ufe0f\ufeff]")
 _SPACE_LIKE = re.compile(r"[\u00a0\u2000-\u200a\u202f\u205f\u3000\t]")
 _VULGAR = {"½": "một phần hai", "⅓": "một phần ba", "¼": "một phần tư", "¾": "ba phần tư",
            "⅔": "hai phần ba"}  # fmt: skip
@@ -57,24 +58,42 @@ _QUOTES = re.compile(r"[“”„\"«»‘’'`]")
 _LETTERS_DIGITS = re.compile(
     r"(?<=[A-ZĐ])(?<![0-9][HG])(?=[0-9])|(?<=[0-9])(?=[A-ZĐ])(?![HG](?:[0-9]|\b))"
 )
+# "PC06", "A01": a code's zero-padded number is said digit by digit ("pê xê không sáu").
+_CODE_ZERO = re.compile(r"(?<!\w)([A-ZĐ]{1,4})(0[0-9]{1,3})(?!\w|[.,][0-9])")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:,[0-9]+)?")
-_RANGE = re.compile(rf"{QUANTITY_END}\s*[-–—]\s*{QUANTITY_START}")
-# Three numbers or more joined by dashes are a series, not a range: "NPK 5-10-3".
-_ONE = rf"{QUANTITY_START}[^{QUANTITY_START}{QUANTITY_END}]*{QUANTITY_END}"
-_SERIES = re.compile(rf"{_ONE}(?:[-–]{_ONE}){{2,}}")
-_SERIES_DASH = re.compile(rf"(?<={QUANTITY_END})[-–](?={QUANTITY_START})")
+# "Dịch ASF (dịch tả lợn châu Phi)": once the abbreviation is read, the brackets say it again.
+_IN_BRACKETS = re.compile(r"\s*\(\s*([^()\n]{3,80}?)\s*\)")
 _SENTENCE_START = re.compile(r"([.!?…]\s+)([^\W\d_])")
-_MARKS = re.compile(f"[{QUANTITY_START}{QUANTITY_END}]")
 _WORD = re.compile(r"[^\W\d_]+")
 _ROMAN_LETTERS = frozenset("IVXLC")
 _RESPELL = {"f": "ph", "j": "gi", "w": "u", "z": "d", "F": "Ph", "J": "Gi", "W": "U", "Z": "D"}
 _NOT_VIETNAMESE_LETTER = re.compile("[fjwzFJWZ]")
 
+
+def _symbol_class() -> str:
+    """A character class of the symbol blocks: emoji, dingbats, arrows, boxes, private use."""
+    blocks = ((0xA1, 0xFF), (0x2000, 0x2BFF), (0x2E00, 0x2E7F), (0x3000, 0x303F),
+              (0xE000, 0xF8FF), (0x1F000, 0x1FAFF))  # fmt: skip
+    ranges: list[list[int]] = []
+    for low, high in blocks:
+        for code in range(low, high + 1):
+            if unicodedata.category(chr(code)) not in ("So", "Sm", "Sk", "Co", "Cn"):
+                continue
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+# Symbols left once every rule has read its own ("°", "%", "±"): emoji, stars, boxes, arrows.
+_SYMBOLS = re.compile(f"[{_symbol_class()}]+")
 _DASH_PAUSE = re.compile(r"\s+[-–—]+\s+|\s*[–—]+\s*")
 _BRACKETS = re.compile(r"[()\[\]{}]")
 _AMPERSAND = re.compile(r"\s*&\s*")
 _SLASH_BETWEEN = re.compile(r"(?<=\w)\s*/\s*(?=\w)")
 _NOISE = re.compile(r"[-–—_*#~^|<>=+\\/•@$§¤©®™°º]")
+_ARROWS = re.compile(r"\s*[→⇒➔➜➝➞⟶]+\s*")
 _SPACES = re.compile(r"[ \t]+")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?…])")
 _PUNCT_BEFORE_PUNCT = re.compile(r"[,;:]\s*(?=[,.;:!?])")
@@ -200,30 +219,50 @@ def _speak_words(text: str, rules: _Rules) -> str:
     return _WORD.sub(replace, text)
 
 
+def _drop_said_twice(match: re.Match[str]) -> str:
+    """Brackets repeating the words just before them are dropped."""
+    said = " ".join(match.group(1).split()).casefold()
+    before = " ".join(match.string[max(0, match.start() - 100) : match.start()].split())
+    before = before.casefold()
+    whole = before.endswith(said) and not before[-len(said) - 1 : -len(said)].isalnum()
+    return "" if whole else match.group(0)
+
+
 def _speak_inline(text: str, rules: _Rules) -> str:
     """Apply the word-level rules to one block of running text."""
     text = _END_MARK.sub(".", text)
     text = _QUOTES.sub("", _APOSTROPHE_IN_WORD.sub("", text))
     text = links.substitute(text, rules.loanwords, rules.acronyms)
+    text = quantities.regroup_commas(text)
     text = rules.documents.substitute(text)
     text = phrases.substitute(text)
+    text = addresses.substitute(text)
+    text = plates.substitute(text)
     text = dates.WEEKDAY_RANGE.sub(dates.weekday_range, text)
     text = dates.WEEKDAY_SHORT.sub(dates.weekday_short, text)
+    text = _CODE_ZERO.sub(lambda m: f"{m.group(1)} {quantity(read_digits(m.group(2)))}", text)
     text = _LETTERS_DIGITS.sub(" ", text)
     if rules.pattern is not None:
         text = rules.in_brackets.sub(rules.drop_repeated, text)
         text = rules.pattern.sub(rules.expand, text)
+        text = _IN_BRACKETS.sub(_drop_said_twice, text)
     text = phones.substitute(text)
+    text = quantities.regroup_spaces(text)
     text = dates.SCHOOL_YEAR.sub(dates.school_year, text)
+    text = dates.SECOND_DAY_WORD.sub(r"\1", text)
+    text = dates.WEEKDAY_THEN_DAY.sub(r"\1, ", text)
     text = dates.DATE_RANGE.sub(dates.date_range, text)
     text = dates.DATE.sub(dates.date, text)
+    text = dates.SHORT_YEAR_DATE.sub(dates.short_year_date, text)
     text = dates.DAY_DASH_MONTH.sub(dates.day_dash_month, text)
     text = dates.QUARTER_YEAR.sub(dates.quarter_year, text)
     text = dates.NUMBER_OF_YEAR.sub(dates.number_of_year, text)
     text = dates.MONTH_YEAR.sub(dates.month_year, text)
     text = dates.DECIMAL_RATIO.sub(dates.decimal_ratio, text)
     text = dates.SLASH_PAIR.sub(dates.slash_pair, text)
+    text = dates.COLON_RATIO.sub(dates.colon_ratio, text)
     text = dates.TIME.sub(dates.time_of_day, text)
+    text = dates.HOUR_G.sub(dates.hour_g, text)
     text = dates.HOUR.sub(dates.hour, text)
     text = dates.ZERO_MINUTES.sub("", text)
     text = rules.units.substitute(text)
@@ -231,16 +270,9 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = dates.ORDINAL.sub(dates.ordinal, text)
     text = dates.MONTH.sub(dates.month, text)
     text = _NUMBER.sub(lambda m: quantity(read_number(m.group(0))), text)
-    text = _SERIES.sub(lambda m: _SERIES_DASH.sub(" ", m.group(0)), text)
-    text = _MARKS.sub(" ", _RANGE.sub(_range, text))
+    text = quantities.join(text)
     text = _speak_words(text, rules)
     return _clean_up(text)
-
-
-def _range(match: re.Match[str]) -> str:
-    """A dash between two quantities is "đến", except between the two halves of a position."""
-    before = match.string[max(0, match.start() - 12) : match.start()]
-    return ", " if before.endswith(("vĩ bắc", "vĩ nam")) else " đến "
 
 
 def _clean_up(text: str) -> str:
@@ -250,6 +282,9 @@ def _clean_up(text: str) -> str:
     text = _AMPERSAND.sub(" và ", text)
     text = _SLASH_BETWEEN.sub(", ", text)
     text = _NOISE.sub(" ", text)
+    if not text.isascii():
+        text = _ARROWS.sub(", ", text)
+        text = _SYMBOLS.sub(" ", text)
     text = _SPACES.sub(" ", text)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _PUNCT_BEFORE_PUNCT.sub("", text)

@@ -19,7 +19,8 @@ _DIGITS = rf"[0-9]{{3,}}(?:[ .-]{_GROUP})*"
 _CALL_WORDS = (
     r"gọi|gọi điện|liên hệ|liên lạc|điện thoại|đt|sđt|tel|hotline|đường dây nóng|tổng đài|"
     r"số máy|di động|zalo|fax|quay số|bấm số|nhắn tin|nhắn|stk|số tài khoản|tài khoản|cccd|cmnd|"
-    r"căn cước|căn cước công dân|chứng minh nhân dân|mã số thuế|mst|mã số|mã hồ sơ|số hiệu"
+    r"căn cước|căn cước công dân|chứng minh nhân dân|mã số thuế|mst|mã số|mã hồ sơ|số hiệu|"
+    r"mã bảo hiểm xã hội|mã bảo hiểm y tế|mã thẻ|số thẻ|mã định danh|số định danh"
 )
 _BRIDGE = r"(?:\s*:|\s+(?:số|ngay|đến|tới|qua|theo|là|máy|cho))*\s*"
 _NEXT = rf"(?:\s*(?:,|/|hoặc|hay|và|-)\s*{_DIGITS}(?![\d/]|[.,]\d))*"
@@ -27,7 +28,10 @@ CALLED = re.compile(
     rf"(?<!\w)((?i:{_CALL_WORDS}){_BRIDGE})({_DIGITS}(?![\d/]|[.,]\d){_NEXT})(?![^\W_])"
 )
 EMERGENCY = re.compile(r"(?<![\d.,/])(11[1-5](?:\s*[/,;]\s*11[1-5])+)(?![\d/])")
-_SERVICE = r"cứu hỏa|cứu hoả|cấp cứu|công an|cảnh sát|cứu nạn|cứu hộ|phòng cháy|báo cháy"
+_SERVICE = (
+    r"cứu hỏa|cứu hoả|cấp cứu|cứu thương|công an|cảnh sát|cứu nạn|cứu hộ|phòng cháy|chữa cháy|"
+    r"báo cháy"
+)
 EMERGENCY_AFTER_SERVICE = re.compile(rf"((?i:{_SERVICE})\s*:?\s*)(11[1-5])(?![\d/]|[.,]\d)")
 # A number that can only be a phone: a leading 0 and 9 to 11 digits, or a 1800/1900 line.
 MOBILE = re.compile(
@@ -36,6 +40,16 @@ MOBILE = re.compile(
     r"(?![\w-]|[.,][0-9])"
 )
 _SEPARATORS = re.compile(r"[ .-]+")
+# "+84 912 345 678": the country code, then the number without its leading zero.
+INTERNATIONAL = re.compile(
+    r"(?<![\w+])\+84[ .-]?([0-9]{2,3}(?:[ .-]?[0-9]{3,4}){2})(?![\w]|[.,][0-9])"
+)
+# Eight digits or more in one run, not a round sum ("5000000"): an identifier, read by digits.
+LONG_RUN = re.compile(
+    r"(?<![\w.,/-])[0-9]{8,}(?<!000)(?![\w/-]|[.,][0-9]|\s?(?:đồng|đ|VNĐ|VND)(?!\w))"
+)
+# "(0237) 3852 112": the area code in brackets belongs to the number.
+AREA_CODE = re.compile(r"\((0[0-9]{2,3})\)\s?(?=[0-9]{3})")
 
 
 def _grouped(number: str) -> str:
@@ -87,7 +101,10 @@ def _mobile(match: re.Match[str]) -> str:
 
 def substitute(text: str) -> str:
     """Read phone numbers, emergency numbers and identifiers in `text` digit by digit."""
+    text = AREA_CODE.sub(r"\1 ", text)
+    text = INTERNATIONAL.sub(lambda m: "cộng tám tư, " + _grouped(m.group(1)), text)
     text = CALLED.sub(_called, text)
     text = EMERGENCY.sub(lambda m: _several(m.group(1)), text)
     text = EMERGENCY_AFTER_SERVICE.sub(lambda m: m.group(1) + read_digits(m.group(2)), text)
-    return MOBILE.sub(_mobile, text)
+    text = MOBILE.sub(_mobile, text)
+    return LONG_RUN.sub(lambda m: _grouped(m.group(0)), text)

@@ -37,6 +37,7 @@ CHAINAGE = re.compile(
     r"(?<![\w.,])(?<![0-9]\s)(Km|KM|km)\s?([0-9]{1,4})(?:\s?\+\s?([0-9]{1,3}))?(?![0-9]|[.,][0-9])"
 )
 _SIGN = {"+": "cộng", "-": "âm", "−": "âm"}
+_NUMBER_NEXT = re.compile(r"\s+[+\-−]?[0-9]")
 _CLAUSE = re.compile(r"[^.;!?\n]*$")
 _PHONE_GROUP = re.compile(r"[ .-]?[0-9]")
 _EMERGENCY = frozenset({"111", "112", "113", "114", "115"})
@@ -133,7 +134,10 @@ def _alarm(match: re.Match[str]) -> str:
     word, low, high = match.groups()
     spoken = "báo động" if word == "BĐ" else word
     spoken += " " + _level(low)
-    return f"{spoken} đến {_level(high)}" if high else spoken
+    if high:
+        spoken += f" đến {_level(high)}"
+    # "trên BĐ2 0,25m": a pause keeps the level apart from the height ("hai, không phẩy ...").
+    return spoken + "," if _NUMBER_NEXT.match(match.string, match.end()) else spoken
 
 
 def _roman_range(match: re.Match[str]) -> str:

@@ -18,12 +18,16 @@ _LOGGER = logging.getLogger(__name__)
 # A line ending with one of these ends its sentence: the next line is never glued onto it.
 SENTENCE_END = ".!?…;:"
 
-_BULLET = re.compile(r"[-–—•+*●▪◦·](?:\s+|(?=[^\W\d_]))")
-_ROMAN_HEAD = re.compile(r"([IVXL]+)[.)]\s+")
+# Dashes, plus signs and the symbols word processors put before list items ("❖", "➢", "✓").
+_BULLET = re.compile(r"[-–—•+*●▪◦·❖➢➤►▶▸◆◇■□○✓✔✗✘→⇒☞]+(?:\s+|(?=[^\W\d_]))")
+# "I.", "II)", "III/", "IV - NỘI DUNG"; "1.", "1.2.", "2)", "3/", "(1)", "1 - Mục đích"; "a)", "b.",
+# "(c)": the marker of a head or a list item.
+_ROMAN_HEAD = re.compile(r"([IVXL]+)(?:[.)/]\s+|\s+[-–]\s+(?=[^\W\d_]))")
 _NUMBERED = re.compile(
-    r"([0-9]{1,2}(?:\.[0-9]{1,2})*)[.)]\s+|([0-9]{1,2}(?:\.[0-9]{1,2})+)\s+(?=[^\W\d_])"
+    r"([0-9]{1,2}(?:\.[0-9]{1,2})*)[.)/]\s+|([0-9]{1,2}(?:\.[0-9]{1,2})+)\s+(?=[^\W\d_])"
+    r"|\(([0-9]{1,2})\)\s*|([0-9]{1,2})\s+[-–]\s+(?=[^\W\d_])"
 )
-_LETTERED = re.compile(r"([a-zđA-ZĐ])\)\s+|([A-ZĐa-zđ])\.\s+(?=[^\W\d_])")
+_LETTERED = re.compile(r"([a-zđA-ZĐ])\)\s+|([A-ZĐa-zđ])\.\s+(?=[^\W\d_])|\(([a-zđ])\)\s*")
 _WORD = re.compile(r"[^\W\d_]+")
 # All-caps lines run on only when they are one name or title cut in two: the next line names a
 # place ("ỦY BAN NHÂN DÂN / XÃ HOẰNG HỢP"), one of them joins words ("... CÔNG TÁC PHÒNG CHỐNG /
@@ -37,6 +41,20 @@ _HEADING_CUT = re.compile(r"(?<!\w)(?:VÀ|CỦA|VỀ|CHO|TẠI|VỚI|TRONG|THEO|
 _WRAPPED_HEADING = 40  # characters: a longer all-caps line was probably wrapped
 # "CHƯƠNG II", "Phần 3", "MỤC 1": a section head alone on its line is a sentence of its own.
 _SECTION_HEAD = re.compile(r"(?i:chương|phần|mục|điều|tiết)\s+(?:[IVXL]+|[0-9]+)[.:]?")
+# A line of running text without final punctuation is a heading, a title or a list line, and
+# ends its sentence, unless it was visibly cut mid-sentence: the next line starts in lower case
+# or with a digit ("bà con / tham dự họp"), or the line ends with a comma, a hyphen or a word that
+# cannot end a sentence ("... ngày 27 tháng 10 năm 2023 của / UBND huyện").
+_CUT_AFTER = re.compile(
+    r"(?:[,\-–—(/&]|(?<!\w)(?i:của|và|hoặc|hay|các|những|mọi|về|cho|tại|với|trong|theo|nhằm|từ|"
+    r"đến|tới|ngày|số|là|thì|mà|để|do|bởi|như|gồm|đồng chí|đ/c|lúc|hồi|vào|căn cứ))$"
+)
+# "... nhân dân xã / Hoằng Hợp được biết", "... kính mời ông / Nguyễn Văn An": a word that names a
+# place or a person, then a line opening on a name of two capitalised words, is a name cut in two.
+_NAME_AFTER = re.compile(
+    r"(?<!\w)(?i:xã|huyện|tỉnh|thôn|xóm|bản|làng|ấp|phường|quận|thị trấn|thị xã|thành phố|sông|"
+    r"ông|bà|anh|chị|cụ)$"
+)
 _SPACES = re.compile(r"\s+")
 _HYPHEN_END = re.compile(r"\w-$")
 
@@ -71,10 +89,10 @@ def _split_marker(line: str) -> tuple[str, str, str]:
         return "roman", match.group(1), line[match.end() :]
     match = _NUMBERED.match(line)
     if match:
-        return "numbered", match.group(1) or match.group(2), line[match.end() :]
+        return "numbered", next(g for g in match.groups() if g), line[match.end() :]
     match = _LETTERED.match(line)
     if match:
-        return "lettered", match.group(1) or match.group(2), line[match.end() :]
+        return "lettered", next(g for g in match.groups() if g), line[match.end() :]
     match = _BULLET.match(line)
     if match:
         return "bullet", "", line[match.end() :]
@@ -94,6 +112,20 @@ def _double_spaced(gaps: list[int]) -> bool:
     return sum(1 for g in gaps if g == 1) > sum(1 for g in gaps if g == 0)
 
 
+def _text_goes_on(last: str, line: str) -> bool:
+    """True when running-text `line` continues `last`, cut mid-sentence (see _CUT_AFTER)."""
+    first = next((c for c in line if c.isalnum()), "")
+    if not first.isupper() or _CUT_AFTER.search(last[-12:]):
+        return True
+    return bool(_NAME_AFTER.search(last[-12:])) and _opens_on_a_name(line)
+
+
+def _opens_on_a_name(line: str) -> bool:
+    """True when `line` opens on two capitalised words, not acronyms: "Hoằng Hợp được biết"."""
+    words = line.split(maxsplit=2)[:2]
+    return len(words) == 2 and all(w[:1].isupper() and not w.isupper() for w in words)
+
+
 def _heading_goes_on(last: str, line: str) -> bool:
     """True when all-caps `line` continues the all-caps `last` (see _HEADING_GOES_ON)."""
     return bool(
@@ -107,7 +139,8 @@ def reflow(text: str, abbreviations: Container[str]) -> list[Block]:
     A line that does not end a sentence continues into the next non-empty line unless that
     line starts a new block (bullet, numbered or lettered item, roman-numeral head, all-caps
     heading after ordinary text), the line is a section head alone ("CHƯƠNG II"), two all-caps
-    lines are separate units (see _HEADING_GOES_ON) or a paragraph gap separates them: two
+    lines are separate units (see _HEADING_GOES_ON), a line of running text was not cut
+    mid-sentence (a title or a list line: see _CUT_AFTER) or a paragraph gap separates them: two
     blank lines in double-spaced text, one blank line otherwise.
     """
     entries: list[tuple[str, int]] = []
@@ -136,7 +169,7 @@ def reflow(text: str, abbreviations: Container[str]) -> list[Block]:
                 last[-1] not in SENTENCE_END
                 and heading == current.heading
                 and not _SECTION_HEAD.fullmatch(last)
-                and (not heading or _heading_goes_on(last, line))
+                and (_heading_goes_on(last, line) if heading else _text_goes_on(last, line))
             ):
                 current.lines.append(line)
                 continue

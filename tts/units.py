@@ -22,9 +22,26 @@ _PER_WORDS = (
     "cái", "chiếc", "suất", "xuất", "buổi", "lần", "ca", "sào", "mẫu", "công", "tấn", "tạ",
     "yến", "cân", "lít", "bao", "thùng", "hecta", "héc ta", "học sinh", "trẻ", "lớp", "cháu",
     "hội viên", "đoàn viên", "lao động", "vụ", "kỳ", "quý", "chỉ", "lượng", "m2", "m²", "m3", "m³",
+    "em", "liều", "mũi", "gói", "bộ", "chuyến", "xe", "thẻ", "đợt", "cây", "gốc", "hồ sơ",
+    "nhân khẩu", "phòng", "hội", "thôn", "xã", "đơn vị", "bình", "lọ", "hũ", "chai", "lứa",
 )  # fmt: skip
-MINUS = re.compile(rf"(?<![\w\d.,])[-−–](?=\s?{NUMBER}\s?(?:°|ºC|oC\b|độ\b))")
-MULTIPLY = re.compile(r"(?<=\d)\s*[x×]\s*(?=\d)")
+# After a sum of money any word is what the sum is counted in: "50.000đ/liều", "đồng/hộ nghèo".
+MONEY_RATE = re.compile(rf"(?<=đồng)({QUANTITY_END}?)/(?=[^\W\d_])")
+# A minus sign is glued to its temperature ("-2°C", "− 3 độ"); "18 - 20 độ" is a range.
+MINUS = re.compile(rf"(?<![\w\d.,])(?<![0-9]\s)(?:[-–]|−\s?)(?={NUMBER}\s?(?:°|ºC|oC\b|độ\b))")
+# "60 x 40", "1,5x2m", "5m x 20m": dimensions, "nhân".
+MULTIPLY = re.compile(r"(?:(?<=\d)|(?<=\d[a-zA-Z²³])|(?<=\d[a-zA-Z][a-zA-Z0-9²³]))\s*[x×]\s*(?=\d)")
+# "1tr5", "2tr25": millions and the hundreds of thousands after them, as people write prices.
+MILLIONS = re.compile(r"(?<![\w.,])([0-9]{1,3})tr([0-9]{1,3})(?!\w|[.,][0-9])")
+# "tăng x2": so many times as much.
+TIMES = re.compile(r"(?<![\w.,])[x×]\s?(?=[0-9]+(?![\w.,]|[.,][0-9]))")
+# "1m60": a person's height, metres then centimetres.
+HEIGHT = re.compile(r"(?<![\w.,])([12])m([0-9]{2})(?![\w.,])")
+# "256 tàu/1.024 lao động", "1.200 hộ/4.500 khẩu": two counts of the same people, "với".
+WITH_COUNT = re.compile(
+    rf"(?<!\w)((?i:hộ|tàu|thuyền|tàu thuyền|phương tiện|chiếc|lồng bè|lồng|bè))\s*/\s*"
+    rf"(?=[0-9]|{QUANTITY_START})"
+)
 # "mg/1 lít", "mm/24h": a rate over a number is said "trên".
 PER_NUMBER = re.compile(rf"(?<=[^\W\d_]|{QUANTITY_END})\s*/\s*(?=\d|{QUANTITY_START})")
 EQUALS = re.compile(r"\s*=\s*(?=[\w\d])")
@@ -35,8 +52,19 @@ _COMPARISON = {
     "≥": "từ",
     "≤": "không quá",
     "±": "cộng trừ",
+    "≈": "khoảng",
 }
-COMPARISON = re.compile(r"(?<![\w\d])([~><≥≤±])\s*(?=\d)")
+COMPARISON = re.compile(r"(?<![\w\d])([~><≥≤±≈])\s*(?=\d)")
+
+
+def _millions(match: re.Match[str]) -> str:
+    millions, rest = match.groups()
+    thousands = int(rest.ljust(3, "0"))
+    return quantity(f"{read_number(millions)} triệu {read_number(str(thousands))} nghìn")
+
+
+def _height(match: re.Match[str]) -> str:
+    return quantity(f"{read_number(match.group(1))} mét {read_number(match.group(2))}")
 
 
 class Units:
@@ -46,6 +74,11 @@ class Units:
         self._table = table
         names = "|".join(sorted(map(re.escape, table), key=len, reverse=True))
         self.with_number = re.compile(rf"(?<![\d.,])({NUMBER})\s?({names})(?![^\W_]|[²³])")
+        # "12.5%", "3.5m": an English decimal point before a unit (a section number has no unit).
+        self.dot_decimal = re.compile(
+            rf"(?<![\d.,])([0-9]+)\.([0-9]{{1,2}})"
+            rf"(?=\s?(?:{names}|triệu|tỷ|nghìn|ngàn)(?![^\W_]|[²³]))"
+        )
         per = sorted({*table, *_PER_WORDS}, key=len, reverse=True)
         self.rate = re.compile(
             rf"(?<=[^\W\d_]|{QUANTITY_END})/((?:{'|'.join(map(re.escape, per))}))(?![^\W_]|[²³])"
@@ -68,11 +101,17 @@ class Units:
     def substitute(self, text: str) -> str:
         """Read numbers with units, rates and lone unit symbols in `text`."""
         text = MINUS.sub("âm ", text)
+        text = HEIGHT.sub(_height, text)
+        text = MILLIONS.sub(_millions, text)
         text = MULTIPLY.sub(" nhân ", text)
+        text = TIMES.sub("gấp ", text)
         text = COMPARISON.sub(lambda m: _COMPARISON[m.group(1)] + " ", text)
         text = EQUALS.sub(" bằng ", text)
+        text = self.dot_decimal.sub(r"\1,\2", text)
         text = self.with_number.sub(self._with_number, text)
         text = self.rate.sub(self._rate, text)
+        text = MONEY_RATE.sub(r"\1 một ", text)
+        text = WITH_COUNT.sub(r"\1 với ", text)
         text = PER_NUMBER.sub(" trên ", text)
         return self.alone.sub(self._alone, text)
 

@@ -413,7 +413,7 @@ def engine_settings(piper_model: str | None, workdir: Path) -> dict[str, dict[st
     try:
         get_engine(GTTS).synthesize(PROBE_SENTENCE, workdir / "probe.mp3")
     except tts.TtsError as exc:
-        reason = str(exc).splitlines()[0]
+        reason = str(exc).splitlines()[0].split(" (")[0]  # the exception's repr adds nothing
         found[GTTS]["unavailable"] = reason if len(reason) <= 160 else f"{reason[:159]}…"
     model = piper_model or os.environ.get("LOA_PIPER_MODEL")
     if not model:
@@ -807,7 +807,8 @@ def table(result: dict) -> list[str]:
                 f"| `{name}` | — | not measured: {entry['unavailable']} | |"
                 + " |" * len(result["notices"])
             )
-        for channel, runs in entry["channels"].items():
+        for channel in [c for c in CHANNELS if c in entry["channels"]]:
+            runs = entry["channels"][channel]
             per_notice = [
                 _pct(float(np.mean([run["notices"][n]["cer"] for run in runs])))
                 for n in result["notices"]
@@ -820,7 +821,8 @@ def table(result: dict) -> list[str]:
     lines += ["", "Settings: " + "; ".join(
         f"`{name}` = {_setting_text(entry['setting'])}" for name, entry in results.items()
         if "unavailable" not in entry
-    ) + f". Horn chain (ffmpeg, before the levelling): `{HORN_CHAIN}`.", ""]  # fmt: skip
+    ) + f". Horn chain (ffmpeg, before the levelling; the grid measured it with makeup 1.6): "
+    f"`{PRODUCT_CHAIN}`.", ""]  # fmt: skip
     lines += ["The measure's own noise:", ""]
     for name, entry in results.items():
         for channel, runs in entry["channels"].items():
@@ -874,6 +876,7 @@ def merge(paths: Sequence[Path]) -> dict[str, Any]:
     merged["base"] = next(iter(merged["results"]))
     merged["comparison"] = compare(merged["results"], merged["base"])
     merged["took_s"] = round(sum(run["took_s"] for run in runs), 1)
+    merged["measured"] = " and ".join(dict.fromkeys(run.get("measured", "") for run in runs))
     return merged
 
 

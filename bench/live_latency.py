@@ -253,6 +253,15 @@ def measure(listeners: int, clicks: int, interval_s: float, drop_s: float) -> di
     }
 
 
+# What the table does not count: the wait before the voice, which the speaker's page shows.
+BEFORE_THE_VOICE = (
+    "These figures are the voice's delay once it flows. Before it, every receiver starts at the"
+    ' common start (3 s after "Bắt đầu" for khẩn cấp, 10 s for ưu tiên: the time a command '
+    "takes to reach a fleet) and rings the opening chime (2.65 s); the speaker's page counts "
+    "that down, so the first words are not lost (they would reach the recording only)."
+)
+
+
 def table(result: dict[str, Any]) -> list[str]:
     """The markdown section of bench/RESULTS.md."""
     rows = result["runs"]
@@ -287,7 +296,7 @@ def table(result: dict[str, Any]) -> list[str]:
             f" {row['drop_missed_clicks']}, {seconds(row['drop_latency_after_s'])} |"
         )
     met = all((row["latency_p95_s"] or 99) <= result["goal_p95_s"] for row in rows)
-    lines += ["", f"Goal met: **{'yes' if met else 'no'}**.", ""]
+    lines += ["", f"Goal met: **{'yes' if met else 'no'}**.", "", BEFORE_THE_VOICE, ""]
     return lines
 
 

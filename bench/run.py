@@ -91,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         "# Benchmark results",
         "",
-        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()} (`make bench`). Medians and "
-        "percentiles; each benchmark measures its floor in the same run, so read the ratios: the "
-        "machine is shared and noisy.",
+        f"Written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from each benchmark's last "
+        f"run (`make bench`, or `bench/run.py --only NAME`; stored in `bench/results/`) on "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+        "Medians and percentiles; each benchmark measures its floor in the same run, so read the "
+        "ratios: the machine is shared and noisy.",
         "",
     ]
     (BENCH_DIR / "RESULTS.md").write_text("\n".join(header + sections), encoding="utf-8")

@@ -190,15 +190,16 @@ def test_the_internal_flag_is_json_true_or_false(
 def test_another_communes_items_are_refused(
     client: FlaskClient, tokens: dict[str, str], service: BroadcastService, province: Province
 ) -> None:
-    """A broadcast aimed beyond the account's zone is refused (403); a bulletin outside it is
-    not found (404), as the pages answer."""
+    """Another commune's broadcast or bulletin is not found (404), like an id that names
+    nothing (a 403 told the officer that it exists); a broadcast that sounds in the commune but
+    was aimed beyond it (the province's) is refused (403)."""
     theirs = _item(service, "Tin xã Bình", province.village_b)
     province_wide = _item(service, "Tin của tỉnh", province.province)
     bulletin = service.bulletins.create_bulletin(province.officer_b, "Tin Bình", "Họp dân.")
     officer = _auth(tokens["an-officer"])
-    for broadcast in (theirs, province_wide):
+    for broadcast, status in ((theirs, 404), (province_wide, 403)):
         url = f"/api/v1/replay/broadcasts/{broadcast}/internal"
-        _refused(client.post(url, json={"internal": True}, headers=officer), 403)
+        _refused(client.post(url, json={"internal": True}, headers=officer), status)
     url = f"/api/v1/replay/bulletins/{bulletin}/internal"
     _refused(client.post(url, json={"internal": True}, headers=officer), 404)
     missing = "/api/v1/replay/broadcasts/999999/internal"

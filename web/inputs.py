@@ -39,7 +39,11 @@ _UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 
 class IdConverter(IntegerConverter):
     """`<int:…>` for the whole app: at most MAX_ID, else a 404 saying so (raised here rather
-    than "no match", which would make werkzeug answer 405 when the path has other methods)."""
+    than "no match", which would make werkzeug answer 405 when the path has other methods).
+    ASCII digits only: werkzeug's `\\d+` also matches "٣" or "３", which `int` reads as 3, so
+    `/broadcasts/٣` would act on broadcast 3 though no id is written so."""
+
+    regex = "[0-9]+"
 
     def to_python(self, value: str) -> int:
         if len(value) > 10 or int(value) > MAX_ID:

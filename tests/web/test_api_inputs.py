@@ -342,6 +342,24 @@ def test_ids_beyond_the_databases_range_in_paths_name_nothing(
         assert "beyond the largest id" in response.get_json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "digits", ["١", "１", "𝟏", "۱"], ids=["arabic", "fullwidth", "math", "persian"]
+)
+def test_ids_in_digits_other_than_ascii_name_nothing(
+    client: FlaskClient, tokens: dict[str, str], ids: dict[str, int], digits: str
+) -> None:
+    """werkzeug's `\\d+` took "١" and `int` read it as 1: `/replay/broadcasts/١/internal`
+    marked broadcast 1 internal (a 200 where the document allows only an integer)."""
+    for method, url in ID_ROUTES:
+        response = client.open(
+            url.format(digits),
+            method=method,
+            json={},
+            headers={"Authorization": f"Bearer {tokens['admin']}"},
+        )
+        assert response.status_code == 404, (method, url, response.get_data(as_text=True)[:300])
+
+
 def test_a_bulletin_id_beyond_the_range_in_a_body(
     client: FlaskClient, service: BroadcastService, tokens: dict[str, str], ids: dict[str, int]
 ) -> None:

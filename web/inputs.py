@@ -35,6 +35,9 @@ INT64_MIN = -(2**63)
 MAX_ID = 2**31 - 1  # the largest row id: ids are INTEGER columns, 32 bits on PostgreSQL
 MAX_DEPTH = 16  # a body is an object of lists at most; this leaves room and no more
 _UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+# Query arguments only ever compared with a few known values, any other value ignored (the
+# document says so for `lang`): a NUL there is one more value to ignore, not a 400.
+IGNORED_ARGS = frozenset({"lang"})
 
 
 class IdConverter(IntegerConverter):
@@ -61,10 +64,13 @@ def init_app(app: Flask) -> None:
 def refuse_nul() -> ResponseReturnValue | None:
     """A NUL in a query, a form field, a file name or a path segment: PostgreSQL's text (and
     a comparison with it) refuses the character, so it would end as a 500 there. The API
-    answers the JSON error naming the field, a page the 400 error page."""
+    answers the JSON error naming the field, a page the 400 error page. `IGNORED_ARGS` never
+    reach the database: a schema-valid `?lang=` is never refused."""
     if request.url_rule is None:  # no route: the 404 (or 405) says more than the NUL
         return None
-    named: list[tuple[str, str]] = [(key, value) for key, value in request.args.items(multi=True)]
+    named: list[tuple[str, str]] = [
+        (key, value) for key, value in request.args.items(multi=True) if key not in IGNORED_ARGS
+    ]
     named += [(key, str(value)) for key, value in (request.view_args or {}).items()]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         named += [(key or "", value) for key, value in request.form.items(multi=True)]

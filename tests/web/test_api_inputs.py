@@ -501,6 +501,21 @@ def test_nul_in_a_query_is_refused_by_name(
     assert error["field"] == field and "NUL" in error["message"], error
 
 
+def test_a_lang_with_nul_is_ignored_like_any_other_unknown_language(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    """The document takes any string for `?lang=` and says other values are ignored; it is
+    only compared with the locales, so a NUL there was refused (400) for nothing."""
+    for url in ("/api/v1/replay/feedback?lang=%00", "/api/v1/zones?lang=a%00b&x=1"):
+        response = client.get(url, headers={"Authorization": f"Bearer {tokens['officer']}"})
+        assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    refused = client.get(
+        "/api/v1/devices?lang=%00&zone=%00",
+        headers={"Authorization": f"Bearer {tokens['officer']}"},
+    )
+    assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "zone"
+
+
 # --- the same classes on the pages -------------------------------------------------------------
 
 

@@ -6,10 +6,10 @@ form, so no column takes them), NUL characters (PostgreSQL text refuses them), N
 infinities (`1e999` parses to `inf`), and nesting deep enough to exhaust the interpreter's
 stack. Every JSON body of `/api/v1` is read through `json_object`, which refuses all of these,
 and unknown fields, before a view sees the body; `integer` and friends then read one field each,
-as JSON says it (a JSON integer is not `2.7`, `"3"` or `true`). Ids in URLs go through
-`IdConverter` (the `int` converter of the whole app), bounded to MAX_ID, the range of an id on
-every supported database: a larger one is a 404, like any id that names nothing. Dates are
-bounded by the domain (`broadcast.clock`).
+as JSON says it (a JSON integer is not `2.7`, `"3"` or `true`; `3.0` is 3, as JSON Schema has
+it). Ids in URLs go through `IdConverter` (the `int` converter of the whole app), ASCII digits
+bounded to MAX_ID, the range of an id on every supported database: a larger one is a 404, like
+any id that names nothing. Dates are bounded by the domain (`broadcast.clock`).
 """
 
 from __future__ import annotations
@@ -229,8 +229,9 @@ def integer(
     data: dict[str, Any], key: str, default: int | None = None, *, low: int = INT64_MIN,
     high: int = INT64_MAX,
 ) -> int | None:  # fmt: skip
-    """A JSON integer from `low` to `high` (absent or null: `default`). Not a float such as
-    2.7 or 3.0, not a string, not true/false (Python's bool is an int; JSON's is not)."""
+    """A JSON integer from `low` to `high` (absent or null: `default`). Not a fraction such
+    as 2.7, not a string, not true/false (Python's bool is an int; JSON's is not); 3.0 is 3,
+    as JSON Schema's `integer` (the document's) says, so a client that writes it is obeyed."""
     value = data.get(key)
     if value is None:
         return default
@@ -255,6 +256,8 @@ def integers(
 
 
 def _whole(value: object, field: str, where: str, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():  # JSON Schema's integer takes 3.0
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         shown = json.dumps(value)[:40]
         raise ValidationError(

@@ -159,7 +159,7 @@ BROADCAST_FIELDS: dict[str, Any] = {
 }
 DELIVERY_STATE = {"type": "string", "enum": [state.value for state in DeliveryState]}
 INTERNAL_CHOICE = {
-    "type": "boolean",
+    "type": ["boolean", "null"],  # `web.inputs.flag`: null is the default
     "default": False,
     "description": "nội bộ: never on the commune's public replay page (nghe lại) nor its podcast",
 }
@@ -504,12 +504,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "title": {**TITLE_IN, "description": "default: the text's first line"},
             "text": TEXT,
             "make_script": {
-                "type": "boolean",
+                "type": ["boolean", "null"],
                 "default": False,
                 "description": "turn an official document into its broadcast script first",
             },
             "submit": {
-                "type": "boolean",
+                "type": ["boolean", "null"],
                 "default": False,
                 "description": "submit for approval at once",
             },

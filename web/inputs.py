@@ -56,8 +56,11 @@ class IdConverter(IntegerConverter):
 
 def init_app(app: Flask) -> None:
     """Before any blueprint adds its routes: their `<int:…>` ids become bounded ones; and
-    before any other check of a request, NUL in what it carries is refused."""
+    before any other check of a request, NUL in what it carries is refused. Doubled slashes
+    are not merged: werkzeug answered an empty path segment (`/replay/communes//items`, an
+    empty commune) with an HTML 308 to another URL, where the API answers a JSON 404."""
     app.url_map.converters["int"] = IdConverter
+    app.url_map.merge_slashes = False
     app.before_request(refuse_nul)
 
 

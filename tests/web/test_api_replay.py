@@ -130,6 +130,25 @@ def test_a_commune_out_of_reach_or_unknown_is_not_found(
         assert not session.get(Zone, "xa-binh").replay_public  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", "/api/v1/replay/communes//items"),
+        ("PATCH", "/api/v1/replay/communes//"),
+        ("POST", "/api/v1/replay/broadcasts//internal"),
+        ("GET", "/api/v1//replay/communes"),
+    ],
+)
+def test_an_empty_path_segment_is_a_json_404(
+    client: FlaskClient, tokens: dict[str, str], method: str, url: str
+) -> None:
+    """An empty commune (`communes//items`) was an HTML 308 to `communes/items`: werkzeug
+    merged the slashes. The document has no 308; the API answers what names nothing with 404."""
+    response = client.open(url, method=method, json={}, headers=_auth(tokens["an-officer"]))
+    _refused(response, 404)
+    assert "Location" not in response.headers
+
+
 def test_who_may_not_manage_the_replay_is_refused(
     client: FlaskClient, tokens: dict[str, str]
 ) -> None:

@@ -6,10 +6,10 @@ form, so no column takes them), NUL characters (PostgreSQL text refuses them), N
 infinities (`1e999` parses to `inf`), and nesting deep enough to exhaust the interpreter's
 stack. Every JSON body of `/api/v1` is read through `json_object`, which refuses all of these,
 and unknown fields, before a view sees the body; `integer` and friends then read one field each,
-as JSON says it (a JSON integer is not `2.7`, `"3"` or `true`). Ids in URLs go through
-`IdConverter` (the `int` converter of the whole app), bounded to MAX_ID, the range of an id on
-every supported database: a larger one is a 404, like any id that names nothing. Dates are
-bounded by the domain (`broadcast.clock`).
+as JSON says it (a JSON integer is not `2.7`, `"3"` or `true`; `3.0` is 3, as JSON Schema has
+it). Ids in URLs go through `IdConverter` (the `int` converter of the whole app), ASCII digits
+bounded to MAX_ID, the range of an id on every supported database: a larger one is a 404, like
+any id that names nothing. Dates are bounded by the domain (`broadcast.clock`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,18 @@ INT64_MIN = -(2**63)
 MAX_ID = 2**31 - 1  # the largest row id: ids are INTEGER columns, 32 bits on PostgreSQL
 MAX_DEPTH = 16  # a body is an object of lists at most; this leaves room and no more
 _UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+# Query arguments only ever compared with a few known values, any other value ignored (the
+# document says so for `lang`): a NUL there is one more value to ignore, not a 400.
+IGNORED_ARGS = frozenset({"lang"})
 
 
 class IdConverter(IntegerConverter):
     """`<int:…>` for the whole app: at most MAX_ID, else a 404 saying so (raised here rather
-    than "no match", which would make werkzeug answer 405 when the path has other methods)."""
+    than "no match", which would make werkzeug answer 405 when the path has other methods).
+    ASCII digits only: werkzeug's `\\d+` also matches "٣" or "３", which `int` reads as 3, so
+    `/broadcasts/٣` would act on broadcast 3 though no id is written so."""
+
+    regex = "[0-9]+"
 
     def to_python(self, value: str) -> int:
         if len(value) > 10 or int(value) > MAX_ID:
@@ -49,18 +56,24 @@ class IdConverter(IntegerConverter):
 
 def init_app(app: Flask) -> None:
     """Before any blueprint adds its routes: their `<int:…>` ids become bounded ones; and
-    before any other check of a request, NUL in what it carries is refused."""
+    before any other check of a request, NUL in what it carries is refused. Doubled slashes
+    are not merged: werkzeug answered an empty path segment (`/replay/communes//items`, an
+    empty commune) with an HTML 308 to another URL, where the API answers a JSON 404."""
     app.url_map.converters["int"] = IdConverter
+    app.url_map.merge_slashes = False
     app.before_request(refuse_nul)
 
 
 def refuse_nul() -> ResponseReturnValue | None:
     """A NUL in a query, a form field, a file name or a path segment: PostgreSQL's text (and
     a comparison with it) refuses the character, so it would end as a 500 there. The API
-    answers the JSON error naming the field, a page the 400 error page."""
+    answers the JSON error naming the field, a page the 400 error page. `IGNORED_ARGS` never
+    reach the database: a schema-valid `?lang=` is never refused."""
     if request.url_rule is None:  # no route: the 404 (or 405) says more than the NUL
         return None
-    named: list[tuple[str, str]] = [(key, value) for key, value in request.args.items(multi=True)]
+    named: list[tuple[str, str]] = [
+        (key, value) for key, value in request.args.items(multi=True) if key not in IGNORED_ARGS
+    ]
     named += [(key, str(value)) for key, value in (request.view_args or {}).items()]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         named += [(key or "", value) for key, value in request.form.items(multi=True)]
@@ -219,8 +232,9 @@ def integer(
     data: dict[str, Any], key: str, default: int | None = None, *, low: int = INT64_MIN,
     high: int = INT64_MAX,
 ) -> int | None:  # fmt: skip
-    """A JSON integer from `low` to `high` (absent or null: `default`). Not a float such as
-    2.7 or 3.0, not a string, not true/false (Python's bool is an int; JSON's is not)."""
+    """A JSON integer from `low` to `high` (absent or null: `default`). Not a fraction such
+    as 2.7, not a string, not true/false (Python's bool is an int; JSON's is not); 3.0 is 3,
+    as JSON Schema's `integer` (the document's) says, so a client that writes it is obeyed."""
     value = data.get(key)
     if value is None:
         return default
@@ -245,6 +259,8 @@ def integers(
 
 
 def _whole(value: object, field: str, where: str, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():  # JSON Schema's integer takes 3.0
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         shown = json.dumps(value)[:40]
         raise ValidationError(

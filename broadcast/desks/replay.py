@@ -35,7 +35,7 @@ from broadcast.const import BroadcastStatus, ZoneKind
 from broadcast.errors import N_, NotFound, PermissionDenied, ValidationError
 from broadcast.people import accounts, targets, zones
 from broadcast.people.permissions import Action
-from broadcast.sending.broadcasts import aimed_at_any, delivered_to_any
+from broadcast.sending.broadcasts import aimed_at_any, can_view, delivered_to_any
 from broadcast.store.db import Database
 from broadcast.store.json_lists import json_list_has_any
 from broadcast.store.models import Broadcast, Bulletin, Feedback, Schedule, User, Zone, utcnow
@@ -328,11 +328,13 @@ class ReplayDesk:
 
     def set_internal(self, user_id: int, broadcast_id: int, internal: bool) -> None:
         """Mark a broadcast internal (or not): whoever may manage the replay of every zone it
-        was aimed at (a province's broadcast is the province's to hide, not one commune's)."""
+        was aimed at (a province's broadcast is the province's to hide, not one commune's).
+        One the account cannot see (another commune's) is not found, as everywhere else: a
+        refusal would tell that the id exists."""
         with self._db.session() as session:
             user = accounts.require_user(session, user_id, Action.MANAGE_REPLAY)
             broadcast = session.get(Broadcast, broadcast_id)
-            if broadcast is None:
+            if broadcast is None or not can_view(session, user, broadcast):
                 raise NotFound(
                     N_("không có lượt phát “%(id)s”"), "unknown_broadcast", id=broadcast_id
                 )

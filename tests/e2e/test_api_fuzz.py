@@ -1,5 +1,5 @@
 """Schemathesis against a running `loa serve` (embedded broker on loopback, no receivers): every
-operation of `/api/v1/openapi.json` fuzzed as an admin, a viewer and a village head, the
+operation of `/api/v1/openapi.json` fuzzed with the token of every role (`ROLES`), the
 stateful phase following the document's links (create → read → approve → send → cancel), and
 no response may be a server error or differ from the document (status code, content type,
 headers, body).
@@ -18,9 +18,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from media_support import silent_mp3
 from processes import LoaProcess
 from service_support import approved_bulletin
 from support import REPO_ROOT, free_ports
@@ -30,6 +32,7 @@ from broadcast.fleet import registry
 from broadcast.people import accounts, zones
 from broadcast.service import BroadcastService
 from broadcast.settings import Settings
+from broadcast.store.models import Broadcast, Zone, utcnow
 
 CHECKS = ",".join(
     (
@@ -44,12 +47,17 @@ CHECKS = ",".join(
     )
 )
 PHASES = "examples,coverage,fuzzing,stateful"
-ROLES = {  # username: (role, village)
+ROLES = {  # username: (role, zone): every role, bound where its work is
     "quantri": (Role.ADMIN, None),
+    "canbo": (Role.OFFICER, "xa-an"),  # the commune's: its replay, its bulletins
+    "lanhdao": (Role.LEADER, "xa-an"),
     "xem": (Role.VIEWER, None),
     "truongthon1": (Role.VILLAGE_HEAD, "thon-1"),
+    "bientap": (Role.PROVINCE_EDITOR, None),
+    "nguon": (Role.SOURCE, None),
 }
 PASSWORD = "mat-khau-fuzz-2026"
+COMMUNE = "xa-an"  # the document's example of a commune
 RUN_LIMIT_S = int(os.environ.get("LOA_FUZZ_LIMIT_S", "240"))  # one role's run, at most
 
 
@@ -68,14 +76,17 @@ def artifacts_dir() -> Path:
 
 def _seed(settings: Settings) -> dict[str, str]:
     """A commune of two villages with a receiver each (ids as the document's examples), the
-    users of the run with their tokens, and one approved bulletin to schedule and send."""
+    users of the run with their tokens, one approved bulletin to schedule and send, and what
+    the replay routes name: a broadcast that sounded in the commune (id 1, the least id the
+    fuzzer tries) with a listener's feedback on it, the commune's page open."""
     service = BroadcastService(settings, connect_mqtt=False)
     try:
         with service.db.session() as session:
-            zones.create_zone(session, "xa-hoang-hop", "Xã Hoằng Hợp", ZoneKind.COMMUNE)
+            zones.create_zone(session, COMMUNE, "Xã An", ZoneKind.COMMUNE)
+            session.get(Zone, COMMUNE).replay_public = True  # type: ignore[union-attr]
             for village in ("thon-1", "thon-2"):
                 zones.create_zone(
-                    session, village, f"Thôn {village[-1]}", ZoneKind.VILLAGE, "xa-hoang-hop"
+                    session, village, f"Thôn {village[-1]}", ZoneKind.VILLAGE, COMMUNE
                 )
                 registry.register_device(
                     session,
@@ -85,14 +96,35 @@ def _seed(settings: Settings) -> dict[str, str]:
                     village,
                 )
             tokens, admin_id = {}, 0
-            for username, (role, village) in ROLES.items():
-                user = accounts.create_user(session, username, PASSWORD, role, village)
+            for username, (role, zone) in ROLES.items():
+                user = accounts.create_user(session, username, PASSWORD, role, zone)
                 tokens[username] = accounts.create_token(session, user)
                 admin_id = user.id if role is Role.ADMIN else admin_id
         approved_bulletin(service, admin_id, "Bản tin thử", "Họp dân lúc bảy giờ tối.")
+        sounded = _sounded_broadcast(service)
+        service.replay.give_feedback(COMMUNE, sounded, "Bà Lan", "Xin phát lại.", "127.0.0.1")
     finally:
         service.stop()
     return tokens
+
+
+def _sounded_broadcast(service: BroadcastService) -> int:
+    """A broadcast that finished in thôn 1 an hour ago, with media: on the commune's replay."""
+    sha = service.media.put_bytes(silent_mp3())
+    with service.db.session() as session:
+        row = Broadcast(
+            title="Tin đã phát",
+            text="Mất điện từ 14 giờ.",
+            priority="normal",
+            zone_ids=["thon-1"],
+            source="announcement",
+            status="finished",
+            play_at=utcnow() - timedelta(hours=1),
+            media_sha256=sha,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
 
 
 @pytest.fixture(scope="module")

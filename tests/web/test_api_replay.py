@@ -130,6 +130,25 @@ def test_a_commune_out_of_reach_or_unknown_is_not_found(
         assert not session.get(Zone, "xa-binh").replay_public  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", "/api/v1/replay/communes//items"),
+        ("PATCH", "/api/v1/replay/communes//"),
+        ("POST", "/api/v1/replay/broadcasts//internal"),
+        ("GET", "/api/v1//replay/communes"),
+    ],
+)
+def test_an_empty_path_segment_is_a_json_404(
+    client: FlaskClient, tokens: dict[str, str], method: str, url: str
+) -> None:
+    """An empty commune (`communes//items`) was an HTML 308 to `communes/items`: werkzeug
+    merged the slashes. The document has no 308; the API answers what names nothing with 404."""
+    response = client.open(url, method=method, json={}, headers=_auth(tokens["an-officer"]))
+    _refused(response, 404)
+    assert "Location" not in response.headers
+
+
 def test_who_may_not_manage_the_replay_is_refused(
     client: FlaskClient, tokens: dict[str, str]
 ) -> None:
@@ -190,15 +209,16 @@ def test_the_internal_flag_is_json_true_or_false(
 def test_another_communes_items_are_refused(
     client: FlaskClient, tokens: dict[str, str], service: BroadcastService, province: Province
 ) -> None:
-    """A broadcast aimed beyond the account's zone is refused (403); a bulletin outside it is
-    not found (404), as the pages answer."""
+    """Another commune's broadcast or bulletin is not found (404), like an id that names
+    nothing (a 403 told the officer that it exists); a broadcast that sounds in the commune but
+    was aimed beyond it (the province's) is refused (403)."""
     theirs = _item(service, "Tin xã Bình", province.village_b)
     province_wide = _item(service, "Tin của tỉnh", province.province)
     bulletin = service.bulletins.create_bulletin(province.officer_b, "Tin Bình", "Họp dân.")
     officer = _auth(tokens["an-officer"])
-    for broadcast in (theirs, province_wide):
+    for broadcast, status in ((theirs, 404), (province_wide, 403)):
         url = f"/api/v1/replay/broadcasts/{broadcast}/internal"
-        _refused(client.post(url, json={"internal": True}, headers=officer), 403)
+        _refused(client.post(url, json={"internal": True}, headers=officer), status)
     url = f"/api/v1/replay/bulletins/{bulletin}/internal"
     _refused(client.post(url, json={"internal": True}, headers=officer), 404)
     missing = "/api/v1/replay/broadcasts/999999/internal"

@@ -338,7 +338,7 @@ def test_the_officer_marks_an_item_internal(world: World) -> None:
     assert officer.post(url, data={"csrf_token": token, "internal": "1"}).status_code == 302
     assert "Tin thôn An" not in _client(world).get(_page_url(world)).get_data(as_text=True)
     other = f"/replay/broadcasts/{world.ids['other']}/internal"
-    assert officer.post(other, data={"csrf_token": token, "internal": "1"}).status_code == 403
+    assert officer.post(other, data={"csrf_token": token, "internal": "1"}).status_code == 404
 
 
 def test_a_village_head_and_a_viewer_may_not_manage(world: World) -> None:

@@ -137,7 +137,7 @@ def list_devices() -> Response:
     online = _flag("online")
     found, total = get_service().overview.receivers(
         current_user_id(),
-        zone_id=request.args.get("zone"),
+        zone_id=request.args.get("zone", "").strip() or None,  # empty: no filter, as in reports
         online=online,
         offset=(page - 1) * per_page,
         limit=per_page,

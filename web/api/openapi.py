@@ -98,6 +98,8 @@ TEXT = {
     "description": "what is read aloud; not only spaces",
 }
 TITLE = {"type": "string", "maxLength": MAX_TITLE_CHARS}
+# a request's title: `web.inputs.text` reads null as absent (the default title)
+TITLE_IN = {**TITLE, "type": ["string", "null"]}
 COMMENT = {"type": "string", "maxLength": MAX_COMMENT_CHARS}
 # local dates and times, years 2000-2099 (what a commune's programme and reports need)
 YEAR = "20[0-9]{2}"
@@ -157,7 +159,7 @@ BROADCAST_FIELDS: dict[str, Any] = {
 }
 DELIVERY_STATE = {"type": "string", "enum": [state.value for state in DeliveryState]}
 INTERNAL_CHOICE = {
-    "type": "boolean",
+    "type": ["boolean", "null"],  # `web.inputs.flag`: null is the default
     "default": False,
     "description": "nội bộ: never on the commune's public replay page (nghe lại) nor its podcast",
 }
@@ -279,7 +281,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "devices": DEVICE_IDS,
             "priority": {**PRIORITY, "default": Priority.EMERGENCY.value},
             "repeat": {**REPEAT, "default": 1},
-            "title": {**TITLE, "description": "default: the text's first line"},
+            "title": {**TITLE_IN, "description": "default: the text's first line"},
             "internal": INTERNAL_CHOICE,
         },
         required=["text"],
@@ -305,7 +307,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "default": DEFAULT_MINUTES,
                 "description": "the longest it may last: receivers stop then even without an end",
             },
-            "title": {**TITLE, "description": "default: Phát trực tiếp: <the speaker's name>"},
+            "title": {**TITLE_IN, "description": "default: Phát trực tiếp: <the speaker's name>"},
             "internal": {
                 **INTERNAL_CHOICE,
                 "description": "nội bộ: its recording never on the commune's public replay page",
@@ -499,15 +501,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "BulletinRequest": request_obj(
         {
-            "title": {**TITLE, "description": "default: the text's first line"},
+            "title": {**TITLE_IN, "description": "default: the text's first line"},
             "text": TEXT,
             "make_script": {
-                "type": "boolean",
+                "type": ["boolean", "null"],
                 "default": False,
                 "description": "turn an official document into its broadcast script first",
             },
             "submit": {
-                "type": "boolean",
+                "type": ["boolean", "null"],
                 "default": False,
                 "description": "submit for approval at once",
             },
@@ -525,7 +527,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "BulletinEdit": request_obj(
         {
-            "title": TITLE,
+            "title": TITLE_IN,
             "text": {**TEXT, "description": "the new script of a spoken bulletin (required there)"},
         }
     ),
@@ -1337,7 +1339,7 @@ SCHEMAS.update(
         "SendDownRequest": request_obj(
             {
                 "bulletin": {**ID, "description": "an existing bulletin of the province"},
-                "title": TITLE,
+                "title": TITLE_IN,
                 "text": {**TEXT, "description": "a bulletin written now (without `bulletin`)"},
                 "communes": {
                     "oneOf": [

@@ -170,7 +170,7 @@ def test_marking_internal_takes_an_item_off_and_back(world: World) -> None:
     assert "Tin thôn An" in _titles(world)
     with pytest.raises(PermissionDenied):  # the province's, not one commune's to hide
         desk.set_internal(p.officer_a, world.ids["province"], True)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound):  # another commune's: not even its existence is told
         desk.set_internal(p.officer_a, world.ids["other commune"], True)
     with pytest.raises(NotFound):
         desk.set_internal(p.officer_a, 999_999, True)

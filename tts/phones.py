@@ -48,6 +48,14 @@ INTERNATIONAL = re.compile(
 LONG_RUN = re.compile(
     r"(?<![\w.,/-])[0-9]{8,}(?<!000)(?![\w/-]|[.,][0-9]|\s?(?:đồng|đ|VNĐ|VND)(?!\w))"
 )
+# "0237.3852.xxx", "09xx.xxx.123", "1234***789": a number with digits hidden or left to fill in.
+# The digits shown are read in their groups and the placeholders left unsaid ("ích ích ích"
+# means nothing, and the dot before them would end the sentence). Possessive, so linear.
+MASKED = re.compile(
+    r"(?<![\w.,*])(?=[0-9]*+(?:[.-]?[0-9]++)*+[.-]?(?:[xX]{2}|\*))"
+    r"(?:[0-9]++|[xX]{2,}+|\*++)(?:[.-]?(?:[0-9]++|[xX]{2,}+|\*++))*+(?![\w*])"
+)
+_MASK = re.compile(r"[xX]+|\*+")
 # "(0237) 3852 112": the area code in brackets belongs to the number.
 AREA_CODE = re.compile(r"\((0[0-9]{2,3})\)\s?(?=[0-9]{3})")
 
@@ -99,8 +107,15 @@ def _mobile(match: re.Match[str]) -> str:
     return _grouped(match.group(0))
 
 
+def _masked(match: re.Match[str]) -> str:
+    """The digits shown, in their groups: the placeholders are not said."""
+    groups = [g for g in _SEPARATORS.split(_MASK.sub(" ", match.group(0))) if g]
+    return ", ".join(read_digits(g) for group in groups for g in _chunks(group))
+
+
 def substitute(text: str) -> str:
     """Read phone numbers, emergency numbers and identifiers in `text` digit by digit."""
+    text = MASKED.sub(_masked, text)
     text = AREA_CODE.sub(r"\1 ", text)
     text = INTERNATIONAL.sub(lambda m: "cộng tám tư, " + _grouped(m.group(1)), text)
     text = CALLED.sub(_called, text)

@@ -108,7 +108,10 @@ def _mobile(match: re.Match[str]) -> str:
 
 
 def _masked(match: re.Match[str]) -> str:
-    """The digits shown, in their groups: the placeholders are not said."""
+    """The digits shown, in their groups: the placeholders are not said. Letters alone are a
+    word or a roman numeral ("thế kỷ XX"), left as they are; stars alone say nothing."""
+    if not any(c.isdigit() for c in match.group(0)) and "*" not in match.group(0):
+        return match.group(0)
     groups = [g for g in _SEPARATORS.split(_MASK.sub(" ", match.group(0))) if g]
     return ", ".join(read_digits(g) for group in groups for g in _chunks(group))
 

@@ -38,6 +38,7 @@ _PART = re.compile(r"([^0-9]+)([0-9]*)")
 _NAMES_REGULATION = re.compile(r"quy định(?:\s+số)?\s*$")
 _SPLIT = re.compile(r"\s?[-–]\s?")
 _NUMBER_WORD = re.compile(r"(?i:số)\s*:?\s*$")
+_FORM = re.compile(r"(?i:mẫu)(?:\s+(?i:số))?\s*:?\s*$")
 _CLAUSE_END = re.compile(r"[.;:!?\n]")
 _LOOK_AHEAD = 100  # characters of the clause searched for "của <issuer>"
 
@@ -85,6 +86,14 @@ class DocumentNumbers:
         issuers = parts[1:] if kind else parts
         return kind, ", ".join(self.part(p) for p in issuers)
 
+    def _form_name(self, parts: list[str], before: str) -> str:
+        """A form's code word by word: "TK-SDDPNN" -> "tờ khai sử dụng đất phi nông nghiệp", the
+        kind left out when the words `before` just said it ("Tờ khai mẫu 01/TK-...")."""
+        kind = self._types.get(parts[0])
+        if kind and kind in before:
+            parts = parts[1:]
+        return " ".join(self._types.get(p) or self.part(p) for p in parts)
+
     def _issuer_repeated(self, text: str, end: int, issuer_code: str, issuer: str) -> bool:
         """True when the clause after the number says "của <issuer>" itself."""
         tail = text[end : end + _LOOK_AHEAD]
@@ -115,8 +124,11 @@ class DocumentNumbers:
         if number is None:  # "Số: /KH-UBND": the number is filled in by hand later
             return " ".join(w for w in (kind, of_issuer) if w) or issuer
         spoken = read_code_number(number)
-        if year:
-            spoken += f" năm {read_int(int(year))}"
+        if year:  # "100/2019": a pause, or "một trăm năm hai nghìn" is heard as 105 thousand
+            spoken += f", năm {read_int(int(year))}"
+        if _FORM.search(before):  # "mẫu số 01/TK-SDDPNN": a form's code names it, no issuer
+            named = " ".join(_NUMBER_WORD.sub("", before).lower().split()[-4:])
+            return f"{spoken}, {self._form_name(parts, named)}"
         if kind and said_number and not kind_named:  # "Số: 182/KH-UBND"
             return f"{spoken}, {kind} {of_issuer}".strip()
         words = [] if kind_named or not kind else [kind]
@@ -130,7 +142,7 @@ class DocumentNumbers:
         nghìn không trăm linh chín của Bộ Y tế"."""
         kind, number, year, issuer = match.groups()
         spoken = " ".join(read_code_number(p) for p in number.split("-"))
-        spoken = f"{kind} {spoken} năm {read_int(int(year))}"
+        spoken = f"{kind} {spoken}, năm {read_int(int(year))}"
         if issuer:
             spoken += " của " + ", ".join(self.part(p) for p in _SPLIT.split(issuer) if p)
         return spoken

@@ -58,11 +58,11 @@ def test_dates_times_numbers(written: str, spoken: str) -> None:
         ("Kế hoạch 182/KH-UBND", "Kế hoạch số một trăm tám mươi hai của Ủy ban nhân dân."),
         (
             "Nghị định 09/2017/NĐ-CP",
-            "Nghị định số không chín năm hai nghìn không trăm mười bảy của Chính phủ.",
+            "Nghị định số không chín, năm hai nghìn không trăm mười bảy của Chính phủ.",
         ),
         (
             "Luật số 104/2016/QH13",
-            "Luật số một trăm linh bốn năm hai nghìn không trăm mười sáu của Quốc hội khóa mười "
+            "Luật số một trăm linh bốn, năm hai nghìn không trăm mười sáu của Quốc hội khóa mười "
             "ba.",
         ),
         ("Tờ trình 12/TTr-UBND", "Tờ trình số mười hai của Ủy ban nhân dân."),

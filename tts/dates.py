@@ -103,6 +103,11 @@ ZERO_MINUTES = re.compile(r"(?<=giờ)\s+00(?!\d)(?:\s*phút)?")
 WEEKDAY_RANGE = re.compile(
     r"((?i:thứ))\s*([2-7])\s*[-–]\s*(?:(?i:thứ)\s*)?([2-7]|CN|(?i:chủ nhật))(?!\w)"
 )
+# "xếp thứ 1-2", "thứ 8 - 10": ranks, not weekdays (those run from 2 to 7, see WEEKDAY_RANGE).
+ORDINAL_RANGE = re.compile(
+    r"((?i:thứ))\s*([0-9]{1,2})\s*[-–]\s*(?:(?i:thứ)\s*)?([0-9]{1,2})"
+    r"(?![\w/-]|[.,][0-9]|\s*(?i:tháng|ngày))"
+)
 WEEKDAY_SHORT = re.compile(r"(?<![\w/])T([2-7])(?!\w)")
 ORDINAL = re.compile(r"((?i:thứ))\s+([0-9]+)(?![0-9/]|[.,][0-9])")
 MONTH = re.compile(r"((?i:tháng))\s+([0-9]{1,2})(?![0-9/]|[.,][0-9])")
@@ -299,6 +304,15 @@ def weekday_range(match: re.Match[str]) -> str:
     word, first, last = match.groups()
     end = f"thứ {read_ordinal(int(last))}" if last.isdigit() else "chủ nhật"
     return quantity(f"{word} {read_ordinal(int(first))}") + " đến " + quantity(end)
+
+
+def ordinal_range(match: re.Match[str]) -> str:
+    """Reads a range of ranks, "xếp thứ 1-2": "thứ nhất đến thứ hai"; weekdays are left."""
+    word, first, last = match.groups()
+    if 2 <= int(first) <= 7 and 2 <= int(last) <= 7:
+        return match.group(0)
+    spoken = quantity(f"{word} {read_ordinal(int(first))}")
+    return spoken + " đến " + quantity(f"thứ {read_ordinal(int(last))}")
 
 
 def weekday_short(match: re.Match[str]) -> str:

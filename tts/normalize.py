@@ -238,6 +238,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = phrases.substitute(text)
     text = addresses.substitute(text)
     text = plates.substitute(text)
+    text = dates.ORDINAL_RANGE.sub(dates.ordinal_range, text)
     text = dates.WEEKDAY_RANGE.sub(dates.weekday_range, text)
     text = dates.WEEKDAY_SHORT.sub(dates.weekday_short, text)
     text = _CODE_ZERO.sub(lambda m: f"{m.group(1)} {quantity(read_digits(m.group(2)))}", text)

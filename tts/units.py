@@ -55,6 +55,16 @@ _COMPARISON = {
     "≈": "khoảng",
 }
 COMPARISON = re.compile(r"(?<![\w\d])([~><≥≤±≈])\s*(?=\d)")
+# "khoảng ~50", "gần ~2 tỷ": the sign says the word just written; said once.
+_SAID_BEFORE = re.compile(r"(?<!\w)(?i:khoảng|chừng|xấp xỉ|gần|ước|ước tính|dự kiến)\s*$")
+
+
+def _comparison(match: re.Match[str]) -> str:
+    sign = match.group(1)
+    before = match.string[max(0, match.start() - 12) : match.start()]
+    if sign in "~≈" and _SAID_BEFORE.search(before):
+        return ""
+    return _COMPARISON[sign] + " "
 
 
 def _millions(match: re.Match[str]) -> str:
@@ -105,7 +115,7 @@ class Units:
         text = MILLIONS.sub(_millions, text)
         text = MULTIPLY.sub(" nhân ", text)
         text = TIMES.sub("gấp ", text)
-        text = COMPARISON.sub(lambda m: _COMPARISON[m.group(1)] + " ", text)
+        text = COMPARISON.sub(_comparison, text)
         text = EQUALS.sub(" bằng ", text)
         text = self.dot_decimal.sub(r"\1,\2", text)
         text = self.with_number.sub(self._with_number, text)

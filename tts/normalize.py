@@ -34,7 +34,14 @@ from .letters import (
     split_marked,
     strip_tones,
 )
-from .lexicon import default_abbreviations, document_codes, document_types, loanwords, units
+from .lexicon import (
+    default_abbreviations,
+    document_codes,
+    document_types,
+    loanwords,
+    names,
+    units,
+)
 from .numbers import quantity, read_digits, read_int, read_number, roman_value
 from .reflow import SENTENCE_END, Block, reflow
 from .units import Units, units_for
@@ -113,6 +120,11 @@ class _Rules:
     units: Units
     loanwords: Mapping[str, str]
     acronyms: frozenset[str]  # all-caps abbreviations in lower case, for "ubndxa@..." addresses
+    names: Mapping[str, str]  # vaccine and product names (names.tsv), keyed in lower case
+    name_pattern: re.Pattern[str]
+
+    def say_name(self, match: re.Match[str]) -> str:
+        return _match_case(match.group(0), self.names[" ".join(match.group(0).lower().split())])
 
     def expand(self, match: re.Match[str]) -> str:
         return self.abbreviations[match.group(0)]
@@ -149,7 +161,16 @@ def _rules(extra: tuple[tuple[str, str], ...]) -> _Rules:
         acronyms=frozenset(
             k.lower() for k in abbreviations if k.isalpha() and k.isupper() and k.isascii()
         ),
+        names=names(),
+        name_pattern=_name_pattern(names()),
     )
+
+
+def _name_pattern(table: Mapping[str, str]) -> re.Pattern[str]:
+    """Whole names in any case, the longest first, any run of spaces between their words."""
+    keys = sorted(table, key=len, reverse=True)
+    alternatives = "|".join(re.escape(k).replace(r"\ ", r"\s+") for k in keys) or "(?!)"
+    return re.compile(rf"(?i)(?<![\w-])(?:{alternatives})(?![\w-])")
 
 
 def _prepare(raw: str) -> str:
@@ -233,6 +254,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = _END_MARK.sub(".", text)
     text = _QUOTES.sub("", _APOSTROPHE_IN_WORD.sub("", text))
     text = links.substitute(text, rules.loanwords, rules.acronyms)
+    text = rules.name_pattern.sub(rules.say_name, text)
     text = quantities.regroup_commas(text)
     text = rules.documents.substitute(text)
     text = phrases.substitute(text)

@@ -55,6 +55,12 @@ MASKED = re.compile(
     r"(?<![\w.,*])(?=[0-9]*+(?:[.-]?[0-9]++)*+[.-]?(?:[xX]{2}|\*))"
     r"(?:[0-9]++|[xX]{2,}+|\*++)(?:[.-]?(?:[0-9]++|[xX]{2,}+|\*++))*+(?![\w*])"
 )
+# "số hiệu 12-345", "số seri 123-456-789", "Số hiệu văn bản 123-456": an identifier's digit
+# groups, read digit by digit, never a range ("mười hai đến ba trăm ...") or a sum.
+IDENTIFIER = re.compile(
+    r"(?<!\w)((?i:số hiệu|số seri|số sê ri|số sê-ri|số series|seri|số khung|số máy|mã hiệu|mã số)"
+    r"(?:\s+[^\W\d_]+){0,2}\s*:?\s*)([0-9]+(?:[-.][0-9]+)+)(?![\w-]|[.,][0-9])"
+)
 _MASK = re.compile(r"[xX]+|\*+")
 # "(0237) 3852 112": the area code in brackets belongs to the number.
 AREA_CODE = re.compile(r"\((0[0-9]{2,3})\)\s?(?=[0-9]{3})")
@@ -122,6 +128,7 @@ def substitute(text: str) -> str:
     text = AREA_CODE.sub(r"\1 ", text)
     text = INTERNATIONAL.sub(lambda m: "cộng tám tư, " + _grouped(m.group(1)), text)
     text = CALLED.sub(_called, text)
+    text = IDENTIFIER.sub(lambda m: m.group(1) + _grouped(m.group(2)), text)
     text = EMERGENCY.sub(lambda m: _several(m.group(1)), text)
     text = EMERGENCY_AFTER_SERVICE.sub(lambda m: m.group(1) + read_digits(m.group(2)), text)
     text = MOBILE.sub(_mobile, text)

@@ -67,6 +67,11 @@ _LETTERS_DIGITS = re.compile(
 )
 # "PC06", "A01": a code's zero-padded number is said digit by digit ("pê xê không sáu").
 _CODE_ZERO = re.compile(r"(?<!\w)([A-ZĐ]{1,4})(0[0-9]{1,3})(?!\w|[.,][0-9])")
+# "ĐV108", "TBR225", "CT07": letters glued to a number name a code (a rice variety, a form), not
+# the abbreviation they would be alone ("ĐV" is "đảng viên"): they are spelled. Places numbered
+# this way ("TDP12") keep their name.
+_GLUED_CODE = re.compile(r"(?<!\w)([A-ZĐ]{2,4})(?=[0-9]{2,}(?![0-9]))")
+_NUMBERED_PLACES = frozenset({"TDP", "KP", "KDC", "KCN", "CCN"})
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:,[0-9]+)?")
 # "Dịch ASF (dịch tả lợn châu Phi)": once the abbreviation is read, the brackets say it again.
 _IN_BRACKETS = re.compile(r"\s*\(\s*([^()\n]{3,80}?)\s*\)")
@@ -249,6 +254,11 @@ def _drop_said_twice(match: re.Match[str]) -> str:
     return "" if whole else match.group(0)
 
 
+def _code_letters(letters: str) -> str:
+    """The letters of a code, spelled, unless they name a numbered place ("TDP")."""
+    return letters if letters in _NUMBERED_PLACES else spell(letters)
+
+
 def _speak_inline(text: str, rules: _Rules) -> str:
     """Apply the word-level rules to one block of running text."""
     text = _END_MARK.sub(".", text)
@@ -263,7 +273,10 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = dates.ORDINAL_RANGE.sub(dates.ordinal_range, text)
     text = dates.WEEKDAY_RANGE.sub(dates.weekday_range, text)
     text = dates.WEEKDAY_SHORT.sub(dates.weekday_short, text)
-    text = _CODE_ZERO.sub(lambda m: f"{m.group(1)} {quantity(read_digits(m.group(2)))}", text)
+    text = _CODE_ZERO.sub(
+        lambda m: f"{_code_letters(m.group(1))} {quantity(read_digits(m.group(2)))}", text
+    )
+    text = _GLUED_CODE.sub(lambda m: _code_letters(m.group(1)) + " ", text)
     text = _LETTERS_DIGITS.sub(" ", text)
     if rules.pattern is not None:
         text = rules.in_brackets.sub(rules.drop_repeated, text)

@@ -38,7 +38,7 @@ _PART = re.compile(r"([^0-9]+)([0-9]*)")
 _NAMES_REGULATION = re.compile(r"quy định(?:\s+số)?\s*$")
 _SPLIT = re.compile(r"\s?[-–]\s?")
 _NUMBER_WORD = re.compile(r"(?i:số)\s*:?\s*$")
-_FORM = re.compile(r"(?i:mẫu)(?:\s+(?i:số))?\s*:?\s*$")
+_FORM = re.compile(r"(?i:mẫu)(?:\s+(?i:tờ khai|biểu|số))*\s*:?\s*$")
 _CLAUSE_END = re.compile(r"[.;:!?\n]")
 _LOOK_AHEAD = 100  # characters of the clause searched for "của <issuer>"
 

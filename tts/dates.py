@@ -84,7 +84,8 @@ DAY_DASH_MONTH = re.compile(
     r"((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})-([0-9]{1,2})(?![\d/-])(?!\s*(?i:tháng)\b)"
 )
 QUARTER_YEAR = re.compile(r"((?i:quý))\s+([IV]+|[1-4])\s*/\s*([0-9]{4})(?![\d/])")
-NUMBER_OF_YEAR = re.compile(r"((?i:số)\s+)([0-9]+)/([0-9]{4})(?![\d/])")
+# "số 12/2023", "đợt 1/2025", "lần 2/2024": a numbered act or round of a year, not a month.
+NUMBER_OF_YEAR = re.compile(r"((?i:số|đợt|lần|kỳ|kì)\s+)([0-9]+)/([0-9]{4})(?![\d/])")
 MONTH_YEAR = re.compile(
     r"(?<![\d/.,])(?:((?i:tháng)\s+)([0-9]{1,2})[/-]|([0-9]{1,2})/)([0-9]{4})(?![\d/])"
 )
@@ -189,9 +190,13 @@ def quarter_year(match: re.Match[str]) -> str:
 
 
 def number_of_year(match: re.Match[str]) -> str:
-    """Reads a numbered act of a year, "số 12/2023": "số mười hai năm hai nghìn ..."."""
+    """Reads a numbered act of a year, "số 12/2023": "số mười hai, năm hai nghìn ...", with the
+    pause of document numbers ("số 100/2019" is not "một trăm năm ...", 105)."""
     prefix, number, year = match.groups()
-    return f"{prefix}{quantity(read_code_number(number) + ' năm ' + read_int(int(year)))}"
+    spoken = (
+        read_code_number(number) if prefix.strip().casefold() == "số" else read_int(int(number))
+    )
+    return f"{prefix}{quantity(spoken + ', năm ' + read_int(int(year)))}"
 
 
 def month_year(match: re.Match[str]) -> str:

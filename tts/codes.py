@@ -141,7 +141,7 @@ class DocumentNumbers:
         """A standard's number, year and issuer: "QCVN 01:2009/BYT" -> "QCVN không một năm hai
         nghìn không trăm linh chín của Bộ Y tế"."""
         kind, number, year, issuer = match.groups()
-        spoken = " ".join(read_code_number(p) for p in number.split("-"))
+        spoken = " gạch ".join(read_code_number(p) for p in number.split("-"))
         spoken = f"{kind} {spoken}, năm {read_int(int(year))}"
         if issuer:
             spoken += " của " + ", ".join(self.part(p) for p in _SPLIT.split(issuer) if p)

@@ -41,6 +41,7 @@ _RATIO_AFTER = (
     "điểm", "tiêu chí", "chỉ tiêu", "xã", "phường", "thôn", "bản", "xóm", "tổ", "hộ", "người",
     "trường", "lớp", "học sinh", "phiếu", "đơn vị", "câu", "huyện", "tỉnh", "ca", "đại biểu",
     "thành viên", "cơ sở", "doanh nghiệp", "hợp tác xã", "mục tiêu", "nội dung", "bệnh nhân",
+    "vụ", "trường hợp", "hồ sơ", "đơn", "gia đình", "công trình", "hạng mục", "cử tri", "thửa",
 )  # fmt: skip
 _WEEKDAY = r"(?:(?i:thứ)\s*(?:[2-7]|(?i:hai|ba|tư|năm|sáu|bảy))|(?i:chủ nhật)|CN)"
 # "ngày thứ Ba", "ngày chủ nhật": the day is named, so the date after it takes no second "ngày".
@@ -90,6 +91,10 @@ MONTH_YEAR = re.compile(
     r"(?<![\d/.,])(?:((?i:tháng)\s+)([0-9]{1,2})[/-]|([0-9]{1,2})/)([0-9]{4})(?![\d/])"
 )
 DECIMAL_RATIO = re.compile(r"(?<![\d/.,])([0-9]+,[0-9]+)/([0-9]+)(?![\d/]|[.,]\d)")
+# "1.120/1.236 hộ": a count out of a count written with thousands, "trên".
+COUNT_RATIO = re.compile(
+    r"(?<![\d/.,])([0-9]{1,3}(?:\.[0-9]{3})+|[0-9]{1,3})/([0-9]{1,3}(?:\.[0-9]{3})+)(?![\d/]|[.,]\d)"
+)
 SLASH_PAIR = re.compile(r"(?<![\d/.,])([0-9]{1,3})/([0-9]{1,3})(h\b)?(?![\d/]|[.,]\d)")
 TIME = re.compile(
     r"(?<![\w:.,])([0-9]{1,2})(?:[hHgG]|:)([0-9]{2})(?::([0-9]{2}))?"

@@ -295,6 +295,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = dates.NUMBER_OF_YEAR.sub(dates.number_of_year, text)
     text = dates.MONTH_YEAR.sub(dates.month_year, text)
     text = dates.DECIMAL_RATIO.sub(dates.decimal_ratio, text)
+    text = dates.COUNT_RATIO.sub(r"\1 trên \2", text)
     text = dates.SLASH_PAIR.sub(dates.slash_pair, text)
     text = dates.COLON_RATIO.sub(dates.colon_ratio, text)
     text = dates.TIME.sub(dates.time_of_day, text)

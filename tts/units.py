@@ -22,6 +22,7 @@ _PER_WORDS = (
     "cái", "chiếc", "suất", "xuất", "buổi", "lần", "ca", "sào", "mẫu", "công", "tấn", "tạ",
     "yến", "cân", "lít", "bao", "thùng", "hecta", "héc ta", "học sinh", "trẻ", "lớp", "cháu",
     "hội viên", "đoàn viên", "lao động", "vụ", "kỳ", "quý", "chỉ", "lượng", "m2", "m²", "m3", "m³",
+    "nhà",
     "em", "liều", "mũi", "gói", "bộ", "chuyến", "xe", "thẻ", "đợt", "cây", "gốc", "hồ sơ",
     "nhân khẩu", "phòng", "hội", "thôn", "xã", "đơn vị", "bình", "lọ", "hũ", "chai", "lứa",
 )  # fmt: skip
@@ -30,7 +31,9 @@ MONEY_RATE = re.compile(rf"(?<=đồng)({QUANTITY_END}?)/(?=[^\W\d_])")
 # A minus sign is glued to its temperature ("-2°C", "− 3 độ"); "18 - 20 độ" is a range.
 MINUS = re.compile(rf"(?<![\w\d.,])(?<![0-9]\s)(?:[-–]|−\s?)(?={NUMBER}\s?(?:°|ºC|oC\b|độ\b))")
 # "60 x 40", "1,5x2m", "5m x 20m": dimensions, "nhân".
-MULTIPLY = re.compile(r"(?:(?<=\d)|(?<=\d[a-zA-Z²³])|(?<=\d[a-zA-Z][a-zA-Z0-9²³]))\s*[x×]\s*(?=\d)")
+MULTIPLY = re.compile(
+    r"(?:(?<=\d)|(?<=\d%)|(?<=\d[a-zA-Z²³])|(?<=\d[a-zA-Z][a-zA-Z0-9²³]))\s*[x×]\s*(?=\d)"
+)
 # "1tr5", "2tr25": millions and the hundreds of thousands after them, as people write prices.
 MILLIONS = re.compile(r"(?<![\w.,])([0-9]{1,3})tr([0-9]{1,3})(?!\w|[.,][0-9])")
 # "tăng x2": so many times as much.

@@ -52,7 +52,7 @@ LONG_RUN = re.compile(
 # The digits shown are read in their groups and the placeholders left unsaid ("ích ích ích"
 # means nothing, and the dot before them would end the sentence). Possessive, so linear.
 MASKED = re.compile(
-    r"(?<![\w.,*])(?=[0-9]*+(?:[.-]?[0-9]++)*+[.-]?(?:[xX]{2}|\*))"
+    r"(?<![\w.,*-])(?=[0-9]*+(?:[.-]?[0-9]++)*+[.-]?(?:[xX]{2}|\*))"
     r"(?:[0-9]++|[xX]{2,}+|\*++)(?:[.-]?(?:[0-9]++|[xX]{2,}+|\*++))*+(?![\w*])"
 )
 # "số hiệu 12-345", "số seri 123-456-789", "Số hiệu văn bản 123-456": an identifier's digit

@@ -20,7 +20,7 @@ _CODE_PART = r"[A-ZĐ][A-Za-zĐđƯư&]*[0-9]*"
 _CODE = rf"{_CODE_PART}(?:\s?[-–]\s?{_CODE_PART})*"
 # "07/CT-TTg", "09/2017/NĐ-CP", "/KH-UBND" (number left blank); the code has two letters or more.
 DOC_NUMBER = re.compile(
-    rf"(?<![\w/])(?:([0-9]+)(?:/([0-9]{{4}}))?)?/(?=[A-ZĐ][A-Za-zĐđƯư&])({_CODE})(?!\w)"
+    rf"(?<![\w/%])(?:([0-9]+)(?:/([0-9]{{4}}))?)?/(?=[A-ZĐ][A-Za-zĐđƯư&])({_CODE})(?!\w)"
 )
 # Party documents: "18-NQ/TW", "05-CT/TU".
 PARTY_DOC_NUMBER = re.compile(rf"(?<![\w/])([0-9]+)-({_CODE_PART})/({_CODE})(?!\w)")

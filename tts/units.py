@@ -47,6 +47,10 @@ WITH_COUNT = re.compile(
 )
 # "mg/1 lít", "mm/24h": a rate over a number is said "trên".
 PER_NUMBER = re.compile(rf"(?<=[^\W\d_]|{QUANTITY_END})\s*/\s*(?=\d|{QUANTITY_START})")
+# "đạt 85%/tổng đàn", "95%/KH": a share of a whole, said without a pause.
+PERCENT_OF = re.compile(
+    r"(?<=%)\s*/\s*(?=(?:tổng|kế hoạch|KH|chỉ tiêu|dân số|diện tích|số)(?!\w))", re.IGNORECASE
+)
 EQUALS = re.compile(r"\s*=\s*(?=[\w\d])")
 _COMPARISON = {
     "~": "khoảng",
@@ -120,6 +124,7 @@ class Units:
         text = TIMES.sub("gấp ", text)
         text = COMPARISON.sub(_comparison, text)
         text = EQUALS.sub(" bằng ", text)
+        text = PERCENT_OF.sub(" ", text)
         text = self.dot_decimal.sub(r"\1,\2", text)
         text = self.with_number.sub(self._with_number, text)
         text = self.rate.sub(self._rate, text)

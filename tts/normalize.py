@@ -65,8 +65,8 @@ _QUOTES = re.compile(r"[“”„\"«»‘’'`]")
 _LETTERS_DIGITS = re.compile(
     r"(?<=[A-ZĐ])(?<![0-9][HG])(?=[0-9])|(?<=[0-9])(?=[A-ZĐ])(?![HG](?:[0-9]|\b))"
 )
-# "PC06", "A01": a code's zero-padded number is said digit by digit ("pê xê không sáu").
-_CODE_ZERO = re.compile(r"(?<!\w)([A-ZĐ]{1,4})(0[0-9]{1,3})(?!\w|[.,][0-9])")
+# "PC06", "A01", "TB-03": a code's zero-padded number is said digit by digit ("pê xê không sáu").
+_CODE_ZERO = re.compile(r"(?<!\w)([A-ZĐ]{1,4})-?(0[0-9]{1,3})(?!\w|[.,][0-9])")
 # "ĐV108", "TBR225", "CT07": letters glued to a number name a code (a rice variety, a form), not
 # the abbreviation they would be alone ("ĐV" is "đảng viên"): they are spelled. Places numbered
 # this way ("TDP12") keep their name.

@@ -62,6 +62,10 @@ IDENTIFIER = re.compile(
     r"(?:\s+[^\W\d_]+){0,2}\s*:?\s*)([0-9]+(?:[-.][0-9]+)+)(?![\w-]|[.,][0-9])"
 )
 _MASK = re.compile(r"[xX]+|\*+")
+# "3520 2055 12345": digit groups apart that are no sum written with spaces ("1 250 000" has
+# groups of three after the first), nine digits or more: an account or card number, read by
+# digits in its groups.
+SPACED_ID = re.compile(r"(?<![\w.,/-])[0-9]{2,6}(?: [0-9]{2,6}){2,}(?![\w/-]|[.,][0-9])")
 # "(0237) 3852 112": the area code in brackets belongs to the number.
 AREA_CODE = re.compile(r"\((0[0-9]{2,3})\)\s?(?=[0-9]{3})")
 
@@ -122,6 +126,14 @@ def _masked(match: re.Match[str]) -> str:
     return ", ".join(read_digits(g) for group in groups for g in _chunks(group))
 
 
+def _spaced_id(match: re.Match[str]) -> str:
+    first, *rest = match.group(0).split(" ")
+    short = len(match.group(0)) - len(rest) < 9  # "12 15 20": a few numbers, not an account
+    if short or (len(first) <= 3 and all(len(g) == 3 for g in rest)):
+        return match.group(0)
+    return _grouped(match.group(0))
+
+
 def substitute(text: str) -> str:
     """Read phone numbers, emergency numbers and identifiers in `text` digit by digit."""
     text = MASKED.sub(_masked, text)
@@ -132,4 +144,5 @@ def substitute(text: str) -> str:
     text = EMERGENCY.sub(lambda m: _several(m.group(1)), text)
     text = EMERGENCY_AFTER_SERVICE.sub(lambda m: m.group(1) + read_digits(m.group(2)), text)
     text = MOBILE.sub(_mobile, text)
+    text = SPACED_ID.sub(_spaced_id, text)
     return LONG_RUN.sub(lambda m: _grouped(m.group(0)), text)

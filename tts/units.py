@@ -47,6 +47,8 @@ WITH_COUNT = re.compile(
 )
 # "mg/1 lít", "mm/24h": a rate over a number is said "trên".
 PER_NUMBER = re.compile(rf"(?<=[^\W\d_]|{QUANTITY_END})\s*/\s*(?=\d|{QUANTITY_START})")
+# "1.000m3/h": time symbols that are no unit of their own after a number.
+_PER_SYMBOLS = {"h": "giờ"}
 # "đạt 85%/tổng đàn", "95%/KH": a share of a whole, said without a pause.
 PERCENT_OF = re.compile(
     r"(?<=%)\s*/\s*(?=(?:tổng|kế hoạch|KH|chỉ tiêu|dân số|diện tích|số)(?!\w))", re.IGNORECASE
@@ -96,7 +98,7 @@ class Units:
             rf"(?<![\d.,])([0-9]+)\.([0-9]{{1,2}})"
             rf"(?=\s?(?:{names}|triệu|tỷ|nghìn|ngàn)(?![^\W_]|[²³]))"
         )
-        per = sorted({*table, *_PER_WORDS}, key=len, reverse=True)
+        per = sorted({*table, *_PER_WORDS, *_PER_SYMBOLS}, key=len, reverse=True)
         self.rate = re.compile(
             rf"(?<=[^\W\d_]|{QUANTITY_END})/((?:{'|'.join(map(re.escape, per))}))(?![^\W_]|[²³])"
         )
@@ -110,7 +112,7 @@ class Units:
 
     def _rate(self, match: re.Match[str]) -> str:
         unit = match.group(1)
-        return f" một {self._table.get(unit, unit)}"
+        return f" một {self._table.get(unit) or _PER_SYMBOLS.get(unit, unit)}"
 
     def _alone(self, match: re.Match[str]) -> str:
         return self._table[match.group(1)]

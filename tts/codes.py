@@ -22,6 +22,8 @@ _CODE = rf"{_CODE_PART}(?:\s?[-–]\s?{_CODE_PART})*"
 DOC_NUMBER = re.compile(
     rf"(?<![\w/%])(?:([0-9]+)(?:/([0-9]{{4}}))?)?/(?=[A-ZĐ][A-Za-zĐđƯư&])({_CODE})(?!\w)"
 )
+# "Số: ..../TB-UBND", "Số: ___/QĐ-UBND": the number left blank, to be filled in by hand.
+BLANK_NUMBER = re.compile(r"(?:\.{2,}+|…++|_{2,}+)\s*(?=/[A-ZĐ])")
 # Party documents: "18-NQ/TW", "05-CT/TU".
 PARTY_DOC_NUMBER = re.compile(rf"(?<![\w/])([0-9]+)-({_CODE_PART})/({_CODE})(?!\w)")
 # Standards: "QCVN 01:2009/BYT", "TCVN 5574:2018", "QCVN 01-1:2018/BYT": number, year, issuer.
@@ -150,6 +152,7 @@ class DocumentNumbers:
     def substitute(self, text: str) -> str:
         """Replace every document number and standard of `text` by its spoken form."""
         text = STANDARD.sub(self._standard, text)
+        text = BLANK_NUMBER.sub("", text)
         text = DOC_NUMBER.sub(self._replacer(lambda m: (m.group(1), m.group(2), m.group(3))), text)
         text = PARTY_DOC_NUMBER.sub(
             self._replacer(lambda m: (m.group(1), None, f"{_party_kind(m)}-{m.group(3)}")),

@@ -85,6 +85,10 @@ DAY_DASH_MONTH = re.compile(
     r"((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})-([0-9]{1,2})(?![\d/-])(?!\s*(?i:tháng)\b)"
 )
 QUARTER_YEAR = re.compile(r"((?i:quý))\s+([IV]+|[1-4])\s*/\s*([0-9]{4})(?![\d/])")
+# "ngày .../.../2025", "ngày xx/xx/2025": a date left blank but for its year, as in a template
+# ("ngày    tháng    năm 2025"): said "tháng ... năm" so no dot or "ích" is read.
+_BLANK = r"(?:\.{2,}+|…++|[xX]{2}|_{2,}+)"
+BLANK_DATE = re.compile(rf"(?<!\w){_BLANK}\s*/\s*{_BLANK}\s*/\s*(?=[0-9]{{4}}(?![0-9]))")
 # "số 12/2023", "đợt 1/2025", "lần 2/2024": a numbered act or round of a year, not a month.
 NUMBER_OF_YEAR = re.compile(r"((?i:số|đợt|lần|kỳ|kì)\s+)([0-9]+)/([0-9]{4})(?![\d/])")
 MONTH_YEAR = re.compile(

@@ -261,11 +261,13 @@ def _code_letters(letters: str) -> str:
 
 def _speak_inline(text: str, rules: _Rules) -> str:
     """Apply the word-level rules to one block of running text."""
+    text = dates.BLANK_DATE.sub(" tháng năm ", text)
     text = _END_MARK.sub(".", text)
     text = _QUOTES.sub("", _APOSTROPHE_IN_WORD.sub("", text))
     text = links.substitute(text, rules.loanwords, rules.acronyms)
     text = rules.name_pattern.sub(rules.say_name, text)
     text = quantities.regroup_commas(text)
+    text = phones.drop_masks(text)
     text = rules.documents.substitute(text)
     text = phrases.substitute(text)
     text = addresses.substitute(text)

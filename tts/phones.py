@@ -3,7 +3,8 @@
 "0912 345 678" is "không chín một hai, ba bốn năm, sáu bảy tám": a listener writes it down group
 by group. "113", "114", "115" (police, fire, ambulance) are said "một một ba" when the text
 calls them ("gọi 113", "113/114/115"), but "113 hộ" stays a hundred and thirteen households.
-An account or identity card number is read digit by digit too.
+An account or identity card number is read digit by digit too. A number with hidden digits
+("0237.3852.xxx", "1234***789") is read as far as it is shown (`drop_masks`).
 """
 
 import logging
@@ -60,6 +61,11 @@ MASKED = re.compile(
 IDENTIFIER = re.compile(
     r"(?<!\w)((?i:số hiệu|số seri|số sê ri|số sê-ri|số series|seri|số khung|số máy|mã hiệu|mã số)"
     r"(?:\s+[^\W\d_]+){0,2}\s*:?\s*)([0-9]+(?:[-.][0-9]+)+)(?![\w-]|[.,][0-9])"
+)
+# "0912 xxx xxx", "36A-xxx.xx": placeholders after the digits shown, apart from them.
+MASK_TAIL = re.compile(
+    r"(?:(?<=[0-9])[ .\-/]|(?<=[0-9][A-Z])[.\-])(?:[xX]{2,}+|\*{2,}+)"
+    r"(?:[ .\-/](?:[xX]{2,}+|\*{2,}+))*+(?![\w*])"
 )
 _MASK = re.compile(r"[xX]+|\*+")
 # "3520 2055 12345": digit groups apart that are no sum written with spaces ("1 250 000" has
@@ -134,9 +140,14 @@ def _spaced_id(match: re.Match[str]) -> str:
     return _grouped(match.group(0))
 
 
+def drop_masks(text: str) -> str:
+    """Read the digits shown of numbers with hidden digits ("0237.3852.xxx", "36A-xxx.xx"),
+    before any rule takes the placeholders for letters or the dots for sentence ends."""
+    return MASK_TAIL.sub("", MASKED.sub(_masked, text))
+
+
 def substitute(text: str) -> str:
     """Read phone numbers, emergency numbers and identifiers in `text` digit by digit."""
-    text = MASKED.sub(_masked, text)
     text = AREA_CODE.sub(r"\1 ", text)
     text = INTERNATIONAL.sub(lambda m: "cộng tám tư, " + _grouped(m.group(1)), text)
     text = CALLED.sub(_called, text)

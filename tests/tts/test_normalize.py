@@ -36,7 +36,7 @@ from tts import normalize
         ("Giá 50.000đ/m2", "Giá năm mươi nghìn đồng một mét vuông."),
         ("Tốc độ 60km/h", "Tốc độ sáu mươi ki lô mét trên giờ."),
         ("Lượng mưa 100-200mm", "Lượng mưa một trăm đến hai trăm mi li mét."),
-        ("NPK 5-10-3", "En pê ca năm mười ba."),
+        ("NPK 5-10-3", "En pê ca năm, mười, ba."),
         ("Tỷ lệ 85,5%", "Tỷ lệ tám mươi lăm phẩy năm phần trăm."),
         ("Rét đậm, -2°C", "Rét đậm, âm hai độ xê."),
         ("Có 05 hộ, thời gian 03 ngày", "Có năm hộ, thời gian ba ngày."),

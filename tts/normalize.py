@@ -7,12 +7,12 @@ the dictionaries in tts/data only, into plain spoken Vietnamese: one block (para
 list item) per line, each ending with punctuation, with no digit and no word that espeak-ng's
 Vietnamese voice would hand to its English rules.
 
-The rules run in an order that matters (see `_speak_inline`): addresses and document numbers
-before anything reads their digits, then the phrases read from their context (tts.phrases: "CT
-UBND", "BĐ2", "QL.1A", "đất ONT"), house numbers (tts.addresses: "số nhà 12/3") and number
-plates (tts.plates: "36A-123.45") before the abbreviations, phone numbers before dates, dates
-before fractions, all numbers before the dash between two of them is said "đến", and the words
-last.
+The rules run in an order that matters (see `_speak_inline`): product names (tts/data/names.tsv:
+"AVAC ASF LIVE") and numbers with hidden digits ("0237.3852.xxx") first, addresses and document
+numbers before anything reads their digits, then the phrases read from their context (tts.phrases:
+"CT UBND", "BĐ2", "QL.1A", "đất ONT"), house numbers (tts.addresses: "số nhà 12/3") and number
+plates (tts.plates: "36A-123.45") before the abbreviations, phone numbers before dates, dates before
+fractions, all numbers before the dash between two of them is said "đến", and the words last.
 """
 
 import functools

@@ -35,13 +35,15 @@ _FRACTION_AFTER = (
     "giá", "mức", "phần", "lãnh thổ", "sản lượng", "lực lượng", "cốc", "chén", "bát", "viên",
     "liều", "quả", "trong", "của", "các", "những",
 )  # fmt: skip
-# "đạt 19/19", "trực 24/7", "tỷ lệ", and "số 5/2" (a number, never "số ngày năm tháng hai").
-_RATIO_BEFORE = frozenset(("đạt", "trực", "lệ", "vụ", "số"))
+# "đạt 19/19", "trực 24/7", "tỷ lệ", "số 5/2" (a number, never "số ngày năm tháng hai") and a
+# rank out of so many ("xếp thứ 3/12").
+_RATIO_BEFORE = frozenset(("đạt", "trực", "lệ", "vụ", "số", "thứ"))
 _RATIO_AFTER = (
     "điểm", "tiêu chí", "chỉ tiêu", "xã", "phường", "thôn", "bản", "xóm", "tổ", "hộ", "người",
     "trường", "lớp", "học sinh", "phiếu", "đơn vị", "câu", "huyện", "tỉnh", "ca", "đại biểu",
     "thành viên", "cơ sở", "doanh nghiệp", "hợp tác xã", "mục tiêu", "nội dung", "bệnh nhân",
     "vụ", "trường hợp", "hồ sơ", "đơn", "gia đình", "công trình", "hạng mục", "cử tri", "thửa",
+    "đội",
 )  # fmt: skip
 _WEEKDAY = r"(?:(?i:thứ)\s*(?:[2-7]|(?i:hai|ba|tư|năm|sáu|bảy))|(?i:chủ nhật)|CN)"
 # "ngày thứ Ba", "ngày chủ nhật": the day is named, so the date after it takes no second "ngày".
@@ -245,7 +247,8 @@ def slash_pair(match: re.Match[str]) -> str:
         if proper and _followed_by(text, end, _FRACTION_AFTER):  # "3/5 số phiếu"
             return quantity(read_fraction(a, b))
         if before in _RATIO_BEFORE or _followed_by(text, end, _RATIO_AFTER) or hours:
-            return quantity(f"{read_int(a)} trên {read_int(b)}{unit}")
+            first_said = read_ordinal(a) if before == "thứ" else read_int(a)  # "thứ nhất trên 12"
+            return quantity(f"{first_said} trên {read_int(b)}{unit}")
         if proper and before in _FRACTION_BEFORE:  # "chiếm 3/4"
             return quantity(read_fraction(a, b))
     if _valid_date(a, b):

@@ -20,8 +20,10 @@ _CODE_PART = r"[A-ZĐ][A-Za-zĐđƯư&]*[0-9]*"
 _CODE = rf"{_CODE_PART}(?:\s?[-–]\s?{_CODE_PART})*"
 # "07/CT-TTg", "09/2017/NĐ-CP", "/KH-UBND" (number left blank); the code has two letters or more.
 DOC_NUMBER = re.compile(
-    rf"(?<![\w/])(?:([0-9]+)(?:/([0-9]{{4}}))?)?/(?=[A-ZĐ][A-Za-zĐđƯư&])({_CODE})(?!\w)"
+    rf"(?<![\w/%])(?:([0-9]+)(?:/([0-9]{{4}}))?)?/(?=[A-ZĐ][A-Za-zĐđƯư&])({_CODE})(?!\w)"
 )
+# "Số: ..../TB-UBND", "Số: ___/QĐ-UBND": the number left blank, to be filled in by hand.
+BLANK_NUMBER = re.compile(r"(?:\.{2,}+|…++|_{2,}+)\s*(?=/[A-ZĐ])")
 # Party documents: "18-NQ/TW", "05-CT/TU".
 PARTY_DOC_NUMBER = re.compile(rf"(?<![\w/])([0-9]+)-({_CODE_PART})/({_CODE})(?!\w)")
 # Standards: "QCVN 01:2009/BYT", "TCVN 5574:2018", "QCVN 01-1:2018/BYT": number, year, issuer.
@@ -38,6 +40,7 @@ _PART = re.compile(r"([^0-9]+)([0-9]*)")
 _NAMES_REGULATION = re.compile(r"quy định(?:\s+số)?\s*$")
 _SPLIT = re.compile(r"\s?[-–]\s?")
 _NUMBER_WORD = re.compile(r"(?i:số)\s*:?\s*$")
+_FORM = re.compile(r"(?i:mẫu)(?:\s+(?i:tờ khai|biểu|số))*\s*:?\s*$")
 _CLAUSE_END = re.compile(r"[.;:!?\n]")
 _LOOK_AHEAD = 100  # characters of the clause searched for "của <issuer>"
 
@@ -85,6 +88,14 @@ class DocumentNumbers:
         issuers = parts[1:] if kind else parts
         return kind, ", ".join(self.part(p) for p in issuers)
 
+    def _form_name(self, parts: list[str], before: str) -> str:
+        """A form's code word by word: "TK-SDDPNN" -> "tờ khai sử dụng đất phi nông nghiệp", the
+        kind left out when the words `before` just said it ("Tờ khai mẫu 01/TK-...")."""
+        kind = self._types.get(parts[0])
+        if kind and kind in before:
+            parts = parts[1:]
+        return " ".join(self._types.get(p) or self.part(p) for p in parts)
+
     def _issuer_repeated(self, text: str, end: int, issuer_code: str, issuer: str) -> bool:
         """True when the clause after the number says "của <issuer>" itself."""
         tail = text[end : end + _LOOK_AHEAD]
@@ -115,8 +126,11 @@ class DocumentNumbers:
         if number is None:  # "Số: /KH-UBND": the number is filled in by hand later
             return " ".join(w for w in (kind, of_issuer) if w) or issuer
         spoken = read_code_number(number)
-        if year:
-            spoken += f" năm {read_int(int(year))}"
+        if year:  # "100/2019": a pause, or "một trăm năm hai nghìn" is heard as 105 thousand
+            spoken += f", năm {read_int(int(year))}"
+        if _FORM.search(before):  # "mẫu số 01/TK-SDDPNN": a form's code names it, no issuer
+            named = " ".join(_NUMBER_WORD.sub("", before).lower().split()[-4:])
+            return f"{spoken}, {self._form_name(parts, named)}"
         if kind and said_number and not kind_named:  # "Số: 182/KH-UBND"
             return f"{spoken}, {kind} {of_issuer}".strip()
         words = [] if kind_named or not kind else [kind]
@@ -129,8 +143,8 @@ class DocumentNumbers:
         """A standard's number, year and issuer: "QCVN 01:2009/BYT" -> "QCVN không một năm hai
         nghìn không trăm linh chín của Bộ Y tế"."""
         kind, number, year, issuer = match.groups()
-        spoken = " ".join(read_code_number(p) for p in number.split("-"))
-        spoken = f"{kind} {spoken} năm {read_int(int(year))}"
+        spoken = " gạch ".join(read_code_number(p) for p in number.split("-"))
+        spoken = f"{kind} {spoken}, năm {read_int(int(year))}"
         if issuer:
             spoken += " của " + ", ".join(self.part(p) for p in _SPLIT.split(issuer) if p)
         return spoken
@@ -138,6 +152,7 @@ class DocumentNumbers:
     def substitute(self, text: str) -> str:
         """Replace every document number and standard of `text` by its spoken form."""
         text = STANDARD.sub(self._standard, text)
+        text = BLANK_NUMBER.sub("", text)
         text = DOC_NUMBER.sub(self._replacer(lambda m: (m.group(1), m.group(2), m.group(3))), text)
         text = PARTY_DOC_NUMBER.sub(
             self._replacer(lambda m: (m.group(1), None, f"{_party_kind(m)}-{m.group(3)}")),

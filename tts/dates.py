@@ -35,12 +35,15 @@ _FRACTION_AFTER = (
     "giá", "mức", "phần", "lãnh thổ", "sản lượng", "lực lượng", "cốc", "chén", "bát", "viên",
     "liều", "quả", "trong", "của", "các", "những",
 )  # fmt: skip
-# "đạt 19/19", "trực 24/7", "tỷ lệ", and "số 5/2" (a number, never "số ngày năm tháng hai").
-_RATIO_BEFORE = frozenset(("đạt", "trực", "lệ", "vụ", "số"))
+# "đạt 19/19", "trực 24/7", "tỷ lệ", "số 5/2" (a number, never "số ngày năm tháng hai") and a
+# rank out of so many ("xếp thứ 3/12").
+_RATIO_BEFORE = frozenset(("đạt", "trực", "lệ", "vụ", "số", "thứ"))
 _RATIO_AFTER = (
     "điểm", "tiêu chí", "chỉ tiêu", "xã", "phường", "thôn", "bản", "xóm", "tổ", "hộ", "người",
     "trường", "lớp", "học sinh", "phiếu", "đơn vị", "câu", "huyện", "tỉnh", "ca", "đại biểu",
     "thành viên", "cơ sở", "doanh nghiệp", "hợp tác xã", "mục tiêu", "nội dung", "bệnh nhân",
+    "vụ", "trường hợp", "hồ sơ", "đơn", "gia đình", "công trình", "hạng mục", "cử tri", "thửa",
+    "đội",
 )  # fmt: skip
 _WEEKDAY = r"(?:(?i:thứ)\s*(?:[2-7]|(?i:hai|ba|tư|năm|sáu|bảy))|(?i:chủ nhật)|CN)"
 # "ngày thứ Ba", "ngày chủ nhật": the day is named, so the date after it takes no second "ngày".
@@ -84,11 +87,20 @@ DAY_DASH_MONTH = re.compile(
     r"((?i:ngày|mồng|mùng)\s+)([0-9]{1,2})-([0-9]{1,2})(?![\d/-])(?!\s*(?i:tháng)\b)"
 )
 QUARTER_YEAR = re.compile(r"((?i:quý))\s+([IV]+|[1-4])\s*/\s*([0-9]{4})(?![\d/])")
-NUMBER_OF_YEAR = re.compile(r"((?i:số)\s+)([0-9]+)/([0-9]{4})(?![\d/])")
+# "ngày .../.../2025", "ngày xx/xx/2025": a date left blank but for its year, as in a template
+# ("ngày    tháng    năm 2025"): said "tháng ... năm" so no dot or "ích" is read.
+_BLANK = r"(?:\.{2,}+|…++|[xX]{2}|_{2,}+)"
+BLANK_DATE = re.compile(rf"(?<!\w){_BLANK}\s*/\s*{_BLANK}\s*/\s*(?=[0-9]{{4}}(?![0-9]))")
+# "số 12/2023", "đợt 1/2025", "lần 2/2024": a numbered act or round of a year, not a month.
+NUMBER_OF_YEAR = re.compile(r"((?i:số|đợt|lần|kỳ|kì)\s+)([0-9]+)/([0-9]{4})(?![\d/])")
 MONTH_YEAR = re.compile(
     r"(?<![\d/.,])(?:((?i:tháng)\s+)([0-9]{1,2})[/-]|([0-9]{1,2})/)([0-9]{4})(?![\d/])"
 )
 DECIMAL_RATIO = re.compile(r"(?<![\d/.,])([0-9]+,[0-9]+)/([0-9]+)(?![\d/]|[.,]\d)")
+# "1.120/1.236 hộ": a count out of a count written with thousands, "trên".
+COUNT_RATIO = re.compile(
+    r"(?<![\d/.,])([0-9]{1,3}(?:\.[0-9]{3})+|[0-9]{1,3})/([0-9]{1,3}(?:\.[0-9]{3})+)(?![\d/]|[.,]\d)"
+)
 SLASH_PAIR = re.compile(r"(?<![\d/.,])([0-9]{1,3})/([0-9]{1,3})(h\b)?(?![\d/]|[.,]\d)")
 TIME = re.compile(
     r"(?<![\w:.,])([0-9]{1,2})(?:[hHgG]|:)([0-9]{2})(?::([0-9]{2}))?"
@@ -102,6 +114,11 @@ HOUR = re.compile(r"(?<![\w:.,])([0-9]{1,3})[hH](?!\w)")
 ZERO_MINUTES = re.compile(r"(?<=giờ)\s+00(?!\d)(?:\s*phút)?")
 WEEKDAY_RANGE = re.compile(
     r"((?i:thứ))\s*([2-7])\s*[-–]\s*(?:(?i:thứ)\s*)?([2-7]|CN|(?i:chủ nhật))(?!\w)"
+)
+# "xếp thứ 1-2", "thứ 8 - 10": ranks, not weekdays (those run from 2 to 7, see WEEKDAY_RANGE).
+ORDINAL_RANGE = re.compile(
+    r"((?i:thứ))\s*([0-9]{1,2})\s*[-–]\s*(?:(?i:thứ)\s*)?([0-9]{1,2})"
+    r"(?![\w/-]|[.,][0-9]|\s*(?i:tháng|ngày))"
 )
 WEEKDAY_SHORT = re.compile(r"(?<![\w/])T([2-7])(?!\w)")
 ORDINAL = re.compile(r"((?i:thứ))\s+([0-9]+)(?![0-9/]|[.,][0-9])")
@@ -184,9 +201,13 @@ def quarter_year(match: re.Match[str]) -> str:
 
 
 def number_of_year(match: re.Match[str]) -> str:
-    """Reads a numbered act of a year, "số 12/2023": "số mười hai năm hai nghìn ..."."""
+    """Reads a numbered act of a year, "số 12/2023": "số mười hai, năm hai nghìn ...", with the
+    pause of document numbers ("số 100/2019" is not "một trăm năm ...", 105)."""
     prefix, number, year = match.groups()
-    return f"{prefix}{quantity(read_code_number(number) + ' năm ' + read_int(int(year)))}"
+    spoken = (
+        read_code_number(number) if prefix.strip().casefold() == "số" else read_int(int(number))
+    )
+    return f"{prefix}{quantity(spoken + ', năm ' + read_int(int(year)))}"
 
 
 def month_year(match: re.Match[str]) -> str:
@@ -226,7 +247,8 @@ def slash_pair(match: re.Match[str]) -> str:
         if proper and _followed_by(text, end, _FRACTION_AFTER):  # "3/5 số phiếu"
             return quantity(read_fraction(a, b))
         if before in _RATIO_BEFORE or _followed_by(text, end, _RATIO_AFTER) or hours:
-            return quantity(f"{read_int(a)} trên {read_int(b)}{unit}")
+            first_said = read_ordinal(a) if before == "thứ" else read_int(a)  # "thứ nhất trên 12"
+            return quantity(f"{first_said} trên {read_int(b)}{unit}")
         if proper and before in _FRACTION_BEFORE:  # "chiếm 3/4"
             return quantity(read_fraction(a, b))
     if _valid_date(a, b):
@@ -299,6 +321,15 @@ def weekday_range(match: re.Match[str]) -> str:
     word, first, last = match.groups()
     end = f"thứ {read_ordinal(int(last))}" if last.isdigit() else "chủ nhật"
     return quantity(f"{word} {read_ordinal(int(first))}") + " đến " + quantity(end)
+
+
+def ordinal_range(match: re.Match[str]) -> str:
+    """Reads a range of ranks, "xếp thứ 1-2": "thứ nhất đến thứ hai"; weekdays are left."""
+    word, first, last = match.groups()
+    if 2 <= int(first) <= 7 and 2 <= int(last) <= 7:
+        return match.group(0)
+    spoken = quantity(f"{word} {read_ordinal(int(first))}")
+    return spoken + " đến " + quantity(f"thứ {read_ordinal(int(last))}")
 
 
 def weekday_short(match: re.Match[str]) -> str:

@@ -2,8 +2,9 @@
 
 Everything a reader must know by heart (what "UBND" stands for, how "km/h" is said, that "Zalo"
 is "Da lô") lives in data, not in code: abbreviations.tsv, document_types.tsv,
-document_codes.tsv, units.tsv, loanwords.tsv, roads.tsv and land_uses.tsv. Each is KEY<TAB>spoken
-form, "#" comments; in_context.tsv has two more columns (the words around an abbreviation).
+document_codes.tsv, units.tsv, loanwords.tsv, names.tsv, roads.tsv and land_uses.tsv. Each is
+KEY<TAB>spoken form, "#" comments; in_context.tsv has two more columns (the words around an
+abbreviation).
 """
 
 import functools
@@ -112,6 +113,13 @@ def document_codes() -> Mapping[str, str]:
 def units() -> Mapping[str, str]:
     """units.tsv: unit symbols after a number ("km" -> "ki lô mét")."""
     return MappingProxyType(load_tsv("units.tsv"))
+
+
+@functools.cache
+def names() -> Mapping[str, str]:
+    """names.tsv: vaccine, medicine and product names as announcers say them, keyed in lower
+    case; a name may be several words ("AVAC ASF LIVE")."""
+    return MappingProxyType({k.lower(): v for k, v in load_tsv("names.tsv").items()})
 
 
 @functools.cache

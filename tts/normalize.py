@@ -7,12 +7,12 @@ the dictionaries in tts/data only, into plain spoken Vietnamese: one block (para
 list item) per line, each ending with punctuation, with no digit and no word that espeak-ng's
 Vietnamese voice would hand to its English rules.
 
-The rules run in an order that matters (see `_speak_inline`): addresses and document numbers
-before anything reads their digits, then the phrases read from their context (tts.phrases: "CT
-UBND", "BĐ2", "QL.1A", "đất ONT"), house numbers (tts.addresses: "số nhà 12/3") and number
-plates (tts.plates: "36A-123.45") before the abbreviations, phone numbers before dates, dates
-before fractions, all numbers before the dash between two of them is said "đến", and the words
-last.
+The rules run in an order that matters (see `_speak_inline`): product names (tts/data/names.tsv:
+"AVAC ASF LIVE") and numbers with hidden digits ("0237.3852.xxx") first, addresses and document
+numbers before anything reads their digits, then the phrases read from their context (tts.phrases:
+"CT UBND", "BĐ2", "QL.1A", "đất ONT"), house numbers (tts.addresses: "số nhà 12/3") and number
+plates (tts.plates: "36A-123.45") before the abbreviations, phone numbers before dates, dates before
+fractions, all numbers before the dash between two of them is said "đến", and the words last.
 """
 
 import functools
@@ -34,7 +34,14 @@ from .letters import (
     split_marked,
     strip_tones,
 )
-from .lexicon import default_abbreviations, document_codes, document_types, loanwords, units
+from .lexicon import (
+    default_abbreviations,
+    document_codes,
+    document_types,
+    loanwords,
+    names,
+    units,
+)
 from .numbers import quantity, read_digits, read_int, read_number, roman_value
 from .reflow import SENTENCE_END, Block, reflow
 from .units import Units, units_for
@@ -58,8 +65,13 @@ _QUOTES = re.compile(r"[“”„\"«»‘’'`]")
 _LETTERS_DIGITS = re.compile(
     r"(?<=[A-ZĐ])(?<![0-9][HG])(?=[0-9])|(?<=[0-9])(?=[A-ZĐ])(?![HG](?:[0-9]|\b))"
 )
-# "PC06", "A01": a code's zero-padded number is said digit by digit ("pê xê không sáu").
-_CODE_ZERO = re.compile(r"(?<!\w)([A-ZĐ]{1,4})(0[0-9]{1,3})(?!\w|[.,][0-9])")
+# "PC06", "A01", "TB-03": a code's zero-padded number is said digit by digit ("pê xê không sáu").
+_CODE_ZERO = re.compile(r"(?<!\w)([A-ZĐ]{1,4})-?(0[0-9]{1,3})(?!\w|[.,][0-9])")
+# "ĐV108", "TBR225", "CT07": letters glued to a number name a code (a rice variety, a form), not
+# the abbreviation they would be alone ("ĐV" is "đảng viên"): they are spelled. Places numbered
+# this way ("TDP12") keep their name.
+_GLUED_CODE = re.compile(r"(?<!\w)([A-ZĐ]{2,4})(?=[0-9]{2,}(?![0-9]))")
+_NUMBERED_PLACES = frozenset({"TDP", "KP", "KDC", "KCN", "CCN"})
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:,[0-9]+)?")
 # "Dịch ASF (dịch tả lợn châu Phi)": once the abbreviation is read, the brackets say it again.
 _IN_BRACKETS = re.compile(r"\s*\(\s*([^()\n]{3,80}?)\s*\)")
@@ -113,6 +125,11 @@ class _Rules:
     units: Units
     loanwords: Mapping[str, str]
     acronyms: frozenset[str]  # all-caps abbreviations in lower case, for "ubndxa@..." addresses
+    names: Mapping[str, str]  # vaccine and product names (names.tsv), keyed in lower case
+    name_pattern: re.Pattern[str]
+
+    def say_name(self, match: re.Match[str]) -> str:
+        return _match_case(match.group(0), self.names[" ".join(match.group(0).lower().split())])
 
     def expand(self, match: re.Match[str]) -> str:
         return self.abbreviations[match.group(0)]
@@ -149,7 +166,16 @@ def _rules(extra: tuple[tuple[str, str], ...]) -> _Rules:
         acronyms=frozenset(
             k.lower() for k in abbreviations if k.isalpha() and k.isupper() and k.isascii()
         ),
+        names=names(),
+        name_pattern=_name_pattern(names()),
     )
+
+
+def _name_pattern(table: Mapping[str, str]) -> re.Pattern[str]:
+    """Whole names in any case, the longest first, any run of spaces between their words."""
+    keys = sorted(table, key=len, reverse=True)
+    alternatives = "|".join(re.escape(k).replace(r"\ ", r"\s+") for k in keys) or "(?!)"
+    return re.compile(rf"(?i)(?<![\w-])(?:{alternatives})(?![\w-])")
 
 
 def _prepare(raw: str) -> str:
@@ -228,19 +254,31 @@ def _drop_said_twice(match: re.Match[str]) -> str:
     return "" if whole else match.group(0)
 
 
+def _code_letters(letters: str) -> str:
+    """The letters of a code, spelled, unless they name a numbered place ("TDP")."""
+    return letters if letters in _NUMBERED_PLACES else spell(letters)
+
+
 def _speak_inline(text: str, rules: _Rules) -> str:
     """Apply the word-level rules to one block of running text."""
+    text = dates.BLANK_DATE.sub(" tháng năm ", text)
     text = _END_MARK.sub(".", text)
     text = _QUOTES.sub("", _APOSTROPHE_IN_WORD.sub("", text))
     text = links.substitute(text, rules.loanwords, rules.acronyms)
+    text = rules.name_pattern.sub(rules.say_name, text)
     text = quantities.regroup_commas(text)
+    text = phones.drop_masks(text)
     text = rules.documents.substitute(text)
     text = phrases.substitute(text)
     text = addresses.substitute(text)
     text = plates.substitute(text)
+    text = dates.ORDINAL_RANGE.sub(dates.ordinal_range, text)
     text = dates.WEEKDAY_RANGE.sub(dates.weekday_range, text)
     text = dates.WEEKDAY_SHORT.sub(dates.weekday_short, text)
-    text = _CODE_ZERO.sub(lambda m: f"{m.group(1)} {quantity(read_digits(m.group(2)))}", text)
+    text = _CODE_ZERO.sub(
+        lambda m: f"{_code_letters(m.group(1))} {quantity(read_digits(m.group(2)))}", text
+    )
+    text = _GLUED_CODE.sub(lambda m: _code_letters(m.group(1)) + " ", text)
     text = _LETTERS_DIGITS.sub(" ", text)
     if rules.pattern is not None:
         text = rules.in_brackets.sub(rules.drop_repeated, text)
@@ -259,6 +297,7 @@ def _speak_inline(text: str, rules: _Rules) -> str:
     text = dates.NUMBER_OF_YEAR.sub(dates.number_of_year, text)
     text = dates.MONTH_YEAR.sub(dates.month_year, text)
     text = dates.DECIMAL_RATIO.sub(dates.decimal_ratio, text)
+    text = dates.COUNT_RATIO.sub(r"\1 trên \2", text)
     text = dates.SLASH_PAIR.sub(dates.slash_pair, text)
     text = dates.COLON_RATIO.sub(dates.colon_ratio, text)
     text = dates.TIME.sub(dates.time_of_day, text)

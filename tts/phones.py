@@ -3,7 +3,8 @@
 "0912 345 678" is "không chín một hai, ba bốn năm, sáu bảy tám": a listener writes it down group
 by group. "113", "114", "115" (police, fire, ambulance) are said "một một ba" when the text
 calls them ("gọi 113", "113/114/115"), but "113 hộ" stays a hundred and thirteen households.
-An account or identity card number is read digit by digit too.
+An account or identity card number is read digit by digit too. A number with hidden digits
+("0237.3852.xxx", "1234***789") is read as far as it is shown (`drop_masks`).
 """
 
 import logging
@@ -48,6 +49,29 @@ INTERNATIONAL = re.compile(
 LONG_RUN = re.compile(
     r"(?<![\w.,/-])[0-9]{8,}(?<!000)(?![\w/-]|[.,][0-9]|\s?(?:đồng|đ|VNĐ|VND)(?!\w))"
 )
+# "0237.3852.xxx", "09xx.xxx.123", "1234***789": a number with digits hidden or left to fill in.
+# The digits shown are read in their groups and the placeholders left unsaid ("ích ích ích"
+# means nothing, and the dot before them would end the sentence). Possessive, so linear.
+MASKED = re.compile(
+    r"(?<![\w.,*-])(?=[0-9]*+(?:[.-]?[0-9]++)*+[.-]?(?:[xX]{2}|\*))"
+    r"(?:[0-9]++|[xX]{2,}+|\*++)(?:[.-]?(?:[0-9]++|[xX]{2,}+|\*++))*+(?![\w*])"
+)
+# "số hiệu 12-345", "số seri 123-456-789", "Số hiệu văn bản 123-456": an identifier's digit
+# groups, read digit by digit, never a range ("mười hai đến ba trăm ...") or a sum.
+IDENTIFIER = re.compile(
+    r"(?<!\w)((?i:số hiệu|số seri|số sê ri|số sê-ri|số series|seri|số khung|số máy|mã hiệu|mã số)"
+    r"(?:\s+[^\W\d_]+){0,2}\s*:?\s*)([0-9]+(?:[-.][0-9]+)+)(?![\w-]|[.,][0-9])"
+)
+# "0912 xxx xxx", "36A-xxx.xx": placeholders after the digits shown, apart from them.
+MASK_TAIL = re.compile(
+    r"(?:(?<=[0-9])[ .\-/]|(?<=[0-9][A-Z])[.\-])(?:[xX]{2,}+|\*{2,}+)"
+    r"(?:[ .\-/](?:[xX]{2,}+|\*{2,}+))*+(?![\w*])"
+)
+_MASK = re.compile(r"[xX]+|\*+")
+# "3520 2055 12345": digit groups apart that are no sum written with spaces ("1 250 000" has
+# groups of three after the first), nine digits or more: an account or card number, read by
+# digits in its groups.
+SPACED_ID = re.compile(r"(?<![\w.,/-])[0-9]{2,6}(?: [0-9]{2,6}){2,}(?![\w/-]|[.,][0-9])")
 # "(0237) 3852 112": the area code in brackets belongs to the number.
 AREA_CODE = re.compile(r"\((0[0-9]{2,3})\)\s?(?=[0-9]{3})")
 
@@ -99,12 +123,37 @@ def _mobile(match: re.Match[str]) -> str:
     return _grouped(match.group(0))
 
 
+def _masked(match: re.Match[str]) -> str:
+    """The digits shown, in their groups: the placeholders are not said. Letters alone are a
+    word or a roman numeral ("thế kỷ XX"), left as they are; stars alone say nothing."""
+    if not any(c.isdigit() for c in match.group(0)) and "*" not in match.group(0):
+        return match.group(0)
+    groups = [g for g in _SEPARATORS.split(_MASK.sub(" ", match.group(0))) if g]
+    return ", ".join(read_digits(g) for group in groups for g in _chunks(group))
+
+
+def _spaced_id(match: re.Match[str]) -> str:
+    first, *rest = match.group(0).split(" ")
+    short = len(match.group(0)) - len(rest) < 9  # "12 15 20": a few numbers, not an account
+    if short or (len(first) <= 3 and all(len(g) == 3 for g in rest)):
+        return match.group(0)
+    return _grouped(match.group(0))
+
+
+def drop_masks(text: str) -> str:
+    """Read the digits shown of numbers with hidden digits ("0237.3852.xxx", "36A-xxx.xx"),
+    before any rule takes the placeholders for letters or the dots for sentence ends."""
+    return MASK_TAIL.sub("", MASKED.sub(_masked, text))
+
+
 def substitute(text: str) -> str:
     """Read phone numbers, emergency numbers and identifiers in `text` digit by digit."""
     text = AREA_CODE.sub(r"\1 ", text)
     text = INTERNATIONAL.sub(lambda m: "cộng tám tư, " + _grouped(m.group(1)), text)
     text = CALLED.sub(_called, text)
+    text = IDENTIFIER.sub(lambda m: m.group(1) + _grouped(m.group(2)), text)
     text = EMERGENCY.sub(lambda m: _several(m.group(1)), text)
     text = EMERGENCY_AFTER_SERVICE.sub(lambda m: m.group(1) + read_digits(m.group(2)), text)
     text = MOBILE.sub(_mobile, text)
+    text = SPACED_ID.sub(_spaced_id, text)
     return LONG_RUN.sub(lambda m: _grouped(m.group(0)), text)

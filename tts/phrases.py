@@ -36,6 +36,10 @@ _WATER_LEVEL = re.compile(r"(?i:mực nước)[^.;:!?\n]{0,40}$")
 CHAINAGE = re.compile(
     r"(?<![\w.,])(?<![0-9]\s)(Km|KM|km)\s?([0-9]{1,4})(?:\s?\+\s?([0-9]{1,3}))?(?![0-9]|[.,][0-9])"
 )
+# "cúm A/H1N1", "A(H5N1)": the subtype of a flu virus belongs to its "A", with no pause.
+FLU = re.compile(r"(?<!\w)A\s?(?:/\s?|\(\s?)(H[0-9]{1,2}N[0-9]{1,2})(?:\s?\))?(?!\w)")
+# "NPK 16-16-8", "NPK 5-10-3": a fertilizer's grade, three shares said apart, never a range.
+NPK = re.compile(r"(?<!\w)(NPK)[\s.:]*([0-9]{1,2})-([0-9]{1,2})-([0-9]{1,2})(?![\w-]|[.,][0-9])")
 _SIGN = {"+": "cộng", "-": "âm", "−": "âm"}
 _NUMBER_NEXT = re.compile(r"\s+[+\-−]?[0-9]")
 _CLAUSE = re.compile(r"[^.;!?\n]*$")
@@ -211,8 +215,12 @@ def _land_in_brackets(patterns: _Patterns, match: re.Match[str]) -> str:
 
 def substitute(text: str) -> str:
     """Read the context-dependent phrases of `text`: titles and organisations, alarm levels,
-    water levels, roads and chainages, land-use codes."""
+    water levels, roads and chainages, land-use codes, flu subtypes, fertilizer grades."""
     patterns = _patterns()
+    text = FLU.sub(r"A \1", text)
+    text = NPK.sub(
+        lambda m: f"{m.group(1)} " + ", ".join(read_int(int(g)) for g in m.groups()[1:]), text
+    )
     text = CHAINAGE.sub(_chainage, text)
     text = patterns.road.sub(functools.partial(_road, patterns), text)
     text = ALARM.sub(_alarm, text)

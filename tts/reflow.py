@@ -47,8 +47,22 @@ _SECTION_HEAD = re.compile(r"(?i:chương|phần|mục|điều|tiết)\s+(?:[IVX
 # cannot end a sentence ("... ngày 27 tháng 10 năm 2023 của / UBND huyện").
 _CUT_AFTER = re.compile(
     r"(?:[,\-–—(/&]|(?<!\w)(?i:của|và|hoặc|hay|các|những|mọi|về|cho|tại|với|trong|theo|nhằm|từ|"
-    r"đến|tới|ngày|số|là|thì|mà|để|do|bởi|như|gồm|đồng chí|đ/c|lúc|hồi|vào|căn cứ))$"
+    r"đến|tới|ngày|số|là|thì|mà|để|do|bởi|như|gồm|bao gồm|đồng chí|đ/c|lúc|hồi|vào|căn cứ|về việc|"
+    r"đã|sẽ|đang|kể từ))$"
 )
+# "Thực hiện / Kế hoạch số 12/KH-UBND": a verb that takes a document, then a line naming one. The
+# verb may end a heading ("Tổ chức thực hiện / UBND xã giao ..."), so the document must follow.
+_ACTS_ON = re.compile(
+    r"(?<!\w)(?i:thực hiện|triển khai|quán triệt|thi hành|hướng dẫn|ban hành|tinh thần|chấp hành)$"
+)
+_DOCUMENT = re.compile(
+    r"(?:Kế hoạch|Quyết định|Nghị định|Nghị quyết|Chỉ thị|Công văn|Công điện|Thông báo|Thông tư|"
+    r"Luật|Bộ luật|Hiến pháp|Pháp lệnh|Chương trình|Đề án|Hướng dẫn|Văn bản|Kết luận|Quy chế|"
+    r"Quy định|Điều lệ|Phong trào|Cuộc vận động)(?!\w)"
+)
+# A line opening on a number ("Kết quả / 15 hộ đã nộp thuế") starts a sentence after a title,
+# but goes on a long line the page wrapped ("... tiêm vắc xin cho / 15 trẻ").
+_WRAPPED_TEXT = 50
 # "... nhân dân xã / Hoằng Hợp được biết", "... kính mời ông / Nguyễn Văn An": a word that names a
 # place or a person, then a line opening on a name of two capitalised words, is a name cut in two.
 _NAME_AFTER = re.compile(
@@ -113,9 +127,14 @@ def _double_spaced(gaps: list[int]) -> bool:
 
 
 def _text_goes_on(last: str, line: str) -> bool:
-    """True when running-text `line` continues `last`, cut mid-sentence (see _CUT_AFTER)."""
+    """True when running-text `line` continues `last`, cut mid-sentence (see _CUT_AFTER,
+    _ACTS_ON, _WRAPPED_TEXT)."""
     first = next((c for c in line if c.isalnum()), "")
-    if not first.isupper() or _CUT_AFTER.search(last[-12:]):
+    if _CUT_AFTER.search(last[-12:]):
+        return True
+    if first.isdigit():
+        return len(last) >= _WRAPPED_TEXT
+    if not first.isupper() or (_ACTS_ON.search(last[-14:]) and _DOCUMENT.match(line)):
         return True
     return bool(_NAME_AFTER.search(last[-12:])) and _opens_on_a_name(line)
 

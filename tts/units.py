@@ -22,6 +22,7 @@ _PER_WORDS = (
     "cái", "chiếc", "suất", "xuất", "buổi", "lần", "ca", "sào", "mẫu", "công", "tấn", "tạ",
     "yến", "cân", "lít", "bao", "thùng", "hecta", "héc ta", "học sinh", "trẻ", "lớp", "cháu",
     "hội viên", "đoàn viên", "lao động", "vụ", "kỳ", "quý", "chỉ", "lượng", "m2", "m²", "m3", "m³",
+    "nhà",
     "em", "liều", "mũi", "gói", "bộ", "chuyến", "xe", "thẻ", "đợt", "cây", "gốc", "hồ sơ",
     "nhân khẩu", "phòng", "hội", "thôn", "xã", "đơn vị", "bình", "lọ", "hũ", "chai", "lứa",
 )  # fmt: skip
@@ -30,7 +31,9 @@ MONEY_RATE = re.compile(rf"(?<=đồng)({QUANTITY_END}?)/(?=[^\W\d_])")
 # A minus sign is glued to its temperature ("-2°C", "− 3 độ"); "18 - 20 độ" is a range.
 MINUS = re.compile(rf"(?<![\w\d.,])(?<![0-9]\s)(?:[-–]|−\s?)(?={NUMBER}\s?(?:°|ºC|oC\b|độ\b))")
 # "60 x 40", "1,5x2m", "5m x 20m": dimensions, "nhân".
-MULTIPLY = re.compile(r"(?:(?<=\d)|(?<=\d[a-zA-Z²³])|(?<=\d[a-zA-Z][a-zA-Z0-9²³]))\s*[x×]\s*(?=\d)")
+MULTIPLY = re.compile(
+    r"(?:(?<=\d)|(?<=\d%)|(?<=\d[a-zA-Z²³])|(?<=\d[a-zA-Z][a-zA-Z0-9²³]))\s*[x×]\s*(?=\d)"
+)
 # "1tr5", "2tr25": millions and the hundreds of thousands after them, as people write prices.
 MILLIONS = re.compile(r"(?<![\w.,])([0-9]{1,3})tr([0-9]{1,3})(?!\w|[.,][0-9])")
 # "tăng x2": so many times as much.
@@ -44,6 +47,12 @@ WITH_COUNT = re.compile(
 )
 # "mg/1 lít", "mm/24h": a rate over a number is said "trên".
 PER_NUMBER = re.compile(rf"(?<=[^\W\d_]|{QUANTITY_END})\s*/\s*(?=\d|{QUANTITY_START})")
+# "1.000m3/h": time symbols that are no unit of their own after a number.
+_PER_SYMBOLS = {"h": "giờ"}
+# "đạt 85%/tổng đàn", "95%/KH": a share of a whole, said without a pause.
+PERCENT_OF = re.compile(
+    r"(?<=%)\s*/\s*(?=(?:tổng|kế hoạch|KH|chỉ tiêu|dân số|diện tích|số)(?!\w))", re.IGNORECASE
+)
 EQUALS = re.compile(r"\s*=\s*(?=[\w\d])")
 _COMPARISON = {
     "~": "khoảng",
@@ -55,6 +64,16 @@ _COMPARISON = {
     "≈": "khoảng",
 }
 COMPARISON = re.compile(r"(?<![\w\d])([~><≥≤±≈])\s*(?=\d)")
+# "khoảng ~50", "gần ~2 tỷ": the sign says the word just written; said once.
+_SAID_BEFORE = re.compile(r"(?<!\w)(?i:khoảng|chừng|xấp xỉ|gần|ước|ước tính|dự kiến)\s*$")
+
+
+def _comparison(match: re.Match[str]) -> str:
+    sign = match.group(1)
+    before = match.string[max(0, match.start() - 12) : match.start()]
+    if sign in "~≈" and _SAID_BEFORE.search(before):
+        return ""
+    return _COMPARISON[sign] + " "
 
 
 def _millions(match: re.Match[str]) -> str:
@@ -79,7 +98,7 @@ class Units:
             rf"(?<![\d.,])([0-9]+)\.([0-9]{{1,2}})"
             rf"(?=\s?(?:{names}|triệu|tỷ|nghìn|ngàn)(?![^\W_]|[²³]))"
         )
-        per = sorted({*table, *_PER_WORDS}, key=len, reverse=True)
+        per = sorted({*table, *_PER_WORDS, *_PER_SYMBOLS}, key=len, reverse=True)
         self.rate = re.compile(
             rf"(?<=[^\W\d_]|{QUANTITY_END})/((?:{'|'.join(map(re.escape, per))}))(?![^\W_]|[²³])"
         )
@@ -93,7 +112,7 @@ class Units:
 
     def _rate(self, match: re.Match[str]) -> str:
         unit = match.group(1)
-        return f" một {self._table.get(unit, unit)}"
+        return f" một {self._table.get(unit) or _PER_SYMBOLS.get(unit, unit)}"
 
     def _alone(self, match: re.Match[str]) -> str:
         return self._table[match.group(1)]
@@ -105,8 +124,9 @@ class Units:
         text = MILLIONS.sub(_millions, text)
         text = MULTIPLY.sub(" nhân ", text)
         text = TIMES.sub("gấp ", text)
-        text = COMPARISON.sub(lambda m: _COMPARISON[m.group(1)] + " ", text)
+        text = COMPARISON.sub(_comparison, text)
         text = EQUALS.sub(" bằng ", text)
+        text = PERCENT_OF.sub(" ", text)
         text = self.dot_decimal.sub(r"\1,\2", text)
         text = self.with_number.sub(self._with_number, text)
         text = self.rate.sub(self._rate, text)

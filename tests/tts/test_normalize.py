@@ -36,7 +36,7 @@ from tts import normalize
         ("Giá 50.000đ/m2", "Giá năm mươi nghìn đồng một mét vuông."),
         ("Tốc độ 60km/h", "Tốc độ sáu mươi ki lô mét trên giờ."),
         ("Lượng mưa 100-200mm", "Lượng mưa một trăm đến hai trăm mi li mét."),
-        ("NPK 5-10-3", "En pê ca năm mười ba."),
+        ("NPK 5-10-3", "En pê ca năm, mười, ba."),
         ("Tỷ lệ 85,5%", "Tỷ lệ tám mươi lăm phẩy năm phần trăm."),
         ("Rét đậm, -2°C", "Rét đậm, âm hai độ xê."),
         ("Có 05 hộ, thời gian 03 ngày", "Có năm hộ, thời gian ba ngày."),
@@ -58,11 +58,11 @@ def test_dates_times_numbers(written: str, spoken: str) -> None:
         ("Kế hoạch 182/KH-UBND", "Kế hoạch số một trăm tám mươi hai của Ủy ban nhân dân."),
         (
             "Nghị định 09/2017/NĐ-CP",
-            "Nghị định số không chín năm hai nghìn không trăm mười bảy của Chính phủ.",
+            "Nghị định số không chín, năm hai nghìn không trăm mười bảy của Chính phủ.",
         ),
         (
             "Luật số 104/2016/QH13",
-            "Luật số một trăm linh bốn năm hai nghìn không trăm mười sáu của Quốc hội khóa mười "
+            "Luật số một trăm linh bốn, năm hai nghìn không trăm mười sáu của Quốc hội khóa mười "
             "ba.",
         ),
         ("Tờ trình 12/TTr-UBND", "Tờ trình số mười hai của Ủy ban nhân dân."),

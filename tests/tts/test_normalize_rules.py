@@ -30,7 +30,7 @@ from tts.phonemes import phonemes
         # A dash between two quantities is "đến", except in a series or a school year.
         ("Cấp 12-13", "Cấp mười hai đến mười ba."),
         ("Từ 1/6-15/6", "Từ ngày một tháng sáu đến ngày mười lăm tháng sáu."),
-        ("NPK 16-16-8", "En pê ca mười sáu mười sáu tám."),
+        ("NPK 16-16-8", "En pê ca mười sáu, mười sáu, tám."),
         (
             "Năm học 2024-2025",
             "Năm học hai nghìn không trăm hai mươi tư, hai nghìn không trăm hai mươi lăm.",

@@ -404,30 +404,41 @@ def render(text: str, setting: dict[str, Any] | None, workdir: Path) -> tuple[Pa
     return renderer.store.path(rendered.sha256), tts.normalize(text)
 
 
-def engine_settings(piper_model: str | None, workdir: Path) -> dict[str, dict[str, Any]]:
-    """The other engines to measure: each with its setting, or the reason it cannot be."""
+def gtts_setting(workdir: Path, **engine_options: Any) -> dict[str, Any]:
+    """gTTS's setting if Google's endpoint speaks a probe sentence, else the reason it did not."""
     import tts
     from tts.engines import get_engine
 
-    found: dict[str, dict[str, Any]] = {GTTS: {"engine": GTTS}}
     try:
-        get_engine(GTTS).synthesize(PROBE_SENTENCE, workdir / "probe.mp3")
+        get_engine(GTTS, **engine_options).synthesize(PROBE_SENTENCE, workdir / "probe.mp3")
     except tts.TtsError as exc:
         reason = str(exc).splitlines()[0].split(" (")[0]  # the exception's repr adds nothing
-        found[GTTS]["unavailable"] = reason if len(reason) <= 160 else f"{reason[:159]}…"
-    model = piper_model or os.environ.get("LOA_PIPER_MODEL")
+        return {"engine": GTTS, "unavailable": reason if len(reason) <= 160 else f"{reason[:159]}…"}
+    return {"engine": GTTS}
+
+
+def piper_setting(model: str | None) -> dict[str, Any]:
+    """Piper's setting for a voice file that passes `loa voice add`'s check, else why not."""
+    import tts
+
     if not model:
-        found[PIPER] = {
+        return {
             "engine": PIPER,
             "unavailable": "no voice file supplied (--piper FILE.onnx or LOA_PIPER_MODEL)",
         }
-    else:
-        try:
-            tts.check_piper_voice(Path(model))
-            found[PIPER] = {"engine": PIPER, "model": str(Path(model).resolve())}
-        except tts.TtsError as exc:
-            found[PIPER] = {"engine": PIPER, "unavailable": f"{model}: {exc}"}
-    return found
+    try:
+        tts.check_piper_voice(Path(model))
+    except tts.TtsError as exc:
+        return {"engine": PIPER, "unavailable": f"{model}: {exc}"}
+    return {"engine": PIPER, "model": str(Path(model).resolve())}
+
+
+def engine_settings(piper_model: str | None, workdir: Path) -> dict[str, dict[str, Any]]:
+    """The other engines to measure: each with its setting, or the reason it cannot be."""
+    return {
+        GTTS: gtts_setting(workdir),
+        PIPER: piper_setting(piper_model or os.environ.get("LOA_PIPER_MODEL")),
+    }
 
 
 def decode(path: Path) -> np.ndarray:

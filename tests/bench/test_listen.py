@@ -14,6 +14,8 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from piper_voice import make_voice
+from support import free_port
 
 RATE = 16_000
 
@@ -110,3 +112,80 @@ def test_horn_channel_mixes_at_the_asked_snr(listen: ModuleType, snr_db: float) 
     assert listen.measured_snr_db(speech, noisy, RATE) == pytest.approx(snr_db, abs=0.05)
     clean = listen.horn_channel(speech.astype(np.float32), RATE, None, seed=3)
     assert np.allclose(clean, listen.band_limit(speech, RATE))
+
+
+def test_gtts_that_cannot_reach_google_is_listed_with_the_reason(
+    listen: ModuleType, tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    setting = listen.gtts_setting(tmp_path, base_url=url, timeout=2)
+    assert setting["engine"] == "gtts"
+    assert "gTTS failed" in setting["unavailable"]
+    assert len(setting["unavailable"]) <= 160
+
+
+def test_a_piper_voice_is_measured_only_when_it_passes_the_check(
+    listen: ModuleType, tmp_path: Path
+) -> None:
+    voice = make_voice(tmp_path, ["Xin chào bà con."])
+    assert listen.piper_setting(str(voice)) == {"engine": "piper", "model": str(voice.resolve())}
+    missing = tmp_path / "vi_VN-missing.onnx"
+    refused = listen.piper_setting(str(missing))
+    assert refused["unavailable"].startswith(f"{missing}: ")
+    assert "LOA_PIPER_MODEL" in listen.piper_setting(None)["unavailable"]
+
+
+def _run(cer: float) -> dict:
+    return {
+        "seed": None,
+        "overall": {"cer": cer, "wer": 2 * cer},
+        "halves": {"odd": cer, "even": cer},
+        "notices": {"storm": {"cer": cer}},
+    }
+
+
+def test_the_table_lists_an_engine_not_measured_and_judges_the_goal_on_the_defaults(
+    listen: ModuleType,
+) -> None:
+    reason = "gTTS failed: Failed to connect"
+    result = {
+        "notices": ["storm"],
+        "chars": 1000,
+        "base": "defaults",
+        "results": {
+            "defaults": {
+                "setting": "product defaults",
+                "audio_s": 60.0,
+                "asr_s": 30.0,
+                "channels": {"snr10": [_run(0.39)], "clean": [_run(0.29)]},
+            },
+            "gtts": {
+                "setting": {"engine": "gtts", "unavailable": reason},
+                "unavailable": reason,
+                "channels": {},
+            },
+            "rate130_chain": {
+                "setting": listen.SETTINGS["rate130_chain"],
+                "audio_s": 70.0,
+                "asr_s": 35.0,
+                "channels": {"clean": [_run(0.5)], "snr10": [_run(0.6)]},
+            },
+        },
+        "comparison": {},
+        "model": {
+            "name": "Whisper base",
+            "versions": {"faster-whisper": "1"},
+            "compute_type": "int8",
+            "beam_size": 5,
+            "source": "PyPI",
+        },
+        "machine": "test",
+        "took_s": 60.0,
+        "measured": "today",
+    }
+    lines = listen.table(result)
+    assert f"| `gtts` | — | not measured: {reason} | |" in "\n".join(lines)
+    rows = [line for line in lines if line.startswith("| `defaults` |")]
+    assert [row.split(" | ")[1] for row in rows] == ["clean", "snr10"]  # the channels' order
+    goal = next(line for line in lines if line.startswith("Goal"))
+    assert "`defaults`" in goal and "**met** (0.290 and 0.390)" in goal

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from piper import voice as piper_voice
 from piper.phonemize_espeak import ESPEAK_DATA_DIR, EspeakPhonemizer
 
 HOP = 256
@@ -22,11 +23,23 @@ SAMPLE_RATE = 16000
 SPECIAL = ("_", "^", "$", " ")  # piper's pad, begin, end, and the word gap
 
 
+def _phonemes(texts: list[str]) -> set[str]:
+    """Every phoneme piper gives for `texts`, from piper's own process-wide phonemizer under its
+    lock. The espeak-ng inside piper's bridge is one global state: a second EspeakPhonemizer
+    initializes it again, and doing that in a process where a voice had already used it (or
+    was using it on a service's thread) crashed a test worker."""
+    with piper_voice._ESPEAK_PHONEMIZER_LOCK:
+        if piper_voice._ESPEAK_PHONEMIZER is None:
+            piper_voice._ESPEAK_PHONEMIZER = EspeakPhonemizer(ESPEAK_DATA_DIR)
+        phonemizer = piper_voice._ESPEAK_PHONEMIZER
+        sentences = [sentence for text in texts for sentence in phonemizer.phonemize("vi", text)]
+    return {phoneme for sentence in sentences for phoneme in sentence}
+
+
 def make_voice(directory: Path, texts: list[str]) -> Path:
     """Write `<directory>/vi_VN-loa_test-x_low.onnx` (+ `.onnx.json`) knowing every phoneme
     espeak-ng gives for `texts`; returns the model path."""
-    phonemizer = EspeakPhonemizer(ESPEAK_DATA_DIR)
-    seen = {p for text in texts for sentence in phonemizer.phonemize("vi", text) for p in sentence}
+    seen = _phonemes(texts)
     symbols = [*SPECIAL, *sorted(seen - set(SPECIAL))]
     tone = (0.4 * np.sin(np.arange(HOP) * 2 * np.pi * 4 / HOP)).astype(np.float32)
     graph = helper.make_graph(
